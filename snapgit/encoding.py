@@ -1,0 +1,401 @@
+"""Canonical bytes for values, rows and keys.
+
+Two encodings live here, and both are part of the store format (docs/format.md):
+
+**Values and rows** are msgpack. A row is a msgpack array of its values in the order of the
+column names sorted by their UTF-8 bytes, so the physical column order of a table never changes a
+row's identity. Scalars msgpack knows natively (nil, bool, int within 64 bits, float64, UTF-8 str,
+bin) are written natively; everything else is an ext type whose code is listed in ``Ext`` below.
+An SQL array is a msgpack array. Encoding the same value twice gives the same bytes, and decoding
+gives back an equal value (aware datetimes come back in UTC, the instant unchanged).
+
+**Keys** use an order-preserving encoding in the style of FoundationDB's tuple layer: the byte
+order of two encoded keys is the logical order of the key tuples, so a table's tree order never
+depends on a database's collation. Each element starts with a type code (``K`` below); values of
+one type sort logically, values of different types sort by type code.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import enum
+import hashlib
+import json
+import struct
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgpack
+
+from .errors import SnapError
+
+__all__ = [
+    "Ext",
+    "Json",
+    "EncodingError",
+    "encode_value",
+    "encode_row",
+    "decode_row",
+    "decode_value",
+    "canonical_value",
+    "canonical_json",
+    "encode_key",
+    "key_encoder",
+    "record_id",
+    "RECORD_TYPE",
+]
+
+
+class EncodingError(SnapError):
+    """A value that snapgit cannot encode."""
+
+
+class Ext(enum.IntEnum):
+    """msgpack ext type codes. Part of the format: never renumber."""
+
+    BIGINT = 1  # int outside [-2**63, 2**64): ASCII decimal text
+    DECIMAL = 2  # decimal.Decimal: ASCII text of str(d); scale kept ("1.50" != "1.5")
+    DATE = 3  # int32 BE: date.toordinal()
+    TIME = 4  # int64 BE: microseconds since midnight
+    DATETIME = 5  # int64 BE: microseconds since 0001-01-01T00:00:00 (naive)
+    DATETIME_TZ = 6  # int64 BE: microseconds since 0001-01-01T00:00:00 UTC (aware)
+    INTERVAL = 7  # int64 BE: microseconds (datetime.timedelta)
+    UUID = 8  # 16 bytes
+    JSON = 9  # UTF-8 canonical JSON text: sorted keys, no spaces
+    TIME_TZ = 10  # int64 BE microseconds since midnight + int32 BE UTC offset in seconds
+
+
+RECORD_TYPE = 1  # object type byte of a record; objects.py owns the rest
+
+_Q = struct.Struct(">q")
+_I = struct.Struct(">i")
+_QI = struct.Struct(">qi")
+_DT_ZERO = _dt.datetime(1, 1, 1)
+_DT_ZERO_UTC = _dt.datetime(1, 1, 1, tzinfo=_dt.timezone.utc)
+_US = _dt.timedelta(microseconds=1)
+_NAN = float("nan")
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+
+
+class Json:
+    """A JSON document held in a JSON column: kept apart from text, arrays and numbers.
+
+    Equality is by canonical text, so ``Json({"a": 1, "b": 2}) == Json({"b": 2, "a": 1})``.
+    """
+
+    __slots__ = ("value", "_text")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._text: str | None = None
+
+    @classmethod
+    def from_text(cls, text: str) -> "Json":
+        return cls(json.loads(text))
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = canonical_json(self.value)
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Json) and self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Json({self.text})"
+
+
+def canonical_json(value: Any) -> str:
+    """JSON text with sorted keys and no insignificant spaces."""
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise EncodingError(f"value is not JSON: {exc}") from exc
+
+
+def _micros_naive(v: _dt.datetime) -> int:
+    return (v - _DT_ZERO) // _US
+
+
+def _default(v: Any) -> msgpack.ExtType:
+    """msgpack calls this for every value it has no native form for."""
+    t = type(v)
+    if t is _dt.datetime:
+        if v.tzinfo is None:
+            return msgpack.ExtType(Ext.DATETIME, _Q.pack((v - _DT_ZERO) // _US))
+        return msgpack.ExtType(Ext.DATETIME_TZ, _Q.pack((v - _DT_ZERO_UTC) // _US))
+    if t is decimal.Decimal:
+        return msgpack.ExtType(Ext.DECIMAL, str(v).encode("ascii"))
+    if t is _dt.date:
+        return msgpack.ExtType(Ext.DATE, _I.pack(v.toordinal()))
+    if t is int or isinstance(v, int):
+        return msgpack.ExtType(Ext.BIGINT, str(int(v)).encode("ascii"))
+    if t is _dt.time:
+        micros = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+        if v.tzinfo is None:
+            return msgpack.ExtType(Ext.TIME, _Q.pack(micros))
+        offset = v.utcoffset()
+        if offset is None:
+            return msgpack.ExtType(Ext.TIME, _Q.pack(micros))
+        return msgpack.ExtType(Ext.TIME_TZ, _QI.pack(micros, int(offset.total_seconds())))
+    if t is _dt.timedelta:
+        return msgpack.ExtType(Ext.INTERVAL, _Q.pack(v // _US))
+    if t is uuid.UUID:
+        return msgpack.ExtType(Ext.UUID, v.bytes)
+    if t is Json:
+        return msgpack.ExtType(Ext.JSON, v.text.encode("utf-8"))
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    if isinstance(v, _dt.datetime):  # subclasses, e.g. pendulum
+        return _default(_dt.datetime.fromisoformat(v.isoformat()))
+    if isinstance(v, _dt.date):
+        return _default(_dt.date(v.year, v.month, v.day))
+    raise EncodingError(f"cannot encode a value of type {t.__name__}: {v!r}")
+
+
+_packer = msgpack.Packer(default=_default, use_bin_type=True, datetime=False)
+_pack = _packer.pack
+
+
+def encode_row(values: Sequence[Any]) -> bytes:
+    """The canonical bytes of a row whose values are already in sorted-column-name order."""
+    try:
+        return _pack(values)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodingError(f"cannot encode row: {exc}") from exc
+
+
+def encode_value(value: Any) -> bytes:
+    """The canonical bytes of one value."""
+    try:
+        return _pack(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodingError(f"cannot encode value {value!r}: {exc}") from exc
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == Ext.DATETIME:
+        return _DT_ZERO + _dt.timedelta(microseconds=_Q.unpack(data)[0])
+    if code == Ext.DATETIME_TZ:
+        return _DT_ZERO_UTC + _dt.timedelta(microseconds=_Q.unpack(data)[0])
+    if code == Ext.DECIMAL:
+        return decimal.Decimal(data.decode("ascii"))
+    if code == Ext.DATE:
+        return _dt.date.fromordinal(_I.unpack(data)[0])
+    if code == Ext.BIGINT:
+        return int(data.decode("ascii"))
+    if code == Ext.TIME:
+        return _time_from_micros(_Q.unpack(data)[0], None)
+    if code == Ext.TIME_TZ:
+        micros, offset = _QI.unpack(data)
+        return _time_from_micros(micros, _dt.timezone(_dt.timedelta(seconds=offset)))
+    if code == Ext.INTERVAL:
+        return _dt.timedelta(microseconds=_Q.unpack(data)[0])
+    if code == Ext.UUID:
+        return uuid.UUID(bytes=data)
+    if code == Ext.JSON:
+        return Json.from_text(data.decode("utf-8"))
+    raise EncodingError(f"unknown ext type {code} in stored value")
+
+
+def _time_from_micros(micros: int, tz: _dt.tzinfo | None) -> _dt.time:
+    secs, us = divmod(micros, 1_000_000)
+    mins, s = divmod(secs, 60)
+    h, m = divmod(mins, 60)
+    return _dt.time(h, m, s, us, tzinfo=tz)
+
+
+def decode_row(data: bytes) -> list[Any]:
+    """Values of a row, in sorted-column-name order."""
+    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True)
+
+
+decode_value = decode_row
+
+
+def canonical_value(v: Any) -> Any:
+    """The value as it comes back from a round trip: one NaN, aware datetimes in UTC.
+
+    Used where values do not come from a database reader that already canonicalises them
+    (tests, imports), so that equal values always get equal bytes.
+    """
+    t = type(v)
+    if t is float:
+        return _NAN if v != v else v
+    if t is _dt.datetime and v.tzinfo is not None:
+        return v.astimezone(_dt.timezone.utc)
+    if t is list or t is tuple:
+        return [canonical_value(x) for x in v]
+    if t is bytearray or t is memoryview:
+        return bytes(v)
+    return v
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+class K(enum.IntEnum):
+    """Type codes of the order-preserving key encoding. Part of the format: never renumber."""
+
+    NULL = 0x00
+    BYTES = 0x01
+    TEXT = 0x02
+    ARRAY = 0x05  # elements, each encoded, NULL inside as 00 FF, terminated by 00
+    JSON = 0x06  # canonical text, escaped like TEXT
+    NEG_BIGINT = 0x0B  # 255 - len(magnitude), then the magnitude's bytes inverted
+    INT = 0x14  # 8 bytes BE of v + 2**63
+    POS_BIGINT = 0x1D  # len(v), then v's bytes BE
+    FLOAT = 0x20  # IEEE double BE; sign bit flipped if positive, all bits if negative
+    DECIMAL = 0x21  # see _encode_decimal_key
+    FALSE = 0x26
+    TRUE = 0x27
+    DATE = 0x30  # 4 bytes BE of toordinal()
+    TIME = 0x31  # 8 bytes BE of microseconds since midnight
+    TIME_TZ = 0x32  # 8 bytes BE of UTC-normalised micros + 2**63, then 4 bytes offset + 2**31
+    DATETIME = 0x33  # 8 bytes BE of microseconds since 0001-01-01
+    DATETIME_TZ = 0x34  # same, UTC
+    INTERVAL = 0x35  # 8 bytes BE of microseconds + 2**63
+    UUID = 0x36  # 16 bytes
+
+
+_BQ = struct.Struct(">BQ")
+_BI = struct.Struct(">BI")
+_D = struct.Struct(">d")
+_Qs = struct.Struct(">Q")
+_SIGN = 1 << 63
+_MASK64 = (1 << 64) - 1
+
+
+def _escape(b: bytes) -> bytes:
+    return b.replace(b"\x00", b"\x00\xff") + b"\x00"
+
+
+def _encode_decimal_key(v: decimal.Decimal) -> bytes:
+    """Order-preserving Decimal: sign class, then exponent and digits (inverted if negative).
+
+    Classes: 00 -inf, 01 negative, 02 zero, 03 positive, 04 +inf, 05 NaN. A finite non-zero value
+    is 0.d1d2...dn x 10**e with d1 != 0 and dn != 0: e as 8 bytes BE of e + 2**63, then the
+    digits as ASCII, then 00. Negative values invert every byte after the class and end with FF.
+    Equal numbers of different scale (1.5, 1.50) get the same key, as they compare equal in SQL.
+    """
+    if v.is_nan():
+        return bytes((K.DECIMAL, 0x05))
+    if v.is_infinite():
+        return bytes((K.DECIMAL, 0x00 if v < 0 else 0x04))
+    if v == 0:
+        return bytes((K.DECIMAL, 0x02))
+    sign, digits, exp = v.as_tuple()
+    ds = "".join(map(str, digits)).lstrip("0")
+    stripped = ds.rstrip("0")
+    e = exp + len(ds)  # type: ignore[operator]
+    body = _Qs.pack((e + _SIGN) & _MASK64) + stripped.encode("ascii")
+    if sign:
+        return bytes((K.DECIMAL, 0x01)) + bytes(255 - b for b in body) + b"\xff"
+    return bytes((K.DECIMAL, 0x03)) + body + b"\x00"
+
+
+def _encode_float_key(v: float) -> bytes:
+    if v != v:
+        v = _NAN
+    (bits,) = _Qs.unpack(_D.pack(v))
+    bits = (bits ^ _MASK64) if bits & _SIGN else (bits | _SIGN)
+    return bytes((K.FLOAT,)) + _Qs.pack(bits)
+
+
+def _encode_key_element(v: Any) -> bytes:
+    t = type(v)
+    if v is None:
+        return b"\x00"
+    if t is int:
+        if _INT64_MIN <= v < _SIGN:
+            return _BQ.pack(K.INT, v + _SIGN)
+        if v > 0:
+            mag = v.to_bytes((v.bit_length() + 7) // 8, "big")
+            return bytes((K.POS_BIGINT, len(mag))) + mag
+        mag = (-v).to_bytes(((-v).bit_length() + 7) // 8, "big")
+        return bytes((K.NEG_BIGINT, 255 - len(mag))) + bytes(255 - b for b in mag)
+    if t is str:
+        return b"\x02" + _escape(v.encode("utf-8"))
+    if t is bool:
+        return bytes((K.TRUE if v else K.FALSE,))
+    if t is bytes or t is bytearray or t is memoryview:
+        return b"\x01" + _escape(bytes(v))
+    if t is float:
+        return _encode_float_key(v)
+    if t is decimal.Decimal:
+        return _encode_decimal_key(v)
+    if t is _dt.datetime:
+        if v.tzinfo is None:
+            return _BQ.pack(K.DATETIME, (v - _DT_ZERO) // _US)
+        return _BQ.pack(K.DATETIME_TZ, (v - _DT_ZERO_UTC) // _US)
+    if t is _dt.date:
+        return _BI.pack(K.DATE, v.toordinal())
+    if t is _dt.time:
+        micros = ((v.hour * 60 + v.minute) * 60 + v.second) * 1_000_000 + v.microsecond
+        offset = v.utcoffset() if v.tzinfo is not None else None
+        if offset is None:
+            return _BQ.pack(K.TIME, micros)
+        secs = int(offset.total_seconds())
+        return _BQ.pack(K.TIME_TZ, micros - secs * 1_000_000 + _SIGN) + struct.pack(">I", secs + 2**31)
+    if t is _dt.timedelta:
+        return _BQ.pack(K.INTERVAL, (v // _US) + _SIGN)
+    if t is uuid.UUID:
+        return bytes((K.UUID,)) + v.bytes
+    if t is Json:
+        return bytes((K.JSON,)) + _escape(v.text.encode("utf-8"))
+    if t is list or t is tuple:
+        parts = [b"\x00\xff" if x is None else _encode_key_element(x) for x in v]
+        return bytes((K.ARRAY,)) + b"".join(parts) + b"\x00"
+    if isinstance(v, bool):
+        return bytes((K.TRUE if v else K.FALSE,))
+    if isinstance(v, int):
+        return _encode_key_element(int(v))
+    if isinstance(v, str):
+        return _encode_key_element(str(v))
+    raise EncodingError(f"cannot encode a key value of type {t.__name__}: {v!r}")
+
+
+def encode_key(values: Sequence[Any]) -> bytes:
+    """The order-preserving bytes of a key tuple."""
+    return b"".join([_encode_key_element(v) for v in values])
+
+
+def key_encoder(positions: Sequence[int]) -> Callable[[Sequence[Any]], bytes]:
+    """A function from a row (a sequence of values) to the key bytes of the values at positions.
+
+    The common case, one integer column, takes a fast path that packs in one C call.
+    """
+    if len(positions) == 1:
+        (p,) = positions
+        pack = _BQ.pack
+        enc = _encode_key_element
+        int_ = int
+        lo, hi = _INT64_MIN, _SIGN
+
+        def one(row: Sequence[Any]) -> bytes:
+            v = row[p]
+            if type(v) is int_ and lo <= v < hi:
+                return pack(0x14, v + hi)
+            return enc(v)
+
+        return one
+    pos = tuple(positions)
+    enc = _encode_key_element
+
+    def many(row: Sequence[Any]) -> bytes:
+        return b"".join([enc(row[i]) for i in pos])
+
+    return many
+
+
+def record_id(data: bytes) -> bytes:
+    """The 32-byte id of a record with canonical bytes ``data``: SHA-256 of the type byte + data."""
+    return hashlib.sha256(b"\x01" + data).digest()
+
