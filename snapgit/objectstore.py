@@ -1,0 +1,451 @@
+"""Object stores: where objects live, by id. A disk store of packs and an in-memory twin.
+
+Both keep the same promises, held by one contract test suite (tests/test_objectstore.py):
+
+* ``get(oid)`` returns ``(type, data)`` whose hash is ``oid``, or raises ``NotFoundError``
+  (absent) or ``CorruptError`` (present but damaged); it never returns wrong bytes.
+* objects become readable only when the writer that added them commits; a writer that aborts,
+  or a process that dies, leaves nothing readable behind (only a temporary file that gc removes).
+* a writer may store an object as a delta against another object it names (a tree node against
+  the node it replaces); readers never see the difference.
+
+The disk store publishes a pack in git's order: the pack is written to ``tmp/``, fsynced and
+renamed into ``objects/pack/``; then its index is written, fsynced and renamed; the index is what
+makes the pack visible. A reader lists indexes, so it sees whole packs or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+import zstandard as zstd
+
+from .errors import CorruptError, NotFoundError
+from .pack import DELTA, FULL, MAX_DELTA_DEPTH, PackReader, PackWriter, fsync_dir
+from .packindex import IndexReader, build_index
+
+__all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore"]
+
+PACK_MAX_OBJECTS = 256 * 1024
+PACK_MAX_BYTES = 64 * 1024 * 1024
+_FULL_PREFIX = bytes((FULL,))
+
+
+class ObjectReader(Protocol):
+    def get(self, oid: bytes) -> tuple[int, bytes]: ...
+
+    def contains(self, oid: bytes) -> bool: ...
+
+
+class ObjectWriter(Protocol):
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes: ...
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None: ...
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class ObjectStore(ObjectReader, Protocol):
+    def writer(self) -> ObjectWriter: ...
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]: ...
+
+    def get_depth(self, oid: bytes) -> int: ...
+
+
+def _delta_compress(base_full: bytes, full: bytes) -> bytes:
+    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    return zstd.ZstdCompressor(level=3, dict_data=d).compress(full)
+
+
+def _delta_decompress(base_full: bytes, frame: bytes) -> bytes:
+    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    return zstd.ZstdDecompressor(dict_data=d).decompress(frame)
+
+
+def _worth_delta(full: bytes, delta: bytes) -> bool:
+    # The full entry will be compressed in its block anyway; a delta has to beat that clearly.
+    return len(delta) + 40 < len(full) // 3
+
+
+class _WriterBase:
+    """Shared delta logic: the base must be readable (committed) or added by this writer."""
+
+    def __init__(self, store: "DiskObjectStore | MemoryObjectStore") -> None:
+        self._store = store
+        self._pending_full: dict[bytes, tuple[bytes, int]] = {}  # node-sized objects only
+
+    def _base(self, base: bytes) -> tuple[bytes, int] | None:
+        got = self._pending_full.get(base)
+        if got is not None:
+            return got
+        try:
+            t, data = self._store.get(base)
+        except NotFoundError:
+            return None
+        return bytes((t,)) + data, self._store.get_depth(base)
+
+    def _encode_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> tuple[bytes, int] | None:
+        got = self._base(base)
+        if got is None:
+            return None
+        base_full, base_depth = got
+        if base_depth + 1 > MAX_DELTA_DEPTH:
+            return None
+        full = bytes((otype,)) + data
+        frame = _delta_compress(base_full, full)
+        if not _worth_delta(full, frame):
+            return None
+        depth = base_depth + 1
+        return bytes((DELTA, otype, depth)) + base + frame, depth
+
+
+# --- disk -----------------------------------------------------------------------------------
+
+
+class _DiskWriter(_WriterBase):
+    def __init__(self, store: "DiskObjectStore") -> None:
+        super().__init__(store)
+        self._disk = store
+        self._pack: PackWriter | None = None
+        self._sealed: list[tuple[Path, str, bytes]] = []  # tmp path, pack name, index bytes
+        self._done = False
+
+    def _current(self) -> PackWriter:
+        if self._pack is None:
+            tmp = self._disk.tmp_dir / f"pack-{secrets.token_hex(8)}.tmp"
+            self._pack = PackWriter(tmp)
+        return self._pack
+
+    def _maybe_seal(self) -> None:
+        p = self._pack
+        if p is not None and (p.count >= PACK_MAX_OBJECTS or p.bytes_written >= PACK_MAX_BYTES):
+            self._seal()
+
+    def _seal(self) -> None:
+        p = self._pack
+        if p is None:
+            return
+        self._pack = None
+        if p.count == 0:
+            p.abort()
+            return
+        name = p.finish()
+        self._sealed.append((p.path, name, build_index(name, p.ids)))
+
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
+        if oid is None:
+            oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        self._current().add(oid, bytes((FULL, otype)) + data)
+        if otype != 1:
+            self._pending_full[oid] = (bytes((otype,)) + data, 0)
+        self._maybe_seal()
+        return oid
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
+        prefix = bytes((FULL, otype))
+        self._current().add_many(oids, [prefix + d for d in datas])
+        self._maybe_seal()
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        enc = self._encode_delta(otype, data, oid, base)
+        if enc is None:
+            return self.add(otype, data, oid)
+        entry, depth = enc
+        self._current().add(oid, entry)
+        self._pending_full[oid] = (bytes((otype,)) + data, depth)
+        self._maybe_seal()
+        return oid
+
+    def commit(self) -> None:
+        """Seal the open pack and publish every pack: pack file first, then its index."""
+        if self._done:
+            return
+        self._seal()
+        pack_dir = self._disk.pack_dir
+        try:
+            for tmp, name, idx in self._sealed:
+                final = pack_dir / f"pack-{name}.pack"
+                os.replace(tmp, final)
+                os.chmod(final, 0o400)
+            fsync_dir(pack_dir)
+            for _tmp, name, idx in self._sealed:
+                itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
+                with open(itmp, "wb") as f:
+                    f.write(idx)
+                    f.flush()
+                    os.fsync(f.fileno())
+                final = pack_dir / f"pack-{name}.idx"
+                os.replace(itmp, final)
+                os.chmod(final, 0o400)
+            fsync_dir(pack_dir)
+        finally:
+            self._done = True
+            self._pending_full.clear()
+        self._disk.refresh()
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._pack is not None:
+            self._pack.abort()
+            self._pack = None
+        for tmp, _name, _idx in self._sealed:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        self._pending_full.clear()
+
+    def __enter__(self) -> "_DiskWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class DiskObjectStore:
+    """Packs and their indexes under ``objects/pack``; temporary files under ``tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pack_dir = root / "objects" / "pack"
+        self.tmp_dir = root / "tmp"
+        self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
+        self._order: list[str] = []
+        self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+        self.refresh()
+
+    # -- discovery
+
+    def refresh(self) -> None:
+        """Pick up indexes published since the last look (by this or another process)."""
+        try:
+            names = sorted(p.name for p in self.pack_dir.iterdir() if p.name.endswith(".idx"))
+        except FileNotFoundError as exc:
+            raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
+        for fname in names:
+            name = fname[len("pack-") : -len(".idx")]
+            if name not in self._packs:
+                self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                self._order.insert(0, name)
+
+    def pack_names(self) -> list[str]:
+        return list(self._order)
+
+    def _reader(self, name: str) -> PackReader:
+        idx, rd = self._packs[name]
+        if rd is None:
+            path = self.pack_dir / f"pack-{name}.pack"
+            if not path.exists():
+                raise CorruptError(f"pack {name[:16]} is missing but its index is present")
+            rd = PackReader(path)
+            if rd.count != idx.count:
+                raise CorruptError(f"pack {name[:16]} holds {rd.count} objects, its index {idx.count}")
+            self._packs[name] = (idx, rd)
+        return rd
+
+    def close(self) -> None:
+        for idx, rd in self._packs.values():
+            idx.close()
+            if rd is not None:
+                rd.close()
+        self._packs.clear()
+        self._order.clear()
+
+    # -- reading
+
+    def _resolve(self, name: str, entry: bytes, depth_only: bool = False) -> tuple[bytes, int]:
+        """(type byte + data, depth) of a raw entry."""
+        kind = entry[0]
+        if kind == FULL:
+            return entry[1:], 0
+        if kind == DELTA:
+            depth = entry[2]
+            base = entry[3:35]
+            base_full, _ = self._find(base)
+            try:
+                full = _delta_decompress(base_full, entry[35:])
+            except zstd.ZstdError as exc:
+                raise CorruptError(f"pack {name[:16]}: delta does not decompress: {exc}") from exc
+            if full[0] != entry[1]:
+                raise CorruptError(f"pack {name[:16]}: delta resolves to the wrong type")
+            return full, depth
+        raise CorruptError(f"pack {name[:16]}: unknown entry kind {kind}")
+
+    def _find(self, oid: bytes, retry: bool = True) -> tuple[bytes, int]:
+        cached = self._full_cache.get(oid)
+        if cached is not None:
+            return cached
+        bad: CorruptError | None = None
+        for name in self._order:
+            idx, _ = self._packs[name]
+            for ordinal in idx.candidates(oid):
+                try:
+                    full, depth = self._resolve(name, self._reader(name).entry(ordinal))
+                except CorruptError as exc:
+                    bad = exc
+                    continue
+                if hashlib.sha256(full).digest() == oid:
+                    if full[0] != 1:  # nodes and metadata are read again and again
+                        self._full_cache[oid] = (full, depth)
+                        if len(self._full_cache) > 256:
+                            self._full_cache.popitem(last=False)
+                    return full, depth
+        if bad is not None:
+            raise CorruptError(f"object {oid.hex()} is damaged: {bad}") from bad
+        if retry:
+            before = len(self._order)
+            self.refresh()
+            if len(self._order) != before:
+                return self._find(oid, retry=False)
+        raise NotFoundError(f"object {oid.hex()} not found")
+
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        full, _ = self._find(oid)
+        return full[0], full[1:]
+
+    def get_depth(self, oid: bytes) -> int:
+        return self._find(oid)[1]
+
+    def contains(self, oid: bytes) -> bool:
+        try:
+            self._find(oid)
+        except NotFoundError:
+            return False
+        return True
+
+    def might_contain(self, oid: bytes) -> bool:
+        """True when some index has an id with the same 8-byte prefix (no read)."""
+        return any(self._packs[n][0].candidates(oid) for n in self._order)
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        found: set[bytes] = set()
+        for name in self._order:
+            idx, _ = self._packs[name]
+            for ordinal in idx.prefix_range(hex_prefix):
+                try:
+                    full, _ = self._resolve(name, self._reader(name).entry(ordinal))
+                except CorruptError:
+                    continue
+                oid = hashlib.sha256(full).digest()
+                if oid.hex().startswith(hex_prefix):
+                    found.add(oid)
+        return sorted(found)
+
+    def iter_objects(self) -> Iterator[tuple[str, bytes, int, bytes]]:
+        """Every stored object, pack by pack in pack order: (pack, id, type, data)."""
+        for name in list(self._order):
+            rd = self._reader(name)
+            for _ordinal, entry in rd.iter_entries():
+                full, _ = self._resolve(name, entry)
+                yield name, hashlib.sha256(full).digest(), full[0], full[1:]
+
+    # -- writing
+
+    def writer(self) -> _DiskWriter:
+        return _DiskWriter(self)
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+class _MemoryWriter(_WriterBase):
+    def __init__(self, store: "MemoryObjectStore") -> None:
+        super().__init__(store)
+        self._mem = store
+        self._staged: dict[bytes, tuple[int, bytes, int]] = {}
+        self._done = False
+
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
+        if oid is None:
+            oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        self._staged[oid] = (otype, bytes(data), 0)
+        if otype != 1:
+            self._pending_full[oid] = (bytes((otype,)) + data, 0)
+        return oid
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
+        for oid, d in zip(oids, datas):
+            self._staged[oid] = (otype, bytes(d), 0)
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        enc = self._encode_delta(otype, data, oid, base)
+        depth = 0 if enc is None else enc[1]
+        self._staged[oid] = (otype, bytes(data), depth)
+        self._pending_full[oid] = (bytes((otype,)) + data, depth)
+        return oid
+
+    def commit(self) -> None:
+        if not self._done:
+            self._mem._objects.update(self._staged)
+            self._done = True
+
+    def abort(self) -> None:
+        self._staged.clear()
+        self._done = True
+
+    def __enter__(self) -> "_MemoryWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class MemoryObjectStore:
+    """The in-memory twin of :class:`DiskObjectStore`, for fast tests of everything above it."""
+
+    def __init__(self) -> None:
+        self._objects: dict[bytes, tuple[int, bytes, int]] = {}
+
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        try:
+            t, d, _ = self._objects[oid]
+        except KeyError:
+            raise NotFoundError(f"object {oid.hex()} not found") from None
+        return t, d
+
+    def get_depth(self, oid: bytes) -> int:
+        try:
+            return self._objects[oid][2]
+        except KeyError:
+            raise NotFoundError(f"object {oid.hex()} not found") from None
+
+    def contains(self, oid: bytes) -> bool:
+        return oid in self._objects
+
+    def might_contain(self, oid: bytes) -> bool:
+        return oid in self._objects
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        return sorted(o for o in self._objects if o.hex().startswith(hex_prefix))
+
+    def iter_objects(self) -> Iterable[tuple[str, bytes, int, bytes]]:
+        for oid, (t, d, _) in self._objects.items():
+            yield "memory", oid, t, d
+
+    def writer(self) -> _MemoryWriter:
+        return _MemoryWriter(self)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,235 @@
+"""Pack files: many objects, compressed together in blocks.
+
+A row is ~100 bytes; compressed alone it barely shrinks, and a file per object costs a 4 KiB
+disk block each. So objects are appended to blocks of about 64 KiB, each block is one zstd frame,
+and many blocks make an immutable pack file whose name is the SHA-256 of its bytes::
+
+    header   "SNAPPACK"  u32 BE version (1)  u32 BE 0
+    block*   zstd frame; content: u32 LE n, n x u32 LE end offsets of the entries, the entries
+    table    per block: u64 LE offset, u32 LE compressed length, u32 LE raw length,
+                        u32 LE first object ordinal, u32 LE object count, u32 LE crc32 of the frame
+    footer   u64 LE table offset, u32 LE block count, u32 LE object count, "SNAPPEND",
+             32-byte SHA-256 of every byte before it (the pack's name)
+
+An entry is ``00 type data`` (the whole object) or ``01 type depth base-id frame`` (a delta: the
+object's bytes compressed by zstd with the base object's full entry bytes, ``type data``, as a
+raw-content dictionary; ``depth`` is 1 + the base's depth, at most :data:`MAX_DELTA_DEPTH`).
+Objects are numbered in the order they were written (their ordinal); the index maps ids to
+ordinals, the block table maps ordinals to blocks. A pack is self-describing: reading it in order
+and hashing each object gives its index back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import struct
+import zlib
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import zstandard as zstd
+
+from .errors import CorruptError
+
+__all__ = ["PackWriter", "PackReader", "PACK_MAGIC", "MAX_DELTA_DEPTH", "FULL", "DELTA"]
+
+PACK_MAGIC = b"SNAPPACK"
+PACK_END = b"SNAPPEND"
+PACK_VERSION = 1
+BLOCK_TARGET = 64 * 1024
+MAX_DELTA_DEPTH = 10
+FULL = 0
+DELTA = 1
+
+_HEADER = struct.Struct(">8sII")
+_BLOCK = struct.Struct("<QIIIII")
+_FOOTER = struct.Struct("<QII8s")
+_FOOTER_LEN = _FOOTER.size + 32
+_ZSTD_LEVEL = 3
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PackWriter:
+    """Appends objects to a temporary pack file; :meth:`finish` seals it.
+
+    The caller gives each object's id; the writer keeps (id, ordinal) pairs for the index.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = open(path, "wb")
+        self._f.write(_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+        self._hash = hashlib.sha256(_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
+        self._offset = _HEADER.size
+        self._cctx = zstd.ZstdCompressor(level=_ZSTD_LEVEL)
+        self._entries: list[bytes] = []
+        self._raw = 0
+        self._blocks: list[bytes] = []
+        self.ids: list[bytes] = []
+        self.count = 0
+        self.bytes_written = self._offset
+
+    def add(self, oid: bytes, entry: bytes) -> int:
+        """Add one entry (see module docstring); returns its ordinal."""
+        self._entries.append(entry)
+        self.ids.append(oid)
+        self._raw += len(entry) + 4
+        n = self.count
+        self.count += 1
+        if self._raw >= BLOCK_TARGET:
+            self._flush_block()
+        return n
+
+    def add_many(self, oids: list[bytes], entries: list[bytes]) -> None:
+        self._entries.extend(entries)
+        self.ids.extend(oids)
+        self.count += len(oids)
+        self._raw += sum(map(len, entries)) + 4 * len(entries)
+        if self._raw >= BLOCK_TARGET:
+            self._flush_block()
+
+    def _flush_block(self) -> None:
+        entries = self._entries
+        if not entries:
+            return
+        n = len(entries)
+        ends = []
+        pos = 0
+        for e in entries:
+            pos += len(e)
+            ends.append(pos)
+        raw = struct.pack(f"<I{n}I", n, *ends) + b"".join(entries)
+        frame = self._cctx.compress(raw)
+        first = self.count - n
+        self._f.write(frame)
+        self._hash.update(frame)
+        self._blocks.append(_BLOCK.pack(self._offset, len(frame), len(raw), first, n, zlib.crc32(frame)))
+        self._offset += len(frame)
+        self._entries = []
+        self._raw = 0
+        self.bytes_written = self._offset
+
+    def finish(self) -> str:
+        """Write the block table and footer, fsync, close. Returns the pack name (hex)."""
+        self._flush_block()
+        table = b"".join(self._blocks)
+        tail = table + _FOOTER.pack(self._offset, len(self._blocks), self.count, PACK_END)
+        self._hash.update(tail)
+        digest = self._hash.digest()
+        self._f.write(tail + digest)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return digest.hex()
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+class PackReader:
+    """Random access to the objects of one pack, by ordinal. Blocks are decompressed on demand
+    and a few are kept, so reading neighbours (rows in key order) costs one decompression."""
+
+    def __init__(self, path: Path, cache_blocks: int = 32) -> None:
+        self.path = path
+        self.name = path.stem.removeprefix("pack-")
+        try:
+            with open(path, "rb") as f:
+                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise CorruptError(f"pack {path.name} cannot be read: {exc}") from exc
+        self.size = len(self._mm)
+        mm = self._mm
+        if self.size < _HEADER.size + _FOOTER_LEN:
+            raise CorruptError(f"pack {path.name} is truncated ({self.size} bytes)")
+        magic, version, _ = _HEADER.unpack_from(mm, 0)
+        if magic != PACK_MAGIC:
+            raise CorruptError(f"pack {path.name} has a bad header")
+        if version != PACK_VERSION:
+            raise CorruptError(f"pack {path.name} has unknown version {version}")
+        foot = self.size - _FOOTER_LEN
+        table_off, nblocks, count, end = _FOOTER.unpack_from(mm, foot)
+        if end != PACK_END or table_off + nblocks * _BLOCK.size != foot:
+            raise CorruptError(f"pack {path.name} has a bad footer (truncated or overwritten?)")
+        self.count = count
+        self._blocks = [_BLOCK.unpack_from(mm, table_off + i * _BLOCK.size) for i in range(nblocks)]
+        self._firsts = [b[3] for b in self._blocks]
+        self._dctx = zstd.ZstdDecompressor()
+        self._cache: OrderedDict[int, tuple[memoryview, list[int]]] = OrderedDict()
+        self._cache_blocks = cache_blocks
+
+    def close(self) -> None:
+        self._cache.clear()
+        try:
+            self._mm.close()
+        except BufferError:
+            pass  # a memoryview into it is still alive; the mapping goes with the last one
+
+    def checksum_ok(self) -> bool:
+        """Whether the pack's bytes hash to its footer checksum and its name."""
+        h = hashlib.sha256()
+        end = self.size - 32
+        step = 1 << 20
+        for off in range(0, end, step):
+            h.update(self._mm[off : min(off + step, end)])
+        digest = h.digest()
+        return digest == self._mm[end:] and digest.hex() == self.name
+
+    def _block(self, b: int) -> tuple[memoryview, list[int]]:
+        cached = self._cache.get(b)
+        if cached is not None:
+            self._cache.move_to_end(b)
+            return cached
+        off, clen, rlen, _first, n, crc = self._blocks[b]
+        frame = self._mm[off : off + clen]
+        if zlib.crc32(frame) != crc:
+            raise CorruptError(f"pack {self.name[:16]}: block {b} at offset {off} fails its crc32")
+        try:
+            raw = self._dctx.decompress(frame, max_output_size=rlen)
+        except zstd.ZstdError as exc:
+            raise CorruptError(f"pack {self.name[:16]}: block {b} does not decompress: {exc}") from exc
+        if len(raw) != rlen:
+            raise CorruptError(f"pack {self.name[:16]}: block {b} has the wrong length")
+        ends = list(struct.unpack_from(f"<{n}I", raw, 4))
+        base = 4 + 4 * n
+        entry = (memoryview(raw)[base:], ends)
+        self._cache[b] = entry
+        if len(self._cache) > self._cache_blocks:
+            self._cache.popitem(last=False)
+        return entry
+
+    def entry(self, ordinal: int) -> bytes:
+        """The raw entry bytes (kind byte first) of the object with this ordinal."""
+        if not 0 <= ordinal < self.count:
+            raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
+        b = bisect_right(self._firsts, ordinal) - 1
+        data, ends = self._block(b)
+        i = ordinal - self._firsts[b]
+        start = ends[i - 1] if i else 0
+        return bytes(data[start : ends[i]])
+
+    def iter_entries(self) -> Iterator[tuple[int, bytes]]:
+        """Every (ordinal, entry) in pack order, one block at a time."""
+        for b, (_off, _clen, _rlen, first, n, _crc) in enumerate(self._blocks):
+            data, ends = self._block(b)
+            start = 0
+            for i in range(n):
+                yield first + i, bytes(data[start : ends[i]])
+                start = ends[i]

@@ -1,0 +1,154 @@
+"""Pack indexes: from an object id to its ordinal in a pack, by mmap and binary search.
+
+An index entry costs 12 bytes: the first 8 bytes of the id and the object's ordinal. The full id
+is not kept: whoever reads an object hashes its bytes anyway (that is how corruption is found),
+so a prefix that matches a different object is caught and the next candidate tried. Layout::
+
+    header    "SNAPIDX\\0"  u32 BE version (1)  u32 BE count N
+    fanout    256 x u32 BE: how many ids have a first byte <= i
+    prefixes  N x u64 LE: the first 8 id bytes read as a big-endian number, ascending
+    ordinals  N x u32 LE: the ordinal of each object in its pack
+    trailer   32-byte name (SHA-256) of the pack, 32-byte SHA-256 of every byte before it
+
+The prefixes are stored little-endian so that, on the usual little-endian machines, a
+``memoryview.cast('Q')`` of them feeds C ``bisect`` directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import struct
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import CorruptError
+
+__all__ = ["write_index", "IndexReader", "IDX_MAGIC"]
+
+IDX_MAGIC = b"SNAPIDX\x00"
+IDX_VERSION = 1
+_HEADER = struct.Struct(">8sII")
+_FANOUT = 256 * 4
+
+
+def _prefix(oid: bytes) -> int:
+    return int.from_bytes(oid[:8], "big")
+
+
+def build_index(pack_name: str, ids: list[bytes]) -> bytes:
+    """The bytes of the index of a pack whose objects, in ordinal order, have these ids."""
+    n = len(ids)
+    prefixes = [int.from_bytes(i[:8], "big") for i in ids]
+    order = sorted(range(n), key=prefixes.__getitem__)
+    sorted_prefixes = array("Q", [prefixes[i] for i in order])
+    ordinals = array("I", order)
+    if sys.byteorder != "little":
+        sorted_prefixes.byteswap()
+        ordinals.byteswap()
+    counts = [0] * 256
+    for i in ids:
+        counts[i[0]] += 1
+    fanout = []
+    total = 0
+    for c in counts:
+        total += c
+        fanout.append(total)
+    body = (
+        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n)
+        + struct.pack(">256I", *fanout)
+        + sorted_prefixes.tobytes()
+        + ordinals.tobytes()
+        + bytes.fromhex(pack_name)
+    )
+    return body + hashlib.sha256(body).digest()
+
+
+write_index = build_index
+
+
+class IndexReader:
+    """Look-ups in one pack index, read through mmap: no Python object per entry."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with open(path, "rb") as f:
+                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            raise CorruptError(f"index {path.name} cannot be read: {exc}") from exc
+        mm = self._mm
+        size = len(mm)
+        if size < _HEADER.size + _FANOUT + 64:
+            raise CorruptError(f"index {path.name} is truncated ({size} bytes)")
+        magic, version, n = _HEADER.unpack_from(mm, 0)
+        if magic != IDX_MAGIC:
+            raise CorruptError(f"index {path.name} has a bad header")
+        if version != IDX_VERSION:
+            raise CorruptError(f"index {path.name} has unknown version {version}")
+        expect = _HEADER.size + _FANOUT + 12 * n + 64
+        if size != expect:
+            raise CorruptError(f"index {path.name} has {size} bytes, expected {expect}")
+        self.count = n
+        self.fanout = struct.unpack_from(">256I", mm, _HEADER.size)
+        if self.fanout[255] != n:
+            raise CorruptError(f"index {path.name}: fanout total {self.fanout[255]} != count {n}")
+        self._p0 = _HEADER.size + _FANOUT
+        self._o0 = self._p0 + 8 * n
+        self.pack_name = bytes(mm[self._o0 + 4 * n : self._o0 + 4 * n + 32]).hex()
+        if sys.byteorder == "little":
+            self._prefixes = memoryview(mm)[self._p0 : self._o0].cast("Q")
+            self._ordinals = memoryview(mm)[self._o0 : self._o0 + 4 * n].cast("I")
+        else:  # pragma: no cover - big-endian hosts copy once
+            p = array("Q", mm[self._p0 : self._o0])
+            p.byteswap()
+            o = array("I", mm[self._o0 : self._o0 + 4 * n])
+            o.byteswap()
+            self._prefixes, self._ordinals = p, o
+
+    def close(self) -> None:
+        self._prefixes = self._ordinals = None  # type: ignore[assignment]
+        try:
+            self._mm.close()
+        except BufferError:
+            pass
+
+    def checksum_ok(self) -> bool:
+        body = self._mm[: len(self._mm) - 32]
+        return hashlib.sha256(body).digest() == self._mm[len(self._mm) - 32 :]
+
+    def candidates(self, oid: bytes) -> list[int]:
+        """Ordinals of the objects whose id starts with the same 8 bytes as ``oid``."""
+        first = oid[0]
+        lo = self.fanout[first - 1] if first else 0
+        hi = self.fanout[first]
+        if lo == hi:
+            return []
+        p = int.from_bytes(oid[:8], "big")
+        prefixes = self._prefixes
+        i = bisect_left(prefixes, p, lo, hi)
+        out = []
+        while i < hi and prefixes[i] == p:
+            out.append(self._ordinals[i])
+            i += 1
+        return out
+
+    def prefix_range(self, hex_prefix: str) -> list[int]:
+        """Ordinals of the objects whose id might start with ``hex_prefix`` (up to 16 digits)."""
+        digits = hex_prefix[:16]
+        lo_p = int(digits.ljust(16, "0"), 16)
+        hi_p = int(digits.ljust(16, "f"), 16)
+        lo = bisect_left(self._prefixes, lo_p)
+        out = []
+        while lo < self.count and self._prefixes[lo] <= hi_p:
+            out.append(self._ordinals[lo])
+            lo += 1
+        return out
+
+    def iter_sorted(self) -> Iterator[tuple[int, int]]:
+        """(prefix, ordinal) pairs in prefix order, for checks."""
+        for i in range(self.count):
+            yield self._prefixes[i], self._ordinals[i]
