@@ -78,6 +78,7 @@ _US = _dt.timedelta(microseconds=1)
 _NAN = float("nan")
 _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
+_MAX_MICROS = (_dt.datetime.max - _DT_ZERO) // _US
 
 
 class Json:
@@ -120,17 +121,30 @@ def canonical_json(value: Any) -> str:
         raise EncodingError(f"value is not JSON: {exc}") from exc
 
 
-def _micros_naive(v: _dt.datetime) -> int:
-    return (v - _DT_ZERO) // _US
+_dt_cache: dict[_dt.datetime, msgpack.ExtType] = {}
+_DT_CACHE_MAX = 1 << 16
 
 
 def _default(v: Any) -> msgpack.ExtType:
     """msgpack calls this for every value it has no native form for."""
     t = type(v)
     if t is _dt.datetime:
-        if v.tzinfo is None:
-            return msgpack.ExtType(Ext.DATETIME, _Q.pack((v - _DT_ZERO) // _US))
-        return msgpack.ExtType(Ext.DATETIME_TZ, _Q.pack((v - _DT_ZERO_UTC) // _US))
+        # Columns of timestamps repeat values (hours, days): building an ExtType costs more than
+        # a dict probe, so encoded datetimes are cached. Equal datetimes encode equally: naive and
+        # aware ones never compare equal, and aware ones that are equal are the same instant.
+        ext = _dt_cache.get(v)
+        if ext is None:
+            if v.tzinfo is None:
+                ext = msgpack.ExtType(Ext.DATETIME, _Q.pack((v - _DT_ZERO) // _US))
+            else:
+                micros = (v - _DT_ZERO_UTC) // _US
+                if not 0 <= micros <= _MAX_MICROS:  # it would not decode: no such datetime in UTC
+                    raise EncodingError(f"datetime {v.isoformat()} is out of range once moved to UTC")
+                ext = msgpack.ExtType(Ext.DATETIME_TZ, _Q.pack(micros))
+            if len(_dt_cache) >= _DT_CACHE_MAX:
+                _dt_cache.clear()
+            _dt_cache[v] = ext
+        return ext
     if t is decimal.Decimal:
         return msgpack.ExtType(Ext.DECIMAL, str(v).encode("ascii"))
     if t is _dt.date:
@@ -168,7 +182,7 @@ def encode_row(values: Sequence[Any]) -> bytes:
     """The canonical bytes of a row whose values are already in sorted-column-name order."""
     try:
         return _pack(values)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise EncodingError(f"cannot encode row: {exc}") from exc
 
 
@@ -176,7 +190,7 @@ def encode_value(value: Any) -> bytes:
     """The canonical bytes of one value."""
     try:
         return _pack(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise EncodingError(f"cannot encode value {value!r}: {exc}") from exc
 
 
@@ -362,9 +376,20 @@ def _encode_key_element(v: Any) -> bytes:
     raise EncodingError(f"cannot encode a key value of type {t.__name__}: {v!r}")
 
 
+# a value of a supported type out of the format's range (int64 micros, 255-byte bigint, ...)
+_KEY_RANGE_ERRORS = (struct.error, ValueError, OverflowError)
+
+
+def _key_range_error(values: Any, exc: Exception) -> EncodingError:
+    return EncodingError(f"cannot encode key {values!r}: value out of range ({exc})")
+
+
 def encode_key(values: Sequence[Any]) -> bytes:
     """The order-preserving bytes of a key tuple."""
-    return b"".join([_encode_key_element(v) for v in values])
+    try:
+        return b"".join([_encode_key_element(v) for v in values])
+    except _KEY_RANGE_ERRORS as exc:
+        raise _key_range_error(values, exc) from exc
 
 
 def key_encoder(positions: Sequence[int]) -> Callable[[Sequence[Any]], bytes]:
@@ -383,14 +408,20 @@ def key_encoder(positions: Sequence[int]) -> Callable[[Sequence[Any]], bytes]:
             v = row[p]
             if type(v) is int_ and lo <= v < hi:
                 return pack(0x14, v + hi)
-            return enc(v)
+            try:
+                return enc(v)
+            except _KEY_RANGE_ERRORS as exc:
+                raise _key_range_error([v], exc) from exc
 
         return one
     pos = tuple(positions)
     enc = _encode_key_element
 
     def many(row: Sequence[Any]) -> bytes:
-        return b"".join([enc(row[i]) for i in pos])
+        try:
+            return b"".join([enc(row[i]) for i in pos])
+        except _KEY_RANGE_ERRORS as exc:
+            raise _key_range_error([row[i] for i in pos], exc) from exc
 
     return many
 

@@ -154,8 +154,10 @@ class _DiskWriter(_WriterBase):
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
         prefix = bytes((FULL, otype))
-        self._current().add_many(oids, [prefix + d for d in datas])
-        self._maybe_seal()
+        step = PACK_MAX_OBJECTS
+        for i in range(0, len(oids), step):
+            self._current().add_run(prefix, oids[i : i + step], datas[i : i + step])
+            self._maybe_seal()
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)

@@ -26,8 +26,10 @@ import mmap
 import os
 import struct
 import zlib
-from bisect import bisect_right
-from collections import OrderedDict
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import accumulate
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,66 +65,93 @@ def fsync_dir(path: Path) -> None:
 class PackWriter:
     """Appends objects to a temporary pack file; :meth:`finish` seals it.
 
-    The caller gives each object's id; the writer keeps (id, ordinal) pairs for the index.
+    The caller gives each object's id; the writer keeps the ids in ordinal order for the index.
+    Blocks are compressed and written by one background thread (zstd and file writes release the
+    GIL), so encoding the next rows overlaps with compressing the last ones.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._f = open(path, "wb")
-        self._f.write(_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
-        self._hash = hashlib.sha256(_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0))
-        self._offset = _HEADER.size
+        header = _HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)
+        self._f.write(header)
+        self._hash = hashlib.sha256(header)
+        self._offset = len(header)
         self._cctx = zstd.ZstdCompressor(level=_ZSTD_LEVEL)
-        self._entries: list[bytes] = []
+        self._parts: list[bytes] = []
+        self._ends: list[int] = []
         self._raw = 0
+        self._block_first = 0  # ordinal of the first entry of the block being filled
         self._blocks: list[bytes] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snap-pack")
+        self._pending: deque[Future] = deque()
         self.ids: list[bytes] = []
         self.count = 0
         self.bytes_written = self._offset
 
     def add(self, oid: bytes, entry: bytes) -> int:
         """Add one entry (see module docstring); returns its ordinal."""
-        self._entries.append(entry)
+        self._parts.append(entry)
+        self._raw += len(entry)
+        self._ends.append(self._raw)
         self.ids.append(oid)
-        self._raw += len(entry) + 4
         n = self.count
         self.count += 1
         if self._raw >= BLOCK_TARGET:
             self._flush_block()
         return n
 
-    def add_many(self, oids: list[bytes], entries: list[bytes]) -> None:
-        self._entries.extend(entries)
+    def add_run(self, prefix: bytes, oids: list[bytes], datas: list[bytes]) -> None:
+        """Add many entries that share a prefix (kind and type bytes), joined in one C call."""
+        plen = len(prefix)
+        lens = list(accumulate(map(plen.__add__, map(len, datas))))
+        n = len(datas)
+        start = 0
+        while start < n:
+            base = lens[start - 1] if start else 0
+            room = BLOCK_TARGET - self._raw
+            end = min(bisect_left(lens, base + room, start) + 1, n)
+            self._parts.append(prefix + prefix.join(datas[start:end]))
+            shift = self._raw - base
+            self._ends.extend([x + shift for x in lens[start:end]])
+            self._raw += lens[end - 1] - base
+            start = end
+            if self._raw >= BLOCK_TARGET:
+                self._flush_block()
         self.ids.extend(oids)
-        self.count += len(oids)
-        self._raw += sum(map(len, entries)) + 4 * len(entries)
-        if self._raw >= BLOCK_TARGET:
-            self._flush_block()
+        self.count += n
 
     def _flush_block(self) -> None:
-        entries = self._entries
-        if not entries:
+        if not self._ends:
             return
-        n = len(entries)
-        ends = []
-        pos = 0
-        for e in entries:
-            pos += len(e)
-            ends.append(pos)
-        raw = struct.pack(f"<I{n}I", n, *ends) + b"".join(entries)
+        n = len(self._ends)
+        first = self._block_first
+        self._block_first += n
+        raw = struct.pack(f"<I{n}I", n, *self._ends) + b"".join(self._parts)
+        self._parts = []
+        self._ends = []
+        self._raw = 0
+        while len(self._pending) >= 4:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write_block, raw, first, n))
+
+    def _write_block(self, raw: bytes, first: int, n: int) -> None:
         frame = self._cctx.compress(raw)
-        first = self.count - n
         self._f.write(frame)
         self._hash.update(frame)
         self._blocks.append(_BLOCK.pack(self._offset, len(frame), len(raw), first, n, zlib.crc32(frame)))
         self._offset += len(frame)
-        self._entries = []
-        self._raw = 0
         self.bytes_written = self._offset
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
 
     def finish(self) -> str:
         """Write the block table and footer, fsync, close. Returns the pack name (hex)."""
         self._flush_block()
+        self._drain()
+        self._pool.shutdown()
         table = b"".join(self._blocks)
         tail = table + _FOOTER.pack(self._offset, len(self._blocks), self.count, PACK_END)
         self._hash.update(tail)
@@ -135,6 +164,11 @@ class PackWriter:
 
     def abort(self) -> None:
         try:
+            try:
+                self._drain()
+            except Exception:
+                pass
+            self._pool.shutdown()
             self._f.close()
         finally:
             try:

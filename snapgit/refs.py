@@ -39,6 +39,14 @@ _BAD_NAME = re.compile(r"(^|/)\.|\.\.|[\x00-\x20~^:?*\[\\\x7f]|\.lock($|/)|//|/$
 LOCK_WAIT_SECONDS = 5.0
 
 
+def _lock_wait() -> float:
+    """Seconds to wait for a ref lock: SNAP_LOCK_TIMEOUT, else LOCK_WAIT_SECONDS."""
+    try:
+        return float(os.environ["SNAP_LOCK_TIMEOUT"])
+    except (KeyError, ValueError):
+        return LOCK_WAIT_SECONDS
+
+
 class BadRefNameError(SnapError):
     pass
 
@@ -145,7 +153,7 @@ class DiskRefs:
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.with_name(path.name + ".lock")
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        deadline = time.monotonic() + _lock_wait()
         delay = 0.005
         while True:
             try:

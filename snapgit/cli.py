@@ -1,0 +1,422 @@
+"""``snap``: the command line, a thin layer over :class:`snapgit.Repo`.
+
+Each command parses its options, calls one API method and renders the result: rich text for
+people, ``--json`` for programs. Errors: one line on stderr (``error: ...`` and maybe
+``hint: ...``), exit status 1 for a failed operation, 2 for bad usage, 3 for a damaged store, 4
+when another process holds a lock; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import SnapError
+
+app = typer.Typer(
+    name="snap",
+    help="Version control for the data in a live SQL database.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+class State:
+    directory: Path = Path(".")
+    debug: bool = False
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"snap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    directory: Annotated[
+        Optional[Path], typer.Option("-C", help="Run as if snap was started in DIR.", metavar="DIR")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    if directory is not None:
+        if not directory.is_dir():
+            raise SnapError(f"cannot change to {directory}: no such directory")
+        state.directory = directory
+    state.debug = debug
+
+
+def _repo():
+    from .repo import Repo
+
+    return Repo.open(state.directory)
+
+
+def _json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _when(micros: int, tz_minutes: int) -> str:
+    tz = dt.timezone(dt.timedelta(minutes=tz_minutes))
+    t = dt.datetime.fromtimestamp(micros / 1_000_000, tz)
+    return t.strftime("%Y-%m-%d %H:%M:%S %z")
+
+
+def _iso(micros: int, tz_minutes: int) -> str:
+    tz = dt.timezone(dt.timedelta(minutes=tz_minutes))
+    return dt.datetime.fromtimestamp(micros / 1_000_000, tz).isoformat()
+
+
+def _split_tables(tables: Optional[str]) -> list[str] | None:
+    if not tables:
+        return None
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    return names or None
+
+
+# --- init -----------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL or SQLite file path.", metavar="URL")] = None,
+) -> None:
+    """Create a .snapstore in the current directory."""
+    from .repo import Repo
+
+    repo = Repo.init(state.directory, db)
+    out.print(f"Initialized empty snapgit store in {repo.store.root}")
+    if repo.config.url:
+        out.print(f"database: {repo.config.url}")
+    else:
+        out.print("no database yet: pass --db URL to commands, or set SNAP_DATABASE_URL")
+    for note in repo.notes:
+        err.print(f"note: {note}")
+
+
+# --- commit ---------------------------------------------------------------------------------
+
+
+class _RichProgress:
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task = None
+
+    def __enter__(self) -> "_RichProgress":
+        self._p.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.stop()
+
+    def table(self, name: str, total: int | None) -> None:
+        if self._task is not None:
+            self._p.update(self._task, visible=False)
+        self._task = self._p.add_task(name, total=total)
+
+    def advance(self, rows: int) -> None:
+        if self._task is not None:
+            self._p.advance(self._task, rows)
+
+
+@app.command()
+def commit(
+    message: Annotated[str, typer.Option("-m", "--message", help="The commit message.")],
+    tables: Annotated[
+        Optional[str], typer.Option("--tables", help="Only these tables (comma-separated); others stay as they were.")
+    ] = None,
+    author: Annotated[Optional[str], typer.Option("--author", help="Who commits (default: config or user@host).")] = None,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Commit even when nothing changed.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (overrides config and environment).", metavar="URL")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Snapshot the live database as a new commit."""
+    repo = _repo()
+    show_progress = not as_json and err.is_terminal
+    if show_progress:
+        with _RichProgress() as progress:
+            result = repo.commit(message, tables=_split_tables(tables), author=author, allow_empty=allow_empty, db_url=db, progress=progress)
+    else:
+        result = repo.commit(message, tables=_split_tables(tables), author=author, allow_empty=allow_empty, db_url=db)
+    if as_json:
+        _json(
+            {
+                "commit": result.commit_id.hex() if result.commit_id else None,
+                "parent": result.parent_id.hex() if result.parent_id else None,
+                "branch": result.branch,
+                "nothing_to_commit": result.commit_id is None,
+                "seconds": round(result.seconds, 3),
+                "tables": {
+                    t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written}
+                    for t in result.tables
+                },
+            }
+        )
+        return
+    if result.commit_id is None:
+        since = result.parent_id.hex()[:12] if result.parent_id else "?"
+        out.print(f"nothing to commit: the database is unchanged since {since}")
+        return
+    where = result.branch or "detached HEAD"
+    first = message.splitlines()[0] if message else ""
+    out.print(f"[{where} {result.commit_id.hex()[:12]}] {first}")
+    width = max((len(t.name) for t in result.tables), default=0)
+    for t in result.tables:
+        mark = "" if t.changed else "  (unchanged)"
+        out.print(f"  {t.name:<{width}}  {t.rows:>12,} rows{mark}")
+    out.print(f"{result.rows:,} rows in {len(result.tables)} tables, {result.seconds:.2f} s")
+
+
+# --- log / show -----------------------------------------------------------------------------
+
+
+def _decorations(repo) -> dict[bytes, list[str]]:
+    deco: dict[bytes, list[str]] = {}
+    head_ref = repo.head_ref()
+    for name, oid, current in repo.branches():
+        label = f"HEAD -> {name}" if current else name
+        deco.setdefault(oid, []).insert(0 if current else len(deco.get(oid, [])), label)
+    if head_ref is None and repo.head() is not None:
+        deco.setdefault(repo.head(), []).insert(0, "HEAD")
+    for name, oid in repo.tags():
+        try:
+            target = repo.resolve(f"refs/tags/{name}")
+        except SnapError:
+            target = oid
+        deco.setdefault(target, []).append(f"tag: {name}")
+    return deco
+
+
+def _commit_json(oid: bytes, c) -> dict[str, Any]:
+    return {
+        "id": oid.hex(),
+        "parents": [p.hex() for p in c.parents],
+        "tree": c.tree.hex(),
+        "author": c.author,
+        "time": _iso(c.time, c.tz),
+        "message": c.message,
+        "meta": c.meta,
+    }
+
+
+@app.command()
+def log(
+    rev: Annotated[str, typer.Argument(help="Where to start.")] = "HEAD",
+    n: Annotated[Optional[int], typer.Option("-n", "--max-count", help="Show at most N commits.")] = None,
+    oneline: Annotated[bool, typer.Option("--oneline", help="One line per commit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """Show the commit history."""
+    repo = _repo()
+    commits = repo.log(rev, n)
+    if as_json:
+        _json([_commit_json(oid, c) for oid, c in commits])
+        return
+    deco = _decorations(repo)
+    for oid, c in commits:
+        names = deco.get(oid)
+        d = f" ({', '.join(names)})" if names else ""
+        first = c.message.splitlines()[0] if c.message else ""
+        if oneline:
+            out.print(f"{oid.hex()[:12]}{d} {first}", markup=False)
+            continue
+        out.print(f"commit {oid.hex()}{d}", style="yellow" if out.is_terminal else None, markup=False)
+        if len(c.parents) > 1:
+            out.print("Merge:  " + " ".join(p.hex()[:12] for p in c.parents), markup=False)
+        out.print(f"Author: {c.author}", markup=False)
+        out.print(f"Date:   {_when(c.time, c.tz)}", markup=False)
+        out.print()
+        for line in (c.message or "").splitlines() or [""]:
+            out.print(f"    {line}", markup=False)
+        rows = c.meta.get("rows") if isinstance(c.meta, dict) else None
+        if rows:
+            out.print()
+            out.print("    " + ", ".join(f"{t} {r:,}" for t, r in rows.items()), markup=False)
+        out.print()
+
+
+@app.command()
+def show(
+    rev: Annotated[str, typer.Argument(help="The commit to show.")] = "HEAD",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a commit: its metadata, tables, row counts and schema."""
+    repo = _repo()
+    oid = repo.resolve(rev)
+    c = repo.read_commit(oid)
+    tables = repo.tables(oid.hex())
+    if as_json:
+        doc = _commit_json(oid, c)
+        doc["tables"] = {t.name: {"rows": t.rows, "key": t.key, "schema": t.schema.to_obj()} for t in tables}
+        _json(doc)
+        return
+    out.print(f"commit {oid.hex()}", markup=False)
+    for p in c.parents:
+        out.print(f"parent {p.hex()}", markup=False)
+    out.print(f"Author: {c.author}", markup=False)
+    out.print(f"Date:   {_when(c.time, c.tz)}", markup=False)
+    if isinstance(c.meta, dict):
+        out.print(f"Source: {c.meta.get('source', '?')} ({c.meta.get('kind', '?')})", markup=False)
+    out.print()
+    for line in (c.message or "").splitlines():
+        out.print(f"    {line}", markup=False)
+    out.print()
+    for t in tables:
+        key = ", ".join(t.key) if t.key else "none (keyless: rows are a multiset)"
+        grid = Table(title=f"{t.name}: {t.rows:,} rows, key {key}", title_justify="left", show_edge=False)
+        grid.add_column("column")
+        grid.add_column("type")
+        grid.add_column("null")
+        grid.add_column("default")
+        for col in t.schema.columns:
+            grid.add_row(col.name, col.type, "yes" if col.nullable else "no", col.default or "")
+        out.print(grid)
+        for fk in t.schema.foreign_keys:
+            out.print(f"  foreign key ({', '.join(fk.columns)}) -> {fk.ref_table} ({', '.join(fk.ref_columns)})", markup=False)
+        out.print()
+
+
+# --- branches and tags ----------------------------------------------------------------------
+
+
+@app.command()
+def branch(
+    name: Annotated[Optional[str], typer.Argument(help="Create a branch with this name.")] = None,
+    rev: Annotated[str, typer.Argument(help="Where the new branch starts.")] = "HEAD",
+    delete: Annotated[Optional[str], typer.Option("-d", "--delete", help="Delete this branch.", metavar="NAME")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List, create or delete branches."""
+    repo = _repo()
+    if delete:
+        oid = repo.delete_branch(delete)
+        out.print(f"Deleted branch {delete} (was {oid.hex()[:12]})", markup=False)
+        return
+    if name:
+        oid = repo.create_branch(name, rev)
+        out.print(f"Created branch {name} at {oid.hex()[:12]}", markup=False)
+        return
+    branches = repo.branches()
+    if as_json:
+        _json([{"name": n, "commit": o.hex(), "current": cur} for n, o, cur in branches])
+        return
+    head_ref = repo.head_ref()
+    if not branches and head_ref:
+        out.print(f"* {head_ref.removeprefix('refs/heads/')} (no commits yet)", markup=False)
+    for n, o, cur in branches:
+        out.print(f"{'*' if cur else ' '} {n:<20} {o.hex()[:12]}", markup=False)
+
+
+@app.command()
+def tag(
+    name: Annotated[Optional[str], typer.Argument(help="The tag to create.")] = None,
+    rev: Annotated[str, typer.Argument(help="What it names.")] = "HEAD",
+    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Make an annotated tag with this message.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List tags, or create one."""
+    repo = _repo()
+    if name:
+        oid = repo.create_tag(name, rev, message)
+        out.print(f"Tagged {repo.resolve(oid.hex()).hex()[:12]} as {name}", markup=False)
+        return
+    tags = repo.tags()
+    if as_json:
+        _json([{"name": n, "id": o.hex()} for n, o in tags])
+        return
+    for n, _o in tags:
+        out.print(n, markup=False)
+
+
+@app.command("cat-object")
+def cat_object(
+    oid: Annotated[str, typer.Argument(help="Object id, unique prefix, or revision.", metavar="ID")],
+) -> None:
+    """Print any stored object, decoded (plumbing, for debugging)."""
+    repo = _repo()
+    full, kind, decoded = repo.cat_object(oid)
+    _json({"id": full.hex(), "kind": kind, "content": decoded})
+
+
+@app.command("oplog")
+def oplog_cmd(
+    n: Annotated[Optional[int], typer.Option("-n", help="Show the last N entries.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Show the audit log of operations on this store."""
+    repo = _repo()
+    entries = list(repo.oplog())
+    if n is not None:
+        entries = entries[-n:]
+    if as_json:
+        for e in entries:
+            sys.stdout.write(json.dumps(e, sort_keys=True) + "\n")
+        return
+    for e in entries:
+        status = "ok" if e.get("ok") else f"FAILED: {e.get('error', '')}"
+        result = e.get("result") or {}
+        commit_id = (result.get("commit") or "")[:12]
+        out.print(f"{e.get('time', '?')}  {e.get('who', '?')}  {e.get('op', '?'):<8} {commit_id:<12} {status}", markup=False)
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        app(prog_name="snap")
+    except SnapError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc.message}", markup=False)
+        if exc.hint:
+            err.print(f"hint: {exc.hint}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)
+    except OSError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", markup=False)
+        sys.exit(1)
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
+        if debug:
+            raise
+        err.print(f"error: internal error: {type(exc).__name__}: {exc}", markup=False)
+        err.print("hint: run again with --debug for the traceback, and report it", markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,362 @@
+"""``commit``: snapshot a live database into the store.
+
+One read of the database, in one consistent read transaction: each table is streamed in key
+order, each row encoded (encoding.py) and hashed, and the table's tree built in the same pass
+(tree.py). Only what changed is written:
+
+* a leaf whose id the parent's tree already has is skipped whole, records included;
+* a new leaf is compared with the parent's leaf that covered its first key: records found there
+  are not written again, and the leaf itself is stored as a delta against that old leaf;
+* everything else that might already be stored (another branch, a reverted row) is probed in
+  the pack indexes before it is written.
+
+Objects are published before the branch moves (objects first, then the ref, by compare-and-swap).
+If the branch moved meanwhile (another ``snap commit``), the commit is re-parented on the new head
+and retried: a snapshot is a whole state, not a patch, so nothing is lost by doing so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import socket
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import __version__
+from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder
+from .errors import ConflictError, SnapError
+from .history import read_commit, read_table
+from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
+from .objectstore import ObjectStore, ObjectWriter
+from .refs import Refs
+from .schema import TableSchema
+from .tree import TreeBuilder, UnsortedKeysError, leaf_index, load_node
+
+__all__ = [
+    "CommitResult",
+    "TableResult",
+    "Progress",
+    "DuplicateKeyError",
+    "snapshot_database",
+    "write_root",
+    "commit_snapshot",
+    "default_author",
+    "now_micros",
+]
+
+_sha256 = hashlib.sha256
+_REC = b"\x01"
+_NODE = b"\x02"
+
+
+class Progress(Protocol):
+    def table(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, rows: int) -> None: ...
+
+
+@dataclass
+class TableResult:
+    name: str
+    rows: int
+    table_id: bytes
+    changed: bool
+    records_written: int = 0
+    nodes_written: int = 0
+
+
+@dataclass
+class CommitResult:
+    commit_id: bytes | None  # None: nothing to commit
+    tree_id: bytes
+    parent_id: bytes | None
+    branch: str | None
+    tables: list[TableResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+
+def default_author(configured: str | None = None) -> str:
+    if configured:
+        return configured
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name on some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class DuplicateKeyError(SnapError):
+    pass
+
+
+class _OldTree:
+    """What the parent commit knew of a table: its leaves, to skip and to delta against."""
+
+    def __init__(self, objects: ObjectStore, root: bytes) -> None:
+        self.objects = objects
+        self.last_keys, self.leaf_ids = leaf_index(objects, root)
+        self.leaf_set = set(self.leaf_ids)
+
+    def base_for(self, first_key: bytes) -> bytes | None:
+        i = bisect_left(self.last_keys, first_key)
+        if i == len(self.leaf_ids):
+            i -= 1
+        return self.leaf_ids[i] if i >= 0 else None
+
+
+class _TableWriter:
+    """Builds one table's tree into a writer, writing only objects the store lacks."""
+
+    def __init__(self, objects: ObjectStore, writer: ObjectWriter, old: _OldTree | None, probe: bool) -> None:
+        self.objects = objects
+        self.writer = writer
+        self.old = old
+        self.probe = probe
+        self.records_written = 0
+        self.nodes_written = 0
+        self._nodes: set[bytes] = set()
+
+    def _has(self, oid: bytes) -> bool:
+        return self.probe and self.objects.might_contain(oid) and self.objects.contains(oid)
+
+    def emit(self, node: Node, payloads: list[bytes] | None) -> bytes:
+        data = node.encode()
+        nid = _sha256(_NODE + data).digest()
+        old = self.old
+        if old is not None and nid in old.leaf_set:
+            return nid  # an unchanged leaf: its records are stored too
+        if nid in self._nodes:
+            return nid
+        base = old.base_for(node.keys[0]) if (old is not None and node.level == 0 and node.keys) else None
+        if payloads:
+            known: set[bytes] = set()
+            if base is not None:
+                known = set(load_node(self.objects, base).ids)
+            new_ids = []
+            new_data = []
+            for rid, p in zip(node.ids, payloads):
+                if rid not in known and not self._has(rid):
+                    new_ids.append(rid)
+                    new_data.append(p)
+            if new_ids:
+                self.writer.add_full_many(ObjType.RECORD, new_ids, new_data)
+                self.records_written += len(new_ids)
+        self._nodes.add(nid)
+        if self._has(nid):
+            return nid
+        if base is not None:
+            self.writer.add_delta(ObjType.NODE, data, nid, base)
+        else:
+            self.writer.add(ObjType.NODE, data, nid)
+        self.nodes_written += 1
+        return nid
+
+
+def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]], exc: Exception) -> SnapError:
+    names = schema.sorted_names
+    for row in batch:
+        for name, value in zip(names, row):
+            try:
+                encode_value(value)
+            except EncodingError as inner:
+                return EncodingError(
+                    f"table {schema.name!r}, column {name!r}: {inner}",
+                    hint="snapgit cannot store this type; leave the table out with --tables or exclude it in config.toml",
+                )
+    return EncodingError(f"table {schema.name!r}: {exc}")
+
+
+def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None):
+    """Batches of (rows, encoded rows, record ids) in the database's order."""
+    pack = encode_row
+    sha = _sha256
+    for batch in snap.scan(schema, key):
+        try:
+            packed = list(map(pack, batch))
+        except EncodingError as exc:
+            raise _explain_encoding_error(schema, batch, exc) from exc
+        ids = [sha(_REC + p).digest() for p in packed]
+        if progress is not None:
+            progress.advance(len(batch))
+        yield batch, packed, ids
+
+
+def _build_keyed(snap, schema, key, tw: _TableWriter, progress) -> tuple[bytes, int]:
+    names = schema.sorted_names
+    kenc = key_encoder([names.index(k) for k in key])
+    builder = TreeBuilder(tw.emit)
+    try:
+        for batch, packed, ids in _scan_encoded(snap, schema, key, progress):
+            builder.add_batch(list(map(kenc, batch)), ids, packed)
+        return builder.finish()
+    except UnsortedKeysError:
+        pass
+    # The database's order disagreed with the key encoding's (a collation, mixed types in a
+    # SQLite column) or the key is not unique: read again and sort here.
+    entries = []
+    for batch, packed, ids in _scan_encoded(snap, schema, key, None):
+        entries.extend(zip(map(kenc, batch), ids, packed))
+    entries.sort(key=lambda e: e[0])
+    for a, b in zip(entries, entries[1:]):
+        if a[0] == b[0]:
+            raise DuplicateKeyError(
+                f"table {schema.name!r}: key ({', '.join(key)}) is not unique",
+                hint="configure a unique natural key for it in config.toml, or none to treat it as keyless",
+            )
+    builder = TreeBuilder(tw.emit)
+    step = 10_000
+    for i in range(0, len(entries), step):
+        chunk = entries[i : i + step]
+        builder.add_batch([e[0] for e in chunk], [e[1] for e in chunk], [e[2] for e in chunk])
+    return builder.finish()
+
+
+def _build_keyless(snap, schema, tw: _TableWriter, progress) -> tuple[bytes, int]:
+    """A keyless table is a multiset: each row is keyed by (its record id, occurrence number).
+
+    The rows have to be sorted by id, so the ids (not the rows) of the whole table are held in
+    memory; records are written as they are read.
+    """
+    known: set[bytes] = set()
+    if tw.old is not None:
+        for leaf_id in tw.old.leaf_ids:
+            known.update(load_node(tw.objects, leaf_id).ids)
+    all_ids: list[bytes] = []
+    for _batch, packed, ids in _scan_encoded(snap, schema, None, progress):
+        new_ids, new_data = [], []
+        for rid, p in zip(ids, packed):
+            if rid not in known and not tw._has(rid):
+                known.add(rid)
+                new_ids.append(rid)
+                new_data.append(p)
+        if new_ids:
+            tw.writer.add_full_many(ObjType.RECORD, new_ids, new_data)
+            tw.records_written += len(new_ids)
+        all_ids.extend(ids)
+    all_ids.sort()
+    builder = TreeBuilder(tw.emit)
+    keys, out_ids = [], []
+    prev, occ = None, 0
+    for rid in all_ids:
+        occ = occ + 1 if rid == prev else 0
+        prev = rid
+        keys.append(encode_key([rid, occ]))
+        out_ids.append(rid)
+    builder.add_batch(keys, out_ids)
+    return builder.finish()
+
+
+def snapshot_database(
+    objects: ObjectStore,
+    writer: ObjectWriter,
+    snap: Any,
+    schemas: list[TableSchema],
+    *,
+    parent_root: Root | None,
+    keys: Callable[[TableSchema], list[str] | None],
+    progress: Progress | None = None,
+    count_rows: bool = False,
+) -> tuple[dict[str, bytes], list[TableResult]]:
+    """Write every table of a read snapshot; returns {table name: table object id} and results."""
+    probe = bool(getattr(objects, "pack_names", lambda: [1])())
+    results = []
+    tables: dict[str, bytes] = {}
+    for schema in schemas:
+        key = keys(schema)
+        old_entry = None
+        if parent_root is not None and schema.name in parent_root.tables:
+            old_entry = read_table(objects, parent_root.tables[schema.name])
+        old = None
+        if old_entry is not None and old_entry.key == key and old_entry.rows:
+            old = _OldTree(objects, old_entry.root)
+        if progress is not None:
+            progress.table(schema.name, snap.count(schema.name) if count_rows else None)
+        tw = _TableWriter(objects, writer, old, probe)
+        if key:
+            root, rows = _build_keyed(snap, schema, key, tw, progress)
+        else:
+            root, rows = _build_keyless(snap, schema, tw, progress)
+        schema_data = encode_schema(schema)
+        schema_id = object_id(ObjType.SCHEMA, schema_data)
+        if old_entry is None or old_entry.schema != schema_id:
+            if not (probe and objects.contains(schema_id)):
+                writer.add(ObjType.SCHEMA, schema_data, schema_id)
+        entry = TableEntry(schema_id, root, rows, key)
+        entry_data = entry.encode()
+        table_id = object_id(ObjType.TABLE, entry_data)
+        changed = parent_root is None or parent_root.tables.get(schema.name) != table_id
+        if changed and not (probe and objects.contains(table_id)):
+            writer.add(ObjType.TABLE, entry_data, table_id)
+        tables[schema.name] = table_id
+        results.append(TableResult(schema.name, rows, table_id, changed, tw.records_written, tw.nodes_written))
+    return tables, results
+
+
+def write_root(objects: ObjectStore, writer: ObjectWriter, tables: dict[str, bytes]) -> bytes:
+    """Store the snapshot tree of these tables (name -> table object id); returns its id."""
+    root_data = Root(tables).encode()
+    root_id = object_id(ObjType.ROOT, root_data)
+    if not objects.contains(root_id):
+        writer.add(ObjType.ROOT, root_data, root_id)
+    return root_id
+
+
+def now_micros() -> tuple[int, int]:
+    """(microseconds since the epoch in UTC, local UTC offset in minutes)."""
+    t = time.time()
+    offset = dt.datetime.fromtimestamp(t).astimezone().utcoffset() or dt.timedelta()
+    return int(t * 1_000_000), int(offset.total_seconds() // 60)
+
+
+def commit_snapshot(
+    objects: ObjectStore,
+    refs: Refs,
+    *,
+    ref: str,
+    expected_parent: bytes | None,
+    tree_id: bytes,
+    author: str,
+    message: str,
+    meta: dict[str, Any],
+    extra_parents: Sequence[bytes] = (),
+    retries: int = 5,
+    allow_same_tree: bool = False,
+) -> tuple[bytes | None, bytes | None]:
+    """Write a commit of ``tree_id`` on ``ref`` and move the ref by compare-and-swap.
+
+    When the ref moved since ``expected_parent`` was read, the commit is re-parented on the new
+    head and tried again. Returns (commit id, parent id); commit id None when the new head
+    already holds this very tree and an empty commit was not asked for.
+    """
+    parent = expected_parent
+    for _attempt in range(retries):
+        if parent is not None and not allow_same_tree and read_commit(objects, parent).tree == tree_id:
+            return None, parent
+        t, tz = now_micros()
+        parents = ([parent] if parent is not None else []) + list(extra_parents)
+        commit = Commit(tree_id, parents, author, t, tz, message, meta)
+        data = commit.encode()
+        cid = object_id(ObjType.COMMIT, data)
+        with objects.writer() as w:
+            w.add(ObjType.COMMIT, data, cid)
+        old_hex = parent.hex() if parent is not None else None
+        try:
+            refs.set_if_equals(ref, old_hex, cid.hex(), who=author, message=f"commit: {message.splitlines()[0] if message else ''}")
+            return cid, parent
+        except ConflictError:
+            current = refs.read(ref)
+            parent = bytes.fromhex(current) if current else None
+    raise ConflictError(
+        f"ref {ref} kept moving during the commit ({retries} tries)",
+        hint="other snap commands are committing to the same branch; try again",
+    )
+
