@@ -131,19 +131,24 @@ def _default(v: Any) -> msgpack.ExtType:
     if t is _dt.datetime:
         # Columns of timestamps repeat values (hours, days): building an ExtType costs more than
         # a dict probe, so encoded datetimes are cached. Equal datetimes encode equally: naive and
-        # aware ones never compare equal, and aware ones that are equal are the same instant.
-        ext = _dt_cache.get(v)
+        # aware ones never compare equal. Only naive and fixed-offset datetimes are cached: with
+        # a zoneinfo zone, two datetimes that differ only in `fold` compare equal but are
+        # different instants.
+        tz = v.tzinfo
+        cacheable = tz is None or type(tz) is _dt.timezone
+        ext = _dt_cache.get(v) if cacheable else None
         if ext is None:
-            if v.tzinfo is None:
+            if tz is None:
                 ext = msgpack.ExtType(Ext.DATETIME, _Q.pack((v - _DT_ZERO) // _US))
             else:
                 micros = (v - _DT_ZERO_UTC) // _US
                 if not 0 <= micros <= _MAX_MICROS:  # it would not decode: no such datetime in UTC
                     raise EncodingError(f"datetime {v.isoformat()} is out of range once moved to UTC")
                 ext = msgpack.ExtType(Ext.DATETIME_TZ, _Q.pack(micros))
-            if len(_dt_cache) >= _DT_CACHE_MAX:
-                _dt_cache.clear()
-            _dt_cache[v] = ext
+            if cacheable:
+                if len(_dt_cache) >= _DT_CACHE_MAX:
+                    _dt_cache.clear()
+                _dt_cache[v] = ext
         return ext
     if t is decimal.Decimal:
         return msgpack.ExtType(Ext.DECIMAL, str(v).encode("ascii"))

@@ -271,7 +271,7 @@ class DiskObjectStore:
 
     # -- reading
 
-    def _resolve(self, name: str, entry: bytes, depth_only: bool = False) -> tuple[bytes, int]:
+    def _resolve(self, name: str, entry: bytes, chain: int = 0) -> tuple[bytes, int]:
         """(type byte + data, depth) of a raw entry."""
         kind = entry[0]
         if kind == FULL:
@@ -279,7 +279,9 @@ class DiskObjectStore:
         if kind == DELTA:
             depth = entry[2]
             base = entry[3:35]
-            base_full, _ = self._find(base)
+            if chain >= MAX_DELTA_DEPTH:
+                raise CorruptError(f"pack {name[:16]}: delta chain longer than {MAX_DELTA_DEPTH} (a loop?)")
+            base_full, _ = self._find(base, chain=chain + 1)
             try:
                 full = _delta_decompress(base_full, entry[35:])
             except zstd.ZstdError as exc:
@@ -289,7 +291,7 @@ class DiskObjectStore:
             return full, depth
         raise CorruptError(f"pack {name[:16]}: unknown entry kind {kind}")
 
-    def _find(self, oid: bytes, retry: bool = True) -> tuple[bytes, int]:
+    def _find(self, oid: bytes, retry: bool = True, chain: int = 0) -> tuple[bytes, int]:
         cached = self._full_cache.get(oid)
         if cached is not None:
             return cached
@@ -298,7 +300,7 @@ class DiskObjectStore:
             idx, _ = self._packs[name]
             for ordinal in idx.candidates(oid):
                 try:
-                    full, depth = self._resolve(name, self._reader(name).entry(ordinal))
+                    full, depth = self._resolve(name, self._reader(name).entry(ordinal), chain)
                 except CorruptError as exc:
                     bad = exc
                     continue
@@ -314,7 +316,7 @@ class DiskObjectStore:
             before = len(self._order)
             self.refresh()
             if len(self._order) != before:
-                return self._find(oid, retry=False)
+                return self._find(oid, retry=False, chain=chain)
         raise NotFoundError(f"object {oid.hex()} not found")
 
     def get(self, oid: bytes) -> tuple[int, bytes]:

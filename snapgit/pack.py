@@ -12,11 +12,12 @@ and many blocks make an immutable pack file whose name is the SHA-256 of its byt
              32-byte SHA-256 of every byte before it (the pack's name)
 
 An entry is ``00 type data`` (the whole object) or ``01 type depth base-id frame`` (a delta: the
-object's bytes compressed by zstd with the base object's full entry bytes, ``type data``, as a
-raw-content dictionary; ``depth`` is 1 + the base's depth, at most :data:`MAX_DELTA_DEPTH`).
-Objects are numbered in the order they were written (their ordinal); the index maps ids to
-ordinals, the block table maps ordinals to blocks. A pack is self-describing: reading it in order
-and hashing each object gives its index back.
+object's ``type data`` compressed by zstd with the base object's ``type data`` as a raw-content
+dictionary, the frame carrying its content size; ``depth`` is 1 + the base's depth, at most
+:data:`MAX_DELTA_DEPTH`). Objects are numbered in the order they were written (their ordinal);
+the index maps ids to ordinals, the block table maps ordinals to blocks. Reading a pack in order
+and hashing each object gives its index back; a delta's base may live in another pack, so
+resolving a delta may need the other packs of the store (gc keeps bases alive).
 """
 
 from __future__ import annotations
@@ -205,6 +206,17 @@ class PackReader:
         self.count = count
         self._blocks = [_BLOCK.unpack_from(mm, table_off + i * _BLOCK.size) for i in range(nblocks)]
         self._firsts = [b[3] for b in self._blocks]
+        # The table is covered by the pack checksum only, which reads do not verify: check that
+        # the blocks tile the file and the ordinals, so a damaged table is CorruptError, not an
+        # IndexError or a wrong entry.
+        off, ordinal = _HEADER.size, 0
+        for off_b, clen, _rlen, first, n, _crc in self._blocks:
+            if off_b != off or first != ordinal or n == 0:
+                raise CorruptError(f"pack {path.name} has a damaged block table")
+            off += clen
+            ordinal += n
+        if off != table_off or ordinal != count:
+            raise CorruptError(f"pack {path.name} has a damaged block table")
         self._dctx = zstd.ZstdDecompressor()
         self._cache: OrderedDict[int, tuple[memoryview, list[int]]] = OrderedDict()
         self._cache_blocks = cache_blocks
@@ -239,7 +251,7 @@ class PackReader:
             raw = self._dctx.decompress(frame, max_output_size=rlen)
         except zstd.ZstdError as exc:
             raise CorruptError(f"pack {self.name[:16]}: block {b} does not decompress: {exc}") from exc
-        if len(raw) != rlen:
+        if len(raw) != rlen or rlen < 4 + 4 * n or struct.unpack_from("<I", raw)[0] != n:
             raise CorruptError(f"pack {self.name[:16]}: block {b} has the wrong length")
         ends = list(struct.unpack_from(f"<{n}I", raw, 4))
         base = 4 + 4 * n

@@ -92,14 +92,17 @@ def _tz_string(t: float) -> str:
 
 def _reflog_line(old: str | None, new: str | None, who: str, message: str) -> str:
     now = time.time()
-    who = who.replace("\n", " ").replace("\t", " ")
-    message = message.splitlines()[0] if message else ""
+    # Any whitespace, line separators included, becomes one space: a line is a whole entry.
+    who = " ".join(who.split())
+    message = " ".join(message.split()[:60])
     return f"{old or ZERO} {new or ZERO} {int(now)} {_tz_string(now)} {who}\t{message}\n"
 
 
 def _parse_reflog(text: str, name: str) -> list[ReflogEntry]:
     out = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line:
+            continue
         try:
             head, message = line.split("\t", 1)
             old, new, ts, tz, who = head.split(" ", 4)
@@ -184,6 +187,8 @@ class DiskRefs:
                     f"ref {name} moved: expected {(old or 'nothing')[:12]}, found {(current or 'nothing')[:12]}",
                     hint="another snap command updated it at the same time; run the command again",
                 )
+            if content is None and current is None:
+                raise NotFoundError(f"ref {name} not found")
             new = content.strip() if content is not None else None
             self._append_reflog(name, old, new, who, message)
             if content is None:

@@ -18,6 +18,7 @@ half-created store never exists.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -105,8 +106,11 @@ class Store:
             (tmp / "HEAD").write_text(f"ref: refs/heads/{initial_branch}\n", encoding="utf-8")
             save_config(tmp / "config.toml", config)
             os.rename(tmp, final)
-        except FileExistsError:
+        except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            # rename onto a directory that appeared meanwhile (another init won): ENOTEMPTY
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
             raise StoreExistsError(f"a store already exists at {final}") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -5,8 +5,11 @@ the child's last key, its id and its row count. Where a node ends depends on the
 
 * a leaf ends after an entry whose ``crc32(key)`` is below :data:`LEAF_THRESHOLD` (one key in
   :data:`LEAF_TARGET` on average), or when it reaches :data:`LEAF_MAX` entries;
-* a node of level ``L >= 1`` ends after a child whose ``crc32(last key, L)`` (zlib's running
-  value set to ``L``) is below :data:`INNER_THRESHOLD`, or at :data:`INNER_MAX` entries;
+* a node of level ``L >= 1`` ends after a child whose last key ``k`` has
+  ``SHA-256("snapgit-level" || byte(L) || k)``, its first 4 bytes read big-endian, below
+  :data:`INNER_THRESHOLD`, or at :data:`INNER_MAX` entries. (Not CRC-32 again: CRC is affine,
+  so a per-level CRC would be the leaf CRC xor a constant, and the levels' boundaries would be
+  tied to each other. Inner checks happen once per leaf, so a cryptographic hash costs nothing.)
 * the root is the single node of the top level.
 
 So the same rows give the same tree, and the same root id, however and in whatever order they
@@ -25,6 +28,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from operator import lt
+from hashlib import sha256
 from zlib import crc32
 
 from .errors import CorruptError, SnapError
@@ -51,6 +55,10 @@ LEAF_THRESHOLD = (1 << 32) // LEAF_TARGET
 INNER_TARGET = 64
 INNER_MAX = 1024
 INNER_THRESHOLD = (1 << 32) // INNER_TARGET
+
+def _inner_hash(level: int, key: bytes) -> int:
+    return int.from_bytes(sha256(b"snapgit-level" + bytes((level,)) + key).digest()[:4], "big")
+
 
 # emit(node, payloads) stores a node and returns its id; payloads are the encoded records of a
 # leaf's entries (parallel to node.ids) when the builder was given them, else None.
@@ -127,7 +135,7 @@ class TreeBuilder:
         keys.append(last_key)
         ids.append(nid)
         counts.append(count)
-        if len(keys) >= INNER_MAX or crc32(last_key, level) < INNER_THRESHOLD:
+        if len(keys) >= INNER_MAX or _inner_hash(level, last_key) < INNER_THRESHOLD:
             self._close_inner(level)
 
     def _close_inner(self, level: int) -> None:

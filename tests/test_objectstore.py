@@ -1,0 +1,480 @@
+"""Object stores (snapgit/objectstore.py): one contract suite, run on the disk store and its
+in-memory twin, then the disk store's own promises about damage, crashes and other processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from snapgit import objectstore as objectstore_mod
+from snapgit import pack as pack_mod
+from snapgit.errors import CorruptError, NotFoundError
+from snapgit.objects import ObjType
+from snapgit.objectstore import DiskObjectStore, MemoryObjectStore
+from snapgit.pack import DELTA, MAX_DELTA_DEPTH, PackReader
+
+NODE = int(ObjType.NODE)
+RECORD = int(ObjType.RECORD)
+
+
+def oid_of(otype: int, data: bytes) -> bytes:
+    return hashlib.sha256(bytes((otype,)) + data).digest()
+
+
+def make_disk_store(root: Path) -> DiskObjectStore:
+    (root / "objects" / "pack").mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(exist_ok=True)
+    return DiskObjectStore(root)
+
+
+@pytest.fixture(params=["disk", "memory"])
+def store(request, tmp_path):
+    if request.param == "disk":
+        s = make_disk_store(tmp_path)
+    else:
+        s = MemoryObjectStore()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def disk(tmp_path):
+    s = make_disk_store(tmp_path)
+    yield s
+    s.close()
+
+
+def put(store, objects: list[tuple[int, bytes]]) -> list[bytes]:
+    w = store.writer()
+    ids = [w.add(t, d) for t, d in objects]
+    w.commit()
+    return ids
+
+
+def random_objects(n: int, seed: int = 0, size: tuple[int, int] = (1, 400)) -> list[tuple[int, bytes]]:
+    rnd = random.Random(seed)
+    return [(rnd.choice([RECORD, NODE, 3, 4, 5, 6, 7]), rnd.randbytes(rnd.randrange(*size))) for _ in range(n)]
+
+
+def versions(n: int, size: int = 3000, seed: int = 1) -> list[bytes]:
+    """n versions of a node-sized object, each a small edit of the one before."""
+    rnd = random.Random(seed)
+    cur = bytearray(rnd.randbytes(size))
+    out = []
+    for i in range(n):
+        cur[(i * 97) % size] ^= 0xFF
+        out.append(bytes(cur))
+    return out
+
+
+# --- the contract -----------------------------------------------------------------------------
+
+
+def test_get_after_commit_only(store):
+    w = store.writer()
+    oid = w.add(NODE, b"node bytes")
+    assert oid == oid_of(NODE, b"node bytes")
+    with pytest.raises(NotFoundError):
+        store.get(oid)
+    assert not store.contains(oid)
+    w.commit()
+    assert store.get(oid) == (NODE, b"node bytes")
+    assert store.contains(oid)
+    assert store.get_depth(oid) == 0
+
+
+def test_add_with_given_id(store):
+    w = store.writer()
+    data = b"a record"
+    assert w.add(RECORD, data, oid_of(RECORD, data)) == oid_of(RECORD, data)
+    w.commit()
+    assert store.get(oid_of(RECORD, data)) == (RECORD, data)
+
+
+def test_nothing_readable_after_abort(store, tmp_path):
+    w = store.writer()
+    ids = [w.add(t, d) for t, d in random_objects(50)]
+    w.abort()
+    for oid in ids:
+        with pytest.raises(NotFoundError):
+            store.get(oid)
+        assert not store.contains(oid)
+    assert list(store.iter_objects()) == []
+    assert store.find_prefix("") == []
+    if isinstance(store, DiskObjectStore):
+        assert list((tmp_path / "tmp").iterdir()) == []
+        assert list((tmp_path / "objects" / "pack").iterdir()) == []
+        # a fresh look (another process) sees nothing either
+        other = DiskObjectStore(tmp_path)
+        assert not other.contains(ids[0])
+        other.close()
+
+
+def test_commit_after_abort_publishes_nothing(store):
+    w = store.writer()
+    oid = w.add(NODE, b"x")
+    w.abort()
+    w.commit()
+    assert not store.contains(oid)
+
+
+def test_writer_as_context_manager(store):
+    with store.writer() as w:
+        kept = w.add(NODE, b"kept")
+    assert store.get(kept) == (NODE, b"kept")
+    with pytest.raises(RuntimeError):
+        with store.writer() as w:
+            lost = w.add(NODE, b"lost")
+            raise RuntimeError("boom")
+    assert not store.contains(lost)
+
+
+def test_absent_ids(store):
+    put(store, random_objects(5))
+    for oid in (bytes(32), b"\xff" * 32, oid_of(NODE, b"never written")):
+        with pytest.raises(NotFoundError):
+            store.get(oid)
+        with pytest.raises(NotFoundError):
+            store.get_depth(oid)
+        assert not store.contains(oid)
+
+
+def test_every_object_readable(store):
+    objects = random_objects(200)
+    ids = put(store, objects)
+    for oid, obj in zip(ids, objects):
+        assert store.get(oid) == obj
+
+
+def test_same_object_twice(store):
+    a = put(store, [(NODE, b"same")])
+    b = put(store, [(NODE, b"same")])
+    assert a == b
+    assert store.get(a[0]) == (NODE, b"same")
+
+
+def test_find_prefix(store):
+    objects = random_objects(300, seed=2)
+    ids = put(store, objects)
+    assert store.find_prefix("") == sorted(set(ids))
+    for oid in ids[:40]:
+        h = oid.hex()
+        assert store.find_prefix(h) == [oid]
+        for k in (1, 2, 5, 16, 17, 40):
+            found = store.find_prefix(h[:k])
+            assert oid in found
+            assert found == sorted(found)
+            assert all(f.hex().startswith(h[:k]) for f in found)
+            assert set(found) == {i for i in ids if i.hex().startswith(h[:k])}
+    assert store.find_prefix("0" * 20) == [i for i in sorted(ids) if i.hex().startswith("0" * 20)]
+
+
+def test_add_full_many(store):
+    rnd = random.Random(4)
+    datas = [rnd.randbytes(rnd.randrange(0, 300)) for _ in range(500)]
+    ids = [oid_of(RECORD, d) for d in datas]
+    w = store.writer()
+    w.add_full_many(RECORD, ids[:200], datas[:200])
+    w.add(NODE, b"in between")
+    w.add_full_many(RECORD, ids[200:], datas[200:])
+    w.add_full_many(RECORD, [], [])
+    w.commit()
+    for oid, d in zip(ids, datas):
+        assert store.get(oid) == (RECORD, d)
+    assert store.get(oid_of(NODE, b"in between")) == (NODE, b"in between")
+
+
+def test_add_delta_round_trip(store):
+    base, new = versions(2)
+    w = store.writer()
+    base_id = w.add(NODE, base)
+    new_id = w.add_delta(NODE, new, oid_of(NODE, new), base_id)
+    assert new_id == oid_of(NODE, new)
+    w.commit()
+    assert store.get(new_id) == (NODE, new)
+    assert store.get(base_id) == (NODE, base)
+    assert store.get_depth(base_id) == 0
+    assert store.get_depth(new_id) == 1  # a one-byte edit of 3 KB is worth a delta
+
+
+def test_add_delta_against_a_committed_base(store):
+    base, new, newer = versions(3)
+    (base_id,) = put(store, [(NODE, base)])
+    w = store.writer()
+    new_id = w.add_delta(NODE, new, oid_of(NODE, new), base_id)
+    newer_id = w.add_delta(NODE, newer, oid_of(NODE, newer), new_id)
+    w.commit()
+    assert store.get(new_id) == (NODE, new)
+    assert store.get(newer_id) == (NODE, newer)
+    assert store.get_depth(newer_id) == 2
+
+
+def test_add_delta_falls_back_to_full(store):
+    w = store.writer()
+    # an unknown base
+    a_id = w.add_delta(NODE, b"x" * 3000, oid_of(NODE, b"x" * 3000), bytes(32))
+    # a delta not worth it: tiny objects
+    small_base = w.add(NODE, b"tiny")
+    small_id = w.add_delta(NODE, b"tinier", oid_of(NODE, b"tinier"), small_base)
+    # an unrelated base
+    rnd = random.Random(9)
+    other = rnd.randbytes(3000)
+    unrelated = w.add_delta(NODE, other, oid_of(NODE, other), a_id)
+    w.commit()
+    for oid, data in ((a_id, b"x" * 3000), (small_id, b"tinier"), (unrelated, other)):
+        assert store.get(oid) == (NODE, data)
+        assert store.get_depth(oid) == 0
+
+
+@pytest.mark.parametrize("per_commit", [1, 100])
+def test_delta_chain_beyond_max_depth(store, per_commit):
+    vs = versions(3 * MAX_DELTA_DEPTH + 5)
+    ids = []
+    w = store.writer()
+    prev = w.add(NODE, vs[0])
+    ids.append(prev)
+    for i, v in enumerate(vs[1:], 1):
+        prev = w.add_delta(NODE, v, oid_of(NODE, v), prev)
+        ids.append(prev)
+        if i % per_commit == 0:
+            w.commit()
+            w = store.writer()
+    w.commit()
+    depths = [store.get_depth(oid) for oid in ids]
+    assert max(depths) == MAX_DELTA_DEPTH
+    # every object is a delta of the one before, until the chain is full; then a full object
+    assert depths[: MAX_DELTA_DEPTH + 2] == list(range(MAX_DELTA_DEPTH + 1)) + [0]
+    for oid, v in zip(ids, vs):
+        assert store.get(oid) == (NODE, v)
+    # a fresh reader resolves the chains without anything cached
+    if isinstance(store, DiskObjectStore):
+        other = DiskObjectStore(store.root)
+        for oid, v in zip(reversed(ids), reversed(vs)):
+            assert other.get(oid) == (NODE, v)
+        other.close()
+
+
+def test_many_objects_across_blocks_and_packs(store, monkeypatch):
+    monkeypatch.setattr(objectstore_mod, "PACK_MAX_OBJECTS", 64)
+    monkeypatch.setattr(pack_mod, "BLOCK_TARGET", 2048)
+    objects = random_objects(700, seed=5, size=(50, 300))
+    w = store.writer()
+    ids = [w.add(t, d) for t, d in objects[:300]]
+    recs = [(RECORD, d) for _t, d in objects[300:]]
+    rec_ids = [oid_of(RECORD, d) for _t, d in recs]
+    w.add_full_many(RECORD, rec_ids, [d for _t, d in recs])
+    w.commit()
+    expected = dict(zip(ids, objects[:300])) | dict(zip(rec_ids, recs))
+    for oid, obj in expected.items():
+        assert store.get(oid) == obj
+    got = {oid: (t, d) for _pack, oid, t, d in store.iter_objects()}
+    assert got == expected
+    if isinstance(store, DiskObjectStore):
+        names = store.pack_names()
+        assert len(names) >= 700 // 64
+        for name in names:
+            rd = PackReader(store.pack_dir / f"pack-{name}.pack")
+            assert rd.count < 2 * 64  # a soft cap: add_full_many may top up an open pack
+            assert len(rd._blocks) > 1
+            assert rd.checksum_ok()
+            rd.close()
+
+
+def test_iter_objects_yields_everything(store):
+    objects = random_objects(100, seed=6)
+    ids = put(store, objects[:50]) + put(store, objects[50:])
+    base, new = versions(2)
+    w = store.writer()
+    bid = w.add(NODE, base)
+    nid = w.add_delta(NODE, new, oid_of(NODE, new), bid)
+    w.commit()
+    expected = dict(zip(ids, objects)) | {bid: (NODE, base), nid: (NODE, new)}
+    seen = {}
+    for _pack, oid, t, d in store.iter_objects():
+        assert oid == oid_of(t, d)
+        seen[oid] = (t, d)
+    assert seen == expected
+
+
+# --- disk only --------------------------------------------------------------------------------
+
+
+def pack_files(store: DiskObjectStore) -> list[Path]:
+    return sorted(store.pack_dir.glob("*.pack"))
+
+
+def flip(path: Path, offset: int, mask: int = 0x01) -> None:
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes((b[0] ^ mask,)))
+
+
+def test_disk_flipped_byte_in_a_block_is_corrupt(disk):
+    objects = random_objects(40, seed=8, size=(100, 200))
+    ids = put(disk, objects)
+    (path,) = pack_files(disk)
+    rd = PackReader(path)
+    off, clen = rd._blocks[0][0], rd._blocks[0][1]
+    rd.close()
+    for offset in (off, off + clen // 2, off + clen - 1):
+        flip(path, offset)
+        fresh = DiskObjectStore(disk.root)
+        for oid in ids:
+            with pytest.raises(CorruptError):
+                fresh.get(oid)
+        fresh.close()
+        flip(path, offset)
+    fresh = DiskObjectStore(disk.root)
+    assert [fresh.get(oid) for oid in ids] == objects
+    fresh.close()
+
+
+def test_disk_any_flipped_byte_gives_right_bytes_or_corrupt_error(disk, monkeypatch):
+    """Wherever one byte of a pack is damaged -- header, blocks, block table, footer -- a read
+    returns the object's true bytes or raises CorruptError: never wrong bytes, never another
+    exception, never 'not found' for an object that is there."""
+    monkeypatch.setattr(pack_mod, "BLOCK_TARGET", 300)
+    vs = versions(4, size=900, seed=3)
+    w = disk.writer()
+    ids = [w.add(t, d) for t, d in random_objects(12, seed=10, size=(20, 120))]
+    objects = dict(zip(ids, random_objects(12, seed=10, size=(20, 120))))
+    prev = w.add(NODE, vs[0])
+    objects[prev] = (NODE, vs[0])
+    for v in vs[1:]:
+        prev = w.add_delta(NODE, v, oid_of(NODE, v), prev)
+        objects[prev] = (NODE, v)
+    w.commit()
+    (path,) = pack_files(disk)
+    size = path.stat().st_size
+    rd = PackReader(path)
+    frames = [range(off, off + clen) for off, clen, *_ in rd._blocks]
+    rd.close()
+    # every byte of the header, block table and footer; every 5th byte of the zstd frames
+    offsets = [o for o in range(size) if not any(o in f for f in frames) or o % 5 == 0]
+    problems = []
+    for offset in offsets:
+        flip(path, offset)
+        try:
+            fresh = DiskObjectStore(disk.root)
+            for oid, obj in objects.items():
+                try:
+                    got = fresh.get(oid)
+                except CorruptError:
+                    continue
+                if got != obj:
+                    problems.append((offset, "wrong bytes"))
+            fresh.close()
+        except CorruptError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the point is to catch anything else
+            problems.append((offset, f"{type(exc).__name__}: {exc}"))
+        finally:
+            flip(path, offset)
+    assert problems == [], f"{len(problems)} of {len(offsets)} offsets misbehave: {problems}"
+
+
+@pytest.mark.parametrize("keep", [0, 16, 100, -1, -40])
+def test_disk_truncated_pack_is_corrupt(disk, keep):
+    ids = put(disk, random_objects(30, seed=11))
+    (path,) = pack_files(disk)
+    data = path.read_bytes()
+    os.chmod(path, 0o600)
+    path.write_bytes(data[:keep])
+    fresh = DiskObjectStore(disk.root)
+    with pytest.raises(CorruptError):
+        fresh.get(ids[0])
+    fresh.close()
+
+
+@pytest.mark.parametrize("keep", [0, 16, 100, -1, -40])
+def test_disk_truncated_index_is_corrupt(disk, keep):
+    ids = put(disk, random_objects(30, seed=12))
+    (idx,) = sorted(disk.pack_dir.glob("*.idx"))
+    data = idx.read_bytes()
+    os.chmod(idx, 0o600)
+    idx.write_bytes(data[:keep])
+    with pytest.raises(CorruptError):
+        fresh = DiskObjectStore(disk.root)
+        fresh.get(ids[0])
+
+
+def test_disk_missing_pack_is_corrupt(disk):
+    ids = put(disk, random_objects(5))
+    (path,) = pack_files(disk)
+    path.unlink()
+    fresh = DiskObjectStore(disk.root)
+    with pytest.raises(CorruptError):
+        fresh.get(ids[0])
+    fresh.close()
+
+
+def test_disk_leftovers_of_a_killed_writer_are_ignored(disk, tmp_path_factory):
+    ids = put(disk, random_objects(5))
+    # a temporary pack of a killed run
+    (disk.tmp_dir / "pack-0123456789abcdef.tmp").write_bytes(b"SNAPPACK half a pack")
+    (disk.tmp_dir / "pack-abc.idx.tmp").write_bytes(b"junk")
+    # a pack renamed into place whose index never was (the crash came between the two)
+    elsewhere = make_disk_store(tmp_path_factory.mktemp("elsewhere"))
+    (orphan,) = put(elsewhere, [(NODE, b"orphan")])
+    (orphan_pack,) = pack_files(elsewhere)
+    elsewhere.close()
+    os.replace(orphan_pack, disk.pack_dir / orphan_pack.name)
+    fresh = DiskObjectStore(disk.root)
+    assert [fresh.get(oid)[1] for oid in ids] == [d for _t, d in random_objects(5)]
+    assert not fresh.contains(orphan)
+    assert {oid for _p, oid, _t, _d in fresh.iter_objects()} == set(ids)
+    # and writing goes on
+    more = put(fresh, [(NODE, b"after the crash")])
+    assert fresh.get(more[0]) == (NODE, b"after the crash")
+    fresh.close()
+
+
+def test_disk_uncommitted_writer_is_invisible_to_other_processes(disk):
+    w = disk.writer()
+    oid = w.add(NODE, b"pending")
+    other = DiskObjectStore(disk.root)
+    assert not other.contains(oid)
+    w.commit()
+    assert other.contains(oid)
+    other.close()
+
+
+def test_disk_another_instance_sees_packs_published_later(disk):
+    other = DiskObjectStore(disk.root)  # opened first, like another process
+    first = put(disk, [(NODE, b"one")])
+    assert other.get(first[0]) == (NODE, b"one")  # refresh on a miss
+    second = put(disk, [(NODE, b"two")])
+    assert other.contains(second[0])
+    assert other.find_prefix(second[0].hex()[:10]) == [second[0]]
+    assert set(other.pack_names()) == set(disk.pack_names())
+    other.close()
+
+
+def test_disk_published_files_are_read_only(disk):
+    put(disk, [(NODE, b"x")])
+    files = list(disk.pack_dir.iterdir())
+    assert {f.suffix for f in files} == {".pack", ".idx"}
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o400
+
+
+def test_disk_entries_are_deltas(disk):
+    base, new = versions(2)
+    w = disk.writer()
+    bid = w.add(NODE, base)
+    nid = w.add_delta(NODE, new, oid_of(NODE, new), bid)
+    w.commit()
+    (path,) = pack_files(disk)
+    rd = PackReader(path)
+    kinds = [e[0] for _o, e in rd.iter_entries()]
+    rd.close()
+    assert kinds == [0, DELTA]
+    assert path.stat().st_size < len(base) + 500
+    assert disk.get(nid) == (NODE, new)

@@ -1,0 +1,360 @@
+"""Pack files and their indexes (snapgit/pack.py, snapgit/packindex.py), byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snapgit import pack as pack_mod
+from snapgit.errors import CorruptError
+from snapgit.pack import DELTA, FULL, PACK_MAGIC, PackReader, PackWriter
+from snapgit.packindex import IDX_MAGIC, IndexReader, build_index
+
+PROPS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+
+IDX_HEADER = 16
+IDX_FANOUT = 256 * 4
+IDX_TRAILER = 64
+
+
+def write_pack(directory: Path, entries: list[bytes], ids: list[bytes] | None = None, *, run: bool = False) -> Path:
+    """A sealed pack of these entries, named by its checksum as the store names it."""
+    if ids is None:
+        ids = [hashlib.sha256(e).digest() for e in entries]
+    tmp = directory / f"pack-{os.urandom(4).hex()}.tmp"
+    w = PackWriter(tmp)
+    if run:
+        # add_run takes the shared prefix apart from the rest of each entry
+        assert all(e[:2] == entries[0][:2] for e in entries)
+        w.add_run(entries[0][:2], ids, [e[2:] for e in entries])
+    else:
+        for n, (oid, e) in enumerate(zip(ids, entries)):
+            assert w.add(oid, e) == n
+    assert w.count == len(entries)
+    assert w.ids == ids
+    name = w.finish()
+    final = directory / f"pack-{name}.pack"
+    os.replace(tmp, final)
+    return final
+
+
+def flip(path: Path, offset: int, mask: int = 0x01) -> None:
+    os.chmod(path, 0o600)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes((b[0] ^ mask,)))
+
+
+entry_lists = st.lists(st.binary(min_size=1, max_size=300), max_size=80)
+
+
+# --- packs ------------------------------------------------------------------------------------
+
+
+@PROPS
+@given(entries=entry_lists, block_target=st.sampled_from([1, 64, 500, 64 * 1024]))
+def test_pack_round_trip(entries, block_target):
+    with tempfile.TemporaryDirectory() as d, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pack_mod, "BLOCK_TARGET", block_target)
+        path = write_pack(Path(d), entries)
+        rd = PackReader(path)
+        try:
+            assert rd.count == len(entries)
+            assert [rd.entry(i) for i in range(len(entries))] == entries
+            assert list(rd.iter_entries()) == list(enumerate(entries))
+            # random access in any order (the block cache is not an order assumption)
+            order = list(range(len(entries)))
+            random.Random(len(entries)).shuffle(order)
+            assert [rd.entry(i) for i in order] == [entries[i] for i in order]
+            assert rd.checksum_ok()
+        finally:
+            rd.close()
+
+
+@PROPS
+@given(
+    datas=st.lists(st.binary(max_size=200), min_size=1, max_size=120),
+    block_target=st.sampled_from([1, 50, 700, 64 * 1024]),
+    split=st.integers(0, 120),
+)
+def test_pack_round_trip_with_runs(datas, block_target, split):
+    """add_run (the record fast path) writes the same entries as one add per entry."""
+    prefix = bytes((FULL, 1))
+    entries = [prefix + d for d in datas]
+    ids = [hashlib.sha256(e).digest() for e in entries]
+    with tempfile.TemporaryDirectory() as d, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pack_mod, "BLOCK_TARGET", block_target)
+        tmp = Path(d) / "run.tmp"
+        w = PackWriter(tmp)
+        split = max(1, min(split, len(datas)))
+        w.add(ids[0], entries[0])
+        w.add_run(prefix, ids[1:split], datas[1:split])
+        w.add_run(prefix, ids[split:], datas[split:])
+        name = w.finish()
+        path = Path(d) / f"pack-{name}.pack"
+        os.replace(tmp, path)
+        single = write_pack(Path(d), entries, ids)
+        rd = PackReader(path)
+        try:
+            assert list(rd.iter_entries()) == list(enumerate(entries))
+            assert [rd.entry(i) for i in range(len(entries))] == entries
+            assert rd.checksum_ok()
+        finally:
+            rd.close()
+        # the pack is a function of its entries and block boundaries: the same target gives the
+        # same blocks whichever way the entries were added
+        assert single.name == path.name
+
+
+def test_pack_with_many_blocks(tmp_path):
+    rnd = random.Random(7)
+    entries = [bytes((FULL, 2)) + rnd.randbytes(rnd.randrange(10, 3000)) for _ in range(400)]
+    path = write_pack(tmp_path, entries)
+    rd = PackReader(path)
+    assert len(rd._blocks) > 3  # ~600 KB of entries in 64 KiB blocks
+    assert [rd.entry(i) for i in range(len(entries))] == entries
+    assert rd.checksum_ok()
+    rd.close()
+
+
+def test_empty_pack(tmp_path):
+    path = write_pack(tmp_path, [])
+    rd = PackReader(path)
+    assert rd.count == 0
+    assert list(rd.iter_entries()) == []
+    assert rd.checksum_ok()
+    with pytest.raises(CorruptError):
+        rd.entry(0)
+    rd.close()
+
+
+def test_pack_layout(tmp_path):
+    entries = [bytes((FULL, 1)) + b"x" * 10, bytes((DELTA, 2, 1)) + b"\x07" * 32 + b"frame"]
+    path = write_pack(tmp_path, entries)
+    data = path.read_bytes()
+    assert data[:8] == PACK_MAGIC
+    assert data[-32:] == hashlib.sha256(data[:-32]).digest()
+    assert path.name == f"pack-{data[-32:].hex()}.pack"
+    assert data[-32 - 8 : -32] == b"SNAPPEND"
+
+
+def test_ordinal_out_of_range(tmp_path):
+    rd = PackReader(write_pack(tmp_path, [b"\x00\x01a", b"\x00\x01b"]))
+    for bad in (-1, 2, 1000):
+        with pytest.raises(CorruptError):
+            rd.entry(bad)
+    rd.close()
+
+
+def test_checksum_detects_a_flip_anywhere(tmp_path):
+    rnd = random.Random(3)
+    entries = [bytes((FULL, 1)) + rnd.randbytes(200) for _ in range(30)]
+    path = write_pack(tmp_path, entries)
+    rd = PackReader(path)
+    assert rd.checksum_ok()
+    rd.close()
+    size = path.stat().st_size
+    # block bytes, and the stored checksum itself (reads do not look at it; checksum_ok does)
+    for offset in (20, size // 2, size - 32, size - 1):
+        flip(path, offset)
+        rd = PackReader(path)
+        assert not rd.checksum_ok()
+        rd.close()
+        flip(path, offset)  # back
+    rd = PackReader(path)
+    assert rd.checksum_ok()
+    rd.close()
+
+
+def test_checksum_fails_when_the_name_is_not_the_hash(tmp_path):
+    path = write_pack(tmp_path, [b"\x00\x01a"])
+    other = path.with_name("pack-" + "0" * 64 + ".pack")
+    path.rename(other)
+    rd = PackReader(other)
+    assert not rd.checksum_ok()
+    rd.close()
+
+
+def test_flipped_byte_in_a_block_is_corrupt_not_wrong(tmp_path):
+    rnd = random.Random(5)
+    entries = [bytes((FULL, 1)) + rnd.randbytes(100) for _ in range(50)]
+    path = write_pack(tmp_path, entries)
+    rd = PackReader(path)
+    off, clen = rd._blocks[0][0], rd._blocks[0][1]
+    rd.close()
+    for offset in range(off, off + clen, max(1, clen // 25)):
+        flip(path, offset)
+        rd = PackReader(path)
+        with pytest.raises(CorruptError):
+            rd.entry(0)
+        with pytest.raises(CorruptError):
+            list(rd.iter_entries())
+        rd.close()
+        flip(path, offset)
+
+
+@pytest.mark.parametrize("keep", [0, 10, 16, 60, -1, -33, -60])
+def test_truncated_pack_is_corrupt(tmp_path, keep):
+    path = write_pack(tmp_path, [bytes((FULL, 1)) + bytes(50) for _ in range(20)])
+    data = path.read_bytes()
+    os.chmod(path, 0o600)
+    path.write_bytes(data[:keep] if keep >= 0 else data[:keep])
+    with pytest.raises(CorruptError):
+        rd = PackReader(path)
+        rd.entry(0)
+
+
+def test_pack_of_another_format_is_corrupt(tmp_path):
+    path = write_pack(tmp_path, [b"\x00\x01a"])
+    flip(path, 11)  # version
+    with pytest.raises(CorruptError, match="version"):
+        PackReader(path)
+    flip(path, 0)  # magic
+    with pytest.raises(CorruptError):
+        PackReader(path)
+
+
+def test_abort_removes_the_file(tmp_path):
+    tmp = tmp_path / "x.tmp"
+    w = PackWriter(tmp)
+    w.add(b"\x01" * 32, b"\x00\x01abc")
+    w.abort()
+    assert not tmp.exists()
+
+
+# --- indexes ----------------------------------------------------------------------------------
+
+
+def write_idx(directory: Path, ids: list[bytes], pack_name: str | None = None) -> Path:
+    pack_name = pack_name or hashlib.sha256(b"".join(ids)).hexdigest()
+    path = directory / f"pack-{pack_name}.idx"
+    path.write_bytes(build_index(pack_name, ids))
+    return path
+
+
+id_lists = st.lists(st.binary(min_size=32, max_size=32), unique=True, max_size=300)
+
+
+@PROPS
+@given(ids=id_lists, extra=st.lists(st.binary(min_size=32, max_size=32), max_size=50))
+def test_index_finds_every_id_and_almost_nothing_else(ids, extra):
+    with tempfile.TemporaryDirectory() as d:
+        path = write_idx(Path(d), ids)
+        idx = IndexReader(path)
+        try:
+            assert idx.count == len(ids)
+            for ordinal, oid in enumerate(ids):
+                assert ordinal in idx.candidates(oid)  # no false negatives
+                assert ordinal in idx.prefix_range(oid.hex()[:16])
+                assert ordinal in idx.prefix_range(oid.hex()[:3])
+            # a candidate is an object with the same 8-byte prefix; for ids drawn independently
+            # that is (with 2**-64 odds) only the id itself
+            prefixes = {oid[:8] for oid in ids}
+            for oid in extra:
+                got = idx.candidates(oid)
+                assert [ids[o][:8] for o in got] == [oid[:8]] * len(got)
+                if oid[:8] not in prefixes:
+                    assert got == []
+            assert list(idx.fanout) == sorted(idx.fanout)  # monotonic
+            assert idx.fanout[255] == len(ids)
+            for b in range(256):
+                assert idx.fanout[b] == sum(1 for oid in ids if oid[0] <= b)
+            assert path.stat().st_size == IDX_HEADER + IDX_FANOUT + 12 * len(ids) + IDX_TRAILER
+            assert idx.checksum_ok()
+            assert [p for p, _ in idx.iter_sorted()] == sorted(int.from_bytes(i[:8], "big") for i in ids)
+        finally:
+            idx.close()
+
+
+def test_random_ids_are_mostly_absent(tmp_path):
+    rnd = random.Random(11)
+    ids = [rnd.randbytes(32) for _ in range(5000)]
+    idx = IndexReader(write_idx(tmp_path, ids))
+    misses = sum(1 for _ in range(5000) if not idx.candidates(rnd.randbytes(32)))
+    assert misses == 5000
+    assert all(idx.candidates(oid) == [n] for n, oid in enumerate(ids))
+    idx.close()
+
+
+def test_shared_prefixes_give_every_candidate(tmp_path):
+    base = bytes(8)
+    ids = [base + bytes([i]) * 24 for i in range(5)] + [b"\xff" * 32, b"\xff" * 8 + b"\x00" * 24]
+    idx = IndexReader(write_idx(tmp_path, ids))
+    assert sorted(idx.candidates(base + b"\x09" * 24)) == [0, 1, 2, 3, 4]
+    assert sorted(idx.candidates(b"\xff" * 32)) == [5, 6]
+    assert idx.candidates(b"\x00" * 7 + b"\x01" + bytes(24)) == []
+    assert sorted(idx.prefix_range("00")) == [0, 1, 2, 3, 4]
+    assert sorted(idx.prefix_range("f")) == [5, 6]
+    assert idx.prefix_range("1") == []
+    idx.close()
+
+
+def test_index_layout_and_name(tmp_path):
+    ids = [hashlib.sha256(bytes([i])).digest() for i in range(10)]
+    name = "ab" * 32
+    path = write_idx(tmp_path, ids, name)
+    data = path.read_bytes()
+    assert data[:8] == IDX_MAGIC
+    assert len(data) == IDX_HEADER + IDX_FANOUT + 12 * 10 + IDX_TRAILER
+    assert data[-32:] == hashlib.sha256(data[:-32]).digest()
+    idx = IndexReader(path)
+    assert idx.pack_name == name
+    assert idx.checksum_ok()
+    idx.close()
+
+
+def test_empty_index(tmp_path):
+    idx = IndexReader(write_idx(tmp_path, []))
+    assert idx.count == 0
+    assert idx.candidates(bytes(32)) == []
+    assert idx.prefix_range("") == []
+    idx.close()
+
+
+@pytest.mark.parametrize("cut", [1, 12, 64, 500])
+def test_truncated_index_is_corrupt(tmp_path, cut):
+    ids = [hashlib.sha256(bytes([i])).digest() for i in range(40)]
+    path = write_idx(tmp_path, ids)
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(CorruptError):
+        IndexReader(path)
+
+
+def test_index_of_another_format_is_corrupt(tmp_path):
+    path = write_idx(tmp_path, [bytes(32)])
+    flip(path, 11)
+    with pytest.raises(CorruptError, match="version"):
+        IndexReader(path)
+
+
+def test_index_checksum_detects_a_flip(tmp_path):
+    ids = [hashlib.sha256(bytes([i])).digest() for i in range(40)]
+    path = write_idx(tmp_path, ids)
+    flip(path, IDX_HEADER + IDX_FANOUT + 5)
+    idx = IndexReader(path)
+    assert not idx.checksum_ok()
+    idx.close()
+
+
+def test_index_of_a_pack_maps_ids_to_its_entries(tmp_path):
+    rnd = random.Random(1)
+    entries = [bytes((FULL, 1)) + rnd.randbytes(rnd.randrange(1, 500)) for _ in range(300)]
+    ids = [hashlib.sha256(e[1:]).digest() for e in entries]
+    path = write_pack(tmp_path, entries, ids)
+    rd = PackReader(path)
+    idx = IndexReader(write_idx(tmp_path, ids, rd.name))
+    assert idx.pack_name == rd.name
+    for oid, e in zip(ids, entries):
+        (o,) = idx.candidates(oid)
+        assert rd.entry(o) == e
+    rd.close()
+    idx.close()

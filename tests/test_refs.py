@@ -1,0 +1,325 @@
+"""Refs (snapgit/refs.py): one contract suite on DiskRefs and MemoryRefs, then the disk refs'
+locking, and compare-and-swap between real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from snapgit import refs as refs_mod
+from snapgit.errors import ConflictError, LockedError, NotFoundError, SnapError
+from snapgit.refs import ZERO, BadRefNameError, DiskRefs, MemoryRefs, check_ref_name
+
+A = "a" * 64
+B = "b" * 64
+C = "c" * 64
+MAIN = "refs/heads/main"
+WHO = "Tester <t@example.com>"
+
+
+def hexid(n: int) -> str:
+    return f"{n:064x}"
+
+
+@pytest.fixture(params=["disk", "memory"])
+def refs(request, tmp_path):
+    if request.param == "disk":
+        return DiskRefs(tmp_path)
+    return MemoryRefs()
+
+
+def moves(refs, name):
+    return [(e.old, e.new, e.message) for e in refs.reflog(name)]
+
+
+# --- the contract -----------------------------------------------------------------------------
+
+
+def test_absent_ref_reads_none(refs):
+    assert refs.read(MAIN) is None
+    assert refs.read_symbolic(MAIN) is None
+    assert refs.reflog(MAIN) == []
+    assert refs.list("refs/heads") == {}
+
+
+def test_set_if_equals_creates_and_updates(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    assert refs.read(MAIN) == A
+    refs.set_if_equals(MAIN, A, B, who=WHO, message="update")
+    assert refs.read(MAIN) == B
+
+
+@pytest.mark.parametrize("wrong_old", [None, A, C])
+def test_set_if_equals_with_a_wrong_old_conflicts(refs, wrong_old):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    refs.set_if_equals(MAIN, A, B, who=WHO, message="update")
+    before = moves(refs, MAIN)
+    with pytest.raises(ConflictError) as info:
+        refs.set_if_equals(MAIN, wrong_old, C, who=WHO, message="lost")
+    assert isinstance(info.value, SnapError)
+    assert MAIN in str(info.value)
+    assert refs.read(MAIN) == B
+    assert moves(refs, MAIN) == before  # a lost race leaves no trace
+
+
+def test_creating_an_existing_ref_conflicts_and_updating_an_absent_one_too(refs):
+    with pytest.raises(ConflictError):
+        refs.set_if_equals(MAIN, A, B, who=WHO, message="update absent")
+    assert refs.read(MAIN) is None
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    with pytest.raises(ConflictError):
+        refs.set_if_equals(MAIN, None, B, who=WHO, message="create again")
+    assert refs.read(MAIN) == A
+
+
+def test_set_if_equals_rejects_what_is_not_an_id(refs):
+    for bad in ("", "abc", A.upper(), A + "0", "g" * 64, "ref: refs/heads/x"):
+        with pytest.raises(ValueError):
+            refs.set_if_equals(MAIN, None, bad, who=WHO, message="bad")
+    assert refs.read(MAIN) is None
+
+
+def test_delete_if_equals(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    with pytest.raises(ConflictError):
+        refs.delete_if_equals(MAIN, B, who=WHO, message="wrong")
+    assert refs.read(MAIN) == A
+    refs.delete_if_equals(MAIN, A, who=WHO, message="delete")
+    assert refs.read(MAIN) is None
+    assert MAIN not in refs.list("refs/heads")
+    # and it can be created again
+    refs.set_if_equals(MAIN, None, B, who=WHO, message="again")
+    assert refs.read(MAIN) == B
+
+
+def test_delete_of_an_absent_ref(refs):
+    with pytest.raises(ConflictError):
+        refs.delete_if_equals(MAIN, A, who=WHO, message="delete")
+    with pytest.raises(NotFoundError):
+        refs.delete_if_equals(MAIN, None, who=WHO, message="delete")
+    assert refs.reflog(MAIN) == []
+
+
+def test_symbolic_head(refs):
+    refs.set_symbolic("HEAD", MAIN)
+    assert refs.read_symbolic("HEAD") == MAIN
+    assert refs.read("HEAD") is None  # unborn branch
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="first commit")
+    assert refs.read("HEAD") == A
+    refs.set_if_equals(MAIN, A, B, who=WHO, message="second")
+    assert refs.read("HEAD") == B
+    refs.set_symbolic("HEAD", "refs/heads/other")
+    assert refs.read_symbolic("HEAD") == "refs/heads/other"
+    assert refs.read("HEAD") is None
+    assert refs.read(MAIN) == B
+
+
+def test_read_symbolic_of_a_plain_ref_is_none(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    assert refs.read_symbolic(MAIN) is None
+
+
+def test_list(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="m")
+    refs.set_if_equals("refs/heads/feature/x", None, B, who=WHO, message="m")
+    refs.set_if_equals("refs/tags/v1", None, C, who=WHO, message="m")
+    assert refs.list("refs/heads") == {MAIN: A, "refs/heads/feature/x": B}
+    assert refs.list("refs/heads/") == {MAIN: A, "refs/heads/feature/x": B}
+    assert refs.list("refs/tags") == {"refs/tags/v1": C}
+    assert refs.list("refs/nothing") == {}
+    assert list(refs.list("refs/heads")) == sorted(refs.list("refs/heads"))
+
+
+def test_reflog_records_every_move(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    refs.set_if_equals(MAIN, A, B, who=WHO, message="commit: two\nmore lines")
+    refs.set_if_equals(MAIN, B, C, who="x\ty\nz", message="")
+    refs.delete_if_equals(MAIN, C, who=WHO, message="delete")
+    entries = refs.reflog(MAIN)
+    assert [(e.old, e.new) for e in entries] == [(ZERO, A), (A, B), (B, C), (C, ZERO)]
+    assert [entries[0].message, entries[3].message] == ["create", "delete"]
+    # a reflog entry is one line: a message of several lines is folded into it
+    assert entries[1].message.startswith("commit: two")
+    assert "\n" not in entries[1].message and "\t" not in entries[1].message
+    assert entries[2].message == ""
+    assert entries[0].who == WHO
+    assert "\t" not in entries[2].who and "\n" not in entries[2].who
+    assert all(e.time > 1_600_000_000 for e in entries)
+    assert all(len(e.tz) == 5 and e.tz[0] in "+-" for e in entries)
+    assert refs.reflog("refs/heads/other") == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "HEAD",
+        "@",
+        "a..b",
+        "refs/heads/a..b",
+        "/a",
+        "/refs/heads/a",
+        "a/",
+        "a//b",
+        "a.lock",
+        "refs/heads/a.lock",
+        "a.lock/b",
+        "a b",
+        " a",
+        "a\tb",
+        "a\nb",
+        "a\x00b",
+        "a\x1fb",
+        "a\x7fb",
+        ".a",
+        "a/.b",
+        "a.",
+        "a~1",
+        "a^",
+        "a:b",
+        "a?",
+        "a*",
+        "a[b",
+        "a\\b",
+        "a@{1}",
+    ],
+)
+def test_check_ref_name_rejects(name):
+    with pytest.raises(BadRefNameError) as info:
+        check_ref_name(name, "branch")
+    assert isinstance(info.value, SnapError)
+    assert "branch" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["main", "feature/x", "release-1.0", "a_b", "refs/heads/main", "v1.2.3", "a.b", "é", "HEADS", "x/HEAD"]
+)
+def test_check_ref_name_accepts(name):
+    assert check_ref_name(name) == name
+
+
+# --- disk only --------------------------------------------------------------------------------
+
+
+def test_disk_ref_file_format(tmp_path):
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    assert (tmp_path / MAIN).read_text() == A + "\n"
+    refs.set_symbolic("HEAD", MAIN)
+    assert (tmp_path / "HEAD").read_text() == f"ref: {MAIN}\n"
+    line = (tmp_path / "logs" / MAIN).read_text()
+    assert line.startswith(f"{ZERO} {A} ") and line.endswith(f" {WHO}\tcreate\n")
+    assert not list(tmp_path.rglob("*.lock"))
+
+
+def test_disk_existing_lock_makes_set_if_equals_wait_then_fail(tmp_path, monkeypatch):
+    monkeypatch.setattr(refs_mod, "LOCK_WAIT_SECONDS", 0.05)
+    monkeypatch.delenv("SNAP_LOCK_TIMEOUT", raising=False)
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    lock = tmp_path / (MAIN + ".lock")
+    lock.write_text("another process\n")
+    with pytest.raises(LockedError) as info:
+        refs.set_if_equals(MAIN, A, B, who=WHO, message="blocked")
+    assert "locked" in str(info.value) and info.value.hint
+    with pytest.raises(LockedError):
+        refs.delete_if_equals(MAIN, A, who=WHO, message="blocked")
+    # the other process's lock is left alone, and nothing moved
+    assert lock.read_text() == "another process\n"
+    assert refs.read(MAIN) == A
+    assert len(refs.reflog(MAIN)) == 1
+    assert refs.list("refs/heads") == {MAIN: A}
+    lock.unlink()
+    refs.set_if_equals(MAIN, A, B, who=WHO, message="free again")
+    assert refs.read(MAIN) == B
+
+
+def test_disk_lock_wait_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setattr(refs_mod, "LOCK_WAIT_SECONDS", 60.0)
+    monkeypatch.setenv("SNAP_LOCK_TIMEOUT", "0.02")
+    refs = DiskRefs(tmp_path)
+    (tmp_path / "refs" / "heads").mkdir(parents=True)
+    (tmp_path / (MAIN + ".lock")).write_text("")
+    with pytest.raises(LockedError):
+        refs.set_if_equals(MAIN, None, A, who=WHO, message="blocked")
+
+
+def test_disk_conflict_releases_the_lock(tmp_path):
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    with pytest.raises(ConflictError):
+        refs.set_if_equals(MAIN, B, C, who=WHO, message="lost")
+    assert not list(tmp_path.rglob("*.lock"))
+    refs.set_if_equals(MAIN, A, C, who=WHO, message="won")
+    assert refs.read(MAIN) == C
+
+
+def test_disk_refs_seen_by_another_instance(tmp_path):
+    one, two = DiskRefs(tmp_path), DiskRefs(tmp_path)
+    one.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    assert two.read(MAIN) == A
+    with pytest.raises(ConflictError):
+        two.set_if_equals(MAIN, None, B, who=WHO, message="stale")
+    two.set_if_equals(MAIN, A, B, who=WHO, message="fresh")
+    assert one.read(MAIN) == B
+
+
+_WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from snapgit.errors import ConflictError, LockedError
+    from snapgit.refs import DiskRefs
+
+    root, name, n, who = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    refs = DiskRefs(root)
+    done = retries = 0
+    while done < n:
+        old = refs.read(name)
+        new = f"{int(old, 16) + 1:064x}"
+        try:
+            refs.set_if_equals(name, old, new, who=who, message=f"{who} increments")
+        except (ConflictError, LockedError):
+            retries += 1
+            continue
+        done += 1
+    print(retries)
+    """
+)
+
+
+def test_disk_compare_and_swap_between_processes_loses_no_update(tmp_path):
+    procs_n, each = 4, 25
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, hexid(0), who=WHO, message="start")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(tmp_path), MAIN, str(each), f"p{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        for i in range(procs_n)
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    total = procs_n * each
+    assert refs.read(MAIN) == hexid(total)
+    log = refs.reflog(MAIN)
+    assert len(log) == total + 1
+    assert (log[0].old, log[0].new) == (ZERO, hexid(0))
+    increments = log[1:]
+    for prev, entry in zip(log, increments):
+        assert entry.old == prev.new  # a chain: no move was lost or made from a stale value
+    assert [e.new for e in increments] == [hexid(i) for i in range(1, total + 1)]
+    by_process = {}
+    for e in increments:
+        by_process[e.who] = by_process.get(e.who, 0) + 1
+    assert by_process == {f"p{i}": each for i in range(procs_n)}
+    assert not list(tmp_path.rglob("*.lock"))

@@ -1,0 +1,339 @@
+"""Prolly trees (snapgit/tree.py): the same entries give the same root however they are fed in,
+lookups and iteration agree with the entries, and small edits touch small parts of the tree.
+
+Most properties run with small node targets (a leaf every ~4 keys, an inner node every ~3
+children, small maxima) so that hypothesis-sized inputs build deep trees and hit the forced cuts;
+one test builds a big tree with the real parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from contextlib import contextmanager
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snapgit import tree as tree_mod
+from snapgit.encoding import encode_key
+from snapgit.objects import Node, ObjType, object_id
+from snapgit.objectstore import MemoryObjectStore
+from snapgit.tree import (
+    TreeBuilder,
+    UnsortedKeysError,
+    iter_entries,
+    iter_leaves,
+    leaf_index,
+    load_node,
+    lookup,
+)
+
+PROPS = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+
+
+@contextmanager
+def small_nodes(leaf_target=4, leaf_max=12, inner_target=3, inner_max=5):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tree_mod, "LEAF_THRESHOLD", (1 << 32) // leaf_target)
+        mp.setattr(tree_mod, "LEAF_MAX", leaf_max)
+        mp.setattr(tree_mod, "INNER_THRESHOLD", (1 << 32) // inner_target)
+        mp.setattr(tree_mod, "INNER_MAX", inner_max)
+        yield
+
+
+def rid(i) -> bytes:
+    return hashlib.sha256(b"record %r" % (i,)).digest()
+
+
+def build(store: MemoryObjectStore, entries, batch_sizes=None) -> bytes:
+    """The root id of a tree of sorted (key, id) entries, fed in batches of the given sizes
+    (cycled; all at once when None)."""
+    w = store.writer()
+
+    def emit(node: Node, payloads) -> bytes:
+        return w.add(ObjType.NODE, node.encode())
+
+    b = TreeBuilder(emit)
+    keys = [k for k, _ in entries]
+    ids = [i for _, i in entries]
+    if batch_sizes is None:
+        b.add_batch(keys, ids)
+    else:
+        pos, n = 0, 0
+        while pos < len(keys):
+            size = batch_sizes[n % len(batch_sizes)]
+            b.add_batch(keys[pos : pos + size], ids[pos : pos + size])
+            pos += size
+            n += 1
+    root, count = b.finish()
+    assert count == len(entries)
+    w.commit()
+    return root
+
+
+def all_nodes(store, root) -> dict[bytes, Node]:
+    out = {}
+    stack = [root]
+    while stack:
+        nid = stack.pop()
+        node = load_node(store, nid)
+        out[nid] = node
+        if node.level:
+            stack.extend(node.ids)
+    return out
+
+
+def height(store, root) -> int:
+    return load_node(store, root).level + 1
+
+
+keys_st = st.lists(st.binary(min_size=1, max_size=6), unique=True, max_size=150)
+int_keys_st = st.lists(st.integers(-(10**6), 10**6), unique=True, max_size=200).map(
+    lambda xs: [encode_key([x]) for x in xs]
+)
+entry_sets = st.one_of(keys_st, int_keys_st).map(lambda ks: sorted((k, rid(k)) for k in ks))
+
+
+# --- the same entries, the same tree ---------------------------------------------------------
+
+
+@PROPS
+@given(entries=entry_sets, data=st.data())
+def test_same_entries_same_root_in_any_batching(entries, data):
+    with small_nodes():
+        store = MemoryObjectStore()
+        root = build(store, entries)
+        for sizes in ([1], [7], [1000], [2, 1, 5]):
+            assert build(store, entries, sizes) == root
+        splits = data.draw(st.lists(st.integers(1, 40), min_size=1, max_size=20))
+        assert build(store, entries, splits) == root
+        # the order the entries came in (before sorting) does not matter either
+        shuffled = data.draw(st.permutations(entries))
+        assert build(store, sorted(shuffled)) == root
+
+
+@PROPS
+@given(entries=entry_sets, data=st.data())
+def test_iteration_lookup_and_counts(entries, data):
+    with small_nodes():
+        store = MemoryObjectStore()
+        root = build(store, entries)
+    assert list(iter_entries(store, root)) == entries
+    for k, i in entries:
+        assert lookup(store, root, k) == i
+    present = {k for k, _ in entries}
+    absent = data.draw(st.lists(st.binary(max_size=7), max_size=30))
+    for k in absent + [b"", b"\xff" * 10]:
+        if k not in present:
+            assert lookup(store, root, k) is None
+    # inner nodes: each child's count and last key are the child's own
+    nodes = all_nodes(store, root)
+    for node in nodes.values():
+        if node.level:
+            assert node.keys == sorted(node.keys)
+            for key, child_id, count in zip(node.keys, node.ids, node.counts):
+                child = nodes[child_id]
+                assert child.level == node.level - 1
+                assert child.row_count == count
+                assert child.keys[-1] == key
+        else:
+            assert node.keys == sorted(node.keys)
+    assert nodes[root].row_count == len(entries)
+    # leaves in order are the entries, and leaf_index agrees with iter_leaves
+    leaves = list(iter_leaves(store, root))
+    assert [e for _nid, leaf in leaves for e in zip(leaf.keys, leaf.ids)] == entries
+    if entries:
+        last_keys, leaf_ids = leaf_index(store, root)
+        assert leaf_ids == [nid for nid, _ in leaves]
+        assert last_keys == [leaf.keys[-1] for _, leaf in leaves]
+
+
+@PROPS
+@given(entries=entry_sets.filter(bool), data=st.data())
+def test_changing_one_record_id_changes_only_its_path(entries, data):
+    with small_nodes():
+        store = MemoryObjectStore()
+        root = build(store, entries)
+        i = data.draw(st.integers(0, len(entries) - 1))
+        changed = list(entries)
+        changed[i] = (entries[i][0], rid(("changed", i)))
+        root2 = build(store, changed)
+    assert root2 != root
+    assert height(store, root2) == height(store, root)
+    n1, n2 = set(all_nodes(store, root)), set(all_nodes(store, root2))
+    # exactly the nodes from the root down to the leaf that holds the entry
+    assert len(n1 - n2) == height(store, root)
+    assert len(n2 - n1) == height(store, root)
+    assert lookup(store, root2, entries[i][0]) == changed[i][1]
+
+
+@PROPS
+@given(entries=entry_sets, new_key=st.binary(min_size=1, max_size=6))
+def test_inserting_one_key_changes_at_most_two_leaves(entries, new_key):
+    """Boundaries depend on the keys alone: an insert rewrites the leaf it lands in (or splits
+    it in two when the new key is itself a boundary). Forced cuts at LEAF_MAX would shift the
+    leaves after it, so they are out of reach here."""
+    if any(k == new_key for k, _ in entries):
+        return
+    with small_nodes(leaf_max=10**9, inner_max=10**9):
+        store = MemoryObjectStore()
+        root = build(store, entries)
+        root2 = build(store, sorted(entries + [(new_key, rid(new_key))]))
+    leaves1 = {nid for nid, _ in iter_leaves(store, root)}
+    leaves2 = {nid for nid, _ in iter_leaves(store, root2)}
+    assert len(leaves1 - leaves2) <= 1
+    assert len(leaves2 - leaves1) <= 2
+    assert lookup(store, root2, new_key) == rid(new_key)
+
+
+# --- input checks -----------------------------------------------------------------------------
+
+
+def test_unsorted_or_duplicate_keys_are_rejected():
+    store = MemoryObjectStore()
+    w = store.writer()
+
+    def emit(node, payloads):
+        return w.add(ObjType.NODE, node.encode())
+
+    ids = [rid(i) for i in range(3)]
+    for keys in ([b"b", b"a"], [b"a", b"a"], [b"a", b"c", b"b"]):
+        with pytest.raises(UnsortedKeysError):
+            TreeBuilder(emit).add_batch(keys, ids[: len(keys)])
+    # across batches
+    b = TreeBuilder(emit)
+    b.add_batch([b"a", b"c"], ids[:2])
+    with pytest.raises(UnsortedKeysError):
+        b.add_batch([b"b"], ids[:1])
+    with pytest.raises(UnsortedKeysError):
+        b.add_batch([b"c"], ids[:1])
+    with pytest.raises(UnsortedKeysError):
+        b.add(b"c", ids[0])
+    b.add(b"d", ids[0])
+    b.add_batch([], [])
+    root, count = b.finish()
+    assert count == 3
+    w.commit()
+    assert [k for k, _ in iter_entries(store, root)] == [b"a", b"c", b"d"]
+
+
+def test_finish_twice_is_an_error():
+    b = TreeBuilder(lambda node, payloads: object_id(ObjType.NODE, node.encode()))
+    b.finish()
+    with pytest.raises(RuntimeError):
+        b.finish()
+
+
+def test_empty_tree_has_a_stable_root():
+    store = MemoryObjectStore()
+    roots = {build(store, []) for _ in range(3)}
+    assert len(roots) == 1
+    (root,) = roots
+    assert root == object_id(ObjType.NODE, Node(0, [], []).encode())
+    assert list(iter_entries(store, root)) == []
+    assert lookup(store, root, b"x") is None
+    assert load_node(store, root).row_count == 0
+
+
+def test_payloads_reach_emit_with_their_leaf():
+    seen = []
+
+    def emit(node, payloads):
+        if node.level == 0:
+            seen.append((list(node.ids), payloads))
+        return object_id(ObjType.NODE, node.encode())
+
+    keys = [encode_key([i]) for i in range(2000)]
+    ids = [rid(i) for i in range(2000)]
+    payloads = [b"row %d" % i for i in range(2000)]
+    b = TreeBuilder(emit)
+    for s in range(0, 2000, 333):
+        b.add_batch(keys[s : s + 333], ids[s : s + 333], payloads[s : s + 333])
+    b.finish()
+    assert [i for leaf_ids, _ in seen for i in leaf_ids] == ids
+    assert [p for _, ps in seen for p in ps] == payloads
+    assert all(len(leaf_ids) == len(ps) for leaf_ids, ps in seen)
+
+
+# --- real parameters --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_tree():
+    """An integer-keyed tree of 100k rows, built with the real parameters."""
+    n = 100_000
+    entries = [(encode_key([i]), rid(i)) for i in range(n)]
+    store = MemoryObjectStore()
+    root = build(store, entries, [4096])
+    return store, entries, root, all_nodes(store, root)
+
+
+def test_big_tree_shape(big_tree):
+    store, entries, root, nodes = big_tree
+    n = len(entries)
+    top = nodes[root]
+    assert top.level >= 1
+    assert top.row_count == n
+    leaves = [nd for nd in nodes.values() if nd.level == 0]
+    sizes = [len(nd.keys) for nd in leaves]
+    assert sum(sizes) == n
+    mean = n / len(leaves)
+    assert tree_mod.LEAF_TARGET / 2 <= mean <= tree_mod.LEAF_TARGET * 2, mean
+    assert max(sizes) <= tree_mod.LEAF_MAX
+    assert list(iter_entries(store, root)) == entries
+
+
+def test_big_tree_batching_lookups_and_edits(big_tree):
+    store, entries, root, nodes = big_tree
+    n = len(entries)
+    top = nodes[root]
+    # the batching does not matter at full size either
+    assert build(store, entries, [1000, 1, 77]) == root
+    rnd = random.Random(0)
+    for i in rnd.sample(range(n), 200):
+        assert lookup(store, root, entries[i][0]) == entries[i][1]
+    assert lookup(store, root, encode_key([n])) is None
+    assert lookup(store, root, encode_key([-1])) is None
+    # one changed id rewrites one path; one inserted key a leaf or two
+    changed = list(entries)
+    changed[12345] = (changed[12345][0], rid("other"))
+    root2 = build(store, changed)
+    diff = set(all_nodes(store, root2)) - set(nodes)
+    assert len(diff) == top.level + 1
+    inserted = sorted(entries + [(encode_key([n // 2]) + b"\x00", rid("new"))])
+    root3 = build(store, inserted)
+    new_leaves = {nid for nid, nd in all_nodes(store, root3).items() if nd.level == 0}
+    old_leaves = {nid for nid, nd in nodes.items() if nd.level == 0}
+    assert len(new_leaves - old_leaves) <= 2
+    assert len(old_leaves - new_leaves) <= 1
+
+
+def test_inner_nodes_are_content_defined_for_integer_keys(big_tree):
+    """~390 leaves should make ~390/INNER_TARGET level-1 nodes, cut where the keys say.
+
+    Regression: with crc32(last key, L) as the inner boundary hash, CRC being affine made
+    crc32(k, L) = crc32(k, 0) xor a constant for keys of one length, so a key that ends a leaf
+    either always or never ended an inner node; for 9-byte keys (every int64 key) it was never,
+    and inner nodes ended only at INNER_MAX (one level-1 node of ~390 children here)."""
+    _store, _entries, root, nodes = big_tree
+    leaves = [nd for nd in nodes.values() if nd.level == 0]
+    inner1 = [nd for nd in nodes.values() if nd.level == 1]
+    assert nodes[root].level >= 2
+    fan = len(leaves) / len(inner1)
+    assert tree_mod.INNER_TARGET / 3 <= fan <= tree_mod.INNER_TARGET * 3, fan
+
+
+def test_forced_cuts_at_leaf_max():
+    """Keys that are never boundaries still make leaves of at most LEAF_MAX entries."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tree_mod, "LEAF_THRESHOLD", 0)  # no natural boundary at all
+        mp.setattr(tree_mod, "LEAF_MAX", 7)
+        entries = [(encode_key([i]), rid(i)) for i in range(100)]
+        store = MemoryObjectStore()
+        root = build(store, entries)
+        assert build(store, entries, [3]) == root
+    sizes = [len(leaf.keys) for _, leaf in iter_leaves(store, root)]
+    assert sizes == [7] * 14 + [2]
+    assert list(iter_entries(store, root)) == entries
