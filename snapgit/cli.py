@@ -304,6 +304,180 @@ def show(
         out.print()
 
 
+# --- diff / status --------------------------------------------------------------------------
+
+_OP_MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow")}
+
+
+def _fmt_key(key: dict[str, Any]) -> str:
+    from .jsonvalue import to_text
+
+    return ", ".join(f"{k}={to_text(v, 40)}" for k, v in key.items())
+
+
+def _fmt_row(row: dict[str, Any]) -> str:
+    from .jsonvalue import to_text
+
+    return ", ".join(f"{k}={to_text(v, 40)}" for k, v in row.items())
+
+
+def _render_diff(diffs, *, stat: bool, as_json: bool, sql: bool, dialect: str | None, limit: int | None) -> bool:
+    """Print diffs in the asked form; returns whether there was any difference."""
+    from .jsonvalue import to_json, to_text
+
+    any_diff = False
+    if sql:
+        from .sqlgen import diff_to_sql
+
+        for statement in diff_to_sql(diffs, dialect or "sqlite", limit=limit):
+            any_diff = True
+            sys.stdout.write(statement + "\n")
+        return any_diff or any(d.schema for d in diffs)
+    if stat:
+        stats = [d.stat() for d in diffs]
+        changed = [s for s in stats if s.total or s.schema]
+        if as_json:
+            _json({s.table: {"added": s.added, "removed": s.removed, "changed": s.changed,
+                             "schema": [c.describe() for c in s.schema]} for s in changed})
+            return bool(changed)
+        if not changed:
+            return False
+        grid = Table(show_edge=False, box=None, pad_edge=False)
+        for col in ("table", "added", "removed", "changed", "schema"):
+            grid.add_column(col, justify="right" if col in ("added", "removed", "changed") else "left")
+        for s in changed:
+            grid.add_row(s.table, f"{s.added:,}", f"{s.removed:,}", f"{s.changed:,}", "; ".join(c.describe() for c in s.schema))
+        out.print(grid)
+        out.print(f"{len(changed)} tables changed: {sum(s.added for s in changed):,} rows added, "
+                  f"{sum(s.removed for s in changed):,} removed, {sum(s.changed for s in changed):,} changed")
+        return True
+    shown = 0
+    color = out.is_terminal
+    for d in diffs:
+        if d.unchanged:
+            continue
+        header_done = False
+        for sc in d.schema:
+            any_diff = True
+            if as_json:
+                sys.stdout.write(json.dumps(sc.to_json(), default=str) + "\n")
+            else:
+                if not header_done:
+                    out.print(f"table {d.name}", style="bold" if color else None)
+                    header_done = True
+                out.print(f"  schema: {sc.describe()}", style="cyan" if color else None)
+        for row in d.rows():
+            if limit is not None and shown >= limit:
+                return True
+            shown += 1
+            any_diff = True
+            if as_json:
+                if row.op == "changed":
+                    cols = row.changed_columns
+                    old = {c: to_json(row.old.get(c)) for c in cols}
+                    new = {c: to_json(row.new.get(c)) for c in cols}
+                else:
+                    old = {c: to_json(v) for c, v in row.old.items()} if row.old is not None else None
+                    new = {c: to_json(v) for c, v in row.new.items()} if row.new is not None else None
+                doc = {"table": row.table, "op": row.op, "key": {k: to_json(v) for k, v in row.key.items()},
+                       "old": old, "new": new}
+                sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+                continue
+            if not header_done:
+                out.print(f"table {d.name}", style="bold" if color else None)
+                header_done = True
+            mark, style = _OP_MARK[row.op]
+            style = style if color else None
+            if row.op == "added":
+                out.print(f"{mark} {_fmt_key(row.key)}: {_fmt_row(row.new)}", style=style)
+            elif row.op == "removed":
+                out.print(f"{mark} {_fmt_key(row.key)}: {_fmt_row(row.old)}", style=style)
+            else:
+                out.print(f"{mark} {_fmt_key(row.key)}", style=style)
+                for c in row.changed_columns:
+                    out.print(f"    {c}: {to_text(row.old.get(c))} -> {to_text(row.new.get(c))}", style=style)
+    return any_diff
+
+
+@app.command()
+def diff(
+    a: Annotated[Optional[str], typer.Argument(help="Old side (default HEAD).", metavar="A")] = None,
+    b: Annotated[Optional[str], typer.Argument(help="New side (default: the live database).", metavar="B")] = None,
+    stat: Annotated[bool, typer.Option("--stat", help="Per table: rows added, removed, changed; schema changes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per change and line.")] = False,
+    sql: Annotated[bool, typer.Option("--sql", help="SQL statements that turn A into B.")] = False,
+    dialect: Annotated[Optional[str], typer.Option("--dialect", help="sqlite, postgresql or mysql (for --sql).")] = None,
+    table: Annotated[Optional[list[str]], typer.Option("--table", help="Only this table (repeatable).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Show at most N row changes.")] = None,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when there are differences.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL for the live side.", metavar="URL")] = None,
+) -> None:
+    """Show row- and cell-level differences between two commits, or a commit and the live database."""
+    if dialect is not None and dialect not in ("sqlite", "postgresql", "mysql"):
+        raise SnapError(f"unknown dialect {dialect!r}", hint="use sqlite, postgresql or mysql")
+    repo = _repo()
+    progress = None
+    if b is None and err.is_terminal and not as_json:
+        with _RichProgress() as progress:
+            diffs = repo.diff(a, b, tables=table, db_url=db, progress=progress)
+    else:
+        diffs = repo.diff(a, b, tables=table, db_url=db)
+    if sql and dialect is None:
+        dialect = _live_dialect(repo, db) if b is None else "sqlite"
+    different = _render_diff(diffs, stat=stat, as_json=as_json, sql=sql, dialect=dialect, limit=limit)
+    if exit_code and different:
+        raise typer.Exit(1)
+
+
+def _live_dialect(repo, db: str | None) -> str:
+    url = repo.database_url(db)
+    for name in ("postgresql", "mysql", "mariadb", "sqlite"):
+        if url.startswith(name):
+            return "mysql" if name == "mariadb" else name
+    return "sqlite"
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+) -> None:
+    """Compare the live database with HEAD: rows added, removed, changed per table, schema drift."""
+    repo = _repo()
+    if err.is_terminal and not as_json:
+        with _RichProgress() as progress:
+            diffs = repo.status(db_url=db, progress=progress)
+    else:
+        diffs = repo.status(db_url=db)
+    stats = [d.stat() for d in diffs]
+    changed = [s for s in stats if s.total or s.schema]
+    head = repo.head()
+    where = repo.head_ref() or "detached HEAD"
+    if as_json:
+        _json({
+            "branch": where.removeprefix("refs/heads/"),
+            "head": head.hex() if head else None,
+            "clean": not changed,
+            "tables": {s.table: {"added": s.added, "removed": s.removed, "changed": s.changed,
+                                 "schema": [c.to_json() for c in s.schema]} for s in changed},
+        })
+        return
+    out.print(f"On branch {where.removeprefix('refs/heads/')}" + (f" at {head.hex()[:12]}" if head else " (no commits yet)"))
+    if not changed:
+        out.print("clean: the live database matches HEAD")
+        return
+    for s in changed:
+        parts = []
+        for c in s.schema:
+            if c.kind in ("table_added", "table_removed"):
+                parts.append("new table" if c.kind == "table_added" else "dropped")
+            else:
+                parts.append(c.describe())
+        counts = [f"{n:,} {w}" for n, w in ((s.added, "added"), (s.removed, "removed"), (s.changed, "changed")) if n]
+        out.print(f"  {s.table:<24} {', '.join(counts + parts)}")
+    out.print("use `snap diff` to see the rows, `snap commit -m MSG` to record them")
+
+
 # --- branches and tags ----------------------------------------------------------------------
 
 

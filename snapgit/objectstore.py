@@ -30,7 +30,7 @@ from .errors import CorruptError, NotFoundError
 from .pack import DELTA, FULL, MAX_DELTA_DEPTH, PackReader, PackWriter, fsync_dir
 from .packindex import IndexReader, build_index
 
-__all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore"]
+__all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore", "OverlayObjectStore"]
 
 PACK_MAX_OBJECTS = 256 * 1024
 PACK_MAX_BYTES = 64 * 1024 * 1024
@@ -452,4 +452,81 @@ class MemoryObjectStore:
         pass
 
     def close(self) -> None:
+        pass
+
+
+# --- overlay --------------------------------------------------------------------------------
+
+
+class OverlayObjectStore:
+    """A memory layer over a store: reads fall through to the base, writes stay in memory.
+
+    ``status`` and ``diff`` against the live database build the live tables' trees with the same
+    code as ``commit``, into an overlay: nodes and records the store already has are read from it,
+    the rest live in memory for the length of the command, and nothing is written to disk.
+    """
+
+    def __init__(self, base: "DiskObjectStore | MemoryObjectStore") -> None:
+        self.base = base
+        self._mem = MemoryObjectStore()
+
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        if self._mem.contains(oid):
+            return self._mem.get(oid)
+        return self.base.get(oid)
+
+    def get_depth(self, oid: bytes) -> int:
+        return 0 if self._mem.contains(oid) else self.base.get_depth(oid)
+
+    def contains(self, oid: bytes) -> bool:
+        return self._mem.contains(oid) or self.base.contains(oid)
+
+    def might_contain(self, oid: bytes) -> bool:
+        return self._mem.contains(oid) or self.base.might_contain(oid)
+
+    def pack_names(self) -> list[str]:
+        return list(getattr(self.base, "pack_names", lambda: ["memory"])())
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        return sorted(set(self._mem.find_prefix(hex_prefix)) | set(self.base.find_prefix(hex_prefix)))
+
+    def writer(self) -> "_OverlayWriter":
+        return _OverlayWriter(self)
+
+    def refresh(self) -> None:
+        self.base.refresh()
+
+    def close(self) -> None:
+        pass
+
+
+class _OverlayWriter:
+    """Stores full objects in the overlay's memory; no deltas (they would only cost time)."""
+
+    def __init__(self, overlay: OverlayObjectStore) -> None:
+        self._objects = overlay._mem._objects
+
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
+        if oid is None:
+            oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        self._objects[oid] = (otype, bytes(data), 0)
+        return oid
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
+        for oid, d in zip(oids, datas):
+            self._objects[oid] = (otype, d, 0)
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        return self.add(otype, data, oid)
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def __enter__(self) -> "_OverlayWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         pass

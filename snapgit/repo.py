@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import oplog
 from .commit import CommitResult, Progress, commit_snapshot, default_author, now_micros, snapshot_database, write_root
@@ -23,6 +23,9 @@ from .refs import check_ref_name
 from .schema import TableSchema
 from .store import Store
 from .encoding import decode_row
+
+if TYPE_CHECKING:
+    from .diff import Side, TableDiff
 
 __all__ = ["Repo", "TableInfo", "NoDatabaseError"]
 
@@ -232,6 +235,68 @@ class Repo:
 
     def oplog(self) -> Iterator[dict[str, Any]]:
         return oplog.read(self.store.root / "oplog.jsonl")
+
+    # -- diff and status ----------------------------------------------------------------------
+
+    def commit_side(self, rev: str) -> "Side":
+        from .diff import Side
+
+        oid = self.resolve(rev)
+        root = read_root(self.objects, read_commit(self.objects, oid).tree)
+        return Side(self.objects, dict(root.tables), f"{rev} ({oid.hex()[:12]})" if rev != oid.hex() else oid.hex()[:12])
+
+    def live_side(
+        self, *, against: "Side | None" = None, tables: list[str] | None = None, db_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> "Side":
+        """The live database as a diff side, built in memory (nothing is written to the store).
+
+        ``against`` is the side it will be compared with: its trees let unchanged leaves be
+        recognised without keeping them.
+        """
+        from .db import Database
+        from .diff import Side
+        from .objectstore import OverlayObjectStore
+
+        url = self.database_url(db_url)
+        overlay = OverlayObjectStore(self.objects)
+        parent_root = Root(dict(against.tables)) if against is not None else None
+        wanted = tables or self.config.tables
+        with Database.connect(url) as db, db.snapshot() as snap:
+            names = snap.table_names()
+            if tables:
+                wanted = [t for t in tables if t in names]
+            schemas = snap.reflect(wanted) if wanted is None or wanted else []
+            written, _results = snapshot_database(
+                overlay, overlay.writer(), snap, schemas, parent_root=parent_root, keys=self.keys_for,
+                progress=progress, count_rows=progress is not None,
+            )
+        return Side(overlay, written, "the live database")
+
+    def diff(
+        self, a: str | None = None, b: str | None = None, *, tables: list[str] | None = None,
+        db_url: str | None = None, progress: Progress | None = None,
+    ) -> list["TableDiff"]:
+        """Per-table differences: no revision: HEAD -> live; one: A -> live; two: A -> B."""
+        from .diff import diff_sides
+
+        side_a = self.commit_side(a or "HEAD")
+        if b is None:
+            side_b = self.live_side(against=side_a, tables=tables, db_url=db_url, progress=progress)
+        else:
+            side_b = self.commit_side(b)
+        return diff_sides(side_a, side_b, tables)
+
+    def status(self, *, db_url: str | None = None, progress: Progress | None = None) -> list["TableDiff"]:
+        """The live database against HEAD (against nothing when there is no commit yet)."""
+        from .diff import Side, diff_sides
+
+        if self.head() is None:
+            side_a = Side(self.objects, {}, "nothing (no commits yet)")
+        else:
+            side_a = self.commit_side("HEAD")
+        side_b = self.live_side(against=side_a, db_url=db_url, progress=progress)
+        return diff_sides(side_a, side_b)
 
     # -- history ------------------------------------------------------------------------------
 
