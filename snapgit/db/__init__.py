@@ -1,0 +1,28 @@
+"""Database access: the live database that snapgit versions, read (and later written) through
+SQLAlchemy and the drivers. The only package of snapgit that knows SQL dialects or imports
+SQLAlchemy; it knows nothing of the store.
+
+    with Database.connect("app.db") as db, db.snapshot() as snap:
+        for schema in snap.reflect():
+            for batch in snap.scan(schema, schema.primary_key or None):
+                ...  # lists of row tuples, values in schema.sorted_names order
+
+Modules: :mod:`~snapgit.db.url` (URLs and their redaction), :mod:`~snapgit.db.database`
+(connections and consistent read snapshots), :mod:`~snapgit.db.reflect` (schemas),
+:mod:`~snapgit.db.types` (native -> portable types, and how each column is read: the mapping
+table), :mod:`~snapgit.db.values` (converters to canonical values), :mod:`~snapgit.db.rows`
+(batch conversion).
+"""
+
+from .database import Database, ReadSnapshot
+from .errors import DatabaseError, UnsupportedTypeError
+from .url import normalize_url, redact_url
+
+__all__ = [
+    "Database",
+    "ReadSnapshot",
+    "DatabaseError",
+    "UnsupportedTypeError",
+    "normalize_url",
+    "redact_url",
+]

@@ -1,0 +1,411 @@
+"""A live database, and consistent read snapshots of it.
+
+:class:`Database` is a connection pool to one SQLite, PostgreSQL or MariaDB/MySQL database.
+:meth:`Database.snapshot` opens **one read transaction** in which every table is listed,
+reflected, counted and scanned, so a commit sees all tables as of one instant however long it
+reads, while the application goes on writing:
+
+* SQLite: ``BEGIN`` (deferred), then a first read that fixes the snapshot (in WAL mode writers go
+  on; in rollback-journal mode they wait for the read to end);
+* PostgreSQL: ``REPEATABLE READ, READ ONLY``, session ``TimeZone`` UTC;
+* MariaDB/MySQL: session ``time_zone = '+00:00'``, ``REPEATABLE READ``,
+  ``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY``.
+
+Scans stream: SQLite steps its cursor lazily, PostgreSQL uses a server-side (named) cursor and
+MariaDB an unbuffered cursor (PyMySQL's ``SSCursor``), each read with ``fetchmany``, so memory stays
+flat however large the table. Scans bypass SQLAlchemy's result objects: rows come from the driver
+as tuples, and only the columns that need it are converted (:mod:`snapgit.db.rows`). Scans run one
+after another on the snapshot's one connection: a new read closes a scan left unfinished (given
+up half way, say), and that scan raises if it is resumed, so no scan can end short unnoticed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import pathlib
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from ..schema import TableSchema
+from .errors import DatabaseError, one_line
+from .reflect import list_tables, reflect_tables
+from .rows import batch_converter
+from .types import column_read
+from .url import dialect_of, parse_url, password_of, redact_url
+
+__all__ = ["Database", "ReadSnapshot"]
+
+_CONNECT_HINT = "check that the server is running and that the host, port, user and password are right"
+_scan_ids = itertools.count(1)
+
+
+def _reason(exc: BaseException, password: str | None) -> str:
+    """The driver's own message, on one line, without the password."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL
+        text = f"{args[1]} ({args[0]})"
+    else:
+        text = str(orig) or type(orig).__name__
+    text = one_line(text)
+    if password:  # drivers do not quote passwords; this is a second line of defence
+        text = text.replace(password, "***")
+    return text
+
+
+def _session_setup(dialect: str) -> Callable[[Any, Any], None]:
+    """A pool 'connect' listener putting each new connection's session in UTC."""
+
+    def setup(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            if dialect == "postgresql":
+                cur.execute("SET TimeZone TO 'UTC'")
+            else:
+                cur.execute("SET time_zone = '+00:00'")
+        finally:
+            cur.close()
+        dbapi_conn.commit()
+
+    return setup
+
+
+def _quote_sql(name: str) -> str:
+    # not SQLAlchemy's quoting: it doubles "%" for drivers with %s placeholders, and scans run
+    # their SQL on the driver's cursor without parameters, where "%" is just "%"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_mysql(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class Database:
+    """A live database. ``Database.connect(url)`` checks that it can connect; use it as a context
+    manager or call :meth:`close`."""
+
+    def __init__(self, engine: Engine, url: URL, dialect: str) -> None:
+        self._engine = engine
+        self._url = url
+        self._password = password_of(url)
+        self.dialect = dialect
+        self.url_redacted = redact_url(url.render_as_string(hide_password=False))
+
+    @classmethod
+    def connect(cls, url: str, *, base_dir: pathlib.Path | None = None) -> "Database":
+        """Connect to the database at ``url`` (a SQLite path or any URL :func:`normalize_url`
+        takes). A SQLite file that does not exist is an error: snapgit never creates one."""
+        parsed = parse_url(url, base_dir)
+        dialect = dialect_of(parsed)
+        redacted = redact_url(parsed.render_as_string(hide_password=False))
+        engine_url = parsed
+        options: dict[str, Any] = {}
+        if dialect == "sqlite" and parsed.database and not parsed.database.startswith("file:"):
+            path = pathlib.Path(parsed.database)
+            if not path.exists():
+                raise DatabaseError(
+                    f"SQLite database {path} does not exist",
+                    hint="check the path: snapgit reads an existing database and never creates one",
+                )
+            if path.is_dir():
+                raise DatabaseError(f"SQLite database {path} is a directory, not a database file")
+            # mode=rw: even if the file vanishes now, SQLite must not create an empty one
+            engine_url = URL.create(
+                "sqlite",
+                database="file:" + urllib.parse.quote(str(path)),
+                query={"mode": "rw", "uri": "true"},
+            )
+        elif dialect == "postgresql" and "connect_timeout" not in parsed.query:
+            options["connect_args"] = {"connect_timeout": 10}
+        if dialect == "mysql" and not parsed.database:
+            raise DatabaseError(
+                f"database URL {redacted} names no database",
+                hint="add the database name: mysql://user@host/dbname",
+            )
+        try:
+            engine = sa.create_engine(engine_url, **options)
+        except (ImportError, sa.exc.ArgumentError) as exc:
+            raise DatabaseError(f"cannot use {redacted}: {one_line(str(exc))}") from exc
+        if dialect != "sqlite":
+            sa.event.listen(engine, "connect", _session_setup(dialect))
+        db = cls(engine, parsed, dialect)
+        try:
+            with engine.connect() as conn:
+                if dialect == "sqlite":  # reads the header: a file that is no database fails here
+                    conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").all()
+                else:
+                    conn.exec_driver_sql("SELECT 1").all()
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            raise db._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        return db
+
+    def _error(self, what: str, exc: BaseException, hint: str | None = None) -> DatabaseError:
+        return DatabaseError(f"{what} {self.url_redacted}: {_reason(exc, self._password)}", hint=hint)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator["ReadSnapshot"]:
+        """One consistent read transaction for everything read inside the ``with`` block."""
+        try:
+            conn = self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        snap = ReadSnapshot(self, conn)
+        try:
+            snap._begin()
+            yield snap
+        finally:
+            snap._end()
+            conn.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({self.url_redacted!r})"
+
+
+class ReadSnapshot:
+    """The database as of one instant: list, reflect, count and scan its tables."""
+
+    def __init__(self, db: Database, conn: Connection) -> None:
+        self._db = db
+        self._conn = conn
+        self._dialect = db.dialect
+        self._raw: Any = None
+        self._dbapi_error: type[BaseException] = conn.dialect.loaded_dbapi.Error
+        self._quote = _quote_mysql if db.dialect == "mysql" else _quote_sql
+        self._tables: list[str] | None = None
+        self._open_scan: _Scan | None = None
+
+    # --- transaction ----------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        try:
+            if self._dialect == "postgresql":
+                self._conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            self._raw = self._conn.connection.dbapi_connection
+            cur = self._raw.cursor()
+            try:
+                if self._dialect == "sqlite":
+                    cur.execute("BEGIN")
+                    cur.execute("SELECT count(*) FROM sqlite_master")  # the snapshot starts here
+                elif self._dialect == "postgresql":
+                    cur.execute("SELECT 1")  # the first statement takes the snapshot
+                else:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                cur.fetchall()
+            finally:
+                cur.close()
+        except (sa.exc.SQLAlchemyError, self._dbapi_error) as exc:
+            raise self._db._error("cannot start a read transaction on", exc) from exc
+
+    def _end(self) -> None:
+        with contextlib.suppress(Exception):
+            self._claim()
+        with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
+            if self._raw is not None:
+                self._raw.rollback()
+        with contextlib.suppress(Exception):
+            self._conn.rollback()
+
+    def _claim(self) -> None:
+        """Free the connection for a new statement: close a scan that was left unfinished. That
+        scan raises if it is resumed, rather than ending early with some of its rows missing."""
+        scan, self._open_scan = self._open_scan, None
+        if scan is not None:
+            scan._supersede()
+
+    def _wrap(self, what: str, exc: BaseException) -> DatabaseError:
+        return self._db._error(what, exc)
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def table_names(self) -> list[str]:
+        """The user tables, sorted (SQLite's internal ``sqlite_*`` tables left out)."""
+        if self._tables is None:
+            self._claim()
+            try:
+                self._tables = list_tables(self._conn, self._dialect)
+            except (sa.exc.SQLAlchemyError, self._dbapi_error) as exc:
+                raise self._wrap("cannot list the tables of", exc) from exc
+        return list(self._tables)
+
+    def _require(self, tables: Sequence[str]) -> None:
+        known = set(self.table_names())
+        missing = sorted(set(tables) - known)
+        if missing:
+            names = ", ".join(missing)
+            raise DatabaseError(
+                f"no table {names} in {self._db.url_redacted}"
+                if len(missing) == 1
+                else f"no tables {names} in {self._db.url_redacted}",
+                hint="table names are case-sensitive; `snap status` lists the tables",
+            )
+
+    def reflect(self, tables: list[str] | None = None) -> list[TableSchema]:
+        """Schemas of ``tables`` (default: every table), sorted by name."""
+        if tables is None:
+            tables = self.table_names()
+        else:
+            self._require(tables)
+        self._claim()
+        try:
+            return reflect_tables(self._conn, self._dialect, tables)
+        except (sa.exc.SQLAlchemyError, self._dbapi_error) as exc:
+            raise self._wrap("cannot reflect the tables of", exc) from exc
+
+    def count(self, table: str) -> int:
+        """The number of rows of ``table``."""
+        self._require([table])
+        self._claim()
+        cur = self._raw.cursor()
+        try:
+            cur.execute(f"SELECT count(*) FROM {self._quote(table)}")
+            return int(cur.fetchone()[0])
+        except self._dbapi_error as exc:
+            raise self._wrap(f"cannot count the rows of table {table} in", exc) from exc
+        finally:
+            cur.close()
+
+    def scan(
+        self, schema: TableSchema, key: Sequence[str] | None, batch_size: int = 10_000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """Stream the rows of ``schema.name`` in batches of at most ``batch_size`` tuples, each
+        holding the row's values in ``schema.sorted_names`` order as canonical Python values.
+        With ``key``, rows come in the order :func:`snapgit.encoding.encode_key` gives those key
+        columns (text by code point, NULLs first), as far as the database can sort that way.
+
+        Reading starts at the first ``next()``. One scan reads at a time: any other read of
+        this snapshot (another scan, a count, a reflection) closes an unfinished scan, which
+        then raises ``RuntimeError`` if it is resumed. A scan given up half way (``break``, an
+        exception) is so cleaned up by the next read."""
+        table = schema.name
+        self._require([table])
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        names = schema.sorted_names
+        q = self._quote
+        columns = {c.name: c for c in schema.columns}
+        reads = [column_read(self._dialect, columns[n].type, columns[n].native) for n in names]
+        order = []
+        for k in key or ():
+            col = columns.get(k)
+            if col is None:
+                raise DatabaseError(f"key column {k} is not a column of table {table}")
+            expr = column_read(self._dialect, col.type, col.native).order.format(c=q(k))
+            order.append(expr + " NULLS FIRST" if self._dialect == "postgresql" else expr)
+        if not names:  # a table without (stored) columns: as many empty rows as it has rows
+            return _Scan(self, self._empty_rows(table, batch_size))
+        select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names))
+        sql = f"SELECT {select} FROM {q(table)}"
+        if order:
+            sql += " ORDER BY " + ", ".join(order)
+        convert = batch_converter([r.convert for r in reads])
+        return _Scan(self, self._stream(sql, table, convert, batch_size))
+
+    def _empty_rows(self, table: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
+        cur = self._raw.cursor()
+        try:
+            cur.execute(f"SELECT count(*) FROM {self._quote(table)}")
+            n = int(cur.fetchone()[0])
+        finally:
+            cur.close()
+        while n > 0:
+            yield [()] * min(n, batch_size)
+            n -= batch_size
+
+    def _open_cursor(self, sql: str, batch_size: int) -> Any:
+        raw = self._raw
+        if self._dialect == "postgresql":
+            cur = raw.cursor(name=f"snapgit_scan_{next(_scan_ids)}")
+            cur.itersize = batch_size
+        elif self._dialect == "mysql":
+            import pymysql.cursors  # only here: the one driver-specific cursor class
+
+            cur = raw.cursor(pymysql.cursors.SSCursor)
+        else:
+            cur = raw.cursor()
+            cur.arraysize = batch_size
+        try:
+            cur.execute(sql)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cur.close()
+            raise
+        return cur
+
+    def _stream(
+        self, sql: str, table: str, convert: Any, batch_size: int
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        try:
+            cur = self._open_cursor(sql, batch_size)
+            try:
+                fetch = cur.fetchmany
+                while True:
+                    rows = fetch(batch_size)
+                    if not rows:
+                        break
+                    if convert is not None:
+                        rows = convert(rows)
+                    yield rows if type(rows) is list else list(rows)
+            finally:
+                cur.close()
+        except self._dbapi_error as exc:
+            raise self._wrap(f"cannot read table {table} from", exc) from exc
+
+
+class _Scan:
+    """The iterator :meth:`ReadSnapshot.scan` returns: the stream of batches, started lazily,
+    and closed (for good) when another read of the snapshot needs the connection."""
+
+    __slots__ = ("_snap", "_batches", "_started", "_superseded")
+
+    def __init__(self, snap: ReadSnapshot, batches: Iterator[list[tuple[Any, ...]]]) -> None:
+        self._snap = snap
+        self._batches = batches
+        self._started = False
+        self._superseded = False
+
+    def __iter__(self) -> "_Scan":
+        return self
+
+    def __next__(self) -> list[tuple[Any, ...]]:
+        if self._superseded:
+            raise RuntimeError(
+                "this scan was closed when another read of the snapshot started; "
+                "finish one scan before starting the next"
+            )
+        if not self._started:
+            self._started = True
+            self._snap._claim()
+            self._snap._open_scan = self
+        try:
+            return next(self._batches)
+        except BaseException:  # StopIteration included: the scan is over
+            if self._snap._open_scan is self:
+                self._snap._open_scan = None
+            raise
+
+    def _supersede(self) -> None:
+        self._superseded = True
+        with contextlib.suppress(Exception):  # a broken connection shows at the next statement
+            self._batches.close()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Stop reading (the rest of the rows are not read, or on MariaDB read and dropped)."""
+        if self._snap._open_scan is self:
+            self._snap._open_scan = None
+        self._batches.close()  # type: ignore[attr-defined]

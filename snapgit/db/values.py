@@ -1,0 +1,238 @@
+"""Converters from what a driver returns to snapgit's canonical Python values.
+
+A converter takes one value of one column and returns the canonical value (the types
+:mod:`snapgit.encoding` encodes). Every converter follows two rules:
+
+* **Never lose data.** A value that is not in the form the column's type promises (text in a
+  SQLite INTEGER column, a MariaDB zero date, a JSON column holding text that is not JSON) is
+  returned unchanged rather than guessed at or dropped.
+* **Touch only what needs it.** Columns whose driver values are canonical already get no
+  converter at all; :mod:`snapgit.db.rows` then copies them without a Python call.
+
+Which converter a column gets is decided in :mod:`snapgit.db.types`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ..encoding import Json
+
+__all__ = [
+    "Converter",
+    "int_to_bool",
+    "bits_to_bool",
+    "to_decimal",
+    "text_to_date",
+    "text_to_time",
+    "text_to_timetz",
+    "text_to_datetime",
+    "text_to_datetime_utc",
+    "to_json",
+    "text_to_json",
+    "to_uuid",
+    "attach_utc",
+    "duration_to_time",
+    "array_of",
+]
+
+Converter = Callable[[Any], Any]
+
+_UTC = _dt.timezone.utc
+_BOOLS = {0: False, 1: True}
+_DECIMAL_CONTEXT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_ONE = decimal.Decimal(1)
+_DAY = _dt.timedelta(days=1)
+_ZERO = _dt.timedelta(0)
+_MIDNIGHT = _dt.datetime(2000, 1, 1)
+_HEX = frozenset("0123456789abcdef")
+_fromiso_dt = _dt.datetime.fromisoformat
+_fromiso_date = _dt.date.fromisoformat
+_fromiso_time = _dt.time.fromisoformat
+
+
+def int_to_bool(v: Any) -> Any:
+    """0/1 -> False/True (SQLite BOOLEAN, MariaDB tinyint(1)); any other value unchanged."""
+    return _BOOLS.get(v, v) if type(v) is int else v
+
+
+def bits_to_bool(v: Any) -> Any:
+    """MariaDB BIT(1): b'\\x00'/b'\\x01' -> False/True."""
+    if type(v) is bytes and len(v) == 1 and v[0] <= 1:
+        return v == b"\x01"
+    return v
+
+
+def to_decimal(scale: int | None) -> Converter:
+    """SQLite NUMERIC: integers, reals and numeric text -> Decimal, with ``scale`` when exact.
+
+    A real becomes the Decimal of its shortest repr (what the user wrote before SQLite stored it
+    as a double); exponent notation of integral values is expanded as PostgreSQL and MariaDB
+    print them. Text becomes a Decimal only when it is already in Decimal's canonical form.
+    """
+    exp = decimal.Decimal(1).scaleb(-scale) if scale is not None else None
+    D = decimal.Decimal
+    ctx = _DECIMAL_CONTEXT
+
+    def convert(v: Any) -> Any:
+        t = type(v)
+        if t is int:
+            d = D(v)
+        elif t is float:
+            if v != v:
+                return v
+            d = D(repr(v))
+            if d.is_finite() and d.as_tuple().exponent > 0:  # type: ignore[operator]
+                d = d.quantize(_ONE, context=ctx)
+        elif t is str:
+            try:
+                d = D(v)
+            except decimal.InvalidOperation:
+                return v
+            if str(d) != v:
+                return v
+        else:
+            return v
+        if not d and d.is_signed():
+            d = -d  # PostgreSQL and MariaDB numerics have no negative zero
+        if exp is not None and d.is_finite():
+            try:
+                q = d.quantize(exp, context=ctx)
+            except decimal.InvalidOperation:
+                return d
+            if q == d:
+                return q
+        return d
+
+    return convert
+
+
+def _iso_date_shape(v: str) -> bool:
+    return len(v) >= 10 and v[4] == "-" and v[7] == "-"
+
+
+def text_to_date(v: Any) -> Any:
+    """'YYYY-MM-DD' -> date."""
+    if type(v) is str and len(v) == 10 and v[4] == "-" and v[7] == "-":
+        try:
+            return _fromiso_date(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _time_shape(v: str) -> bool:
+    return len(v) >= 5 and v[2] == ":"
+
+
+def text_to_time(v: Any) -> Any:
+    """'HH:MM[:SS[.ffffff]]' -> naive time."""
+    if type(v) is str and _time_shape(v):
+        try:
+            t = _fromiso_time(v)
+        except ValueError:
+            return v
+        return t if t.tzinfo is None else v
+    return v
+
+
+def text_to_timetz(v: Any) -> Any:
+    """'HH:MM:SS[.ffffff]+HH:MM' -> time with its UTC offset."""
+    if type(v) is str and _time_shape(v):
+        try:
+            t = _fromiso_time(v)
+        except ValueError:
+            return v
+        return t if t.tzinfo is not None else v
+    return v
+
+
+def text_to_datetime(v: Any) -> Any:
+    """'YYYY-MM-DD HH:MM[:SS[.f]]' (or with 'T') -> naive datetime; text with an offset stays text."""
+    if type(v) is str:
+        try:
+            d = _fromiso_dt(v)
+        except ValueError:
+            return v
+        if d.tzinfo is None and len(v) >= 16 and v[4] == "-" and (v[10] == " " or v[10] == "T"):
+            return d
+    return v
+
+
+def text_to_datetime_utc(v: Any) -> Any:
+    """Text with a UTC offset -> aware datetime in UTC; text without one stays text."""
+    if type(v) is str:
+        try:
+            d = _fromiso_dt(v)
+        except ValueError:
+            return v
+        if d.tzinfo is not None and _iso_date_shape(v):
+            return d.astimezone(_UTC)
+    return v
+
+
+def text_to_json(v: Any) -> Any:
+    """JSON text (PostgreSQL json::text, MariaDB JSON) -> Json; text that is not JSON stays text."""
+    if type(v) is str:
+        try:
+            return Json(json.loads(v))
+        except ValueError:
+            return v
+    return v
+
+
+def to_json(v: Any) -> Any:
+    """SQLite JSON: text is parsed; a bare number is what SQLite's NUMERIC affinity made of JSON
+    number text, so it is the JSON number."""
+    t = type(v)
+    if t is str:
+        try:
+            return Json(json.loads(v))
+        except ValueError:
+            return v
+    if t is int or t is float:
+        return Json(v)
+    return v
+
+
+def to_uuid(v: Any) -> Any:
+    """Lower-case hex (32 digits, with or without the four dashes) or 16 bytes -> UUID."""
+    t = type(v)
+    if t is str:
+        n = len(v)
+        if (n == 32 and _HEX.issuperset(v)) or (
+            n == 36 and v[8] == v[13] == v[18] == v[23] == "-" and _HEX.issuperset(v.replace("-", ""))
+        ):
+            return uuid.UUID(v)
+        return v
+    if t is bytes and len(v) == 16:
+        return uuid.UUID(bytes=v)
+    return v
+
+
+def attach_utc(v: Any) -> Any:
+    """MariaDB TIMESTAMP, read in a '+00:00' session: naive UTC wall time -> aware UTC."""
+    return v.replace(tzinfo=_UTC) if type(v) is _dt.datetime else v
+
+
+def duration_to_time(v: Any) -> Any:
+    """MariaDB TIME comes back as a timedelta; one within a day is a time of day."""
+    if type(v) is _dt.timedelta and _ZERO <= v < _DAY:
+        return (_MIDNIGHT + v).time()
+    return v
+
+
+def array_of(element: Converter) -> Converter:
+    """Apply ``element`` to every element of an array, at any depth."""
+
+    def convert(v: Any) -> Any:
+        if type(v) is list:
+            return [convert(x) for x in v]
+        return v if v is None else element(v)
+
+    return convert

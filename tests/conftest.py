@@ -1,0 +1,188 @@
+"""Fixtures shared by the whole test suite.
+
+Databases: ``db_url`` runs a test on a fresh, empty database of each kind (ids ``sqlite``,
+``postgresql``, ``mariadb``): a SQLite file under ``tmp_path``, or a uniquely named database
+(``snapgit_t_<hex>``) created on the PostgreSQL or MariaDB server and dropped after the test.
+``db_engine`` is a SQLAlchemy engine on it for setting up tables and rows with SQLAlchemy Core;
+its sessions are in UTC, like snapgit's. ``make_db_url(kind)`` makes more fresh databases (for
+tests that compare kinds).
+
+Servers: ``SNAP_TEST_PG_URL`` and ``SNAP_TEST_MYSQL_URL`` (server URLs without a database name)
+override the defaults, PostgreSQL at 127.0.0.1:5432 as postgres and MariaDB at 127.0.0.1:3306 as
+root. A server that does not answer skips its tests, with the reason, except under ``CI=true``,
+where it fails them: CI must run every database.
+
+Hypothesis: profile ``ci`` (derandomized, no deadline) under ``CI=true``, else ``dev`` (no
+deadline); ``HYPOTHESIS_PROFILE`` picks one explicitly.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pathlib
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import settings
+
+from snapgit.db.url import parse_url
+
+IN_CI = os.environ.get("CI") == "true"
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=50, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+
+DB_KINDS = ("sqlite", "postgresql", "mariadb")
+
+_SERVERS = {
+    "postgresql": ("PostgreSQL", "SNAP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432"),
+    "mariadb": ("MariaDB", "SNAP_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306"),
+}
+
+
+class _Server:
+    """One database server: reachable or not (checked once), and an admin engine on it."""
+
+    def __init__(self, kind: str) -> None:
+        label, env, default = _SERVERS[kind]
+        self.kind = kind
+        self.label = label
+        self.url = parse_url(os.environ.get(env) or default)
+        self._engine: sa.Engine | None = None
+        self._error: str | None = None
+        self._checked = False
+
+    def admin(self) -> sa.Engine:
+        if not self._checked:
+            self._checked = True
+            admin_db = "postgres" if self.kind == "postgresql" else None
+            args = {"connect_timeout": 5}
+            engine = sa.create_engine(
+                self.url._replace(database=admin_db), isolation_level="AUTOCOMMIT", connect_args=args
+            )
+            try:
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+                self._engine = engine
+            except sa.exc.SQLAlchemyError as exc:
+                engine.dispose()
+                reason = " ".join(str(getattr(exc, "orig", exc)).split())
+                self._error = f"{self.label} not reachable at {where_of(self.url)}: {reason}"
+        if self._engine is None:
+            assert self._error is not None
+            if IN_CI:
+                pytest.fail(self._error + " (CI=true: database tests must run)", pytrace=False)
+            pytest.skip(self._error)
+        return self._engine
+
+    def create(self) -> str:
+        name = f"snapgit_t_{uuid.uuid4().hex[:16]}"
+        with self.admin().connect() as conn:
+            if self.kind == "postgresql":
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            else:
+                conn.exec_driver_sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = sa.make_url(url).database
+        gc.collect()  # close connections of engines and snapshots the test forgot
+        with self.admin().connect() as conn:
+            if self.kind == "postgresql":
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            else:
+                conn.exec_driver_sql("SET SESSION lock_wait_timeout = 20")
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def where_of(url: sa.URL) -> str:
+    return f"{url.host or 'localhost'}:{url.port}" if url.port else f"{url.host or 'localhost'}"
+
+
+@pytest.fixture(scope="session")
+def _servers() -> Iterator[dict[str, _Server]]:
+    servers = {kind: _Server(kind) for kind in _SERVERS}
+    yield servers
+    for s in servers.values():
+        if s._engine is not None:
+            s._engine.dispose()
+
+
+@pytest.fixture
+def make_db_url(
+    _servers: dict[str, _Server], tmp_path: pathlib.Path
+) -> Iterator[Callable[[str], str]]:
+    """``make_db_url(kind)``: the URL of a fresh, empty database of ``kind``, dropped after the
+    test. Skips (fails under CI=true) when the server does not answer."""
+    made: list[tuple[_Server, str]] = []
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            path = tmp_path / f"db_{uuid.uuid4().hex[:8]}.sqlite"
+            sqlite3.connect(path).close()  # an empty database: snapgit never creates one
+            return sa.URL.create("sqlite", database=str(path)).render_as_string()
+        server = _servers[kind]
+        url = server.create()
+        made.append((server, url))
+        return url
+
+    yield make
+    for server, url in reversed(made):
+        server.drop(url)
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """"sqlite", "postgresql" or "mariadb"."""
+    return request.param
+
+
+@pytest.fixture
+def db_url(db_kind: str, make_db_url: Callable[[str], str]) -> str:
+    """The URL of a fresh, empty database, once per kind of database (ids: sqlite, postgresql,
+    mariadb)."""
+    return make_db_url(db_kind)
+
+
+def utc_engine(url: str) -> sa.Engine:
+    """A SQLAlchemy engine whose sessions are in UTC (naive datetimes mean UTC on both sides)."""
+    engine = sa.create_engine(url)
+    backend = engine.dialect.name
+
+    @sa.event.listens_for(engine, "connect")
+    def _utc(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        if backend in ("postgresql", "mysql", "mariadb"):
+            cur = dbapi_conn.cursor()
+            cur.execute("SET TIME ZONE 'UTC'" if backend == "postgresql" else "SET time_zone = '+00:00'")
+            cur.close()
+            dbapi_conn.commit()
+
+    return engine
+
+
+@pytest.fixture
+def make_engine() -> Iterator[Callable[[str], sa.Engine]]:
+    """``make_engine(url)``: a UTC SQLAlchemy engine (see :func:`utc_engine`), disposed after the
+    test."""
+    engines: list[sa.Engine] = []
+
+    def make(url: str) -> sa.Engine:
+        engines.append(utc_engine(url))
+        return engines[-1]
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def db_engine(db_url: str) -> Iterator[sa.Engine]:
+    """A SQLAlchemy engine on ``db_url``, for creating tables and rows with SQLAlchemy Core."""
+    engine = utc_engine(db_url)
+    yield engine
+    engine.dispose()
