@@ -27,7 +27,7 @@ from typing import Protocol
 import zstandard as zstd
 
 from .errors import CorruptError, NotFoundError
-from .pack import DELTA, FULL, MAX_DELTA_DEPTH, PackReader, PackWriter, fsync_dir
+from .pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
 from .packindex import IndexReader, build_index
 
 __all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore", "OverlayObjectStore"]
@@ -83,7 +83,15 @@ class _WriterBase:
 
     def __init__(self, store: "DiskObjectStore | MemoryObjectStore") -> None:
         self._store = store
-        self._pending_full: dict[bytes, tuple[bytes, int]] = {}  # node-sized objects only
+        # The last few non-record objects added, so that a delta may name a base this writer has
+        # not published yet. Bounded: a big commit writes many nodes, all of them deltas against
+        # the parent's (published) nodes.
+        self._pending_full: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+
+    def _remember(self, oid: bytes, full: tuple[bytes, int]) -> None:
+        self._pending_full[oid] = full
+        if len(self._pending_full) > 64:
+            self._pending_full.popitem(last=False)
 
     def _base(self, base: bytes) -> tuple[bytes, int] | None:
         got = self._pending_full.get(base)
@@ -118,7 +126,7 @@ class _DiskWriter(_WriterBase):
         super().__init__(store)
         self._disk = store
         self._pack: PackWriter | None = None
-        self._sealed: list[tuple[Path, str, bytes]] = []  # tmp path, pack name, index bytes
+        self._sealed: list[tuple[Path, str, Path]] = []  # tmp pack, pack name, tmp index
         self._done = False
 
     def _current(self) -> PackWriter:
@@ -141,14 +149,21 @@ class _DiskWriter(_WriterBase):
             p.abort()
             return
         name = p.finish()
-        self._sealed.append((p.path, name, build_index(name, p.ids)))
+        # The index goes to disk now, not at commit: a big commit seals many packs, and their
+        # indexes should not wait in memory.
+        itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
+        with open(itmp, "wb") as f:
+            f.write(build_index(name, p.ids))
+            f.flush()
+            os.fsync(f.fileno())
+        self._sealed.append((p.path, name, itmp))
 
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
         if oid is None:
             oid = hashlib.sha256(bytes((otype,)) + data).digest()
         self._current().add(oid, bytes((FULL, otype)) + data)
         if otype != 1:
-            self._pending_full[oid] = (bytes((otype,)) + data, 0)
+            self._remember(oid, (bytes((otype,)) + data, 0))
         self._maybe_seal()
         return oid
 
@@ -165,7 +180,7 @@ class _DiskWriter(_WriterBase):
             return self.add(otype, data, oid)
         entry, depth = enc
         self._current().add(oid, entry)
-        self._pending_full[oid] = (bytes((otype,)) + data, depth)
+        self._remember(oid, (bytes((otype,)) + data, depth))
         self._maybe_seal()
         return oid
 
@@ -176,17 +191,12 @@ class _DiskWriter(_WriterBase):
         self._seal()
         pack_dir = self._disk.pack_dir
         try:
-            for tmp, name, idx in self._sealed:
+            for tmp, name, _itmp in self._sealed:
                 final = pack_dir / f"pack-{name}.pack"
                 os.replace(tmp, final)
                 os.chmod(final, 0o400)
             fsync_dir(pack_dir)
-            for _tmp, name, idx in self._sealed:
-                itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
-                with open(itmp, "wb") as f:
-                    f.write(idx)
-                    f.flush()
-                    os.fsync(f.fileno())
+            for _tmp, name, itmp in self._sealed:
                 final = pack_dir / f"pack-{name}.idx"
                 os.replace(itmp, final)
                 os.chmod(final, 0o400)
@@ -203,11 +213,12 @@ class _DiskWriter(_WriterBase):
         if self._pack is not None:
             self._pack.abort()
             self._pack = None
-        for tmp, _name, _idx in self._sealed:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+        for tmp, _name, itmp in self._sealed:
+            for path in (tmp, itmp):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
         self._pending_full.clear()
 
     def __enter__(self) -> "_DiskWriter":
@@ -230,6 +241,7 @@ class DiskObjectStore:
         self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
         self._order: list[str] = []
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+        self._blocks = BlockCache()
         self.refresh()
 
     # -- discovery
@@ -255,7 +267,7 @@ class DiskObjectStore:
             path = self.pack_dir / f"pack-{name}.pack"
             if not path.exists():
                 raise CorruptError(f"pack {name[:16]} is missing but its index is present")
-            rd = PackReader(path)
+            rd = PackReader(path, self._blocks)
             if rd.count != idx.count:
                 raise CorruptError(f"pack {name[:16]} holds {rd.count} objects, its index {idx.count}")
             self._packs[name] = (idx, rd)
@@ -380,7 +392,7 @@ class _MemoryWriter(_WriterBase):
             oid = hashlib.sha256(bytes((otype,)) + data).digest()
         self._staged[oid] = (otype, bytes(data), 0)
         if otype != 1:
-            self._pending_full[oid] = (bytes((otype,)) + data, 0)
+            self._remember(oid, (bytes((otype,)) + data, 0))
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
@@ -391,7 +403,7 @@ class _MemoryWriter(_WriterBase):
         enc = self._encode_delta(otype, data, oid, base)
         depth = 0 if enc is None else enc[1]
         self._staged[oid] = (otype, bytes(data), depth)
-        self._pending_full[oid] = (bytes((otype,)) + data, depth)
+        self._remember(oid, (bytes((otype,)) + data, depth))
         return oid
 
     def commit(self) -> None:

@@ -38,7 +38,7 @@ import zstandard as zstd
 
 from .errors import CorruptError
 
-__all__ = ["PackWriter", "PackReader", "PACK_MAGIC", "MAX_DELTA_DEPTH", "FULL", "DELTA"]
+__all__ = ["PackWriter", "PackReader", "BlockCache", "PACK_MAGIC", "MAX_DELTA_DEPTH", "FULL", "DELTA"]
 
 PACK_MAGIC = b"SNAPPACK"
 PACK_END = b"SNAPPEND"
@@ -178,11 +178,41 @@ class PackWriter:
                 pass
 
 
+class BlockCache:
+    """Decompressed blocks, least recently used dropped first, within a byte budget shared by
+    every pack of a store (a cache per pack would grow with the number of packs)."""
+
+    def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
+        self.budget = budget
+        self._size = 0
+        self._items: OrderedDict[tuple[str, int], tuple[tuple[memoryview, list[int]], int]] = OrderedDict()
+
+    def get(self, key: tuple[str, int]) -> tuple[memoryview, list[int]] | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: tuple[str, int], value: tuple[memoryview, list[int]], size: int) -> None:
+        if key in self._items:
+            return
+        self._items[key] = (value, size)
+        self._size += size
+        while self._size > self.budget and len(self._items) > 1:
+            _k, (_v, s) = self._items.popitem(last=False)
+            self._size -= s
+
+    def drop(self, pack: str) -> None:
+        for key in [k for k in self._items if k[0] == pack]:
+            self._size -= self._items.pop(key)[1]
+
+
 class PackReader:
     """Random access to the objects of one pack, by ordinal. Blocks are decompressed on demand
     and a few are kept, so reading neighbours (rows in key order) costs one decompression."""
 
-    def __init__(self, path: Path, cache_blocks: int = 32) -> None:
+    def __init__(self, path: Path, cache: "BlockCache | None" = None) -> None:
         self.path = path
         self.name = path.stem.removeprefix("pack-")
         try:
@@ -218,11 +248,10 @@ class PackReader:
         if off != table_off or ordinal != count:
             raise CorruptError(f"pack {path.name} has a damaged block table")
         self._dctx = zstd.ZstdDecompressor()
-        self._cache: OrderedDict[int, tuple[memoryview, list[int]]] = OrderedDict()
-        self._cache_blocks = cache_blocks
+        self._cache = cache if cache is not None else BlockCache()
 
     def close(self) -> None:
-        self._cache.clear()
+        self._cache.drop(self.name)
         try:
             self._mm.close()
         except BufferError:
@@ -239,9 +268,8 @@ class PackReader:
         return digest == self._mm[end:] and digest.hex() == self.name
 
     def _block(self, b: int) -> tuple[memoryview, list[int]]:
-        cached = self._cache.get(b)
+        cached = self._cache.get((self.name, b))
         if cached is not None:
-            self._cache.move_to_end(b)
             return cached
         off, clen, rlen, _first, n, crc = self._blocks[b]
         frame = self._mm[off : off + clen]
@@ -256,9 +284,7 @@ class PackReader:
         ends = list(struct.unpack_from(f"<{n}I", raw, 4))
         base = 4 + 4 * n
         entry = (memoryview(raw)[base:], ends)
-        self._cache[b] = entry
-        if len(self._cache) > self._cache_blocks:
-            self._cache.popitem(last=False)
+        self._cache.put((self.name, b), entry, rlen)
         return entry
 
     def entry(self, ordinal: int) -> bytes:

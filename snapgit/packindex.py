@@ -21,8 +21,10 @@ import mmap
 import struct
 import sys
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from itertools import islice
+from operator import eq
 from pathlib import Path
 
 from .errors import CorruptError
@@ -35,32 +37,27 @@ _HEADER = struct.Struct(">8sII")
 _FANOUT = 256 * 4
 
 
-def _prefix(oid: bytes) -> int:
-    return int.from_bytes(oid[:8], "big")
-
-
 def build_index(pack_name: str, ids: list[bytes]) -> bytes:
     """The bytes of the index of a pack whose objects, in ordinal order, have these ids."""
     n = len(ids)
-    prefixes = [int.from_bytes(i[:8], "big") for i in ids]
-    order = sorted(range(n), key=prefixes.__getitem__)
-    sorted_prefixes = array("Q", [prefixes[i] for i in order])
+    # Sorting by the ids themselves compares bytes in C; no Python int per object.
+    order = sorted(range(n), key=ids.__getitem__)
+    sorted_ids = [ids[i] for i in order]
+    prefixes = array("Q")
+    prefixes.frombytes(b"".join([i[:8] for i in sorted_ids]))
+    if sys.byteorder == "little":
+        prefixes.byteswap()  # the big-endian value of each prefix, stored little-endian
+    if any(map(eq, prefixes, islice(prefixes, 1, None))):
+        # Objects sharing a prefix are listed by ordinal (a writer's choice, kept stable).
+        order = sorted(range(n), key=lambda i: (ids[i][:8], i))
     ordinals = array("I", order)
     if sys.byteorder != "little":
-        sorted_prefixes.byteswap()
         ordinals.byteswap()
-    counts = [0] * 256
-    for i in ids:
-        counts[i[0]] += 1
-    fanout = []
-    total = 0
-    for c in counts:
-        total += c
-        fanout.append(total)
+    fanout = [bisect_right(sorted_ids, bytes((b,)) + b"\xff" * 31) for b in range(256)]
     body = (
         _HEADER.pack(IDX_MAGIC, IDX_VERSION, n)
         + struct.pack(">256I", *fanout)
-        + sorted_prefixes.tobytes()
+        + prefixes.tobytes()
         + ordinals.tobytes()
         + bytes.fromhex(pack_name)
     )
