@@ -138,18 +138,20 @@ class _TableWriter:
             return nid
         base = old.base_for(node.keys[0]) if (old is not None and node.level == 0 and node.keys) else None
         if payloads:
-            known: set[bytes] = set()
+            ids = node.ids
+            keep: list[int] | None = None  # None: every record of the leaf is new
             if base is not None:
                 known = set(load_node(self.objects, base).ids)
-            new_ids = []
-            new_data = []
-            for rid, p in zip(node.ids, payloads):
-                if rid not in known and not self._has(rid):
-                    new_ids.append(rid)
-                    new_data.append(p)
-            if new_ids:
-                self.writer.add_full_many(ObjType.RECORD, new_ids, new_data)
-                self.records_written += len(new_ids)
+                keep = [i for i, rid in enumerate(ids) if rid not in known]
+            if self.probe:
+                has = self._has
+                keep = [i for i in (range(len(ids)) if keep is None else keep) if not has(ids[i])]
+            if keep is None:
+                self.writer.add_full_many(ObjType.RECORD, ids, payloads)
+                self.records_written += len(ids)
+            elif keep:
+                self.writer.add_full_many(ObjType.RECORD, [ids[i] for i in keep], [payloads[i] for i in keep])
+                self.records_written += len(keep)
         self._nodes.add(nid)
         if self._has(nid):
             return nid
