@@ -478,6 +478,196 @@ def status(
     out.print("use `snap diff` to see the rows, `snap commit -m MSG` to record them")
 
 
+# --- merge / restore / checkout -------------------------------------------------------------
+
+
+def _print_merge(result, as_json: bool, verb: str) -> None:
+    from .jsonvalue import to_json
+
+    totals = result.totals()
+    if as_json:
+        doc = result.summary()
+        doc["tables"] = {}
+        for p in result.plans:
+            names = p.schema.sorted_names
+            doc["tables"][p.name] = {
+                "to_add": p.added, "to_update": p.updated, "to_delete": p.deleted, "to_skip": p.skipped,
+                "conflicts": [
+                    {"key": _conflict_key(p, c), "kind": c.kind, "columns": c.columns, "resolution": c.resolution,
+                     "base": _cells(names, c.base, c.columns), "ours": _cells(names, c.ours, c.columns),
+                     "theirs": _cells(names, c.theirs, c.columns)}
+                    for c in p.conflicts
+                ],
+            }
+        _json(doc)
+        return
+    _ = to_json
+    if result.plans:
+        grid = Table(show_edge=False, box=None, pad_edge=False)
+        for col in ("table", "add", "update", "delete", "skip", "conflicts"):
+            grid.add_column(col, justify="left" if col == "table" else "right")
+        for p in result.plans:
+            grid.add_row(p.name, f"{p.added:,}", f"{p.updated:,}", f"{p.deleted:,}", f"{p.skipped:,}", f"{len(p.conflicts):,}")
+        out.print(grid)
+    for p in result.plans:
+        for c in p.conflicts[:20]:
+            how = {"theirs": "backup wins", "ours": "database wins", None: "unresolved"}[c.resolution]
+            out.print(f"  conflict {p.name} {_conflict_key_text(p, c)} ({c.kind}: {', '.join(c.columns[:6])}) -> {how}")
+        if len(p.conflicts) > 20:
+            out.print(f"  ... and {len(p.conflicts) - 20} more conflicts in {p.name}")
+    out.print(
+        f"{verb}: {totals['added']:,} added, {totals['updated']:,} updated, {totals['deleted']:,} deleted, "
+        f"{totals['skipped']:,} skipped, {totals['conflicts']:,} conflicts"
+    )
+
+
+def _cells(names, row, columns):
+    from .jsonvalue import to_json
+
+    if row is None:
+        return None
+    values = dict(zip(names, row))
+    return {c: to_json(values.get(c)) for c in columns}
+
+
+def _conflict_key(plan, c) -> dict[str, Any]:
+    from .jsonvalue import to_json
+
+    row = c.theirs or c.ours or c.base or []
+    values = dict(zip(plan.schema.sorted_names, row))
+    return {k: to_json(values.get(k)) for k in (plan.key or plan.schema.sorted_names)}
+
+
+def _conflict_key_text(plan, c) -> str:
+    return ", ".join(f"{k}={v}" for k, v in _conflict_key(plan, c).items())
+
+
+@app.command()
+def merge(
+    rev: Annotated[Optional[str], typer.Argument(help="The commit to merge into the live database.")] = None,
+    strategy: Annotated[
+        Optional[str], typer.Option("--strategy", help="How conflicts are resolved: backup_wins, database_wins or manual.")
+    ] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Report what would happen; write nothing.")] = False,
+    tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
+    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Message of the merge commit.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    cont: Annotated[bool, typer.Option("--continue", help="Apply a manual merge once its conflicts are resolved.")] = False,
+    abort: Annotated[bool, typer.Option("--abort", help="Drop a manual merge in progress; the database is untouched.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+) -> None:
+    """Three-way merge a snapshot into the live database (non-conflicting changes of both sides survive)."""
+    repo = _repo()
+    if abort:
+        repo.merge_abort()
+        out.print("merge aborted; the database was not changed by it")
+        return
+    if cont:
+        result = repo.merge_continue(db_url=db)
+        _print_merge(result, as_json, "merged")
+        return
+    if rev is None or strategy is None:
+        raise SnapError("snap merge needs REV and --strategy", hint="snap merge REV --strategy backup_wins|database_wins|manual")
+    result = repo.merge(rev, strategy=strategy, preview=preview, tables=_split_tables(tables), message=message, db_url=db)
+    if preview:
+        _print_merge(result, as_json, "preview (nothing written)")
+        return
+    if result.in_progress:
+        _print_merge(result, as_json, "merge stopped on conflicts")
+        if not as_json:
+            out.print("resolve them with `snap conflicts resolve --ours|--theirs [--table T] [KEY...]`, then `snap merge --continue`")
+        raise typer.Exit(1)
+    _print_merge(result, as_json, "merged")
+    if not as_json and result.pre is not None:
+        out.print(f"the database before the merge is commit {result.pre.hex()[:12]}; to undo: snap restore {result.pre.hex()[:12]}")
+
+
+conflicts_app = typer.Typer(help="List and resolve the conflicts of a manual merge.", invoke_without_command=True)
+app.add_typer(conflicts_app, name="conflicts")
+
+
+@conflicts_app.callback()
+def conflicts_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per conflict and line.")] = False,
+) -> None:
+    """List the conflicts of the merge in progress."""
+    if ctx.invoked_subcommand is not None:
+        return
+    repo = _repo()
+    items = repo.conflicts()
+    for plan, c in items:
+        names = plan.schema.sorted_names
+        if as_json:
+            sys.stdout.write(json.dumps({
+                "table": c.table, "key": _conflict_key(plan, c), "kind": c.kind, "columns": c.columns,
+                "resolution": c.resolution, "base": _cells(names, c.base, c.columns),
+                "ours": _cells(names, c.ours, c.columns), "theirs": _cells(names, c.theirs, c.columns),
+            }, ensure_ascii=False) + "\n")
+            continue
+        how = c.resolution or "unresolved"
+        out.print(f"{c.table} {_conflict_key_text(plan, c)}: {c.kind} [{how}]")
+        for col in c.columns:
+            vals = [_cells(names, r, [col]) for r in (c.base, c.ours, c.theirs)]
+            shown = [("-" if v is None else json.dumps(v[col], ensure_ascii=False)) for v in vals]
+            out.print(f"    {col}: base {shown[0]}  ours {shown[1]}  theirs {shown[2]}")
+    if not as_json:
+        left = sum(1 for _p, c in items if c.resolution is None)
+        out.print(f"{len(items)} conflicts, {left} unresolved")
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    keys: Annotated[Optional[list[str]], typer.Argument(help="Keys to resolve (e.g. 5 or id=5); default all.")] = None,
+    ours: Annotated[bool, typer.Option("--ours", help="Keep the live database's version.")] = False,
+    theirs: Annotated[bool, typer.Option("--theirs", help="Take the snapshot's version.")] = False,
+    table: Annotated[Optional[str], typer.Option("--table", help="Only this table.")] = None,
+) -> None:
+    """Resolve some or all conflicts of the merge in progress."""
+    if ours == theirs:
+        raise SnapError("give exactly one of --ours and --theirs")
+    n = _repo().resolve_conflicts("ours" if ours else "theirs", table=table, keys=keys)
+    out.print(f"resolved {n} conflicts as {'ours' if ours else 'theirs'}")
+
+
+@app.command()
+def restore(
+    rev: Annotated[str, typer.Argument(help="The commit to restore.")],
+    into: Annotated[Optional[str], typer.Option("--into", help="Restore into a new database at URL instead.", metavar="URL")] = None,
+    tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Report what would change; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+) -> None:
+    """Make the live database (or a new one) exactly equal to a commit. HEAD does not move."""
+    repo = _repo()
+    result = repo.restore(rev, into=into, tables=_split_tables(tables), preview=preview, db_url=db)
+    _print_merge(result, as_json, "preview (nothing written)" if preview else "restored")
+    if not as_json and not preview and result.pre is not None:
+        out.print(f"the database before the restore is commit {result.pre.hex()[:12]}")
+
+
+@app.command()
+def checkout(
+    target: Annotated[Optional[str], typer.Argument(help="Branch or commit (with -b: where the branch starts, default HEAD).")] = None,
+    new_branch: Annotated[Optional[str], typer.Option("-b", help="Create this branch at TARGET and switch to it.", metavar="NEW")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Save uncommitted database changes to a ref first.")] = False,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+) -> None:
+    """Switch branches: move HEAD and make the live database match it."""
+    repo = _repo()
+    if new_branch:
+        done = repo.checkout(target or "HEAD", new_branch=new_branch, db_url=db)
+        out.print(f"Switched to a new branch {new_branch} at {done['commit'].hex()[:12]}")
+        return
+    if target is None:
+        raise SnapError("snap checkout needs a branch or commit", hint="snap checkout BRANCH, or snap checkout -b NEW")
+    done = repo.checkout(target, force=force, db_url=db)
+    if done["saved"]:
+        out.print(f"uncommitted changes saved as {done['saved']}")
+    out.print(f"Switched to {target} ({done['commit'].hex()[:12]})")
+
+
 # --- branches and tags ----------------------------------------------------------------------
 
 

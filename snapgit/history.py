@@ -22,6 +22,7 @@ __all__ = [
     "read_root",
     "read_table",
     "walk",
+    "merge_base",
     "AmbiguousRevisionError",
     "UnknownRevisionError",
 ]
@@ -166,3 +167,14 @@ def walk(objects: ObjectReader, starts: list[bytes]) -> Iterator[tuple[bytes, Co
                 pc = read_commit(objects, p)
                 counter += 1
                 heapq.heappush(heap, (-pc.time, counter, p, pc))
+
+
+def merge_base(objects: ObjectReader, a: bytes | None, b: bytes | None) -> bytes | None:
+    """The newest commit that is an ancestor of both (None when they share no history)."""
+    if a is None or b is None:
+        return None
+    ancestors = {oid for oid, _ in walk(objects, [a])}
+    for oid, _ in walk(objects, [b]):
+        if oid in ancestors:
+            return oid
+    return None

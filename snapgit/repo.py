@@ -27,11 +27,58 @@ from .encoding import decode_row
 if TYPE_CHECKING:
     from .diff import Side, TableDiff
 
-__all__ = ["Repo", "TableInfo", "NoDatabaseError"]
+__all__ = ["Repo", "TableInfo", "MergeResult", "NoDatabaseError"]
 
 
 class NoDatabaseError(SnapError):
     pass
+
+
+@dataclass
+class MergeResult:
+    rev: str
+    theirs: bytes
+    base: bytes | None
+    pre: bytes | None  # the commit of the live database taken before writing
+    plans: list
+    strategy: str
+    preview: bool = False
+    fast_forward: bool = False
+    in_progress: bool = False
+    merge_commit: bytes | None = None
+
+    def totals(self) -> dict[str, int]:
+        t = {"added": 0, "updated": 0, "deleted": 0, "skipped": 0, "conflicts": 0}
+        for p in self.plans:
+            t["added"] += p.added
+            t["updated"] += p.updated
+            t["deleted"] += p.deleted
+            t["skipped"] += p.skipped
+            t["conflicts"] += len(p.conflicts)
+        return t
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "theirs": self.theirs.hex(),
+            "base": self.base.hex() if self.base else None,
+            "pre_merge_commit": self.pre.hex() if self.pre else None,
+            "merge_commit": self.merge_commit.hex() if self.merge_commit else None,
+            "fast_forward": self.fast_forward,
+            "in_progress": self.in_progress,
+            **self.totals(),
+        }
+
+
+def _key_matches(plan, conflict, text: str) -> bool:
+    """Whether a user's KEY argument ("5", "id=5", "5,abc") names this conflict's key."""
+    from .jsonvalue import to_json
+
+    row = conflict.theirs or conflict.ours or conflict.base or []
+    values = dict(zip(plan.schema.sorted_names, row))
+    key_cols = plan.key or plan.schema.sorted_names
+    want = [part.split("=", 1)[-1].strip() for part in text.split(",")]
+    have = [str(to_json(values.get(c))) for c in key_cols]
+    return want == have
 
 
 @dataclass
@@ -145,6 +192,7 @@ class Repo:
         db_url: str | None = None,
         progress: Progress | None = None,
         kind: str = "full",
+        extra_parents: list[bytes] | None = None,
     ) -> CommitResult:
         """Snapshot the live database and commit it on the current branch."""
         from .db import Database, redact_url
@@ -154,7 +202,7 @@ class Repo:
         url = self.database_url(db_url)
         args = {"message": message, "tables": tables, "allow_empty": allow_empty, "db": redact_url(url)}
         try:
-            result = self._commit(url, message, tables, author, allow_empty, progress, kind)
+            result = self._commit(url, message, tables, author, allow_empty, progress, kind, extra_parents or [])
         except SnapError as exc:
             self._log(author, "commit", args, ok=False, error=str(exc))
             raise
@@ -171,7 +219,7 @@ class Repo:
         )
         return result
 
-    def _commit(self, url, message, tables, author, allow_empty, progress, kind) -> CommitResult:
+    def _commit(self, url, message, tables, author, allow_empty, progress, kind, extra_parents) -> CommitResult:
         from .db import Database, redact_url
 
         ref = self.head_ref() or "HEAD"
@@ -222,6 +270,7 @@ class Repo:
             author=author,
             message=message,
             meta=meta,
+            extra_parents=extra_parents,
             allow_same_tree=allow_empty,
         )
         branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
@@ -297,6 +346,341 @@ class Repo:
             side_a = self.commit_side("HEAD")
         side_b = self.live_side(against=side_a, db_url=db_url, progress=progress)
         return diff_sides(side_a, side_b)
+
+    # -- merge, restore, checkout -------------------------------------------------------------
+
+    @property
+    def _merge_state_path(self) -> Path:
+        return self.store.root / "MERGE_HEAD"
+
+    def merge_state(self) -> dict[str, Any] | None:
+        """The unfinished manual merge, or None."""
+        import json
+
+        try:
+            return json.loads(self._merge_state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            from .errors import CorruptError
+
+            raise CorruptError(f"{self._merge_state_path} is damaged: {exc}", hint="snap merge --abort") from exc
+
+    def _save_merge_state(self, state: dict[str, Any]) -> None:
+        import json
+        import os
+
+        tmp = self._merge_state_path.with_name("MERGE_HEAD.tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self._merge_state_path)
+
+    def _tables_of(self, oid: bytes | None) -> dict[str, bytes]:
+        if oid is None:
+            return {}
+        return dict(read_root(self.objects, read_commit(self.objects, oid).tree).tables)
+
+    def merge(
+        self,
+        rev: str,
+        *,
+        strategy: str,
+        preview: bool = False,
+        tables: list[str] | None = None,
+        message: str | None = None,
+        db_url: str | None = None,
+        author: str | None = None,
+    ) -> "MergeResult":
+        """Three-way merge of a revision into the live database (see merge.py)."""
+        from .history import merge_base
+        from .merge import STRATEGIES, MergeError, plan_merge
+
+        if strategy not in STRATEGIES:
+            raise MergeError(f"unknown strategy {strategy!r}", hint="use backup_wins, database_wins or manual")
+        if self.merge_state() is not None:
+            raise MergeError(
+                "a merge is already in progress",
+                hint="resolve it with `snap conflicts`, then `snap merge --continue`, or drop it with `snap merge --abort`",
+            )
+        theirs = self.resolve(rev)
+        who = default_author(author or self.config.user_name)
+        args = {"rev": rev, "theirs": theirs.hex(), "strategy": strategy, "preview": preview, "tables": tables}
+        try:
+            if preview:
+                live = self.live_side(against=self.commit_side(theirs.hex()), db_url=db_url)
+                ours_tables, reader, pre = live.tables, live.reader, self.head()
+            else:
+                pre_result = self.commit(
+                    f"snapshot of the database before merging {rev}", db_url=db_url, author=author, kind="pre-merge"
+                )
+                pre = pre_result.commit_id or pre_result.parent_id
+                ours_tables, reader = self._tables_of(pre), self.objects
+            base = merge_base(self.objects, pre, theirs)
+            plans = plan_merge(reader, self._tables_of(base), ours_tables, self._tables_of(theirs), strategy, tables)
+            result = MergeResult(rev, theirs, base, pre, plans, strategy, preview=preview)
+            result.fast_forward = base is not None and base == pre
+            if preview:
+                return result
+            if any(p.unresolved for p in plans):
+                self._save_merge_state(
+                    {"rev": rev, "theirs": theirs.hex(), "ours": pre.hex() if pre else None,
+                     "base": base.hex() if base else None, "tables": tables, "message": message,
+                     "resolutions": {}}
+                )
+                result.in_progress = True
+                self._log(who, "merge", args, ok=True, result=result.summary())
+                return result
+            self._apply_and_record(result, message or f"merge {rev} ({strategy})", db_url, author)
+            self._log(who, "merge", args, ok=True, result=result.summary())
+            return result
+        except SnapError as exc:
+            self._log(who, "merge", args, ok=False, error=str(exc))
+            raise
+
+    def _apply_and_record(self, result: "MergeResult", message: str, db_url: str | None, author: str | None) -> None:
+        from .apply import apply_plans
+        from .db import Database
+
+        url = self.database_url(db_url)
+        with Database.connect(url) as db:
+            apply_plans(db, result.plans)
+        # the merged state, recorded with both parents
+        post = self.commit(message, db_url=db_url, author=author, kind="merge",
+                           extra_parents=[result.theirs], allow_empty=True)
+        result.merge_commit = post.commit_id
+        if result.fast_forward and post.commit_id is not None:
+            if post.tree_id == read_commit(self.objects, result.theirs).tree:
+                # the database now is exactly the incoming commit: move the branch to it, as git does
+                ref = self.head_ref() or "HEAD"
+                self.refs.set_if_equals(ref, post.commit_id.hex(), result.theirs.hex(),
+                                        who=default_author(author or self.config.user_name),
+                                        message=f"merge {result.rev}: fast-forward")
+                result.merge_commit = result.theirs
+
+    def merge_continue(self, *, db_url: str | None = None, author: str | None = None) -> "MergeResult":
+        from .merge import MergeError, plan_merge
+
+        state = self.merge_state()
+        if state is None:
+            raise MergeError("no merge in progress")
+        pre = bytes.fromhex(state["ours"]) if state.get("ours") else None
+        head = self.head()
+        if head != pre:
+            raise MergeError("HEAD moved since the merge started", hint="snap merge --abort, then merge again")
+        if any(t.stat().total for t in self.status(db_url=db_url)):
+            raise MergeError(
+                "the live database changed since the merge started",
+                hint="snap merge --abort, then merge again",
+            )
+        theirs = bytes.fromhex(state["theirs"])
+        base = bytes.fromhex(state["base"]) if state.get("base") else None
+        resolutions = {t: {bytes.fromhex(k): v for k, v in keys.items()} for t, keys in state["resolutions"].items()}
+        plans = plan_merge(self.objects, self._tables_of(base), self._tables_of(pre), self._tables_of(theirs),
+                           "manual", state.get("tables"), resolutions)
+        result = MergeResult(state["rev"], theirs, base, pre, plans, "manual")
+        left = sum(len(p.unresolved) for p in plans)
+        if left:
+            raise MergeError(f"{left} conflicts are not resolved yet", hint="snap conflicts; snap conflicts resolve --ours|--theirs")
+        self._apply_and_record(result, state.get("message") or f"merge {state['rev']} (manual)", db_url, author)
+        self._merge_state_path.unlink()
+        self._log(default_author(author or self.config.user_name), "merge-continue", {"rev": state["rev"]}, ok=True,
+                  result=result.summary())
+        return result
+
+    def merge_abort(self) -> None:
+        from .merge import MergeError
+
+        if self.merge_state() is None:
+            raise MergeError("no merge in progress")
+        self._merge_state_path.unlink()
+        self._log(default_author(self.config.user_name), "merge-abort", {}, ok=True)
+
+    def conflicts(self) -> list:
+        """The conflicts of the merge in progress, with their resolutions so far."""
+        from .merge import MergeError, plan_merge
+
+        state = self.merge_state()
+        if state is None:
+            raise MergeError("no merge in progress")
+        pre = bytes.fromhex(state["ours"]) if state.get("ours") else None
+        base = bytes.fromhex(state["base"]) if state.get("base") else None
+        resolutions = {t: {bytes.fromhex(k): v for k, v in keys.items()} for t, keys in state["resolutions"].items()}
+        plans = plan_merge(self.objects, self._tables_of(base), self._tables_of(pre),
+                           self._tables_of(bytes.fromhex(state["theirs"])), "manual", state.get("tables"), resolutions)
+        return [(p, c) for p in plans for c in p.conflicts]
+
+    def resolve_conflicts(self, side: str, *, table: str | None = None, keys: list[str] | None = None) -> int:
+        """Resolve conflicts (all, a table's, or those whose key matches) as ``ours`` or ``theirs``."""
+        from .merge import MergeError
+
+        if side not in ("ours", "theirs"):
+            raise MergeError("resolve with ours or theirs")
+        state = self.merge_state()
+        if state is None:
+            raise MergeError("no merge in progress")
+        n = 0
+        for plan, c in self.conflicts():
+            if table and c.table != table:
+                continue
+            if keys and not any(_key_matches(plan, c, k) for k in keys):
+                continue
+            state["resolutions"].setdefault(c.table, {})[c.key.hex()] = side
+            n += 1
+        if keys and n == 0:
+            raise MergeError(f"no conflict with key {', '.join(keys)}", hint="see `snap conflicts`")
+        self._save_merge_state(state)
+        self._log(default_author(self.config.user_name), "resolve", {"side": side, "table": table, "keys": keys},
+                  ok=True, result={"resolved": n})
+        return n
+
+    def restore(
+        self, rev: str, *, into: str | None = None, tables: list[str] | None = None, preview: bool = False,
+        db_url: str | None = None, author: str | None = None,
+    ) -> "MergeResult":
+        """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays."""
+        from .merge import plan_merge
+
+        theirs = self.resolve(rev)
+        who = default_author(author or self.config.user_name)
+        from .db import redact_url
+
+        args = {"rev": rev, "into": redact_url(into) if into else None, "tables": tables, "preview": preview}
+        try:
+            if into is not None:
+                result = self._restore_into(theirs, rev, into, tables, preview)
+            else:
+                if preview:
+                    against = self.commit_side(theirs.hex())
+                    live = self.live_side(against=against, db_url=db_url)
+                    ours_tables, reader, pre = live.tables, live.reader, self.head()
+                else:
+                    r = self.commit(f"snapshot of the database before restoring {rev}", db_url=db_url,
+                                    author=author, kind="pre-restore")
+                    pre = r.commit_id or r.parent_id
+                    ours_tables, reader = self._tables_of(pre), self.objects
+                # base = ours: every difference is theirs to apply, nothing conflicts
+                plans = plan_merge(reader, ours_tables, ours_tables, self._tables_of(theirs), "backup_wins", tables)
+                result = MergeResult(rev, theirs, pre, pre, plans, "restore", preview=preview)
+                if not preview:
+                    from .apply import apply_plans
+                    from .db import Database
+
+                    with Database.connect(self.database_url(db_url)) as db:
+                        apply_plans(db, plans)
+        except SnapError as exc:
+            self._log(who, "restore", args, ok=False, error=str(exc))
+            raise
+        self._log(who, "restore", args, ok=True, result=result.summary())
+        return result
+
+    def _restore_into(self, theirs: bytes, rev: str, into: str, tables: list[str] | None, preview: bool) -> "MergeResult":
+        from .db import Database, normalize_url
+        from .merge import TablePlan
+        from .schema import table_order
+        from .tree import iter_entries
+
+        all_tables = self._tables_of(theirs)
+        names = sorted(all_tables)
+        if tables:
+            missing = [t for t in tables if t not in all_tables]
+            if missing:
+                raise NotFoundError(f"no table {missing[0]!r} in {rev}")
+            names = [n for n in names if n in tables]
+        plans = []
+        for name in names:
+            entry = read_table(self.objects, all_tables[name])
+            otype, data = self.objects.get(entry.schema)
+            plan = TablePlan(name, decode_schema(data), entry.key)
+            plan.added = entry.rows
+            plans.append((plan, entry))
+        result = MergeResult(rev, theirs, None, None, [p for p, _ in plans], "restore", preview=preview)
+        if preview:
+            return result
+        url = normalize_url(into, base_dir=self.store.project_dir)
+        with Database.connect(url) as db:
+            schemas = [p.schema for p, _ in plans]
+            with db.write() as tx:
+                tx.create_tables(schemas)
+            try:
+                with db.write() as tx:
+                    order = table_order({p.name: p.schema for p, _ in plans})
+                    by_name = {p.name: (p, e) for p, e in plans}
+                    for name in order:
+                        plan, entry = by_name[name]
+                        batch: list = []
+                        for _key, rid in iter_entries(self.objects, entry.root):
+                            batch.append(decode_row(self.objects.get(rid)[1]))
+                            if len(batch) >= 5000:
+                                tx.insert_rows(plan.schema, batch)
+                                batch = []
+                        if batch:
+                            tx.insert_rows(plan.schema, batch)
+                    tx.check_foreign_keys(names)
+                    for plan, _e in plans:
+                        tx.reset_sequences(plan.schema)
+            except BaseException:
+                with db.write() as tx:
+                    tx.drop_tables(list(reversed(table_order({p.name: p.schema for p, _ in plans}))))
+                raise
+        return result
+
+    def checkout(self, target: str, *, new_branch: str | None = None, force: bool = False,
+                 db_url: str | None = None) -> dict[str, Any]:
+        """Move HEAD to a branch or revision and make the live database match it."""
+        from .merge import MergeError
+
+        if self.merge_state() is not None:
+            raise MergeError("a merge is in progress", hint="snap merge --continue or --abort first")
+        who = default_author(self.config.user_name)
+        if new_branch:
+            oid = self.create_branch(new_branch, target)
+            self.refs.set_symbolic("HEAD", f"refs/heads/{new_branch}")
+            dirty = False
+        else:
+            oid = self.resolve(target)
+            dirty = bool(self.head()) and any(t.stat().total or t.schema for t in self.status(db_url=db_url))
+        saved = None
+        if not new_branch:
+            if dirty and not force:
+                raise MergeError(
+                    "the live database has uncommitted changes",
+                    hint="commit them (snap commit -m ...), or use --force to save them to a ref first",
+                )
+            if dirty:
+                saved = self._save_dirty(who, db_url)
+            if self.head() is not None:
+                self.restore(oid.hex(), db_url=db_url)
+            branch_ref = f"refs/heads/{target}"
+            if self.refs.read(branch_ref) is not None:
+                self.refs.set_symbolic("HEAD", branch_ref)
+            else:
+                old = self.refs.read("HEAD")
+                self.refs.set_if_equals("HEAD", old, oid.hex(), who=who, message=f"checkout: {target}")
+        self._log(who, "checkout", {"target": target, "new_branch": new_branch, "force": force}, ok=True,
+                  result={"commit": oid.hex(), "saved": saved})
+        return {"commit": oid, "saved": saved}
+
+    def _save_dirty(self, who: str, db_url: str | None) -> str:
+        """Commit the live database to refs/snap/saved/<time> (for checkout --force)."""
+        import time as _time
+
+        ref = f"refs/snap/saved/{_time.strftime('%Y%m%d-%H%M%S')}"
+        head_ref = self.head_ref()
+        head = self.head()
+        # commit on a temporary detached HEAD-like path: write the snapshot, then point the ref at it
+        from .db import Database
+
+        url = self.database_url(db_url)
+        parent_root = read_root(self.objects, read_commit(self.objects, head).tree) if head else None
+        with Database.connect(url) as db, db.snapshot() as snap:
+            schemas = snap.reflect(self.config.tables)
+            with self.objects.writer() as w:
+                written, results = snapshot_database(self.objects, w, snap, schemas, parent_root=parent_root,
+                                                     keys=self.keys_for)
+                tree_id = write_root(self.objects, w, written)
+        cid, _ = commit_snapshot(self.objects, self.refs, ref=ref, expected_parent=None, tree_id=tree_id,
+                                 author=who, message=f"uncommitted changes saved by checkout --force (HEAD was {head_ref or head.hex() if head else '?'})",
+                                 meta={"kind": "saved"}, extra_parents=[head] if head else [], allow_same_tree=True)
+        return ref
 
     # -- history ------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Column", "ForeignKey", "Index", "TableSchema"]
+__all__ = ["Column", "ForeignKey", "Index", "TableSchema", "table_order"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,27 @@ class TableSchema:
             Column(c.name, c.type, c.nullable, None, None, c.autoincrement) for c in self.columns
         )
         return TableSchema(self.name, cols, self.primary_key, self.unique, self.foreign_keys, ())
+
+
+def table_order(schemas: "dict[str, TableSchema]") -> list[str]:
+    """Table names with parents before children (by foreign keys among these tables); tables in
+    a cycle keep name order. Inserts go in this order, deletes in reverse."""
+    deps = {
+        name: sorted({fk.ref_table for fk in s.foreign_keys if fk.ref_table in schemas and fk.ref_table != name})
+        for name, s in schemas.items()
+    }
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(n: str) -> None:
+        if state.get(n):
+            return  # done, or on the current path (a cycle)
+        state[n] = 1
+        for d in deps[n]:
+            visit(d)
+        state[n] = 2
+        order.append(n)
+
+    for n in sorted(schemas):
+        visit(n)
+    return order

@@ -20,6 +20,7 @@ from typing import Any
 from .diff import RowDiff, TableDiff
 from .encoding import Json
 from .errors import SnapError
+from .schema import table_order
 
 __all__ = ["diff_to_sql", "literal", "quote_ident", "table_order", "DIALECTS"]
 
@@ -105,31 +106,6 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
         inner = ", ".join(literal(x, dialect) for x in v)
         return f"ARRAY[{inner}]" if v else "'{}'"
     raise SqlRenderError(f"cannot write a {t.__name__} value as SQL")
-
-
-def table_order(schemas: dict[str, Any]) -> list[str]:
-    """Tables with parents before children (by foreign keys); cycles keep name order."""
-    deps = {
-        name: sorted({fk.ref_table for fk in s.foreign_keys if fk.ref_table in schemas and fk.ref_table != name})
-        for name, s in schemas.items()
-    }
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(n: str) -> None:
-        if state.get(n) == 2:
-            return
-        if state.get(n) == 1:
-            return  # a cycle: leave the rest to name order
-        state[n] = 1
-        for d in deps[n]:
-            visit(d)
-        state[n] = 2
-        order.append(n)
-
-    for n in sorted(schemas):
-        visit(n)
-    return order
 
 
 def _where(key: dict[str, Any], dialect: str) -> str:
