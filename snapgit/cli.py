@@ -668,6 +668,36 @@ def checkout(
     out.print(f"Switched to {target} ({done['commit'].hex()[:12]})")
 
 
+@app.command()
+def verify(
+    read_data: Annotated[bool, typer.Option("--read-data", help="Also read every pack: checksums, decompression, re-hash.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check the store: indexes, packs, refs, and that everything reachable exists.
+
+    Exit status 0 when clean, 3 when a problem was found (each is listed).
+    """
+    import time
+
+    started = time.monotonic()
+    report = _repo().verify(read_data=read_data)
+    seconds = time.monotonic() - started
+    if as_json:
+        _json({"ok": report.ok, "packs": report.packs, "objects_indexed": report.objects_indexed,
+               "commits": report.commits, "nodes": report.nodes, "records_checked": report.records_checked,
+               "objects_read": report.objects_read, "bytes_read": report.bytes_read, "seconds": round(seconds, 3),
+               "problems": [p.to_json() for p in report.problems]})
+    else:
+        for p in report.problems:
+            out.print(p.describe())
+        extra = f", {report.objects_read:,} objects re-read ({report.bytes_read / 1e6:,.1f} MB)" if read_data else ""
+        out.print(f"{report.packs} packs, {report.objects_indexed:,} objects indexed, {report.commits} commits, "
+                  f"{report.nodes:,} tree nodes, {report.records_checked:,} record references{extra}: "
+                  + ("ok" if report.ok else f"{len(report.problems)} problems") + f" ({seconds:.2f} s)")
+    if not report.ok:
+        raise typer.Exit(3)
+
+
 # --- branches and tags ----------------------------------------------------------------------
 
 

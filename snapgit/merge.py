@@ -149,9 +149,7 @@ def plan_table(
     """The rows to write into ``ours`` (the live database) to merge ``theirs`` into it."""
     schema = _schema(reader, theirs)
     ours_schema = _schema(reader, ours)
-    if [c.name for c in schema.columns] != [c.name for c in ours_schema.columns] and sorted(
-        schema.column_names
-    ) != sorted(ours_schema.column_names):
+    if sorted(schema.column_names) != sorted(ours_schema.column_names):
         raise MergeError(
             f"table {name!r} has different columns in the database and in the snapshot",
             hint="bring the schemas in line first (snapgit merges data, not schema changes)",
@@ -277,8 +275,8 @@ def plan_merge(
                 f"table {name!r} is in the snapshot but not in the database",
                 hint="create it first, or leave it out with --tables",
             )
-        if ours[name] == theirs[name]:
-            continue  # identical tables: nothing to consider
+        if ours[name] == theirs[name] == base.get(name):
+            continue  # unchanged on both sides: nothing to consider
         b = read_table(reader, base[name]) if name in base else None
         plans.append(
             plan_table(

@@ -242,6 +242,7 @@ class DiskObjectStore:
         self._order: list[str] = []
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._blocks = BlockCache()
+        self._last_hit: str | None = None
         self.refresh()
 
     # -- discovery
@@ -347,7 +348,15 @@ class DiskObjectStore:
 
     def might_contain(self, oid: bytes) -> bool:
         """True when some index has an id with the same 8-byte prefix (no read)."""
-        return any(self._packs[n][0].candidates(oid) for n in self._order)
+        # Neighbouring records were mostly written together: try the last pack that answered.
+        last = self._last_hit
+        if last is not None and last in self._packs and self._packs[last][0].candidates(oid):
+            return True
+        for n in self._order:
+            if self._packs[n][0].candidates(oid):
+                self._last_hit = n
+                return True
+        return False
 
     def find_prefix(self, hex_prefix: str) -> list[bytes]:
         found: set[bytes] = set()

@@ -682,6 +682,14 @@ class Repo:
                                  meta={"kind": "saved"}, extra_parents=[head] if head else [], allow_same_tree=True)
         return ref
 
+    # -- integrity ----------------------------------------------------------------------------
+
+    def verify(self, *, read_data: bool = False):
+        """Check the store; every problem found is in the report (see verify.py)."""
+        from .verify import verify_store
+
+        return verify_store(self.store, read_data=read_data)
+
     # -- history ------------------------------------------------------------------------------
 
     def log(self, rev: str = "HEAD", n: int | None = None) -> list[tuple[bytes, Commit]]:

@@ -1,0 +1,81 @@
+"""snap verify: a clean store passes; damage of each kind is found, named, and exits 3."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(3000)])
+    con.commit()
+    assert snap(tmp_path, "init", "--db", "db.sqlite").returncode == 0
+    assert snap(tmp_path, "commit", "-m", "one").returncode == 0
+    con.execute("UPDATE t SET v = 'changed' WHERE id % 100 = 0")
+    con.commit()
+    con.close()
+    assert snap(tmp_path, "commit", "-m", "two").returncode == 0
+    return tmp_path
+
+
+def packs(store: Path) -> list[Path]:
+    return sorted((store / ".snapstore" / "objects" / "pack").glob("*.pack"))
+
+
+def flip(path: Path, offset: int) -> None:
+    os.chmod(path, 0o600)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_clean_store(store: Path) -> None:
+    for args in (("verify",), ("verify", "--read-data")):
+        proc = snap(store, *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "ok" in proc.stdout
+    doc = json.loads(snap(store, "verify", "--read-data", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 2 and doc["objects_read"] == doc["objects_indexed"]
+
+
+def test_flipped_byte_in_pack_is_found_by_read_data(store: Path) -> None:
+    biggest = max(packs(store), key=lambda p: p.stat().st_size)
+    flip(biggest, biggest.stat().st_size // 2)
+    proc = snap(store, "verify", "--read-data", "--json")
+    assert proc.returncode == 3
+    problems = json.loads(proc.stdout)["problems"]
+    assert any(p["where"] == biggest.name and "checksum" in p["message"] for p in problems)
+
+
+def test_missing_pack_names_the_commit_and_table(store: Path) -> None:
+    biggest = max(packs(store), key=lambda p: p.stat().st_size)
+    biggest.unlink()
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3
+    problems = json.loads(proc.stdout)["problems"]
+    assert any("missing" in p["message"] for p in problems)
+    assert any(p["table"] == "t" and p["commits"] for p in problems)
+
+
+def test_damaged_index_and_ref(store: Path) -> None:
+    idx = sorted((store / ".snapstore" / "objects" / "pack").glob("*.idx"))[0]
+    flip(idx, idx.stat().st_size - 40)
+    (store / ".snapstore" / "refs" / "heads" / "main").write_text("not a commit id\n")
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3
+    problems = json.loads(proc.stdout)["problems"]
+    assert any(p["what"] == "index" and p["where"] == idx.name for p in problems)
+    assert any(p["what"] == "ref" and p["where"] == "refs/heads/main" for p in problems)
