@@ -184,6 +184,66 @@ def versions(b: Bench) -> None:
         before = figures["store_bytes"]
 
 
+_DIFF_API = """
+import sys, time
+from snapgit import Repo
+repo = Repo.open(sys.argv[1])
+best = None
+for _ in range(5):
+    t = time.perf_counter()
+    n = sum(d.stat().total for d in repo.diff(sys.argv[2], sys.argv[3]))
+    took = time.perf_counter() - t
+    best = took if best is None else min(best, took)
+print(best, n)
+"""
+
+
+def diff_api(b: Bench, a: str, c: str) -> tuple[float, int]:
+    """Seconds (best of 5) of Repo.diff + stat through the Python API, and the rows changed."""
+    m = measure([sys.executable, "-c", _DIFF_API, str(b.store), a, c])
+    seconds, n = m.text.split()
+    return float(seconds), int(n)
+
+
+@step
+def diff(b: Bench) -> None:
+    """Diffs between commits (100 clustered rows; 1% spread) beside sqldiff and git diff --stat,
+    and `snap status` after a 1% change."""
+    sqlite = b.db.dialect == "sqlite"
+    before = b.run_dir / "diff-before.sqlite"
+    if sqlite:  # the connection is idle (autocommit): the file is consistent
+        shutil.copyfile(b.db.path, before)
+    b.change(b.args.versions + 1)
+    b.commit("diff: 1% of flights changed")
+    seconds, n = diff_api(b, "HEAD~1", "HEAD")
+    b.record("diff", "diff 1% (API)", None, seconds=round(seconds, 4), rows_changed=n)
+    b.record("diff", "snap diff --stat 1%", b.snap_cmd("diff", "--stat", "HEAD~1", "HEAD"))
+    if sqlite and shutil.which("sqldiff"):
+        m = measure(["sqldiff", str(before), str(b.db.path)])
+        b.record("diff", "sqldiff (same two files)", m)
+    if sqlite and shutil.which("sqlite3") and shutil.which("git"):
+        repo = b.run_dir / "diff-git"
+        repo.mkdir(exist_ok=True)
+        git = ["git", "-C", str(repo), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        measure([*git, "init", "-q"])
+        for i, path in enumerate((before, b.db.path)):
+            measure(["sqlite3", str(path), ".dump"], stdout_path=repo / "dump.sql")
+            measure([*git, "add", "dump.sql"])
+            measure([*git, "commit", "-q", "-m", f"v{i}"])
+        b.record("diff", "git diff --stat of two dumps", measure([*git, "diff", "--stat", "HEAD~1", "HEAD"]))
+    # 100 clustered rows
+    first = b.rows["flights"] // 2
+    b.db.bump_delays(list(range(first, first + 100)))
+    b.commit("diff: 100 clustered rows changed")
+    seconds, n = diff_api(b, "HEAD~1", "HEAD")
+    b.record("diff", "diff 100 clustered rows (API)", None, seconds=round(seconds, 4), rows_changed=n)
+    b.record("diff", "snap diff --stat 100 rows", b.snap_cmd("diff", "--stat", "HEAD~1", "HEAD"))
+    # status reads the live database
+    b.change(b.args.versions + 2)
+    m = b.snap_cmd("status")
+    b.record("diff", "snap status after 1% change", m, rows_per_s=round(b.total_rows / m.seconds))
+
+
 @step
 def git_baseline(b: Bench) -> None:
     """The same states as first_commit + versions, as `sqlite3 .dump` files committed to git."""
