@@ -1,4 +1,4 @@
-"""Database access: the live database that snapgit versions, read (and later written) through
+"""Database access: the live database that snapgit versions, read and written through
 SQLAlchemy and the drivers. The only package of snapgit that knows SQL dialects or imports
 SQLAlchemy; it knows nothing of the store.
 
@@ -7,21 +7,34 @@ SQLAlchemy; it knows nothing of the store.
             for batch in snap.scan(schema, schema.primary_key or None):
                 ...  # lists of row tuples, values in schema.sorted_names order
 
+    with Database.connect("app.db") as db, db.write() as tx:  # one transaction
+        tx.delete_rows(schema, ["id"], removed)  # children first, then parents
+        tx.insert_rows(schema, added)  # parents first, then children
+        tx.update_rows(schema, ["id"], changed)
+        tx.check_foreign_keys([schema.name])
+        tx.reset_sequences(schema)
+
 Modules: :mod:`~snapgit.db.url` (URLs and their redaction), :mod:`~snapgit.db.database`
 (connections and consistent read snapshots), :mod:`~snapgit.db.reflect` (schemas),
 :mod:`~snapgit.db.types` (native -> portable types, and how each column is read: the mapping
 table), :mod:`~snapgit.db.values` (converters to canonical values), :mod:`~snapgit.db.rows`
-(batch conversion).
+(batch conversion); and for writing :mod:`~snapgit.db.write` (write transactions),
+:mod:`~snapgit.db.params` (canonical values -> driver parameters), :mod:`~snapgit.db.ddl`
+(tables from portable schemas).
 """
 
 from .database import Database, ReadSnapshot
-from .errors import DatabaseError, UnsupportedTypeError
+from .errors import DatabaseError, ForeignKeyViolationError, RowMatchError, UnsupportedTypeError
+from .write import WriteTransaction
 from .url import normalize_url, redact_url
 
 __all__ = [
     "Database",
     "ReadSnapshot",
+    "WriteTransaction",
     "DatabaseError",
+    "ForeignKeyViolationError",
+    "RowMatchError",
     "UnsupportedTypeError",
     "normalize_url",
     "redact_url",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import pathlib
+import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -32,30 +33,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ..schema import TableSchema
-from .errors import DatabaseError, one_line
+from .errors import DatabaseError, driver_reason, one_line
 from .reflect import list_tables, reflect_tables
 from .rows import batch_converter
 from .types import column_read
 from .url import dialect_of, parse_url, password_of, redact_url
+from .write import WriteTransaction
 
-__all__ = ["Database", "ReadSnapshot"]
+__all__ = ["Database", "ReadSnapshot", "WriteTransaction"]
 
 _CONNECT_HINT = "check that the server is running and that the host, port, user and password are right"
 _scan_ids = itertools.count(1)
-
-
-def _reason(exc: BaseException, password: str | None) -> str:
-    """The driver's own message, on one line, without the password."""
-    orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
-    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL
-        text = f"{args[1]} ({args[0]})"
-    else:
-        text = str(orig) or type(orig).__name__
-    text = one_line(text)
-    if password:  # drivers do not quote passwords; this is a second line of defence
-        text = text.replace(password, "***")
-    return text
 
 
 def _session_setup(dialect: str) -> Callable[[Any, Any], None]:
@@ -97,9 +85,10 @@ class Database:
         self.url_redacted = redact_url(url.render_as_string(hide_password=False))
 
     @classmethod
-    def connect(cls, url: str, *, base_dir: pathlib.Path | None = None) -> "Database":
+    def connect(cls, url: str, *, base_dir: pathlib.Path | None = None, create: bool = False) -> "Database":
         """Connect to the database at ``url`` (a SQLite path or any URL :func:`normalize_url`
-        takes). A SQLite file that does not exist is an error: snapgit never creates one."""
+        takes). A SQLite file that does not exist is an error, unless ``create`` (for
+        ``restore --into`` a new file): snapgit never creates a database by accident."""
         parsed = parse_url(url, base_dir)
         dialect = dialect_of(parsed)
         redacted = redact_url(parsed.render_as_string(hide_password=False))
@@ -107,6 +96,11 @@ class Database:
         options: dict[str, Any] = {}
         if dialect == "sqlite" and parsed.database and not parsed.database.startswith("file:"):
             path = pathlib.Path(parsed.database)
+            if not path.exists() and create and path.parent.is_dir():
+                try:
+                    sqlite3.connect(path).close()
+                except sqlite3.Error as exc:
+                    raise DatabaseError(f"cannot create SQLite database {path}: {one_line(str(exc))}") from exc
             if not path.exists():
                 raise DatabaseError(
                     f"SQLite database {path} does not exist",
@@ -146,7 +140,7 @@ class Database:
         return db
 
     def _error(self, what: str, exc: BaseException, hint: str | None = None) -> DatabaseError:
-        return DatabaseError(f"{what} {self.url_redacted}: {_reason(exc, self._password)}", hint=hint)
+        return DatabaseError(f"{what} {self.url_redacted}: {driver_reason(exc, self._password)}", hint=hint)
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator["ReadSnapshot"]:
@@ -161,6 +155,29 @@ class Database:
             yield snap
         finally:
             snap._end()
+            conn.close()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator["WriteTransaction"]:
+        """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
+        ends cleanly, rolled back on any exception, so that the database is then exactly as it
+        was."""
+        try:
+            conn = self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        tx = WriteTransaction(self, conn)
+        try:
+            tx._begin()
+            try:
+                yield tx
+            except BaseException:
+                tx._rollback()
+                raise
+            tx._commit()
+        finally:
+            tx._close()
+            tx._raw = None
             conn.close()
 
     def close(self) -> None:

@@ -30,28 +30,30 @@ from ..schema import Column, ForeignKey, Index, TableSchema
 from .errors import UnsupportedTypeError
 from .types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
 
-__all__ = ["list_tables", "reflect_tables"]
+__all__ = ["LIST_TABLES_SQL", "list_tables", "reflect_tables"]
+
+
+# the user tables of the database a connection is on (see the module docstring), one per row
+LIST_TABLES_SQL = {
+    "sqlite": (
+        "SELECT name FROM sqlite_master WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+    ),
+    "postgresql": (
+        "SELECT c.relname FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+    ),
+    "mysql": (
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
+    ),
+}
 
 
 def list_tables(conn: Connection, dialect: str) -> list[str]:
     """The user tables, sorted by code point."""
-    if dialect == "sqlite":
-        sql = (
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-        )
-    elif dialect == "postgresql":
-        sql = (
-            "SELECT c.relname FROM pg_catalog.pg_class c "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
-        )
-    else:
-        sql = (
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-            "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
-        )
-    return sorted(r[0] for r in conn.exec_driver_sql(sql))
+    return sorted(r[0] for r in conn.exec_driver_sql(LIST_TABLES_SQL[dialect]))
 
 
 # A column as the catalog describes it: (name, portable type or None, native, generated, autoinc)

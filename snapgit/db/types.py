@@ -74,7 +74,8 @@ Worth knowing:
   turns text that looks like a number into a number *when it is written*: a hex UUID of only
   digits, or the JSON text ``2.0``, is stored as an integer. Reading cannot undo that.
 * SQLite texts are converted only in the exact forms SQLAlchemy and Python's sqlite3 write
-  ('YYYY-MM-DD HH:MM:SS[.ffffff]', 'T' accepted); a restore writes them back in SQLAlchemy's form.
+  ('YYYY-MM-DD HH:MM:SS[.ffffff]', 'T' accepted); a write uses the form the column's values
+  already have, else SQLAlchemy's (:mod:`snapgit.db.params`).
 * PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. Dates and timestamps
   outside Python's range (BC, ``infinity``) cannot be read: the scan fails with a
   :class:`~snapgit.db.errors.DatabaseError` naming the table.

@@ -1,0 +1,277 @@
+"""Canonical values -> statement parameters: how each column is written.
+
+The reverse of :mod:`snapgit.db.values`. A merge or a restore writes rows of canonical Python
+values (what a scan yields); each column gets one converter, chosen here once per call from the
+dialect and the column's portable type, that turns a value into what the driver takes so that
+**reading the row back gives the same values** (the same :func:`snapgit.encoding.encode_row`
+bytes). That round trip is the contract, and the tests hold every portable type to it on every
+database.
+
+Mapping (canonical Python value -> parameter)
+---------------------------------------------
+
+============== ============================ ======================= ===========================
+value          SQLite                       PostgreSQL              MariaDB / MySQL
+============== ============================ ======================= ===========================
+bool           0 / 1 (sqlite3 does it)      bool                    1 / 0 (PyMySQL does it)
+int            int (beyond 64 bits: error)  int                     int (unsigned 64 bits too)
+float          float; NaN refused (SQLite   float                   float; NaN and infinities
+               would store NULL)                                    refused (MariaDB has none)
+Decimal        int when integral, else the  Decimal                 Decimal
+               float whose repr is the same
+               number (NaN, Infinity: text)
+date           'YYYY-MM-DD'                 date                    date
+time           'HH:MM:SS.ffffff'            time                    time
+aware time     'HH:MM:SS.ffffff+HH:MM'      time (timetz)           the same ISO text
+naive datetime 'YYYY-MM-DD HH:MM:SS.ffffff' datetime                datetime
+aware datetime the same in UTC, '+00:00'    datetime (timestamptz)  naive UTC wall time (the
+                                                                    session is in UTC)
+timedelta      microseconds (an int)        timedelta (interval)    microseconds for an
+                                                                    interval; TIME for a time
+UUID           32 lower-case hex digits     UUID                    'xxxxxxxx-xxxx-...' text
+Json           canonical JSON text          canonical text, typed   canonical JSON text
+                                            json/jsonb by a cast
+list (array)   canonical JSON text of       list (a cast to the     canonical JSON text of
+               the elements (jsonvalue)     column's array type)    the elements
+============== ============================ ======================= ===========================
+
+Two rules, as for reading:
+
+* **Convert only what has the canonical type.** A value of another type is what a reader kept
+  as the driver returned it (text in a SQLite DATETIME column that is no date, say); it is
+  written back as it is, so it reads back as it was.
+* **Write what the application wrote.** SQLite stores dates, times and UUIDs as text or blobs in
+  whatever form the application chose; the form of one sampled value per column
+  (:func:`sqlite_style`) is used for the values written, so restored rows look like the
+  application's own and keys compare equal to the stored ones. An empty column gets
+  SQLAlchemy's forms (``' '``, six fractional digits, 32 hex digits).
+
+What SQLite's types cannot hold: a NUMERIC column (NUMERIC affinity) turns text that looks like a
+number into a REAL, keeping 15 significant digits. A Decimal is therefore written as an integer
+when it is one, and otherwise as the float that reads back as the same number; a Decimal that no
+float reads back as (more than 15-17 significant digits) is refused rather than rounded. A
+``numeric`` column without a scale loses trailing zeros (``1.50`` reads back as ``1.5``). The JSON
+documents ``1.0`` or ``1e16`` (a float with an integral value, on its own) come back as integers
+for the same reason. -0.0 is stored as 0.0.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..encoding import Json, canonical_json
+from ..jsonvalue import to_json
+from .values import Converter
+
+__all__ = ["SqliteStyle", "sqlite_style", "column_write", "WriteValueError"]
+
+_UTC = _dt.timezone.utc
+_US = _dt.timedelta(microseconds=1)
+_D = decimal.Decimal
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+class WriteValueError(ValueError):
+    """A canonical value that the target column cannot hold without losing data."""
+
+
+def _base(portable: str) -> str:
+    return portable.split("(", 1)[0]
+
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqliteStyle:
+    """The text form of one SQLite column's values: UUIDs as ``hex`` (32 digits), ``dashed``
+    (36) or ``blob`` (16 bytes); datetimes with ``sep`` between date and time; times with six
+    fractional digits always (``micros``) or only when not zero (Python's ``isoformat()``)."""
+
+    uuid: str = "hex"
+    sep: str = " "
+    micros: bool = True
+
+
+DEFAULT_STYLE = SqliteStyle()
+
+
+def sqlite_style(portable: str, sample: Any) -> SqliteStyle:
+    """The style of a column whose stored values look like ``sample`` (None: the default)."""
+    base = _base(portable)
+    if base == "uuid":
+        if type(sample) is bytes and len(sample) == 16:
+            return SqliteStyle(uuid="blob")
+        if type(sample) is str and len(sample) == 36:
+            return SqliteStyle(uuid="dashed")
+        return DEFAULT_STYLE
+    if type(sample) is not str:
+        return DEFAULT_STYLE
+    if base in ("timestamp", "timestamptz"):
+        sep = sample[10] if len(sample) > 10 and sample[10] in " T" else " "
+        return SqliteStyle(sep=sep, micros="." in sample)
+    if base in ("time", "timetz"):
+        return SqliteStyle(micros="." in sample)
+    return DEFAULT_STYLE
+
+
+def _sqlite_decimal(v: Any) -> Any:
+    if type(v) is not _D:
+        return v
+    if not v.is_finite():
+        return str(v)  # 'NaN', 'Infinity': text, which SQLite keeps and the reader parses
+    if v == v.to_integral_value():
+        i = int(v)
+        if _INT64_MIN <= i <= _INT64_MAX:
+            return i
+    f = float(v)
+    if _D(repr(f)) == v:  # exactly what the reader does with a REAL
+        return f
+    raise WriteValueError(
+        f"SQLite cannot store the number {v} exactly: its NUMERIC columns keep 15 significant digits"
+    )
+
+
+def _sqlite_float(v: Any) -> Any:
+    if type(v) is float and v != v:
+        raise WriteValueError("SQLite cannot store NaN: it would store NULL")
+    return v
+
+
+def _sqlite_date(v: Any) -> Any:
+    return v.isoformat() if type(v) is _dt.date else v
+
+
+def _sqlite_time(style: SqliteStyle) -> Converter:
+    spec = "microseconds" if style.micros else "auto"
+
+    def convert(v: Any) -> Any:
+        return v.isoformat(spec) if type(v) is _dt.time else v
+
+    return convert
+
+
+def _sqlite_datetime(style: SqliteStyle) -> Converter:
+    sep = style.sep
+    spec = "microseconds" if style.micros else "auto"
+
+    def convert(v: Any) -> Any:
+        if type(v) is _dt.datetime:
+            if v.tzinfo is not None:
+                v = v.astimezone(_UTC)
+            return v.isoformat(sep, spec)
+        return v
+
+    return convert
+
+
+def _sqlite_uuid(style: SqliteStyle) -> Converter:
+    if style.uuid == "blob":
+        return lambda v: v.bytes if type(v) is uuid.UUID else v
+    if style.uuid == "dashed":
+        return lambda v: str(v) if type(v) is uuid.UUID else v
+
+    def hex_form(v: Any) -> Any:
+        if type(v) is uuid.UUID:
+            h = v.hex
+            # all digits: a column declared UUID has NUMERIC affinity and would store a number
+            return str(v) if h.isdigit() else h
+        return v
+
+    return hex_form
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+
+def _json_text(v: Any) -> Any:
+    return v.text if type(v) is Json else v
+
+
+def _micros(v: Any) -> Any:
+    return v // _US if type(v) is _dt.timedelta else v
+
+
+def _array_as_json(v: Any) -> Any:
+    return canonical_json(to_json(v)) if type(v) is list or type(v) is tuple else v
+
+
+def _aware_time_text(v: Any) -> Any:
+    return v.isoformat("microseconds") if type(v) is _dt.time and v.tzinfo is not None else v
+
+
+def _uuid_text(v: Any) -> Any:
+    return str(v) if type(v) is uuid.UUID else v
+
+
+def _pg_json_elements(v: Any) -> Any:
+    if type(v) is list or type(v) is tuple:
+        return [_pg_json_elements(x) for x in v]
+    return v.text if type(v) is Json else v
+
+
+def _mysql_float(v: Any) -> Any:
+    if type(v) is float and (v != v or v in (float("inf"), float("-inf"))):
+        raise WriteValueError(f"MariaDB/MySQL cannot store the float {v!r}")
+    return v
+
+
+def _mysql_aware(v: Any) -> Any:
+    if type(v) is _dt.datetime and v.tzinfo is not None:
+        return v.astimezone(_UTC).replace(tzinfo=None)
+    return v
+
+
+def _element(portable: str) -> str | None:
+    if portable.startswith("array<") and portable.endswith(">"):
+        return portable[6:-1]
+    return None
+
+
+def column_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
+    """The converter for values written to a column of ``portable`` type, or None when the
+    driver takes the canonical values as they are. ``style``: SQLite only (:func:`sqlite_style`)."""
+    base = _base(portable)
+    elem = _element(portable)
+    if dialect == "sqlite":
+        style = style or DEFAULT_STYLE
+        if elem is not None:
+            return _array_as_json
+        table: dict[str, Callable[[], Converter | None]] = {
+            "numeric": lambda: _sqlite_decimal,
+            "real": lambda: _sqlite_float,
+            "double": lambda: _sqlite_float,
+            "date": lambda: _sqlite_date,
+            "time": lambda: _sqlite_time(style),
+            "timetz": lambda: _sqlite_time(style),
+            "timestamp": lambda: _sqlite_datetime(style),
+            "timestamptz": lambda: _sqlite_datetime(style),
+            "interval": lambda: _micros,
+            "uuid": lambda: _sqlite_uuid(style),
+            "json": lambda: _json_text,
+        }
+        make = table.get(base)
+        return make() if make else None
+    if dialect == "postgresql":
+        if elem is not None:
+            return _pg_json_elements if _base(elem) == "json" else None
+        return _json_text if base == "json" else None
+    if dialect == "mysql":
+        if elem is not None:
+            return _array_as_json
+        return {
+            "real": _mysql_float,
+            "double": _mysql_float,
+            "timestamptz": _mysql_aware,
+            "timetz": _aware_time_text,
+            "interval": _micros,
+            "uuid": _uuid_text,
+            "json": _json_text,
+        }.get(base)
+    raise ValueError(f"unknown dialect {dialect!r}")
