@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -245,6 +246,53 @@ def diff(b: Bench) -> None:
 
 
 @step
+def merge_restore(b: Bench) -> None:
+    """checkout (a 1% restore), merge of a 1% change set (preview and real), restore into an
+    empty SQLite database (and PostgreSQL with --pg-admin)."""
+    b.snap_cmd("checkout", "-b", "incoming")
+    b.change(b.args.versions + 3)
+    b.commit("incoming: 1% of flights changed")
+    m = b.snap_cmd("checkout", "main")
+    b.record("merge", "checkout main (restores 1%)", m)
+    m = b.snap_cmd("merge", "incoming", "--strategy", "backup_wins", "--preview")
+    b.record("merge", "merge --preview (1% change set)", m)
+    noop, _ = b.commit("no change (reading ours)")
+    m = b.snap_cmd("merge", "incoming", "--strategy", "backup_wins")
+    b.record("merge", "merge 1% change set", m, reading_ours_share=round(2 * noop.seconds / m.seconds, 2))
+    target = b.run_dir / "restore-target.sqlite"
+    target.unlink(missing_ok=True)
+    sqlite3.connect(target).close()
+    m = b.snap_cmd("restore", "HEAD", "--into", f"sqlite:///{target}")
+    b.record("restore", "restore into empty SQLite", m, rows_per_s=round(b.total_rows / m.seconds))
+    if b.args.pg_admin:
+        import psycopg
+
+        name = "snapgit_bench_restore"
+        with psycopg.connect(b.args.pg_admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = b.args.pg_admin.rsplit("/", 1)[0] + "/" + name
+            m = b.snap_cmd("restore", "HEAD", "--into", url)
+            b.record("restore", "restore into empty PostgreSQL", m, rows_per_s=round(b.total_rows / m.seconds))
+        finally:
+            with psycopg.connect(b.args.pg_admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@step
+def verify(b: Bench) -> None:
+    """snap verify and verify --read-data throughput."""
+    for args, label in ((("verify", "--json"), "verify"), (("verify", "--read-data", "--json"), "verify --read-data")):
+        m = b.snap_cmd(*args)
+        doc = json.loads(m.text)
+        figures = {"objects_per_s": round(doc["objects_indexed"] / m.seconds)}
+        if doc["bytes_read"]:
+            figures["mb_per_s"] = round(doc["bytes_read"] / 1e6 / m.seconds, 1)
+        b.record("verify", label, m, store_bytes=b.store_bytes(), **figures)
+
+
+@step
 def git_baseline(b: Bench) -> None:
     """The same states as first_commit + versions, as `sqlite3 .dump` files committed to git."""
     if b.db.dialect != "sqlite":
@@ -381,6 +429,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the snap executable to measure (default: the one beside this Python)",
     )
     p.add_argument("--build-only", action="store_true", help="build the database and stop")
+    p.add_argument(
+        "--pg-admin",
+        help="PostgreSQL URL with rights to create databases (e.g. postgresql://postgres@127.0.0.1/postgres);"
+        " enables restore into PostgreSQL",
+    )
     names = [name for name, _ in STEPS]
     p.add_argument("--steps", default=",".join(names), help=f"steps to run, of: {','.join(names)}")
     args = p.parse_args(argv)

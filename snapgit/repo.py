@@ -596,7 +596,7 @@ class Repo:
         if preview:
             return result
         url = normalize_url(into, base_dir=self.store.project_dir)
-        with Database.connect(url) as db:
+        with Database.connect(url, create=True) as db:  # a new SQLite file may be created here
             schemas = [p.schema for p, _ in plans]
             with db.write() as tx:
                 tx.create_tables(schemas)

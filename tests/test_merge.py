@@ -288,3 +288,22 @@ def test_cli_merge(tmp_path):
     oplog = [json.loads(x) for x in snap("oplog", "--json").stdout.splitlines()]
     assert "merge" in [e["op"] for e in oplog]
     con.close()
+
+
+def test_restore_into_a_new_sqlite_file(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "db.sqlite"
+    sqlite3.connect(db).close()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    load(engine, {1: {"a": 1, "b": "x"}, 2: {"a": None, "b": "y"}})
+    repo = Repo.init(tmp_path, f"sqlite:///{db}")
+    c = repo.commit("one").commit_id
+    target = tmp_path / "sub" / "copy.sqlite"
+    target.parent.mkdir()
+    repo.restore(c.hex(), into=str(target))
+    assert all(not list(t.rows()) for t in repo.diff(c.hex(), None, db_url=f"sqlite:///{target}"))
+    with pytest.raises(DatabaseError):  # its tables exist now: a second restore into it refuses
+        repo.restore(c.hex(), into=str(target))
+    engine.dispose()
+    repo.close()
