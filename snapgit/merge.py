@@ -103,11 +103,22 @@ def _row(reader: ObjectReader, rid: bytes | None) -> list[Any] | None:
     return decode_row(data)
 
 
-def _cells_merge(names: list[str], base: list[Any], ours: list[Any], theirs: list[Any]):
-    """(merged row with ours in conflicting cells, conflicting column names)."""
+def _same(a: list[Any] | None, b: list[Any] | None, ignore: frozenset[int]) -> bool:
+    """Rows equal but for the ignored columns (by canonical bytes)."""
+    if a is None or b is None:
+        return a is b
+    return all(encode_row([x]) == encode_row([y]) for i, (x, y) in enumerate(zip(a, b)) if i not in ignore)
+
+
+def _cells_merge(names: list[str], base: list[Any], ours: list[Any], theirs: list[Any], ignore: frozenset[int] = frozenset()):
+    """(merged row with ours in conflicting cells, conflicting column names). Ignored columns
+    never conflict: they keep the database's value."""
     merged = []
     conflicts = []
     for i, name in enumerate(names):
+        if i in ignore:
+            merged.append(ours[i])
+            continue
         b, o, t = base[i], ours[i], theirs[i]
         bb, ob, tb = encode_row([b]), encode_row([o]), encode_row([t])
         if ob == bb:
@@ -145,8 +156,13 @@ def plan_table(
     theirs: TableEntry,
     strategy: str,
     resolutions: dict[bytes, str] | None = None,
+    ignore: list[str] | None = None,
 ) -> TablePlan:
-    """The rows to write into ``ours`` (the live database) to merge ``theirs`` into it."""
+    """The rows to write into ``ours`` (the live database) to merge ``theirs`` into it.
+
+    ``ignore`` names columns left out when comparing (e.g. ``updated_at``): a change to them
+    alone is no change, and they never conflict.
+    """
     schema = _schema(reader, theirs)
     ours_schema = _schema(reader, ours)
     if sorted(schema.column_names) != sorted(ours_schema.column_names):
@@ -160,6 +176,10 @@ def plan_table(
             hint="the key (primary or natural, from config.toml) must be the same on both sides",
         )
     names = schema.sorted_names
+    unknown = [c for c in ignore or () if c not in names]
+    if unknown:
+        raise MergeError(f"table {name!r} has no column {unknown[0]!r} to ignore", hint="fix ignore in config.toml")
+    ign = frozenset(names.index(c) for c in ignore or ())
     plan = TablePlan(name, schema, theirs.key)
     base_root = base.root if base is not None else None
     d_ours = diff_trees(reader, base_root, reader, ours.root)
@@ -170,15 +190,29 @@ def plan_table(
             plan.skipped += 1  # changed in the database only: keep
             continue
         if o is None:
+            if ign and t.op == CHANGED and _same(_row(reader, t.old), _row(reader, t.new), ign):
+                plan.skipped += 1  # only ignored columns changed
+                continue
             _apply_theirs(plan, reader, t)
             continue
         if o.new == t.new:
             plan.skipped += 1  # the same change on both sides
             continue
+        if ign:
+            o_new, t_new = _row(reader, o.new), _row(reader, t.new)
+            if _same(o_new, t_new, ign):
+                plan.skipped += 1  # the same change but for ignored columns
+                continue
+            if o.op == REMOVED and _same(_row(reader, t.old), t_new, ign):
+                plan.skipped += 1  # we deleted it; they only touched ignored columns
+                continue
+            if t.op == REMOVED and _same(_row(reader, o.old), o_new, ign):
+                _apply_theirs(plan, reader, t)  # they deleted it; we only touched ignored columns
+                continue
         # both sides changed this key, differently
         if o.op == CHANGED and t.op == CHANGED:
             b_row, o_row, t_row = _row(reader, o.old), _row(reader, o.new), _row(reader, t.new)
-            merged, cols = _cells_merge(names, b_row, o_row, t_row)
+            merged, cols = _cells_merge(names, b_row, o_row, t_row, ign)
             if cols:
                 c = Conflict(name, key, "cells", b_row, o_row, t_row, cols)
                 _resolve(plan, c, strategy, resolutions, merged=merged, names=names)
@@ -254,6 +288,7 @@ def plan_merge(
     strategy: str,
     tables: list[str] | None = None,
     resolutions: dict[str, dict[bytes, str]] | None = None,
+    ignore: dict[str, list[str]] | None = None,
 ) -> list[TablePlan]:
     """Plans for every table of ``theirs`` (or those named) that the database has too.
 
@@ -287,6 +322,7 @@ def plan_merge(
                 read_table(reader, theirs[name]),
                 strategy,
                 (resolutions or {}).get(name),
+                (ignore or {}).get(name),
             )
         )
     return plans

@@ -374,6 +374,10 @@ class Repo:
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, self._merge_state_path)
 
+    def _ignored(self) -> dict[str, list[str]]:
+        """Columns config.toml leaves out of comparisons, per table."""
+        return {name: list(tc.ignore) for name, tc in self.config.table.items() if tc.ignore}
+
     def _tables_of(self, oid: bytes | None) -> dict[str, bytes]:
         if oid is None:
             return {}
@@ -415,7 +419,8 @@ class Repo:
                 pre = pre_result.commit_id or pre_result.parent_id
                 ours_tables, reader = self._tables_of(pre), self.objects
             base = merge_base(self.objects, pre, theirs)
-            plans = plan_merge(reader, self._tables_of(base), ours_tables, self._tables_of(theirs), strategy, tables)
+            plans = plan_merge(reader, self._tables_of(base), ours_tables, self._tables_of(theirs), strategy, tables,
+                               ignore=self._ignored())
             result = MergeResult(rev, theirs, base, pre, plans, strategy, preview=preview)
             result.fast_forward = base is not None and base == pre
             if preview:
@@ -475,7 +480,7 @@ class Repo:
         base = bytes.fromhex(state["base"]) if state.get("base") else None
         resolutions = {t: {bytes.fromhex(k): v for k, v in keys.items()} for t, keys in state["resolutions"].items()}
         plans = plan_merge(self.objects, self._tables_of(base), self._tables_of(pre), self._tables_of(theirs),
-                           "manual", state.get("tables"), resolutions)
+                           "manual", state.get("tables"), resolutions, ignore=self._ignored())
         result = MergeResult(state["rev"], theirs, base, pre, plans, "manual")
         left = sum(len(p.unresolved) for p in plans)
         if left:
@@ -505,7 +510,8 @@ class Repo:
         base = bytes.fromhex(state["base"]) if state.get("base") else None
         resolutions = {t: {bytes.fromhex(k): v for k, v in keys.items()} for t, keys in state["resolutions"].items()}
         plans = plan_merge(self.objects, self._tables_of(base), self._tables_of(pre),
-                           self._tables_of(bytes.fromhex(state["theirs"])), "manual", state.get("tables"), resolutions)
+                           self._tables_of(bytes.fromhex(state["theirs"])), "manual", state.get("tables"), resolutions,
+                           ignore=self._ignored())
         return [(p, c) for p in plans for c in p.conflicts]
 
     def resolve_conflicts(self, side: str, *, table: str | None = None, keys: list[str] | None = None) -> int:

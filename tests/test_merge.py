@@ -307,3 +307,39 @@ def test_restore_into_a_new_sqlite_file(tmp_path):
         repo.restore(c.hex(), into=str(target))
     engine.dispose()
     repo.close()
+
+
+def test_natural_key_and_ignored_columns(tmp_path):
+    """Rows are matched by the configured natural key; ignored columns never conflict."""
+    import sqlite3
+
+    from snapgit.config import TableConfig
+
+    db = tmp_path / "db.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, code TEXT, company INTEGER, qty INTEGER, updated_at TEXT)")
+    con.executemany("INSERT INTO items VALUES (?,?,?,?,?)", [(1, "A", 1, 5, "t0"), (2, "B", 1, 6, "t0")])
+    con.commit()
+    repo = Repo.init(tmp_path, f"sqlite:///{db}")
+    repo.config.table["items"] = TableConfig(key=["code", "company"], ignore=["id", "updated_at"])
+    repo.store.save_config()
+    repo = Repo.open(tmp_path)
+    repo.commit("base")
+    assert repo.tables()[0].key == ["code", "company"]
+    repo.create_branch("feature")
+    repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+    con.execute("UPDATE items SET qty = 50, updated_at = 't1' WHERE code = 'A'")
+    con.commit()
+    repo.commit("feature: qty of A")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    # the live database: the same rows, renumbered, and a touch of updated_at
+    con.execute("DELETE FROM items")
+    con.executemany("INSERT INTO items VALUES (?,?,?,?,?)", [(10, "A", 1, 5, "t2"), (11, "B", 1, 6, "t0")])
+    con.commit()
+    result = repo.merge("feature", strategy="manual")
+    assert not result.in_progress, [c.kind for p in result.plans for c in p.conflicts]
+    assert con.execute("SELECT id, code, qty, updated_at FROM items ORDER BY code").fetchall() == [
+        (10, "A", 50, "t2"), (11, "B", 6, "t0")
+    ]
+    con.close()
+    repo.close()
