@@ -202,7 +202,7 @@ print(best, n)
 def diff_api(b: Bench, a: str, c: str) -> tuple[float, int]:
     """Seconds (best of 5) of Repo.diff + stat through the Python API, and the rows changed."""
     m = measure([sys.executable, "-c", _DIFF_API, str(b.store), a, c])
-    seconds, n = m.text.split()
+    seconds, n = m.stdout.split()
     return float(seconds), int(n)
 
 
@@ -285,7 +285,7 @@ def verify(b: Bench) -> None:
     """snap verify and verify --read-data throughput."""
     for args, label in ((("verify", "--json"), "verify"), (("verify", "--read-data", "--json"), "verify --read-data")):
         m = b.snap_cmd(*args)
-        doc = json.loads(m.text)
+        doc = json.loads(m.stdout)
         figures = {"objects_per_s": round(doc["objects_indexed"] / m.seconds)}
         if doc["bytes_read"]:
             figures["mb_per_s"] = round(doc["bytes_read"] / 1e6 / m.seconds, 1)

@@ -104,6 +104,19 @@ class _WriterBase:
         return bytes((t,)) + data, self._store.get_depth(base)
 
     def _encode_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> tuple[bytes, int] | None:
+        # Delta against the root of the base's chain, not the base itself: every version of a
+        # node is then one decompression away from a whole object (a chain would make reading
+        # the last version cost one decompression per version). The delta grows with the
+        # changes accumulated since the root; once it is no longer worth it, a whole object is
+        # stored and becomes the next root.
+        for _ in range(MAX_DELTA_DEPTH):
+            try:
+                parent = self._store.delta_base(base) if base not in self._pending_full else None
+            except NotFoundError:
+                parent = None
+            if parent is None:
+                break
+            base = parent
         got = self._base(base)
         if got is None:
             return None
@@ -243,6 +256,8 @@ class DiskObjectStore:
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._blocks = BlockCache()
         self._last_hit: str | None = None
+        self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
+        self._last_delta_base: bytes | None = None
         self.refresh()
 
     # -- discovery
@@ -295,6 +310,7 @@ class DiskObjectStore:
             if chain >= MAX_DELTA_DEPTH:
                 raise CorruptError(f"pack {name[:16]}: delta chain longer than {MAX_DELTA_DEPTH} (a loop?)")
             base_full, _ = self._find(base, chain=chain + 1)
+            self._last_delta_base = base
             try:
                 full = _delta_decompress(base_full, entry[35:])
             except zstd.ZstdError as exc:
@@ -322,6 +338,10 @@ class DiskObjectStore:
                         self._full_cache[oid] = (full, depth)
                         if len(self._full_cache) > 256:
                             self._full_cache.popitem(last=False)
+                        if depth:
+                            self._delta_bases[oid] = self._last_delta_base
+                            if len(self._delta_bases) > 65536:
+                                self._delta_bases.pop(next(iter(self._delta_bases)))
                     return full, depth
         if bad is not None:
             raise CorruptError(f"object {oid.hex()} is damaged: {bad}") from bad
@@ -338,6 +358,11 @@ class DiskObjectStore:
 
     def get_depth(self, oid: bytes) -> int:
         return self._find(oid)[1]
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        """The object ``oid`` is stored as a delta against, or None when stored whole."""
+        _full, depth = self._find(oid)
+        return self._delta_bases.get(oid) if depth else None
 
     def contains(self, oid: bytes) -> bool:
         try:
@@ -394,6 +419,7 @@ class _MemoryWriter(_WriterBase):
         super().__init__(store)
         self._mem = store
         self._staged: dict[bytes, tuple[int, bytes, int]] = {}
+        self._staged_bases: dict[bytes, bytes] = {}
         self._done = False
 
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
@@ -412,12 +438,15 @@ class _MemoryWriter(_WriterBase):
         enc = self._encode_delta(otype, data, oid, base)
         depth = 0 if enc is None else enc[1]
         self._staged[oid] = (otype, bytes(data), depth)
+        if enc is not None:
+            self._staged_bases[oid] = enc[0][3:35]
         self._remember(oid, (bytes((otype,)) + data, depth))
         return oid
 
     def commit(self) -> None:
         if not self._done:
             self._mem._objects.update(self._staged)
+            self._mem._bases.update(self._staged_bases)
             self._done = True
 
     def abort(self) -> None:
@@ -439,6 +468,12 @@ class MemoryObjectStore:
 
     def __init__(self) -> None:
         self._objects: dict[bytes, tuple[int, bytes, int]] = {}
+        self._bases: dict[bytes, bytes] = {}  # object kept "as a delta" -> its base
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        if oid not in self._objects:
+            raise NotFoundError(f"object {oid.hex()} not found")
+        return self._bases.get(oid)
 
     def get(self, oid: bytes) -> tuple[int, bytes]:
         try:
@@ -498,6 +533,9 @@ class OverlayObjectStore:
 
     def get_depth(self, oid: bytes) -> int:
         return 0 if self._mem.contains(oid) else self.base.get_depth(oid)
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        return None if self._mem.contains(oid) else self.base.delta_base(oid)
 
     def contains(self, oid: bytes) -> bool:
         return self._mem.contains(oid) or self.base.contains(oid)
