@@ -325,24 +325,23 @@ class DiskObjectStore:
         if cached is not None:
             return cached
         bad: CorruptError | None = None
+        last = self._last_hit
+        # Neighbours in key order were mostly written together: the pack that answered last
+        # is tried first, then the others, newest first.
+        if last is not None and last in self._packs:
+            found = self._find_in(last, oid, chain)
+            if found is not None:
+                return found
         for name in self._order:
-            idx, _ = self._packs[name]
-            for ordinal in idx.candidates(oid):
-                try:
-                    full, depth = self._resolve(name, self._reader(name).entry(ordinal), chain)
-                except CorruptError as exc:
-                    bad = exc
-                    continue
-                if hashlib.sha256(full).digest() == oid:
-                    if full[0] != 1:  # nodes and metadata are read again and again
-                        self._full_cache[oid] = (full, depth)
-                        if len(self._full_cache) > 256:
-                            self._full_cache.popitem(last=False)
-                        if depth:
-                            self._delta_bases[oid] = self._last_delta_base
-                            if len(self._delta_bases) > 65536:
-                                self._delta_bases.pop(next(iter(self._delta_bases)))
-                    return full, depth
+            if name == last:
+                continue
+            try:
+                found = self._find_in(name, oid, chain)
+            except CorruptError as exc:
+                bad = exc
+                continue
+            if found is not None:
+                return found
         if bad is not None:
             raise CorruptError(f"object {oid.hex()} is damaged: {bad}") from bad
         if retry:
@@ -351,6 +350,31 @@ class DiskObjectStore:
             if len(self._order) != before:
                 return self._find(oid, retry=False, chain=chain)
         raise NotFoundError(f"object {oid.hex()} not found")
+
+    def _find_in(self, name: str, oid: bytes, chain: int) -> tuple[bytes, int] | None:
+        """The object from one pack, verified by its hash; None if that pack does not have it."""
+        idx, _ = self._packs[name]
+        bad: CorruptError | None = None
+        for ordinal in idx.candidates(oid):
+            try:
+                full, depth = self._resolve(name, self._reader(name).entry(ordinal), chain)
+            except CorruptError as exc:
+                bad = exc
+                continue
+            if hashlib.sha256(full).digest() == oid:
+                self._last_hit = name
+                if full[0] != 1:  # nodes and metadata are read again and again
+                    self._full_cache[oid] = (full, depth)
+                    if len(self._full_cache) > 256:
+                        self._full_cache.popitem(last=False)
+                    if depth:
+                        self._delta_bases[oid] = self._last_delta_base
+                        if len(self._delta_bases) > 65536:
+                            self._delta_bases.pop(next(iter(self._delta_bases)))
+                return full, depth
+        if bad is not None:
+            raise bad
+        return None
 
     def get(self, oid: bytes) -> tuple[int, bytes]:
         full, _ = self._find(oid)
