@@ -23,7 +23,6 @@ resolving a delta may need the other packs of the store (gc keeps bases alive).
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import struct
 import zlib
@@ -215,26 +214,43 @@ class PackReader:
     def __init__(self, path: Path, cache: "BlockCache | None" = None) -> None:
         self.path = path
         self.name = path.stem.removeprefix("pack-")
+        # pread, not mmap: pages of a mapped file count in the process's resident memory, and a
+        # commit that reads the parent's leaves from every pack would look like it holds them.
         try:
-            with open(path, "rb") as f:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:
+            self._fd = os.open(path, os.O_RDONLY)
+            self.size = os.fstat(self._fd).st_size
+        except OSError as exc:
             raise CorruptError(f"pack {path.name} cannot be read: {exc}") from exc
-        self.size = len(self._mm)
-        mm = self._mm
         if self.size < _HEADER.size + _FOOTER_LEN:
+            os.close(self._fd)
             raise CorruptError(f"pack {path.name} is truncated ({self.size} bytes)")
-        magic, version, _ = _HEADER.unpack_from(mm, 0)
+        try:
+            self._open_checks(path)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._dctx = zstd.ZstdDecompressor()
+        self._cache = cache if cache is not None else BlockCache()
+
+    def _read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise CorruptError(f"pack {self.name[:16]} is shorter than its block table says")
+        return data
+
+    def _open_checks(self, path: Path) -> None:
+        magic, version, _ = _HEADER.unpack(self._read(0, _HEADER.size))
         if magic != PACK_MAGIC:
             raise CorruptError(f"pack {path.name} has a bad header")
         if version != PACK_VERSION:
             raise CorruptError(f"pack {path.name} has unknown version {version}")
         foot = self.size - _FOOTER_LEN
-        table_off, nblocks, count, end = _FOOTER.unpack_from(mm, foot)
+        table_off, nblocks, count, end = _FOOTER.unpack(self._read(foot, _FOOTER.size))
         if end != PACK_END or table_off + nblocks * _BLOCK.size != foot:
             raise CorruptError(f"pack {path.name} has a bad footer (truncated or overwritten?)")
         self.count = count
-        self._blocks = [_BLOCK.unpack_from(mm, table_off + i * _BLOCK.size) for i in range(nblocks)]
+        table = self._read(table_off, nblocks * _BLOCK.size)
+        self._blocks = [_BLOCK.unpack_from(table, i * _BLOCK.size) for i in range(nblocks)]
         self._firsts = [b[3] for b in self._blocks]
         # The table is covered by the pack checksum only, which reads do not verify: check that
         # the blocks tile the file and the ordinals, so a damaged table is CorruptError, not an
@@ -247,15 +263,12 @@ class PackReader:
             ordinal += n
         if off != table_off or ordinal != count:
             raise CorruptError(f"pack {path.name} has a damaged block table")
-        self._dctx = zstd.ZstdDecompressor()
-        self._cache = cache if cache is not None else BlockCache()
 
     def close(self) -> None:
         self._cache.drop(self.name)
-        try:
-            self._mm.close()
-        except BufferError:
-            pass  # a memoryview into it is still alive; the mapping goes with the last one
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def checksum_ok(self) -> bool:
         """Whether the pack's bytes hash to its footer checksum and its name."""
@@ -263,16 +276,16 @@ class PackReader:
         end = self.size - 32
         step = 1 << 20
         for off in range(0, end, step):
-            h.update(self._mm[off : min(off + step, end)])
+            h.update(self._read(off, min(step, end - off)))
         digest = h.digest()
-        return digest == self._mm[end:] and digest.hex() == self.name
+        return digest == self._read(end, 32) and digest.hex() == self.name
 
     def _block(self, b: int) -> tuple[memoryview, list[int]]:
         cached = self._cache.get((self.name, b))
         if cached is not None:
             return cached
         off, clen, rlen, _first, n, crc = self._blocks[b]
-        frame = self._mm[off : off + clen]
+        frame = self._read(off, clen)
         if zlib.crc32(frame) != crc:
             raise CorruptError(f"pack {self.name[:16]}: block {b} at offset {off} fails its crc32")
         try:
