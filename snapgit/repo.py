@@ -540,9 +540,13 @@ class Repo:
 
     def restore(
         self, rev: str, *, into: str | None = None, tables: list[str] | None = None, preview: bool = False,
-        db_url: str | None = None, author: str | None = None,
+        db_url: str | None = None, author: str | None = None, _live_is: bytes | None = None,
     ) -> "MergeResult":
-        """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays."""
+        """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays.
+
+        The live state is committed first, on the current branch, so the restore can be undone;
+        ``_live_is`` (for checkout) names a commit known to hold the live state instead.
+        """
         from .merge import plan_merge
 
         theirs = self.resolve(rev)
@@ -558,6 +562,9 @@ class Repo:
                     against = self.commit_side(theirs.hex())
                     live = self.live_side(against=against, db_url=db_url)
                     ours_tables, reader, pre = live.tables, live.reader, self.head()
+                elif _live_is is not None:
+                    pre = _live_is
+                    ours_tables, reader = self._tables_of(pre), self.objects
                 else:
                     r = self.commit(f"snapshot of the database before restoring {rev}", db_url=db_url,
                                     author=author, kind="pre-restore")
@@ -651,10 +658,11 @@ class Repo:
                     "the live database has uncommitted changes",
                     hint="commit them (snap commit -m ...), or use --force to save them to a ref first",
                 )
+            live_is = self.head()  # clean: the live database is HEAD
             if dirty:
-                saved = self._save_dirty(who, db_url)
-            if self.head() is not None:
-                self.restore(oid.hex(), db_url=db_url)
+                saved, live_is = self._save_dirty(who, db_url)
+            if live_is is not None:
+                self.restore(oid.hex(), db_url=db_url, _live_is=live_is)
             branch_ref = f"refs/heads/{target}"
             if self.refs.read(branch_ref) is not None:
                 self.refs.set_symbolic("HEAD", branch_ref)
@@ -665,7 +673,7 @@ class Repo:
                   result={"commit": oid.hex(), "saved": saved})
         return {"commit": oid, "saved": saved}
 
-    def _save_dirty(self, who: str, db_url: str | None) -> str:
+    def _save_dirty(self, who: str, db_url: str | None) -> tuple[str, bytes]:
         """Commit the live database to refs/snap/saved/<time> (for checkout --force)."""
         import time as _time
 
@@ -686,7 +694,7 @@ class Repo:
         cid, _ = commit_snapshot(self.objects, self.refs, ref=ref, expected_parent=None, tree_id=tree_id,
                                  author=who, message=f"uncommitted changes saved by checkout --force (HEAD was {head_ref or head.hex() if head else '?'})",
                                  meta={"kind": "saved"}, extra_parents=[head] if head else [], allow_same_tree=True)
-        return ref
+        return ref, cid
 
     # -- integrity ----------------------------------------------------------------------------
 

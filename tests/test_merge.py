@@ -343,3 +343,33 @@ def test_natural_key_and_ignored_columns(tmp_path):
     ]
     con.close()
     repo.close()
+
+
+def test_checkout_refuses_dirty_and_force_saves_to_a_ref(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "db.sqlite"
+    sqlite3.connect(db).close()
+    engine = sa.create_engine(f"sqlite:///{db}")
+    load(engine, {1: {"a": 1, "b": "x"}})
+    repo = Repo.init(tmp_path, f"sqlite:///{db}")
+    repo.commit("one")
+    repo.checkout("HEAD", new_branch="feature")
+    load(engine, {1: {"a": 2, "b": "x"}})
+    feature_commit = repo.commit("feature").commit_id
+    repo.checkout("main")
+    assert contents(engine) == {1: {"a": 1, "b": "x"}}
+    load(engine, {1: {"a": 3, "b": "x"}, 2: {"a": 0, "b": "y"}})  # uncommitted work
+    with pytest.raises(SnapError, match="uncommitted changes"):
+        repo.checkout("feature")
+    main_before = repo.head()
+    done = repo.checkout("feature", force=True)
+    assert done["saved"].startswith("refs/snap/saved/")
+    assert contents(engine) == {1: {"a": 2, "b": "x"}}
+    assert repo.head() == feature_commit and repo.head_ref() == "refs/heads/feature"
+    assert repo.resolve("main") == main_before  # main gained no commit
+    saved = repo.resolve(done["saved"])
+    assert [t.rows for t in repo.tables(saved.hex())] == [2]  # the uncommitted rows were kept there
+    repo.checkout("main")
+    engine.dispose()
+    repo.close()
