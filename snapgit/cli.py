@@ -686,10 +686,12 @@ def verify(
         _json({"ok": report.ok, "packs": report.packs, "objects_indexed": report.objects_indexed,
                "commits": report.commits, "nodes": report.nodes, "records_checked": report.records_checked,
                "objects_read": report.objects_read, "bytes_read": report.bytes_read, "seconds": round(seconds, 3),
-               "problems": [p.to_json() for p in report.problems]})
+               "problems": [p.to_json() for p in report.problems], "garbage": report.garbage})
     else:
         for p in report.problems:
             out.print(p.describe())
+        if report.garbage:
+            out.print(f"{len(report.garbage)} leftover files of interrupted writes (harmless; not referenced)")
         extra = f", {report.objects_read:,} objects re-read ({report.bytes_read / 1e6:,.1f} MB)" if read_data else ""
         out.print(f"{report.packs} packs, {report.objects_indexed:,} objects indexed, {report.commits} commits, "
                   f"{report.nodes:,} tree nodes, {report.records_checked:,} record references{extra}: "

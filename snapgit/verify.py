@@ -56,6 +56,7 @@ class Problem:
 @dataclass
 class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
+    garbage: list[str] = field(default_factory=list)  # leftovers of interrupted writes: harmless
     packs: int = 0
     objects_indexed: int = 0
     commits: int = 0
@@ -111,7 +112,11 @@ def _check_indexes(store, report: VerifyReport) -> None:
         finally:
             idx.close()
     for stem in sorted(pack_names - {p.name[:-4] for p in idx_names}):
-        report.problems.append(Problem("pack", f"{stem}.pack", "has no index (left by an interrupted write?); `snap gc` removes it"))
+        # a writer killed between publishing a pack and its index: nothing refers to it
+        report.garbage.append(f"{stem}.pack (no index: left by an interrupted write)")
+    tmp = store.root / "tmp"
+    if tmp.is_dir():
+        report.garbage.extend(f"tmp/{p.name}" for p in sorted(tmp.iterdir()))
 
 
 def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
