@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import __version__
 from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder
 from .errors import ConflictError, SnapError
 from .history import read_commit, read_table

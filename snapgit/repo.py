@@ -195,7 +195,7 @@ class Repo:
         extra_parents: list[bytes] | None = None,
     ) -> CommitResult:
         """Snapshot the live database and commit it on the current branch."""
-        from .db import Database, redact_url
+        from .db import redact_url
 
         started = time.monotonic()
         author = default_author(author or self.config.user_name)

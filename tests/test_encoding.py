@@ -14,9 +14,7 @@ Properties:
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import math
-import uuid
 from decimal import Decimal
 
 import pytest
