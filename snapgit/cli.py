@@ -669,6 +669,18 @@ def checkout(
 
 
 @app.command()
+def unlock() -> None:
+    """Remove lock files left by killed snap processes (only when no other snap command runs)."""
+    removed = _repo().unlock()
+    if not removed:
+        out.print("no locks to remove")
+        return
+    err.print("warning: removed lock files; if another snap command was still running, run `snap verify`")
+    for name in removed:
+        out.print(f"removed {name}")
+
+
+@app.command()
 def verify(
     read_data: Annotated[bool, typer.Option("--read-data", help="Also read every pack: checksums, decompression, re-hash.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,

@@ -696,6 +696,22 @@ class Repo:
                                  meta={"kind": "saved"}, extra_parents=[head] if head else [], allow_same_tree=True)
         return ref, cid
 
+    def unlock(self) -> list[str]:
+        """Remove ref lock files left by killed processes; returns what was removed.
+
+        Only safe when no other snap command is running on this store: a live writer's lock
+        would be removed too, and two writers could then move a ref at once.
+        """
+        removed = []
+        for lock in sorted(self.refs.locks()):
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(lock.relative_to(self.store.root).as_posix())
+        self._log(default_author(self.config.user_name), "unlock", {}, ok=True, result={"removed": removed})
+        return removed
+
     # -- integrity ----------------------------------------------------------------------------
 
     def verify(self, *, read_data: bool = False):

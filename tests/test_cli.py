@@ -253,7 +253,9 @@ def test_locked_ref(shop: Path) -> None:
     no_traceback(proc)
     assert "locked" in proc.stderr
     assert (shop / ".snapstore" / "refs" / "heads" / "main").read_text() == before
-    lock.unlink()
+    unlocked = snap(shop, "unlock")
+    assert "removed refs/heads/main.lock" in unlocked.stdout and "warning" in unlocked.stderr
+    assert not lock.exists()
     snap(shop, "commit", "-m", "two")
 
 

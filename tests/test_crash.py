@@ -52,8 +52,11 @@ def test_kill_9_during_commit_leaves_a_consistent_store(tmp_path: Path) -> None:
             killed += 1
         proc.wait()
         lock = tmp_path / ".snapstore" / "refs" / "heads" / "main.lock"
-        if lock.exists():  # killed inside the ref update: the lock names the stale writer
-            lock.unlink()
+        if lock.exists():  # killed inside the ref update: the next commit refuses until unlocked
+            refused = run(tmp_path, "commit", "-m", "refused", "--allow-empty")
+            assert refused.returncode == 4 and "locked" in refused.stderr
+            assert run(tmp_path, "unlock").returncode == 0
+            assert not lock.exists()
         check = run(tmp_path, "verify", "--read-data", "--json")
         assert check.returncode == 0, check.stdout + check.stderr
         after = json.loads(run(tmp_path, "log", "--json", "-n", "1").stdout)[0]
