@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from . import __version__
 from .errors import SnapError
@@ -30,8 +28,63 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+class _Stream:
+    """stdout or stderr: rich (colors, tables) on a terminal, plain writes when piped.
+
+    rich is imported only when a terminal needs it, which keeps `snap diff | ...` and other
+    scripted uses quick to start (rich costs ~30 ms to import).
+    """
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console = None
+
+    @property
+    def stream(self):
+        return sys.stderr if self._stderr else sys.stdout
+
+    @property
+    def is_terminal(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def rich(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, markup=False)
+        return self._console
+
+    def print(self, *objects: Any, style: str | None = None) -> None:
+        if self.is_terminal or not all(isinstance(o, str) for o in objects):
+            self.rich().print(*objects, style=style)
+        else:
+            self.stream.write(" ".join(objects) + "\n")
+
+    def table(self, headers: list[str], rows: list[list[str]], right: set[str] = frozenset(), title: str | None = None) -> None:
+        """A table: rich on a terminal, plain aligned columns otherwise."""
+        if self.is_terminal:
+            from rich.table import Table
+
+            grid = Table(title=title, title_justify="left", show_edge=False, box=None, pad_edge=False)
+            for h in headers:
+                grid.add_column(h, justify="right" if h in right else "left")
+            for r in rows:
+                grid.add_row(*r)
+            self.rich().print(grid)
+            return
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+        lines = [title] if title else []
+        for r in [headers, *rows]:
+            cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(r, widths, headers)]
+            lines.append("  ".join(cells).rstrip())
+        self.stream.write("\n".join(lines) + "\n")
+
+
+out = _Stream(stderr=False)
+err = _Stream(stderr=True)
 
 
 class State:
@@ -125,7 +178,7 @@ class _RichProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=err,
+            console=err.rich(),
             transient=True,
         )
         self._task = None
@@ -246,20 +299,20 @@ def log(
         d = f" ({', '.join(names)})" if names else ""
         first = c.message.splitlines()[0] if c.message else ""
         if oneline:
-            out.print(f"{oid.hex()[:12]}{d} {first}", markup=False)
+            out.print(f"{oid.hex()[:12]}{d} {first}")
             continue
-        out.print(f"commit {oid.hex()}{d}", style="yellow" if out.is_terminal else None, markup=False)
+        out.print(f"commit {oid.hex()}{d}", style="yellow" if out.is_terminal else None)
         if len(c.parents) > 1:
-            out.print("Merge:  " + " ".join(p.hex()[:12] for p in c.parents), markup=False)
-        out.print(f"Author: {c.author}", markup=False)
-        out.print(f"Date:   {_when(c.time, c.tz)}", markup=False)
+            out.print("Merge:  " + " ".join(p.hex()[:12] for p in c.parents))
+        out.print(f"Author: {c.author}")
+        out.print(f"Date:   {_when(c.time, c.tz)}")
         out.print()
         for line in (c.message or "").splitlines() or [""]:
-            out.print(f"    {line}", markup=False)
+            out.print(f"    {line}")
         rows = c.meta.get("rows") if isinstance(c.meta, dict) else None
         if rows:
             out.print()
-            out.print("    " + ", ".join(f"{t} {r:,}" for t, r in rows.items()), markup=False)
+            out.print("    " + ", ".join(f"{t} {r:,}" for t, r in rows.items()))
         out.print()
 
 
@@ -278,29 +331,26 @@ def show(
         doc["tables"] = {t.name: {"rows": t.rows, "key": t.key, "schema": t.schema.to_obj()} for t in tables}
         _json(doc)
         return
-    out.print(f"commit {oid.hex()}", markup=False)
+    out.print(f"commit {oid.hex()}")
     for p in c.parents:
-        out.print(f"parent {p.hex()}", markup=False)
-    out.print(f"Author: {c.author}", markup=False)
-    out.print(f"Date:   {_when(c.time, c.tz)}", markup=False)
+        out.print(f"parent {p.hex()}")
+    out.print(f"Author: {c.author}")
+    out.print(f"Date:   {_when(c.time, c.tz)}")
     if isinstance(c.meta, dict):
-        out.print(f"Source: {c.meta.get('source', '?')} ({c.meta.get('kind', '?')})", markup=False)
+        out.print(f"Source: {c.meta.get('source', '?')} ({c.meta.get('kind', '?')})")
     out.print()
     for line in (c.message or "").splitlines():
-        out.print(f"    {line}", markup=False)
+        out.print(f"    {line}")
     out.print()
     for t in tables:
         key = ", ".join(t.key) if t.key else "none (keyless: rows are a multiset)"
-        grid = Table(title=f"{t.name}: {t.rows:,} rows, key {key}", title_justify="left", show_edge=False)
-        grid.add_column("column")
-        grid.add_column("type")
-        grid.add_column("null")
-        grid.add_column("default")
-        for col in t.schema.columns:
-            grid.add_row(col.name, col.type, "yes" if col.nullable else "no", col.default or "")
-        out.print(grid)
+        out.table(
+            ["column", "type", "null", "default"],
+            [[c.name, c.type, "yes" if c.nullable else "no", c.default or ""] for c in t.schema.columns],
+            title=f"{t.name}: {t.rows:,} rows, key {key}",
+        )
         for fk in t.schema.foreign_keys:
-            out.print(f"  foreign key ({', '.join(fk.columns)}) -> {fk.ref_table} ({', '.join(fk.ref_columns)})", markup=False)
+            out.print(f"  foreign key ({', '.join(fk.columns)}) -> {fk.ref_table} ({', '.join(fk.ref_columns)})")
         out.print()
 
 
@@ -342,12 +392,12 @@ def _render_diff(diffs, *, stat: bool, as_json: bool, sql: bool, dialect: str | 
             return bool(changed)
         if not changed:
             return False
-        grid = Table(show_edge=False, box=None, pad_edge=False)
-        for col in ("table", "added", "removed", "changed", "schema"):
-            grid.add_column(col, justify="right" if col in ("added", "removed", "changed") else "left")
-        for s in changed:
-            grid.add_row(s.table, f"{s.added:,}", f"{s.removed:,}", f"{s.changed:,}", "; ".join(c.describe() for c in s.schema))
-        out.print(grid)
+        out.table(
+            ["table", "added", "removed", "changed", "schema"],
+            [[s.table, f"{s.added:,}", f"{s.removed:,}", f"{s.changed:,}", "; ".join(c.describe() for c in s.schema)]
+             for s in changed],
+            right={"added", "removed", "changed"},
+        )
         out.print(f"{len(changed)} tables changed: {sum(s.added for s in changed):,} rows added, "
                   f"{sum(s.removed for s in changed):,} removed, {sum(s.changed for s in changed):,} changed")
         return True
@@ -503,12 +553,12 @@ def _print_merge(result, as_json: bool, verb: str) -> None:
         return
     _ = to_json
     if result.plans:
-        grid = Table(show_edge=False, box=None, pad_edge=False)
-        for col in ("table", "add", "update", "delete", "skip", "conflicts"):
-            grid.add_column(col, justify="left" if col == "table" else "right")
-        for p in result.plans:
-            grid.add_row(p.name, f"{p.added:,}", f"{p.updated:,}", f"{p.deleted:,}", f"{p.skipped:,}", f"{len(p.conflicts):,}")
-        out.print(grid)
+        out.table(
+            ["table", "add", "update", "delete", "skip", "conflicts"],
+            [[p.name, f"{p.added:,}", f"{p.updated:,}", f"{p.deleted:,}", f"{p.skipped:,}", f"{len(p.conflicts):,}"]
+             for p in result.plans],
+            right={"add", "update", "delete", "skip", "conflicts"},
+        )
     for p in result.plans:
         for c in p.conflicts[:20]:
             how = {"theirs": "backup wins", "ours": "database wins", None: "unresolved"}[c.resolution]
@@ -726,11 +776,11 @@ def branch(
     repo = _repo()
     if delete:
         oid = repo.delete_branch(delete)
-        out.print(f"Deleted branch {delete} (was {oid.hex()[:12]})", markup=False)
+        out.print(f"Deleted branch {delete} (was {oid.hex()[:12]})")
         return
     if name:
         oid = repo.create_branch(name, rev)
-        out.print(f"Created branch {name} at {oid.hex()[:12]}", markup=False)
+        out.print(f"Created branch {name} at {oid.hex()[:12]}")
         return
     branches = repo.branches()
     if as_json:
@@ -738,9 +788,9 @@ def branch(
         return
     head_ref = repo.head_ref()
     if not branches and head_ref:
-        out.print(f"* {head_ref.removeprefix('refs/heads/')} (no commits yet)", markup=False)
+        out.print(f"* {head_ref.removeprefix('refs/heads/')} (no commits yet)")
     for n, o, cur in branches:
-        out.print(f"{'*' if cur else ' '} {n:<20} {o.hex()[:12]}", markup=False)
+        out.print(f"{'*' if cur else ' '} {n:<20} {o.hex()[:12]}")
 
 
 @app.command()
@@ -754,14 +804,14 @@ def tag(
     repo = _repo()
     if name:
         oid = repo.create_tag(name, rev, message)
-        out.print(f"Tagged {repo.resolve(oid.hex()).hex()[:12]} as {name}", markup=False)
+        out.print(f"Tagged {repo.resolve(oid.hex()).hex()[:12]} as {name}")
         return
     tags = repo.tags()
     if as_json:
         _json([{"name": n, "id": o.hex()} for n, o in tags])
         return
     for n, _o in tags:
-        out.print(n, markup=False)
+        out.print(n)
 
 
 @app.command("cat-object")
@@ -792,7 +842,7 @@ def oplog_cmd(
         status = "ok" if e.get("ok") else f"FAILED: {e.get('error', '')}"
         result = e.get("result") or {}
         commit_id = (result.get("commit") or "")[:12]
-        out.print(f"{e.get('time', '?')}  {e.get('who', '?')}  {e.get('op', '?'):<8} {commit_id:<12} {status}", markup=False)
+        out.print(f"{e.get('time', '?')}  {e.get('who', '?')}  {e.get('op', '?'):<8} {commit_id:<12} {status}")
 
 
 # --- entry point ----------------------------------------------------------------------------
@@ -805,23 +855,23 @@ def main() -> None:
     except SnapError as exc:
         if debug:
             raise
-        err.print(f"error: {exc.message}", markup=False)
+        err.print(f"error: {exc.message}")
         if exc.hint:
-            err.print(f"hint: {exc.hint}", markup=False)
+            err.print(f"hint: {exc.hint}")
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("interrupted", markup=False)
+        err.print("interrupted")
         sys.exit(130)
     except OSError as exc:
         if debug:
             raise
-        err.print(f"error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", markup=False)
+        err.print(f"error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
         sys.exit(1)
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
         if debug:
             raise
-        err.print(f"error: internal error: {type(exc).__name__}: {exc}", markup=False)
-        err.print("hint: run again with --debug for the traceback, and report it", markup=False)
+        err.print(f"error: internal error: {type(exc).__name__}: {exc}")
+        err.print("hint: run again with --debug for the traceback, and report it")
         sys.exit(1)
 
 
