@@ -160,11 +160,36 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
     return named
 
 
+def _unchecked_records(objects, nid: bytes, leaf, checked_roots: set[bytes]) -> list[bytes]:
+    """The record ids of a leaf that still need a look-up.
+
+    A leaf stored as a delta shares most records with the leaf it is a delta of (the root of
+    its chain), and every version of that leaf shares the same root: the root's records are
+    looked up once, and each version's only where it differs.
+    """
+    try:
+        root = objects.delta_base(nid)
+    except (NotFoundError, CorruptError):
+        root = None
+    if root is None:
+        return list(leaf.ids)
+    try:
+        root_ids = load_node(objects, root).ids
+    except (NotFoundError, CorruptError):
+        return list(leaf.ids)
+    if root not in checked_roots:
+        checked_roots.add(root)
+        return list(set(leaf.ids) | set(root_ids))
+    known = set(root_ids)
+    return [rid for rid in leaf.ids if rid not in known]
+
+
 def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
     objects = store.objects
     seen_commits: set[bytes] = set()
     seen_nodes: set[bytes] = set()
     seen_meta: set[bytes] = set()
+    checked_roots: set[bytes] = set()
     stack = [(oid, names[0]) for oid, names in named.items()]
     while stack:
         oid, via = stack.pop()
@@ -220,7 +245,7 @@ def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
                 if node.level:
                     nodes.extend(node.ids)
                     continue
-                for rid in node.ids:
+                for rid in _unchecked_records(objects, nid, node, checked_roots):
                     report.records_checked += 1
                     if not objects.might_contain(rid):
                         report.problems.append(Problem("object", rid.hex(), "record missing", [chex], table))
