@@ -88,6 +88,22 @@ class _WriterBase:
         # the parent's (published) nodes.
         self._pending_full: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
 
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Commit when the block ends cleanly, abort on any exception."""
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
     def _remember(self, oid: bytes, full: tuple[bytes, int]) -> None:
         self._pending_full[oid] = full
         if len(self._pending_full) > 64:
@@ -233,15 +249,6 @@ class _DiskWriter(_WriterBase):
                 except FileNotFoundError:
                     pass
         self._pending_full.clear()
-
-    def __enter__(self) -> "_DiskWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 class DiskObjectStore:
@@ -476,15 +483,6 @@ class _MemoryWriter(_WriterBase):
     def abort(self) -> None:
         self._staged.clear()
         self._done = True
-
-    def __enter__(self) -> "_MemoryWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 class MemoryObjectStore:
