@@ -142,13 +142,16 @@ class Database:
     def _error(self, what: str, exc: BaseException, hint: str | None = None) -> DatabaseError:
         return DatabaseError(f"{what} {self.url_redacted}: {driver_reason(exc, self._password)}", hint=hint)
 
+    def _connect(self) -> "sa.Connection":
+        try:
+            return self._engine.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+
     @contextlib.contextmanager
     def snapshot(self) -> Iterator["ReadSnapshot"]:
         """One consistent read transaction for everything read inside the ``with`` block."""
-        try:
-            conn = self._engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        conn = self._connect()
         snap = ReadSnapshot(self, conn)
         try:
             snap._begin()
@@ -162,10 +165,7 @@ class Database:
         """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
         ends cleanly, rolled back on any exception, so that the database is then exactly as it
         was."""
-        try:
-            conn = self._engine.connect()
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        conn = self._connect()
         tx = WriteTransaction(self, conn)
         try:
             tx._begin()
