@@ -252,13 +252,27 @@ class Database:
         )
         return int(self.execute(sql, [tuple(names)])[0][0] or 0)
 
-    def bump_delays(self, ids: Sequence[int], chunk: int = 500) -> None:
+    def add_change_column(self, table: str = "flights", column: str = "updated_at") -> None:
+        """Add a timestamp column, old for every row, that bump_delays(stamp=True) sets."""
+        kind = "DATETIME(6)" if self.dialect == "mysql" else "TIMESTAMP"
+        self.execute(
+            f"ALTER TABLE {self.quote(table)} ADD COLUMN {self.quote(column)} {kind}"
+            " NOT NULL DEFAULT '2013-01-01 00:00:00'"
+        )
+
+    def bump_delays(self, ids: Sequence[int], chunk: int = 500, stamp: bool = False) -> None:
         """Add 1 to dep_delay and arr_delay (NULL counts as 0) of the given flights, in one
-        transaction."""
+        transaction; with ``stamp``, also set updated_at to the database's clock in UTC."""
         dep, arr = self.quote("dep_delay"), self.quote("arr_delay")
+        now = {
+            "sqlite": "CURRENT_TIMESTAMP",
+            "postgresql": "now() AT TIME ZONE 'UTC'",
+            "mysql": "UTC_TIMESTAMP(6)",
+        }[self.dialect]
+        stamped = f", {self.quote('updated_at')} = {now}" if stamp else ""
         update = (
             f"UPDATE {self.quote('flights')}"
-            f" SET {dep} = COALESCE({dep}, 0) + 1, {arr} = COALESCE({arr}, 0) + 1"
+            f" SET {dep} = COALESCE({dep}, 0) + 1, {arr} = COALESCE({arr}, 0) + 1{stamped}"
             f" WHERE {self.quote('id')} IN "
         )
         self.execute("BEGIN")

@@ -208,17 +208,31 @@ def commit(
     ] = None,
     author: Annotated[Optional[str], typer.Option("--author", help="Who commits (default: config or user@host).")] = None,
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Commit even when nothing changed.")] = False,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Read only rows whose incremental_column (config.toml) changed since the last commit, plus all keys.",
+        ),
+    ] = False,
     db: Annotated[Optional[str], typer.Option("--db", help="Database URL (overrides config and environment).", metavar="URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Snapshot the live database as a new commit."""
     repo = _repo()
     show_progress = not as_json and err.is_terminal
+    kw = dict(tables=_split_tables(tables), author=author, allow_empty=allow_empty, db_url=db, incremental=incremental)
     if show_progress:
         with _RichProgress() as progress:
-            result = repo.commit(message, tables=_split_tables(tables), author=author, allow_empty=allow_empty, db_url=db, progress=progress)
+            result = repo.commit(message, progress=progress, **kw)
     else:
-        result = repo.commit(message, tables=_split_tables(tables), author=author, allow_empty=allow_empty, db_url=db)
+        result = repo.commit(message, **kw)
+    if incremental and not as_json:
+        if result.incremental_note:
+            err.print(f"warning: read every table in full: {result.incremental_note}")
+        for t in result.tables:
+            if t.note:
+                err.print(f"warning: table {t.name} read in full: {t.note}")
     if as_json:
         _json(
             {
@@ -229,9 +243,11 @@ def commit(
                 "seconds": round(result.seconds, 3),
                 "tables": {
                     t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written}
+                    | ({"incremental": t.incremental, "note": t.note} if incremental else {})
                     for t in result.tables
                 },
             }
+            | ({"incremental_note": result.incremental_note} if incremental else {})
         )
         return
     if result.commit_id is None:
@@ -243,7 +259,7 @@ def commit(
     out.print(f"[{where} {result.commit_id.hex()[:12]}] {first}")
     width = max((len(t.name) for t in result.tables), default=0)
     for t in result.tables:
-        mark = "" if t.changed else "  (unchanged)"
+        mark = ("" if t.changed else "  (unchanged)") + ("  (incremental)" if t.incremental else "")
         out.print(f"  {t.name:<{width}}  {t.rows:>12,} rows{mark}")
     out.print(f"{result.rows:,} rows in {len(result.tables)} tables, {result.seconds:.2f} s")
 

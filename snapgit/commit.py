@@ -22,7 +22,9 @@ import getpass
 import hashlib
 import socket
 import time
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from itertools import islice
+from operator import lt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,7 +36,7 @@ from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, obj
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
 from .schema import TableSchema
-from .tree import TreeBuilder, UnsortedKeysError, leaf_index, load_node
+from .tree import TreeBuilder, UnsortedKeysError, iter_leaves, leaf_index, load_node
 
 __all__ = [
     "CommitResult",
@@ -42,6 +44,7 @@ __all__ = [
     "Progress",
     "DuplicateKeyError",
     "snapshot_database",
+    "Incremental",
     "write_root",
     "commit_snapshot",
     "default_author",
@@ -67,6 +70,8 @@ class TableResult:
     changed: bool
     records_written: int = 0
     nodes_written: int = 0
+    incremental: bool = False  # read incrementally (changed rows and keys only)
+    note: str | None = None  # why an incremental commit read this table in full
 
 
 @dataclass
@@ -77,6 +82,7 @@ class CommitResult:
     branch: str | None
     tables: list[TableResult] = field(default_factory=list)
     seconds: float = 0.0
+    incremental_note: str | None = None  # why an incremental commit read everything in full
 
     @property
     def rows(self) -> int:
@@ -176,11 +182,11 @@ def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]],
     return EncodingError(f"table {schema.name!r}: {exc}")
 
 
-def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None):
+def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None, since=None):
     """Batches of (rows, encoded rows, record ids) in the database's order."""
     pack = encode_row
     sha = _sha256
-    for batch in snap.scan(schema, key):
+    for batch in snap.scan(schema, key, since=since) if since is not None else snap.scan(schema, key):
         try:
             packed = list(map(pack, batch))
         except EncodingError as exc:
@@ -221,6 +227,102 @@ def _build_keyed(snap, schema, key, tw: _TableWriter, progress) -> tuple[bytes, 
     return builder.finish()
 
 
+class _Fallback(Exception):
+    """An incremental read cannot be trusted for this table; read it in full. (str: why)"""
+
+
+def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, since, progress) -> tuple[bytes, int]:
+    """The table's new tree from its old one, the rows whose change column is at or after
+    ``since[1]``, and a key-only scan (the keys that are gone are the deleted rows).
+
+    Old leaves that no key was added to, removed from or changed in are taken whole. Raises
+    :class:`_Fallback` when the reads contradict each other: a key that is new but whose row was
+    not among the changed ones (the change column is not maintained), or keys that the
+    database does not return in the key encoding's order.
+    """
+    names = schema.sorted_names
+    kenc = key_encoder([names.index(k) for k in key])
+    changed: dict[bytes, tuple[bytes, bytes]] = {}
+    for batch, packed, ids in _scan_encoded(snap, schema, None, None, since=since):
+        changed.update(zip(map(kenc, batch), zip(ids, packed)))
+    changed_keys = sorted(changed)
+
+    live_batches = snap.scan(schema, key, columns=key)
+    live: list[bytes] = []  # encoded live keys read but not yet placed in the new tree
+    pos = 0
+    last_live: bytes | None = None
+    done = False
+
+    def keys_upto(limit: bytes | None) -> list[bytes]:
+        """Pop the live keys <= limit (all of them for None), reading more batches as needed."""
+        nonlocal live, pos, last_live, done
+        while not done and (limit is None or not live or live[-1] <= limit):
+            try:
+                batch = next(live_batches)
+            except StopIteration:
+                done = True
+                break
+            enc = list(map(kenc_key, batch))
+            if progress is not None:
+                progress.advance(len(batch))
+            if (last_live is not None and enc[0] <= last_live) or not all(map(lt, enc, islice(enc, 1, None))):
+                raise _Fallback("the database returns its keys in another order than snapgit sorts them")
+            last_live = enc[-1]
+            live = live[pos:] + enc
+            pos = 0
+        end = len(live) if limit is None else bisect_right(live, limit, pos)
+        out = live[pos:end]
+        pos = end
+        return out
+
+    kenc_key = key_encoder(list(range(len(key))))
+    builder = TreeBuilder(tw.emit)
+    new_records: set[bytes] = set()
+
+    placed = 0
+
+    def place(keys: list[bytes], old: dict[bytes, bytes]) -> None:
+        nonlocal placed
+        ids = []
+        for k in keys:
+            hit = changed.get(k)
+            if hit is None:
+                rid = old.get(k)
+                if rid is None:
+                    raise _Fallback("rows were added whose change column is older than the last commit")
+            else:
+                placed += 1
+                rid, payload = hit
+                if old.get(k) != rid and rid not in new_records and not tw._has(rid):
+                    new_records.add(rid)
+                    tw.writer.add(ObjType.RECORD, payload, rid)
+                    tw.records_written += 1
+            ids.append(rid)
+        builder.add_batch(keys, ids)
+
+    ci = 0
+    for leaf_id, leaf in iter_leaves(tw.objects, old_root):
+        if not leaf.keys:
+            continue
+        last = leaf.keys[-1]
+        keys = keys_upto(last)
+        cj = bisect_right(changed_keys, last, ci)
+        untouched = cj == ci and keys == leaf.keys
+        ci = cj
+        if untouched and builder.add_leaf(leaf_id, leaf):
+            continue
+        if untouched:
+            builder.add_batch(leaf.keys, leaf.ids)
+        elif keys:
+            place(keys, dict(zip(leaf.keys, leaf.ids)))
+    rest = keys_upto(None)
+    if rest:
+        place(rest, {})
+    if placed != len(changed):
+        raise _Fallback("the changed rows and the key scan disagree")
+    return builder.finish()
+
+
 def _build_keyless(snap, schema, tw: _TableWriter, progress) -> tuple[bytes, int]:
     """A keyless table is a multiset: each row is keyed by (its record id, occurrence number).
 
@@ -256,6 +358,40 @@ def _build_keyless(snap, schema, tw: _TableWriter, progress) -> tuple[bytes, int
     return builder.finish()
 
 
+_TIME_TYPES = ("timestamp", "timestamptz", "date")
+
+
+@dataclass
+class Incremental:
+    """What an incremental commit reads: rows whose change column is at or after ``since`` (a
+    naive UTC datetime), for the tables the parent commit read (``read``: None for all)."""
+
+    since: dt.datetime
+    column: Callable[[TableSchema], str | None]
+    read: set[str] | None = None
+
+
+def _incremental_column(
+    inc: Incremental, schema: TableSchema, schema_id: bytes, key: list[str] | None, old_entry: TableEntry | None
+) -> tuple[str | None, str | None]:
+    """(change column, None) when the table can be read incrementally, else (None, why not)."""
+    column = inc.column(schema)
+    if column is None:
+        return None, "no incremental_column is configured for it"
+    types = {c.name: c.type for c in schema.columns}
+    if column not in types:
+        return None, f"it has no column {column!r}"
+    if types[column] not in _TIME_TYPES:
+        return None, f"its column {column!r} is {types[column]}, not a date or timestamp"
+    if not key:
+        return None, "it has no primary key (rows cannot be matched)"
+    if old_entry is None or inc.read is not None and schema.name not in inc.read:
+        return None, "the last commit did not read it"
+    if old_entry.schema != schema_id or old_entry.key != key:
+        return None, "its schema or key changed since the last commit"
+    return column, None
+
+
 def snapshot_database(
     objects: ObjectStore,
     writer: ObjectWriter,
@@ -266,8 +402,13 @@ def snapshot_database(
     keys: Callable[[TableSchema], list[str] | None],
     progress: Progress | None = None,
     count_rows: bool = False,
+    incremental: Incremental | None = None,
 ) -> tuple[dict[str, bytes], list[TableResult]]:
-    """Write every table of a read snapshot; returns {table name: table object id} and results."""
+    """Write every table of a read snapshot; returns {table name: table object id} and results.
+
+    With ``incremental``, a table that allows it (see :func:`_incremental_column`) is read as its
+    changed rows plus its keys, and its tree is built from the parent's; the others are read in
+    full, and their result says why."""
     probe = bool(getattr(objects, "pack_names", lambda: [1])())
     results = []
     tables: dict[str, bytes] = {}
@@ -279,15 +420,30 @@ def snapshot_database(
         old = None
         if old_entry is not None and old_entry.key == key and old_entry.rows:
             old = _OldTree(objects, old_entry.root)
+        schema_data = encode_schema(schema)
+        schema_id = object_id(ObjType.SCHEMA, schema_data)
+        column = note = None
+        if incremental is not None:
+            column, note = _incremental_column(incremental, schema, schema_id, key, old_entry)
+        total = snap.count(schema.name) if count_rows else None
         if progress is not None:
-            progress.table(schema.name, snap.count(schema.name) if count_rows else None)
+            progress.table(schema.name, total)
         tw = _TableWriter(objects, writer, old, probe)
-        if key:
+        root = None
+        if column is not None:
+            assert old_entry is not None and key is not None
+            try:
+                root, rows = _build_incremental(snap, schema, key, tw, old_entry.root, (column, incremental.since), progress)
+            except _Fallback as why:
+                note = f"{why}; read in full"
+                if progress is not None:
+                    progress.table(schema.name, total)
+        if root is not None:
+            pass
+        elif key:
             root, rows = _build_keyed(snap, schema, key, tw, progress)
         else:
             root, rows = _build_keyless(snap, schema, tw, progress)
-        schema_data = encode_schema(schema)
-        schema_id = object_id(ObjType.SCHEMA, schema_data)
         if old_entry is None or old_entry.schema != schema_id:
             if not (probe and objects.contains(schema_id)):
                 writer.add(ObjType.SCHEMA, schema_data, schema_id)
@@ -298,7 +454,10 @@ def snapshot_database(
         if changed and not (probe and objects.contains(table_id)):
             writer.add(ObjType.TABLE, entry_data, table_id)
         tables[schema.name] = table_id
-        results.append(TableResult(schema.name, rows, table_id, changed, tw.records_written, tw.nodes_written))
+        results.append(TableResult(
+            schema.name, rows, table_id, changed, tw.records_written, tw.nodes_written,
+            incremental=column is not None and note is None, note=note if incremental is not None else None,
+        ))
     return tables, results
 
 

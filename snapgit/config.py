@@ -9,6 +9,8 @@ Example::
 
     [commit]
     tables = ["customers", "orders"]   # default: every table
+    incremental_column = "updated_at"  # for `snap commit --incremental`, unless a table says otherwise
+    incremental_lookback = 600         # seconds re-read before the last commit (default 600)
 
     [user]
     name = "Ada <ada@example.com>"
@@ -37,6 +39,9 @@ from .errors import CorruptError, SnapError
 __all__ = ["Config", "TableConfig", "load_config", "save_config", "ENV_URL_VARS"]
 
 ENV_URL_VARS = ("SNAP_DATABASE_URL", "DATABASE_URL")
+# Rows stamped up to this many seconds before the last commit's read are read again: a
+# transaction that stamped its rows before that read but committed after it is still seen.
+DEFAULT_LOOKBACK = 600.0
 
 
 @dataclass
@@ -64,6 +69,12 @@ class Config:
     tables: list[str] | None = None
     user_name: str | None = None
     table: dict[str, TableConfig] = field(default_factory=dict)
+    incremental_column: str | None = None
+    incremental_lookback: float = DEFAULT_LOOKBACK
+
+    def change_column(self, table: str) -> str | None:
+        """The column an incremental commit reads ``table``'s changes by, if any."""
+        return self.table_config(table).incremental_column or self.incremental_column
 
     def table_config(self, name: str) -> TableConfig:
         return self.table.get(name) or TableConfig()
@@ -91,8 +102,15 @@ class Config:
         if self.password_env:
             db["password_env"] = self.password_env
         out["database"] = db
+        commit: dict[str, Any] = {}
         if self.tables:
-            out["commit"] = {"tables": list(self.tables)}
+            commit["tables"] = list(self.tables)
+        if self.incremental_column:
+            commit["incremental_column"] = self.incremental_column
+        if self.incremental_lookback != DEFAULT_LOOKBACK:
+            commit["incremental_lookback"] = self.incremental_lookback
+        if commit:
+            out["commit"] = commit
         if self.user_name:
             out["user"] = {"name": self.user_name}
         tables = {n: t.to_obj() for n, t in sorted(self.table.items()) if t.to_obj()}
@@ -133,6 +151,12 @@ def load_config(path: Path) -> Config:
                 incremental_column=t.get("incremental_column"),
             )
         commit = raw.get("commit", {})
+        lookback = commit.get("incremental_lookback", DEFAULT_LOOKBACK)
+        if isinstance(lookback, bool) or not isinstance(lookback, (int, float)) or lookback < 0:
+            raise ConfigError(
+                f"{path}: [commit] incremental_lookback must be a number of seconds, not {lookback!r}",
+                hint="e.g. incremental_lookback = 600",
+            )
         return Config(
             url=db.get("url"),
             url_env=db.get("url_env"),
@@ -140,6 +164,8 @@ def load_config(path: Path) -> Config:
             tables=list(commit["tables"]) if commit.get("tables") else None,
             user_name=raw.get("user", {}).get("name"),
             table=tables,
+            incremental_column=commit.get("incremental_column"),
+            incremental_lookback=float(lookback),
         )
     except (AttributeError, TypeError, KeyError) as exc:
         raise ConfigError(f"{path} has an unexpected shape: {exc}", hint="compare it with docs/format.md") from exc

@@ -7,6 +7,7 @@ that talk to a database, so commands that only read the store start fast.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import oplog
-from .commit import CommitResult, Progress, commit_snapshot, default_author, now_micros, snapshot_database, write_root
+from .commit import CommitResult, Incremental, Progress, commit_snapshot, default_author, now_micros, snapshot_database, write_root
 from .config import Config
 from .errors import NotFoundError, SnapError
 from .history import read_commit, read_root, read_table, resolve, walk
@@ -193,16 +194,25 @@ class Repo:
         progress: Progress | None = None,
         kind: str = "full",
         extra_parents: list[bytes] | None = None,
+        incremental: bool = False,
     ) -> CommitResult:
-        """Snapshot the live database and commit it on the current branch."""
+        """Snapshot the live database and commit it on the current branch.
+
+        ``incremental``: read only the rows whose change column (config ``incremental_column``)
+        is at or after the last commit's read (less ``incremental_lookback``), plus every key to
+        find deleted rows. The precondition is the user's: every write to a row sets that column
+        to the database's current time. Tables that cannot be read so are read in full, and
+        their result says why (``TableResult.note``)."""
         from .db import redact_url
 
         started = time.monotonic()
         author = default_author(author or self.config.user_name)
         url = self.database_url(db_url)
         args = {"message": message, "tables": tables, "allow_empty": allow_empty, "db": redact_url(url)}
+        if incremental:
+            args["incremental"] = True
         try:
-            result = self._commit(url, message, tables, author, allow_empty, progress, kind, extra_parents or [])
+            result = self._commit(url, message, tables, author, allow_empty, progress, kind, extra_parents or [], incremental)
         except SnapError as exc:
             self._log(author, "commit", args, ok=False, error=str(exc))
             raise
@@ -219,7 +229,33 @@ class Repo:
         )
         return result
 
-    def _commit(self, url, message, tables, author, allow_empty, progress, kind, extra_parents) -> CommitResult:
+    def _restored_marker(self) -> Path:
+        # Present while the live database holds rows that snapgit wrote from an old snapshot
+        # (`snap restore`) and HEAD does not name that state: their change columns are old, so
+        # an incremental commit would miss them.
+        return self.store.root / "RESTORED"
+
+    def _incremental_plan(self, parent: bytes | None, url: str) -> tuple[Incremental | None, str | None]:
+        """How an incremental commit on ``parent`` reads, or (None, why it must read in full)."""
+        from .db import redact_url
+
+        if parent is None:
+            return None, "there is no previous commit"
+        if self._restored_marker().exists():
+            return None, "snap restore rewrote the database since the last commit"
+        meta = read_commit(self.objects, parent).meta
+        if not isinstance(meta.get("db_time"), str):
+            return None, f"the last commit (kind {meta.get('kind', '?')}) did not read the database"
+        if meta.get("source") != redact_url(url):
+            return None, f"the last commit read another database ({meta.get('source')})"
+        try:
+            since = dt.datetime.fromisoformat(meta["db_time"]) - dt.timedelta(seconds=self.config.incremental_lookback)
+        except ValueError:
+            return None, "the last commit's db_time is unreadable"
+        read = set(meta["tables"]) if meta.get("tables") else None
+        return Incremental(since, lambda schema: self.config.change_column(schema.name), read), None
+
+    def _commit(self, url, message, tables, author, allow_empty, progress, kind, extra_parents, incremental=False) -> CommitResult:
         from .db import Database, redact_url
 
         ref = self.head_ref() or "HEAD"
@@ -227,8 +263,10 @@ class Repo:
         parent = bytes.fromhex(head_hex) if head_hex else None
         parent_root = read_root(self.objects, read_commit(self.objects, parent).tree) if parent else None
         wanted = tables or self.config.tables
+        inc, why_full = self._incremental_plan(parent, url) if incremental else (None, None)
         read_at, _ = now_micros()
         with Database.connect(url) as db, db.snapshot() as snap:
+            db_time = snap.now()
             schemas = snap.reflect(wanted)
             if not schemas:
                 raise SnapError(
@@ -245,20 +283,25 @@ class Repo:
                     keys=self.keys_for,
                     progress=progress,
                     count_rows=progress is not None,
+                    incremental=inc,
                 )
                 all_tables = dict(written)
                 if tables and parent_root is not None:
                     # An explicit --tables commits those tables and keeps the others as they were.
                     all_tables = {**parent_root.tables, **written}
                 tree_id = write_root(self.objects, w, all_tables)
+        read_incrementally = [r.name for r in results if r.incremental]
         meta: dict[str, Any] = {
-            "kind": kind,
+            "kind": "incremental" if read_incrementally and kind == "full" else kind,
             "source": redact_url(url),
             "dialect": db.dialect,
             "rows": {r.name: r.rows for r in results},
             "snapgit": __import__("snapgit").__version__,
             "read_at": read_at,
+            "db_time": db_time.isoformat(),
         }
+        if read_incrementally:
+            meta["incremental"] = read_incrementally
         if tables:
             meta["tables"] = list(tables)
         cid, parent = commit_snapshot(
@@ -273,8 +316,10 @@ class Repo:
             extra_parents=extra_parents,
             allow_same_tree=allow_empty,
         )
+        if not tables:
+            self._restored_marker().unlink(missing_ok=True)  # every table was read: HEAD is the database
         branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
-        return CommitResult(cid, tree_id, parent, branch, results)
+        return CommitResult(cid, tree_id, parent, branch, results, incremental_note=why_full)
 
     def _log(self, who: str, op: str, args: dict[str, Any], *, ok: bool, result=None, error=None) -> None:
         try:
@@ -578,6 +623,8 @@ class Repo:
                     from .db import Database
 
                     with Database.connect(self.database_url(db_url)) as db:
+                        if _live_is is None:  # (checkout moves HEAD to what it writes)
+                            self._restored_marker().write_text(theirs.hex() + "\n")
                         apply_plans(db, plans)
         except SnapError as exc:
             self._log(who, "restore", args, ok=False, error=str(exc))

@@ -43,6 +43,7 @@ __all__ = [
     "iter_entries",
     "lookup",
     "leaf_index",
+    "leaf_ends",
     "LEAF_TARGET",
     "LEAF_MAX",
     "INNER_TARGET",
@@ -55,6 +56,11 @@ LEAF_THRESHOLD = (1 << 32) // LEAF_TARGET
 INNER_TARGET = 64
 INNER_MAX = 1024
 INNER_THRESHOLD = (1 << 32) // INNER_TARGET
+
+def leaf_ends(keys: Sequence[bytes]) -> bool:
+    """Whether a leaf of these keys, started fresh, ends after its last key."""
+    return len(keys) >= LEAF_MAX or crc32(keys[-1]) < LEAF_THRESHOLD
+
 
 def _inner_hash(level: int, key: bytes) -> int:
     return int.from_bytes(sha256(b"snapgit-level" + bytes((level,)) + key).digest()[:4], "big")
@@ -103,6 +109,22 @@ class TreeBuilder:
 
     def add(self, key: bytes, rid: bytes) -> None:
         self.add_batch([key], [rid])
+
+    def add_leaf(self, nid: bytes, leaf: Node) -> bool:
+        """Append a stored leaf whole, without re-emitting it, when that gives the very tree that
+        adding its entries one by one would: no entries are pending (so the leaf starts where a
+        fresh leaf would) and its last key is a boundary. Returns False (nothing added) when
+        not; the caller then adds the entries."""
+        if self._keys or not leaf.keys or not leaf_ends(leaf.keys):
+            return False
+        if self._last is not None and leaf.keys[0] <= self._last:
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        if self._payloads is not None:
+            raise ValueError("a builder given payloads cannot take whole leaves")
+        self._last = leaf.keys[-1]
+        self.count += len(leaf.keys)
+        self._push(1, leaf.keys[-1], nid, len(leaf.keys))
+        return True
 
     def _segment(self, keys, ids, payloads, start: int, end: int, natural: bool) -> None:
         pos = start

@@ -22,6 +22,7 @@ up half way, say), and that scan raises if it is resumed, so no scan can end sho
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import itertools
 import pathlib
 import sqlite3
@@ -297,13 +298,44 @@ class ReadSnapshot:
         finally:
             cur.close()
 
+    def now(self) -> "_dt.datetime":
+        """The database server's clock, as a naive UTC datetime (on PostgreSQL the start of the
+        read transaction). Incremental commits compare change columns, which the database's
+        own clock usually fills, with this rather than with the client's clock."""
+        self._claim()
+        sql = {
+            "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+            "postgresql": "SELECT now() AT TIME ZONE 'UTC'",
+            "mysql": "SELECT UTC_TIMESTAMP(6)",
+        }[self._dialect]
+        cur = self._raw.cursor()
+        try:
+            cur.execute(sql)
+            value = cur.fetchone()[0]
+        except self._dbapi_error as exc:
+            raise self._wrap("cannot read the clock of", exc) from exc
+        finally:
+            cur.close()
+        return _dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
     def scan(
-        self, schema: TableSchema, key: Sequence[str] | None, batch_size: int = 10_000
+        self,
+        schema: TableSchema,
+        key: Sequence[str] | None,
+        batch_size: int = 10_000,
+        *,
+        columns: Sequence[str] | None = None,
+        since: tuple[str, "_dt.datetime"] | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Stream the rows of ``schema.name`` in batches of at most ``batch_size`` tuples, each
-        holding the row's values in ``schema.sorted_names`` order as canonical Python values.
+        holding the row's values in ``schema.sorted_names`` order (or in ``columns`` order, when
+        given: a projection, e.g. the key only) as canonical Python values.
         With ``key``, rows come in the order :func:`snapgit.encoding.encode_key` gives those key
         columns (text by code point, NULLs first), as far as the database can sort that way.
+
+        ``since=(column, t)`` (``t`` a naive UTC datetime) reads only rows whose ``column`` is at
+        or after ``t``, plus rows where it is NULL or (SQLite) not stored as text: when in doubt
+        a row is read, because an incremental commit may read too much but never too little.
 
         Reading starts at the first ``next()``. One scan reads at a time: any other read of
         this snapshot (another scan, a count, a reflection) closes an unfinished scan, which
@@ -313,25 +345,43 @@ class ReadSnapshot:
         self._require([table])
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        names = schema.sorted_names
+        names = list(columns) if columns is not None else schema.sorted_names
         q = self._quote
-        columns = {c.name: c for c in schema.columns}
-        reads = [column_read(self._dialect, columns[n].type, columns[n].native) for n in names]
+        by_name = {c.name: c for c in schema.columns}
+        for what, ns in (("key column", key or ()), ("column", [*names, *([since[0]] if since else [])])):
+            for n in ns:
+                if n not in by_name:
+                    raise DatabaseError(f"{what} {n} is not a column of table {table}")
+        reads = [column_read(self._dialect, by_name[n].type, by_name[n].native) for n in names]
         order = []
         for k in key or ():
-            col = columns.get(k)
-            if col is None:
-                raise DatabaseError(f"key column {k} is not a column of table {table}")
+            col = by_name[k]
             expr = column_read(self._dialect, col.type, col.native).order.format(c=q(k))
             order.append(expr + " NULLS FIRST" if self._dialect == "postgresql" else expr)
         if not names:  # a table without (stored) columns: as many empty rows as it has rows
             return _Scan(self, self._empty_rows(table, batch_size))
         select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names))
         sql = f"SELECT {select} FROM {q(table)}"
+        params: tuple[Any, ...] = ()
+        if since is not None:
+            where, params = self._since(by_name[since[0]], since[1])
+            sql += " WHERE " + where
         if order:
             sql += " ORDER BY " + ", ".join(order)
         convert = batch_converter([r.convert for r in reads])
-        return _Scan(self, self._stream(sql, table, convert, batch_size))
+        return _Scan(self, self._stream(sql, table, convert, batch_size, params))
+
+    def _since(self, column: Any, t: "_dt.datetime") -> tuple[str, tuple[Any, ...]]:
+        c = self._quote(column.name)
+        value: Any = t.date() if column.type == "date" else t
+        if self._dialect == "sqlite":
+            # Text compares as text: a bound without fractions or 'T' is never above a stored
+            # value of the same instant, whichever of the usual spellings the column uses.
+            text = value.isoformat() if column.type == "date" else value.strftime("%Y-%m-%d %H:%M:%S")
+            return f"({c} >= ? OR {c} IS NULL OR typeof({c}) NOT IN ('text', 'null'))", (text,)
+        if column.type == "timestamptz":
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return f"({c} >= %s OR {c} IS NULL)", (value,)
 
     def _empty_rows(self, table: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
         cur = self._raw.cursor()
@@ -344,7 +394,7 @@ class ReadSnapshot:
             yield [()] * min(n, batch_size)
             n -= batch_size
 
-    def _open_cursor(self, sql: str, batch_size: int) -> Any:
+    def _open_cursor(self, sql: str, batch_size: int, params: tuple[Any, ...] = ()) -> Any:
         raw = self._raw
         if self._dialect == "postgresql":
             cur = raw.cursor(name=f"snapgit_scan_{next(_scan_ids)}")
@@ -357,7 +407,7 @@ class ReadSnapshot:
             cur = raw.cursor()
             cur.arraysize = batch_size
         try:
-            cur.execute(sql)
+            cur.execute(sql, params) if params else cur.execute(sql)
         except BaseException:
             with contextlib.suppress(Exception):
                 cur.close()
@@ -365,10 +415,10 @@ class ReadSnapshot:
         return cur
 
     def _stream(
-        self, sql: str, table: str, convert: Any, batch_size: int
+        self, sql: str, table: str, convert: Any, batch_size: int, params: tuple[Any, ...] = ()
     ) -> Iterator[list[tuple[Any, ...]]]:
         try:
-            cur = self._open_cursor(sql, batch_size)
+            cur = self._open_cursor(sql, batch_size, params)
             try:
                 fetch = cur.fetchmany
                 while True:
