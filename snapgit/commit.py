@@ -281,6 +281,13 @@ def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, sin
 
     placed = 0
 
+    def record(rid: bytes, payload: bytes, old_rid: bytes | None) -> bytes:
+        if rid != old_rid and rid not in new_records and not tw._has(rid):
+            new_records.add(rid)
+            tw.writer.add(ObjType.RECORD, payload, rid)
+            tw.records_written += 1
+        return rid
+
     def place(keys: list[bytes], old: dict[bytes, bytes]) -> None:
         nonlocal placed
         ids = []
@@ -292,11 +299,7 @@ def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, sin
                     raise _Fallback("rows were added whose change column is older than the last commit")
             else:
                 placed += 1
-                rid, payload = hit
-                if old.get(k) != rid and rid not in new_records and not tw._has(rid):
-                    new_records.add(rid)
-                    tw.writer.add(ObjType.RECORD, payload, rid)
-                    tw.records_written += 1
+                rid = record(*hit, old.get(k))
             ids.append(rid)
         builder.add_batch(keys, ids)
 
@@ -307,14 +310,20 @@ def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, sin
         last = leaf.keys[-1]
         keys = keys_upto(last)
         cj = bisect_right(changed_keys, last, ci)
-        untouched = cj == ci and keys == leaf.keys
-        ci = cj
-        if untouched and builder.add_leaf(leaf_id, leaf):
+        same_keys = keys == leaf.keys
+        if same_keys and cj == ci and builder.add_leaf(leaf_id, leaf):
+            ci = cj
             continue
-        if untouched:
-            builder.add_batch(leaf.keys, leaf.ids)
+        if same_keys:  # updates only (the common case): patch the changed ids in place
+            ids = list(leaf.ids)
+            for k in changed_keys[ci:cj]:
+                i = bisect_left(leaf.keys, k)
+                ids[i] = record(*changed[k], ids[i])
+            placed += cj - ci
+            builder.add_batch(leaf.keys, ids)
         elif keys:
             place(keys, dict(zip(leaf.keys, leaf.ids)))
+        ci = cj
     rest = keys_upto(None)
     if rest:
         place(rest, {})
