@@ -38,6 +38,7 @@ __all__ = [
     "encode_value",
     "encode_row",
     "decode_row",
+    "decode_rows",
     "decode_value",
     "canonical_value",
     "canonical_json",
@@ -199,11 +200,21 @@ def encode_value(value: Any) -> bytes:
         raise EncodingError(f"cannot encode value {value!r}: {exc}") from exc
 
 
+# Decoded datetimes, by their ext bytes: timestamp columns repeat values (hours, days, a default)
+# and a dict probe costs a fraction of building a datetime. Datetimes are immutable.
+_dt_decoded: dict[tuple[int, bytes], _dt.datetime] = {}
+
+
 def _ext_hook(code: int, data: bytes) -> Any:
-    if code == Ext.DATETIME:
-        return _DT_ZERO + _dt.timedelta(microseconds=_Q.unpack(data)[0])
-    if code == Ext.DATETIME_TZ:
-        return _DT_ZERO_UTC + _dt.timedelta(microseconds=_Q.unpack(data)[0])
+    if code == Ext.DATETIME or code == Ext.DATETIME_TZ:
+        v = _dt_decoded.get((code, data))
+        if v is None:
+            zero = _DT_ZERO if code == Ext.DATETIME else _DT_ZERO_UTC
+            v = zero + _dt.timedelta(microseconds=_Q.unpack(data)[0])
+            if len(_dt_decoded) >= _DT_CACHE_MAX:
+                _dt_decoded.clear()
+            _dt_decoded[(code, data)] = v
+        return v
     if code == Ext.DECIMAL:
         return decimal.Decimal(data.decode("ascii"))
     if code == Ext.DATE:
@@ -237,6 +248,24 @@ def decode_row(data: bytes) -> list[Any]:
 
 
 decode_value = decode_row
+
+
+def decode_rows(datas: Sequence[bytes]) -> list[list[Any]]:
+    """``[decode_row(d) for d in datas]``, about twice as fast: one streaming unpacker over the
+    joined records instead of one call per record."""
+    if len(datas) < 8:
+        return [decode_row(d) for d in datas]
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0
+    )
+    unpacker.feed(b"".join(datas))
+    try:
+        rows = list(unpacker)
+    except Exception:  # noqa: BLE001 - the slow way raises the error decode_row gives
+        rows = []
+    if len(rows) != len(datas) or not all(type(r) is list for r in rows):
+        return [decode_row(d) for d in datas]  # not one row per record: find the bad one the slow way
+    return rows
 
 
 def canonical_value(v: Any) -> Any:

@@ -20,7 +20,8 @@ import hashlib
 import os
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -39,6 +40,8 @@ _FULL_PREFIX = bytes((FULL,))
 
 class ObjectReader(Protocol):
     def get(self, oid: bytes) -> tuple[int, bytes]: ...
+
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]: ...
 
     def contains(self, oid: bytes) -> bool: ...
 
@@ -387,6 +390,48 @@ class DiskObjectStore:
         full, _ = self._find(oid)
         return full[0], full[1:]
 
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """``[self.get(oid) for oid in oids]``, several times faster for bulk reads (restore,
+        merge): an object stored whole, the usual case for records, is found and verified in
+        one loop over the packs (the one that answered last first) without the layers of
+        :meth:`get`; anything else (deltas, a damaged entry, a new pack) takes :meth:`get`."""
+        out: list[tuple[int, bytes]] = []
+        append = out.append
+        sha = hashlib.sha256
+        paths = [self._fast_path(n) for n in self._order]
+        for oid in oids:
+            got = None
+            first = oid[0]
+            p = int.from_bytes(oid[:8], "big")
+            for k, (fanout, prefixes, ordinals, firsts, block) in enumerate(paths):
+                lo = fanout[first - 1] if first else 0
+                hi = fanout[first]
+                i = bisect_left(prefixes, p, lo, hi)
+                if i == hi or prefixes[i] != p:
+                    continue
+                ordinal = ordinals[i]
+                b = bisect_right(firsts, ordinal) - 1
+                try:
+                    data, ends = block(b)
+                except CorruptError:
+                    break  # get() names the object, or finds another copy
+                j = ordinal - firsts[b]
+                start = ends[j - 1] if j else 0
+                if data[start] == FULL:
+                    full = bytes(data[start + 1 : ends[j]])
+                    if sha(full).digest() == oid:
+                        got = (full[0], full[1:])
+                        if k:  # neighbours were mostly written together: ask this pack first
+                            paths.insert(0, paths.pop(k))
+                break
+            append(got if got is not None else self.get(oid))
+        return out
+
+    def _fast_path(self, name: str):
+        idx, _ = self._packs[name]
+        rd = self._reader(name)
+        return idx.fanout, idx._prefixes, idx._ordinals, rd._firsts, rd._block
+
     def get_depth(self, oid: bytes) -> int:
         return self._find(oid)[1]
 
@@ -504,6 +549,9 @@ class MemoryObjectStore:
             raise NotFoundError(f"object {oid.hex()} not found") from None
         return t, d
 
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        return [self.get(oid) for oid in oids]
+
     def get_depth(self, oid: bytes) -> int:
         try:
             return self._objects[oid][2]
@@ -552,6 +600,12 @@ class OverlayObjectStore:
         if self._mem.contains(oid):
             return self._mem.get(oid)
         return self.base.get(oid)
+
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        mem = self._mem
+        if not any(map(mem.contains, oids)):
+            return self.base.get_many(oids)
+        return [self.get(oid) for oid in oids]
 
     def get_depth(self, oid: bytes) -> int:
         return 0 if self._mem.contains(oid) else self.base.get_depth(oid)

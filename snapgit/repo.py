@@ -23,7 +23,7 @@ from .objects import Commit, Node, ObjType, Root, TableEntry, Tag, decode_schema
 from .refs import check_ref_name
 from .schema import TableSchema
 from .store import Store
-from .encoding import decode_row
+from .encoding import decode_row, decode_rows
 
 if TYPE_CHECKING:
     from .diff import Side, TableDiff
@@ -636,7 +636,7 @@ class Repo:
         from .db import Database, normalize_url
         from .merge import TablePlan
         from .schema import table_order
-        from .tree import iter_entries
+        from .tree import iter_leaves
 
         all_tables = self._tables_of(theirs)
         names = sorted(all_tables)
@@ -667,8 +667,8 @@ class Repo:
                     for name in order:
                         plan, entry = by_name[name]
                         batch: list = []
-                        for _key, rid in iter_entries(self.objects, entry.root):
-                            batch.append(decode_row(self.objects.get(rid)[1]))
+                        for _nid, leaf in iter_leaves(self.objects, entry.root):
+                            batch.extend(decode_rows([data for _t, data in self.objects.get_many(leaf.ids)]))
                             if len(batch) >= 5000:
                                 tx.insert_rows(plan.schema, batch)
                                 batch = []

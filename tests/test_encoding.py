@@ -26,6 +26,7 @@ from snapgit.encoding import (
     Json,
     canonical_value,
     decode_row,
+    decode_rows,
     encode_key,
     encode_row,
     encode_value,
@@ -132,6 +133,28 @@ def test_encoding_is_a_function_and_decoding_is_its_inverse(row):
     assert encode_row(decode_row(data)) == data
     canon = canonical_value(row)
     assert encode_row(canon) == encode_row(canonical_value(canon))
+
+
+@PROPS
+@given(st.lists(rows, max_size=40))
+def test_decode_rows_equals_decode_row_one_by_one(batch):
+    datas = [encode_row(r) for r in batch]
+    got = decode_rows(datas)
+    assert len(got) == len(batch)
+    assert all(same(g, decode_row(d)) for g, d in zip(got, datas))
+
+
+def test_decode_rows_does_not_merge_or_split_records():
+    # two values in one record would shift every row after it: the batch falls back to
+    # decoding one by one, which gives what decode_row gives for each record
+    datas = [encode_row([i, "x"]) for i in range(20)]
+    datas[5] = encode_row([1]) + encode_row([2])
+    with pytest.raises(Exception):
+        decode_row(datas[5])
+    with pytest.raises(Exception):
+        decode_rows(datas)
+    datas[5] = encode_value(7)  # a record that is not a row
+    assert decode_rows(datas)[5] == 7 and decode_rows(datas)[6] == [6, "x"]
 
 
 @PROPS

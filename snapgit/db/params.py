@@ -160,12 +160,21 @@ def _sqlite_time(style: SqliteStyle) -> Converter:
 def _sqlite_datetime(style: SqliteStyle) -> Converter:
     sep = style.sep
     spec = "microseconds" if style.micros else "auto"
+    # timestamp columns repeat values: format each once (naive and UTC ones only, which is
+    # what decoded rows hold; equal datetimes of other zones could be different instants)
+    texts: dict[_dt.datetime, str] = {}
 
     def convert(v: Any) -> Any:
         if type(v) is _dt.datetime:
-            if v.tzinfo is not None:
-                v = v.astimezone(_UTC)
-            return v.isoformat(sep, spec)
+            text = texts.get(v)
+            if text is None:
+                tz = v.tzinfo
+                text = (v if tz is None else v.astimezone(_UTC)).isoformat(sep, spec)
+                if tz is None or tz is _UTC:
+                    if len(texts) >= 65536:
+                        texts.clear()
+                    texts[v] = text
+            return text
         return v
 
     return convert
