@@ -337,3 +337,56 @@ def test_forced_cuts_at_leaf_max():
     sizes = [len(leaf.keys) for _, leaf in iter_leaves(store, root)]
     assert sizes == [7] * 14 + [2]
     assert list(iter_entries(store, root)) == entries
+
+
+@PROPS
+@given(entries=entry_sets, data=st.data())
+def test_whole_leaves_of_an_old_tree_give_the_tree_of_the_new_entries(entries, data):
+    """Rebuilding from an old tree (what an incremental commit does): leaves taken whole with
+    add_leaf where it accepts them, entries elsewhere, give the root that building the new
+    entries from scratch gives. Small nodes, so LEAF_MAX cuts and leaf seams are common."""
+    with small_nodes(leaf_target=4, leaf_max=6):
+        store = MemoryObjectStore()
+        old_root = build(store, entries)
+        old = dict(entries)
+        drop = set(data.draw(st.lists(st.sampled_from(sorted(old)), max_size=8))) if old else set()
+        added = data.draw(st.lists(st.binary(min_size=1, max_size=6), max_size=8))
+        new = {k: v for k, v in old.items() if k not in drop} | {k: rid(b"new" + k) for k in added}
+        new_entries = sorted(new.items())
+        w = store.writer()
+        b = TreeBuilder(lambda node, _p: w.add(ObjType.NODE, node.encode()))
+        taken = 0
+        keys = sorted(new)
+        pos = 0
+        for nid, leaf in iter_leaves(store, old_root):
+            if not leaf.keys:
+                continue
+            upto = pos
+            while upto < len(keys) and keys[upto] <= leaf.keys[-1]:
+                upto += 1
+            mine = keys[pos:upto]
+            pos = upto
+            if mine == leaf.keys and all(new[k] == old[k] for k in mine) and b.add_leaf(nid, leaf):
+                taken += 1
+                continue
+            b.add_batch(mine, [new[k] for k in mine])
+        b.add_batch(keys[pos:], [new[k] for k in keys[pos:]])
+        root, count = b.finish()
+        w.commit()
+        assert count == len(new_entries)
+        assert root == build(store, new_entries)
+        if not drop and not added and len(entries) > 20:
+            assert taken > 0  # unchanged trees are mostly taken whole
+
+
+def test_add_leaf_refuses_what_would_change_the_tree():
+    with small_nodes(leaf_target=4, leaf_max=6):
+        store = MemoryObjectStore()
+        entries = [(encode_key([i]), rid(i)) for i in range(60)]
+        root = build(store, entries)
+        leaves = list(iter_leaves(store, root))
+        b = TreeBuilder(lambda node, _p: b"\0" * 32)
+        b.add_batch([entries[0][0]], [entries[0][1]])
+        assert not b.add_leaf(*leaves[1])  # entries pending: the leaf would start elsewhere
+        ends_early = next((nid, leaf) for nid, leaf in leaves if not tree_mod.leaf_ends(leaf.keys))
+        assert not TreeBuilder(lambda node, _p: b"\0" * 32).add_leaf(*ends_early)
