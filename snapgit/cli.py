@@ -242,7 +242,7 @@ def commit(
                 "nothing_to_commit": result.commit_id is None,
                 "seconds": round(result.seconds, 3),
                 "tables": {
-                    t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written}
+                    t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written, "processes": t.processes}
                     | ({"incremental": t.incremental, "note": t.note} if incremental else {})
                     for t in result.tables
                 },

@@ -28,6 +28,7 @@ from operator import lt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from zlib import crc32
 
 from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder
 from .errors import ConflictError, SnapError
@@ -36,6 +37,7 @@ from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, obj
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
 from .schema import TableSchema
+from . import tree as tree_mod
 from .tree import TreeBuilder, UnsortedKeysError, iter_leaves, leaf_index, load_node
 
 __all__ = [
@@ -71,6 +73,7 @@ class TableResult:
     records_written: int = 0
     nodes_written: int = 0
     incremental: bool = False  # read incrementally (changed rows and keys only)
+    processes: int = 1  # how many processes read it (scanpool.py)
     note: str | None = None  # why an incremental commit read this table in full
 
 
@@ -182,11 +185,11 @@ def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]],
     return EncodingError(f"table {schema.name!r}: {exc}")
 
 
-def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None, since=None):
+def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None, **scan_kw):
     """Batches of (rows, encoded rows, record ids) in the database's order."""
     pack = encode_row
     sha = _sha256
-    for batch in snap.scan(schema, key, since=since) if since is not None else snap.scan(schema, key):
+    for batch in snap.scan(schema, key, **scan_kw):
         try:
             packed = list(map(pack, batch))
         except EncodingError as exc:
@@ -225,6 +228,132 @@ def _build_keyed(snap, schema, key, tw: _TableWriter, progress) -> tuple[bytes, 
         chunk = entries[i : i + step]
         builder.add_batch([e[0] for e in chunk], [e[1] for e in chunk], [e[2] for e in chunk])
     return builder.finish()
+
+
+# -- one table read by several processes, a key range each ----------------------------------
+
+
+@dataclass
+class RangeResult:
+    """What reading one key range of a table gave: its leaves that are certainly leaves of the
+    table's tree, and the entries before and after them, which may share a leaf with the
+    neighbouring ranges. Every record of the range is stored."""
+
+    head: tuple[list[bytes], list[bytes]]  # (keys, ids) up to and including the first boundary
+    leaves: list[tuple[bytes, bytes, bytes, int]]  # (first key, last key, id, count)
+    tail: tuple[list[bytes], list[bytes]]  # (keys, ids) after the last closed leaf
+    rows: int
+    records_written: int = 0
+    nodes_written: int = 0
+
+
+def _write_new_records(tw: _TableWriter, ids: Sequence[bytes], payloads: Sequence[bytes]) -> None:
+    keep = [i for i, rid in enumerate(ids) if not tw._has(rid)]
+    if keep:
+        tw.writer.add_full_many(ObjType.RECORD, [ids[i] for i in keep], [payloads[i] for i in keep])
+        tw.records_written += len(keep)
+
+
+def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter, key_range, progress) -> RangeResult:
+    """Read the rows of one key range and store them, with the leaves that start after the
+    range's first boundary key: from there on, where leaves end no longer depends on what came
+    before the range (a leaf starts fresh after a boundary), so they are the tree's own."""
+    names = schema.sorted_names
+    kenc = key_encoder([names.index(k) for k in key])
+    leaves: list[tuple[bytes, bytes, bytes, int]] = []
+    builder = TreeBuilder(tw.emit, on_leaf=lambda first, last, nid, n: leaves.append((first, last, nid, n)))
+    head_keys: list[bytes] = []
+    head_ids: list[bytes] = []
+    in_head = True
+    rows = 0
+    nodes_before, records_before = tw.nodes_written, tw.records_written
+    for batch, packed, ids in _scan_encoded(snap, schema, key, progress, key_range=key_range):
+        keys = list(map(kenc, batch))
+        rows += len(keys)
+        if in_head:
+            if (head_keys and keys[0] <= head_keys[-1]) or not all(map(lt, keys, islice(keys, 1, None))):
+                raise UnsortedKeysError("keys are not in strictly increasing order")
+            threshold = tree_mod.LEAF_THRESHOLD
+            cut = next((i for i, k in enumerate(keys) if crc32(k) < threshold), None)
+            end = len(keys) if cut is None else cut + 1
+            _write_new_records(tw, ids[:end], packed[:end])
+            head_keys += keys[:end]
+            head_ids += ids[:end]
+            if cut is None:
+                continue
+            in_head = False
+            keys, ids, packed = keys[end:], ids[end:], packed[end:]
+            if keys and keys[0] <= head_keys[-1]:
+                raise UnsortedKeysError("keys are not in strictly increasing order")
+        builder.add_batch(keys, ids, packed)
+    tail_keys, tail_ids, tail_payloads = builder.pending()
+    if tail_keys:
+        _write_new_records(tw, tail_ids, tail_payloads or [])
+    return RangeResult(
+        (head_keys, head_ids), leaves, (list(tail_keys), list(tail_ids)), rows,
+        tw.records_written - records_before, tw.nodes_written - nodes_before,
+    )
+
+
+def join_ranges(tw: _TableWriter, results: Sequence[RangeResult]) -> tuple[bytes, int]:
+    """The table's tree from its key ranges, in key order: the entries around the seams make
+    leaves here, the ranges' own leaves are taken whole."""
+    builder = TreeBuilder(tw.emit)
+    for r in results:
+        builder.add_batch(*r.head)
+        for first, last, nid, count in r.leaves:
+            if not builder.add_leaf_ref(first, last, nid, count):
+                raise AssertionError("a range's leaf does not start on a boundary")
+        builder.add_batch(*r.tail)
+    return builder.finish()
+
+
+class ScanPool(Protocol):
+    """Worker processes reading key ranges of a table in the commit's snapshot (scanpool.py):
+    ``start`` hands them their ranges (None: the pool cannot), and what it returns gives
+    ``progress(p)`` (a Progress that also passes the workers' progress on), ``results(p)``
+    (their RangeResults in order, None if any failed) and ``cancel()``."""
+
+    size: int
+    min_rows: int
+
+    def start(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> Any: ...
+
+
+_INT_TYPES = ("smallint", "integer", "bigint")
+
+
+def _build_parallel(snap, schema, key, tw: _TableWriter, old_root, pool: ScanPool, total: int, progress):
+    """The table's (root, rows) read by ``pool.size + 1`` processes, or None when it cannot be
+    (keys in another order, a worker gone, a row count that does not add up): read it serially."""
+    column = key[0]
+    lo, hi = snap.key_bounds(schema.name, column)
+    if type(lo) is not int or type(hi) is not int:
+        return None
+    n = pool.size + 1
+    bounds = [lo + (hi - lo + 1) * i // n for i in range(1, n)]
+    ranges = [(column, None if i == 0 else bounds[i - 1], None if i == n - 1 else bounds[i]) for i in range(n)]
+    pending = pool.start(schema, key, old_root, ranges[1:])
+    if pending is None:
+        return None
+    try:
+        mine = scan_range(snap, schema, key, tw, ranges[0], pending.progress(progress))
+    except UnsortedKeysError:
+        pending.cancel()
+        return None
+    except BaseException:
+        pending.cancel()
+        raise
+    theirs = pending.results(progress)
+    if theirs is None:
+        return None
+    results = [mine, *theirs]
+    if sum(r.rows for r in results) != total:
+        return None  # a row fell outside every range (a NULL, a text in an integer column...)
+    for r in theirs:
+        tw.records_written += r.records_written
+        tw.nodes_written += r.nodes_written
+    return join_ranges(tw, results)
 
 
 class _Fallback(Exception):
@@ -412,12 +541,17 @@ def snapshot_database(
     progress: Progress | None = None,
     count_rows: bool = False,
     incremental: Incremental | None = None,
+    parallel: Any = None,
 ) -> tuple[dict[str, bytes], list[TableResult]]:
     """Write every table of a read snapshot; returns {table name: table object id} and results.
 
     With ``incremental``, a table that allows it (see :func:`_incremental_column`) is read as its
     changed rows plus its keys, and its tree is built from the parent's; the others are read in
-    full, and their result says why."""
+    full, and their result says why.
+
+    ``parallel`` (a :class:`snapgit.scanpool.Parallel`): tables with a single integer key and at
+    least ``parallel.min_rows`` rows are read by several processes, a key range each, when the
+    database can share the snapshot; the tree is the same."""
     probe = bool(getattr(objects, "pack_names", lambda: [1])())
     results = []
     tables: dict[str, bytes] = {}
@@ -439,6 +573,7 @@ def snapshot_database(
             progress.table(schema.name, total)
         tw = _TableWriter(objects, writer, old, probe)
         root = None
+        processes = 1
         if column is not None:
             assert old_entry is not None and key is not None
             try:
@@ -447,6 +582,19 @@ def snapshot_database(
                 note = f"{why}; read in full"
                 if progress is not None:
                     progress.table(schema.name, total)
+        if root is None and parallel is not None and key and len(key) == 1 and column is None:
+            types = {c.name: c.type for c in schema.columns}
+            if types[key[0]] in _INT_TYPES:
+                if total is None:
+                    total = snap.count(schema.name)
+                pool = parallel.get(snap) if total >= parallel.min_rows else None
+                if pool is not None:
+                    built = _build_parallel(snap, schema, key, tw, old_entry.root if old else None, pool, total, progress)
+                    if built is not None:
+                        root, rows = built
+                        processes = pool.size + 1
+                    elif progress is not None:
+                        progress.table(schema.name, total)
         if root is not None:
             pass
         elif key:
@@ -466,6 +614,7 @@ def snapshot_database(
         results.append(TableResult(
             schema.name, rows, table_id, changed, tw.records_written, tw.nodes_written,
             incremental=column is not None and note is None, note=note if incremental is not None else None,
+            processes=processes,
         ))
     return tables, results
 

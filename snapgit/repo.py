@@ -7,6 +7,7 @@ that talk to a database, so commands that only read the store start fast.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -265,7 +266,10 @@ class Repo:
         wanted = tables or self.config.tables
         inc, why_full = self._incremental_plan(parent, url) if incremental else (None, None)
         read_at, _ = now_micros()
-        with Database.connect(url) as db, db.snapshot() as snap:
+        from .scanpool import Parallel
+
+        parallel = Parallel(url, self.objects.root)
+        with Database.connect(url) as db, db.snapshot() as snap, contextlib.closing(parallel):
             db_time = snap.now()
             schemas = snap.reflect(wanted)
             if not schemas:
@@ -284,6 +288,7 @@ class Repo:
                     progress=progress,
                     count_rows=progress is not None,
                     incremental=inc,
+                    parallel=parallel,
                 )
                 all_tables = dict(written)
                 if tables and parent_root is not None:

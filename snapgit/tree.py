@@ -76,8 +76,16 @@ class UnsortedKeysError(SnapError):
 
 
 class TreeBuilder:
-    def __init__(self, emit: Emit) -> None:
+    """Builds a tree from sorted entries in one pass.
+
+    ``on_leaf(first key, last key, id, count)``, when given, receives each closed leaf instead
+    of the inner levels: a builder of leaves only (for a key range of a table, whose leaves a
+    second builder joins with :meth:`add_leaf_ref`); :meth:`pending` then gives the entries
+    after its last leaf."""
+
+    def __init__(self, emit: Emit, on_leaf: Callable[[bytes, bytes, bytes, int], None] | None = None) -> None:
         self._emit = emit
+        self._on_leaf = on_leaf
         self._keys: list[bytes] = []
         self._ids: list[bytes] = []
         self._payloads: list[bytes] | None = None
@@ -115,15 +123,22 @@ class TreeBuilder:
         adding its entries one by one would: no entries are pending (so the leaf starts where a
         fresh leaf would) and its last key is a boundary. Returns False (nothing added) when
         not; the caller then adds the entries."""
-        if self._keys or not leaf.keys or not leaf_ends(leaf.keys):
+        if not leaf.keys or not leaf_ends(leaf.keys):
             return False
-        if self._last is not None and leaf.keys[0] <= self._last:
+        return self.add_leaf_ref(leaf.keys[0], leaf.keys[-1], nid, len(leaf.keys))
+
+    def add_leaf_ref(self, first_key: bytes, last_key: bytes, nid: bytes, count: int) -> bool:
+        """:meth:`add_leaf` for a leaf known by its first and last keys, id and size, which the
+        caller knows ends on a boundary (a leaf another builder closed, not its last)."""
+        if self._keys:
+            return False
+        if self._last is not None and first_key <= self._last:
             raise UnsortedKeysError("keys are not in strictly increasing order")
         if self._payloads is not None:
             raise ValueError("a builder given payloads cannot take whole leaves")
-        self._last = leaf.keys[-1]
-        self.count += len(leaf.keys)
-        self._push(1, leaf.keys[-1], nid, len(leaf.keys))
+        self._last = last_key
+        self.count += count
+        self._push(1, last_key, nid, count)
         return True
 
     def _segment(self, keys, ids, payloads, start: int, end: int, natural: bool) -> None:
@@ -148,7 +163,10 @@ class TreeBuilder:
         if payloads is not None:
             self._payloads = []
         nid = self._emit(node, payloads)
-        self._push(1, node.keys[-1], nid, len(node.keys))
+        if self._on_leaf is not None:
+            self._on_leaf(node.keys[0], node.keys[-1], nid, len(node.keys))
+        else:
+            self._push(1, node.keys[-1], nid, len(node.keys))
 
     def _push(self, level: int, last_key: bytes, nid: bytes, count: int) -> None:
         while len(self._levels) < level:
@@ -168,6 +186,10 @@ class TreeBuilder:
         node = Node(level, keys, ids, counts)
         nid = self._emit(node, None)
         self._push(level + 1, keys[-1], nid, sum(counts))
+
+    def pending(self) -> tuple[list[bytes], list[bytes], list[bytes] | None]:
+        """(keys, ids, payloads or None) added but not yet in a closed leaf."""
+        return self._keys, self._ids, self._payloads
 
     def finish(self) -> tuple[bytes, int]:
         """Flush what is pending; returns (root id, row count)."""

@@ -25,6 +25,7 @@ import contextlib
 import datetime as _dt
 import itertools
 import pathlib
+import re
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -150,12 +151,16 @@ class Database:
             raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator["ReadSnapshot"]:
-        """One consistent read transaction for everything read inside the ``with`` block."""
+    def snapshot(self, shared: str | None = None) -> Iterator["ReadSnapshot"]:
+        """One consistent read transaction for everything read inside the ``with`` block.
+
+        ``shared``: a token from :meth:`ReadSnapshot.share` of another snapshot, still open, of
+        the same database: this one then sees exactly what that one sees (for reading one
+        table with several processes)."""
         conn = self._connect()
         snap = ReadSnapshot(self, conn)
         try:
-            snap._begin()
+            snap._begin(shared)
             yield snap
         finally:
             snap._end()
@@ -209,7 +214,7 @@ class ReadSnapshot:
 
     # --- transaction ----------------------------------------------------------------------------
 
-    def _begin(self) -> None:
+    def _begin(self, shared: str | None = None) -> None:
         try:
             if self._dialect == "postgresql":
                 self._conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -220,6 +225,12 @@ class ReadSnapshot:
                     cur.execute("BEGIN")
                     cur.execute("SELECT count(*) FROM sqlite_master")  # the snapshot starts here
                 elif self._dialect == "postgresql":
+                    if shared is not None:
+                        # SET takes no bound parameters; the id is checked to be what
+                        # pg_export_snapshot() gives (hex digits and dashes)
+                        if not re.fullmatch(r"[0-9A-Fa-f-]{1,64}", shared):
+                            raise DatabaseError(f"not a snapshot id: {shared!r}")
+                        cur.execute(f"SET TRANSACTION SNAPSHOT '{shared}'")
                     cur.execute("SELECT 1")  # the first statement takes the snapshot
                 else:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -298,6 +309,44 @@ class ReadSnapshot:
         finally:
             cur.close()
 
+    def share(self) -> str | None:
+        """A token with which other connections open snapshots that see exactly what this one
+        sees (:meth:`Database.snapshot`), or None where the database cannot promise that.
+
+        PostgreSQL exports the snapshot. SQLite in rollback-journal mode needs nothing: while
+        this transaction holds its shared lock no writer can commit, so a read transaction
+        started later sees the same state (in WAL mode writers go on, so: None). MariaDB has
+        no way to share a snapshot between connections: None."""
+        self._claim()
+        cur = self._raw.cursor()
+        try:
+            if self._dialect == "postgresql":
+                cur.execute("SELECT pg_export_snapshot()")
+                return str(cur.fetchone()[0])
+            if self._dialect == "sqlite":
+                cur.execute("PRAGMA journal_mode")
+                return None if str(cur.fetchone()[0]).lower() == "wal" else "sqlite-shared-lock"
+            return None
+        except self._dbapi_error:
+            return None
+        finally:
+            cur.close()
+
+    def key_bounds(self, table: str, column: str) -> tuple[Any, Any]:
+        """(min, max) of a column, as the driver returns them."""
+        self._require([table])
+        self._claim()
+        q = self._quote
+        cur = self._raw.cursor()
+        try:
+            cur.execute(f"SELECT min({q(column)}), max({q(column)}) FROM {q(table)}")
+            lo, hi = cur.fetchone()
+            return lo, hi
+        except self._dbapi_error as exc:
+            raise self._wrap(f"cannot read the key range of table {table} in", exc) from exc
+        finally:
+            cur.close()
+
     def now(self) -> "_dt.datetime":
         """The database server's clock, as a naive UTC datetime (on PostgreSQL the start of the
         read transaction). Incremental commits compare change columns, which the database's
@@ -326,6 +375,7 @@ class ReadSnapshot:
         *,
         columns: Sequence[str] | None = None,
         since: tuple[str, "_dt.datetime"] | None = None,
+        key_range: tuple[str, int | None, int | None] | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Stream the rows of ``schema.name`` in batches of at most ``batch_size`` tuples, each
         holding the row's values in ``schema.sorted_names`` order (or in ``columns`` order, when
@@ -336,6 +386,9 @@ class ReadSnapshot:
         ``since=(column, t)`` (``t`` a naive UTC datetime) reads only rows whose ``column`` is at
         or after ``t``, plus rows where it is NULL or (SQLite) not stored as text: when in doubt
         a row is read, because an incremental commit may read too much but never too little.
+
+        ``key_range=(column, lo, hi)``: only rows with ``lo <= column < hi`` (an integer
+        column; None for no bound; a range without a lower bound also holds NULLs).
 
         Reading starts at the first ``next()``. One scan reads at a time: any other read of
         this snapshot (another scan, a count, a reflection) closes an unfinished scan, which
@@ -363,9 +416,22 @@ class ReadSnapshot:
         select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names))
         sql = f"SELECT {select} FROM {q(table)}"
         params: tuple[Any, ...] = ()
+        wheres = []
         if since is not None:
             where, params = self._since(by_name[since[0]], since[1])
-            sql += " WHERE " + where
+            wheres.append(where)
+        if key_range is not None:
+            col, lo, hi = key_range
+            if col not in by_name:
+                raise DatabaseError(f"column {col} is not a column of table {table}")
+            c = q(col)
+            # integers only, so they are written into the SQL (no placeholders to mix)
+            if lo is not None:
+                wheres.append(f"{c} >= {int(lo)}")
+            if hi is not None:
+                wheres.append(f"({c} < {int(hi)} OR {c} IS NULL)" if lo is None else f"{c} < {int(hi)}")
+        if wheres:
+            sql += " WHERE " + " AND ".join(wheres)
         if order:
             sql += " ORDER BY " + ", ".join(order)
         convert = batch_converter([r.convert for r in reads])

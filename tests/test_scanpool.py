@@ -1,0 +1,196 @@
+"""Big tables read by several processes, a key range each (scanpool.py): the tree is the one a
+single process builds, on every database; where the snapshot cannot be shared or the ranges do
+not cover the table, the commit reads alone."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snapgit import Repo
+from snapgit import tree as tree_mod
+
+
+@pytest.fixture
+def small_leaves(monkeypatch):
+    """Small leaves (forked workers inherit them), so ranges hold many leaves and seams."""
+    monkeypatch.setattr(tree_mod, "LEAF_THRESHOLD", (1 << 32) // 8)
+    monkeypatch.setattr(tree_mod, "LEAF_MAX", 12)
+    monkeypatch.setattr(tree_mod, "INNER_THRESHOLD", (1 << 32) // 4)
+    monkeypatch.setattr(tree_mod, "INNER_MAX", 6)
+
+
+def commit_with(monkeypatch, repo: Repo, workers: int, message: str):
+    monkeypatch.setenv("SNAP_WORKERS", str(workers))
+    monkeypatch.setenv("SNAP_PARALLEL_MIN_ROWS", "1")
+    return repo.commit(message, allow_empty=True)
+
+
+def trees_agree(monkeypatch, repo: Repo, workers: int = 2) -> tuple:
+    alone = commit_with(monkeypatch, repo, 0, "alone")
+    split = commit_with(monkeypatch, repo, workers, "split")
+    assert split.tree_id == alone.tree_id
+    return alone, split
+
+
+rows_st = st.dictionaries(
+    st.one_of(st.integers(-50, 5000), st.integers(-(2**62), 2**62)),
+    st.tuples(st.one_of(st.none(), st.text(max_size=8)), st.integers(0, 9)),
+    max_size=400,
+)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=rows_st, edits=rows_st, workers=st.integers(1, 3))
+def test_ranges_joined_give_the_tree_of_one_process(tmp_path_factory, monkeypatch, small_leaves, rows, edits, workers):
+    tmp = tmp_path_factory.mktemp("pool")
+    con = sqlite3.connect(tmp / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(k, *v) for k, v in rows.items()])
+    con.commit()
+    with Repo.init(tmp, db_url=str(tmp / "app.db")) as repo:
+        alone, split = trees_agree(monkeypatch, repo, workers)
+        if rows:
+            assert split.tables[0].processes == workers + 1
+        # a second commit: the ranges' leaves now go in as deltas against the parent's
+        con.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?)", [(k, *v) for k, v in edits.items()])
+        con.execute("DELETE FROM t WHERE n = 3")
+        con.commit()
+        trees_agree(monkeypatch, repo, workers)
+        assert not repo.verify().problems
+    con.close()
+
+
+def test_every_database(db_url, db_kind, db_engine, tmp_path: Path, monkeypatch, small_leaves) -> None:
+    meta = sa.MetaData()
+    t = sa.Table("t", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20)))
+    meta.create_all(db_engine)
+    with db_engine.begin() as conn:
+        conn.execute(t.insert(), [{"id": i * 7, "v": f"v{i % 13}"} for i in range(1500)])
+    with Repo.init(tmp_path, db_url=db_url) as repo:
+        _alone, split = trees_agree(monkeypatch, repo)
+        # MariaDB cannot share a snapshot between connections: read by the commit alone
+        assert split.tables[0].processes == (1 if db_kind == "mariadb" else 3)
+
+
+def test_rows_outside_every_range_make_the_commit_read_alone(tmp_path: Path, monkeypatch, small_leaves) -> None:
+    # "INT PRIMARY KEY" is no rowid alias in SQLite: it takes NULLs and text
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x") for i in range(300)] + [(None, "null key")])
+    con.commit()
+    with Repo.init(tmp_path, db_url=str(tmp_path / "app.db")) as repo:
+        _alone, split = trees_agree(monkeypatch, repo)
+        assert split.tables[0].processes == 3  # a NULL key goes with the first range
+        con.execute("INSERT INTO t VALUES ('text key', 'y')")
+        con.commit()
+        _alone, split = trees_agree(monkeypatch, repo)
+        assert split.tables[0].processes == 1  # max(id) is text: no integer ranges
+    con.close()
+
+
+def test_wal_mode_reads_alone(tmp_path: Path, monkeypatch, small_leaves) -> None:
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x") for i in range(300)])
+    con.commit()
+    with Repo.init(tmp_path, db_url=str(tmp_path / "app.db")) as repo:
+        _alone, split = trees_agree(monkeypatch, repo)
+        assert split.tables[0].processes == 1  # writers go on in WAL mode: no shared snapshot
+    con.close()
+
+
+def test_small_tables_and_composite_keys_are_read_alone(tmp_path: Path, monkeypatch) -> None:
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE pairs (a INTEGER, b INTEGER, PRIMARY KEY (a, b))")
+    con.execute("CREATE TABLE small (id INTEGER PRIMARY KEY)")
+    con.executemany("INSERT INTO pairs VALUES (?, ?)", [(i, i) for i in range(50)])
+    con.executemany("INSERT INTO small VALUES (?)", [(i,) for i in range(50)])
+    con.commit()
+    con.close()
+    monkeypatch.setenv("SNAP_WORKERS", "2")
+    monkeypatch.setenv("SNAP_PARALLEL_MIN_ROWS", "100")
+    with Repo.init(tmp_path, db_url=str(tmp_path / "app.db")) as repo:
+        result = repo.commit("first")
+        assert [t.processes for t in result.tables] == [1, 1]
+
+
+def test_a_shared_snapshot_sees_what_the_first_sees(db_url, db_kind, db_engine) -> None:
+    """The premise of the workers: a snapshot opened with share()'s token, after another
+    connection committed a row, sees the database as the first snapshot does (PostgreSQL), or
+    the commit could not happen meanwhile (SQLite: the shared lock keeps writers out)."""
+    from snapgit.db import Database
+
+    meta = sa.MetaData()
+    t = sa.Table("t", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False))
+    meta.create_all(db_engine)
+    with db_engine.begin() as conn:
+        conn.execute(t.insert(), [{"id": 1}])
+    with Database.connect(db_url) as db, db.snapshot() as first:
+        assert first.count("t") == 1
+        token = first.share()
+        if db_kind == "mariadb":
+            assert token is None
+            return
+        try:
+            with db_engine.begin() as conn:
+                if db_kind == "sqlite":
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+                conn.execute(t.insert(), [{"id": 2}])
+            wrote = True
+        except sa.exc.OperationalError as exc:
+            assert db_kind == "sqlite" and "locked" in str(exc)
+            wrote = False
+        assert wrote == (db_kind == "postgresql")
+        with Database.connect(db_url) as other, other.snapshot(shared=token) as second:
+            assert second.count("t") == 1
+
+
+def test_workers_stop_when_the_commit_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the commit: its workers notice the broken pipe at their next message and
+    exit, so none goes on holding a read transaction (and on SQLite, a lock) on the database."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, "x" * 50) for i in range(300_000)])
+    con.commit()
+    con.close()
+    Repo.init(tmp_path, db_url=str(tmp_path / "app.db")).close()
+    env = {**os.environ, "SNAP_WORKERS": "2", "SNAP_PARALLEL_MIN_ROWS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "snapgit.cli", "commit", "-m", "x"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    deadline = time.monotonic() + 30
+    kids: list[int] = []
+    while len(kids) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        kids = children()
+    if len(kids) < 2:
+        proc.wait()
+        pytest.skip("the commit ended before its workers could be seen")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    alive = kids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [k for k in alive if os.path.exists(f"/proc/{k}") and "zombie" not in open(f"/proc/{k}/status").read()]
+    assert not alive
+    with Repo.open(tmp_path) as repo:
+        assert repo.commit("after").commit_id is not None
+        assert not repo.verify().problems
