@@ -447,6 +447,8 @@ def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, sin
             ids = list(leaf.ids)
             for k in changed_keys[ci:cj]:
                 i = bisect_left(leaf.keys, k)
+                if i == len(ids) or leaf.keys[i] != k:
+                    raise _Fallback("the changed rows and the key scan disagree")
                 ids[i] = record(*changed[k], ids[i])
             placed += cj - ci
             builder.add_batch(leaf.keys, ids)
