@@ -107,3 +107,107 @@ def test_kill_9_during_commit_leaves_a_consistent_store(tmp_path: Path) -> None:
     assert outcomes["old"] and outcomes["new"] >= TRIALS // 10, outcomes
     ok(tmp_path, "commit", "-m", "after the crashes", "--allow-empty")
     ok(tmp_path, "verify", "--read-data")
+
+
+# --- merge ------------------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from snapgit import Repo  # noqa: E402
+
+# kills per database: every trial resets a server database, so the servers get fewer
+MERGE_TRIALS = {"sqlite": TRIALS, "postgresql": max(6, TRIALS // 8), "mariadb": max(6, TRIALS // 8)}
+
+
+def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    meta = sa.MetaData()
+    parent = sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                      sa.Column("name", sa.String(40), nullable=False))
+    child = sa.Table("child", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id"), nullable=False),
+                     sa.Column("note", sa.String(40)))
+    return meta, parent, child
+
+
+def contents(engine: sa.Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))] for t in ("parent", "child")}
+
+
+def load(engine: sa.Engine, state: dict[str, list[tuple]]) -> None:
+    _meta, parent, child = _tables()
+    with engine.begin() as conn:
+        conn.execute(child.delete())
+        conn.execute(parent.delete())
+        conn.execute(parent.insert(), [dict(zip(("id", "name"), r)) for r in state["parent"]])
+        conn.execute(child.insert(), [dict(zip(("id", "parent_id", "note"), r)) for r in state["child"]])
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgresql", "mariadb"])
+def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_db_url, tmp_path: Path) -> None:
+    url = make_db_url(db_kind)
+    engine = sa.create_engine(url, poolclass=NullPool)  # no connection is open across a fork
+    meta, _parent, _child = _tables()
+    meta.create_all(engine)
+    base = {"parent": [(i, f"p{i}") for i in range(1, 201)],
+            "child": [(i, i % 200 + 1, f"n{i}") for i in range(1, 801)]}
+    load(engine, base)
+    repo = Repo.init(tmp_path, url)
+    repo.commit("base")
+    repo.create_branch("feature")
+    repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+    theirs = {"parent": [(i, f"p{i}" if i % 7 else f"theirs {i}") for i in range(1, 221)],  # 20 new parents
+              "child": [(i, i % 220 + 1, f"n{i}" if i % 11 else "theirs") for i in range(31, 901)]}
+    load(engine, theirs)
+    repo.commit("theirs")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    ours = {"parent": [(i, f"p{i}" if i % 13 else f"ours {i}") for i in range(1, 201)],
+            "child": [(i, i % 200 + 1, f"n{i}" if i % 17 else "ours") for i in range(1, 781)]}
+    load(engine, ours)  # uncommitted: the merge first commits it
+    old_head = repo.head().hex()
+    repo.close()
+    template = tmp_path / "template.snapstore"
+    store = tmp_path / ".snapstore"
+    shutil.copytree(store, template)
+
+    def reset() -> None:
+        shutil.rmtree(store)
+        shutil.copytree(template, store)
+        load(engine, ours)
+
+    before = contents(engine)
+    duration = timed(tmp_path, "merge", "feature", "--strategy", "backup_wins")
+    after = contents(engine)
+    assert after != before and after["parent"][-1] == (220, "p220")
+    rng = random.Random(99)
+    outcomes = {"before": 0, "after": 0, "finished": 0, "locked": 0}
+    for _trial in range(MERGE_TRIALS[db_kind]):
+        reset()
+        child = forkrun.start(tmp_path, "merge", "feature", "--strategy", "backup_wins")
+        time.sleep(kill_delay(rng, duration))
+        if not child.kill():
+            outcomes["finished"] += 1
+            assert child.wait() == 0
+        outcomes["locked"] += unlock_if_needed(tmp_path)
+        head = assert_store_whole(tmp_path)
+        now = contents(engine)
+        assert now in (before, after), "the database is neither as before the merge nor as after it"
+        outcomes["before" if now == before else "after"] += 1
+        if head["id"] != old_head:  # the pre-merge snapshot, or the merge commit on top of it
+            by_id = {c["id"]: c for c in json.loads(ok(tmp_path, "log", "--json"))}
+            first_parents, c = [], head
+            while c["parents"] and len(first_parents) < 2:
+                first_parents.append(c["parents"][0])
+                c = by_id[c["parents"][0]]
+            assert old_head in first_parents, head
+        ok(tmp_path, "commit", "-m", "after the crash", "--allow-empty")
+        if now == after:  # the recorded state is the merged one, however far the merge got
+            assert forkrun.run(tmp_path, "diff", "feature", "HEAD", "--stat").returncode == 0
+    print(db_kind, outcomes)
+    if db_kind == "sqlite":
+        assert outcomes["before"] >= 5 and outcomes["after"] - outcomes["finished"] >= 2, outcomes
+    engine.dispose()
