@@ -12,6 +12,7 @@ __all__ = [
     "SnapError",
     "NotFoundError",
     "CorruptError",
+    "MissingObjectError",
     "LockedError",
     "ConflictError",
     "EXIT_ERROR",
@@ -48,6 +49,11 @@ class CorruptError(SnapError):
     """Stored bytes that fail a checksum, do not parse, or are of an unknown format version."""
 
     exit_code = EXIT_CORRUPT
+
+
+class MissingObjectError(NotFoundError, CorruptError):
+    """An object the store should have and does not: something (a ref, a commit, a tree)
+    names it, so its absence is damage (exit status 3), not a user's typo."""
 
 
 class LockedError(SnapError):

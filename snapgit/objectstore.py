@@ -26,7 +26,7 @@ from typing import Protocol
 
 import zstandard as zstd
 
-from .errors import CorruptError, NotFoundError
+from .errors import CorruptError, MissingObjectError, NotFoundError
 from .pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
 from .packindex import IndexReader, build_index
 
@@ -265,6 +265,7 @@ class DiskObjectStore:
         self._last_hit: str | None = None
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
+        self.broken: dict[str, str] = {}  # pack name -> why its index could not be opened
         self.refresh()
 
     # -- discovery
@@ -277,8 +278,14 @@ class DiskObjectStore:
             raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
         for fname in names:
             name = fname[len("pack-") : -len(".idx")]
-            if name not in self._packs:
-                self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+            if name not in self._packs and name not in self.broken:
+                try:
+                    self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                except CorruptError as exc:
+                    # One damaged index must not make the whole store unreadable (verify could not
+                    # even report it): its objects are missing, and reading one says why.
+                    self.broken[name] = str(exc)
+                    continue
                 self._order.insert(0, name)
 
     def pack_names(self) -> list[str]:
@@ -356,7 +363,11 @@ class DiskObjectStore:
             self.refresh()
             if len(self._order) != before:
                 return self._find(oid, retry=False, chain=chain)
-        raise NotFoundError(f"object {oid.hex()} not found")
+        why = "; ".join(self.broken.values())
+        raise MissingObjectError(
+            f"object {oid.hex()} not found" + (f" (an index is damaged: {why})" if why else ""),
+            hint="the store is damaged: run `snap verify` to see what is affected",
+        )
 
     def _find_in(self, name: str, oid: bytes, chain: int) -> tuple[bytes, int] | None:
         """The object from one pack, verified by its hash; None if that pack does not have it."""
@@ -494,21 +505,21 @@ class MemoryObjectStore:
 
     def delta_base(self, oid: bytes) -> bytes | None:
         if oid not in self._objects:
-            raise NotFoundError(f"object {oid.hex()} not found")
+            raise MissingObjectError(f"object {oid.hex()} not found")
         return self._bases.get(oid)
 
     def get(self, oid: bytes) -> tuple[int, bytes]:
         try:
             t, d, _ = self._objects[oid]
         except KeyError:
-            raise NotFoundError(f"object {oid.hex()} not found") from None
+            raise MissingObjectError(f"object {oid.hex()} not found") from None
         return t, d
 
     def get_depth(self, oid: bytes) -> int:
         try:
             return self._objects[oid][2]
         except KeyError:
-            raise NotFoundError(f"object {oid.hex()} not found") from None
+            raise MissingObjectError(f"object {oid.hex()} not found") from None
 
     def contains(self, oid: bytes) -> bool:
         return oid in self._objects
