@@ -1,0 +1,299 @@
+"""Fault injection: damaged files, concurrent writers, a full disk, an unknown format, and a merge
+whose writes fail half-way. Real files, real processes (tests/forkrun.py), real databases.
+
+kill -9 during commit and merge is in test_crash.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import sqlite3
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import forkrun
+
+SEED = int(os.environ.get("SNAP_FAULT_SEED", "20240229"))
+# offsets drawn per region of a file; SNAP_FAULT_OFFSETS scales the hunt up
+OFFSETS = int(os.environ.get("SNAP_FAULT_OFFSETS", "1"))
+
+
+def ok(cwd: Path, *args: str) -> str:
+    proc = forkrun.run(cwd, *args)
+    assert proc.returncode == 0, f"snap {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def clean_error(proc) -> bool:
+    """One `error:` line and maybe a `hint:` line; no traceback."""
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    return "Traceback" not in proc.stderr and 1 <= len(lines) <= 2 and lines[0].startswith("error: ")
+
+
+def sqlite_rows(path: Path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(path)
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("t", "u")}
+    finally:
+        con.close()
+
+
+# --- a small store, built once --------------------------------------------------------------
+
+
+@dataclass
+class Template:
+    root: Path
+    log: str  # `snap log --json` of the undamaged store
+    rows: dict[str, dict[str, list[tuple]]]  # rev -> table -> rows
+
+    def copy(self, dest: Path) -> Path:
+        shutil.copytree(self.root, dest, symlinks=True)
+        return dest
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    root = tmp_path_factory.mktemp("template")
+    con = sqlite3.connect(root / "db.sqlite")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n REAL)")
+    con.execute("CREATE TABLE u (k TEXT PRIMARY KEY, w INTEGER)")
+    rng = random.Random(7)
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)",
+                    [(i, "".join(rng.choice("abcdefgh ") for _ in range(60)), i / 3) for i in range(3000)])
+    con.executemany("INSERT INTO u VALUES (?, ?)", [(f"k{i}", i) for i in range(50)])
+    con.commit()
+    ok(root, "init", "--db", "db.sqlite")
+    ok(root, "commit", "-m", "one")
+    rows = {"HEAD~1": sqlite_rows(root / "db.sqlite")}
+    con.execute("UPDATE t SET v = 'changed' WHERE id % 10 = 0")
+    con.execute("DELETE FROM u WHERE w > 40")
+    con.commit()
+    con.close()
+    ok(root, "commit", "-m", "two")
+    rows["HEAD"] = sqlite_rows(root / "db.sqlite")
+    return Template(root, ok(root, "log", "--json"), rows)
+
+
+def reads_ok_or_fail_cleanly(tpl: Template, cwd: Path) -> list[str]:
+    """Run the reading commands on a damaged store. Each either gives exactly the undamaged
+    answer or fails with exit 3 and a one-line error. Returns what went wrong (empty: fine), and
+    appends "failed" once per read that refused (for the callers' counts)."""
+    bad = []
+    proc = forkrun.run(cwd, "log", "--json")
+    results = [("log", proc, proc.returncode == 0 and proc.stdout == tpl.log)]
+    for rev in ("HEAD~1", "HEAD"):
+        target = cwd / f"restored-{rev.replace('~', '_')}.sqlite"
+        proc = forkrun.run(cwd, "restore", rev, "--into", str(target))
+        right = proc.returncode == 0 and sqlite_rows(target) == tpl.rows[rev]
+        results.append((f"restore {rev}", proc, right))
+    for name, proc, right in results:
+        if proc.returncode == 0:
+            if not right:
+                bad.append(f"{name}: exit 0 with WRONG output")
+        elif proc.returncode != 3 or not clean_error(proc):
+            bad.append(f"{name}: exit {proc.returncode}: {proc.stderr.strip()[-300:]}")
+        else:
+            bad.append("failed")
+    return bad
+
+
+# --- damage at random offsets of every region of every file -----------------------------------
+
+
+def pack_regions(data: bytes) -> dict[str, tuple[int, int]]:
+    size = len(data)
+    table_off, nblocks = struct.unpack_from("<QI", data, size - 56)
+    return {"header": (0, 16), "blocks": (16, table_off), "block table": (table_off, size - 56),
+            "footer": (size - 56, size - 32), "checksum": (size - 32, size)}
+
+
+def idx_regions(data: bytes) -> dict[str, tuple[int, int]]:
+    n = struct.unpack_from(">I", data, 12)[0]
+    p0 = 16 + 1024
+    return {"header": (0, 16), "fanout": (16, p0), "prefixes": (p0, p0 + 8 * n),
+            "ordinals": (p0 + 8 * n, p0 + 12 * n), "pack name": (p0 + 12 * n, p0 + 12 * n + 32),
+            "checksum": (p0 + 12 * n + 32, p0 + 12 * n + 64)}
+
+
+def ref_regions(data: bytes) -> dict[str, tuple[int, int]]:
+    return {"id": (0, 64), "newline": (64, 65)}
+
+
+def head_regions(data: bytes) -> dict[str, tuple[int, int]]:
+    return {"ref: ": (0, 5), "ref name": (5, len(data) - 1), "newline": (len(data) - 1, len(data))}
+
+
+def reflog_regions(data: bytes) -> dict[str, tuple[int, int]]:
+    # Structure only: the free text of a line (time digits, who, message) carries no checksum, and
+    # a changed letter there leaves a valid line.
+    line = data[: data.index(b"\n") + 1]
+    tab = line.index(b"\t")
+    return {"old id": (0, 64), "new id": (65, 129), "separators": (64, 65), "tab": (tab, tab + 1),
+            "time zone": (line.index(b" ", 130) + 1, line.index(b" ", 130) + 6), "newline": (len(line) - 1, len(line))}
+
+
+def version_regions(data: bytes) -> dict[str, tuple[int, int]]:
+    return {"text": (0, len(data))}
+
+
+FILES: dict[str, tuple[Callable[[Path], list[Path]], Callable[[bytes], dict], str]] = {
+    # kind: (files of that kind, regions, the verify that must see it)
+    "pack": (lambda s: sorted((s / "objects" / "pack").glob("*.pack")), pack_regions, "--read-data"),
+    "index": (lambda s: sorted((s / "objects" / "pack").glob("*.idx")), idx_regions, ""),
+    "branch ref": (lambda s: [s / "refs" / "heads" / "main"], ref_regions, ""),
+    "reflog": (lambda s: [s / "logs" / "refs" / "heads" / "main"], reflog_regions, ""),
+    "HEAD": (lambda s: [s / "HEAD"], head_regions, ""),
+    "VERSION": (lambda s: [s / "VERSION"], version_regions, ""),
+}
+
+
+def damages(tpl: Template, kind: str) -> list[tuple[str, int, str, Callable[[bytes], bytes]]]:
+    """(file name, file number, description, damage) for every region of every file of a kind:
+    OFFSETS flipped bytes per region, truncations at random offsets, and an empty file."""
+    files, regions, _ = FILES[kind]
+    rng = random.Random(f"{SEED}-{kind}")
+    out = []
+    for i, path in enumerate(files(tpl.root / ".snapstore")):
+        data = path.read_bytes()
+        for region, (lo, hi) in regions(data).items():
+            for _ in range(OFFSETS):
+                off, mask = rng.randrange(lo, hi), rng.randrange(1, 256)
+                out.append((path.name, i, f"byte {off} ({region}) ^ {mask:#04x}",
+                            lambda d, off=off, mask=mask: d[:off] + bytes([d[off] ^ mask]) + d[off + 1 :]))
+        for _ in range(OFFSETS):
+            cut = rng.randrange(1, len(data))
+            while kind == "reflog" and data[cut - 1 : cut] == b"\n":
+                cut = rng.randrange(1, len(data))  # a reflog cut between lines is a shorter reflog
+            out.append((path.name, i, f"truncated to {cut} bytes", lambda d, cut=cut: d[:cut]))
+        if kind != "reflog":  # an empty reflog is a valid one
+            out.append((path.name, i, "empty", lambda d: b""))
+    return out
+
+
+@pytest.mark.parametrize("kind", list(FILES))
+def test_damage_is_always_detected(template: Template, tmp_path: Path, kind: str) -> None:
+    """One flipped byte or a truncation anywhere in a file: `snap verify` (with --read-data for
+    pack data) exits 3 and names the damage; reads give the right answer or exit 3 cleanly."""
+    files, _regions, verify_flag = FILES[kind]
+    missed, refused, trials = [], 0, 0
+    for n, (name, i, what, damage) in enumerate(damages(template, kind)):
+        cwd = template.copy(tmp_path / f"t{n}")
+        path = files(cwd / ".snapstore")[i]
+        original = path.read_bytes()
+        changed = damage(original)
+        if kind in ("branch ref", "HEAD") and changed.decode(errors="replace").strip() == original.decode().strip():
+            continue  # only the surrounding whitespace changed: the same ref, as readers read it
+        os.chmod(path, 0o600)
+        path.write_bytes(changed)
+        trials += 1
+        check = forkrun.run(cwd, "verify", "--json", *([verify_flag] if verify_flag else []))
+        if check.returncode != 3:
+            missed.append(f"{name} {what}: verify exited {check.returncode}: {check.stdout[-300:]} {check.stderr[-300:]}")
+        elif kind != "VERSION" and not json.loads(check.stdout)["problems"]:
+            missed.append(f"{name} {what}: verify exited 3 without naming a problem")
+        for problem in reads_ok_or_fail_cleanly(template, cwd):
+            if problem == "failed":
+                refused += 1
+            else:
+                missed.append(f"{name} {what}: {problem}")
+        shutil.rmtree(cwd)
+    assert not missed, f"{len(missed)} of {trials} damaged {kind} files:\n" + "\n".join(missed)
+    if kind != "reflog":  # reads do not consult the reflog; verify is what must see it
+        assert refused, f"no read of a damaged {kind} ever refused: the test cannot see damage"
+
+
+# --- one test per bug the damage hunt found (each fails without its fix) -----------------------
+
+
+def damaged_copy(template: Template, tmp_path: Path, rel: str, content: bytes) -> Path:
+    cwd = template.copy(tmp_path / "store")
+    path = cwd / ".snapstore" / rel
+    os.chmod(path, 0o600)
+    path.write_bytes(content)
+    return cwd
+
+
+def assert_refuses(cwd: Path, *args: str, says: str) -> None:
+    proc = forkrun.run(cwd, *args)
+    assert proc.returncode == 3 and clean_error(proc), proc.stderr
+    assert says in proc.stderr, proc.stderr
+
+
+def verify_problems(cwd: Path) -> list[dict]:
+    proc = forkrun.run(cwd, "verify", "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)["problems"]
+
+
+def test_ref_that_is_not_text_is_damage(template: Template, tmp_path: Path) -> None:
+    ref = (template.root / ".snapstore" / "refs" / "heads" / "main").read_bytes()
+    cwd = damaged_copy(template, tmp_path, "refs/heads/main", ref[:10] + b"\xe4" + ref[11:])
+    assert_refuses(cwd, "log", says="ref refs/heads/main is damaged: it is not text")
+    assert any(p["where"] == "refs/heads/main" for p in verify_problems(cwd))
+
+
+def test_head_naming_no_valid_ref_is_damage(template: Template, tmp_path: Path) -> None:
+    cwd = damaged_copy(template, tmp_path, "HEAD", b"ref: refs/heads/ma\x01n\n")
+    assert_refuses(cwd, "log", says="not a valid ref")
+    assert any(p["where"] == "HEAD" for p in verify_problems(cwd))
+
+
+def test_head_naming_a_missing_branch_is_damage(template: Template, tmp_path: Path) -> None:
+    cwd = damaged_copy(template, tmp_path, "HEAD", b"ref: refs/heads/maim\n")
+    assert_refuses(cwd, "log", says="HEAD names branch 'maim', which does not exist")
+    assert any(p["where"] == "HEAD" and "does not exist" in p["message"] for p in verify_problems(cwd))
+
+
+@pytest.mark.parametrize("damage", ["newline", "tab", "time zone", "cut short", "not text"])
+def test_reflog_damage_is_found(template: Template, tmp_path: Path, damage: str) -> None:
+    log = (template.root / ".snapstore" / "logs" / "refs" / "heads" / "main").read_bytes()
+    first = log.index(b"\n")
+    tab = log.index(b"\t")
+    tz = log.index(b" ", 130) + 1
+    changed = {
+        "newline": log[:first] + b"\x0e" + log[first + 1 :],  # two entries run together
+        "tab": log[:tab] + b"\x0f" + log[tab + 1 :],
+        "time zone": log[:tz] + b"*" + log[tz + 1 :],
+        "cut short": log[:-3],
+        "not text": log[:20] + b"\xff" + log[21:],
+    }[damage]
+    cwd = damaged_copy(template, tmp_path, "logs/refs/heads/main", changed)
+    assert any(p["what"] == "reflog" for p in verify_problems(cwd))
+
+
+def test_ref_naming_a_missing_commit_is_damage_not_a_typo(template: Template, tmp_path: Path) -> None:
+    cwd = damaged_copy(template, tmp_path, "refs/heads/main", b"ab" * 32 + b"\n")
+    assert_refuses(cwd, "log", says=f"object {'ab' * 32} not found")
+    typo = forkrun.run(cwd, "show", "abcd" * 4)  # a revision nothing names: the user's typo, exit 1
+    assert typo.returncode == 1 and clean_error(typo)
+
+
+def test_store_with_a_broken_index_opens_and_verify_reports_it(template: Template, tmp_path: Path) -> None:
+    idx = max((template.root / ".snapstore" / "objects" / "pack").glob("*.idx"), key=lambda p: p.stat().st_size)
+    cwd = damaged_copy(template, tmp_path, f"objects/pack/{idx.name}", idx.read_bytes()[:100])
+    problems = verify_problems(cwd)  # a report, not one error that stops verify
+    assert any(p["what"] == "index" and p["where"] == idx.name and "truncated" in p["message"] for p in problems)
+    assert any("not found (an index is damaged" in p["message"] for p in problems)
+    assert_refuses(cwd, "restore", "HEAD", "--into", str(cwd / "new.sqlite"), says="an index is damaged")
+
+
+def test_index_fanout_running_backwards_is_damage(template: Template, tmp_path: Path) -> None:
+    idx = max((template.root / ".snapstore" / "objects" / "pack").glob("*.idx"), key=lambda p: p.stat().st_size)
+    data = bytearray(idx.read_bytes())
+    data[16 + 4 * 100 : 16 + 4 * 101] = struct.pack(">I", 0xFFFF)  # fanout[100] far past the count
+    cwd = damaged_copy(template, tmp_path, f"objects/pack/{idx.name}", bytes(data))
+    assert any(p["where"] == idx.name and "fanout" in p["message"] for p in verify_problems(cwd))
+    assert_refuses(cwd, "restore", "HEAD", "--into", str(cwd / "new.sqlite"), says="fanout is not ascending")
+
+
+def test_version_file_that_is_not_text_refuses_to_open(template: Template, tmp_path: Path) -> None:
+    cwd = damaged_copy(template, tmp_path, "VERSION", b"snapgit \xe9tore 1\n")
+    assert_refuses(cwd, "verify", says="this snapgit reads format 1")
