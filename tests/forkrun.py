@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +87,10 @@ class Child:
         return subprocess.CompletedProcess(["snap", *args], rc, out, err)
 
 
-def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Child:
-    """Fork a child that runs ``snap ARGS`` in ``cwd``; returns at once."""
+def start(cwd: Path, *args: str, env: dict[str, str] | None = None, call: Callable[[], int] | None = None,
+          before: Callable[[], None] | None = None) -> Child:
+    """Fork a child that runs ``snap ARGS`` in ``cwd`` (or ``call()``, whose result is the exit
+    status); returns at once. ``before`` runs in the child first (e.g. to set a resource limit)."""
     fd_out, out = tempfile.mkstemp(prefix="snap-out-")
     fd_err, err = tempfile.mkstemp(prefix="snap-err-")
     sys.stdout.flush()
@@ -108,9 +111,14 @@ def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Child:
                 os.environ.pop(key, None)
             os.environ.update(env or {})
             sys.argv = ["snap", *args]
+            if before is not None:
+                before()
             try:
-                snapgit.cli.main()
-                code = 0
+                if call is not None:
+                    code = call()
+                else:
+                    snapgit.cli.main()
+                    code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException:  # pragma: no cover - a failure of the harness itself
