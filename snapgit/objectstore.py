@@ -26,7 +26,7 @@ from typing import Protocol
 
 import zstandard as zstd
 
-from .errors import CorruptError, MissingObjectError, NotFoundError
+from .errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
 from .pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
 from .packindex import IndexReader, build_index
 
@@ -98,11 +98,25 @@ class _WriterBase:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        """Commit when the block ends cleanly, abort on any exception."""
+        """Commit when the block ends cleanly, abort on any exception (one in commit included).
+        A full disk becomes :class:`DiskFullError`."""
         if exc_type is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException as failed:
+                self.abort()
+                full = DiskFullError.of(failed, self._what())
+                if full is not None:
+                    raise full from failed
+                raise
         else:
             self.abort()
+            full = DiskFullError.of(exc, self._what())
+            if full is not None:
+                raise full from exc
+
+    def _what(self) -> str:
+        return "objects"
 
     def _remember(self, oid: bytes, full: tuple[bytes, int]) -> None:
         self._pending_full[oid] = full
@@ -177,15 +191,26 @@ class _DiskWriter(_WriterBase):
         if p.count == 0:
             p.abort()
             return
-        name = p.finish()
-        # The index goes to disk now, not at commit: a big commit seals many packs, and their
-        # indexes should not wait in memory.
-        itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
-        with open(itmp, "wb") as f:
-            f.write(build_index(name, p.ids))
-            f.flush()
-            os.fsync(f.fileno())
+        itmp = None
+        try:
+            name = p.finish()
+            # The index goes to disk now, not at commit: a big commit seals many packs, and their
+            # indexes should not wait in memory.
+            itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
+            with open(itmp, "wb") as f:
+                f.write(build_index(name, p.ids))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            # a failed seal (a full disk) leaves no temporary file behind to fill it further
+            p.abort()
+            if itmp is not None:
+                itmp.unlink(missing_ok=True)
+            raise
         self._sealed.append((p.path, name, itmp))
+
+    def _what(self) -> str:
+        return f"objects to {self._disk.tmp_dir}"
 
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
         if oid is None:
