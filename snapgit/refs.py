@@ -13,6 +13,7 @@ with 64 zeros for "no value".
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ConflictError, CorruptError, LockedError, NotFoundError, SnapError
+from .errors import ConflictError, CorruptError, DiskFullError, LockedError, NotFoundError, SnapError
 
 __all__ = [
     "ZERO",
@@ -216,22 +217,34 @@ class DiskRefs:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
-        except BaseException:
+        except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
             try:
                 os.unlink(lock)
             except FileNotFoundError:
                 pass
+            full = DiskFullError.of(exc, f"ref {name}")
+            if full is not None:
+                raise full from exc
             raise
 
     def _append_reflog(self, name: str, old: str | None, new: str | None, who: str, message: str) -> None:
         log = self.root / "logs" / name
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(_reflog_line(old, new, who, message))
-            f.flush()
-            os.fsync(f.fileno())
+        line = _reflog_line(old, new, who, message).encode("utf-8")
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)  # no half line: the next entry must start on a line of its own
+                raise
+        finally:
+            os.close(fd)
 
     def set_if_equals(self, name: str, old: str | None, new: str, *, who: str, message: str) -> None:
         if not _HEX64.match(new):
