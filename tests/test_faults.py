@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
+import signal
 import sqlite3
 import struct
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,3 +358,129 @@ def test_concurrent_committers_lose_no_commit(tmp_path: Path, workers: int) -> N
         con = sqlite3.connect(target)
         assert con.execute("SELECT * FROM t ORDER BY id").fetchall() == worker_db(tmp_path, w, s)["t"], c["message"]
         con.close()
+
+
+# --- a full disk -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 4 MiB tmpfs mounted for the test (CI runs as root, like this machine); None when mounting
+    is not allowed, and the tests fall back to RLIMIT_FSIZE or skip, saying why."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        yield None
+        return
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def free_bytes(mnt: Path) -> int:
+    st = os.statvfs(mnt)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(mnt: Path, leave: int) -> Path:
+    """Fill the file system with one file until ``leave`` bytes are free."""
+    filler = mnt / "filler"
+    with open(filler, "wb") as f:
+        f.write(b"\0" * max(0, free_bytes(mnt) - leave))
+    return filler
+
+
+def assert_disk_full_error(proc, what: str) -> None:
+    assert proc.returncode == 1 and clean_error(proc), proc.stderr
+    assert f"no space left on device while writing {what}" in proc.stderr, proc.stderr
+    assert proc.stderr.rstrip().endswith("; free space and retry"), proc.stderr
+
+
+def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(small_disk, tmp_path: Path) -> None:
+    """ENOSPC at points throughout a commit (a real, small tmpfs holds the store; the database is
+    elsewhere): one clear line, exit 1, the branch unmoved, nothing half-written left behind,
+    verify clean even on the full disk; once space is freed, the next commit works. Where
+    mounting is not allowed, the same is checked with RLIMIT_FSIZE in the child (EFBIG)."""
+    db = tmp_path / "db.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(500)])
+    con.commit()
+    project = (small_disk or tmp_path) / "project"
+    project.mkdir()
+    ok(project, "init", "--db", f"sqlite:///{db}")
+    ok(project, "commit", "-m", "base")
+    rng = random.Random(SEED)
+    con.executemany("INSERT INTO t VALUES (?, ?)",
+                    [(i, "".join(rng.choice("abcdefghijklmnop") for _ in range(80))) for i in range(500, 6000)])
+    con.commit()
+    con.close()
+    store = project / ".snapstore"
+    template = tmp_path / "template.snapstore"
+    shutil.copytree(store, template)
+    head = (store / "refs" / "heads" / "main").read_text()
+
+    if small_disk is None:  # the documented fallback: a file size limit gives EFBIG on the pack
+        def limit() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+        proc = forkrun.start(project, "commit", "-m", "big", before=limit).result(["commit"])
+        assert proc.returncode == 1 and clean_error(proc), proc.stderr
+        assert "file size limit exceeded (ulimit -f) while writing objects" in proc.stderr
+        assert not list((store / "tmp").iterdir())
+        ok(project, "verify", "--read-data")
+        ok(project, "commit", "-m", "big")
+        pytest.skip("tmpfs cannot be mounted here: checked with RLIMIT_FSIZE (EFBIG) only")
+
+    before = free_bytes(small_disk)
+    ok(project, "commit", "-m", "measure")  # how much room a whole commit takes
+    used = before - free_bytes(small_disk)
+    page = 4096
+    phases: set[str] = set()
+    # out of room at once, half-way, and page by page around the end: the last pack, its index,
+    # the commit object's pack and index, the ref lock
+    for leave in [0, used // 2, *range(used - 4 * page, used + 2 * page, page)]:
+        shutil.rmtree(store)
+        shutil.copytree(template, store)
+        filler = fill(small_disk, leave)
+        proc = forkrun.run(project, "commit", "-m", "big")
+        if proc.returncode == 0:
+            phases.add("fits")
+        else:
+            assert_disk_full_error(proc, "")
+            phases.add(proc.stderr.split("while writing ")[1].split(" ")[0])
+            assert (store / "refs" / "heads" / "main").read_text() == head
+            assert not list((store / "tmp").iterdir()), "a failed write left its temporary files"
+            assert not list((store / "refs" / "heads").glob("*.lock"))
+        ok(project, "verify", "--read-data")  # on the full disk
+        filler.unlink()
+        ok(project, "commit", "-m", "after freeing space", "--allow-empty")
+        ok(project, "verify", "--read-data")
+    assert {"objects", "ref", "fits"} <= phases, phases  # the pack write and the ref update both ran out
+
+
+def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, template: Template) -> None:
+    """A reflog append that only half fits (a short write at a page boundary) is undone: the ref
+    does not move, the reflog has no torn line, and verify stays clean."""
+    if small_disk is None:
+        pytest.skip("tmpfs cannot be mounted here, and a file size limit cannot give a short append")
+    project = template.copy(small_disk / "project")
+    ok(project, "branch", "feature")
+    reflog = project / ".snapstore" / "logs" / "refs" / "heads" / "feature"
+    entry = reflog.read_text().split("\t")[0]
+    with open(reflog, "a") as f:  # a valid entry that leaves 60 bytes of the page for the next one
+        f.write(entry + "\tpadding " + "x" * (4096 - 60 - reflog.stat().st_size - len(entry) - 10) + "\n")
+    assert reflog.stat().st_size == 4096 - 60
+    filler = fill(small_disk, 0)  # deleting a branch writes no lock content: only the log line
+    proc = forkrun.run(project, "branch", "-d", "feature")
+    assert_disk_full_error(proc, "ref refs/heads/feature")
+    assert reflog.stat().st_size == 4096 - 60
+    assert (project / ".snapstore" / "refs" / "heads" / "feature").exists()
+    ok(project, "verify")
+    filler.unlink()
+    ok(project, "branch", "-d", "feature")
+    ok(project, "verify")
