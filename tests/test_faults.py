@@ -484,3 +484,87 @@ def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, temp
     filler.unlink()
     ok(project, "branch", "-d", "feature")
     ok(project, "verify")
+
+
+# --- an unknown format, a broken config --------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [("log",), ("verify",), ("commit", "-m", "x"), ("status",)])
+def test_store_of_an_unknown_format_refuses_to_open(template: Template, tmp_path: Path, command) -> None:
+    cwd = damaged_copy(template, tmp_path, "VERSION", b"snapgit store 2\n")
+    before = sorted((p.relative_to(cwd), p.stat().st_mtime_ns) for p in (cwd / ".snapstore").rglob("*"))
+    proc = forkrun.run(cwd, *command)
+    assert proc.returncode == 3 and clean_error(proc), proc.stderr
+    assert "is a store of format 'snapgit store 2'; this snapgit reads format 1" in proc.stderr
+    assert "hint: use the snapgit version that wrote it" in proc.stderr
+    assert sorted((p.relative_to(cwd), p.stat().st_mtime_ns) for p in (cwd / ".snapstore").rglob("*")) == before
+
+
+def test_broken_config_is_a_clear_error(template: Template, tmp_path: Path) -> None:
+    config = (template.root / ".snapstore" / "config.toml").read_bytes()
+    cwd = damaged_copy(template, tmp_path, "config.toml", config[: config.index(b'"') + 3])  # inside a string
+    proc = forkrun.run(cwd, "log")
+    assert proc.returncode != 0 and clean_error(proc), proc.stderr
+    assert "config.toml is not valid TOML" in proc.stderr
+
+
+# --- a merge whose writes fail half-way ---------------------------------------------------------
+
+
+def test_merge_failing_half_way_leaves_database_and_store_as_they_were(db_kind: str, make_db_url, tmp_path: Path) -> None:
+    """theirs adds a user whose email the live database has meanwhile given to another: the merge
+    deletes, updates and inserts in one transaction until the unique index refuses. Afterwards
+    every table is exactly as before, nothing but the pre-merge snapshot was recorded, and the
+    store verifies."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from snapgit import Repo
+
+    url = make_db_url(db_kind)
+    engine = sa.create_engine(url, poolclass=NullPool)
+    meta = sa.MetaData()
+    users = sa.Table("users", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("email", sa.String(40), nullable=False, unique=True))
+    notes = sa.Table("notes", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("text", sa.String(40)))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(users.insert(), [{"id": i, "email": f"u{i}@x"} for i in range(1, 101)])
+        conn.execute(notes.insert(), [{"id": i, "user_id": i % 100 + 1, "text": f"n{i}"} for i in range(1, 201)])
+    repo = Repo.init(tmp_path, url)
+    repo.commit("base")
+    repo.create_branch("feature")
+    repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+    with engine.begin() as conn:  # theirs: deletes, updates, then new users and their notes
+        conn.execute(notes.delete().where(notes.c.id > 180))
+        conn.execute(notes.update().where(notes.c.id < 50).values(text="theirs"))
+        conn.execute(users.insert(), [{"id": i, "email": f"u{i}@x"} for i in range(101, 121)])
+        conn.execute(notes.insert(), [{"id": i, "user_id": i - 100, "text": "new"} for i in range(201, 221)])
+    repo.commit("theirs")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    with engine.begin() as conn:  # ours: back to base, plus a user who took u110@x
+        conn.execute(notes.delete().where(notes.c.id > 200))
+        conn.execute(notes.update().where(notes.c.id < 50).values(text=sa.literal("n") + sa.cast(notes.c.id, sa.String)))
+        conn.execute(notes.insert(), [{"id": i, "user_id": i - 100, "text": f"n{i}"} for i in range(181, 201)])
+        conn.execute(users.delete().where(users.c.id > 100))
+        conn.execute(users.insert(), [{"id": 500, "email": "u110@x"}])
+    old_head = repo.head()
+    repo.close()
+
+    def tables() -> dict[str, list[tuple]]:
+        with engine.connect() as conn:
+            return {t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))] for t in ("users", "notes")}
+
+    before = tables()
+    proc = forkrun.run(tmp_path, "merge", "feature", "--strategy", "backup_wins")
+    assert proc.returncode == 1 and clean_error(proc), proc.stderr
+    assert "users" in proc.stderr
+    assert tables() == before
+    log = json.loads(ok(tmp_path, "log", "--json"))
+    assert log[0]["message"].startswith("snapshot of the database before merging")
+    assert log[0]["parents"] == [old_head.hex()]  # the pre-merge snapshot, and nothing after it
+    assert not (tmp_path / ".snapstore" / "MERGE_HEAD").exists()
+    ok(tmp_path, "verify", "--read-data")
+    ok(tmp_path, "status")
+    engine.dispose()
