@@ -8,11 +8,15 @@ raises them; the few that several layers share live here.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "SnapError",
     "NotFoundError",
     "CorruptError",
+    "MissingObjectError",
     "LockedError",
+    "DiskFullError",
     "ConflictError",
     "EXIT_ERROR",
     "EXIT_USAGE",
@@ -50,6 +54,11 @@ class CorruptError(SnapError):
     exit_code = EXIT_CORRUPT
 
 
+class MissingObjectError(NotFoundError, CorruptError):
+    """An object the store should have and does not: something (a ref, a commit, a tree)
+    names it, so its absence is damage (exit status 3), not a user's typo."""
+
+
 class LockedError(SnapError):
     """A lock held by another process."""
 
@@ -58,3 +67,21 @@ class LockedError(SnapError):
 
 class ConflictError(SnapError):
     """A compare-and-swap that lost: the ref moved under us."""
+
+
+class DiskFullError(SnapError):
+    """A write failed for want of space (ENOSPC, EDQUOT) or over the file size limit (EFBIG).
+    Whatever was half-written is removed or left as garbage; nothing visible changed."""
+
+    _WHY = {
+        errno.ENOSPC: "no space left on device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EFBIG: "file size limit exceeded (ulimit -f)",
+    }
+
+    @classmethod
+    def of(cls, exc: BaseException, what: str) -> "DiskFullError | None":
+        """The DiskFullError for an OSError that means "no room", else None."""
+        if isinstance(exc, OSError) and exc.errno in cls._WHY:
+            return cls(f"{cls._WHY[exc.errno]} while writing {what}; free space and retry")
+        return None

@@ -86,6 +86,11 @@ def _base(objects: ObjectStore, refs: Refs, name: str, rev: str) -> bytes:
         value = refs.read("HEAD")
         if value is None:
             branch = refs.read_symbolic("HEAD") or "HEAD"
+            if refs.list("refs/heads"):  # only a new store, without any branch, has an empty HEAD
+                raise CorruptError(
+                    f"HEAD names branch {branch.removeprefix('refs/heads/')!r}, which does not exist",
+                    hint="the store's HEAD file is damaged: write 'ref: refs/heads/BRANCH' into .snapstore/HEAD (see `snap branch`)",
+                )
             raise UnknownRevisionError(
                 f"HEAD has no commit yet (branch {branch.removeprefix('refs/heads/')} is empty)",
                 hint="run `snap commit -m MESSAGE` first",

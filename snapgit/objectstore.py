@@ -27,7 +27,7 @@ from typing import Protocol
 
 import zstandard as zstd
 
-from .errors import CorruptError, NotFoundError
+from .errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
 from .pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
 from .packindex import IndexReader, build_index
 
@@ -101,11 +101,25 @@ class _WriterBase:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        """Commit when the block ends cleanly, abort on any exception."""
+        """Commit when the block ends cleanly, abort on any exception (one in commit included).
+        A full disk becomes :class:`DiskFullError`."""
         if exc_type is None:
-            self.commit()
+            try:
+                self.commit()
+            except BaseException as failed:
+                self.abort()
+                full = DiskFullError.of(failed, self._what())
+                if full is not None:
+                    raise full from failed
+                raise
         else:
             self.abort()
+            full = DiskFullError.of(exc, self._what())
+            if full is not None:
+                raise full from exc
+
+    def _what(self) -> str:
+        return "objects"
 
     def _remember(self, oid: bytes, full: tuple[bytes, int]) -> None:
         self._pending_full[oid] = full
@@ -180,15 +194,26 @@ class _DiskWriter(_WriterBase):
         if p.count == 0:
             p.abort()
             return
-        name = p.finish()
-        # The index goes to disk now, not at commit: a big commit seals many packs, and their
-        # indexes should not wait in memory.
-        itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
-        with open(itmp, "wb") as f:
-            f.write(build_index(name, p.ids))
-            f.flush()
-            os.fsync(f.fileno())
+        itmp = None
+        try:
+            name = p.finish()
+            # The index goes to disk now, not at commit: a big commit seals many packs, and their
+            # indexes should not wait in memory.
+            itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
+            with open(itmp, "wb") as f:
+                f.write(build_index(name, p.ids))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            # a failed seal (a full disk) leaves no temporary file behind to fill it further
+            p.abort()
+            if itmp is not None:
+                itmp.unlink(missing_ok=True)
+            raise
         self._sealed.append((p.path, name, itmp))
+
+    def _what(self) -> str:
+        return f"objects to {self._disk.tmp_dir}"
 
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
         if oid is None:
@@ -268,6 +293,7 @@ class DiskObjectStore:
         self._last_hit: str | None = None
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
+        self.broken: dict[str, str] = {}  # pack name -> why its index could not be opened
         self.refresh()
 
     # -- discovery
@@ -280,8 +306,14 @@ class DiskObjectStore:
             raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
         for fname in names:
             name = fname[len("pack-") : -len(".idx")]
-            if name not in self._packs:
-                self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+            if name not in self._packs and name not in self.broken:
+                try:
+                    self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                except CorruptError as exc:
+                    # One damaged index must not make the whole store unreadable (verify could not
+                    # even report it): its objects are missing, and reading one says why.
+                    self.broken[name] = str(exc)
+                    continue
                 self._order.insert(0, name)
 
     def pack_names(self) -> list[str]:
@@ -359,7 +391,11 @@ class DiskObjectStore:
             self.refresh()
             if len(self._order) != before:
                 return self._find(oid, retry=False, chain=chain)
-        raise NotFoundError(f"object {oid.hex()} not found")
+        why = "; ".join(self.broken.values())
+        raise MissingObjectError(
+            f"object {oid.hex()} not found" + (f" (an index is damaged: {why})" if why else ""),
+            hint="the store is damaged: run `snap verify` to see what is affected",
+        )
 
     def _find_in(self, name: str, oid: bytes, chain: int) -> tuple[bytes, int] | None:
         """The object from one pack, verified by its hash; None if that pack does not have it."""
@@ -539,14 +575,14 @@ class MemoryObjectStore:
 
     def delta_base(self, oid: bytes) -> bytes | None:
         if oid not in self._objects:
-            raise NotFoundError(f"object {oid.hex()} not found")
+            raise MissingObjectError(f"object {oid.hex()} not found")
         return self._bases.get(oid)
 
     def get(self, oid: bytes) -> tuple[int, bytes]:
         try:
             t, d, _ = self._objects[oid]
         except KeyError:
-            raise NotFoundError(f"object {oid.hex()} not found") from None
+            raise MissingObjectError(f"object {oid.hex()} not found") from None
         return t, d
 
     def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
@@ -556,7 +592,7 @@ class MemoryObjectStore:
         try:
             return self._objects[oid][2]
         except KeyError:
-            raise NotFoundError(f"object {oid.hex()} not found") from None
+            raise MissingObjectError(f"object {oid.hex()} not found") from None
 
     def contains(self, oid: bytes) -> bool:
         return oid in self._objects

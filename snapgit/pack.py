@@ -169,7 +169,10 @@ class PackWriter:
             except Exception:
                 pass
             self._pool.shutdown()
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:
+                pass  # flushing what is being thrown away failed (a full disk): it is thrown away
         finally:
             try:
                 os.unlink(self.path)

@@ -24,7 +24,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from itertools import islice
-from operator import eq
+from operator import eq, gt
 from pathlib import Path
 
 from .errors import CorruptError
@@ -93,6 +93,9 @@ class IndexReader:
         self.fanout = struct.unpack_from(">256I", mm, _HEADER.size)
         if self.fanout[255] != n:
             raise CorruptError(f"index {path.name}: fanout total {self.fanout[255]} != count {n}")
+        if any(map(gt, self.fanout, islice(self.fanout, 1, None))):
+            # a look-up searches between two fanout entries: they must not run backwards
+            raise CorruptError(f"index {path.name}: fanout is not ascending (damaged)")
         self._p0 = _HEADER.size + _FANOUT
         self._o0 = self._p0 + 8 * n
         self.pack_name = bytes(mm[self._o0 + 4 * n : self._o0 + 4 * n + 32]).hex()

@@ -13,6 +13,7 @@ with 64 zeros for "no value".
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .errors import ConflictError, CorruptError, LockedError, NotFoundError, SnapError
+from .errors import ConflictError, CorruptError, DiskFullError, LockedError, NotFoundError, SnapError
 
 __all__ = [
     "ZERO",
@@ -98,16 +99,26 @@ def _reflog_line(old: str | None, new: str | None, who: str, message: str) -> st
     return f"{old or ZERO} {new or ZERO} {int(now)} {_tz_string(now)} {who}\t{message}\n"
 
 
+_TZ = re.compile(r"^[+-][0-9]{4}$")
+
+
 def _parse_reflog(text: str, name: str) -> list[ReflogEntry]:
     out = []
-    for n, line in enumerate(text.split("\n"), 1):
+    lines = text.split("\n")
+    for n, line in enumerate(lines, 1):
         if not line:
             continue
         try:
+            if n == len(lines):
+                raise ValueError("no newline at its end (cut short?)")
             head, message = line.split("\t", 1)
             old, new, ts, tz, who = head.split(" ", 4)
             if not (_HEX64.match(old) and _HEX64.match(new)):
                 raise ValueError("bad id")
+            if not ts.isdigit() or not _TZ.match(tz):
+                raise ValueError("bad time")
+            if "\t" in message:  # writers never write one: two lines run together
+                raise ValueError("two entries on one line")
             out.append(ReflogEntry(old, new, int(ts), tz, who, message))
         except ValueError as exc:
             raise CorruptError(f"reflog of {name}, line {n}, is malformed: {exc}") from exc
@@ -130,6 +141,8 @@ class DiskRefs:
             return None
         except OSError as exc:
             raise CorruptError(f"ref {name} cannot be read: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise CorruptError(f"ref {name} is damaged: it is not text ({exc.reason} at byte {exc.start})") from exc
         return text.strip()
 
     def read_symbolic(self, name: str) -> str | None:
@@ -145,7 +158,10 @@ class DiskRefs:
             if raw is None:
                 return None
             if raw.startswith("ref: "):
-                name = raw[5:].strip()
+                target = raw[5:].strip()
+                if not target.startswith("refs/") or _BAD_NAME.search(target):
+                    raise CorruptError(f"ref {name} is damaged: it names {target[:80]!r}, not a valid ref")
+                name = target
                 continue
             if not _HEX64.match(raw):
                 raise CorruptError(f"ref {name} holds {raw[:80]!r}, not a commit id")
@@ -201,22 +217,34 @@ class DiskRefs:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
-        except BaseException:
+        except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
             try:
                 os.unlink(lock)
             except FileNotFoundError:
                 pass
+            full = DiskFullError.of(exc, f"ref {name}")
+            if full is not None:
+                raise full from exc
             raise
 
     def _append_reflog(self, name: str, old: str | None, new: str | None, who: str, message: str) -> None:
         log = self.root / "logs" / name
         log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as f:
-            f.write(_reflog_line(old, new, who, message))
-            f.flush()
-            os.fsync(f.fileno())
+        line = _reflog_line(old, new, who, message).encode("utf-8")
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, size)  # no half line: the next entry must start on a line of its own
+                raise
+        finally:
+            os.close(fd)
 
     def set_if_equals(self, name: str, old: str | None, new: str, *, who: str, message: str) -> None:
         if not _HEX64.match(new):
@@ -260,6 +288,8 @@ class DiskRefs:
             text = (self.root / "logs" / name).read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
+        except UnicodeDecodeError as exc:
+            raise CorruptError(f"reflog of {name} is damaged: it is not text ({exc.reason} at byte {exc.start})") from exc
         return _parse_reflog(text, name)
 
     def locks(self) -> Iterator[Path]:

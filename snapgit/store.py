@@ -65,7 +65,7 @@ class Store:
     def _check_version(self) -> None:
         path = self.root / "VERSION"
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8", "replace")
         except FileNotFoundError:
             raise CorruptError(
                 f"{self.root} has no VERSION file: not a snapgit store, or a damaged one",

@@ -127,6 +127,9 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
         head = refs.read("HEAD")
         if head:
             named.setdefault(bytes.fromhex(head), []).append("HEAD")
+        elif (branch := refs.read_symbolic("HEAD")) and refs.list("refs/heads"):
+            # Only a new store has a HEAD on a branch without commits, and it has no branch at all.
+            report.problems.append(Problem("ref", "HEAD", f"names branch {branch}, which does not exist"))
     except SnapError as exc:
         report.problems.append(Problem("ref", "HEAD", str(exc)))
     for prefix in ("refs/heads", "refs/tags", "refs/snap"):

@@ -1,8 +1,16 @@
-"""kill -9 at random moments of `snap commit`: the store is the old state or the new one.
+"""kill -9 at random moments of `snap commit` and `snap merge`: old state or new, never between.
 
-After each kill: `snap verify` finds no problem (leftover files of the interrupted write aside),
-the branch names a complete commit, and the next commit works. CI runs SNAP_CRASH_TRIALS
-(default 12) kills; set it higher for a longer hunt.
+Each trial forks a `snap` child (tests/forkrun.py: the real CLI, warm, so the random moment
+falls in snapgit's work rather than in interpreter start-up) and SIGKILLs it after a random delay
+drawn over the length of an uninterrupted run. Afterwards:
+
+* `snap verify --read-data` finds no problem (leftover files of the interrupted write aside);
+* the branch names a complete commit: the old one, or a new one whose parent is the old one;
+* for a merge, the live database equals its state before the merge or after it, table by table,
+  row by row;
+* the next commit works (after `snap unlock`, when the kill left a ref lock behind).
+
+CI runs SNAP_CRASH_TRIALS (default 50) kills per test; set it higher for a longer hunt.
 """
 
 from __future__ import annotations
@@ -10,60 +18,196 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-SNAP = [sys.executable, "-m", "snapgit.cli"]
+import forkrun
+
+TRIALS = int(os.environ.get("SNAP_CRASH_TRIALS", "50"))
 
 
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAP, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+def ok(cwd: Path, *args: str) -> str:
+    proc = forkrun.run(cwd, *args)
+    assert proc.returncode == 0, f"snap {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def branch_head(cwd: Path, branch: str = "main") -> str | None:
+    path = cwd / ".snapstore" / "refs" / "heads" / branch
+    return path.read_text().strip() if path.exists() else None
+
+
+def unlock_if_needed(cwd: Path, branch: str = "main") -> bool:
+    """A kill inside the ref update leaves the lock: the next writer refuses until `snap unlock`."""
+    lock = cwd / ".snapstore" / "refs" / "heads" / f"{branch}.lock"
+    if not lock.exists():
+        return False
+    refused = forkrun.run(cwd, "commit", "-m", "refused", "--allow-empty", env={"SNAP_LOCK_TIMEOUT": "0.2"})
+    assert refused.returncode == 4 and "locked" in refused.stderr, refused
+    ok(cwd, "unlock")
+    assert not lock.exists()
+    return True
+
+
+def assert_store_whole(cwd: Path) -> dict:
+    """verify --read-data is clean; returns the head commit's log entry."""
+    check = forkrun.run(cwd, "verify", "--read-data", "--json")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(check.stdout)["ok"]
+    return json.loads(ok(cwd, "log", "--json", "-n", "1"))[0]
+
+
+def kill_delay(rng: random.Random, duration: float) -> float:
+    """A moment in a run of ``duration`` s: half uniform over the whole run, half over its last
+    third, where objects are published and the ref moves."""
+    if rng.random() < 0.5:
+        return rng.uniform(0, duration)
+    return rng.uniform(duration * 0.67, duration * 1.05)
+
+
+def timed(cwd: Path, *args: str) -> float:
+    started = time.monotonic()
+    ok(cwd, *args)
+    return time.monotonic() - started
 
 
 def test_kill_9_during_commit_leaves_a_consistent_store(tmp_path: Path) -> None:
     con = sqlite3.connect(tmp_path / "db.sqlite")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n REAL)")
-    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"row {i}" * 3, i / 7) for i in range(60_000)])
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"row {i}" * 3, i / 7) for i in range(4000)])
     con.commit()
-    assert run(tmp_path, "init", "--db", "db.sqlite").returncode == 0
-    assert run(tmp_path, "commit", "-m", "base").returncode == 0
-    # how long a commit takes here, to spread the kills over it
-    started = time.monotonic()
+    ok(tmp_path, "init", "--db", "db.sqlite")
+    ok(tmp_path, "commit", "-m", "base")
     con.execute("UPDATE t SET v = 'x' WHERE id % 50 = 0")
     con.commit()
-    assert run(tmp_path, "commit", "-m", "timing").returncode == 0
-    duration = time.monotonic() - started
+    duration = timed(tmp_path, "commit", "-m", "timing")  # spreads the kills over a whole commit
     rng = random.Random(1234)
-    trials = int(os.environ.get("SNAP_CRASH_TRIALS", "12"))
-    killed = 0
-    for trial in range(trials):
+    outcomes = {"old": 0, "new": 0, "locked": 0, "finished": 0}
+    for trial in range(TRIALS):
         con.execute("UPDATE t SET n = n + 1 WHERE id % 37 = ?", (trial % 37,))
         con.commit()
-        before = json.loads(run(tmp_path, "log", "--json", "-n", "1").stdout)[0]["id"]
-        proc = subprocess.Popen([*SNAP, "commit", "-m", f"trial {trial}"], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.05, duration))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait()
-        lock = tmp_path / ".snapstore" / "refs" / "heads" / "main.lock"
-        if lock.exists():  # killed inside the ref update: the next commit refuses until unlocked
-            refused = run(tmp_path, "commit", "-m", "refused", "--allow-empty")
-            assert refused.returncode == 4 and "locked" in refused.stderr
-            assert run(tmp_path, "unlock").returncode == 0
-            assert not lock.exists()
-        check = run(tmp_path, "verify", "--read-data", "--json")
-        assert check.returncode == 0, check.stdout + check.stderr
-        after = json.loads(run(tmp_path, "log", "--json", "-n", "1").stdout)[0]
-        assert after["id"] == before or after["parents"] == [before]
-        shown = run(tmp_path, "show", "--json")
-        assert shown.returncode == 0 and json.loads(shown.stdout)["tables"]["t"]["rows"] == 60_000
-    assert killed >= trials // 3, f"only {killed} of {trials} commits were killed mid-way"
-    final = run(tmp_path, "commit", "-m", "after the crashes", "--allow-empty")
-    assert final.returncode == 0, final.stderr
-    assert run(tmp_path, "verify").returncode == 0
+        before = branch_head(tmp_path)
+        child = forkrun.start(tmp_path, "commit", "-m", f"trial {trial}")
+        time.sleep(kill_delay(rng, duration))
+        if not child.kill():
+            outcomes["finished"] += 1
+            assert child.wait() == 0
+        outcomes["locked"] += unlock_if_needed(tmp_path)
+        head = assert_store_whole(tmp_path)
+        if head["id"] == before:
+            outcomes["old"] += 1
+        else:
+            assert head["parents"] == [before] and head["message"] == f"trial {trial}"
+            outcomes["new"] += 1
+        shown = json.loads(ok(tmp_path, "show", "--json"))
+        assert shown["tables"]["t"]["rows"] == 4000
+    print(outcomes)
+    assert TRIALS - outcomes["finished"] >= TRIALS // 2, f"too few commits were killed mid-way: {outcomes}"
+    assert outcomes["old"] and outcomes["new"] >= TRIALS // 10, outcomes
+    ok(tmp_path, "commit", "-m", "after the crashes", "--allow-empty")
+    ok(tmp_path, "verify", "--read-data")
+
+
+# --- merge ------------------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from snapgit import Repo  # noqa: E402
+
+# kills per database: every trial resets a server database, so the servers get fewer
+MERGE_TRIALS = {"sqlite": TRIALS, "postgresql": max(6, TRIALS // 8), "mariadb": max(6, TRIALS // 8)}
+
+
+def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    meta = sa.MetaData()
+    parent = sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                      sa.Column("name", sa.String(40), nullable=False))
+    child = sa.Table("child", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id"), nullable=False),
+                     sa.Column("note", sa.String(40)))
+    return meta, parent, child
+
+
+def contents(engine: sa.Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))] for t in ("parent", "child")}
+
+
+def load(engine: sa.Engine, state: dict[str, list[tuple]]) -> None:
+    _meta, parent, child = _tables()
+    with engine.begin() as conn:
+        conn.execute(child.delete())
+        conn.execute(parent.delete())
+        conn.execute(parent.insert(), [dict(zip(("id", "name"), r)) for r in state["parent"]])
+        conn.execute(child.insert(), [dict(zip(("id", "parent_id", "note"), r)) for r in state["child"]])
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite", "postgresql", "mariadb"])
+def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_db_url, tmp_path: Path) -> None:
+    url = make_db_url(db_kind)
+    engine = sa.create_engine(url, poolclass=NullPool)  # no connection is open across a fork
+    meta, _parent, _child = _tables()
+    meta.create_all(engine)
+    base = {"parent": [(i, f"p{i}") for i in range(1, 201)],
+            "child": [(i, i % 200 + 1, f"n{i}") for i in range(1, 801)]}
+    load(engine, base)
+    repo = Repo.init(tmp_path, url)
+    repo.commit("base")
+    repo.create_branch("feature")
+    repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+    theirs = {"parent": [(i, f"p{i}" if i % 7 else f"theirs {i}") for i in range(1, 221)],  # 20 new parents
+              "child": [(i, i % 220 + 1, f"n{i}" if i % 11 else "theirs") for i in range(31, 901)]}
+    load(engine, theirs)
+    repo.commit("theirs")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    ours = {"parent": [(i, f"p{i}" if i % 13 else f"ours {i}") for i in range(1, 201)],
+            "child": [(i, i % 200 + 1, f"n{i}" if i % 17 else "ours") for i in range(1, 781)]}
+    load(engine, ours)  # uncommitted: the merge first commits it
+    old_head = repo.head().hex()
+    repo.close()
+    template = tmp_path / "template.snapstore"
+    store = tmp_path / ".snapstore"
+    shutil.copytree(store, template)
+
+    def reset() -> None:
+        shutil.rmtree(store)
+        shutil.copytree(template, store)
+        load(engine, ours)
+
+    before = contents(engine)
+    duration = timed(tmp_path, "merge", "feature", "--strategy", "backup_wins")
+    after = contents(engine)
+    assert after != before and after["parent"][-1] == (220, "p220")
+    rng = random.Random(99)
+    outcomes = {"before": 0, "after": 0, "finished": 0, "locked": 0}
+    for _trial in range(MERGE_TRIALS[db_kind]):
+        reset()
+        child = forkrun.start(tmp_path, "merge", "feature", "--strategy", "backup_wins")
+        time.sleep(kill_delay(rng, duration))
+        if not child.kill():
+            outcomes["finished"] += 1
+            assert child.wait() == 0
+        outcomes["locked"] += unlock_if_needed(tmp_path)
+        head = assert_store_whole(tmp_path)
+        now = contents(engine)
+        assert now in (before, after), "the database is neither as before the merge nor as after it"
+        outcomes["before" if now == before else "after"] += 1
+        if head["id"] != old_head:  # the pre-merge snapshot, or the merge commit on top of it
+            by_id = {c["id"]: c for c in json.loads(ok(tmp_path, "log", "--json"))}
+            first_parents, c = [], head
+            while c["parents"] and len(first_parents) < 2:
+                first_parents.append(c["parents"][0])
+                c = by_id[c["parents"][0]]
+            assert old_head in first_parents, head
+        ok(tmp_path, "commit", "-m", "after the crash", "--allow-empty")
+        if now == after:  # the recorded state is the merged one, however far the merge got
+            assert forkrun.run(tmp_path, "diff", "feature", "HEAD", "--stat").returncode == 0
+    print(db_kind, outcomes)
+    if db_kind == "sqlite":
+        assert outcomes["before"] >= 5 and outcomes["after"] - outcomes["finished"] >= 2, outcomes
+    engine.dispose()
