@@ -58,12 +58,25 @@ def assert_store_whole(cwd: Path) -> dict:
     return json.loads(ok(cwd, "log", "--json", "-n", "1"))[0]
 
 
-def kill_delay(rng: random.Random, duration: float) -> float:
-    """A moment in a run of ``duration`` s: half uniform over the whole run, half over its last
-    third, where objects are published and the ref moves."""
-    if rng.random() < 0.5:
-        return rng.uniform(0, duration)
-    return rng.uniform(duration * 0.67, duration * 1.05)
+class KillClock:
+    """When to kill: half the moments uniform over a run, half over its last third, where
+    objects are published and the ref moves. The length of a run is measured, and grows when a
+    kill after its supposed end still finds nothing done (a busy machine runs slower than the
+    measuring run did), so the late kills keep landing around the end."""
+
+    def __init__(self, duration: float, seed: int) -> None:
+        self.duration = duration
+        self.rng = random.Random(seed)
+        self.delay = 0.0
+
+    def next(self) -> float:
+        d = self.duration
+        self.delay = self.rng.uniform(0, d) if self.rng.random() < 0.5 else self.rng.uniform(d * 0.67, d * 1.3)
+        return self.delay
+
+    def nothing_done(self) -> None:
+        if self.delay >= self.duration:
+            self.duration *= 1.25
 
 
 def timed(cwd: Path, *args: str) -> float:
@@ -81,15 +94,14 @@ def test_kill_9_during_commit_leaves_a_consistent_store(tmp_path: Path) -> None:
     ok(tmp_path, "commit", "-m", "base")
     con.execute("UPDATE t SET v = 'x' WHERE id % 50 = 0")
     con.commit()
-    duration = timed(tmp_path, "commit", "-m", "timing")  # spreads the kills over a whole commit
-    rng = random.Random(1234)
+    clock = KillClock(timed(tmp_path, "commit", "-m", "timing"), 1234)  # kills spread over a whole commit
     outcomes = {"old": 0, "new": 0, "locked": 0, "finished": 0}
     for trial in range(TRIALS):
         con.execute("UPDATE t SET n = n + 1 WHERE id % 37 = ?", (trial % 37,))
         con.commit()
         before = branch_head(tmp_path)
         child = forkrun.start(tmp_path, "commit", "-m", f"trial {trial}")
-        time.sleep(kill_delay(rng, duration))
+        time.sleep(clock.next())
         if not child.kill():
             outcomes["finished"] += 1
             assert child.wait() == 0
@@ -97,6 +109,7 @@ def test_kill_9_during_commit_leaves_a_consistent_store(tmp_path: Path) -> None:
         head = assert_store_whole(tmp_path)
         if head["id"] == before:
             outcomes["old"] += 1
+            clock.nothing_done()
         else:
             assert head["parents"] == [before] and head["message"] == f"trial {trial}"
             outcomes["new"] += 1
@@ -180,15 +193,14 @@ def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_
         load(engine, ours)
 
     before = contents(engine)
-    duration = timed(tmp_path, "merge", "feature", "--strategy", "backup_wins")
+    clock = KillClock(timed(tmp_path, "merge", "feature", "--strategy", "backup_wins"), 99)
     after = contents(engine)
     assert after != before and after["parent"][-1] == (220, "p220")
-    rng = random.Random(99)
     outcomes = {"before": 0, "after": 0, "finished": 0, "locked": 0}
     for _trial in range(MERGE_TRIALS[db_kind]):
         reset()
         child = forkrun.start(tmp_path, "merge", "feature", "--strategy", "backup_wins")
-        time.sleep(kill_delay(rng, duration))
+        time.sleep(clock.next())
         if not child.kill():
             outcomes["finished"] += 1
             assert child.wait() == 0
@@ -197,6 +209,8 @@ def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_
         now = contents(engine)
         assert now in (before, after), "the database is neither as before the merge nor as after it"
         outcomes["before" if now == before else "after"] += 1
+        if now == before:
+            clock.nothing_done()
         if head["id"] != old_head:  # the pre-merge snapshot, or the merge commit on top of it
             by_id = {c["id"]: c for c in json.loads(ok(tmp_path, "log", "--json"))}
             first_parents, c = [], head
