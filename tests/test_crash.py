@@ -60,19 +60,28 @@ def assert_store_whole(cwd: Path) -> dict:
 
 class KillClock:
     """When to kill: half the moments uniform over a run, half over its last third, where
-    objects are published and the ref moves. The length of a run is measured, and grows when a
-    kill after its supposed end still finds nothing done (a busy machine runs slower than the
-    measuring run did), so the late kills keep landing around the end."""
+    objects are published and the ref moves. The length of a run is first measured, then
+    follows the runs that end before their kill (a moving average of how long they took) and
+    grows when a kill after the supposed end still finds nothing done: on a busy machine runs
+    vary several-fold, and the kills must keep landing around the end."""
 
     def __init__(self, duration: float, seed: int) -> None:
         self.duration = duration
         self.rng = random.Random(seed)
         self.delay = 0.0
 
-    def next(self) -> float:
+    def kill(self, child) -> bool:
+        """Kill ``child`` at the next moment; False if it ended before (its time is noted)."""
         d = self.duration
         self.delay = self.rng.uniform(0, d) if self.rng.random() < 0.5 else self.rng.uniform(d * 0.67, d * 1.3)
-        return self.delay
+        started = time.monotonic()
+        deadline = started + self.delay
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                self.duration = 0.7 * self.duration + 0.3 * (time.monotonic() - started)
+                return False
+            time.sleep(0.002)
+        return child.kill()
 
     def nothing_done(self) -> None:
         if self.delay >= self.duration:
@@ -101,8 +110,7 @@ def test_kill_9_during_commit_leaves_a_consistent_store(tmp_path: Path) -> None:
         con.commit()
         before = branch_head(tmp_path)
         child = forkrun.start(tmp_path, "commit", "-m", f"trial {trial}")
-        time.sleep(clock.next())
-        if not child.kill():
+        if not clock.kill(child):
             outcomes["finished"] += 1
             assert child.wait() == 0
         outcomes["locked"] += unlock_if_needed(tmp_path)
@@ -200,8 +208,7 @@ def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_
     for _trial in range(MERGE_TRIALS[db_kind]):
         reset()
         child = forkrun.start(tmp_path, "merge", "feature", "--strategy", "backup_wins")
-        time.sleep(clock.next())
-        if not child.kill():
+        if not clock.kill(child):
             outcomes["finished"] += 1
             assert child.wait() == 0
         outcomes["locked"] += unlock_if_needed(tmp_path)
