@@ -439,13 +439,15 @@ class DiskObjectStore:
             got = None
             first = oid[0]
             p = int.from_bytes(oid[:8], "big")
-            for k, (fanout, prefixes, ordinals, firsts, block) in enumerate(paths):
+            for k, (fanout, prefixes, ordinals, firsts, block, count) in enumerate(paths):
                 lo = fanout[first - 1] if first else 0
                 hi = fanout[first]
                 i = bisect_left(prefixes, p, lo, hi)
                 if i == hi or prefixes[i] != p:
                     continue
                 ordinal = ordinals[i]
+                if not 0 <= ordinal < count:
+                    break  # a damaged index: get() says so
                 b = bisect_right(firsts, ordinal) - 1
                 try:
                     data, ends = block(b)
@@ -466,7 +468,7 @@ class DiskObjectStore:
     def _fast_path(self, name: str):
         idx, _ = self._packs[name]
         rd = self._reader(name)
-        return idx.fanout, idx._prefixes, idx._ordinals, rd._firsts, rd._block
+        return idx.fanout, idx._prefixes, idx._ordinals, rd._firsts, rd._block, rd.count
 
     def get_depth(self, oid: bytes) -> int:
         return self._find(oid)[1]
