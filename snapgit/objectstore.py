@@ -203,6 +203,11 @@ class _DiskWriter(_WriterBase):
             self._current().add_run(prefix, oids[i : i + step], datas[i : i + step])
             self._maybe_seal()
 
+    def add_raw(self, oid: bytes, entry: bytes) -> None:
+        """Copy an entry as it is stored (FULL or DELTA, kind byte first): gc's repack."""
+        self._current().add(oid, entry)
+        self._maybe_seal()
+
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)
         if enc is None:
@@ -257,6 +262,7 @@ class DiskObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pack_dir = root / "objects" / "pack"
+        self.trash_dir = root / "objects" / "trash"
         self.tmp_dir = root / "tmp"
         self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
         self._order: list[str] = []
@@ -265,6 +271,9 @@ class DiskObjectStore:
         self._last_hit: str | None = None
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
+        # indexes that do not parse: skipped, so the store still opens (and `verify --repair`
+        # can rebuild them), but an object not found anywhere else is then "damaged", not absent
+        self.unreadable: dict[str, str] = {}
         self.refresh()
 
     # -- discovery
@@ -278,7 +287,12 @@ class DiskObjectStore:
         for fname in names:
             name = fname[len("pack-") : -len(".idx")]
             if name not in self._packs:
-                self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                try:
+                    self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                except CorruptError as exc:
+                    self.unreadable[name] = str(exc)
+                    continue
+                self.unreadable.pop(name, None)
                 self._order.insert(0, name)
 
     def pack_names(self) -> list[str]:
@@ -289,12 +303,44 @@ class DiskObjectStore:
         if rd is None:
             path = self.pack_dir / f"pack-{name}.pack"
             if not path.exists():
+                # gc moved it to the trash after this process listed its index: the objects are
+                # in a new pack too, but this reader still knows them here
+                path = self.trash_dir / f"pack-{name}.pack"
+            if not path.exists():
                 raise CorruptError(f"pack {name[:16]} is missing but its index is present")
             rd = PackReader(path, self._blocks)
             if rd.count != idx.count:
                 raise CorruptError(f"pack {name[:16]} holds {rd.count} objects, its index {idx.count}")
             self._packs[name] = (idx, rd)
         return rd
+
+    def index(self, name: str) -> IndexReader:
+        return self._packs[name][0]
+
+    def pack_reader(self, name: str) -> PackReader:
+        return self._reader(name)
+
+    def forget(self, name: str) -> None:
+        """Stop reading a pack (gc is about to move it away)."""
+        idx, rd = self._packs.pop(name)
+        self._order.remove(name)
+        if self._last_hit == name:
+            self._last_hit = None
+        idx.close()
+        if rd is not None:
+            rd.close()
+        self._full_cache.clear()
+
+    def stored_bases(self, oid: bytes) -> list[bytes]:
+        """The bases of every copy of ``oid`` stored as a delta (any pack; prefix matches
+        included: keeping one base too many is harmless, one too few is not)."""
+        out = []
+        for name in self._order:
+            for ordinal in self._packs[name][0].candidates(oid):
+                entry = self._reader(name).entry(ordinal)
+                if entry[0] == DELTA:
+                    out.append(bytes(entry[3:35]))
+        return out
 
     def close(self) -> None:
         for idx, rd in self._packs.values():
@@ -356,6 +402,10 @@ class DiskObjectStore:
             self.refresh()
             if len(self._order) != before:
                 return self._find(oid, retry=False, chain=chain)
+        if self.unreadable:
+            name, why = next(iter(self.unreadable.items()))
+            raise CorruptError(f"object {oid.hex()} not found, and the index of pack {name[:16]} is damaged: {why}",
+                               hint="run `snap verify --repair`")
         raise NotFoundError(f"object {oid.hex()} not found")
 
     def _find_in(self, name: str, oid: bytes, chain: int) -> tuple[bytes, int] | None:

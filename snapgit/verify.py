@@ -57,6 +57,7 @@ class Problem:
 class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     garbage: list[str] = field(default_factory=list)  # leftovers of interrupted writes: harmless
+    repairs: list[str] = field(default_factory=list)  # what `verify --repair` did first
     packs: int = 0
     objects_indexed: int = 0
     commits: int = 0
