@@ -164,10 +164,14 @@ def _mark(objects, roots: set[bytes]) -> set[bytes]:
             keep.add(entry.schema)
             objects.get(entry.schema)
             nodes.append(entry.root)
+    # Visited nodes apart from kept ids: a node already kept as some delta's base must still be
+    # walked when a tree reaches it, or its records would be dropped.
+    walked: set[bytes] = set()
     while nodes:
         nid = nodes.pop()
-        if nid in keep:
+        if nid in walked:
             continue
+        walked.add(nid)
         keep.add(nid)
         otype, data = objects.get(nid)
         node = Node.decode(data)

@@ -284,6 +284,10 @@ class DiskObjectStore:
             names = sorted(p.name for p in self.pack_dir.iterdir() if p.name.endswith(".idx"))
         except FileNotFoundError as exc:
             raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
+        # gc moved these away (their objects are in newer packs, published first)
+        listed = {fname[len("pack-") : -len(".idx")] for fname in names}
+        for name in [n for n in self._order if n not in listed]:
+            self.forget(name)
         for fname in names:
             name = fname[len("pack-") : -len(".idx")]
             if name not in self._packs:
@@ -313,6 +317,9 @@ class DiskObjectStore:
                 raise CorruptError(f"pack {name[:16]} holds {rd.count} objects, its index {idx.count}")
             self._packs[name] = (idx, rd)
         return rd
+
+    def _vanished(self) -> bool:
+        return any(not (self.pack_dir / f"pack-{n}.idx").exists() for n in self._order)
 
     def index(self, name: str) -> IndexReader:
         return self._packs[name][0]
@@ -395,6 +402,10 @@ class DiskObjectStore:
                 continue
             if found is not None:
                 return found
+        if bad is not None and retry and self._vanished():
+            # a pack went away under us (gc with --prune=now): look again in what is there now
+            self.refresh()
+            return self._find(oid, retry=False, chain=chain)
         if bad is not None:
             raise CorruptError(f"object {oid.hex()} is damaged: {bad}") from bad
         if retry:

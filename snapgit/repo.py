@@ -83,6 +83,7 @@ def _writes(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self: "Repo", *args: Any, **kwargs: Any) -> Any:
         with self.store.locks.writing():
+            self.objects.refresh()  # a gc that ran before the lease was granted may have moved packs
             return method(self, *args, **kwargs)
 
     return wrapper
