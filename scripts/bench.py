@@ -293,6 +293,22 @@ def verify(b: Bench) -> None:
 
 
 @step
+def gc(b: Bench) -> None:
+    """snap gc on the store the earlier steps left: with the default grace period (every pack is
+    young: marks only), then --prune=now (repacks), then verify again on the repacked store."""
+    for args, label in ((("gc", "--json"), "gc (grace 1h)"), (("gc", "--prune=now", "--json"), "gc --prune=now")):
+        m = b.snap_cmd(*args)
+        doc = json.loads(m.stdout)
+        b.record("gc", label, m, store_bytes=b.store_bytes(), packs_before=doc["packs_before"],
+                 packs_after=doc["packs_after"], objects_dropped=doc["objects_dropped"],
+                 bytes_reclaimed=doc["bytes_reclaimed"], reachable=doc["reachable"])
+    m = b.snap_cmd("verify", "--read-data", "--json")
+    doc = json.loads(m.stdout)
+    b.record("gc", "verify --read-data after gc", m, store_bytes=b.store_bytes(),
+             objects_per_s=round(doc["objects_indexed"] / m.seconds), mb_per_s=round(doc["bytes_read"] / 1e6 / m.seconds, 1))
+
+
+@step
 def git_baseline(b: Bench) -> None:
     """The same states as first_commit + versions, as `sqlite3 .dump` files committed to git."""
     if b.db.dialect != "sqlite":

@@ -90,6 +90,7 @@ err = _Stream(stderr=True)
 class State:
     directory: Path = Path(".")
     debug: bool = False
+    repo: Any = None
 
 
 state = State()
@@ -121,7 +122,8 @@ def _main(
 def _repo():
     from .repo import Repo
 
-    return Repo.open(state.directory)
+    state.repo = Repo.open(state.directory)
+    return state.repo
 
 
 def _json(obj: Any) -> None:
@@ -749,19 +751,24 @@ def unlock() -> None:
 @app.command()
 def verify(
     read_data: Annotated[bool, typer.Option("--read-data", help="Also read every pack: checksums, decompression, re-hash.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="First rebuild broken or missing indexes and move damaged packs to objects/damaged/ (keeping what reads).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check the store: indexes, packs, refs, and that everything reachable exists.
 
-    Exit status 0 when clean, 3 when a problem was found (each is listed).
+    Exit status 0 when clean, 3 when a problem was found (each is listed), 4 when --repair
+    finds another snap command running.
     """
     import time
 
     started = time.monotonic()
-    report = _repo().verify(read_data=read_data)
+    report = _repo().verify(read_data=read_data, repair=repair)
     seconds = time.monotonic() - started
+    if not as_json:
+        for line in report.repairs:
+            out.print(f"repaired: {line}")
     if as_json:
-        _json({"ok": report.ok, "packs": report.packs, "objects_indexed": report.objects_indexed,
+        _json({"ok": report.ok, "repairs": report.repairs, "packs": report.packs, "objects_indexed": report.objects_indexed,
                "commits": report.commits, "nodes": report.nodes, "records_checked": report.records_checked,
                "objects_read": report.objects_read, "bytes_read": report.bytes_read, "seconds": round(seconds, 3),
                "problems": [p.to_json() for p in report.problems], "garbage": report.garbage})
@@ -776,6 +783,32 @@ def verify(
                   + ("ok" if report.ok else f"{len(report.problems)} problems") + f" ({seconds:.2f} s)")
     if not report.ok:
         raise typer.Exit(3)
+
+
+@app.command()
+def gc(
+    prune: Annotated[str, typer.Option("--prune", help="Grace period: keep packs younger than this (now, 30m, 1h, 2d).", metavar="GRACE")] = "1h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be removed; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Remove objects no ref, reflog entry or unfinished merge reaches; merge small packs.
+
+    Exit status 0 when done, 3 when a reachable object cannot be read (nothing is changed),
+    4 when other snap commands keep writing.
+    """
+    report = _repo().gc(prune=prune, dry_run=dry_run)
+    if as_json:
+        _json(report.to_json())
+        return
+    doc = report.to_json()
+    verb = "would drop" if dry_run else "dropped"
+    out.print(f"{doc['packs_before']} packs -> {doc['packs_after'] if not dry_run else '?'} packs; "
+              f"{verb} {doc['objects_dropped']:,} of {doc['objects_before']:,} objects "
+              f"({doc['reachable']:,} reachable; {doc['packs_dropped']} packs dead, {doc['packs_repacked']} repacked, "
+              f"{doc['packs_young']} younger than the grace period)")
+    if not dry_run:
+        out.print(f"{report.bytes_reclaimed / 1e6:,.1f} MB reclaimed from objects/pack, "
+                  f"{report.bytes_deleted / 1e6:,.1f} MB deleted for good, {report.seconds:.2f} s")
 
 
 # --- branches and tags ----------------------------------------------------------------------
@@ -867,7 +900,11 @@ def oplog_cmd(
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
-        app(prog_name="snap")
+        try:
+            app(prog_name="snap")
+        finally:
+            for note in state.repo.store.locks.notes if state.repo is not None else []:
+                err.print(f"note: {note}")
     except SnapError as exc:
         if debug:
             raise

@@ -231,6 +231,11 @@ class _DiskWriter(_WriterBase):
             self._current().add_run(prefix, oids[i : i + step], datas[i : i + step])
             self._maybe_seal()
 
+    def add_raw(self, oid: bytes, entry: bytes) -> None:
+        """Copy an entry as it is stored (FULL or DELTA, kind byte first): gc's repack."""
+        self._current().add(oid, entry)
+        self._maybe_seal()
+
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)
         if enc is None:
@@ -285,6 +290,7 @@ class DiskObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pack_dir = root / "objects" / "pack"
+        self.trash_dir = root / "objects" / "trash"
         self.tmp_dir = root / "tmp"
         self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
         self._order: list[str] = []
@@ -293,7 +299,9 @@ class DiskObjectStore:
         self._last_hit: str | None = None
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
-        self.broken: dict[str, str] = {}  # pack name -> why its index could not be opened
+        # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
+        # `verify --repair` can rebuild them); an object not found anywhere else is then damage
+        self.unreadable: dict[str, str] = {}
         self.refresh()
 
     # -- discovery
@@ -304,16 +312,21 @@ class DiskObjectStore:
             names = sorted(p.name for p in self.pack_dir.iterdir() if p.name.endswith(".idx"))
         except FileNotFoundError as exc:
             raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
+        # gc moved these away (their objects are in newer packs, published first)
+        listed = {fname[len("pack-") : -len(".idx")] for fname in names}
+        for name in [n for n in self._order if n not in listed]:
+            self.forget(name)
         for fname in names:
             name = fname[len("pack-") : -len(".idx")]
-            if name not in self._packs and name not in self.broken:
+            if name not in self._packs:
                 try:
                     self._packs[name] = (IndexReader(self.pack_dir / fname), None)
                 except CorruptError as exc:
                     # One damaged index must not make the whole store unreadable (verify could not
                     # even report it): its objects are missing, and reading one says why.
-                    self.broken[name] = str(exc)
+                    self.unreadable[name] = str(exc)
                     continue
+                self.unreadable.pop(name, None)
                 self._order.insert(0, name)
 
     def pack_names(self) -> list[str]:
@@ -324,12 +337,47 @@ class DiskObjectStore:
         if rd is None:
             path = self.pack_dir / f"pack-{name}.pack"
             if not path.exists():
+                # gc moved it to the trash after this process listed its index: the objects are
+                # in a new pack too, but this reader still knows them here
+                path = self.trash_dir / f"pack-{name}.pack"
+            if not path.exists():
                 raise CorruptError(f"pack {name[:16]} is missing but its index is present")
             rd = PackReader(path, self._blocks)
             if rd.count != idx.count:
                 raise CorruptError(f"pack {name[:16]} holds {rd.count} objects, its index {idx.count}")
             self._packs[name] = (idx, rd)
         return rd
+
+    def _vanished(self) -> bool:
+        return any(not (self.pack_dir / f"pack-{n}.idx").exists() for n in self._order)
+
+    def index(self, name: str) -> IndexReader:
+        return self._packs[name][0]
+
+    def pack_reader(self, name: str) -> PackReader:
+        return self._reader(name)
+
+    def forget(self, name: str) -> None:
+        """Stop reading a pack (gc is about to move it away)."""
+        idx, rd = self._packs.pop(name)
+        self._order.remove(name)
+        if self._last_hit == name:
+            self._last_hit = None
+        idx.close()
+        if rd is not None:
+            rd.close()
+        self._full_cache.clear()
+
+    def stored_bases(self, oid: bytes) -> list[bytes]:
+        """The bases of every copy of ``oid`` stored as a delta (any pack; prefix matches
+        included: keeping one base too many is harmless, one too few is not)."""
+        out = []
+        for name in self._order:
+            for ordinal in self._packs[name][0].candidates(oid):
+                entry = self._reader(name).entry(ordinal)
+                if entry[0] == DELTA:
+                    out.append(bytes(entry[3:35]))
+        return out
 
     def close(self) -> None:
         for idx, rd in self._packs.values():
@@ -384,6 +432,10 @@ class DiskObjectStore:
                 continue
             if found is not None:
                 return found
+        if bad is not None and retry and self._vanished():
+            # a pack went away under us (gc with --prune=now): look again in what is there now
+            self.refresh()
+            return self._find(oid, retry=False, chain=chain)
         if bad is not None:
             raise CorruptError(f"object {oid.hex()} is damaged: {bad}") from bad
         if retry:
@@ -391,9 +443,14 @@ class DiskObjectStore:
             self.refresh()
             if len(self._order) != before:
                 return self._find(oid, retry=False, chain=chain)
-        why = "; ".join(self.broken.values())
+        if self.unreadable:
+            why = "; ".join(self.unreadable.values())
+            raise MissingObjectError(
+                f"object {oid.hex()} not found (an index is damaged: {why})",
+                hint="run `snap verify --repair` to rebuild the index from its pack",
+            )
         raise MissingObjectError(
-            f"object {oid.hex()} not found" + (f" (an index is damaged: {why})" if why else ""),
+            f"object {oid.hex()} not found",
             hint="the store is damaged: run `snap verify` to see what is affected",
         )
 

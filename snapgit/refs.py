@@ -125,9 +125,20 @@ def _parse_reflog(text: str, name: str) -> list[ReflogEntry]:
     return out
 
 
+class RefLockOwners(Protocol):
+    """Who holds ref locks (lock.StoreLocks): so a lock left by a killed process can be judged."""
+
+    def took_ref_lock(self, path: Path) -> None: ...
+
+    def released_ref_lock(self, path: Path) -> None: ...
+
+    def reclaim_ref_lock(self, path: Path) -> bool: ...
+
+
 class DiskRefs:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, owners: RefLockOwners | None = None) -> None:
         self.root = root
+        self.owners = owners
 
     def _path(self, name: str) -> Path:
         return self.root / name
@@ -176,8 +187,13 @@ class DiskRefs:
         delay = 0.005
         while True:
             try:
-                return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                if self.owners is not None:
+                    self.owners.took_ref_lock(lock)
+                return fd
             except FileExistsError:
+                if self.owners is not None and self.owners.reclaim_ref_lock(lock):
+                    continue  # its owner was killed: the lock was removed
                 if time.monotonic() >= deadline:
                     raise LockedError(
                         f"ref {name} is locked by another process ({lock.name} exists)",
@@ -228,6 +244,9 @@ class DiskRefs:
             if full is not None:
                 raise full from exc
             raise
+        finally:
+            if self.owners is not None:
+                self.owners.released_ref_lock(lock)
 
     def _append_reflog(self, name: str, old: str | None, new: str | None, who: str, message: str) -> None:
         log = self.root / "logs" / name
@@ -269,6 +288,9 @@ class DiskRefs:
             except FileNotFoundError:
                 pass
             raise
+        finally:
+            if self.owners is not None:
+                self.owners.released_ref_lock(lock)
 
     def list(self, prefix: str) -> dict[str, str]:
         base = self.root / prefix

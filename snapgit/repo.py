@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
     from .diff import Side, TableDiff
 
 __all__ = ["Repo", "TableInfo", "MergeResult", "NoDatabaseError"]
+
+
+def socket_host() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 class NoDatabaseError(SnapError):
@@ -69,6 +76,19 @@ class MergeResult:
             "in_progress": self.in_progress,
             **self.totals(),
         }
+
+
+def _writes(method: Callable) -> Callable:
+    """Run a Repo method under a writer lease (lock.py): gc never runs while it writes objects
+    or moves refs. Nested operations (merge commits first) share the outer lease."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Repo", *args: Any, **kwargs: Any) -> Any:
+        with self.store.locks.writing():
+            self.objects.refresh()  # a gc that ran before the lease was granted may have moved packs
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _key_matches(plan, conflict, text: str) -> bool:
@@ -184,6 +204,7 @@ class Repo:
             return list(tc.key)
         return list(schema.primary_key) or None
 
+    @_writes
     def commit(
         self,
         message: str,
@@ -433,6 +454,7 @@ class Repo:
             return {}
         return dict(read_root(self.objects, read_commit(self.objects, oid).tree).tables)
 
+    @_writes
     def merge(
         self,
         rev: str,
@@ -511,6 +533,7 @@ class Repo:
                                         message=f"merge {result.rev}: fast-forward")
                 result.merge_commit = result.theirs
 
+    @_writes
     def merge_continue(self, *, db_url: str | None = None, author: str | None = None) -> "MergeResult":
         from .merge import MergeError, plan_merge
 
@@ -541,6 +564,7 @@ class Repo:
                   result=result.summary())
         return result
 
+    @_writes
     def merge_abort(self) -> None:
         from .merge import MergeError
 
@@ -564,6 +588,7 @@ class Repo:
                            ignore=self._ignored())
         return [(p, c) for p in plans for c in p.conflicts]
 
+    @_writes
     def resolve_conflicts(self, side: str, *, table: str | None = None, keys: list[str] | None = None) -> int:
         """Resolve conflicts (all, a table's, or those whose key matches) as ``ours`` or ``theirs``."""
         from .merge import MergeError
@@ -588,6 +613,7 @@ class Repo:
                   ok=True, result={"resolved": n})
         return n
 
+    @_writes
     def restore(
         self, rev: str, *, into: str | None = None, tables: list[str] | None = None, preview: bool = False,
         db_url: str | None = None, author: str | None = None, _live_is: bytes | None = None,
@@ -688,6 +714,7 @@ class Repo:
                 raise
         return result
 
+    @_writes
     def checkout(self, target: str, *, new_branch: str | None = None, force: bool = False,
                  db_url: str | None = None) -> dict[str, Any]:
         """Move HEAD to a branch or revision and make the live database match it."""
@@ -749,28 +776,77 @@ class Repo:
         return ref, cid
 
     def unlock(self) -> list[str]:
-        """Remove ref lock files left by killed processes; returns what was removed.
+        """Remove lock files left by killed processes; returns what was removed.
 
-        Only safe when no other snap command is running on this store: a live writer's lock
-        would be removed too, and two writers could then move a ref at once.
+        Locks of owners that provably run on this host are kept. The rest (ref locks of unknown
+        owners, leases of other hosts) are removed: only safe when no other snap command is
+        running on this store, or two writers could move a ref at once.
         """
-        removed = []
+        locks = self.store.locks
+        removed = locks.reclaim_dead()
+        live = [info for info in locks.leases() if info.host == socket_host()]
+        held = {r for info in live for r in info.refs}
         for lock in sorted(self.refs.locks()):
+            name = lock.relative_to(self.store.root).as_posix()
+            if name in held:
+                continue
             try:
                 lock.unlink()
             except FileNotFoundError:
                 continue
-            removed.append(lock.relative_to(self.store.root).as_posix())
+            removed.append(name)
+        for info in locks.leases() + ([g] if (g := locks.gc_holder()) else []):
+            if info.host != socket_host() and info.path is not None:
+                info.path.unlink(missing_ok=True)
+                removed.append(info.path.relative_to(self.store.root).as_posix())
         self._log(default_author(self.config.user_name), "unlock", {}, ok=True, result={"removed": removed})
         return removed
 
     # -- integrity ----------------------------------------------------------------------------
 
-    def verify(self, *, read_data: bool = False):
-        """Check the store; every problem found is in the report (see verify.py)."""
+    def verify(self, *, read_data: bool = False, repair: bool = False):
+        """Check the store; every problem found is in the report (see verify.py).
+
+        ``repair``: first rebuild missing or broken indexes from their packs and move damaged
+        packs aside, keeping every object that still reads (see repair.py), under the gc lock.
+        """
         from .verify import verify_store
 
-        return verify_store(self.store, read_data=read_data)
+        if not repair:
+            return verify_store(self.store, read_data=read_data)
+        from .repair import repair_store
+
+        with self.store.locks.gc():
+            actions = repair_store(self.store)
+            self.objects.refresh()
+            report = verify_store(self.store, read_data=read_data)
+        report.repairs = actions
+        self._log(default_author(self.config.user_name), "repair", {}, ok=report.ok, result={"actions": actions})
+        return report
+
+    def gc(self, *, prune: str | float | None = None, dry_run: bool = False):
+        """Remove what no ref, reflog line or unfinished merge reaches (see gc.py).
+
+        ``prune`` is the grace period: seconds, or text like ``now``, ``30m``, ``2h`` (default
+        1 hour). Waits briefly for running writers, then raises LockedError.
+        """
+        from .gc import DEFAULT_GRACE, collect_garbage, parse_grace
+
+        grace = DEFAULT_GRACE if prune is None else parse_grace(prune) if isinstance(prune, str) else float(prune)
+        who = default_author(self.config.user_name)
+        args = {"prune": grace, "dry_run": dry_run}
+        try:
+            if dry_run:
+                report = collect_garbage(self.store, grace=grace, dry_run=True)
+            else:
+                with self.store.locks.gc():
+                    report = collect_garbage(self.store, grace=grace)
+        except SnapError as exc:
+            self._log(who, "gc", args, ok=False, error=str(exc))
+            raise
+        result = {k: v for k, v in report.to_json().items() if k not in ("trashed", "deleted")}
+        self._log(who, "gc", args, ok=True, result=result)
+        return report
 
     # -- history ------------------------------------------------------------------------------
 
@@ -802,6 +878,7 @@ class Repo:
             for name, v in self.refs.list("refs/heads").items()
         ]
 
+    @_writes
     def create_branch(self, name: str, rev: str = "HEAD") -> bytes:
         check_ref_name(name, "branch")
         oid = self.resolve(rev)
@@ -811,6 +888,7 @@ class Repo:
         self.refs.set_if_equals(ref, None, oid.hex(), who=default_author(self.config.user_name), message=f"branch: created from {rev}")
         return oid
 
+    @_writes
     def delete_branch(self, name: str) -> bytes:
         ref = f"refs/heads/{name}"
         value = self.refs.read(ref)
@@ -824,6 +902,7 @@ class Repo:
     def tags(self) -> list[tuple[str, bytes]]:
         return [(n.removeprefix("refs/tags/"), bytes.fromhex(v)) for n, v in self.refs.list("refs/tags").items()]
 
+    @_writes
     def create_tag(self, name: str, rev: str = "HEAD", message: str | None = None) -> bytes:
         check_ref_name(name, "tag")
         ref = f"refs/tags/{name}"

@@ -9,6 +9,8 @@
       refs/heads/ refs/tags/   refs.py
       logs/                reflogs
       objects/pack/        packs and indexes (pack.py, packindex.py)
+      objects/trash/       packs gc replaced, deleted by a later gc after the grace period
+      locks/               writer leases and the gc lock (lock.py)
       tmp/                 files being written; leftovers of killed runs are garbage
       oplog.jsonl          one JSON line per operation (oplog.py)
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from .config import Config, load_config, save_config
 from .errors import CorruptError, NotFoundError, SnapError
+from .lock import StoreLocks
 from .objectstore import DiskObjectStore
 from .refs import DiskRefs
 
@@ -60,7 +63,8 @@ class Store:
         self.config_path = root / "config.toml"
         self.config: Config = load_config(self.config_path)
         self.objects = DiskObjectStore(root)
-        self.refs = DiskRefs(root)
+        self.locks = StoreLocks(root)
+        self.refs = DiskRefs(root, self.locks)
 
     def _check_version(self) -> None:
         path = self.root / "VERSION"
@@ -100,7 +104,7 @@ class Store:
         old_umask = os.umask(0o077)
         try:
             tmp.mkdir(mode=0o700)
-            for sub in ("refs/heads", "refs/tags", "logs", "objects/pack", "tmp"):
+            for sub in ("refs/heads", "refs/tags", "logs", "objects/pack", "tmp", "locks"):
                 (tmp / sub).mkdir(parents=True, mode=0o700)
             (tmp / "VERSION").write_text(_VERSION_TEXT, encoding="utf-8")
             (tmp / "HEAD").write_text(f"ref: refs/heads/{initial_branch}\n", encoding="utf-8")

@@ -79,3 +79,58 @@ def test_damaged_index_and_ref(store: Path) -> None:
     problems = json.loads(proc.stdout)["problems"]
     assert any(p["what"] == "index" and p["where"] == idx.name for p in problems)
     assert any(p["what"] == "ref" and p["where"] == "refs/heads/main" for p in problems)
+
+
+# --- verify --repair ------------------------------------------------------------------------------
+
+
+def test_repair_rebuilds_a_missing_or_truncated_index(store: Path) -> None:
+    idx = sorted((store / ".snapstore" / "objects" / "pack").glob("*.idx"))
+    original = {p: p.read_bytes() for p in idx}
+    idx[0].unlink()
+    os.chmod(idx[1], 0o600)
+    idx[1].write_bytes(original[idx[1]][:100])
+    assert snap(store, "verify").returncode == 3
+    proc = snap(store, "verify", "--repair", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    repairs = json.loads(proc.stdout)["repairs"]
+    assert any("rebuilt the missing index" in r for r in repairs) and any("rebuilt the broken index" in r for r in repairs)
+    assert {p: p.read_bytes() for p in idx} == original  # the same bytes as the writer's
+    assert snap(store, "verify", "--read-data").returncode == 0
+
+
+def test_repair_moves_a_damaged_pack_aside_keeping_what_reads(store: Path) -> None:
+    biggest = max(packs(store), key=lambda p: p.stat().st_size)
+    flip(biggest, 200)  # inside the first block
+    proc = snap(store, "verify", "--repair", "--json")
+    assert proc.returncode == 3  # records were lost: they are listed, with their commits
+    doc = json.loads(proc.stdout)
+    assert any("moved damaged pack" in r and "objects saved" in r for r in doc["repairs"])
+    assert (store / ".snapstore" / "objects" / "damaged" / biggest.name).exists()
+    assert not biggest.exists()
+    lost = [p for p in doc["problems"] if p["what"] == "object"]
+    assert lost and all(p["commits"] and p["table"] == "t" for p in lost)
+    saved = json.loads(snap(store, "verify", "--json").stdout)
+    assert saved["objects_indexed"] > 1000  # the rest of the pack was copied, not dropped
+
+
+def test_restore_from_a_damaged_pack_fails_before_writing(store: Path) -> None:
+    con = sqlite3.connect(store / "db.sqlite")
+    con.execute("UPDATE t SET v = 'live ' || id")
+    con.commit()
+    before = con.execute("SELECT * FROM t ORDER BY id").fetchall()
+    con.close()
+    first = max(packs(store), key=lambda p: p.stat().st_size)
+    flip(first, first.stat().st_size // 2)
+    for args in (("restore", "HEAD~1"), ("merge", "HEAD~1", "--strategy", "backup_wins")):
+        proc = snap(store, *args)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+        con = sqlite3.connect(store / "db.sqlite")
+        assert con.execute("SELECT * FROM t ORDER BY id").fetchall() == before
+        con.close()
+    target = store / "new.sqlite"
+    sqlite3.connect(target).close()
+    proc = snap(store, "restore", "HEAD~1", "--into", f"sqlite:///{target}")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert sqlite3.connect(target).execute("SELECT name FROM sqlite_master").fetchall() == []

@@ -1,0 +1,358 @@
+"""snap gc (snapgit/gc.py): keeps everything reachable, drops the rest, respects the grace
+period, writes nothing on a dry run, survives kill -9 and concurrent commits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from snapgit import Repo
+from snapgit.commit import commit_snapshot
+from snapgit.gc import _mark, parse_grace, root_ids
+from snapgit.history import read_commit, read_root, read_table
+from snapgit.errors import SnapError
+from snapgit.tree import iter_entries
+
+SNAP = [sys.executable, "-m", "snapgit.cli"]
+IN_CI = os.environ.get("CI") == "true"
+
+
+def snap(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAP, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def make_db(path: Path, rows: int = 400) -> sqlite3.Connection:
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n REAL)")
+    con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"row {i} " * 4, i / 3) for i in range(rows)])
+    return con
+
+
+def change(con: sqlite3.Connection, seed: int) -> None:
+    con.execute("UPDATE t SET n = n + 1 WHERE id % 13 = ?", (seed % 13,))
+
+
+def all_ids(repo: Repo) -> set[bytes]:
+    return {oid for _pack, oid, _t, _d in repo.objects.iter_objects()}
+
+
+def assert_complete(repo: Repo, cid: bytes) -> None:
+    """Every object of the commit reads: tree, tables, schemas, nodes, every record."""
+    for tid in read_root(repo.objects, read_commit(repo.objects, cid).tree).tables.values():
+        entry = read_table(repo.objects, tid)
+        repo.objects.get(entry.schema)
+        n = sum(1 for _k, rid in iter_entries(repo.objects, entry.root) if repo.objects.get(rid))
+        assert n == entry.rows
+
+
+def files(root: Path) -> dict[str, tuple[int, float, str]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def age(paths, seconds: float) -> None:
+    t = time.time() - seconds
+    for p in paths:
+        os.utime(p, (t, t))
+
+
+def forget_branch(store: Path, name: str) -> None:
+    """Delete a branch and its reflog (what reflog expiry will do), so its commits become garbage."""
+    with Repo.open(store) as repo:
+        repo.delete_branch(name)
+    (store / ".snapstore" / "logs" / "refs" / "heads" / name).unlink()
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    con = make_db(tmp_path / "db.sqlite")
+    repo = Repo.init(tmp_path, "db.sqlite")
+    repo.commit("one")
+    yield tmp_path, con, repo
+    repo.close()
+    con.close()
+
+
+def test_parse_grace() -> None:
+    assert parse_grace("now") == 0 and parse_grace("90") == 90 and parse_grace("30m") == 1800
+    assert parse_grace("2h") == 7200 and parse_grace("1d") == 86400
+    with pytest.raises(SnapError):
+        parse_grace("soon")
+
+
+# --- what is kept --------------------------------------------------------------------------------
+
+
+@settings(max_examples=12 if not IN_CI else 20)
+@given(st.lists(st.tuples(st.sampled_from(["commit", "branch", "switch", "delete", "tag"]), st.integers(0, 50)),
+                min_size=1, max_size=12))
+def test_gc_keeps_exactly_what_is_reachable(ops) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        con = make_db(tmp / "db.sqlite", rows=150)
+        with Repo.init(tmp, "db.sqlite") as repo:
+            repo.commit("base")
+            branches = ["main"]
+            for n, (op, x) in enumerate(ops):
+                current = repo.head_ref().removeprefix("refs/heads/")
+                if op == "commit":
+                    change(con, x)
+                    con.execute("DELETE FROM t WHERE id = ?", (x * 3,))
+                    repo.commit(f"c{n}", allow_empty=True)
+                elif op == "branch" and f"b{n}" not in branches:
+                    repo.create_branch(f"b{n}")
+                    branches.append(f"b{n}")
+                elif op == "switch":
+                    repo.refs.set_symbolic("HEAD", f"refs/heads/{branches[x % len(branches)]}")
+                elif op == "delete" and len(branches) > 1:
+                    victim = next(b for b in branches if b != current)
+                    forget_branch(tmp, victim)
+                    branches.remove(victim)
+                elif op == "tag":
+                    repo.create_tag(f"t{n}", message="tagged" if x % 2 else None)
+            reachable = _mark(repo.objects, root_ids(repo.store))
+            before = all_ids(repo)
+            report = repo.gc(prune="now")
+            assert report.objects_dropped == len(before - reachable)
+        with Repo.open(tmp) as repo:
+            assert all_ids(repo) == reachable  # everything reachable is there, nothing else
+            for name, value in {**repo.refs.list("refs/heads"), **repo.refs.list("refs/tags")}.items():
+                assert_complete(repo, repo.resolve(name))
+            report = repo.verify(read_data=True)
+            assert report.ok, [p.describe() for p in report.problems]
+        con.close()
+
+
+def test_reflog_merge_head_and_saved_refs_are_roots(store) -> None:
+    tmp, con, repo = store
+    kept = {}
+    for name in ("reflogged", "merging", "saved"):
+        change(con, len(kept) + 1)
+        repo.create_branch(name)
+        repo.refs.set_symbolic("HEAD", f"refs/heads/{name}")
+        kept[name] = repo.commit(name).commit_id
+        repo.refs.set_symbolic("HEAD", "refs/heads/main")
+        repo.delete_branch(name)
+        if name != "reflogged":
+            (tmp / ".snapstore" / "logs" / "refs" / "heads" / name).unlink()
+    (tmp / ".snapstore" / "MERGE_HEAD").write_text(json.dumps({"theirs": kept["merging"].hex(), "ours": None}))
+    repo.refs.set_if_equals("refs/snap/saved/x", None, kept["saved"].hex(), who="t", message="saved")
+    repo.gc(prune="now")
+    for cid in kept.values():
+        assert_complete(repo, cid)
+    assert repo.verify(read_data=True).ok
+
+
+def test_delta_bases_of_kept_nodes_are_kept(store) -> None:
+    """Only the second commit's tree stays reachable, through a parentless commit: its leaves
+    are deltas against the first commit's, which must stay although nothing reaches them."""
+    tmp, con, repo = store
+    change(con, 1)
+    second = repo.commit("two").commit_id
+    tree = read_commit(repo.objects, second).tree
+    orphan, _ = commit_snapshot(repo.objects, repo.refs, ref="refs/heads/orphan", expected_parent=None, tree_id=tree,
+                                author="t", message="orphan", meta={})
+    repo.refs.set_symbolic("HEAD", "refs/heads/orphan")
+    os.unlink(tmp / ".snapstore" / "refs" / "heads" / "main")
+    (tmp / ".snapstore" / "logs" / "refs" / "heads" / "main").unlink()
+    leaves = [nid for nid in _mark(repo.objects, {orphan}) if repo.objects.stored_bases(nid)]
+    assert leaves, "the second commit stored no delta: the test proves nothing"
+    report = repo.gc(prune="now")
+    assert report.objects_dropped > 0
+    with Repo.open(tmp) as fresh:
+        assert_complete(fresh, orphan)
+        assert fresh.verify(read_data=True).ok
+
+
+def test_an_unreadable_reachable_object_stops_gc_before_any_change(store) -> None:
+    tmp, con, repo = store
+    change(con, 2)
+    repo.commit("two")
+    pack = max((tmp / ".snapstore" / "objects" / "pack").glob("*.pack"), key=lambda p: p.stat().st_size)
+    os.chmod(pack, 0o600)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    before = files(tmp / ".snapstore")
+    proc = snap(tmp, "gc", "--prune=now")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.startswith("error: gc stopped before changing anything")
+    after = files(tmp / ".snapstore")
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {k: v for k, v in before.items() if k != "oplog.jsonl"}
+
+
+# --- grace period, trash, dry run ------------------------------------------------------------------
+
+
+def test_grace_period_and_two_phase_trash(store) -> None:
+    tmp, con, repo = store
+    root = tmp / ".snapstore"
+    repo.create_branch("doomed")
+    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
+    change(con, 3)
+    repo.commit("garbage soon")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "doomed")
+    (root / "tmp" / "pack-crashed.tmp").write_bytes(b"x" * 100)
+    young = repo.gc()  # default 1 h: every pack is younger
+    assert young.objects_dropped == 0 and young.packs_young == young.packs_before and not young.deleted
+    assert (root / "tmp" / "pack-crashed.tmp").exists()
+    age(root.joinpath("objects", "pack").iterdir(), 7200)
+    age([root / "tmp" / "pack-crashed.tmp"], 7200)
+    old = repo.gc(prune="1h")
+    assert old.objects_dropped > 0 and old.trashed
+    assert old.deleted == ["tmp/pack-crashed.tmp"]  # the trash waits for a later gc
+    trash = sorted((root / "objects" / "trash").iterdir())
+    assert trash and repo.gc(prune="1h").deleted == []
+    age(trash, 7200)
+    later = repo.gc(prune="1h")
+    assert sorted(later.deleted) == sorted(p.relative_to(root).as_posix() for p in trash)
+    assert repo.verify(read_data=True).ok
+
+
+def test_a_reader_that_listed_old_indexes_reads_through_the_trash(store) -> None:
+    tmp, con, repo = store
+    change(con, 4)
+    cid = repo.commit("two").commit_id
+    age((tmp / ".snapstore" / "objects" / "pack").iterdir(), 7200)
+    reader = Repo.open(tmp)  # lists the indexes now
+    try:
+        assert snap(tmp, "gc", "--prune=1h").returncode == 0
+        assert list((tmp / ".snapstore" / "objects" / "trash").glob("*.pack"))
+        reader.objects._full_cache.clear()
+        reader.objects._blocks._items.clear()
+        assert_complete(reader, cid)
+    finally:
+        reader.close()
+
+
+def test_dry_run_writes_nothing(store) -> None:
+    tmp, con, repo = store
+    repo.create_branch("doomed")
+    change(con, 5)
+    repo.commit("two")
+    forget_branch(tmp, "doomed")
+    (tmp / ".snapstore" / "tmp" / "old.tmp").write_text("x")
+    age((tmp / ".snapstore").rglob("*"), 7200)
+    before = files(tmp / ".snapstore")
+    proc = snap(tmp, "gc", "--prune=now", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["dry_run"] and doc["packs_repacked"] >= 1
+    after = files(tmp / ".snapstore")
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {k: v for k, v in before.items() if k != "oplog.jsonl"}
+    assert not (tmp / ".snapstore" / "objects" / "trash").exists()
+
+
+def test_orphan_pack_without_index_is_removed_after_the_grace_period(store) -> None:
+    tmp, con, repo = store
+    pack_dir = tmp / ".snapstore" / "objects" / "pack"
+    orphan = pack_dir / ("pack-" + "ab" * 32 + ".pack")
+    orphan.write_bytes(b"left by a writer killed between its two renames")
+    assert repo.gc(prune="1h").deleted == []
+    age([orphan], 7200)
+    assert repo.gc(prune="1h").deleted == [f"objects/pack/{orphan.name}"]
+
+
+# --- crashes and concurrency ---------------------------------------------------------------------
+
+
+def test_kill_9_during_gc_leaves_a_consistent_store(tmp_path: Path) -> None:
+    con = make_db(tmp_path / "db.sqlite", rows=3000)
+    assert snap(tmp_path, "init", "--db", "db.sqlite").returncode == 0
+    with Repo.open(tmp_path) as repo:
+        repo.commit("base")
+    trials = int(os.environ.get("SNAP_GC_CRASH_TRIALS", "50" if IN_CI else "12"))
+    rng = random.Random(4321)
+    duration = None
+    killed = 0
+    for trial in range(trials):
+        with Repo.open(tmp_path) as repo:  # new work for gc: small packs, and garbage
+            if trial % 3 == 0:
+                repo.create_branch(f"b{trial}")
+                repo.refs.set_symbolic("HEAD", f"refs/heads/b{trial}")
+            change(con, trial)
+            repo.commit(f"trial {trial}")
+            if trial % 3 == 2:
+                repo.refs.set_symbolic("HEAD", "refs/heads/main")
+                for name in list(repo.refs.list("refs/heads")):
+                    if name != "refs/heads/main":
+                        forget_branch(tmp_path, name.removeprefix("refs/heads/"))
+        heads = dict(Repo.open(tmp_path).refs.list("refs/heads"))
+        started = time.monotonic()
+        proc = subprocess.Popen([*SNAP, "gc", "--prune=now"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if duration is None:
+            proc.wait()
+            duration = time.monotonic() - started
+            continue
+        time.sleep(rng.uniform(0.0, duration))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        with Repo.open(tmp_path) as repo:
+            report = repo.verify(read_data=True)
+            assert report.ok, (trial, [p.describe() for p in report.problems])
+            assert repo.refs.list("refs/heads") == heads  # verify read every reachable object
+            assert_complete(repo, bytes.fromhex(heads["refs/heads/main"]))
+    assert killed >= trials // 3, f"only {killed} of {trials} gc runs were killed mid-way"
+    with Repo.open(tmp_path) as repo:  # a killed gc's lock is reclaimed by the next writer
+        change(con, 999)
+        assert repo.commit("after the crashes").commit_id is not None
+        assert repo.gc(prune="now").packs_after == 1
+        assert repo.verify(read_data=True).ok
+
+
+COMMITTER = """
+import sqlite3, sys
+from snapgit import Repo
+con = sqlite3.connect("db.sqlite", isolation_level=None)
+for i in range(int(sys.argv[1])):
+    con.execute("UPDATE t SET n = n + 1 WHERE id % 7 = ?", (i % 7,))
+    with Repo.open(".") as repo:
+        if i % 4 == 3:
+            repo.create_branch(f"x{i}")
+        repo.commit(f"concurrent {i}")
+print("done", flush=True)
+"""
+
+
+def test_gc_while_commits_run_loses_nothing_reachable(tmp_path: Path) -> None:
+    con = make_db(tmp_path / "db.sqlite", rows=2000)
+    assert snap(tmp_path, "init", "--db", "db.sqlite").returncode == 0
+    assert snap(tmp_path, "commit", "-m", "base").returncode == 0
+    env = {**os.environ, "SNAP_LOCK_TIMEOUT": "30"}
+    committer = subprocess.Popen([sys.executable, "-c", COMMITTER, "12"], cwd=tmp_path, env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ran = 0
+    while committer.poll() is None:
+        proc = snap(tmp_path, "gc", "--prune=now", env={"SNAP_LOCK_TIMEOUT": "30"})
+        assert proc.returncode in (0, 4), proc.stderr
+        ran += proc.returncode == 0
+    out, err = committer.communicate()
+    assert committer.returncode == 0 and "done" in out, err
+    assert ran >= 2
+    assert snap(tmp_path, "gc", "--prune=now").returncode == 0
+    with Repo.open(tmp_path) as repo:
+        report = repo.verify(read_data=True)
+        assert report.ok, [p.describe() for p in report.problems]
+        commits = repo.log("main")
+        assert len(commits) == 13
+        for cid, _c in commits:
+            assert_complete(repo, cid)
+    con.close()
