@@ -25,6 +25,7 @@ never judged dead here, and a live one is never stolen: ``snap unlock`` is for t
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -35,12 +36,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LockedError
+from .errors import DiskFullError, LockedError
 
 __all__ = ["LockInfo", "StoreLocks", "OWNER", "pid_alive"]
 
 # One owner id per process: a lease, the gc lock and the ref locks of one process share it.
 OWNER = secrets.token_hex(8)
+
+
+def _new_owner() -> None:
+    # A forked child is another process, so another owner: two children of one parent must
+    # not share a lease file (nor take each other's locks for their own).
+    global OWNER
+    OWNER = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_owner)
 GC_LOCK = "gc.json"
 _WAIT_SECONDS = 5.0
 
@@ -126,11 +137,16 @@ def _write_whole(path: Path, text: str, *, exclusive: bool = False) -> bool:
     """Make ``path`` hold ``text``, never visible half-written (a reader would take a lock being
     written for no lock). ``exclusive``: only if it does not exist yet; False if it does."""
     tmp = path.with_name(f".{path.name}.{OWNER}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            if os.write(fd, text.encode("utf-8")) != len(text.encode("utf-8")):
+                raise OSError(errno.ENOSPC, "short write")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DiskFullError.of(exc, f"lock file {path.name}") or exc
     try:
         if not exclusive:
             os.replace(tmp, path)
@@ -256,7 +272,21 @@ class StoreLocks:
         lease = self._lease
         if lease is None:
             return
-        _write_whole(self._lease_path(), lease.to_json())
+        # In place, not by a rename: a second copy needs room that a nearly full disk may not
+        # have just when the commit takes its ref lock. A reader catching the write half-way
+        # cannot parse the lease, and counts it as a live writer of unknown origin: safe.
+        data = lease.to_json().encode("utf-8")
+        path = self._lease_path()
+        try:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                if os.pwrite(fd, data, 0) != len(data):
+                    raise OSError(errno.ENOSPC, "short write")
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise DiskFullError.of(exc, f"lock file {path.name}") or exc
 
     # -- ref locks (called by refs.DiskRefs) ---------------------------------------------------
 

@@ -189,7 +189,12 @@ class DiskRefs:
             try:
                 fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 if self.owners is not None:
-                    self.owners.took_ref_lock(lock)
+                    try:
+                        self.owners.took_ref_lock(lock)
+                    except BaseException:  # (a full disk) the lock must not outlive the failure
+                        os.close(fd)
+                        os.unlink(lock)
+                        raise
                 return fd
             except FileExistsError:
                 if self.owners is not None and self.owners.reclaim_ref_lock(lock):

@@ -442,8 +442,9 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
     page = 4096
     phases: set[str] = set()
     # out of room at once, half-way, and page by page around the end: the last pack, its index,
-    # the commit object's pack and index, the ref lock
-    for leave in [0, used // 2, *range(used - 4 * page, used + 2 * page, page)]:
+    # the commit object's pack and index, the writer's lease (rewritten when it takes the ref
+    # lock, so a peak of a page over what the commit leaves used), the ref lock, the reflog
+    for leave in [0, used // 2, *range(used - 4 * page, used + 6 * page, page)]:
         shutil.rmtree(store)
         shutil.copytree(template, store)
         filler = fill(small_disk, leave)
@@ -460,7 +461,8 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
         filler.unlink()
         ok(project, "commit", "-m", "after freeing space", "--allow-empty")
         ok(project, "verify", "--read-data")
-    assert {"objects", "ref", "fits"} <= phases, phases  # the pack write and the ref update both ran out
+    # the pack write and the ref update (its lease record or the ref itself) both ran out
+    assert {"objects", "fits"} <= phases and phases & {"ref", "lock"}, phases
 
 
 def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, template: Template) -> None:
@@ -475,7 +477,9 @@ def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, temp
     with open(reflog, "a") as f:  # a valid entry that leaves 60 bytes of the page for the next one
         f.write(entry + "\tpadding " + "x" * (4096 - 60 - reflog.stat().st_size - len(entry) - 10) + "\n")
     assert reflog.stat().st_size == 4096 - 60
-    filler = fill(small_disk, 0)  # deleting a branch writes no lock content: only the log line
+    # deleting a branch writes no lock content, only the log line, and the writer's lease (a
+    # page, rewritten in place when the ref lock is taken): room for the lease alone
+    filler = fill(small_disk, 4096)
     proc = forkrun.run(project, "branch", "-d", "feature")
     assert_disk_full_error(proc, "ref refs/heads/feature")
     assert reflog.stat().st_size == 4096 - 60

@@ -134,3 +134,55 @@ def test_restore_from_a_damaged_pack_fails_before_writing(store: Path) -> None:
     proc = snap(store, "restore", "HEAD~1", "--into", f"sqlite:///{target}")
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert sqlite3.connect(target).execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_reachable(store: Path) -> None:
+    """What a gc killed between moving two old packs away leaves: an old pack still holding
+    nodes stored as deltas against nodes of a pack already gone. Unreachable: garbage; the same
+    pack still reachable: damage."""
+    from snapgit import Repo
+    from snapgit.pack import DELTA, PackReader
+
+    with Repo.open(store) as repo:
+        two = repo.resolve("HEAD")
+        packs = repo.objects.pack_dir
+        holding_deltas, bases = None, set()
+        for path in sorted(packs.glob("*.pack")):
+            rd = PackReader(path)
+            deltas = [bytes(e[3:35]) for _o, e in rd.iter_entries() if e[0] == DELTA]
+            rd.close()
+            if deltas:
+                holding_deltas, bases = path, set(deltas)
+        assert holding_deltas is not None
+        base_packs = [p for p in packs.glob("*.pack") if p != holding_deltas
+                      and any(repo.objects.index(p.name[5:-5]).candidates(b) for b in bases)]
+    assert base_packs
+    trash = store / "moved"
+    trash.mkdir()
+    for p in base_packs:
+        for ext in (".idx", ".pack"):
+            os.chmod(p.with_suffix(ext), 0o600)
+            p.with_suffix(ext).rename(trash / p.with_suffix(ext).name)
+    damaged = snap(store, "verify", "--read-data", "--json")
+    assert damaged.returncode == 3  # commit "two" still needs those bases
+    # now nothing reaches commit "two": a new root commit, and no reflog naming the old ones
+    for p in trash.iterdir():
+        p.rename(packs / p.name)
+    con = sqlite3.connect(store / "db.sqlite")
+    con.execute("CREATE TABLE other (id INTEGER PRIMARY KEY)")
+    con.execute("DROP TABLE t")
+    con.commit()
+    con.close()
+    ref = store / ".snapstore" / "refs" / "heads" / "main"
+    ref.unlink()
+    for log in (store / ".snapstore" / "logs").rglob("*"):
+        if log.is_file():
+            log.unlink()
+    assert snap(store, "commit", "-m", "unrelated").returncode == 0
+    for p in base_packs:
+        for ext in (".idx", ".pack"):
+            p.with_suffix(ext).unlink()
+    clean = snap(store, "verify", "--read-data", "--json")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    report = json.loads(clean.stdout)
+    assert report["ok"] and any("which is gone (unreachable)" in g for g in report["garbage"])
