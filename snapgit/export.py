@@ -152,6 +152,7 @@ def _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_b
         "commit": commit_id.hex(),
         "tree": commit.tree.hex(),
         "base": base_id.hex() if base_id else None,
+        "base_tree": read_commit(objects, base_id).tree.hex() if base_id else None,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "created_by": created_by,
         "snapgit_version": snapgit.__version__,
@@ -173,7 +174,8 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
 
 
 def _removed(objects: ObjectReader, t: _Table) -> Iterator[dict[str, Any]]:
-    names = t.schema.sorted_names
+    # the old row has the base's columns; its key values are written in the new schema's forms
+    names = decode_schema(objects.get(t.base.schema)[1]).sorted_names
     key = t.entry.key
     enc = {c.name: encoder(c.type) for c in t.schema.columns}
     for ch in diff_trees(objects, t.base.root, objects, t.entry.root):

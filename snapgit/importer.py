@@ -280,6 +280,7 @@ class _Importer:
         self.rows: dict[str, int] = {}
         self.base_tables: dict[str, bytes] = {}
         self.base: bytes | None = None
+        self.has_base_tree = False
 
     def problem(self, file: str, line: int | None, what: str, **kw: Any) -> None:
         self.problems.add(Problem(file, line, what, **kw))
@@ -291,9 +292,21 @@ class _Importer:
         try:
             self.base_tables = dict(read_root(self.objects, read_commit(self.objects, base).tree).tables)
             self.base = base
+            return
         except SnapError:
-            self.problem(file, 1, f"the base commit {meta['base']} of this incremental export is not in the store",
-                         )
+            pass
+        # The base's snapshot may be here without its commit (imported from a full export: the
+        # same tree, another commit); trees are content-addressed, so that is the same base.
+        tree = meta.get("base_tree")
+        if _is_hex_id(tree):
+            try:
+                self.base_tables = dict(read_root(self.objects, bytes.fromhex(tree)).tables)
+                self.has_base_tree = True
+                return
+            except SnapError:
+                pass
+        self.problem(file, 1, f"the base commit {meta['base']} of this incremental export is not in the store",
+                     table=None)
 
     def row(self, t: _Table, build: _TableBuild, file: str, line: int | None, n: int, values: list[Any],
             checksum: str | None, occurrence: Any = None) -> None:
@@ -340,7 +353,7 @@ class _Importer:
         base_entry = None
         if mode == "changes":
             if t.name not in self.base_tables:
-                if self.base is not None:
+                if self.base is not None or self.has_base_tree:
                     self.problem(file, line, "the table is given as changes, but the base commit has no such table",
                                  table=t.name)
                 return None
@@ -362,7 +375,7 @@ class _Importer:
         for name in listed:
             if name not in self.tables:
                 self.problem(file, None, "the metadata lists this table, the file does not have it", table=name)
-        tables = dict(self.base_tables) if self.base is not None else {}
+        tables = dict(self.base_tables) if (self.base is not None or self.has_base_tree) else {}
         for name in removed_tables:
             tables.pop(name, None)
         tables.update(self.tables)
