@@ -264,23 +264,22 @@ SQLITE_TYPES: list[tuple[str, st.SearchStrategy]] = [
 ]
 
 
-def _load_sql(url: str, kind: str, script: str) -> None:
+def _load_sql(url: str, kind: str, script: str, make_engine=None) -> None:
+    """Run an exported SQL file as a database's own shell would."""
     if kind == "sqlite":
         con = sqlite3.connect(sa.make_url(url).database)
         con.executescript(script)
         con.close()
         return
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://").replace("mysql://", "mysql+pymysql://"))
+    engine = make_engine(url)
     with engine.begin() as conn:
         if kind == "postgresql":
             conn.exec_driver_sql(script)
-        else:
-            for stmt in script.split(";\n"):
-                if stmt.strip() and not stmt.lstrip().startswith("--") or "\n" in stmt.strip():
-                    body = "\n".join(l for l in stmt.splitlines() if not l.startswith("--"))
-                    if body.strip():
-                        conn.exec_driver_sql(body)
-    engine.dispose()
+            return
+        for stmt in script.split(";\n"):  # PyMySQL runs one statement per call
+            body = "\n".join(line for line in stmt.splitlines() if not line.startswith("--"))
+            if body.strip():
+                conn.exec_driver_sql(body)
 
 
 def _write_table(url: str, schema: TableSchema, rows: list[tuple]) -> None:
@@ -339,7 +338,8 @@ SHOP = TableSchema(
 
 
 @pytest.mark.parametrize("fmt,suffix", [("json", ".json"), ("csv", "-csv"), ("sql", ".sql")])
-def test_round_trip_on_every_database(db_url: str, db_kind: str, make_db_url, tmp_path: Path, fmt: str, suffix: str) -> None:
+def test_round_trip_on_every_database(db_url: str, db_kind: str, make_db_url, make_engine, tmp_path: Path, fmt: str,
+                                      suffix: str) -> None:
     names = SHOP.sorted_names
     rows = [tuple(dict(zip([c.name for c in SHOP.columns], r))[n] for n in names) for r in SHOP_ROWS]
     _write_table(db_url, SHOP, rows)
@@ -349,7 +349,7 @@ def test_round_trip_on_every_database(db_url: str, db_kind: str, make_db_url, tm
     src.export("HEAD", tmp_path / f"out{suffix}", fmt=fmt)
     if fmt == "sql":
         copy_url = make_db_url(db_kind)
-        _load_sql(copy_url, db_kind, (tmp_path / f"out{suffix}").read_text())
+        _load_sql(copy_url, db_kind, (tmp_path / f"out{suffix}").read_text(), make_engine)
         (tmp_path / "copy").mkdir()
         copy = Repo.init(tmp_path / "copy", copy_url)
         assert copy.commit("copy").tree_id == tree_of(src, cid)
