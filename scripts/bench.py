@@ -309,6 +309,28 @@ def gc(b: Bench) -> None:
 
 
 @step
+def export(b: Bench) -> None:
+    """snap export of HEAD in each format, then snap import of it into an empty store."""
+    out_dir = b.run_dir / "exports"
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    for fmt, name in (("json", "head.json"), ("json", "head.json.zst"), ("csv", "head-csv"), ("sql", "head.sql")):
+        path = out_dir / name
+        m = b.snap_cmd("export", "HEAD", "-o", str(path), "--format", fmt, "--json")
+        size = tree_bytes(path) if path.is_dir() else path.stat().st_size
+        b.record("export", f"export {name}", m, file_bytes=size, rows_per_s=round(b.total_rows / m.seconds),
+                 mb_per_s=round(size / 1e6 / m.seconds, 1))
+        if fmt == "sql":
+            continue
+        target = out_dir / f"import-{name}"
+        target.mkdir()
+        measure([str(b.snap), "-C", str(target), "init"])
+        m = measure([str(b.snap), "-C", str(target), "import", str(path), "--json"])
+        b.record("import", f"import {name}", m, rows_per_s=round(b.total_rows / m.seconds),
+                 mb_per_s=round(size / 1e6 / m.seconds, 1), store_bytes=tree_bytes(target / ".snapstore"))
+
+
+@step
 def git_baseline(b: Bench) -> None:
     """The same states as first_commit + versions, as `sqlite3 .dump` files committed to git."""
     if b.db.dialect != "sqlite":

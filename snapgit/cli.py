@@ -894,6 +894,60 @@ def oplog_cmd(
         out.print(f"{e.get('time', '?')}  {e.get('who', '?')}  {e.get('op', '?'):<8} {commit_id:<12} {status}")
 
 
+# --- export / import -----------------------------------------------------------------------
+
+
+@app.command("export")
+def export_cmd(
+    rev: Annotated[str, typer.Argument(help="The commit to export.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File (json, .json.zst, sql) or directory (csv) to create.", metavar="PATH")],
+    fmt: Annotated[str, typer.Option("--format", help="json, csv or sql.")] = "json",
+    tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Incremental: only what changed since this commit (json).", metavar="REV")] = None,
+    dialect: Annotated[Optional[str], typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
+    result = _repo().export(rev, output, fmt=fmt, tables=_split_tables(tables), since=since, dialect=dialect)
+    if as_json:
+        _json({"path": str(result.path), "format": result.format, "kind": result.kind, "commit": result.commit.hex(),
+               "base": result.base.hex() if result.base else None, "rows": result.rows, "removed": result.removed,
+               "bytes": result.bytes, "seconds": round(result.seconds, 3)})
+        return
+    what = f"changes since {result.base.hex()[:12]}" if result.base else "commit"
+    out.print(f"exported {what} {result.commit.hex()[:12]} to {result.path} ({result.format}): "
+              f"{result.total_rows:,} rows in {len(result.rows)} tables, {result.bytes:,} bytes, {result.seconds:.2f} s")
+
+
+@app.command("import")
+def import_cmd(
+    path: Annotated[Path, typer.Argument(help="An export file (json, .json.zst) or CSV export directory.")],
+    branch: Annotated[Optional[str], typer.Option("--branch", help="Commit on this branch (created or advanced).", metavar="NAME")] = None,
+    merge: Annotated[bool, typer.Option("--merge", help="Then merge the imported commit into the live database.")] = False,
+    strategy: Annotated[str, typer.Option("--strategy", help="With --merge: backup_wins, database_wins or manual.")] = "backup_wins",
+    max_size: Annotated[Optional[int], typer.Option("--max-size", help="Refuse inputs larger than this many bytes (default 10 GiB).", metavar="BYTES")] = None,
+    message: Annotated[Optional[str], typer.Option("-m", "--message", help="The commit message.")] = None,
+    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (for --merge).", metavar="URL")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Validate an export file completely and make it a commit; nothing is written if it has problems."""
+    result = _repo().import_file(path, branch=branch, merge_strategy=strategy if merge else None, max_size=max_size,
+                                 message=message, db_url=db)
+    merged = result["merge"]
+    if as_json:
+        _json({"commit": result["commit"].hex(), "ref": result["ref"], "kind": result["kind"],
+               "source_commit": result["source_commit"], "base": result["base"].hex() if result["base"] else None,
+               "rows": result["rows"], "seconds": round(result["seconds"], 3),
+               "merge": merged.summary() if merged is not None else None})
+        return
+    out.print(f"imported {path} as commit {result['commit'].hex()[:12]} on {result['ref']} "
+              f"({sum(result['rows'].values()):,} rows in {len(result['rows'])} tables)")
+    if merged is not None:
+        _print_merge(merged, False, "merged")
+        if merged.in_progress:
+            raise typer.Exit(1)
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 

@@ -969,3 +969,75 @@ class Repo:
             decoded = unpack_canonical(data)
         return oid, kind, decoded
 
+
+    # -- export and import --------------------------------------------------------------------
+
+    def export(self, rev: str, path: str | Path, *, fmt: str = "json", tables: list[str] | None = None,
+               since: str | None = None, dialect: str | None = None):
+        """Write a commit (with ``since``: its changes since that commit) to an export file."""
+        from .export import export_commit
+
+        who = default_author(self.config.user_name)
+        args = {"rev": rev, "path": str(path), "format": fmt, "tables": tables, "since": since, "dialect": dialect}
+        try:
+            cid = self.resolve(rev)
+            base = self.resolve(since) if since else None
+            result = export_commit(self.objects, cid, Path(path), fmt=fmt, tables=tables, base_id=base,
+                                   dialect=dialect, created_by=who)
+        except SnapError as exc:
+            self._log(who, "export", args, ok=False, error=str(exc).splitlines()[0])
+            raise
+        self._log(who, "export", args, ok=True, result={"commit": cid.hex(), "rows": result.rows, "bytes": result.bytes})
+        return result
+
+    def import_file(self, path: str | Path, *, branch: str | None = None, merge_strategy: str | None = None,
+                    max_size: int | None = None, message: str | None = None, db_url: str | None = None,
+                    author: str | None = None) -> dict[str, Any]:
+        """Validate an export file and make it a commit (kind ``import``); nothing is written when
+        it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
+        else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
+        database."""
+        from .importer import DEFAULT_MAX_SIZE, import_into
+
+        who = default_author(author or self.config.user_name)
+        path = Path(path)
+        args = {"path": str(path), "branch": branch, "merge": merge_strategy, "max_size": max_size}
+        started = time.monotonic()
+        try:
+            if branch is not None:
+                check_ref_name(branch, "branch")
+            with self.objects.writer() as w:
+                imported = import_into(self.objects, w, path, max_size=max_size or DEFAULT_MAX_SIZE)
+            src = imported.source_commit or "?"
+            if branch is not None:
+                ref = f"refs/heads/{branch}"
+            else:
+                stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+                ref = f"refs/imports/{stamp}-{src[:12]}"
+            current = self.refs.read(ref)
+            parent = bytes.fromhex(current) if current else None
+            extra = [imported.base] if imported.base is not None and imported.base != parent else []
+            meta: dict[str, Any] = {
+                "kind": "import",
+                "source_commit": src,
+                "export_kind": imported.kind,
+                "file": path.name,
+                "rows": imported.rows,
+                "snapgit": __import__("snapgit").__version__,
+            }
+            cid, _ = commit_snapshot(
+                self.objects, self.refs, ref=ref, expected_parent=parent, tree_id=imported.tree, author=who,
+                message=message or f"import {path.name} (commit {src[:12]})", meta=meta, extra_parents=extra,
+                allow_same_tree=True,
+            )
+        except SnapError as exc:
+            self._log(who, "import", args, ok=False, error=str(exc).splitlines()[0])
+            raise
+        result: dict[str, Any] = {"commit": cid, "ref": ref, "tree": imported.tree, "kind": imported.kind,
+                                  "source_commit": src, "base": imported.base, "rows": imported.rows,
+                                  "seconds": time.monotonic() - started, "merge": None}
+        self._log(who, "import", args, ok=True, result={"commit": cid.hex() if cid else None, "ref": ref,
+                                                          "rows": imported.rows})
+        if merge_strategy is not None and cid is not None:
+            result["merge"] = self.merge(cid.hex(), strategy=merge_strategy, db_url=db_url, author=author)
+        return result
