@@ -990,6 +990,7 @@ class Repo:
         self._log(who, "export", args, ok=True, result={"commit": cid.hex(), "rows": result.rows, "bytes": result.bytes})
         return result
 
+    @_writes
     def import_file(self, path: str | Path, *, branch: str | None = None, merge_strategy: str | None = None,
                     max_size: int | None = None, message: str | None = None, db_url: str | None = None,
                     author: str | None = None) -> dict[str, Any]:
