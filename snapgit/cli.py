@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any, Optional
 
 import typer
@@ -169,6 +170,14 @@ def init(
 
 
 # --- commit ---------------------------------------------------------------------------------
+
+
+def _progressing(wanted: bool, call: Callable[[Any], Any]) -> Any:
+    """``call(progress)``: a progress bar on a terminal (when ``wanted``), else ``call(None)``."""
+    if wanted and err.is_terminal:
+        with _RichProgress() as progress:
+            return call(progress)
+    return call(None)
 
 
 class _RichProgress:
@@ -908,7 +917,9 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
-    result = _repo().export(rev, output, fmt=fmt, tables=_split_tables(tables), since=since, dialect=dialect)
+    repo = _repo()
+    result = _progressing(not as_json, lambda p: repo.export(
+        rev, output, fmt=fmt, tables=_split_tables(tables), since=since, dialect=dialect, progress=p))
     if as_json:
         _json({"path": str(result.path), "format": result.format, "kind": result.kind, "commit": result.commit.hex(),
                "base": result.base.hex() if result.base else None, "rows": result.rows, "removed": result.removed,
@@ -931,8 +942,10 @@ def import_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Validate an export file completely and make it a commit; nothing is written if it has problems."""
-    result = _repo().import_file(path, branch=branch, merge_strategy=strategy if merge else None, max_size=max_size,
-                                 message=message, db_url=db)
+    repo = _repo()
+    result = _progressing(not as_json, lambda p: repo.import_file(
+        path, branch=branch, merge_strategy=strategy if merge else None, max_size=max_size, message=message,
+        db_url=db, progress=p))
     merged = result["merge"]
     if as_json:
         _json({"commit": result["commit"].hex(), "ref": result["ref"], "kind": result["kind"],

@@ -114,6 +114,7 @@ class _Table:
     schema: TableSchema
     mode: str  # full: every row; changes: rows added or changed, keys removed since the base
     base: TableEntry | None = None
+    progress: Any = None  # a commit.Progress, told of the rows as they are written
 
 
 def _plan(objects: ObjectReader, commit_id: bytes, tables: list[str] | None, base_id: bytes | None):
@@ -164,13 +165,25 @@ def _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_b
 
 def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterator[tuple[bytes, bytes, list[Any]]]:
     """(key, record id, values) of the rows to write, in key order."""
+    progress = t.progress
+    if progress is not None:
+        progress.table(t.name, t.entry.rows if t.mode == "full" else None)
+    n = 0
     if t.mode == "full":
         for key, rid in iter_entries(objects, t.entry.root):
             yield key, rid, decode_row(objects.get(rid)[1])
-        return
-    for ch in diff_trees(base_reader, t.base.root, objects, t.entry.root):
-        if ch.op != REMOVED:
-            yield ch.key, ch.new, decode_row(objects.get(ch.new)[1])
+            n += 1
+            if progress is not None and n % 5000 == 0:
+                progress.advance(5000)
+    else:
+        for ch in diff_trees(base_reader, t.base.root, objects, t.entry.root):
+            if ch.op != REMOVED:
+                yield ch.key, ch.new, decode_row(objects.get(ch.new)[1])
+                n += 1
+                if progress is not None and n % 5000 == 0:
+                    progress.advance(5000)
+    if progress is not None and n % 5000:
+        progress.advance(n % 5000)
 
 
 def _removed(objects: ObjectReader, t: _Table) -> Iterator[dict[str, Any]]:
@@ -403,6 +416,7 @@ def export_commit(
     base_id: bytes | None = None,
     dialect: str | None = None,
     created_by: str = "",
+    progress: Any = None,
 ) -> ExportResult:
     """Write ``commit_id`` (or, with ``base_id``, what changed since it) to ``path``."""
     if fmt not in FORMATS:
@@ -413,6 +427,8 @@ def export_commit(
     kind = "incremental" if base_id is not None else "full"
     plan, removed_tables = _plan(objects, commit_id, tables, base_id)
     meta = _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_by)
+    for t in plan:
+        t.progress = progress
     result = ExportResult(path, fmt, kind, commit_id, base_id)
     if fmt == "csv":
         if base_id is not None:

@@ -271,7 +271,9 @@ def _is_hex_id(v: Any) -> bool:
 
 
 class _Importer:
-    def __init__(self, objects: ObjectStore, writer: ObjectWriter, path: Path) -> None:
+    def __init__(self, objects: ObjectStore, writer: ObjectWriter, path: Path, progress: Any = None) -> None:
+        self.progress = progress  # a commit.Progress
+        self._unreported = 0
         self.objects = objects
         self.writer = writer
         self.path = path
@@ -308,8 +310,22 @@ class _Importer:
         self.problem(file, 1, f"the base commit {meta['base']} of this incremental export is not in the store",
                      table=None)
 
+    def start_table(self, name: str, rows: Any) -> None:
+        if self.progress is not None:
+            self._report()
+            self.progress.table(name, rows if type(rows) is int else None)
+
+    def _report(self) -> None:
+        if self._unreported:
+            self.progress.advance(self._unreported)
+            self._unreported = 0
+
     def row(self, t: _Table, build: _TableBuild, file: str, line: int | None, n: int, values: list[Any],
             checksum: str | None, occurrence: Any = None) -> None:
+        if self.progress is not None:
+            self._unreported += 1
+            if self._unreported >= 5000:
+                self._report()
         try:
             data = encode_row(values)
         except EncodingError as exc:
@@ -466,6 +482,7 @@ def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
         header_line = lines.n
         t = _check_header(header, imp.problems, (file, header_line))
         if t is not None:
+            imp.start_table(t.name, header.get("rows"))
             if t.name in seen:
                 imp.problem(file, header_line, "the table appears twice", table=t.name)
             seen.add(t.name)
@@ -657,6 +674,7 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
             imp.problem(fname, None, f"SHA-256 is {digest}, the manifest says {h.get('sha256')}", table=t.name)
         build = imp.build_for(t, "full", mfile, None, set())
         count = 0
+        imp.start_table(t.name, h.get("rows"))
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f, strict=True)
             try:
@@ -719,10 +737,11 @@ def _input_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def import_into(objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE) -> ImportedTree:
+def import_into(objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE,
+                progress: Any = None) -> ImportedTree:
     """Validate ``path`` and add its snapshot tree to ``writer``; raises ImportValidationError."""
     path = Path(path)
-    imp = _Importer(objects, writer, path)
+    imp = _Importer(objects, writer, path, progress)
     if not path.exists():
         raise ImportValidationError(path, [Problem(str(path), None, "no such file or directory")], 0)
     size = _input_size(path)

@@ -973,7 +973,7 @@ class Repo:
     # -- export and import --------------------------------------------------------------------
 
     def export(self, rev: str, path: str | Path, *, fmt: str = "json", tables: list[str] | None = None,
-               since: str | None = None, dialect: str | None = None):
+               since: str | None = None, dialect: str | None = None, progress: Progress | None = None):
         """Write a commit (with ``since``: its changes since that commit) to an export file."""
         from .export import export_commit
 
@@ -983,7 +983,7 @@ class Repo:
             cid = self.resolve(rev)
             base = self.resolve(since) if since else None
             result = export_commit(self.objects, cid, Path(path), fmt=fmt, tables=tables, base_id=base,
-                                   dialect=dialect, created_by=who)
+                                   dialect=dialect, created_by=who, progress=progress)
         except SnapError as exc:
             self._log(who, "export", args, ok=False, error=str(exc).splitlines()[0])
             raise
@@ -993,7 +993,7 @@ class Repo:
     @_writes
     def import_file(self, path: str | Path, *, branch: str | None = None, merge_strategy: str | None = None,
                     max_size: int | None = None, message: str | None = None, db_url: str | None = None,
-                    author: str | None = None) -> dict[str, Any]:
+                    author: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
         """Validate an export file and make it a commit (kind ``import``); nothing is written when
         it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
         else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
@@ -1008,7 +1008,7 @@ class Repo:
             if branch is not None:
                 check_ref_name(branch, "branch")
             with self.objects.writer() as w:
-                imported = import_into(self.objects, w, path, max_size=max_size or DEFAULT_MAX_SIZE)
+                imported = import_into(self.objects, w, path, max_size=max_size or DEFAULT_MAX_SIZE, progress=progress)
             src = imported.source_commit or "?"
             if branch is not None:
                 ref = f"refs/heads/{branch}"
