@@ -412,9 +412,20 @@ def format_row(r: dict) -> str:
     rate = f"{r['rows_per_s']:,}" if "rows_per_s" in r else ""
     size = r.get("store_bytes", r.get("repo_bytes"))
     growth = f"(+{mb(r['growth_bytes'])})" if "growth_bytes" in r else ""
+    extra = []  # the figures a few steps add: file sizes and throughputs, gc results
+    if "file_bytes" in r:
+        extra.append(f"file {mb(r['file_bytes'])}")
+    if "mb_per_s" in r:
+        extra.append(f"{r['mb_per_s']} MB/s")
+    if "objects_per_s" in r:
+        extra.append(f"{r['objects_per_s']:,} objects/s")
+    if "of_full" in r:
+        extra.append(f"{r['of_full']:.0%} of a full commit")
+    if "bytes_reclaimed" in r:
+        extra.append(f"packs {r['packs_before']} -> {r['packs_after']}, {mb(r['bytes_reclaimed'])} reclaimed")
     return (
         f"{r['label']:<34} {seconds:>9} {rate:>10} {mb(r.get('max_rss_bytes')):>11}"
-        f" {mb(size):>11} {growth}"
+        f" {mb(size):>11} {growth} {'  '.join(extra)}"
     ).rstrip()
 
 
