@@ -326,9 +326,9 @@ def _write_sql(objects, plan, meta, out: IO[bytes], dialect: str, result: Export
 
     if dialect not in DIALECTS:
         raise ExportError(f"unknown dialect {dialect!r}", hint="use sqlite, postgresql or mysql")
-    for t in plan:
-        if t.mode != "full":
-            raise ExportError("SQL exports are full exports only", hint="use --format json, or snap diff --sql")
+    if meta.get("base"):
+        _write_sql_changes(objects, meta, out, dialect, result)
+        return
     w = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
     w.write(f"-- snapgit export of commit {meta['commit']} ({meta['created_at']}), dialect {dialect}\n")
     w.write("-- loads into an empty database\n")
@@ -383,6 +383,36 @@ def _write_sql(objects, plan, meta, out: IO[bytes], dialect: str, result: Export
             w.write(head + ",\n".join(batch) + ";\n")
         result.rows[t.name] = n
     w.write("COMMIT;\n")
+    w.flush()
+    w.detach()
+
+
+def _write_sql_changes(objects, meta, out: IO[bytes], dialect: str, result: ExportResult) -> None:
+    """``--since`` in SQL: the statements that turn a database holding the base commit into one
+    holding the exported commit (what ``snap diff BASE REV --sql`` prints), in one transaction."""
+    from .diff import Side, diff_sides
+    from .sqlgen import SqlRenderError, diff_to_sql
+
+    def side(cid: str) -> Side:
+        return Side(objects, dict(read_root(objects, read_commit(objects, bytes.fromhex(cid)).tree).tables), cid[:12])
+
+    diffs = diff_sides(side(meta["base"]), side(meta["commit"]), list(meta["tables"]) or None)
+    w = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+    w.write(f"-- snapgit export of the changes from commit {meta['base']} to {meta['commit']}"
+            f" ({meta['created_at']}), dialect {dialect}\n")
+    w.write("-- applies to a database holding the base commit\n")
+    w.write("START TRANSACTION;\n" if dialect == "mysql" else "BEGIN;\n")
+    try:
+        for statement in diff_to_sql(diffs, dialect):
+            w.write(statement + "\n")
+    except SqlRenderError as exc:
+        raise ExportError(f"cannot write the changes as {dialect} SQL: {exc}") from exc
+    w.write("COMMIT;\n")
+    for d in diffs:
+        st = d.stat()
+        result.rows[d.name] = st.added + st.changed
+        if st.removed:
+            result.removed[d.name] = st.removed
     w.flush()
     w.detach()
 

@@ -376,3 +376,30 @@ def test_import_merge_restores_the_live_database(tmp_path: Path) -> None:
     assert got["merge"].totals()["added"] == 1
     assert repo.status() == [] or not any(t.stat().total for t in repo.status())
     assert got["tree"] == first.tree_id
+
+
+def test_an_incremental_sql_export_turns_the_base_into_the_target(tmp_path: Path) -> None:
+    """--since with --format sql: load the base's full SQL export, run the incremental one on
+    top, and a commit of that database is the target's tree."""
+    src_url = f"sqlite:///{tmp_path / 'src.db'}"
+    shop = TableSchema("shop", (Column("id", "integer", nullable=False), Column("name", "text"), Column("price", "double")),
+                       primary_key=("id",))
+    _write_table(src_url, shop, [(1, "Ada", 1.5), (2, "Bob\n'quoted'", None), (3, "", -0.0)])
+    with Repo.init(tmp_path, src_url) as src:
+        base = src.commit("base").commit_id
+        engine = sa.create_engine(src_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE shop SET name = 'Ada L.' WHERE id = 1")
+            conn.exec_driver_sql("DELETE FROM shop WHERE id = 2")
+            conn.exec_driver_sql("INSERT INTO shop (id, name) VALUES (7, 'new')")
+        engine.dispose()
+        target = src.commit("target").commit_id
+        src.export(base.hex(), tmp_path / "base.sql", fmt="sql")
+        result = src.export(target.hex(), tmp_path / "changes.sql", fmt="sql", since=base.hex())
+        assert result.rows == {"shop": 2} and result.removed == {"shop": 1}
+        (tmp_path / "copy").mkdir()
+        copy_url = f"sqlite:///{tmp_path / 'copy' / 'copy.db'}"
+        _load_sql(copy_url, "sqlite", (tmp_path / "base.sql").read_text())
+        _load_sql(copy_url, "sqlite", (tmp_path / "changes.sql").read_text())
+        with Repo.init(tmp_path / "copy", copy_url) as copy:
+            assert copy.commit("copy").tree_id == tree_of(src, target)
