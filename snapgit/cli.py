@@ -912,7 +912,7 @@ def export_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="File (json, .json.zst, sql) or directory (csv) to create.", metavar="PATH")],
     fmt: Annotated[str, typer.Option("--format", help="json, csv or sql.")] = "json",
     tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Incremental: only what changed since this commit (json: rows and removed keys; sql: the statements that turn it into REV).", metavar="REV")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Incremental: only what changed since this commit (json, csv: rows and removed keys; sql: the statements that turn it into REV).", metavar="REV")] = None,
     dialect: Annotated[Optional[str], typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

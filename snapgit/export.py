@@ -22,7 +22,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +55,10 @@ FORMAT_VERSION = 1
 JSON_FORMAT = "snapgit-export"
 CSV_FORMAT = "snapgit-csv-export"
 MANIFEST = "manifest.json"
+
+
+# the extra last column of a keyless table's rows in an incremental CSV export
+OCCURRENCE_COLUMN = "#occurrence"
 
 
 class ExportError(SnapError):
@@ -186,11 +190,13 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
         progress.advance(n % 5000)
 
 
-def _removed(objects: ObjectReader, t: _Table) -> Iterator[dict[str, Any]]:
+def _removed(objects: ObjectReader, t: _Table, form: Callable[[str], Callable[[Any], Any]] | None = None
+             ) -> Iterator[dict[str, Any]]:
     # the old row has the base's columns; its key values are written in the new schema's forms
+    # (JSON values by default; CSV cells with form=to_cell)
     names = decode_schema(objects.get(t.base.schema)[1]).sorted_names
     key = t.entry.key
-    enc = {c.name: encoder(c.type) for c in t.schema.columns}
+    enc = {c.name: (form or encoder)(c.type) for c in t.schema.columns}
     for ch in diff_trees(objects, t.base.root, objects, t.entry.root):
         if ch.op != REMOVED:
             continue
@@ -276,36 +282,66 @@ def _write_json(objects, plan, meta, out: IO[bytes], result: ExportResult) -> No
 # --- CSV ----------------------------------------------------------------------------------------
 
 
+class _CsvFile:
+    """A CSV file written in the export's dialect, its SHA-256 taken as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "x", encoding="utf-8", newline="")
+        self._digest = hashlib.sha256()
+        digest, f = self._digest, self._f
+
+        class _Hashing:
+            def write(self, s: str) -> int:
+                digest.update(s.encode("utf-8"))
+                return f.write(s)
+
+        self.writer = csv.writer(_Hashing(), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+    def close(self) -> str:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return self._digest.hexdigest()
+
+
 def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> None:
     tables = []
     for t in plan:
-        if t.mode != "full":
-            raise ExportError("CSV exports are full exports only", hint="use --format json for --since")
         fname = check_name(t.name) + ".csv"
         names = t.schema.sorted_names
         cells = [to_cell(t.schema.column(n).type) for n in names]
-        digest = hashlib.sha256()
+        # rows of a keyless table given as changes carry their occurrence number (format.md 19.3)
+        occurrence = t.mode == "changes" and not t.entry.key
+        out = _CsvFile(directory / fname)
         n = 0
-        with open(directory / fname, "x", encoding="utf-8", newline="") as f:
-
-            class _Hashing:
-                def write(self, s: str) -> int:
-                    digest.update(s.encode("utf-8"))
-                    return f.write(s)
-
-            writer = csv.writer(_Hashing(), lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(names)
-            for _key, rid, values in _rows(objects, t, objects):
+        try:
+            out.writer.writerow(names + ([OCCURRENCE_COLUMN] if occurrence else []))
+            for key, rid, values in _rows(objects, t, objects):
                 try:
-                    writer.writerow([c(v) for c, v in zip(cells, values)])
+                    row = [c(v) for c, v in zip(cells, values)]
                 except ValueFormError as exc:
                     raise _value_error(t, rid, exc) from exc
+                out.writer.writerow(row + [str(keyless_occurrence(key))] if occurrence else row)
                 n += 1
-            f.flush()
-            os.fsync(f.fileno())
+        finally:
+            digest = out.close()
         result.rows[t.name] = n
-        tables.append({"name": t.name, "file": fname, "key": t.entry.key, "rows": n, "sha256": digest.hexdigest(),
-                       "columns": names, "schema": t.schema.to_obj()})
+        entry = {"name": t.name, "file": fname, "key": t.entry.key, "rows": n, "sha256": digest,
+                 "columns": names, "schema": t.schema.to_obj(), "mode": t.mode}
+        if t.mode == "changes":
+            rname = check_name(t.name) + ".removed.csv"
+            out = _CsvFile(directory / rname)
+            removed = 0
+            try:
+                out.writer.writerow(list(t.entry.key) if t.entry.key else ["checksum", "occurrence"])
+                for item in _removed(objects, t, to_cell):
+                    out.writer.writerow(item["key"] if t.entry.key else [item["checksum"], str(item["occurrence"])])
+                    removed += 1
+            finally:
+                digest = out.close()
+            result.removed[t.name] = removed
+            entry |= {"removed_file": rname, "removed": removed, "removed_sha256": digest}
+        tables.append(entry)
     manifest = {
         "metadata": {**meta, "format": CSV_FORMAT},
         "csv": {"encoding": "utf-8", "dialect": "RFC 4180, CRLF line ends, a header row of column names",
@@ -461,8 +497,6 @@ def export_commit(
         t.progress = progress
     result = ExportResult(path, fmt, kind, commit_id, base_id)
     if fmt == "csv":
-        if base_id is not None:
-            raise ExportError("CSV exports are full exports only", hint="use --format json for --since")
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
         tmp.mkdir()
         try:

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from .encoding import EncodingError, encode_key, encode_row, key_encoder
 from .errors import SnapError
-from .export import CSV_FORMAT, FORMAT_VERSION, JSON_FORMAT, MANIFEST, ExportError, check_name
+from .export import CSV_FORMAT, FORMAT_VERSION, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
 from .history import read_commit, read_root, read_table
 from .objects import Node, ObjType, Root, TableEntry, decode_schema, encode_schema, object_id
 from .objectstore import ObjectStore, ObjectWriter
@@ -646,9 +646,7 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
     meta = manifest.get("metadata") if isinstance(manifest, dict) else None
     if not _check_metadata(meta, CSV_FORMAT, imp.problems, mfile, None):
         return None
-    if meta["kind"] != "full":
-        imp.problem(mfile, None, "CSV exports are full exports only")
-        return None
+    imp.set_base(meta, mfile)
     entries = manifest.get("tables")
     if type(entries) is not list:
         imp.problem(mfile, None, "tables is missing or not a list")
@@ -672,21 +670,32 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
         digest = _sha256_of(path)
         if digest != h.get("sha256"):
             imp.problem(fname, None, f"SHA-256 is {digest}, the manifest says {h.get('sha256')}", table=t.name)
-        build = imp.build_for(t, "full", mfile, None, set())
+        mode = h.get("mode", "full")
+        if mode == "changes" and meta["kind"] != "incremental":
+            imp.problem(mfile, None, "a table given as changes in a full export", table=t.name)
+            continue
+        removed = _csv_removed(imp, t, directory, h) if mode == "changes" else set()
+        if removed is None:
+            continue
+        build = imp.build_for(t, mode, mfile, None, removed)
+        if build is None:
+            continue
+        occurrence = mode == "changes" and not t.key
+        columns = t.names + ([OCCURRENCE_COLUMN] if occurrence else [])
         count = 0
         imp.start_table(t.name, h.get("rows"))
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f, strict=True)
             try:
                 header = next(reader, None)
-                if header != t.names:
-                    imp.problem(fname, 1, f"the header is {header!r}, expected the columns {t.names!r}", table=t.name)
+                if header != columns:
+                    imp.problem(fname, 1, f"the header is {header!r}, expected the columns {columns!r}", table=t.name)
                     continue
                 for cells in reader:
                     count += 1
                     line = reader.line_num
-                    if len(cells) != len(t.names):
-                        imp.problem(fname, line, f"expected {len(t.names)} cells, found {len(cells)}",
+                    if len(cells) != len(columns):
+                        imp.problem(fname, line, f"expected {len(columns)} cells, found {len(cells)}",
                                     table=t.name, row=count)
                         continue
                     values, ok = [], True
@@ -696,8 +705,16 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                         except ValueFormError as exc:
                             imp.problem(fname, line, str(exc), table=t.name, row=count, column=name)
                             ok = False
+                    occ = None
+                    if occurrence:
+                        try:
+                            occ = int(cells[-1])
+                        except ValueError:
+                            imp.problem(fname, line, f"occurrence {cells[-1]!r} is not an integer",
+                                        table=t.name, row=count, column=OCCURRENCE_COLUMN)
+                            ok = False
                     if ok:
-                        imp.row(t, build, fname, line, count, values, None)
+                        imp.row(t, build, fname, line, count, values, None, occ)
             except (csv.Error, UnicodeDecodeError) as exc:
                 imp.problem(fname, None, f"not a readable CSV file: {exc}", table=t.name)
                 continue
@@ -707,6 +724,55 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
             continue
         imp.table_done(t, build, fname, None, h["rows"])
     return imp.finish(meta, mfile)
+
+
+def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) -> set[bytes] | None:
+    """The keys an incremental CSV export removes from a table (its ``.removed.csv`` file)."""
+    rname = h.get("removed_file")
+    try:
+        check_name(rname, "file name")
+    except ExportError as exc:
+        imp.problem(MANIFEST, None, exc.message, table=t.name)
+        return None
+    path = directory / rname
+    if not path.is_file():
+        imp.problem(rname, None, "the file is missing", table=t.name)
+        return None
+    digest = _sha256_of(path)
+    if digest != h.get("removed_sha256"):
+        imp.problem(rname, None, f"SHA-256 is {digest}, the manifest says {h.get('removed_sha256')}", table=t.name)
+    expected = list(t.key) if t.key else ["checksum", "occurrence"]
+    parse = [from_cell(t.schema.column(k).type) for k in t.key] if t.key else None
+    removed: set[bytes] = set()
+    count = 0
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, strict=True)
+        try:
+            header = next(reader, None)
+            if header != expected:
+                imp.problem(rname, 1, f"the header is {header!r}, expected {expected!r}", table=t.name)
+                return None
+            for cells in reader:
+                count += 1
+                line = reader.line_num
+                try:
+                    if len(cells) != len(expected):
+                        raise ValueError(f"expected {len(expected)} cells, found {len(cells)}")
+                    if parse is not None:
+                        removed.add(encode_key([p(c) for p, c in zip(parse, cells)]))
+                    else:
+                        checksum, occ = bytes.fromhex(cells[0]), int(cells[1])
+                        if len(checksum) != 32 or occ < 0:
+                            raise ValueError("expected a 64-digit checksum and an occurrence >= 0")
+                        removed.add(encode_key([checksum, occ]))
+                except (ValueError, ValueFormError, EncodingError) as exc:
+                    imp.problem(rname, line, f"removed key: {exc}", table=t.name, row=count)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            imp.problem(rname, None, f"not a readable CSV file: {exc}", table=t.name)
+            return None
+    if count != h.get("removed"):
+        imp.problem(rname, None, f"the file has {count} keys, the manifest says {h.get('removed')}", table=t.name)
+    return removed
 
 
 # --- entry point --------------------------------------------------------------------------------

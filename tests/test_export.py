@@ -195,7 +195,8 @@ def test_export_then_import_gives_the_same_tree(suffix: str, fmt: str) -> None:
     check()
 
 
-def test_an_incremental_export_applied_to_its_base_gives_the_target() -> None:
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_an_incremental_export_applied_to_its_base_gives_the_target(fmt: str) -> None:
     @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(random_tables(), random_tables())
     def check(before, after) -> None:
@@ -203,12 +204,12 @@ def test_an_incremental_export_applied_to_its_base_gives_the_target() -> None:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
             with _fresh_repo(tmp, "r") as repo, _fresh_repo(tmp, "o") as other:
-                _incremental_case(tmp, repo, other, before, after)
+                _incremental_case(tmp, repo, other, before, after, fmt)
 
     check()
 
 
-def _incremental_case(tmp: Path, repo: Repo, other: Repo, before, after) -> None:
+def _incremental_case(tmp: Path, repo: Repo, other: Repo, before, after, fmt: str = "json") -> None:
     base = commit_rows(repo, before)
     merged = []
     for (s0, k0, r0), (s1, k1, r1) in zip(before, after):
@@ -218,16 +219,17 @@ def _incremental_case(tmp: Path, repo: Repo, other: Repo, before, after) -> None
                 r1 = list({r[s0.sorted_names.index("id")]: r for r in r1}.values())
         merged.append((s1, k1, r1))
     target = commit_rows(repo, merged)
-    path = tmp / "inc.json"
-    result = repo.export(target.hex(), path, since=base.hex())
+    path = tmp / ("inc.json" if fmt == "json" else "inc-csv")
+    result = repo.export(target.hex(), path, fmt=fmt, since=base.hex())
     assert result.kind == "incremental"
-    doc = json.loads(path.read_text())
+    doc = json.loads(path.read_text() if fmt == "json" else (path / "manifest.json").read_text())
     assert doc["metadata"]["base"] == base.hex()
     got = repo.import_file(path)
     assert got["tree"] == tree_of(repo, target)
     # and on top of a store that only has the base, brought there by a full export
-    repo.export(base.hex(), tmp / "base.json")
-    assert other.import_file(tmp / "base.json")["tree"] == tree_of(repo, base)
+    base_path = tmp / ("base.json" if fmt == "json" else "base-csv")
+    repo.export(base.hex(), base_path, fmt=fmt)
+    assert other.import_file(base_path)["tree"] == tree_of(repo, base)
     assert other.import_file(path)["tree"] == tree_of(repo, target)
 
 

@@ -165,6 +165,10 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("csv-wrong-count", _manifest(lambda m: m["tables"][0].__setitem__("rows", 1)), "row count"),
     ("csv-traversal-file", _manifest(lambda m: m["tables"][0].__setitem__("file", "../../etc/passwd")), "could escape"),
     ("csv-missing-file", lambda d: (d / "orders.csv").unlink(), "the file is missing"),
+    ("csv-changes-in-a-full-export", _manifest(lambda m: m["tables"][0].__setitem__("mode", "changes")),
+     "a table given as changes in a full export"),
+    ("csv-incremental-missing-base", _manifest(lambda m: m["metadata"].update(kind="incremental", base="ab" * 32)),
+     "is not in the store"),
 ]
 
 
