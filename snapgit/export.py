@@ -326,9 +326,11 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
         finally:
             digest = out.close()
         result.rows[t.name] = n
-        entry = {"name": t.name, "file": fname, "key": t.entry.key, "rows": n, "sha256": digest,
+        # rows: the table's, as in the metadata; a table given as changes has fewer in its file
+        entry = {"name": t.name, "file": fname, "key": t.entry.key, "rows": t.entry.rows, "sha256": digest,
                  "columns": names, "schema": t.schema.to_obj(), "mode": t.mode}
         if t.mode == "changes":
+            entry["changed_rows"] = n
             rname = check_name(t.name) + ".removed.csv"
             out = _CsvFile(directory / rname)
             removed = 0

@@ -718,8 +718,9 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
             except (csv.Error, UnicodeDecodeError) as exc:
                 imp.problem(fname, None, f"not a readable CSV file: {exc}", table=t.name)
                 continue
-        if count != h["rows"]:
-            imp.problem(fname, None, f"the file has {count} rows, the manifest says {h['rows']}", table=t.name)
+        in_file = h.get("changed_rows") if mode == "changes" else h["rows"]
+        if count != in_file:
+            imp.problem(fname, None, f"the file has {count} rows, the manifest says {in_file}", table=t.name)
             build.finish(t.schema)
             continue
         imp.table_done(t, build, fname, None, h["rows"])
