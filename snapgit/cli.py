@@ -798,6 +798,7 @@ def verify(
 def gc(
     prune: Annotated[str, typer.Option("--prune", help="Grace period: keep packs younger than this (now, 30m, 1h, 2d).", metavar="GRACE")] = "1h",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be removed; write nothing.")] = False,
+    expire: Annotated[str, typer.Option("--expire", help="Reflog entries older than this stop keeping commits and are removed (90d, 2w, never).", metavar="AGE")] = "90d",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Remove objects no ref, reflog entry or unfinished merge reaches; merge small packs.
@@ -805,7 +806,7 @@ def gc(
     Exit status 0 when done, 3 when a reachable object cannot be read (nothing is changed),
     4 when other snap commands keep writing.
     """
-    report = _repo().gc(prune=prune, dry_run=dry_run)
+    report = _repo().gc(prune=prune, dry_run=dry_run, expire=expire)
     if as_json:
         _json(report.to_json())
         return
@@ -815,6 +816,8 @@ def gc(
               f"{verb} {doc['objects_dropped']:,} of {doc['objects_before']:,} objects "
               f"({doc['reachable']:,} reachable; {doc['packs_dropped']} packs dead, {doc['packs_repacked']} repacked, "
               f"{doc['packs_young']} younger than the grace period)")
+    if report.reflog_expired:
+        out.print(f"{report.reflog_expired:,} reflog entries older than --expire removed")
     if not dry_run:
         out.print(f"{report.bytes_reclaimed / 1e6:,.1f} MB reclaimed from objects/pack, "
                   f"{report.bytes_deleted / 1e6:,.1f} MB deleted for good, {report.seconds:.2f} s")

@@ -1,7 +1,10 @@
 """``gc``: remove what nothing reaches, merge small packs, in an order a crash cannot hurt.
 
 **What is kept.** Roots are HEAD, every ref under ``refs/`` (heads, tags, ``refs/snap/*``), every
-id of every reflog line (old and new), and the commits of an unfinished merge (``MERGE_HEAD``).
+id of every reflog line (old and new) younger than the expiry (default 90 days, as git's
+``gc.reflogExpire``; older lines are removed, but for the newest of a ref that exists, so a
+deleted branch's commits go once its reflog has expired), and the commits of an unfinished merge
+(``MERGE_HEAD``).
 From them: commits and their parents, tags and their targets, snapshot trees, tables, schemas,
 tree nodes and records. A node stored as a delta needs its base to be read, so every base of a
 kept node is kept too (rather than rewriting the node whole: deltas are what keep a version of a
@@ -51,6 +54,7 @@ SMALL_PACK = 4 * 1024 * 1024  # smaller packs are merged into one when there are
 MIN_LIVE = 0.8  # a pack with less than this share of live objects is repacked
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DEFAULT_EXPIRE = 90 * 86400  # reflog entries older than this stop keeping commits (git's gc.reflogExpire)
 
 
 def parse_grace(text: str) -> float:
@@ -78,6 +82,7 @@ class GcReport:
     objects_dropped: int = 0
     packs_repacked: int = 0
     packs_dropped: int = 0  # no live object at all
+    reflog_expired: int = 0  # reflog entries removed for being older than the expiry
     packs_young: int = 0  # kept whole: younger than the grace period
     trashed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # files removed for good
@@ -98,7 +103,8 @@ class GcReport:
             "objects_before": self.objects_before, "objects_after": self.objects_after,
             "objects_kept": self.objects_before - self.objects_dropped, "objects_dropped": self.objects_dropped,
             "reachable": self.reachable, "packs_repacked": self.packs_repacked, "packs_dropped": self.packs_dropped,
-            "packs_young": self.packs_young, "trashed": self.trashed, "deleted": self.deleted,
+            "packs_young": self.packs_young, "reflog_expired": self.reflog_expired,
+            "trashed": self.trashed, "deleted": self.deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -106,8 +112,9 @@ class GcReport:
 # --- mark -------------------------------------------------------------------------------------
 
 
-def root_ids(store) -> set[bytes]:
-    """Every commit or tag id a ref, a reflog line or an unfinished merge names."""
+def root_ids(store, expire_before: float | None = None) -> set[bytes]:
+    """Every commit or tag id a ref, a reflog line or an unfinished merge names; reflog lines
+    older than ``expire_before`` (unix seconds) left out, but for the newest of a ref that exists."""
     refs = store.refs
     out: set[bytes] = set()
 
@@ -122,8 +129,13 @@ def root_ids(store) -> set[bytes]:
             add(refs.read(p.relative_to(store.root).as_posix()))
     logs = store.root / "logs"
     for p in sorted(logs.rglob("*")) if logs.is_dir() else []:
-        if p.is_file():
-            for entry in refs.reflog(p.relative_to(logs).as_posix()):
+        if p.is_file() and not p.name.endswith(".expire"):
+            name = p.relative_to(logs).as_posix()
+            entries = refs.reflog(name)
+            if expire_before is not None:
+                kept = [e for e in entries if e.time >= expire_before]
+                entries = kept or (entries[-1:] if refs.read(name) is not None else [])
+            for entry in entries:
                 add(entry.old)
                 add(entry.new)
     merge_head = store.root / "MERGE_HEAD"
@@ -231,8 +243,19 @@ def _delete(path: Path, report: GcReport, root: Path) -> None:
     report.deleted.append(path.relative_to(root).as_posix())
 
 
-def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> GcReport:
-    """Run gc on ``store`` (the caller holds the gc lock unless ``dry_run``)."""
+def _expire_reflogs(store, before: float) -> int:
+    logs = store.root / "logs"
+    dropped = 0
+    for p in sorted(logs.rglob("*")) if logs.is_dir() else []:
+        if p.is_file() and not p.name.endswith(".expire"):
+            dropped += store.refs.expire_reflog(p.relative_to(logs).as_posix(), before)
+    return dropped
+
+
+def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False,
+                    expire: float | None = DEFAULT_EXPIRE) -> GcReport:
+    """Run gc on ``store`` (the caller holds the gc lock unless ``dry_run``). Reflog entries
+    older than ``expire`` seconds (None: never) stop being roots and are removed."""
     started = time.monotonic()
     objects = store.objects
     objects.refresh()
@@ -246,7 +269,8 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
     young = [n for n in names if not _older(pack_dir / f"pack-{n}.pack", cutoff)]
     report.packs_young = len(young)
     try:
-        keep = _mark(objects, root_ids(store))
+        expire_before = None if expire is None else now - expire
+        keep = _mark(objects, root_ids(store, expire_before))
         for name in young:  # kept whole; what their deltas need must stay readable
             for _ordinal, entry in objects.pack_reader(name).iter_entries():
                 if entry[0] == DELTA:
@@ -287,6 +311,9 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
         report.seconds = time.monotonic() - started
         return report
 
+    if expire_before is not None:
+        # before anything is swept: a reflog line must never name a commit that is gone
+        report.reflog_expired = _expire_reflogs(store, expire_before)
     if repack:
         _repack(objects, repack, live, report)
     if repack or drop:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import ConflictError, CorruptError, DiskFullError, LockedError, NotFoundError, SnapError
+from .pack import fsync_dir
 
 __all__ = [
     "ZERO",
@@ -309,6 +310,39 @@ class DiskRefs:
                 if value is not None:
                     out[name] = value
         return out
+
+    def expire_reflog(self, name: str, before: float) -> int:
+        """Drop the entries of a reflog older than ``before`` (unix seconds), keeping the newest
+        one while the ref exists (it records the ref's value); a reflog left empty is removed.
+        Rewritten whole (temporary file, fsync, rename). Returns how many entries went.
+        Only under the gc lock: a writer appending meanwhile would lose its line."""
+        path = self.root / "logs" / name
+        entries = self.reflog(name)
+        if not entries:
+            return 0
+        lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln]
+        keep = [ln for ln, e in zip(lines, entries) if e.time >= before]
+        if not keep and self.read(name) is not None:
+            keep = lines[-1:]
+        dropped = len(lines) - len(keep)
+        if not dropped:
+            return 0
+        if not keep:
+            path.unlink()
+            fsync_dir(path.parent)
+            return dropped
+        tmp = path.with_name(path.name + ".expire")
+        try:
+            with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+                f.write("\n".join(keep) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise DiskFullError.of(exc, f"the reflog of {name}") or exc
+        fsync_dir(path.parent)
+        return dropped
 
     def reflog(self, name: str) -> list[ReflogEntry]:
         try:

@@ -824,23 +824,31 @@ class Repo:
         self._log(default_author(self.config.user_name), "repair", {}, ok=report.ok, result={"actions": actions})
         return report
 
-    def gc(self, *, prune: str | float | None = None, dry_run: bool = False):
+    def gc(self, *, prune: str | float | None = None, dry_run: bool = False, expire: str | float | None = None):
         """Remove what no ref, reflog line or unfinished merge reaches (see gc.py).
 
         ``prune`` is the grace period: seconds, or text like ``now``, ``30m``, ``2h`` (default
-        1 hour). Waits briefly for running writers, then raises LockedError.
+        1 hour). ``expire``: reflog lines older than this stop keeping commits and are removed
+        (default 90 days; ``never`` keeps them all). Waits briefly for running writers, then
+        raises LockedError.
         """
-        from .gc import DEFAULT_GRACE, collect_garbage, parse_grace
+        from .gc import DEFAULT_EXPIRE, DEFAULT_GRACE, collect_garbage, parse_grace
 
         grace = DEFAULT_GRACE if prune is None else parse_grace(prune) if isinstance(prune, str) else float(prune)
+        if expire is None:
+            expire_s: float | None = DEFAULT_EXPIRE
+        elif isinstance(expire, str):
+            expire_s = None if expire.strip().lower() == "never" else parse_grace(expire)
+        else:
+            expire_s = float(expire)
         who = default_author(self.config.user_name)
-        args = {"prune": grace, "dry_run": dry_run}
+        args = {"prune": grace, "dry_run": dry_run, "expire": expire_s}
         try:
             if dry_run:
-                report = collect_garbage(self.store, grace=grace, dry_run=True)
+                report = collect_garbage(self.store, grace=grace, dry_run=True, expire=expire_s)
             else:
                 with self.store.locks.gc():
-                    report = collect_garbage(self.store, grace=grace)
+                    report = collect_garbage(self.store, grace=grace, expire=expire_s)
         except SnapError as exc:
             self._log(who, "gc", args, ok=False, error=str(exc))
             raise

@@ -356,3 +356,29 @@ def test_gc_while_commits_run_loses_nothing_reachable(tmp_path: Path) -> None:
         for cid, _c in commits:
             assert_complete(repo, cid)
     con.close()
+
+
+def test_expired_reflog_entries_stop_keeping_a_deleted_branch(store) -> None:
+    """A deleted branch's reflog keeps its commits until the entries expire (default 90 days);
+    then gc removes the entries and the commits. A ref that exists keeps its newest entry."""
+    tmp, con, repo = store
+    main_head = repo.head()
+    change(con, 1)
+    repo.create_branch("experiment")
+    repo.refs.set_symbolic("HEAD", "refs/heads/experiment")
+    gone = repo.commit("experiment").commit_id
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    repo.delete_branch("experiment")
+    report = repo.gc(prune="now", dry_run=True)
+    assert report.reflog_expired == 0 and report.objects_dropped == 0  # the reflog still names it
+    report = repo.gc(prune="now", expire="now")
+    assert report.reflog_expired >= 2 and report.objects_dropped > 0
+    assert not (tmp / ".snapstore" / "logs" / "refs" / "heads" / "experiment").exists()
+    assert len(repo.refs.reflog("refs/heads/main")) == 1  # main exists: its newest entry stays
+    with Repo.open(tmp) as fresh:  # (this process's repo has the commit in its caches)
+        with pytest.raises(SnapError):
+            assert_complete(fresh, gone)
+        assert_complete(fresh, main_head)
+        assert fresh.verify(read_data=True).ok
+    dry = repo.gc(prune="now", expire="now", dry_run=True)
+    assert dry.reflog_expired == 0 and dry.objects_dropped == 0
