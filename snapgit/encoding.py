@@ -39,6 +39,7 @@ __all__ = [
     "encode_row",
     "decode_row",
     "decode_rows",
+    "decode_joined",
     "decode_value",
     "canonical_value",
     "canonical_json",
@@ -248,6 +249,21 @@ def decode_row(data: bytes) -> list[Any]:
 
 
 decode_value = decode_row
+
+
+def decode_joined(data: bytes, n: int) -> list[list[Any]]:
+    """The ``n`` rows of records joined end to end (as :mod:`snapgit.readahead` sends them)."""
+    unpacker = msgpack.Unpacker(
+        ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0
+    )
+    unpacker.feed(data)
+    try:
+        rows = list(unpacker)
+    except Exception as exc:  # noqa: BLE001 - what msgpack raises varies with the damage
+        raise EncodingError(f"stored rows do not decode: {exc}") from exc
+    if len(rows) != n or not all(type(r) is list for r in rows):
+        raise EncodingError(f"{n} stored rows decode to {len(rows)} values, not {n} rows")
+    return rows
 
 
 def decode_rows(datas: Sequence[bytes]) -> list[list[Any]]:

@@ -25,7 +25,7 @@ from .objects import Commit, Node, ObjType, Root, TableEntry, Tag, decode_schema
 from .refs import check_ref_name
 from .schema import TableSchema
 from .store import Store
-from .encoding import decode_row, decode_rows
+from .encoding import decode_joined, decode_row
 
 if TYPE_CHECKING:
     from .diff import Side, TableDiff
@@ -666,8 +666,8 @@ class Repo:
     def _restore_into(self, theirs: bytes, rev: str, into: str, tables: list[str] | None, preview: bool) -> "MergeResult":
         from .db import Database, normalize_url
         from .merge import TablePlan
+        from .readahead import leaf_records, worth_reading_ahead
         from .schema import table_order
-        from .tree import iter_leaves
 
         all_tables = self._tables_of(theirs)
         names = sorted(all_tables)
@@ -695,16 +695,21 @@ class Repo:
                 with db.write() as tx:
                     order = table_order({p.name: p.schema for p, _ in plans})
                     by_name = {p.name: (p, e) for p, e in plans}
-                    for name in order:
-                        plan, entry = by_name[name]
-                        batch: list = []
-                        for _nid, leaf in iter_leaves(self.objects, entry.root):
-                            batch.extend(decode_rows([data for _t, data in self.objects.get_many(leaf.ids)]))
-                            if len(batch) >= 5000:
-                                tx.insert_rows(plan.schema, batch)
-                                batch = []
-                        if batch:
-                            tx.insert_rows(plan.schema, batch)
+                    ordered = [by_name[name] for name in order]
+                    ahead = worth_reading_ahead(sum(e.rows for _p, e in ordered))
+                    batch: list = []
+                    current = 0
+                    for i, data, n in leaf_records(self.objects, [e.root for _p, e in ordered], ahead=ahead):
+                        if i != current:
+                            if batch:
+                                tx.insert_rows(ordered[current][0].schema, batch)
+                            batch, current = [], i
+                        batch.extend(decode_joined(data, n))
+                        if len(batch) >= 5000:
+                            tx.insert_rows(ordered[i][0].schema, batch)
+                            batch = []
+                    if batch:
+                        tx.insert_rows(ordered[current][0].schema, batch)
                     tx.check_foreign_keys(names)
                     for plan, _e in plans:
                         tx.reset_sequences(plan.schema)
