@@ -419,6 +419,8 @@ def format_row(r: dict) -> str:
         extra.append(f"{r['mb_per_s']} MB/s")
     if "objects_per_s" in r:
         extra.append(f"{r['objects_per_s']:,} objects/s")
+    if "reading_ours_share" in r:
+        extra.append(f"{r['reading_ours_share']:.0%} of it reading the live database")
     if "of_full" in r:
         extra.append(f"{r['of_full']:.0%} of a full commit")
     if "bytes_reclaimed" in r:
