@@ -91,6 +91,14 @@ def _writes(method: Callable) -> Callable:
     return wrapper
 
 
+def _gc_paused_iter(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, with the cyclic garbage collector paused while they are consumed."""
+    from .commit import paused_gc
+
+    with paused_gc():
+        yield from items
+
+
 def _key_matches(plan, conflict, text: str) -> bool:
     """Whether a user's KEY argument ("5", "id=5", "5,abc") names this conflict's key."""
     from .jsonvalue import to_json
@@ -699,7 +707,8 @@ class Repo:
                     ahead = worth_reading_ahead(sum(e.rows for _p, e in ordered))
                     batch: list = []
                     current = 0
-                    for i, data, n in leaf_records(self.objects, [e.root for _p, e in ordered], ahead=ahead):
+                    records = leaf_records(self.objects, [e.root for _p, e in ordered], ahead=ahead)
+                    for i, data, n in _gc_paused_iter(records):
                         if i != current:
                             if batch:
                                 tx.insert_rows(ordered[current][0].schema, batch)
