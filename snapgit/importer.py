@@ -605,15 +605,8 @@ def _json_row(imp: _Importer, t: _Table, build: _TableBuild, text: str, line: in
     if len(raw) != len(t.names):
         imp.problem(file, line, f"expected {len(t.names)} values, found {len(raw)}", table=t.name, row=n)
         return
-    values = []
-    ok = True
-    for name, dec, j in zip(t.names, t.decoders, raw):
-        try:
-            values.append(dec(j))
-        except ValueFormError as exc:
-            imp.problem(file, line, str(exc), table=t.name, row=n, column=name)
-            ok = False
-    if ok:
+    values = _decode_values(imp, t, t.decoders, raw, file, line, n)
+    if values is not None:
         occ = item.get("occurrence") if (changes and not t.key) else None
         if changes and not t.key and occ is None:
             imp.problem(file, line, "a row of a keyless table given as changes needs its occurrence",
@@ -623,6 +616,20 @@ def _json_row(imp: _Importer, t: _Table, build: _TableBuild, text: str, line: in
 
 
 # --- CSV ----------------------------------------------------------------------------------------
+
+
+def _decode_values(imp: _Importer, t: _Table, decoders, raw, file: str, line: int | None, n: int) -> list[Any] | None:
+    """A row's values decoded column by column (JSON values or CSV cells); None, with every bad
+    value reported, when any does not decode."""
+    values: list[Any] = []
+    ok = True
+    for name, dec, v in zip(t.names, decoders, raw):
+        try:
+            values.append(dec(v))
+        except ValueFormError as exc:
+            imp.problem(file, line, str(exc), table=t.name, row=n, column=name)
+            ok = False
+    return values if ok else None
 
 
 def _sha256_of(path: Path) -> str:
@@ -698,13 +705,8 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                         imp.problem(fname, line, f"expected {len(columns)} cells, found {len(cells)}",
                                     table=t.name, row=count)
                         continue
-                    values, ok = [], True
-                    for name, parse, cell in zip(t.names, t.cells, cells):
-                        try:
-                            values.append(parse(cell))
-                        except ValueFormError as exc:
-                            imp.problem(fname, line, str(exc), table=t.name, row=count, column=name)
-                            ok = False
+                    values = _decode_values(imp, t, t.cells, cells, fname, line, count)
+                    ok = values is not None
                     occ = None
                     if occurrence:
                         try:
