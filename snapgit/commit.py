@@ -187,11 +187,14 @@ def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]],
     return EncodingError(f"table {schema.name!r}: {exc}")
 
 
-def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None, **scan_kw):
-    """Batches of (rows, encoded rows, record ids) in the database's order."""
+def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progress: Progress | None,
+                  values_of: Sequence[str] = (), **scan_kw):
+    """Batches of (rows, encoded rows, record ids) in the database's order, sorted by ``key``.
+    In the rows, only the columns of ``values_of`` (and ``key``) are sure to be values; the
+    others may be in the encoder's form."""
     pack = encode_row
     sha = _sha256
-    for batch in snap.scan(schema, key, **scan_kw):
+    for batch in snap.scan(schema, key, values_of=[*(key or ()), *values_of], **scan_kw):
         try:
             packed = list(map(pack, batch))
         except EncodingError as exc:
@@ -311,51 +314,86 @@ def join_ranges(tw: _TableWriter, results: Sequence[RangeResult]) -> tuple[bytes
 
 
 class ScanPool(Protocol):
-    """Worker processes reading key ranges of a table in the commit's snapshot (scanpool.py):
-    ``start`` hands them their ranges (None: the pool cannot), and what it returns gives
-    ``progress(p)`` (a Progress that also passes the workers' progress on), ``results(p)``
-    (their RangeResults in order, None if any failed) and ``cancel()``."""
+    """Worker processes reading chunks of big tables in the commit's snapshot (scanpool.py).
+    ``add`` shares a table out in key ranges; the commit reads the chunks ``take`` gives it,
+    calls ``pump`` often (it hands the workers more), ``watch``es the table it is on, and
+    ``finish`` gives each table's results in key order (None: read it alone)."""
 
     size: int
     min_rows: int
 
-    def start(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> Any: ...
+    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> None: ...
+    def added_all(self) -> None: ...
+    def take(self, table: str) -> tuple[int, tuple] | None: ...
+    def put(self, table: str, index: int, result: RangeResult) -> None: ...
+    def give_up(self, table: str) -> None: ...
+    def watch(self, table: str, progress: Progress | None) -> None: ...
+    def pump(self) -> None: ...
+    def finish(self) -> dict[str, list[RangeResult] | None]: ...
+    def tables(self) -> list[str]: ...
+    def processes(self, table: str) -> int: ...
 
 
 _INT_TYPES = ("smallint", "integer", "bigint")
 
 
-def _build_parallel(snap, schema, key, tw: _TableWriter, old_root, pool: ScanPool, total: int, progress):
-    """The table's (root, rows) read by ``pool.size + 1`` processes, or None when it cannot be
-    (keys in another order, a worker gone, a row count that does not add up): read it serially."""
-    column = key[0]
-    lo, hi = snap.key_bounds(schema.name, column)
-    if type(lo) is not int or type(hi) is not int:
-        return None
-    n = pool.size + 1
-    bounds = [lo + (hi - lo + 1) * i // n for i in range(1, n)]
-    ranges = [(column, None if i == 0 else bounds[i - 1], None if i == n - 1 else bounds[i]) for i in range(n)]
-    pending = pool.start(schema, key, old_root, ranges[1:])
-    if pending is None:
-        return None
-    try:
-        mine = scan_range(snap, schema, key, tw, ranges[0], pending.progress(progress))
-    except UnsortedKeysError:
-        pending.cancel()
-        return None
-    except BaseException:
-        pending.cancel()
-        raise
-    theirs = pending.results(progress)
-    if theirs is None:
-        return None
-    results = [mine, *theirs]
-    if sum(r.rows for r in results) != total:
-        return None  # a row fell outside every range (a NULL, a text in an integer column...)
-    for r in theirs:
-        tw.records_written += r.records_written
-        tw.nodes_written += r.nodes_written
-    return join_ranges(tw, results)
+class _Pumping:
+    """A Progress that also keeps the workers busy: called after every batch the commit reads."""
+
+    def __init__(self, progress: Progress | None, pool: ScanPool) -> None:
+        self._progress = progress
+        self._pool = pool
+
+    def table(self, name: str, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress.table(name, total)
+
+    def advance(self, rows: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(rows)
+        self._pool.pump()
+
+
+def _share_out(snap, prepared: list["_Prepared"], parallel) -> ScanPool | None:
+    """Hand the chunks of every table big enough to be read by several processes to the pool,
+    before the commit reads anything: the workers start on them while it reads the rest."""
+    from .scanpool import chunk_ranges
+
+    pool = None
+    for p in prepared:
+        key = p.key
+        if p.column is not None or not key or len(key) != 1:
+            continue
+        if {c.name: c.type for c in p.schema.columns}[key[0]] not in _INT_TYPES:
+            continue
+        if p.total is None:
+            p.total = snap.count(p.schema.name)
+        if p.total < parallel.min_rows:
+            continue
+        lo, hi = snap.key_bounds(p.schema.name, key[0])
+        if type(lo) is not int or type(hi) is not int:
+            continue
+        if pool is None:
+            pool = parallel.get(snap)
+            if pool is None:
+                return None
+        pool.add(p.schema, key, p.old_root, chunk_ranges(key[0], lo, hi, p.total, pool.size + 1))
+    if pool is not None:
+        pool.added_all()
+    return pool
+
+
+def _read_my_chunks(snap, p: "_Prepared", tw: _TableWriter, pool: ScanPool, progress) -> None:
+    """Read the chunks of a shared table the workers have not taken, from the front."""
+    name = p.schema.name
+    while (chunk := pool.take(name)) is not None:
+        index, key_range = chunk
+        try:
+            result = scan_range(snap, p.schema, p.key, tw, key_range, progress)
+        except UnsortedKeysError:
+            pool.give_up(name)
+            return
+        pool.put(name, index, result)
 
 
 class _Fallback(Exception):
@@ -374,7 +412,7 @@ def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, sin
     names = schema.sorted_names
     kenc = key_encoder([names.index(k) for k in key])
     changed: dict[bytes, tuple[bytes, bytes]] = {}
-    for batch, packed, ids in _scan_encoded(snap, schema, None, None, since=since):
+    for batch, packed, ids in _scan_encoded(snap, schema, None, None, key, since=since):
         changed.update(zip(map(kenc, batch), zip(ids, packed)))
     changed_keys = sorted(changed)
 
@@ -575,70 +613,119 @@ def snapshot_database(
                                 incremental, parallel)
 
 
+@dataclass
+class _Prepared:
+    """What a table's reading starts from."""
+
+    schema: TableSchema
+    key: list[str] | None
+    old_entry: TableEntry | None
+    old: _OldTree | None
+    schema_data: bytes
+    schema_id: bytes
+    column: str | None  # read incrementally by this column
+    note: str | None  # why not incrementally
+    total: int | None  # its rows, when counted
+
+    @property
+    def old_root(self) -> bytes | None:
+        return self.old_entry.root if self.old is not None and self.old_entry is not None else None
+
+
+def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows) -> _Prepared:
+    old_entry = None
+    if parent_root is not None and schema.name in parent_root.tables:
+        old_entry = read_table(objects, parent_root.tables[schema.name])
+    old = None
+    if old_entry is not None and old_entry.key == key and old_entry.rows:
+        old = _OldTree(objects, old_entry.root)
+    schema_data = encode_schema(schema)
+    schema_id = object_id(ObjType.SCHEMA, schema_data)
+    column = note = None
+    if incremental is not None:
+        column, note = _incremental_column(incremental, schema, schema_id, key, old_entry)
+    total = snap.count(schema.name) if count_rows else None
+    return _Prepared(schema, key, old_entry, old, schema_data, schema_id, column, note, total)
+
+
+def _build_alone(snap, p: _Prepared, tw: _TableWriter, incremental, progress) -> tuple[bytes, int]:
+    """A table read by this process alone: incrementally if it may be, else in full."""
+    if p.column is not None:
+        assert p.old_entry is not None and p.key is not None
+        try:
+            return _build_incremental(snap, p.schema, p.key, tw, p.old_entry.root, (p.column, incremental.since), progress)
+        except _Fallback as why:
+            p.note = f"{why}; read in full"
+            if progress is not None:
+                progress.table(p.schema.name, p.total)
+    if p.key:
+        return _build_keyed(snap, p.schema, p.key, tw, progress)
+    return _build_keyless(snap, p.schema, tw, progress)
+
+
 def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress, count_rows, incremental, parallel):
     probe = bool(getattr(objects, "pack_names", lambda: [1])())
+    prepared = [_prepare(objects, snap, s, keys(s), parent_root, incremental, count_rows) for s in schemas]
+    pool = _share_out(snap, prepared, parallel) if parallel is not None else None
+    shared = set(pool.tables()) if pool is not None else set()
+    if pool is not None:
+        progress = _Pumping(progress, pool)
+    built: dict[str, tuple[bytes, int]] = {}
+    writers: dict[str, _TableWriter] = {}
+    for p in prepared:
+        name = p.schema.name
+        if progress is not None:
+            progress.table(name, p.total)
+        tw = writers[name] = _TableWriter(objects, writer, p.old, probe)
+        if name in shared:
+            # the commit's share of the chunks; the tree is joined once every chunk is in
+            pool.watch(name, progress)
+            _read_my_chunks(snap, p, tw, pool, progress)
+        else:
+            built[name] = _build_alone(snap, p, tw, incremental, progress)
+    processes: dict[str, int] = {}
+    if pool is not None:
+        # The pack of the rows read so far is finished while the workers finish theirs.
+        writer.seal()
+        outcome = pool.finish()
+        for p in prepared:
+            name = p.schema.name
+            if name not in shared:
+                continue
+            ranges = outcome[name]
+            # rows outside every range (a NULL, text in an integer column...) or a chunk that
+            # could not be read so: the table is read again, alone
+            if ranges is not None and sum(r.rows for r in ranges) == p.total:
+                tw = writers[name]
+                tw.records_written = sum(r.records_written for r in ranges)
+                tw.nodes_written = sum(r.nodes_written for r in ranges)
+                built[name] = join_ranges(tw, ranges)
+                processes[name] = pool.processes(name)
+            else:
+                if progress is not None:
+                    progress.table(name, p.total)
+                tw = writers[name] = _TableWriter(objects, writer, p.old, probe)
+                built[name] = _build_alone(snap, p, tw, incremental, progress)
     results = []
     tables: dict[str, bytes] = {}
-    for schema in schemas:
-        key = keys(schema)
-        old_entry = None
-        if parent_root is not None and schema.name in parent_root.tables:
-            old_entry = read_table(objects, parent_root.tables[schema.name])
-        old = None
-        if old_entry is not None and old_entry.key == key and old_entry.rows:
-            old = _OldTree(objects, old_entry.root)
-        schema_data = encode_schema(schema)
-        schema_id = object_id(ObjType.SCHEMA, schema_data)
-        column = note = None
-        if incremental is not None:
-            column, note = _incremental_column(incremental, schema, schema_id, key, old_entry)
-        total = snap.count(schema.name) if count_rows else None
-        if progress is not None:
-            progress.table(schema.name, total)
-        tw = _TableWriter(objects, writer, old, probe)
-        root = None
-        processes = 1
-        if column is not None:
-            assert old_entry is not None and key is not None
-            try:
-                root, rows = _build_incremental(snap, schema, key, tw, old_entry.root, (column, incremental.since), progress)
-            except _Fallback as why:
-                note = f"{why}; read in full"
-                if progress is not None:
-                    progress.table(schema.name, total)
-        if root is None and parallel is not None and key and len(key) == 1 and column is None:
-            types = {c.name: c.type for c in schema.columns}
-            if types[key[0]] in _INT_TYPES:
-                if total is None:
-                    total = snap.count(schema.name)
-                pool = parallel.get(snap) if total >= parallel.min_rows else None
-                if pool is not None:
-                    built = _build_parallel(snap, schema, key, tw, old_entry.root if old else None, pool, total, progress)
-                    if built is not None:
-                        root, rows = built
-                        processes = pool.size + 1
-                    elif progress is not None:
-                        progress.table(schema.name, total)
-        if root is not None:
-            pass
-        elif key:
-            root, rows = _build_keyed(snap, schema, key, tw, progress)
-        else:
-            root, rows = _build_keyless(snap, schema, tw, progress)
-        if old_entry is None or old_entry.schema != schema_id:
-            if not (probe and objects.contains(schema_id)):
-                writer.add(ObjType.SCHEMA, schema_data, schema_id)
-        entry = TableEntry(schema_id, root, rows, key)
+    for p in prepared:
+        name = p.schema.name
+        root, rows = built[name]
+        tw = writers[name]
+        if p.old_entry is None or p.old_entry.schema != p.schema_id:
+            if not (probe and objects.contains(p.schema_id)):
+                writer.add(ObjType.SCHEMA, p.schema_data, p.schema_id)
+        entry = TableEntry(p.schema_id, root, rows, p.key)
         entry_data = entry.encode()
         table_id = object_id(ObjType.TABLE, entry_data)
-        changed = parent_root is None or parent_root.tables.get(schema.name) != table_id
+        changed = parent_root is None or parent_root.tables.get(name) != table_id
         if changed and not (probe and objects.contains(table_id)):
             writer.add(ObjType.TABLE, entry_data, table_id)
-        tables[schema.name] = table_id
+        tables[name] = table_id
         results.append(TableResult(
-            schema.name, rows, table_id, changed, tw.records_written, tw.nodes_written,
-            incremental=column is not None and note is None, note=note if incremental is not None else None,
-            processes=processes,
+            name, rows, table_id, changed, tw.records_written, tw.nodes_written,
+            incremental=p.column is not None and p.note is None, note=p.note if incremental is not None else None,
+            processes=processes.get(name, 1),
         ))
     return tables, results
 

@@ -37,6 +37,7 @@ __all__ = [
     "EncodingError",
     "encode_value",
     "encode_row",
+    "packable",
     "decode_row",
     "decode_rows",
     "decode_joined",
@@ -191,6 +192,17 @@ def encode_row(values: Sequence[Any]) -> bytes:
         return _pack(values)
     except (TypeError, ValueError, OverflowError, struct.error) as exc:
         raise EncodingError(f"cannot encode row: {exc}") from exc
+
+
+_EXT_TYPES = frozenset({_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID, Json})
+
+
+def packable(value: Any) -> Any:
+    """The form of ``value`` that msgpack packs, with no call back into Python, into the very
+    bytes :func:`encode_row` gives ``value``: its ExtType for the types stored as one, the value
+    itself otherwise. A reader that hands rows straight to the encoder converts values to this
+    once, in a converter it calls anyway, instead of msgpack calling back per value."""
+    return _default(value) if type(value) in _EXT_TYPES else value
 
 
 def encode_value(value: Any) -> bytes:

@@ -40,11 +40,19 @@ _FANOUT = 256 * 4
 def build_index(pack_name: str, ids: list[bytes]) -> bytes:
     """The bytes of the index of a pack whose objects, in ordinal order, have these ids."""
     n = len(ids)
-    # Sorting by the ids themselves compares bytes in C; no Python int per object.
+    # Sorting by the ids themselves compares bytes in C. Memory counts as much as time here: a
+    # big commit seals packs of 256K objects, and what this makes on the way is the peak of
+    # the commit's memory. So the prefixes are cut from a few ids joined at a time, through a
+    # view, and the pieces are let go before the index bytes are joined.
     order = sorted(range(n), key=ids.__getitem__)
     sorted_ids = [ids[i] for i in order]
     prefixes = array("Q")
-    prefixes.frombytes(b"".join([i[:8] for i in sorted_ids]))
+    if set(map(len, ids)) == {ID_BYTES}:
+        for start in range(0, n, 16384):  # joined a slice at a time: a small buffer, C speed
+            with memoryview(b"".join(sorted_ids[start : start + 16384])) as view, view.cast("Q") as words:
+                prefixes.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
+    else:
+        prefixes.frombytes(b"".join([i[:8] for i in sorted_ids]))
     if sys.byteorder == "little":
         prefixes.byteswap()  # the big-endian value of each prefix, stored little-endian
     if any(map(eq, prefixes, islice(prefixes, 1, None))):
@@ -54,14 +62,18 @@ def build_index(pack_name: str, ids: list[bytes]) -> bytes:
     if sys.byteorder != "little":
         ordinals.byteswap()
     fanout = [bisect_right(sorted_ids, bytes((b,)) + b"\xff" * 31) for b in range(256)]
-    body = (
-        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n)
-        + struct.pack(">256I", *fanout)
-        + prefixes.tobytes()
-        + ordinals.tobytes()
-        + bytes.fromhex(pack_name)
-    )
+    del order, sorted_ids
+    body = b"".join((
+        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
+        struct.pack(">256I", *fanout),
+        prefixes,
+        ordinals,
+        bytes.fromhex(pack_name),
+    ))
     return body + hashlib.sha256(body).digest()
+
+
+ID_BYTES = 32
 
 
 write_index = build_index

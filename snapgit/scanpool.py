@@ -1,20 +1,30 @@
-"""Worker processes that read key ranges of a big table for ``snap commit``, in its snapshot.
+"""Worker processes that read key ranges of big tables for ``snap commit``, in its snapshot.
 
 A commit spends most of its time reading rows and encoding and hashing them, all in Python and
-so on one core. For a table with a single integer key and many rows, :class:`Parallel` forks
-worker processes (once per commit, when the first such table comes), each of which opens its own
-connection and a read transaction that sees exactly the commit's snapshot
+so on one core. For a table with a single integer key and many rows, the commit cuts the key
+space into chunks (:meth:`_Pool.add`) and forks worker processes (once per commit), each of which
+opens its own connection and a read transaction that sees exactly the commit's snapshot
 (:meth:`snapgit.db.ReadSnapshot.share`: an exported snapshot on PostgreSQL; on SQLite in
-rollback-journal mode, the commit's shared lock keeps writers out meanwhile). Each worker then
-reads one key range per table, stores its records and leaves in a pack of its own, and sends back
-a :class:`snapgit.commit.RangeResult`; the commit joins the ranges into the table's tree
-(:func:`snapgit.commit.join_ranges`), which is the very tree one process would have built.
+rollback-journal mode, the commit's shared lock keeps writers out meanwhile).
 
-Where the snapshot cannot be shared (MariaDB, SQLite in WAL mode), or a worker cannot start or
-fails, the table is read by the commit alone. Workers are forked, not spawned: they need nothing
-imported again, and start in milliseconds. They never touch what they inherit (the parent's
-connection, its pack writer); they end with ``os._exit``, running no finalizer, and they stop
-when the commit's end of their pipe closes, so a killed commit leaves no worker behind.
+The chunks are shared out as the work goes, so that no process waits on another:
+
+* the workers start on the big tables' chunks as soon as they are forked, while the commit
+  itself reads the small tables before them;
+* a worker takes chunks from the back of the first table that has any left, the commit from the
+  front of the table it has come to, until they meet; it then goes on to the next table and
+  joins the chunks' results into the table's tree at the end
+  (:func:`snapgit.commit.join_ranges`: the very tree one process would have built);
+* each worker has a chunk queued behind the one it reads (while there is enough left), so it
+  never waits for the commit to hand it the next.
+
+Each worker stores its records and leaves in packs of its own, published when the commit asks
+(:meth:`_Pool.finish`), before anything refers to them. Where the snapshot cannot be shared
+(MariaDB, SQLite in WAL mode), a worker cannot start, or it fails, the table is read by the
+commit alone. Workers are forked, not spawned: they need nothing imported again, and start in
+milliseconds. They never touch what they inherit (the parent's connection, its pack writer);
+they end with ``os._exit``, running no finalizer, and they stop when the commit's end of their
+pipe closes, so a killed commit leaves no worker behind.
 
 ``SNAP_WORKERS`` sets the number of worker processes (default: CPUs - 1, at most 3; 0 turns
 this off); ``SNAP_PARALLEL_MIN_ROWS`` the smallest table read so (default 200,000).
@@ -24,6 +34,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +45,10 @@ from .errors import CorruptError, NotFoundError, SnapError
 from .schema import TableSchema
 from .tree import UnsortedKeysError
 
-__all__ = ["Parallel", "workers_wanted"]
+__all__ = ["Parallel", "workers_wanted", "chunk_ranges"]
 
 DEFAULT_MIN_ROWS = 200_000
+CHUNK_ROWS = 20_000  # about 50 ms of one process's reading: the most a process waits at the end
 
 
 def workers_wanted() -> int:
@@ -52,6 +66,16 @@ def _min_rows() -> int:
         return int(os.environ.get("SNAP_PARALLEL_MIN_ROWS", DEFAULT_MIN_ROWS))
     except ValueError:
         return DEFAULT_MIN_ROWS
+
+
+def chunk_ranges(column: str, lo: int, hi: int, rows: int, processes: int) -> list[tuple[str, int | None, int | None]]:
+    """Key ranges covering every value of ``column`` (the first without a lower bound, so it
+    holds NULLs too; the last without an upper one), about ``CHUNK_ROWS`` rows each if the keys
+    are spread evenly, and at least two per process."""
+    n = max(2 * processes, -(-rows // CHUNK_ROWS))
+    n = min(n, hi - lo + 1)
+    bounds = [lo + (hi - lo + 1) * i // n for i in range(1, n)]
+    return [(column, None if i == 0 else bounds[i - 1], None if i == n - 1 else bounds[i]) for i in range(n)]
 
 
 class Parallel:
@@ -79,8 +103,6 @@ class Parallel:
             except Exception:  # noqa: BLE001 - no workers is no error: the commit reads alone
                 self._failed = True
                 return None
-            self._pool.size = self.size
-            self._pool.min_rows = self.min_rows
         return self._pool
 
     def close(self) -> None:
@@ -89,133 +111,258 @@ class Parallel:
             self._pool = None
 
 
+@dataclass
+class _Job:
+    table: str
+    index: int  # its place among the table's chunks
+    key_range: tuple[str, int | None, int | None]
+
+
+@dataclass
+class _Table:
+    schema: TableSchema
+    key: list[str]
+    old_root: bytes | None
+    chunks: int
+    left: deque = field(default_factory=deque)  # job ids nobody has taken yet
+    results: dict = field(default_factory=dict)  # chunk index -> RangeResult, SnapError or None
+    by: set = field(default_factory=set)  # the processes that read its chunks (-1: the commit)
+    early_rows: int = 0  # rows the workers read before the commit came to the table
+    given_up: bool = False  # read alone: the chunks' results are not wanted
+
+
+class _Worker:
+    def __init__(self, proc: Any, conn: Any) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.queued: list[int] = []  # job ids sent, oldest first
+        self.done: list[int] = []  # job ids whose results came back
+        self.alive = True
+        self.flushing = False  # asked to publish what it stored: it gets no more chunks
+        self.flushed = False
+
+
 class _Pool:
-    size: int
-    min_rows: int
+    """The workers of one commit, and the chunks of the tables they share with it."""
 
     def __init__(self, url: str, store_root: Path, size: int, token: str) -> None:
         ctx = multiprocessing.get_context("fork")
-        self._workers: list[tuple[Any, Any]] = []
+        self._workers: list[_Worker] = []
+        self._jobs: list[_Job] = []
+        self._tables: dict[str, _Table] = {}
+        self._progress: Progress | None = None
+        self._current: str | None = None
+        self._added_all = False
+        self._flush_error: SnapError | None = None
+        self.size = size
         try:
             for _ in range(size):
                 ours, theirs = ctx.Pipe()
                 # The child closes the commit's ends of every pipe it inherits: a pipe whose
                 # other end only the commit holds breaks when the commit dies, and so stops
                 # the worker at its next message.
-                inherited = [conn for _p, conn in self._workers] + [ours]
+                inherited = [w.conn for w in self._workers] + [ours]
                 proc = ctx.Process(target=_worker, args=(theirs, inherited, url, str(store_root), token), daemon=True)
                 proc.start()
                 theirs.close()
-                self._workers.append((proc, ours))
-            for _proc, conn in self._workers:
-                kind, detail = conn.recv()
-                if kind != "ready":
-                    raise RuntimeError(f"scan worker did not start: {detail}")
+                self._workers.append(_Worker(proc, ours))
+            for w in self._workers:
+                msg = w.conn.recv()
+                if msg[0] != "ready":
+                    raise RuntimeError(f"scan worker did not start: {msg[-1]}")
         except BaseException:
             self.close()
             raise
 
-    def start(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> "_Pending | None":
-        if len(ranges) != len(self._workers):
+    # -- the commit's side ----------------------------------------------------------------
+
+    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> None:
+        """Share out the reading of a table, in these key ranges (in key order)."""
+        t = _Table(schema, key, old_root, len(ranges))
+        for i, key_range in enumerate(ranges):
+            t.left.append(len(self._jobs))
+            self._jobs.append(_Job(schema.name, i, key_range))
+        self._tables[schema.name] = t
+        self._feed()
+
+    def added_all(self) -> None:
+        """No table will be added: once every chunk is handed out, the workers publish what
+        they stored as soon as they are done (while the commit still reads)."""
+        self._added_all = True
+        self._feed()
+
+    def tables(self) -> list[str]:
+        return list(self._tables)
+
+    def watch(self, table: str, progress: Progress | None) -> None:
+        """The commit has come to ``table``: what the workers read of it shows on ``progress``
+        from now on, and what they read before is shown at once."""
+        self._progress = progress
+        self._current = table
+        t = self._tables[table]
+        if progress is not None and t.early_rows:
+            progress.advance(t.early_rows)
+        t.early_rows = 0
+
+    def take(self, table: str) -> tuple[int, tuple] | None:
+        """The next chunk of ``table`` for the commit to read itself: (index, key range)."""
+        t = self._tables[table]
+        job = self._jobs[t.left.popleft()] if t.left else None
+        self.pump()  # after taking: the workers get what is left, not the chunk in hand
+        if job is None:
             return None
-        try:
-            for (_proc, conn), key_range in zip(self._workers, ranges):
-                conn.send(("scan", schema, key, old_root, key_range))
-        except (OSError, EOFError):
-            return None
-        return _Pending(self._workers)
+        t.by.add(-1)
+        return job.index, job.key_range
 
-    def close(self) -> None:
-        for proc, conn in self._workers:
-            try:
-                conn.send(None)
-            except (OSError, EOFError):
-                pass
-            conn.close()
-        for proc, _conn in self._workers:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        self._workers = []
+    def give_up(self, table: str) -> None:
+        """The table will be read alone (its keys came in another order): hand out no more."""
+        t = self._tables[table]
+        t.left.clear()
+        t.given_up = True
 
+    def put(self, table: str, index: int, result: RangeResult | SnapError | None) -> None:
+        """The result of one chunk (None: it could not be read so)."""
+        t = self._tables[table]
+        if not t.given_up:
+            t.results[index] = result
 
-class _Pending:
-    """The ranges handed out for one table, until their results are in."""
+    def pump(self) -> None:
+        """Take in what the workers have sent, and hand out more chunks. Does not wait."""
+        for w in self._workers:
+            while w.alive and w.queued and w.conn.poll():
+                self._take_message(w)
+        self._feed()
 
-    def __init__(self, workers: list[tuple[Any, Any]]) -> None:
-        self._workers = workers
-        self._results: dict[int, Any] = {}
-        self._broken = False
-
-    def _take(self, i: int, conn: Any, progress: Progress | None) -> None:
-        """Read one message of worker i."""
-        try:
-            kind, detail = conn.recv()
-        except (OSError, EOFError):
-            self._results[i] = None
-            self._broken = True
-            return
-        if kind == "progress":
-            if progress is not None:
-                progress.advance(detail)
-        elif kind == "done":
-            self._results[i] = detail
-        elif kind == "error":
-            name, message, hint = detail
-            cls = {c.__name__: c for c in (CorruptError, NotFoundError)}.get(name, SnapError)
-            self._results[i] = cls(message, hint=hint)
-        else:  # "unsorted", or a worker that failed: the commit reads the table alone
-            self._results[i] = None
-
-    def progress(self, progress: Progress | None) -> Progress | None:
-        """A Progress for the commit's own range that also passes on what the workers read."""
-        if progress is None:
-            return None
-        pending = self
-
-        class _Both:
-            def table(self, name: str, total: int | None) -> None:
-                progress.table(name, total)
-
-            def advance(self, rows: int) -> None:
-                progress.advance(rows)
-                for i, (_proc, conn) in enumerate(pending._workers):
-                    while i not in pending._results and conn.poll():
-                        pending._take(i, conn, progress)
-
-        return _Both()
-
-    def results(self, progress: Progress | None) -> list[RangeResult] | None:
-        for i, (_proc, conn) in enumerate(self._workers):
-            while i not in self._results:
-                self._take(i, conn, progress)
-        out = [self._results[i] for i in range(len(self._workers))]
-        for r in out:
-            if isinstance(r, SnapError):
-                raise r
-        if self._broken or any(r is None for r in out):
-            return None
+    def finish(self) -> dict[str, list[RangeResult] | None]:
+        """Wait for every chunk and for the workers to publish what they stored, and return
+        each table's results in key order (None: read the table alone). A SnapError of a
+        worker (a value it cannot encode, a full disk) is raised."""
+        self._added_all = True
+        self._feed()
+        while any(w.alive and not w.flushed for w in self._workers):
+            wait([w.conn for w in self._workers if w.alive and not w.flushed])
+            for w in self._workers:
+                while w.alive and not w.flushed and w.conn.poll():
+                    self._take_message(w)
+        if self._flush_error is not None:
+            raise self._flush_error
+        out: dict[str, list[RangeResult] | None] = {}
+        for name, t in self._tables.items():
+            results = [t.results.get(i) for i in range(t.chunks)]
+            for r in results:
+                if isinstance(r, SnapError):
+                    raise r
+            out[name] = None if t.given_up or any(r is None for r in results) else results
         return out
 
-    def cancel(self) -> None:
-        """Wait for the workers to finish the ranges they were given (so the pool can be used
-        again, or closed), dropping what they return."""
+    def processes(self, table: str) -> int:
+        return len(self._tables[table].by)
+
+    def close(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except (OSError, EOFError):
+                pass
+            w.conn.close()
+        for w in self._workers:
+            w.proc.join(timeout=5)
+            if w.proc.is_alive():
+                w.proc.kill()
+                w.proc.join()
+        self._workers = []
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        left = sum(len(t.left) for t in self._tables.values())
+        # A chunk queued behind the running one, while there are more than enough to go round.
+        depth = 2 if left > len(self._workers) + 1 else 1
+        for w in self._workers:
+            while left and w.alive and len(w.queued) < depth:
+                t = next(t for t in self._tables.values() if t.left)
+                job_id = t.left.pop()
+                job = self._jobs[job_id]
+                try:
+                    w.conn.send(("scan", job_id, t.schema, t.key, t.old_root, job.key_range))
+                except (OSError, EOFError):
+                    t.left.append(job_id)
+                    self._lost(w)
+                    break
+                w.queued.append(job_id)
+                left -= 1
+            if not left and self._added_all and w.alive and not w.flushing:
+                # after the chunks it has: its packs are sealed and published meanwhile
+                try:
+                    w.conn.send(("flush",))
+                except (OSError, EOFError):
+                    self._lost(w)
+                    continue
+                w.flushing = True
+
+    def _take_message(self, w: _Worker) -> None:
         try:
-            self.results(None)
-        except SnapError:
-            pass
+            kind, job_id, detail = w.conn.recv()
+        except (OSError, EOFError, ValueError):
+            self._lost(w)
+            return
+        if kind == "progress":
+            table = self._jobs[job_id].table
+            if table == self._current:
+                if self._progress is not None:
+                    self._progress.advance(detail)
+            else:
+                self._tables[table].early_rows += detail
+            return
+        if kind == "failed":
+            self._lost(w)
+            return
+        if job_id is None:  # the answer to "flush"
+            if kind == "flushed":
+                w.flushed = True
+            else:
+                self._lost(w)
+                if kind == "error":
+                    self._flush_error = _error(detail)
+            return
+        job = self._jobs[job_id]
+        t = self._tables[job.table]
+        w.queued.remove(job_id)
+        if kind == "done":
+            w.done.append(job_id)
+            t.by.add(self._workers.index(w))
+            result: Any = detail
+        elif kind == "error":
+            result = _error(detail)
+        else:  # "unsorted": the commit reads the table alone
+            result = None
+        self.put(job.table, job.index, result)
+
+    def _lost(self, w: _Worker) -> None:
+        """A worker is gone, or failed: what it read, published or not, is not used."""
+        w.alive = False
+        for job_id in w.queued + w.done:
+            job = self._jobs[job_id]
+            self.put(job.table, job.index, None)
+        w.queued = []
+
+
+def _error(detail: tuple[str, str, str | None]) -> SnapError:
+    name, message, hint = detail
+    cls = {c.__name__: c for c in (CorruptError, NotFoundError)}.get(name, SnapError)
+    return cls(message, hint=hint)
 
 
 class _PipeProgress:
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, job_id: int) -> None:
         self._conn = conn
+        self._job_id = job_id
 
     def table(self, name: str, total: int | None) -> None:
         pass
 
     def advance(self, rows: int) -> None:
-        self._conn.send(("progress", rows))
+        self._conn.send(("progress", self._job_id, rows))
 
 
 def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: str) -> None:
@@ -230,29 +377,48 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
             objects = DiskObjectStore(Path(store_root))
             probe = bool(objects.pack_names())
             conn.send(("ready", None))
-            while True:
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):
-                    break  # the commit is gone
-                if msg is None:
-                    break
-                _kind, schema, key, old_root, key_range = msg
-                try:
-                    with objects.writer() as writer:
-                        old = _OldTree(objects, old_root) if old_root is not None else None
+            # One writer for every chunk: a pack per commit and worker, not per chunk. It is
+            # published only when the commit asks, once it has every result.
+            writer = objects.writer()
+            olds: dict[bytes, _OldTree] = {}
+            closed = False
+            try:
+                while True:
+                    try:
+                        msg = conn.recv()
+                    except (EOFError, OSError):
+                        break  # the commit is gone
+                    if msg is None:
+                        break
+                    if msg[0] == "flush":
+                        closed = True
+                        try:
+                            writer.__exit__(None, None, None)  # publish; a full disk: DiskFullError
+                        except SnapError as exc:
+                            conn.send(("error", None, (type(exc).__name__, exc.message, exc.hint)))
+                        else:
+                            conn.send(("flushed", None, None))
+                        break
+                    _kind, job_id, schema, key, old_root, key_range = msg
+                    try:
+                        old = None
+                        if old_root is not None:
+                            old = olds.get(old_root) or olds.setdefault(old_root, _OldTree(objects, old_root))
                         tw = _TableWriter(objects, writer, old, probe)
-                        result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn))
-                    conn.send(("done", result))
-                except UnsortedKeysError:
-                    conn.send(("unsorted", None))
-                except SnapError as exc:
-                    conn.send(("error", (type(exc).__name__, exc.message, exc.hint)))
+                        result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn, job_id))
+                        conn.send(("done", job_id, result))
+                    except UnsortedKeysError:
+                        conn.send(("unsorted", job_id, None))
+                    except SnapError as exc:
+                        conn.send(("error", job_id, (type(exc).__name__, exc.message, exc.hint)))
+            finally:
+                if not closed:
+                    writer.abort()
             objects.close()
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the commit goes on alone
         code = 1
         try:
-            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+            conn.send(("failed", None, f"{type(exc).__name__}: {exc}"))
         except Exception:  # noqa: BLE001
             pass
     finally:

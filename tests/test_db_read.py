@@ -11,6 +11,7 @@ import decimal
 import math
 import os
 import pathlib
+import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql
 
 from snapgit.db import Database, DatabaseError, UnsupportedTypeError, normalize_url
+from snapgit.db.values import text_to_date, text_to_datetime
 from snapgit.encoding import Json, canonical_value, decode_row, encode_key, encode_row
 from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
@@ -475,8 +477,11 @@ def test_values_read_back_canonical(case: Case, db_kind: str, db_url: str, db_en
                     )
             with db.snapshot() as snap:
                 rows = [r for batch in snap.scan(schema, ["id"]) for r in batch]
+                # what a commit reads: values in the encoder's form, the same bytes
+                for_encoder = [r for batch in snap.scan(schema, ["id"], values_of=["id"]) for r in batch]
             expected = [(i, None if v is None else case.expected(v)) for i, v in enumerate(values)]
             assert [encode_row(r) for r in rows] == [encode_row(e) for e in expected], (rows, expected)
+            assert [encode_row(r) for r in for_encoder] == [encode_row(e) for e in expected]
             for row, exp in zip(rows, expected):
                 assert type(row[1]) is type(exp[1])
                 if not (isinstance(exp[1], float) and math.isnan(exp[1])):
@@ -615,6 +620,37 @@ def test_sqlite_keeps_what_its_types_do_not_promise(make_db_url: Callable[[str],
         (2.5, dt.datetime(2013, 1, 1, 5), True, 2, Json({"a": 1}), 5, D("1.50"), u),
         ("txt", 1357016400, False, 3, Json([1]), 6, D("7.00"), u),
     ]
+
+
+def test_sqlite_remembered_conversions_keep_each_storage_class(
+    make_db_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Text values of a column are converted once and remembered; equal values of other types
+    (1, 1.0, '1') and the remembered dict filling up must not change what is read."""
+    import snapgit.db.rows as rows_mod
+
+    monkeypatch.setattr(rows_mod, "MEMO_MAX", 3)
+    url = make_db_url("sqlite")
+    engine = sa.create_engine(url)
+    values = ["1", 1, 1.5, "x1", "2013-01-01 05:00:00", "", None, "2013-01-01 05:00:00", "2013-01-01T05:00",
+              "2013-01-01 05:00:00+02:00", 1.0, "1", "2014-02-03 04:05:06.5", "2013-01-01 05:00:00"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE s (id INTEGER PRIMARY KEY, at DATETIME, d DATE)")
+        for i, v in enumerate(values * 3):
+            conn.exec_driver_sql("INSERT INTO s VALUES (?, ?, ?)", (i, v, v if isinstance(v, str) and len(v) < 12 else "2020-02-29"))
+    engine.dispose()
+    raw = sqlite3.connect(url.removeprefix("sqlite:///"))
+    stored = raw.execute("SELECT at, d FROM s ORDER BY id").fetchall()  # as the column's affinity left them
+    raw.close()
+    assert {type(a) for a, _d in stored} == {str, int, float, type(None)}
+    want = [(text_to_datetime(a), text_to_date(d)) for a, d in stored]
+    with Database.connect(url) as db, db.snapshot() as snap:
+        (schema,) = snap.reflect(["s"])
+        for values_of in (None, ["id"]):
+            got = [r for batch in snap.scan(schema, ["id"], 4, values_of=values_of) for r in batch]
+            decoded = [tuple(decode_row(encode_row(r))[:2]) for r in got]
+            assert decoded == want
+            assert [tuple(map(type, r)) for r in decoded] == [tuple(map(type, w)) for w in want]
 
 
 def test_postgresql_types(make_db_url: Callable[[str], str]) -> None:

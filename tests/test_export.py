@@ -39,8 +39,8 @@ class MemorySnapshot:
     def __init__(self, rows: dict[str, list[tuple[Any, ...]]]) -> None:
         self.rows = rows
 
-    def scan(self, schema: TableSchema, key: list[str] | None):
-        yield list(self.rows[schema.name])
+    def scan(self, schema: TableSchema, key: list[str] | None, values_of=None):
+        yield list(self.rows[schema.name])  # values already: what values_of allows too
 
     def count(self, name: str) -> int:
         return len(self.rows[name])

@@ -55,8 +55,11 @@ def test_ranges_joined_give_the_tree_of_one_process(tmp_path_factory, monkeypatc
     con.commit()
     with Repo.init(tmp, db_url=str(tmp / "app.db")) as repo:
         alone, split = trees_agree(monkeypatch, repo, workers)
-        if rows:
+        if rows and max(rows) - min(rows) + 1 >= 2 * (workers + 1):
+            # at least two chunks per process: every worker is handed some before the commit reads
             assert split.tables[0].processes == workers + 1
+        else:
+            assert 1 <= split.tables[0].processes <= workers + 1
         # a second commit: the ranges' leaves now go in as deltas against the parent's
         con.executemany("INSERT OR REPLACE INTO t VALUES (?, ?, ?)", [(k, *v) for k, v in edits.items()])
         con.execute("DELETE FROM t WHERE n = 3")
