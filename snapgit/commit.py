@@ -136,7 +136,7 @@ class _TableWriter:
         self._nodes: set[bytes] = set()
 
     def _has(self, oid: bytes) -> bool:
-        return self.probe and self.objects.might_contain(oid) and self.objects.contains(oid)
+        return self.probe and _stored(self.objects, oid)
 
     def emit(self, node: Node, payloads: list[bytes] | None) -> bytes:
         data = node.encode()
@@ -713,13 +713,13 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
         root, rows = built[name]
         tw = writers[name]
         if p.old_entry is None or p.old_entry.schema != p.schema_id:
-            if not (probe and objects.contains(p.schema_id)):
+            if not (probe and _stored(objects, p.schema_id)):
                 writer.add(ObjType.SCHEMA, p.schema_data, p.schema_id)
         entry = TableEntry(p.schema_id, root, rows, p.key)
         entry_data = entry.encode()
         table_id = object_id(ObjType.TABLE, entry_data)
         changed = parent_root is None or parent_root.tables.get(name) != table_id
-        if changed and not (probe and objects.contains(table_id)):
+        if changed and not (probe and _stored(objects, table_id)):
             writer.add(ObjType.TABLE, entry_data, table_id)
         tables[name] = table_id
         results.append(TableResult(
@@ -734,9 +734,17 @@ def write_root(objects: ObjectStore, writer: ObjectWriter, tables: dict[str, byt
     """Store the snapshot tree of these tables (name -> table object id); returns its id."""
     root_data = Root(tables).encode()
     root_id = object_id(ObjType.ROOT, root_data)
-    if not objects.contains(root_id):
+    if not _stored(objects, root_id):
         writer.add(ObjType.ROOT, root_data, root_id)
     return root_id
+
+
+def _stored(objects: ObjectStore, oid: bytes) -> bool:
+    """Whether the store already has an object, as far as the packs this process has open tell:
+    a miss does not look for packs published since (``contains`` would, opening every new
+    index). At worst an object another process has just stored is stored twice, which reads
+    the same."""
+    return objects.might_contain(oid) and objects.contains(oid)
 
 
 def now_micros() -> tuple[int, int]:

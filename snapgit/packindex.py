@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import struct
 import sys
 from array import array
@@ -41,7 +42,7 @@ def build_index(pack_name: str, ids: list[bytes]) -> bytes:
     """The bytes of the index of a pack whose objects, in ordinal order, have these ids."""
     n = len(ids)
     # Sorting by the ids themselves compares bytes in C. Memory counts as much as time here: a
-    # big commit seals packs of 256K objects, and what this makes on the way is the peak of
+    # big commit seals packs of 128K objects, and what this makes on the way is the peak of
     # the commit's memory. So the prefixes are cut from a few ids joined at a time, through a
     # view, and the pieces are let go before the index bytes are joined.
     order = sorted(range(n), key=ids.__getitem__)
@@ -84,16 +85,22 @@ class IndexReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # The header, fanout and trailer are read with pread, not through the map: a page of a
+        # mapped file counts in the process's resident memory once touched, and on kernels that
+        # cache files in large folios one touch maps hundreds of KB. A commit opens every new
+        # index when it publishes its packs; only look-ups should map what they read.
         try:
             with open(path, "rb") as f:
                 self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                size = os.fstat(f.fileno()).st_size
+                head = os.pread(f.fileno(), _HEADER.size + _FANOUT, 0)
+                tail = os.pread(f.fileno(), 64, max(0, size - 64))
         except (OSError, ValueError) as exc:
             raise CorruptError(f"index {path.name} cannot be read: {exc}") from exc
         mm = self._mm
-        size = len(mm)
-        if size < _HEADER.size + _FANOUT + 64:
+        if size < _HEADER.size + _FANOUT + 64 or len(head) < _HEADER.size + _FANOUT:
             raise CorruptError(f"index {path.name} is truncated ({size} bytes)")
-        magic, version, n = _HEADER.unpack_from(mm, 0)
+        magic, version, n = _HEADER.unpack_from(head, 0)
         if magic != IDX_MAGIC:
             raise CorruptError(f"index {path.name} has a bad header")
         if version != IDX_VERSION:
@@ -102,7 +109,7 @@ class IndexReader:
         if size != expect:
             raise CorruptError(f"index {path.name} has {size} bytes, expected {expect}")
         self.count = n
-        self.fanout = struct.unpack_from(">256I", mm, _HEADER.size)
+        self.fanout = struct.unpack_from(">256I", head, _HEADER.size)
         if self.fanout[255] != n:
             raise CorruptError(f"index {path.name}: fanout total {self.fanout[255]} != count {n}")
         if any(map(gt, self.fanout, islice(self.fanout, 1, None))):
@@ -110,7 +117,7 @@ class IndexReader:
             raise CorruptError(f"index {path.name}: fanout is not ascending (damaged)")
         self._p0 = _HEADER.size + _FANOUT
         self._o0 = self._p0 + 8 * n
-        self.pack_name = bytes(mm[self._o0 + 4 * n : self._o0 + 4 * n + 32]).hex()
+        self.pack_name = tail[:32].hex()
         if sys.byteorder == "little":
             self._prefixes = memoryview(mm)[self._p0 : self._o0].cast("Q")
             self._ordinals = memoryview(mm)[self._o0 : self._o0 + 4 * n].cast("I")
