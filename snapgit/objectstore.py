@@ -309,7 +309,11 @@ class DiskObjectStore:
         self._order: list[str] = []
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._blocks = BlockCache()
-        self._last_hit: str | None = None
+        # The packs in the order look-ups try them: the one that answered last first. Neighbours
+        # in key order were mostly written together, but a parallel commit writes neighbouring
+        # key ranges into different packs: with one "last pack" remembered, a look-up that
+        # alternates between two packs tried every pack in between.
+        self._mru: list[str] = []
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
         # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
@@ -341,6 +345,7 @@ class DiskObjectStore:
                     continue
                 self.unreadable.pop(name, None)
                 self._order.insert(0, name)
+                self._mru.insert(0, name)
 
     def pack_names(self) -> list[str]:
         return list(self._order)
@@ -374,8 +379,7 @@ class DiskObjectStore:
         """Stop reading a pack (gc is about to move it away)."""
         idx, rd = self._packs.pop(name)
         self._order.remove(name)
-        if self._last_hit == name:
-            self._last_hit = None
+        self._mru.remove(name)
         idx.close()
         if rd is not None:
             rd.close()
@@ -399,6 +403,7 @@ class DiskObjectStore:
                 rd.close()
         self._packs.clear()
         self._order.clear()
+        self._mru.clear()
 
     # -- reading
 
@@ -428,16 +433,7 @@ class DiskObjectStore:
         if cached is not None:
             return cached
         bad: CorruptError | None = None
-        last = self._last_hit
-        # Neighbours in key order were mostly written together: the pack that answered last
-        # is tried first, then the others, newest first.
-        if last is not None and last in self._packs:
-            found = self._find_in(last, oid, chain)
-            if found is not None:
-                return found
-        for name in self._order:
-            if name == last:
-                continue
+        for name in self._mru:
             try:
                 found = self._find_in(name, oid, chain)
             except CorruptError as exc:
@@ -478,7 +474,7 @@ class DiskObjectStore:
                 bad = exc
                 continue
             if hashlib.sha256(full).digest() == oid:
-                self._last_hit = name
+                self._answered(name)
                 if full[0] != 1:  # nodes and metadata are read again and again
                     self._full_cache[oid] = (full, depth)
                     if len(self._full_cache) > 256:
@@ -557,15 +553,29 @@ class DiskObjectStore:
 
     def might_contain(self, oid: bytes) -> bool:
         """True when some index has an id with the same 8-byte prefix (no read)."""
-        # Neighbouring records were mostly written together: try the last pack that answered.
-        last = self._last_hit
-        if last is not None and last in self._packs and self._packs[last][0].candidates(oid):
-            return True
-        for n in self._order:
-            if self._packs[n][0].candidates(oid):
-                self._last_hit = n
-                return True
+        # IndexReader.candidates, inlined: a miss (a new record, the usual answer) asks every
+        # pack, and the calls would cost more than the searches.
+        first = oid[0]
+        p = int.from_bytes(oid[:8], "big")
+        packs = self._packs
+        for n in self._mru:
+            idx = packs[n][0]
+            fanout = idx.fanout
+            lo = fanout[first - 1] if first else 0
+            hi = fanout[first]
+            if lo != hi:
+                prefixes = idx._prefixes
+                i = bisect_left(prefixes, p, lo, hi)
+                if i < hi and prefixes[i] == p:
+                    self._answered(n)
+                    return True
         return False
+
+    def _answered(self, name: str) -> None:
+        mru = self._mru
+        if mru[0] != name:
+            mru.remove(name)
+            mru.insert(0, name)
 
     def find_prefix(self, hex_prefix: str) -> list[bytes]:
         found: set[bytes] = set()
