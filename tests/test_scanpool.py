@@ -197,3 +197,45 @@ def test_workers_stop_when_the_commit_is_killed(tmp_path: Path) -> None:
     with Repo.open(tmp_path) as repo:
         assert repo.commit("after").commit_id is not None
         assert not repo.verify().problems
+
+
+def test_a_worker_killed_half_way_leaves_the_commit_to_read_alone(tmp_path: Path, monkeypatch) -> None:
+    """kill -9 of a worker: the chunks it read (published or not) are not used; the commit
+    reads the table itself and stores the tree one process builds."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"row {i % 977}" * 4) for i in range(300_000)])
+    con.commit()
+    con.close()
+    Repo.init(tmp_path, db_url=str(tmp_path / "app.db")).close()
+    env = {**os.environ, "SNAP_WORKERS": "2", "SNAP_PARALLEL_MIN_ROWS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "snapgit.cli", "commit", "-m", "x", "--json"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    killed = None
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if len(out) == 2:
+            killed = int(out[0])
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.01)
+    stdout, stderr = proc.communicate(timeout=120)
+    if killed is None:
+        pytest.skip("the commit ended before its workers could be seen")
+    assert proc.returncode == 0, stderr
+    result = json.loads(stdout)
+    assert result["tables"]["t"]["rows"] == 300_000
+    assert result["tables"]["t"]["processes"] == 1  # read again by the commit alone
+    with Repo.open(tmp_path) as repo:
+        ((_cid, split),) = repo.log(n=1)
+        monkeypatch.setenv("SNAP_WORKERS", "0")
+        alone = repo.commit("alone", allow_empty=True)
+        assert alone.tree_id == split.tree
+        assert not repo.verify().problems
