@@ -327,7 +327,7 @@ class ScanPool(Protocol):
     def take(self, table: str) -> tuple[int, tuple] | None: ...
     def put(self, table: str, index: int, result: RangeResult) -> None: ...
     def give_up(self, table: str) -> None: ...
-    def watch(self, table: str, progress: Progress | None) -> None: ...
+    def watch(self, table: str | None, progress: Progress | None) -> None: ...
     def pump(self) -> None: ...
     def finish(self) -> dict[str, list[RangeResult] | None]: ...
     def tables(self) -> list[str]: ...
@@ -338,20 +338,44 @@ _INT_TYPES = ("smallint", "integer", "bigint")
 
 
 class _Pumping:
-    """A Progress that also keeps the workers busy: called after every batch the commit reads."""
+    """A Progress that also keeps the workers busy: called after every batch the commit reads.
+    ``quiet`` is the Progress the pool shows the workers' rows on: it counts them with the
+    commit's own but does not pump (the pool is the one calling)."""
 
     def __init__(self, progress: Progress | None, pool: ScanPool) -> None:
         self._progress = progress
         self._pool = pool
+        self._rows = 0  # shown for the current table
+        outer = self
+
+        class _Quiet:
+            def table(self, name: str, total: int | None) -> None:
+                pass
+
+            def advance(self, rows: int) -> None:
+                outer._show(rows)
+
+        self.quiet = _Quiet()
 
     def table(self, name: str, total: int | None) -> None:
+        self._rows = 0
         if self._progress is not None:
             self._progress.table(name, total)
 
     def advance(self, rows: int) -> None:
+        self._show(rows)
+        self._pool.pump()
+
+    def _show(self, rows: int) -> None:
+        self._rows += rows
         if self._progress is not None:
             self._progress.advance(rows)
-        self._pool.pump()
+
+    def leave(self, total: int | None) -> None:
+        """The commit leaves a shared table: its bar is filled, the chunks still being read
+        included (their rows would land on the next table's bar)."""
+        if total:
+            self._show(max(0, total - self._rows))
 
 
 def _share_out(snap, prepared: list["_Prepared"], parallel) -> ScanPool | None:
@@ -668,8 +692,9 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
     prepared = [_prepare(objects, snap, s, keys(s), parent_root, incremental, count_rows) for s in schemas]
     pool = _share_out(snap, prepared, parallel) if parallel is not None else None
     shared = set(pool.tables()) if pool is not None else set()
+    pumping = None
     if pool is not None:
-        progress = _Pumping(progress, pool)
+        progress = pumping = _Pumping(progress, pool)
     built: dict[str, tuple[bytes, int]] = {}
     writers: dict[str, _TableWriter] = {}
     for p in prepared:
@@ -677,10 +702,12 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
         if progress is not None:
             progress.table(name, p.total)
         tw = writers[name] = _TableWriter(objects, writer, p.old, probe)
+        if pumping is not None:
+            pool.watch(name if name in shared else None, pumping.quiet)
         if name in shared:
             # the commit's share of the chunks; the tree is joined once every chunk is in
-            pool.watch(name, progress)
             _read_my_chunks(snap, p, tw, pool, progress)
+            pumping.leave(p.total)
         else:
             built[name] = _build_alone(snap, p, tw, incremental, progress)
     processes: dict[str, int] = {}

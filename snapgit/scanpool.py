@@ -129,6 +129,7 @@ class _Table:
     by: set = field(default_factory=set)  # the processes that read its chunks (-1: the commit)
     early_rows: int = 0  # rows the workers read before the commit came to the table
     given_up: bool = False  # read alone: the chunks' results are not wanted
+    watched: bool = False  # the commit has come to it
 
 
 class _Worker:
@@ -194,12 +195,16 @@ class _Pool:
     def tables(self) -> list[str]:
         return list(self._tables)
 
-    def watch(self, table: str, progress: Progress | None) -> None:
-        """The commit has come to ``table``: what the workers read of it shows on ``progress``
-        from now on, and what they read before is shown at once."""
+    def watch(self, table: str | None, progress: Progress | None) -> None:
+        """The commit has come to ``table`` (None: one it reads alone): what the workers read
+        of it shows on ``progress`` from now on, and what they read before is shown at once.
+        Rows of a table the commit has left are not shown (its bar is gone)."""
         self._progress = progress
         self._current = table
+        if table is None:
+            return
         t = self._tables[table]
+        t.watched = True
         if progress is not None and t.early_rows:
             progress.advance(t.early_rows)
         t.early_rows = 0
@@ -311,7 +316,7 @@ class _Pool:
             if table == self._current:
                 if self._progress is not None:
                     self._progress.advance(detail)
-            else:
+            elif not self._tables[table].watched:
                 self._tables[table].early_rows += detail
             return
         if kind == "failed":
