@@ -27,7 +27,8 @@ they end with ``os._exit``, running no finalizer, and they stop when the commit'
 pipe closes, so a killed commit leaves no worker behind.
 
 ``SNAP_WORKERS`` sets the number of worker processes (default: CPUs - 1, at most 3; 0 turns
-this off); ``SNAP_PARALLEL_MIN_ROWS`` the smallest table read so (default 200,000).
+this off); ``SNAP_PARALLEL_MIN_ROWS`` the smallest table read so (default 20,000: once the
+workers are forked for one table, sharing a smaller one out costs a query per chunk).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from .tree import UnsortedKeysError
 
 __all__ = ["Parallel", "workers_wanted", "chunk_ranges"]
 
-DEFAULT_MIN_ROWS = 200_000
+DEFAULT_MIN_ROWS = 20_000
 CHUNK_ROWS = 20_000  # about 50 ms of one process's reading: the most a process waits at the end
 
 
