@@ -88,7 +88,7 @@ def unpack_canonical(data: bytes, what: str = "object") -> Any:
         raise CorruptError(f"{what} does not decode: {exc}") from exc
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=128)  # a Struct of 256 fields holds about 2 KB
 def _ids_struct(count: int) -> struct.Struct:
     return struct.Struct(f"{ID_LEN}s" * count)
 
