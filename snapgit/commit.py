@@ -320,7 +320,6 @@ class ScanPool(Protocol):
     ``finish`` gives each table's results in key order (None: read it alone)."""
 
     size: int
-    min_rows: int
 
     def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> None: ...
     def added_all(self) -> None: ...
@@ -346,16 +345,7 @@ class _Pumping:
         self._progress = progress
         self._pool = pool
         self._rows = 0  # shown for the current table
-        outer = self
-
-        class _Quiet:
-            def table(self, name: str, total: int | None) -> None:
-                pass
-
-            def advance(self, rows: int) -> None:
-                outer._show(rows)
-
-        self.quiet = _Quiet()
+        self.quiet = _Quiet(self)
 
     def table(self, name: str, total: int | None) -> None:
         self._rows = 0
@@ -363,10 +353,10 @@ class _Pumping:
             self._progress.table(name, total)
 
     def advance(self, rows: int) -> None:
-        self._show(rows)
+        self.show(rows)
         self._pool.pump()
 
-    def _show(self, rows: int) -> None:
+    def show(self, rows: int) -> None:
         self._rows += rows
         if self._progress is not None:
             self._progress.advance(rows)
@@ -375,7 +365,15 @@ class _Pumping:
         """The commit leaves a shared table: its bar is filled, the chunks still being read
         included (their rows would land on the next table's bar)."""
         if total:
-            self._show(max(0, total - self._rows))
+            self.show(max(0, total - self._rows))
+
+
+class _Quiet:
+    def __init__(self, pumping: _Pumping) -> None:
+        self.advance = pumping.show
+
+    def table(self, name: str, total: int | None) -> None:
+        pass
 
 
 def _share_out(snap, prepared: list["_Prepared"], parallel) -> ScanPool | None:
@@ -643,8 +641,7 @@ class _Prepared:
 
     schema: TableSchema
     key: list[str] | None
-    old_entry: TableEntry | None
-    old: _OldTree | None
+    old_entry: TableEntry | None  # the parent's table
     schema_data: bytes
     schema_id: bytes
     column: str | None  # read incrementally by this column
@@ -653,23 +650,28 @@ class _Prepared:
 
     @property
     def old_root(self) -> bytes | None:
-        return self.old_entry.root if self.old is not None and self.old_entry is not None else None
+        """The parent's tree, when its leaves can be reused (same key, not empty)."""
+        e = self.old_entry
+        return e.root if e is not None and e.key == self.key and e.rows else None
+
+    def writer(self, objects: ObjectStore, writer: ObjectWriter, probe: bool) -> "_TableWriter":
+        # the parent's leaves are loaded when the table's turn comes and let go after it: a
+        # database of many big tables must not hold every table's old leaves at once
+        root = self.old_root
+        return _TableWriter(objects, writer, _OldTree(objects, root) if root is not None else None, probe)
 
 
 def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows) -> _Prepared:
     old_entry = None
     if parent_root is not None and schema.name in parent_root.tables:
         old_entry = read_table(objects, parent_root.tables[schema.name])
-    old = None
-    if old_entry is not None and old_entry.key == key and old_entry.rows:
-        old = _OldTree(objects, old_entry.root)
     schema_data = encode_schema(schema)
     schema_id = object_id(ObjType.SCHEMA, schema_data)
     column = note = None
     if incremental is not None:
         column, note = _incremental_column(incremental, schema, schema_id, key, old_entry)
     total = snap.count(schema.name) if count_rows else None
-    return _Prepared(schema, key, old_entry, old, schema_data, schema_id, column, note, total)
+    return _Prepared(schema, key, old_entry, schema_data, schema_id, column, note, total)
 
 
 def _build_alone(snap, p: _Prepared, tw: _TableWriter, incremental, progress) -> tuple[bytes, int]:
@@ -696,20 +698,24 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
     if pool is not None:
         progress = pumping = _Pumping(progress, pool)
     built: dict[str, tuple[bytes, int]] = {}
-    writers: dict[str, _TableWriter] = {}
+    written: dict[str, tuple[int, int]] = {}  # records, nodes
+    joining: dict[str, _TableWriter] = {}  # shared tables, until their chunks are joined
     for p in prepared:
         name = p.schema.name
         if progress is not None:
             progress.table(name, p.total)
-        tw = writers[name] = _TableWriter(objects, writer, p.old, probe)
+        tw = p.writer(objects, writer, probe)
         if pumping is not None:
             pool.watch(name if name in shared else None, pumping.quiet)
         if name in shared:
             # the commit's share of the chunks; the tree is joined once every chunk is in
             _read_my_chunks(snap, p, tw, pool, progress)
             pumping.leave(p.total)
+            joining[name] = tw
         else:
             built[name] = _build_alone(snap, p, tw, incremental, progress)
+            written[name] = (tw.records_written, tw.nodes_written)
+        del tw
     processes: dict[str, int] = {}
     if pool is not None:
         # The pack of the rows read so far is finished while the workers finish theirs.
@@ -722,8 +728,8 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             ranges = outcome[name]
             # rows outside every range (a NULL, text in an integer column...) or a chunk that
             # could not be read so: the table is read again, alone
+            tw = joining.pop(name)
             if ranges is not None and sum(r.rows for r in ranges) == p.total:
-                tw = writers[name]
                 tw.records_written = sum(r.records_written for r in ranges)
                 tw.nodes_written = sum(r.nodes_written for r in ranges)
                 built[name] = join_ranges(tw, ranges)
@@ -731,14 +737,16 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             else:
                 if progress is not None:
                     progress.table(name, p.total)
-                tw = writers[name] = _TableWriter(objects, writer, p.old, probe)
+                tw = p.writer(objects, writer, probe)
                 built[name] = _build_alone(snap, p, tw, incremental, progress)
+            written[name] = (tw.records_written, tw.nodes_written)
+            del tw
     results = []
     tables: dict[str, bytes] = {}
     for p in prepared:
         name = p.schema.name
         root, rows = built[name]
-        tw = writers[name]
+        records_written, nodes_written = written[name]
         if p.old_entry is None or p.old_entry.schema != p.schema_id:
             if not (probe and _stored(objects, p.schema_id)):
                 writer.add(ObjType.SCHEMA, p.schema_data, p.schema_id)
@@ -750,7 +758,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             writer.add(ObjType.TABLE, entry_data, table_id)
         tables[name] = table_id
         results.append(TableResult(
-            name, rows, table_id, changed, tw.records_written, tw.nodes_written,
+            name, rows, table_id, changed, records_written, nodes_written,
             incremental=p.column is not None and p.note is None, note=p.note if incremental is not None else None,
             processes=processes.get(name, 1),
         ))
