@@ -250,6 +250,9 @@ class _Pool:
             for w in self._workers:
                 while w.alive and not w.flushed and w.conn.poll():
                     self._take_message(w)
+            # chunks a lost worker gave back go to the others; the last chunk handed out, each
+            # is asked to publish
+            self._feed()
         if self._flush_error is not None:
             raise self._flush_error
         out: dict[str, list[RangeResult] | None] = {}
@@ -292,12 +295,15 @@ class _Pool:
                 try:
                     w.conn.send(("scan", job_id, t.schema, t.key, t.old_root, job.key_range))
                 except (OSError, EOFError):
-                    t.left.append(job_id)
+                    t.left.append(job_id)  # another process reads it
                     self._lost(w)
                     break
                 w.queued.append(job_id)
                 left -= 1
-            if not left and self._added_all and w.alive and not w.flushing:
+        if left or not self._added_all:
+            return
+        for w in self._workers:
+            if w.alive and not w.flushing:
                 # after the chunks it has: its packs are sealed and published meanwhile
                 try:
                     w.conn.send(("flush",))

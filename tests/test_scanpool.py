@@ -276,3 +276,40 @@ def test_each_table_progress_shows_its_own_rows(tmp_path: Path, monkeypatch, sma
         assert [t.processes for t in result.tables] == [3, 1]
         assert rec.shown == {"big": 20_000, "next": 50}
         assert rec.totals == {"big": 20_000, "next": 50}
+
+
+def test_a_lost_worker_does_not_leave_the_commit_waiting(tmp_path: Path) -> None:
+    """A worker dies while chunks of a table the commit has already left are still unread: the
+    other worker reads them and is then asked to publish; finish() returns (the table is read
+    alone, since the dead worker's chunks are gone). Before, the chunks nobody had taken kept
+    the other worker from ever being asked to publish, and the commit waited forever."""
+    import threading
+
+    from snapgit.db import Database
+    from snapgit.scanpool import Parallel, chunk_ranges
+
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(40_000)])
+    con.commit()
+    con.close()
+    Repo.init(tmp_path, db_url=str(tmp_path / "app.db")).close()
+    url = str(tmp_path / "app.db")
+    with Database.connect(url) as db, db.snapshot() as snap:
+        (schema,) = snap.reflect(["t"])
+        parallel = Parallel(url, tmp_path / ".snapstore", size=2)
+        try:
+            pool = parallel.get(snap)
+            assert pool is not None
+            pool.add(schema, ["id"], None, chunk_ranges("id", 0, 39_999, 40_000, 12))
+            pool.added_all()
+            pool._workers[0].proc.kill()  # while it holds chunks; the commit takes none
+            pool._workers[0].proc.join()
+            out: dict = {}
+            finisher = threading.Thread(target=lambda: out.update(pool.finish()), daemon=True)
+            finisher.start()
+            finisher.join(60)
+            assert not finisher.is_alive(), "finish() waits for a worker that was never asked to publish"
+            assert out == {"t": None}  # the dead worker's chunks are missing: read alone
+        finally:
+            parallel.close()
