@@ -59,7 +59,7 @@ class ObjectWriter(Protocol):
 
     def abort(self) -> None: ...
 
-    def seal(self) -> None: ...
+    def seal(self, min_objects: int = 0) -> None: ...
 
 
 class ObjectStore(ObjectReader, Protocol):
@@ -103,9 +103,10 @@ class _WriterBase:
     def abort(self) -> None:
         raise NotImplementedError
 
-    def seal(self) -> None:
-        """Finish the pack being written (its index included) now, not at commit: what is
-        added next goes into a new one. For a writer that can do it while others work."""
+    def seal(self, min_objects: int = 0) -> None:
+        """Finish the pack being written (its index included) now, not at commit, if it holds
+        at least ``min_objects``: what is added next goes into a new one. For a writer that
+        can do it while others work."""
 
     def __enter__(self):
         return self
@@ -222,8 +223,9 @@ class _DiskWriter(_WriterBase):
             raise
         self._sealed.append((p.path, name, itmp))
 
-    def seal(self) -> None:
-        self._seal()
+    def seal(self, min_objects: int = 0) -> None:
+        if self._pack is not None and self._pack.count >= min_objects:
+            self._seal()
 
     def _what(self) -> str:
         return f"objects to {self._disk.tmp_dir}"
@@ -776,6 +778,9 @@ class _OverlayWriter:
         pass
 
     def abort(self) -> None:
+        pass
+
+    def seal(self, min_objects: int = 0) -> None:
         pass
 
     def __enter__(self) -> "_OverlayWriter":
