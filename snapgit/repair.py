@@ -83,42 +83,85 @@ def repair_store(store) -> list[str]:
     """Repair what can be repaired; returns one line per action."""
     objects = store.objects
     pack_dir: Path = objects.pack_dir
-    aside = store.root / "objects" / "damaged"
     actions: list[str] = []
-    for pack_path in sorted(pack_dir.glob("pack-*.pack")):
-        name = pack_path.stem.removeprefix("pack-")
-        idx_path = pack_path.with_suffix(".idx")
-        try:
-            rd = PackReader(pack_path)
-        except CorruptError:
-            rd = None
-        try:
-            pack_ok = rd is not None and rd.checksum_ok()
-            if pack_ok and _index_ok(idx_path, name, rd.count):
+    pending = sorted(pack_dir.glob("pack-*.pack"))
+    # Whole packs first, and again while a rebuilt index lets another pack's deltas resolve:
+    # a delta's base may sit in a pack whose index is broken too, and a pack is moved aside
+    # only for what it has itself lost, never for the order in which indexes were rebuilt.
+    while True:
+        rebuilt = False
+        for pack_path in list(pending):
+            outcome = _rebuild_index(objects, pack_path)
+            if outcome is None:  # needs nothing, or has to wait (or is damaged)
                 continue
-            ids, fulls = _read_all(objects, rd) if rd is not None else ([], [])
-            lost = sum(1 for i in ids if not i) if rd is not None else None
-            if pack_ok and lost == 0:
-                what = "missing" if not idx_path.exists() else "broken"
-                _write_index(objects, name, ids)
-                actions.append(f"rebuilt the {what} index of pack {name[:16]} ({len(ids)} objects)")
-                continue
-            saved = 0
-            with objects.writer() as w:
-                for oid, full in zip(ids, fulls):
-                    if full is not None:
-                        w.add_raw(oid, bytes((FULL,)) + full)
-                        saved += 1
-        finally:
-            if rd is not None:
-                rd.close()
-        if name in objects.pack_names():
-            objects.forget(name)
-        aside.mkdir(mode=0o700, exist_ok=True)
-        for path in (idx_path, pack_path):  # the index first: it is what makes a pack visible
-            if path.exists():
-                os.replace(path, aside / path.name)
-        fsync_dir(pack_dir)
-        lost_text = "its objects could not be read" if lost is None else f"{lost} objects lost"
-        actions.append(f"moved damaged pack {name[:16]} to objects/damaged/ ({saved} objects saved, {lost_text})")
+            pending.remove(pack_path)
+            if outcome:
+                actions.append(outcome)
+                rebuilt = True
+                objects.refresh()  # its objects are bases the next packs may need
+        if not rebuilt:
+            break
+    for pack_path in pending:
+        if pack_path.exists():
+            action = _set_aside(objects, store.root / "objects" / "damaged", pack_path)
+            if action:
+                actions.append(action)
     return actions
+
+
+def _rebuild_index(objects, pack_path: Path) -> str | None:
+    """'' when the pack and its index are sound, the action when its index was rebuilt, None
+    when it cannot be done now (the pack is damaged, or a delta's base is not readable yet)."""
+    name = pack_path.stem.removeprefix("pack-")
+    idx_path = pack_path.with_suffix(".idx")
+    try:
+        rd = PackReader(pack_path)
+    except CorruptError:
+        return None
+    try:
+        if not rd.checksum_ok():
+            return None
+        if _index_ok(idx_path, name, rd.count):
+            return ""
+        ids, _fulls = _read_all(objects, rd)
+        if not all(ids):
+            return None
+        what = "missing" if not idx_path.exists() else "broken"
+        _write_index(objects, name, ids)
+        return f"rebuilt the {what} index of pack {name[:16]} ({len(ids)} objects)"
+    finally:
+        rd.close()
+
+
+def _set_aside(objects, aside: Path, pack_path: Path) -> str:
+    """Copy every object of a damaged pack that still reads into a new pack, then move the
+    pack and its index to ``aside``. '' when there was nothing to do after all."""
+    name = pack_path.stem.removeprefix("pack-")
+    idx_path = pack_path.with_suffix(".idx")
+    try:
+        rd = PackReader(pack_path)
+    except CorruptError:
+        rd = None
+    try:
+        if rd is not None and rd.checksum_ok() and _index_ok(idx_path, name, rd.count):
+            return ""
+        ids, fulls = _read_all(objects, rd) if rd is not None else ([], [])
+        lost = sum(1 for i in ids if not i) if rd is not None else None
+        saved = 0
+        with objects.writer() as w:
+            for oid, full in zip(ids, fulls):
+                if full is not None:
+                    w.add_raw(oid, bytes((FULL,)) + full)
+                    saved += 1
+    finally:
+        if rd is not None:
+            rd.close()
+    if name in objects.pack_names():
+        objects.forget(name)
+    aside.mkdir(mode=0o700, exist_ok=True)
+    for path in (idx_path, pack_path):  # the index first: it is what makes a pack visible
+        if path.exists():
+            os.replace(path, aside / path.name)
+    fsync_dir(objects.pack_dir)
+    lost_text = "its objects could not be read" if lost is None else f"{lost} objects lost"
+    return f"moved damaged pack {name[:16]} to objects/damaged/ ({saved} objects saved, {lost_text})"

@@ -186,3 +186,54 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
     assert clean.returncode == 0, clean.stdout + clean.stderr
     report = json.loads(clean.stdout)
     assert report["ok"] and any("which is gone (unreachable)" in g for g in report["garbage"])
+
+
+def _delta_bases_by_pack(store: Path) -> dict[str, set[str]]:
+    """pack name -> the names of the packs holding the bases of its deltas."""
+    from snapgit.pack import DELTA, PackReader
+    from snapgit.packindex import IndexReader
+
+    pack_dir = store / ".snapstore" / "objects" / "pack"
+    indexes = {p.stem.removeprefix("pack-"): IndexReader(p) for p in pack_dir.glob("*.idx")}
+    out: dict[str, set[str]] = {}
+    for path in pack_dir.glob("*.pack"):
+        name = path.stem.removeprefix("pack-")
+        rd = PackReader(path)
+        for _ordinal, entry in rd.iter_entries():
+            if entry[0] == DELTA:
+                base = bytes(entry[3:35])
+                out.setdefault(name, set()).update(n for n, idx in indexes.items() if n != name and idx.candidates(base))
+        rd.close()
+    for idx in indexes.values():
+        idx.close()
+    return out
+
+
+def test_repair_rebuilds_an_index_whose_deltas_need_another_rebuilt_index_first(store: Path) -> None:
+    """A pack without its index holds deltas whose bases are in a pack whose index is broken
+    too, and it comes first in the repair's order. Both indexes are rebuilt, whatever the
+    order: before, the first pack's deltas did not resolve and the whole pack was moved aside
+    as damaged, its objects 'lost'."""
+    con = sqlite3.connect(store / "db.sqlite")
+    pair = None
+    for round_ in range(20):  # pack names are hashes: commit until a delta pack sorts first
+        deltas = _delta_bases_by_pack(store)
+        pair = next(((d, b) for d, bases in sorted(deltas.items()) for b in sorted(bases) if d < b), None)
+        if pair:
+            break
+        con.execute("UPDATE t SET v = ? WHERE id % 97 = ?", (f"round {round_}", round_))
+        con.commit()
+        assert snap(store, "commit", "-m", f"round {round_}").returncode == 0
+    con.close()
+    assert pair, "no pack of deltas sorted before the pack of their bases in 20 commits"
+    with_deltas, with_bases = (store / ".snapstore" / "objects" / "pack" / f"pack-{n}.idx" for n in pair)
+    original = {p: p.read_bytes() for p in (with_deltas, with_bases)}
+    with_deltas.unlink()
+    os.chmod(with_bases, 0o600)
+    with_bases.write_bytes(original[with_bases][:100])
+    proc = snap(store, "verify", "--repair", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    repairs = json.loads(proc.stdout)["repairs"]
+    assert not any("moved damaged pack" in r for r in repairs), repairs
+    assert {p: p.read_bytes() for p in original} == original
+    assert snap(store, "verify", "--read-data").returncode == 0
