@@ -516,3 +516,21 @@ def test_disk_entries_are_deltas(disk):
     assert kinds == [0, DELTA]
     assert path.stat().st_size < len(base) + 500
     assert disk.get(nid) == (NODE, new)
+
+
+def test_seal_early_only_from_min_objects(disk: DiskObjectStore) -> None:
+    """writer.seal(min_objects): the pack being written is finished (a pack of its own) only
+    when it holds that many objects; either way every object is readable after commit."""
+    datas = [f"object {i}".encode() for i in range(30)]
+    with disk.writer() as w:
+        for d in datas[:10]:
+            w.add(ObjType.RECORD, d)
+        w.seal(min_objects=11)  # 10 objects: not worth a pack of their own
+        for d in datas[10:20]:
+            w.add(ObjType.RECORD, d)
+        w.seal(min_objects=20)  # 20: sealed
+        for d in datas[20:]:
+            w.add(ObjType.RECORD, d)
+    assert len(pack_files(disk)) == 2
+    for d in datas:
+        assert disk.get(hashlib.sha256(b"\x01" + d).digest()) == (ObjType.RECORD, d)
