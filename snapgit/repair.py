@@ -103,9 +103,7 @@ def repair_store(store) -> list[str]:
             break
     for pack_path in pending:
         if pack_path.exists():
-            action = _set_aside(objects, store.root / "objects" / "damaged", pack_path)
-            if action:
-                actions.append(action)
+            actions.append(_set_aside(objects, store.root / "objects" / "damaged", pack_path))
     return actions
 
 
@@ -135,7 +133,8 @@ def _rebuild_index(objects, pack_path: Path) -> str | None:
 
 def _set_aside(objects, aside: Path, pack_path: Path) -> str:
     """Copy every object of a damaged pack that still reads into a new pack, then move the
-    pack and its index to ``aside``. '' when there was nothing to do after all."""
+    pack and its index to ``aside`` (a pack whose index could not be rebuilt: it is damaged,
+    or some of its deltas' bases are gone)."""
     name = pack_path.stem.removeprefix("pack-")
     idx_path = pack_path.with_suffix(".idx")
     try:
@@ -143,8 +142,6 @@ def _set_aside(objects, aside: Path, pack_path: Path) -> str:
     except CorruptError:
         rd = None
     try:
-        if rd is not None and rd.checksum_ok() and _index_ok(idx_path, name, rd.count):
-            return ""
         ids, fulls = _read_all(objects, rd) if rd is not None else ([], [])
         lost = sum(1 for i in ids if not i) if rd is not None else None
         saved = 0

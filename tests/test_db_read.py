@@ -625,8 +625,9 @@ def test_sqlite_keeps_what_its_types_do_not_promise(make_db_url: Callable[[str],
 def test_sqlite_remembered_conversions_keep_each_storage_class(
     make_db_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Text values of a column are converted once and remembered; equal values of other types
-    (1, 1.0, '1') and the remembered dict filling up must not change what is read."""
+    """Text values of a column are converted once and remembered: what is read equals what
+    the plain converters give, for every storage class the column's affinity left (text,
+    integer, real, NULL), with the remembered dict emptied again and again as it fills."""
     import snapgit.db.rows as rows_mod
 
     monkeypatch.setattr(rows_mod, "MEMO_MAX", 3)

@@ -443,7 +443,10 @@ class ReadSnapshot:
         converters = [r.convert for r in reads]
         if values_of is not None:
             keep = set(values_of)
-            converters = [c if c is None or n in keep else _then_packable(c) for c, n in zip(converters, names)]
+            converters = [
+                _then_packable(c) if c is not None and n not in keep and _stored_as_ext(by_name[n].type) else c
+                for c, n in zip(converters, names)
+            ]
         convert = batch_converter(converters, memo=self._dialect == "sqlite")
         return _Scan(self, self._stream(sql, table, convert, batch_size, params))
 
@@ -512,6 +515,15 @@ class ReadSnapshot:
 
 def _then_packable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: packable(convert(v))
+
+
+# portable types whose values msgpack stores as an ExtType (encoding._default): only for these
+# is a converter followed by packable; for the others (a boolean) it would be a call for nothing
+_EXT_STORED = frozenset({"timestamp", "timestamptz", "date", "time", "timetz", "interval", "numeric", "uuid", "json"})
+
+
+def _stored_as_ext(portable: str) -> bool:
+    return portable.split("(", 1)[0] in _EXT_STORED
 
 
 class _Scan:
