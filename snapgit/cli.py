@@ -253,7 +253,7 @@ def commit(
                 "nothing_to_commit": result.commit_id is None,
                 "seconds": round(result.seconds, 3),
                 "tables": {
-                    t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written, "processes": t.processes}
+                    t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written, "processes": t.processes, "cached_rows": t.cached_rows}
                     | ({"incremental": t.incremental, "note": t.note} if incremental else {})
                     for t in result.tables
                 },

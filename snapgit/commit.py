@@ -29,8 +29,11 @@ from itertools import islice
 from operator import lt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from zlib import crc32
+
+import msgpack
 
 from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder
 from .errors import ConflictError, SnapError
@@ -38,6 +41,7 @@ from .history import read_commit, read_table
 from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
+from .rowcache import BLOCK_THRESHOLD, FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, cache_path, signature
 from .schema import TableSchema
 from . import tree as tree_mod
 from .tree import TreeBuilder, UnsortedKeysError, iter_leaves, leaf_index, load_node
@@ -77,6 +81,7 @@ class TableResult:
     incremental: bool = False  # read incrementally (changed rows and keys only)
     processes: int = 1  # how many processes read it (scanpool.py)
     note: str | None = None  # why an incremental commit read this table in full
+    cached_rows: int = 0  # rows found unchanged by the row cache: not encoded again
 
 
 @dataclass
@@ -115,12 +120,43 @@ class _OldTree:
         self.objects = objects
         self.last_keys, self.leaf_ids = leaf_index(objects, root)
         self.leaf_set = set(self.leaf_ids)
+        self._leaves: dict[bytes, Node] = {}  # the last few decoded: a leaf is asked for by
+        # the row cache's blocks in it, then as the base of the leaf that replaces it
 
     def base_for(self, first_key: bytes) -> bytes | None:
         i = bisect_left(self.last_keys, first_key)
         if i == len(self.leaf_ids):
             i -= 1
         return self.leaf_ids[i] if i >= 0 else None
+
+    def leaf(self, nid: bytes) -> Node:
+        node = self._leaves.get(nid)
+        if node is None:
+            node = load_node(self.objects, nid)
+            if len(self._leaves) >= 4:
+                del self._leaves[next(iter(self._leaves))]
+            self._leaves[nid] = node
+        return node
+
+    def ids_for(self, keys: list[bytes]) -> list[bytes] | None:
+        """The record ids of exactly these keys (consecutive in the old tree), or None when
+        the old tree does not hold exactly them."""
+        out: list[bytes] = []
+        n = len(keys)
+        pos = 0
+        i = bisect_left(self.last_keys, keys[0])
+        while pos < n:
+            if i >= len(self.leaf_ids):
+                return None
+            leaf = self.leaf(self.leaf_ids[i])
+            a = bisect_left(leaf.keys, keys[pos]) if pos == 0 else 0
+            b = min(len(leaf.keys), a + n - pos)
+            if leaf.keys[a:b] != keys[pos : pos + b - a]:
+                return None
+            out += leaf.ids[a:b]
+            pos += b - a
+            i += 1
+        return out
 
 
 class _TableWriter:
@@ -133,6 +169,7 @@ class _TableWriter:
         self.probe = probe
         self.records_written = 0
         self.nodes_written = 0
+        self.cached_rows = 0
         self._nodes: set[bytes] = set()
 
     def _has(self, oid: bytes) -> bool:
@@ -150,9 +187,11 @@ class _TableWriter:
         if payloads:
             ids = node.ids
             keep: list[int] | None = None  # None: every record of the leaf is new
-            if base is not None:
-                known = set(load_node(self.objects, base).ids)
-                keep = [i for i, rid in enumerate(ids) if rid not in known]
+            if None in payloads:  # rows the row cache found unchanged: their records are stored
+                keep = [i for i, p in enumerate(payloads) if p is not None]
+            if base is not None and keep != []:
+                known = set(old.leaf(base).ids)
+                keep = [i for i in (range(len(ids)) if keep is None else keep) if ids[i] not in known]
             if self.probe:
                 has = self._has
                 keep = [i for i in (range(len(ids)) if keep is None else keep) if not has(ids[i])]
@@ -205,16 +244,166 @@ def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progres
         yield batch, packed, ids
 
 
-def _build_keyed(snap, schema, key, tw: _TableWriter, progress) -> tuple[bytes, int]:
+@dataclass(frozen=True)
+class CacheSpec:
+    """Where a table's row cache is (rowcache.py) and what it must be bound to: the table's
+    signature, and the parent's tree (None: there is none, only a new cache is written)."""
+
+    path: str
+    signature: bytes
+    old_root: bytes | None
+    write: bool = True  # False: only read (a diff against the live database writes nothing)
+
+    def open(self) -> RowCache | None:
+        return None if self.old_root is None else RowCache.open(Path(self.path), self.signature, self.old_root)
+
+
+class _CachedScan:
+    """One scan of a key range (or a whole table) through the row cache: rows are read as the
+    driver gives them, cut into blocks and fingerprinted; a block the old cache has with that
+    fingerprint takes its record ids from the parent's tree (payload None: stored already), any
+    other is converted, encoded and hashed. With ``collect``, every whole block goes into
+    ``blocks`` for the new cache; a range's first block is not whole unless the range starts the
+    table, nor its last unless it ends it. ``broken``: a row could not be fingerprinted, the new
+    cache is not complete."""
+
+    def __init__(self, cursor: Cursor | None, old: "_OldTree | None", starts_table: bool, ends_table: bool,
+                 collect: bool = True) -> None:
+        self.cursor = cursor if old is not None else None
+        self.collect = collect
+        self.old = old
+        self.blocks = Blocks()
+        self.starts_table = starts_table
+        self.ends_table = ends_table
+        self.hits = 0
+        self.broken = False
+
+    def entries(self, snap, schema: TableSchema, key: list[str], kenc, progress, **scan_kw):
+        """Batches of (keys, record ids, payloads), cut at block ends."""
+        scan = snap.scan(schema, key, values_of=key, raw=True, **scan_kw)
+        convert = scan.convert
+        threshold = BLOCK_THRESHOLD
+        head = not self.starts_table
+        pend_rows: list = []
+        pend_keys: list[bytes] = []
+        for raw in scan:
+            if progress is not None:
+                progress.advance(len(raw))
+            keys = list(map(kenc, raw))
+            if pend_rows:
+                raw = pend_rows + raw
+                keys = pend_keys + keys
+            ends = [i for i, k in enumerate(keys, 1) if crc32(k) < threshold]
+            if not ends:
+                pend_rows, pend_keys = raw, keys
+                continue
+            cut = ends[-1]
+            pend_rows, pend_keys = raw[cut:], keys[cut:]
+            yield self._blocks(schema, raw, keys, ends, convert, head, True)
+            head = False
+        if pend_rows:
+            yield self._blocks(schema, pend_rows, pend_keys, [len(pend_rows)], convert, head, self.ends_table)
+
+    def _blocks(self, schema, raw, keys, ends, convert, head: bool, whole_last: bool):
+        end = ends[-1]
+        lo = 1 if head else 0
+        hi = len(ends) if whole_last else len(ends) - 1
+        starts = [0, *ends[:-1]]
+        sha = _sha256
+        try:
+            pack = msgpack.Packer(use_bin_type=True).pack
+            fps = [sha(pack(raw[a:b])).digest()[:FP_LEN] for a, b in zip(starts[lo:hi], ends[lo:hi])]
+        except (TypeError, ValueError, OverflowError):
+            self.broken = True
+            fps = []
+        if not fps:
+            return (keys[:end], *self._encode(schema, raw, 0, end, convert))
+        lasts = [keys[b - 1] for b in ends[lo:hi]]
+        if self.collect:
+            self.blocks.extend(lasts, fps)
+        if self.cursor is None:
+            return (keys[:end], *self._encode(schema, raw, 0, end, convert))
+        match = self.cursor.match
+        hits = [n for n, (k, fp) in enumerate(zip(lasts, fps), lo) if match(k, fp)]
+        ids: list[bytes] = []
+        payloads: list[bytes | None] = []
+        old = self.old
+        done = 0  # rows placed
+        for n in hits:
+            a, b = starts[n], ends[n]
+            got = old.ids_for(keys[a:b])
+            if got is None:
+                continue
+            if done < a:
+                more_ids, more_payloads = self._encode(schema, raw, done, a, convert)
+                ids += more_ids
+                payloads += more_payloads
+            ids += got
+            payloads += [None] * (b - a)
+            self.hits += b - a
+            done = b
+        if done < end:
+            more_ids, more_payloads = self._encode(schema, raw, done, end, convert)
+            ids += more_ids
+            payloads += more_payloads
+        return keys[:end], ids, payloads
+
+    @staticmethod
+    def _encode(schema, raw, a: int, b: int, convert) -> tuple[list[bytes], list[bytes]]:
+        """(record ids, encoded records) of the rows raw[a:b]."""
+        rows = raw[a:b] if a or b < len(raw) else raw
+        if convert is not None:
+            rows = convert(rows)
+        try:
+            packed = list(map(encode_row, rows))
+        except EncodingError as exc:
+            raise _explain_encoding_error(schema, rows, exc) from exc
+        sha = _sha256
+        return [sha(_REC + p).digest() for p in packed], packed
+
+
+def _scan_entries(snap, schema, key, kenc, progress, caching: _CachedScan | None, **scan_kw):
+    """Batches of (keys, record ids, payloads) of a table or key range, through the row cache
+    when given one; a payload None is a record known to be stored."""
+    if caching is not None:
+        yield from caching.entries(snap, schema, key, kenc, progress, **scan_kw)
+        return
+    for batch, packed, ids in _scan_encoded(snap, schema, key, progress, **scan_kw):
+        yield list(map(kenc, batch)), ids, packed
+
+
+def _build_keyed(snap, schema, key, tw: _TableWriter, progress, cache: CacheSpec | None = None) -> tuple[bytes, int]:
     names = schema.sorted_names
     kenc = key_encoder([names.index(k) for k in key])
     builder = TreeBuilder(tw.emit)
+    caching = None
+    if cache is not None:
+        old_cache = cache.open()
+        caching = _CachedScan(old_cache.cursor() if old_cache is not None else None, tw.old, True, True, cache.write)
+    out = RowCacheWriter(Path(cache.path)) if cache is not None and cache.write else None
     try:
-        for batch, packed, ids in _scan_encoded(snap, schema, key, progress):
-            builder.add_batch(list(map(kenc, batch)), ids, packed)
-        return builder.finish()
+        for keys, ids, payloads in _scan_entries(snap, schema, key, kenc, progress, caching):
+            builder.add_batch(keys, ids, payloads)
+            if out is not None and len(caching.blocks) >= SEGMENT_BLOCKS:
+                out.add_blocks(caching.blocks)
+        root, rows = builder.finish()
     except UnsortedKeysError:
-        pass
+        if out is not None:
+            out.abort()
+    except BaseException:
+        if out is not None:
+            out.abort()
+        raise
+    else:
+        if out is not None:
+            if caching.broken:
+                out.abort()
+            else:
+                out.add_blocks(caching.blocks)
+                out.finish(cache.signature, root)
+        if caching is not None:
+            tw.cached_rows = caching.hits
+        return root, rows
     # The database's order disagreed with the key encoding's (a collation, mixed types in a
     # SQLite column) or the key is not unique: read again and sort here.
     entries = []
@@ -250,21 +439,35 @@ class RangeResult:
     rows: int
     records_written: int = 0
     nodes_written: int = 0
+    cached_rows: int = 0
+    # the row cache's whole blocks of the range (a segment of the file), None when it could
+    # not fingerprint them all; absent without a cache
+    cache_segment: tuple[bytes, bytes, bytes] | None = None
+    cache_ok: bool = True
 
 
-def _write_new_records(tw: _TableWriter, ids: Sequence[bytes], payloads: Sequence[bytes]) -> None:
-    keep = [i for i, rid in enumerate(ids) if not tw._has(rid)]
+def _write_new_records(tw: _TableWriter, ids: Sequence[bytes], payloads: Sequence[bytes | None]) -> None:
+    has = tw._has
+    keep = [i for i, (rid, p) in enumerate(zip(ids, payloads)) if p is not None and not has(rid)]
     if keep:
         tw.writer.add_full_many(ObjType.RECORD, [ids[i] for i in keep], [payloads[i] for i in keep])
         tw.records_written += len(keep)
 
 
-def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter, key_range, progress) -> RangeResult:
+def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter, key_range, progress,
+               cache: RowCache | None | bool = False) -> RangeResult:
     """Read the rows of one key range and store them, with the leaves that start after the
     range's first boundary key: from there on, where leaves end no longer depends on what came
-    before the range (a leaf starts fresh after a boundary), so they are the tree's own."""
+    before the range (a leaf starts fresh after a boundary), so they are the tree's own.
+
+    ``cache``: False to read without the row cache; else the table's old cache (None: it has
+    none), and the result carries the range's blocks for the new one."""
     names = schema.sorted_names
     kenc = key_encoder([names.index(k) for k in key])
+    caching = None
+    if cache is not False:
+        caching = _CachedScan(cache.cursor() if cache is not None else None, tw.old,
+                              key_range[1] is None, key_range[2] is None)
     leaves: list[tuple[bytes, bytes, bytes, int]] = []
     builder = TreeBuilder(tw.emit, on_leaf=lambda first, last, nid, n: leaves.append((first, last, nid, n)))
     head_keys: list[bytes] = []
@@ -272,8 +475,7 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     in_head = True
     rows = 0
     nodes_before, records_before = tw.nodes_written, tw.records_written
-    for batch, packed, ids in _scan_encoded(snap, schema, key, progress, key_range=key_range):
-        keys = list(map(kenc, batch))
+    for keys, ids, packed in _scan_entries(snap, schema, key, kenc, progress, caching, key_range=key_range):
         rows += len(keys)
         if in_head:
             if (head_keys and keys[0] <= head_keys[-1]) or not all(map(lt, keys, islice(keys, 1, None))):
@@ -294,15 +496,21 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     tail_keys, tail_ids, tail_payloads = builder.pending()
     if tail_keys:
         _write_new_records(tw, tail_ids, tail_payloads or [])
-    return RangeResult(
+    result = RangeResult(
         (head_keys, head_ids), leaves, (list(tail_keys), list(tail_ids)), rows,
         tw.records_written - records_before, tw.nodes_written - nodes_before,
     )
+    if caching is not None:
+        result.cached_rows = caching.hits
+        result.cache_ok = not caching.broken
+        result.cache_segment = caching.blocks.take()
+    return result
 
 
-def join_ranges(tw: _TableWriter, results: Sequence[RangeResult]) -> tuple[bytes, int]:
+def join_ranges(tw: _TableWriter, results: Sequence[RangeResult], cache: CacheSpec | None = None) -> tuple[bytes, int]:
     """The table's tree from its key ranges, in key order: the entries around the seams make
-    leaves here, the ranges' own leaves are taken whole."""
+    leaves here, the ranges' own leaves are taken whole. With ``cache``, the ranges' blocks
+    become the table's new row cache."""
     builder = TreeBuilder(tw.emit)
     for r in results:
         builder.add_batch(*r.head)
@@ -310,7 +518,14 @@ def join_ranges(tw: _TableWriter, results: Sequence[RangeResult]) -> tuple[bytes
             if not builder.add_leaf_ref(first, last, nid, count):
                 raise AssertionError("a range's leaf does not start on a boundary")
         builder.add_batch(*r.tail)
-    return builder.finish()
+    root, rows = builder.finish()
+    tw.cached_rows = sum(r.cached_rows for r in results)
+    if cache is not None and cache.write and all(r.cache_ok for r in results):
+        out = RowCacheWriter(Path(cache.path))
+        for r in results:
+            out.add_segment(r.cache_segment)
+        out.finish(cache.signature, root)
+    return root, rows
 
 
 class ScanPool(Protocol):
@@ -321,7 +536,8 @@ class ScanPool(Protocol):
 
     size: int
 
-    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> None: ...
+    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list,
+            cache: CacheSpec | None = None) -> None: ...
     def added_all(self) -> None: ...
     def take(self, table: str) -> tuple[int, tuple] | None: ...
     def put(self, table: str, index: int, result: RangeResult) -> None: ...
@@ -400,7 +616,7 @@ def _share_out(snap, prepared: list["_Prepared"], parallel) -> ScanPool | None:
             pool = parallel.get(snap)
             if pool is None:
                 return None
-        pool.add(p.schema, key, p.old_root, chunk_ranges(key[0], lo, hi, p.total, pool.size + 1))
+        pool.add(p.schema, key, p.old_root, chunk_ranges(key[0], lo, hi, p.total, pool.size + 1), p.cache)
     if pool is not None:
         pool.added_all()
     return pool
@@ -409,10 +625,11 @@ def _share_out(snap, prepared: list["_Prepared"], parallel) -> ScanPool | None:
 def _read_my_chunks(snap, p: "_Prepared", tw: _TableWriter, pool: ScanPool, progress) -> None:
     """Read the chunks of a shared table the workers have not taken, from the front."""
     name = p.schema.name
+    cache = p.cache.open() if p.cache is not None else False
     while (chunk := pool.take(name)) is not None:
         index, key_range = chunk
         try:
-            result = scan_range(snap, p.schema, p.key, tw, key_range, progress)
+            result = scan_range(snap, p.schema, p.key, tw, key_range, progress, cache)
         except UnsortedKeysError:
             pool.give_up(name)
             return
@@ -621,6 +838,8 @@ def snapshot_database(
     count_rows: bool = False,
     incremental: Incremental | None = None,
     parallel: Any = None,
+    row_cache: Path | None = None,
+    row_cache_write: bool = True,
 ) -> tuple[dict[str, bytes], list[TableResult]]:
     """Write every table of a read snapshot; returns {table name: table object id} and results.
 
@@ -630,10 +849,14 @@ def snapshot_database(
 
     ``parallel`` (a :class:`snapgit.scanpool.Parallel`): tables with a single integer key and at
     least ``parallel.min_rows`` rows are read by several processes, a key range each, when the
-    database can share the snapshot; the tree is the same."""
+    database can share the snapshot; the tree is the same.
+
+    ``row_cache``: the directory of the row caches (rowcache.py): tables read in full whose rows
+    the cache can fingerprint are read through it, and leave a new one unless not
+    ``row_cache_write``; the tree is the same."""
     with paused_gc():
         return _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress, count_rows,
-                                incremental, parallel)
+                                incremental, parallel, (row_cache, row_cache_write))
 
 
 @dataclass
@@ -648,6 +871,7 @@ class _Prepared:
     column: str | None  # read incrementally by this column
     note: str | None  # why not incrementally
     total: int | None  # its rows, when counted
+    cache: CacheSpec | None = None  # read through the row cache
 
     @property
     def old_root(self) -> bytes | None:
@@ -662,7 +886,7 @@ class _Prepared:
         return _TableWriter(objects, writer, _OldTree(objects, root) if root is not None else None, probe)
 
 
-def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows) -> _Prepared:
+def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows, row_cache) -> _Prepared:
     old_entry = None
     if parent_root is not None and schema.name in parent_root.tables:
         old_entry = read_table(objects, parent_root.tables[schema.name])
@@ -672,7 +896,12 @@ def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows) -
     if incremental is not None:
         column, note = _incremental_column(incremental, schema, schema_id, key, old_entry)
     total = snap.count(schema.name) if count_rows else None
-    return _Prepared(schema, key, old_entry, schema_data, schema_id, column, note, total)
+    p = _Prepared(schema, key, old_entry, schema_data, schema_id, column, note, total)
+    cache_dir, cache_write = row_cache
+    if cache_dir is not None and key and column is None and snap.plain_rows(schema, key):
+        p.cache = CacheSpec(str(cache_path(cache_dir, schema.name)), signature(snap.dialect, schema_id, key),
+                            p.old_root, cache_write)
+    return p
 
 
 def _build_alone(snap, p: _Prepared, tw: _TableWriter, incremental, progress) -> tuple[bytes, int]:
@@ -686,20 +915,21 @@ def _build_alone(snap, p: _Prepared, tw: _TableWriter, incremental, progress) ->
             if progress is not None:
                 progress.table(p.schema.name, p.total)
     if p.key:
-        return _build_keyed(snap, p.schema, p.key, tw, progress)
+        return _build_keyed(snap, p.schema, p.key, tw, progress, p.cache)
     return _build_keyless(snap, p.schema, tw, progress)
 
 
-def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress, count_rows, incremental, parallel):
+def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress, count_rows, incremental, parallel,
+                     row_cache):
     probe = bool(getattr(objects, "pack_names", lambda: [1])())
-    prepared = [_prepare(objects, snap, s, keys(s), parent_root, incremental, count_rows) for s in schemas]
+    prepared = [_prepare(objects, snap, s, keys(s), parent_root, incremental, count_rows, row_cache) for s in schemas]
     pool = _share_out(snap, prepared, parallel) if parallel is not None else None
     shared = set(pool.tables()) if pool is not None else set()
     pumping = None
     if pool is not None:
         progress = pumping = _Pumping(progress, pool)
     built: dict[str, tuple[bytes, int]] = {}
-    written: dict[str, tuple[int, int]] = {}  # records, nodes
+    written: dict[str, tuple[int, int, int]] = {}  # records, nodes, rows the row cache had
     joining: dict[str, _TableWriter] = {}  # shared tables, until their chunks are joined
     for p in prepared:
         name = p.schema.name
@@ -715,7 +945,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             joining[name] = tw
         else:
             built[name] = _build_alone(snap, p, tw, incremental, progress)
-            written[name] = (tw.records_written, tw.nodes_written)
+            written[name] = (tw.records_written, tw.nodes_written, tw.cached_rows)
         del tw
     processes: dict[str, int] = {}
     if pool is not None:
@@ -734,21 +964,21 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             if ranges is not None and sum(r.rows for r in ranges) == p.total:
                 tw.records_written = sum(r.records_written for r in ranges)
                 tw.nodes_written = sum(r.nodes_written for r in ranges)
-                built[name] = join_ranges(tw, ranges)
+                built[name] = join_ranges(tw, ranges, p.cache)
                 processes[name] = pool.processes(name)
             else:
                 if progress is not None:
                     progress.table(name, p.total)
                 tw = p.writer(objects, writer, probe)
                 built[name] = _build_alone(snap, p, tw, incremental, progress)
-            written[name] = (tw.records_written, tw.nodes_written)
+            written[name] = (tw.records_written, tw.nodes_written, tw.cached_rows)
             del tw
     results = []
     tables: dict[str, bytes] = {}
     for p in prepared:
         name = p.schema.name
         root, rows = built[name]
-        records_written, nodes_written = written[name]
+        records_written, nodes_written, cached_rows = written[name]
         if p.old_entry is None or p.old_entry.schema != p.schema_id:
             if not (probe and _stored(objects, p.schema_id)):
                 writer.add(ObjType.SCHEMA, p.schema_data, p.schema_id)
@@ -762,7 +992,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
         results.append(TableResult(
             name, rows, table_id, changed, records_written, nodes_written,
             incremental=p.column is not None and p.note is None, note=p.note if incremental is not None else None,
-            processes=processes.get(name, 1),
+            processes=processes.get(name, 1), cached_rows=cached_rows,
         ))
     return tables, results
 

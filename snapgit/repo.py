@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -189,6 +190,13 @@ class Repo:
 
     # -- commit -------------------------------------------------------------------------------
 
+    def row_cache_dir(self) -> Path | None:
+        """Where commits keep their row caches (rowcache.py); None when ``SNAP_ROW_CACHE=0``
+        turns them off (every commit then encodes and hashes every row)."""
+        if os.environ.get("SNAP_ROW_CACHE", "1") == "0":
+            return None
+        return self.store.root / "cache"
+
     def database_url(self, override: str | None = None) -> str:
         from .db import normalize_url
 
@@ -318,6 +326,7 @@ class Repo:
                     count_rows=progress is not None,
                     incremental=inc,
                     parallel=parallel,
+                    row_cache=self.row_cache_dir(),
                 )
                 all_tables = dict(written)
                 if tables and parent_root is not None:
@@ -398,6 +407,7 @@ class Repo:
             written, _results = snapshot_database(
                 overlay, overlay.writer(), snap, schemas, parent_root=parent_root, keys=self.keys_for,
                 progress=progress, count_rows=progress is not None,
+                row_cache=self.row_cache_dir(), row_cache_write=False,
             )
         return Side(overlay, written, "the live database")
 

@@ -41,7 +41,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from .commit import Progress, RangeResult, _OldTree, _TableWriter, scan_range
+from .commit import CacheSpec, Progress, RangeResult, _OldTree, _TableWriter, scan_range
 from .errors import CorruptError, NotFoundError, SnapError
 from .schema import TableSchema
 from .tree import UnsortedKeysError
@@ -125,6 +125,7 @@ class _Table:
     key: list[str]
     old_root: bytes | None
     chunks: int
+    cache: CacheSpec | None = None
     left: deque = field(default_factory=deque)  # job ids nobody has taken yet
     results: dict = field(default_factory=dict)  # chunk index -> RangeResult, SnapError or None
     by: set = field(default_factory=set)  # the processes that read its chunks (-1: the commit)
@@ -178,9 +179,11 @@ class _Pool:
 
     # -- the commit's side ----------------------------------------------------------------
 
-    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list) -> None:
-        """Share out the reading of a table, in these key ranges (in key order)."""
-        t = _Table(schema, key, old_root, len(ranges))
+    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list,
+            cache: CacheSpec | None = None) -> None:
+        """Share out the reading of a table, in these key ranges (in key order), through the
+        row cache when given."""
+        t = _Table(schema, key, old_root, len(ranges), cache)
         for i, key_range in enumerate(ranges):
             t.left.append(len(self._jobs))
             self._jobs.append(_Job(schema.name, i, key_range))
@@ -293,7 +296,7 @@ class _Pool:
                 job_id = t.left.pop()
                 job = self._jobs[job_id]
                 try:
-                    w.conn.send(("scan", job_id, t.schema, t.key, t.old_root, job.key_range))
+                    w.conn.send(("scan", job_id, t.schema, t.key, t.old_root, job.key_range, t.cache))
                 except (OSError, EOFError):
                     t.left.append(job_id)  # another process reads it
                     self._lost(w)
@@ -393,6 +396,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
             # published only when the commit asks, once it has every result.
             writer = objects.writer()
             olds: dict[bytes, _OldTree] = {}
+            caches: dict[CacheSpec, Any] = {}  # the row cache of each table, opened once
             closed = False
             try:
                 while True:
@@ -411,13 +415,16 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
                         else:
                             conn.send(("flushed", None, None))
                         break
-                    _kind, job_id, schema, key, old_root, key_range = msg
+                    _kind, job_id, schema, key, old_root, key_range, spec = msg
                     try:
                         old = None
                         if old_root is not None:
                             old = olds.get(old_root) or olds.setdefault(old_root, _OldTree(objects, old_root))
+                        cache: Any = False
+                        if spec is not None:
+                            cache = caches[spec] if spec in caches else caches.setdefault(spec, spec.open())
                         tw = _TableWriter(objects, writer, old, probe)
-                        result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn, job_id))
+                        result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn, job_id), cache)
                         conn.send(("done", job_id, result))
                     except UnsortedKeysError:
                         conn.send(("unsorted", job_id, None))

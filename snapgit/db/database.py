@@ -382,6 +382,7 @@ class ReadSnapshot:
         since: tuple[str, "_dt.datetime"] | None = None,
         key_range: tuple[str, int | None, int | None] | None = None,
         values_of: Sequence[str] | None = None,
+        raw: bool = False,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Stream the rows of ``schema.name`` in batches of at most ``batch_size`` tuples, each
         holding the row's values in ``schema.sorted_names`` order (or in ``columns`` order, when
@@ -403,7 +404,11 @@ class ReadSnapshot:
 
         ``values_of``: only these columns (the key, say) must come as values; the others may
         come as :func:`snapgit.encoding.packable` makes them (ExtTypes), for a reader that only
-        encodes them: the bytes are the same, with fewer calls back into Python."""
+        encodes them: the bytes are the same, with fewer calls back into Python.
+
+        ``raw``: the rows as the driver returns them, not converted; the scan's ``convert``
+        (None when no column needs it) converts a list of them (the row cache fingerprints
+        driver rows, and converts only those it has to encode)."""
         table = schema.name
         self._require([table])
         if batch_size < 1:
@@ -452,7 +457,23 @@ class ReadSnapshot:
                 for c, n in zip(converters, names)
             ]
         convert = batch_converter(converters, memo=self._dialect == "sqlite")
-        return _Scan(self, self._stream(sql, table, convert, batch_size, params))
+        scan = _Scan(self, self._stream(sql, table, None if raw else convert, batch_size, params))
+        scan.convert = convert
+        return scan
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def plain_rows(self, schema: TableSchema, key: Sequence[str]) -> bool:
+        """Whether a raw scan's rows are plain msgpack values (SQLite: int, float, text, bytes,
+        NULL) and its ``key`` columns need no conversion: rows a row cache can fingerprint and
+        key as they come."""
+        if self._dialect != "sqlite":
+            return False
+        by_name = {c.name: c for c in schema.columns}
+        return all(k in by_name and column_read(self._dialect, by_name[k].type, by_name[k].native).convert is None
+                   for k in key)
 
     def _since(self, column: Any, t: "_dt.datetime") -> tuple[str, tuple[Any, ...]]:
         c = self._quote(column.name)
@@ -534,13 +555,14 @@ class _Scan:
     """The iterator :meth:`ReadSnapshot.scan` returns: the stream of batches, started lazily,
     and closed (for good) when another read of the snapshot needs the connection."""
 
-    __slots__ = ("_snap", "_batches", "_started", "_superseded")
+    __slots__ = ("_snap", "_batches", "_started", "_superseded", "convert")
 
     def __init__(self, snap: ReadSnapshot, batches: Iterator[list[tuple[Any, ...]]]) -> None:
         self._snap = snap
         self._batches = batches
         self._started = False
         self._superseded = False
+        self.convert: Any = None  # the batch converter of a raw scan (see ReadSnapshot.scan)
 
     def __iter__(self) -> "_Scan":
         return self
