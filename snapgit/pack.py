@@ -43,6 +43,7 @@ PACK_MAGIC = b"SNAPPACK"
 PACK_END = b"SNAPPEND"
 PACK_VERSION = 1
 BLOCK_TARGET = 64 * 1024
+LANES = 2  # blocks being filled at once: records, and everything else (PackWriter)
 MAX_DELTA_DEPTH = 10
 FULL = 0
 DELTA = 1
@@ -62,12 +63,30 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class _OpenBlock:
+    """The entries of a block being filled."""
+
+    __slots__ = ("parts", "ends", "raw", "ids")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.ends: list[int] = []
+        self.raw = 0
+        self.ids: list[bytes] = []
+
+
 class PackWriter:
     """Appends objects to a temporary pack file; :meth:`finish` seals it.
 
     The caller gives each object's id; the writer keeps the ids in ordinal order for the index.
     Blocks are compressed and written by one background thread (zstd and file writes release the
     GIL), so encoding the next rows overlaps with compressing the last ones.
+
+    Entries go into one of :data:`LANES` blocks being filled, as the caller says (the object
+    store puts records in one and tree nodes in the other): a block holds entries of one lane,
+    so reading a tree node decompresses a block of nodes, not the records written beside it.
+    Ordinals are given as blocks are closed, so they follow the order of the entries within a
+    lane, not across lanes.
     """
 
     def __init__(self, path: Path) -> None:
@@ -78,59 +97,58 @@ class PackWriter:
         self._hash = hashlib.sha256(header)
         self._offset = len(header)
         self._cctx = zstd.ZstdCompressor(level=_ZSTD_LEVEL)
-        self._parts: list[bytes] = []
-        self._ends: list[int] = []
-        self._raw = 0
-        self._block_first = 0  # ordinal of the first entry of the block being filled
+        self._lanes = [_OpenBlock() for _ in range(LANES)]
+        self._closed = 0  # entries in closed blocks: the ordinal of the next block's first
         self._blocks: list[bytes] = []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snap-pack")
         self._pending: deque[Future] = deque()
-        self.ids: list[bytes] = []
-        self.count = 0
+        self.ids: list[bytes] = []  # in ordinal order: of the closed blocks (all, after finish)
+        self.count = 0  # entries added
         self.bytes_written = self._offset
 
-    def add(self, oid: bytes, entry: bytes) -> int:
-        """Add one entry (see module docstring); returns its ordinal."""
-        self._parts.append(entry)
-        self._raw += len(entry)
-        self._ends.append(self._raw)
-        self.ids.append(oid)
-        n = self.count
+    def add(self, oid: bytes, entry: bytes, lane: int = 0) -> None:
+        """Add one entry (see module docstring)."""
+        o = self._lanes[lane]
+        o.parts.append(entry)
+        o.raw += len(entry)
+        o.ends.append(o.raw)
+        o.ids.append(oid)
         self.count += 1
-        if self._raw >= BLOCK_TARGET:
-            self._flush_block()
-        return n
+        if o.raw >= BLOCK_TARGET:
+            self._flush_block(lane)
 
-    def add_run(self, prefix: bytes, oids: list[bytes], datas: list[bytes]) -> None:
+    def add_run(self, prefix: bytes, oids: list[bytes], datas: list[bytes], lane: int = 0) -> None:
         """Add many entries that share a prefix (kind and type bytes), joined in one C call."""
         plen = len(prefix)
         lens = list(accumulate(map(plen.__add__, map(len, datas))))
         n = len(datas)
         start = 0
+        o = self._lanes[lane]
         while start < n:
             base = lens[start - 1] if start else 0
-            room = BLOCK_TARGET - self._raw
+            room = BLOCK_TARGET - o.raw
             end = min(bisect_left(lens, base + room, start) + 1, n)
-            self._parts.append(prefix + prefix.join(datas[start:end]))
-            shift = self._raw - base
-            self._ends.extend([x + shift for x in lens[start:end]])
-            self._raw += lens[end - 1] - base
+            o.parts.append(prefix + prefix.join(datas[start:end]))
+            shift = o.raw - base
+            o.ends.extend([x + shift for x in lens[start:end]])
+            o.ids.extend(oids[start:end])
+            o.raw += lens[end - 1] - base
             start = end
-            if self._raw >= BLOCK_TARGET:
-                self._flush_block()
-        self.ids.extend(oids)
+            if o.raw >= BLOCK_TARGET:
+                self._flush_block(lane)
+                o = self._lanes[lane]
         self.count += n
 
-    def _flush_block(self) -> None:
-        if not self._ends:
+    def _flush_block(self, lane: int) -> None:
+        o = self._lanes[lane]
+        if not o.ends:
             return
-        n = len(self._ends)
-        first = self._block_first
-        self._block_first += n
-        raw = struct.pack(f"<I{n}I", n, *self._ends) + b"".join(self._parts)
-        self._parts = []
-        self._ends = []
-        self._raw = 0
+        n = len(o.ends)
+        first = self._closed
+        self._closed += n
+        self.ids.extend(o.ids)
+        raw = struct.pack(f"<I{n}I", n, *o.ends) + b"".join(o.parts)
+        self._lanes[lane] = _OpenBlock()
         while len(self._pending) >= 4:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(self._write_block, raw, first, n))
@@ -149,7 +167,8 @@ class PackWriter:
 
     def finish(self) -> str:
         """Write the block table and footer, fsync, close. Returns the pack name (hex)."""
-        self._flush_block()
+        for lane in range(LANES):
+            self._flush_block(lane)
         self._drain()
         self._pool.shutdown()
         table = b"".join(self._blocks)

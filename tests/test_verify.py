@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from snapgit.pack import PackReader
+
 
 def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
@@ -121,7 +123,11 @@ def test_restore_from_a_damaged_pack_fails_before_writing(store: Path) -> None:
     before = con.execute("SELECT * FROM t ORDER BY id").fetchall()
     con.close()
     first = max(packs(store), key=lambda p: p.stat().st_size)
-    flip(first, first.stat().st_size // 2)
+    rd = PackReader(first)
+    blocks = [(off, clen) for off, clen, *_ in rd._blocks]
+    rd.close()
+    for off, clen in blocks:  # its records and its tree nodes (blocks of their own) are damaged
+        flip(first, off + clen // 2)
     for args in (("restore", "HEAD~1"), ("merge", "HEAD~1", "--strategy", "backup_wins")):
         proc = snap(store, *args)
         assert proc.returncode == 3, proc.stdout + proc.stderr
