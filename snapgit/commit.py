@@ -25,7 +25,7 @@ import hashlib
 import socket
 import time
 from bisect import bisect_left, bisect_right
-from itertools import islice
+from itertools import compress, count, islice
 from operator import lt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from zlib import crc32
 
 import msgpack
 
-from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder
+from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder, keys_encoder
 from .errors import ConflictError, SnapError
 from .history import read_commit, read_table
 from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
@@ -278,7 +278,7 @@ class _CachedScan:
         self.hits = 0
         self.broken = False
 
-    def entries(self, snap, schema: TableSchema, key: list[str], kenc, progress, **scan_kw):
+    def entries(self, snap, schema: TableSchema, key: list[str], keys_of, progress, **scan_kw):
         """Batches of (keys, record ids, payloads), cut at block ends."""
         scan = snap.scan(schema, key, values_of=key, raw=True, **scan_kw)
         convert = scan.convert
@@ -289,11 +289,11 @@ class _CachedScan:
         for raw in scan:
             if progress is not None:
                 progress.advance(len(raw))
-            keys = list(map(kenc, raw))
+            keys = keys_of(raw)
             if pend_rows:
                 raw = pend_rows + raw
                 keys = pend_keys + keys
-            ends = [i for i, k in enumerate(keys, 1) if crc32(k) < threshold]
+            ends = list(compress(count(1), map(threshold.__gt__, map(crc32, keys))))
             if not ends:
                 pend_rows, pend_keys = raw, keys
                 continue
@@ -323,14 +323,19 @@ class _CachedScan:
             self.blocks.extend(lasts, fps)
         if self.cursor is None:
             return (keys[:end], *self._encode(schema, raw, 0, end, convert))
-        match = self.cursor.match
-        hits = [n for n, (k, fp) in enumerate(zip(lasts, fps), lo) if match(k, fp)]
+        # runs of blocks the cache has, as (first row, end row): one look-up in the old tree each
+        runs: list[list[int]] = []
+        for n, hit in enumerate(self.cursor.matches(lasts, fps), lo):
+            if hit:
+                if runs and runs[-1][1] == starts[n]:
+                    runs[-1][1] = ends[n]
+                else:
+                    runs.append([starts[n], ends[n]])
         ids: list[bytes] = []
         payloads: list[bytes | None] = []
         old = self.old
         done = 0  # rows placed
-        for n in hits:
-            a, b = starts[n], ends[n]
+        for a, b in runs:
             got = old.ids_for(keys[a:b])
             if got is None:
                 continue
@@ -362,19 +367,20 @@ class _CachedScan:
         return [sha(_REC + p).digest() for p in packed], packed
 
 
-def _scan_entries(snap, schema, key, kenc, progress, caching: _CachedScan | None, **scan_kw):
+def _scan_entries(snap, schema, key, keys_of, progress, caching: _CachedScan | None, **scan_kw):
     """Batches of (keys, record ids, payloads) of a table or key range, through the row cache
     when given one; a payload None is a record known to be stored."""
     if caching is not None:
-        yield from caching.entries(snap, schema, key, kenc, progress, **scan_kw)
+        yield from caching.entries(snap, schema, key, keys_of, progress, **scan_kw)
         return
     for batch, packed, ids in _scan_encoded(snap, schema, key, progress, **scan_kw):
-        yield list(map(kenc, batch)), ids, packed
+        yield keys_of(batch), ids, packed
 
 
 def _build_keyed(snap, schema, key, tw: _TableWriter, progress, cache: CacheSpec | None = None) -> tuple[bytes, int]:
     names = schema.sorted_names
     kenc = key_encoder([names.index(k) for k in key])
+    keys_of = keys_encoder([names.index(k) for k in key])
     builder = TreeBuilder(tw.emit)
     caching = None
     if cache is not None:
@@ -382,7 +388,7 @@ def _build_keyed(snap, schema, key, tw: _TableWriter, progress, cache: CacheSpec
         caching = _CachedScan(old_cache.cursor() if old_cache is not None else None, tw.old, True, True, cache.write)
     out = RowCacheWriter(Path(cache.path)) if cache is not None and cache.write else None
     try:
-        for keys, ids, payloads in _scan_entries(snap, schema, key, kenc, progress, caching):
+        for keys, ids, payloads in _scan_entries(snap, schema, key, keys_of, progress, caching):
             builder.add_batch(keys, ids, payloads)
             if out is not None and len(caching.blocks) >= SEGMENT_BLOCKS:
                 out.add_blocks(caching.blocks)
@@ -463,7 +469,7 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     ``cache``: False to read without the row cache; else the table's old cache (None: it has
     none), and the result carries the range's blocks for the new one."""
     names = schema.sorted_names
-    kenc = key_encoder([names.index(k) for k in key])
+    keys_of = keys_encoder([names.index(k) for k in key])
     caching = None
     if cache is not False:
         caching = _CachedScan(cache.cursor() if cache is not None else None, tw.old,
@@ -475,7 +481,7 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     in_head = True
     rows = 0
     nodes_before, records_before = tw.nodes_written, tw.records_written
-    for keys, ids, packed in _scan_entries(snap, schema, key, kenc, progress, caching, key_range=key_range):
+    for keys, ids, packed in _scan_entries(snap, schema, key, keys_of, progress, caching, key_range=key_range):
         rows += len(keys)
         if in_head:
             if (head_keys and keys[0] <= head_keys[-1]) or not all(map(lt, keys, islice(keys, 1, None))):

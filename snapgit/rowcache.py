@@ -39,7 +39,7 @@ import hashlib
 import os
 import secrets
 import struct
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,8 +236,8 @@ class RowCache:
 
 
 class Cursor:
-    """Answers, for last keys in increasing order, whether the cache has that block with that
-    fingerprint. Moves forward only; reads a segment when it comes to it."""
+    """Answers, for last keys in increasing order, whether the cache has those blocks with those
+    fingerprints. Moves forward only; reads a segment when it comes to it."""
 
     __slots__ = ("_cache", "_seg", "_keys", "_fps", "_i", "_dead")
 
@@ -249,23 +249,28 @@ class Cursor:
         self._i = 0
         self._dead = False
 
-    def match(self, last_key: bytes, fp: bytes) -> bool:
-        if self._dead:
-            return False
-        keys = self._keys
-        i = bisect_left(keys, last_key, self._i) if keys else 0
-        if i == len(keys):
-            if not self._seek(last_key):
-                return False
+    def matches(self, last_keys: list[bytes], fps: list[bytes]) -> list[bool]:
+        """Whether the cache has each block (by its last key, increasing and above any asked
+        before) with its fingerprint."""
+        out: list[bool] = []
+        pos, n = 0, len(last_keys)
+        while pos < n and not self._dead:
             keys = self._keys
-            i = bisect_left(keys, last_key)
+            i = bisect_left(keys, last_keys[pos], self._i) if keys else 0
             if i == len(keys):
-                return False
-        self._i = i
-        if keys[i] != last_key:
-            return False
-        start = i * FP_LEN
-        return self._fps[start : start + FP_LEN] == fp
+                if not self._seek(last_keys[pos]):
+                    break
+                continue
+            j = bisect_right(last_keys, keys[-1], pos)  # the asked keys this segment can hold
+            end = bisect_right(keys, last_keys[j - 1], i)
+            f = self._fps
+            have = dict(zip(keys[i:end], [f[k : k + FP_LEN] for k in range(i * FP_LEN, end * FP_LEN, FP_LEN)]))
+            get = have.get
+            out += [get(k) == fp for k, fp in zip(last_keys[pos:j], fps[pos:j])]
+            self._i = end
+            pos = j
+        out += [False] * (n - len(out))
+        return out
 
     def _seek(self, last_key: bytes) -> bool:
         cache = self._cache

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
+from itertools import compress, count, islice
 from operator import lt
 from hashlib import sha256
 from zlib import crc32
@@ -107,7 +107,7 @@ class TreeBuilder:
                 raise ValueError("payloads must be given for every batch or none")
             self._payloads = []
         t = LEAF_THRESHOLD
-        cuts = [i for i, k in enumerate(keys) if crc32(k) < t]
+        cuts = list(compress(count(), map(t.__gt__, map(crc32, keys))))
         start = 0
         for c in cuts:
             self._segment(keys, ids, payloads, start, c + 1, True)

@@ -31,6 +31,7 @@ from snapgit.encoding import (
     encode_row,
     encode_value,
     key_encoder,
+    keys_encoder,
     record_id,
 )
 from snapgit.errors import SnapError
@@ -418,3 +419,22 @@ def test_key_encoder_many_positions_matches_encode_key(row, data):
 @pytest.mark.parametrize("v", [0, -1, 1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, True, False, 2**100])
 def test_key_encoder_fast_path_edges(v):
     assert key_encoder([0])([v]) == encode_key([v])
+
+
+key_values = st.one_of(
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-(2**63), 2**63 - 1),
+    st.integers(-(2**70), 2**70),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=4),
+    st.floats(allow_nan=False),
+)
+
+
+@PROPS
+@given(rows=st.lists(st.tuples(key_values, key_values), max_size=30), positions=st.sampled_from([[0], [1], [1, 0]]))
+def test_keys_encoder_is_key_encoder_on_each_row(rows, positions):
+    """The batch fast path (plain 64-bit integers) gives the bytes of the per-row encoder."""
+    one = key_encoder(positions)
+    assert keys_encoder(positions)(rows) == [one(r) for r in rows]

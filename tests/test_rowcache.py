@@ -307,3 +307,35 @@ def test_status_reads_through_the_cache_and_leaves_it_as_it_was(tmp_path: Path, 
         # and what status saw is what a commit without the cache records
         same_as_without_cache(monkeypatch, repo)
     con.close()
+
+
+@settings(max_examples=60)
+@given(
+    cached=st.dictionaries(st.binary(max_size=3), st.binary(min_size=16, max_size=16), max_size=60),
+    asked=st.lists(st.tuples(st.binary(max_size=3), st.booleans()), max_size=60),
+    segment=st.integers(1, 7),
+    calls=st.integers(1, 4),
+)
+def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment, calls) -> None:
+    """Cursor.matches over a file of many segments, asked in several calls, says what a dict of
+    the cached blocks says."""
+    from snapgit.rowcache import Blocks, RowCache, RowCacheWriter
+
+    path = tmp_path_factory.mktemp("cur") / "t.rows"
+    out = RowCacheWriter(path)
+    keys = sorted(cached)
+    for i in range(0, len(keys), segment):
+        b = Blocks()
+        b.extend(keys[i : i + segment], [cached[k] for k in keys[i : i + segment]])
+        out.add_blocks(b)
+    out.finish(b"s" * 32, b"r" * 32)
+    assert RowCache.open(path, b"s" * 32, b"x" * 32) is None
+    cursor = RowCache.open(path, b"s" * 32, b"r" * 32).cursor()
+    asked_keys = sorted({k for k, _ in asked})
+    same = dict(asked)
+    fps = [cached.get(k, b"\0" * 16) if same[k] else b"\1" * 16 for k in asked_keys]
+    got: list[bool] = []
+    step = max(1, len(asked_keys) // calls)
+    for i in range(0, len(asked_keys), step):
+        got += cursor.matches(asked_keys[i : i + step], fps[i : i + step])
+    assert got == [k in cached and cached[k] == fp for k, fp in zip(asked_keys, fps)]
