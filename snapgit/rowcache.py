@@ -138,7 +138,8 @@ class RowCacheWriter:
         self._last: bytes | None = None
         try:
             path.parent.mkdir(mode=0o700, exist_ok=True)
-            self._f = open(self._tmp, "wb")
+            # the fingerprints say which rows are equal to which: the store's owner only
+            self._f = os.fdopen(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         except OSError:
             self._f = None
 

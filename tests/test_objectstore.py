@@ -540,3 +540,25 @@ def test_seal_early_only_from_min_objects(disk: DiskObjectStore) -> None:
     assert len(pack_files(disk)) == 2
     for d in datas:
         assert disk.get(hashlib.sha256(b"\x01" + d).digest()) == (ObjType.RECORD, d)
+
+
+def test_might_contain_is_an_8_byte_prefix_match_over_every_pack(disk):
+    """Ids that share their first 4 bytes (answered in memory) but not 8 (answered from the
+    mapped index), over several packs, asked in any order."""
+    rnd = random.Random(5)
+    heads = [bytes(rnd.choice([0, 1, 255]) for _ in range(8)) for _ in range(40)]
+    stored: list[bytes] = []
+    for _pack in range(3):
+        w = disk.writer()
+        for head in rnd.sample(heads, 10):
+            oid = head + rnd.randbytes(24)
+            w.add(RECORD, oid, oid)  # (data that differs, so the packs differ)
+            stored.append(oid)
+        w.commit()
+    assert len(disk.pack_names()) == 3
+    for head in heads:
+        probe = head + rnd.randbytes(24)
+        assert disk.might_contain(probe) == any(o[:8] == head for o in stored)
+    fresh = DiskObjectStore(disk.root)
+    assert all(fresh.might_contain(o) for o in reversed(stored))
+    fresh.close()

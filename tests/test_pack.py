@@ -309,6 +309,27 @@ def test_index_finds_every_id_and_almost_nothing_else(ids, extra):
             idx.close()
 
 
+# ids whose first 8 bytes come from a tiny alphabet: many share their first 4 bytes (the
+# in-memory part of a look-up) and differ only in bytes 5-8 (the mapped part), or share all 8
+near_ids = st.builds(
+    lambda head, tail: bytes(head) + tail,
+    st.lists(st.sampled_from([0, 1, 255]), min_size=8, max_size=8),
+    st.binary(min_size=24, max_size=24),
+)
+
+
+@PROPS
+@given(ids=st.lists(near_ids, unique=True, max_size=120), probes=st.lists(near_ids, max_size=60))
+def test_candidates_are_the_ids_sharing_8_bytes(ids, probes):
+    with tempfile.TemporaryDirectory() as d:
+        idx = IndexReader(write_idx(Path(d), ids))
+        try:
+            for oid in ids + probes:
+                assert sorted(idx.candidates(oid)) == [n for n, i in enumerate(ids) if i[:8] == oid[:8]]
+        finally:
+            idx.close()
+
+
 def test_random_ids_are_mostly_absent(tmp_path):
     rnd = random.Random(11)
     ids = [rnd.randbytes(32) for _ in range(5000)]
