@@ -26,7 +26,7 @@ import socket
 import time
 from bisect import bisect_left, bisect_right
 from itertools import compress, count, islice
-from operator import lt
+from operator import itemgetter, lt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,7 @@ from .history import read_commit, read_table
 from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
-from .rowcache import BLOCK_THRESHOLD, FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, cache_path, signature
+from .rowcache import FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, block_ends, cache_path, signature
 from .schema import TableSchema
 from . import tree as tree_mod
 from .tree import TreeBuilder, UnsortedKeysError, iter_leaves, leaf_index, load_node
@@ -268,8 +268,9 @@ class _CachedScan:
     cache is not complete."""
 
     def __init__(self, cursor: Cursor | None, old: "_OldTree | None", starts_table: bool, ends_table: bool,
-                 collect: bool = True) -> None:
+                 collect: bool = True, integer_key: int | None = None) -> None:
         self.cursor = cursor if old is not None else None
+        self.integer_key = integer_key  # the key column's position, keyed by one integer column
         self.collect = collect
         self.old = old
         self.blocks = Blocks()
@@ -282,7 +283,7 @@ class _CachedScan:
         """Batches of (keys, record ids, payloads), cut at block ends."""
         scan = snap.scan(schema, key, values_of=key, raw=True, **scan_kw)
         convert = scan.convert
-        threshold = BLOCK_THRESHOLD
+        ints_of = itemgetter(self.integer_key) if self.integer_key is not None else None
         head = not self.starts_table
         pend_rows: list = []
         pend_keys: list[bytes] = []
@@ -293,7 +294,7 @@ class _CachedScan:
             if pend_rows:
                 raw = pend_rows + raw
                 keys = pend_keys + keys
-            ends = list(compress(count(1), map(threshold.__gt__, map(crc32, keys))))
+            ends = block_ends(keys, list(map(ints_of, raw)) if ints_of is not None else None)
             if not ends:
                 pend_rows, pend_keys = raw, keys
                 continue
@@ -367,6 +368,14 @@ class _CachedScan:
         return [sha(_REC + p).digest() for p in packed], packed
 
 
+def _integer_key(schema: TableSchema, key: list[str]) -> int | None:
+    """The position of the key column among the row's, for a table keyed by one integer column
+    (the row cache cuts its blocks by key value), else None."""
+    if len(key) != 1 or {c.name: c.type for c in schema.columns}.get(key[0]) not in _INT_TYPES:
+        return None
+    return schema.sorted_names.index(key[0])
+
+
 def _scan_entries(snap, schema, key, keys_of, progress, caching: _CachedScan | None, **scan_kw):
     """Batches of (keys, record ids, payloads) of a table or key range, through the row cache
     when given one; a payload None is a record known to be stored."""
@@ -385,7 +394,8 @@ def _build_keyed(snap, schema, key, tw: _TableWriter, progress, cache: CacheSpec
     caching = None
     if cache is not None:
         old_cache = cache.open()
-        caching = _CachedScan(old_cache.cursor() if old_cache is not None else None, tw.old, True, True, cache.write)
+        caching = _CachedScan(old_cache.cursor() if old_cache is not None else None, tw.old, True, True, cache.write,
+                              _integer_key(schema, key))
     out = RowCacheWriter(Path(cache.path)) if cache is not None and cache.write else None
     try:
         for keys, ids, payloads in _scan_entries(snap, schema, key, keys_of, progress, caching):
@@ -473,7 +483,7 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     caching = None
     if cache is not False:
         caching = _CachedScan(cache.cursor() if cache is not None else None, tw.old,
-                              key_range[1] is None, key_range[2] is None)
+                              key_range[1] is None, key_range[2] is None, integer_key=_integer_key(schema, key))
     leaves: list[tuple[bytes, bytes, bytes, int]] = []
     builder = TreeBuilder(tw.emit, on_leaf=lambda first, last, nid, n: leaves.append((first, last, nid, n)))
     head_keys: list[bytes] = []
@@ -905,7 +915,8 @@ def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows, r
     p = _Prepared(schema, key, old_entry, schema_data, schema_id, column, note, total)
     cache_dir, cache_write = row_cache
     if cache_dir is not None and key and column is None and snap.plain_rows(schema, key):
-        p.cache = CacheSpec(str(cache_path(cache_dir, schema.name)), signature(snap.dialect, schema_id, key),
+        sig = signature(snap.dialect, schema_id, key, _integer_key(schema, key) is not None)
+        p.cache = CacheSpec(str(cache_path(cache_dir, schema.name)), sig,
                             p.old_root, cache_write)
     return p
 

@@ -339,3 +339,49 @@ def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment
     for i in range(0, len(asked_keys), step):
         got += cursor.matches(asked_keys[i : i + step], fps[i : i + step])
     assert got == [k in cached and cached[k] == fp for k, fp in zip(asked_keys, fps)]
+
+
+def _blocks_in_batches(keys: list[bytes], ints: list | None, sizes: list[int]) -> list[list[bytes]]:
+    """The blocks a scan finds reading these keys in batches of these sizes (the rows after a
+    batch's last block end wait for the next batch, as _CachedScan.entries does)."""
+    from snapgit.rowcache import block_ends
+
+    out: list[list[bytes]] = []
+    pend_k: list[bytes] = []
+    pend_i: list = []
+    pos = 0
+    for size in sizes + [len(keys)]:
+        k, i = pend_k + keys[pos : pos + size], pend_i + (ints[pos : pos + size] if ints is not None else [])
+        pos += size
+        ends = block_ends(k, i if ints is not None else None)
+        start = 0
+        for e in ends:
+            out.append(k[start:e])
+            start = e
+        pend_k, pend_i = k[start:], i[start:]
+        if pos >= len(keys):
+            break
+    if pend_k:
+        out.append(pend_k)
+    return out
+
+
+@settings(max_examples=100)
+@given(
+    values=st.lists(st.one_of(st.integers(-100, 400), st.integers(-(2**63), 2**63 - 1), st.text(max_size=2)), unique=True, max_size=200),
+    sizes=st.lists(st.integers(1, 40), max_size=10),
+    integer=st.booleans(),
+)
+def test_blocks_do_not_depend_on_how_the_rows_are_batched(values, sizes, integer) -> None:
+    from snapgit.encoding import encode_key
+
+    values = sorted(values, key=lambda v: encode_key([v]))
+    keys = [encode_key([v]) for v in values]
+    ints = values if integer else None
+    whole = _blocks_in_batches(keys, ints, [])
+    assert [k for b in whole for k in b] == keys
+    assert _blocks_in_batches(keys, ints, sizes) == whole
+    if integer:  # a block: integers of one 16-wide bucket, or a single other value
+        for block in whole:
+            vs = [values[keys.index(k)] for k in block]
+            assert len(vs) == 1 or {v >> 4 if type(v) is int else None for v in vs} == {vs[0] >> 4}
