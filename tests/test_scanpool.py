@@ -313,3 +313,22 @@ def test_a_lost_worker_does_not_leave_the_commit_waiting(tmp_path: Path) -> None
             assert out == {"t": None}  # the dead worker's chunks are missing: read alone
         finally:
             parallel.close()
+
+
+_ids = st.lists(st.binary(min_size=32, max_size=32), max_size=20)
+_keys = st.lists(st.binary(max_size=12), max_size=20)
+
+
+@given(
+    head=st.tuples(_keys, _ids),
+    leaves=st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=12), st.binary(min_size=32, max_size=32),
+                              st.integers(min_value=1, max_value=4096)), max_size=10),
+    tail=st.tuples(_keys, _ids),
+)
+def test_range_result_packs_what_it_unpacks(head, leaves, tail):
+    """A range's result is held packed until the table's ranges are joined: what join_ranges
+    unpacks is what scan_range packed, empty parts and empty keys included."""
+    from snapgit.commit import RangeResult
+
+    got = RangeResult(RangeResult.pack(head, leaves, tail), rows=0).unpack()
+    assert got == ((list(head[0]), list(head[1])), list(leaves), (list(tail[0]), list(tail[1])))
