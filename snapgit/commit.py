@@ -450,9 +450,9 @@ class RangeResult:
     neighbouring ranges. Every record of the range is stored.
 
     The commit holds every range's result until the table is read (a big table has hundreds),
-    so they are kept packed (:meth:`pack`): a few byte strings each, where a list of keys and
-    ids would be a Python object per entry (20 MB at 3.4 million rows; and sent from a worker,
-    one object each to unpickle)."""
+    so they are kept packed (:meth:`pack`): a few byte strings each, where lists of keys and
+    ids are Python objects per entry (about 10 MB more at 3.4 million rows, and as many
+    objects to unpickle from a worker)."""
 
     # msgpack [head keys, head ids, leaf first keys, leaf last keys, leaf ids, leaf counts,
     # tail keys, tail ids]: the ids (32 bytes each) joined; the head runs up to and including
