@@ -16,6 +16,7 @@ makes the pack visible. A reader lists indexes, so it sees whole packs or nothin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -65,6 +66,8 @@ class ObjectWriter(Protocol):
 
 class ObjectStore(ObjectReader, Protocol):
     def writer(self) -> ObjectWriter: ...
+
+    def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]: ...
 
     def find_prefix(self, hex_prefix: str) -> list[bytes]: ...
 
@@ -310,7 +313,7 @@ class _DiskWriter(_WriterBase):
 class DiskObjectStore:
     """Packs and their indexes under ``objects/pack``; temporary files under ``tmp``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, block_budget: int | None = None) -> None:
         self.root = root
         self.pack_dir = root / "objects" / "pack"
         self.trash_dir = root / "objects" / "trash"
@@ -318,7 +321,7 @@ class DiskObjectStore:
         self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
         self._order: list[str] = []
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
-        self._blocks = BlockCache()
+        self._blocks = BlockCache() if block_budget is None else BlockCache(block_budget)
         # The packs in the order look-ups try them: the one that answered last first. Neighbours
         # in key order were mostly written together, but a parallel commit writes neighbouring
         # key ranges into different packs: with one "last pack" remembered, a look-up that
@@ -405,6 +408,19 @@ class DiskObjectStore:
                 if entry[0] == DELTA:
                     out.append(bytes(entry[3:35]))
         return out
+
+    @contextlib.contextmanager
+    def block_budget(self, budget: int) -> Iterator[None]:
+        """Hold at most ``budget`` bytes of decompressed blocks meanwhile. A read that goes
+        through its objects in the order they were written (a commit reading its parent's
+        leaves in key order) uses a block of each pack at a time; the default budget is for
+        reads that come back to blocks (deltas, verify)."""
+        before = self._blocks.budget
+        self._blocks.resize(min(budget, before))
+        try:
+            yield
+        finally:
+            self._blocks.budget = before
 
     def close(self) -> None:
         for idx, rd in self._packs.values():
@@ -702,6 +718,10 @@ class MemoryObjectStore:
     def writer(self) -> _MemoryWriter:
         return _MemoryWriter(self)
 
+    @contextlib.contextmanager
+    def block_budget(self, budget: int) -> Iterator[None]:
+        yield  # nothing is compressed in memory
+
     def refresh(self) -> None:
         pass
 
@@ -755,6 +775,9 @@ class OverlayObjectStore:
 
     def writer(self) -> "_OverlayWriter":
         return _OverlayWriter(self)
+
+    def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]:
+        return self.base.block_budget(budget)
 
     def refresh(self) -> None:
         self.base.refresh()

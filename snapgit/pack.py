@@ -228,6 +228,12 @@ class BlockCache:
         for key in [k for k in self._items if k[0] == pack]:
             self._size -= self._items.pop(key)[1]
 
+    def resize(self, budget: int) -> None:
+        self.budget = budget
+        while self._size > budget and self._items:
+            _k, (_v, s) = self._items.popitem(last=False)
+            self._size -= s
+
 
 class PackReader:
     """Random access to the objects of one pack, by ordinal. Blocks are decompressed on demand

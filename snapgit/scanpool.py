@@ -41,7 +41,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from .commit import CacheSpec, Progress, RangeResult, _OldTree, _TableWriter, scan_range
+from .commit import COMMIT_BLOCK_BUDGET, CacheSpec, Progress, RangeResult, _OldTree, _TableWriter, scan_range
 from .errors import CorruptError, NotFoundError, SnapError
 from .schema import TableSchema
 from .tree import UnsortedKeysError
@@ -389,7 +389,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
         from .objectstore import DiskObjectStore
 
         with Database.connect(url) as db, db.snapshot(shared=token) as snap:
-            objects = DiskObjectStore(Path(store_root))
+            objects = DiskObjectStore(Path(store_root), block_budget=COMMIT_BLOCK_BUDGET)
             probe = bool(objects.pack_names())
             conn.send(("ready", None))
             # One writer for every chunk: a pack per commit and worker, not per chunk. It is

@@ -413,3 +413,18 @@ def test_index_of_a_pack_maps_ids_to_its_entries(tmp_path):
         assert rd.entry(o) == e
     rd.close()
     idx.close()
+
+
+@given(sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
+       budget=st.integers(min_value=0, max_value=600))
+def test_block_cache_resized_keeps_the_newest_within_budget(sizes, budget):
+    cache = pack_mod.BlockCache(budget=10_000)
+    for i, size in enumerate(sizes):
+        cache.put(("p", i), (memoryview(b""), [i]), size)
+    cache.resize(budget)
+    kept = [i for i in range(len(sizes)) if cache.get(("p", i)) is not None]
+    assert sum(sizes[i] for i in kept) <= budget
+    # the least recently used go first: what is kept is a run of the newest
+    assert kept == list(range(len(sizes) - len(kept), len(sizes)))
+    first = len(sizes) - len(kept)
+    assert first == 0 or sum(sizes[first - 1 :]) > budget  # and no more went than had to

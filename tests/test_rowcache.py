@@ -385,3 +385,41 @@ def test_blocks_do_not_depend_on_how_the_rows_are_batched(values, sizes, integer
         for block in whole:
             vs = [values[keys.index(k)] for k in block]
             assert len(vs) == 1 or {v >> 4 if type(v) is int else None for v in vs} == {vs[0] >> 4}
+
+
+def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path, monkeypatch, small_leaves) -> None:
+    """A commit reads its parent's leaves in key order, a block per pack at a time: it holds
+    at most its own budget of decompressed blocks (not the store's default), builds the tree a
+    commit with the default builds, and leaves the store's budget as it was."""
+    from snapgit import commit as commit_mod
+    from snapgit import pack as pack_mod
+
+    con = make_db(tmp_path / "app.db")
+    con.executemany("INSERT INTO t (id, s) VALUES (?, ?)", [(i, "v" * 100 + str(i)) for i in range(8000)])
+    con.commit()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with Repo.init(tmp_path / "a", db_url=str(tmp_path / "app.db")) as repo:
+        commit(monkeypatch, repo, cache=False)
+        con.execute("UPDATE t SET s = s || '!' WHERE id % 5 = 0")
+        con.commit()
+        default = repo.objects._blocks.budget
+        budget = pack_mod.BLOCK_TARGET
+        monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", budget)
+        held: list[int] = []
+        put_bytes: list[int] = []
+        put = pack_mod.BlockCache.put
+
+        def watched(self, key, value, size):
+            put(self, key, value, size)
+            held.append(self._size)
+            put_bytes.append(size)
+
+        monkeypatch.setattr(pack_mod.BlockCache, "put", watched)
+        small = commit(monkeypatch, repo, cache=False, message="small budget")
+        assert sum(put_bytes) > 3 * budget  # the commit read more than its budget holds
+        assert max(held) <= budget + pack_mod.BLOCK_TARGET  # a block over at most
+        assert repo.objects._blocks.budget == default
+    monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", default)
+    with Repo.init(tmp_path / "b", db_url=str(tmp_path / "app.db")) as other:
+        assert commit(monkeypatch, other, cache=False).tree_id == small.tree_id
