@@ -186,3 +186,15 @@ def db_engine(db_url: str) -> Iterator[sa.Engine]:
     engine = utc_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def small_leaves(monkeypatch):
+    """Small leaves and inner nodes (forked workers inherit them), so that a few hundred rows
+    make many leaves: key ranges hold many leaves and seams, row-cache blocks straddle leaves."""
+    from snapgit import tree as tree_mod
+
+    monkeypatch.setattr(tree_mod, "LEAF_THRESHOLD", (1 << 32) // 8)
+    monkeypatch.setattr(tree_mod, "LEAF_MAX", 12)
+    monkeypatch.setattr(tree_mod, "INNER_THRESHOLD", (1 << 32) // 4)
+    monkeypatch.setattr(tree_mod, "INNER_MAX", 6)

@@ -16,17 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit import tree as tree_mod
 from snapgit.rowcache import cache_path
-
-
-@pytest.fixture
-def small_leaves(monkeypatch):
-    """Leaves smaller than many blocks, so that blocks straddle leaves (forked workers inherit)."""
-    monkeypatch.setattr(tree_mod, "LEAF_THRESHOLD", (1 << 32) // 8)
-    monkeypatch.setattr(tree_mod, "LEAF_MAX", 12)
-    monkeypatch.setattr(tree_mod, "INNER_THRESHOLD", (1 << 32) // 4)
-    monkeypatch.setattr(tree_mod, "INNER_MAX", 6)
 
 
 def make_db(path: Path) -> sqlite3.Connection:

@@ -13,16 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit import tree as tree_mod
-
-
-@pytest.fixture
-def small_leaves(monkeypatch):
-    """Small leaves (forked workers inherit them), so ranges hold many leaves and seams."""
-    monkeypatch.setattr(tree_mod, "LEAF_THRESHOLD", (1 << 32) // 8)
-    monkeypatch.setattr(tree_mod, "LEAF_MAX", 12)
-    monkeypatch.setattr(tree_mod, "INNER_THRESHOLD", (1 << 32) // 4)
-    monkeypatch.setattr(tree_mod, "INNER_MAX", 6)
 
 
 def commit_with(monkeypatch, repo: Repo, workers: int, message: str):
