@@ -8,7 +8,7 @@ order, each row encoded (encoding.py) and hashed, and the table's tree built in 
 * a new leaf is compared with the parent's leaf that covered its first key: records found there
   are not written again, and the leaf itself is stored as a delta against that old leaf;
 * everything else that might already be stored (another branch, a reverted row) is probed in
-  the pack indexes before it is written.
+  the pack indexes before it is written, a batch at a time (:class:`Unstored`).
 
 Objects are published before the branch moves (objects first, then the ref, by compare-and-swap).
 If the branch moved meanwhile (another ``snap commit``), the commit is re-parented on the new head
@@ -163,21 +163,109 @@ class _OldTree:
         return out
 
 
-class _TableWriter:
-    """Builds one table's tree into a writer, writing only objects the store lacks."""
+# What a commit holds of the objects it has yet to probe for (records, and nodes as the entries
+# they will be stored as) before it probes for them all at once. About 20,000 records: fewer
+# and each batch's reading of every index costs more than it saves.
+UNSTORED_BUDGET = 4 * 1024 * 1024
 
-    def __init__(self, objects: ObjectStore, writer: ObjectWriter, old: _OldTree | None, probe: bool) -> None:
+
+class Unstored:
+    """New objects a commit writes unless the store has them: probed in batches.
+
+    Probing for objects one at a time binary-searches every pack index for each, and after a
+    change at scale that touches, and so maps into the process's memory, every page of every
+    index (see ``IndexReader.prefix_hits``). So the objects wait here, up to ``budget`` bytes,
+    and are probed for together with ``might_contain_many``; the ones found (a reverted row,
+    another branch's) are not written, exactly as one at a time. ``found`` counts those by
+    owner (a table, for its ``records_written`` and ``nodes_written``)."""
+
+    def __init__(self, objects: ObjectStore, writer: ObjectWriter, budget: int | None = None) -> None:
+        self.objects = objects
+        self.writer = writer
+        self.budget = UNSTORED_BUDGET if budget is None else budget
+        self.found: dict[Any, list[int]] = {}  # owner -> [records, nodes] found stored
+        self._ids: list[bytes] = []
+        self._adds: list[tuple[Any, bytes | None, Callable[[], None] | None]] = []  # owner, record, node
+        self._bytes = 0
+
+    def records(self, owner: Any, ids: Sequence[bytes], payloads: Sequence[bytes]) -> None:
+        self._ids += ids
+        self._adds += [(owner, p, None) for p in payloads]
+        self._bytes += sum(map(len, payloads)) + 100 * len(ids)
+        if self._bytes >= self.budget:
+            self.flush()
+
+    def node(self, owner: Any, nid: bytes, deferred: tuple[Callable[[], None], int]) -> None:
+        add, size = deferred
+        self._ids.append(nid)
+        self._adds.append((owner, None, add))
+        self._bytes += size + 100
+        if self._bytes >= self.budget:
+            self.flush()
+
+    def flush(self) -> dict[Any, list[int]]:
+        """Probe for what waits and write what the store lacks; returns ``found``."""
+        ids, adds = self._ids, self._adds
+        self._ids, self._adds, self._bytes = [], [], 0
+        if not ids:
+            return self.found
+        maybe = self.objects.might_contain_many(ids)
+        contains = self.objects.contains
+        writer = self.writer
+        run_ids: list[bytes] = []
+        run_data: list[bytes] = []
+        seen: set[bytes] = set()
+        for oid, (owner, payload, add), m in zip(ids, adds, maybe):
+            if oid in seen or (m and contains(oid)):
+                counts = self.found.get(owner)
+                if counts is None:
+                    counts = self.found[owner] = [0, 0]
+                counts[0 if add is None else 1] += 1
+                continue
+            seen.add(oid)
+            if add is None:
+                run_ids.append(oid)
+                run_data.append(payload)
+            else:
+                add()
+        if run_ids:
+            writer.add_full_many(ObjType.RECORD, run_ids, run_data)
+        return self.found
+
+
+class _TableWriter:
+    """Builds one table's tree into a writer, writing only objects the store lacks.
+
+    With ``unstored``, new objects are probed for in batches (:class:`Unstored`), and the counts
+    of what was written include what the batches will find stored (under ``owner``): the
+    commit takes that off once it has flushed them."""
+
+    def __init__(self, objects: ObjectStore, writer: ObjectWriter, old: _OldTree | None, probe: bool,
+                 unstored: Unstored | None = None, owner: Any = None) -> None:
         self.objects = objects
         self.writer = writer
         self.old = old
         self.probe = probe
+        self.unstored = unstored if probe else None
+        self.owner = owner
         self.records_written = 0
         self.nodes_written = 0
         self.cached_rows = 0
         self._nodes: set[bytes] = set()
 
-    def _has(self, oid: bytes) -> bool:
-        return self.probe and _stored(self.objects, oid)
+    def write_records(self, ids: list[bytes], payloads: list[bytes]) -> None:
+        """Store these new records (not in the parent's leaves), unless the store has them."""
+        if self.unstored is not None:
+            self.unstored.records(self.owner, ids, payloads)
+            self.records_written += len(ids)
+            return
+        if self.probe:
+            keep = [i for i, rid in enumerate(ids) if not _stored(self.objects, rid)]
+            if len(keep) < len(ids):
+                ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
+        if ids:
+            self.writer.add_full_many(ObjType.RECORD, ids, payloads)
+            self.records_written += len(ids)
 
     def emit(self, node: Node, payloads: list[bytes] | None) -> bytes:
         data = node.encode()
@@ -196,17 +284,16 @@ class _TableWriter:
             if base is not None and keep != []:
                 known = set(old.leaf(base).ids)
                 keep = [i for i in (range(len(ids)) if keep is None else keep) if ids[i] not in known]
-            if self.probe:
-                has = self._has
-                keep = [i for i in (range(len(ids)) if keep is None else keep) if not has(ids[i])]
             if keep is None:
-                self.writer.add_full_many(ObjType.RECORD, ids, payloads)
-                self.records_written += len(ids)
+                self.write_records(ids, payloads)
             elif keep:
-                self.writer.add_full_many(ObjType.RECORD, [ids[i] for i in keep], [payloads[i] for i in keep])
-                self.records_written += len(keep)
+                self.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
         self._nodes.add(nid)
-        if self._has(nid):
+        if self.unstored is not None:
+            self.unstored.node(self.owner, nid, self.writer.deferred(ObjType.NODE, data, nid, base))
+            self.nodes_written += 1
+            return nid
+        if self.probe and _stored(self.objects, nid):
             return nid
         if base is not None:
             self.writer.add_delta(ObjType.NODE, data, nid, base)
@@ -494,11 +581,9 @@ def _split_ids(joined: bytes) -> list[bytes]:
 
 
 def _write_new_records(tw: _TableWriter, ids: Sequence[bytes], payloads: Sequence[bytes | None]) -> None:
-    has = tw._has
-    keep = [i for i, (rid, p) in enumerate(zip(ids, payloads)) if p is not None and not has(rid)]
+    keep = [i for i, p in enumerate(payloads) if p is not None]
     if keep:
-        tw.writer.add_full_many(ObjType.RECORD, [ids[i] for i in keep], [payloads[i] for i in keep])
-        tw.records_written += len(keep)
+        tw.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
 
 
 def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter, key_range, progress,
@@ -595,6 +680,8 @@ class ScanPool(Protocol):
     def finish(self) -> dict[str, list[RangeResult] | None]: ...
     def tables(self) -> list[str]: ...
     def processes(self, table: str) -> int: ...
+
+    def found(self, table: str) -> tuple[int, int]: ...
 
 
 _INT_TYPES = ("smallint", "integer", "bigint")
@@ -739,10 +826,9 @@ def _build_incremental(snap, schema, key, tw: _TableWriter, old_root: bytes, sin
     placed = 0
 
     def record(rid: bytes, payload: bytes, old_rid: bytes | None) -> bytes:
-        if rid != old_rid and rid not in new_records and not tw._has(rid):
+        if rid != old_rid and rid not in new_records:
             new_records.add(rid)
-            tw.writer.add(ObjType.RECORD, payload, rid)
-            tw.records_written += 1
+            tw.write_records([rid], [payload])
         return rid
 
     def place(keys: list[bytes], old: dict[bytes, bytes]) -> None:
@@ -805,13 +891,12 @@ def _build_keyless(snap, schema, tw: _TableWriter, progress) -> tuple[bytes, int
     for _batch, packed, ids in _scan_encoded(snap, schema, None, progress):
         new_ids, new_data = [], []
         for rid, p in zip(ids, packed):
-            if rid not in known and not tw._has(rid):
+            if rid not in known:
                 known.add(rid)
                 new_ids.append(rid)
                 new_data.append(p)
         if new_ids:
-            tw.writer.add_full_many(ObjType.RECORD, new_ids, new_data)
-            tw.records_written += len(new_ids)
+            tw.write_records(new_ids, new_data)
         all_ids.extend(ids)
     all_ids.sort()
     builder = TreeBuilder(tw.emit)
@@ -927,11 +1012,13 @@ class _Prepared:
         e = self.old_entry
         return e.root if e is not None and e.key == self.key and e.rows else None
 
-    def writer(self, objects: ObjectStore, writer: ObjectWriter, probe: bool) -> "_TableWriter":
+    def writer(self, objects: ObjectStore, writer: ObjectWriter, probe: bool, unstored: Unstored | None = None,
+               owner: Any = None) -> "_TableWriter":
         # the parent's leaves are loaded when the table's turn comes and let go after it: a
         # database of many big tables must not hold every table's old leaves at once
         root = self.old_root
-        return _TableWriter(objects, writer, _OldTree(objects, root) if root is not None else None, probe)
+        return _TableWriter(objects, writer, _OldTree(objects, root) if root is not None else None, probe,
+                            unstored, owner)
 
 
 def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows, row_cache) -> _Prepared:
@@ -971,6 +1058,8 @@ def _build_alone(snap, p: _Prepared, tw: _TableWriter, incremental, progress) ->
 def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress, count_rows, incremental, parallel,
                      row_cache):
     probe = bool(getattr(objects, "pack_names", lambda: [1])())
+    # new objects are probed for in batches; a table's counts are settled once all are probed
+    unstored = Unstored(objects, writer) if probe else None
     prepared = [_prepare(objects, snap, s, keys(s), parent_root, incremental, count_rows, row_cache) for s in schemas]
     pool = _share_out(snap, prepared, parallel) if parallel is not None else None
     shared = set(pool.tables()) if pool is not None else set()
@@ -980,11 +1069,12 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
     built: dict[str, tuple[bytes, int]] = {}
     written: dict[str, tuple[int, int, int]] = {}  # records, nodes, rows the row cache had
     joining: dict[str, _TableWriter] = {}  # shared tables, until their chunks are joined
+    owners: dict[str, Any] = {}  # a table's owner in ``unstored``, where it is not its name
     for p in prepared:
         name = p.schema.name
         if progress is not None:
             progress.table(name, p.total)
-        tw = p.writer(objects, writer, probe)
+        tw = p.writer(objects, writer, probe, unstored, name)
         if pumping is not None:
             pool.watch(name if name in shared else None, pumping.quiet)
         if name in shared:
@@ -1000,6 +1090,8 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
     if pool is not None:
         # The pack of the rows read so far is finished while the workers finish theirs, when
         # it is worth a pack of its own (after a small change it is not: one pack fewer).
+        if unstored is not None:
+            unstored.flush()
         writer.seal(min_objects=_SEAL_EARLY)
         outcome = pool.finish()
         for p in prepared:
@@ -1011,17 +1103,25 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             # could not be read so: the table is read again, alone
             tw = joining.pop(name)
             if ranges is not None and sum(r.rows for r in ranges) == p.total:
-                tw.records_written = sum(r.records_written for r in ranges)
-                tw.nodes_written = sum(r.nodes_written for r in ranges)
+                found_records, found_nodes = pool.found(name)  # what the workers found stored
+                tw.records_written = sum(r.records_written for r in ranges) - found_records
+                tw.nodes_written = sum(r.nodes_written for r in ranges) - found_nodes
                 built[name] = join_ranges(tw, ranges, p.cache)
                 processes[name] = pool.processes(name)
             else:
                 if progress is not None:
                     progress.table(name, p.total)
-                tw = p.writer(objects, writer, probe)
+                # what this process found of the chunks read before is not this read's
+                owners[name] = (name, "alone")
+                tw = p.writer(objects, writer, probe, unstored, owners[name])
                 built[name] = _build_alone(snap, p, tw, incremental, progress)
             written[name] = (tw.records_written, tw.nodes_written, tw.cached_rows)
             del tw
+    if unstored is not None:
+        unstored.flush()
+        for name, (records, nodes, cached) in written.items():
+            found_records, found_nodes = unstored.found.get(owners.get(name, name), (0, 0))
+            written[name] = (records - found_records, nodes - found_nodes, cached)
     results = []
     tables: dict[str, bytes] = {}
     for p in prepared:
@@ -1059,8 +1159,9 @@ def _stored(objects: ObjectStore, oid: bytes) -> bool:
     """Whether the store already has an object, as far as the packs this process has open tell:
     a miss does not look for packs published since (``contains`` would, opening every new
     index). At worst an object another process has just stored is stored twice, which reads
-    the same."""
-    return objects.might_contain(oid) and objects.contains(oid)
+    the same. (``might_contain_many``, not ``might_contain``: the index pages a look-up maps
+    stay in the commit's memory, 64 KB of them an index; see ``IndexReader.prefix_hits``.)"""
+    return objects.might_contain_many([oid])[0] and objects.contains(oid)
 
 
 def now_micros() -> tuple[int, int]:

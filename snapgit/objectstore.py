@@ -22,7 +22,7 @@ import os
 import secrets
 from collections import OrderedDict
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -56,6 +56,8 @@ class ObjectWriter(Protocol):
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None: ...
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes: ...
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]: ...
 
     def commit(self) -> None: ...
 
@@ -261,6 +263,25 @@ class _DiskWriter(_WriterBase):
         """Copy an entry as it is stored (FULL or DELTA, kind byte first): gc's repack."""
         self._current().add(oid, entry, _lane(entry[1]))
         self._maybe_seal()
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
+        """``add_delta`` (``add`` without a base) in two steps: the entry is made now, while
+        ``data`` is at hand, and added when the function returned is called, or never. With
+        the function, the bytes it holds.
+
+        A commit holds such entries until it has probed the store for them in a batch; an
+        entry is a delta of a few hundred bytes where its node is kilobytes. It is not
+        remembered as a base for later deltas: it may never be added, and the store's copy
+        may have another depth."""
+        enc = self._encode_delta(otype, data, oid, base) if base is not None else None
+        entry = bytes((FULL, otype)) + data if enc is None else enc[0]
+        del data
+
+        def add() -> None:
+            self._current().add(oid, entry, _lane(otype))
+            self._maybe_seal()
+
+        return add, len(entry)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)
@@ -597,6 +618,20 @@ class DiskObjectStore:
                     return True
         return False
 
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        """``might_contain`` of each id, for a batch: each index is read once, with pread, not
+        through its map (IndexReader.prefix_hits says why)."""
+        if not oids:
+            return []
+        prefix = int.from_bytes
+        asked = [prefix(o[:8], "big") for o in oids]
+        wanted = set(asked)
+        ordered = sorted(wanted)
+        hits: set[int] = set()
+        for name in self._order:
+            hits |= self._packs[name][0].prefix_hits(wanted, ordered)
+        return [p in hits for p in asked]
+
     def _answered(self, name: str) -> None:
         mru = self._mru
         if mru[0] != name:
@@ -654,6 +689,12 @@ class _MemoryWriter(_WriterBase):
         for oid, d in zip(oids, datas):
             self._staged[oid] = (otype, bytes(d), 0)
 
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
+        # in memory the node is kept whole anyway
+        if base is None:
+            return (lambda: self.add(otype, data, oid) and None), len(data)
+        return (lambda: self.add_delta(otype, data, oid, base) and None), len(data)
+
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)
         depth = 0 if enc is None else enc[1]
@@ -707,6 +748,9 @@ class MemoryObjectStore:
 
     def might_contain(self, oid: bytes) -> bool:
         return oid in self._objects
+
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        return [oid in self._objects for oid in oids]
 
     def find_prefix(self, hex_prefix: str) -> list[bytes]:
         return sorted(o for o in self._objects if o.hex().startswith(hex_prefix))
@@ -767,6 +811,10 @@ class OverlayObjectStore:
     def might_contain(self, oid: bytes) -> bool:
         return self._mem.contains(oid) or self.base.might_contain(oid)
 
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        mem = self._mem._objects
+        return [o in mem or b for o, b in zip(oids, self.base.might_contain_many(oids))]
+
     def pack_names(self) -> list[str]:
         return list(getattr(self.base, "pack_names", lambda: ["memory"])())
 
@@ -804,6 +852,9 @@ class _OverlayWriter:
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         return self.add(otype, data, oid)
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
+        return (lambda: self.add(otype, data, oid) and None), len(data)
 
     def commit(self) -> None:
         pass

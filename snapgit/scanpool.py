@@ -41,7 +41,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from .commit import COMMIT_BLOCK_BUDGET, CacheSpec, Progress, RangeResult, _OldTree, _TableWriter, scan_range
+from .commit import COMMIT_BLOCK_BUDGET, CacheSpec, Progress, RangeResult, Unstored, _OldTree, _TableWriter, scan_range
 from .errors import CorruptError, NotFoundError, SnapError
 from .schema import TableSchema
 from .tree import UnsortedKeysError
@@ -143,6 +143,7 @@ class _Worker:
         self.alive = True
         self.flushing = False  # asked to publish what it stored: it gets no more chunks
         self.flushed = False
+        self.found: dict[str, tuple[int, int]] = {}  # what it found stored, by table (flushed)
 
 
 class _Pool:
@@ -270,6 +271,12 @@ class _Pool:
     def processes(self, table: str) -> int:
         return len(self._tables[table].by)
 
+    def found(self, table: str) -> tuple[int, int]:
+        """(records, nodes) the workers counted as written for the table's chunks but, probing
+        in a batch at the end, found stored."""
+        got = [w.found.get(table, (0, 0)) for w in self._workers if w.alive and w.flushed]
+        return sum(r for r, _ in got), sum(n for _, n in got)
+
     def close(self) -> None:
         for w in self._workers:
             try:
@@ -335,6 +342,7 @@ class _Pool:
         if job_id is None:  # the answer to "flush"
             if kind == "flushed":
                 w.flushed = True
+                w.found = detail or {}
             else:
                 self._lost(w)
                 if kind == "error":
@@ -395,6 +403,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
             # One writer for every chunk: a pack per commit and worker, not per chunk. It is
             # published only when the commit asks, once it has every result.
             writer = objects.writer()
+            unstored = Unstored(objects, writer) if probe else None
             olds: dict[bytes, _OldTree] = {}
             caches: dict[CacheSpec, Any] = {}  # the row cache of each table, opened once
             closed = False
@@ -407,13 +416,16 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
                     if msg is None:
                         break
                     if msg[0] == "flush":
+                        # what waits to be probed for is written first; what was found stored
+                        # goes back, by table, to be taken off the chunks' counts
+                        found = unstored.flush() if unstored is not None else {}
                         closed = True
                         try:
                             writer.__exit__(None, None, None)  # publish; a full disk: DiskFullError
                         except SnapError as exc:
                             conn.send(("error", None, (type(exc).__name__, exc.message, exc.hint)))
                         else:
-                            conn.send(("flushed", None, None))
+                            conn.send(("flushed", None, {t: tuple(c) for t, c in found.items()}))
                         break
                     _kind, job_id, schema, key, old_root, key_range, spec = msg
                     try:
@@ -423,7 +435,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
                         cache: Any = False
                         if spec is not None:
                             cache = caches[spec] if spec in caches else caches.setdefault(spec, spec.open())
-                        tw = _TableWriter(objects, writer, old, probe)
+                        tw = _TableWriter(objects, writer, old, probe, unstored, schema.name)
                         result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn, job_id), cache)
                         conn.send(("done", job_id, result))
                     except UnsortedKeysError:

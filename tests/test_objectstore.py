@@ -9,6 +9,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from snapgit import objectstore as objectstore_mod
 from snapgit import pack as pack_mod
@@ -562,3 +564,63 @@ def test_might_contain_is_an_8_byte_prefix_match_over_every_pack(disk):
     fresh = DiskObjectStore(disk.root)
     assert all(fresh.might_contain(o) for o in reversed(stored))
     fresh.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(packs=st.integers(1, 4), per_pack=st.integers(0, 40), asked=st.integers(0, 90), seed=st.integers(0, 10**6))
+def test_might_contain_many_answers_as_might_contain_does(tmp_path_factory, packs, per_pack, asked, seed):
+    """The batch look-up a commit probes with (each index read once with pread, by a pass in C
+    for many ids and a binary search each for few) says what ``might_contain`` says of each id,
+    on disk, in memory and through an overlay; ids share prefixes of 1 to 8 bytes."""
+    rnd = random.Random(seed)
+    heads = [bytes(rnd.choice([0, 1, 255]) for _ in range(8)) for _ in range(12)]
+
+    def an_id() -> bytes:
+        shared = rnd.randrange(1, 9)
+        return rnd.choice(heads)[:shared] + rnd.randbytes(32 - shared)
+
+    disk = make_disk_store(tmp_path_factory.mktemp("many"))
+    memory = MemoryObjectStore()
+    stored: list[bytes] = []
+    for _ in range(packs):
+        batch = [an_id() for _ in range(per_pack)]
+        for s in (disk, memory):
+            w = s.writer()
+            for oid in batch:
+                w.add(RECORD, oid, oid)
+            w.commit()
+        stored += batch
+    probes = [rnd.choice(stored) if stored and rnd.random() < 0.3 else an_id() for _ in range(asked)]
+    overlay = objectstore_mod.OverlayObjectStore(disk)
+    assert disk.might_contain_many(probes) == [disk.might_contain(o) for o in probes]
+    assert overlay.might_contain_many(probes) == [overlay.might_contain(o) for o in probes]
+    assert memory.might_contain_many(probes) == [o in set(stored) for o in probes]
+    # an 8-byte prefix match is all it promises: every stored id is among the answers
+    assert all(a for o, a in zip(probes, disk.might_contain_many(probes)) if o in set(stored))
+    disk.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux's /proc/self/smaps")
+def test_reading_objects_maps_no_index_pages(disk):
+    """Objects are found through their index with pread: a commit reads thousands of its
+    parent's leaves, and pages of a mapped index, once touched, count in its memory."""
+    datas = [os.urandom(64) for _ in range(4000)]
+    with disk.writer() as w:
+        ids = [w.add(RECORD, d) for d in datas]
+    disk.refresh()
+    assert [disk.get(i)[1] for i in ids[::7]] == datas[::7]
+    assert all(disk.contains(i) for i in ids[::11])
+    assert index_pages_resident() == 0
+
+
+def index_pages_resident() -> int:
+    """kB of this process's mapped .idx files that are resident (Linux)."""
+    total, in_idx = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(maxsplit=6)
+            if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
+                in_idx = line.rstrip().endswith(".idx")
+            elif in_idx and line.startswith("Rss:"):
+                total += int(line.split()[1])
+    return total

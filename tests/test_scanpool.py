@@ -5,6 +5,7 @@ not cover the table, the commit reads alone."""
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
+from snapgit import commit as commit_mod
+from snapgit.objects import ObjType
 
 
 def commit_with(monkeypatch, repo: Repo, workers: int, message: str):
@@ -322,3 +325,51 @@ def test_range_result_packs_what_it_unpacks(head, leaves, tail):
 
     got = RangeResult(RangeResult.pack(head, leaves, tail), rows=0).unpack()
     assert got == ((list(head[0]), list(head[1])), list(leaves), (list(tail[0]), list(tail[1])))
+
+
+def stored_entries(repo: Repo) -> Counter:
+    """How many entries of each object type the store holds, and of each id."""
+    repo.objects.refresh()
+    entries = list(repo.objects.iter_objects())
+    out = Counter(t for _pack, _oid, t, _data in entries)
+    out["most copies"] = max(Counter(oid for _pack, oid, _t, _data in entries).values(), default=0)
+    return out
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=rows_st, edits=rows_st, workers=st.integers(0, 2), budget=st.sampled_from([1, 3000, None]))
+def test_a_commit_writes_each_new_object_once_and_counts_what_it_wrote(
+        tmp_path_factory, monkeypatch, small_leaves, rows, edits, workers, budget):
+    """A commit probes for its new objects in batches (commit.Unstored), of any size, in each
+    process: what the store has already (rows changed back to a version committed before) is
+    not written again, nothing is written twice, and the records and nodes a commit says it
+    wrote are the ones the store gained."""
+    if budget is not None:
+        monkeypatch.setattr(commit_mod, "UNSTORED_BUDGET", budget)
+    tmp = tmp_path_factory.mktemp("once")
+    con = sqlite3.connect(tmp / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")
+
+    def load(version: dict) -> None:
+        con.execute("DELETE FROM t")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?)", [(k, *v) for k, v in version.items()])
+        con.commit()
+
+    changed = {**rows, **edits}
+    half = {**rows, **dict(list(edits.items())[: len(edits) // 2])}
+    with Repo.init(tmp, db_url=str(tmp / "app.db")) as repo:
+        before = stored_entries(repo)
+        for n, version in enumerate([rows, changed, rows, half, changed]):
+            load(version)
+            result = commit_with(monkeypatch, repo, workers, f"version {n}")
+            after = stored_entries(repo)
+            (table,) = result.tables
+            assert after[int(ObjType.RECORD)] - before[int(ObjType.RECORD)] == table.records_written
+            assert after[int(ObjType.NODE)] - before[int(ObjType.NODE)] == table.nodes_written
+            assert after["most copies"] <= 1
+            if n == 2:  # the first version again: every object of it is stored
+                assert table.records_written == table.nodes_written == 0
+            before = after
+        assert not repo.verify().problems
+    con.close()
