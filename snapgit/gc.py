@@ -151,6 +151,11 @@ def root_ids(store, expire_before: float | None = None) -> set[bytes]:
 
 def _mark(objects, roots: set[bytes]) -> set[bytes]:
     """Ids of everything reachable from ``roots``, and the delta bases of the nodes among them."""
+    with objects.mapped_lookups():  # every node of every version, each looked for in many packs
+        return _reachable(objects, roots)
+
+
+def _reachable(objects, roots: set[bytes]) -> set[bytes]:
     keep: set[bytes] = set()
     commits = list(roots)
     nodes: list[bytes] = []

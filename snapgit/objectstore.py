@@ -71,6 +71,8 @@ class ObjectStore(ObjectReader, Protocol):
 
     def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]: ...
 
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]: ...
+
     def find_prefix(self, hex_prefix: str) -> list[bytes]: ...
 
     def get_depth(self, oid: bytes) -> int: ...
@@ -348,6 +350,7 @@ class DiskObjectStore:
         # key ranges into different packs: with one "last pack" remembered, a look-up that
         # alternates between two packs tried every pack in between.
         self._mru: list[str] = []
+        self._mapped = False  # look-ups through the indexes' maps (mapped_lookups)
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
         # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
@@ -424,11 +427,22 @@ class DiskObjectStore:
         included: keeping one base too many is harmless, one too few is not)."""
         out = []
         for name in self._order:
-            for ordinal in self._packs[name][0].candidates(oid):
+            for ordinal in self._packs[name][0].candidates(oid, self._mapped):
                 entry = self._reader(name).entry(ordinal)
                 if entry[0] == DELTA:
                     out.append(bytes(entry[3:35]))
         return out
+
+    @contextlib.contextmanager
+    def mapped_lookups(self) -> Iterator[None]:
+        """Find objects through the indexes' maps meanwhile, not with pread: for a command
+        that reads every node of the store (gc), for which the index pages are no matter and
+        a read that misses in many packs would cost a system call each."""
+        before, self._mapped = self._mapped, True
+        try:
+            yield
+        finally:
+            self._mapped = before
 
     @contextlib.contextmanager
     def block_budget(self, budget: int) -> Iterator[None]:
@@ -514,7 +528,7 @@ class DiskObjectStore:
         """The object from one pack, verified by its hash; None if that pack does not have it."""
         idx, _ = self._packs[name]
         bad: CorruptError | None = None
-        for ordinal in idx.candidates(oid):
+        for ordinal in idx.candidates(oid, self._mapped):
             try:
                 full, depth = self._resolve(name, self._reader(name).entry(ordinal), chain)
             except CorruptError as exc:
@@ -766,6 +780,9 @@ class MemoryObjectStore:
     def block_budget(self, budget: int) -> Iterator[None]:
         yield  # nothing is compressed in memory
 
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
     def refresh(self) -> None:
         pass
 
@@ -826,6 +843,9 @@ class OverlayObjectStore:
 
     def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]:
         return self.base.block_budget(budget)
+
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]:
+        return self.base.mapped_lookups()
 
     def refresh(self) -> None:
         self.base.refresh()

@@ -168,14 +168,28 @@ class IndexReader:
         i = bisect_left(bucket, p)
         return i < len(bucket) and bucket[i] == p
 
-    def candidates(self, oid: bytes) -> list[int]:
+    def candidates(self, oid: bytes, mapped: bool = False) -> list[int]:
         """Ordinals of the objects whose id starts with the same 8 bytes as ``oid``.
 
         The fanout bucket and the ordinals found are read with pread, not through the map:
         reading an object looks in one index (the pack that answered last) where a probe for
         a new one looks in all, but a commit after a change reads thousands of its parent's
         leaves, and through the map every page those touch (64 KB of them a time, the kernel
-        mapping neighbours of a page too) would stay in its resident memory."""
+        mapping neighbours of a page too) would stay in its resident memory. ``mapped``: read
+        through the map, for a caller that looks up every object of the index (a check of the
+        whole pack), where two system calls an object would cost more than the pages."""
+        if mapped:
+            first = oid[0]
+            lo = self.fanout[first - 1] if first else 0
+            hi = self.fanout[first]
+            p = int.from_bytes(oid[:8], "big")
+            prefixes = self._prefixes
+            i = bisect_left(prefixes, p, lo, hi)
+            out = []
+            while i < hi and prefixes[i] == p:
+                out.append(self._ordinals[i])
+                i += 1
+            return out
         lo, bucket = self._bucket(oid[0])
         p = int.from_bytes(oid[:8], "big")
         i = j = bisect_left(bucket, p)

@@ -297,7 +297,7 @@ def _read_data(store, report: VerifyReport) -> None:
                         report.problems.append(Problem("object", f"{path.name}#{ordinal}", str(exc)))
                         continue
                     oid = hashlib.sha256(full).digest()
-                    if idx is not None and ordinal not in idx.candidates(oid):
+                    if idx is not None and ordinal not in idx.candidates(oid, mapped=True):
                         report.problems.append(Problem("object", oid.hex(), f"in {path.name} at {ordinal}, but its index disagrees"))
                     if full[0] == ObjType.RECORD:
                         try:

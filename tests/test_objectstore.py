@@ -611,6 +611,12 @@ def test_reading_objects_maps_no_index_pages(disk):
     assert [disk.get(i)[1] for i in ids[::7]] == datas[::7]
     assert all(disk.contains(i) for i in ids[::11])
     assert index_pages_resident() == 0
+    # gc reads every node, and asks the maps instead: the same answers
+    disk._full_cache.clear()
+    with disk.mapped_lookups():
+        assert [disk.get(i)[1] for i in ids[::7]] == datas[::7]
+        assert disk.stored_bases(ids[0]) == []
+        assert index_pages_resident() > 0
 
 
 def index_pages_resident() -> int:
