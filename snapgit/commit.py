@@ -639,10 +639,12 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     return result
 
 
-def join_ranges(tw: _TableWriter, results: Sequence[RangeResult], cache: CacheSpec | None = None) -> tuple[bytes, int]:
+def join_ranges(tw: _TableWriter, results: Sequence[RangeResult], cache: CacheSpec | None = None,
+                cache_out: RowCacheWriter | None = None) -> tuple[bytes, int]:
     """The table's tree from its key ranges, in key order: the entries around the seams make
     leaves here, the ranges' own leaves are taken whole. With ``cache``, the ranges' blocks
-    become the table's new row cache."""
+    become the table's new row cache: finished in ``cache_out`` where the ranges' segments
+    were written as they came (and taken out of the results), else written now."""
     builder = TreeBuilder(tw.emit)
     for r in results:
         head, leaves, tail = r.unpack()
@@ -654,10 +656,14 @@ def join_ranges(tw: _TableWriter, results: Sequence[RangeResult], cache: CacheSp
     root, rows = builder.finish()
     tw.cached_rows = sum(r.cached_rows for r in results)
     if cache is not None and cache.write and all(r.cache_ok for r in results):
-        out = RowCacheWriter(Path(cache.path))
-        for r in results:
-            out.add_segment(r.cache_segment)
+        out = cache_out
+        if out is None:
+            out = RowCacheWriter(Path(cache.path))
+            for r in results:
+                out.add_segment(r.cache_segment)
         out.finish(cache.signature, root)
+    elif cache_out is not None:
+        cache_out.abort()
     return root, rows
 
 
@@ -682,6 +688,8 @@ class ScanPool(Protocol):
     def processes(self, table: str) -> int: ...
 
     def found(self, table: str) -> tuple[int, int]: ...
+
+    def cache_out(self, table: str) -> RowCacheWriter | None: ...
 
 
 _INT_TYPES = ("smallint", "integer", "bigint")
@@ -1106,7 +1114,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
                 found_records, found_nodes = pool.found(name)  # what the workers found stored
                 tw.records_written = sum(r.records_written for r in ranges) - found_records
                 tw.nodes_written = sum(r.nodes_written for r in ranges) - found_nodes
-                built[name] = join_ranges(tw, ranges, p.cache)
+                built[name] = join_ranges(tw, ranges, p.cache, pool.cache_out(name))
                 processes[name] = pool.processes(name)
             else:
                 if progress is not None:

@@ -150,9 +150,10 @@ class Blocks:
 
 
 class RowCacheWriter:
-    """Writes one table's cache file: segments in key order, then :meth:`finish` binds it to the
-    tree and renames it into place. Errors are swallowed (a cache that cannot be written is a
-    slower next commit, not a failed one)."""
+    """Writes one table's cache file: segments as they come (the key ranges of a table read by
+    several processes come in any order; the directory lists them in key order), then
+    :meth:`finish` binds it to the tree and renames it into place. Errors are swallowed (a
+    cache that cannot be written is a slower next commit, not a failed one)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -160,7 +161,6 @@ class RowCacheWriter:
         self._f: Any = None
         self._dir: list[list[Any]] = []
         self._offset = 0
-        self._last: bytes | None = None
         try:
             path.parent.mkdir(mode=0o700, exist_ok=True)
             # the fingerprints say which rows are equal to which: the store's owner only
@@ -172,9 +172,6 @@ class RowCacheWriter:
         if segment is None or self._f is None:
             return
         data, first, last = segment
-        if self._last is not None and first <= self._last:
-            self.abort()  # out of order: the file would not be searchable
-            return
         try:
             self._f.write(data)
         except OSError:
@@ -182,13 +179,16 @@ class RowCacheWriter:
             return
         self._dir.append([first, last, self._offset, len(data)])
         self._offset += len(data)
-        self._last = last
 
     def add_blocks(self, blocks: Blocks) -> None:
         self.add_segment(blocks.take())
 
     def finish(self, sig: bytes, root: bytes) -> None:
         if self._f is None:
+            return
+        self._dir.sort(key=lambda d: d[0])
+        if any(a[1] >= b[0] for a, b in zip(self._dir, self._dir[1:])):
+            self.abort()  # segments that overlap (a range read twice): not searchable
             return
         try:
             directory = msgpack.packb([VERSION, sig, root, self._dir], use_bin_type=True)

@@ -305,16 +305,20 @@ def test_status_reads_through_the_cache_and_leaves_it_as_it_was(tmp_path: Path, 
     asked=st.lists(st.tuples(st.binary(max_size=3), st.booleans()), max_size=60),
     segment=st.integers(1, 7),
     calls=st.integers(1, 4),
+    order=st.randoms(use_true_random=False),
 )
-def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment, calls) -> None:
-    """Cursor.matches over a file of many segments, asked in several calls, says what a dict of
-    the cached blocks says."""
+def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment, calls, order) -> None:
+    """Cursor.matches over a file of many segments, written in any order (the chunks of a table
+    read by several processes come so), asked in several calls, says what a dict of the
+    cached blocks says."""
     from snapgit.rowcache import Blocks, RowCache, RowCacheWriter
 
     path = tmp_path_factory.mktemp("cur") / "t.rows"
     out = RowCacheWriter(path)
     keys = sorted(cached)
-    for i in range(0, len(keys), segment):
+    starts = list(range(0, len(keys), segment))
+    order.shuffle(starts)
+    for i in starts:
         b = Blocks()
         b.extend(keys[i : i + segment], [cached[k] for k in keys[i : i + segment]])
         out.add_blocks(b)
@@ -329,6 +333,20 @@ def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment
     for i in range(0, len(asked_keys), step):
         got += cursor.matches(asked_keys[i : i + step], fps[i : i + step])
     assert got == [k in cached and cached[k] == fp for k, fp in zip(asked_keys, fps)]
+
+
+def test_overlapping_segments_make_no_cache(tmp_path: Path) -> None:
+    """A key range written twice (a chunk read again after its worker was lost) would make a
+    file the cursor cannot search: none is written, and the next commit reads every row."""
+    from snapgit.rowcache import Blocks, RowCacheWriter
+
+    out = RowCacheWriter(tmp_path / "t.rows")
+    for keys in ([b"a", b"c"], [b"b", b"d"]):
+        b = Blocks()
+        b.extend(keys, [b"f" * 16] * len(keys))
+        out.add_blocks(b)
+    out.finish(b"s" * 32, b"r" * 32)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _blocks_in_batches(keys: list[bytes], ints: list | None, sizes: list[int]) -> list[list[bytes]]:
