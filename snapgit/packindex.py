@@ -16,6 +16,7 @@ The prefixes are stored little-endian so that, on the usual little-endian machin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
@@ -86,7 +87,6 @@ class IndexReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd: int | None = None
         # The header, fanout and trailer are read with pread, not through the map: a page of a
         # mapped file counts in the process's resident memory once touched, and on kernels that
         # cache files in large folios one touch maps hundreds of KB. A commit opens every new
@@ -130,21 +130,32 @@ class IndexReader:
             o.byteswap()
             self._prefixes, self._ordinals = p, o
 
-    def _pread(self, length: int, offset: int) -> bytes | None:
-        """Bytes of the index file read with pread (through an fd opened on first use, as a
-        pack's), or None when that cannot be done (the file gone since: the map still reads)."""
+    @contextlib.contextmanager
+    def _file(self) -> Iterator[int | None]:
+        """A descriptor of the index file for the reads of one look-up, or None where it cannot
+        be opened (the file gone since, gc; no descriptor left): the map still reads. No
+        descriptor is kept between look-ups: a store of a thousand packs would hold a thousand."""
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDONLY)
-            data = os.pread(self._fd, length, offset)
+            fd = os.open(self.path, os.O_RDONLY) if sys.byteorder == "little" else None
+        except OSError:
+            fd = None
+        try:
+            yield fd
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    @staticmethod
+    def _pread(fd: int | None, length: int, offset: int) -> bytes | None:
+        if fd is None:
+            return None
+        try:
+            data = os.pread(fd, length, offset)
         except OSError:
             return None
         return data if len(data) == length else None
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
         self._prefixes = self._ordinals = None  # type: ignore[assignment]
         try:
             self._mm.close()
@@ -155,16 +166,16 @@ class IndexReader:
         body = self._mm[: len(self._mm) - 32]
         return hashlib.sha256(body).digest() == self._mm[len(self._mm) - 32 :]
 
-    def _bucket(self, first: int) -> tuple[int, Sequence[int]]:
+    def _bucket(self, first: int, fd: int | None) -> tuple[int, Sequence[int]]:
         """(its first position, the prefixes) of the fanout bucket of ids starting with the
         byte ``first``: read with pread, or, where that cannot be done, through the map."""
         lo = self.fanout[first - 1] if first else 0
         hi = self.fanout[first]
-        data = self._pread(8 * (hi - lo), self._p0 + 8 * lo) if sys.byteorder == "little" and hi > lo else None
+        data = self._pread(fd, 8 * (hi - lo), self._p0 + 8 * lo) if hi > lo else None
         return lo, memoryview(data).cast("Q") if data is not None else self._prefixes[lo:hi]
 
-    def _has_prefix(self, p: int) -> bool:
-        _lo, bucket = self._bucket(p >> 56)
+    def _has_prefix(self, p: int, fd: int | None) -> bool:
+        _lo, bucket = self._bucket(p >> 56, fd)
         i = bisect_left(bucket, p)
         return i < len(bucket) and bucket[i] == p
 
@@ -190,14 +201,15 @@ class IndexReader:
                 out.append(self._ordinals[i])
                 i += 1
             return out
-        lo, bucket = self._bucket(oid[0])
-        p = int.from_bytes(oid[:8], "big")
-        i = j = bisect_left(bucket, p)
-        while j < len(bucket) and bucket[j] == p:
-            j += 1
-        if i == j:
-            return []
-        got = self._pread(4 * (j - i), self._o0 + 4 * (lo + i))
+        with self._file() as fd:
+            lo, bucket = self._bucket(oid[0], fd)
+            p = int.from_bytes(oid[:8], "big")
+            i = j = bisect_left(bucket, p)
+            while j < len(bucket) and bucket[j] == p:
+                j += 1
+            if i == j:
+                return []
+            got = self._pread(fd, 4 * (j - i), self._o0 + 4 * (lo + i))
         return list(memoryview(got).cast("I")) if got is not None else list(self._ordinals[lo + i : lo + j])
 
     def prefix_hits(self, wanted: set[int], ordered: Sequence[int]) -> set[int]:
@@ -212,9 +224,10 @@ class IndexReader:
         search each."""
         if not self.count or not ordered:
             return set()
-        if len(ordered) <= 16:  # a few: the fanout bucket of each is read
-            return {p for p in ordered if self._has_prefix(p)}
-        data = self._pread(8 * self.count, self._p0) if sys.byteorder == "little" else None
+        with self._file() as fd:
+            if len(ordered) <= 16:  # a few: the fanout bucket of each is read
+                return {p for p in ordered if self._has_prefix(p, fd)}
+            data = self._pread(fd, 8 * self.count, self._p0)
         prefixes = memoryview(data).cast("Q") if data is not None else self._prefixes
         if 3 * len(ordered) > self.count:  # a pass costs about a third of a search a prefix
             return wanted.intersection(prefixes)
