@@ -236,17 +236,16 @@ class Unstored:
 class _TableWriter:
     """Builds one table's tree into a writer, writing only objects the store lacks.
 
-    With ``unstored``, new objects are probed for in batches (:class:`Unstored`), and the counts
-    of what was written include what the batches will find stored (under ``owner``): the
-    commit takes that off once it has flushed them."""
+    New objects are probed for in batches (``unstored``; None: the store is empty, there is
+    nothing to probe), and the counts of what was written include what the batches will find
+    stored (under ``owner``): the commit takes that off once it has flushed them."""
 
-    def __init__(self, objects: ObjectStore, writer: ObjectWriter, old: _OldTree | None, probe: bool,
-                 unstored: Unstored | None = None, owner: Any = None) -> None:
+    def __init__(self, objects: ObjectStore, writer: ObjectWriter, old: _OldTree | None,
+                 unstored: Unstored | None, owner: Any = None) -> None:
         self.objects = objects
         self.writer = writer
         self.old = old
-        self.probe = probe
-        self.unstored = unstored if probe else None
+        self.unstored = unstored
         self.owner = owner
         self.records_written = 0
         self.nodes_written = 0
@@ -257,15 +256,9 @@ class _TableWriter:
         """Store these new records (not in the parent's leaves), unless the store has them."""
         if self.unstored is not None:
             self.unstored.records(self.owner, ids, payloads)
-            self.records_written += len(ids)
-            return
-        if self.probe:
-            keep = [i for i, rid in enumerate(ids) if not _stored(self.objects, rid)]
-            if len(keep) < len(ids):
-                ids, payloads = [ids[i] for i in keep], [payloads[i] for i in keep]
-        if ids:
+        elif ids:
             self.writer.add_full_many(ObjType.RECORD, ids, payloads)
-            self.records_written += len(ids)
+        self.records_written += len(ids)
 
     def emit(self, node: Node, payloads: list[bytes] | None) -> bytes:
         data = node.encode()
@@ -289,17 +282,13 @@ class _TableWriter:
             elif keep:
                 self.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
         self._nodes.add(nid)
+        self.nodes_written += 1
         if self.unstored is not None:
             self.unstored.node(self.owner, nid, self.writer.deferred(ObjType.NODE, data, nid, base))
-            self.nodes_written += 1
-            return nid
-        if self.probe and _stored(self.objects, nid):
-            return nid
-        if base is not None:
+        elif base is not None:
             self.writer.add_delta(ObjType.NODE, data, nid, base)
         else:
             self.writer.add(ObjType.NODE, data, nid)
-        self.nodes_written += 1
         return nid
 
 
@@ -1020,13 +1009,12 @@ class _Prepared:
         e = self.old_entry
         return e.root if e is not None and e.key == self.key and e.rows else None
 
-    def writer(self, objects: ObjectStore, writer: ObjectWriter, probe: bool, unstored: Unstored | None = None,
+    def writer(self, objects: ObjectStore, writer: ObjectWriter, unstored: Unstored | None,
                owner: Any = None) -> "_TableWriter":
         # the parent's leaves are loaded when the table's turn comes and let go after it: a
         # database of many big tables must not hold every table's old leaves at once
         root = self.old_root
-        return _TableWriter(objects, writer, _OldTree(objects, root) if root is not None else None, probe,
-                            unstored, owner)
+        return _TableWriter(objects, writer, _OldTree(objects, root) if root is not None else None, unstored, owner)
 
 
 def _prepare(objects, snap, schema, key, parent_root, incremental, count_rows, row_cache) -> _Prepared:
@@ -1082,7 +1070,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
         name = p.schema.name
         if progress is not None:
             progress.table(name, p.total)
-        tw = p.writer(objects, writer, probe, unstored, name)
+        tw = p.writer(objects, writer, unstored, name)
         if pumping is not None:
             pool.watch(name if name in shared else None, pumping.quiet)
         if name in shared:
@@ -1121,7 +1109,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
                     progress.table(name, p.total)
                 # what this process found of the chunks read before is not this read's
                 owners[name] = (name, "alone")
-                tw = p.writer(objects, writer, probe, unstored, owners[name])
+                tw = p.writer(objects, writer, unstored, owners[name])
                 built[name] = _build_alone(snap, p, tw, incremental, progress)
             written[name] = (tw.records_written, tw.nodes_written, tw.cached_rows)
             del tw

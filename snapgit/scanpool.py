@@ -453,7 +453,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
                         cache: Any = False
                         if spec is not None:
                             cache = caches[spec] if spec in caches else caches.setdefault(spec, spec.open())
-                        tw = _TableWriter(objects, writer, old, probe, unstored, schema.name)
+                        tw = _TableWriter(objects, writer, old, unstored, schema.name)
                         result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn, job_id), cache)
                         conn.send(("done", job_id, result))
                     except UnsortedKeysError:

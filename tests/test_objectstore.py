@@ -630,3 +630,16 @@ def index_pages_resident() -> int:
             elif in_idx and line.startswith("Rss:"):
                 total += int(line.split()[1])
     return total
+
+
+def test_an_index_removed_while_open_is_still_read_through_its_map(disk):
+    """gc moves an old index away while another command still has it open: look-ups, which
+    open the file for each read, fall back to the map of what was opened."""
+    datas = [os.urandom(40) for _ in range(300)]
+    with disk.writer() as w:
+        ids = [w.add(RECORD, d) for d in datas]
+    disk.refresh()
+    (idx,) = disk.pack_dir.glob("*.idx")
+    idx.unlink()
+    assert [disk.get(i)[1] for i in ids[::13]] == datas[::13]
+    assert disk.might_contain_many(ids[:50] + [os.urandom(32)]) == [True] * 50 + [False]
