@@ -872,3 +872,36 @@ def test_database_properties(db_url: str) -> None:
     with Database.connect(db_url) as db:
         assert db.dialect == {"sqlite": "sqlite", "postgresql": "postgresql", "mariadb": "mysql"}[kind_of(db_url)]
         assert db.url_redacted == normalize_url(db_url)  # the test servers need no password
+
+
+def test_key_bounds(db_url: str, db_engine: sa.Engine) -> None:
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE kb (id INTEGER PRIMARY KEY, v INTEGER)")
+        conn.exec_driver_sql("INSERT INTO kb VALUES (7, 1), (-3, 2), (12, 3)")
+        conn.exec_driver_sql("CREATE TABLE kb_empty (id INTEGER PRIMARY KEY)")
+    with Database.connect(db_url) as db, db.snapshot() as snap:
+        assert snap.key_bounds("kb", "id") == (-3, 12)
+        assert snap.key_bounds("kb_empty", "id") == (None, None)
+
+
+def test_sqlite_key_bounds_come_from_the_index(make_db_url: Callable[[str], str]) -> None:
+    # min() and max() in one select make SQLite scan the table: on a big table that held up
+    # every commit before its workers could start
+    url = make_db_url("sqlite")
+    path = sa.make_url(url).database
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE big (id INTEGER NOT NULL PRIMARY KEY, v INTEGER)")
+        raw.executemany("INSERT INTO big VALUES (?, ?)", ((i, i) for i in range(1, 50_001)))
+    raw.close()
+    with Database.connect(url) as db, db.snapshot() as snap:
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        snap._raw.set_progress_handler(count, 100)
+        assert snap.key_bounds("big", "id") == (1, 50_000)
+        snap._raw.set_progress_handler(None, 0)
+    assert steps < 10  # a scan of the table takes thousands of 100-instruction steps

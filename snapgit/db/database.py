@@ -344,7 +344,9 @@ class ReadSnapshot:
         q = self._quote
         cur = self._raw.cursor()
         try:
-            cur.execute(f"SELECT min({q(column)}), max({q(column)}) FROM {q(table)}")
+            # Two subqueries, not min() and max() in one: SQLite answers a lone min or max from
+            # the index, but both in one select make it scan the whole table.
+            cur.execute(f"SELECT (SELECT min({q(column)}) FROM {q(table)}), (SELECT max({q(column)}) FROM {q(table)})")
             lo, hi = cur.fetchone()
             return lo, hi
         except self._dbapi_error as exc:
