@@ -41,31 +41,40 @@ _FANOUT = 256 * 4
 
 
 def build_index(pack_name: str, ids: list[bytes]) -> bytes:
-    """The bytes of the index of a pack whose objects, in ordinal order, have these ids."""
+    """The bytes of the index of a pack whose objects, in ordinal order, have these ids.
+    Entries are in the order of (prefix, ordinal)."""
     n = len(ids)
-    # Sorting by the ids themselves compares bytes in C. Memory counts as much as time here: a
-    # big commit seals packs of 128K objects, and what this makes on the way is the peak of
-    # the commit's memory. So the prefixes are cut from a few ids joined at a time, through a
-    # view, and the pieces are let go before the index bytes are joined.
-    order = sorted(range(n), key=ids.__getitem__)
-    sorted_ids = [ids[i] for i in order]
-    prefixes = array("Q")
+    # Memory counts as much as time here: a big commit seals packs of 128K objects, and what this
+    # makes on the way is the peak of the commit's memory. So the prefixes are cut from a few
+    # ids joined at a time, through a view, into one array.
+    by_ordinal = array("Q")
     if set(map(len, ids)) == {ID_BYTES}:
         for start in range(0, n, 16384):  # joined a slice at a time: a small buffer, C speed
-            with memoryview(b"".join(sorted_ids[start : start + 16384])) as view, view.cast("Q") as words:
-                prefixes.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
+            with memoryview(b"".join(ids[start : start + 16384])) as view, view.cast("Q") as words:
+                by_ordinal.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
     else:
-        prefixes.frombytes(b"".join([i[:8] for i in sorted_ids]))
+        by_ordinal.frombytes(b"".join([i[:8].ljust(8, b"\0") for i in ids]))
     if sys.byteorder == "little":
-        prefixes.byteswap()  # the big-endian value of each prefix, stored little-endian
-    if any(map(eq, prefixes, islice(prefixes, 1, None))):
-        # Objects sharing a prefix are listed by ordinal (a writer's choice, kept stable).
-        order = sorted(range(n), key=lambda i: (ids[i][:8], i))
+        by_ordinal.byteswap()  # the big-endian value of each prefix
+    # Sorted by the prefixes as floats: Python's sort compares floats in C with no call per
+    # comparison, three times as fast as comparing ints or bytes. Rounding to a float keeps the
+    # order (a < b gives float(a) <= float(b)), and the sort is stable, so only two prefixes
+    # that round to the same float can come out in the wrong order; for random ids that is
+    # once in a billion packs, and the check after the sort catches it.
+    keys = list(map(float, by_ordinal))
+    order = sorted(range(n), key=keys.__getitem__)
+    del keys
+    prefixes = array("Q", map(by_ordinal.__getitem__, order))
+    if any(map(gt, prefixes, islice(prefixes, 1, None))):
+        order = sorted(range(n), key=by_ordinal.__getitem__)
+        prefixes = array("Q", map(by_ordinal.__getitem__, order))
+    del by_ordinal
+    fanout = [bisect_right(prefixes, (b << 56) | _LOW_56) for b in range(256)]
     ordinals = array("I", order)
+    del order
     if sys.byteorder != "little":
+        prefixes.byteswap()  # stored little-endian
         ordinals.byteswap()
-    fanout = [bisect_right(sorted_ids, bytes((b,)) + b"\xff" * 31) for b in range(256)]
-    del order, sorted_ids
     body = b"".join((
         _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
         struct.pack(">256I", *fanout),
@@ -74,6 +83,9 @@ def build_index(pack_name: str, ids: list[bytes]) -> bytes:
         bytes.fromhex(pack_name),
     ))
     return body + hashlib.sha256(body).digest()
+
+
+_LOW_56 = (1 << 56) - 1
 
 
 ID_BYTES = 32

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import struct
 import tempfile
 from pathlib import Path
 
@@ -307,6 +308,36 @@ def test_index_finds_every_id_and_almost_nothing_else(ids, extra):
             assert [p for p, _ in idx.iter_sorted()] == sorted(int.from_bytes(i[:8], "big") for i in ids)
         finally:
             idx.close()
+
+
+def _index_entries(data: bytes) -> tuple[list[int], list[int], list[int]]:
+    """(fanout, prefixes, ordinals) read from an index's bytes as docs/format.md lays them out."""
+    n = int.from_bytes(data[12:16], "big")
+    fanout = list(struct.unpack_from(">256I", data, 16))
+    p0 = 16 + 1024
+    prefixes = list(struct.unpack_from(f"<{n}Q", data, p0))
+    ordinals = list(struct.unpack_from(f"<{n}I", data, p0 + 8 * n))
+    return fanout, prefixes, ordinals
+
+
+# Prefixes close to each other far from zero round to the same float (the index sorts by
+# floats first): the order must still be that of the exact prefixes, ties by ordinal.
+_crowded = st.builds(
+    lambda base, delta, tail: ((base << 40) + delta).to_bytes(8, "big") + tail,
+    st.sampled_from([0, 1, 0xFFFFFF, 0xABCDEF]),
+    st.integers(0, 5000),
+    st.binary(min_size=24, max_size=24),
+)
+
+
+@PROPS
+@given(ids=st.lists(st.one_of(_crowded, st.binary(min_size=32, max_size=32)), max_size=400))
+def test_index_entries_are_in_prefix_then_ordinal_order(ids):
+    fanout, prefixes, ordinals = _index_entries(build_index("ab" * 32, ids))
+    expect = sorted(range(len(ids)), key=lambda i: (ids[i][:8], i))
+    assert ordinals == expect
+    assert prefixes == [int.from_bytes(ids[i][:8], "big") for i in expect]
+    assert fanout == [sum(1 for oid in ids if oid[0] <= b) for b in range(256)]
 
 
 # ids whose first 8 bytes come from a tiny alphabet: many share their first 4 bytes (the
