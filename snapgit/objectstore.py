@@ -30,7 +30,7 @@ import zstandard as zstd
 
 from .errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
 from .pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
-from .packindex import IndexReader, build_index
+from .packindex import IndexReader, build_index_joined
 
 __all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore", "OverlayObjectStore"]
 
@@ -227,7 +227,7 @@ class _DiskWriter(_WriterBase):
             # indexes should not wait in memory.
             itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
             with open(itmp, "wb") as f:
-                f.write(build_index(name, p.ids))
+                f.write(build_index_joined(name, p.id_bytes))
                 f.flush()
                 os.fsync(f.fileno())
         except BaseException:

@@ -32,30 +32,39 @@ from pathlib import Path
 
 from .errors import CorruptError
 
-__all__ = ["write_index", "IndexReader", "IDX_MAGIC"]
+__all__ = ["build_index", "build_index_joined", "IndexReader", "IDX_MAGIC"]
 
 IDX_MAGIC = b"SNAPIDX\x00"
 IDX_VERSION = 1
 _HEADER = struct.Struct(">8sII")
 _FANOUT = 256 * 4
+ID_BYTES = 32
 
 
-def build_index(pack_name: str, ids: list[bytes]) -> bytes:
+def build_index(pack_name: str, ids: Sequence[bytes]) -> bytes:
     """The bytes of the index of a pack whose objects, in ordinal order, have these ids.
     Entries are in the order of (prefix, ordinal)."""
-    n = len(ids)
-    # Memory counts as much as time here: a big commit seals packs of 128K objects, and what this
-    # makes on the way is the peak of the commit's memory. So the prefixes are cut from a few
-    # ids joined at a time, through a view, into one array.
+    if set(map(len, ids)) <= {ID_BYTES}:
+        return build_index_joined(pack_name, b"".join(ids))
+    by_ordinal = array("Q", [int.from_bytes(i[:8].ljust(8, b"\0"), "big") for i in ids])
+    return _build(pack_name, by_ordinal)
+
+
+def build_index_joined(pack_name: str, joined: bytes | bytearray) -> bytes:
+    """:func:`build_index` of ids of 32 bytes each, given joined (as a pack writer keeps them)."""
+    if len(joined) % ID_BYTES:
+        raise ValueError(f"joined ids: {len(joined)} bytes is not a whole number of {ID_BYTES}-byte ids")
     by_ordinal = array("Q")
-    if set(map(len, ids)) == {ID_BYTES}:
-        for start in range(0, n, 16384):  # joined a slice at a time: a small buffer, C speed
-            with memoryview(b"".join(ids[start : start + 16384])) as view, view.cast("Q") as words:
-                by_ordinal.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
-    else:
-        by_ordinal.frombytes(b"".join([i[:8].ljust(8, b"\0") for i in ids]))
+    with memoryview(joined) as view, view.cast("Q") as words:
+        by_ordinal.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
     if sys.byteorder == "little":
         by_ordinal.byteswap()  # the big-endian value of each prefix
+    return _build(pack_name, by_ordinal)
+
+
+def _build(pack_name: str, by_ordinal: array) -> bytes:
+    """The index of the objects whose prefixes (as numbers) are ``by_ordinal``, in ordinal order."""
+    n = len(by_ordinal)
     # Sorted by the prefixes as floats: Python's sort compares floats in C with no call per
     # comparison, three times as fast as comparing ints or bytes. Rounding to a float keeps the
     # order (a < b gives float(a) <= float(b)), and the sort is stable, so only two prefixes
@@ -86,12 +95,6 @@ def build_index(pack_name: str, ids: list[bytes]) -> bytes:
 
 
 _LOW_56 = (1 << 56) - 1
-
-
-ID_BYTES = 32
-
-
-write_index = build_index
 
 
 class IndexReader:

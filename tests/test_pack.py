@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from snapgit import pack as pack_mod
 from snapgit.errors import CorruptError
 from snapgit.pack import DELTA, FULL, PACK_MAGIC, PackReader, PackWriter
-from snapgit.packindex import IDX_MAGIC, IndexReader, build_index
+from snapgit.packindex import IDX_MAGIC, IndexReader, build_index, build_index_joined
 
 PROPS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,6 +41,7 @@ def write_pack(directory: Path, entries: list[bytes], ids: list[bytes] | None = 
     assert w.count == len(entries)
     name = w.finish()
     assert w.ids == ids
+    assert bytes(w.id_bytes) == b"".join(ids)
     final = directory / f"pack-{name}.pack"
     os.replace(tmp, final)
     return final
@@ -338,6 +339,29 @@ def test_index_entries_are_in_prefix_then_ordinal_order(ids):
     assert ordinals == expect
     assert prefixes == [int.from_bytes(ids[i][:8], "big") for i in expect]
     assert fanout == [sum(1 for oid in ids if oid[0] <= b) for b in range(256)]
+
+
+@PROPS
+@given(ids=st.lists(st.binary(min_size=32, max_size=32), max_size=200))
+def test_index_of_joined_ids_is_the_index_of_the_ids(ids):
+    assert build_index_joined("cd" * 32, bytearray(b"".join(ids))) == build_index("cd" * 32, ids)
+
+
+def test_joined_ids_must_be_whole_ids():
+    with pytest.raises(ValueError):
+        build_index_joined("cd" * 32, b"\x01" * 33)
+
+
+def test_pack_writer_takes_only_32_byte_ids(tmp_path):
+    w = PackWriter(tmp_path / "x.tmp")
+    try:
+        with pytest.raises(ValueError):
+            w.add(b"\x01" * 31, b"\x00\x01abc")
+        with pytest.raises(ValueError):
+            w.add_run(b"\x00\x01", [b"\x01" * 32, b"\x02" * 33], [b"a", b"b"])
+        assert w.count == 0  # nothing of either was added
+    finally:
+        w.abort()
 
 
 # ids whose first 8 bytes come from a tiny alphabet: many share their first 4 bytes (the
