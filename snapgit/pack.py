@@ -238,9 +238,7 @@ class BlockCache:
             return
         self._items[key] = (value, size)
         self._size += size
-        while self._size > self.budget and len(self._items) > 1:
-            _k, (_v, s) = self._items.popitem(last=False)
-            self._size -= s
+        self._evict(keep=1)  # the block just read is used next, even one over the budget
 
     def drop(self, pack: str) -> None:
         for key in [k for k in self._items if k[0] == pack]:
@@ -248,7 +246,12 @@ class BlockCache:
 
     def resize(self, budget: int) -> None:
         self.budget = budget
-        while self._size > budget and self._items:
+        self._evict(keep=0)
+
+    def _evict(self, keep: int) -> None:
+        """Drop the least recently used blocks until the rest fit the budget or only the
+        ``keep`` most recent are left."""
+        while self._size > self.budget and len(self._items) > keep:
             _k, (_v, s) = self._items.popitem(last=False)
             self._size -= s
 

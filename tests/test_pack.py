@@ -483,3 +483,17 @@ def test_block_cache_resized_keeps_the_newest_within_budget(sizes, budget):
     assert kept == list(range(len(sizes) - len(kept), len(sizes)))
     first = len(sizes) - len(kept)
     assert first == 0 or sum(sizes[first - 1 :]) > budget  # and no more went than had to
+
+
+@given(sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
+       budget=st.integers(min_value=0, max_value=300))
+def test_block_cache_put_keeps_the_newest_within_budget(sizes, budget):
+    cache = pack_mod.BlockCache(budget=budget)
+    for i, size in enumerate(sizes):
+        cache.put(("p", i), (memoryview(b""), [i]), size)
+        kept = [j for j in range(i + 1) if cache._items.get(("p", j)) is not None]
+        assert kept[-1] == i  # the block just put is kept, even alone over the budget
+        assert kept == list(range(i + 1 - len(kept), i + 1))  # a run of the newest
+        assert len(kept) == 1 or sum(sizes[j] for j in kept) <= budget
+        first = kept[0]
+        assert first == 0 or sum(sizes[first - 1 : i + 1]) > budget  # no more went than had to
