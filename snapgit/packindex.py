@@ -42,28 +42,22 @@ ID_BYTES = 32
 
 
 def build_index(pack_name: str, ids: Sequence[bytes]) -> bytes:
-    """The bytes of the index of a pack whose objects, in ordinal order, have these ids.
-    Entries are in the order of (prefix, ordinal)."""
-    if set(map(len, ids)) <= {ID_BYTES}:
-        return build_index_joined(pack_name, b"".join(ids))
-    by_ordinal = array("Q", [int.from_bytes(i[:8].ljust(8, b"\0"), "big") for i in ids])
-    return _build(pack_name, by_ordinal)
+    """The bytes of the index of a pack whose objects, in ordinal order, have these ids (32
+    bytes each). Entries are in the order of (prefix, ordinal)."""
+    if set(map(len, ids)) - {ID_BYTES}:
+        raise ValueError(f"an object id is {ID_BYTES} bytes")
+    return build_index_joined(pack_name, b"".join(ids))
 
 
 def build_index_joined(pack_name: str, joined: bytes | bytearray) -> bytes:
-    """:func:`build_index` of ids of 32 bytes each, given joined (as a pack writer keeps them)."""
+    """:func:`build_index` of ids given joined (as a pack writer keeps them)."""
     if len(joined) % ID_BYTES:
         raise ValueError(f"joined ids: {len(joined)} bytes is not a whole number of {ID_BYTES}-byte ids")
-    by_ordinal = array("Q")
+    by_ordinal = array("Q")  # the prefixes, as numbers, in ordinal order
     with memoryview(joined) as view, view.cast("Q") as words:
         by_ordinal.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
     if sys.byteorder == "little":
         by_ordinal.byteswap()  # the big-endian value of each prefix
-    return _build(pack_name, by_ordinal)
-
-
-def _build(pack_name: str, by_ordinal: array) -> bytes:
-    """The index of the objects whose prefixes (as numbers) are ``by_ordinal``, in ordinal order."""
     n = len(by_ordinal)
     # Sorted by the prefixes as floats: Python's sort compares floats in C with no call per
     # comparison, three times as fast as comparing ints or bytes. Rounding to a float keeps the

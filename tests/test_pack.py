@@ -347,9 +347,11 @@ def test_index_of_joined_ids_is_the_index_of_the_ids(ids):
     assert build_index_joined("cd" * 32, bytearray(b"".join(ids))) == build_index("cd" * 32, ids)
 
 
-def test_joined_ids_must_be_whole_ids():
+def test_ids_must_be_whole_ids():
     with pytest.raises(ValueError):
         build_index_joined("cd" * 32, b"\x01" * 33)
+    with pytest.raises(ValueError):  # 31 + 33 bytes would join into two "ids"
+        build_index("cd" * 32, [b"\x01" * 31, b"\x02" * 33])
 
 
 def test_pack_writer_takes_only_32_byte_ids(tmp_path):
