@@ -4,9 +4,9 @@
 #   ensure_venv            pip install -e .
 #   ensure_venv test       pip install -e '.[test]'
 #
-# The install is skipped when pyproject.toml and the interpreter are the same as at the last
-# successful install with these extras (a stamp file in .venv) and snapgit is still installed. New modules need no reinstall:
-# the install is editable.
+# The install is skipped when pyproject.toml, setup.py, the C extension's source and the
+# interpreter are the same as at the last successful install with these extras (a stamp file in
+# .venv) and snapgit is still installed. New modules need no reinstall: the install is editable.
 
 ensure_venv() {
     local extras=${1:-}
@@ -23,8 +23,12 @@ ensure_venv() {
     fi
 
     local want
+    # the C extension is built at install: its source is part of what the stamp stands for
     want="$PWD $(.venv/bin/python -c 'import hashlib, sys
-print(sys.version.split()[0], hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')"
+h = hashlib.sha256()
+for f in ("pyproject.toml", "setup.py", "snapgit/_native.c"):
+    h.update(open(f, "rb").read())
+print(sys.version.split()[0], h.hexdigest())')"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
         && .venv/bin/python -c 'import importlib.metadata as m; m.version("snapgit")' 2>/dev/null; then
         return 0

@@ -38,6 +38,7 @@ import msgpack
 from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder, keys_encoder
 from .errors import ConflictError, SnapError
 from .history import read_commit, read_table
+from .native import pack_digest, records
 from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
@@ -311,14 +312,11 @@ def _scan_encoded(snap: Any, schema: TableSchema, key: list[str] | None, progres
     """Batches of (rows, encoded rows, record ids) in the database's order, sorted by ``key``.
     In the rows, only the columns of ``values_of`` (and ``key``) are sure to be values; the
     others may be in the encoder's form."""
-    pack = encode_row
-    sha = _sha256
     for batch in snap.scan(schema, key, values_of=[*(key or ()), *values_of], **scan_kw):
         try:
-            packed = list(map(pack, batch))
+            ids, packed = records(batch, _REC, encode_row)
         except EncodingError as exc:
             raise _explain_encoding_error(schema, batch, exc) from exc
-        ids = [sha(_REC + p).digest() for p in packed]
         if progress is not None:
             progress.advance(len(batch))
         yield batch, packed, ids
@@ -390,10 +388,8 @@ class _CachedScan:
         lo = 1 if head else 0
         hi = len(ends) if whole_last else len(ends) - 1
         starts = [0, *ends[:-1]]
-        sha = _sha256
         try:
-            pack = msgpack.Packer(use_bin_type=True).pack
-            fps = [sha(pack(raw[a:b])).digest()[:FP_LEN] for a, b in zip(starts[lo:hi], ends[lo:hi])]
+            fps = pack_digest(raw, starts[lo:hi], ends[lo:hi], FP_LEN)
         except (TypeError, ValueError, OverflowError):
             self.broken = True
             fps = []
@@ -441,11 +437,9 @@ class _CachedScan:
         if convert is not None:
             rows = convert(rows)
         try:
-            packed = list(map(encode_row, rows))
+            return records(rows, _REC, encode_row)
         except EncodingError as exc:
             raise _explain_encoding_error(schema, rows, exc) from exc
-        sha = _sha256
-        return [sha(_REC + p).digest() for p in packed], packed
 
 
 def _integer_key(schema: TableSchema, key: list[str]) -> int | None:

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from ..encoding import packable
+from ..native import NativeError, sqlite_reader
 from ..schema import TableSchema
 from .errors import DatabaseError, driver_reason, one_line
 from .reflect import list_tables, reflect_tables
@@ -216,6 +217,8 @@ class ReadSnapshot:
         self._quote = _quote_mysql if db.dialect == "mysql" else _quote_sql
         self._tables: list[str] | None = None
         self._open_scan: _Scan | None = None
+        self._native: Any = None  # SQLite: the C extension's reader in this snapshot (native.py)
+        self._native_tried = False
 
     # --- transaction ----------------------------------------------------------------------------
 
@@ -249,6 +252,10 @@ class ReadSnapshot:
     def _end(self) -> None:
         with contextlib.suppress(Exception):
             self._claim()
+        if self._native is not None:
+            with contextlib.suppress(Exception):
+                self._native.close()
+            self._native = None
         with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
             if self._raw is not None:
                 self._raw.rollback()
@@ -329,13 +336,56 @@ class ReadSnapshot:
                 cur.execute("SELECT pg_export_snapshot()")
                 return str(cur.fetchone()[0])
             if self._dialect == "sqlite":
-                cur.execute("PRAGMA journal_mode")
-                return None if str(cur.fetchone()[0]).lower() == "wal" else "sqlite-shared-lock"
+                return "sqlite-shared-lock" if self._sqlite_file() is not None else None
             return None
         except self._dbapi_error:
             return None
         finally:
             cur.close()
+
+    def _sqlite_file(self) -> str | None:
+        """The file of a SQLite database in rollback-journal mode, where a new connection's read
+        transaction sees what this one sees (see :meth:`share`); else (WAL mode, in memory)
+        None."""
+        cur = self._raw.cursor()
+        try:
+            cur.execute("PRAGMA journal_mode")
+            if str(cur.fetchone()[0]).lower() == "wal":
+                return None
+            cur.execute("PRAGMA database_list")
+            path = next((row[2] for row in cur.fetchall() if row[1] == "main"), "")
+            return path or None
+        finally:
+            cur.close()
+
+    def _native_reader(self) -> Any:
+        """SQLite: the C extension's connection (:func:`snapgit.native.sqlite_reader`), in a
+        read transaction of its own that sees this snapshot, opened on first use; None where
+        there is none (no extension, WAL mode, in memory, the file busy): the scan then reads
+        through the driver."""
+        if self._native_tried:
+            return self._native
+        self._native_tried = True
+        if self._dialect != "sqlite":
+            return None
+        try:
+            path = self._sqlite_file()
+            reader = sqlite_reader(path) if path is not None else None
+        except (self._dbapi_error, NativeError):
+            return None
+        if reader is None:
+            return None
+        try:
+            # a scan reads each page once, and the OS caches the file: a small page cache saves
+            # the 2 MB SQLite's default would fill
+            for sql in ("PRAGMA cache_size = -256", "BEGIN", "SELECT count(*) FROM sqlite_master"):
+                reader.execute(sql)
+                reader.fetchmany(1)  # from the last on, the read lock is held
+        except NativeError:
+            reader.close()
+            return None
+        self._native = reader
+        return reader
 
     def key_bounds(self, table: str, column: str) -> tuple[Any, Any]:
         """(min, max) of a column, as the driver returns them."""
@@ -510,6 +560,10 @@ class ReadSnapshot:
 
             cur = raw.cursor(pymysql.cursors.SSCursor)
         else:
+            native = None if params else self._native_reader()
+            if native is not None:
+                native.execute(sql)
+                return native
             cur = raw.cursor()
             cur.arraysize = batch_size
         try:
@@ -535,8 +589,9 @@ class ReadSnapshot:
                         rows = convert(rows)
                     yield rows if type(rows) is list else list(rows)
             finally:
-                cur.close()
-        except self._dbapi_error as exc:
+                if cur is not self._native:  # the native reader is closed with the snapshot
+                    cur.close()
+        except (self._dbapi_error, NativeError) as exc:
             raise self._wrap(f"cannot read table {table} from", exc) from exc
 
 

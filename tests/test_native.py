@@ -1,0 +1,227 @@
+"""The C extension (snapgit/_native.c) against its Python reference (snapgit/native.py): the same
+rows from SQLite, the same msgpack bytes and digests, the same trees, and a snapshot that stays
+one snapshot. Under CI the extension must be built: the fast path is what users run."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import IN_CI
+from snapgit import Repo, native
+from snapgit.db import Database
+from snapgit.encoding import encode_row
+
+needs_native = pytest.mark.skipif(
+    not native.available(), reason="the C extension snapgit._native is not built (no compiler or headers)"
+)
+
+
+def test_the_extension_is_built_under_ci() -> None:
+    if not IN_CI:
+        pytest.skip("only CI requires the extension")
+    assert native.available(), "snapgit._native did not build: see the install's output"
+
+
+def reference_digest(rows, starts, ends, length):
+    pack = msgpack.Packer(use_bin_type=True).pack
+    return [hashlib.sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends)]
+
+
+def outcome(f, *args):
+    """What f gives, or the type of what it raises."""
+    try:
+        return f(*args)
+    except Exception as exc:  # noqa: BLE001
+        return type(exc)
+
+
+def sizes(limit: int) -> st.SearchStrategy[int]:
+    # the lengths where msgpack's headers change
+    return st.sampled_from([0, 1, 2, 4, 8, 15, 16, 17, 31, 32, 33, 255, 256, 65535, 65536, limit])
+
+
+ints = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([-(2**63) - 1, -(2**63), -(2**31) - 1, -(2**31), -(2**15) - 1, -(2**15), -129, -128, -33,
+                     -32, -1, 0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1,
+                     2**64]),
+)
+scalars = st.one_of(
+    st.none(), st.booleans(), ints, st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40), st.binary(max_size=40),
+    sizes(70000).map(lambda n: "é" * (n // 2)), sizes(70000).map(bytes),
+    st.sampled_from(["\ud800", bytearray(b"x"), 1.5j]),  # msgpack refuses or packs these otherwise
+    st.builds(msgpack.ExtType, st.integers(0, 127), st.one_of(sizes(300).map(bytes), st.binary(max_size=20))),
+)
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                                                       st.dictionaries(st.text(max_size=2), inner, max_size=2)),
+                      max_leaves=6)
+rows_st = st.lists(st.one_of(st.tuples(), st.lists(values, max_size=20).map(tuple), st.lists(values, max_size=3)),
+                   max_size=40)
+
+
+@needs_native
+@settings(max_examples=300)
+@given(rows=rows_st, cuts=st.lists(st.integers(0, 40), max_size=12), length=st.integers(0, 32))
+def test_pack_digest_gives_the_digests_of_msgpack(rows, cuts, length) -> None:
+    cuts = sorted(min(c, len(rows)) for c in cuts)
+    starts, ends = [0, *cuts], [*cuts, len(rows)]
+    assert outcome(native.pack_digest, rows, starts, ends, length) == outcome(reference_digest, rows, starts, ends, length)
+
+
+@needs_native
+@settings(max_examples=300)
+@given(rows=rows_st)
+def test_records_are_the_encoder_s_bytes(rows) -> None:
+    def reference(rows):
+        packed = list(map(encode_row, rows))
+        return [hashlib.sha256(b"\x01" + p).digest() for p in packed], packed
+
+    assert outcome(native.records, rows, b"\x01", encode_row) == outcome(reference, rows)
+
+
+plain_rows = st.lists(st.tuples(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
+                                          st.text(max_size=10), st.binary(max_size=10))), max_size=40)
+
+
+@needs_native
+@settings(max_examples=100)
+@given(rows=plain_rows)
+def test_the_c_packer_knows_every_value_sqlite_gives(rows) -> None:
+    # not only the same bytes: no fallback to Python for what a driver row holds
+    from snapgit import _native
+
+    assert _native.pack_digest(rows, [0], [len(rows)], 16) is not None
+    assert _native.records(rows, b"\x01") is not None
+
+
+sqlite_values = st.one_of(
+    st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(), st.binary(),
+    st.sampled_from(["", b"", "\x00inside", float("inf")]),
+)
+
+
+@needs_native
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(columns=st.lists(st.lists(sqlite_values, min_size=1, max_size=5), min_size=0, max_size=60),
+       batch=st.integers(1, 25))
+def test_reader_gives_the_rows_of_python_s_sqlite3(tmp_path_factory, columns, batch) -> None:
+    path = tmp_path_factory.mktemp("rd") / "t.db"
+    width = max(map(len, columns), default=1)
+    con = sqlite3.connect(path)
+    names = ", ".join(f"c{i}" for i in range(width))
+    con.execute(f"CREATE TABLE t (k INTEGER PRIMARY KEY, {names})")
+    con.executemany(f"INSERT INTO t VALUES (?, {', '.join('?' * width)})",
+                    [(k, *row, *[None] * (width - len(row))) for k, row in enumerate(columns)])
+    con.commit()
+    sql = f"SELECT {names}, typeof(c0) FROM t ORDER BY k"
+    want = con.execute(sql).fetchall()
+    con.close()
+    reader = native.sqlite_reader(str(path))
+    reader.execute(sql)
+    got = []
+    while chunk := reader.fetchmany(batch):
+        assert len(chunk) <= batch
+        got += chunk
+    reader.close()
+    assert got == want
+    assert [tuple(map(type, r)) for r in got] == [tuple(map(type, r)) for r in want]
+
+
+@needs_native
+def test_reader_refuses_text_that_is_not_utf8_as_sqlite3_does(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("CREATE TABLE t (s TEXT)")
+    con.execute("INSERT INTO t VALUES (CAST(x'66ff' AS TEXT))")
+    con.commit()
+    with pytest.raises(sqlite3.OperationalError):
+        con.execute("SELECT s FROM t").fetchall()
+    con.close()
+    reader = native.sqlite_reader(str(tmp_path / "t.db"))
+    reader.execute("SELECT s FROM t")
+    with pytest.raises(native.NativeError, match="UTF-8 column 's'"):
+        reader.fetchmany(10)
+    reader.close()
+
+
+@needs_native
+def test_a_scan_of_a_file_in_rollback_journal_mode_reads_through_the_extension(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(50)])
+    con.commit()
+    with Database.connect(str(tmp_path / "t.db")) as db, db.snapshot() as snap:
+        (schema,) = snap.reflect()
+        rows = [r for batch in snap.scan(schema, ["k"]) for r in batch]
+        assert snap._native is not None
+        # the snapshot holds its read lock: no writer commits until it ends
+        writer = sqlite3.connect(tmp_path / "t.db", timeout=0)
+        writer.execute("UPDATE t SET v = 'new' WHERE k = 1")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            writer.commit()
+        writer.rollback()
+        assert [r for batch in snap.scan(schema, ["k"]) for r in batch] == rows
+    writer.execute("UPDATE t SET v = 'new' WHERE k = 1")
+    writer.commit()
+    writer.close()
+    con.close()
+    assert rows == [(i, f"v{i}") for i in range(50)]
+
+
+def test_a_scan_in_wal_mode_sees_its_snapshot_not_a_later_commit(tmp_path: Path) -> None:
+    # in WAL mode writers go on while a snapshot reads: a second connection opened later would
+    # see their commits, so the scan must stay on the snapshot's own connection
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, "old") for i in range(20)])
+    con.commit()
+    with Database.connect(str(tmp_path / "t.db")) as db, db.snapshot() as snap:
+        (schema,) = snap.reflect()
+        con.execute("UPDATE t SET v = 'new'")
+        con.commit()
+        rows = [r for batch in snap.scan(schema, ["k"]) for r in batch]
+        assert snap._native is None
+    con.close()
+    assert {v for _, v in rows} == {"old"}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_commits_with_and_without_the_extension_give_the_same_trees(tmp_path: Path, monkeypatch, workers) -> None:
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.executescript("""
+        CREATE TABLE t (id INTEGER PRIMARY KEY, d DATETIME, x REAL, s TEXT, b BLOB, n NUMERIC, j JSON);
+        CREATE TABLE bag (v TEXT);
+    """)
+    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", [
+        (i, f"2013-01-{1 + i % 28:02d} 05:00:00" if i % 5 else None, i / 7, f"s{i % 11}é", bytes([i % 256]),
+         i * 1.25 if i % 3 else "12.50", '{"a": [1, 2]}' if i % 4 else None)
+        for i in range(3000)
+    ])
+    con.executemany("INSERT INTO bag VALUES (?)", [(f"b{i % 7}",) for i in range(100)])
+    con.commit()
+    monkeypatch.setenv("SNAP_WORKERS", str(workers))
+    monkeypatch.setenv("SNAP_PARALLEL_MIN_ROWS", "1")
+    trees = []
+    original = native._native
+    for use in (True, False, True):
+        monkeypatch.setattr(native, "_native", original if use else None)
+        store = tmp_path / f"s{len(trees)}"
+        store.mkdir()
+        with Repo.init(store, db_url=str(tmp_path / "app.db")) as repo:
+            first = repo.commit("first")
+            con.execute("UPDATE t SET s = s || '!' WHERE id % 50 = 0")
+            con.commit()
+            second = repo.commit("second")
+            con.execute("UPDATE t SET s = substr(s, 1, length(s) - 1) WHERE id % 50 = 0")
+            con.commit()
+            trees.append((first.tree_id, second.tree_id))
+            assert not repo.verify().problems
+    assert trees[0] == trees[1] == trees[2]
