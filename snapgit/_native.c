@@ -10,6 +10,7 @@
  *   pack_digest  msgpack (as msgpack.Packer(use_bin_type=True) packs) and SHA-256 of slices of a
  *                list of rows: the row cache's block fingerprints.
  *   records      msgpack and SHA-256 of each row: a commit's record payloads and ids.
+ *   index_entries  a pack index's entries, sorted (128K ids in a few ms; in Python, 90 ms).
  *
  * The packer knows only exact None, bool, int, float, str, bytes, tuple, list and msgpack's
  * ExtType. For any other value, and for a value msgpack would refuse (an int beyond 64 bits, a
@@ -151,7 +152,7 @@ static int pack_value(Buf *b, PyObject *v, int depth) {
     if (depth > 32) return UNSUPPORTED;
     if (ExtTypeClass && t == (PyTypeObject *)ExtTypeClass && PyTuple_GET_SIZE(v) == 2) {
         PyObject *code = PyTuple_GET_ITEM(v, 0), *data = PyTuple_GET_ITEM(v, 1);
-        if (Py_TYPE(code) != &PyLong_Type || Py_TYPE(data) != &PyBytes_Type) return UNSUPPORTED;
+        if (!PyLong_Check(code) || Py_TYPE(data) != &PyBytes_Type) return UNSUPPORTED; /* codes are an IntEnum */
         long c = PyLong_AsLong(code);
         if (c < -128 || c > 127) {
             PyErr_Clear();
@@ -295,6 +296,81 @@ static PyObject *records(PyObject *mod, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* -- pack index entries -------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t prefix;
+    uint32_t ordinal;
+} Entry;
+
+static int entry_cmp(const void *a, const void *b) {
+    const Entry *x = a, *y = b;
+    if (x->prefix != y->prefix) return x->prefix < y->prefix ? -1 : 1;
+    return x->ordinal < y->ordinal ? -1 : x->ordinal > y->ordinal;
+}
+
+/* index_entries(joined ids) -> (prefixes, ordinals, fanout): the ids' first 8 bytes as
+ * big-endian numbers, sorted by (prefix, ordinal), as u64 and u32 little-endian; fanout[i] the
+ * number of ids whose first byte is <= i */
+static PyObject *index_entries(PyObject *mod, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % 32 || view.len / 32 > UINT32_MAX) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "joined ids: not a whole number of 32-byte ids");
+        return NULL;
+    }
+    size_t n = (size_t)view.len / 32;
+    Entry *e = PyMem_Malloc(n ? n * sizeof(Entry) : 1);
+    if (!e) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    const unsigned char *ids = view.buf;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = 0;
+        for (int k = 0; k < 8; k++) v = (v << 8) | ids[32 * i + k];
+        e[i].prefix = v;
+        e[i].ordinal = (uint32_t)i;
+    }
+    PyBuffer_Release(&view);
+    qsort(e, n, sizeof(Entry), entry_cmp);
+    PyObject *prefixes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(8 * n));
+    PyObject *ordinals = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * n));
+    PyObject *fanout = PyList_New(256);
+    if (!prefixes || !ordinals || !fanout) {
+        Py_XDECREF(prefixes);
+        Py_XDECREF(ordinals);
+        Py_XDECREF(fanout);
+        PyMem_Free(e);
+        return NULL;
+    }
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(prefixes), *o = (unsigned char *)PyBytes_AS_STRING(ordinals);
+    size_t at = 0;
+    for (int b = 0; b < 256; b++) {
+        while (at < n && (e[at].prefix >> 56) <= (uint64_t)b) at++;
+        PyObject *count = PyLong_FromSize_t(at);
+        if (!count) {
+            Py_DECREF(prefixes);
+            Py_DECREF(ordinals);
+            Py_DECREF(fanout);
+            PyMem_Free(e);
+            return NULL;
+        }
+        PyList_SET_ITEM(fanout, b, count);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < 8; k++) p[8 * i + k] = (unsigned char)(e[i].prefix >> (8 * k));
+        for (int k = 0; k < 4; k++) o[4 * i + k] = (unsigned char)(e[i].ordinal >> (8 * k));
+    }
+    PyMem_Free(e);
+    PyObject *res = PyTuple_Pack(3, prefixes, ordinals, fanout);
+    Py_DECREF(prefixes);
+    Py_DECREF(ordinals);
+    Py_DECREF(fanout);
+    return res;
+}
+
 static PyObject *set_ext_type(PyObject *mod, PyObject *cls) {
     if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "ExtType must be a tuple subclass");
@@ -307,11 +383,20 @@ static PyObject *set_ext_type(PyObject *mod, PyObject *cls) {
 
 /* -- Reader ------------------------------------------------------------------------------- */
 
+/* Short ASCII texts repeat down a column (codes, names, timestamps): a hit in this table reuses
+ * the str instead of allocating and decoding another. */
+#define TEXT_SLOTS 4096
+#define TEXT_MAX 32
+#define INT_LO (-1024)
+#define INT_HI 8192
+
 typedef struct {
     PyObject_HEAD
     sqlite3 *db;
     sqlite3_stmt *stmt;
     int done; /* the statement has returned its last row */
+    PyObject *texts[TEXT_SLOTS];
+    PyObject *ints[INT_HI - INT_LO]; /* likewise small integers, beyond Python's own -5..256 */
 } Reader;
 
 static void set_sqlite_error(sqlite3 *db, int rc) {
@@ -347,6 +432,8 @@ static void Reader_finalize(Reader *self) {
 
 static PyObject *Reader_close(Reader *self, PyObject *unused) {
     Reader_finalize(self);
+    for (int i = 0; i < TEXT_SLOTS; i++) Py_CLEAR(self->texts[i]);
+    for (int i = 0; i < INT_HI - INT_LO; i++) Py_CLEAR(self->ints[i]);
     if (self->db) {
         sqlite3_close_v2(self->db);
         self->db = NULL;
@@ -391,17 +478,34 @@ static PyObject *column_value(Reader *self, int i) {
     sqlite3_stmt *st = self->stmt;
     switch (sqlite3_column_type(st, i)) {
     case SQLITE_NULL: Py_RETURN_NONE;
-    case SQLITE_INTEGER: return PyLong_FromLongLong(sqlite3_column_int64(st, i));
+    case SQLITE_INTEGER: {
+        sqlite3_int64 v = sqlite3_column_int64(st, i);
+        if (v < INT_LO || v >= INT_HI) return PyLong_FromLongLong(v);
+        PyObject **slot = &self->ints[v - INT_LO];
+        if (!*slot) *slot = PyLong_FromLongLong(v);
+        return Py_XNewRef(*slot);
+    }
     case SQLITE_FLOAT: return PyFloat_FromDouble(sqlite3_column_double(st, i));
     case SQLITE_TEXT: {
         const char *text = (const char *)sqlite3_column_text(st, i);
         if (!text && sqlite3_errcode(self->db) == SQLITE_NOMEM) return PyErr_NoMemory();
+        if (!text) text = "";
         int nbytes = sqlite3_column_bytes(st, i);
-        PyObject *v = PyUnicode_DecodeUTF8(text ? text : "", nbytes, NULL);
+        PyObject **slot = NULL;
+        if (nbytes <= TEXT_MAX) {
+            uint32_t h = 2166136261u; /* FNV-1a */
+            for (int k = 0; k < nbytes; k++) h = (h ^ (unsigned char)text[k]) * 16777619u;
+            slot = &self->texts[h & (TEXT_SLOTS - 1)];
+            PyObject *hit = *slot;
+            if (hit && PyUnicode_GET_LENGTH(hit) == nbytes && memcmp(PyUnicode_1BYTE_DATA(hit), text, nbytes) == 0)
+                return Py_NewRef(hit);
+        }
+        PyObject *v = PyUnicode_DecodeUTF8(text, nbytes, NULL);
         if (!v && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
             PyErr_Clear();
             PyErr_Format(NativeError, "Could not decode to UTF-8 column '%s'", sqlite3_column_name(st, i));
         }
+        if (v && slot && PyUnicode_IS_ASCII(v)) Py_XSETREF(*slot, Py_NewRef(v)); /* ASCII: its data is its UTF-8 */
         return v;
     }
     default: {
@@ -494,6 +598,7 @@ static PyObject *shares_sqlite(PyObject *mod, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"pack_digest", pack_digest, METH_VARARGS, "fingerprints of slices of rows"},
     {"records", records, METH_VARARGS, "record ids and payloads of rows"},
+    {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
     {"set_ext_type", set_ext_type, METH_O, "the ExtType class the packer knows"},
     {"shares_sqlite", shares_sqlite, METH_O, "whether a loaded library uses this module's SQLite"},
     {NULL},

@@ -3,6 +3,7 @@ else in Python: the functions here give the same results either way (the tests c
 
 * :func:`pack_digest`: the fingerprints of blocks of rows (SHA-256 of their msgpack);
 * :func:`records`: the record ids and payloads of rows;
+* :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
   module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None.
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["available", "pack_digest", "records", "sqlite_reader", "NativeError"]
+__all__ = ["available", "pack_digest", "records", "index_entries", "sqlite_reader", "NativeError"]
 
 try:
     if os.environ.get("SNAP_NATIVE", "1") == "0":
@@ -64,6 +65,13 @@ def records(rows: list[Sequence[Any]], prefix: bytes, encode_row: Any) -> tuple[
     packed = list(map(encode_row, rows))
     sha = _sha256
     return [sha(prefix + p).digest() for p in packed], packed
+
+
+def index_entries(joined: bytes | bytearray) -> tuple[bytes, bytes, list[int]] | None:
+    """(prefixes, ordinals, fanout) of the pack index of these ids (32 bytes each, joined), in
+    the index's byte order, or None without the extension: the reference is
+    :func:`snapgit.packindex.index_entries_py`, beside the format."""
+    return _native.index_entries(joined) if _native is not None else None
 
 
 def sqlite_reader(path: str, busy_ms: int = 1000) -> Any | None:

@@ -31,6 +31,7 @@ from operator import eq, gt
 from pathlib import Path
 
 from .errors import CorruptError
+from .native import index_entries
 
 __all__ = ["build_index", "build_index_joined", "IndexReader", "IDX_MAGIC"]
 
@@ -53,6 +54,23 @@ def build_index_joined(pack_name: str, joined: bytes | bytearray) -> bytes:
     """:func:`build_index` of ids given joined (as a pack writer keeps them)."""
     if len(joined) % ID_BYTES:
         raise ValueError(f"joined ids: {len(joined)} bytes is not a whole number of {ID_BYTES}-byte ids")
+    n = len(joined) // ID_BYTES
+    entries = index_entries(joined)
+    prefixes, ordinals, fanout = entries if entries is not None else index_entries_py(joined)
+    body = b"".join((
+        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
+        struct.pack(">256I", *fanout),
+        prefixes,
+        ordinals,
+        bytes.fromhex(pack_name),
+    ))
+    return body + hashlib.sha256(body).digest()
+
+
+def index_entries_py(joined: bytes | bytearray) -> tuple[bytes, bytes, list[int]]:
+    """(prefixes, ordinals, fanout) of an index as stored (little-endian), its entries sorted by
+    (prefix, ordinal); the fanout counts the ids whose first byte is at most each byte value.
+    The C extension's :func:`snapgit.native.index_entries` gives the same, faster."""
     by_ordinal = array("Q")  # the prefixes, as numbers, in ordinal order
     with memoryview(joined) as view, view.cast("Q") as words:
         by_ordinal.frombytes(words[:: ID_BYTES // 8].tobytes())  # the first 8 bytes of each
@@ -78,14 +96,7 @@ def build_index_joined(pack_name: str, joined: bytes | bytearray) -> bytes:
     if sys.byteorder != "little":
         prefixes.byteswap()  # stored little-endian
         ordinals.byteswap()
-    body = b"".join((
-        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
-        struct.pack(">256I", *fanout),
-        prefixes,
-        ordinals,
-        bytes.fromhex(pack_name),
-    ))
-    return body + hashlib.sha256(body).digest()
+    return prefixes.tobytes(), ordinals.tobytes(), fanout
 
 
 _LOW_56 = (1 << 56) - 1

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from conftest import IN_CI
 from snapgit import Repo, native
 from snapgit.db import Database
-from snapgit.encoding import encode_row
+from snapgit.encoding import encode_row, packable
+from snapgit.packindex import index_entries_py
 
 needs_native = pytest.mark.skipif(
     not native.available(), reason="the C extension snapgit._native is not built (no compiler or headers)"
@@ -91,15 +92,23 @@ plain_rows = st.lists(st.tuples(st.one_of(st.none(), st.integers(-(2**63), 2**63
                                           st.text(max_size=10), st.binary(max_size=10))), max_size=40)
 
 
+converted = st.one_of(st.datetimes(), st.dates(), st.times(), st.decimals(allow_nan=False), st.uuids(),
+                      st.timedeltas()).map(packable)
+
+
 @needs_native
 @settings(max_examples=100)
-@given(rows=plain_rows)
-def test_the_c_packer_knows_every_value_sqlite_gives(rows) -> None:
-    # not only the same bytes: no fallback to Python for what a driver row holds
+@given(rows=plain_rows, more=st.lists(converted, max_size=5))
+def test_the_c_packer_knows_every_value_sqlite_gives(rows, more) -> None:
+    # not only the same bytes: no fallback to Python for what a driver row holds, nor for the
+    # ExtTypes its converted columns become
     from snapgit import _native
 
     assert _native.pack_digest(rows, [0], [len(rows)], 16) is not None
-    assert _native.records(rows, b"\x01") is not None
+    rows = [(*r, *more) for r in rows]
+    got = _native.records(rows, b"\x01")
+    assert got is not None
+    assert got[1] == list(map(encode_row, rows))
 
 
 sqlite_values = st.one_of(
@@ -225,3 +234,16 @@ def test_commits_with_and_without_the_extension_give_the_same_trees(tmp_path: Pa
             trees.append((first.tree_id, second.tree_id))
             assert not repo.verify().problems
     assert trees[0] == trees[1] == trees[2]
+
+
+@needs_native
+@settings(max_examples=100)
+@given(ids=st.lists(st.one_of(st.binary(min_size=32, max_size=32),
+                              # prefixes that share their first bytes, or all 8 of them
+                              st.tuples(st.sampled_from([b"\x00" * 8, b"\xff" * 8, b"\x40" * 7, b"\x80"]),
+                                        st.binary(min_size=32, max_size=32)).map(lambda t: (t[0] + t[1])[:32])),
+                    max_size=300))
+def test_index_entries_are_those_of_the_python_sort(ids) -> None:
+    joined = b"".join(ids)
+    assert native.index_entries(joined) == index_entries_py(joined)
+    assert native.index_entries(bytearray(joined)) == index_entries_py(bytearray(joined))
