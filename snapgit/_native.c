@@ -50,22 +50,26 @@ static int buf_reserve(Buf *b, size_t more) {
 }
 
 static inline int buf_put(Buf *b, const void *data, size_t n) {
-    if (buf_reserve(b, n)) return -1;
+    if (b->len + n > b->cap && buf_reserve(b, n)) return -1;
     memcpy(b->p + b->len, data, n);
     b->len += n;
     return 0;
 }
 
 static inline int put_be(Buf *b, unsigned char head, uint64_t v, int bytes) {
-    unsigned char tmp[9];
-    tmp[0] = head;
-    for (int i = 0; i < bytes; i++) tmp[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    return buf_put(b, tmp, 1 + (size_t)bytes);
+    if (buf_reserve(b, 9)) return -1;
+    unsigned char *p = b->p + b->len;
+    p[0] = head;
+    for (int i = 0; i < bytes; i++) p[1 + i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    b->len += 1 + (size_t)bytes;
+    return 0;
 }
 
 /* -- msgpack, as msgpack-python's Packer(use_bin_type=True) writes it ------------------------ */
 
 enum { PACKED = 0, FAILED = -1, UNSUPPORTED = -2 };
+
+static int pack_i64(Buf *b, long long d);
 
 static int pack_int(Buf *b, PyObject *v) {
     int overflow = 0;
@@ -80,6 +84,10 @@ static int pack_int(Buf *b, PyObject *v) {
         return put_be(b, 0xcf, u, 8);
     }
     if (overflow < 0) return UNSUPPORTED;
+    return pack_i64(b, d);
+}
+
+static int pack_i64(Buf *b, long long d) {
     if (d < -(1LL << 5)) {
         if (d < -(1LL << 15)) {
             if (d < -(1LL << 31)) return put_be(b, 0xd3, (uint64_t)d, 8);
@@ -394,7 +402,8 @@ typedef struct {
     PyObject_HEAD
     sqlite3 *db;
     sqlite3_stmt *stmt;
-    int done; /* the statement has returned its last row */
+    int done;    /* the statement has returned its last row */
+    int pending; /* the statement stands on a row not yet handed out (fetch_blocks looked ahead) */
     PyObject *texts[TEXT_SLOTS];
     PyObject *ints[INT_HI - INT_LO]; /* likewise small integers, beyond Python's own -5..256 */
 } Reader;
@@ -424,6 +433,7 @@ static int Reader_init(Reader *self, PyObject *args, PyObject *kw) {
 }
 
 static void Reader_finalize(Reader *self) {
+    self->pending = 0;
     if (self->stmt) {
         sqlite3_finalize(self->stmt);
         self->stmt = NULL;
@@ -471,7 +481,26 @@ static PyObject *Reader_execute(Reader *self, PyObject *arg) {
         return NULL;
     }
     self->done = 0;
+    self->pending = 0;
     Py_RETURN_NONE;
+}
+
+/* 1: the statement stands on a row to hand out (a pending one, or the next), 0: no more rows,
+ * -1: an error (set) */
+static int next_row(Reader *self) {
+    if (self->pending) return 1;
+    if (self->done) return 0;
+    int rc = sqlite3_step(self->stmt);
+    if (rc == SQLITE_ROW) {
+        self->pending = 1;
+        return 1;
+    }
+    if (rc == SQLITE_DONE) {
+        self->done = 1;
+        return 0;
+    }
+    set_sqlite_error(self->db, rc);
+    return -1;
 }
 
 static PyObject *column_value(Reader *self, int i) {
@@ -529,17 +558,14 @@ static PyObject *Reader_fetchmany(Reader *self, PyObject *arg) {
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
     int ncol = sqlite3_column_count(self->stmt);
-    while (!self->done && PyList_GET_SIZE(out) < want) {
-        int rc = sqlite3_step(self->stmt);
-        if (rc == SQLITE_DONE) {
-            self->done = 1;
-            break;
-        }
-        if (rc != SQLITE_ROW) {
-            set_sqlite_error(self->db, rc);
+    while (PyList_GET_SIZE(out) < want) {
+        int rc = next_row(self);
+        if (rc == 0) break;
+        if (rc < 0) {
             Py_DECREF(out);
             return NULL;
         }
+        self->pending = 0;
         PyObject *row = PyTuple_New(ncol);
         if (!row) {
             Py_DECREF(out);
@@ -564,9 +590,590 @@ static PyObject *Reader_fetchmany(Reader *self, PyObject *arg) {
     return out;
 }
 
+/* -- block scans ---------------------------------------------------------------------------
+ *
+ * fetch_blocks reads the rows of a table keyed by one integer column the way the row cache
+ * (rowcache.py) sees them, without a Python object per value: each row is packed as msgpack
+ * packs the tuple Python's sqlite3 would give, its key encoded as encoding.keys_encoder does,
+ * the rows cut into blocks where key >> bits changes (rowcache.block_ends) and each block
+ * fingerprinted (pack_digest). A batch ends only where a block ends: the row after it is left
+ * pending in the statement. A batch whose key column holds something else than an integer
+ * (text in an INTEGER column) or whose block grows past all bounds is not "regular": it has
+ * no keys, ends or fingerprints, and the caller takes its rows (and those of every later batch)
+ * as tuples and cuts them in Python. Records come from Batch.records, through an Encoder that
+ * holds the columns' converters. */
+
+typedef struct {
+    PyObject_HEAD
+    int ncol;
+    Py_ssize_t nrows, cap;
+    Buf data;     /* the rows' msgpack, one after another */
+    size_t *offs; /* per row ncol + 2 offsets: the row's start, each value's start, the row's end */
+    PyObject *keys, *ends, *fps;
+    int regular, final;
+} Batch;
+
+static PyTypeObject BatchType;
+
+static void Batch_dealloc(Batch *self) {
+    PyMem_Free(self->data.p);
+    PyMem_Free(self->offs);
+    Py_XDECREF(self->keys);
+    Py_XDECREF(self->ends);
+    Py_XDECREF(self->fps);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t Batch_len(Batch *self) { return self->nrows; }
+
+static inline size_t *row_offs(Batch *b, Py_ssize_t r) { return b->offs + (size_t)r * (size_t)(b->ncol + 2); }
+
+/* a strict UTF-8 check, as Python's decoder makes it (no overlong forms, no surrogates) */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) len = 2;
+        else if (c >= 0xe0 && c <= 0xef) {
+            len = 3;
+            if (c == 0xe0) lo = 0xa0;
+            if (c == 0xed) hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4;
+            if (c == 0xf0) lo = 0x90;
+            if (c == 0xf4) hi = 0x8f;
+        } else
+            return 0;
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t k = 2; k < len; k++)
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* the msgpack of column i of the statement's row, as msgpack packs what sqlite3 gives for it.
+ * The row's values are read through sqlite3_column_value: one call into SQLite's API per value
+ * (each takes the connection's mutex, a no-op here, and checks for errors) instead of two. The
+ * value is "unprotected", which matters only when another thread uses the connection: none
+ * does, the reader's connection is this object's alone. */
+static int pack_column(Reader *self, Buf *b, int i) {
+    sqlite3_value *v = sqlite3_column_value(self->stmt, i);
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL: return buf_put(b, "\xc0", 1);
+    case SQLITE_INTEGER: return pack_i64(b, sqlite3_value_int64(v));
+    case SQLITE_FLOAT: {
+        double d = sqlite3_value_double(v);
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        return put_be(b, 0xcb, bits, 8);
+    }
+    case SQLITE_TEXT: {
+        const unsigned char *text = sqlite3_value_text(v);
+        size_t n = (size_t)sqlite3_value_bytes(v);
+        if (!text) {
+            if (sqlite3_errcode(self->db) == SQLITE_NOMEM || n) {
+                PyErr_NoMemory();
+                return FAILED;
+            }
+            text = (const unsigned char *)"";
+        }
+        if (!valid_utf8(text, n)) {
+            PyErr_Format(NativeError, "Could not decode to UTF-8 column '%s'", sqlite3_column_name(self->stmt, i));
+            return FAILED;
+        }
+        int rc = pack_len(b, n, 0xa0, 31, 0xd9, 0xda, 0xdb);
+        return rc == PACKED && n ? buf_put(b, text, n) : rc;
+    }
+    default: {
+        const void *blob = sqlite3_value_blob(v);
+        size_t n = (size_t)sqlite3_value_bytes(v);
+        if (!blob && n) {
+            PyErr_NoMemory();
+            return FAILED;
+        }
+        int rc = pack_len(b, n, 0, 0, 0xc4, 0xc5, 0xc6);
+        return rc == PACKED && n ? buf_put(b, blob, n) : rc;
+    }
+    }
+}
+
+/* append the statement's row to the batch; -1 on an error (set) */
+static int batch_add_row(Batch *bt, Reader *self) {
+    if (bt->nrows == bt->cap) {
+        Py_ssize_t cap = bt->cap ? 2 * bt->cap : 256;
+        size_t *offs = PyMem_Realloc(bt->offs, (size_t)cap * (size_t)(bt->ncol + 2) * sizeof(size_t));
+        if (!offs) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        bt->offs = offs;
+        bt->cap = cap;
+    }
+    size_t *o = row_offs(bt, bt->nrows);
+    Buf *b = &bt->data;
+    o[0] = b->len;
+    int rc = pack_len(b, (size_t)bt->ncol, 0x90, 15, 0, 0xdc, 0xdd);
+    for (int i = 0; rc == PACKED && i < bt->ncol; i++) {
+        o[1 + i] = b->len;
+        rc = pack_column(self, b, i);
+    }
+    if (rc != PACKED) {
+        if (rc == UNSUPPORTED) PyErr_SetString(NativeError, "a value too large to pack");
+        return -1;
+    }
+    o[bt->ncol + 1] = b->len;
+    bt->nrows++;
+    return 0;
+}
+
+/* the key bytes of an integer, as encoding.keys_encoder gives them */
+static PyObject *int_key(long long v) {
+    unsigned char k[9];
+    uint64_t u = (uint64_t)v ^ 0x8000000000000000ULL;
+    k[0] = 0x14;
+    for (int i = 0; i < 8; i++) k[1 + i] = (unsigned char)(u >> (8 * (7 - i)));
+    return PyBytes_FromStringAndSize((const char *)k, 9);
+}
+
+/* fetch_blocks(want, key_col, bits, fp_len) -> a Batch of at least ``want`` rows (fewer at the
+ * end), or None once the statement is done */
+static PyObject *Reader_fetch_blocks(Reader *self, PyObject *args) {
+    Py_ssize_t want, fp_len;
+    int key_col, bits;
+    if (!PyArg_ParseTuple(args, "niin", &want, &key_col, &bits, &fp_len)) return NULL;
+    if (Reader_open(self)) return NULL;
+    if (!self->stmt) {
+        PyErr_SetString(NativeError, "no statement to fetch from");
+        return NULL;
+    }
+    int ncol = sqlite3_column_count(self->stmt);
+    if (want < 1 || key_col < 0 || key_col >= ncol || bits < 0 || bits > 62 || fp_len < 0 || fp_len > 32) {
+        PyErr_SetString(PyExc_ValueError, "fetch_blocks: want, key_col, bits or fp_len out of range");
+        return NULL;
+    }
+    Batch *bt = PyObject_New(Batch, &BatchType);
+    if (!bt) return NULL;
+    bt->ncol = ncol;
+    bt->nrows = bt->cap = 0;
+    bt->data = (Buf){0};
+    bt->offs = NULL;
+    bt->keys = bt->ends = bt->fps = NULL;
+    bt->regular = 1;
+    bt->final = 0;
+    Py_ssize_t bound = want * 8 + 64; /* a longer block (a key not unique) is cut in Python */
+    long long *kv = NULL;
+    Py_ssize_t kcap = 0;
+    Py_ssize_t *ends = NULL, nends = 0, ecap = 0;
+    long long cur = 0;
+    for (;;) {
+        int rc = next_row(self);
+        if (rc < 0) goto fail;
+        if (rc == 0) {
+            bt->final = 1;
+            break;
+        }
+        int is_int = sqlite3_column_type(self->stmt, key_col) == SQLITE_INTEGER;
+        long long v = is_int ? sqlite3_column_int64(self->stmt, key_col) : 0;
+        long long q = v >> bits; /* arithmetic: floor, as Python's >> */
+        int boundary = bt->nrows > 0 && (!is_int || q != cur);
+        if (bt->nrows >= want && (!bt->regular || boundary)) break; /* the row stays pending */
+        if (bt->regular && (!is_int || bt->nrows >= bound)) bt->regular = 0;
+        if (bt->regular) {
+            if (boundary) {
+                if (nends == ecap) {
+                    ecap = ecap ? 2 * ecap : 256;
+                    Py_ssize_t *e = PyMem_Realloc(ends, (size_t)ecap * sizeof(Py_ssize_t));
+                    if (!e) {
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    ends = e;
+                }
+                ends[nends++] = bt->nrows;
+            }
+            if (bt->nrows == kcap) {
+                kcap = kcap ? 2 * kcap : 256;
+                long long *k = PyMem_Realloc(kv, (size_t)kcap * sizeof(long long));
+                if (!k) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                kv = k;
+            }
+            kv[bt->nrows] = v;
+            cur = q;
+        }
+        if (batch_add_row(bt, self)) goto fail;
+        self->pending = 0;
+    }
+    if (bt->nrows == 0) {
+        Py_DECREF(bt);
+        PyMem_Free(kv);
+        PyMem_Free(ends);
+        Py_RETURN_NONE;
+    }
+    if (bt->regular) {
+        if (nends == ecap) {
+            Py_ssize_t *e = PyMem_Realloc(ends, (size_t)(ecap + 1) * sizeof(Py_ssize_t));
+            if (!e) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            ends = e;
+        }
+        ends[nends++] = bt->nrows;
+        bt->keys = PyList_New(bt->nrows);
+        bt->ends = PyList_New(nends);
+        bt->fps = PyList_New(nends);
+        if (!bt->keys || !bt->ends || !bt->fps) goto fail;
+        for (Py_ssize_t r = 0; r < bt->nrows; r++) {
+            PyObject *k = int_key(kv[r]);
+            if (!k) goto fail;
+            PyList_SET_ITEM(bt->keys, r, k);
+        }
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        if (!ctx) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        Py_ssize_t start = 0;
+        for (Py_ssize_t k = 0; k < nends; k++) {
+            Py_ssize_t end = ends[k];
+            Buf head = {0};
+            unsigned char md[32];
+            PyObject *e = PyLong_FromSsize_t(end), *fp = NULL;
+            int bad = !e || pack_len(&head, (size_t)(end - start), 0x90, 15, 0, 0xdc, 0xdd) != PACKED;
+            if (!bad) {
+                size_t a = row_offs(bt, start)[0], z = row_offs(bt, end - 1)[bt->ncol + 1];
+                bad = digest(ctx, head.p, head.len, bt->data.p + a, z - a, md) != 0;
+            }
+            PyMem_Free(head.p);
+            if (!bad) fp = PyBytes_FromStringAndSize((const char *)md, fp_len);
+            if (!fp) {
+                Py_XDECREF(e);
+                EVP_MD_CTX_free(ctx);
+                if (!PyErr_Occurred()) PyErr_NoMemory();
+                goto fail;
+            }
+            PyList_SET_ITEM(bt->ends, k, e);
+            PyList_SET_ITEM(bt->fps, k, fp);
+            start = end;
+        }
+        EVP_MD_CTX_free(ctx);
+    }
+    PyMem_Free(kv);
+    PyMem_Free(ends);
+    return (PyObject *)bt;
+fail:
+    PyMem_Free(kv);
+    PyMem_Free(ends);
+    Py_DECREF(bt);
+    return NULL;
+}
+
+/* the Python value of a msgpack value this module packed from a column */
+static PyObject *unpack_column(const unsigned char *p, size_t n) {
+    unsigned char c = p[0];
+    uint64_t u = 0;
+    if (c == 0xc0) Py_RETURN_NONE;
+    if (c <= 0x7f) return PyLong_FromLong(c);
+    if (c >= 0xe0) return PyLong_FromLong((signed char)c);
+    if ((c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb) {
+        size_t h = c <= 0xbf ? 1 : c == 0xd9 ? 2 : c == 0xda ? 3 : 5;
+        return PyUnicode_DecodeUTF8((const char *)p + h, (Py_ssize_t)(n - h), NULL);
+    }
+    if (c == 0xc4 || c == 0xc5 || c == 0xc6) {
+        size_t h = c == 0xc4 ? 2 : c == 0xc5 ? 3 : 5;
+        return PyBytes_FromStringAndSize((const char *)p + h, (Py_ssize_t)(n - h));
+    }
+    for (size_t i = 1; i < n; i++) u = (u << 8) | p[i];
+    switch (c) {
+    case 0xcb: {
+        double d;
+        memcpy(&d, &u, 8);
+        return PyFloat_FromDouble(d);
+    }
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: return PyLong_FromUnsignedLongLong(u);
+    case 0xd0: return PyLong_FromLong((int8_t)u);
+    case 0xd1: return PyLong_FromLong((int16_t)u);
+    case 0xd2: return PyLong_FromLong((int32_t)u);
+    case 0xd3: return PyLong_FromLongLong((int64_t)u);
+    }
+    PyErr_SetString(NativeError, "not a value of a column");
+    return NULL;
+}
+
+static int batch_range(Batch *self, PyObject *args, Py_ssize_t *a, Py_ssize_t *z) {
+    *a = 0;
+    *z = self->nrows;
+    if (!PyArg_ParseTuple(args, "|nn", a, z)) return -1;
+    if (*a < 0 || *z > self->nrows || *a > *z) {
+        PyErr_SetString(PyExc_IndexError, "rows outside the batch");
+        return -1;
+    }
+    return 0;
+}
+
+/* rows([a, b]) -> rows a..b as the tuples Python's sqlite3 gives */
+static PyObject *Batch_rows(Batch *self, PyObject *args) {
+    Py_ssize_t a, z;
+    if (batch_range(self, args, &a, &z)) return NULL;
+    PyObject *out = PyList_New(z - a);
+    if (!out) return NULL;
+    for (Py_ssize_t r = a; r < z; r++) {
+        size_t *o = row_offs(self, r);
+        PyObject *row = PyTuple_New(self->ncol);
+        if (!row) goto fail;
+        PyList_SET_ITEM(out, r - a, row);
+        for (int i = 0; i < self->ncol; i++) {
+            PyObject *v = unpack_column(self->data.p + o[1 + i], o[2 + i] - o[1 + i]);
+            if (!v) goto fail;
+            PyTuple_SET_ITEM(row, i, v);
+        }
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* -- Encoder: the converters of a scan's columns, and what they gave for values seen before -- */
+
+#define MEMO_SLOTS 4096
+
+typedef struct {
+    uint64_t hash;
+    unsigned char *mem; /* the value's msgpack, then its converted msgpack */
+    uint32_t klen, vlen;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    int ncol;
+    PyObject **convs; /* per column a converter or NULL */
+    Slot **memo;      /* per converted column its table of conversions */
+    int any;
+} Encoder;
+
+static PyTypeObject EncoderType;
+
+static void Encoder_clear(Encoder *self) {
+    for (int i = 0; i < self->ncol; i++) {
+        if (self->convs) Py_CLEAR(self->convs[i]);
+        if (self->memo && self->memo[i]) {
+            for (int k = 0; k < MEMO_SLOTS; k++) PyMem_Free(self->memo[i][k].mem);
+            PyMem_Free(self->memo[i]);
+        }
+    }
+    PyMem_Free(self->convs);
+    PyMem_Free(self->memo);
+    self->convs = NULL;
+    self->memo = NULL;
+    self->ncol = 0;
+}
+
+static void Encoder_dealloc(Encoder *self) {
+    Encoder_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Encoder_init(Encoder *self, PyObject *args, PyObject *kw) {
+    PyObject *convs;
+    static char *names[] = {"converters", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O", names, &convs)) return -1;
+    PyObject *seq = PySequence_Fast(convs, "converters must be a sequence");
+    if (!seq) return -1;
+    Encoder_clear(self);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > 0xffff) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many columns");
+        return -1;
+    }
+    self->convs = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
+    self->memo = PyMem_Calloc((size_t)n + 1, sizeof(Slot *));
+    if (!self->convs || !self->memo) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->ncol = (int)n;
+    self->any = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
+        if (c == Py_None) continue;
+        if (!PyCallable_Check(c)) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "a converter is not callable");
+            return -1;
+        }
+        self->memo[i] = PyMem_Calloc(MEMO_SLOTS, sizeof(Slot));
+        if (!self->memo[i]) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->convs[i] = Py_NewRef(c);
+        self->any = 1;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* append the msgpack of column i's converted value to out: PACKED, FAILED (error set, the
+ * converter's own included) or UNSUPPORTED (the converter gave what this packer does not know) */
+static int convert_value(Encoder *enc, int i, const unsigned char *v, size_t n, Buf *out, Buf *tmp) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t k = 0; k < n; k++) h = (h ^ v[k]) * 1099511628211ULL;
+    Slot *s = &enc->memo[i][h & (MEMO_SLOTS - 1)];
+    if (s->mem && s->hash == h && s->klen == n && memcmp(s->mem, v, n) == 0)
+        return buf_put(out, s->mem + n, s->vlen);
+    PyObject *value = unpack_column(v, n);
+    if (!value) return FAILED;
+    PyObject *got = PyObject_CallOneArg(enc->convs[i], value);
+    Py_DECREF(value);
+    if (!got) return FAILED;
+    tmp->len = 0;
+    int rc = pack_value(tmp, got, 0);
+    Py_DECREF(got);
+    if (rc != PACKED) return rc;
+    if (n + tmp->len <= 0xffffffffULL) {
+        unsigned char *mem = PyMem_Malloc(n + tmp->len ? n + tmp->len : 1);
+        if (mem) { /* without memory only the memo goes without */
+            memcpy(mem, v, n);
+            memcpy(mem + n, tmp->p, tmp->len);
+            PyMem_Free(s->mem);
+            *s = (Slot){h, mem, (uint32_t)n, (uint32_t)tmp->len};
+        }
+    }
+    return buf_put(out, tmp->p, tmp->len);
+}
+
+/* records(a, b, encoder, prefix) -> ([sha256(prefix + payload)], [payload]) of rows a..b, each
+ * payload the msgpack of the row with the encoder's converters applied; None where a converter
+ * gave a value this packer does not know (the caller converts and encodes in Python) */
+static PyObject *Batch_records(Batch *self, PyObject *args) {
+    Py_ssize_t a, z, plen;
+    Encoder *enc;
+    const unsigned char *prefix;
+    if (!PyArg_ParseTuple(args, "nnO!y#", &a, &z, &EncoderType, &enc, &prefix, &plen)) return NULL;
+    if (a < 0 || z > self->nrows || a > z) {
+        PyErr_SetString(PyExc_IndexError, "rows outside the batch");
+        return NULL;
+    }
+    if (enc->ncol != self->ncol) {
+        PyErr_SetString(PyExc_ValueError, "the encoder is for another number of columns");
+        return NULL;
+    }
+    PyObject *ids = PyList_New(z - a), *payloads = PyList_New(z - a);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    Buf row = {0}, tmp = {0};
+    int rc = (ids && payloads && ctx) ? PACKED : FAILED;
+    if (rc == FAILED && !PyErr_Occurred()) PyErr_NoMemory();
+    for (Py_ssize_t r = a; rc == PACKED && r < z; r++) {
+        size_t *o = row_offs(self, r);
+        const unsigned char *data = self->data.p + o[0];
+        size_t len = o[self->ncol + 1] - o[0];
+        if (enc->any) {
+            row.len = 0;
+            rc = buf_put(&row, data, o[1] - o[0]); /* the array's head */
+            for (int i = 0; rc == PACKED && i < self->ncol; i++) {
+                const unsigned char *v = self->data.p + o[1 + i];
+                size_t n = o[2 + i] - o[1 + i];
+                rc = enc->convs[i] ? convert_value(enc, i, v, n, &row, &tmp) : buf_put(&row, v, n);
+            }
+            if (rc != PACKED) break;
+            data = row.p;
+            len = row.len;
+        }
+        unsigned char md[32];
+        if (digest(ctx, prefix, (size_t)plen, data, len, md)) {
+            rc = FAILED;
+            break;
+        }
+        PyObject *id = PyBytes_FromStringAndSize((const char *)md, 32);
+        PyObject *payload = id ? PyBytes_FromStringAndSize((const char *)data, (Py_ssize_t)len) : NULL;
+        if (!payload) {
+            Py_XDECREF(id);
+            rc = FAILED;
+            break;
+        }
+        PyList_SET_ITEM(ids, r - a, id);
+        PyList_SET_ITEM(payloads, r - a, payload);
+    }
+    PyMem_Free(row.p);
+    PyMem_Free(tmp.p);
+    EVP_MD_CTX_free(ctx);
+    if (rc == PACKED) {
+        PyObject *res = PyTuple_Pack(2, ids, payloads);
+        Py_DECREF(ids);
+        Py_DECREF(payloads);
+        return res;
+    }
+    Py_XDECREF(ids);
+    Py_XDECREF(payloads);
+    if (rc == FAILED) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Batch_get(Batch *self, void *which) {
+    PyObject *v = which == (void *)0 ? self->keys : which == (void *)1 ? self->ends : self->fps;
+    return Py_NewRef(v ? v : Py_None);
+}
+
+static PyObject *Batch_flag(Batch *self, void *which) {
+    return PyBool_FromLong(which == (void *)0 ? self->regular : self->final);
+}
+
+static PyGetSetDef Batch_getset[] = {
+    {"keys", (getter)Batch_get, NULL, "the rows' key bytes (None unless regular)", (void *)0},
+    {"ends", (getter)Batch_get, NULL, "where blocks end: the position after each block's last row", (void *)1},
+    {"fps", (getter)Batch_get, NULL, "each block's fingerprint", (void *)2},
+    {"regular", (getter)Batch_flag, NULL, "keys, ends and fingerprints were made (else: take the rows)", (void *)0},
+    {"final", (getter)Batch_flag, NULL, "the statement's last batch", (void *)1},
+    {NULL},
+};
+
+static PyMethodDef Batch_methods[] = {
+    {"rows", (PyCFunction)Batch_rows, METH_VARARGS, "rows([a, b]): the rows as tuples"},
+    {"records", (PyCFunction)Batch_records, METH_VARARGS, "records(a, b, encoder, prefix): (ids, payloads) or None"},
+    {NULL},
+};
+
+static PySequenceMethods Batch_as_sequence = {.sq_length = (lenfunc)Batch_len};
+
+static PyTypeObject BatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "snapgit._native.Batch",
+    .tp_basicsize = sizeof(Batch),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Batch_dealloc,
+    .tp_methods = Batch_methods,
+    .tp_getset = Batch_getset,
+    .tp_as_sequence = &Batch_as_sequence,
+    .tp_doc = "rows Reader.fetch_blocks read, packed; made only by it",
+};
+
+static PyTypeObject EncoderType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "snapgit._native.Encoder",
+    .tp_basicsize = sizeof(Encoder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Encoder_init,
+    .tp_dealloc = (destructor)Encoder_dealloc,
+    .tp_doc = "Encoder(converters): per column a converter or None, for Batch.records",
+};
+
 static PyMethodDef Reader_methods[] = {
     {"execute", (PyCFunction)Reader_execute, METH_O, "prepare one SQL statement"},
     {"fetchmany", (PyCFunction)Reader_fetchmany, METH_O, "up to n rows of the statement"},
+    {"fetch_blocks", (PyCFunction)Reader_fetch_blocks, METH_VARARGS, "fetch_blocks(want, key_col, bits, fp_len): a Batch or None"},
     {"close", (PyCFunction)Reader_close, METH_NOARGS, "close the connection"},
     {NULL},
 };
@@ -612,12 +1219,13 @@ PyMODINIT_FUNC PyInit__native(void) {
         PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256");
         return NULL;
     }
-    if (PyType_Ready(&ReaderType) < 0) return NULL;
+    if (PyType_Ready(&ReaderType) < 0 || PyType_Ready(&BatchType) < 0 || PyType_Ready(&EncoderType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     NativeError = PyErr_NewException("snapgit._native.Error", NULL, NULL);
     if (!NativeError || PyModule_AddObjectRef(m, "Error", NativeError) < 0 ||
         PyModule_AddObjectRef(m, "Reader", (PyObject *)&ReaderType) < 0 ||
+        PyModule_AddObjectRef(m, "Encoder", (PyObject *)&EncoderType) < 0 ||
         PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion()) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -25,7 +25,8 @@ import hashlib
 import socket
 import time
 from bisect import bisect_left, bisect_right
-from itertools import islice
+from functools import partial
+from itertools import chain, islice
 from operator import itemgetter, lt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +39,12 @@ import msgpack
 from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder, keys_encoder
 from .errors import ConflictError, SnapError
 from .history import read_commit, read_table
+from . import native
 from .native import pack_digest, records
 from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
-from .rowcache import FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, block_ends, cache_path, signature
+from .rowcache import BLOCK_BITS, FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, block_ends, cache_path, signature
 from .schema import TableSchema
 from . import tree as tree_mod
 from .tree import TreeBuilder, UnsortedKeysError, iter_leaves, leaf_index, load_node
@@ -118,6 +120,11 @@ class DuplicateKeyError(SnapError):
     pass
 
 
+# The parent's leaves a commit keeps decoded: a batch of rows spans a dozen leaves, which the
+# row cache's blocks ask for, and then again as the bases of the leaves that replace them.
+_OLD_LEAVES_KEPT = 32
+
+
 class _OldTree:
     """What the parent commit knew of a table: its leaves, to skip and to delta against."""
 
@@ -138,7 +145,7 @@ class _OldTree:
         node = self._leaves.get(nid)
         if node is None:
             node = load_node(self.objects, nid)
-            if len(self._leaves) >= 4:
+            if len(self._leaves) >= _OLD_LEAVES_KEPT:
                 del self._leaves[next(iter(self._leaves))]
             self._leaves[nid] = node
         return node
@@ -359,10 +366,39 @@ class _CachedScan:
 
     def entries(self, snap, schema: TableSchema, key: list[str], keys_of, progress, **scan_kw):
         """Batches of (keys, record ids, payloads), cut at block ends."""
+        blocks = None
+        if self.integer_key is not None and native.available():
+            blocks = snap.scan_blocks(schema, key, BLOCK_BITS, FP_LEN, **scan_kw)
+        if blocks is not None:
+            yield from self._native_entries(blocks, schema, keys_of, progress)
+            return
         scan = snap.scan(schema, key, values_of=key, raw=True, **scan_kw)
-        convert = scan.convert
-        ints_of = itemgetter(self.integer_key) if self.integer_key is not None else None
+        yield from self._row_entries(scan, scan.convert, schema, keys_of, progress, not self.starts_table)
+
+    def _native_entries(self, blocks, schema: TableSchema, keys_of, progress):
+        """:meth:`entries` from the C extension's batches, which come keyed, cut and
+        fingerprinted; from the first batch it could not cut (see ``fetch_blocks``) on, their
+        rows go the way of a driver's."""
+        encoder = native.Encoder(blocks.converters)
         head = not self.starts_table
+        for batch in blocks:
+            if not batch.regular:
+                rest = chain([batch.rows()], (b.rows() for b in blocks))
+                yield from self._row_entries(rest, blocks.convert, schema, keys_of, progress, head)
+                return
+            if progress is not None:
+                progress.advance(len(batch))
+            ends = batch.ends
+            whole_last = self.ends_table or not batch.final
+            lo = 1 if head else 0
+            hi = len(ends) if whole_last else len(ends) - 1
+            yield self._blocks(schema, batch.keys, ends, batch.fps[lo:hi], head, whole_last,
+                               partial(_batch_records, schema, batch, encoder, blocks.convert))
+            head = False
+
+    def _row_entries(self, scan, convert, schema: TableSchema, keys_of, progress, head: bool):
+        """:meth:`entries` from batches of rows as the driver gives them."""
+        ints_of = itemgetter(self.integer_key) if self.integer_key is not None else None
         pend_rows: list = []
         pend_keys: list[bytes] = []
         for raw in scan:
@@ -378,12 +414,12 @@ class _CachedScan:
                 continue
             cut = ends[-1]
             pend_rows, pend_keys = raw[cut:], keys[cut:]
-            yield self._blocks(schema, raw, keys, ends, convert, head, True)
+            yield self._row_blocks(schema, raw, keys, ends, convert, head, True)
             head = False
         if pend_rows:
-            yield self._blocks(schema, pend_rows, pend_keys, [len(pend_rows)], convert, head, self.ends_table)
+            yield self._row_blocks(schema, pend_rows, pend_keys, [len(pend_rows)], convert, head, self.ends_table)
 
-    def _blocks(self, schema, raw, keys, ends, convert, head: bool, whole_last: bool):
+    def _row_blocks(self, schema, raw, keys, ends, convert, head: bool, whole_last: bool):
         end = ends[-1]
         lo = 1 if head else 0
         hi = len(ends) if whole_last else len(ends) - 1
@@ -392,14 +428,27 @@ class _CachedScan:
             fps = pack_digest(raw, starts[lo:hi], ends[lo:hi], FP_LEN)
         except (TypeError, ValueError, OverflowError):
             self.broken = True
-            fps = []
+            fps = None
+        encode = partial(self._encode, schema, raw, convert=convert)
+        if fps is None:
+            return (keys[:end], *encode(0, end))
+        return self._blocks(schema, keys[:end], ends, fps, head, whole_last, encode)
+
+    def _blocks(self, schema, keys, ends, fps, head: bool, whole_last: bool, encode):
+        """(keys, record ids, payloads) of whole blocks of rows: ``fps`` are the fingerprints of
+        the blocks the cache may know (not a range's head, nor its last unless ``whole_last``);
+        ``encode(a, b)`` gives the (ids, payloads) of rows a..b."""
+        end = ends[-1]
+        lo = 1 if head else 0
+        hi = len(ends) if whole_last else len(ends) - 1
+        starts = [0, *ends[:-1]]
         if not fps:
-            return (keys[:end], *self._encode(schema, raw, 0, end, convert))
+            return (keys, *encode(0, end))
         lasts = [keys[b - 1] for b in ends[lo:hi]]
         if self.collect:
             self.blocks.extend(lasts, fps)
         if self.cursor is None:
-            return (keys[:end], *self._encode(schema, raw, 0, end, convert))
+            return (keys, *encode(0, end))
         # runs of blocks the cache has, as (first row, end row): one look-up in the old tree each
         runs: list[list[int]] = []
         for n, hit in enumerate(self.cursor.matches(lasts, fps), lo):
@@ -417,7 +466,7 @@ class _CachedScan:
             if got is None:
                 continue
             if done < a:
-                more_ids, more_payloads = self._encode(schema, raw, done, a, convert)
+                more_ids, more_payloads = encode(done, a)
                 ids += more_ids
                 payloads += more_payloads
             ids += got
@@ -425,21 +474,34 @@ class _CachedScan:
             self.hits += b - a
             done = b
         if done < end:
-            more_ids, more_payloads = self._encode(schema, raw, done, end, convert)
+            more_ids, more_payloads = encode(done, end)
             ids += more_ids
             payloads += more_payloads
-        return keys[:end], ids, payloads
+        return keys, ids, payloads
 
     @staticmethod
     def _encode(schema, raw, a: int, b: int, convert) -> tuple[list[bytes], list[bytes]]:
         """(record ids, encoded records) of the rows raw[a:b]."""
-        rows = raw[a:b] if a or b < len(raw) else raw
-        if convert is not None:
-            rows = convert(rows)
-        try:
-            return records(rows, _REC, encode_row)
-        except EncodingError as exc:
-            raise _explain_encoding_error(schema, rows, exc) from exc
+        return _encode_rows(schema, raw[a:b] if a or b < len(raw) else raw, convert)
+
+
+def _encode_rows(schema: TableSchema, rows: list, convert) -> tuple[list[bytes], list[bytes]]:
+    """(record ids, encoded records) of rows as the driver gave them."""
+    if convert is not None:
+        rows = convert(rows)
+    try:
+        return records(rows, _REC, encode_row)
+    except EncodingError as exc:
+        raise _explain_encoding_error(schema, rows, exc) from exc
+
+
+def _batch_records(schema: TableSchema, batch, encoder, convert, a: int, b: int) -> tuple[list[bytes], list[bytes]]:
+    """(record ids, encoded records) of rows a..b of a C extension's batch: in C where it knows
+    every converted value, else as :func:`_encode_rows` makes them (and raises)."""
+    got = batch.records(a, b, encoder, _REC)
+    if got is not None:
+        return got
+    return _encode_rows(schema, batch.rows(a, b), convert)
 
 
 def _integer_key(schema: TableSchema, key: list[str]) -> int | None:

@@ -170,7 +170,10 @@ def _default(v: Any) -> msgpack.ExtType:
             return msgpack.ExtType(Ext.TIME, _Q.pack(micros))
         return msgpack.ExtType(Ext.TIME_TZ, _QI.pack(micros, int(offset.total_seconds())))
     if t is _dt.timedelta:
-        return msgpack.ExtType(Ext.INTERVAL, _Q.pack(v // _US))
+        micros = v // _US
+        if not _INT64_MIN <= micros < _SIGN:  # beyond 292,000 years (PostgreSQL allows them)
+            raise EncodingError(f"interval {v} does not fit in 64 bits of microseconds")
+        return msgpack.ExtType(Ext.INTERVAL, _Q.pack(micros))
     if t is uuid.UUID:
         return msgpack.ExtType(Ext.UUID, v.bytes)
     if t is Json:

@@ -5,7 +5,10 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`records`: the record ids and payloads of rows;
 * :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
-  module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None.
+  module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None;
+  its ``fetch_blocks`` reads a table keyed by one integer column as the row cache cuts it, keys,
+  fingerprints and (through an :class:`Encoder`) records included, without a Python object per
+  value. Its reference is the commit's path for a driver's rows (``commit._CachedScan``).
 
 ``SNAP_NATIVE=0`` turns the extension off (to compare, or to rule it out).
 """
@@ -19,7 +22,7 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["available", "pack_digest", "records", "index_entries", "sqlite_reader", "NativeError"]
+__all__ = ["available", "pack_digest", "records", "index_entries", "sqlite_reader", "Encoder", "NativeError"]
 
 try:
     if os.environ.get("SNAP_NATIVE", "1") == "0":
@@ -31,9 +34,14 @@ except ImportError:
 if _native is not None:
     _native.set_ext_type(msgpack.ExtType)
     NativeError: type[Exception] = _native.Error
+    # the converters of a block scan's columns (None: none), for Batch.records; it remembers
+    # what each converter gave for each value it was given
+    Encoder: Any = _native.Encoder
 else:
     class NativeError(Exception):  # type: ignore[no-redef]
         """An error of the C extension's SQLite reader (never raised without it)."""
+
+    Encoder = None
 
 
 def available() -> bool:

@@ -32,6 +32,7 @@ from snapgit.encoding import (
     encode_value,
     key_encoder,
     keys_encoder,
+    packable,
     record_id,
 )
 from snapgit.errors import SnapError
@@ -240,11 +241,14 @@ def test_unsupported_value_raises_encoding_error(value):
 )
 def test_value_out_of_range_raises_encoding_error(value):
     """A value of a supported type that the format cannot hold is an EncodingError (commit.py
-    turns that into a message naming the table and column), not a stray struct.error."""
+    turns that into a message naming the table and column), not a stray struct.error; so is it
+    from packable, which a scan's converters call."""
     with pytest.raises(EncodingError):
         encode_row([value])
     with pytest.raises(EncodingError):
         encode_value(value)
+    with pytest.raises(EncodingError):
+        packable(value)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ one snapshot. Under CI the extension must be built: the fast path is what users 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import sqlite3
 from pathlib import Path
@@ -18,6 +19,8 @@ from snapgit import Repo, native
 from snapgit.db import Database
 from snapgit.encoding import encode_row, packable
 from snapgit.packindex import index_entries_py
+
+MAX_INTERVAL = datetime.timedelta(microseconds=2**63 - 1)  # the longest an interval can be
 
 needs_native = pytest.mark.skipif(
     not native.available(), reason="the C extension snapgit._native is not built (no compiler or headers)"
@@ -93,7 +96,7 @@ plain_rows = st.lists(st.tuples(st.one_of(st.none(), st.integers(-(2**63), 2**63
 
 
 converted = st.one_of(st.datetimes(), st.dates(), st.times(), st.decimals(allow_nan=False), st.uuids(),
-                      st.timedeltas()).map(packable)
+                      st.timedeltas(-MAX_INTERVAL, MAX_INTERVAL)).map(packable)
 
 
 @needs_native
@@ -247,3 +250,142 @@ def test_index_entries_are_those_of_the_python_sort(ids) -> None:
     joined = b"".join(ids)
     assert native.index_entries(joined) == index_entries_py(joined)
     assert native.index_entries(bytearray(joined)) == index_entries_py(bytearray(joined))
+
+
+# -- block scans: Reader.fetch_blocks and Batch.records against the path of a driver's rows ----
+
+key_values = st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-40, 400))
+# what SQLite may hold in any column, and text each converter turns into a value
+cell = st.one_of(
+    sqlite_values,
+    st.sampled_from(["2013-01-01 05:00:00", "2013-01-01T05:00", "2013-13-01 05:00:00", "2024-02-29 23:59:59.5",
+                     "2013-01-01", "12.50", "1e3", "-0", "0", "1", "true", '{"a": [1, 2]}', "[1, 2.5]",
+                     "0123456789abcdef0123456789abcdef", "05:30:00", "05:30:00+02:00"]),
+    st.sampled_from([0, 1, 2, 1.5, -0.0]),
+)
+TYPED = ["d DATETIME", "t TIMESTAMP", "dd DATE", "b BOOLEAN", "n NUMERIC(10, 2)", "m NUMERIC", "j JSON",
+         "u UUID", "tm TIME", "x REAL", "s TEXT", "bl BLOB"]
+
+
+def block_scan_table(path: Path, key_decl: str, rows: list[tuple]) -> None:
+    con = sqlite3.connect(path)
+    con.execute(f"CREATE TABLE t (k {key_decl}, {', '.join(TYPED)})")
+    con.executemany(f"INSERT OR IGNORE INTO t VALUES ({', '.join('?' * (1 + len(TYPED)))})", rows)
+    con.commit()
+    con.close()
+
+
+def entries_of(path: Path, monkeypatch, use_native: bool, key_range, batch_size: int):
+    """Everything a cached scan of table t gives: its entries and the blocks it collected."""
+    from snapgit.commit import _CachedScan, _integer_key
+    from snapgit.encoding import keys_encoder
+
+    with monkeypatch.context() as m:
+        if not use_native:
+            m.setattr(native, "_native", None)
+        with Database.connect(str(path)) as db, db.snapshot() as snap:
+            (schema,) = snap.reflect()
+            names = schema.sorted_names
+            scan = _CachedScan(None, None, key_range is None or key_range[1] is None,
+                               key_range is None or key_range[2] is None, integer_key=_integer_key(schema, ["k"]))
+            kw = {"key_range": key_range} if key_range is not None else {}
+            got = [(list(k), list(i), list(p)) for k, i, p in
+                   scan.entries(snap, schema, ["k"], keys_encoder([names.index("k")]), None, batch_size=batch_size, **kw)]
+            assert (snap._native is not None) == use_native
+    keys = [k for e in got for k in e[0]]
+    return keys, [i for e in got for i in e[1]], [p for e in got for p in e[2]], \
+        (scan.blocks.keys, bytes(scan.blocks.fps), scan.broken)
+
+
+@needs_native
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(key_values, *[cell] * len(TYPED)), max_size=80),
+       rowid=st.booleans(), batch=st.integers(1, 40),
+       bounds=st.one_of(st.none(), st.tuples(st.one_of(st.none(), st.integers(-50, 300)),
+                                             st.one_of(st.none(), st.integers(-50, 400)))))
+def test_a_block_scan_gives_what_the_rows_of_the_driver_give(tmp_path_factory, monkeypatch, rows, rowid, batch,
+                                                            bounds) -> None:
+    path = tmp_path_factory.mktemp("bs") / "t.db"
+    # INTEGER PRIMARY KEY is the rowid: integers only; INT PRIMARY KEY also holds text and NULL
+    block_scan_table(path, "INTEGER PRIMARY KEY" if rowid else "INT PRIMARY KEY", rows)
+    key_range = None if bounds is None else ("k", *bounds)
+    assert entries_of(path, monkeypatch, True, key_range, batch) == entries_of(path, monkeypatch, False, key_range, batch)
+
+
+@needs_native
+def test_a_block_scan_goes_the_way_of_the_driver_from_a_key_that_is_not_an_integer(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "t.db"
+    rows = [(k, *["2013-01-01 05:00:00"] * len(TYPED)) for k in range(100)] + [("text key", *[None] * len(TYPED))]
+    block_scan_table(path, "INT PRIMARY KEY", rows)
+    native_way = entries_of(path, monkeypatch, True, None, 7)
+    assert native_way == entries_of(path, monkeypatch, False, None, 7)
+    assert len(native_way[0]) == 101
+
+
+@needs_native
+def test_batches_end_where_blocks_end_and_leave_the_next_row_pending(tmp_path: Path) -> None:
+    from snapgit import _native
+
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(k, f"v{k}") for k in range(0, 100, 3)])
+    con.commit()
+    con.close()
+    reader = _native.Reader(str(tmp_path / "t.db"))
+    reader.execute("SELECT k, v FROM t ORDER BY k")
+    first = reader.fetch_blocks(5, 0, 4, 16)
+    # 0, 3, ..., 15 are block 0: the batch takes the whole block, though 5 rows were asked for
+    assert first.rows() == [(k, f"v{k}") for k in range(0, 16, 3)]
+    assert first.regular and not first.final and first.ends == [6]
+    assert first.fps == reference_digest(first.rows(), [0], [6], 16)
+    # the row that started the next block was read and left for the next fetch, of any kind
+    assert reader.fetchmany(1) == [(18, "v18")]
+    rest = reader.fetch_blocks(1000, 0, 4, 16)
+    assert rest.final and rest.rows()[0] == (21, "v21") and rest.rows()[-1] == (99, "v99")
+    assert reader.fetch_blocks(10, 0, 4, 16) is None
+    reader.close()
+
+
+@needs_native
+def test_block_records_fall_back_where_a_converter_gives_what_c_cannot_pack(tmp_path: Path) -> None:
+    from snapgit import _native
+
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(1, "a"), (2, "b")])
+    con.commit()
+    con.close()
+    reader = _native.Reader(str(tmp_path / "t.db"))
+    reader.execute("SELECT k, v FROM t ORDER BY k")
+    batch = reader.fetch_blocks(10, 0, 4, 16)
+    assert batch.records(0, 2, _native.Encoder([None, str.upper]), b"\x01") == native.records(
+        [(1, "A"), (2, "B")], b"\x01", encode_row)
+    assert batch.records(0, 2, _native.Encoder([None, lambda v: {v}]), b"\x01") is None
+
+    def refuse(v):
+        raise ZeroDivisionError(v)
+
+    with pytest.raises(ZeroDivisionError):
+        batch.records(0, 2, _native.Encoder([None, refuse]), b"\x01")
+    with pytest.raises(ValueError, match="columns"):
+        batch.records(0, 2, _native.Encoder([None]), b"\x01")
+    with pytest.raises(IndexError):
+        batch.records(1, 3, _native.Encoder([None, None]), b"\x01")
+    reader.close()
+
+
+@needs_native
+def test_a_block_scan_refuses_text_that_is_not_utf8(tmp_path: Path) -> None:
+    from snapgit.db import DatabaseError
+    from snapgit.rowcache import BLOCK_BITS, FP_LEN
+
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, s TEXT)")
+    con.execute("INSERT INTO t VALUES (1, CAST(x'66ff' AS TEXT))")
+    con.commit()
+    con.close()
+    with Database.connect(str(tmp_path / "t.db")) as db, db.snapshot() as snap:
+        (schema,) = snap.reflect()
+        scan = snap.scan_blocks(schema, ["k"], BLOCK_BITS, FP_LEN)
+        with pytest.raises(DatabaseError, match="UTF-8 column 's'"):
+            list(scan)

@@ -461,10 +461,72 @@ class ReadSnapshot:
         ``raw``: the rows as the driver returns them, not converted; the scan's ``convert``
         (None when no column needs it) converts a list of them (the row cache fingerprints
         driver rows, and converts only those it has to encode)."""
-        table = schema.name
-        self._require([table])
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        sql, params, converters = self._select(schema, key, columns, since, key_range, values_of)
+        if not converters:  # a table without (stored) columns: as many empty rows as it has rows
+            return _Scan(self, self._empty_rows(schema.name, batch_size))
+        convert = batch_converter(converters, memo=self._dialect == "sqlite")
+        scan = _Scan(self, self._stream(sql, schema.name, None if raw else convert, batch_size, params))
+        scan.convert = convert
+        return scan
+
+    def scan_blocks(
+        self,
+        schema: TableSchema,
+        key: Sequence[str],
+        bits: int,
+        fp_len: int,
+        batch_size: int = SCAN_BATCH,
+        *,
+        key_range: tuple[str, int | None, int | None] | None = None,
+    ) -> "_Scan | None":
+        """A raw scan (:meth:`scan` with ``values_of=key``) of a table keyed by one integer
+        column, read by the C extension: its items are ``snapgit._native.Batch`` objects of
+        about ``batch_size`` rows each, cut where ``key >> bits`` changes, with the rows' keys,
+        the blocks' fingerprints of ``fp_len`` bytes, and their records on demand (through an
+        Encoder of the scan's ``converters``; ``convert`` converts the batch's rows as
+        :meth:`scan`'s does). None where the extension cannot read this snapshot: the caller
+        scans."""
+        if len(key) != 1 or batch_size < 1:
+            raise ValueError("scan_blocks: one key column, and batches of at least one row")
+        names = schema.sorted_names
+        if key[0] not in names:
+            raise DatabaseError(f"key column {key[0]} is not a column of table {schema.name}")
+        sql, _params, converters = self._select(schema, key, None, None, key_range, key)
+        self._claim()
+        reader = self._native_reader()
+        if reader is None or not hasattr(reader, "fetch_blocks"):
+            return None
+        batches = self._stream_blocks(reader, sql, schema.name, batch_size, (names.index(key[0]), bits, fp_len))
+        scan = _Scan(self, batches)
+        scan.converters = converters
+        scan.convert = batch_converter(converters, memo=True)
+        return scan
+
+    def _stream_blocks(self, reader: Any, sql: str, table: str, batch_size: int,
+                       cut: tuple[int, int, int]) -> Iterator[Any]:
+        try:
+            reader.execute(sql)
+            fetch = reader.fetch_blocks
+            while (batch := fetch(batch_size, *cut)) is not None:
+                yield batch
+        except NativeError as exc:
+            raise self._wrap(f"cannot read table {table} from", exc) from exc
+
+    def _select(
+        self,
+        schema: TableSchema,
+        key: Sequence[str] | None,
+        columns: Sequence[str] | None,
+        since: tuple[str, "_dt.datetime"] | None,
+        key_range: tuple[str, int | None, int | None] | None,
+        values_of: Sequence[str] | None,
+    ) -> tuple[str, tuple[Any, ...], list[Any]]:
+        """The SELECT of a scan (see :meth:`scan`), its parameters, and per column its
+        converter or None."""
+        table = schema.name
+        self._require([table])
         names = list(columns) if columns is not None else schema.sorted_names
         q = self._quote
         by_name = {c.name: c for c in schema.columns}
@@ -478,8 +540,6 @@ class ReadSnapshot:
             col = by_name[k]
             expr = column_read(self._dialect, col.type, col.native).order.format(c=q(k))
             order.append(expr + " NULLS FIRST" if self._dialect == "postgresql" else expr)
-        if not names:  # a table without (stored) columns: as many empty rows as it has rows
-            return _Scan(self, self._empty_rows(table, batch_size))
         select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names))
         sql = f"SELECT {select} FROM {q(table)}"
         params: tuple[Any, ...] = ()
@@ -508,10 +568,7 @@ class ReadSnapshot:
                 _then_packable(c) if c is not None and n not in keep and _stored_as_ext(by_name[n].type) else c
                 for c, n in zip(converters, names)
             ]
-        convert = batch_converter(converters, memo=self._dialect == "sqlite")
-        scan = _Scan(self, self._stream(sql, table, None if raw else convert, batch_size, params))
-        scan.convert = convert
-        return scan
+        return sql, params, converters
 
     @property
     def dialect(self) -> str:
@@ -612,7 +669,7 @@ class _Scan:
     """The iterator :meth:`ReadSnapshot.scan` returns: the stream of batches, started lazily,
     and closed (for good) when another read of the snapshot needs the connection."""
 
-    __slots__ = ("_snap", "_batches", "_started", "_superseded", "convert")
+    __slots__ = ("_snap", "_batches", "_started", "_superseded", "convert", "converters")
 
     def __init__(self, snap: ReadSnapshot, batches: Iterator[list[tuple[Any, ...]]]) -> None:
         self._snap = snap
@@ -620,6 +677,7 @@ class _Scan:
         self._started = False
         self._superseded = False
         self.convert: Any = None  # the batch converter of a raw scan (see ReadSnapshot.scan)
+        self.converters: list[Any] = []  # per column, of a block scan (ReadSnapshot.scan_blocks)
 
     def __iter__(self) -> "_Scan":
         return self
