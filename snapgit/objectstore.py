@@ -350,6 +350,10 @@ class DiskObjectStore:
         # key ranges into different packs: with one "last pack" remembered, a look-up that
         # alternates between two packs tried every pack in between.
         self._mru: list[str] = []
+        # The same for the bases of deltas: a node stored as a delta and its base are mostly in
+        # different packs (the base written commits before), and one order for both made every
+        # read of such a node try the other pack first, twice.
+        self._base_mru: list[str] = []
         self._mapped = False  # look-ups through the indexes' maps (mapped_lookups)
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
@@ -383,6 +387,7 @@ class DiskObjectStore:
                 self.unreadable.pop(name, None)
                 self._order.insert(0, name)
                 self._mru.insert(0, name)
+                self._base_mru.insert(0, name)
 
     def pack_names(self) -> list[str]:
         return list(self._order)
@@ -417,6 +422,7 @@ class DiskObjectStore:
         idx, rd = self._packs.pop(name)
         self._order.remove(name)
         self._mru.remove(name)
+        self._base_mru.remove(name)
         idx.close()
         if rd is not None:
             rd.close()
@@ -465,6 +471,7 @@ class DiskObjectStore:
         self._packs.clear()
         self._order.clear()
         self._mru.clear()
+        self._base_mru.clear()
 
     # -- reading
 
@@ -494,7 +501,7 @@ class DiskObjectStore:
         if cached is not None:
             return cached
         bad: CorruptError | None = None
-        for name in self._mru:
+        for name in self._base_mru if chain else self._mru:
             try:
                 found = self._find_in(name, oid, chain)
             except CorruptError as exc:
@@ -535,7 +542,7 @@ class DiskObjectStore:
                 bad = exc
                 continue
             if hashlib.sha256(full).digest() == oid:
-                self._answered(name)
+                self._answered(name, self._base_mru if chain else self._mru)
                 if full[0] != 1:  # nodes and metadata are read again and again
                     self._full_cache[oid] = (full, depth)
                     if len(self._full_cache) > 256:
@@ -646,8 +653,9 @@ class DiskObjectStore:
             hits |= self._packs[name][0].prefix_hits(wanted, ordered)
         return [p in hits for p in asked]
 
-    def _answered(self, name: str) -> None:
-        mru = self._mru
+    def _answered(self, name: str, mru: list[str] | None = None) -> None:
+        if mru is None:
+            mru = self._mru
         if mru[0] != name:
             mru.remove(name)
             mru.insert(0, name)

@@ -102,6 +102,49 @@ def index_entries_py(joined: bytes | bytearray) -> tuple[bytes, bytes, list[int]
 _LOW_56 = (1 << 56) - 1
 
 
+class _Descriptors:
+    """The open descriptors of the indexes looked in last, at most ``limit``: a commit after a
+    change reads thousands of its parent's leaves, and opening and closing an index for each
+    was a fifth of the time of a read. A descriptor is opened only onto the file the index's
+    map holds (same device and inode), so both read the same bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[IndexReader, int] = {}  # in the order they were last used
+
+    def open(self, idx: "IndexReader") -> int | None:
+        try:
+            fd = os.open(idx.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            st = None
+        if st is None or (st.st_dev, st.st_ino) != idx._file_id:
+            os.close(fd)
+            return None
+        while len(self._open) >= self.limit:
+            self.drop(next(iter(self._open)))
+        self._open[idx] = fd
+        idx._fd = fd
+        return fd
+
+    def used(self, idx: "IndexReader") -> None:
+        fd = self._open.pop(idx, None)
+        if fd is not None:
+            self._open[idx] = fd
+
+    def drop(self, idx: "IndexReader") -> None:
+        fd = self._open.pop(idx, None)
+        idx._fd = None
+        if fd is not None:
+            os.close(fd)
+
+
+_descriptors = _Descriptors(64)
+
+
 class IndexReader:
     """Look-ups in one pack index, read through mmap: no Python object per entry."""
 
@@ -111,10 +154,13 @@ class IndexReader:
         # mapped file counts in the process's resident memory once touched, and on kernels that
         # cache files in large folios one touch maps hundreds of KB. A commit opens every new
         # index when it publishes its packs; only look-ups should map what they read.
+        self._fd: int | None = None  # kept open by _Descriptors while look-ups come
         try:
             with open(path, "rb") as f:
                 self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-                size = os.fstat(f.fileno()).st_size
+                st = os.fstat(f.fileno())
+                size = st.st_size
+                self._file_id = (st.st_dev, st.st_ino)
                 head = os.pread(f.fileno(), _HEADER.size + _FANOUT, 0)
                 tail = os.pread(f.fileno(), 64, max(0, size - 64))
         except (OSError, ValueError) as exc:
@@ -150,20 +196,17 @@ class IndexReader:
             o.byteswap()
             self._prefixes, self._ordinals = p, o
 
-    @contextlib.contextmanager
-    def _file(self) -> Iterator[int | None]:
-        """A descriptor of the index file for the reads of one look-up, or None where it cannot
-        be opened (the file gone since, gc; no descriptor left): the map still reads. No
-        descriptor is kept between look-ups: a store of a thousand packs would hold a thousand."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY) if sys.byteorder == "little" else None
-        except OSError:
-            fd = None
-        try:
-            yield fd
-        finally:
-            if fd is not None:
-                os.close(fd)
+    def _file(self) -> contextlib.nullcontext[int | None]:
+        """A descriptor of the index file for the reads of a look-up, or None where there is
+        none (the file gone since, gc, or replaced, repair; no descriptor left): the map then
+        reads. Descriptors are kept for the indexes looked in last (_Descriptors), not for
+        all: a store of a thousand packs would hold a thousand."""
+        fd = self._fd
+        if fd is None and sys.byteorder == "little":
+            fd = _descriptors.open(self)
+        else:
+            _descriptors.used(self)
+        return contextlib.nullcontext(fd)
 
     @staticmethod
     def _pread(fd: int | None, length: int, offset: int) -> bytes | None:
@@ -176,6 +219,7 @@ class IndexReader:
         return data if len(data) == length else None
 
     def close(self) -> None:
+        _descriptors.drop(self)
         self._prefixes = self._ordinals = None  # type: ignore[assignment]
         try:
             self._mm.close()

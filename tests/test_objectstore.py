@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from snapgit import objectstore as objectstore_mod
 from snapgit import pack as pack_mod
+from snapgit import packindex as packindex_mod
 from snapgit.errors import CorruptError, NotFoundError
 from snapgit.objects import ObjType
 from snapgit.objectstore import DiskObjectStore, MemoryObjectStore
@@ -643,3 +644,77 @@ def test_an_index_removed_while_open_is_still_read_through_its_map(disk):
     idx.unlink()
     assert [disk.get(i)[1] for i in ids[::13]] == datas[::13]
     assert disk.might_contain_many(ids[:50] + [os.urandom(32)]) == [True] * 50 + [False]
+
+
+def test_reading_nodes_stored_as_deltas_asks_each_pack_once(disk, monkeypatch):
+    """A node stored as a delta and its base are in different packs (the base written commits
+    before): the base's look-up keeps an order of packs of its own, so reading such nodes one
+    after another asks the right pack first for each, twice a node, not four times."""
+    rnd = random.Random(3)
+    bases = [rnd.randbytes(3000) for _ in range(40)]
+    base_ids = put(disk, [(NODE, b) for b in bases])
+    for _ in range(3):  # packs between the two, which no look-up should ask
+        put(disk, random_objects(20, seed=rnd.randrange(99)))
+    news = [b[:100] + b"changed" + b[107:] for b in bases]
+    w = disk.writer()
+    new_ids = [w.add_delta(NODE, n, oid_of(NODE, n), b) for n, b in zip(news, base_ids)]
+    w.commit()
+    reader = make_disk_store(disk.root)
+    asked = []
+    original = packindex_mod.IndexReader.candidates
+
+    def counting(self, oid, mapped=False):
+        asked.append(oid)
+        return original(self, oid, mapped)
+
+    monkeypatch.setattr(packindex_mod.IndexReader, "candidates", counting)
+    assert [reader.get(i) for i in new_ids] == [(NODE, n) for n in news]
+    assert all(reader.get_depth(i) == 1 for i in new_ids)
+    # the first of each kind may ask every pack; the rest find theirs first time
+    assert len(asked) <= 2 * len(new_ids) + 2 * 5
+    reader.close()
+
+
+def test_index_descriptors_are_kept_for_the_last_indexes_only(disk, monkeypatch):
+    monkeypatch.setattr(packindex_mod, "_descriptors", packindex_mod._Descriptors(3))
+    packs = [put(disk, random_objects(30, seed=s)) for s in range(6)]
+    objects = [random_objects(30, seed=s) for s in range(6)]
+    mapped = len(open_index_descriptors(disk.root))  # the maps hold a descriptor each
+    for _ in range(2):
+        for ids, objs in zip(packs, objects):
+            assert [disk.get(i) for i in ids] == objs
+            assert len(open_index_descriptors(disk.root)) <= mapped + 3
+    disk.close()
+    assert open_index_descriptors(disk.root) == []
+
+
+def test_an_index_replaced_while_open_is_read_through_its_map(disk):
+    """verify --repair writes a new index in place of a broken one: a descriptor opened after
+    that would read another file than the map of the index this store opened, so none is."""
+    datas = [os.urandom(40) for _ in range(300)]
+    with disk.writer() as w:
+        ids = [w.add(RECORD, d) for d in datas]
+    disk.refresh()
+    (idx,) = disk.pack_dir.glob("*.idx")
+    replacement = idx.with_suffix(".new")
+    replacement.write_bytes(bytes(idx.stat().st_size))  # the same size, all zeros
+    replacement.replace(idx)
+    assert [disk.get(i)[1] for i in ids[::13]] == datas[::13]
+    assert open_index_descriptors(disk.root) == []  # the map's own is of the file replaced
+
+
+def open_index_descriptors(root: Path) -> list[str]:
+    """The .idx files under ``root`` this process holds a descriptor of (Linux); a file
+    removed or replaced since is not one of them."""
+    fds = Path("/proc/self/fd")
+    if not fds.exists():
+        pytest.skip("needs Linux's /proc/self/fd")
+    out = []
+    for fd in list(fds.iterdir()):
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(root)) and target.endswith(".idx"):
+            out.append(target)
+    return out
