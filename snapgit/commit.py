@@ -26,8 +26,8 @@ import socket
 import time
 from bisect import bisect_left, bisect_right
 from functools import partial
-from itertools import chain, islice
-from operator import itemgetter, lt
+from itertools import chain, compress, count, islice, repeat
+from operator import is_not, itemgetter, lt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,7 +281,7 @@ class _TableWriter:
             ids = node.ids
             keep: list[int] | None = None  # None: every record of the leaf is new
             if None in payloads:  # rows the row cache found unchanged: their records are stored
-                keep = [i for i, p in enumerate(payloads) if p is not None]
+                keep = list(compress(count(), map(is_not, payloads, repeat(None))))
             if base is not None and keep != []:
                 known = set(old.leaf(base).ids)
                 keep = [i for i in (range(len(ids)) if keep is None else keep) if ids[i] not in known]
@@ -457,9 +457,20 @@ class _CachedScan:
                     runs[-1][1] = ends[n]
                 else:
                     runs.append([starts[n], ends[n]])
-        ids: list[bytes] = []
-        payloads: list[bytes | None] = []
         old = self.old
+        if len(runs) > 1 and (got := old.ids_for(keys)) is not None:
+            # the rows have the keys of the old tree (changes, no rows added or removed): its
+            # ids, in one look-up, with those of the blocks the cache does not have replaced
+            payloads: list[bytes | None] = [None] * end
+            done = 0
+            for a, b in [*runs, [end, end]]:
+                if done < a:
+                    got[done:a], payloads[done:a] = encode(done, a)
+                self.hits += b - a
+                done = b
+            return keys, got, payloads
+        ids: list[bytes] = []
+        payloads = []
         done = 0  # rows placed
         for a, b in runs:
             got = old.ids_for(keys[a:b])
@@ -626,7 +637,7 @@ def _split_ids(joined: bytes) -> list[bytes]:
 
 
 def _write_new_records(tw: _TableWriter, ids: Sequence[bytes], payloads: Sequence[bytes | None]) -> None:
-    keep = [i for i, p in enumerate(payloads) if p is not None]
+    keep = list(compress(count(), map(is_not, payloads, repeat(None))))
     if keep:
         tw.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
 
@@ -1122,7 +1133,10 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
     written: dict[str, tuple[int, int, int]] = {}  # records, nodes, rows the row cache had
     joining: dict[str, _TableWriter] = {}  # shared tables, until their chunks are joined
     owners: dict[str, Any] = {}  # a table's owner in ``unstored``, where it is not its name
-    for p in prepared:
+    # The tables this process reads alone come first: the workers start on the shared ones'
+    # chunks meanwhile, and the chunks this process takes after them even out the end (read
+    # last, a table read alone kept the workers waiting, or this process waiting for them).
+    for p in sorted(prepared, key=lambda p: p.schema.name in shared):
         name = p.schema.name
         if progress is not None:
             progress.table(name, p.total)
@@ -1133,6 +1147,7 @@ def _snapshot_tables(objects, writer, snap, schemas, parent_root, keys, progress
             # the commit's share of the chunks; the tree is joined once every chunk is in
             _read_my_chunks(snap, p, tw, pool, progress)
             pumping.leave(p.total)
+            pool.watch(None, pumping.quiet)  # its bar is full: the chunks still being read are in it
             joining[name] = tw
         else:
             built[name] = _build_alone(snap, p, tw, incremental, progress)
