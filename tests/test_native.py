@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import sqlite3
+import sys
 from pathlib import Path
 
 import msgpack
@@ -389,3 +390,18 @@ def test_a_block_scan_refuses_text_that_is_not_utf8(tmp_path: Path) -> None:
         scan = snap.scan_blocks(schema, ["k"], BLOCK_BITS, FP_LEN)
         with pytest.raises(DatabaseError, match="UTF-8 column 's'"):
             list(scan)
+
+
+@needs_native
+@settings(max_examples=200)
+@given(prefixes=st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1])), max_size=300),
+       wanted=st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1])), max_size=60),
+       shared=st.integers(0, 30))
+def test_sorted_hits_finds_what_a_set_does(prefixes, wanted, shared) -> None:
+    from array import array
+
+    wanted = sorted(set(wanted) | set(prefixes[:shared]))
+    column = array("Q", sorted(prefixes))
+    if sys.byteorder != "little":
+        column.byteswap()  # the index's column is little-endian
+    assert native.sorted_hits(column.tobytes(), array("Q", wanted)) == set(wanted) & set(prefixes)
