@@ -813,7 +813,8 @@ static PyObject *Reader_fetch_blocks(Reader *self, PyObject *args) {
     bt->keys = bt->ends = bt->fps = NULL;
     bt->regular = 1;
     bt->final = 0;
-    Py_ssize_t bound = want * 8 + 64; /* a longer block (a key not unique) is cut in Python */
+    /* a longer block (a key not unique) is cut in Python */
+    Py_ssize_t bound = want > PY_SSIZE_T_MAX / 16 ? PY_SSIZE_T_MAX : want * 8 + 64;
     long long *kv = NULL;
     Py_ssize_t kcap = 0;
     Py_ssize_t *ends = NULL, nends = 0, ecap = 0;

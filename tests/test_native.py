@@ -405,3 +405,27 @@ def test_sorted_hits_finds_what_a_set_does(prefixes, wanted, shared) -> None:
     if sys.byteorder != "little":
         column.byteswap()  # the index's column is little-endian
     assert native.sorted_hits(column.tobytes(), array("Q", wanted)) == set(wanted) & set(prefixes)
+
+
+@needs_native
+def test_a_block_longer_than_any_batch_goes_to_python_whole(tmp_path: Path) -> None:
+    # a key that is not unique (a natural key configured wrongly) makes one endless block:
+    # the batch stops growing, is not cut, and its rows are all there for the Python path
+    from snapgit import _native
+
+    con = sqlite3.connect(tmp_path / "t.db")
+    con.execute("CREATE TABLE t (k INT, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(5, f"v{i}") for i in range(200)] + [(99, "last")])
+    con.commit()
+    con.close()
+    reader = _native.Reader(str(tmp_path / "t.db"))
+    reader.execute("SELECT k, v FROM t ORDER BY k, v")
+    got = []
+    while (batch := reader.fetch_blocks(4, 0, 4, 16)) is not None:
+        if batch.regular:
+            assert batch.ends[-1] == len(batch)
+        else:
+            assert batch.keys is None and batch.ends is None and batch.fps is None
+        got += batch.rows()
+    reader.close()
+    assert got == sorted([(5, f"v{i}") for i in range(200)]) + [(99, "last")]
