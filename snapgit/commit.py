@@ -389,10 +389,8 @@ class _CachedScan:
             if progress is not None:
                 progress.advance(len(batch))
             ends = batch.ends
-            whole_last = self.ends_table or not batch.final
-            lo = 1 if head else 0
-            hi = len(ends) if whole_last else len(ends) - 1
-            yield self._blocks(schema, batch.keys, ends, batch.fps[lo:hi], head, whole_last,
+            lo, hi = _cacheable(ends, head, self.ends_table or not batch.final)
+            yield self._blocks(batch.keys, ends, batch.fps[lo:hi], lo, hi,
                                partial(_batch_records, schema, batch, encoder, blocks.convert))
             head = False
 
@@ -421,26 +419,22 @@ class _CachedScan:
 
     def _row_blocks(self, schema, raw, keys, ends, convert, head: bool, whole_last: bool):
         end = ends[-1]
-        lo = 1 if head else 0
-        hi = len(ends) if whole_last else len(ends) - 1
-        starts = [0, *ends[:-1]]
+        lo, hi = _cacheable(ends, head, whole_last)
         try:
-            fps = pack_digest(raw, starts[lo:hi], ends[lo:hi], FP_LEN)
+            fps = pack_digest(raw, [0, *ends[:-1]][lo:hi], ends[lo:hi], FP_LEN)
         except (TypeError, ValueError, OverflowError):
             self.broken = True
             fps = None
         encode = partial(self._encode, schema, raw, convert=convert)
         if fps is None:
             return (keys[:end], *encode(0, end))
-        return self._blocks(schema, keys[:end], ends, fps, head, whole_last, encode)
+        return self._blocks(keys[:end], ends, fps, lo, hi, encode)
 
-    def _blocks(self, schema, keys, ends, fps, head: bool, whole_last: bool, encode):
+    def _blocks(self, keys, ends, fps, lo: int, hi: int, encode):
         """(keys, record ids, payloads) of whole blocks of rows: ``fps`` are the fingerprints of
-        the blocks the cache may know (not a range's head, nor its last unless ``whole_last``);
-        ``encode(a, b)`` gives the (ids, payloads) of rows a..b."""
+        blocks ``lo``..``hi``, those the cache may know (see :func:`_cacheable`); ``encode(a, b)``
+        gives the (ids, payloads) of rows a..b."""
         end = ends[-1]
-        lo = 1 if head else 0
-        hi = len(ends) if whole_last else len(ends) - 1
         starts = [0, *ends[:-1]]
         if not fps:
             return (keys, *encode(0, end))
@@ -513,6 +507,13 @@ def _batch_records(schema: TableSchema, batch, encoder, convert, a: int, b: int)
     if got is not None:
         return got
     return _encode_rows(schema, batch.rows(a, b), convert)
+
+
+def _cacheable(ends: list[int], head: bool, whole_last: bool) -> tuple[int, int]:
+    """The blocks (lo, hi) of a run of rows that are whole, so the row cache may know them: a
+    key range's first block is not, unless the range starts the table (``head`` False), nor
+    its last unless ``whole_last``."""
+    return (1 if head else 0), (len(ends) if whole_last else len(ends) - 1)
 
 
 def _integer_key(schema: TableSchema, key: list[str]) -> int | None:

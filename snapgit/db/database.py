@@ -496,7 +496,7 @@ class ReadSnapshot:
         sql, _params, converters = self._select(schema, key, None, None, key_range, key)
         self._claim()
         reader = self._native_reader()
-        if reader is None or not hasattr(reader, "fetch_blocks"):
+        if reader is None:
             return None
         batches = self._stream_blocks(reader, sql, schema.name, batch_size, (names.index(key[0]), bits, fp_len))
         scan = _Scan(self, batches)
