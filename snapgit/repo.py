@@ -197,6 +197,10 @@ class Repo:
             return None
         return self.store.root / "cache"
 
+    def schema_cache_dir(self) -> Path:
+        """Where reading a SQLite database remembers its last reflection (db/schemacache.py)."""
+        return self.store.root / "cache"
+
     def database_url(self, override: str | None = None) -> str:
         from .db import normalize_url
 
@@ -308,7 +312,7 @@ class Repo:
         parallel = Parallel(url, self.objects.root)
         with Database.connect(url) as db, db.snapshot() as snap, contextlib.closing(parallel):
             db_time = snap.now()
-            schemas = snap.reflect(wanted)
+            schemas = snap.reflect(wanted, cache=self.schema_cache_dir())
             if not schemas:
                 raise SnapError(
                     f"the database {redact_url(url)} has no tables: nothing to snapshot",
@@ -403,7 +407,7 @@ class Repo:
             names = snap.table_names()
             if tables:
                 wanted = [t for t in tables if t in names]
-            schemas = snap.reflect(wanted) if wanted is None or wanted else []
+            schemas = snap.reflect(wanted, cache=self.schema_cache_dir()) if wanted is None or wanted else []
             written, _results = snapshot_database(
                 overlay, overlay.writer(), snap, schemas, parent_root=parent_root, keys=self.keys_for,
                 progress=progress, count_rows=progress is not None,
@@ -789,7 +793,7 @@ class Repo:
         url = self.database_url(db_url)
         parent_root = read_root(self.objects, read_commit(self.objects, head).tree) if head else None
         with Database.connect(url) as db, db.snapshot() as snap:
-            schemas = snap.reflect(self.config.tables)
+            schemas = snap.reflect(self.config.tables, cache=self.schema_cache_dir())
             with self.objects.writer() as w:
                 written, results = snapshot_database(self.objects, w, snap, schemas, parent_root=parent_root,
                                                      keys=self.keys_for)

@@ -11,6 +11,12 @@ reads, while the application goes on writing:
 * MariaDB/MySQL: session ``time_zone = '+00:00'``, ``REPEATABLE READ``,
   ``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY``.
 
+A SQLite file named plainly (:func:`snapgit.db.url.sqlite_file`) is read on a connection of
+the standard library's ``sqlite3``, without SQLAlchemy: its import is a fifth of a small commit's
+time. A snapshot there reflects through the schema cache (:mod:`snapgit.db.schemacache`) and,
+when that does not know the schema, through SQLAlchemy on a connection of its own
+(:meth:`ReadSnapshot.reflect`); writes always go through SQLAlchemy.
+
 Scans stream: SQLite steps its cursor lazily, PostgreSQL uses a server-side (named) cursor and
 MariaDB an unbuffered cursor (PyMySQL's ``SSCursor``), each read with ``fetchmany``, so memory stays
 flat however large the table. Scans bypass SQLAlchemy's result objects: rows come from the driver
@@ -29,22 +35,25 @@ import re
 import sqlite3
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from typing import TYPE_CHECKING, Any
 
 from ..encoding import packable
 from ..native import NativeError, sqlite_reader
 from ..schema import TableSchema
+from . import schemacache
 from .errors import DatabaseError, driver_reason, one_line
-from .reflect import list_tables, reflect_tables
+from .reflect import LIST_TABLES_SQL, list_tables, reflect_tables
 from .rows import batch_converter
 from .types import column_read
-from .url import dialect_of, parse_url, password_of, redact_url
-from .write import WriteTransaction
+from .url import dialect_of, parse_url, password_of, redact_url, sqlite_file
 
-__all__ = ["Database", "ReadSnapshot", "WriteTransaction"]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import URL, Connection, Engine
+
+    from .write import WriteTransaction
+
+__all__ = ["Database", "ReadSnapshot"]
 
 _CONNECT_HINT = "check that the server is running and that the host, port, user and password are right"
 # Rows per fetch: 2,000 rows of a 20-column table are a few hundred KB, which the fetch, the
@@ -81,47 +90,71 @@ def _quote_mysql(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _check_sqlite_file(path: pathlib.Path, create: bool) -> None:
+    """A SQLite database file must exist (``create``: an empty one is made if it does not)."""
+    if not path.exists() and create and path.parent.is_dir():
+        try:
+            sqlite3.connect(path).close()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot create SQLite database {path}: {one_line(str(exc))}") from exc
+    if not path.exists():
+        raise DatabaseError(
+            f"SQLite database {path} does not exist",
+            hint="check the path: snapgit reads an existing database and never creates one",
+        )
+    if path.is_dir():
+        raise DatabaseError(f"SQLite database {path} is a directory, not a database file")
+
+
+def _sqlite_engine_url(path: str) -> "URL":
+    from sqlalchemy.engine import URL
+
+    # mode=rw: even if the file vanishes now, SQLite must not create an empty one
+    return URL.create("sqlite", database="file:" + urllib.parse.quote(path), query={"mode": "rw", "uri": "true"})
+
+
 class Database:
     """A live database. ``Database.connect(url)`` checks that it can connect; use it as a context
-    manager or call :meth:`close`."""
+    manager or call :meth:`close`.
 
-    def __init__(self, engine: Engine, url: URL, dialect: str) -> None:
-        self._engine = engine
-        self._url = url
-        self._password = password_of(url)
+    ``sqlite_path``: a SQLite file whose snapshots read on a plain ``sqlite3`` connection (see
+    the module docstring); SQLAlchemy's engine is then made on first use, for writing."""
+
+    def __init__(self, engine: "Engine | None", url_redacted: str, dialect: str, password: str | None = None,
+                 sqlite_path: str | None = None) -> None:
+        self._engine_made = engine
+        self._password = password
         self.dialect = dialect
-        self.url_redacted = redact_url(url.render_as_string(hide_password=False))
+        self.url_redacted = url_redacted
+        self._sqlite_path = sqlite_path
+
+    @property
+    def _engine(self) -> "Engine":
+        if self._engine_made is None:
+            import sqlalchemy as sa
+
+            assert self._sqlite_path is not None
+            self._engine_made = sa.create_engine(_sqlite_engine_url(self._sqlite_path))
+        return self._engine_made
 
     @classmethod
     def connect(cls, url: str, *, base_dir: pathlib.Path | None = None, create: bool = False) -> "Database":
         """Connect to the database at ``url`` (a SQLite path or any URL :func:`normalize_url`
         takes). A SQLite file that does not exist is an error, unless ``create`` (for
         ``restore --into`` a new file): snapgit never creates a database by accident."""
+        plain = sqlite_file(url, base_dir)
+        if plain is not None:
+            return cls._connect_sqlite(plain, create)
+        import sqlalchemy as sa
+
         parsed = parse_url(url, base_dir)
         dialect = dialect_of(parsed)
         redacted = redact_url(parsed.render_as_string(hide_password=False))
         engine_url = parsed
         options: dict[str, Any] = {}
         if dialect == "sqlite" and parsed.database and not parsed.database.startswith("file:"):
-            path = pathlib.Path(parsed.database)
-            if not path.exists() and create and path.parent.is_dir():
-                try:
-                    sqlite3.connect(path).close()
-                except sqlite3.Error as exc:
-                    raise DatabaseError(f"cannot create SQLite database {path}: {one_line(str(exc))}") from exc
-            if not path.exists():
-                raise DatabaseError(
-                    f"SQLite database {path} does not exist",
-                    hint="check the path: snapgit reads an existing database and never creates one",
-                )
-            if path.is_dir():
-                raise DatabaseError(f"SQLite database {path} is a directory, not a database file")
-            # mode=rw: even if the file vanishes now, SQLite must not create an empty one
-            engine_url = URL.create(
-                "sqlite",
-                database="file:" + urllib.parse.quote(str(path)),
-                query={"mode": "rw", "uri": "true"},
-            )
+            _check_sqlite_file(pathlib.Path(parsed.database), create)
+            engine_url = _sqlite_engine_url(parsed.database)
         elif dialect == "postgresql" and "connect_timeout" not in parsed.query:
             options["connect_args"] = {"connect_timeout": 10}
         if dialect == "mysql" and not parsed.database:
@@ -135,7 +168,7 @@ class Database:
             raise DatabaseError(f"cannot use {redacted}: {one_line(str(exc))}") from exc
         if dialect != "sqlite":
             sa.event.listen(engine, "connect", _session_setup(dialect))
-        db = cls(engine, parsed, dialect)
+        db = cls(engine, redacted, dialect, password_of(parsed))
         try:
             with engine.connect() as conn:
                 if dialect == "sqlite":  # reads the header: a file that is no database fails here
@@ -147,10 +180,33 @@ class Database:
             raise db._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
         return db
 
+    @classmethod
+    def _connect_sqlite(cls, path: str, create: bool) -> "Database":
+        _check_sqlite_file(pathlib.Path(path), create)
+        db = cls(None, "sqlite:///" + path, "sqlite", sqlite_path=path)
+        try:
+            raw = db._sqlite_connect()
+            try:  # reads the header: a file that is no database fails here
+                raw.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            finally:
+                raw.close()
+        except sqlite3.Error as exc:
+            raise db._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        return db
+
+    def _sqlite_connect(self) -> sqlite3.Connection:
+        """A plain connection to the SQLite file, opened as SQLAlchemy's pysqlite dialect opens
+        one (mode=rw, and usable from any thread)."""
+        assert self._sqlite_path is not None
+        uri = "file:" + urllib.parse.quote(self._sqlite_path) + "?mode=rw"
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
     def _error(self, what: str, exc: BaseException, hint: str | None = None) -> DatabaseError:
         return DatabaseError(f"{what} {self.url_redacted}: {driver_reason(exc, self._password)}", hint=hint)
 
     def _connect(self) -> "sa.Connection":
+        import sqlalchemy as sa
+
         try:
             return self._engine.connect()
         except sa.exc.SQLAlchemyError as exc:
@@ -163,6 +219,19 @@ class Database:
         ``shared``: a token from :meth:`ReadSnapshot.share` of another snapshot, still open, of
         the same database: this one then sees exactly what that one sees (for reading one
         table with several processes)."""
+        if self._sqlite_path is not None:
+            try:
+                raw = self._sqlite_connect()
+            except sqlite3.Error as exc:
+                raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+            snap = ReadSnapshot(self, None, raw)
+            try:
+                snap._begin(shared)
+                yield snap
+            finally:
+                snap._end()
+                raw.close()
+            return
         conn = self._connect()
         snap = ReadSnapshot(self, conn)
         try:
@@ -177,6 +246,8 @@ class Database:
         """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
         ends cleanly, rolled back on any exception, so that the database is then exactly as it
         was."""
+        from .write import WriteTransaction
+
         conn = self._connect()
         tx = WriteTransaction(self, conn)
         try:
@@ -193,7 +264,8 @@ class Database:
             conn.close()
 
     def close(self) -> None:
-        self._engine.dispose()
+        if self._engine_made is not None:
+            self._engine_made.dispose()
 
     def __enter__(self) -> "Database":
         return self
@@ -206,14 +278,26 @@ class Database:
 
 
 class ReadSnapshot:
-    """The database as of one instant: list, reflect, count and scan its tables."""
+    """The database as of one instant: list, reflect, count and scan its tables.
 
-    def __init__(self, db: Database, conn: Connection) -> None:
+    ``conn`` is SQLAlchemy's connection; None for a SQLite snapshot on the plain connection
+    ``raw`` (see the module docstring)."""
+
+    def __init__(self, db: Database, conn: "Connection | None", raw: Any = None) -> None:
         self._db = db
         self._conn = conn
         self._dialect = db.dialect
-        self._raw: Any = None
-        self._dbapi_error: type[BaseException] = conn.dialect.loaded_dbapi.Error
+        self._raw: Any = raw
+        self._dbapi_error: type[BaseException]
+        self._errors: tuple[type[BaseException], ...]  # what a read may raise: driver and SQLAlchemy
+        if conn is not None:
+            import sqlalchemy as sa
+
+            self._dbapi_error = conn.dialect.loaded_dbapi.Error
+            self._errors = (sa.exc.SQLAlchemyError, self._dbapi_error)
+        else:
+            self._dbapi_error = sqlite3.Error
+            self._errors = (sqlite3.Error,)
         self._quote = _quote_mysql if db.dialect == "mysql" else _quote_sql
         self._tables: list[str] | None = None
         self._open_scan: _Scan | None = None
@@ -224,9 +308,10 @@ class ReadSnapshot:
 
     def _begin(self, shared: str | None = None) -> None:
         try:
-            if self._dialect == "postgresql":
-                self._conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            self._raw = self._conn.connection.dbapi_connection
+            if self._conn is not None:
+                if self._dialect == "postgresql":
+                    self._conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+                self._raw = self._conn.connection.dbapi_connection
             cur = self._raw.cursor()
             try:
                 if self._dialect == "sqlite":
@@ -246,7 +331,7 @@ class ReadSnapshot:
                 cur.fetchall()
             finally:
                 cur.close()
-        except (sa.exc.SQLAlchemyError, self._dbapi_error) as exc:
+        except self._errors as exc:
             raise self._db._error("cannot start a read transaction on", exc) from exc
 
     def _end(self) -> None:
@@ -259,8 +344,9 @@ class ReadSnapshot:
         with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
             if self._raw is not None:
                 self._raw.rollback()
-        with contextlib.suppress(Exception):
-            self._conn.rollback()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.rollback()
 
     def _claim(self) -> None:
         """Free the connection for a new statement: close a scan that was left unfinished. That
@@ -279,8 +365,11 @@ class ReadSnapshot:
         if self._tables is None:
             self._claim()
             try:
-                self._tables = list_tables(self._conn, self._dialect)
-            except (sa.exc.SQLAlchemyError, self._dbapi_error) as exc:
+                if self._conn is not None:
+                    self._tables = list_tables(self._conn, self._dialect)
+                else:
+                    self._tables = sorted(r[0] for r in self._raw.execute(LIST_TABLES_SQL[self._dialect]))
+            except self._errors as exc:
                 raise self._wrap("cannot list the tables of", exc) from exc
         return list(self._tables)
 
@@ -296,17 +385,56 @@ class ReadSnapshot:
                 hint="table names are case-sensitive; `snap status` lists the tables",
             )
 
-    def reflect(self, tables: list[str] | None = None) -> list[TableSchema]:
-        """Schemas of ``tables`` (default: every table), sorted by name."""
+    def reflect(self, tables: list[str] | None = None, cache: pathlib.Path | None = None) -> list[TableSchema]:
+        """Schemas of ``tables`` (default: every table), sorted by name.
+
+        ``cache``: a directory where a SQLite snapshot read without SQLAlchemy remembers its
+        last reflection (:mod:`snapgit.db.schemacache`): while the schema stays the same, the
+        next reflection is read from there."""
         if tables is None:
             tables = self.table_names()
         else:
             self._require(tables)
         self._claim()
         try:
+            if self._conn is None:
+                return self._reflect_plain(tables, cache)
             return reflect_tables(self._conn, self._dialect, tables)
-        except (sa.exc.SQLAlchemyError, self._dbapi_error) as exc:
+        except self._errors as exc:
             raise self._wrap("cannot reflect the tables of", exc) from exc
+
+    def _reflect_plain(self, tables: list[str], cache: pathlib.Path | None) -> list[TableSchema]:
+        fingerprint = schemacache.fingerprint(self._raw, tables)
+        if cache is not None:
+            known = schemacache.load(cache, fingerprint)
+            if known is not None:
+                return known
+        # SQLAlchemy ends the transaction of a connection on its first use, so it cannot be
+        # lent this snapshot's: it reflects on a connection of its own, whose read transaction
+        # must see the schema this one sees. In rollback-journal mode it does (this snapshot's
+        # shared lock keeps writers out); in WAL mode a schema change can have been committed
+        # in between, which the fingerprint tells.
+        import sqlalchemy as sa
+
+        conn = self._db._connect()
+        try:
+            raw = conn.connection.dbapi_connection
+            raw.execute("BEGIN")
+            if schemacache.fingerprint(raw, tables) != fingerprint:
+                raise DatabaseError(
+                    f"the schema of {self._db.url_redacted} changed while snapgit read it",
+                    hint="run the command again",
+                )
+            schemas = reflect_tables(conn, self._dialect, tables)
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._wrap("cannot reflect the tables of", exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            conn.close()
+        if cache is not None:
+            schemacache.save(cache, fingerprint, schemas)
+        return schemas
 
     def count(self, table: str) -> int:
         """The number of rows of ``table``."""

@@ -21,14 +21,14 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Sequence
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from ..schema import Column, ForeignKey, Index, TableSchema
 from .errors import UnsupportedTypeError
 from .types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 __all__ = ["LIST_TABLES_SQL", "list_tables", "reflect_tables"]
 
@@ -168,6 +168,8 @@ def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> lis
     """Schemas of ``tables`` (which must exist), sorted by name. Raises
     :class:`UnsupportedTypeError` for the first column, in table and column order, whose type
     snapgit cannot store."""
+    import sqlalchemy as sa
+
     tables = sorted(set(tables))
     if not tables:
         return []

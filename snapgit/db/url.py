@@ -14,6 +14,11 @@ stored URL means the same thing from any working directory:
 :func:`redact_url` removes the password (it is not masked: ``***`` in a stored URL would be
 mistaken for a password); the redacted URL is the only form that goes into the store, the oplog,
 messages and output.
+
+SQLite files named by a path, or by ``sqlite:///`` and a path, whose characters every form of
+the URL keeps as they are (:func:`sqlite_file`), are handled without SQLAlchemy: importing it is a
+fifth of a small commit's time, and such a commit needs nothing else of it (see
+:class:`snapgit.db.Database`).
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from .errors import DatabaseError
 
-__all__ = ["normalize_url", "redact_url", "parse_url", "dialect_of", "password_of"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+__all__ = ["normalize_url", "redact_url", "parse_url", "dialect_of", "password_of", "sqlite_file"]
 
 # scheme family (the part before "+") -> (canonical drivername, dialect)
 _FAMILIES = {
@@ -54,8 +60,38 @@ def _is_path(url: str) -> bool:
     return "://" not in url
 
 
+# characters SQLAlchemy neither quotes in a URL's database part nor unquotes from it: a path of
+# only these is the same text in the URL
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/._~+-]+")
+_PLAIN_SQLITE_URL = re.compile(r"sqlite:///[A-Za-z0-9/._~+-]+")
+
+
+def sqlite_file(url: str, base_dir: pathlib.Path | None = None) -> str | None:
+    """The absolute path of the SQLite file ``url`` names, when it names one plainly: a path, or
+    ``sqlite:///`` and a path, either resolving to a path of characters that URLs keep as they
+    are (``[A-Za-z0-9/._~+-]``); else None (the URL goes through :func:`parse_url`). The
+    canonical URL is then ``"sqlite:///" + path``."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    if _is_path(url):
+        name = url
+    elif _PLAIN_SQLITE_URL.fullmatch(url):
+        name = url[len("sqlite:///") :]
+    else:
+        return None
+    if not name:
+        return None
+    base = pathlib.Path(base_dir) if base_dir is not None else pathlib.Path.cwd()
+    path = str((base / pathlib.Path(os.path.expanduser(name))).resolve())
+    return path if _PLAIN_PATH.fullmatch(path) else None
+
+
 def parse_url(url: str, base_dir: pathlib.Path | None = None) -> URL:
     """The canonical SQLAlchemy URL object for ``url`` (see the module docstring)."""
+    from sqlalchemy.engine import URL, make_url
+    from sqlalchemy.exc import ArgumentError
+
     if not isinstance(url, str) or not url.strip():
         raise DatabaseError("invalid database URL '': it is empty", hint=_URL_HINT)
     url = url.strip()
@@ -93,13 +129,19 @@ def parse_url(url: str, base_dir: pathlib.Path | None = None) -> URL:
 def normalize_url(url: str, base_dir: pathlib.Path | None = None) -> str:
     """The canonical URL string for ``url``; relative SQLite paths resolve against ``base_dir``
     (default: the working directory). Raises :class:`DatabaseError` for a URL that is not one."""
+    path = sqlite_file(url, base_dir)
+    if path is not None:
+        return "sqlite:///" + path
     return parse_url(url, base_dir).render_as_string(hide_password=False)
 
 
 def redact_url(url: str) -> str:
     """``url`` with its password removed (not masked), safe to store and print."""
-    if not isinstance(url, str) or _is_path(url):
-        return url
+    if not isinstance(url, str) or _is_path(url) or _PLAIN_SQLITE_URL.fullmatch(url):
+        return url  # no password: a path, or a SQLite URL of a path
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
