@@ -37,11 +37,11 @@ from zlib import crc32
 import msgpack
 
 from .encoding import EncodingError, encode_key, encode_row, encode_value, key_encoder, keys_encoder
-from .errors import ConflictError, SnapError
+from .errors import ConflictError, CorruptError, SnapError
 from .history import read_commit, read_table
 from . import native
 from .native import pack_digest, records
-from .objects import Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id
+from .objects import ID_LEN, Commit, Node, ObjType, Root, TableEntry, encode_schema, object_id, unpack_canonical
 from .objectstore import ObjectStore, ObjectWriter
 from .refs import Refs
 from .rowcache import BLOCK_BITS, FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, block_ends, cache_path, signature
@@ -130,7 +130,7 @@ class _OldTree:
 
     def __init__(self, objects: ObjectStore, root: bytes) -> None:
         self.objects = objects
-        self.last_keys, self.leaf_ids = leaf_index(objects, root)
+        self.last_keys, self.leaf_ids, self.counts = leaf_index(objects, root)
         self.leaf_set = set(self.leaf_ids)
         self._leaves: dict[bytes, Node] = {}  # the last few decoded: a leaf is asked for by
         # the row cache's blocks in it, then as the base of the leaf that replaces it
@@ -150,25 +150,20 @@ class _OldTree:
             self._leaves[nid] = node
         return node
 
-    def ids_for(self, keys: list[bytes]) -> list[bytes] | None:
-        """The record ids of exactly these keys (consecutive in the old tree), or None when
-        the old tree does not hold exactly them."""
-        out: list[bytes] = []
-        n = len(keys)
-        pos = 0
-        i = bisect_left(self.last_keys, keys[0])
-        while pos < n:
-            if i >= len(self.leaf_ids):
-                return None
-            leaf = self.leaf(self.leaf_ids[i])
-            a = bisect_left(leaf.keys, keys[pos]) if pos == 0 else 0
-            b = min(len(leaf.keys), a + n - pos)
-            if leaf.keys[a:b] != keys[pos : pos + b - a]:
-                return None
-            out += leaf.ids[a:b]
-            pos += b - a
-            i += 1
-        return out
+    def leaf_bytes(self, nid: bytes) -> tuple[bytes, list[bytes], bytes]:
+        """A leaf as stored: (its bytes, its keys, its record ids joined), without splitting the
+        ids (a leaf that is patched, not rebuilt, needs them only as bytes)."""
+        otype, data = self.objects.get(nid)
+        if otype != ObjType.NODE:
+            raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
+        o = unpack_canonical(data, "tree node")
+        try:
+            level, keys, blob = o[0], o[1], o[2]
+            if level != 0 or len(blob) != ID_LEN * len(keys):
+                raise ValueError("not a leaf")
+        except (IndexError, TypeError, ValueError) as exc:
+            raise CorruptError(f"tree node {nid.hex()} is malformed: {exc}") from exc
+        return data, keys, blob
 
 
 # What a commit holds of the objects it has yet to probe for (records, and nodes as the entries
@@ -289,6 +284,10 @@ class _TableWriter:
                 self.write_records(ids, payloads)
             elif keep:
                 self.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
+        self._store_node(data, nid, base)
+        return nid
+
+    def _store_node(self, data: bytes, nid: bytes, base: bytes | None) -> None:
         self._nodes.add(nid)
         self.nodes_written += 1
         if self.unstored is not None:
@@ -297,7 +296,50 @@ class _TableWriter:
             self.writer.add_delta(ObjType.NODE, data, nid, base)
         else:
             self.writer.add(ObjType.NODE, data, nid)
+
+    def patch_leaf(self, j: int, keys: list[bytes], ids: list[bytes | None],
+                   payloads: list[bytes | None]) -> bytes | None:
+        """The id of the parent's leaf ``j`` with the record ids of some of its rows replaced,
+        stored (with those rows' records) unless it is: ``ids`` and ``payloads`` hold the new
+        id and record of a row, or None where the row is the parent's. None when the leaf
+        does not hold exactly ``keys`` (rows were added or removed): it is then rebuilt.
+
+        The leaf's bytes are the parent's with 32-byte ids overwritten, which is the very
+        encoding :meth:`Node.encode` gives (the ids are the last field, of fixed length), once
+        the parent's leaf is known to be encoded so itself."""
+        old = self.old
+        base = old.leaf_ids[j]
+        data, old_keys, blob = old.leaf_bytes(base)
+        if old_keys != keys or len(data) != _leaf_size(keys, len(blob)):
+            return None
+        new = bytearray(blob)
+        changed: list[int] = []
+        for i in compress(count(), map(is_not, ids, repeat(None))):
+            at = i * ID_LEN
+            rid = ids[i]
+            if new[at : at + ID_LEN] != rid:
+                new[at : at + ID_LEN] = rid
+                changed.append(i)
+        if not changed:
+            return base
+        self.write_records([ids[i] for i in changed], [payloads[i] for i in changed])
+        data = data[: len(data) - len(blob)] + new
+        nid = _sha256(_NODE + data).digest()
+        if nid not in old.leaf_set and nid not in self._nodes:
+            self._store_node(data, nid, base)
         return nid
+
+
+def _leaf_size(keys: list[bytes], ids_len: int) -> int:
+    """The length of :meth:`Node.encode` of a leaf of these keys and ``ids_len`` bytes of ids:
+    a leaf that decodes to them and has this length is encoded so (msgpack has one shortest
+    form of each value, and any other is longer)."""
+    n = len(keys)
+    size = 2 + (1 if n < 16 else 3 if n < 1 << 16 else 5)  # [0, keys, ids]: fixarray(3), 0, array
+    size += sum(map(len, keys)) + 2 * n
+    if max(map(len, keys), default=0) >= 256:
+        size += sum(1 if len(k) < 1 << 16 else 3 for k in keys if len(k) >= 256)
+    return size + ids_len + (2 if ids_len < 256 else 3 if ids_len < 1 << 16 else 5)
 
 
 def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]], exc: Exception) -> SnapError:
@@ -343,14 +385,89 @@ class CacheSpec:
         return None if self.old_root is None else RowCache.open(Path(self.path), self.signature, self.old_root)
 
 
+class _CacheMismatch(UnsortedKeysError):
+    """The row cache found a block unchanged whose rows the parent's tree does not hold: the
+    cache does not describe that tree. Handled as keys out of order are: the table is read
+    again, without the cache."""
+
+
+class _LeafRows:
+    """The rows a scan read in the key range of the parent's leaf ``j``: their keys, and the
+    record ids and records of those the cache did not find unchanged (None for the others).
+
+    ``kind``: UNCHANGED, every row the parent's, as many as its leaf holds: the leaf itself;
+    PATCHED, as many rows, some changed: the leaf with their ids replaced, if its keys are
+    these; ENTRIES, anything else (rows added or removed, or not all of the leaf's rows read:
+    the first leaf of a key range, the last, a leaf that may not end on a boundary): entries
+    for the builder. A leaf is placed whole only where the builder is between leaves; else its
+    entries are added."""
+
+    __slots__ = ("j", "keys", "ids", "payloads", "kind")
+
+    UNCHANGED, PATCHED, ENTRIES = 0, 1, 2
+
+    def __init__(self, j: int | None, keys: list[bytes], ids: list[bytes | None],
+                 payloads: list[bytes | None], kind: int) -> None:
+        self.j = j
+        self.keys = keys
+        self.ids = ids
+        self.payloads = payloads
+        self.kind = kind
+
+    def leaf(self, tw: "_TableWriter") -> tuple[bytes, bytes, bytes, int] | None:
+        """(first key, last key, id, count) of the leaf these rows make, stored; None when
+        they are to go in as entries."""
+        if self.kind == _LeafRows.ENTRIES:
+            return None
+        keys = self.keys
+        if self.kind == _LeafRows.UNCHANGED:
+            return keys[0], keys[-1], tw.old.leaf_ids[self.j], len(keys)
+        nid = tw.patch_leaf(self.j, keys, self.ids, self.payloads)
+        return None if nid is None else (keys[0], keys[-1], nid, len(keys))
+
+    def entries(self, tw: "_TableWriter") -> tuple[list[bytes], list[bytes], list[bytes | None]]:
+        """(keys, record ids, payloads) for the builder: the ids the cache found unchanged
+        come from the parent's leaf."""
+        ids = self.ids
+        if None in ids:
+            if self.j is None:
+                raise _CacheMismatch("rows the cache knows lie after the parent's last leaf")
+            leaf = tw.old.leaf(tw.old.leaf_ids[self.j])
+            where = dict(zip(leaf.keys, leaf.ids))
+            try:
+                ids = [rid if rid is not None else where[k] for k, rid in zip(self.keys, ids)]
+            except KeyError:
+                raise _CacheMismatch("the parent's leaf lacks a row the cache knows") from None
+        return self.keys, ids, self.payloads
+
+
+def _place(builder: TreeBuilder, tw: "_TableWriter", item) -> None:
+    """Add what a scan gave (see :meth:`_CachedScan.entries`) to the builder."""
+    if type(item) is tuple:
+        builder.add_batch(*item)
+        return
+    if builder.between_leaves():
+        ref = item.leaf(tw)
+        if ref is not None:
+            builder.add_leaf_ref(*ref)
+            return
+    builder.add_batch(*item.entries(tw))
+
+
+def _item_entries(tw: "_TableWriter", item) -> tuple[list[bytes], list[bytes], list[bytes | None]]:
+    return item if type(item) is tuple else item.entries(tw)
+
+
 class _CachedScan:
     """One scan of a key range (or a whole table) through the row cache: rows are read as the
     driver gives them, cut into blocks and fingerprinted; a block the old cache has with that
-    fingerprint takes its record ids from the parent's tree (payload None: stored already), any
-    other is converted, encoded and hashed. With ``collect``, every whole block goes into
-    ``blocks`` for the new cache; a range's first block is not whole unless the range starts the
-    table, nor its last unless it ends it. ``broken``: a row could not be fingerprinted, the new
-    cache is not complete."""
+    fingerprint is unchanged (its rows' records are the parent's), any other is converted,
+    encoded and hashed. The rows are then handed on by the parent's leaves whose key ranges
+    they fall in (:class:`_LeafRows`), so that a leaf none of whose rows changed is taken as
+    it is, without reading it, and one whose rows only changed is patched rather than rebuilt.
+    With ``collect``, every whole block goes into ``blocks`` for the new cache; a range's first
+    block is not whole unless the range starts the table, nor its last unless it ends it.
+    ``broken``: a row could not be fingerprinted, the new cache is not complete."""
 
     def __init__(self, cursor: Cursor | None, old: "_OldTree | None", starts_table: bool, ends_table: bool,
                  collect: bool = True, integer_key: int | None = None) -> None:
@@ -363,17 +480,25 @@ class _CachedScan:
         self.ends_table = ends_table
         self.hits = 0
         self.broken = False
+        self._held: tuple[list, list, list] | None = None  # rows of a leaf not yet read to its end
+        # the first leaf a key range meets began before the range: not all its rows are read
+        self._partial_first = not starts_table
+        self._last_key: bytes | None = None
 
     def entries(self, snap, schema: TableSchema, key: list[str], keys_of, progress, **scan_kw):
-        """Batches of (keys, record ids, payloads), cut at block ends."""
+        """What the scan reads, in key order: tuples (keys, record ids, payloads), where a
+        payload None is a record known to be stored, and :class:`_LeafRows`."""
         blocks = None
         if self.integer_key is not None and native.available():
             blocks = snap.scan_blocks(schema, key, BLOCK_BITS, FP_LEN, **scan_kw)
         if blocks is not None:
             yield from self._native_entries(blocks, schema, keys_of, progress)
-            return
-        scan = snap.scan(schema, key, values_of=key, raw=True, **scan_kw)
-        yield from self._row_entries(scan, scan.convert, schema, keys_of, progress, not self.starts_table)
+        else:
+            scan = snap.scan(schema, key, values_of=key, raw=True, **scan_kw)
+            yield from self._row_entries(scan, scan.convert, schema, keys_of, progress, not self.starts_table)
+        if self._held is not None:
+            held, self._held = self._held, None
+            yield from self._by_leaf(*held, final=True)
 
     def _native_entries(self, blocks, schema: TableSchema, keys_of, progress):
         """:meth:`entries` from the C extension's batches, which come keyed, cut and
@@ -390,8 +515,8 @@ class _CachedScan:
                 progress.advance(len(batch))
             ends = batch.ends
             lo, hi = _cacheable(ends, head, self.ends_table or not batch.final)
-            yield self._blocks(batch.keys, ends, batch.fps[lo:hi], lo, hi,
-                               partial(_batch_records, schema, batch, encoder, blocks.convert))
+            yield from self._blocks(batch.keys, ends, batch.fps[lo:hi], lo, hi,
+                                    partial(_batch_records, schema, batch, encoder, blocks.convert))
             head = False
 
     def _row_entries(self, scan, convert, schema: TableSchema, keys_of, progress, head: bool):
@@ -412,10 +537,10 @@ class _CachedScan:
                 continue
             cut = ends[-1]
             pend_rows, pend_keys = raw[cut:], keys[cut:]
-            yield self._row_blocks(schema, raw, keys, ends, convert, head, True)
+            yield from self._row_blocks(schema, raw, keys, ends, convert, head, True)
             head = False
         if pend_rows:
-            yield self._row_blocks(schema, pend_rows, pend_keys, [len(pend_rows)], convert, head, self.ends_table)
+            yield from self._row_blocks(schema, pend_rows, pend_keys, [len(pend_rows)], convert, head, self.ends_table)
 
     def _row_blocks(self, schema, raw, keys, ends, convert, head: bool, whole_last: bool):
         end = ends[-1]
@@ -424,65 +549,83 @@ class _CachedScan:
             fps = pack_digest(raw, [0, *ends[:-1]][lo:hi], ends[lo:hi], FP_LEN)
         except (TypeError, ValueError, OverflowError):
             self.broken = True
-            fps = None
+            fps = []
         encode = partial(self._encode, schema, raw, convert=convert)
-        if fps is None:
-            return (keys[:end], *encode(0, end))
         return self._blocks(keys[:end], ends, fps, lo, hi, encode)
 
     def _blocks(self, keys, ends, fps, lo: int, hi: int, encode):
-        """(keys, record ids, payloads) of whole blocks of rows: ``fps`` are the fingerprints of
-        blocks ``lo``..``hi``, those the cache may know (see :func:`_cacheable`); ``encode(a, b)``
-        gives the (ids, payloads) of rows a..b."""
+        """What whole blocks of rows give (see :meth:`entries`): ``fps`` are the fingerprints
+        of blocks ``lo``..``hi``, those the cache may know (see :func:`_cacheable`), or empty;
+        ``encode(a, b)`` gives the (ids, payloads) of rows a..b."""
         end = ends[-1]
-        starts = [0, *ends[:-1]]
-        if not fps:
-            return (keys, *encode(0, end))
-        lasts = [keys[b - 1] for b in ends[lo:hi]]
-        if self.collect:
-            self.blocks.extend(lasts, fps)
+        if fps:
+            lasts = [keys[b - 1] for b in ends[lo:hi]]
+            if self.collect:
+                self.blocks.extend(lasts, fps)
         if self.cursor is None:
-            return (keys, *encode(0, end))
-        # runs of blocks the cache has, as (first row, end row): one look-up in the old tree each
-        runs: list[list[int]] = []
-        for n, hit in enumerate(self.cursor.matches(lasts, fps), lo):
-            if hit:
-                if runs and runs[-1][1] == starts[n]:
-                    runs[-1][1] = ends[n]
-                else:
-                    runs.append([starts[n], ends[n]])
-        old = self.old
-        if len(runs) > 1 and (got := old.ids_for(keys)) is not None:
-            # the rows have the keys of the old tree (changes, no rows added or removed): its
-            # ids, in one look-up, with those of the blocks the cache does not have replaced
-            payloads: list[bytes | None] = [None] * end
-            done = 0
-            for a, b in [*runs, [end, end]]:
-                if done < a:
-                    got[done:a], payloads[done:a] = encode(done, a)
-                self.hits += b - a
-                done = b
-            return keys, got, payloads
-        ids: list[bytes] = []
-        payloads = []
-        done = 0  # rows placed
-        for a, b in runs:
-            got = old.ids_for(keys[a:b])
-            if got is None:
-                continue
-            if done < a:
-                more_ids, more_payloads = encode(done, a)
-                ids += more_ids
-                payloads += more_payloads
-            ids += got
-            payloads += [None] * (b - a)
-            self.hits += b - a
-            done = b
+            yield (keys, *encode(0, end))
+            return
+        ids: list[bytes | None] = [None] * end
+        payloads: list[bytes | None] = [None] * end
+        done = 0  # rows up to here are encoded or known
+        if fps:
+            starts = [0, *ends[:-1]]
+            for n, hit in enumerate(self.cursor.matches(lasts, fps), lo):
+                if hit:
+                    a = starts[n]
+                    if done < a:
+                        ids[done:a], payloads[done:a] = encode(done, a)
+                    self.hits += ends[n] - a
+                    done = ends[n]
         if done < end:
-            more_ids, more_payloads = encode(done, end)
-            ids += more_ids
-            payloads += more_payloads
-        return keys, ids, payloads
+            ids[done:end], payloads[done:end] = encode(done, end)
+        yield from self._by_leaf(keys, ids, payloads, final=False)
+
+    def _by_leaf(self, keys: list[bytes], ids: list, payloads: list, final: bool):
+        """Hand rows on by the parent's leaves whose key ranges they fall in; the rows of a
+        leaf that the next rows may still add to are held back for them (``final``: none
+        follow)."""
+        if self._held is not None:
+            hk, hi, hp = self._held
+            self._held = None
+            keys, ids, payloads = hk + keys, hi + ids, hp + payloads
+        n = len(keys)
+        if not n:
+            return
+        if (self._last_key is not None and keys[0] <= self._last_key) or not all(map(lt, keys, islice(keys, 1, None))):
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        old = self.old
+        last_keys, counts = old.last_keys, old.counts
+        leaves = len(last_keys)
+        j = bisect_left(last_keys, keys[0])
+        pos = 0
+        while pos < n:
+            if j >= leaves:  # rows after the parent's last leaf
+                yield _LeafRows(None, keys[pos:], ids[pos:], payloads[pos:], _LeafRows.ENTRIES)
+                pos = n
+                break
+            last = last_keys[j]
+            end = bisect_right(keys, last, pos)
+            whole = end < n or keys[end - 1] == last or (final and self.ends_table)
+            # the parent's leaf ends on a boundary, or it was the table's last: rows after it
+            # would join it, so it is whole as a leaf only if none follow
+            bounded = counts[j] >= tree_mod.LEAF_MAX or crc32(last) < tree_mod.LEAF_THRESHOLD
+            if not final and (not whole or (not bounded and end == n)):
+                break  # leaf j may go on in the next rows
+            if end > pos:
+                part = slice(pos, end)
+                rows_ids = ids[part]
+                kind = _LeafRows.ENTRIES
+                if (whole and not self._partial_first and end - pos == counts[j]
+                        and (bounded or (end == n and final and self.ends_table))):
+                    kind = _LeafRows.PATCHED if any(map(is_not, rows_ids, repeat(None))) else _LeafRows.UNCHANGED
+                yield _LeafRows(j, keys[part], rows_ids, payloads[part], kind)
+            self._partial_first = False
+            pos = end
+            j += 1
+        self._last_key = keys[pos - 1] if pos else self._last_key
+        if pos < n:
+            self._held = (keys[pos:], ids[pos:], payloads[pos:])
 
     @staticmethod
     def _encode(schema, raw, a: int, b: int, convert) -> tuple[list[bytes], list[bytes]]:
@@ -546,11 +689,16 @@ def _build_keyed(snap, schema, key, tw: _TableWriter, progress, cache: CacheSpec
                               _integer_key(schema, key))
     out = RowCacheWriter(Path(cache.path)) if cache is not None and cache.write else None
     try:
-        for keys, ids, payloads in _scan_entries(snap, schema, key, keys_of, progress, caching):
-            builder.add_batch(keys, ids, payloads)
+        for item in _scan_entries(snap, schema, key, keys_of, progress, caching):
+            _place(builder, tw, item)
             if out is not None and len(caching.blocks) >= SEGMENT_BLOCKS:
                 out.add_blocks(caching.blocks)
         root, rows = builder.finish()
+    except _CacheMismatch:
+        if out is not None:
+            out.abort()
+        # read again as if there were no cache (the next commit writes a new one)
+        return _build_keyed(snap, schema, key, tw, None)
     except UnsortedKeysError:
         if out is not None:
             out.abort()
@@ -664,23 +812,27 @@ def scan_range(snap: Any, schema: TableSchema, key: list[str], tw: _TableWriter,
     in_head = True
     rows = 0
     nodes_before, records_before = tw.nodes_written, tw.records_written
-    for keys, ids, packed in _scan_entries(snap, schema, key, keys_of, progress, caching, key_range=key_range):
+    for item in _scan_entries(snap, schema, key, keys_of, progress, caching, key_range=key_range):
+        if not in_head:
+            rows += len(item[0]) if type(item) is tuple else len(item.keys)
+            _place(builder, tw, item)
+            continue
+        keys, ids, packed = _item_entries(tw, item)
         rows += len(keys)
-        if in_head:
-            if (head_keys and keys[0] <= head_keys[-1]) or not all(map(lt, keys, islice(keys, 1, None))):
-                raise UnsortedKeysError("keys are not in strictly increasing order")
-            threshold = tree_mod.LEAF_THRESHOLD
-            cut = next((i for i, k in enumerate(keys) if crc32(k) < threshold), None)
-            end = len(keys) if cut is None else cut + 1
-            _write_new_records(tw, ids[:end], packed[:end])
-            head_keys += keys[:end]
-            head_ids += ids[:end]
-            if cut is None:
-                continue
-            in_head = False
-            keys, ids, packed = keys[end:], ids[end:], packed[end:]
-            if keys and keys[0] <= head_keys[-1]:
-                raise UnsortedKeysError("keys are not in strictly increasing order")
+        if (head_keys and keys[0] <= head_keys[-1]) or not all(map(lt, keys, islice(keys, 1, None))):
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        threshold = tree_mod.LEAF_THRESHOLD
+        cut = next((i for i, k in enumerate(keys) if crc32(k) < threshold), None)
+        end = len(keys) if cut is None else cut + 1
+        _write_new_records(tw, ids[:end], packed[:end])
+        head_keys += keys[:end]
+        head_ids += ids[:end]
+        if cut is None:
+            continue
+        in_head = False
+        keys, ids, packed = keys[end:], ids[end:], packed[end:]
+        if keys and keys[0] <= head_keys[-1]:
+            raise UnsortedKeysError("keys are not in strictly increasing order")
         builder.add_batch(keys, ids, packed)
     tail_keys, tail_ids, tail_payloads = builder.pending()
     if tail_keys:

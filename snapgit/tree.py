@@ -129,17 +129,25 @@ class TreeBuilder:
 
     def add_leaf_ref(self, first_key: bytes, last_key: bytes, nid: bytes, count: int) -> bool:
         """:meth:`add_leaf` for a leaf known by its first and last keys, id and size, which the
-        caller knows ends on a boundary (a leaf another builder closed, not its last)."""
+        caller knows ends on a boundary (a leaf another builder closed, not its last; or one
+        whose keys are those of such a leaf) and whose records are stored. A builder of leaves
+        gives it to ``on_leaf``."""
         if self._keys:
             return False
         if self._last is not None and first_key <= self._last:
             raise UnsortedKeysError("keys are not in strictly increasing order")
-        if self._payloads is not None:
-            raise ValueError("a builder given payloads cannot take whole leaves")
         self._last = last_key
         self.count += count
-        self._push(1, last_key, nid, count)
+        if self._on_leaf is not None:
+            self._on_leaf(first_key, last_key, nid, count)
+        else:
+            self._push(1, last_key, nid, count)
         return True
+
+    def between_leaves(self) -> bool:
+        """Whether no entries are pending: the next entry starts a leaf, and a whole leaf may be
+        added (:meth:`add_leaf_ref`)."""
+        return not self._keys
 
     def _segment(self, keys, ids, payloads, start: int, end: int, natural: bool) -> None:
         pos = start
@@ -249,19 +257,22 @@ def lookup(reader: ObjectReader, root: bytes, key: bytes) -> bytes | None:
     return None
 
 
-def leaf_index(reader: ObjectReader, root: bytes) -> tuple[list[bytes], list[bytes]]:
-    """(last keys, ids) of every leaf, in key order, read from the inner nodes only."""
+def leaf_index(reader: ObjectReader, root: bytes) -> tuple[list[bytes], list[bytes], list[int]]:
+    """(last keys, ids, entry counts) of every leaf, in key order, read from the inner nodes
+    only."""
     node = load_node(reader, root)
     if node.level == 0:
-        return ([node.keys[-1]] if node.keys else [b""]), [root]
+        return ([node.keys[-1]] if node.keys else [b""]), [root], [len(node.keys)]
     keys: list[bytes] = []
     ids: list[bytes] = []
+    counts: list[int] = []
     stack = [node]
     while stack:
         n = stack.pop()
         if n.level == 1:
             keys.extend(n.keys)
             ids.extend(n.ids)
+            counts.extend(n.counts)
         else:
             stack.extend(reversed([load_node(reader, c) for c in n.ids]))
-    return keys, ids
+    return keys, ids, counts

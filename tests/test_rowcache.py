@@ -231,7 +231,11 @@ def rebind(path: Path, root: bytes) -> None:
     path.write_bytes(data[:offset] + new_dir + struct.pack("<QI8s", offset, len(new_dir), magic))
 
 
-def test_blocks_the_parent_tree_does_not_hold_are_encoded(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("new_keys", [
+    "id * 2 + 100000 WHERE id % 2 = 0",  # after the parent's last key
+    "id + 1 WHERE id % 2 = 0",  # between the parent's keys (it holds the even ones only)
+])
+def test_blocks_the_parent_tree_does_not_hold_are_encoded(tmp_path: Path, monkeypatch, new_keys: str) -> None:
     """Even a cache bound to the parent's tree is only believed where the parent's leaves hold
     exactly the block's keys: here the cache describes rows with keys the parent lacks."""
     main, other = tmp_path / "main", tmp_path / "other"
@@ -239,11 +243,14 @@ def test_blocks_the_parent_tree_does_not_hold_are_encoded(tmp_path: Path, monkey
     other.mkdir()
     con = make_db(main / "app.db")
     fill(con, 1000)
+    if new_keys.startswith("id + 1"):
+        con.execute("DELETE FROM t WHERE id % 2 = 1")
+        con.commit()
     con.close()
     with Repo.init(main, db_url=str(main / "app.db")) as repo:
         parent = commit(monkeypatch, repo, cache=True)
         con = sqlite3.connect(main / "app.db")
-        con.execute("UPDATE t SET id = id * 2 + 100000 WHERE id % 2 = 0")  # new keys, same rows otherwise
+        con.execute(f"UPDATE t SET id = {new_keys}")  # new keys, same rows otherwise
         con.commit()
         con.close()
         shutil.copy(main / "app.db", other / "app.db")
@@ -431,3 +438,39 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
     monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", default)
     with Repo.init(tmp_path / "b", db_url=str(tmp_path / "app.db")) as other:
         assert commit(monkeypatch, other, cache=False).tree_id == small.tree_id
+
+
+def test_a_commit_reads_only_the_parent_leaves_whose_rows_changed(tmp_path: Path, monkeypatch) -> None:
+    """Leaves none of whose rows changed are taken from the parent by id, unread; a leaf whose
+    rows only changed is read once, to be patched."""
+    from snapgit.history import read_commit, read_root, read_table
+    from snapgit.tree import iter_leaves
+
+    con = make_db(tmp_path / "app.db")
+    fill(con, 20_000)
+    with Repo.init(tmp_path, db_url=str(tmp_path / "app.db")) as repo:
+        first = commit(monkeypatch, repo, cache=True)
+        root = read_table(repo.objects, read_root(repo.objects, read_commit(repo.objects, first.commit_id).tree).tables["t"]).root
+        leaves = {nid: leaf for nid, leaf in iter_leaves(repo.objects, root)}
+        assert len(leaves) > 20
+        read: set[bytes] = set()
+        get = repo.objects.get
+
+        def spy(oid: bytes):
+            read.add(oid)
+            return get(oid)
+
+        monkeypatch.setattr(repo.objects, "get", spy)
+        commit(monkeypatch, repo, cache=True)
+        assert not read & leaves.keys()  # nothing changed: no leaf read
+        con.execute("UPDATE t SET x = -1 WHERE id IN (777, 15000)")
+        con.commit()
+        commit(monkeypatch, repo, cache=True, workers=1)
+        changed = {nid for nid, leaf in leaves.items() if {777, 15000} & {int.from_bytes(k[1:], "big") ^ (1 << 63) for k in leaf.keys}}
+        assert len(changed) == 2
+        # besides, a leaf that a seam between two key ranges cuts is read (each side holds only
+        # some of its rows): the table is read in up to three ranges here
+        assert changed <= read & leaves.keys() and len(read & leaves.keys() - changed) <= 3
+        monkeypatch.undo()
+        same_as_without_cache(monkeypatch, repo)
+    con.close()

@@ -145,9 +145,10 @@ def test_iteration_lookup_and_counts(entries, data):
     leaves = list(iter_leaves(store, root))
     assert [e for _nid, leaf in leaves for e in zip(leaf.keys, leaf.ids)] == entries
     if entries:
-        last_keys, leaf_ids = leaf_index(store, root)
+        last_keys, leaf_ids, counts = leaf_index(store, root)
         assert leaf_ids == [nid for nid, _ in leaves]
         assert last_keys == [leaf.keys[-1] for _, leaf in leaves]
+        assert counts == [len(leaf.keys) for _, leaf in leaves]
 
 
 @PROPS
