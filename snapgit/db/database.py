@@ -301,6 +301,7 @@ class ReadSnapshot:
         self._quote = _quote_mysql if db.dialect == "mysql" else _quote_sql
         self._tables: list[str] | None = None
         self._open_scan: _Scan | None = None
+        self._adopted = False  # a plain snapshot's connection lent to SQLAlchemy (_adopt)
         self._native: Any = None  # SQLite: the C extension's reader in this snapshot (native.py)
         self._native_tried = False
 
@@ -347,6 +348,9 @@ class ReadSnapshot:
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.rollback()
+            if self._adopted:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
 
     def _claim(self) -> None:
         """Free the connection for a new statement: close a scan that was left unfinished. That
@@ -409,32 +413,37 @@ class ReadSnapshot:
             known = schemacache.load(cache, fingerprint)
             if known is not None:
                 return known
-        # SQLAlchemy ends the transaction of a connection on its first use, so it cannot be
-        # lent this snapshot's: it reflects on a connection of its own, whose read transaction
-        # must see the schema this one sees. In rollback-journal mode it does (this snapshot's
-        # shared lock keeps writers out); in WAL mode a schema change can have been committed
-        # in between, which the fingerprint tells.
-        import sqlalchemy as sa
-
-        conn = self._db._connect()
-        try:
-            raw = conn.connection.dbapi_connection
-            raw.execute("BEGIN")
-            if schemacache.fingerprint(raw, tables) != fingerprint:
-                raise DatabaseError(
-                    f"the schema of {self._db.url_redacted} changed while snapgit read it",
-                    hint="run the command again",
-                )
-            schemas = reflect_tables(conn, self._dialect, tables)
-        except sa.exc.SQLAlchemyError as exc:
-            raise self._wrap("cannot reflect the tables of", exc) from exc
-        finally:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            conn.close()
+        conn = self._adopt()
+        if schemacache.fingerprint(self._raw, tables) != fingerprint:
+            raise DatabaseError(
+                f"the schema of {self._db.url_redacted} changed while snapgit read it",
+                hint="run the command again",
+            )
+        schemas = reflect_tables(conn, self._dialect, tables)
         if cache is not None:
             schemacache.save(cache, fingerprint, schemas)
         return schemas
+
+    def _adopt(self) -> "Connection":
+        """SQLAlchemy's connection on this snapshot's plain one, to reflect with. SQLAlchemy
+        rolls back a connection it is given on first use, which ends the read transaction: so
+        it is ended here, and begun again once SQLAlchemy has the connection. That is sound
+        before any rows are read (what was read, the tables and the clock, only ever comes
+        before the snapshot), and the caller checks that the schema is still the one it had;
+        on a connection of its own, SQLAlchemy would need a second read lock, which a writer
+        waiting for this one would keep it from getting."""
+        import sqlalchemy as sa
+
+        if self._native is not None or self._open_scan is not None:
+            raise RuntimeError("a plain SQLite snapshot reflects before it reads rows")
+        raw = self._raw
+        raw.rollback()
+        engine = sa.create_engine("sqlite://", creator=lambda: raw, poolclass=sa.pool.StaticPool)
+        self._conn = engine.connect()
+        self._adopted = True
+        self._errors = (sa.exc.SQLAlchemyError, sqlite3.Error)
+        self._begin()
+        return self._conn
 
     def count(self, table: str) -> int:
         """The number of rows of ``table``."""
