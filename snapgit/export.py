@@ -33,7 +33,7 @@ from .history import read_commit, read_root, read_table
 from .objects import TableEntry, decode_schema
 from .objectstore import ObjectReader
 from .schema import TableSchema
-from .tree import iter_entries
+from .tree import iter_leaves
 from .treediff import REMOVED, diff_trees
 from .typedvalue import ValueFormError, encoder, to_cell
 
@@ -172,20 +172,22 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
     progress = t.progress
     if progress is not None:
         progress.table(t.name, t.entry.rows if t.mode == "full" else None)
-    n = 0
     if t.mode == "full":
-        for key, rid in iter_entries(objects, t.entry.root):
-            yield key, rid, decode_row(objects.get(rid)[1])
+        # a leaf's records at once: get_many finds and verifies them in one loop, several
+        # times faster than one get each
+        for _nid, leaf in iter_leaves(objects, t.entry.root):
+            for key, rid, (_t, data) in zip(leaf.keys, leaf.ids, objects.get_many(leaf.ids)):
+                yield key, rid, decode_row(data)
+            if progress is not None:
+                progress.advance(len(leaf.ids))
+        return
+    n = 0
+    for ch in diff_trees(base_reader, t.base.root, objects, t.entry.root):
+        if ch.op != REMOVED:
+            yield ch.key, ch.new, decode_row(objects.get(ch.new)[1])
             n += 1
             if progress is not None and n % 5000 == 0:
                 progress.advance(5000)
-    else:
-        for ch in diff_trees(base_reader, t.base.root, objects, t.entry.root):
-            if ch.op != REMOVED:
-                yield ch.key, ch.new, decode_row(objects.get(ch.new)[1])
-                n += 1
-                if progress is not None and n % 5000 == 0:
-                    progress.advance(5000)
     if progress is not None and n % 5000:
         progress.advance(n % 5000)
 

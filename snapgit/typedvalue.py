@@ -188,10 +188,64 @@ def _typed(kind: str, v: Any) -> Any:
     return _tagged(v)
 
 
+def _float_form(v: float) -> Any:
+    return _compact("double", v)
+
+
+def _timestamp_form(v: dt.datetime) -> Any:
+    return v.isoformat() if v.tzinfo is None else _tagged(v)
+
+
+def _timestamptz_form(v: dt.datetime) -> Any:
+    return _compact("timestamptz", v) if v.tzinfo is not None else _tagged(v)
+
+
+def _time_form(v: dt.time) -> Any:
+    return v.isoformat() if v.utcoffset() is None else _tagged(v)
+
+
+def _timetz_form(v: dt.time) -> Any:
+    return v.isoformat() if v.utcoffset() is not None else _tagged(v)
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+# kind -> (the one Python type of its values, their JSON form): what _typed does, decided once
+# per column rather than per value (an export writes millions)
+_FORMS: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    **{k: (int, _same) for k in _INTS},
+    **{k: (float, _float_form) for k in _FLOATS},
+    **{k: (str, _same) for k in _TEXTS},
+    "boolean": (bool, _same),
+    "numeric": (decimal.Decimal, str),
+    "bytes": (bytes, lambda v: _compact("bytes", v)),
+    "date": (dt.date, dt.date.isoformat),
+    "time": (dt.time, _time_form),
+    "timetz": (dt.time, _timetz_form),
+    "timestamp": (dt.datetime, _timestamp_form),
+    "timestamptz": (dt.datetime, _timestamptz_form),
+    "interval": (dt.timedelta, lambda v: _compact("interval", v)),
+    "uuid": (uuid.UUID, str),
+    "json": (Json, lambda v: v.text),
+}
+
+
 def encoder(portable: str) -> Callable[[Any], Any]:
     """value -> its JSON form in a column of this portable type (compact, or tagged)."""
     kind = kind_of(portable)
-    return lambda v: _typed(kind, v)
+    form = _FORMS.get(kind)
+    if form is None:
+        return lambda v: _typed(kind, v)
+    python_type, compact = form
+
+    def encode(v: Any) -> Any:
+        if type(v) is python_type:
+            return compact(v)
+        return None if v is None else _tagged(v)
+
+    return encode
 
 
 # --- decoding -----------------------------------------------------------------------------------
@@ -334,21 +388,33 @@ def _dumps(j: Any) -> str:
     return json.dumps(j, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _json_text(j: Any) -> str:
+    """``_dumps(j)``, without a JSON encoder for the forms most cells hold: text, integers and
+    finite floats (a compact form writes NaN and the infinities as strings)."""
+    t = type(j)
+    if t is str:
+        return j
+    if t is int:
+        return int.__repr__(j)
+    if t is float and math.isfinite(j):
+        return float.__repr__(j)
+    return _dumps(j)
+
+
 def to_cell(portable: str) -> Callable[[Any], str]:
     """value -> CSV cell text. Grammar: ``""`` is NULL; a tagged value is ``\\T:V`` (V the
     compact form of type T, as text); otherwise the compact form as text (strings as they are,
     other JSON forms as JSON text), prefixed with ``'`` when it is empty or starts with one of
     ``= + - @ TAB CR ' \\``."""
-    kind = kind_of(portable)
+    to_json = encoder(portable)
 
     def cell(v: Any) -> str:
         if v is None:
             return ""
-        j = _typed(kind, v)
+        j = to_json(v)
         if type(j) is dict:
-            val = j["value"]
-            return "\\" + j["type"] + ":" + (val if type(val) is str else _dumps(val))
-        text = j if type(j) is str else _dumps(j)
+            return "\\" + j["type"] + ":" + _json_text(j["value"])
+        text = _json_text(j)
         if not text or text[0] in FORMULA_CHARS:
             return "'" + text
         return text
