@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,8 +267,11 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
     return ok
 
 
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+
+
 def _is_hex_id(v: Any) -> bool:
-    return type(v) is str and len(v) == 64 and all(c in "0123456789abcdef" for c in v)
+    return type(v) is str and _HEX_ID.fullmatch(v) is not None
 
 
 class _Importer:

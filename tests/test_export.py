@@ -150,6 +150,24 @@ def test_cell_json_text_is_json_dumps(j: Any) -> None:
     assert _json_text(j) == (j if type(j) is str else _dumps(j))
 
 
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.fixed_dictionaries({"type": st.sampled_from(["text", "bigint", "x"]), "value": inner}),
+                    max_leaves=4))
+def test_a_column_decoder_reads_every_form_as_the_general_rule_does(j: Any) -> None:
+    from snapgit.typedvalue import ValueFormError, _from_typed, kind_of
+
+    for portable in _PORTABLES:
+        try:
+            want: Any = ("ok", _from_typed(kind_of(portable), j))
+        except ValueFormError as exc:
+            want = ("error", str(exc))
+        try:
+            got: Any = ("ok", decoder(portable)(j))
+        except ValueFormError as exc:
+            got = ("error", str(exc))
+        assert repr(got) == repr(want)
+
+
 def test_csv_cells_are_escaped_for_spreadsheets_and_null_differs_from_empty() -> None:
     cell = to_cell("text")
     assert [cell(v) for v in ("=SUM(A1)", "+1", "-1", "@x", "'q", "\\n", "", None, "plain")] == [
