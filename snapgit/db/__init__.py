@@ -1,6 +1,8 @@
 """Database access: the live database that snapgit versions, read and written through
-SQLAlchemy and the drivers. The only package of snapgit that knows SQL dialects or imports
-SQLAlchemy; it knows nothing of the store.
+SQLAlchemy and the drivers (a SQLite file is read on the standard library's connection, and
+SQLAlchemy is imported only to reflect a schema the cache does not hold). The only package of
+snapgit that knows SQL dialects or imports SQLAlchemy; it knows nothing of the store but the
+directory it is given for the schema cache.
 
     with Database.connect("app.db") as db, db.snapshot() as snap:
         for schema in snap.reflect():
@@ -16,6 +18,7 @@ SQLAlchemy; it knows nothing of the store.
 
 Modules: :mod:`~snapgit.db.url` (URLs and their redaction), :mod:`~snapgit.db.database`
 (connections and consistent read snapshots), :mod:`~snapgit.db.reflect` (schemas),
+:mod:`~snapgit.db.schemacache` (a SQLite database's last reflection, remembered),
 :mod:`~snapgit.db.types` (native -> portable types, and how each column is read: the mapping
 table), :mod:`~snapgit.db.values` (converters to canonical values), :mod:`~snapgit.db.rows`
 (batch conversion); and for writing :mod:`~snapgit.db.write` (write transactions),
