@@ -184,3 +184,12 @@ def test_plain_sqlite_urls_are_what_sqlalchemy_makes_of_them(parts: list[str], a
     assert redact_url(expected) == sa.make_url(expected).render_as_string(hide_password=False) == expected
     fast = sqlite_file(url, base)
     assert fast is None or "sqlite:///" + fast == expected
+
+
+def test_a_cache_that_cannot_be_written_is_left_alone(tmp_path: pathlib.Path) -> None:
+    db = make_sqlite(tmp_path / "db.sqlite")
+    cache = tmp_path / "cache"
+    cache.write_bytes(b"a file where the directory should be")
+    assert read_everything(str(db), cache) == read_everything(str(db))
+    assert cache.read_bytes() == b"a file where the directory should be"
+    assert not list(tmp_path.glob("cache*.tmp")) and not list(tmp_path.glob("schemas*"))

@@ -18,6 +18,7 @@ be written is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -86,4 +87,5 @@ def save(directory: Path, fp: bytes, schemas: list[TableSchema]) -> None:
             f.write(data)
         os.replace(tmp, directory / CACHE_FILE)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the directory itself may be what failed
+            tmp.unlink()
