@@ -11,23 +11,24 @@ The Python API is the product as much as the CLI is::
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from snapgit.version import __version__
+
 __all__ = ["Repo", "SnapError", "__version__"]
 
 if TYPE_CHECKING:
-    from .errors import SnapError
-    from .repo import Repo
+    from snapgit.errors import SnapError
+    from snapgit.repo import Repo
 
 
 def __getattr__(name: str):
     # Imported on first use, so that `snap --version` or `snap log` does not pay for modules
     # it never calls.
     if name == "Repo":
-        from .repo import Repo
+        from snapgit.repo import Repo
 
         return Repo
     if name == "SnapError":
-        from .errors import SnapError
+        from snapgit.errors import SnapError
 
         return SnapError
     raise AttributeError(f"module 'snapgit' has no attribute {name!r}")

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgpack
 
-from .errors import SnapError
+from snapgit.errors import SnapError
 
 __all__ = [
     "Ext",

@@ -15,7 +15,7 @@ import math
 import uuid
 from typing import Any
 
-from .encoding import Json
+from snapgit.encoding import Json
 
 __all__ = ["to_json", "to_text"]
 

@@ -29,7 +29,7 @@ __all__ = ["available", "pack_digest", "records", "index_entries", "sorted_hits"
 try:
     if os.environ.get("SNAP_NATIVE", "1") == "0":
         raise ImportError("turned off by SNAP_NATIVE=0")
-    from . import _native
+    from snapgit import _native
 except ImportError:
     _native = None  # type: ignore[assignment]
 

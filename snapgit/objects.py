@@ -33,8 +33,8 @@ from typing import Any
 
 import msgpack
 
-from .errors import CorruptError
-from .schema import TableSchema
+from snapgit.errors import CorruptError
+from snapgit.schema import TableSchema
 
 __all__ = [
     "ObjType",

@@ -17,19 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import oplog
-from .commit import CommitResult, Incremental, Progress, commit_snapshot, default_author, now_micros, snapshot_database, write_root
-from .config import Config
-from .errors import NotFoundError, SnapError
-from .history import read_commit, read_root, read_table, resolve, walk
-from .objects import Commit, Node, ObjType, Root, TableEntry, Tag, decode_schema, object_id, unpack_canonical
-from .refs import check_ref_name
-from .schema import TableSchema
-from .store import Store
-from .encoding import decode_joined, decode_row
+from snapgit.store import oplog
+from snapgit.version import __version__
+from snapgit.progress import Progress
+from snapgit.snapshot.build import Incremental, snapshot_database
+from snapgit.snapshot.record import CommitResult, commit_snapshot, default_author, now_micros, write_root
+from snapgit.store.config import Config
+from snapgit.errors import NotFoundError, SnapError
+from snapgit.store.history import read_commit, read_root, read_table, resolve, walk
+from snapgit.objects import Commit, Node, ObjType, Root, TableEntry, Tag, decode_schema, object_id, unpack_canonical
+from snapgit.store.refs import check_ref_name
+from snapgit.schema import TableSchema
+from snapgit.store.layout import Store
+from snapgit.encoding import decode_joined, decode_row
 
 if TYPE_CHECKING:
-    from .diff import Side, TableDiff
+    from snapgit.compare.diff import Side, TableDiff
 
 __all__ = ["Repo", "TableInfo", "MergeResult", "NoDatabaseError"]
 
@@ -94,7 +97,7 @@ def _writes(method: Callable) -> Callable:
 
 def _gc_paused_iter(items: Iterator[Any]) -> Iterator[Any]:
     """``items``, with the cyclic garbage collector paused while they are consumed."""
-    from .commit import paused_gc
+    from snapgit.snapshot.build import paused_gc
 
     with paused_gc():
         yield from items
@@ -102,7 +105,7 @@ def _gc_paused_iter(items: Iterator[Any]) -> Iterator[Any]:
 
 def _key_matches(plan, conflict, text: str) -> bool:
     """Whether a user's KEY argument ("5", "id=5", "5,abc") names this conflict's key."""
-    from .jsonvalue import to_json
+    from snapgit.jsonvalue import to_json
 
     row = conflict.theirs or conflict.ours or conflict.base or []
     values = dict(zip(plan.schema.sorted_names, row))
@@ -138,13 +141,13 @@ class Repo:
     def init(cls, path: str | Path = ".", db_url: str | None = None, *, check: bool = True) -> "Repo":
         import os
 
-        from .config import ENV_URL_VARS
+        from snapgit.store.config import ENV_URL_VARS
 
         directory = Path(path).resolve()
         url = db_url or next((os.environ[v] for v in ENV_URL_VARS if os.environ.get(v)), None)
         config = Config()
         if url:
-            from .db import Database, normalize_url, redact_url
+            from snapgit.db import Database, normalize_url, redact_url
 
             full = normalize_url(url, base_dir=directory)
             if check:
@@ -202,7 +205,7 @@ class Repo:
         return self.store.root / "cache"
 
     def database_url(self, override: str | None = None) -> str:
-        from .db import normalize_url
+        from snapgit.db import normalize_url
 
         url = self.config.database_url(override)
         if not url:
@@ -245,7 +248,7 @@ class Repo:
         find deleted rows. The precondition is the user's: every write to a row sets that column
         to the database's current time. Tables that cannot be read so are read in full, and
         their result says why (``TableResult.note``)."""
-        from .db import redact_url
+        from snapgit.db import redact_url
 
         started = time.monotonic()
         author = default_author(author or self.config.user_name)
@@ -279,7 +282,7 @@ class Repo:
 
     def _incremental_plan(self, parent: bytes | None, url: str) -> tuple[Incremental | None, str | None]:
         """How an incremental commit on ``parent`` reads, or (None, why it must read in full)."""
-        from .db import redact_url
+        from snapgit.db import redact_url
 
         if parent is None:
             return None, "there is no previous commit"
@@ -298,7 +301,7 @@ class Repo:
         return Incremental(since, lambda schema: self.config.change_column(schema.name), read), None
 
     def _commit(self, url, message, tables, author, allow_empty, progress, kind, extra_parents, incremental=False) -> CommitResult:
-        from .db import Database, redact_url
+        from snapgit.db import Database, redact_url
 
         ref = self.head_ref() or "HEAD"
         head_hex = self.refs.read(ref)
@@ -307,7 +310,7 @@ class Repo:
         wanted = tables or self.config.tables
         inc, why_full = self._incremental_plan(parent, url) if incremental else (None, None)
         read_at, _ = now_micros()
-        from .scanpool import Parallel
+        from snapgit.snapshot.scanpool import Parallel
 
         parallel = Parallel(url, self.objects.root)
         with Database.connect(url) as db, db.snapshot() as snap, contextlib.closing(parallel):
@@ -343,7 +346,7 @@ class Repo:
             "source": redact_url(url),
             "dialect": db.dialect,
             "rows": {r.name: r.rows for r in results},
-            "snapgit": __import__("snapgit").__version__,
+            "snapgit": __version__,
             "read_at": read_at,
             "db_time": db_time.isoformat(),
         }
@@ -380,7 +383,7 @@ class Repo:
     # -- diff and status ----------------------------------------------------------------------
 
     def commit_side(self, rev: str) -> "Side":
-        from .diff import Side
+        from snapgit.compare.diff import Side
 
         oid = self.resolve(rev)
         root = read_root(self.objects, read_commit(self.objects, oid).tree)
@@ -395,9 +398,9 @@ class Repo:
         ``against`` is the side it will be compared with: its trees let unchanged leaves be
         recognised without keeping them.
         """
-        from .db import Database
-        from .diff import Side
-        from .objectstore import OverlayObjectStore
+        from snapgit.db import Database
+        from snapgit.compare.diff import Side
+        from snapgit.store.objectstore import OverlayObjectStore
 
         url = self.database_url(db_url)
         overlay = OverlayObjectStore(self.objects)
@@ -420,7 +423,7 @@ class Repo:
         db_url: str | None = None, progress: Progress | None = None,
     ) -> list["TableDiff"]:
         """Per-table differences: no revision: HEAD -> live; one: A -> live; two: A -> B."""
-        from .diff import diff_sides
+        from snapgit.compare.diff import diff_sides
 
         side_a = self.commit_side(a or "HEAD")
         if b is None:
@@ -431,7 +434,7 @@ class Repo:
 
     def status(self, *, db_url: str | None = None, progress: Progress | None = None) -> list["TableDiff"]:
         """The live database against HEAD (against nothing when there is no commit yet)."""
-        from .diff import Side, diff_sides
+        from snapgit.compare.diff import Side, diff_sides
 
         if self.head() is None:
             side_a = Side(self.objects, {}, "nothing (no commits yet)")
@@ -455,7 +458,7 @@ class Repo:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            from .errors import CorruptError
+            from snapgit.errors import CorruptError
 
             raise CorruptError(f"{self._merge_state_path} is damaged: {exc}", hint="snap merge --abort") from exc
 
@@ -489,8 +492,8 @@ class Repo:
         author: str | None = None,
     ) -> "MergeResult":
         """Three-way merge of a revision into the live database (see merge.py)."""
-        from .history import merge_base
-        from .merge import STRATEGIES, MergeError, plan_merge
+        from snapgit.store.history import merge_base
+        from snapgit.compare.mergeplan import STRATEGIES, MergeError, plan_merge
 
         if strategy not in STRATEGIES:
             raise MergeError(f"unknown strategy {strategy!r}", hint="use backup_wins, database_wins or manual")
@@ -536,8 +539,8 @@ class Repo:
             raise
 
     def _apply_and_record(self, result: "MergeResult", message: str, db_url: str | None, author: str | None) -> None:
-        from .apply import apply_plans
-        from .db import Database
+        from snapgit.ops.apply import apply_plans
+        from snapgit.db import Database
 
         url = self.database_url(db_url)
         with Database.connect(url) as db:
@@ -557,7 +560,7 @@ class Repo:
 
     @_writes
     def merge_continue(self, *, db_url: str | None = None, author: str | None = None) -> "MergeResult":
-        from .merge import MergeError, plan_merge
+        from snapgit.compare.mergeplan import MergeError, plan_merge
 
         state = self.merge_state()
         if state is None:
@@ -588,7 +591,7 @@ class Repo:
 
     @_writes
     def merge_abort(self) -> None:
-        from .merge import MergeError
+        from snapgit.compare.mergeplan import MergeError
 
         if self.merge_state() is None:
             raise MergeError("no merge in progress")
@@ -597,7 +600,7 @@ class Repo:
 
     def conflicts(self) -> list:
         """The conflicts of the merge in progress, with their resolutions so far."""
-        from .merge import MergeError, plan_merge
+        from snapgit.compare.mergeplan import MergeError, plan_merge
 
         state = self.merge_state()
         if state is None:
@@ -613,7 +616,7 @@ class Repo:
     @_writes
     def resolve_conflicts(self, side: str, *, table: str | None = None, keys: list[str] | None = None) -> int:
         """Resolve conflicts (all, a table's, or those whose key matches) as ``ours`` or ``theirs``."""
-        from .merge import MergeError
+        from snapgit.compare.mergeplan import MergeError
 
         if side not in ("ours", "theirs"):
             raise MergeError("resolve with ours or theirs")
@@ -645,11 +648,11 @@ class Repo:
         The live state is committed first, on the current branch, so the restore can be undone;
         ``_live_is`` (for checkout) names a commit known to hold the live state instead.
         """
-        from .merge import plan_merge
+        from snapgit.compare.mergeplan import plan_merge
 
         theirs = self.resolve(rev)
         who = default_author(author or self.config.user_name)
-        from .db import redact_url
+        from snapgit.db import redact_url
 
         args = {"rev": rev, "into": redact_url(into) if into else None, "tables": tables, "preview": preview}
         try:
@@ -672,8 +675,8 @@ class Repo:
                 plans = plan_merge(reader, ours_tables, ours_tables, self._tables_of(theirs), "backup_wins", tables)
                 result = MergeResult(rev, theirs, pre, pre, plans, "restore", preview=preview)
                 if not preview:
-                    from .apply import apply_plans
-                    from .db import Database
+                    from snapgit.ops.apply import apply_plans
+                    from snapgit.db import Database
 
                     with Database.connect(self.database_url(db_url)) as db:
                         if _live_is is None:  # (checkout moves HEAD to what it writes)
@@ -686,10 +689,10 @@ class Repo:
         return result
 
     def _restore_into(self, theirs: bytes, rev: str, into: str, tables: list[str] | None, preview: bool) -> "MergeResult":
-        from .db import Database, normalize_url
-        from .merge import TablePlan
-        from .readahead import leaf_records, worth_reading_ahead
-        from .schema import table_order
+        from snapgit.db import Database, normalize_url
+        from snapgit.compare.mergeplan import TablePlan
+        from snapgit.ops.readahead import leaf_records, worth_reading_ahead
+        from snapgit.schema import table_order
 
         all_tables = self._tables_of(theirs)
         names = sorted(all_tables)
@@ -746,7 +749,7 @@ class Repo:
     def checkout(self, target: str, *, new_branch: str | None = None, force: bool = False,
                  db_url: str | None = None) -> dict[str, Any]:
         """Move HEAD to a branch or revision and make the live database match it."""
-        from .merge import MergeError
+        from snapgit.compare.mergeplan import MergeError
 
         if self.merge_state() is not None:
             raise MergeError("a merge is in progress", hint="snap merge --continue or --abort first")
@@ -788,7 +791,7 @@ class Repo:
         head_ref = self.head_ref()
         head = self.head()
         # commit on a temporary detached HEAD-like path: write the snapshot, then point the ref at it
-        from .db import Database
+        from snapgit.db import Database
 
         url = self.database_url(db_url)
         parent_root = read_root(self.objects, read_commit(self.objects, head).tree) if head else None
@@ -838,11 +841,11 @@ class Repo:
         ``repair``: first rebuild missing or broken indexes from their packs and move damaged
         packs aside, keeping every object that still reads (see repair.py), under the gc lock.
         """
-        from .verify import verify_store
+        from snapgit.ops.verify import verify_store
 
         if not repair:
             return verify_store(self.store, read_data=read_data)
-        from .repair import repair_store
+        from snapgit.store.repair import repair_store
 
         with self.store.locks.gc():
             actions = repair_store(self.store)
@@ -860,7 +863,7 @@ class Repo:
         (default 90 days; ``never`` keeps them all). Waits briefly for running writers, then
         raises LockedError.
         """
-        from .gc import DEFAULT_EXPIRE, DEFAULT_GRACE, collect_garbage, parse_grace
+        from snapgit.ops.gc import DEFAULT_EXPIRE, DEFAULT_GRACE, collect_garbage, parse_grace
 
         grace = DEFAULT_GRACE if prune is None else parse_grace(prune) if isinstance(prune, str) else float(prune)
         if expire is None:
@@ -1011,7 +1014,7 @@ class Repo:
     def export(self, rev: str, path: str | Path, *, fmt: str = "json", tables: list[str] | None = None,
                since: str | None = None, dialect: str | None = None, progress: Progress | None = None):
         """Write a commit (with ``since``: its changes since that commit) to an export file."""
-        from .export import export_commit
+        from snapgit.exchange.export import export_commit
 
         who = default_author(self.config.user_name)
         args = {"rev": rev, "path": str(path), "format": fmt, "tables": tables, "since": since, "dialect": dialect}
@@ -1034,7 +1037,7 @@ class Repo:
         it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
         else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
         database."""
-        from .importer import DEFAULT_MAX_SIZE, import_into
+        from snapgit.exchange.importer import DEFAULT_MAX_SIZE, import_into
 
         who = default_author(author or self.config.user_name)
         path = Path(path)
@@ -1060,7 +1063,7 @@ class Repo:
                 "export_kind": imported.kind,
                 "file": path.name,
                 "rows": imported.rows,
-                "snapgit": __import__("snapgit").__version__,
+                "snapgit": __version__,
             }
             cid, _ = commit_snapshot(
                 self.objects, self.refs, ref=ref, expected_parent=parent, tree_id=imported.tree, author=who,

@@ -192,7 +192,7 @@ def db_engine(db_url: str) -> Iterator[sa.Engine]:
 def small_leaves(monkeypatch):
     """Small leaves and inner nodes (forked workers inherit them), so that a few hundred rows
     make many leaves: key ranges hold many leaves and seams, row-cache blocks straddle leaves."""
-    from snapgit import tree as tree_mod
+    from snapgit.tree import prolly as tree_mod
 
     monkeypatch.setattr(tree_mod, "LEAF_THRESHOLD", (1 << 32) // 8)
     monkeypatch.setattr(tree_mod, "LEAF_MAX", 12)

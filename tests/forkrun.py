@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import snapgit
-import snapgit.cli
-
+import snapgit.cli.app
 # Everything a command may import lazily is imported once here, before any fork.
 for _mod in pkgutil.walk_packages(snapgit.__path__, "snapgit."):
     importlib.import_module(_mod.name)

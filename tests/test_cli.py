@@ -287,7 +287,7 @@ _FROZEN_AT_EXIT = """
 import atexit, gc, sys
 # registered before snap's own exit handlers, so it runs after them
 atexit.register(lambda: print("frozen at exit:", gc.get_freeze_count() > 0))
-from snapgit.cli import main
+from snapgit.cli.app import main
 sys.argv = ["snap", *sys.argv[1:]]
 main()
 """

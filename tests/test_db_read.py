@@ -629,7 +629,6 @@ def test_sqlite_remembered_conversions_keep_each_storage_class(
     the plain converters give, for every storage class the column's affinity left (text,
     integer, real, NULL), with the remembered dict emptied again and again as it fills."""
     import snapgit.db.rows as rows_mod
-
     monkeypatch.setattr(rows_mod, "MEMO_MAX", 3)
     url = make_db_url("sqlite")
     engine = sa.create_engine(url)

@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.diff import UnknownTableError
-from snapgit.history import UnknownRevisionError
-from snapgit.sqlgen import diff_to_sql
+from snapgit.compare.diff import UnknownTableError
+from snapgit.store.history import UnknownRevisionError
+from snapgit.exchange.sqlgen import diff_to_sql
 
 # --- random tables --------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from snapgit.cli import app
+from snapgit.cli.app import app
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -23,14 +23,14 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit.commit import commit_snapshot, snapshot_database, write_root
+from snapgit.snapshot.commit import commit_snapshot, snapshot_database, write_root
 from snapgit.db import Database
 from snapgit.encoding import Json, canonical_value
-from snapgit.export import ExportError, check_name
-from snapgit.history import read_commit
+from snapgit.exchange.export import ExportError, check_name
+from snapgit.store.history import read_commit
 from snapgit.repo import Repo
 from snapgit.schema import Column, TableSchema
-from snapgit.typedvalue import decoder, encoder, from_cell, to_cell
+from snapgit.exchange.typedvalue import decoder, encoder, from_cell, to_cell
 
 
 class MemorySnapshot:
@@ -133,7 +133,7 @@ _PORTABLES = [*(p for p, _ in TYPED), "time", "timetz", "boolean", "smallint", "
 def test_a_column_encoder_writes_every_value_as_the_general_rule_does(value: Any) -> None:
     """encoder() decides per column what _typed decides per value: the same JSON form, for a
     value of any type in a column of any type."""
-    from snapgit.typedvalue import _typed, kind_of
+    from snapgit.exchange.typedvalue import _typed, kind_of
 
     value = canonical_value(value)
     for portable in _PORTABLES:
@@ -145,7 +145,7 @@ def test_a_column_encoder_writes_every_value_as_the_general_rule_does(value: Any
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
                     max_leaves=6))
 def test_cell_json_text_is_json_dumps(j: Any) -> None:
-    from snapgit.typedvalue import _dumps, _json_text
+    from snapgit.exchange.typedvalue import _dumps, _json_text
 
     assert _json_text(j) == (j if type(j) is str else _dumps(j))
 
@@ -154,7 +154,7 @@ def test_cell_json_text_is_json_dumps(j: Any) -> None:
                     lambda inner: st.lists(inner, max_size=3) | st.fixed_dictionaries({"type": st.sampled_from(["text", "bigint", "x"]), "value": inner}),
                     max_leaves=4))
 def test_a_column_decoder_reads_every_form_as_the_general_rule_does(j: Any) -> None:
-    from snapgit.typedvalue import ValueFormError, _from_typed, kind_of
+    from snapgit.exchange.typedvalue import ValueFormError, _from_typed, kind_of
 
     for portable in _PORTABLES:
         try:

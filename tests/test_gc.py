@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.commit import commit_snapshot
-from snapgit.gc import _mark, parse_grace, root_ids
-from snapgit.history import read_commit, read_root, read_table
+from snapgit.snapshot.commit import commit_snapshot
+from snapgit.ops.gc import _mark, parse_grace, root_ids
+from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.errors import SnapError
-from snapgit.tree import iter_entries
+from snapgit.tree.prolly import iter_entries
 
 SNAP = [sys.executable, "-m", "snapgit.cli"]
 IN_CI = os.environ.get("CI") == "true"

@@ -37,11 +37,11 @@ from snapgit.encoding import (
     record_id,
 )
 from snapgit.objects import Commit, Node, ObjType, Root, Tag, TableEntry, encode_schema, object_id
-from snapgit.objectstore import DiskObjectStore, MemoryObjectStore
-from snapgit.pack import PackReader
-from snapgit.packindex import IndexReader, build_index
+from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
+from snapgit.store.pack import PackReader
+from snapgit.store.packindex import IndexReader, build_index
 from snapgit.schema import Column, TableSchema
-from snapgit.tree import TreeBuilder, iter_entries, load_node
+from snapgit.tree.prolly import TreeBuilder, iter_entries, load_node
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden_rows.json"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from snapgit.history import AmbiguousRevisionError, UnknownRevisionError, merge_base, resolve
+from snapgit.store.history import AmbiguousRevisionError, UnknownRevisionError, merge_base, resolve
 from snapgit.objects import Commit, ObjType, object_id
-from snapgit.objectstore import MemoryObjectStore
-from snapgit.refs import MemoryRefs
+from snapgit.store.objectstore import MemoryObjectStore
+from snapgit.store.refs import MemoryRefs
 
 TREE = b"\x00" * 32
 

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.config import load_config, save_config
+from snapgit.store.config import load_config, save_config
 from snapgit.encoding import decode_row
-from snapgit.history import read_table
+from snapgit.store.history import read_table
 from snapgit.objects import decode_schema
-from snapgit.tree import iter_entries
+from snapgit.tree.prolly import iter_entries
 
 OLD = "2020-01-01 00:00:00"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from snapgit.lock import LockInfo, StoreLocks
+from snapgit.store.lock import LockInfo, StoreLocks
 
 SNAP = [sys.executable, "-m", "snapgit.cli"]
 FAST = {**os.environ, "SNAP_LOCK_TIMEOUT": "0.5"}
@@ -22,7 +22,7 @@ FAST = {**os.environ, "SNAP_LOCK_TIMEOUT": "0.5"}
 HOLD = """
 import sys, time
 from pathlib import Path
-from snapgit.lock import StoreLocks
+from snapgit.store.lock import StoreLocks
 locks = StoreLocks(Path(sys.argv[1]))
 with (locks.gc() if sys.argv[2] == "gc" else locks.writing()):
     print("held", flush=True)

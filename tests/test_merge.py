@@ -312,7 +312,7 @@ def test_natural_key_and_ignored_columns(tmp_path):
     """Rows are matched by the configured natural key; ignored columns never conflict."""
     import sqlite3
 
-    from snapgit.config import TableConfig
+    from snapgit.store.config import TableConfig
 
     db = tmp_path / "db.sqlite"
     con = sqlite3.connect(db)

@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import IN_CI
-from snapgit import Repo, native
+from snapgit import Repo
+from snapgit import native
 from snapgit.db import Database
 from snapgit.encoding import encode_row, packable
-from snapgit.packindex import index_entries_py
+from snapgit.store.packindex import index_entries_py
 
 MAX_INTERVAL = datetime.timedelta(microseconds=2**63 - 1)  # the longest an interval can be
 
@@ -278,7 +279,7 @@ def block_scan_table(path: Path, key_decl: str, rows: list[tuple]) -> None:
 
 def entries_of(path: Path, monkeypatch, use_native: bool, key_range, batch_size: int):
     """Everything a cached scan of table t gives: its entries and the blocks it collected."""
-    from snapgit.commit import _CachedScan, _integer_key
+    from snapgit.snapshot.commit import _CachedScan, _integer_key
     from snapgit.encoding import keys_encoder
 
     with monkeypatch.context() as m:
@@ -378,7 +379,7 @@ def test_block_records_fall_back_where_a_converter_gives_what_c_cannot_pack(tmp_
 @needs_native
 def test_a_block_scan_refuses_text_that_is_not_utf8(tmp_path: Path) -> None:
     from snapgit.db import DatabaseError
-    from snapgit.rowcache import BLOCK_BITS, FP_LEN
+    from snapgit.snapshot.rowcache import BLOCK_BITS, FP_LEN
 
     con = sqlite3.connect(tmp_path / "t.db")
     con.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, s TEXT)")

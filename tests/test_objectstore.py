@@ -12,13 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit import objectstore as objectstore_mod
-from snapgit import pack as pack_mod
-from snapgit import packindex as packindex_mod
+from snapgit.store import objectstore as objectstore_mod
+from snapgit.store import pack as pack_mod
+from snapgit.store import packindex as packindex_mod
 from snapgit.errors import CorruptError, NotFoundError
 from snapgit.objects import ObjType
-from snapgit.objectstore import DiskObjectStore, MemoryObjectStore
-from snapgit.pack import DELTA, MAX_DELTA_DEPTH, PackReader
+from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
+from snapgit.store.pack import DELTA, MAX_DELTA_DEPTH, PackReader
 
 NODE = int(ObjType.NODE)
 RECORD = int(ObjType.RECORD)

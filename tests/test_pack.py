@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit import pack as pack_mod
+from snapgit.store import pack as pack_mod
 from snapgit.errors import CorruptError
-from snapgit.pack import DELTA, FULL, PACK_MAGIC, PackReader, PackWriter
-from snapgit.packindex import IDX_MAGIC, IndexReader, build_index, build_index_joined
+from snapgit.store.pack import DELTA, FULL, PACK_MAGIC, PackReader, PackWriter
+from snapgit.store.packindex import IDX_MAGIC, IndexReader, build_index, build_index_joined
 
 PROPS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 

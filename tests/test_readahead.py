@@ -11,9 +11,9 @@ import pytest
 from snapgit import Repo
 from snapgit.encoding import decode_joined, decode_row
 from snapgit.errors import CorruptError
-from snapgit.history import read_commit, read_root, read_table
-from snapgit.readahead import leaf_records
-from snapgit.tree import iter_entries
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.ops.readahead import leaf_records
+from snapgit.tree.prolly import iter_entries
 
 
 @pytest.fixture

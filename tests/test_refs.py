@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from snapgit import refs as refs_mod
+from snapgit.store import refs as refs_mod
 from snapgit.errors import ConflictError, LockedError, NotFoundError, SnapError
-from snapgit.refs import ZERO, BadRefNameError, DiskRefs, MemoryRefs, check_ref_name
+from snapgit.store.refs import ZERO, BadRefNameError, DiskRefs, MemoryRefs, check_ref_name
 
 A = "a" * 64
 B = "b" * 64
@@ -273,7 +273,7 @@ _WORKER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from snapgit.errors import ConflictError, LockedError
-    from snapgit.refs import DiskRefs
+    from snapgit.store.refs import DiskRefs
 
     root, name, n, who = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
     refs = DiskRefs(root)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.rowcache import cache_path
+from snapgit.snapshot.rowcache import cache_path
 
 
 def make_db(path: Path) -> sqlite3.Connection:
@@ -260,7 +260,7 @@ def test_blocks_the_parent_tree_does_not_hold_are_encoded(tmp_path: Path, monkey
         t_cache = cache_path(repo.row_cache_dir(), "t")
         shutil.copy(forged, t_cache)
         parent_t = next(t for t in parent.tables if t.name == "t")
-        from snapgit.history import read_table
+        from snapgit.store.history import read_table
 
         rebind(t_cache, read_table(repo.objects, parent_t.table_id).root)
         same_as_without_cache(monkeypatch, repo)
@@ -318,7 +318,7 @@ def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment
     """Cursor.matches over a file of many segments, written in any order (the chunks of a table
     read by several processes come so), asked in several calls, says what a dict of the
     cached blocks says."""
-    from snapgit.rowcache import Blocks, RowCache, RowCacheWriter
+    from snapgit.snapshot.rowcache import Blocks, RowCache, RowCacheWriter
 
     path = tmp_path_factory.mktemp("cur") / "t.rows"
     out = RowCacheWriter(path)
@@ -345,7 +345,7 @@ def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment
 def test_overlapping_segments_make_no_cache(tmp_path: Path) -> None:
     """A key range written twice (a chunk read again after its worker was lost) would make a
     file the cursor cannot search: none is written, and the next commit reads every row."""
-    from snapgit.rowcache import Blocks, RowCacheWriter
+    from snapgit.snapshot.rowcache import Blocks, RowCacheWriter
 
     out = RowCacheWriter(tmp_path / "t.rows")
     for keys in ([b"a", b"c"], [b"b", b"d"]):
@@ -359,7 +359,7 @@ def test_overlapping_segments_make_no_cache(tmp_path: Path) -> None:
 def _blocks_in_batches(keys: list[bytes], ints: list | None, sizes: list[int]) -> list[list[bytes]]:
     """The blocks a scan finds reading these keys in batches of these sizes (the rows after a
     batch's last block end wait for the next batch, as _CachedScan.entries does)."""
-    from snapgit.rowcache import block_ends
+    from snapgit.snapshot.rowcache import block_ends
 
     out: list[list[bytes]] = []
     pend_k: list[bytes] = []
@@ -406,8 +406,8 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
     """A commit reads its parent's leaves in key order, a block per pack at a time: it holds
     at most its own budget of decompressed blocks (not the store's default), builds the tree a
     commit with the default builds, and leaves the store's budget as it was."""
-    from snapgit import commit as commit_mod
-    from snapgit import pack as pack_mod
+    from snapgit.snapshot import commit as commit_mod
+    from snapgit.store import pack as pack_mod
 
     con = make_db(tmp_path / "app.db")
     con.executemany("INSERT INTO t (id, s) VALUES (?, ?)", [(i, "v" * 100 + str(i)) for i in range(8000)])
@@ -443,8 +443,8 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
 def test_a_commit_reads_only_the_parent_leaves_whose_rows_changed(tmp_path: Path, monkeypatch) -> None:
     """Leaves none of whose rows changed are taken from the parent by id, unread; a leaf whose
     rows only changed is read once, to be patched."""
-    from snapgit.history import read_commit, read_root, read_table
-    from snapgit.tree import iter_leaves
+    from snapgit.store.history import read_commit, read_root, read_table
+    from snapgit.tree.prolly import iter_leaves
 
     con = make_db(tmp_path / "app.db")
     fill(con, 20_000)

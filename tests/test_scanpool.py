@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit import commit as commit_mod
+from snapgit.snapshot import commit as commit_mod
 from snapgit.objects import ObjType
 
 
@@ -279,7 +279,7 @@ def test_a_lost_worker_does_not_leave_the_commit_waiting(tmp_path: Path) -> None
     import threading
 
     from snapgit.db import Database
-    from snapgit.scanpool import Parallel, chunk_ranges
+    from snapgit.snapshot.scanpool import Parallel, chunk_ranges
 
     con = sqlite3.connect(tmp_path / "app.db")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
@@ -321,7 +321,7 @@ _keys = st.lists(st.binary(max_size=12), max_size=20)
 def test_range_result_packs_what_it_unpacks(head, leaves, tail):
     """A range's result is held packed until the table's ranges are joined: what join_ranges
     unpacks is what scan_range packed, empty parts and empty keys included."""
-    from snapgit.commit import RangeResult
+    from snapgit.snapshot.commit import RangeResult
 
     got = RangeResult(RangeResult.pack(head, leaves, tail), rows=0).unpack()
     assert got == ((list(head[0]), list(head[1])), list(leaves), (list(tail[0]), list(tail[1])))

@@ -129,7 +129,7 @@ def test_schema_changed_between_connections_is_an_error(tmp_path: pathlib.Path) 
 _COMMIT_AND_REPORT = textwrap.dedent(
     """
     import sys
-    from snapgit.cli import main
+    from snapgit.cli.app import main
     sys.argv = ["snap", "commit", "-m", sys.argv[1]]
     try:
         main()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from snapgit import store as store_mod
-from snapgit.config import Config
+from snapgit.store import layout as store_mod
+from snapgit.store.config import Config
 from snapgit.errors import CorruptError, NotFoundError
-from snapgit.store import FORMAT_VERSION, STORE_DIR, Store, StoreExistsError, find_store
+from snapgit.store.layout import FORMAT_VERSION, STORE_DIR, Store, StoreExistsError, find_store
 
 
 def leftovers(directory: Path) -> list[str]:

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit import tree as tree_mod
+from snapgit.tree import prolly as tree_mod
 from snapgit.encoding import encode_key
 from snapgit.objects import Node, ObjType, object_id
-from snapgit.objectstore import MemoryObjectStore
-from snapgit.tree import (
+from snapgit.store.objectstore import MemoryObjectStore
+from snapgit.tree.prolly import (
     TreeBuilder,
     UnsortedKeysError,
     iter_entries,
@@ -403,7 +403,7 @@ def test_diff_trees_gives_exactly_the_changed_entries(entries, edits, added):
     """Deep trees (small nodes) that differ by changed, removed and added entries: the diff is
     the entries' own, in key order, whichever way round, and trees with the same leaves' keys
     are compared as whole leaves."""
-    from snapgit.treediff import ADDED, CHANGED, REMOVED, diff_trees
+    from snapgit.tree.diff import ADDED, CHANGED, REMOVED, diff_trees
 
     old = dict(entries)
     new = dict(entries)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from snapgit.pack import PackReader
+from snapgit.store.pack import PackReader
 
 
 def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -147,7 +147,7 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
     nodes stored as deltas against nodes of a pack already gone. Unreachable: garbage; the same
     pack still reachable: damage."""
     from snapgit import Repo
-    from snapgit.pack import DELTA, PackReader
+    from snapgit.store.pack import DELTA, PackReader
 
     with Repo.open(store) as repo:
         two = repo.resolve("HEAD")
@@ -196,8 +196,8 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
 
 def _delta_bases_by_pack(store: Path) -> dict[str, set[str]]:
     """pack name -> the names of the packs holding the bases of its deltas."""
-    from snapgit.pack import DELTA, PackReader
-    from snapgit.packindex import IndexReader
+    from snapgit.store.pack import DELTA, PackReader
+    from snapgit.store.packindex import IndexReader
 
     pack_dir = store / ".snapstore" / "objects" / "pack"
     indexes = {p.stem.removeprefix("pack-"): IndexReader(p) for p in pack_dir.glob("*.idx")}

@@ -26,10 +26,10 @@ table), :mod:`~snapgit.db.values` (converters to canonical values), :mod:`~snapg
 (tables from portable schemas).
 """
 
-from .database import Database, ReadSnapshot
-from .errors import DatabaseError, ForeignKeyViolationError, RowMatchError, UnsupportedTypeError
-from .write import WriteTransaction
-from .url import normalize_url, redact_url
+from snapgit.db.database import Database, ReadSnapshot
+from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, UnsupportedTypeError
+from snapgit.db.write import WriteTransaction
+from snapgit.db.url import normalize_url, redact_url
 
 __all__ = [
     "Database",

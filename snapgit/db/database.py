@@ -37,21 +37,21 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..encoding import packable
-from ..native import NativeError, sqlite_reader
-from ..schema import TableSchema
-from . import schemacache
-from .errors import DatabaseError, driver_reason, one_line
-from .reflect import LIST_TABLES_SQL, list_tables, reflect_tables
-from .rows import batch_converter
-from .types import column_read
-from .url import dialect_of, parse_url, password_of, redact_url, sqlite_file
+from snapgit.encoding import packable
+from snapgit.native import NativeError, sqlite_reader
+from snapgit.schema import TableSchema
+from snapgit.db import schemacache
+from snapgit.db.errors import DatabaseError, driver_reason, one_line
+from snapgit.db.reflect import LIST_TABLES_SQL, list_tables, reflect_tables
+from snapgit.db.rows import batch_converter
+from snapgit.db.types import column_read
+from snapgit.db.url import dialect_of, parse_url, password_of, redact_url, sqlite_file
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import URL, Connection, Engine
 
-    from .write import WriteTransaction
+    from snapgit.db.write import WriteTransaction
 
 __all__ = ["Database", "ReadSnapshot"]
 
@@ -246,7 +246,7 @@ class Database:
         """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
         ends cleanly, rolled back on any exception, so that the database is then exactly as it
         was."""
-        from .write import WriteTransaction
+        from snapgit.db.write import WriteTransaction
 
         conn = self._connect()
         tx = WriteTransaction(self, conn)

@@ -7,7 +7,7 @@ line and scrubbed of the password before they are quoted.
 
 from __future__ import annotations
 
-from ..errors import SnapError
+from snapgit.errors import SnapError
 
 __all__ = ["DatabaseError", "UnsupportedTypeError", "ForeignKeyViolationError", "RowMatchError"]
 

@@ -64,9 +64,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..encoding import Json, canonical_json
-from ..jsonvalue import to_json
-from .values import Converter
+from snapgit.encoding import Json, canonical_json
+from snapgit.jsonvalue import to_json
+from snapgit.db.values import Converter
 
 __all__ = ["SqliteStyle", "sqlite_style", "column_write", "WriteValueError"]
 

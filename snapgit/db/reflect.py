@@ -23,9 +23,9 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..schema import Column, ForeignKey, Index, TableSchema
-from .errors import UnsupportedTypeError
-from .types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
+from snapgit.schema import Column, ForeignKey, Index, TableSchema
+from snapgit.db.errors import UnsupportedTypeError
+from snapgit.db.types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection

@@ -27,7 +27,7 @@ from typing import Any
 
 from msgpack import ExtType
 
-from .values import Converter
+from snapgit.db.values import Converter
 
 __all__ = ["batch_converter"]
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import msgpack
 
-from ..objects import decode_schema, encode_schema
-from ..schema import TableSchema
+from snapgit.objects import decode_schema, encode_schema
+from snapgit.schema import TableSchema
 
 __all__ = ["fingerprint", "load", "save", "CACHE_FILE"]
 
@@ -44,8 +44,8 @@ def _code() -> bytes:
     from its source, not from package metadata, which takes 50 ms to find), SQLite's version."""
     global _code_hash
     if _code_hash is None:
-        from .. import __version__
-        from . import reflect, types
+        from snapgit.version import __version__
+        from snapgit.db import reflect, types
 
         h = hashlib.sha256(f"snapgit {__version__} schemacache {_VERSION}\0sqlite {sqlite3.sqlite_version}\0".encode())
         for module in (reflect, types):

@@ -101,8 +101,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import values as V
-from .values import Converter
+from snapgit.db import values as V
+from snapgit.db.values import Converter
 
 __all__ = [
     "ColumnRead",

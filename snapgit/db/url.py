@@ -28,7 +28,7 @@ import pathlib
 import re
 from typing import TYPE_CHECKING
 
-from .errors import DatabaseError
+from snapgit.db.errors import DatabaseError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL

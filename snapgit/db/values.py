@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..encoding import Json
+from snapgit.encoding import Json
 
 __all__ = [
     "Converter",

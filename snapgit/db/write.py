@@ -63,20 +63,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..encoding import encode_row
-from ..jsonvalue import to_text
-from ..schema import TableSchema
-from .ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
-from .errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
-from .params import SqliteStyle, WriteValueError, column_write, sqlite_style
-from .reflect import LIST_TABLES_SQL
-from .rows import batch_converter
-from .types import column_read
+from snapgit.encoding import encode_row
+from snapgit.jsonvalue import to_text
+from snapgit.schema import TableSchema
+from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
+from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
+from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
+from snapgit.db.reflect import LIST_TABLES_SQL
+from snapgit.db.rows import batch_converter
+from snapgit.db.types import column_read
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from .database import Database
+    from snapgit.db.database import Database
 
 __all__ = ["WriteTransaction"]
 

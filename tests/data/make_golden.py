@@ -33,9 +33,9 @@ from test_golden import (  # noqa: E402
 
 from snapgit.encoding import encode_key, encode_row, record_id  # noqa: E402
 from snapgit.objects import Node, ObjType  # noqa: E402
-from snapgit.objectstore import DiskObjectStore  # noqa: E402
-from snapgit.packindex import build_index  # noqa: E402
-from snapgit.pack import PackReader  # noqa: E402
+from snapgit.store.objectstore import DiskObjectStore  # noqa: E402
+from snapgit.store.packindex import build_index  # noqa: E402
+from snapgit.store.pack import PackReader  # noqa: E402
 
 I = lambda n: {"int": str(n)}  # noqa: E731
 F = lambda s: {"float": s}  # noqa: E731

@@ -1,0 +1,169 @@
+"""SQL that turns one snapshot into another: ``snap diff --sql [--dialect D]``.
+
+Statements come in an order foreign keys accept: all deletes first, children before parents,
+then inserts and updates, parents before children. A changed row is one UPDATE of its changed
+columns by key; a removed row of a keyless table deletes one matching occurrence. Values are
+written as literals of the dialect (sqlite, postgresql or mysql), so the output can be piped to
+the database's own shell. Schema changes are reported as comments: the statements move data, and
+a table whose columns changed needs its DDL applied first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from snapgit.compare.diff import RowDiff, TableDiff
+from snapgit.encoding import Json
+from snapgit.errors import SnapError
+from snapgit.schema import table_order
+
+__all__ = ["diff_to_sql", "literal", "quote_ident", "table_order", "DIALECTS"]
+
+DIALECTS = ("sqlite", "postgresql", "mysql")
+
+
+class SqlRenderError(SnapError):
+    pass
+
+
+def quote_ident(name: str, dialect: str) -> str:
+    if dialect == "mysql":
+        return "`" + name.replace("`", "``") + "`"
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _string(s: str, dialect: str) -> str:
+    if dialect == "mysql":
+        s = s.replace("\\", "\\\\")
+    if "\x00" in s:
+        if dialect == "postgresql":
+            raise SqlRenderError("PostgreSQL text cannot hold a NUL character")
+    return "'" + s.replace("'", "''") + "'"
+
+
+def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
+    """The SQL literal of a canonical value in a dialect."""
+    t = type(v)
+    if v is None:
+        return "NULL"
+    if t is bool:
+        if dialect == "postgresql":
+            return "TRUE" if v else "FALSE"
+        return "1" if v else "0"
+    if t is int:
+        return str(v)
+    if t is float:
+        if math.isnan(v) or math.isinf(v):
+            if dialect != "postgresql":
+                raise SqlRenderError(f"{dialect} cannot store the float {v!r}")
+            return "'NaN'::float8" if math.isnan(v) else ("'Infinity'::float8" if v > 0 else "'-Infinity'::float8")
+        return repr(v)
+    if t is decimal.Decimal:
+        if not v.is_finite():
+            if dialect != "postgresql":
+                raise SqlRenderError(f"{dialect} cannot store the decimal {v}")
+            return f"'{v}'::numeric"
+        return str(v)
+    if t is str:
+        return _string(v, dialect)
+    if t is bytes:
+        if dialect == "postgresql":
+            return "'\\x" + v.hex() + "'::bytea"
+        return "X'" + v.hex() + "'"
+    if t is dt.datetime:
+        if v.tzinfo is not None and dialect != "postgresql":
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        text = v.isoformat(sep=" ")
+        return _string(text, dialect)
+    if t is dt.date or t is dt.time:
+        return _string(v.isoformat(), dialect)
+    if t is dt.timedelta:
+        micros = v // dt.timedelta(microseconds=1)
+        if dialect == "postgresql":
+            return f"INTERVAL '{micros} microseconds'"
+        secs, us = divmod(abs(micros), 1_000_000)
+        h, rem = divmod(secs, 3600)
+        m, s = divmod(rem, 60)
+        sign = "-" if micros < 0 else ""
+        return _string(f"{sign}{h:02d}:{m:02d}:{s:02d}.{us:06d}", dialect)
+    if t is uuid.UUID:
+        if dialect == "sqlite":
+            return _string(v.hex, dialect)  # SQLAlchemy's Uuid on SQLite: 32 hex digits
+        return _string(str(v), dialect)
+    if t is Json:
+        return _string(v.text, dialect)
+    if t is list or t is tuple:
+        if dialect != "postgresql":
+            from snapgit.encoding import canonical_json
+            from snapgit.jsonvalue import to_json
+
+            return _string(canonical_json(to_json(list(v))), dialect)
+        inner = ", ".join(literal(x, dialect) for x in v)
+        return f"ARRAY[{inner}]" if v else "'{}'"
+    raise SqlRenderError(f"cannot write a {t.__name__} value as SQL")
+
+
+def _where(key: dict[str, Any], dialect: str) -> str:
+    parts = []
+    for col, v in key.items():
+        q = quote_ident(col, dialect)
+        parts.append(f"{q} IS NULL" if v is None else f"{q} = {literal(v, dialect)}")
+    return " AND ".join(parts) if parts else "1 = 1"
+
+
+def _delete(d: TableDiff, row: RowDiff, dialect: str) -> str:
+    t = quote_ident(d.name, dialect)
+    keyed = d.old_entry is not None and bool(d.old_entry.key)
+    where = _where(row.key, dialect)
+    if keyed:
+        return f"DELETE FROM {t} WHERE {where};"
+    if dialect == "mysql":
+        return f"DELETE FROM {t} WHERE {where} LIMIT 1;"
+    rid = "ctid" if dialect == "postgresql" else "rowid"
+    return f"DELETE FROM {t} WHERE {rid} = (SELECT {rid} FROM {t} WHERE {where} LIMIT 1);"
+
+
+def _insert(d: TableDiff, row: RowDiff, dialect: str) -> str:
+    t = quote_ident(d.name, dialect)
+    cols = ", ".join(quote_ident(c, dialect) for c in row.new)
+    vals = ", ".join(literal(v, dialect) for v in row.new.values())
+    return f"INSERT INTO {t} ({cols}) VALUES ({vals});"
+
+
+def _update(d: TableDiff, row: RowDiff, dialect: str) -> str:
+    t = quote_ident(d.name, dialect)
+    sets = ", ".join(f"{quote_ident(c, dialect)} = {literal(row.new.get(c), dialect)}" for c in row.changed_columns)
+    return f"UPDATE {t} SET {sets} WHERE {_where(row.key, dialect)};"
+
+
+def diff_to_sql(diffs: Sequence[TableDiff], dialect: str, limit: int | None = None) -> Iterator[str]:
+    if dialect not in DIALECTS:
+        raise SqlRenderError(f"unknown dialect {dialect!r}", hint="use sqlite, postgresql or mysql")
+    by_name = {d.name: d for d in diffs if not d.unchanged}
+    new_schemas = {n: d.new_schema for n, d in by_name.items() if d.new_schema is not None}
+    old_schemas = {n: d.old_schema for n, d in by_name.items() if d.old_schema is not None}
+    for d in by_name.values():
+        for sc in d.schema:
+            yield f"-- {d.name}: schema change not expressed as SQL: {sc.describe()}"
+    emitted = 0
+    for name in reversed(table_order(old_schemas)):
+        for row in by_name[name].rows():
+            if row.op == "removed":
+                if limit is not None and emitted >= limit:
+                    return
+                emitted += 1
+                yield _delete(by_name[name], row, dialect)
+    for name in table_order(new_schemas):
+        d = by_name[name]
+        for row in d.rows():
+            if row.op == "removed":
+                continue
+            if limit is not None and emitted >= limit:
+                return
+            emitted += 1
+            yield _insert(d, row, dialect) if row.op == "added" else _update(d, row, dialect)

@@ -1,0 +1,902 @@
+"""Object stores: where objects live, by id. A disk store of packs and an in-memory twin.
+
+Both keep the same promises, held by one contract test suite (tests/test_objectstore.py):
+
+* ``get(oid)`` returns ``(type, data)`` whose hash is ``oid``, or raises ``NotFoundError``
+  (absent) or ``CorruptError`` (present but damaged); it never returns wrong bytes.
+* objects become readable only when the writer that added them commits; a writer that aborts,
+  or a process that dies, leaves nothing readable behind (only a temporary file that gc removes).
+* a writer may store an object as a delta against another object it names (a tree node against
+  the node it replaces); readers never see the difference.
+
+The disk store publishes a pack in git's order: the pack is written to ``tmp/``, fsynced and
+renamed into ``objects/pack/``; then its index is written, fsynced and renamed; the index is what
+makes the pack visible. A reader lists indexes, so it sees whole packs or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from array import array
+from collections import OrderedDict
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import zstandard as zstd
+
+from snapgit.errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
+from snapgit.store.pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
+from snapgit.store.packindex import IndexReader, build_index_joined
+
+__all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore", "OverlayObjectStore"]
+
+# A pack is sealed at this many objects: its id list and the sort that builds its index are the
+# peak of a big commit's memory (a scale-10 commit peaks at 105 MB with 128K, 121 MB with 256K).
+PACK_MAX_OBJECTS = 128 * 1024
+PACK_MAX_BYTES = 64 * 1024 * 1024
+_FULL_PREFIX = bytes((FULL,))
+_RECORD = 1  # the object type of records (objects.ObjType.RECORD, a layer above)
+
+
+class ObjectReader(Protocol):
+    def get(self, oid: bytes) -> tuple[int, bytes]: ...
+
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]: ...
+
+    def contains(self, oid: bytes) -> bool: ...
+
+
+class ObjectWriter(Protocol):
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes: ...
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None: ...
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes: ...
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def seal(self, min_objects: int = 0) -> None: ...
+
+
+class ObjectStore(ObjectReader, Protocol):
+    def writer(self) -> ObjectWriter: ...
+
+    def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]: ...
+
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]: ...
+
+    def get_depth(self, oid: bytes) -> int: ...
+
+
+def _delta_compress(base_full: bytes, full: bytes) -> bytes:
+    # zstd's fast level: a node's delta is long matches against its base plus new ids, which
+    # do not compress; level 3 gives the same bytes' worth at four times the time.
+    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    return zstd.ZstdCompressor(level=-1, dict_data=d).compress(full)
+
+
+def _delta_decompress(base_full: bytes, frame: bytes) -> bytes:
+    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    return zstd.ZstdDecompressor(dict_data=d).decompress(frame)
+
+
+def _worth_delta(full: bytes, delta: bytes) -> bool:
+    # The full entry will be compressed in its block anyway; a delta has to beat that clearly.
+    return len(delta) + 40 < len(full) // 3
+
+
+class _WriterBase:
+    """Shared delta logic: the base must be readable (committed) or added by this writer."""
+
+    def __init__(self, store: "DiskObjectStore | MemoryObjectStore") -> None:
+        self._store = store
+        # The last few non-record objects added, so that a delta may name a base this writer has
+        # not published yet. Bounded: a big commit writes many nodes, all of them deltas against
+        # the parent's (published) nodes.
+        self._pending_full: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def seal(self, min_objects: int = 0) -> None:
+        """Finish the pack being written (its index included) now, not at commit, if it holds
+        at least ``min_objects``: what is added next goes into a new one. For a writer that
+        can do it while others work."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Commit when the block ends cleanly, abort on any exception (one in commit included).
+        A full disk becomes :class:`DiskFullError`."""
+        if exc_type is None:
+            try:
+                self.commit()
+            except BaseException as failed:
+                self.abort()
+                full = DiskFullError.of(failed, self._what())
+                if full is not None:
+                    raise full from failed
+                raise
+        else:
+            self.abort()
+            full = DiskFullError.of(exc, self._what())
+            if full is not None:
+                raise full from exc
+
+    def _what(self) -> str:
+        return "objects"
+
+    def _remember(self, oid: bytes, full: tuple[bytes, int]) -> None:
+        self._pending_full[oid] = full
+        if len(self._pending_full) > 64:
+            self._pending_full.popitem(last=False)
+
+    def _base(self, base: bytes) -> tuple[bytes, int] | None:
+        got = self._pending_full.get(base)
+        if got is not None:
+            return got
+        try:
+            t, data = self._store.get(base)
+        except NotFoundError:
+            return None
+        return bytes((t,)) + data, self._store.get_depth(base)
+
+    def _encode_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> tuple[bytes, int] | None:
+        # Delta against the root of the base's chain, not the base itself: every version of a
+        # node is then one decompression away from a whole object (a chain would make reading
+        # the last version cost one decompression per version). The delta grows with the
+        # changes accumulated since the root; once it is no longer worth it, a whole object is
+        # stored and becomes the next root.
+        for _ in range(MAX_DELTA_DEPTH):
+            try:
+                parent = self._store.delta_base(base) if base not in self._pending_full else None
+            except NotFoundError:
+                parent = None
+            if parent is None:
+                break
+            base = parent
+        got = self._base(base)
+        if got is None:
+            return None
+        base_full, base_depth = got
+        if base_depth + 1 > MAX_DELTA_DEPTH:
+            return None
+        full = bytes((otype,)) + data
+        frame = _delta_compress(base_full, full)
+        if not _worth_delta(full, frame):
+            return None
+        depth = base_depth + 1
+        return bytes((DELTA, otype, depth)) + base + frame, depth
+
+
+# --- disk -----------------------------------------------------------------------------------
+
+
+def _lane(otype: int) -> int:
+    # Records in blocks of their own, nodes and metadata in others: a commit after a change
+    # reads the parent's leaves, and a block of leaves holds a dozen of them, where a block
+    # written in key order beside their rows held two.
+    return 0 if otype == _RECORD else 1
+
+
+class _DiskWriter(_WriterBase):
+    def __init__(self, store: "DiskObjectStore") -> None:
+        super().__init__(store)
+        self._disk = store
+        self._pack: PackWriter | None = None
+        self._sealed: list[tuple[Path, str, Path]] = []  # tmp pack, pack name, tmp index
+        self._done = False
+
+    def _current(self) -> PackWriter:
+        if self._pack is None:
+            tmp = self._disk.tmp_dir / f"pack-{secrets.token_hex(8)}.tmp"
+            self._pack = PackWriter(tmp)
+        return self._pack
+
+    def _maybe_seal(self) -> None:
+        p = self._pack
+        if p is not None and (p.count >= PACK_MAX_OBJECTS or p.bytes_written >= PACK_MAX_BYTES):
+            self._seal()
+
+    def _seal(self) -> None:
+        p = self._pack
+        if p is None:
+            return
+        self._pack = None
+        if p.count == 0:
+            p.abort()
+            return
+        itmp = None
+        try:
+            name = p.finish()
+            # The index goes to disk now, not at commit: a big commit seals many packs, and their
+            # indexes should not wait in memory.
+            itmp = self._disk.tmp_dir / f"pack-{name}.idx.tmp"
+            with open(itmp, "wb") as f:
+                f.write(build_index_joined(name, p.id_bytes))
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            # a failed seal (a full disk) leaves no temporary file behind to fill it further
+            p.abort()
+            if itmp is not None:
+                itmp.unlink(missing_ok=True)
+            raise
+        self._sealed.append((p.path, name, itmp))
+
+    def seal(self, min_objects: int = 0) -> None:
+        if self._pack is not None and self._pack.count >= min_objects:
+            self._seal()
+
+    def _what(self) -> str:
+        return f"objects to {self._disk.tmp_dir}"
+
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
+        if oid is None:
+            oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        self._current().add(oid, bytes((FULL, otype)) + data, _lane(otype))
+        if otype != 1:
+            self._remember(oid, (bytes((otype,)) + data, 0))
+        self._maybe_seal()
+        return oid
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
+        prefix = bytes((FULL, otype))
+        step = PACK_MAX_OBJECTS
+        for i in range(0, len(oids), step):
+            self._current().add_run(prefix, oids[i : i + step], datas[i : i + step], _lane(otype))
+            self._maybe_seal()
+
+    def add_raw(self, oid: bytes, entry: bytes) -> None:
+        """Copy an entry as it is stored (FULL or DELTA, kind byte first): gc's repack."""
+        self._current().add(oid, entry, _lane(entry[1]))
+        self._maybe_seal()
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
+        """``add_delta`` (``add`` without a base) in two steps: the entry is made now, while
+        ``data`` is at hand, and added when the function returned is called, or never. With
+        the function, the bytes it holds.
+
+        A commit holds such entries until it has probed the store for them in a batch; an
+        entry is a delta of a few hundred bytes where its node is kilobytes. It is not
+        remembered as a base for later deltas: it may never be added, and the store's copy
+        may have another depth."""
+        enc = self._encode_delta(otype, data, oid, base) if base is not None else None
+        entry = bytes((FULL, otype)) + data if enc is None else enc[0]
+        del data
+
+        def add() -> None:
+            self._current().add(oid, entry, _lane(otype))
+            self._maybe_seal()
+
+        return add, len(entry)
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        enc = self._encode_delta(otype, data, oid, base)
+        if enc is None:
+            return self.add(otype, data, oid)
+        entry, depth = enc
+        self._current().add(oid, entry, _lane(otype))
+        self._remember(oid, (bytes((otype,)) + data, depth))
+        self._maybe_seal()
+        return oid
+
+    def commit(self) -> None:
+        """Seal the open pack and publish every pack: pack file first, then its index."""
+        if self._done:
+            return
+        self._seal()
+        pack_dir = self._disk.pack_dir
+        try:
+            for tmp, name, _itmp in self._sealed:
+                final = pack_dir / f"pack-{name}.pack"
+                os.replace(tmp, final)
+                os.chmod(final, 0o400)
+            fsync_dir(pack_dir)
+            for _tmp, name, itmp in self._sealed:
+                final = pack_dir / f"pack-{name}.idx"
+                os.replace(itmp, final)
+                os.chmod(final, 0o400)
+            fsync_dir(pack_dir)
+        finally:
+            self._done = True
+            self._pending_full.clear()
+        self._disk.refresh()
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._pack is not None:
+            self._pack.abort()
+            self._pack = None
+        for tmp, _name, itmp in self._sealed:
+            for path in (tmp, itmp):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        self._pending_full.clear()
+
+
+class DiskObjectStore:
+    """Packs and their indexes under ``objects/pack``; temporary files under ``tmp``."""
+
+    def __init__(self, root: Path, block_budget: int | None = None) -> None:
+        self.root = root
+        self.pack_dir = root / "objects" / "pack"
+        self.trash_dir = root / "objects" / "trash"
+        self.tmp_dir = root / "tmp"
+        self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
+        self._order: list[str] = []
+        self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+        self._blocks = BlockCache() if block_budget is None else BlockCache(block_budget)
+        # The packs in the order look-ups try them: the one that answered last first. Neighbours
+        # in key order were mostly written together, but a parallel commit writes neighbouring
+        # key ranges into different packs: with one "last pack" remembered, a look-up that
+        # alternates between two packs tried every pack in between.
+        self._mru: list[str] = []
+        # The same for the bases of deltas: a node stored as a delta and its base are mostly in
+        # different packs (the base written commits before), and one order for both made every
+        # read of such a node try the other pack first, twice.
+        self._base_mru: list[str] = []
+        self._mapped = False  # look-ups through the indexes' maps (mapped_lookups)
+        self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
+        self._last_delta_base: bytes | None = None
+        # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
+        # `verify --repair` can rebuild them); an object not found anywhere else is then damage
+        self.unreadable: dict[str, str] = {}
+        self.refresh()
+
+    # -- discovery
+
+    def refresh(self) -> None:
+        """Pick up indexes published since the last look (by this or another process)."""
+        try:
+            names = sorted(p.name for p in self.pack_dir.iterdir() if p.name.endswith(".idx"))
+        except FileNotFoundError as exc:
+            raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
+        # gc moved these away (their objects are in newer packs, published first)
+        listed = {fname[len("pack-") : -len(".idx")] for fname in names}
+        for name in [n for n in self._order if n not in listed]:
+            self.forget(name)
+        for fname in names:
+            name = fname[len("pack-") : -len(".idx")]
+            if name not in self._packs:
+                try:
+                    self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                except CorruptError as exc:
+                    # One damaged index must not make the whole store unreadable (verify could not
+                    # even report it): its objects are missing, and reading one says why.
+                    self.unreadable[name] = str(exc)
+                    continue
+                self.unreadable.pop(name, None)
+                self._order.insert(0, name)
+                self._mru.insert(0, name)
+                self._base_mru.insert(0, name)
+
+    def pack_names(self) -> list[str]:
+        return list(self._order)
+
+    def _reader(self, name: str) -> PackReader:
+        idx, rd = self._packs[name]
+        if rd is None:
+            path = self.pack_dir / f"pack-{name}.pack"
+            if not path.exists():
+                # gc moved it to the trash after this process listed its index: the objects are
+                # in a new pack too, but this reader still knows them here
+                path = self.trash_dir / f"pack-{name}.pack"
+            if not path.exists():
+                raise CorruptError(f"pack {name[:16]} is missing but its index is present")
+            rd = PackReader(path, self._blocks)
+            if rd.count != idx.count:
+                raise CorruptError(f"pack {name[:16]} holds {rd.count} objects, its index {idx.count}")
+            self._packs[name] = (idx, rd)
+        return rd
+
+    def _vanished(self) -> bool:
+        return any(not (self.pack_dir / f"pack-{n}.idx").exists() for n in self._order)
+
+    def index(self, name: str) -> IndexReader:
+        return self._packs[name][0]
+
+    def pack_reader(self, name: str) -> PackReader:
+        return self._reader(name)
+
+    def forget(self, name: str) -> None:
+        """Stop reading a pack (gc is about to move it away)."""
+        idx, rd = self._packs.pop(name)
+        self._order.remove(name)
+        self._mru.remove(name)
+        self._base_mru.remove(name)
+        idx.close()
+        if rd is not None:
+            rd.close()
+        self._full_cache.clear()
+
+    def stored_bases(self, oid: bytes) -> list[bytes]:
+        """The bases of every copy of ``oid`` stored as a delta (any pack; prefix matches
+        included: keeping one base too many is harmless, one too few is not)."""
+        out = []
+        for name in self._order:
+            for ordinal in self._packs[name][0].candidates(oid, self._mapped):
+                entry = self._reader(name).entry(ordinal)
+                if entry[0] == DELTA:
+                    out.append(bytes(entry[3:35]))
+        return out
+
+    @contextlib.contextmanager
+    def mapped_lookups(self) -> Iterator[None]:
+        """Find objects through the indexes' maps meanwhile, not with pread: for a command
+        that reads every node of the store (gc), for which the index pages are no matter and
+        a read that misses in many packs would cost a system call each."""
+        before, self._mapped = self._mapped, True
+        try:
+            yield
+        finally:
+            self._mapped = before
+
+    @contextlib.contextmanager
+    def block_budget(self, budget: int) -> Iterator[None]:
+        """Hold at most ``budget`` bytes of decompressed blocks meanwhile. A read that goes
+        through its objects in the order they were written (a commit reading its parent's
+        leaves in key order) uses a block of each pack at a time; the default budget is for
+        reads that come back to blocks (deltas, verify)."""
+        before = self._blocks.budget
+        self._blocks.resize(min(budget, before))
+        try:
+            yield
+        finally:
+            self._blocks.budget = before
+
+    def close(self) -> None:
+        for idx, rd in self._packs.values():
+            idx.close()
+            if rd is not None:
+                rd.close()
+        self._packs.clear()
+        self._order.clear()
+        self._mru.clear()
+        self._base_mru.clear()
+
+    # -- reading
+
+    def _resolve(self, name: str, entry: bytes, chain: int = 0) -> tuple[bytes, int]:
+        """(type byte + data, depth) of a raw entry."""
+        kind = entry[0]
+        if kind == FULL:
+            return entry[1:], 0
+        if kind == DELTA:
+            depth = entry[2]
+            base = entry[3:35]
+            if chain >= MAX_DELTA_DEPTH:
+                raise CorruptError(f"pack {name[:16]}: delta chain longer than {MAX_DELTA_DEPTH} (a loop?)")
+            base_full, _ = self._find(base, chain=chain + 1)
+            self._last_delta_base = base
+            try:
+                full = _delta_decompress(base_full, entry[35:])
+            except zstd.ZstdError as exc:
+                raise CorruptError(f"pack {name[:16]}: delta does not decompress: {exc}") from exc
+            if full[0] != entry[1]:
+                raise CorruptError(f"pack {name[:16]}: delta resolves to the wrong type")
+            return full, depth
+        raise CorruptError(f"pack {name[:16]}: unknown entry kind {kind}")
+
+    def _find(self, oid: bytes, retry: bool = True, chain: int = 0) -> tuple[bytes, int]:
+        cached = self._full_cache.get(oid)
+        if cached is not None:
+            return cached
+        bad: CorruptError | None = None
+        for name in self._base_mru if chain else self._mru:
+            try:
+                found = self._find_in(name, oid, chain)
+            except CorruptError as exc:
+                bad = exc
+                continue
+            if found is not None:
+                return found
+        if bad is not None and retry and self._vanished():
+            # a pack went away under us (gc with --prune=now): look again in what is there now
+            self.refresh()
+            return self._find(oid, retry=False, chain=chain)
+        if bad is not None:
+            raise CorruptError(f"object {oid.hex()} is damaged: {bad}") from bad
+        if retry:
+            before = len(self._order)
+            self.refresh()
+            if len(self._order) != before:
+                return self._find(oid, retry=False, chain=chain)
+        if self.unreadable:
+            why = "; ".join(self.unreadable.values())
+            raise MissingObjectError(
+                f"object {oid.hex()} not found (an index is damaged: {why})",
+                hint="run `snap verify --repair` to rebuild the index from its pack",
+            )
+        raise MissingObjectError(
+            f"object {oid.hex()} not found",
+            hint="the store is damaged: run `snap verify` to see what is affected",
+        )
+
+    def _find_in(self, name: str, oid: bytes, chain: int) -> tuple[bytes, int] | None:
+        """The object from one pack, verified by its hash; None if that pack does not have it."""
+        idx, _ = self._packs[name]
+        bad: CorruptError | None = None
+        for ordinal in idx.candidates(oid, self._mapped):
+            try:
+                full, depth = self._resolve(name, self._reader(name).entry(ordinal), chain)
+            except CorruptError as exc:
+                bad = exc
+                continue
+            if hashlib.sha256(full).digest() == oid:
+                self._answered(name, self._base_mru if chain else self._mru)
+                if full[0] != 1:  # nodes and metadata are read again and again
+                    self._full_cache[oid] = (full, depth)
+                    if len(self._full_cache) > 256:
+                        self._full_cache.popitem(last=False)
+                    if depth:
+                        self._delta_bases[oid] = self._last_delta_base
+                        if len(self._delta_bases) > 65536:
+                            self._delta_bases.pop(next(iter(self._delta_bases)))
+                return full, depth
+        if bad is not None:
+            raise bad
+        return None
+
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        full, _ = self._find(oid)
+        return full[0], full[1:]
+
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """``[self.get(oid) for oid in oids]``, several times faster for bulk reads (restore,
+        merge): an object stored whole, the usual case for records, is found and verified in
+        one loop over the packs (the one that answered last first) without the layers of
+        :meth:`get`; anything else (deltas, a damaged entry, a new pack) takes :meth:`get`."""
+        out: list[tuple[int, bytes]] = []
+        append = out.append
+        sha = hashlib.sha256
+        paths = [self._fast_path(n) for n in self._order]
+        for oid in oids:
+            got = None
+            first = oid[0]
+            p = int.from_bytes(oid[:8], "big")
+            for k, (fanout, prefixes, ordinals, firsts, block, count) in enumerate(paths):
+                lo = fanout[first - 1] if first else 0
+                hi = fanout[first]
+                i = bisect_left(prefixes, p, lo, hi)
+                if i == hi or prefixes[i] != p:
+                    continue
+                ordinal = ordinals[i]
+                if not 0 <= ordinal < count:
+                    break  # a damaged index: get() says so
+                b = bisect_right(firsts, ordinal) - 1
+                try:
+                    data, ends = block(b)
+                except CorruptError:
+                    break  # get() names the object, or finds another copy
+                j = ordinal - firsts[b]
+                start = ends[j - 1] if j else 0
+                if data[start] == FULL:
+                    full = bytes(data[start + 1 : ends[j]])
+                    if sha(full).digest() == oid:
+                        got = (full[0], full[1:])
+                        if k:  # neighbours were mostly written together: ask this pack first
+                            paths.insert(0, paths.pop(k))
+                break
+            append(got if got is not None else self.get(oid))
+        return out
+
+    def _fast_path(self, name: str):
+        idx, _ = self._packs[name]
+        rd = self._reader(name)
+        return idx.fanout, idx._prefixes, idx._ordinals, rd._firsts, rd._block, rd.count
+
+    def get_depth(self, oid: bytes) -> int:
+        return self._find(oid)[1]
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        """The object ``oid`` is stored as a delta against, or None when stored whole."""
+        _full, depth = self._find(oid)
+        return self._delta_bases.get(oid) if depth else None
+
+    def contains(self, oid: bytes) -> bool:
+        try:
+            self._find(oid)
+        except NotFoundError:
+            return False
+        return True
+
+    def might_contain(self, oid: bytes) -> bool:
+        """True when some index has an id with the same 8-byte prefix (no read)."""
+        # IndexReader.candidates, inlined: a miss (a new record, the usual answer) asks every
+        # pack, and the calls would cost more than the searches.
+        first = oid[0]
+        p = int.from_bytes(oid[:8], "big")
+        packs = self._packs
+        for n in self._mru:
+            idx = packs[n][0]
+            fanout = idx.fanout
+            lo = fanout[first - 1] if first else 0
+            hi = fanout[first]
+            if lo != hi:
+                prefixes = idx._prefixes
+                i = bisect_left(prefixes, p, lo, hi)
+                if i < hi and prefixes[i] == p:
+                    self._answered(n)
+                    return True
+        return False
+
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        """``might_contain`` of each id, for a batch: each index is read once, with pread, not
+        through its map (IndexReader.prefix_hits says why)."""
+        if not oids:
+            return []
+        prefix = int.from_bytes
+        asked = [prefix(o[:8], "big") for o in oids]
+        wanted = set(asked)
+        ordered = sorted(wanted)
+        ordered_q = array("Q", ordered)
+        hits: set[int] = set()
+        for name in self._order:
+            hits |= self._packs[name][0].prefix_hits(wanted, ordered, ordered_q)
+        return [p in hits for p in asked]
+
+    def _answered(self, name: str, mru: list[str] | None = None) -> None:
+        if mru is None:
+            mru = self._mru
+        if mru[0] != name:
+            mru.remove(name)
+            mru.insert(0, name)
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        found: set[bytes] = set()
+        for name in self._order:
+            idx, _ = self._packs[name]
+            for ordinal in idx.prefix_range(hex_prefix):
+                try:
+                    full, _ = self._resolve(name, self._reader(name).entry(ordinal))
+                except CorruptError:
+                    continue
+                oid = hashlib.sha256(full).digest()
+                if oid.hex().startswith(hex_prefix):
+                    found.add(oid)
+        return sorted(found)
+
+    def iter_objects(self) -> Iterator[tuple[str, bytes, int, bytes]]:
+        """Every stored object, pack by pack in pack order: (pack, id, type, data)."""
+        for name in list(self._order):
+            rd = self._reader(name)
+            for _ordinal, entry in rd.iter_entries():
+                full, _ = self._resolve(name, entry)
+                yield name, hashlib.sha256(full).digest(), full[0], full[1:]
+
+    # -- writing
+
+    def writer(self) -> _DiskWriter:
+        return _DiskWriter(self)
+
+
+# --- memory ---------------------------------------------------------------------------------
+
+
+class _MemoryWriter(_WriterBase):
+    def __init__(self, store: "MemoryObjectStore") -> None:
+        super().__init__(store)
+        self._mem = store
+        self._staged: dict[bytes, tuple[int, bytes, int]] = {}
+        self._staged_bases: dict[bytes, bytes] = {}
+        self._done = False
+
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
+        if oid is None:
+            oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        self._staged[oid] = (otype, bytes(data), 0)
+        if otype != 1:
+            self._remember(oid, (bytes((otype,)) + data, 0))
+        return oid
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
+        for oid, d in zip(oids, datas):
+            self._staged[oid] = (otype, bytes(d), 0)
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
+        # in memory the node is kept whole anyway
+        if base is None:
+            return (lambda: self.add(otype, data, oid) and None), len(data)
+        return (lambda: self.add_delta(otype, data, oid, base) and None), len(data)
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        enc = self._encode_delta(otype, data, oid, base)
+        depth = 0 if enc is None else enc[1]
+        self._staged[oid] = (otype, bytes(data), depth)
+        if enc is not None:
+            self._staged_bases[oid] = enc[0][3:35]
+        self._remember(oid, (bytes((otype,)) + data, depth))
+        return oid
+
+    def commit(self) -> None:
+        if not self._done:
+            self._mem._objects.update(self._staged)
+            self._mem._bases.update(self._staged_bases)
+            self._done = True
+
+    def abort(self) -> None:
+        self._staged.clear()
+        self._done = True
+
+
+class MemoryObjectStore:
+    """The in-memory twin of :class:`DiskObjectStore`, for fast tests of everything above it."""
+
+    def __init__(self) -> None:
+        self._objects: dict[bytes, tuple[int, bytes, int]] = {}
+        self._bases: dict[bytes, bytes] = {}  # object kept "as a delta" -> its base
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        if oid not in self._objects:
+            raise MissingObjectError(f"object {oid.hex()} not found")
+        return self._bases.get(oid)
+
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        try:
+            t, d, _ = self._objects[oid]
+        except KeyError:
+            raise MissingObjectError(f"object {oid.hex()} not found") from None
+        return t, d
+
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        return [self.get(oid) for oid in oids]
+
+    def get_depth(self, oid: bytes) -> int:
+        try:
+            return self._objects[oid][2]
+        except KeyError:
+            raise MissingObjectError(f"object {oid.hex()} not found") from None
+
+    def contains(self, oid: bytes) -> bool:
+        return oid in self._objects
+
+    def might_contain(self, oid: bytes) -> bool:
+        return oid in self._objects
+
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        return [oid in self._objects for oid in oids]
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        return sorted(o for o in self._objects if o.hex().startswith(hex_prefix))
+
+    def iter_objects(self) -> Iterable[tuple[str, bytes, int, bytes]]:
+        for oid, (t, d, _) in self._objects.items():
+            yield "memory", oid, t, d
+
+    def writer(self) -> _MemoryWriter:
+        return _MemoryWriter(self)
+
+    @contextlib.contextmanager
+    def block_budget(self, budget: int) -> Iterator[None]:
+        yield  # nothing is compressed in memory
+
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# --- overlay --------------------------------------------------------------------------------
+
+
+class OverlayObjectStore:
+    """A memory layer over a store: reads fall through to the base, writes stay in memory.
+
+    ``status`` and ``diff`` against the live database build the live tables' trees with the same
+    code as ``commit``, into an overlay: nodes and records the store already has are read from it,
+    the rest live in memory for the length of the command, and nothing is written to disk.
+    """
+
+    def __init__(self, base: "DiskObjectStore | MemoryObjectStore") -> None:
+        self.base = base
+        self._mem = MemoryObjectStore()
+
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        if self._mem.contains(oid):
+            return self._mem.get(oid)
+        return self.base.get(oid)
+
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        mem = self._mem
+        if not any(map(mem.contains, oids)):
+            return self.base.get_many(oids)
+        return [self.get(oid) for oid in oids]
+
+    def get_depth(self, oid: bytes) -> int:
+        return 0 if self._mem.contains(oid) else self.base.get_depth(oid)
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        return None if self._mem.contains(oid) else self.base.delta_base(oid)
+
+    def contains(self, oid: bytes) -> bool:
+        return self._mem.contains(oid) or self.base.contains(oid)
+
+    def might_contain(self, oid: bytes) -> bool:
+        return self._mem.contains(oid) or self.base.might_contain(oid)
+
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        mem = self._mem._objects
+        return [o in mem or b for o, b in zip(oids, self.base.might_contain_many(oids))]
+
+    def pack_names(self) -> list[str]:
+        return list(getattr(self.base, "pack_names", lambda: ["memory"])())
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        return sorted(set(self._mem.find_prefix(hex_prefix)) | set(self.base.find_prefix(hex_prefix)))
+
+    def writer(self) -> "_OverlayWriter":
+        return _OverlayWriter(self)
+
+    def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]:
+        return self.base.block_budget(budget)
+
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]:
+        return self.base.mapped_lookups()
+
+    def refresh(self) -> None:
+        self.base.refresh()
+
+    def close(self) -> None:
+        pass
+
+
+class _OverlayWriter:
+    """Stores full objects in the overlay's memory; no deltas (they would only cost time)."""
+
+    def __init__(self, overlay: OverlayObjectStore) -> None:
+        self._objects = overlay._mem._objects
+
+    def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
+        if oid is None:
+            oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        self._objects[oid] = (otype, bytes(data), 0)
+        return oid
+
+    def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
+        for oid, d in zip(oids, datas):
+            self._objects[oid] = (otype, d, 0)
+
+    def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        return self.add(otype, data, oid)
+
+    def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
+        return (lambda: self.add(otype, data, oid) and None), len(data)
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def seal(self, min_objects: int = 0) -> None:
+        pass
+
+    def __enter__(self) -> "_OverlayWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass

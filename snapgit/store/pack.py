@@ -1,0 +1,369 @@
+"""Pack files: many objects, compressed together in blocks.
+
+A row is ~100 bytes; compressed alone it barely shrinks, and a file per object costs a 4 KiB
+disk block each. So objects are appended to blocks of about 64 KiB, each block is one zstd frame,
+and many blocks make an immutable pack file whose name is the SHA-256 of its bytes::
+
+    header   "SNAPPACK"  u32 BE version (1)  u32 BE 0
+    block*   zstd frame; content: u32 LE n, n x u32 LE end offsets of the entries, the entries
+    table    per block: u64 LE offset, u32 LE compressed length, u32 LE raw length,
+                        u32 LE first object ordinal, u32 LE object count, u32 LE crc32 of the frame
+    footer   u64 LE table offset, u32 LE block count, u32 LE object count, "SNAPPEND",
+             32-byte SHA-256 of every byte before it (the pack's name)
+
+An entry is ``00 type data`` (the whole object) or ``01 type depth base-id frame`` (a delta: the
+object's ``type data`` compressed by zstd with the base object's ``type data`` as a raw-content
+dictionary, the frame carrying its content size; ``depth`` is 1 + the base's depth, at most
+:data:`MAX_DELTA_DEPTH`). Objects are numbered in the order they were written (their ordinal);
+the index maps ids to ordinals, the block table maps ordinals to blocks. Reading a pack in order
+and hashing each object gives its index back; a delta's base may live in another pack, so
+resolving a delta may need the other packs of the store (gc keeps bases alive).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+import zlib
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import accumulate
+from collections.abc import Iterator
+from pathlib import Path
+
+import zstandard as zstd
+
+from snapgit.errors import CorruptError
+
+__all__ = ["PackWriter", "PackReader", "BlockCache", "PACK_MAGIC", "MAX_DELTA_DEPTH", "FULL", "DELTA"]
+
+PACK_MAGIC = b"SNAPPACK"
+PACK_END = b"SNAPPEND"
+PACK_VERSION = 1
+BLOCK_TARGET = 64 * 1024
+LANES = 2  # blocks being filled at once: records, and everything else (PackWriter)
+MAX_DELTA_DEPTH = 10
+FULL = 0
+DELTA = 1
+
+_HEADER = struct.Struct(">8sII")
+_BLOCK = struct.Struct("<QIIIII")
+_FOOTER = struct.Struct("<QII8s")
+_FOOTER_LEN = _FOOTER.size + 32
+_ZSTD_LEVEL = 3
+ID_LEN = 32  # every object id is a SHA-256
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _OpenBlock:
+    """The entries of a block being filled."""
+
+    __slots__ = ("parts", "ends", "raw", "ids")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.ends: list[int] = []
+        self.raw = 0
+        self.ids: list[bytes] = []
+
+
+class PackWriter:
+    """Appends objects to a temporary pack file; :meth:`finish` seals it.
+
+    The caller gives each object's id; the writer keeps the ids in ordinal order for the index.
+    Blocks are compressed and written by one background thread (zstd and file writes release the
+    GIL), so encoding the next rows overlaps with compressing the last ones.
+
+    Entries go into one of :data:`LANES` blocks being filled, as the caller says (the object
+    store puts records in one and tree nodes in the other): a block holds entries of one lane,
+    so reading a tree node decompresses a block of nodes, not the records written beside it.
+    Ordinals are given as blocks are closed, so they follow the order of the entries within a
+    lane, not across lanes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = open(path, "wb")
+        header = _HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)
+        self._f.write(header)
+        self._hash = hashlib.sha256(header)
+        self._offset = len(header)
+        self._cctx = zstd.ZstdCompressor(level=_ZSTD_LEVEL)
+        self._lanes = [_OpenBlock() for _ in range(LANES)]
+        self._closed = 0  # entries in closed blocks: the ordinal of the next block's first
+        self._blocks: list[bytes] = []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snap-pack")
+        self._pending: deque[Future] = deque()
+        # The ids of the closed blocks (all, after finish) in ordinal order, joined: a commit
+        # seals packs of 128K objects, and 128K bytes objects would take 9 MB where this is 4.
+        self._ids = bytearray()
+        self.count = 0  # entries added
+        self.bytes_written = self._offset
+
+    def add(self, oid: bytes, entry: bytes, lane: int = 0) -> None:
+        """Add one entry (see module docstring)."""
+        if len(oid) != ID_LEN:
+            raise ValueError(f"an object id is {ID_LEN} bytes, not {len(oid)}")
+        o = self._lanes[lane]
+        o.parts.append(entry)
+        o.raw += len(entry)
+        o.ends.append(o.raw)
+        o.ids.append(oid)
+        self.count += 1
+        if o.raw >= BLOCK_TARGET:
+            self._flush_block(lane)
+
+    def add_run(self, prefix: bytes, oids: list[bytes], datas: list[bytes], lane: int = 0) -> None:
+        """Add many entries that share a prefix (kind and type bytes), joined in one C call."""
+        if oids and set(map(len, oids)) != {ID_LEN}:
+            raise ValueError(f"an object id is {ID_LEN} bytes")
+        plen = len(prefix)
+        lens = list(accumulate(map(plen.__add__, map(len, datas))))
+        n = len(datas)
+        start = 0
+        o = self._lanes[lane]
+        while start < n:
+            base = lens[start - 1] if start else 0
+            room = BLOCK_TARGET - o.raw
+            end = min(bisect_left(lens, base + room, start) + 1, n)
+            o.parts.append(prefix + prefix.join(datas[start:end]))
+            shift = o.raw - base
+            o.ends.extend([x + shift for x in lens[start:end]])
+            o.ids.extend(oids[start:end])
+            o.raw += lens[end - 1] - base
+            start = end
+            if o.raw >= BLOCK_TARGET:
+                self._flush_block(lane)
+                o = self._lanes[lane]
+        self.count += n
+
+    def _flush_block(self, lane: int) -> None:
+        o = self._lanes[lane]
+        if not o.ends:
+            return
+        n = len(o.ends)
+        first = self._closed
+        self._closed += n
+        self._ids += b"".join(o.ids)
+        raw = struct.pack(f"<I{n}I", n, *o.ends) + b"".join(o.parts)
+        self._lanes[lane] = _OpenBlock()
+        while len(self._pending) >= 4:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write_block, raw, first, n))
+
+    @property
+    def id_bytes(self) -> bytearray:
+        """The ids of the closed blocks (all, after :meth:`finish`) in ordinal order, joined."""
+        return self._ids
+
+    @property
+    def ids(self) -> list[bytes]:
+        """The same ids, one by one."""
+        v = self._ids
+        return [bytes(v[i : i + ID_LEN]) for i in range(0, len(v), ID_LEN)]
+
+    def _write_block(self, raw: bytes, first: int, n: int) -> None:
+        frame = self._cctx.compress(raw)
+        self._f.write(frame)
+        self._hash.update(frame)
+        self._blocks.append(_BLOCK.pack(self._offset, len(frame), len(raw), first, n, zlib.crc32(frame)))
+        self._offset += len(frame)
+        self.bytes_written = self._offset
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def finish(self) -> str:
+        """Write the block table and footer, fsync, close. Returns the pack name (hex)."""
+        for lane in range(LANES):
+            self._flush_block(lane)
+        self._drain()
+        self._pool.shutdown()
+        table = b"".join(self._blocks)
+        tail = table + _FOOTER.pack(self._offset, len(self._blocks), self.count, PACK_END)
+        self._hash.update(tail)
+        digest = self._hash.digest()
+        self._f.write(tail + digest)
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        return digest.hex()
+
+    def abort(self) -> None:
+        try:
+            try:
+                self._drain()
+            except Exception:
+                pass
+            self._pool.shutdown()
+            try:
+                self._f.close()
+            except OSError:
+                pass  # flushing what is being thrown away failed (a full disk): it is thrown away
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+class BlockCache:
+    """Decompressed blocks, least recently used dropped first, within a byte budget shared by
+    every pack of a store (a cache per pack would grow with the number of packs)."""
+
+    def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
+        self.budget = budget
+        self._size = 0
+        self._items: OrderedDict[tuple[str, int], tuple[tuple[memoryview, list[int]], int]] = OrderedDict()
+
+    def get(self, key: tuple[str, int]) -> tuple[memoryview, list[int]] | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: tuple[str, int], value: tuple[memoryview, list[int]], size: int) -> None:
+        if key in self._items:
+            return
+        self._items[key] = (value, size)
+        self._size += size
+        self._evict(keep=1)  # the block just read is used next, even one over the budget
+
+    def drop(self, pack: str) -> None:
+        for key in [k for k in self._items if k[0] == pack]:
+            self._size -= self._items.pop(key)[1]
+
+    def resize(self, budget: int) -> None:
+        self.budget = budget
+        self._evict(keep=0)
+
+    def _evict(self, keep: int) -> None:
+        """Drop the least recently used blocks until the rest fit the budget or only the
+        ``keep`` most recent are left."""
+        while self._size > self.budget and len(self._items) > keep:
+            _k, (_v, s) = self._items.popitem(last=False)
+            self._size -= s
+
+
+class PackReader:
+    """Random access to the objects of one pack, by ordinal. Blocks are decompressed on demand
+    and a few are kept, so reading neighbours (rows in key order) costs one decompression."""
+
+    def __init__(self, path: Path, cache: "BlockCache | None" = None) -> None:
+        self.path = path
+        self.name = path.stem.removeprefix("pack-")
+        # pread, not mmap: pages of a mapped file count in the process's resident memory, and a
+        # commit that reads the parent's leaves from every pack would look like it holds them.
+        try:
+            self._fd = os.open(path, os.O_RDONLY)
+            self.size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise CorruptError(f"pack {path.name} cannot be read: {exc}") from exc
+        if self.size < _HEADER.size + _FOOTER_LEN:
+            os.close(self._fd)
+            raise CorruptError(f"pack {path.name} is truncated ({self.size} bytes)")
+        try:
+            self._open_checks(path)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._dctx = zstd.ZstdDecompressor()
+        self._cache = cache if cache is not None else BlockCache()
+
+    def _read(self, offset: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, offset)
+        if len(data) != length:
+            raise CorruptError(f"pack {self.name[:16]} is shorter than its block table says")
+        return data
+
+    def _open_checks(self, path: Path) -> None:
+        magic, version, _ = _HEADER.unpack(self._read(0, _HEADER.size))
+        if magic != PACK_MAGIC:
+            raise CorruptError(f"pack {path.name} has a bad header")
+        if version != PACK_VERSION:
+            raise CorruptError(f"pack {path.name} has unknown version {version}")
+        foot = self.size - _FOOTER_LEN
+        table_off, nblocks, count, end = _FOOTER.unpack(self._read(foot, _FOOTER.size))
+        if end != PACK_END or table_off + nblocks * _BLOCK.size != foot:
+            raise CorruptError(f"pack {path.name} has a bad footer (truncated or overwritten?)")
+        self.count = count
+        table = self._read(table_off, nblocks * _BLOCK.size)
+        self._blocks = [_BLOCK.unpack_from(table, i * _BLOCK.size) for i in range(nblocks)]
+        self._firsts = [b[3] for b in self._blocks]
+        # The table is covered by the pack checksum only, which reads do not verify: check that
+        # the blocks tile the file and the ordinals, so a damaged table is CorruptError, not an
+        # IndexError or a wrong entry.
+        off, ordinal = _HEADER.size, 0
+        for off_b, clen, _rlen, first, n, _crc in self._blocks:
+            if off_b != off or first != ordinal or n == 0:
+                raise CorruptError(f"pack {path.name} has a damaged block table")
+            off += clen
+            ordinal += n
+        if off != table_off or ordinal != count:
+            raise CorruptError(f"pack {path.name} has a damaged block table")
+
+    def close(self) -> None:
+        self._cache.drop(self.name)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def checksum_ok(self) -> bool:
+        """Whether the pack's bytes hash to its footer checksum and its name."""
+        h = hashlib.sha256()
+        end = self.size - 32
+        step = 1 << 20
+        for off in range(0, end, step):
+            h.update(self._read(off, min(step, end - off)))
+        digest = h.digest()
+        return digest == self._read(end, 32) and digest.hex() == self.name
+
+    def _block(self, b: int) -> tuple[memoryview, list[int]]:
+        cached = self._cache.get((self.name, b))
+        if cached is not None:
+            return cached
+        off, clen, rlen, _first, n, crc = self._blocks[b]
+        frame = self._read(off, clen)
+        if zlib.crc32(frame) != crc:
+            raise CorruptError(f"pack {self.name[:16]}: block {b} at offset {off} fails its crc32")
+        try:
+            raw = self._dctx.decompress(frame, max_output_size=rlen)
+        except zstd.ZstdError as exc:
+            raise CorruptError(f"pack {self.name[:16]}: block {b} does not decompress: {exc}") from exc
+        if len(raw) != rlen or rlen < 4 + 4 * n or struct.unpack_from("<I", raw)[0] != n:
+            raise CorruptError(f"pack {self.name[:16]}: block {b} has the wrong length")
+        ends = list(struct.unpack_from(f"<{n}I", raw, 4))
+        base = 4 + 4 * n
+        entry = (memoryview(raw)[base:], ends)
+        self._cache.put((self.name, b), entry, rlen)
+        return entry
+
+    def entry(self, ordinal: int) -> bytes:
+        """The raw entry bytes (kind byte first) of the object with this ordinal."""
+        if not 0 <= ordinal < self.count:
+            raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
+        b = bisect_right(self._firsts, ordinal) - 1
+        data, ends = self._block(b)
+        i = ordinal - self._firsts[b]
+        start = ends[i - 1] if i else 0
+        return bytes(data[start : ends[i]])
+
+    def iter_entries(self) -> Iterator[tuple[int, bytes]]:
+        """Every (ordinal, entry) in pack order, one block at a time."""
+        for b, (_off, _clen, _rlen, first, n, _crc) in enumerate(self._blocks):
+            data, ends = self._block(b)
+            start = 0
+            for i in range(n):
+                yield first + i, bytes(data[start : ends[i]])
+                start = ends[i]
