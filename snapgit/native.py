@@ -9,7 +9,7 @@ else in Python: the functions here give the same results either way (the tests c
   module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None;
   its ``fetch_blocks`` reads a table keyed by one integer column as the row cache cuts it, keys,
   fingerprints and (through an :class:`Encoder`) records included, without a Python object per
-  value. Its reference is the commit's path for a driver's rows (``commit._CachedScan``).
+  value. Its reference is the commit's path for a driver's rows (``snapshot.scan.CachedScan``).
 
 ``SNAP_NATIVE=0`` turns the extension off (to compare, or to rule it out).
 """

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from snapgit.store import oplog
 from snapgit.version import __version__
 from snapgit.progress import Progress
-from snapgit.snapshot.build import Incremental, snapshot_database
+from snapgit.snapshot.build import snapshot_database
+from snapgit.snapshot.incremental import Incremental
 from snapgit.snapshot.record import CommitResult, commit_snapshot, default_author, now_micros, write_root
 from snapgit.store.config import Config
 from snapgit.errors import NotFoundError, SnapError

@@ -240,7 +240,7 @@ def test_unsupported_value_raises_encoding_error(value):
     ],
 )
 def test_value_out_of_range_raises_encoding_error(value):
-    """A value of a supported type that the format cannot hold is an EncodingError (commit.py
+    """A value of a supported type that the format cannot hold is an EncodingError (scan.py
     turns that into a message naming the table and column), not a stray struct.error; so is it
     from packable, which a scan's converters call."""
     with pytest.raises(EncodingError):

@@ -23,7 +23,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit.snapshot.commit import commit_snapshot, snapshot_database, write_root
+from snapgit.snapshot.build import snapshot_database
+from snapgit.snapshot.record import commit_snapshot, write_root
 from snapgit.db import Database
 from snapgit.encoding import Json, canonical_value
 from snapgit.exchange.export import ExportError, check_name

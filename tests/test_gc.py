@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.snapshot.commit import commit_snapshot
+from snapgit.snapshot.record import commit_snapshot
 from snapgit.ops.gc import _mark, parse_grace, root_ids
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.errors import SnapError

@@ -279,7 +279,7 @@ def block_scan_table(path: Path, key_decl: str, rows: list[tuple]) -> None:
 
 def entries_of(path: Path, monkeypatch, use_native: bool, key_range, batch_size: int):
     """Everything a cached scan of table t gives: its entries and the blocks it collected."""
-    from snapgit.snapshot.commit import _CachedScan, _integer_key
+    from snapgit.snapshot.scan import CachedScan, integer_key
     from snapgit.encoding import keys_encoder
 
     with monkeypatch.context() as m:
@@ -288,8 +288,8 @@ def entries_of(path: Path, monkeypatch, use_native: bool, key_range, batch_size:
         with Database.connect(str(path)) as db, db.snapshot() as snap:
             (schema,) = snap.reflect()
             names = schema.sorted_names
-            scan = _CachedScan(None, None, key_range is None or key_range[1] is None,
-                               key_range is None or key_range[2] is None, integer_key=_integer_key(schema, ["k"]))
+            scan = CachedScan(None, None, key_range is None or key_range[1] is None,
+                               key_range is None or key_range[2] is None, integer_key=integer_key(schema, ["k"]))
             kw = {"key_range": key_range} if key_range is not None else {}
             got = [(list(k), list(i), list(p)) for k, i, p in
                    scan.entries(snap, schema, ["k"], keys_encoder([names.index("k")]), None, batch_size=batch_size, **kw)]

@@ -358,7 +358,7 @@ def test_overlapping_segments_make_no_cache(tmp_path: Path) -> None:
 
 def _blocks_in_batches(keys: list[bytes], ints: list | None, sizes: list[int]) -> list[list[bytes]]:
     """The blocks a scan finds reading these keys in batches of these sizes (the rows after a
-    batch's last block end wait for the next batch, as _CachedScan.entries does)."""
+    batch's last block end wait for the next batch, as CachedScan.entries does)."""
     from snapgit.snapshot.rowcache import block_ends
 
     out: list[list[bytes]] = []
@@ -406,7 +406,7 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
     """A commit reads its parent's leaves in key order, a block per pack at a time: it holds
     at most its own budget of decompressed blocks (not the store's default), builds the tree a
     commit with the default builds, and leaves the store's budget as it was."""
-    from snapgit.snapshot import commit as commit_mod
+    from snapgit.snapshot import build as build_mod
     from snapgit.store import pack as pack_mod
 
     con = make_db(tmp_path / "app.db")
@@ -420,7 +420,7 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
         con.commit()
         default = repo.objects._blocks.budget
         budget = pack_mod.BLOCK_TARGET
-        monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", budget)
+        monkeypatch.setattr(build_mod, "COMMIT_BLOCK_BUDGET", budget)  # where snapshot_database reads it
         held: list[int] = []
         put_bytes: list[int] = []
         put = pack_mod.BlockCache.put
@@ -435,7 +435,7 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
         assert sum(put_bytes) > 3 * budget  # the commit read more than its budget holds
         assert max(held) <= budget + pack_mod.BLOCK_TARGET  # a block over at most
         assert repo.objects._blocks.budget == default
-    monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", default)
+    monkeypatch.setattr(build_mod, "COMMIT_BLOCK_BUDGET", default)
     with Repo.init(tmp_path / "b", db_url=str(tmp_path / "app.db")) as other:
         assert commit(monkeypatch, other, cache=False).tree_id == small.tree_id
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.snapshot import commit as commit_mod
+from snapgit.snapshot import tablewriter as tablewriter_mod
 from snapgit.objects import ObjType
 
 
@@ -279,7 +279,8 @@ def test_a_lost_worker_does_not_leave_the_commit_waiting(tmp_path: Path) -> None
     import threading
 
     from snapgit.db import Database
-    from snapgit.snapshot.scanpool import Parallel, chunk_ranges
+    from snapgit.snapshot.ranges import chunk_ranges
+    from snapgit.snapshot.scanpool import Parallel
 
     con = sqlite3.connect(tmp_path / "app.db")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
@@ -321,7 +322,7 @@ _keys = st.lists(st.binary(max_size=12), max_size=20)
 def test_range_result_packs_what_it_unpacks(head, leaves, tail):
     """A range's result is held packed until the table's ranges are joined: what join_ranges
     unpacks is what scan_range packed, empty parts and empty keys included."""
-    from snapgit.snapshot.commit import RangeResult
+    from snapgit.snapshot.ranges import RangeResult
 
     got = RangeResult(RangeResult.pack(head, leaves, tail), rows=0).unpack()
     assert got == ((list(head[0]), list(head[1])), list(leaves), (list(tail[0]), list(tail[1])))
@@ -341,12 +342,12 @@ def stored_entries(repo: Repo) -> Counter:
 @given(rows=rows_st, edits=rows_st, workers=st.integers(0, 2), budget=st.sampled_from([1, 3000, None]))
 def test_a_commit_writes_each_new_object_once_and_counts_what_it_wrote(
         tmp_path_factory, monkeypatch, small_leaves, rows, edits, workers, budget):
-    """A commit probes for its new objects in batches (commit.Unstored), of any size, in each
+    """A commit probes for its new objects in batches (tablewriter.Unstored), of any size, in each
     process: what the store has already (rows changed back to a version committed before) is
     not written again, nothing is written twice, and the records and nodes a commit says it
     wrote are the ones the store gained."""
     if budget is not None:
-        monkeypatch.setattr(commit_mod, "UNSTORED_BUDGET", budget)
+        monkeypatch.setattr(tablewriter_mod, "UNSTORED_BUDGET", budget)
     tmp = tmp_path_factory.mktemp("once")
     con = sqlite3.connect(tmp / "app.db")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")

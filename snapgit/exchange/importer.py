@@ -32,6 +32,7 @@ from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import Node, ObjType, Root, TableEntry, decode_schema, encode_schema, object_id
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.schema import TableSchema
+from snapgit.snapshot.record import store_table
 from snapgit.tree.prolly import TreeBuilder, iter_entries
 from snapgit.exchange.typedvalue import ValueFormError, decoder, from_cell
 
@@ -180,15 +181,7 @@ class _TableBuild:
         if self.problems:
             return None, 0
         root, rows = self.builder.finish()
-        schema_data = encode_schema(schema)
-        schema_id = object_id(ObjType.SCHEMA, schema_data)
-        if not self.objects.contains(schema_id):
-            self.writer.add(ObjType.SCHEMA, schema_data, schema_id)
-        entry_data = TableEntry(schema_id, root, rows, self.key).encode()
-        table_id = object_id(ObjType.TABLE, entry_data)
-        if not self.objects.contains(table_id):
-            self.writer.add(ObjType.TABLE, entry_data, table_id)
-        return table_id, rows
+        return store_table(self.objects, self.writer, schema, root, rows, self.key), rows
 
 
 class _Table:
