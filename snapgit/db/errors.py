@@ -84,7 +84,7 @@ def one_line(text: str) -> str:
 def driver_reason(exc: BaseException, password: str | None) -> str:
     """The driver's own message, on one line, without the password."""
     orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
+    args: tuple[object, ...] = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL
         text = f"{args[1]} ({args[0]})"
     else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snapgit.schema import Column, ForeignKey, Index, TableSchema
@@ -159,7 +159,7 @@ def _mysql_catalog(conn: Connection, tables: Sequence[str]) -> dict[str, list[_C
 _CATALOGS = {"sqlite": _sqlite_catalog, "postgresql": _pg_catalog, "mysql": _mysql_catalog}
 
 
-def _index_columns(ix: dict[str, Any]) -> tuple[str, ...]:
+def _index_columns(ix: Mapping[str, Any]) -> tuple[str, ...]:
     cols = ix.get("expressions") or ix.get("column_names") or []
     return tuple(c if c is not None else "<expression>" for c in cols)
 
@@ -188,7 +188,7 @@ def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> lis
         info = {c["name"]: c for c in cols.get(key, [])}
         columns = []
         for name, portable, native, generated, autoinc in catalog[t]:
-            col = info.get(name, {})
+            col: Mapping[str, Any] = info.get(name, {})
             if generated or col.get("computed"):
                 continue
             if portable is None:
@@ -204,7 +204,8 @@ def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> lis
                     autoincrement=bool(autoinc or (dialect == "postgresql" and col.get("autoincrement") is True)),
                 )
             )
-        pk = tuple((pks.get(key) or {}).get("constrained_columns") or ())
+        pk_info: Mapping[str, Any] = pks.get(key) or {}
+        pk = tuple(pk_info.get("constrained_columns") or ())
         unique_list = uqs.get(key, [])
         unique = tuple(sorted({tuple(u["column_names"]) for u in unique_list}))
         unique_index_names = {u.get("duplicates_index") or u.get("name") for u in unique_list}

@@ -130,14 +130,18 @@ def _delete(d: TableDiff, row: RowDiff, dialect: str) -> str:
 
 def _insert(d: TableDiff, row: RowDiff, dialect: str) -> str:
     t = quote_ident(d.name, dialect)
-    cols = ", ".join(quote_ident(c, dialect) for c in row.new)
-    vals = ", ".join(literal(v, dialect) for v in row.new.values())
+    new = row.new
+    assert new is not None, "an added row has its new values"
+    cols = ", ".join(quote_ident(c, dialect) for c in new)
+    vals = ", ".join(literal(v, dialect) for v in new.values())
     return f"INSERT INTO {t} ({cols}) VALUES ({vals});"
 
 
 def _update(d: TableDiff, row: RowDiff, dialect: str) -> str:
     t = quote_ident(d.name, dialect)
-    sets = ", ".join(f"{quote_ident(c, dialect)} = {literal(row.new.get(c), dialect)}" for c in row.changed_columns)
+    new = row.new
+    assert new is not None, "a changed row has its new values"
+    sets = ", ".join(f"{quote_ident(c, dialect)} = {literal(new.get(c), dialect)}" for c in row.changed_columns)
     return f"UPDATE {t} SET {sets} WHERE {_where(row.key, dialect)};"
 
 

@@ -149,7 +149,15 @@ class TreeBuilder:
         added (:meth:`add_leaf_ref`)."""
         return not self._keys
 
-    def _segment(self, keys, ids, payloads, start: int, end: int, natural: bool) -> None:
+    def _segment(
+        self,
+        keys: Sequence[bytes],
+        ids: Sequence[bytes],
+        payloads: Sequence[bytes] | None,
+        start: int,
+        end: int,
+        natural: bool,
+    ) -> None:
         pos = start
         while pos < end:
             room = LEAF_MAX - len(self._keys)
