@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from snapgit.snapshot.commit import commit_snapshot, snapshot_database, write_root
 from snapgit.db import Database
 from snapgit.encoding import Json, canonical_value
-from snapgit.exchange.export import ExportError, check_name
+from snapgit.exchange.fileformat import ExportError, check_name
 from snapgit.store.history import read_commit
 from snapgit.repo import Repo
 from snapgit.schema import Column, TableSchema
