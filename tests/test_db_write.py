@@ -147,6 +147,39 @@ def _column_name(portable: str) -> str:
     return "c_" + "".join(ch if ch.isalnum() else "_" for ch in portable)
 
 
+def test_the_write_path_does_not_load_the_read_path() -> None:
+    """write.py owns the write transaction's lifecycle and knows nothing of database.py, which
+    only calls it: importing it loads no Database (the two modules imported each other)."""
+    import subprocess
+    import sys
+
+    code = "import sys, snapgit.db.write; print('snapgit.db.database' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_write_transaction_on_a_connection_of_its_own(tmp_path) -> None:
+    """WriteTransaction.begin runs the lifecycle Database.write used to drive from outside:
+    commit when the block ends cleanly, roll back on an exception."""
+    from snapgit.db.write import WriteTransaction
+
+    path = tmp_path / "own.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (id INTEGER PRIMARY KEY)").connection.close()
+    schema = TableSchema("t", [Column("id", "bigint", nullable=False)], primary_key=["id"])
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            with WriteTransaction.begin(conn, "sqlite", "own.db") as tx:
+                tx.insert_rows(schema, [(1,)])
+            with pytest.raises(RuntimeError):
+                with WriteTransaction.begin(conn, "sqlite", "own.db") as tx:
+                    tx.insert_rows(schema, [(2,)])
+                    raise RuntimeError("boom")
+    finally:
+        engine.dispose()
+    assert sqlite3.connect(path).execute("SELECT id FROM t").fetchall() == [(1,)]
+
+
 def test_every_portable_type_reads_back_as_written(db_url: str, db_engine: sa.Engine) -> None:
     kind = kind_of(db_url)
     types = [(p, values) for p, values, kinds in TYPES if kind in kinds]

@@ -27,7 +27,7 @@ from snapgit.snapshot.build import snapshot_database
 from snapgit.snapshot.record import commit_snapshot, write_root
 from snapgit.db import Database
 from snapgit.encoding import Json, canonical_value
-from snapgit.exchange.export import ExportError, check_name
+from snapgit.exchange.fileformat import ExportError, check_name
 from snapgit.store.history import read_commit
 from snapgit.repo import Repo
 from snapgit.schema import Column, TableSchema

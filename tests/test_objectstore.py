@@ -17,7 +17,7 @@ from snapgit.store import pack as pack_mod
 from snapgit.store import packindex as packindex_mod
 from snapgit.errors import CorruptError, NotFoundError
 from snapgit.objects import ObjType
-from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
+from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore, ObjectStore, ObjectWriter
 from snapgit.store.pack import DELTA, MAX_DELTA_DEPTH, PackReader
 
 NODE = int(ObjType.NODE)
@@ -305,6 +305,98 @@ def test_iter_objects_yields_everything(store):
         assert oid == oid_of(t, d)
         seen[oid] = (t, d)
     assert seen == expected
+
+
+def another_handle(store):
+    """The same store as another process would open it: a second disk store on the same
+    directory; the memory store has no other handle than itself."""
+    return DiskObjectStore(store.root) if isinstance(store, DiskObjectStore) else store
+
+
+def test_every_store_keeps_the_protocol(store):
+    """Disk, memory and overlay stores have every method of the protocol, so callers need no
+    fallback for any of them; so do their writers."""
+    overlay = objectstore_mod.OverlayObjectStore(store)
+    for s in (store, overlay):
+        assert isinstance(s, ObjectStore)
+        w = s.writer()
+        assert isinstance(w, ObjectWriter)
+        w.abort()
+    overlay.close()
+
+
+def test_might_contain_and_might_contain_many(store):
+    objects = random_objects(60, seed=13)
+    ids = put(store, objects)
+    absent = [oid_of(NODE, f"never written {i}".encode()) for i in range(20)]
+    assert store.might_contain_many([]) == []
+    asked = ids[::3] + absent + ids[1::3]
+    got = store.might_contain_many(asked)
+    assert got == [store.might_contain(o) for o in asked]
+    # every stored id is among the answers; the absent ones share no 8-byte prefix with any
+    assert got[: len(ids[::3])] == [True] * len(ids[::3])
+    assert got[-len(ids[1::3]) :] == [True] * len(ids[1::3])
+    assert not any(store.might_contain(o) for o in absent)
+    # what a writer has not committed is not there
+    w = store.writer()
+    pending = w.add(NODE, b"pending")
+    assert store.might_contain_many([pending]) == [False]
+    w.abort()
+
+
+def test_pack_names(store):
+    assert store.pack_names() == []  # nothing stored: nothing for a commit to probe
+    w = store.writer()
+    w.add(NODE, b"aborted")
+    w.abort()
+    assert store.pack_names() == []
+    put(store, random_objects(10, seed=14))
+    put(store, random_objects(10, seed=15))
+    names = store.pack_names()
+    assert names and len(set(names)) == len(names)
+    assert {pack for pack, _oid, _t, _d in store.iter_objects()} <= set(names)
+
+
+def test_refresh_sees_what_another_handle_published(store):
+    kept = put(store, [(NODE, b"before")])
+    other = another_handle(store)
+    (later,) = put(other, [(NODE, b"published by the other")])
+    store.refresh()
+    assert store.might_contain(later)  # no look-up on a miss here: only refresh finds it
+    assert store.get(later) == (NODE, b"published by the other")
+    assert set(store.pack_names()) == set(other.pack_names())
+    assert store.get(kept[0]) == (NODE, b"before")
+    store.refresh()  # again, with nothing new: nothing lost
+    assert store.get(kept[0]) == (NODE, b"before")
+    if other is not store:
+        other.close()
+
+
+def test_delta_base(store):
+    base, new = versions(2)
+    w = store.writer()
+    base_id = w.add(NODE, base)
+    new_id = w.add_delta(NODE, new, oid_of(NODE, new), base_id)
+    w.commit()
+    assert store.delta_base(base_id) is None
+    assert store.delta_base(new_id) == base_id
+    fresh = another_handle(store)  # nothing cached
+    assert fresh.delta_base(new_id) == base_id
+    with pytest.raises(NotFoundError):
+        store.delta_base(oid_of(NODE, b"never written"))
+    if fresh is not store:
+        fresh.close()
+
+
+def test_block_budget_and_mapped_lookups_change_no_answer(store):
+    objects = random_objects(50, seed=16)
+    ids = put(store, objects)
+    with store.block_budget(1024):
+        assert [store.get(o) for o in ids] == objects
+    with store.mapped_lookups():
+        assert store.get_many(ids) == objects
+        assert all(store.contains(o) for o in ids)
+    assert [store.get(o) for o in ids] == objects
 
 
 # --- disk only --------------------------------------------------------------------------------

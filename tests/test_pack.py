@@ -15,7 +15,23 @@ from hypothesis import strategies as st
 
 from snapgit.store import pack as pack_mod
 from snapgit.errors import CorruptError
-from snapgit.store.pack import DELTA, FULL, PACK_MAGIC, PackReader, PackWriter
+from snapgit.store.pack import (
+    DELTA,
+    FULL,
+    PACK_MAGIC,
+    PackReader,
+    PackWriter,
+    delta_compress,
+    delta_decompress,
+    delta_entry,
+    entry_base,
+    entry_depth,
+    entry_frame,
+    entry_full,
+    entry_kind,
+    entry_type,
+    full_entry,
+)
 from snapgit.store.packindex import IDX_MAGIC, IndexReader, build_index, build_index_joined
 
 PROPS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -181,6 +197,34 @@ def test_pack_layout(tmp_path):
     assert data[-32:] == hashlib.sha256(data[:-32]).digest()
     assert path.name == f"pack-{data[-32:].hex()}.pack"
     assert data[-32 - 8 : -32] == b"SNAPPEND"
+
+
+def test_entry_layout():
+    """The entry functions make and read exactly the bytes the module docstring lays out."""
+    base = b"\x07" * 32
+    whole = full_entry(1, b"data")
+    assert whole == b"\x00\x01data"
+    assert full_entry(3) == b"\x00\x03"  # the prefix of a run of whole objects of type 3
+    assert (entry_kind(whole), entry_type(whole), entry_full(whole)) == (FULL, 1, b"\x01data")
+    delta = delta_entry(2, 4, base, b"frame")
+    assert delta == bytes((DELTA, 2, 4)) + base + b"frame"
+    assert (entry_kind(delta), entry_type(delta), entry_depth(delta)) == (DELTA, 2, 4)
+    assert entry_base(delta) == base and type(entry_base(memoryview(delta))) is bytes
+    assert entry_frame(delta) == b"frame"
+    old, new = b"\x02" + b"abc" * 500, b"\x02" + b"abc" * 499 + b"abd"
+    frame = delta_compress(old, new)
+    assert len(frame) < 100
+    assert delta_decompress(old, frame) == new
+
+
+def test_full_or_none_reads_whole_objects_only(tmp_path):
+    entries = [full_entry(1, b"x" * 10), delta_entry(2, 1, b"\x07" * 32, b"frame"), full_entry(5)]
+    rd = PackReader(write_pack(tmp_path, entries))
+    assert [rd.full_or_none(i) for i in range(3)] == [b"\x01" + b"x" * 10, None, b"\x05"]
+    for bad in (-1, 3):
+        with pytest.raises(CorruptError):
+            rd.full_or_none(bad)
+    rd.close()
 
 
 def test_ordinal_out_of_range(tmp_path):
@@ -468,6 +512,11 @@ def test_index_of_a_pack_maps_ids_to_its_entries(tmp_path):
     for oid, e in zip(ids, entries):
         (o,) = idx.candidates(oid)
         assert rd.entry(o) == e
+    # the entries as the index holds them, in prefix order
+    pairs = sorted((int.from_bytes(oid[:8], "big"), o) for o, oid in enumerate(ids))
+    assert list(idx.prefixes) == [p for p, _o in pairs]
+    assert list(idx.ordinals) == [o for _p, o in pairs]
+    assert list(idx.iter_sorted()) == pairs
     rd.close()
     idx.close()
 

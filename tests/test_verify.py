@@ -147,7 +147,7 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
     nodes stored as deltas against nodes of a pack already gone. Unreachable: garbage; the same
     pack still reachable: damage."""
     from snapgit import Repo
-    from snapgit.store.pack import DELTA, PackReader
+    from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
 
     with Repo.open(store) as repo:
         two = repo.resolve("HEAD")
@@ -155,7 +155,7 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
         holding_deltas, bases = None, set()
         for path in sorted(packs.glob("*.pack")):
             rd = PackReader(path)
-            deltas = [bytes(e[3:35]) for _o, e in rd.iter_entries() if e[0] == DELTA]
+            deltas = [entry_base(e) for _o, e in rd.iter_entries() if entry_kind(e) == DELTA]
             rd.close()
             if deltas:
                 holding_deltas, bases = path, set(deltas)
@@ -196,7 +196,7 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
 
 def _delta_bases_by_pack(store: Path) -> dict[str, set[str]]:
     """pack name -> the names of the packs holding the bases of its deltas."""
-    from snapgit.store.pack import DELTA, PackReader
+    from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
     from snapgit.store.packindex import IndexReader
 
     pack_dir = store / ".snapstore" / "objects" / "pack"
@@ -206,8 +206,8 @@ def _delta_bases_by_pack(store: Path) -> dict[str, set[str]]:
         name = path.stem.removeprefix("pack-")
         rd = PackReader(path)
         for _ordinal, entry in rd.iter_entries():
-            if entry[0] == DELTA:
-                base = bytes(entry[3:35])
+            if entry_kind(entry) == DELTA:
+                base = entry_base(entry)
                 out.setdefault(name, set()).update(n for n, idx in indexes.items() if n != name and idx.candidates(base))
         rd.close()
     for idx in indexes.values():

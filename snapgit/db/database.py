@@ -46,12 +46,11 @@ from snapgit.db.reflect import LIST_TABLES_SQL, list_tables, reflect_tables
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.db.url import dialect_of, parse_url, password_of, redact_url, sqlite_file
+from snapgit.db.write import WriteTransaction
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import URL, Connection, Engine
-
-    from snapgit.db.write import WriteTransaction
 
 __all__ = ["Database", "ReadSnapshot"]
 
@@ -242,25 +241,15 @@ class Database:
             conn.close()
 
     @contextlib.contextmanager
-    def write(self) -> Iterator["WriteTransaction"]:
+    def write(self) -> Iterator[WriteTransaction]:
         """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
         ends cleanly, rolled back on any exception, so that the database is then exactly as it
         was."""
-        from snapgit.db.write import WriteTransaction
-
         conn = self._connect()
-        tx = WriteTransaction(self, conn)
         try:
-            tx._begin()
-            try:
+            with WriteTransaction.begin(conn, self.dialect, self.url_redacted, self._password) as tx:
                 yield tx
-            except BaseException:
-                tx._rollback()
-                raise
-            tx._commit()
         finally:
-            tx._close()
-            tx._raw = None
             conn.close()
 
     def close(self) -> None:

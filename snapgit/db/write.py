@@ -1,8 +1,8 @@
 """Writing a live database: one transaction that applies a change set, or creates tables.
 
-:meth:`Database.write <snapgit.db.database.Database.write>` opens **one transaction**; it
-commits when the ``with`` block ends cleanly and rolls back on any exception, leaving the database
-exactly as it was:
+:meth:`WriteTransaction.begin` (which :meth:`Database.write <snapgit.db.database.Database.write>`
+calls on a connection of its pool) opens **one transaction**; it commits when the ``with`` block
+ends cleanly and rolls back on any exception, leaving the database exactly as it was:
 
 * SQLite: ``BEGIN IMMEDIATE`` (the write lock is taken up front, so the transaction cannot fail
   half way because another writer got in first);
@@ -76,8 +76,6 @@ from snapgit.db.types import column_read
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-    from snapgit.db.database import Database
-
 __all__ = ["WriteTransaction"]
 
 _BATCH = 10_000  # rows converted and sent per executemany
@@ -107,13 +105,18 @@ class _Live:
 
 
 class WriteTransaction:
-    """One write transaction on a database: see the module docstring. Made by
-    :meth:`Database.write`, never directly."""
+    """One write transaction on a database: see the module docstring. Made by :meth:`begin`,
+    never directly.
 
-    def __init__(self, db: "Database", conn: "Connection") -> None:
-        self._db = db
+    ``dialect`` is snapgit's name of the database's dialect (sqlite, postgresql or mysql),
+    ``url_redacted`` how messages name the database, and ``password`` what they must never
+    show (a driver's message may quote it)."""
+
+    def __init__(self, conn: "Connection", dialect: str, url_redacted: str, password: str | None = None) -> None:
         self._conn = conn
-        self.dialect: str = db.dialect
+        self.dialect = dialect
+        self.url_redacted = url_redacted
+        self._password = password
         self._raw: Any = None
         self._dbapi_error: type[BaseException] = conn.dialect.loaded_dbapi.Error
         self._mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
@@ -127,6 +130,29 @@ class WriteTransaction:
         self._created: list[str] = []  # MariaDB: tables this block created (committed already)
 
     # --- the transaction ------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def begin(cls, conn: "Connection", dialect: str, url_redacted: str,
+              password: str | None = None) -> Iterator["WriteTransaction"]:
+        """One write transaction on ``conn`` (SQLAlchemy's connection, which the caller closes
+        afterwards) for the ``with`` block: committed when the block ends cleanly, rolled back
+        on any exception, so that the database is then exactly as it was."""
+        tx = cls(conn, dialect, url_redacted, password)
+        try:
+            tx._begin()
+            try:
+                yield tx
+            except BaseException:
+                tx._rollback()
+                raise
+            tx._commit()
+        finally:
+            tx._close()
+            tx._raw = None
+
+    def _error(self, what: str, exc: BaseException) -> DatabaseError:
+        return DatabaseError(f"{what} {self.url_redacted}: {driver_reason(exc, self._password)}")
 
     def _begin(self) -> None:
         try:
@@ -144,13 +170,13 @@ class WriteTransaction:
                     self._exec("SET SESSION sql_mode = %s", (",".join(filter(None, [mode, "STRICT_ALL_TABLES"])),))
                 self._raw.begin()
         except self._dbapi_error as exc:
-            raise self._db._error("cannot start a write transaction on", exc) from exc
+            raise self._error("cannot start a write transaction on", exc) from exc
 
     def _commit(self) -> None:
         if self._failed is not None:
             self._rollback()
             raise DatabaseError(
-                f"the write transaction on {self._db.url_redacted} was rolled back: "
+                f"the write transaction on {self.url_redacted} was rolled back: "
                 f"an earlier write failed ({self._failed.message})",
                 hint="leave the write() block when a write fails; nothing was written",
             ) from self._failed
@@ -218,7 +244,7 @@ class WriteTransaction:
     def _check_usable(self) -> None:
         if self._failed is not None:
             raise DatabaseError(
-                f"an earlier write to {self._db.url_redacted} failed ({self._failed.message})",
+                f"an earlier write to {self.url_redacted} failed ({self._failed.message})",
                 hint="leave the write() block: the transaction can only be rolled back",
             ) from self._failed
         if self._raw is None:
@@ -270,7 +296,7 @@ class WriteTransaction:
         if fk is not None:
             return fk
         where = f"table {table} in " if table else ""
-        return DatabaseError(f"cannot {verb} {where}{self._db.url_redacted}: {driver_reason(exc, self._db._password)}")
+        return DatabaseError(f"cannot {verb} {where}{self.url_redacted}: {driver_reason(exc, self._password)}")
 
     # --- what the database has ------------------------------------------------------------------
 
@@ -285,12 +311,12 @@ class WriteTransaction:
         if self.dialect == "sqlite":
             rows = self._query("SELECT name FROM pragma_table_xinfo(?)", (table,))
             if not rows:
-                raise DatabaseError(f"no table {table} in {self._db.url_redacted}")
+                raise DatabaseError(f"no table {table} in {self.url_redacted}")
             live = _Live([r[0] for r in rows])
             live.styles = self._sqlite_styles(schema, live.columns)
         elif self.dialect == "postgresql":
             if self._query("SELECT to_regclass(%s)", (quote(table, "postgresql"),))[0][0] is None:
-                raise DatabaseError(f"no table {table} in {self._db.url_redacted}")
+                raise DatabaseError(f"no table {table} in {self.url_redacted}")
             rows = self._query(
                 "SELECT a.attname, format_type(a.atttypid, NULL), t.typname, t.typcategory, e.typname, "
                 "a.attidentity = 'a' "
@@ -314,10 +340,10 @@ class WriteTransaction:
                 (table,),
             )
             if not engine:
-                raise DatabaseError(f"no table {table} in {self._db.url_redacted}")
+                raise DatabaseError(f"no table {table} in {self.url_redacted}")
             if (engine[0][0] or "").lower() not in _TRANSACTIONAL_ENGINES:
                 raise DatabaseError(
-                    f"table {table} in {self._db.url_redacted} uses the {engine[0][0]} engine, which "
+                    f"table {table} in {self.url_redacted} uses the {engine[0][0]} engine, which "
                     "has no transactions: snapgit cannot write it safely",
                     hint=f"convert it: ALTER TABLE {quote(table, 'mysql')} ENGINE=InnoDB",
                 )
@@ -618,7 +644,7 @@ class WriteTransaction:
         if remaining:
             missing = next(r for r in rows if wanted.get(encode_row(r)))
             raise RowMatchError(
-                f"cannot delete from table {table} in {self._db.url_redacted}: row "
+                f"cannot delete from table {table} in {self.url_redacted}: row "
                 f"{_key_text(names, missing)} is not there (as many times as it is to be deleted)",
                 hint=_MATCH_HINT,
             )
@@ -630,7 +656,7 @@ class WriteTransaction:
                 n = self._many(sql, chunk)
             if n != len(chunk):
                 raise RowMatchError(
-                    f"cannot delete from table {table} in {self._db.url_redacted}: rows changed while "
+                    f"cannot delete from table {table} in {self.url_redacted}: rows changed while "
                     "they were being deleted",
                     hint=_MATCH_HINT,
                 )
@@ -660,7 +686,7 @@ class WriteTransaction:
                 deleted = self._exec(f"DELETE FROM {self._q(table)} WHERE {where} LIMIT {int(n)}", args)
             if deleted != n:
                 raise RowMatchError(
-                    f"cannot delete from table {table} in {self._db.url_redacted}: row "
+                    f"cannot delete from table {table} in {self.url_redacted}: row "
                     f"{_key_text(names, row)} is there {deleted} time(s), not the {n} to delete",
                     hint=_MATCH_HINT,
                 )
@@ -702,13 +728,13 @@ class WriteTransaction:
             if n != 1:
                 what = "is not there" if n == 0 else f"matches {n} rows"
                 exc = RowMatchError(
-                    f"cannot {verb} table {table} in {self._db.url_redacted}: key "
+                    f"cannot {verb} table {table} in {self.url_redacted}: key "
                     f"{_key_text(key, [row[p] for p in positions])} {what}",
                     hint=_MATCH_HINT,
                 )
                 return self._fail(exc)  # type: ignore[return-value]
         exc = RowMatchError(
-            f"cannot {verb} table {table} in {self._db.url_redacted}: not every key picks exactly one row",
+            f"cannot {verb} table {table} in {self.url_redacted}: not every key picks exactly one row",
             hint=_MATCH_HINT,
         )
         return self._fail(exc)  # type: ignore[return-value]
@@ -885,9 +911,9 @@ class WriteTransaction:
             there = sorted(set(names) & existing)
             if there:
                 raise DatabaseError(
-                    f"table {there[0]} exists already in {self._db.url_redacted}"
+                    f"table {there[0]} exists already in {self.url_redacted}"
                     if len(there) == 1
-                    else f"tables {', '.join(there)} exist already in {self._db.url_redacted}",
+                    else f"tables {', '.join(there)} exist already in {self.url_redacted}",
                     hint="restore into an empty database, or drop the tables first",
                 )
             for s in schemas:
@@ -895,7 +921,7 @@ class WriteTransaction:
                     if fk.ref_table not in names and fk.ref_table not in existing:
                         raise DatabaseError(
                             f"table {s.name} has a foreign key to table {fk.ref_table}, which is "
-                            f"neither being created nor in {self._db.url_redacted}"
+                            f"neither being created nor in {self.url_redacted}"
                         )
             if self.dialect == "mysql":
                 with contextlib.suppress(self._dbapi_error):
@@ -947,7 +973,7 @@ class WriteTransaction:
             if kept:
                 child, parent = kept[0]
                 raise DatabaseError(
-                    f"cannot drop table {parent} in {self._db.url_redacted}: table {child} refers to it"
+                    f"cannot drop table {parent} in {self.url_redacted}: table {child} refers to it"
                 )
             if self.dialect == "mysql":  # foreign keys among them (cycles too) are fine
                 self._exec("SET SESSION foreign_key_checks = 0")

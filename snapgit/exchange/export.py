@@ -1,7 +1,8 @@
 """Export files: a commit as portable JSON, a directory of CSV files, or SQL statements.
 
-The JSON and CSV layouts are specified in docs/format.md ("Export files"); values take the typed
-forms of :mod:`snapgit.typedvalue`. Everything is written as a stream, one row at a time, in the
+The JSON and CSV layouts are specified in docs/format.md ("Export files"), their names and
+version in :mod:`snapgit.exchange.fileformat`; values take the typed forms of
+:mod:`snapgit.exchange.typedvalue`. Everything is written as a stream, one row at a time, in the
 order of the table's tree (key order), so memory stays flat whatever the size of the commit, and
 to a temporary name renamed into place at the end, so a failed export leaves no half file.
 
@@ -29,41 +30,16 @@ from typing import IO, Any
 
 from snapgit.encoding import decode_row
 from snapgit.version import __version__
-from snapgit.errors import SnapError
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import TableEntry, decode_schema
 from snapgit.store.objectstore import ObjectReader
 from snapgit.schema import TableSchema
 from snapgit.tree.prolly import iter_leaves
 from snapgit.tree.diff import REMOVED, diff_trees
+from snapgit.exchange.fileformat import CSV_FORMAT, FORMAT_VERSION, FORMATS, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
 from snapgit.exchange.typedvalue import ValueFormError, encoder, to_cell
 
-__all__ = [
-    "ExportError",
-    "ExportResult",
-    "FORMATS",
-    "FORMAT_VERSION",
-    "JSON_FORMAT",
-    "CSV_FORMAT",
-    "MANIFEST",
-    "check_name",
-    "export_commit",
-    "keyless_occurrence",
-]
-
-FORMATS = ("json", "csv", "sql")
-FORMAT_VERSION = 1
-JSON_FORMAT = "snapgit-export"
-CSV_FORMAT = "snapgit-csv-export"
-MANIFEST = "manifest.json"
-
-
-# the extra last column of a keyless table's rows in an incremental CSV export
-OCCURRENCE_COLUMN = "#occurrence"
-
-
-class ExportError(SnapError):
-    pass
+__all__ = ["ExportResult", "export_commit", "keyless_occurrence"]
 
 
 @dataclass
@@ -81,26 +57,6 @@ class ExportResult:
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
-
-
-def check_name(name: Any, what: str = "table name") -> str:
-    """Refuse a name that could leave the export directory when used as a file name."""
-    if type(name) is not str or not name:
-        raise ExportError(f"{what} {name!r} is not a non-empty string")
-    bad = None
-    if name in (".", ".."):
-        bad = "is a relative directory"
-    elif "/" in name or "\\" in name:
-        bad = "contains a path separator"
-    elif "\x00" in name:
-        bad = "contains a NUL character"
-    elif name.startswith("."):
-        bad = "starts with a dot"
-    elif len(name.encode("utf-8")) > 200:
-        bad = "is too long for a file name"
-    if bad:
-        raise ExportError(f"{what} {name!r} {bad}: refused, it could escape the export directory")
-    return name
 
 
 def dumps(obj: Any) -> str:

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from snapgit.encoding import EncodingError, encode_key, encode_row, key_encoder
 from snapgit.errors import SnapError
-from snapgit.exchange.export import CSV_FORMAT, FORMAT_VERSION, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
+from snapgit.exchange.fileformat import CSV_FORMAT, FORMAT_VERSION, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import Node, ObjType, Root, TableEntry, decode_schema, encode_schema, object_id
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
@@ -122,8 +122,7 @@ class _TableBuild:
         self.last_key: bytes | None = None
         self.last_rid: bytes | None = None
         self._nodes: set[bytes] = set()
-        probe = getattr(objects, "might_contain", None)
-        self._maybe = probe if probe is not None else (lambda _oid: True)
+        self._maybe = objects.might_contain  # no read: most records and nodes are new
 
     def _emit(self, node: Node, _payloads: Any) -> bytes:
         data = node.encode()

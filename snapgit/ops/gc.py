@@ -44,7 +44,8 @@ from pathlib import Path
 from snapgit.errors import CorruptError, NotFoundError, SnapError
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import Node, ObjType, Tag
-from snapgit.store.pack import DELTA, FULL, fsync_dir
+from snapgit.store.objectstore import DiskObjectStore
+from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_entry
 from snapgit.store.refs import ZERO
 
 __all__ = ["GcReport", "collect_garbage", "parse_grace", "DEFAULT_GRACE"]
@@ -149,13 +150,13 @@ def root_ids(store, expire_before: float | None = None) -> set[bytes]:
     return out
 
 
-def _mark(objects, roots: set[bytes]) -> set[bytes]:
+def _mark(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
     """Ids of everything reachable from ``roots``, and the delta bases of the nodes among them."""
     with objects.mapped_lookups():  # every node of every version, each looked for in many packs
         return _reachable(objects, roots)
 
 
-def _reachable(objects, roots: set[bytes]) -> set[bytes]:
+def _reachable(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
     keep: set[bytes] = set()
     commits = list(roots)
     nodes: list[bytes] = []
@@ -200,7 +201,7 @@ def _reachable(objects, roots: set[bytes]) -> set[bytes]:
     return keep
 
 
-def _keep_bases(objects, oid: bytes, keep: set[bytes]) -> None:
+def _keep_bases(objects: DiskObjectStore, oid: bytes, keep: set[bytes]) -> None:
     todo = objects.stored_bases(oid)
     while todo:
         base = todo.pop()
@@ -278,9 +279,10 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
         keep = _mark(objects, root_ids(store, expire_before))
         for name in young:  # kept whole; what their deltas need must stay readable
             for _ordinal, entry in objects.pack_reader(name).iter_entries():
-                if entry[0] == DELTA:
-                    _keep_bases(objects, bytes(entry[3:35]), keep)
-                    keep.add(bytes(entry[3:35]))
+                if entry_kind(entry) == DELTA:
+                    base = entry_base(entry)
+                    _keep_bases(objects, base, keep)
+                    keep.add(base)
     except (NotFoundError, CorruptError) as exc:
         raise CorruptError(
             f"gc stopped before changing anything: a reachable object cannot be read: {exc}",
@@ -352,7 +354,7 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
     return report
 
 
-def _repack(objects, names: list[str], live: set[int], report: GcReport) -> None:
+def _repack(objects: DiskObjectStore, names: list[str], live: set[int], report: GcReport) -> None:
     """Copy the live objects of ``names`` into new packs and publish them."""
     seen: set[bytes] = set()
     with objects.writer() as w:
@@ -366,7 +368,7 @@ def _repack(objects, names: list[str], live: set[int], report: GcReport) -> None
                 if prefix_of[ordinal] not in live:
                     report.objects_dropped += 1
                     continue
-                full, _depth = objects._resolve(name, entry)
+                full, _depth = objects.resolve_entry(name, entry)
                 oid = hashlib.sha256(full).digest()
                 if _prefix(oid) != prefix_of[ordinal]:
                     raise CorruptError(f"pack {name[:16]}: object {ordinal} does not match its index",
@@ -375,6 +377,6 @@ def _repack(objects, names: list[str], live: set[int], report: GcReport) -> None
                     report.objects_dropped += 1
                     continue
                 seen.add(oid)
-                if entry[0] == DELTA and _prefix(entry[3:35]) not in live:
-                    entry = bytes((FULL,)) + full  # its base goes: store it whole
+                if entry_kind(entry) == DELTA and _prefix(entry_base(entry)) not in live:
+                    entry = full_entry(full[0], full[1:])  # its base goes: store it whole
                 w.add_raw(oid, entry)

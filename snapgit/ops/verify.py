@@ -16,6 +16,8 @@ same canonical bytes.
 
 from __future__ import annotations
 
+import hashlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import le
@@ -25,7 +27,8 @@ from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import CorruptError, NotFoundError, SnapError
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import ObjType, Tag, decode_schema
-from snapgit.store.pack import DELTA, PackReader
+from snapgit.store.objectstore import ObjectStore
+from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
 from snapgit.store.packindex import IndexReader
 from snapgit.store.refs import ZERO
 from snapgit.tree.prolly import load_node
@@ -87,12 +90,10 @@ def _check_indexes(store, report: VerifyReport) -> None:
             report.objects_indexed += idx.count
             if not idx.checksum_ok():
                 report.problems.append(Problem("index", path.name, "checksum does not match its content"))
-            prefixes = idx._prefixes
+            prefixes = idx.prefixes
             if not all(map(le, prefixes, islice(prefixes, 1, None))):
                 report.problems.append(Problem("index", path.name, "ids are not sorted"))
             running = 0
-            from bisect import bisect_right
-
             for b in range(256):
                 running = bisect_right(prefixes, ((b + 1) << 56) - 1) if b < 255 else idx.count
                 if idx.fanout[b] != running:
@@ -164,7 +165,7 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
     return named
 
 
-def _unchecked_records(objects, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport) -> list[bytes]:
+def _unchecked_records(objects: ObjectStore, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport) -> list[bytes]:
     """The record ids of a leaf that still need a look-up.
 
     A leaf stored as a delta shares most records with the leaf it is a delta of (the root of
@@ -263,8 +264,6 @@ def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
 
 
 def _read_data(store, report: VerifyReport) -> None:
-    import hashlib
-
     objects = store.objects
     pack_dir: Path = objects.pack_dir
     for path in sorted(p for p in pack_dir.iterdir() if p.name.endswith(".pack")):
@@ -283,9 +282,9 @@ def _read_data(store, report: VerifyReport) -> None:
                 for ordinal, entry in rd.iter_entries():
                     report.objects_read += 1
                     try:
-                        full, _depth = objects._resolve(rd.name, entry)
+                        full, _depth = objects.resolve_entry(rd.name, entry)
                     except (CorruptError, NotFoundError) as exc:
-                        base = bytes(entry[3:35]) if entry[0] == DELTA else None
+                        base = entry_base(entry) if entry_kind(entry) == DELTA else None
                         if base is not None and not objects.contains(base):
                             # Its base is gone, so it cannot be reachable: the walk above reads
                             # every reachable node and would have found that. A gc killed

@@ -33,7 +33,7 @@ from pathlib import Path
 from snapgit.errors import CorruptError
 from snapgit.native import index_entries, sorted_hits
 
-__all__ = ["build_index", "build_index_joined", "IndexReader", "IDX_MAGIC"]
+__all__ = ["build_index", "build_index_joined", "index_entries_py", "IndexReader", "IDX_MAGIC"]
 
 IDX_MAGIC = b"SNAPIDX\x00"
 IDX_VERSION = 1
@@ -195,6 +195,18 @@ class IndexReader:
             o = array("I", mm[self._o0 : self._o0 + 4 * n])
             o.byteswap()
             self._prefixes, self._ordinals = p, o
+
+    @property
+    def prefixes(self) -> Sequence[int]:
+        """The prefix of each entry (the first 8 id bytes as a big-endian number), ascending,
+        read through the map: a read-only sequence of ints, no Python object per entry until
+        one is read. Looking through them maps the pages read (see :meth:`prefix_hits`)."""
+        return self._prefixes
+
+    @property
+    def ordinals(self) -> Sequence[int]:
+        """The ordinal in the pack of each entry, in the order of :attr:`prefixes`."""
+        return self._ordinals
 
     def _file(self) -> contextlib.nullcontext[int | None]:
         """A descriptor of the index file for the reads of a look-up, or None where there is
