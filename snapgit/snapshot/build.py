@@ -172,7 +172,7 @@ def _build_alone(snap: ReadSnapshot, p: _Prepared, tw: TableWriter, incremental:
 def _snapshot_tables(objects: ObjectStore, writer: ObjectWriter, snap: ReadSnapshot, schemas: list[TableSchema],
                      options: _Options, progress: Progress | None) -> tuple[dict[str, bytes], list[TableResult]]:
     incremental = options.incremental
-    probe = bool(getattr(objects, "pack_names", lambda: [1])())
+    probe = bool(objects.pack_names())
     # new objects are probed for in batches; a table's counts are settled once all are probed
     unstored = Unstored(objects, writer) if probe else None
     prepared = [_prepare(objects, snap, s, options) for s in schemas]
