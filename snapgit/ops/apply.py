@@ -1,48 +1,147 @@
-"""Apply merge plans to a live database: one transaction, in an order foreign keys accept.
+"""Writing rows into a live database: merge plans applied, or whole tables loaded.
 
-Deletes go first, children before parents; then inserts and updates, parents before children.
-Foreign keys are checked before the transaction commits, sequences and autoincrement counters
-are moved past the largest id, and any error rolls the whole transaction back, so the database
-is either as it was or fully merged.
+Both writers work in one transaction, in an order foreign keys accept, in batches of
+:data:`BATCH` rows, and end the same way: foreign keys are checked before the transaction
+commits and sequences and autoincrement counters are moved past the largest id, so any error
+rolls everything back and the database is either as it was or fully written.
+
+:func:`apply_plans` (merge, restore in place) writes plans held in memory: deletes first,
+children before parents; then updates and inserts, parents before children.
+
+:func:`load_tables` (``restore --into``) creates the tables in a new database and streams their
+records out of the store, never holding a table in memory: the trees are walked leaf by leaf,
+by a second process for big tables (:mod:`snapgit.ops.readahead`). If loading fails, the tables
+it created are dropped again.
+
+Both report progress (:class:`snapgit.progress.Progress`): ``table(name, rows to write)`` as
+each table starts, ``advance(rows)`` after each batch. A plan with deletes and writes shows its
+table twice: once in the delete pass, once in the write pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from snapgit.compare.mergeplan import TablePlan
-from snapgit.schema import table_order
+from snapgit.encoding import decode_joined
+from snapgit.objects import TableEntry
+from snapgit.ops.readahead import leaf_records, worth_reading_ahead
+from snapgit.progress import Progress
+from snapgit.schema import TableSchema, table_order
+from snapgit.snapshot.build import paused_gc
 
-__all__ = ["apply_plans"]
+__all__ = ["BATCH", "apply_plans", "load_tables"]
 
-_BATCH = 5_000
-
-
-def _batches(rows: Sequence[Any]):
-    for i in range(0, len(rows), _BATCH):
-        yield rows[i : i + _BATCH]
+BATCH = 5_000  # rows per statement batch
 
 
-def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Any = None) -> None:
+def _batches(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(rows), BATCH):
+        yield rows[i : i + BATCH]
+
+
+class _Reporter:
+    """Progress calls, or none when nobody watches."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+
+    def table(self, name: str, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress.table(name, total)
+
+    def advance(self, rows: int) -> None:
+        if self._progress is not None and rows:
+            self._progress.advance(rows)
+
+
+def _finish(tx: Any, checked: Sequence[str], reset: Sequence[TableSchema]) -> None:
+    tx.check_foreign_keys(list(checked))
+    for schema in reset:
+        tx.reset_sequences(schema)
+
+
+def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None = None) -> None:
     """Write every plan into ``db`` (a snapgit.db.Database) in one transaction."""
     todo = [p for p in plans if p.inserts or p.updates or p.deletes]
     if not todo:
         return
+    report = _Reporter(progress)
     by_name = {p.name: p for p in todo}
     order = table_order({p.name: p.schema for p in todo})
     with db.write() as tx:
         for name in reversed(order):
             p = by_name[name]
+            if p.deletes:
+                report.table(name, len(p.deletes))
             for batch in _batches(p.deletes):
                 tx.delete_rows(p.schema, p.key, batch)
+                report.advance(len(batch))
         for name in order:
             p = by_name[name]
+            if p.updates or p.inserts:
+                report.table(name, len(p.updates) + len(p.inserts))
             for batch in _batches(p.updates):
                 tx.update_rows(p.schema, p.key, batch)
+                report.advance(len(batch))
             for batch in _batches(p.inserts):
                 tx.insert_rows(p.schema, batch)
-        tx.check_foreign_keys([p.name for p in todo])
-        for p in todo:
-            if p.inserts:
-                tx.reset_sequences(p.schema)
+                report.advance(len(batch))
+        _finish(tx, [p.name for p in todo], [p.schema for p in todo if p.inserts])
+
+
+def _gc_paused(items: Iterator[Any]) -> Iterator[Any]:
+    """``items``, with the cyclic garbage collector paused while they are consumed (decoding
+    makes many small containers that live until their batch is written)."""
+    with paused_gc():
+        yield from items
+
+
+def load_tables(db: Any, objects: Any, tables: Sequence[tuple[TableSchema, TableEntry]],
+                progress: Progress | None = None) -> None:
+    """Create ``tables`` (schema and stored table) in ``db`` and fill them with their records,
+    in one transaction; on any failure the created tables are dropped again."""
+    schemas = {schema.name: schema for schema, _entry in tables}
+    order = table_order(schemas)
+    by_name = {schema.name: (schema, entry) for schema, entry in tables}
+    ordered = [by_name[name] for name in order]
+    with db.write() as tx:
+        tx.create_tables([schema for schema, _entry in tables])
+    report = _Reporter(progress)
+    try:
+        with db.write() as tx:
+            ahead = worth_reading_ahead(sum(e.rows for _s, e in ordered))
+            started = -1  # tables up to this index have been announced to ``progress``
+
+            def reach(index: int) -> None:
+                nonlocal started
+                while started < index:
+                    started += 1
+                    schema, entry = ordered[started]
+                    report.table(schema.name, entry.rows)
+
+            batch: list = []
+            current = 0
+            records = leaf_records(objects, [e.root for _s, e in ordered], ahead=ahead)
+            for i, data, n in _gc_paused(records):
+                if i != current:
+                    if batch:
+                        tx.insert_rows(ordered[current][0], batch)
+                        report.advance(len(batch))
+                    batch, current = [], i
+                reach(i)
+                batch.extend(decode_joined(data, n))
+                if len(batch) >= BATCH:
+                    tx.insert_rows(ordered[i][0], batch)
+                    report.advance(len(batch))
+                    batch = []
+            if batch:
+                tx.insert_rows(ordered[current][0], batch)
+                report.advance(len(batch))
+            reach(len(ordered) - 1)  # tables without rows
+            _finish(tx, list(schemas), [schema for schema, _entry in tables])
+    except BaseException:
+        with db.write() as tx:
+            tx.drop_tables(list(reversed(order)))
+        raise

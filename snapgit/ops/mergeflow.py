@@ -1,0 +1,320 @@
+"""A merge from start to end: plan, stop on conflicts, resolve, continue, or abort.
+
+``snap merge REV`` first commits the live database (kind ``pre-merge``: the merge can be undone
+with ``snap restore`` of that commit), then plans a three-way merge of base -> that commit and
+base -> REV (:func:`snapgit.compare.mergeplan.plan_merge`), applies the plan in one transaction
+(:func:`snapgit.ops.apply.apply_plans`) and commits the result with both parents (kind
+``merge``). When the merge turns the database into exactly REV and REV descends from HEAD, the
+branch moves to REV itself (a fast-forward, as git does).
+
+With the ``manual`` strategy a merge that meets conflicts writes nothing: it records its state
+in ``.snapstore/MERGE_HEAD`` (the three commits, the tables, the message, and the resolutions
+chosen so far, as JSON) and stops. ``snap conflicts`` lists them, ``snap conflicts resolve``
+records resolutions, ``snap merge --continue`` applies the merge once none is left, and
+``snap merge --abort`` drops the state. The plan of a merge in progress is always rebuilt from
+that state (:func:`plan_in_progress`), never stored. gc keeps the commits MERGE_HEAD names.
+
+Every function here expects the caller to hold the store's writer lease where it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from snapgit.compare.mergeplan import STRATEGIES, Conflict, MergeError, TablePlan, plan_merge
+from snapgit.errors import CorruptError
+from snapgit.ops.audit import actor, audited
+from snapgit.ops.commit import commit, database_url, live_side
+from snapgit.ops.status import commit_side, is_dirty
+from snapgit.progress import Progress
+from snapgit.store.config import Config
+from snapgit.store.history import merge_base, read_commit, read_root, resolve
+from snapgit.store.layout import Store
+
+__all__ = [
+    "MergeResult",
+    "conflict_key",
+    "conflict_json",
+    "key_matches",
+    "merge_state",
+    "ignored_columns",
+    "tables_of",
+    "plan_in_progress",
+    "apply_and_record",
+    "merge",
+    "merge_continue",
+    "merge_abort",
+    "conflicts",
+    "resolve_conflicts",
+]
+
+
+@dataclass
+class MergeResult:
+    """What a merge or a restore planned, and (unless a preview) did."""
+
+    rev: str
+    theirs: bytes
+    base: bytes | None
+    pre: bytes | None  # the commit of the live database taken before writing
+    plans: list[TablePlan]
+    strategy: str
+    preview: bool = False
+    fast_forward: bool = False
+    in_progress: bool = False
+    merge_commit: bytes | None = None
+
+    def totals(self) -> dict[str, int]:
+        t = {"added": 0, "updated": 0, "deleted": 0, "skipped": 0, "conflicts": 0}
+        for p in self.plans:
+            t["added"] += p.added
+            t["updated"] += p.updated
+            t["deleted"] += p.deleted
+            t["skipped"] += p.skipped
+            t["conflicts"] += len(p.conflicts)
+        return t
+
+    def summary(self) -> dict[str, Any]:
+        """The commits and totals (the audit log's result, and ``import --merge --json``)."""
+        return {
+            "theirs": self.theirs.hex(),
+            "base": self.base.hex() if self.base else None,
+            "pre_merge_commit": self.pre.hex() if self.pre else None,
+            "merge_commit": self.merge_commit.hex() if self.merge_commit else None,
+            "fast_forward": self.fast_forward,
+            "in_progress": self.in_progress,
+            **self.totals(),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """:meth:`summary` and, per table, the rows to write and every conflict
+        (``snap merge --json``, ``snap restore --json``)."""
+        doc = self.summary()
+        doc["tables"] = {
+            p.name: {
+                "to_add": p.added, "to_update": p.updated, "to_delete": p.deleted, "to_skip": p.skipped,
+                "conflicts": [conflict_json(p, c) for c in p.conflicts],
+            }
+            for p in self.plans
+        }
+        return doc
+
+
+def conflict_key(plan: TablePlan, conflict: Conflict) -> dict[str, Any]:
+    """The conflict's key as {column: JSON value} (every column for a keyless table)."""
+    from snapgit.jsonvalue import to_json
+
+    row = conflict.theirs or conflict.ours or conflict.base or []
+    values = dict(zip(plan.schema.sorted_names, row))
+    return {k: to_json(values.get(k)) for k in (plan.key or plan.schema.sorted_names)}
+
+
+def _cells(names: list[str], row: list[Any] | None, columns: list[str]) -> dict[str, Any] | None:
+    from snapgit.jsonvalue import to_json
+
+    if row is None:
+        return None
+    values = dict(zip(names, row))
+    return {c: to_json(values.get(c)) for c in columns}
+
+
+def conflict_json(plan: TablePlan, conflict: Conflict) -> dict[str, Any]:
+    """A conflict: its key, kind, columns, resolution, and those columns' values on each side
+    (None for a side without the row)."""
+    names = plan.schema.sorted_names
+    c = conflict
+    return {"key": conflict_key(plan, c), "kind": c.kind, "columns": c.columns, "resolution": c.resolution,
+            "base": _cells(names, c.base, c.columns), "ours": _cells(names, c.ours, c.columns),
+            "theirs": _cells(names, c.theirs, c.columns)}
+
+
+def key_matches(plan: TablePlan, conflict: Conflict, text: str) -> bool:
+    """Whether a user's KEY argument ("5", "id=5", "5,abc") names this conflict's key."""
+    want = [part.split("=", 1)[-1].strip() for part in text.split(",")]
+    return want == [str(v) for v in conflict_key(plan, conflict).values()]
+
+
+# -- the state of a merge in progress ------------------------------------------------------------
+
+
+def _state_path(store: Store) -> Path:
+    return store.root / "MERGE_HEAD"
+
+
+def merge_state(store: Store) -> dict[str, Any] | None:
+    """The unfinished manual merge, or None."""
+    path = _state_path(store)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CorruptError(f"{path} is damaged: {exc}", hint="snap merge --abort") from exc
+
+
+def _save_state(store: Store, state: dict[str, Any]) -> None:
+    path = _state_path(store)
+    tmp = path.with_name("MERGE_HEAD.tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _state_in_progress(store: Store) -> dict[str, Any]:
+    state = merge_state(store)
+    if state is None:
+        raise MergeError("no merge in progress")
+    return state
+
+
+def ignored_columns(config: Config) -> dict[str, list[str]]:
+    """Columns config.toml leaves out of comparisons, per table."""
+    return {name: list(tc.ignore) for name, tc in config.table.items() if tc.ignore}
+
+
+def tables_of(store: Store, oid: bytes | None) -> dict[str, bytes]:
+    """{table name: table object id} of a commit ({} for none)."""
+    if oid is None:
+        return {}
+    return dict(read_root(store.objects, read_commit(store.objects, oid).tree).tables)
+
+
+def _hex(value: str | None) -> bytes | None:
+    return bytes.fromhex(value) if value else None
+
+
+def plan_in_progress(store: Store, state: dict[str, Any]) -> MergeResult:
+    """The plan of the merge in progress, rebuilt from its state with the resolutions so far."""
+    pre, base, theirs = _hex(state.get("ours")), _hex(state.get("base")), bytes.fromhex(state["theirs"])
+    resolutions = {t: {bytes.fromhex(k): v for k, v in keys.items()} for t, keys in state["resolutions"].items()}
+    plans = plan_merge(store.objects, tables_of(store, base), tables_of(store, pre), tables_of(store, theirs),
+                       "manual", state.get("tables"), resolutions, ignore=ignored_columns(store.config))
+    return MergeResult(state["rev"], theirs, base, pre, plans, "manual")
+
+
+# -- the verbs -----------------------------------------------------------------------------------
+
+
+def merge(store: Store, rev: str, *, strategy: str, preview: bool = False, tables: list[str] | None = None,
+          message: str | None = None, db_url: str | None = None, author: str | None = None,
+          progress: Progress | None = None) -> MergeResult:
+    """Three-way merge of a revision into the live database (see the module docstring)."""
+    if strategy not in STRATEGIES:
+        raise MergeError(f"unknown strategy {strategy!r}", hint="use backup_wins, database_wins or manual")
+    if merge_state(store) is not None:
+        raise MergeError(
+            "a merge is already in progress",
+            hint="resolve it with `snap conflicts`, then `snap merge --continue`, or drop it with `snap merge --abort`",
+        )
+    theirs = resolve(store.objects, store.refs, rev)
+    args = {"rev": rev, "theirs": theirs.hex(), "strategy": strategy, "preview": preview, "tables": tables}
+    with audited(store, actor(store, author), "merge", args) as entry:
+        if preview:
+            live = live_side(store, against=commit_side(store, theirs.hex()), db_url=db_url, progress=progress)
+            ours_tables, reader = live.tables, live.reader
+            head = store.refs.read("HEAD")
+            pre = bytes.fromhex(head) if head else None
+        else:
+            pre_result = commit(store, f"snapshot of the database before merging {rev}", db_url=db_url,
+                                author=author, kind="pre-merge", progress=progress)
+            pre = pre_result.commit_id or pre_result.parent_id
+            ours_tables, reader = tables_of(store, pre), store.objects
+        base = merge_base(store.objects, pre, theirs)
+        plans = plan_merge(reader, tables_of(store, base), ours_tables, tables_of(store, theirs), strategy, tables,
+                           ignore=ignored_columns(store.config))
+        result = MergeResult(rev, theirs, base, pre, plans, strategy, preview=preview)
+        result.fast_forward = base is not None and base == pre
+        if preview:
+            entry.logged = False  # a preview changed nothing: no line unless it failed
+            return result
+        if any(p.unresolved for p in plans):
+            _save_state(store, {"rev": rev, "theirs": theirs.hex(), "ours": pre.hex() if pre else None,
+                                "base": base.hex() if base else None, "tables": tables, "message": message,
+                                "resolutions": {}})
+            result.in_progress = True
+        else:
+            apply_and_record(store, result, message or f"merge {rev} ({strategy})", db_url=db_url, author=author,
+                             progress=progress)
+        entry.result = result.summary()
+    return result
+
+
+def apply_and_record(store: Store, result: MergeResult, message: str, *, db_url: str | None = None,
+                     author: str | None = None, progress: Progress | None = None) -> None:
+    """Write a merge's plans into the live database and commit the merged state with both
+    parents; fast-forward the branch when the database now is exactly the incoming commit."""
+    from snapgit.db import Database
+    from snapgit.ops.apply import apply_plans
+
+    with Database.connect(database_url(store, db_url)) as db:
+        apply_plans(db, result.plans, progress)
+    post = commit(store, message, db_url=db_url, author=author, kind="merge", extra_parents=[result.theirs],
+                  allow_empty=True, progress=progress)
+    result.merge_commit = post.commit_id
+    if result.fast_forward and post.commit_id is not None:
+        if post.tree_id == read_commit(store.objects, result.theirs).tree:
+            ref = store.refs.read_symbolic("HEAD") or "HEAD"
+            store.refs.set_if_equals(ref, post.commit_id.hex(), result.theirs.hex(), who=actor(store, author),
+                                     message=f"merge {result.rev}: fast-forward")
+            result.merge_commit = result.theirs
+
+
+def merge_continue(store: Store, *, db_url: str | None = None, author: str | None = None,
+                   progress: Progress | None = None) -> MergeResult:
+    """Apply the merge in progress once every conflict is resolved."""
+    state = _state_in_progress(store)
+    with audited(store, actor(store, author), "merge-continue", {"rev": state["rev"]}) as entry:
+        head = store.refs.read("HEAD")
+        if head != state.get("ours"):
+            raise MergeError("HEAD moved since the merge started", hint="snap merge --abort, then merge again")
+        if is_dirty(store, db_url, schema=False):
+            raise MergeError(
+                "the live database changed since the merge started",
+                hint="snap merge --abort, then merge again",
+            )
+        result = plan_in_progress(store, state)
+        left = sum(len(p.unresolved) for p in result.plans)
+        if left:
+            raise MergeError(f"{left} conflicts are not resolved yet", hint="snap conflicts; snap conflicts resolve --ours|--theirs")
+        apply_and_record(store, result, state.get("message") or f"merge {state['rev']} (manual)", db_url=db_url,
+                         author=author, progress=progress)
+        _state_path(store).unlink()
+        entry.result = result.summary()
+    return result
+
+
+def merge_abort(store: Store) -> None:
+    """Drop the merge in progress; it wrote nothing into the database."""
+    _state_in_progress(store)
+    with audited(store, actor(store), "merge-abort", {}):
+        _state_path(store).unlink()
+
+
+def conflicts(store: Store) -> list[tuple[TablePlan, Conflict]]:
+    """The conflicts of the merge in progress, with their resolutions so far."""
+    result = plan_in_progress(store, _state_in_progress(store))
+    return [(p, c) for p in result.plans for c in p.conflicts]
+
+
+def resolve_conflicts(store: Store, side: str, *, table: str | None = None, keys: list[str] | None = None) -> int:
+    """Resolve conflicts (all, a table's, or those whose key matches) as ``ours`` or ``theirs``."""
+    if side not in ("ours", "theirs"):
+        raise MergeError("resolve with ours or theirs")
+    state = _state_in_progress(store)
+    with audited(store, actor(store), "resolve", {"side": side, "table": table, "keys": keys}) as entry:
+        n = 0
+        for plan, c in conflicts(store):
+            if table and c.table != table:
+                continue
+            if keys and not any(key_matches(plan, c, k) for k in keys):
+                continue
+            state["resolutions"].setdefault(c.table, {})[c.key.hex()] = side
+            n += 1
+        if keys and n == 0:
+            raise MergeError(f"no conflict with key {', '.join(keys)}", hint="see `snap conflicts`")
+        _save_state(store, state)
+        entry.result = {"resolved": n}
+    return n
