@@ -21,6 +21,7 @@ store start fast.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from snapgit.ops.commit import NoDatabaseError
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import CommitResult
-from snapgit.store.config import Config
+from snapgit.store.config import ENV_URL_VARS, Config
 from snapgit.store.history import read_commit, read_root, read_table, resolve, walk
 from snapgit.store.layout import Store
 
@@ -96,15 +97,11 @@ class Repo:
     def init(cls, path: str | Path = ".", db_url: str | None = None, *, check: bool = True) -> "Repo":
         """Create a store in ``path``; ``db_url`` (or the environment) names its database, which
         is connected to once (unless not ``check``). A password is never stored."""
-        import os
-
-        from snapgit.store.config import ENV_URL_VARS
-
         directory = Path(path).resolve()
         url = db_url or next((os.environ[v] for v in ENV_URL_VARS if os.environ.get(v)), None)
         config = Config()
         if url:
-            from snapgit.db import Database, normalize_url, redact_url  # (the database layer: only here)
+            from snapgit.db import Database, normalize_url, redact_url  # SQLAlchemy: only when a URL is given
 
             full = normalize_url(url, base_dir=directory)
             if check:

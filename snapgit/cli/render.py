@@ -3,7 +3,8 @@
 :data:`out` and :data:`err` write to stdout and stderr: through rich (colours, tables) on a
 terminal, as plain lines when piped, so scripts read stable text. rich is imported only when a
 terminal needs it (it costs ~30 ms), which keeps ``snap diff | ...`` and other scripted uses
-quick to start. :func:`progress_bar` draws a bar per table on stderr while a long operation
+quick to start; likewise the parts of snapgit a printer needs are imported by that printer, so
+``snap --version`` and ``--help`` load none of them. :func:`progress_bar` draws a bar per table on stderr while a long operation
 runs, on a terminal only.
 
 The JSON shapes of results belong to the API (``MergeResult.to_json``,
@@ -20,6 +21,8 @@ import json
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+from snapgit.errors import SnapError
 
 __all__ = [
     "Stream",
@@ -200,8 +203,6 @@ def print_commit_result(result: Any, message: str, *, incremental: bool, as_json
 
 
 def _decorations(repo: Any) -> dict[bytes, list[str]]:
-    from snapgit.errors import SnapError
-
     deco: dict[bytes, list[str]] = {}
     head_ref = repo.head_ref()
     for name, oid, current in repo.branches():

@@ -17,8 +17,9 @@ HEAD records what the database holds again).
 :func:`live_side` reads the database the same way into memory (an overlay over the store,
 nothing written) for ``status``, ``diff`` and a merge preview.
 
-The database layer (and SQLAlchemy with it) is imported inside the functions that talk to a
-database, so that commands that only read the store start fast.
+The database layer (and SQLAlchemy with it), the reading processes (``scanpool``) and the diff
+engine are imported inside the functions that use them: ``Repo`` imports this module, and
+commands that only read the store start fast.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 it first rebuilds broken or missing pack indexes and moves damaged packs aside, keeping every
 object that still reads (:mod:`snapgit.store.repair`), under the gc lock so no writer runs.
 ``gc`` removes what nothing reaches (:mod:`snapgit.ops.gc`). ``unlock`` removes locks left by
-killed processes.
+killed processes. Each command's engine is imported by its function: they are rarely run, and
+``Repo`` imports this module.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ records resolutions, ``snap merge --continue`` applies the merge once none is le
 ``snap merge --abort`` drops the state. The plan of a merge in progress is always rebuilt from
 that state (:func:`plan_in_progress`), never stored. gc keeps the commits MERGE_HEAD names.
 
-Every function here expects the caller to hold the store's writer lease where it writes.
+Every function here expects the caller to hold the store's writer lease where it writes. The
+database layer (and SQLAlchemy) is imported only where a merge writes into the database.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from snapgit.compare.mergeplan import STRATEGIES, Conflict, MergeError, TablePlan, plan_merge
 from snapgit.errors import CorruptError
+from snapgit.jsonvalue import to_json
 from snapgit.ops.audit import actor, audited
 from snapgit.ops.commit import commit, database_url, live_side
 from snapgit.ops.status import commit_side, is_dirty
@@ -106,16 +108,12 @@ class MergeResult:
 
 def conflict_key(plan: TablePlan, conflict: Conflict) -> dict[str, Any]:
     """The conflict's key as {column: JSON value} (every column for a keyless table)."""
-    from snapgit.jsonvalue import to_json
-
     row = conflict.theirs or conflict.ours or conflict.base or []
     values = dict(zip(plan.schema.sorted_names, row))
     return {k: to_json(values.get(k)) for k in (plan.key or plan.schema.sorted_names)}
 
 
 def _cells(names: list[str], row: list[Any] | None, columns: list[str]) -> dict[str, Any] | None:
-    from snapgit.jsonvalue import to_json
-
     if row is None:
         return None
     values = dict(zip(names, row))

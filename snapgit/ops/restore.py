@@ -14,6 +14,9 @@ and progress reports in :mod:`snapgit.ops.apply`; they differ only in where rows
 ``checkout`` moves HEAD and restores the database to the commit it names. The live database must
 equal HEAD first, or, with ``force``, its state is committed to ``refs/snap/saved/<time>``
 (by the same :func:`snapgit.ops.commit.commit_database` as any commit).
+
+The database layer (and SQLAlchemy) and the writers are imported where rows are written, so a
+preview or a refused checkout does not load them.
 """
 
 from __future__ import annotations

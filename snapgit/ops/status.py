@@ -4,6 +4,9 @@ A diff compares two *sides* (:class:`snapgit.compare.diff.Side`): a commit's tab
 or the live database read into memory (:func:`snapgit.ops.commit.live_side`, which reuses the
 other side's trees so unchanged leaves cost nothing to compare). ``status`` is the live
 database against HEAD, or against nothing before the first commit.
+
+The diff engine is imported by the functions that compare: ``Repo`` imports this module, and
+commands that only read the store start fast without it.
 """
 
 from __future__ import annotations

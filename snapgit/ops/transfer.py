@@ -6,7 +6,8 @@ it a commit of kind ``import`` (:mod:`snapgit.exchange.importer`): on a branch, 
 advanced, or under ``refs/imports/<time>-<source commit>``; an incremental export's commit has
 the commit it was taken against as a second parent. Nothing is written when the file has any
 problem. ``import --merge`` then merges that commit into the live database
-(:func:`snapgit.ops.mergeflow.merge`).
+(:func:`snapgit.ops.mergeflow.merge`). The file formats and the merge engine are imported by
+the functions that use them: ``Repo`` imports this module, and these commands are rarely run.
 """
 
 from __future__ import annotations
