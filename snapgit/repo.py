@@ -63,7 +63,7 @@ def _writes(method: Callable) -> Callable:
     or moves refs. Nested operations share the outer lease."""
 
     @functools.wraps(method)
-    def wrapper(self: "Repo", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Repo, *args: Any, **kwargs: Any) -> Any:
         with self.store.locks.writing():
             self.objects.refresh()  # a gc that ran before the lease was granted may have moved packs
             return method(self, *args, **kwargs)
@@ -90,16 +90,17 @@ class Repo:
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path = ".") -> "Repo":
+    def open(cls, path: str | Path = ".") -> Repo:
         return cls(Store.open(Path(path)))
 
     @classmethod
-    def init(cls, path: str | Path = ".", db_url: str | None = None, *, check: bool = True) -> "Repo":
+    def init(cls, path: str | Path = ".", db_url: str | None = None, *, check: bool = True) -> Repo:
         """Create a store in ``path``; ``db_url`` (or the environment) names its database, which
         is connected to once (unless not ``check``). A password is never stored."""
         directory = Path(path).resolve()
         url = db_url or next((os.environ[v] for v in ENV_URL_VARS if os.environ.get(v)), None)
         config = Config()
+        password_dropped = False
         if url:
             from snapgit.db import Database, normalize_url, redact_url  # SQLAlchemy: only when a URL is given
 
@@ -107,9 +108,10 @@ class Repo:
             if check:
                 Database.connect(full).close()
             config.url = redact_url(full)
+            password_dropped = config.url != full
         store = Store.init(directory, config)
         repo = cls(store)
-        if url and config.url != normalize_url(url, base_dir=directory):
+        if password_dropped:
             repo.notes.append(
                 "the password in the URL was not stored; give it with SNAP_DATABASE_URL, DATABASE_URL, "
                 "or [database] password_env in .snapstore/config.toml"
@@ -119,7 +121,7 @@ class Repo:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> "Repo":
+    def __enter__(self) -> Repo:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -152,7 +154,7 @@ class Repo:
         return commits.database_url(self.store, override)
 
     def database_dialect(self, override: str | None = None) -> str:
-        """"sqlite", "postgresql" or "mysql": the live database's dialect."""
+        """ "sqlite", "postgresql" or "mysql": the live database's dialect."""
         return commits.database_dialect(self.database_url(override))
 
     def row_cache_dir(self) -> Path | None:
@@ -190,24 +192,46 @@ class Repo:
         find deleted rows. The precondition is the user's: every write to a row sets that column
         to the database's current time. Tables that cannot be read so are read in full, and
         their result says why (``TableResult.note``)."""
-        return commits.commit(self.store, message, db_url=db_url, tables=tables, author=author,
-                              allow_empty=allow_empty, progress=progress, kind=kind,
-                              extra_parents=extra_parents or [], incremental=incremental)
+        return commits.commit(
+            self.store,
+            message,
+            db_url=db_url,
+            tables=tables,
+            author=author,
+            allow_empty=allow_empty,
+            progress=progress,
+            kind=kind,
+            extra_parents=extra_parents or [],
+            incremental=incremental,
+        )
 
-    def commit_side(self, rev: str) -> "Side":
+    def commit_side(self, rev: str) -> Side:
         return status.commit_side(self.store, rev)
 
-    def live_side(self, *, against: "Side | None" = None, tables: list[str] | None = None,
-                  db_url: str | None = None, progress: Progress | None = None) -> "Side":
+    def live_side(
+        self,
+        *,
+        against: Side | None = None,
+        tables: list[str] | None = None,
+        db_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> Side:
         """The live database as a diff side, built in memory (nothing is written to the store)."""
         return commits.live_side(self.store, against=against, tables=tables, db_url=db_url, progress=progress)
 
-    def diff(self, a: str | None = None, b: str | None = None, *, tables: list[str] | None = None,
-             db_url: str | None = None, progress: Progress | None = None) -> list["TableDiff"]:
+    def diff(
+        self,
+        a: str | None = None,
+        b: str | None = None,
+        *,
+        tables: list[str] | None = None,
+        db_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[TableDiff]:
         """Per-table differences: no revision: HEAD -> live; one: A -> live; two: A -> B."""
         return status.diff(self.store, a, b, tables=tables, db_url=db_url, progress=progress)
 
-    def status(self, *, db_url: str | None = None, progress: Progress | None = None) -> list["TableDiff"]:
+    def status(self, *, db_url: str | None = None, progress: Progress | None = None) -> list[TableDiff]:
         """The live database against HEAD (against nothing when there is no commit yet)."""
         return status.status(self.store, db_url=db_url, progress=progress)
 
@@ -220,18 +244,37 @@ class Repo:
         return mergeflow.merge_state(self.store)
 
     @_writes
-    def merge(self, rev: str, *, strategy: str, preview: bool = False, tables: list[str] | None = None,
-              message: str | None = None, db_url: str | None = None, author: str | None = None,
-              progress: Progress | None = None) -> MergeResult:
+    def merge(
+        self,
+        rev: str,
+        *,
+        strategy: str,
+        preview: bool = False,
+        tables: list[str] | None = None,
+        message: str | None = None,
+        db_url: str | None = None,
+        author: str | None = None,
+        progress: Progress | None = None,
+    ) -> MergeResult:
         """Three-way merge of a revision into the live database (see ops/mergeflow.py)."""
         from snapgit.ops import mergeflow
 
-        return mergeflow.merge(self.store, rev, strategy=strategy, preview=preview, tables=tables, message=message,
-                               db_url=db_url, author=author, progress=progress)
+        return mergeflow.merge(
+            self.store,
+            rev,
+            strategy=strategy,
+            preview=preview,
+            tables=tables,
+            message=message,
+            db_url=db_url,
+            author=author,
+            progress=progress,
+        )
 
     @_writes
-    def merge_continue(self, *, db_url: str | None = None, author: str | None = None,
-                       progress: Progress | None = None) -> MergeResult:
+    def merge_continue(
+        self, *, db_url: str | None = None, author: str | None = None, progress: Progress | None = None
+    ) -> MergeResult:
         """Apply the manual merge in progress once its conflicts are resolved."""
         from snapgit.ops import mergeflow
 
@@ -257,24 +300,42 @@ class Repo:
         return mergeflow.resolve_conflicts(self.store, side, table=table, keys=keys)
 
     @_writes
-    def restore(self, rev: str, *, into: str | None = None, tables: list[str] | None = None, preview: bool = False,
-                db_url: str | None = None, author: str | None = None, progress: Progress | None = None) -> MergeResult:
+    def restore(
+        self,
+        rev: str,
+        *,
+        into: str | None = None,
+        tables: list[str] | None = None,
+        preview: bool = False,
+        db_url: str | None = None,
+        author: str | None = None,
+        progress: Progress | None = None,
+    ) -> MergeResult:
         """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays.
 
         The live state is committed first, on the current branch, so the restore can be undone."""
         from snapgit.ops import restore
 
-        return restore.restore(self.store, rev, into=into, tables=tables, preview=preview, db_url=db_url,
-                               author=author, progress=progress)
+        return restore.restore(
+            self.store, rev, into=into, tables=tables, preview=preview, db_url=db_url, author=author, progress=progress
+        )
 
     @_writes
-    def checkout(self, target: str, *, new_branch: str | None = None, force: bool = False,
-                 db_url: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    def checkout(
+        self,
+        target: str,
+        *,
+        new_branch: str | None = None,
+        force: bool = False,
+        db_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
         """Move HEAD to a branch or revision and make the live database match it."""
         from snapgit.ops import restore
 
-        return restore.checkout(self.store, target, new_branch=new_branch, force=force, db_url=db_url,
-                                progress=progress)
+        return restore.checkout(
+            self.store, target, new_branch=new_branch, force=force, db_url=db_url, progress=progress
+        )
 
     # -- integrity ----------------------------------------------------------------------------
 
@@ -308,7 +369,7 @@ class Repo:
     # -- history ------------------------------------------------------------------------------
 
     def log(self, rev: str = "HEAD", n: int | None = None) -> list[tuple[bytes, Commit]]:
-        out = []
+        out: list[tuple[bytes, Commit]] = []
         for item in walk(self.objects, [self.resolve(rev)]):
             if n is not None and len(out) >= n:
                 break
@@ -363,19 +424,47 @@ class Repo:
 
     # -- export and import --------------------------------------------------------------------
 
-    def export(self, rev: str, path: str | Path, *, fmt: str = "json", tables: list[str] | None = None,
-               since: str | None = None, dialect: str | None = None, progress: Progress | None = None):
+    def export(
+        self,
+        rev: str,
+        path: str | Path,
+        *,
+        fmt: str = "json",
+        tables: list[str] | None = None,
+        since: str | None = None,
+        dialect: str | None = None,
+        progress: Progress | None = None,
+    ):
         """Write a commit (with ``since``: its changes since that commit) to an export file."""
-        return transfer.export(self.store, rev, path, fmt=fmt, tables=tables, since=since, dialect=dialect,
-                               progress=progress)
+        return transfer.export(
+            self.store, rev, path, fmt=fmt, tables=tables, since=since, dialect=dialect, progress=progress
+        )
 
     @_writes
-    def import_file(self, path: str | Path, *, branch: str | None = None, merge_strategy: str | None = None,
-                    max_size: int | None = None, message: str | None = None, db_url: str | None = None,
-                    author: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    def import_file(
+        self,
+        path: str | Path,
+        *,
+        branch: str | None = None,
+        merge_strategy: str | None = None,
+        max_size: int | None = None,
+        message: str | None = None,
+        db_url: str | None = None,
+        author: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
         """Validate an export file and make it a commit (kind ``import``); nothing is written when
         it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
         else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
         database."""
-        return transfer.import_file(self.store, path, branch=branch, merge_strategy=merge_strategy, max_size=max_size,
-                                    message=message, db_url=db_url, author=author, progress=progress)
+        return transfer.import_file(
+            self.store,
+            path,
+            branch=branch,
+            merge_strategy=merge_strategy,
+            max_size=max_size,
+            message=message,
+            db_url=db_url,
+            author=author,
+            progress=progress,
+        )

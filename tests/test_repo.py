@@ -124,8 +124,13 @@ def test_commit_result_json_is_the_cli_shape(tmp_path: Path) -> None:
     assert set(doc["tables"]["child"]) == {"rows", "changed", "records_written", "processes", "cached_rows"}
     assert "incremental_note" not in doc
     assert "incremental_note" in commit_result_json(result, incremental=True)
-    proc = subprocess.run([sys.executable, "-m", "snapgit.cli", "commit", "-m", "again", "--allow-empty", "--json"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", "commit", "-m", "again", "--allow-empty", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(json.loads(proc.stdout)) == list(doc)
 

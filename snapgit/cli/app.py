@@ -17,7 +17,7 @@ import sys
 import time
 from gc import freeze as freeze_gc  # as: `gc` is the command below
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -75,7 +75,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     directory: Annotated[
-        Optional[Path], typer.Option("-C", help="Run as if snap was started in DIR.", metavar="DIR")
+        Path | None, typer.Option("-C", help="Run as if snap was started in DIR.", metavar="DIR")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
@@ -96,7 +96,7 @@ def _repo():
     return state.repo
 
 
-def _split_tables(tables: Optional[str]) -> list[str] | None:
+def _split_tables(tables: str | None) -> list[str] | None:
     if not tables:
         return None
     names = [t.strip() for t in tables.split(",") if t.strip()]
@@ -108,7 +108,7 @@ def _split_tables(tables: Optional[str]) -> list[str] | None:
 
 @app.command()
 def init(
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL or SQLite file path.", metavar="URL")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL or SQLite file path.", metavar="URL")] = None,
 ) -> None:
     """Create a .snapstore in the current directory."""
     from snapgit.repo import Repo
@@ -130,9 +130,9 @@ def init(
 def commit(
     message: Annotated[str, typer.Option("-m", "--message", help="The commit message.")],
     tables: Annotated[
-        Optional[str], typer.Option("--tables", help="Only these tables (comma-separated); others stay as they were.")
+        str | None, typer.Option("--tables", help="Only these tables (comma-separated); others stay as they were.")
     ] = None,
-    author: Annotated[Optional[str], typer.Option("--author", help="Who commits (default: config or user@host).")] = None,
+    author: Annotated[str | None, typer.Option("--author", help="Who commits (default: config or user@host).")] = None,
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Commit even when nothing changed.")] = False,
     incremental: Annotated[
         bool,
@@ -141,14 +141,23 @@ def commit(
             help="Read only rows whose incremental_column (config.toml) changed since the last commit, plus all keys.",
         ),
     ] = False,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (overrides config and environment).", metavar="URL")] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Database URL (overrides config and environment).", metavar="URL")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Snapshot the live database as a new commit."""
     repo = _repo()
     with progress_bar(not as_json) as progress:
-        result = repo.commit(message, tables=_split_tables(tables), author=author, allow_empty=allow_empty,
-                             db_url=db, incremental=incremental, progress=progress)
+        result = repo.commit(
+            message,
+            tables=_split_tables(tables),
+            author=author,
+            allow_empty=allow_empty,
+            db_url=db,
+            incremental=incremental,
+            progress=progress,
+        )
     print_commit_result(result, message, incremental=incremental, as_json=as_json)
 
 
@@ -158,7 +167,7 @@ def commit(
 @app.command()
 def log(
     rev: Annotated[str, typer.Argument(help="Where to start.")] = "HEAD",
-    n: Annotated[Optional[int], typer.Option("-n", "--max-count", help="Show at most N commits.")] = None,
+    n: Annotated[int | None, typer.Option("-n", "--max-count", help="Show at most N commits.")] = None,
     oneline: Annotated[bool, typer.Option("--oneline", help="One line per commit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
@@ -183,16 +192,18 @@ def show(
 
 @app.command()
 def diff(
-    a: Annotated[Optional[str], typer.Argument(help="Old side (default HEAD).", metavar="A")] = None,
-    b: Annotated[Optional[str], typer.Argument(help="New side (default: the live database).", metavar="B")] = None,
-    stat: Annotated[bool, typer.Option("--stat", help="Per table: rows added, removed, changed; schema changes.")] = False,
+    a: Annotated[str | None, typer.Argument(help="Old side (default HEAD).", metavar="A")] = None,
+    b: Annotated[str | None, typer.Argument(help="New side (default: the live database).", metavar="B")] = None,
+    stat: Annotated[
+        bool, typer.Option("--stat", help="Per table: rows added, removed, changed; schema changes.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per change and line.")] = False,
     sql: Annotated[bool, typer.Option("--sql", help="SQL statements that turn A into B.")] = False,
-    dialect: Annotated[Optional[str], typer.Option("--dialect", help="sqlite, postgresql or mysql (for --sql).")] = None,
-    table: Annotated[Optional[list[str]], typer.Option("--table", help="Only this table (repeatable).")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Show at most N row changes.")] = None,
+    dialect: Annotated[str | None, typer.Option("--dialect", help="sqlite, postgresql or mysql (for --sql).")] = None,
+    table: Annotated[list[str] | None, typer.Option("--table", help="Only this table (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Show at most N row changes.")] = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when there are differences.")] = False,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL for the live side.", metavar="URL")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL for the live side.", metavar="URL")] = None,
 ) -> None:
     """Show row- and cell-level differences between two commits, or a commit and the live database."""
     if dialect is not None and dialect not in ("sqlite", "postgresql", "mysql"):
@@ -210,7 +221,7 @@ def diff(
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Compare the live database with HEAD: rows added, removed, changed per table, schema drift."""
     repo = _repo()
@@ -224,17 +235,21 @@ def status(
 
 @app.command()
 def merge(
-    rev: Annotated[Optional[str], typer.Argument(help="The commit to merge into the live database.")] = None,
+    rev: Annotated[str | None, typer.Argument(help="The commit to merge into the live database.")] = None,
     strategy: Annotated[
-        Optional[str], typer.Option("--strategy", help="How conflicts are resolved: backup_wins, database_wins or manual.")
+        str | None, typer.Option("--strategy", help="How conflicts are resolved: backup_wins, database_wins or manual.")
     ] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Report what would happen; write nothing.")] = False,
-    tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
-    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Message of the merge commit.")] = None,
+    tables: Annotated[str | None, typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
+    message: Annotated[str | None, typer.Option("-m", "--message", help="Message of the merge commit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    cont: Annotated[bool, typer.Option("--continue", help="Apply a manual merge once its conflicts are resolved.")] = False,
-    abort: Annotated[bool, typer.Option("--abort", help="Drop a manual merge in progress; the database is untouched.")] = False,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+    cont: Annotated[
+        bool, typer.Option("--continue", help="Apply a manual merge once its conflicts are resolved.")
+    ] = False,
+    abort: Annotated[
+        bool, typer.Option("--abort", help="Drop a manual merge in progress; the database is untouched.")
+    ] = False,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Three-way merge a snapshot into the live database (non-conflicting changes of both sides survive)."""
     repo = _repo()
@@ -248,21 +263,34 @@ def merge(
         print_merge(result, as_json, "merged")
         return
     if rev is None or strategy is None:
-        raise SnapError("snap merge needs REV and --strategy", hint="snap merge REV --strategy backup_wins|database_wins|manual")
+        raise SnapError(
+            "snap merge needs REV and --strategy", hint="snap merge REV --strategy backup_wins|database_wins|manual"
+        )
     with progress_bar(not as_json) as progress:
-        result = repo.merge(rev, strategy=strategy, preview=preview, tables=_split_tables(tables), message=message,
-                            db_url=db, progress=progress)
+        result = repo.merge(
+            rev,
+            strategy=strategy,
+            preview=preview,
+            tables=_split_tables(tables),
+            message=message,
+            db_url=db,
+            progress=progress,
+        )
     if preview:
         print_merge(result, as_json, "preview (nothing written)")
         return
     if result.in_progress:
         print_merge(result, as_json, "merge stopped on conflicts")
         if not as_json:
-            out.print("resolve them with `snap conflicts resolve --ours|--theirs [--table T] [KEY...]`, then `snap merge --continue`")
+            out.print(
+                "resolve them with `snap conflicts resolve --ours|--theirs [--table T] [KEY...]`, then `snap merge --continue`"
+            )
         raise typer.Exit(1)
     print_merge(result, as_json, "merged")
     if not as_json and result.pre is not None:
-        out.print(f"the database before the merge is commit {result.pre.hex()[:12]}; to undo: snap restore {result.pre.hex()[:12]}")
+        out.print(
+            f"the database before the merge is commit {result.pre.hex()[:12]}; to undo: snap restore {result.pre.hex()[:12]}"
+        )
 
 
 conflicts_app = typer.Typer(help="List and resolve the conflicts of a manual merge.", invoke_without_command=True)
@@ -282,10 +310,10 @@ def conflicts_list(
 
 @conflicts_app.command("resolve")
 def conflicts_resolve(
-    keys: Annotated[Optional[list[str]], typer.Argument(help="Keys to resolve (e.g. 5 or id=5); default all.")] = None,
+    keys: Annotated[list[str] | None, typer.Argument(help="Keys to resolve (e.g. 5 or id=5); default all.")] = None,
     ours: Annotated[bool, typer.Option("--ours", help="Keep the live database's version.")] = False,
     theirs: Annotated[bool, typer.Option("--theirs", help="Take the snapshot's version.")] = False,
-    table: Annotated[Optional[str], typer.Option("--table", help="Only this table.")] = None,
+    table: Annotated[str | None, typer.Option("--table", help="Only this table.")] = None,
 ) -> None:
     """Resolve some or all conflicts of the merge in progress."""
     if ours == theirs:
@@ -297,17 +325,20 @@ def conflicts_resolve(
 @app.command()
 def restore(
     rev: Annotated[str, typer.Argument(help="The commit to restore.")],
-    into: Annotated[Optional[str], typer.Option("--into", help="Restore into a new database at URL instead.", metavar="URL")] = None,
-    tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
+    into: Annotated[
+        str | None, typer.Option("--into", help="Restore into a new database at URL instead.", metavar="URL")
+    ] = None,
+    tables: Annotated[str | None, typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Report what would change; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Make the live database (or a new one) exactly equal to a commit. HEAD does not move."""
     repo = _repo()
     with progress_bar(not as_json) as progress:
-        result = repo.restore(rev, into=into, tables=_split_tables(tables), preview=preview, db_url=db,
-                              progress=progress)
+        result = repo.restore(
+            rev, into=into, tables=_split_tables(tables), preview=preview, db_url=db, progress=progress
+        )
     print_merge(result, as_json, "preview (nothing written)" if preview else "restored")
     if not as_json and not preview and result.pre is not None:
         out.print(f"the database before the restore is commit {result.pre.hex()[:12]}")
@@ -315,10 +346,14 @@ def restore(
 
 @app.command()
 def checkout(
-    target: Annotated[Optional[str], typer.Argument(help="Branch or commit (with -b: where the branch starts, default HEAD).")] = None,
-    new_branch: Annotated[Optional[str], typer.Option("-b", help="Create this branch at TARGET and switch to it.", metavar="NEW")] = None,
+    target: Annotated[
+        str | None, typer.Argument(help="Branch or commit (with -b: where the branch starts, default HEAD).")
+    ] = None,
+    new_branch: Annotated[
+        str | None, typer.Option("-b", help="Create this branch at TARGET and switch to it.", metavar="NEW")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Save uncommitted database changes to a ref first.")] = False,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL.", metavar="URL")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Switch branches: move HEAD and make the live database match it."""
     repo = _repo()
@@ -352,8 +387,16 @@ def unlock() -> None:
 
 @app.command()
 def verify(
-    read_data: Annotated[bool, typer.Option("--read-data", help="Also read every pack: checksums, decompression, re-hash.")] = False,
-    repair: Annotated[bool, typer.Option("--repair", help="First rebuild broken or missing indexes and move damaged packs to objects/damaged/ (keeping what reads).")] = False,
+    read_data: Annotated[
+        bool, typer.Option("--read-data", help="Also read every pack: checksums, decompression, re-hash.")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="First rebuild broken or missing indexes and move damaged packs to objects/damaged/ (keeping what reads).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Check the store: indexes, packs, refs, and that everything reachable exists.
@@ -370,9 +413,19 @@ def verify(
 
 @app.command()
 def gc(
-    prune: Annotated[str, typer.Option("--prune", help="Grace period: keep packs younger than this (now, 30m, 1h, 2d).", metavar="GRACE")] = "1h",
+    prune: Annotated[
+        str,
+        typer.Option("--prune", help="Grace period: keep packs younger than this (now, 30m, 1h, 2d).", metavar="GRACE"),
+    ] = "1h",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be removed; write nothing.")] = False,
-    expire: Annotated[str, typer.Option("--expire", help="Reflog entries older than this stop keeping commits and are removed (90d, 2w, never).", metavar="AGE")] = "90d",
+    expire: Annotated[
+        str,
+        typer.Option(
+            "--expire",
+            help="Reflog entries older than this stop keeping commits and are removed (90d, 2w, never).",
+            metavar="AGE",
+        ),
+    ] = "90d",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Remove objects no ref, reflog entry or unfinished merge reaches; merge small packs.
@@ -389,9 +442,9 @@ def gc(
 
 @app.command()
 def branch(
-    name: Annotated[Optional[str], typer.Argument(help="Create a branch with this name.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Create a branch with this name.")] = None,
     rev: Annotated[str, typer.Argument(help="Where the new branch starts.")] = "HEAD",
-    delete: Annotated[Optional[str], typer.Option("-d", "--delete", help="Delete this branch.", metavar="NAME")] = None,
+    delete: Annotated[str | None, typer.Option("-d", "--delete", help="Delete this branch.", metavar="NAME")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List, create or delete branches."""
@@ -409,9 +462,11 @@ def branch(
 
 @app.command()
 def tag(
-    name: Annotated[Optional[str], typer.Argument(help="The tag to create.")] = None,
+    name: Annotated[str | None, typer.Argument(help="The tag to create.")] = None,
     rev: Annotated[str, typer.Argument(help="What it names.")] = "HEAD",
-    message: Annotated[Optional[str], typer.Option("-m", "--message", help="Make an annotated tag with this message.")] = None,
+    message: Annotated[
+        str | None, typer.Option("-m", "--message", help="Make an annotated tag with this message.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List tags, or create one."""
@@ -439,7 +494,7 @@ def cat_object(
 
 @app.command("oplog")
 def oplog_cmd(
-    n: Annotated[Optional[int], typer.Option("-n", help="Show the last N entries.")] = None,
+    n: Annotated[int | None, typer.Option("-n", help="Show the last N entries.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show the audit log of operations on this store."""
@@ -455,37 +510,68 @@ def oplog_cmd(
 @app.command("export")
 def export_cmd(
     rev: Annotated[str, typer.Argument(help="The commit to export.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File (json, .json.zst, sql) or directory (csv) to create.", metavar="PATH")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="File (json, .json.zst, sql) or directory (csv) to create.", metavar="PATH"
+        ),
+    ],
     fmt: Annotated[str, typer.Option("--format", help="json, csv or sql.")] = "json",
-    tables: Annotated[Optional[str], typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Incremental: only what changed since this commit (json, csv: rows and removed keys; sql: the statements that turn it into REV).", metavar="REV")] = None,
-    dialect: Annotated[Optional[str], typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")] = None,
+    tables: Annotated[str | None, typer.Option("--tables", help="Only these tables (comma-separated).")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Incremental: only what changed since this commit (json, csv: rows and removed keys; sql: the statements that turn it into REV).",
+            metavar="REV",
+        ),
+    ] = None,
+    dialect: Annotated[
+        str | None, typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
     repo = _repo()
     with progress_bar(not as_json) as progress:
-        result = repo.export(rev, output, fmt=fmt, tables=_split_tables(tables), since=since, dialect=dialect,
-                             progress=progress)
+        result = repo.export(
+            rev, output, fmt=fmt, tables=_split_tables(tables), since=since, dialect=dialect, progress=progress
+        )
     print_export(result, as_json=as_json)
 
 
 @app.command("import")
 def import_cmd(
     path: Annotated[Path, typer.Argument(help="An export file (json, .json.zst) or CSV export directory.")],
-    branch: Annotated[Optional[str], typer.Option("--branch", help="Commit on this branch (created or advanced).", metavar="NAME")] = None,
-    merge: Annotated[bool, typer.Option("--merge", help="Then merge the imported commit into the live database.")] = False,
-    strategy: Annotated[str, typer.Option("--strategy", help="With --merge: backup_wins, database_wins or manual.")] = "backup_wins",
-    max_size: Annotated[Optional[int], typer.Option("--max-size", help="Refuse inputs larger than this many bytes (default 10 GiB).", metavar="BYTES")] = None,
-    message: Annotated[Optional[str], typer.Option("-m", "--message", help="The commit message.")] = None,
-    db: Annotated[Optional[str], typer.Option("--db", help="Database URL (for --merge).", metavar="URL")] = None,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="Commit on this branch (created or advanced).", metavar="NAME")
+    ] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Then merge the imported commit into the live database.")
+    ] = False,
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="With --merge: backup_wins, database_wins or manual.")
+    ] = "backup_wins",
+    max_size: Annotated[
+        int | None,
+        typer.Option("--max-size", help="Refuse inputs larger than this many bytes (default 10 GiB).", metavar="BYTES"),
+    ] = None,
+    message: Annotated[str | None, typer.Option("-m", "--message", help="The commit message.")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (for --merge).", metavar="URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Validate an export file completely and make it a commit; nothing is written if it has problems."""
     repo = _repo()
     with progress_bar(not as_json) as progress:
-        result = repo.import_file(path, branch=branch, merge_strategy=strategy if merge else None, max_size=max_size,
-                                  message=message, db_url=db, progress=progress)
+        result = repo.import_file(
+            path,
+            branch=branch,
+            merge_strategy=strategy if merge else None,
+            max_size=max_size,
+            message=message,
+            db_url=db,
+            progress=progress,
+        )
     print_import(result, path, as_json=as_json)
     if result["merge"] is not None and result["merge"].in_progress and not as_json:
         raise typer.Exit(1)

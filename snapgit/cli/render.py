@@ -19,10 +19,14 @@ import contextlib
 import datetime as dt
 import json
 import sys
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING, Any
 
 from snapgit.errors import SnapError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 __all__ = [
     "Stream",
@@ -53,7 +57,7 @@ class Stream:
 
     def __init__(self, stderr: bool) -> None:
         self._stderr = stderr
-        self._console = None
+        self._console: Console | None = None
 
     @property
     def stream(self):
@@ -79,7 +83,9 @@ class Stream:
         else:
             self.stream.write(" ".join(objects) + "\n")
 
-    def table(self, headers: list[str], rows: list[list[str]], right: set[str] = frozenset(), title: str | None = None) -> None:
+    def table(
+        self, headers: list[str], rows: list[list[str]], right: Collection[str] = frozenset(), title: str | None = None
+    ) -> None:
         """A table: rich on a terminal, plain aligned columns otherwise."""
         if self.is_terminal:
             from rich.table import Table
@@ -94,7 +100,7 @@ class Stream:
         widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
         lines = [title] if title else []
         for r in [headers, *rows]:
-            cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(r, widths, headers)]
+            cells = [c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(r, widths, headers, strict=True)]
             lines.append("  ".join(cells).rstrip())
         self.stream.write("\n".join(lines) + "\n")
 
@@ -118,9 +124,9 @@ class RichProgress:
             console=err.rich(),
             transient=True,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self._p.start()
         return self
 
@@ -295,6 +301,8 @@ _OP_MARK = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "
 def _row_change_json(row: Any) -> dict[str, Any]:
     from snapgit.jsonvalue import to_json
 
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
     if row.op == "changed":
         cols = row.changed_columns
         old = {c: to_json(row.old.get(c)) for c in cols}
@@ -302,31 +310,51 @@ def _row_change_json(row: Any) -> dict[str, Any]:
     else:
         old = {c: to_json(v) for c, v in row.old.items()} if row.old is not None else None
         new = {c: to_json(v) for c, v in row.new.items()} if row.new is not None else None
-    return {"table": row.table, "op": row.op, "key": {k: to_json(v) for k, v in row.key.items()},
-            "old": old, "new": new}
+    return {
+        "table": row.table,
+        "op": row.op,
+        "key": {k: to_json(v) for k, v in row.key.items()},
+        "old": old,
+        "new": new,
+    }
 
 
 def _print_diff_stat(diffs: list[Any], *, as_json: bool) -> bool:
     stats = [d.stat() for d in diffs]
     changed = [s for s in stats if s.total or s.schema]
     if as_json:
-        print_json({s.table: {"added": s.added, "removed": s.removed, "changed": s.changed,
-                              "schema": [c.describe() for c in s.schema]} for s in changed})
+        print_json(
+            {
+                s.table: {
+                    "added": s.added,
+                    "removed": s.removed,
+                    "changed": s.changed,
+                    "schema": [c.describe() for c in s.schema],
+                }
+                for s in changed
+            }
+        )
         return bool(changed)
     if not changed:
         return False
     out.table(
         ["table", "added", "removed", "changed", "schema"],
-        [[s.table, f"{s.added:,}", f"{s.removed:,}", f"{s.changed:,}", "; ".join(c.describe() for c in s.schema)]
-         for s in changed],
+        [
+            [s.table, f"{s.added:,}", f"{s.removed:,}", f"{s.changed:,}", "; ".join(c.describe() for c in s.schema)]
+            for s in changed
+        ],
         right={"added", "removed", "changed"},
     )
-    out.print(f"{len(changed)} tables changed: {sum(s.added for s in changed):,} rows added, "
-              f"{sum(s.removed for s in changed):,} removed, {sum(s.changed for s in changed):,} changed")
+    out.print(
+        f"{len(changed)} tables changed: {sum(s.added for s in changed):,} rows added, "
+        f"{sum(s.removed for s in changed):,} removed, {sum(s.changed for s in changed):,} changed"
+    )
     return True
 
 
-def print_diff(diffs: list[Any], *, stat: bool, as_json: bool, sql: bool, dialect: str | None, limit: int | None) -> bool:
+def print_diff(
+    diffs: list[Any], *, stat: bool, as_json: bool, sql: bool, dialect: str | None, limit: int | None
+) -> bool:
     """Print diffs in the asked form; returns whether there was any difference."""
     from snapgit.jsonvalue import to_text
 
@@ -366,8 +394,8 @@ def print_diff(diffs: list[Any], *, stat: bool, as_json: bool, sql: bool, dialec
             if not header_done:
                 out.print(f"table {d.name}", style="bold" if color else None)
                 header_done = True
-            mark, style = _OP_MARK[row.op]
-            style = style if color else None
+            mark, color_name = _OP_MARK[row.op]
+            style = color_name if color else None
             if row.op == "added":
                 out.print(f"{mark} {pairs_text(row.key)}: {pairs_text(row.new)}", style=style)
             elif row.op == "removed":
@@ -384,15 +412,26 @@ def print_status(diffs: list[Any], head: bytes | None, head_ref: str | None, *, 
     changed = [s for s in stats if s.total or s.schema]
     where = head_ref or "detached HEAD"
     if as_json:
-        print_json({
-            "branch": where.removeprefix("refs/heads/"),
-            "head": head.hex() if head else None,
-            "clean": not changed,
-            "tables": {s.table: {"added": s.added, "removed": s.removed, "changed": s.changed,
-                                 "schema": [c.to_json() for c in s.schema]} for s in changed},
-        })
+        print_json(
+            {
+                "branch": where.removeprefix("refs/heads/"),
+                "head": head.hex() if head else None,
+                "clean": not changed,
+                "tables": {
+                    s.table: {
+                        "added": s.added,
+                        "removed": s.removed,
+                        "changed": s.changed,
+                        "schema": [c.to_json() for c in s.schema],
+                    }
+                    for s in changed
+                },
+            }
+        )
         return
-    out.print(f"On branch {where.removeprefix('refs/heads/')}" + (f" at {head.hex()[:12]}" if head else " (no commits yet)"))
+    out.print(
+        f"On branch {where.removeprefix('refs/heads/')}" + (f" at {head.hex()[:12]}" if head else " (no commits yet)")
+    )
     if not changed:
         out.print("clean: the live database matches HEAD")
         return
@@ -414,7 +453,9 @@ def print_status(diffs: list[Any], head: bytes | None, head_ref: str | None, *, 
 def _conflict_key_text(plan: Any, c: Any) -> str:
     from snapgit.ops.mergeflow import conflict_key
 
-    return ", ".join(f"{k}={v}" for k, v in conflict_key(plan, c).items())  # JSON values, as `conflicts resolve` takes them
+    return ", ".join(
+        f"{k}={v}" for k, v in conflict_key(plan, c).items()
+    )  # JSON values, as `conflicts resolve` takes them
 
 
 def print_merge(result: Any, as_json: bool, verb: str) -> None:
@@ -426,8 +467,10 @@ def print_merge(result: Any, as_json: bool, verb: str) -> None:
     if result.plans:
         out.table(
             ["table", "add", "update", "delete", "skip", "conflicts"],
-            [[p.name, f"{p.added:,}", f"{p.updated:,}", f"{p.deleted:,}", f"{p.skipped:,}", f"{len(p.conflicts):,}"]
-             for p in result.plans],
+            [
+                [p.name, f"{p.added:,}", f"{p.updated:,}", f"{p.deleted:,}", f"{p.skipped:,}", f"{len(p.conflicts):,}"]
+                for p in result.plans
+            ],
             right={"add", "update", "delete", "skip", "conflicts"},
         )
     for p in result.plans:
@@ -453,8 +496,10 @@ def print_conflicts(items: list[tuple[Any, Any]], *, as_json: bool) -> None:
         how = c.resolution or "unresolved"
         out.print(f"{c.table} {_conflict_key_text(plan, c)}: {c.kind} [{how}]")
         for col in c.columns:
-            shown = ["-" if doc[side] is None else json.dumps(doc[side][col], ensure_ascii=False)
-                     for side in ("base", "ours", "theirs")]
+            shown = [
+                "-" if doc[side] is None else json.dumps(doc[side][col], ensure_ascii=False)
+                for side in ("base", "ours", "theirs")
+            ]
             out.print(f"    {col}: base {shown[0]}  ours {shown[1]}  theirs {shown[2]}")
     if not as_json:
         left = sum(1 for _p, c in items if c.resolution is None)
@@ -477,9 +522,12 @@ def print_verify(report: Any, seconds: float, *, read_data: bool, as_json: bool)
     if report.garbage:
         out.print(f"{len(report.garbage)} leftover files of interrupted writes (harmless; not referenced)")
     extra = f", {report.objects_read:,} objects re-read ({report.bytes_read / 1e6:,.1f} MB)" if read_data else ""
-    out.print(f"{report.packs} packs, {report.objects_indexed:,} objects indexed, {report.commits} commits, "
-              f"{report.nodes:,} tree nodes, {report.records_checked:,} record references{extra}: "
-              + ("ok" if report.ok else f"{len(report.problems)} problems") + f" ({seconds:.2f} s)")
+    out.print(
+        f"{report.packs} packs, {report.objects_indexed:,} objects indexed, {report.commits} commits, "
+        f"{report.nodes:,} tree nodes, {report.records_checked:,} record references{extra}: "
+        + ("ok" if report.ok else f"{len(report.problems)} problems")
+        + f" ({seconds:.2f} s)"
+    )
 
 
 def print_gc(report: Any, *, dry_run: bool, as_json: bool) -> None:
@@ -488,15 +536,19 @@ def print_gc(report: Any, *, dry_run: bool, as_json: bool) -> None:
         print_json(doc)
         return
     verb = "would drop" if dry_run else "dropped"
-    out.print(f"{doc['packs_before']} packs -> {doc['packs_after'] if not dry_run else '?'} packs; "
-              f"{verb} {doc['objects_dropped']:,} of {doc['objects_before']:,} objects "
-              f"({doc['reachable']:,} reachable; {doc['packs_dropped']} packs dead, {doc['packs_repacked']} repacked, "
-              f"{doc['packs_young']} younger than the grace period)")
+    out.print(
+        f"{doc['packs_before']} packs -> {doc['packs_after'] if not dry_run else '?'} packs; "
+        f"{verb} {doc['objects_dropped']:,} of {doc['objects_before']:,} objects "
+        f"({doc['reachable']:,} reachable; {doc['packs_dropped']} packs dead, {doc['packs_repacked']} repacked, "
+        f"{doc['packs_young']} younger than the grace period)"
+    )
     if report.reflog_expired:
         out.print(f"{report.reflog_expired:,} reflog entries older than --expire removed")
     if not dry_run:
-        out.print(f"{report.bytes_reclaimed / 1e6:,.1f} MB reclaimed from objects/pack, "
-                  f"{report.bytes_deleted / 1e6:,.1f} MB deleted for good, {report.seconds:.2f} s")
+        out.print(
+            f"{report.bytes_reclaimed / 1e6:,.1f} MB reclaimed from objects/pack, "
+            f"{report.bytes_deleted / 1e6:,.1f} MB deleted for good, {report.seconds:.2f} s"
+        )
 
 
 def print_branches(branches: list[tuple[str, bytes, bool]], head_ref: str | None, *, as_json: bool) -> None:
@@ -531,8 +583,10 @@ def print_export(result: Any, *, as_json: bool) -> None:
         print_json(export_result_json(result))
         return
     what = f"changes since {result.base.hex()[:12]}" if result.base else "commit"
-    out.print(f"exported {what} {result.commit.hex()[:12]} to {result.path} ({result.format}): "
-              f"{result.total_rows:,} rows in {len(result.rows)} tables, {result.bytes:,} bytes, {result.seconds:.2f} s")
+    out.print(
+        f"exported {what} {result.commit.hex()[:12]} to {result.path} ({result.format}): "
+        f"{result.total_rows:,} rows in {len(result.rows)} tables, {result.bytes:,} bytes, {result.seconds:.2f} s"
+    )
 
 
 def print_import(result: dict[str, Any], path: Any, *, as_json: bool) -> None:
@@ -541,7 +595,9 @@ def print_import(result: dict[str, Any], path: Any, *, as_json: bool) -> None:
 
         print_json(import_result_json(result))
         return
-    out.print(f"imported {path} as commit {result['commit'].hex()[:12]} on {result['ref']} "
-              f"({sum(result['rows'].values()):,} rows in {len(result['rows'])} tables)")
+    out.print(
+        f"imported {path} as commit {result['commit'].hex()[:12]} on {result['ref']} "
+        f"({sum(result['rows'].values()):,} rows in {len(result['rows'])} tables)"
+    )
     if result["merge"] is not None:
         print_merge(result["merge"], False, "merged")

@@ -98,8 +98,9 @@ def _gc_paused(items: Iterator[Any]) -> Iterator[Any]:
         yield from items
 
 
-def load_tables(db: Any, objects: Any, tables: Sequence[tuple[TableSchema, TableEntry]],
-                progress: Progress | None = None) -> None:
+def load_tables(
+    db: Any, objects: Any, tables: Sequence[tuple[TableSchema, TableEntry]], progress: Progress | None = None
+) -> None:
     """Create ``tables`` (schema and stored table) in ``db`` and fill them with their records,
     in one transaction; on any failure the created tables are dropped again."""
     schemas = {schema.name: schema for schema, _entry in tables}

@@ -83,7 +83,7 @@ def database_url(store: Store, override: str | None = None) -> str:
 
 
 def database_dialect(url: str) -> str:
-    """"sqlite", "postgresql" or "mysql" for a URL from :func:`database_url`. A SQLite file
+    """ "sqlite", "postgresql" or "mysql" for a URL from :func:`database_url`. A SQLite file
     named plainly is known without parsing (and without importing SQLAlchemy)."""
     from snapgit.db.url import dialect_of, parse_url, sqlite_file
 
@@ -114,7 +114,7 @@ def table_key(config: Config, schema: TableSchema) -> list[str] | None:
         if missing:
             raise SnapError(
                 f"config.toml gives table {schema.name!r} the key {tc.key}, but it has no column {missing[0]!r}",
-                hint="fix [tables.%s] key in .snapstore/config.toml" % schema.name,
+                hint=f"fix [tables.{schema.name}] key in .snapstore/config.toml",
             )
         return list(tc.key)
     return list(schema.primary_key) or None
@@ -271,8 +271,18 @@ def commit(
     if incremental:
         args["incremental"] = True
     with audited(store, who, "commit", args) as entry:
-        result = commit_database(store, url, message, author=who, tables=tables, allow_empty=allow_empty,
-                                 progress=progress, kind=kind, extra_parents=extra_parents, incremental=incremental)
+        result = commit_database(
+            store,
+            url,
+            message,
+            author=who,
+            tables=tables,
+            allow_empty=allow_empty,
+            progress=progress,
+            kind=kind,
+            extra_parents=extra_parents,
+            incremental=incremental,
+        )
         result.seconds = time.monotonic() - started
         entry.result = {
             "commit": result.commit_id.hex() if result.commit_id else None,
@@ -291,8 +301,13 @@ def commit_result_json(result: CommitResult, *, incremental: bool = False) -> di
         "nothing_to_commit": result.commit_id is None,
         "seconds": round(result.seconds, 3),
         "tables": {
-            t.name: {"rows": t.rows, "changed": t.changed, "records_written": t.records_written,
-                     "processes": t.processes, "cached_rows": t.cached_rows}
+            t.name: {
+                "rows": t.rows,
+                "changed": t.changed,
+                "records_written": t.records_written,
+                "processes": t.processes,
+                "cached_rows": t.cached_rows,
+            }
             | ({"incremental": t.incremental, "note": t.note} if incremental else {})
             for t in result.tables
         },
@@ -305,11 +320,11 @@ def commit_result_json(result: CommitResult, *, incremental: bool = False) -> di
 def live_side(
     store: Store,
     *,
-    against: "Side | None" = None,
+    against: Side | None = None,
     tables: list[str] | None = None,
     db_url: str | None = None,
     progress: Progress | None = None,
-) -> "Side":
+) -> Side:
     """The live database as a diff side, built in memory (nothing is written to the store).
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
@@ -329,8 +344,15 @@ def live_side(
             wanted = [t for t in tables if t in names]
         schemas = snap.reflect(wanted, cache=schema_cache_dir(store)) if wanted is None or wanted else []
         written, _results = snapshot_database(
-            overlay, overlay.writer(), snap, schemas, parent_root=parent_root, keys=_keys(store.config),
-            progress=progress, count_rows=progress is not None,
-            row_cache=row_cache_dir(store), row_cache_write=False,
+            overlay,
+            overlay.writer(),
+            snap,
+            schemas,
+            parent_root=parent_root,
+            keys=_keys(store.config),
+            progress=progress,
+            count_rows=progress is not None,
+            row_cache=row_cache_dir(store),
+            row_cache_write=False,
         )
     return Side(overlay, written, "the live database")

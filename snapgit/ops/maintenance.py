@@ -39,10 +39,20 @@ def verify(store: Store, *, read_data: bool = False, repair: bool = False):
 
 def verify_report_json(report: Any, seconds: float) -> dict[str, Any]:
     """The JSON form of a verify report (``snap verify --json``); ``seconds``: how long it took."""
-    return {"ok": report.ok, "repairs": report.repairs, "packs": report.packs, "objects_indexed": report.objects_indexed,
-            "commits": report.commits, "nodes": report.nodes, "records_checked": report.records_checked,
-            "objects_read": report.objects_read, "bytes_read": report.bytes_read, "seconds": round(seconds, 3),
-            "problems": [p.to_json() for p in report.problems], "garbage": report.garbage}
+    return {
+        "ok": report.ok,
+        "repairs": report.repairs,
+        "packs": report.packs,
+        "objects_indexed": report.objects_indexed,
+        "commits": report.commits,
+        "nodes": report.nodes,
+        "records_checked": report.records_checked,
+        "objects_read": report.objects_read,
+        "bytes_read": report.bytes_read,
+        "seconds": round(seconds, 3),
+        "problems": [p.to_json() for p in report.problems],
+        "garbage": report.garbage,
+    }
 
 
 def gc(store: Store, *, prune: str | float | None = None, dry_run: bool = False, expire: str | float | None = None):

@@ -98,7 +98,10 @@ class MergeResult:
         doc = self.summary()
         doc["tables"] = {
             p.name: {
-                "to_add": p.added, "to_update": p.updated, "to_delete": p.deleted, "to_skip": p.skipped,
+                "to_add": p.added,
+                "to_update": p.updated,
+                "to_delete": p.deleted,
+                "to_skip": p.skipped,
                 "conflicts": [conflict_json(p, c) for c in p.conflicts],
             }
             for p in self.plans
@@ -109,14 +112,14 @@ class MergeResult:
 def conflict_key(plan: TablePlan, conflict: Conflict) -> dict[str, Any]:
     """The conflict's key as {column: JSON value} (every column for a keyless table)."""
     row = conflict.theirs or conflict.ours or conflict.base or []
-    values = dict(zip(plan.schema.sorted_names, row))
+    values = dict(zip(plan.schema.sorted_names, row, strict=False))
     return {k: to_json(values.get(k)) for k in (plan.key or plan.schema.sorted_names)}
 
 
 def _cells(names: list[str], row: list[Any] | None, columns: list[str]) -> dict[str, Any] | None:
     if row is None:
         return None
-    values = dict(zip(names, row))
+    values = dict(zip(names, row, strict=False))
     return {c: to_json(values.get(c)) for c in columns}
 
 
@@ -125,9 +128,15 @@ def conflict_json(plan: TablePlan, conflict: Conflict) -> dict[str, Any]:
     (None for a side without the row)."""
     names = plan.schema.sorted_names
     c = conflict
-    return {"key": conflict_key(plan, c), "kind": c.kind, "columns": c.columns, "resolution": c.resolution,
-            "base": _cells(names, c.base, c.columns), "ours": _cells(names, c.ours, c.columns),
-            "theirs": _cells(names, c.theirs, c.columns)}
+    return {
+        "key": conflict_key(plan, c),
+        "kind": c.kind,
+        "columns": c.columns,
+        "resolution": c.resolution,
+        "base": _cells(names, c.base, c.columns),
+        "ours": _cells(names, c.ours, c.columns),
+        "theirs": _cells(names, c.theirs, c.columns),
+    }
 
 
 def key_matches(plan: TablePlan, conflict: Conflict, text: str) -> bool:
@@ -188,17 +197,34 @@ def plan_in_progress(store: Store, state: dict[str, Any]) -> MergeResult:
     """The plan of the merge in progress, rebuilt from its state with the resolutions so far."""
     pre, base, theirs = _hex(state.get("ours")), _hex(state.get("base")), bytes.fromhex(state["theirs"])
     resolutions = {t: {bytes.fromhex(k): v for k, v in keys.items()} for t, keys in state["resolutions"].items()}
-    plans = plan_merge(store.objects, tables_of(store, base), tables_of(store, pre), tables_of(store, theirs),
-                       "manual", state.get("tables"), resolutions, ignore=ignored_columns(store.config))
+    plans = plan_merge(
+        store.objects,
+        tables_of(store, base),
+        tables_of(store, pre),
+        tables_of(store, theirs),
+        "manual",
+        state.get("tables"),
+        resolutions,
+        ignore=ignored_columns(store.config),
+    )
     return MergeResult(state["rev"], theirs, base, pre, plans, "manual")
 
 
 # -- the verbs -----------------------------------------------------------------------------------
 
 
-def merge(store: Store, rev: str, *, strategy: str, preview: bool = False, tables: list[str] | None = None,
-          message: str | None = None, db_url: str | None = None, author: str | None = None,
-          progress: Progress | None = None) -> MergeResult:
+def merge(
+    store: Store,
+    rev: str,
+    *,
+    strategy: str,
+    preview: bool = False,
+    tables: list[str] | None = None,
+    message: str | None = None,
+    db_url: str | None = None,
+    author: str | None = None,
+    progress: Progress | None = None,
+) -> MergeResult:
     """Three-way merge of a revision into the live database (see the module docstring)."""
     if strategy not in STRATEGIES:
         raise MergeError(f"unknown strategy {strategy!r}", hint="use backup_wins, database_wins or manual")
@@ -216,32 +242,62 @@ def merge(store: Store, rev: str, *, strategy: str, preview: bool = False, table
             head = store.refs.read("HEAD")
             pre = bytes.fromhex(head) if head else None
         else:
-            pre_result = commit(store, f"snapshot of the database before merging {rev}", db_url=db_url,
-                                author=author, kind="pre-merge", progress=progress)
+            pre_result = commit(
+                store,
+                f"snapshot of the database before merging {rev}",
+                db_url=db_url,
+                author=author,
+                kind="pre-merge",
+                progress=progress,
+            )
             pre = pre_result.commit_id or pre_result.parent_id
             ours_tables, reader = tables_of(store, pre), store.objects
         base = merge_base(store.objects, pre, theirs)
-        plans = plan_merge(reader, tables_of(store, base), ours_tables, tables_of(store, theirs), strategy, tables,
-                           ignore=ignored_columns(store.config))
+        plans = plan_merge(
+            reader,
+            tables_of(store, base),
+            ours_tables,
+            tables_of(store, theirs),
+            strategy,
+            tables,
+            ignore=ignored_columns(store.config),
+        )
         result = MergeResult(rev, theirs, base, pre, plans, strategy, preview=preview)
         result.fast_forward = base is not None and base == pre
         if preview:
             entry.logged = False  # a preview changed nothing: no line unless it failed
             return result
         if any(p.unresolved for p in plans):
-            _save_state(store, {"rev": rev, "theirs": theirs.hex(), "ours": pre.hex() if pre else None,
-                                "base": base.hex() if base else None, "tables": tables, "message": message,
-                                "resolutions": {}})
+            _save_state(
+                store,
+                {
+                    "rev": rev,
+                    "theirs": theirs.hex(),
+                    "ours": pre.hex() if pre else None,
+                    "base": base.hex() if base else None,
+                    "tables": tables,
+                    "message": message,
+                    "resolutions": {},
+                },
+            )
             result.in_progress = True
         else:
-            apply_and_record(store, result, message or f"merge {rev} ({strategy})", db_url=db_url, author=author,
-                             progress=progress)
+            apply_and_record(
+                store, result, message or f"merge {rev} ({strategy})", db_url=db_url, author=author, progress=progress
+            )
         entry.result = result.summary()
     return result
 
 
-def apply_and_record(store: Store, result: MergeResult, message: str, *, db_url: str | None = None,
-                     author: str | None = None, progress: Progress | None = None) -> None:
+def apply_and_record(
+    store: Store,
+    result: MergeResult,
+    message: str,
+    *,
+    db_url: str | None = None,
+    author: str | None = None,
+    progress: Progress | None = None,
+) -> None:
     """Write a merge's plans into the live database and commit the merged state with both
     parents; fast-forward the branch when the database now is exactly the incoming commit."""
     from snapgit.db import Database
@@ -249,19 +305,33 @@ def apply_and_record(store: Store, result: MergeResult, message: str, *, db_url:
 
     with Database.connect(database_url(store, db_url)) as db:
         apply_plans(db, result.plans, progress)
-    post = commit(store, message, db_url=db_url, author=author, kind="merge", extra_parents=[result.theirs],
-                  allow_empty=True, progress=progress)
+    post = commit(
+        store,
+        message,
+        db_url=db_url,
+        author=author,
+        kind="merge",
+        extra_parents=[result.theirs],
+        allow_empty=True,
+        progress=progress,
+    )
     result.merge_commit = post.commit_id
     if result.fast_forward and post.commit_id is not None:
         if post.tree_id == read_commit(store.objects, result.theirs).tree:
             ref = store.refs.read_symbolic("HEAD") or "HEAD"
-            store.refs.set_if_equals(ref, post.commit_id.hex(), result.theirs.hex(), who=actor(store, author),
-                                     message=f"merge {result.rev}: fast-forward")
+            store.refs.set_if_equals(
+                ref,
+                post.commit_id.hex(),
+                result.theirs.hex(),
+                who=actor(store, author),
+                message=f"merge {result.rev}: fast-forward",
+            )
             result.merge_commit = result.theirs
 
 
-def merge_continue(store: Store, *, db_url: str | None = None, author: str | None = None,
-                   progress: Progress | None = None) -> MergeResult:
+def merge_continue(
+    store: Store, *, db_url: str | None = None, author: str | None = None, progress: Progress | None = None
+) -> MergeResult:
     """Apply the merge in progress once every conflict is resolved."""
     state = _state_in_progress(store)
     with audited(store, actor(store, author), "merge-continue", {"rev": state["rev"]}) as entry:
@@ -276,9 +346,17 @@ def merge_continue(store: Store, *, db_url: str | None = None, author: str | Non
         result = plan_in_progress(store, state)
         left = sum(len(p.unresolved) for p in result.plans)
         if left:
-            raise MergeError(f"{left} conflicts are not resolved yet", hint="snap conflicts; snap conflicts resolve --ours|--theirs")
-        apply_and_record(store, result, state.get("message") or f"merge {state['rev']} (manual)", db_url=db_url,
-                         author=author, progress=progress)
+            raise MergeError(
+                f"{left} conflicts are not resolved yet", hint="snap conflicts; snap conflicts resolve --ours|--theirs"
+            )
+        apply_and_record(
+            store,
+            result,
+            state.get("message") or f"merge {state['rev']} (manual)",
+            db_url=db_url,
+            author=author,
+            progress=progress,
+        )
         _state_path(store).unlink()
         entry.result = result.summary()
     return result

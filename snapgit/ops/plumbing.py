@@ -26,7 +26,9 @@ def find_object(store: Store, spec: str) -> bytes:
         try:
             return resolve(store.objects, store.refs, spec)
         except SnapError:
-            raise NotFoundError(f"no object {spec!r}", hint="give an object id or a unique prefix of at least 4 digits") from None
+            raise NotFoundError(
+                f"no object {spec!r}", hint="give an object id or a unique prefix of at least 4 digits"
+            ) from None
     matches = store.objects.find_prefix(spec)
     if not matches:
         raise NotFoundError(f"no object {spec!r}")
@@ -43,10 +45,14 @@ def describe_object(otype: int, data: bytes) -> tuple[str, Any]:
         decoded = decode_row(data)
     elif otype == ObjType.NODE:
         n = Node.decode(data)
-        decoded = {"level": n.level, "entries": [
-            {"key": k.hex(), "id": i.hex(), **({"rows": c} if n.level else {})}
-            for k, i, c in zip(n.keys, n.ids, n.counts or [None] * len(n.keys))
-        ]}
+        counts: list[int | None] = list(n.counts) if n.counts else [None] * len(n.keys)  # leaves have none
+        decoded = {
+            "level": n.level,
+            "entries": [
+                {"key": k.hex(), "id": i.hex(), **({"rows": c} if n.level else {})}
+                for k, i, c in zip(n.keys, n.ids, counts, strict=False)
+            ],
+        }
     elif otype == ObjType.SCHEMA:
         decoded = decode_schema(data).to_obj()
     elif otype == ObjType.TABLE:
@@ -56,12 +62,25 @@ def describe_object(otype: int, data: bytes) -> tuple[str, Any]:
         decoded = {n: t.hex() for n, t in Root.decode(data).tables.items()}
     elif otype == ObjType.COMMIT:
         c = Commit.decode(data)
-        decoded = {"tree": c.tree.hex(), "parents": [p.hex() for p in c.parents], "author": c.author,
-                   "time": c.time, "tz": c.tz, "message": c.message, "meta": c.meta}
+        decoded = {
+            "tree": c.tree.hex(),
+            "parents": [p.hex() for p in c.parents],
+            "author": c.author,
+            "time": c.time,
+            "tz": c.tz,
+            "message": c.message,
+            "meta": c.meta,
+        }
     elif otype == ObjType.TAG:
         t = Tag.decode(data)
-        decoded = {"target": t.target.hex(), "name": t.name, "tagger": t.tagger, "time": t.time,
-                   "tz": t.tz, "message": t.message}
+        decoded = {
+            "target": t.target.hex(),
+            "name": t.name,
+            "tagger": t.tagger,
+            "time": t.time,
+            "tz": t.tz,
+            "message": t.message,
+        }
     else:
         decoded = unpack_canonical(data)
     return kind, decoded

@@ -44,9 +44,18 @@ def _head(store: Store) -> bytes | None:
     return bytes.fromhex(value) if value else None
 
 
-def restore(store: Store, rev: str, *, into: str | None = None, tables: list[str] | None = None,
-            preview: bool = False, db_url: str | None = None, author: str | None = None,
-            progress: Progress | None = None, live_is: bytes | None = None) -> MergeResult:
+def restore(
+    store: Store,
+    rev: str,
+    *,
+    into: str | None = None,
+    tables: list[str] | None = None,
+    preview: bool = False,
+    db_url: str | None = None,
+    author: str | None = None,
+    progress: Progress | None = None,
+    live_is: bytes | None = None,
+) -> MergeResult:
     """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays.
 
     ``live_is`` (for checkout) names a commit known to hold the live state, which then is not
@@ -67,8 +76,14 @@ def restore(store: Store, rev: str, *, into: str | None = None, tables: list[str
                 pre = live_is
                 ours_tables, reader = tables_of(store, pre), store.objects
             else:
-                r = commit(store, f"snapshot of the database before restoring {rev}", db_url=db_url, author=author,
-                           kind="pre-restore", progress=progress)
+                r = commit(
+                    store,
+                    f"snapshot of the database before restoring {rev}",
+                    db_url=db_url,
+                    author=author,
+                    kind="pre-restore",
+                    progress=progress,
+                )
                 pre = r.commit_id or r.parent_id
                 ours_tables, reader = tables_of(store, pre), store.objects
             # base = ours: every difference is theirs to apply, nothing conflicts
@@ -86,8 +101,16 @@ def restore(store: Store, rev: str, *, into: str | None = None, tables: list[str
     return result
 
 
-def restore_into(store: Store, theirs: bytes, rev: str, into: str, *, tables: list[str] | None = None,
-                 preview: bool = False, progress: Progress | None = None) -> MergeResult:
+def restore_into(
+    store: Store,
+    theirs: bytes,
+    rev: str,
+    into: str,
+    *,
+    tables: list[str] | None = None,
+    preview: bool = False,
+    progress: Progress | None = None,
+) -> MergeResult:
     """Create commit ``theirs``'s tables (or those named) in the database at ``into`` and load
     their rows; a SQLite file is created when missing. Refuses a database that has them."""
     from snapgit.db import Database, normalize_url
@@ -122,15 +145,29 @@ def save_live_database(store: Store, who: str, db_url: str | None = None) -> tup
     ref = f"refs/snap/saved/{time.strftime('%Y%m%d-%H%M%S')}"
     head_ref, head = store.refs.read_symbolic("HEAD"), _head(store)
     was = head_ref or head.hex() if head else "?"
-    result = commit_database(store, database_url(store, db_url),
-                             f"uncommitted changes saved by checkout --force (HEAD was {was})",
-                             author=who, ref=ref, reuse=head, extra_parents=[head] if head else [],
-                             allow_empty=True, kind="saved")
+    result = commit_database(
+        store,
+        database_url(store, db_url),
+        f"uncommitted changes saved by checkout --force (HEAD was {was})",
+        author=who,
+        ref=ref,
+        reuse=head,
+        extra_parents=[head] if head else [],
+        allow_empty=True,
+        kind="saved",
+    )
     return ref, result.commit_id
 
 
-def checkout(store: Store, target: str, *, new_branch: str | None = None, force: bool = False,
-             db_url: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def checkout(
+    store: Store,
+    target: str,
+    *,
+    new_branch: str | None = None,
+    force: bool = False,
+    db_url: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Move HEAD to a branch or revision and make the live database match it. With
     ``new_branch``: create that branch at ``target`` and switch to it (the database stays)."""
     if merge_state(store) is not None:

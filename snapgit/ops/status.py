@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["commit_side", "diff", "status", "is_dirty"]
 
 
-def commit_side(store: Store, rev: str) -> "Side":
+def commit_side(store: Store, rev: str) -> Side:
     """A commit's tables as a diff side, labelled with the revision as the user wrote it."""
     from snapgit.compare.diff import Side
 
@@ -33,8 +33,15 @@ def commit_side(store: Store, rev: str) -> "Side":
     return Side(store.objects, dict(root.tables), f"{rev} ({oid.hex()[:12]})" if rev != oid.hex() else oid.hex()[:12])
 
 
-def diff(store: Store, a: str | None = None, b: str | None = None, *, tables: list[str] | None = None,
-         db_url: str | None = None, progress: Progress | None = None) -> list["TableDiff"]:
+def diff(
+    store: Store,
+    a: str | None = None,
+    b: str | None = None,
+    *,
+    tables: list[str] | None = None,
+    db_url: str | None = None,
+    progress: Progress | None = None,
+) -> list[TableDiff]:
     """Per-table differences: no revision: HEAD -> live; one: A -> live; two: A -> B."""
     from snapgit.compare.diff import diff_sides
 
@@ -46,7 +53,7 @@ def diff(store: Store, a: str | None = None, b: str | None = None, *, tables: li
     return diff_sides(side_a, side_b, tables)
 
 
-def status(store: Store, *, db_url: str | None = None, progress: Progress | None = None) -> list["TableDiff"]:
+def status(store: Store, *, db_url: str | None = None, progress: Progress | None = None) -> list[TableDiff]:
     """The live database against HEAD (against nothing when there is no commit yet)."""
     from snapgit.compare.diff import Side, diff_sides
 

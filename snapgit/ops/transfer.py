@@ -27,8 +27,17 @@ from snapgit.version import __version__
 __all__ = ["export", "export_result_json", "import_file", "import_result_json"]
 
 
-def export(store: Store, rev: str, path: str | Path, *, fmt: str = "json", tables: list[str] | None = None,
-           since: str | None = None, dialect: str | None = None, progress: Progress | None = None):
+def export(
+    store: Store,
+    rev: str,
+    path: str | Path,
+    *,
+    fmt: str = "json",
+    tables: list[str] | None = None,
+    since: str | None = None,
+    dialect: str | None = None,
+    progress: Progress | None = None,
+):
     """Write a commit (with ``since``: its changes since that commit) to an export file."""
     from snapgit.exchange.export import export_commit
 
@@ -37,22 +46,48 @@ def export(store: Store, rev: str, path: str | Path, *, fmt: str = "json", table
     with audited(store, who, "export", args, first_line=True) as entry:
         cid = resolve(store.objects, store.refs, rev)
         base = resolve(store.objects, store.refs, since) if since else None
-        result = export_commit(store.objects, cid, Path(path), fmt=fmt, tables=tables, base_id=base,
-                               dialect=dialect, created_by=who, progress=progress)
+        result = export_commit(
+            store.objects,
+            cid,
+            Path(path),
+            fmt=fmt,
+            tables=tables,
+            base_id=base,
+            dialect=dialect,
+            created_by=who,
+            progress=progress,
+        )
         entry.result = {"commit": cid.hex(), "rows": result.rows, "bytes": result.bytes}
     return result
 
 
 def export_result_json(result: Any) -> dict[str, Any]:
     """The JSON form of an export's result (``snap export --json``)."""
-    return {"path": str(result.path), "format": result.format, "kind": result.kind, "commit": result.commit.hex(),
-            "base": result.base.hex() if result.base else None, "rows": result.rows, "removed": result.removed,
-            "bytes": result.bytes, "seconds": round(result.seconds, 3)}
+    return {
+        "path": str(result.path),
+        "format": result.format,
+        "kind": result.kind,
+        "commit": result.commit.hex(),
+        "base": result.base.hex() if result.base else None,
+        "rows": result.rows,
+        "removed": result.removed,
+        "bytes": result.bytes,
+        "seconds": round(result.seconds, 3),
+    }
 
 
-def import_file(store: Store, path: str | Path, *, branch: str | None = None, merge_strategy: str | None = None,
-                max_size: int | None = None, message: str | None = None, db_url: str | None = None,
-                author: str | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def import_file(
+    store: Store,
+    path: str | Path,
+    *,
+    branch: str | None = None,
+    merge_strategy: str | None = None,
+    max_size: int | None = None,
+    message: str | None = None,
+    db_url: str | None = None,
+    author: str | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Validate an export file and make it a commit (see the module docstring). Returns commit,
     ref, tree, kind, source_commit, base, rows, seconds, and merge (a MergeResult or None)."""
     from snapgit.exchange.importer import DEFAULT_MAX_SIZE, import_into
@@ -84,26 +119,48 @@ def import_file(store: Store, path: str | Path, *, branch: str | None = None, me
             "snapgit": __version__,
         }
         cid, _ = commit_snapshot(
-            store.objects, store.refs, ref=ref, expected_parent=parent, tree_id=imported.tree, author=who,
-            message=message or f"import {path.name} (commit {src[:12]})", meta=meta, extra_parents=extra,
+            store.objects,
+            store.refs,
+            ref=ref,
+            expected_parent=parent,
+            tree_id=imported.tree,
+            author=who,
+            message=message or f"import {path.name} (commit {src[:12]})",
+            meta=meta,
+            extra_parents=extra,
             allow_same_tree=True,
         )
         entry.result = {"commit": cid.hex() if cid else None, "ref": ref, "rows": imported.rows}
-    result: dict[str, Any] = {"commit": cid, "ref": ref, "tree": imported.tree, "kind": imported.kind,
-                              "source_commit": src, "base": imported.base, "rows": imported.rows,
-                              "seconds": time.monotonic() - started, "merge": None}
+    result: dict[str, Any] = {
+        "commit": cid,
+        "ref": ref,
+        "tree": imported.tree,
+        "kind": imported.kind,
+        "source_commit": src,
+        "base": imported.base,
+        "rows": imported.rows,
+        "seconds": time.monotonic() - started,
+        "merge": None,
+    }
     if merge_strategy is not None and cid is not None:
         from snapgit.ops.mergeflow import merge
 
-        result["merge"] = merge(store, cid.hex(), strategy=merge_strategy, db_url=db_url, author=author,
-                                progress=progress)
+        result["merge"] = merge(
+            store, cid.hex(), strategy=merge_strategy, db_url=db_url, author=author, progress=progress
+        )
     return result
 
 
 def import_result_json(result: dict[str, Any]) -> dict[str, Any]:
     """The JSON form of :func:`import_file`'s result (``snap import --json``)."""
     merged = result["merge"]
-    return {"commit": result["commit"].hex(), "ref": result["ref"], "kind": result["kind"],
-            "source_commit": result["source_commit"], "base": result["base"].hex() if result["base"] else None,
-            "rows": result["rows"], "seconds": round(result["seconds"], 3),
-            "merge": merged.summary() if merged is not None else None}
+    return {
+        "commit": result["commit"].hex(),
+        "ref": result["ref"],
+        "kind": result["kind"],
+        "source_commit": result["source_commit"],
+        "base": result["base"].hex() if result["base"] else None,
+        "rows": result["rows"],
+        "seconds": round(result["seconds"], 3),
+        "merge": merged.summary() if merged is not None else None,
+    }
