@@ -49,15 +49,17 @@ def edits(base_strategy=table):
 
 X, Y = {"a": 1, "b": "x"}, {"a": 2, "b": "x"}
 
-# (base, ours, theirs) with one conflict of each kind, and one conflict whose other cells merge
+# (base, ours, theirs) with one conflict of each kind; the cells conflict has a cell that only
+# theirs changed, which merges whoever wins the conflicting one
 CONFLICTS = {
-    "cells": ({1: X}, {1: {"a": 2, "b": "y"}}, {1: {"a": 3, "b": "x"}}),
+    "cells": ({1: X}, {1: {"a": 2, "b": "x"}}, {1: {"a": 3, "b": "y"}}),
     "add/add": ({}, {1: X}, {1: Y}),
     "delete/modify": ({1: X}, {}, {1: Y}),
     "modify/delete": ({1: X}, {1: Y}, {}),
 }
-# every kind at once (1 cells, 2 add/add, 4 modify/delete, 5 delete/modify), next to keys that
-# merge without conflict (3 and 6 changed, 7 deleted, 8 added by theirs; 9 changed by ours)
+# every kind at once (1 cells, with a cell only ours changed; 2 add/add, 4 modify/delete,
+# 5 delete/modify), next to keys that merge without conflict (3 and 6 changed, 7 deleted, 8 added
+# by theirs; 9 changed by ours)
 ALL_KINDS = (
     {1: X, 3: X, 4: X, 5: X, 6: X, 7: X, 9: X},
     {1: {"a": 2, "b": "y"}, 2: X, 3: X, 4: Y, 6: X, 7: X, 9: Y},
