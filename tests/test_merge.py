@@ -136,7 +136,8 @@ def conflict_examples(test):
     return test
 
 
-@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# (random cases on top of the examples; test_mergeplan.py runs many more on SQLite alone)
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=edits(), strategy=st.sampled_from(["backup_wins", "database_wins"]))
 @conflict_examples
 def test_merge_matches_model(db_url, db_engine, tmp_path_factory, case, strategy):
