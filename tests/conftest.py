@@ -12,8 +12,13 @@ override the defaults, PostgreSQL at 127.0.0.1:5432 as postgres and MariaDB at 1
 root. A server that does not answer skips its tests, with the reason, except under ``CI=true``,
 where it fails them: CI must run every database.
 
-Hypothesis: profile ``ci`` (derandomized, no deadline) under ``CI=true``, else ``dev`` (no
-deadline); ``HYPOTHESIS_PROFILE`` picks one explicitly.
+Hypothesis: profile ``ci`` under ``CI=true``, else ``dev``; ``HYPOTHESIS_PROFILE`` picks one
+explicitly. Both have no deadline and at least 100 examples (tests that need more, or can afford
+fewer on the servers, say so with ``@settings``), and both explore: ``ci`` is not derandomized.
+Instead every CI run draws from its own seed, ``HYPOTHESIS_SEED`` or else the run's start time,
+printed in the header and again after a failure, so a failing run is replayed with
+``HYPOTHESIS_SEED=<seed> CI=true scripts/test ...`` (``--hypothesis-seed`` works too). ``ci``
+also prints the blob that reproduces a failing example.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import gc
 import os
 import pathlib
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -33,9 +39,37 @@ from snapgit.db.url import parse_url
 
 IN_CI = os.environ.get("CI") == "true"
 
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=50, print_blob=True)
-settings.register_profile("dev", deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+# (Hypothesis loads a derandomized built-in "ci" profile when it sees CI=true; these replace it)
+settings.register_profile("ci", settings.get_profile("default"), derandomize=False, deadline=None,
+                          max_examples=100, print_blob=True, database=None)
+settings.register_profile("dev", settings.get_profile("default"), derandomize=False, deadline=None, max_examples=100)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev")
+settings.load_profile(HYPOTHESIS_PROFILE)
+# The seed of a CI run: new each run, and known, so that any failure can be replayed.
+HYPOTHESIS_SEED = os.environ.get("HYPOTHESIS_SEED") or (str(int(time.time())) if HYPOTHESIS_PROFILE == "ci" else None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # before Hypothesis's own plugin reads its option, which seeds every test
+    if HYPOTHESIS_SEED is not None and config.getoption("hypothesis_seed", None) is None:
+        config.option.hypothesis_seed = HYPOTHESIS_SEED
+
+
+def _seed_line(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        return f"hypothesis: profile {HYPOTHESIS_PROFILE}, random seeds (failures replay from .hypothesis/)"
+    return f"hypothesis: profile {HYPOTHESIS_PROFILE}, seed {seed} (replay: HYPOTHESIS_SEED={seed})"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _seed_line(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if exitstatus != 0:
+        terminalreporter.write_line(_seed_line(config))
 
 DB_KINDS = ("sqlite", "postgresql", "mariadb")
 

@@ -366,12 +366,15 @@ def test_concurrent_committers_lose_no_commit(tmp_path: Path, workers: int) -> N
 @pytest.fixture
 def small_disk(tmp_path: Path):
     """A 4 MiB tmpfs mounted for the test (CI runs as root, like this machine); None when mounting
-    is not allowed, and the tests fall back to RLIMIT_FSIZE or skip, saying why."""
+    is not allowed, and the tests fall back to RLIMIT_FSIZE or skip, saying why (under CI=true
+    they fail instead)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
                           capture_output=True, text=True)
     if proc.returncode != 0:
+        if os.environ.get("CI") == "true":  # CI runs as root: a fallback there would hide a broken set-up
+            pytest.fail(f"CI=true, and tmpfs cannot be mounted: {proc.stderr.strip()}", pytrace=False)
         yield None
         return
     try:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
@@ -45,6 +45,26 @@ def edits(base_strategy=table):
         return base, edit(base), edit(base)
 
     return build()
+
+
+X, Y = {"a": 1, "b": "x"}, {"a": 2, "b": "x"}
+
+# (base, ours, theirs) with one conflict of each kind; the cells conflict has a cell that only
+# theirs changed, which merges whoever wins the conflicting one
+CONFLICTS = {
+    "cells": ({1: X}, {1: {"a": 2, "b": "x"}}, {1: {"a": 3, "b": "y"}}),
+    "add/add": ({}, {1: X}, {1: Y}),
+    "delete/modify": ({1: X}, {}, {1: Y}),
+    "modify/delete": ({1: X}, {1: Y}, {}),
+}
+# every kind at once (1 cells, with a cell only ours changed; 2 add/add, 4 modify/delete,
+# 5 delete/modify), next to keys that merge without conflict (3 and 6 changed, 7 deleted, 8 added
+# by theirs; 9 changed by ours)
+ALL_KINDS = (
+    {1: X, 3: X, 4: X, 5: X, 6: X, 7: X, 9: X},
+    {1: {"a": 2, "b": "y"}, 2: X, 3: X, 4: Y, 6: X, 7: X, 9: Y},
+    {1: {"a": 3, "b": "x"}, 2: Y, 3: Y, 5: Y, 6: Y, 8: X, 9: X},
+)
 
 
 def model(base, ours, theirs, strategy):
@@ -110,8 +130,18 @@ def setup_branches(repo, engine, base, ours, theirs):
     load(engine, ours)
 
 
-@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+def conflict_examples(test):
+    """@example: every conflict kind, and all kinds at once, under each automatic strategy."""
+    for case in [*CONFLICTS.values(), ALL_KINDS]:
+        for strategy in ("backup_wins", "database_wins"):
+            test = example(case=case, strategy=strategy)(test)
+    return test
+
+
+# (random cases on top of the examples; test_mergeplan.py runs many more on SQLite alone)
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(case=edits(), strategy=st.sampled_from(["backup_wins", "database_wins"]))
+@conflict_examples
 def test_merge_matches_model(db_url, db_engine, tmp_path_factory, case, strategy):
     base, ours, theirs = case
     repo = Repo.init(tmp_path_factory.mktemp("m"), db_url)

@@ -273,7 +273,9 @@ def _resolve(
         return  # manual and unresolved: nothing is written for it
     if choice == "ours":
         plan.resolved_ours += 1
-        return  # the database already holds ours (merged cells are ours where they conflict)
+        if c.kind == "cells" and encode_row(merged) != encode_row(c.ours):
+            plan.updates.append(list(merged))  # cells only theirs changed merge all the same
+        return  # else the database already holds ours
     plan.resolved_theirs += 1
     if c.kind == "cells":
         # a cells conflict comes with the merged row and the column names, and has all three rows
