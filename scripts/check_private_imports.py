@@ -72,9 +72,7 @@ def check(root: Path) -> list[str]:
                 and aliases[node.value.id] != me
                 and aliases[node.value.id] != f"{PACKAGE}._native"
             ):
-                problems.append(
-                    f"{path}:{node.lineno}: {me} uses {node.attr} of {aliases[node.value.id]}"
-                )
+                problems.append(f"{path}:{node.lineno}: {me} uses {node.attr} of {aliases[node.value.id]}")
     return problems
 
 

@@ -23,8 +23,16 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["available", "pack_digest", "records", "index_entries", "sorted_hits", "sqlite_reader", "Encoder",
-           "NativeError"]
+__all__ = [
+    "available",
+    "pack_digest",
+    "records",
+    "index_entries",
+    "sorted_hits",
+    "sqlite_reader",
+    "Encoder",
+    "NativeError",
+]
 
 try:
     if os.environ.get("SNAP_NATIVE", "1") == "0":
@@ -40,6 +48,7 @@ if _native is not None:
     # what each converter gave for each value it was given
     Encoder: Any = _native.Encoder
 else:
+
     class NativeError(Exception):  # type: ignore[no-redef]
         """An error of the C extension's SQLite reader (never raised without it)."""
 
@@ -61,7 +70,7 @@ def pack_digest(rows: list[Sequence[Any]], starts: list[int], ends: list[int], l
         if got is not None:
             return got
     pack = msgpack.Packer(use_bin_type=True).pack
-    return [_sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends)]
+    return [_sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends, strict=False)]
 
 
 def records(rows: list[Sequence[Any]], prefix: bytes, encode_row: Any) -> tuple[list[bytes], list[bytes]]:

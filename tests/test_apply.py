@@ -22,11 +22,19 @@ BOOKS = {i: (i % 3 + 1, f"book {i}") for i in range(1, 10)}  # id -> (author_id,
 
 
 def tables(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
-    author = sa.Table("author", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                      sa.Column("name", sa.String(20), nullable=False))
-    book = sa.Table("book", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("author_id", sa.Integer, sa.ForeignKey("author.id"), nullable=False),
-                    sa.Column("title", sa.String(40), nullable=False))
+    author = sa.Table(
+        "author",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(20), nullable=False),
+    )
+    book = sa.Table(
+        "book",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("author_id", sa.Integer, sa.ForeignKey("author.id"), nullable=False),
+        sa.Column("title", sa.String(40), nullable=False),
+    )
     return author, book
 
 
@@ -102,16 +110,25 @@ def test_restore_of_a_self_referencing_table_deletes_a_subtree(db_url, db_engine
     """Rows of one table that refer to each other: the deleted subtree goes in one piece, the
     added one comes in parents first, whatever order the keys have (children have lower ids)."""
     meta = sa.MetaData()
-    node = sa.Table("node", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True))
+    node = sa.Table(
+        "node",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True),
+    )
     meta.create_all(db_engine)
 
     def put(rows: dict[int, int | None]) -> None:
         with db_engine.begin() as conn:
             # delete leaves first: repeat until nothing refers to what is left
             while conn.execute(sa.select(sa.func.count()).select_from(node)).scalar():
-                conn.execute(node.delete().where(~node.c.id.in_(
-                    sa.select(node.c.parent_id).where(node.c.parent_id.is_not(None)).scalar_subquery())))
+                conn.execute(
+                    node.delete().where(
+                        ~node.c.id.in_(
+                            sa.select(node.c.parent_id).where(node.c.parent_id.is_not(None)).scalar_subquery()
+                        )
+                    )
+                )
             todo = dict(rows)
             while todo:  # roots first
                 ready = {k: p for k, p in todo.items() if p is None or p not in todo}
@@ -137,8 +154,10 @@ def test_restore_of_a_self_referencing_table_deletes_a_subtree(db_url, db_engine
     repo.close()
 
 
-KNOWN_ORDER_BUG = ("apply_plans deletes every table's rows before any update, so a child moved away from "
-                   "a parent deleted in the same merge still refers to it at the delete (docs/mutation.md)")
+KNOWN_ORDER_BUG = (
+    "apply_plans deletes every table's rows before any update, so a child moved away from "
+    "a parent deleted in the same merge still refers to it at the delete (docs/mutation.md)"
+)
 
 
 def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_engine, tmp_path, request) -> None:
@@ -163,19 +182,28 @@ def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_eng
     repo.close()
 
 
-def test_restore_into_a_new_database_inserts_parents_first(make_db_url, make_engine, tmp_path, db_kind,
-                                                           request) -> None:
+def test_restore_into_a_new_database_inserts_parents_first(
+    make_db_url, make_engine, tmp_path, db_kind, request
+) -> None:
     """restore --into writes every row of a self-referencing table; children with lower keys
     than their parents must still come after them."""
     if db_kind != "sqlite":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="restore --into streams rows in key order: a self-referencing table's children "
-                                "with lower keys than their parents are refused (docs/mutation.md)"))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="restore --into streams rows in key order: a self-referencing table's children "
+                "with lower keys than their parents are refused (docs/mutation.md)",
+            )
+        )
     src = make_db_url("sqlite")
     engine = make_engine(src)
     meta = sa.MetaData()
-    node = sa.Table("node", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True))
+    node = sa.Table(
+        "node",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True),
+    )
     meta.create_all(engine)
     tree = {100: None, 90: 100, 80: 90, 110: 100, 120: 110}
     with engine.begin() as conn:

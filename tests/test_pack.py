@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit.store import pack as pack_mod
 from snapgit.errors import CorruptError
+from snapgit.store import pack as pack_mod
 from snapgit.store.pack import (
     DELTA,
     FULL,
@@ -52,7 +52,7 @@ def write_pack(directory: Path, entries: list[bytes], ids: list[bytes] | None = 
         assert all(e[:2] == entries[0][:2] for e in entries)
         w.add_run(entries[0][:2], ids, [e[2:] for e in entries])
     else:
-        for oid, e in zip(ids, entries):
+        for oid, e in zip(ids, entries, strict=False):
             w.add(oid, e)
     assert w.count == len(entries)
     name = w.finish()
@@ -147,7 +147,7 @@ def test_lanes_keep_their_entries_apart(entries, block_target):
         w = PackWriter(tmp)
         datas = [bytes((FULL, lane)) + data for lane, data in entries]
         ids = [hashlib.sha256(bytes((n % 256, n // 256)) + e).digest() for n, e in enumerate(datas)]
-        for (lane, _), oid, e in zip(entries, ids, datas):
+        for (lane, _), oid, e in zip(entries, ids, datas, strict=False):
             w.add(oid, e, lane)
         assert w.count == len(entries)
         name = w.finish()
@@ -155,7 +155,7 @@ def test_lanes_keep_their_entries_apart(entries, block_target):
         os.replace(tmp, path)
         rd = PackReader(path)
         try:
-            by_id = dict(zip(ids, datas))
+            by_id = dict(zip(ids, datas, strict=False))
             assert sorted(w.ids) == sorted(ids)
             assert [rd.entry(i) for i in range(rd.count)] == [by_id[oid] for oid in w.ids]
             for _off, _clen, _rlen, first, n, _crc in rd._blocks:
@@ -509,7 +509,7 @@ def test_index_of_a_pack_maps_ids_to_its_entries(tmp_path):
     rd = PackReader(path)
     idx = IndexReader(write_idx(tmp_path, ids, rd.name))
     assert idx.pack_name == rd.name
-    for oid, e in zip(ids, entries):
+    for oid, e in zip(ids, entries, strict=False):
         (o,) = idx.candidates(oid)
         assert rd.entry(o) == e
     # the entries as the index holds them, in prefix order
@@ -521,8 +521,10 @@ def test_index_of_a_pack_maps_ids_to_its_entries(tmp_path):
     idx.close()
 
 
-@given(sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
-       budget=st.integers(min_value=0, max_value=600))
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
+    budget=st.integers(min_value=0, max_value=600),
+)
 def test_block_cache_resized_keeps_the_newest_within_budget(sizes, budget):
     cache = pack_mod.BlockCache(budget=10_000)
     for i, size in enumerate(sizes):
@@ -536,8 +538,10 @@ def test_block_cache_resized_keeps_the_newest_within_budget(sizes, budget):
     assert first == 0 or sum(sizes[first - 1 :]) > budget  # and no more went than had to
 
 
-@given(sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
-       budget=st.integers(min_value=0, max_value=300))
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
+    budget=st.integers(min_value=0, max_value=300),
+)
 def test_block_cache_put_keeps_the_newest_within_budget(sizes, budget):
     cache = pack_mod.BlockCache(budget=budget)
     for i, size in enumerate(sizes):

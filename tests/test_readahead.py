@@ -11,8 +11,8 @@ import pytest
 from snapgit import Repo
 from snapgit.encoding import decode_joined, decode_row
 from snapgit.errors import CorruptError
-from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.ops.readahead import leaf_records
+from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.tree.prolly import iter_entries
 
 

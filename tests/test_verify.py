@@ -15,7 +15,9 @@ from snapgit.store.pack import PackReader
 
 
 def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
@@ -96,7 +98,9 @@ def test_repair_rebuilds_a_missing_or_truncated_index(store: Path) -> None:
     proc = snap(store, "verify", "--repair", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     repairs = json.loads(proc.stdout)["repairs"]
-    assert any("rebuilt the missing index" in r for r in repairs) and any("rebuilt the broken index" in r for r in repairs)
+    assert any("rebuilt the missing index" in r for r in repairs) and any(
+        "rebuilt the broken index" in r for r in repairs
+    )
     assert {p: p.read_bytes() for p in idx} == original  # the same bytes as the writer's
     assert snap(store, "verify", "--read-data").returncode == 0
 
@@ -150,7 +154,7 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
     from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
 
     with Repo.open(store) as repo:
-        two = repo.resolve("HEAD")
+        repo.resolve("HEAD")
         packs = repo.objects.pack_dir
         holding_deltas, bases = None, set()
         for path in sorted(packs.glob("*.pack")):
@@ -160,8 +164,11 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
             if deltas:
                 holding_deltas, bases = path, set(deltas)
         assert holding_deltas is not None
-        base_packs = [p for p in packs.glob("*.pack") if p != holding_deltas
-                      and any(repo.objects.index(p.name[5:-5]).candidates(b) for b in bases)]
+        base_packs = [
+            p
+            for p in packs.glob("*.pack")
+            if p != holding_deltas and any(repo.objects.index(p.name[5:-5]).candidates(b) for b in bases)
+        ]
     assert base_packs
     trash = store / "moved"
     trash.mkdir()
@@ -208,7 +215,9 @@ def _delta_bases_by_pack(store: Path) -> dict[str, set[str]]:
         for _ordinal, entry in rd.iter_entries():
             if entry_kind(entry) == DELTA:
                 base = entry_base(entry)
-                out.setdefault(name, set()).update(n for n, idx in indexes.items() if n != name and idx.candidates(base))
+                out.setdefault(name, set()).update(
+                    n for n, idx in indexes.items() if n != name and idx.candidates(base)
+                )
         rd.close()
     for idx in indexes.values():
         idx.close()

@@ -15,10 +15,10 @@ from typing import Any
 
 from snapgit.encoding import decode_row
 from snapgit.errors import NotFoundError
-from snapgit.store.history import read_table
 from snapgit.objects import ObjType, TableEntry, decode_schema
-from snapgit.store.objectstore import ObjectReader
 from snapgit.schema import TableSchema
+from snapgit.store.history import read_table
+from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees
 
 __all__ = [
@@ -72,7 +72,14 @@ class SchemaChange:
         return f"{self.kind} {self.column or ''}".strip()
 
     def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "op": "schema", "kind": self.kind, "column": self.column, "old": self.old, "new": self.new}
+        return {
+            "table": self.table,
+            "op": "schema",
+            "kind": self.kind,
+            "column": self.column,
+            "old": self.old,
+            "new": self.new,
+        }
 
 
 @dataclass
@@ -101,7 +108,7 @@ def _same(a: Any, b: Any) -> bool:
         return False
     try:
         return encode_value(a) == encode_value(b)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a value the encoder refuses is compared as Python sees it
         return a == b
 
 
@@ -207,7 +214,7 @@ class TableDiff:
     def _row(self, reader: ObjectReader, schema: TableSchema | None, rid: bytes) -> dict[str, Any]:
         assert schema is not None, "a side that holds a row of the table holds its schema"
         otype, data = reader.get(rid)
-        by_name = dict(zip(schema.sorted_names, decode_row(data)))
+        by_name = dict(zip(schema.sorted_names, decode_row(data), strict=False))
         return {c: by_name[c] for c in schema.column_names}
 
     def _key(self, row: dict[str, Any], entry: TableEntry | None) -> dict[str, Any]:

@@ -33,9 +33,9 @@ from typing import Any
 from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import SnapError
 from snapgit.objects import ObjType, TableEntry, decode_schema
-from snapgit.store.objectstore import ObjectReader
-from snapgit.store.history import read_table
 from snapgit.schema import TableSchema
+from snapgit.store.history import read_table
+from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees
 
 __all__ = [
@@ -114,7 +114,9 @@ def _same(a: list[Any] | None, b: list[Any] | None, ignore: frozenset[int]) -> b
     """Rows equal but for the ignored columns (by canonical bytes)."""
     if a is None or b is None:
         return a is b
-    return all(encode_row([x]) == encode_row([y]) for i, (x, y) in enumerate(zip(a, b)) if i not in ignore)
+    return all(
+        encode_row([x]) == encode_row([y]) for i, (x, y) in enumerate(zip(a, b, strict=False)) if i not in ignore
+    )
 
 
 def _cells_merge(
@@ -238,9 +240,7 @@ def plan_table(
         }.get((o.op, t.op))
         if kind is None:  # e.g. removed on both with different old ids cannot happen; be safe
             raise MergeError(f"table {name!r}: unexpected change pair {o.op}/{t.op}")
-        c = Conflict(
-            name, key, kind, _row(reader, o.old), _row(reader, o.new), _row(reader, t.new), list(names)
-        )
+        c = Conflict(name, key, kind, _row(reader, o.old), _row(reader, o.new), _row(reader, t.new), list(names))
         _resolve(plan, c, strategy, resolutions)
     return plan
 

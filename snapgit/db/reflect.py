@@ -23,9 +23,9 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snapgit.schema import Column, ForeignKey, Index, TableSchema
 from snapgit.db.errors import UnsupportedTypeError
 from snapgit.db.types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
+from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -35,10 +35,7 @@ __all__ = ["LIST_TABLES_SQL", "list_tables", "reflect_tables"]
 
 # the user tables of the database a connection is on (see the module docstring), one per row
 LIST_TABLES_SQL = {
-    "sqlite": (
-        "SELECT name FROM sqlite_master WHERE type = 'table' "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-    ),
+    "sqlite": ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"),
     "postgresql": (
         "SELECT c.relname FROM pg_catalog.pg_class c "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -63,9 +60,7 @@ _CatalogColumn = tuple[str, "str | None", str, bool, bool]
 def _sqlite_catalog(conn: Connection, tables: Sequence[str]) -> dict[str, list[_CatalogColumn]]:
     out: dict[str, list[_CatalogColumn]] = {}
     for t in tables:
-        rows = conn.exec_driver_sql(
-            "SELECT name, type, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid", (t,)
-        ).all()
+        rows = conn.exec_driver_sql("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid", (t,)).all()
         pk = [r for r in rows if r[2]]
         # a single INTEGER PRIMARY KEY is the rowid: SQLite assigns it
         rowid = pk[0][0] if len(pk) == 1 and (pk[0][1] or "").strip().upper() == "INTEGER" else None

@@ -44,10 +44,7 @@ _FAMILIES = {
     "mariadb": ("mysql+pymysql", "mysql"),
 }
 _PASSWORD_PARAMS = ("password", "passwd")
-_URL_HINT = (
-    "write a SQLite path (app.db), sqlite:///path, postgresql://user@host/db "
-    "or mysql://user@host/db"
-)
+_URL_HINT = "write a SQLite path (app.db), sqlite:///path, postgresql://user@host/db or mysql://user@host/db"
 
 
 def _scrub(url: str) -> str:
@@ -153,7 +150,7 @@ def redact_url(url: str) -> str:
 
 
 def dialect_of(url: URL) -> str:
-    """"sqlite", "postgresql" or "mysql" for a URL from :func:`parse_url`."""
+    """ "sqlite", "postgresql" or "mysql" for a URL from :func:`parse_url`."""
     return _FAMILIES[url.drivername.split("+", 1)[0]][1]
 
 

@@ -43,7 +43,7 @@ __all__ = [
 
 Converter = Callable[[Any], Any]
 
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 _BOOLS = {0: False, 1: True}
 _DECIMAL_CONTEXT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 _ONE = decimal.Decimal(1)

@@ -63,15 +63,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from snapgit.encoding import encode_row
-from snapgit.jsonvalue import to_text
-from snapgit.schema import TableSchema
 from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
 from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
 from snapgit.db.reflect import LIST_TABLES_SQL
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
+from snapgit.encoding import encode_row
+from snapgit.jsonvalue import to_text
+from snapgit.schema import TableSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -112,7 +112,7 @@ class WriteTransaction:
     ``url_redacted`` how messages name the database, and ``password`` what they must never
     show (a driver's message may quote it)."""
 
-    def __init__(self, conn: "Connection", dialect: str, url_redacted: str, password: str | None = None) -> None:
+    def __init__(self, conn: Connection, dialect: str, url_redacted: str, password: str | None = None) -> None:
         self._conn = conn
         self.dialect = dialect
         self.url_redacted = url_redacted
@@ -133,8 +133,9 @@ class WriteTransaction:
 
     @classmethod
     @contextlib.contextmanager
-    def begin(cls, conn: "Connection", dialect: str, url_redacted: str,
-              password: str | None = None) -> Iterator["WriteTransaction"]:
+    def begin(
+        cls, conn: Connection, dialect: str, url_redacted: str, password: str | None = None
+    ) -> Iterator[WriteTransaction]:
         """One write transaction on ``conn`` (SQLAlchemy's connection, which the caller closes
         afterwards) for the ``with`` block: committed when the block ends cleanly, rolled back
         on any exception, so that the database is then exactly as it was."""
@@ -265,8 +266,7 @@ class WriteTransaction:
     def _mixed(self) -> DatabaseError:
         return DatabaseError(
             "one write() block cannot both create or drop tables and write rows",
-            hint="MariaDB commits DDL at once: create the tables in one write() block, "
-            "then write the rows in another",
+            hint="MariaDB commits DDL at once: create the tables in one write() block, then write the rows in another",
         )
 
     def _fail(self, exc: DatabaseError) -> DatabaseError:
@@ -279,8 +279,9 @@ class WriteTransaction:
         return name
 
     @contextlib.contextmanager
-    def _errors(self, verb: str, table: str | None, schema: TableSchema | None = None,
-                rows: Sequence[Sequence[Any]] = ()) -> Iterator[None]:
+    def _errors(
+        self, verb: str, table: str | None, schema: TableSchema | None = None, rows: Sequence[Sequence[Any]] = ()
+    ) -> Iterator[None]:
         """Turn whatever goes wrong into one DatabaseError, and mark the transaction failed."""
         try:
             yield
@@ -290,8 +291,14 @@ class WriteTransaction:
         except (self._dbapi_error, OverflowError) as exc:  # sqlite3 raises OverflowError itself
             raise self._fail(self._translate(exc, verb, table, schema, rows)) from exc
 
-    def _translate(self, exc: BaseException, verb: str, table: str | None,
-                   schema: TableSchema | None = None, rows: Sequence[Sequence[Any]] = ()) -> DatabaseError:
+    def _translate(
+        self,
+        exc: BaseException,
+        verb: str,
+        table: str | None,
+        schema: TableSchema | None = None,
+        rows: Sequence[Sequence[Any]] = (),
+    ) -> DatabaseError:
         fk = self._foreign_key_error(exc, schema, rows)
         if fk is not None:
             return fk
@@ -335,8 +342,7 @@ class WriteTransaction:
                 live.pg_types[name] = (spelled, json, is_array)
         else:
             engine = self._query(
-                "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME = %s",
+                "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
                 (table,),
             )
             if not engine:
@@ -367,8 +373,7 @@ class WriteTransaction:
                 continue
             c = self._q(col.name)
             sample = self._query(
-                f"SELECT {c} FROM (SELECT {c} FROM {self._q(schema.name)} LIMIT 1000) "
-                f"WHERE {c} IS NOT NULL LIMIT 1"
+                f"SELECT {c} FROM (SELECT {c} FROM {self._q(schema.name)} LIMIT 1000) WHERE {c} IS NOT NULL LIMIT 1"
             )
             out[col.name] = sqlite_style(col.type, sample[0][0] if sample else None)
         return out
@@ -377,9 +382,7 @@ class WriteTransaction:
 
     def _converters(self, schema: TableSchema, live: _Live) -> list[Any]:
         cols = {c.name: c for c in schema.columns}
-        return [
-            column_write(self.dialect, cols[n].type, live.styles.get(n)) for n in schema.sorted_names
-        ]
+        return [column_write(self.dialect, cols[n].type, live.styles.get(n)) for n in schema.sorted_names]
 
     def _convert(self, schema: TableSchema, live: _Live) -> Callable[[Sequence[Sequence[Any]]], list[Sequence[Any]]]:
         """A function converting a batch of full rows to parameters, naming the column of a value
@@ -406,11 +409,12 @@ class WriteTransaction:
 
         return convert
 
-    def _value_error(self, schema: TableSchema, converters: list[Any], chunk: Sequence[Sequence[Any]],
-                     exc: Exception) -> DatabaseError:
+    def _value_error(
+        self, schema: TableSchema, converters: list[Any], chunk: Sequence[Sequence[Any]], exc: Exception
+    ) -> DatabaseError:
         names = schema.sorted_names
         for row in chunk:
-            for name, conv, value in zip(names, converters, row):
+            for name, conv, value in zip(names, converters, row, strict=False):
                 if conv is None:
                     continue
                 try:
@@ -515,10 +519,10 @@ class WriteTransaction:
             for pattern, group in _by_null_pattern(rows, positions):
                 where = " AND ".join(
                     f"{self._q(names[p])} IS NULL" if null else self._eq_sql(live, names[p])
-                    for p, null in zip(positions, pattern)
+                    for p, null in zip(positions, pattern, strict=False)
                 )
                 sql = f"UPDATE {self._q(table)} SET {sets} WHERE {where}"
-                pick = _picker([*others, *(p for p, null in zip(positions, pattern) if not null)])
+                pick = _picker([*others, *(p for p, null in zip(positions, pattern, strict=False) if not null)])
                 for start in range(0, len(group), _BATCH):
                     chunk = group[start : start + _BATCH]
                     converted = params(chunk)
@@ -530,8 +534,16 @@ class WriteTransaction:
                         raise self._match_error("update rows of", schema, key, positions, chunk, live)
                     self._exec(f"RELEASE SAVEPOINT {sp}")
 
-    def _mysql_update(self, schema: TableSchema, key: Sequence[str], positions: list[int], others: list[int],
-                      live: _Live, rows: list[Sequence[Any]], params: Callable[..., list[Sequence[Any]]]) -> None:
+    def _mysql_update(
+        self,
+        schema: TableSchema,
+        key: Sequence[str],
+        positions: list[int],
+        others: list[int],
+        live: _Live,
+        rows: list[Sequence[Any]],
+        params: Callable[..., list[Sequence[Any]]],
+    ) -> None:
         """MariaDB: the new rows go into a temporary table (multi-row INSERTs), then one
         UPDATE ... JOIN sets them. CREATE TEMPORARY TABLE does not end the transaction."""
         names = schema.sorted_names
@@ -578,8 +590,8 @@ class WriteTransaction:
             names = schema.sorted_names
             t = self._q(table)
             for pattern, group in _by_null_pattern(rows, positions):
-                present = [p for p, null in zip(positions, pattern) if not null]
-                nulls = [f"{self._q(names[p])} IS NULL" for p, null in zip(positions, pattern) if null]
+                present = [p for p, null in zip(positions, pattern, strict=False) if not null]
+                nulls = [f"{self._q(names[p])} IS NULL" for p, null in zip(positions, pattern, strict=False) if null]
                 pairs = [self._eq_parts(live, names[p]) for p in present]
                 if len(pairs) == 1:
                     lhs, one = pairs[0]
@@ -617,7 +629,7 @@ class WriteTransaction:
             rid = next(r for r in ("rowid", "_rowid_", "oid") if r not in live.columns)
         else:
             rid = "ctid::text"
-        select = ", ".join([rid, *(r.select.format(c=self._q(n)) for r, n in zip(reads, names))])
+        select = ", ".join([rid, *(r.select.format(c=self._q(n)) for r, n in zip(reads, names, strict=False))])
         sql = f"SELECT {select} FROM {self._q(table)}"
         found: list[Any] = []
         if self.dialect == "postgresql":
@@ -672,9 +684,9 @@ class WriteTransaction:
             entry[1] += 1
         distinct = [e[0] for e in counts.values()]
         params = self._convert(schema, live)(distinct)
-        for (row, n), values in zip(counts.values(), params):
+        for (row, n), values in zip(counts.values(), params, strict=False):
             conds, args = [], []
-            for name, v in zip(names, values):
+            for name, v in zip(names, values, strict=False):
                 c = self._q(name)
                 if v is None:
                     conds.append(f"{c} IS NULL")
@@ -709,14 +721,21 @@ class WriteTransaction:
 
     # --- errors naming the row ------------------------------------------------------------------
 
-    def _match_error(self, verb: str, schema: TableSchema, key: Sequence[str], positions: list[int],
-                     rows: Sequence[Sequence[Any]], live: _Live) -> RowMatchError:
+    def _match_error(
+        self,
+        verb: str,
+        schema: TableSchema,
+        key: Sequence[str],
+        positions: list[int],
+        rows: Sequence[Sequence[Any]],
+        live: _Live,
+    ) -> RowMatchError:
         """The first row whose key does not pick exactly one stored row (the caller rolled back
         to before the statement, so the table is as it was)."""
         names = schema.sorted_names
         table = schema.name
         convert = self._convert(schema, live)
-        for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES]))):
+        for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES])), strict=False):
             conds, args = [], []
             for p in positions:
                 if converted[p] is None:
@@ -739,8 +758,9 @@ class WriteTransaction:
         )
         return self._fail(exc)  # type: ignore[return-value]
 
-    def _foreign_key_error(self, exc: BaseException, schema: TableSchema | None,
-                           rows: Sequence[Sequence[Any]]) -> ForeignKeyViolationError | None:
+    def _foreign_key_error(
+        self, exc: BaseException, schema: TableSchema | None, rows: Sequence[Sequence[Any]]
+    ) -> ForeignKeyViolationError | None:
         if self.dialect == "postgresql":
             if getattr(exc, "sqlstate", None) != "23503":
                 return None
@@ -749,18 +769,28 @@ class WriteTransaction:
             m = re.match(r'Key \((.*)\)=\((.*)\) is not present in table "(.*)"\.', detail)
             if m:
                 return ForeignKeyViolationError(
-                    diag.table_name or "?", m.group(3), f"({m.group(1)})=({m.group(2)})",
+                    diag.table_name or "?",
+                    m.group(3),
+                    f"({m.group(1)})=({m.group(2)})",
                     constraint=diag.constraint_name,
                 )
             m = re.match(r'Key \((.*)\)=\((.*)\) is still referenced from table "(.*)"\.', detail)
             parent = re.search(r'(?:update or delete on|on) table "(.*?)" violates', diag.message_primary or "")
             if m:
                 return ForeignKeyViolationError(
-                    m.group(3), parent.group(1) if parent else None, f"({m.group(1)})=({m.group(2)})",
-                    constraint=diag.constraint_name, deleted=True,
+                    m.group(3),
+                    parent.group(1) if parent else None,
+                    f"({m.group(1)})=({m.group(2)})",
+                    constraint=diag.constraint_name,
+                    deleted=True,
                 )
-            return ForeignKeyViolationError(diag.table_name or "?", None, None, constraint=diag.constraint_name,
-                                            reason=one_line(detail or diag.message_primary or str(exc)))
+            return ForeignKeyViolationError(
+                diag.table_name or "?",
+                None,
+                None,
+                constraint=diag.constraint_name,
+                reason=one_line(detail or diag.message_primary or str(exc)),
+            )
         if self.dialect == "mysql":
             args = getattr(exc, "args", ())
             code = args[0] if args else None
@@ -787,8 +817,16 @@ class WriteTransaction:
             return ForeignKeyViolationError(schema.name, None, None, reason=str(exc))
         return None
 
-    def _mysql_offender(self, schema: TableSchema | None, rows: Sequence[Sequence[Any]], child: str,
-                        fk_cols: list[str], parent: str, ref_cols: list[str], deleted: bool) -> str | None:
+    def _mysql_offender(
+        self,
+        schema: TableSchema | None,
+        rows: Sequence[Sequence[Any]],
+        child: str,
+        fk_cols: list[str],
+        parent: str,
+        ref_cols: list[str],
+        deleted: bool,
+    ) -> str | None:
         """The key of the first row of the failed statement that breaks the foreign key: a
         child row whose parent is missing, or a parent row that children still refer to. InnoDB
         undid the statement, so the tables are as they were before it."""
@@ -804,7 +842,7 @@ class WriteTransaction:
             probe = " AND ".join(f"{self._q(c)} = %s" for c in other_cols)
             sql = f"SELECT 1 FROM {self._q(other_table)} WHERE {probe} LIMIT 1"
             positions = [names.index(c) for c in mine]
-            for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES]))):
+            for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES])), strict=False):
                 values = [converted[p] for p in positions]
                 if any(v is None for v in values):
                     continue
@@ -842,24 +880,22 @@ class WriteTransaction:
 
     def _sqlite_violation(self, table: str, violations: list[tuple[Any, ...]]) -> ForeignKeyViolationError:
         _, rowid, parent, fkid = violations[0]
-        fk = self._query(
-            'SELECT "from", "to" FROM pragma_foreign_key_list(?) WHERE id = ? ORDER BY seq', (table, fkid)
-        )
+        fk = self._query('SELECT "from", "to" FROM pragma_foreign_key_list(?) WHERE id = ? ORDER BY seq', (table, fkid))
         fk_cols = [r[0] for r in fk]
         t = quote(table, "sqlite")
         key = None
         if rowid is not None and fk_cols:
             pk = [r[0] for r in self._query("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,))]
             cols = fk_cols + pk
-            got = self._query(f"SELECT {', '.join(quote(c, 'sqlite') for c in cols)} FROM {t} WHERE rowid = ?", (rowid,))
+            got = self._query(
+                f"SELECT {', '.join(quote(c, 'sqlite') for c in cols)} FROM {t} WHERE rowid = ?", (rowid,)
+            )
             if got:
                 values = got[0]
                 key = _key_text(fk_cols, values[: len(fk_cols)])
                 if pk:
-                    key = f"{key} of row {_key_text(pk, values[len(fk_cols):])}"
-        return ForeignKeyViolationError(
-            table, parent, key or f"({', '.join(fk_cols)})", more=len(violations) - 1
-        )
+                    key = f"{key} of row {_key_text(pk, values[len(fk_cols) :])}"
+        return ForeignKeyViolationError(table, parent, key or f"({', '.join(fk_cols)})", more=len(violations) - 1)
 
     def reset_sequences(self, schema: TableSchema) -> None:
         """Move the sequences of ``schema.name``'s serial and identity columns (PostgreSQL) past
@@ -972,9 +1008,7 @@ class WriteTransaction:
             kept = sorted((child, parent) for child, parent in pairs if parent in todo and child not in todo)
             if kept:
                 child, parent = kept[0]
-                raise DatabaseError(
-                    f"cannot drop table {parent} in {self.url_redacted}: table {child} refers to it"
-                )
+                raise DatabaseError(f"cannot drop table {parent} in {self.url_redacted}: table {child} refers to it")
             if self.dialect == "mysql":  # foreign keys among them (cycles too) are fine
                 self._exec("SET SESSION foreign_key_checks = 0")
                 try:
@@ -1007,13 +1041,12 @@ def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ..
     return operator.itemgetter(*positions)  # type: ignore[return-value]
 
 
-def _by_null_pattern(rows: Sequence[Sequence[Any]], positions: list[int]) -> Iterable[
-    tuple[tuple[bool, ...], list[Sequence[Any]]]
-]:
+def _by_null_pattern(
+    rows: Sequence[Sequence[Any]], positions: list[int]
+) -> Iterable[tuple[tuple[bool, ...], list[Sequence[Any]]]]:
     """Rows grouped by which key columns are NULL (``= NULL`` is never true; each pattern gets
     its own statement with ``IS NULL``). Almost always one group with no NULLs."""
     groups: dict[tuple[bool, ...], list[Sequence[Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r[p] is None for p in positions), []).append(r)
     return sorted(groups.items())
-

@@ -29,15 +29,24 @@ from pathlib import Path
 from typing import IO, Any
 
 from snapgit.encoding import decode_row
-from snapgit.version import __version__
-from snapgit.store.history import read_commit, read_root, read_table
-from snapgit.objects import TableEntry, decode_schema
-from snapgit.store.objectstore import ObjectReader
-from snapgit.schema import TableSchema
-from snapgit.tree.prolly import iter_leaves
-from snapgit.tree.diff import REMOVED, diff_trees
-from snapgit.exchange.fileformat import CSV_FORMAT, FORMAT_VERSION, FORMATS, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
+from snapgit.exchange.fileformat import (
+    CSV_FORMAT,
+    FORMAT_VERSION,
+    FORMATS,
+    JSON_FORMAT,
+    MANIFEST,
+    OCCURRENCE_COLUMN,
+    ExportError,
+    check_name,
+)
 from snapgit.exchange.typedvalue import ValueFormError, encoder, to_cell
+from snapgit.objects import TableEntry, decode_schema
+from snapgit.schema import TableSchema
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.objectstore import ObjectReader
+from snapgit.tree.diff import REMOVED, diff_trees
+from snapgit.tree.prolly import iter_leaves
+from snapgit.version import __version__
 
 __all__ = ["ExportResult", "export_commit", "keyless_occurrence"]
 
@@ -113,7 +122,7 @@ def _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_b
         "tree": commit.tree.hex(),
         "base": base_id.hex() if base_id else None,
         "base_tree": read_commit(objects, base_id).tree.hex() if base_id else None,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "created_by": created_by,
         "snapgit_version": __version__,
         "source_dialect": commit.meta.get("dialect"),
@@ -131,7 +140,7 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
         # a leaf's records at once: get_many finds and verifies them in one loop, several
         # times faster than one get each
         for _nid, leaf in iter_leaves(objects, t.entry.root):
-            for key, rid, (_t, data) in zip(leaf.keys, leaf.ids, objects.get_many(leaf.ids)):
+            for key, rid, (_t, data) in zip(leaf.keys, leaf.ids, objects.get_many(leaf.ids), strict=False):
                 yield key, rid, decode_row(data)
             if progress is not None:
                 progress.advance(len(leaf.ids))
@@ -147,8 +156,9 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
         progress.advance(n % 5000)
 
 
-def _removed(objects: ObjectReader, t: _Table, form: Callable[[str], Callable[[Any], Any]] | None = None
-             ) -> Iterator[dict[str, Any]]:
+def _removed(
+    objects: ObjectReader, t: _Table, form: Callable[[str], Callable[[Any], Any]] | None = None
+) -> Iterator[dict[str, Any]]:
     # the old row has the base's columns; its key values are written in the new schema's forms
     # (JSON values by default; CSV cells with form=to_cell)
     names = decode_schema(objects.get(t.base.schema)[1]).sorted_names
@@ -158,7 +168,7 @@ def _removed(objects: ObjectReader, t: _Table, form: Callable[[str], Callable[[A
         if ch.op != REMOVED:
             continue
         if key:
-            old = dict(zip(names, decode_row(objects.get(ch.old)[1])))
+            old = dict(zip(names, decode_row(objects.get(ch.old)[1]), strict=False))
             yield {"key": [enc[k](old[k]) for k in key]}
         else:
             yield {"checksum": ch.old.hex(), "occurrence": keyless_occurrence(ch.key)}
@@ -205,8 +215,14 @@ def _write_json(objects, plan, meta, out: IO[bytes], result: ExportResult) -> No
     w.write('{"metadata":' + dumps(meta) + ",\n")
     w.write('"tables":[\n')
     for ti, t in enumerate(plan):
-        header = {"name": t.name, "mode": t.mode, "key": t.entry.key, "rows": t.entry.rows,
-                  "columns": t.schema.sorted_names, "schema": t.schema.to_obj()}
+        header = {
+            "name": t.name,
+            "mode": t.mode,
+            "key": t.entry.key,
+            "rows": t.entry.rows,
+            "columns": t.schema.sorted_names,
+            "schema": t.schema.to_obj(),
+        }
         w.write(dumps(header)[:-1] + ",\n")
         if t.mode == "changes":
             w.write('"removed":[')
@@ -222,7 +238,10 @@ def _write_json(objects, plan, meta, out: IO[bytes], result: ExportResult) -> No
         n = 0
         for key, rid, values in _rows(objects, t, objects):
             try:
-                row: dict[str, Any] = {"checksum": rid.hex(), "values": [e(v) for e, v in zip(encs, values)]}
+                row: dict[str, Any] = {
+                    "checksum": rid.hex(),
+                    "values": [e(v) for e, v in zip(encs, values, strict=False)],
+                }
             except ValueFormError as exc:
                 raise _value_error(t, rid, exc) from exc
             if keyless and t.mode == "changes":
@@ -275,7 +294,7 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
             out.writer.writerow(names + ([OCCURRENCE_COLUMN] if occurrence else []))
             for key, rid, values in _rows(objects, t, objects):
                 try:
-                    row = [c(v) for c, v in zip(cells, values)]
+                    row = [c(v) for c, v in zip(cells, values, strict=False)]
                 except ValueFormError as exc:
                     raise _value_error(t, rid, exc) from exc
                 out.writer.writerow(row + [str(keyless_occurrence(key))] if occurrence else row)
@@ -284,8 +303,16 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
             digest = out.close()
         result.rows[t.name] = n
         # rows: the table's, as in the metadata; a table given as changes has fewer in its file
-        entry = {"name": t.name, "file": fname, "key": t.entry.key, "rows": t.entry.rows, "sha256": digest,
-                 "columns": names, "schema": t.schema.to_obj(), "mode": t.mode}
+        entry = {
+            "name": t.name,
+            "file": fname,
+            "key": t.entry.key,
+            "rows": t.entry.rows,
+            "sha256": digest,
+            "columns": names,
+            "schema": t.schema.to_obj(),
+            "mode": t.mode,
+        }
         if t.mode == "changes":
             entry["changed_rows"] = n
             rname = check_name(t.name) + ".removed.csv"
@@ -303,12 +330,19 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
         tables.append(entry)
     manifest = {
         "metadata": {**meta, "format": CSV_FORMAT},
-        "csv": {"encoding": "utf-8", "dialect": "RFC 4180, CRLF line ends, a header row of column names",
-                "null": "the empty cell", "empty_string": "'", "formula_escape": "'", "tagged_prefix": "\\"},
+        "csv": {
+            "encoding": "utf-8",
+            "dialect": "RFC 4180, CRLF line ends, a header row of column names",
+            "null": "the empty cell",
+            "empty_string": "'",
+            "formula_escape": "'",
+            "tagged_prefix": "\\",
+        },
         "tables": tables,
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, allow_nan=False) + "\n",
-                                      encoding="utf-8")
+    (directory / MANIFEST).write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 # --- SQL ----------------------------------------------------------------------------------------
@@ -363,7 +397,7 @@ def _write_sql(objects, plan, meta, out: IO[bytes], dialect: str, result: Export
         for _key, rid, values in _rows(objects, t, objects):
             try:
                 lits = []
-                for conv, cast, v in zip(convs, casts, values):
+                for conv, cast, v in zip(convs, casts, values, strict=False):
                     p = conv(v) if conv is not None else v
                     lit = _pg_float(p) if dialect == "postgresql" and type(p) is float else literal(p, dialect)
                     lits.append(lit + cast if p is not None and cast else lit)
@@ -393,8 +427,10 @@ def _write_sql_changes(objects, meta, out: IO[bytes], dialect: str, result: Expo
 
     diffs = diff_sides(side(meta["base"]), side(meta["commit"]), list(meta["tables"]) or None)
     w = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
-    w.write(f"-- snapgit export of the changes from commit {meta['base']} to {meta['commit']}"
-            f" ({meta['created_at']}), dialect {dialect}\n")
+    w.write(
+        f"-- snapgit export of the changes from commit {meta['base']} to {meta['commit']}"
+        f" ({meta['created_at']}), dialect {dialect}\n"
+    )
     w.write("-- applies to a database holding the base commit\n")
     w.write("START TRANSACTION;\n" if dialect == "mysql" else "BEGIN;\n")
     try:

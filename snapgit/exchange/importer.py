@@ -20,21 +20,30 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import zstandard
+
 from snapgit.encoding import EncodingError, encode_key, encode_row, key_encoder
 from snapgit.errors import SnapError
-from snapgit.exchange.fileformat import CSV_FORMAT, FORMAT_VERSION, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
-from snapgit.store.history import read_commit, read_root, read_table
-from snapgit.objects import Node, ObjType, Root, TableEntry, decode_schema, encode_schema, object_id
-from snapgit.store.objectstore import ObjectStore, ObjectWriter
+from snapgit.exchange.fileformat import (
+    CSV_FORMAT,
+    FORMAT_VERSION,
+    JSON_FORMAT,
+    MANIFEST,
+    OCCURRENCE_COLUMN,
+    ExportError,
+    check_name,
+)
+from snapgit.exchange.typedvalue import ValueFormError, decoder, from_cell
+from snapgit.objects import Node, ObjType, Root, TableEntry, encode_schema, object_id
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import store_table
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.tree.prolly import TreeBuilder, iter_entries
-from snapgit.exchange.typedvalue import ValueFormError, decoder, from_cell
 
 __all__ = ["ImportValidationError", "ImportedTree", "Problem", "import_into", "DEFAULT_MAX_SIZE"]
 
@@ -46,7 +55,7 @@ _REC = ObjType.RECORD
 class ImportValidationError(SnapError):
     """An export file with problems; ``problems`` lists each (where, what)."""
 
-    def __init__(self, path: Path, problems: list["Problem"], more: int) -> None:
+    def __init__(self, path: Path, problems: list[Problem], more: int) -> None:
         lines = [p.describe() for p in problems]
         if more:
             lines.append(f"... and {more} more problems")
@@ -107,8 +116,15 @@ class _TableBuild:
     """One table's tree, built from rows in key order, merged with the base's rows for an
     incremental table. Stops writing (but keeps checking) once the import has a problem."""
 
-    def __init__(self, objects: ObjectStore, writer: ObjectWriter, problems: _Problems, key: list[str] | None,
-                 base: TableEntry | None, removed: set[bytes]) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        writer: ObjectWriter,
+        problems: _Problems,
+        key: list[str] | None,
+        base: TableEntry | None,
+        removed: set[bytes],
+    ) -> None:
         self.objects = objects
         self.writer = writer
         self.problems = problems
@@ -225,8 +241,15 @@ def _check_header(h: Any, problems: _Problems, where: tuple[str, int | None]) ->
         problems.add(Problem(file, line, f"key {key!r} is not a list of the table's columns", table=name))
         return None
     if h.get("columns") != schema.sorted_names:
-        problems.add(Problem(file, line, f"columns {h.get('columns')!r} are not the schema's column names in "
-                                         f"sorted order {schema.sorted_names!r}", table=name))
+        problems.add(
+            Problem(
+                file,
+                line,
+                f"columns {h.get('columns')!r} are not the schema's column names in "
+                f"sorted order {schema.sorted_names!r}",
+                table=name,
+            )
+        )
         return None
     if type(h.get("rows")) is not int or h["rows"] < 0:
         problems.add(Problem(file, line, "rows is not a row count", table=name))
@@ -243,8 +266,13 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
         problems.add(Problem(file, line, f"metadata format is {meta.get('format')!r}, expected {fmt!r}"))
         ok = False
     if meta.get("format_version") != FORMAT_VERSION:
-        problems.add(Problem(file, line, f"metadata format_version is {meta.get('format_version')!r}, "
-                                         f"this snapgit reads {FORMAT_VERSION}"))
+        problems.add(
+            Problem(
+                file,
+                line,
+                f"metadata format_version is {meta.get('format_version')!r}, this snapgit reads {FORMAT_VERSION}",
+            )
+        )
         ok = False
     if meta.get("kind") not in ("full", "incremental"):
         problems.add(Problem(file, line, f"metadata kind is {meta.get('kind')!r}, expected full or incremental"))
@@ -303,8 +331,9 @@ class _Importer:
                 return
             except SnapError:
                 pass
-        self.problem(file, 1, f"the base commit {meta['base']} of this incremental export is not in the store",
-                     table=None)
+        self.problem(
+            file, 1, f"the base commit {meta['base']} of this incremental export is not in the store", table=None
+        )
 
     def start_table(self, name: str, rows: Any) -> None:
         if self.progress is not None:
@@ -316,8 +345,17 @@ class _Importer:
             self.progress.advance(self._unreported)
             self._unreported = 0
 
-    def row(self, t: _Table, build: _TableBuild, file: str, line: int | None, n: int, values: list[Any],
-            checksum: str | None, occurrence: Any = None) -> None:
+    def row(
+        self,
+        t: _Table,
+        build: _TableBuild,
+        file: str,
+        line: int | None,
+        n: int,
+        values: list[Any],
+        checksum: str | None,
+        occurrence: Any = None,
+    ) -> None:
         if self.progress is not None:
             self._unreported += 1
             if self._unreported >= 5000:
@@ -329,8 +367,13 @@ class _Importer:
             return
         rid = object_id(_REC, data)
         if checksum is not None and rid.hex() != checksum:
-            self.problem(file, line, f"checksum {checksum} does not match the values (they give {rid.hex()})",
-                         table=t.name, row=n)
+            self.problem(
+                file,
+                line,
+                f"checksum {checksum} does not match the values (they give {rid.hex()})",
+                table=t.name,
+                row=n,
+            )
             return
         if t.kenc is not None:
             try:
@@ -366,13 +409,18 @@ class _Importer:
         if mode == "changes":
             if t.name not in self.base_tables:
                 if self.base is not None or self.has_base_tree:
-                    self.problem(file, line, "the table is given as changes, but the base commit has no such table",
-                                 table=t.name)
+                    self.problem(
+                        file, line, "the table is given as changes, but the base commit has no such table", table=t.name
+                    )
                 return None
             base_entry = read_table(self.objects, self.base_tables[t.name])
             if base_entry.key != t.key:
-                self.problem(file, line, f"the table is given as changes, but its key {t.key} is not the base's "
-                                         f"{base_entry.key}", table=t.name)
+                self.problem(
+                    file,
+                    line,
+                    f"the table is given as changes, but its key {t.key} is not the base's {base_entry.key}",
+                    table=t.name,
+                )
                 return None
         elif mode != "full":
             self.problem(file, line, f"mode {mode!r} is not full or changes", table=t.name)
@@ -417,10 +465,7 @@ class _Lines:
             line = next(self._it)
         except StopIteration:
             return None
-        except (UnicodeDecodeError, OSError, ValueError) as exc:  # zstd errors are ValueError-like too
-            self.imp.problem(self.file, self.n + 1, f"cannot read the file: {exc}")
-            return None
-        except Exception as exc:  # zstandard.ZstdError derives from Exception only
+        except (UnicodeDecodeError, OSError, ValueError, zstandard.ZstdError) as exc:
             self.imp.problem(self.file, self.n + 1, f"cannot read the file: {exc}")
             return None
         self.n += 1
@@ -485,16 +530,21 @@ def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
             if t.name not in meta["tables"]:
                 imp.problem(file, header_line, "the table is not listed in the metadata", table=t.name)
             elif meta["tables"][t.name] != header["rows"]:
-                imp.problem(file, header_line, f"the header says {header['rows']} rows, the metadata "
-                                               f"{meta['tables'][t.name]}", table=t.name)
+                imp.problem(
+                    file,
+                    header_line,
+                    f"the header says {header['rows']} rows, the metadata {meta['tables'][t.name]}",
+                    table=t.name,
+                )
         mode = header.get("mode")
         line = lines.next()
         removed: set[bytes] = set()
         if line == '"removed":[':
             if mode != "changes":
-                imp.problem(file, lines.n, "removed keys in a table that is not given as changes",
-                            table=header.get("name"))
-            end = _read_items(imp, lines, lambda text, n: _removed_key(imp, t, text, n, removed, lines), "],")
+                imp.problem(
+                    file, lines.n, "removed keys in a table that is not given as changes", table=header.get("name")
+                )
+            end = _read_items(imp, lines, lambda text, n: _removed_key(imp, t, text, n, removed, lines), "],")  # noqa: B023 - called before the loop moves on
             if not end:
                 return None
             line = lines.next()
@@ -507,20 +557,21 @@ def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
         build = imp.build_for(t, mode, file, header_line, removed) if t is not None else None
         count = 0
 
-        def one(text: str, n: int) -> None:
+        def one(text: str, n: int) -> None:  # called by _read_items below, before the loop moves on
             nonlocal count
             count += 1
-            if t is None or build is None:
+            if t is None or build is None:  # noqa: B023 - see above
                 return
-            _json_row(imp, t, build, text, lines.n, count, mode == "changes")
+            _json_row(imp, t, build, text, lines.n, count, mode == "changes")  # noqa: B023 - see above
 
         end = _read_items(imp, lines, one, ("]}", "]},"))
         if not end:
             return None
         if t is not None and build is not None:
             if mode == "full" and count != header["rows"]:
-                imp.problem(file, lines.n, f"the table has {count} rows, the header says {header['rows']}",
-                            table=t.name)
+                imp.problem(
+                    file, lines.n, f"the table has {count} rows, the header says {header['rows']}", table=t.name
+                )
                 build.finish(t.schema)
             else:
                 imp.table_done(t, build, file, lines.n, header["rows"])
@@ -576,12 +627,17 @@ def _removed_key(imp: _Importer, t: _Table | None, text: str, line: int, removed
             vals = item["key"]
             if type(vals) is not list or len(vals) != len(t.key):
                 raise ValueError(f"expected a key of {len(t.key)} values")
-            values = [decoder(t.schema.column(k).type)(v) for k, v in zip(t.key, vals)]
+            values = [decoder(t.schema.column(k).type)(v) for k, v in zip(t.key, vals, strict=False)]
             removed.add(encode_key(values))
         else:
-            if not (isinstance(item, dict) and type(item.get("checksum")) is str and len(item["checksum"]) == 64
-                    and type(item.get("occurrence")) is int and item["occurrence"] >= 0):
-                raise ValueError("expected {\"checksum\": hex, \"occurrence\": n}")
+            if not (
+                isinstance(item, dict)
+                and type(item.get("checksum")) is str
+                and len(item["checksum"]) == 64
+                and type(item.get("occurrence")) is int
+                and item["occurrence"] >= 0
+            ):
+                raise ValueError('expected {"checksum": hex, "occurrence": n}')
             removed.add(encode_key([bytes.fromhex(item["checksum"]), item["occurrence"]]))
     except (KeyError, TypeError, ValueError, EncodingError) as exc:
         imp.problem(file, line, f"removed key: {exc}", table=t.name)
@@ -605,8 +661,9 @@ def _json_row(imp: _Importer, t: _Table, build: _TableBuild, text: str, line: in
     if values is not None:
         occ = item.get("occurrence") if (changes and not t.key) else None
         if changes and not t.key and occ is None:
-            imp.problem(file, line, "a row of a keyless table given as changes needs its occurrence",
-                        table=t.name, row=n)
+            imp.problem(
+                file, line, "a row of a keyless table given as changes needs its occurrence", table=t.name, row=n
+            )
             return
         imp.row(t, build, file, line, n, values, item["checksum"], occ)
 
@@ -619,7 +676,7 @@ def _decode_values(imp: _Importer, t: _Table, decoders, raw, file: str, line: in
     value reported, when any does not decode."""
     values: list[Any] = []
     ok = True
-    for name, dec, v in zip(t.names, decoders, raw):
+    for name, dec, v in zip(t.names, decoders, raw, strict=False):
         try:
             values.append(dec(v))
         except ValueFormError as exc:
@@ -654,7 +711,7 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
     if type(entries) is not list:
         imp.problem(mfile, None, "tables is missing or not a list")
         return None
-    for i, h in enumerate(entries):
+    for _i, h in enumerate(entries):
         t = _check_header(h, imp.problems, (mfile, None))
         if t is None:
             continue
@@ -698,8 +755,9 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                     count += 1
                     line = reader.line_num
                     if len(cells) != len(columns):
-                        imp.problem(fname, line, f"expected {len(columns)} cells, found {len(cells)}",
-                                    table=t.name, row=count)
+                        imp.problem(
+                            fname, line, f"expected {len(columns)} cells, found {len(cells)}", table=t.name, row=count
+                        )
                         continue
                     values = _decode_values(imp, t, t.cells, cells, fname, line, count)
                     ok = values is not None
@@ -708,8 +766,14 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                         try:
                             occ = int(cells[-1])
                         except ValueError:
-                            imp.problem(fname, line, f"occurrence {cells[-1]!r} is not an integer",
-                                        table=t.name, row=count, column=OCCURRENCE_COLUMN)
+                            imp.problem(
+                                fname,
+                                line,
+                                f"occurrence {cells[-1]!r} is not an integer",
+                                table=t.name,
+                                row=count,
+                                column=OCCURRENCE_COLUMN,
+                            )
                             ok = False
                     if ok:
                         imp.row(t, build, fname, line, count, values, None, occ)
@@ -758,7 +822,7 @@ def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) 
                     if len(cells) != len(expected):
                         raise ValueError(f"expected {len(expected)} cells, found {len(cells)}")
                     if parse is not None:
-                        removed.add(encode_key([p(c) for p, c in zip(parse, cells)]))
+                        removed.add(encode_key([p(c) for p, c in zip(parse, cells, strict=False)]))
                     else:
                         checksum, occ = bytes.fromhex(cells[0]), int(cells[1])
                         if len(checksum) != 32 or occ < 0:
@@ -802,8 +866,9 @@ def _input_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def import_into(objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE,
-                progress: Any = None) -> ImportedTree:
+def import_into(
+    objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: Any = None
+) -> ImportedTree:
     """Validate ``path`` and add its snapshot tree to ``writer``; raises ImportValidationError."""
     path = Path(path)
     imp = _Importer(objects, writer, path, progress)
@@ -812,21 +877,22 @@ def import_into(objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_s
     size = _input_size(path)
     if size > max_size:
         raise ImportValidationError(
-            path, [Problem(path.name, None, f"the input is {size:,} bytes, more than the maximum {max_size:,} "
-                                            "(--max-size)")], 0)
+            path,
+            [Problem(path.name, None, f"the input is {size:,} bytes, more than the maximum {max_size:,} (--max-size)")],
+            0,
+        )
     result = None
     if path.is_dir():
         result = _read_csv(imp, path)
     else:
         with open(path, "rb") as raw:
             if path.name.endswith(".zst"):
-                import zstandard
-
                 inner: Any = _Limited(zstandard.ZstdDecompressor().stream_reader(raw), max_size)
             else:
                 inner = raw
-            text = io.TextIOWrapper(io.BufferedReader(inner) if inner is not raw else raw, encoding="utf-8",
-                                    newline="\n")
+            text = io.TextIOWrapper(
+                io.BufferedReader(inner) if inner is not raw else raw, encoding="utf-8", newline="\n"
+            )
             result = _read_json(imp, text)
     if imp.problems or result is None:
         if not imp.problems:

@@ -77,7 +77,7 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
         return "X'" + v.hex() + "'"
     if t is dt.datetime:
         if v.tzinfo is not None and dialect != "postgresql":
-            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
         text = v.isoformat(sep=" ")
         return _string(text, dialect)
     if t is dt.date or t is dt.time:

@@ -72,15 +72,18 @@ def generations(schema: TableSchema, rows: Sequence[Any]) -> list[Sequence[Any]]
     itself. A reference cycle among them is cut at an arbitrary row: no order of single rows
     satisfies a cycle, and the database refuses it as it would have anyway."""
     names = schema.sorted_names
-    refs = [([names.index(c) for c in fk.columns], [names.index(c) for c in fk.ref_columns])
-            for fk in schema.foreign_keys if fk.ref_table == schema.name]
+    refs = [
+        ([names.index(c) for c in fk.columns], [names.index(c) for c in fk.ref_columns])
+        for fk in schema.foreign_keys
+        if fk.ref_table == schema.name
+    ]
     if not refs or len(rows) < 2:
         return [rows] if rows else []
     where = [{encode_row([row[i] for i in ref]): n for n, row in enumerate(rows)} for _cols, ref in refs]
 
     def parents(n: int) -> list[int]:
         found = []
-        for (cols, _ref), index in zip(refs, where):
+        for (cols, _ref), index in zip(refs, where, strict=False):
             values = [rows[n][i] for i in cols]
             if all(v is not None for v in values):
                 p = index.get(encode_row(values))
@@ -105,7 +108,7 @@ def generations(schema: TableSchema, rows: Sequence[Any]) -> list[Sequence[Any]]
                 on_path.add(p)
                 stack.append((p, iter(parents(p))))
     out: list[list[Any]] = [[] for _ in range(max(d or 0 for d in depth) + 1)]
-    for row, d in zip(rows, depth):
+    for row, d in zip(rows, depth, strict=False):
         out[d or 0].append(row)
     return out
 

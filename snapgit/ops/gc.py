@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snapgit.errors import CorruptError, NotFoundError, SnapError
-from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import Node, ObjType, Tag
+from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import DiskObjectStore
 from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_entry
 from snapgit.store.refs import ZERO
@@ -65,7 +65,9 @@ def parse_grace(text: str) -> float:
         return 0.0
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", t)
     if not m:
-        raise SnapError(f"cannot read the grace period {text!r}", hint="use now, or a number with s, m, h, d or w (e.g. 30m)")
+        raise SnapError(
+            f"cannot read the grace period {text!r}", hint="use now, or a number with s, m, h, d or w (e.g. 30m)"
+        )
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
@@ -97,15 +99,25 @@ class GcReport:
 
     def to_json(self) -> dict:
         return {
-            "dry_run": self.dry_run, "grace_seconds": self.grace_seconds,
-            "packs_before": self.packs_before, "packs_after": self.packs_after,
-            "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
-            "bytes_reclaimed": self.bytes_reclaimed, "bytes_deleted": self.bytes_deleted,
-            "objects_before": self.objects_before, "objects_after": self.objects_after,
-            "objects_kept": self.objects_before - self.objects_dropped, "objects_dropped": self.objects_dropped,
-            "reachable": self.reachable, "packs_repacked": self.packs_repacked, "packs_dropped": self.packs_dropped,
-            "packs_young": self.packs_young, "reflog_expired": self.reflog_expired,
-            "trashed": self.trashed, "deleted": self.deleted,
+            "dry_run": self.dry_run,
+            "grace_seconds": self.grace_seconds,
+            "packs_before": self.packs_before,
+            "packs_after": self.packs_after,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "bytes_reclaimed": self.bytes_reclaimed,
+            "bytes_deleted": self.bytes_deleted,
+            "objects_before": self.objects_before,
+            "objects_after": self.objects_after,
+            "objects_kept": self.objects_before - self.objects_dropped,
+            "objects_dropped": self.objects_dropped,
+            "reachable": self.reachable,
+            "packs_repacked": self.packs_repacked,
+            "packs_dropped": self.packs_dropped,
+            "packs_young": self.packs_young,
+            "reflog_expired": self.reflog_expired,
+            "trashed": self.trashed,
+            "deleted": self.deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -258,8 +270,9 @@ def _expire_reflogs(store, before: float) -> int:
     return dropped
 
 
-def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False,
-                    expire: float | None = DEFAULT_EXPIRE) -> GcReport:
+def collect_garbage(
+    store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False, expire: float | None = DEFAULT_EXPIRE
+) -> GcReport:
     """Run gc on ``store`` (the caller holds the gc lock unless ``dry_run``). Reflog entries
     older than ``expire`` seconds (None: never) stop being roots and are removed."""
     started = time.monotonic()
@@ -371,8 +384,10 @@ def _repack(objects: DiskObjectStore, names: list[str], live: set[int], report: 
                 full, _depth = objects.resolve_entry(name, entry)
                 oid = hashlib.sha256(full).digest()
                 if _prefix(oid) != prefix_of[ordinal]:
-                    raise CorruptError(f"pack {name[:16]}: object {ordinal} does not match its index",
-                                       hint="run `snap verify --repair`, then gc")
+                    raise CorruptError(
+                        f"pack {name[:16]}: object {ordinal} does not match its index",
+                        hint="run `snap verify --repair`, then gc",
+                    )
                 if oid in seen:  # the same object in two of these packs: one copy is enough
                     report.objects_dropped += 1
                     continue

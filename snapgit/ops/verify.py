@@ -25,8 +25,8 @@ from pathlib import Path
 
 from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import CorruptError, NotFoundError, SnapError
-from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import ObjType, Tag, decode_schema
+from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import ObjectStore
 from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
 from snapgit.store.packindex import IndexReader
@@ -45,7 +45,13 @@ class Problem:
     table: str | None = None
 
     def to_json(self) -> dict:
-        return {"what": self.what, "where": self.where, "message": self.message, "commits": self.commits, "table": self.table}
+        return {
+            "what": self.what,
+            "where": self.where,
+            "message": self.message,
+            "commits": self.commits,
+            "table": self.table,
+        }
 
     def describe(self) -> str:
         extra = ""
@@ -97,7 +103,9 @@ def _check_indexes(store, report: VerifyReport) -> None:
             for b in range(256):
                 running = bisect_right(prefixes, ((b + 1) << 56) - 1) if b < 255 else idx.count
                 if idx.fanout[b] != running:
-                    report.problems.append(Problem("index", path.name, f"fanout[{b}] is {idx.fanout[b]}, expected {running}"))
+                    report.problems.append(
+                        Problem("index", path.name, f"fanout[{b}] is {idx.fanout[b]}, expected {running}")
+                    )
                     break
             if idx.pack_name != stem.removeprefix("pack-"):
                 report.problems.append(Problem("index", path.name, "names another pack than its file name"))
@@ -107,7 +115,9 @@ def _check_indexes(store, report: VerifyReport) -> None:
                 try:
                     rd = PackReader(pack_dir / f"{stem}.pack")
                     if rd.count != idx.count:
-                        report.problems.append(Problem("pack", f"{stem}.pack", f"holds {rd.count} objects, its index {idx.count}"))
+                        report.problems.append(
+                            Problem("pack", f"{stem}.pack", f"holds {rd.count} objects, its index {idx.count}")
+                        )
                     rd.close()
                 except CorruptError as exc:
                     report.problems.append(Problem("pack", f"{stem}.pack", str(exc)))
@@ -165,7 +175,9 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
     return named
 
 
-def _unchecked_records(objects: ObjectStore, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport) -> list[bytes]:
+def _unchecked_records(
+    objects: ObjectStore, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport
+) -> list[bytes]:
     """The record ids of a leaf that still need a look-up.
 
     A leaf stored as a delta shares most records with the leaf it is a delta of (the root of
@@ -297,11 +309,15 @@ def _read_data(store, report: VerifyReport) -> None:
                         continue
                     oid = hashlib.sha256(full).digest()
                     if idx is not None and ordinal not in idx.candidates(oid, mapped=True):
-                        report.problems.append(Problem("object", oid.hex(), f"in {path.name} at {ordinal}, but its index disagrees"))
+                        report.problems.append(
+                            Problem("object", oid.hex(), f"in {path.name} at {ordinal}, but its index disagrees")
+                        )
                     if full[0] == ObjType.RECORD:
                         try:
                             if encode_row(decode_row(full[1:])) != full[1:]:
-                                report.problems.append(Problem("object", oid.hex(), "record does not re-encode to the same bytes"))
+                                report.problems.append(
+                                    Problem("object", oid.hex(), "record does not re-encode to the same bytes")
+                                )
                         except SnapError as exc:
                             report.problems.append(Problem("object", oid.hex(), f"record does not decode: {exc}"))
             finally:

@@ -127,8 +127,9 @@ class _Prepared:
         e = self.old_entry
         return e.root if e is not None and e.key == self.key and e.rows else None
 
-    def writer(self, objects: ObjectStore, writer: ObjectWriter, unstored: Unstored | None,
-               owner: Any = None) -> TableWriter:
+    def writer(
+        self, objects: ObjectStore, writer: ObjectWriter, unstored: Unstored | None, owner: Any = None
+    ) -> TableWriter:
         # the parent's leaves are loaded when the table's turn comes and let go after it: a
         # database of many big tables must not hold every table's old leaves at once
         root = self.old_root
@@ -153,13 +154,16 @@ def _prepare(objects: ObjectStore, snap: ReadSnapshot, schema: TableSchema, opti
     return p
 
 
-def _build_alone(snap: ReadSnapshot, p: _Prepared, tw: TableWriter, incremental: Incremental | None,
-                 progress: Progress | None) -> tuple[bytes, int]:
+def _build_alone(
+    snap: ReadSnapshot, p: _Prepared, tw: TableWriter, incremental: Incremental | None, progress: Progress | None
+) -> tuple[bytes, int]:
     """A table read by this process alone: incrementally if it may be, else in full."""
     if p.column is not None:
         assert incremental is not None and p.old_entry is not None and p.key is not None
         try:
-            return build_incremental(snap, p.schema, p.key, tw, p.old_entry.root, (p.column, incremental.since), progress)
+            return build_incremental(
+                snap, p.schema, p.key, tw, p.old_entry.root, (p.column, incremental.since), progress
+            )
         except Fallback as why:
             p.note = f"{why}; read in full"
             if progress is not None:
@@ -169,8 +173,14 @@ def _build_alone(snap: ReadSnapshot, p: _Prepared, tw: TableWriter, incremental:
     return build_keyless(snap, p.schema, tw, progress)
 
 
-def _snapshot_tables(objects: ObjectStore, writer: ObjectWriter, snap: ReadSnapshot, schemas: list[TableSchema],
-                     options: _Options, progress: Progress | None) -> tuple[dict[str, bytes], list[TableResult]]:
+def _snapshot_tables(
+    objects: ObjectStore,
+    writer: ObjectWriter,
+    snap: ReadSnapshot,
+    schemas: list[TableSchema],
+    options: _Options,
+    progress: Progress | None,
+) -> tuple[dict[str, bytes], list[TableResult]]:
     incremental = options.incremental
     probe = bool(objects.pack_names())
     # new objects are probed for in batches; a table's counts are settled once all are probed
@@ -247,14 +257,24 @@ def _snapshot_tables(objects: ObjectStore, writer: ObjectWriter, snap: ReadSnaps
         name = p.schema.name
         root, rows = built[name]
         records_written, nodes_written, cached_rows = written[name]
-        table_id = store_table(objects, writer, p.schema, root, rows, p.key,
-                               parent=p.old_entry, parent_id=p.old_id, probe=probe)
+        table_id = store_table(
+            objects, writer, p.schema, root, rows, p.key, parent=p.old_entry, parent_id=p.old_id, probe=probe
+        )
         tables[name] = table_id
-        results.append(TableResult(
-            name, rows, table_id, table_id != p.old_id, records_written, nodes_written,
-            incremental=p.column is not None and p.note is None, note=p.note if incremental is not None else None,
-            processes=processes.get(name, 1), cached_rows=cached_rows,
-        ))
+        results.append(
+            TableResult(
+                name,
+                rows,
+                table_id,
+                table_id != p.old_id,
+                records_written,
+                nodes_written,
+                incremental=p.column is not None and p.note is None,
+                note=p.note if incremental is not None else None,
+                processes=processes.get(name, 1),
+                cached_rows=cached_rows,
+            )
+        )
     return tables, results
 
 
@@ -325,8 +345,9 @@ def _share_out(snap: ReadSnapshot, prepared: list[_Prepared], parallel: Parallel
     return pool
 
 
-def _read_my_chunks(snap: ReadSnapshot, p: _Prepared, tw: TableWriter, pool: ScanPool,
-                    progress: Progress | None) -> None:
+def _read_my_chunks(
+    snap: ReadSnapshot, p: _Prepared, tw: TableWriter, pool: ScanPool, progress: Progress | None
+) -> None:
     """Read the chunks of a shared table the workers have not taken, from the front."""
     name = p.schema.name
     cache = p.cache.open() if p.cache is not None else False

@@ -70,8 +70,15 @@ class Fallback(Exception):
     """An incremental read cannot be trusted for this table; read it in full. (str: why)"""
 
 
-def build_incremental(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: TableWriter, old_root: bytes,
-                      since: tuple[str, dt.datetime], progress: Progress | None) -> tuple[bytes, int]:
+def build_incremental(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str],
+    tw: TableWriter,
+    old_root: bytes,
+    since: tuple[str, dt.datetime],
+    progress: Progress | None,
+) -> tuple[bytes, int]:
     """The table's new tree from its old one, the rows whose change column ``since[0]`` is at
     or after ``since[1]``, and a key-only scan (the keys that are gone are the deleted rows).
 
@@ -84,7 +91,7 @@ def build_incremental(snap: ReadSnapshot, schema: TableSchema, key: list[str], t
     kenc = key_encoder([names.index(k) for k in key])
     changed: dict[bytes, tuple[bytes, bytes]] = {}
     for batch, packed, ids in scan_encoded(snap, schema, None, None, key, since=since):
-        changed.update(zip(map(kenc, batch), zip(ids, packed)))
+        changed.update(zip(map(kenc, batch), zip(ids, packed, strict=False), strict=False))
     changed_keys = sorted(changed)
 
     live_batches = snap.scan(schema, key, columns=key)
@@ -163,7 +170,7 @@ def build_incremental(snap: ReadSnapshot, schema: TableSchema, key: list[str], t
             placed += cj - ci
             builder.add_batch(leaf.keys, ids)
         elif keys:
-            place(keys, dict(zip(leaf.keys, leaf.ids)))
+            place(keys, dict(zip(leaf.keys, leaf.ids, strict=False)))
         ci = cj
     rest = keys_upto(None)
     if rest:

@@ -28,7 +28,7 @@ from snapgit.encoding import keys_encoder
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.rowcache import RowCache, RowCacheWriter
-from snapgit.snapshot.scan import CacheSpec, CachedScan, add_to_tree, entries_of, integer_key, scan_entries
+from snapgit.snapshot.scan import CachedScan, CacheSpec, add_to_tree, entries_of, integer_key, scan_entries
 from snapgit.snapshot.tablewriter import TableWriter
 from snapgit.tree import prolly as tree_mod
 from snapgit.tree.prolly import TreeBuilder, UnsortedKeysError
@@ -36,7 +36,16 @@ from snapgit.tree.prolly import TreeBuilder, UnsortedKeysError
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
 
-__all__ = ["CHUNK_ROWS", "KeyRange", "ParallelOffer", "RangeResult", "ScanPool", "chunk_ranges", "join_ranges", "scan_range"]
+__all__ = [
+    "CHUNK_ROWS",
+    "KeyRange",
+    "ParallelOffer",
+    "RangeResult",
+    "ScanPool",
+    "chunk_ranges",
+    "join_ranges",
+    "scan_range",
+]
 
 CHUNK_ROWS = 20_000  # about 50 ms of one process's reading: the most a process waits at the end
 
@@ -79,29 +88,51 @@ class RangeResult:
     cache_ok: bool = True
 
     @staticmethod
-    def pack(head: tuple[list[bytes], list[bytes]], leaves: list[tuple[bytes, bytes, bytes, int]],
-             tail: tuple[list[bytes], list[bytes]]) -> bytes:
+    def pack(
+        head: tuple[list[bytes], list[bytes]],
+        leaves: list[tuple[bytes, bytes, bytes, int]],
+        tail: tuple[list[bytes], list[bytes]],
+    ) -> bytes:
         join = b"".join
-        return msgpack.packb([
-            head[0], join(head[1]),
-            [f for f, _l, _n, _c in leaves], [last for _f, last, _n, _c in leaves],
-            join([n for _f, _l, n, _c in leaves]), [c for _f, _l, _n, c in leaves],
-            tail[0], join(tail[1]),
-        ], use_bin_type=True)
+        return msgpack.packb(
+            [
+                head[0],
+                join(head[1]),
+                [f for f, _l, _n, _c in leaves],
+                [last for _f, last, _n, _c in leaves],
+                join([n for _f, _l, n, _c in leaves]),
+                [c for _f, _l, _n, c in leaves],
+                tail[0],
+                join(tail[1]),
+            ],
+            use_bin_type=True,
+        )
 
-    def unpack(self) -> tuple[tuple[list[bytes], list[bytes]], list[tuple[bytes, bytes, bytes, int]],
-                              tuple[list[bytes], list[bytes]]]:
+    def unpack(
+        self,
+    ) -> tuple[tuple[list[bytes], list[bytes]], list[tuple[bytes, bytes, bytes, int]], tuple[list[bytes], list[bytes]]]:
         """(head (keys, ids), leaves [(first key, last key, id, count)], tail (keys, ids))."""
         hk, hi, firsts, lasts, nids, counts, tk, ti = msgpack.unpackb(self.packed, raw=False)
-        return (hk, _split_ids(hi)), list(zip(firsts, lasts, _split_ids(nids), counts)), (tk, _split_ids(ti))
+        return (
+            (hk, _split_ids(hi)),
+            list(zip(firsts, lasts, _split_ids(nids), counts, strict=False)),
+            (tk, _split_ids(ti)),
+        )
 
 
 def _split_ids(joined: bytes) -> list[bytes]:
     return [joined[i : i + 32] for i in range(0, len(joined), 32)]
 
 
-def scan_range(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: TableWriter, key_range: KeyRange,
-               progress: Progress | None, cache: RowCache | None | bool = False) -> RangeResult:
+def scan_range(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str],
+    tw: TableWriter,
+    key_range: KeyRange,
+    progress: Progress | None,
+    cache: RowCache | None | bool = False,
+) -> RangeResult:
     """Read the rows of one key range and store them, with the leaves that start after the
     range's first boundary key: from there on, where leaves end no longer depends on what came
     before the range (a leaf starts fresh after a boundary), so they are the tree's own.
@@ -112,8 +143,13 @@ def scan_range(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: Tabl
     keys_of = keys_encoder([names.index(k) for k in key])
     caching = None
     if cache is not False:
-        caching = CachedScan(cache.cursor() if cache is not None else None, tw.old,
-                             key_range[1] is None, key_range[2] is None, integer_key=integer_key(schema, key))
+        caching = CachedScan(
+            cache.cursor() if cache is not None else None,
+            tw.old,
+            key_range[1] is None,
+            key_range[2] is None,
+            integer_key=integer_key(schema, key),
+        )
     leaves: list[tuple[bytes, bytes, bytes, int]] = []
     builder = TreeBuilder(tw.emit, on_leaf=lambda first, last, nid, n: leaves.append((first, last, nid, n)))
     head_keys: list[bytes] = []
@@ -147,8 +183,10 @@ def scan_range(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: Tabl
     if tail_keys:
         tw.write_new(tail_ids, tail_payloads or [])
     result = RangeResult(
-        RangeResult.pack((head_keys, head_ids), leaves, (list(tail_keys), list(tail_ids))), rows,
-        tw.records_written - records_before, tw.nodes_written - nodes_before,
+        RangeResult.pack((head_keys, head_ids), leaves, (list(tail_keys), list(tail_ids))),
+        rows,
+        tw.records_written - records_before,
+        tw.nodes_written - nodes_before,
     )
     if caching is not None:
         result.cached_rows = caching.hits
@@ -157,8 +195,12 @@ def scan_range(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: Tabl
     return result
 
 
-def join_ranges(tw: TableWriter, results: Sequence[RangeResult], cache: CacheSpec | None = None,
-                cache_out: RowCacheWriter | None = None) -> tuple[bytes, int]:
+def join_ranges(
+    tw: TableWriter,
+    results: Sequence[RangeResult],
+    cache: CacheSpec | None = None,
+    cache_out: RowCacheWriter | None = None,
+) -> tuple[bytes, int]:
     """The table's tree from its key ranges, in key order: the entries around the seams make
     leaves here, the ranges' own leaves are taken whole. With ``cache``, the ranges' blocks
     become the table's new row cache: finished in ``cache_out`` where the ranges' segments
@@ -193,8 +235,14 @@ class ScanPool(Protocol):
 
     size: int
 
-    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list[KeyRange],
-            cache: CacheSpec | None = None) -> None: ...
+    def add(
+        self,
+        schema: TableSchema,
+        key: list[str],
+        old_root: bytes | None,
+        ranges: list[KeyRange],
+        cache: CacheSpec | None = None,
+    ) -> None: ...
     def added_all(self) -> None: ...
     def take(self, table: str) -> tuple[int, KeyRange] | None: ...
     def put(self, table: str, index: int, result: RangeResult) -> None: ...

@@ -77,7 +77,7 @@ def default_author(configured: str | None = None) -> str:
         return configured
     try:
         user = getpass.getuser()
-    except Exception:  # no user name on some containers
+    except (KeyError, OSError):  # no user name on some containers (no passwd entry, no login)
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
 
@@ -91,9 +91,18 @@ def stored(objects: ObjectStore, oid: bytes) -> bool:
     return objects.might_contain_many([oid])[0] and objects.contains(oid)
 
 
-def store_table(objects: ObjectStore, writer: ObjectWriter, schema: TableSchema, root: bytes, rows: int,
-                key: list[str] | None, *, parent: TableEntry | None = None, parent_id: bytes | None = None,
-                probe: bool = True) -> bytes:
+def store_table(
+    objects: ObjectStore,
+    writer: ObjectWriter,
+    schema: TableSchema,
+    root: bytes,
+    rows: int,
+    key: list[str] | None,
+    *,
+    parent: TableEntry | None = None,
+    parent_id: bytes | None = None,
+    probe: bool = True,
+) -> bytes:
     """Store a table whose tree is written: its schema object and its table entry, each unless
     the store has it; returns the table's object id.
 
@@ -161,7 +170,9 @@ def commit_snapshot(
             w.add(ObjType.COMMIT, data, cid)
         old_hex = parent.hex() if parent is not None else None
         try:
-            refs.set_if_equals(ref, old_hex, cid.hex(), who=author, message=f"commit: {message.splitlines()[0] if message else ''}")
+            refs.set_if_equals(
+                ref, old_hex, cid.hex(), who=author, message=f"commit: {message.splitlines()[0] if message else ''}"
+            )
             return cid, parent
         except ConflictError:
             current = refs.read(ref)
@@ -170,4 +181,3 @@ def commit_snapshot(
         f"ref {ref} kept moving during the commit ({retries} tries)",
         hint="other snap commands are committing to the same branch; try again",
     )
-

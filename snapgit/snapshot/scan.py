@@ -35,7 +35,16 @@ from snapgit.errors import SnapError
 from snapgit.native import pack_digest, records
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
-from snapgit.snapshot.rowcache import BLOCK_BITS, FP_LEN, SEGMENT_BLOCKS, Blocks, Cursor, RowCache, RowCacheWriter, block_ends
+from snapgit.snapshot.rowcache import (
+    BLOCK_BITS,
+    FP_LEN,
+    SEGMENT_BLOCKS,
+    Blocks,
+    Cursor,
+    RowCache,
+    RowCacheWriter,
+    block_ends,
+)
 from snapgit.snapshot.tablewriter import OldTree, TableWriter
 from snapgit.tree import prolly as tree_mod
 from snapgit.tree.prolly import TreeBuilder, UnsortedKeysError, load_node
@@ -68,7 +77,7 @@ class DuplicateKeyError(SnapError):
 def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]], exc: Exception) -> SnapError:
     names = schema.sorted_names
     for row in batch:
-        for name, value in zip(names, row):
+        for name, value in zip(names, row, strict=False):
             try:
                 encode_value(value)
             except EncodingError as inner:
@@ -79,8 +88,14 @@ def _explain_encoding_error(schema: TableSchema, batch: Sequence[Sequence[Any]],
     return EncodingError(f"table {schema.name!r}: {exc}")
 
 
-def scan_encoded(snap: ReadSnapshot, schema: TableSchema, key: list[str] | None, progress: Progress | None,
-                 values_of: Sequence[str] = (), **scan_kw):
+def scan_encoded(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str] | None,
+    progress: Progress | None,
+    values_of: Sequence[str] = (),
+    **scan_kw,
+):
     """Batches of (rows, encoded rows, record ids) in the database's order, sorted by ``key``.
     In the rows, only the columns of ``values_of`` (and ``key``) are sure to be values; the
     others may be in the encoder's form."""
@@ -129,8 +144,9 @@ class LeafRows:
 
     UNCHANGED, PATCHED, ENTRIES = 0, 1, 2
 
-    def __init__(self, j: int | None, keys: list[bytes], ids: list[bytes | None],
-                 payloads: list[bytes | None], kind: int) -> None:
+    def __init__(
+        self, j: int | None, keys: list[bytes], ids: list[bytes | None], payloads: list[bytes | None], kind: int
+    ) -> None:
         self.j = j
         self.keys = keys
         self.ids = ids
@@ -156,9 +172,9 @@ class LeafRows:
             if self.j is None:
                 raise _CacheMismatch("rows the cache knows lie after the parent's last leaf")
             leaf = tw.old.leaf(tw.old.leaf_ids[self.j])
-            where = dict(zip(leaf.keys, leaf.ids))
+            where = dict(zip(leaf.keys, leaf.ids, strict=False))
             try:
-                ids = [rid if rid is not None else where[k] for k, rid in zip(self.keys, ids)]
+                ids = [rid if rid is not None else where[k] for k, rid in zip(self.keys, ids, strict=False)]
             except KeyError:
                 raise _CacheMismatch("the parent's leaf lacks a row the cache knows") from None
         return self.keys, ids, self.payloads
@@ -193,8 +209,15 @@ class CachedScan:
     block is not whole unless the range starts the table, nor its last unless it ends it.
     ``broken``: a row could not be fingerprinted, the new cache is not complete."""
 
-    def __init__(self, cursor: Cursor | None, old: OldTree | None, starts_table: bool, ends_table: bool,
-                 collect: bool = True, integer_key: int | None = None) -> None:
+    def __init__(
+        self,
+        cursor: Cursor | None,
+        old: OldTree | None,
+        starts_table: bool,
+        ends_table: bool,
+        collect: bool = True,
+        integer_key: int | None = None,
+    ) -> None:
         self.cursor = cursor if old is not None else None
         self.integer_key = integer_key  # the key column's position, keyed by one integer column
         self.collect = collect
@@ -239,8 +262,14 @@ class CachedScan:
                 progress.advance(len(batch))
             ends = batch.ends
             lo, hi = _cacheable(ends, head, self.ends_table or not batch.final)
-            yield from self._blocks(batch.keys, ends, batch.fps[lo:hi], lo, hi,
-                                    partial(_batch_records, schema, batch, encoder, blocks.convert))
+            yield from self._blocks(
+                batch.keys,
+                ends,
+                batch.fps[lo:hi],
+                lo,
+                hi,
+                partial(_batch_records, schema, batch, encoder, blocks.convert),
+            )
             head = False
 
     def _row_entries(self, scan, convert, schema: TableSchema, keys_of, progress, head: bool):
@@ -340,8 +369,12 @@ class CachedScan:
                 part = slice(pos, end)
                 rows_ids = ids[part]
                 kind = LeafRows.ENTRIES
-                if (whole and not self._partial_first and end - pos == counts[j]
-                        and (bounded or (end == n and final and self.ends_table))):
+                if (
+                    whole
+                    and not self._partial_first
+                    and end - pos == counts[j]
+                    and (bounded or (end == n and final and self.ends_table))
+                ):
                     kind = LeafRows.PATCHED if any(map(is_not, rows_ids, repeat(None))) else LeafRows.UNCHANGED
                 yield LeafRows(j, keys[part], rows_ids, payloads[part], kind)
             self._partial_first = False
@@ -401,8 +434,14 @@ def scan_entries(snap, schema, key, keys_of, progress, caching: CachedScan | Non
         yield keys_of(batch), ids, packed
 
 
-def build_keyed(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: TableWriter, progress: Progress | None,
-                cache: CacheSpec | None = None) -> tuple[bytes, int]:
+def build_keyed(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str],
+    tw: TableWriter,
+    progress: Progress | None,
+    cache: CacheSpec | None = None,
+) -> tuple[bytes, int]:
     """A keyed table's tree, read in full in key order (through the row cache ``cache`` when
     given); returns (root, rows)."""
     names = schema.sorted_names
@@ -412,8 +451,14 @@ def build_keyed(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: Tab
     caching = None
     if cache is not None:
         old_cache = cache.open()
-        caching = CachedScan(old_cache.cursor() if old_cache is not None else None, tw.old, True, True, cache.write,
-                             integer_key(schema, key))
+        caching = CachedScan(
+            old_cache.cursor() if old_cache is not None else None,
+            tw.old,
+            True,
+            True,
+            cache.write,
+            integer_key(schema, key),
+        )
     out = RowCacheWriter(Path(cache.path)) if cache is not None and cache.write else None
     try:
         for item in scan_entries(snap, schema, key, keys_of, progress, caching):
@@ -447,9 +492,9 @@ def build_keyed(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: Tab
     # SQLite column) or the key is not unique: read again and sort here.
     entries = []
     for batch, packed, ids in scan_encoded(snap, schema, key, None):
-        entries.extend(zip(map(kenc, batch), ids, packed))
+        entries.extend(zip(map(kenc, batch), ids, packed, strict=False))
     entries.sort(key=lambda e: e[0])
-    for a, b in zip(entries, entries[1:]):
+    for a, b in zip(entries, entries[1:], strict=False):
         if a[0] == b[0]:
             raise DuplicateKeyError(
                 f"table {schema.name!r}: key ({', '.join(key)}) is not unique",
@@ -463,7 +508,9 @@ def build_keyed(snap: ReadSnapshot, schema: TableSchema, key: list[str], tw: Tab
     return builder.finish()
 
 
-def build_keyless(snap: ReadSnapshot, schema: TableSchema, tw: TableWriter, progress: Progress | None) -> tuple[bytes, int]:
+def build_keyless(
+    snap: ReadSnapshot, schema: TableSchema, tw: TableWriter, progress: Progress | None
+) -> tuple[bytes, int]:
     """A keyless table is a multiset: each row is keyed by (its record id, occurrence number).
 
     The rows have to be sorted by id, so the ids (not the rows) of the whole table are held in
@@ -476,7 +523,7 @@ def build_keyless(snap: ReadSnapshot, schema: TableSchema, tw: TableWriter, prog
     all_ids: list[bytes] = []
     for _batch, packed, ids in scan_encoded(snap, schema, None, progress):
         new_ids, new_data = [], []
-        for rid, p in zip(ids, packed):
+        for rid, p in zip(ids, packed, strict=False):
             if rid not in known:
                 known.add(rid)
                 new_ids.append(rid)

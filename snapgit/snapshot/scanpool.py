@@ -85,7 +85,7 @@ class Parallel:
         self._pool: _Pool | None = None
         self._failed = self.size < 1
 
-    def get(self, snap: Any) -> "_Pool | None":
+    def get(self, snap: Any) -> _Pool | None:
         if self._failed:
             return None
         if self._pool is None:
@@ -175,8 +175,14 @@ class _Pool:
 
     # -- the commit's side ----------------------------------------------------------------
 
-    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list[KeyRange],
-            cache: CacheSpec | None = None) -> None:
+    def add(
+        self,
+        schema: TableSchema,
+        key: list[str],
+        old_root: bytes | None,
+        ranges: list[KeyRange],
+        cache: CacheSpec | None = None,
+    ) -> None:
         """Share out the reading of a table, in these key ranges (in key order), through the
         row cache when given."""
         t = _Table(schema, key, old_root, len(ranges), cache)

@@ -136,7 +136,7 @@ class Unstored:
         run_ids: list[bytes] = []
         run_data: list[bytes] = []
         seen: set[bytes] = set()
-        for oid, (owner, payload, add), m in zip(ids, adds, maybe):
+        for oid, (owner, payload, add), m in zip(ids, adds, maybe, strict=False):
             if oid in seen or (m and contains(oid)):
                 counts = self.found.get(owner)
                 if counts is None:
@@ -161,8 +161,14 @@ class TableWriter:
     nothing to probe), and the counts of what was written include what the batches will find
     stored (under ``owner``): the commit takes that off once it has flushed them."""
 
-    def __init__(self, objects: ObjectStore, writer: ObjectWriter, old: OldTree | None,
-                 unstored: Unstored | None, owner: Any = None) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        writer: ObjectWriter,
+        old: OldTree | None,
+        unstored: Unstored | None,
+        owner: Any = None,
+    ) -> None:
         self.objects = objects
         self.writer = writer
         self.old = old
@@ -222,8 +228,9 @@ class TableWriter:
         else:
             self.writer.add(ObjType.NODE, data, nid)
 
-    def patch_leaf(self, j: int, keys: list[bytes], ids: list[bytes | None],
-                   payloads: list[bytes | None]) -> bytes | None:
+    def patch_leaf(
+        self, j: int, keys: list[bytes], ids: list[bytes | None], payloads: list[bytes | None]
+    ) -> bytes | None:
         """The id of the parent's leaf ``j`` with the record ids of some of its rows replaced,
         stored (with those rows' records) unless it is: ``ids`` and ``payloads`` hold the new
         id and record of a row, or None where the row is the parent's. None when the leaf

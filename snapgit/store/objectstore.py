@@ -21,8 +21,8 @@ import hashlib
 import os
 import secrets
 from array import array
-from collections import OrderedDict
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -107,7 +107,7 @@ class ObjectWriter(Protocol):
 
     def seal(self, min_objects: int = 0) -> None: ...
 
-    def __enter__(self) -> "ObjectWriter": ...
+    def __enter__(self) -> ObjectWriter: ...
 
     def __exit__(self, exc_type, exc, tb) -> None: ...
 
@@ -174,7 +174,7 @@ def _worth_delta(full: bytes, delta: bytes) -> bool:
 class _WriterBase:
     """Shared delta logic: the base must be readable (committed) or added by this writer."""
 
-    def __init__(self, store: "DiskObjectStore | MemoryObjectStore") -> None:
+    def __init__(self, store: DiskObjectStore | MemoryObjectStore) -> None:
         self._store = store
         # The last few non-record objects added, so that a delta may name a base this writer has
         # not published yet. Bounded: a big commit writes many nodes, all of them deltas against
@@ -273,7 +273,7 @@ class DiskWriter(_WriterBase):
     """The disk store's writer: objects go to packs in ``tmp/``, published by :meth:`commit`.
     Beyond the :class:`ObjectWriter` protocol, :meth:`add_raw` copies entries as stored."""
 
-    def __init__(self, store: "DiskObjectStore") -> None:
+    def __init__(self, store: DiskObjectStore) -> None:
         super().__init__(store)
         self._disk = store
         self._pack: PackWriter | None = None
@@ -769,7 +769,7 @@ class DiskObjectStore:
 
 
 class _MemoryWriter(_WriterBase):
-    def __init__(self, store: "MemoryObjectStore") -> None:
+    def __init__(self, store: MemoryObjectStore) -> None:
         super().__init__(store)
         self._mem = store
         self._staged: dict[bytes, tuple[int, bytes, int]] = {}
@@ -785,7 +785,7 @@ class _MemoryWriter(_WriterBase):
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
-        for oid, d in zip(oids, datas):
+        for oid, d in zip(oids, datas, strict=False):
             self._staged[oid] = (otype, bytes(d), 0)
 
     def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
@@ -919,7 +919,7 @@ class OverlayObjectStore:
 
     def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
         mem = self._mem.might_contain_many(oids)
-        return [m or b for m, b in zip(mem, self.base.might_contain_many(oids))]
+        return [m or b for m, b in zip(mem, self.base.might_contain_many(oids), strict=False)]
 
     def pack_names(self) -> list[str]:
         # the base's: what the overlay holds lives for one command and is no pack of the store
@@ -932,7 +932,7 @@ class OverlayObjectStore:
     def find_prefix(self, hex_prefix: str) -> list[bytes]:
         return sorted(set(self._mem.find_prefix(hex_prefix)) | set(self.base.find_prefix(hex_prefix)))
 
-    def writer(self) -> "_OverlayWriter":
+    def writer(self) -> _OverlayWriter:
         return _OverlayWriter(self)
 
     def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]:
@@ -961,7 +961,7 @@ class _OverlayWriter:
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
-        for oid, d in zip(oids, datas):
+        for oid, d in zip(oids, datas, strict=False):
             self._objects[oid] = (otype, d, 0)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
@@ -979,7 +979,7 @@ class _OverlayWriter:
     def seal(self, min_objects: int = 0) -> None:
         pass
 
-    def __enter__(self) -> "_OverlayWriter":
+    def __enter__(self) -> _OverlayWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

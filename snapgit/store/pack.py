@@ -31,9 +31,9 @@ import struct
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
-from collections.abc import Iterator
 from pathlib import Path
 
 import zstandard as zstd
@@ -291,7 +291,7 @@ class PackWriter:
         try:
             try:
                 self._drain()
-            except Exception:
+            except Exception:  # noqa: BLE001 - aborting: the error that made us abort is the one to report
                 pass
             self._pool.shutdown()
             try:
@@ -348,7 +348,7 @@ class PackReader:
     """Random access to the objects of one pack, by ordinal. Blocks are decompressed on demand
     and a few are kept, so reading neighbours (rows in key order) costs one decompression."""
 
-    def __init__(self, path: Path, cache: "BlockCache | None" = None) -> None:
+    def __init__(self, path: Path, cache: BlockCache | None = None) -> None:
         self.path = path
         self.name = path.stem.removeprefix("pack-")
         # pread, not mmap: pages of a mapped file count in the process's resident memory, and a

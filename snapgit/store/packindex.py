@@ -57,13 +57,15 @@ def build_index_joined(pack_name: str, joined: bytes | bytearray) -> bytes:
     n = len(joined) // ID_BYTES
     entries = index_entries(joined)
     prefixes, ordinals, fanout = entries if entries is not None else index_entries_py(joined)
-    body = b"".join((
-        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
-        struct.pack(">256I", *fanout),
-        prefixes,
-        ordinals,
-        bytes.fromhex(pack_name),
-    ))
+    body = b"".join(
+        (
+            _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
+            struct.pack(">256I", *fanout),
+            prefixes,
+            ordinals,
+            bytes.fromhex(pack_name),
+        )
+    )
     return body + hashlib.sha256(body).digest()
 
 
@@ -112,7 +114,7 @@ class _Descriptors:
         self.limit = limit
         self._open: dict[IndexReader, int] = {}  # in the order they were last used
 
-    def open(self, idx: "IndexReader") -> int | None:
+    def open(self, idx: IndexReader) -> int | None:
         try:
             fd = os.open(idx.path, os.O_RDONLY)
         except OSError:
@@ -130,12 +132,12 @@ class _Descriptors:
         idx._fd = fd
         return fd
 
-    def used(self, idx: "IndexReader") -> None:
+    def used(self, idx: IndexReader) -> None:
         fd = self._open.pop(idx, None)
         if fd is not None:
             self._open[idx] = fd
 
-    def drop(self, idx: "IndexReader") -> None:
+    def drop(self, idx: IndexReader) -> None:
         fd = self._open.pop(idx, None)
         idx._fd = None
         if fd is not None:

@@ -284,7 +284,7 @@ class DiskRefs:
         fd = self._acquire(name)
         lock = path.with_name(path.name + ".lock")
         try:
-            os.write(fd, f"ref: {target}\n".encode("utf-8"))
+            os.write(fd, f"ref: {target}\n".encode())
             os.fsync(fd)
             os.close(fd)
             os.replace(lock, path)
@@ -321,7 +321,7 @@ class DiskRefs:
         if not entries:
             return 0
         lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln]
-        keep = [ln for ln, e in zip(lines, entries) if e.time >= before]
+        keep = [ln for ln, e in zip(lines, entries, strict=False) if e.time >= before]
         if not keep and self.read(name) is not None:
             keep = lines[-1:]
         dropped = len(lines) - len(keep)
@@ -340,7 +340,10 @@ class DiskRefs:
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise DiskFullError.of(exc, f"the reflog of {name}") or exc
+            full = DiskFullError.of(exc, f"the reflog of {name}")
+            if full is None:
+                raise
+            raise full from exc
         fsync_dir(path.parent)
         return dropped
 
@@ -350,7 +353,9 @@ class DiskRefs:
         except FileNotFoundError:
             return []
         except UnicodeDecodeError as exc:
-            raise CorruptError(f"reflog of {name} is damaged: it is not text ({exc.reason} at byte {exc.start})") from exc
+            raise CorruptError(
+                f"reflog of {name} is damaged: it is not text ({exc.reason} at byte {exc.start})"
+            ) from exc
         return _parse_reflog(text, name)
 
     def locks(self) -> Iterator[Path]:
@@ -391,7 +396,9 @@ class MemoryRefs:
             raise ValueError(f"not an object id: {new!r}")
         current = self._refs.get(name)
         if current != old:
-            raise ConflictError(f"ref {name} moved: expected {(old or 'nothing')[:12]}, found {(current or 'nothing')[:12]}")
+            raise ConflictError(
+                f"ref {name} moved: expected {(old or 'nothing')[:12]}, found {(current or 'nothing')[:12]}"
+            )
         self._log(name, old, new, who, message)
         self._refs[name] = new
 
@@ -409,7 +416,9 @@ class MemoryRefs:
 
     def list(self, prefix: str) -> dict[str, str]:
         return {
-            n: v for n, v in sorted(self._refs.items()) if n.startswith(prefix.rstrip("/") + "/") and not v.startswith("ref: ")
+            n: v
+            for n, v in sorted(self._refs.items())
+            if n.startswith(prefix.rstrip("/") + "/") and not v.startswith("ref: ")
         }
 
     def reflog(self, name: str) -> list[ReflogEntry]:

@@ -17,7 +17,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from snapgit.errors import CorruptError, NotFoundError
+from snapgit.errors import CorruptError
 from snapgit.store.objectstore import DiskObjectStore
 from snapgit.store.pack import (
     DELTA,
@@ -67,7 +67,7 @@ def _read_all(objects: DiskObjectStore, rd: PackReader) -> tuple[list[bytes], li
                 full = delta_decompress(base_full, entry_frame(entry))
             else:
                 raise CorruptError(f"unknown entry kind {kind}")
-        except (CorruptError, NotFoundError, Exception):  # zstd errors too: this entry is lost
+        except Exception:  # noqa: BLE001 - whatever fails to decode (zstd errors too), this entry is lost
             ids.append(b"")
             fulls.append(None)
             continue
@@ -158,7 +158,7 @@ def _set_aside(objects: DiskObjectStore, aside: Path, pack_path: Path) -> str:
         lost = sum(1 for i in ids if not i) if rd is not None else None
         saved = 0
         with objects.writer() as w:
-            for oid, full in zip(ids, fulls):
+            for oid, full in zip(ids, fulls, strict=False):
                 if full is not None:
                     w.add_raw(oid, full_entry(full[0], full[1:]))
                     saved += 1

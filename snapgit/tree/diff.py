@@ -55,7 +55,7 @@ class _Side:
 
     def _push_children(self, node: Node) -> None:
         if node.level == 0:
-            self.items.extendleft(reversed([(_ENTRY, 0, k, r) for k, r in zip(node.keys, node.ids)]))
+            self.items.extendleft(reversed([(_ENTRY, 0, k, r) for k, r in zip(node.keys, node.ids, strict=False)]))
         else:
             level = node.level - 1
             self.items.extendleft(reversed([(_NODE, level, c, None) for c in node.ids]))

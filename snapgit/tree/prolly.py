@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from hashlib import sha256
 from itertools import compress, count, islice
 from operator import lt
-from hashlib import sha256
 from zlib import crc32
 
 from snapgit.errors import CorruptError, SnapError
@@ -56,6 +56,7 @@ LEAF_THRESHOLD = (1 << 32) // LEAF_TARGET
 INNER_TARGET = 64
 INNER_MAX = 1024
 INNER_THRESHOLD = (1 << 32) // INNER_TARGET
+
 
 def leaf_ends(keys: Sequence[bytes]) -> bool:
     """Whether a leaf of these keys, started fresh, ends after its last key."""
@@ -248,7 +249,7 @@ def iter_leaves(reader: ObjectReader, root: bytes) -> Iterator[tuple[bytes, Node
 def iter_entries(reader: ObjectReader, root: bytes) -> Iterator[tuple[bytes, bytes]]:
     """Every (key, record id) of the tree, in key order."""
     for _nid, leaf in iter_leaves(reader, root):
-        yield from zip(leaf.keys, leaf.ids)
+        yield from zip(leaf.keys, leaf.ids, strict=False)
 
 
 def lookup(reader: ObjectReader, root: bytes, key: bytes) -> bytes | None:
