@@ -8,7 +8,7 @@ current reader must still read them.
 
 A failure here means the bytes snapgit writes (or the bytes it accepts) have changed. That is a
 change of the store format: existing stores would get different ids for the same data. If it is
-deliberate, bump ``FORMAT_VERSION`` (store.py) and the version of what changed, update
+deliberate, bump ``FORMAT_VERSION`` (store/layout.py) and the version of what changed, update
 docs/format.md, and regenerate with ``python tests/data/make_golden.py``. If it is not, fix the
 code, not the golden file.
 """
@@ -49,7 +49,7 @@ GOLDEN_PACK = DATA / "golden_pack"
 
 FORMAT_CHANGE = (
     "this is a change of the store format: existing stores would give different ids for the same "
-    "data. If it is deliberate, bump FORMAT_VERSION in snapgit/store.py, update docs/format.md and "
+    "data. If it is deliberate, bump FORMAT_VERSION in snapgit/store/layout.py, update docs/format.md and "
     "regenerate with `python tests/data/make_golden.py`; otherwise fix the code"
 )
 

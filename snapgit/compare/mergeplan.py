@@ -1,6 +1,6 @@
 """Three-way merge of table snapshots: what to write into the live database, and what conflicts.
 
-For each table, base -> ours and base -> theirs are diffed (treediff.py, so shared subtrees cost
+For each table, base -> ours and base -> theirs are diffed (:mod:`snapgit.tree.diff`, so shared subtrees cost
 nothing) and the two streams are joined by key. Per key, one outcome:
 
 ==========================  =================================================================

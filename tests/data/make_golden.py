@@ -1,7 +1,7 @@
 """Write tests/data/golden_rows.json (and, once, tests/data/golden_pack/).
 
 Run it only after a deliberate change of the store format, together with a bump of
-FORMAT_VERSION (snapgit/store.py) and an update of docs/format.md:
+FORMAT_VERSION (snapgit/store/layout.py) and an update of docs/format.md:
 
     .venv/bin/python tests/data/make_golden.py            # golden_rows.json
     .venv/bin/python tests/data/make_golden.py --new-pack  # also replace the golden pack
