@@ -59,7 +59,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Imported on first use: a module of the package imports only what it needs (the write
     # path does not load the read path, redacting a URL loads neither).
     home = _HOMES.get(name)

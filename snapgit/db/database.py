@@ -34,7 +34,7 @@ import pathlib
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snapgit.db import schemacache
@@ -638,7 +638,7 @@ class ReadSnapshot:
 
     def _stream_blocks(
         self, reader: Any, sql: str, table: str, batch_size: int, cut: tuple[int, int, int]
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         try:
             reader.execute(sql)
             fetch = reader.fetch_blocks
@@ -670,8 +670,8 @@ class ReadSnapshot:
         reads = [column_read(self._dialect, by_name[n].type, by_name[n].native) for n in names]
         order = []
         for k in key or ():
-            col = by_name[k]
-            expr = column_read(self._dialect, col.type, col.native).order.format(c=q(k))
+            key_col = by_name[k]
+            expr = column_read(self._dialect, key_col.type, key_col.native).order.format(c=q(k))
             order.append(expr + " NULLS FIRST" if self._dialect == "postgresql" else expr)
         select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names, strict=False))
         sql = f"SELECT {select} FROM {q(table)}"
@@ -730,7 +730,7 @@ class ReadSnapshot:
             value = value.replace(tzinfo=_dt.UTC)
         return f"({c} >= %s OR {c} IS NULL)", (value,)
 
-    def _empty_rows(self, table: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    def _empty_rows(self, table: str, batch_size: int) -> Generator[list[tuple[Any, ...]], None, None]:
         cur = self._raw.cursor()
         try:
             cur.execute(f"SELECT count(*) FROM {self._quote(table)}")
@@ -767,7 +767,7 @@ class ReadSnapshot:
 
     def _stream(
         self, sql: str, table: str, convert: Any, batch_size: int, params: tuple[Any, ...] = ()
-    ) -> Iterator[list[tuple[Any, ...]]]:
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         try:
             cur = self._open_cursor(sql, batch_size, params)
             try:
@@ -805,7 +805,7 @@ class _Scan:
 
     __slots__ = ("_snap", "_batches", "_started", "_superseded", "convert", "converters")
 
-    def __init__(self, snap: ReadSnapshot, batches: Iterator[list[tuple[Any, ...]]]) -> None:
+    def __init__(self, snap: ReadSnapshot, batches: Generator[list[tuple[Any, ...]], None, None]) -> None:
         self._snap = snap
         self._batches = batches
         self._started = False
@@ -836,10 +836,10 @@ class _Scan:
     def _supersede(self) -> None:
         self._superseded = True
         with contextlib.suppress(Exception):  # a broken connection shows at the next statement
-            self._batches.close()  # type: ignore[attr-defined]
+            self._batches.close()
 
     def close(self) -> None:
         """Stop reading (the rest of the rows are not read, or on MariaDB read and dropped)."""
         if self._snap._open_scan is self:
             self._snap._open_scan = None
-        self._batches.close()  # type: ignore[attr-defined]
+        self._batches.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from msgpack import ExtType
@@ -31,7 +31,8 @@ from snapgit.db.values import Converter
 
 __all__ = ["batch_converter"]
 
-BatchConverter = Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+# rows in: whatever unpacks into one value per column (the driver's tuples, the caller's lists)
+BatchConverter = Callable[[Iterable[Sequence[Any]]], list[tuple[Any, ...]]]
 
 MEMO_MAX = 1 << 16
 

@@ -87,7 +87,8 @@ def to_decimal(scale: int | None) -> Converter:
             if v != v:
                 return v
             d = D(repr(v))
-            if d.is_finite() and d.as_tuple().exponent > 0:  # type: ignore[operator]
+            exponent = d.as_tuple().exponent  # "F" for an infinity, else an int
+            if isinstance(exponent, int) and exponent > 0:
                 d = d.quantize(_ONE, context=ctx)
         elif t is str:
             try:

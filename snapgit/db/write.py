@@ -61,7 +61,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
@@ -87,6 +87,9 @@ _scan_ids = itertools.count(1)
 _MATCH_HINT = "the database changed since it was read, or the key is not unique; nothing was written"
 _UTF8 = ("utf8mb4", "utf8mb3", "utf8", "ascii", "binary")
 _TRANSACTIONAL_ENGINES = ("innodb", "xtradb", "rocksdb", "tokudb", "ndbcluster", "ndb")
+
+# _fail hands back the error it records, of the type it was given
+_Failure = TypeVar("_Failure", bound=DatabaseError)
 
 
 def _key_text(names: Sequence[str], values: Sequence[Any]) -> str:
@@ -269,7 +272,7 @@ class WriteTransaction:
             hint="MariaDB commits DDL at once: create the tables in one write() block, then write the rows in another",
         )
 
-    def _fail(self, exc: DatabaseError) -> DatabaseError:
+    def _fail(self, exc: _Failure) -> _Failure:
         self._failed = exc
         return exc
 
@@ -384,7 +387,9 @@ class WriteTransaction:
         cols = {c.name: c for c in schema.columns}
         return [column_write(self.dialect, cols[n].type, live.styles.get(n)) for n in schema.sorted_names]
 
-    def _convert(self, schema: TableSchema, live: _Live) -> Callable[[Sequence[Sequence[Any]]], list[Sequence[Any]]]:
+    def _convert(
+        self, schema: TableSchema, live: _Live
+    ) -> Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]]:
         """A function converting a batch of full rows to parameters, naming the column of a value
         that cannot be written."""
         names = schema.sorted_names
@@ -392,7 +397,7 @@ class WriteTransaction:
         batch = batch_converter(converters)
         width = len(names)
 
-        def convert(chunk: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        def convert(chunk: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
             for row in chunk:
                 if len(row) != width:
                     raise DatabaseError(
@@ -403,7 +408,7 @@ class WriteTransaction:
             if batch is None:
                 return list(chunk)
             try:
-                return batch(chunk)  # type: ignore[arg-type]
+                return batch(chunk)
             except (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError) as exc:
                 raise self._value_error(schema, converters, chunk, exc) from exc
 
@@ -542,7 +547,7 @@ class WriteTransaction:
         others: list[int],
         live: _Live,
         rows: list[Sequence[Any]],
-        params: Callable[..., list[Sequence[Any]]],
+        params: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]],
     ) -> None:
         """MariaDB: the new rows go into a temporary table (multi-row INSERTs), then one
         UPDATE ... JOIN sets them. CREATE TEMPORARY TABLE does not end the transaction."""
@@ -585,6 +590,7 @@ class WriteTransaction:
                 else:
                     self._delete_keyless_by_scan(schema, live, rows)
                 return
+            assert key  # positions is None exactly when key is None or empty
             rows = list({_key_of(r, positions): r for r in rows}.values())  # one delete per key
             convert = self._convert(schema, live)
             names = schema.sorted_names
@@ -751,12 +757,12 @@ class WriteTransaction:
                     f"{_key_text(key, [row[p] for p in positions])} {what}",
                     hint=_MATCH_HINT,
                 )
-                return self._fail(exc)  # type: ignore[return-value]
+                return self._fail(exc)
         exc = RowMatchError(
             f"cannot {verb} table {table} in {self.url_redacted}: not every key picks exactly one row",
             hint=_MATCH_HINT,
         )
-        return self._fail(exc)  # type: ignore[return-value]
+        return self._fail(exc)
 
     def _foreign_key_error(
         self, exc: BaseException, schema: TableSchema | None, rows: Sequence[Sequence[Any]]
@@ -775,11 +781,11 @@ class WriteTransaction:
                     constraint=diag.constraint_name,
                 )
             m = re.match(r'Key \((.*)\)=\((.*)\) is still referenced from table "(.*)"\.', detail)
-            parent = re.search(r'(?:update or delete on|on) table "(.*?)" violates', diag.message_primary or "")
+            on_parent = re.search(r'(?:update or delete on|on) table "(.*?)" violates', diag.message_primary or "")
             if m:
                 return ForeignKeyViolationError(
                     m.group(3),
-                    parent.group(1) if parent else None,
+                    on_parent.group(1) if on_parent else None,
                     f"({m.group(1)})=({m.group(2)})",
                     constraint=diag.constraint_name,
                     deleted=True,
@@ -792,7 +798,7 @@ class WriteTransaction:
                 reason=one_line(detail or diag.message_primary or str(exc)),
             )
         if self.dialect == "mysql":
-            args = getattr(exc, "args", ())
+            args = exc.args
             code = args[0] if args else None
             if code not in (1216, 1217, 1451, 1452):
                 return None
@@ -1024,7 +1030,7 @@ class WriteTransaction:
             return Target(self.dialect)
         version = str(self._query("SELECT VERSION()")[0][0])
         m = re.match(r"(\d+)\.(\d+)", version)
-        has_uuid = bool(m) and self._mariadb and (int(m.group(1)), int(m.group(2))) >= (10, 7)
+        has_uuid = m is not None and self._mariadb and (int(m.group(1)), int(m.group(2))) >= (10, 7)
         return Target("mysql", mariadb=self._mariadb, has_uuid=has_uuid)
 
 
@@ -1038,7 +1044,7 @@ def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ..
     if len(positions) == 1:
         (p,) = positions
         return lambda row: (row[p],)
-    return operator.itemgetter(*positions)  # type: ignore[return-value]
+    return operator.itemgetter(*positions)
 
 
 def _by_null_pattern(

@@ -633,7 +633,9 @@ class DiskObjectStore:
                     if len(self._full_cache) > 256:
                         self._full_cache.popitem(last=False)
                     if depth:
-                        self._delta_bases[oid] = self._last_delta_base
+                        base = self._last_delta_base
+                        assert base is not None  # _resolve sets it whenever it resolves a delta
+                        self._delta_bases[oid] = base
                         if len(self._delta_bases) > 65536:
                             self._delta_bases.pop(next(iter(self._delta_bases)))
                 return full, depth
@@ -790,9 +792,13 @@ class _MemoryWriter(_WriterBase):
 
     def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
         # in memory the node is kept whole anyway
-        if base is None:
-            return (lambda: self.add(otype, data, oid) and None), len(data)
-        return (lambda: self.add_delta(otype, data, oid, base) and None), len(data)
+        def add() -> None:
+            if base is None:
+                self.add(otype, data, oid)
+            else:
+                self.add_delta(otype, data, oid, base)
+
+        return add, len(data)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)
@@ -968,7 +974,10 @@ class _OverlayWriter:
         return self.add(otype, data, oid)
 
     def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
-        return (lambda: self.add(otype, data, oid) and None), len(data)
+        def add() -> None:
+            self.add(otype, data, oid)
+
+        return add, len(data)
 
     def commit(self) -> None:
         pass

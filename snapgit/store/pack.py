@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
 from pathlib import Path
+from typing import TypeVar
 
 import zstandard as zstd
 
@@ -82,6 +83,9 @@ ID_LEN = 32  # every object id is a SHA-256
 _KIND, _TYPE, _DEPTH = 0, 1, 2
 _BASE_END = 3 + ID_LEN
 
+# a slice of an entry is of the entry's kind: bytes from bytes, a view from a view
+_Buffer = TypeVar("_Buffer", bytes, memoryview)
+
 
 # --- entries --------------------------------------------------------------------------------
 
@@ -108,7 +112,7 @@ def entry_type(entry: bytes | memoryview) -> int:
     return entry[_TYPE]
 
 
-def entry_full(entry: bytes | memoryview) -> bytes | memoryview:
+def entry_full(entry: _Buffer) -> _Buffer:
     """The full bytes (type byte + data) of a :data:`FULL` entry's object."""
     return entry[_TYPE:]
 
@@ -123,7 +127,7 @@ def entry_base(entry: bytes | memoryview) -> bytes:
     return bytes(entry[_DEPTH + 1 : _BASE_END])
 
 
-def entry_frame(entry: bytes | memoryview) -> bytes | memoryview:
+def entry_frame(entry: _Buffer) -> _Buffer:
     """The zstd frame of a :data:`DELTA` entry (:func:`delta_decompress` reads it)."""
     return entry[_BASE_END:]
 

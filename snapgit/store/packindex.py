@@ -188,6 +188,8 @@ class IndexReader:
         self._p0 = _HEADER.size + _FANOUT
         self._o0 = self._p0 + 8 * n
         self.pack_name = tail[:32].hex()
+        self._prefixes: Sequence[int]
+        self._ordinals: Sequence[int]
         if sys.byteorder == "little":
             self._prefixes = memoryview(mm)[self._p0 : self._o0].cast("Q")
             self._ordinals = memoryview(mm)[self._o0 : self._o0 + 4 * n].cast("I")
@@ -234,7 +236,8 @@ class IndexReader:
 
     def close(self) -> None:
         _descriptors.drop(self)
-        self._prefixes = self._ordinals = None  # type: ignore[assignment]
+        # the views must go for the map to close (a look-up after close then fails on None)
+        self._prefixes = self._ordinals = None  # type: ignore[assignment]  # never read once closed
         try:
             self._mm.close()
         except BufferError:

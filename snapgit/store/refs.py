@@ -13,6 +13,7 @@ with 64 zeros for "no value".
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
 import re
@@ -82,7 +83,8 @@ class Refs(Protocol):
 
     def list(self, prefix: str) -> dict[str, str]: ...
 
-    def reflog(self, name: str) -> list[ReflogEntry]: ...
+    # builtins.list: in the body of a class with a method named list, the name means the method
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]: ...
 
 
 def _tz_string(t: float) -> str:
@@ -347,7 +349,7 @@ class DiskRefs:
         fsync_dir(path.parent)
         return dropped
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         try:
             text = (self.root / "logs" / name).read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -421,5 +423,5 @@ class MemoryRefs:
             if n.startswith(prefix.rstrip("/") + "/") and not v.startswith("ref: ")
         }
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         return list(self._logs.get(name, []))
