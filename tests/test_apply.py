@@ -154,17 +154,9 @@ def test_restore_of_a_self_referencing_table_deletes_a_subtree(db_url, db_engine
     repo.close()
 
 
-KNOWN_ORDER_BUG = (
-    "apply_plans deletes every table's rows before any update, so a child moved away from "
-    "a parent deleted in the same merge still refers to it at the delete (docs/mutation.md)"
-)
-
-
-def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_engine, tmp_path, request) -> None:
+def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_engine, tmp_path) -> None:
     """Theirs moves author 2's books to author 1, then deletes author 2: the books' updates must
     reach the database before the author's delete."""
-    if db_kind != "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_ORDER_BUG))
     load(db_engine, AUTHORS, BOOKS)
     repo = Repo.init(tmp_path, db_url)
     repo.commit("base")
@@ -182,19 +174,9 @@ def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_eng
     repo.close()
 
 
-def test_restore_into_a_new_database_inserts_parents_first(
-    make_db_url, make_engine, tmp_path, db_kind, request
-) -> None:
+def test_restore_into_a_new_database_inserts_parents_first(make_db_url, make_engine, tmp_path, db_kind) -> None:
     """restore --into writes every row of a self-referencing table; children with lower keys
-    than their parents must still come after them."""
-    if db_kind != "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="restore --into streams rows in key order: a self-referencing table's children "
-                "with lower keys than their parents are refused (docs/mutation.md)",
-            )
-        )
+    than their parents must still come after them (the foreign keys are added after the rows)."""
     src = make_db_url("sqlite")
     engine = make_engine(src)
     meta = sa.MetaData()
@@ -214,4 +196,40 @@ def test_restore_into_a_new_database_inserts_parents_first(
     repo.restore(cid.hex(), into=dst)
     with make_engine(dst).connect() as conn:
         assert dict(conn.execute(sa.text("SELECT id, parent_id FROM node")).all()) == tree
+    repo.close()
+
+
+def test_merge_frees_a_unique_value_before_a_new_row_takes_it(db_url, db_engine, tmp_path) -> None:
+    """Theirs deletes author 3 and adds author 4 under the same unique name: the delete is
+    written before the insert, since no updated table refers to authors."""
+    meta = sa.MetaData()
+    author = sa.Table(
+        "author",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(20), nullable=False, unique=True),
+    )
+    meta.create_all(db_engine)
+
+    def put(rows: dict[int, str]) -> None:
+        with db_engine.begin() as conn:
+            conn.execute(author.delete())
+            conn.execute(author.insert(), [{"id": k, "name": v} for k, v in rows.items()])
+
+    def now() -> dict[int, str]:
+        with db_engine.connect() as conn:
+            return {r.id: r.name for r in conn.execute(sa.text("SELECT id, name FROM author"))}
+
+    put({1: "ann", 2: "bob", 3: "cy"})
+    repo = Repo.init(tmp_path, db_url)
+    repo.commit("base")
+    repo.create_branch("feature")
+    repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+    put({1: "ann", 2: "bob", 4: "cy"})
+    repo.commit("theirs: cy is author 4 now")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    put({1: "ann", 2: "bob", 3: "cy"})
+    result = repo.merge("feature", strategy="backup_wins")
+    assert result.totals()["deleted"] == 1 and result.totals()["added"] == 1
+    assert now() == {1: "ann", 2: "bob", 4: "cy"}
     repo.close()

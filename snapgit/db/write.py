@@ -71,7 +71,7 @@ from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.encoding import encode_row
 from snapgit.jsonvalue import to_text
-from snapgit.schema import TableSchema
+from snapgit.schema import ForeignKey, TableSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -935,14 +935,22 @@ class WriteTransaction:
 
     # --- tables ---------------------------------------------------------------------------------
 
-    def create_tables(self, schemas: Sequence[TableSchema]) -> None:
+    def create_tables(
+        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False
+    ) -> list[tuple[str, ForeignKey]]:
         """Create ``schemas``' tables (see :mod:`snapgit.db.ddl` for the types), parents first.
         Refuses if one exists already. On MariaDB every CREATE commits at once: call this in a
         ``write()`` block of its own. If the block fails, the tables are gone again on every
-        database (on MariaDB they are dropped)."""
+        database (on MariaDB they are dropped).
+
+        ``foreign_keys_later``: create the tables without their foreign keys (except on SQLite,
+        which cannot add one to a table, and checks them only when asked), and return them, for
+        :meth:`add_foreign_keys` once the rows are in: rows can then be loaded in any order (a
+        self-referencing table's children before their parents), and are checked once, as the
+        constraint is added."""
         self._start_ddl()
         if not schemas:
-            return
+            return []
         names = [s.name for s in schemas]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -968,12 +976,17 @@ class WriteTransaction:
             if self.dialect == "mysql":
                 with contextlib.suppress(self._dbapi_error):
                     self._exec("SET SESSION explicit_defaults_for_timestamp = 1")
-            later: list[tuple[str, Any]] = []
+            later: list[tuple[str, ForeignKey]] = []
+            pending: list[tuple[str, ForeignKey]] = []
             made = set(existing)
             for s in table_order(schemas):
                 inline = []
                 for fk in s.foreign_keys:
-                    if self.dialect == "sqlite" or fk.ref_table in made or fk.ref_table == s.name:
+                    if self.dialect == "sqlite":
+                        inline.append(fk)
+                    elif foreign_keys_later:
+                        pending.append((s.name, fk))
+                    elif fk.ref_table in made or fk.ref_table == s.name:
                         inline.append(fk)
                     else:
                         later.append((s.name, fk))
@@ -983,9 +996,16 @@ class WriteTransaction:
                 if self.dialect == "mysql":
                     self._created.append(s.name)
                 made.add(s.name)
-            for table, fk in later:
-                with self._errors("add a foreign key to", table):
-                    self._exec(add_foreign_key_sql(table, fk, self.dialect))
+            self.add_foreign_keys(later)
+        return pending
+
+    def add_foreign_keys(self, foreign_keys: Sequence[tuple[str, ForeignKey]]) -> None:
+        """Add foreign keys (table, key) to existing tables; the database checks their rows as it
+        does. DDL: on MariaDB each commits at once, so not in a block that writes rows."""
+        self._start_ddl()
+        for table, fk in foreign_keys:
+            with self._errors("add a foreign key to", table):
+                self._exec(add_foreign_key_sql(table, fk, self.dialect))
 
     def drop_tables(self, names: Sequence[str]) -> None:
         """Drop the tables ``names`` that exist; refused if a table not among ``names`` refers to

@@ -6,7 +6,9 @@ commits and sequences and autoincrement counters are moved past the largest id, 
 rolls everything back and the database is either as it was or fully written.
 
 :func:`apply_plans` (merge, restore in place) writes plans held in memory: deletes first,
-children before parents; then updates and inserts, parents before children. Within a
+children before parents; then updates and inserts, parents before children; last the deletes
+of the tables an updated table refers to (:func:`deletes_after_updates`: a row may move away from
+a parent that goes in the same merge), children before parents again. Within a
 self-referencing table the same holds row by row: rows are written in generations (rows that
 refer to none of the others written with them, then the rows that refer to those, ...), inserts
 oldest generation first, deletes youngest first, one statement per generation, because MariaDB
@@ -35,7 +37,7 @@ from snapgit.progress import Progress
 from snapgit.schema import TableSchema, table_order
 from snapgit.snapshot.build import paused_gc
 
-__all__ = ["BATCH", "apply_plans", "generations", "load_tables"]
+__all__ = ["BATCH", "apply_plans", "deletes_after_updates", "generations", "load_tables"]
 
 BATCH = 5_000  # rows per statement batch
 
@@ -121,8 +123,10 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
     report = _Reporter(progress)
     by_name = {p.name: p for p in todo}
     order = table_order({p.name: p.schema for p in todo})
-    with db.write() as tx:
-        for name in reversed(order):
+    late = deletes_after_updates(todo)
+
+    def delete(names: Sequence[str]) -> None:
+        for name in reversed(names):
             p = by_name[name]
             if p.deletes:
                 report.table(name, len(p.deletes))
@@ -130,6 +134,9 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
                 for batch in _batches(generation):
                     tx.delete_rows(p.schema, p.key, batch)
                     report.advance(len(batch))
+
+    with db.write() as tx:
+        delete([name for name in order if name not in late])
         for name in order:
             p = by_name[name]
             if p.updates or p.inserts:
@@ -141,7 +148,25 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
                 for batch in _batches(generation):
                     tx.insert_rows(p.schema, batch)
                     report.advance(len(batch))
+        delete([name for name in order if name in late])
         _finish(tx, [p.name for p in todo], [p.schema for p in todo if p.inserts])
+
+
+def deletes_after_updates(plans: Sequence[TablePlan]) -> set[str]:
+    """The tables whose deletes wait until the updates are written: those that a table with
+    updates refers to (an updated row may be moving away from a parent that goes), and, so that
+    children still go before their parents, every table those refer to in turn. The others
+    delete first, before anything is written, so that a value a deleted row held under a unique
+    constraint is free for the rows written after it."""
+    refers = {p.name: {fk.ref_table for fk in p.schema.foreign_keys} for p in plans}
+    late: set[str] = set()
+    todo = [ref for p in plans if p.updates for ref in refers[p.name]]
+    while todo:
+        name = todo.pop()
+        if name in refers and name not in late:
+            late.add(name)
+            todo.extend(refers[name])
+    return late
 
 
 def _gc_paused(items: Iterator[Any]) -> Iterator[Any]:
@@ -155,13 +180,15 @@ def load_tables(
     db: Any, objects: Any, tables: Sequence[tuple[TableSchema, TableEntry]], progress: Progress | None = None
 ) -> None:
     """Create ``tables`` (schema and stored table) in ``db`` and fill them with their records,
-    in one transaction; on any failure the created tables are dropped again."""
+    in one transaction; on any failure the created tables are dropped again. The foreign keys
+    are added once the rows are in (except on SQLite, which checks them at the end): records
+    come in key order, and a self-referencing table's child may come before its parent."""
     schemas = {schema.name: schema for schema, _entry in tables}
     order = table_order(schemas)
     by_name = {schema.name: (schema, entry) for schema, entry in tables}
     ordered = [by_name[name] for name in order]
     with db.write() as tx:
-        tx.create_tables([schema for schema, _entry in tables])
+        foreign_keys = tx.create_tables([schema for schema, _entry in tables], foreign_keys_later=True)
     report = _Reporter(progress)
     try:
         with db.write() as tx:
@@ -195,6 +222,9 @@ def load_tables(
                 report.advance(len(batch))
             reach(len(ordered) - 1)  # tables without rows
             _finish(tx, list(schemas), [schema for schema, _entry in tables])
+        if foreign_keys:
+            with db.write() as tx:
+                tx.add_foreign_keys(foreign_keys)
     except BaseException:
         with db.write() as tx:
             tx.drop_tables(list(reversed(order)))
