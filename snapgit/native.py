@@ -73,7 +73,9 @@ def pack_digest(rows: list[Sequence[Any]], starts: list[int], ends: list[int], l
     return [_sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends, strict=False)]
 
 
-def records(rows: list[Sequence[Any]], prefix: bytes, encode_row: Any) -> tuple[list[bytes], list[bytes]]:
+def records(
+    rows: list[tuple[Any, ...]] | list[list[Any]], prefix: bytes, encode_row: Any
+) -> tuple[list[bytes], list[bytes]]:
     """(ids, payloads) of rows: each payload ``encode_row(row)``, each id
     ``sha256(prefix + payload)``. The C packer gives ``encode_row``'s bytes for the values it
     knows (those a converted row holds); for any other row, ``encode_row`` runs, and raises."""

@@ -273,8 +273,11 @@ def _resolve(
         return  # manual and unresolved: nothing is written for it
     if choice == "ours":
         plan.resolved_ours += 1
-        if c.kind == "cells" and encode_row(merged) != encode_row(c.ours):
-            plan.updates.append(list(merged))  # cells only theirs changed merge all the same
+        if c.kind == "cells":
+            # a cells conflict comes with the merged row, and has all three rows
+            assert merged is not None and c.ours is not None
+            if encode_row(merged) != encode_row(c.ours):
+                plan.updates.append(list(merged))  # cells only theirs changed merge all the same
         return  # else the database already holds ours
     plan.resolved_theirs += 1
     if c.kind == "cells":

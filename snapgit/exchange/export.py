@@ -145,10 +145,14 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
             if progress is not None:
                 progress.advance(len(leaf.ids))
         return
+    base = t.base
+    assert base is not None  # a table is written as changes against its base (_plan)
     n = 0
-    for ch in diff_trees(base_reader, t.base.root, objects, t.entry.root):
+    for ch in diff_trees(base_reader, base.root, objects, t.entry.root):
         if ch.op != REMOVED:
-            yield ch.key, ch.new, decode_row(objects.get(ch.new)[1])
+            new = ch.new
+            assert new is not None  # a row added or changed has a record
+            yield ch.key, new, decode_row(objects.get(new)[1])
             n += 1
             if progress is not None and n % 5000 == 0:
                 progress.advance(5000)
@@ -161,17 +165,21 @@ def _removed(
 ) -> Iterator[dict[str, Any]]:
     # the old row has the base's columns; its key values are written in the new schema's forms
     # (JSON values by default; CSV cells with form=to_cell)
-    names = decode_schema(objects.get(t.base.schema)[1]).sorted_names
+    base = t.base
+    assert base is not None  # only a table written as changes has rows removed
+    names = decode_schema(objects.get(base.schema)[1]).sorted_names
     key = t.entry.key
     enc = {c.name: (form or encoder)(c.type) for c in t.schema.columns}
-    for ch in diff_trees(objects, t.base.root, objects, t.entry.root):
+    for ch in diff_trees(objects, base.root, objects, t.entry.root):
         if ch.op != REMOVED:
             continue
+        rid = ch.old
+        assert rid is not None  # a row removed had a record
         if key:
-            old = dict(zip(names, decode_row(objects.get(ch.old)[1]), strict=False))
+            old = dict(zip(names, decode_row(objects.get(rid)[1]), strict=False))
             yield {"key": [enc[k](old[k]) for k in key]}
         else:
-            yield {"checksum": ch.old.hex(), "occurrence": keyless_occurrence(ch.key)}
+            yield {"checksum": rid.hex(), "occurrence": keyless_occurrence(ch.key)}
 
 
 def _value_error(t: _Table, rid: bytes, exc: Exception) -> ExportError:

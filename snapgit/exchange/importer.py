@@ -22,7 +22,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 import zstandard
 
@@ -257,7 +257,8 @@ def _check_header(h: Any, problems: _Problems, where: tuple[str, int | None]) ->
     return _Table(name, schema, key)
 
 
-def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: int | None) -> bool:
+def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: int | None) -> TypeGuard[dict[str, Any]]:
+    """Whether ``meta`` is an export's metadata this snapgit reads; what is wrong is reported."""
     if not isinstance(meta, dict):
         problems.add(Problem(file, line, "metadata is missing or not an object"))
         return False
@@ -290,7 +291,7 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
 
-def _is_hex_id(v: Any) -> bool:
+def _is_hex_id(v: Any) -> TypeGuard[str]:
     return type(v) is str and _HEX_ID.fullmatch(v) is not None
 
 
@@ -717,9 +718,8 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
             continue
         if t.name not in meta["tables"] or meta["tables"][t.name] != h["rows"]:
             imp.problem(mfile, None, "the table's row count is not the metadata's", table=t.name)
-        fname = h.get("file")
         try:
-            check_name(fname, "file name")
+            fname = check_name(h.get("file"), "file name")
         except ExportError as exc:
             imp.problem(mfile, None, exc.message, table=t.name)
             continue
@@ -760,7 +760,6 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                         )
                         continue
                     values = _decode_values(imp, t, t.cells, cells, fname, line, count)
-                    ok = values is not None
                     occ = None
                     if occurrence:
                         try:
@@ -774,8 +773,8 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                                 row=count,
                                 column=OCCURRENCE_COLUMN,
                             )
-                            ok = False
-                    if ok:
+                            continue
+                    if values is not None:
                         imp.row(t, build, fname, line, count, values, None, occ)
             except (csv.Error, UnicodeDecodeError) as exc:
                 imp.problem(fname, None, f"not a readable CSV file: {exc}", table=t.name)
@@ -791,9 +790,8 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
 
 def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) -> set[bytes] | None:
     """The keys an incremental CSV export removes from a table (its ``.removed.csv`` file)."""
-    rname = h.get("removed_file")
     try:
-        check_name(rname, "file name")
+        rname = check_name(h.get("removed_file"), "file name")
     except ExportError as exc:
         imp.problem(MANIFEST, None, exc.message, table=t.name)
         return None

@@ -68,7 +68,7 @@ def _finish(tx: Any, checked: Sequence[str], reset: Sequence[TableSchema]) -> No
         tx.reset_sequences(schema)
 
 
-def generations(schema: TableSchema, rows: Sequence[Any]) -> list[Sequence[Any]]:
+def generations(schema: TableSchema, rows: Sequence[Any]) -> Sequence[Sequence[Any]]:
     """``rows`` of ``schema`` (in ``sorted_names`` order) split so that a row comes in a later
     generation than every row among them that it refers to by a foreign key of the table to
     itself. A reference cycle among them is cut at an arbitrary row: no order of single rows

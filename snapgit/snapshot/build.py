@@ -24,7 +24,7 @@ import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from snapgit.objects import ObjType, Root, TableEntry, encode_schema, object_id
 from snapgit.progress import Progress
@@ -32,7 +32,7 @@ from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, Incremental, build_incremental, incremental_column
 from snapgit.snapshot.ranges import ParallelOffer, ScanPool, chunk_ranges, join_ranges, scan_range
 from snapgit.snapshot.record import TableResult, store_table
-from snapgit.snapshot.rowcache import cache_path, signature
+from snapgit.snapshot.rowcache import RowCache, cache_path, signature
 from snapgit.snapshot.scan import CacheSpec, build_keyed, build_keyless, integer_key
 from snapgit.snapshot.tablewriter import COMMIT_BLOCK_BUDGET, OldTree, TableWriter, Unstored
 from snapgit.store.history import read_table
@@ -204,12 +204,13 @@ def _snapshot_tables(
             progress.table(name, p.total)
         tw = p.writer(objects, writer, unstored, name)
         if pumping is not None:
-            pool.watch(name if name in shared else None, pumping.quiet)
+            pumping.watch(name if name in shared else None)
         if name in shared:
+            assert pool is not None and pumping is not None  # tables are shared out to a pool
             # the commit's share of the chunks; the tree is joined once every chunk is in
             _read_my_chunks(snap, p, tw, pool, progress)
             pumping.leave(p.total)
-            pool.watch(None, pumping.quiet)  # its bar is full: the chunks still being read are in it
+            pumping.watch(None)  # its bar is full: the chunks still being read are in it
             joining[name] = tw
         else:
             built[name] = _build_alone(snap, p, tw, incremental, progress)
@@ -303,6 +304,10 @@ class _Pumping:
         if self._progress is not None:
             self._progress.advance(rows)
 
+    def watch(self, table: str | None) -> None:
+        """Show the rows the workers read of ``table`` (None: of no table) on the bar."""
+        self._pool.watch(table, self.quiet)
+
     def leave(self, total: int | None) -> None:
         """The commit leaves a shared table: its bar is filled, the chunks still being read
         included (their rows would land on the next table's bar)."""
@@ -349,12 +354,13 @@ def _read_my_chunks(
     snap: ReadSnapshot, p: _Prepared, tw: TableWriter, pool: ScanPool, progress: Progress | None
 ) -> None:
     """Read the chunks of a shared table the workers have not taken, from the front."""
-    name = p.schema.name
-    cache = p.cache.open() if p.cache is not None else False
+    name, key = p.schema.name, p.key
+    assert key is not None  # a table is shared out by its key (_share_out)
+    cache: RowCache | Literal[False] | None = p.cache.open() if p.cache is not None else False
     while (chunk := pool.take(name)) is not None:
         index, key_range = chunk
         try:
-            result = scan_range(snap, p.schema, p.key, tw, key_range, progress, cache)
+            result = scan_range(snap, p.schema, key, tw, key_range, progress, cache)
         except UnsortedKeysError:
             pool.give_up(name)
             return

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from itertools import islice
 from operator import lt
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 from zlib import crc32
 
 import msgpack
@@ -131,7 +131,7 @@ def scan_range(
     tw: TableWriter,
     key_range: KeyRange,
     progress: Progress | None,
-    cache: RowCache | None | bool = False,
+    cache: RowCache | Literal[False] | None = False,
 ) -> RangeResult:
     """Read the rows of one key range and store them, with the leaves that start after the
     range's first boundary key: from there on, where leaves end no longer depends on what came

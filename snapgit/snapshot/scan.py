@@ -45,7 +45,7 @@ from snapgit.snapshot.rowcache import (
     RowCacheWriter,
     block_ends,
 )
-from snapgit.snapshot.tablewriter import OldTree, TableWriter
+from snapgit.snapshot.tablewriter import OldTree, TableWriter, all_given
 from snapgit.tree import prolly as tree_mod
 from snapgit.tree.prolly import TreeBuilder, UnsortedKeysError, load_node
 
@@ -158,25 +158,30 @@ class LeafRows:
         they are to go in as entries."""
         if self.kind == LeafRows.ENTRIES:
             return None
+        # rows that are a leaf are the rows of one of the parent's leaves, which ``tw`` has
+        j, old = self.j, tw.old
+        assert j is not None and old is not None
         keys = self.keys
         if self.kind == LeafRows.UNCHANGED:
-            return keys[0], keys[-1], tw.old.leaf_ids[self.j], len(keys)
-        nid = tw.patch_leaf(self.j, keys, self.ids, self.payloads)
+            return keys[0], keys[-1], old.leaf_ids[j], len(keys)
+        nid = tw.patch_leaf(j, keys, self.ids, self.payloads)
         return None if nid is None else (keys[0], keys[-1], nid, len(keys))
 
     def entries(self, tw: TableWriter) -> tuple[list[bytes], list[bytes], list[bytes | None]]:
         """(keys, record ids, payloads) for the builder: the ids the cache found unchanged
         come from the parent's leaf."""
-        ids = self.ids
-        if None in ids:
-            if self.j is None:
-                raise _CacheMismatch("rows the cache knows lie after the parent's last leaf")
-            leaf = tw.old.leaf(tw.old.leaf_ids[self.j])
-            where = dict(zip(leaf.keys, leaf.ids, strict=False))
-            try:
-                ids = [rid if rid is not None else where[k] for k, rid in zip(self.keys, ids, strict=False)]
-            except KeyError:
-                raise _CacheMismatch("the parent's leaf lacks a row the cache knows") from None
+        if all_given(self.ids):
+            return self.keys, self.ids, self.payloads
+        if self.j is None:
+            raise _CacheMismatch("rows the cache knows lie after the parent's last leaf")
+        old = tw.old
+        assert old is not None  # rows the cache knows are the parent's
+        leaf = old.leaf(old.leaf_ids[self.j])
+        where = dict(zip(leaf.keys, leaf.ids, strict=False))
+        try:
+            ids = [rid if rid is not None else where[k] for k, rid in zip(self.keys, self.ids, strict=False)]
+        except KeyError:
+            raise _CacheMismatch("the parent's leaf lacks a row the cache knows") from None
         return self.keys, ids, self.payloads
 
 
@@ -311,10 +316,9 @@ class CachedScan:
         of blocks ``lo``..``hi``, those the cache may know (see :func:`_cacheable`), or empty;
         ``encode(a, b)`` gives the (ids, payloads) of rows a..b."""
         end = ends[-1]
-        if fps:
-            lasts = [keys[b - 1] for b in ends[lo:hi]]
-            if self.collect:
-                self.blocks.extend(lasts, fps)
+        lasts = [keys[b - 1] for b in ends[lo:hi]] if fps else []
+        if fps and self.collect:
+            self.blocks.extend(lasts, fps)
         if self.cursor is None:
             yield (keys, *encode(0, end))
             return
@@ -348,6 +352,7 @@ class CachedScan:
         if (self._last_key is not None and keys[0] <= self._last_key) or not all(map(lt, keys, islice(keys, 1, None))):
             raise UnsortedKeysError("keys are not in strictly increasing order")
         old = self.old
+        assert old is not None  # rows go by leaf only through a cursor, which needs the parent's tree
         last_keys, counts = old.last_keys, old.counts
         leaves = len(last_keys)
         j = bisect_left(last_keys, keys[0])
@@ -449,6 +454,7 @@ def build_keyed(
     keys_of = keys_encoder([names.index(k) for k in key])
     builder = TreeBuilder(tw.emit)
     caching = None
+    out = None  # the new row cache, of the blocks ``caching`` collects
     if cache is not None:
         old_cache = cache.open()
         caching = CachedScan(
@@ -459,11 +465,11 @@ def build_keyed(
             cache.write,
             integer_key(schema, key),
         )
-    out = RowCacheWriter(Path(cache.path)) if cache is not None and cache.write else None
+        out = RowCacheWriter(Path(cache.path)) if cache.write else None
     try:
         for item in scan_entries(snap, schema, key, keys_of, progress, caching):
             add_to_tree(builder, tw, item)
-            if out is not None and len(caching.blocks) >= SEGMENT_BLOCKS:
+            if out is not None and caching is not None and len(caching.blocks) >= SEGMENT_BLOCKS:
                 out.add_blocks(caching.blocks)
         root, rows = builder.finish()
     except _CacheMismatch:
@@ -480,6 +486,7 @@ def build_keyed(
         raise
     else:
         if out is not None:
+            assert cache is not None and caching is not None  # out is made with them
             if caching.broken:
                 out.abort()
             else:
@@ -490,7 +497,7 @@ def build_keyed(
         return root, rows
     # The database's order disagreed with the key encoding's (a collation, mixed types in a
     # SQLite column) or the key is not unique: read again and sort here.
-    entries = []
+    entries: list[tuple[bytes, bytes, bytes]] = []
     for batch, packed, ids in scan_encoded(snap, schema, key, None):
         entries.extend(zip(map(kenc, batch), ids, packed, strict=False))
     entries.sort(key=lambda e: e[0])

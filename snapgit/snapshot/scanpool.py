@@ -121,7 +121,7 @@ class _Table:
     chunks: int
     cache: CacheSpec | None = None
     left: deque = field(default_factory=deque)  # job ids nobody has taken yet
-    results: dict = field(default_factory=dict)  # chunk index -> RangeResult, SnapError or None
+    results: dict[int, RangeResult | SnapError | None] = field(default_factory=dict)  # by chunk index
     by: set = field(default_factory=set)  # the processes that read its chunks (-1: the commit)
     early_rows: int = 0  # rows the workers read before the commit came to the table
     given_up: bool = False  # read alone: the chunks' results are not wanted
@@ -275,11 +275,14 @@ class _Pool:
             raise self._flush_error
         out: dict[str, list[RangeResult] | None] = {}
         for name, t in self._tables.items():
-            results = [t.results.get(i) for i in range(t.chunks)]
-            for r in results:
+            results: list[RangeResult] = []
+            for i in range(t.chunks):
+                r = t.results.get(i)
                 if isinstance(r, SnapError):
                     raise r
-            out[name] = None if t.given_up or any(r is None for r in results) else results
+                if r is not None:
+                    results.append(r)
+            out[name] = None if t.given_up or len(results) < t.chunks else results
         return out
 
     def processes(self, table: str) -> int:

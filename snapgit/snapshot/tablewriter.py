@@ -20,14 +20,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from itertools import compress, count, repeat
 from operator import is_not
-from typing import Any
+from typing import Any, TypeGuard
 
 from snapgit.errors import CorruptError
 from snapgit.objects import ID_LEN, Node, ObjType, unpack_canonical
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.tree.prolly import leaf_index, load_node
 
-__all__ = ["COMMIT_BLOCK_BUDGET", "UNSTORED_BUDGET", "OldTree", "TableWriter", "Unstored"]
+__all__ = ["COMMIT_BLOCK_BUDGET", "UNSTORED_BUDGET", "OldTree", "TableWriter", "Unstored", "all_given"]
 
 _sha256 = hashlib.sha256
 _NODE = b"\x02"
@@ -106,12 +106,13 @@ class Unstored:
         self.budget = UNSTORED_BUDGET if budget is None else budget
         self.found: dict[Any, list[int]] = {}  # owner -> [records, nodes] found stored
         self._ids: list[bytes] = []
-        self._adds: list[tuple[Any, bytes | None, Callable[[], None] | None]] = []  # owner, record, node
+        # (owner, what to write): a record's payload, or the deferred add of a node's entry
+        self._adds: list[tuple[Any, bytes | Callable[[], None]]] = []
         self._bytes = 0
 
     def records(self, owner: Any, ids: Sequence[bytes], payloads: Sequence[bytes]) -> None:
         self._ids += ids
-        self._adds += [(owner, p, None) for p in payloads]
+        self._adds += [(owner, p) for p in payloads]
         self._bytes += sum(map(len, payloads)) + 100 * len(ids)
         if self._bytes >= self.budget:
             self.flush()
@@ -119,7 +120,7 @@ class Unstored:
     def node(self, owner: Any, nid: bytes, deferred: tuple[Callable[[], None], int]) -> None:
         add, size = deferred
         self._ids.append(nid)
-        self._adds.append((owner, None, add))
+        self._adds.append((owner, add))
         self._bytes += size + 100
         if self._bytes >= self.budget:
             self.flush()
@@ -136,19 +137,19 @@ class Unstored:
         run_ids: list[bytes] = []
         run_data: list[bytes] = []
         seen: set[bytes] = set()
-        for oid, (owner, payload, add), m in zip(ids, adds, maybe, strict=False):
+        for oid, (owner, what), m in zip(ids, adds, maybe, strict=False):
             if oid in seen or (m and contains(oid)):
                 counts = self.found.get(owner)
                 if counts is None:
                     counts = self.found[owner] = [0, 0]
-                counts[0 if add is None else 1] += 1
+                counts[1 if callable(what) else 0] += 1
                 continue
             seen.add(oid)
-            if add is None:
-                run_ids.append(oid)
-                run_data.append(payload)
+            if callable(what):
+                what()
             else:
-                add()
+                run_ids.append(oid)
+                run_data.append(what)
         if run_ids:
             writer.add_full_many(ObjType.RECORD, run_ids, run_data)
         return self.found
@@ -192,9 +193,11 @@ class TableWriter:
         stored (the row cache found its row unchanged)."""
         keep = list(compress(count(), map(is_not, payloads, repeat(None))))
         if keep:
-            self.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
+            self.write_records([ids[i] for i in keep], [p for p in payloads if p is not None])
 
-    def emit(self, node: Node, payloads: list[bytes] | None) -> bytes:
+    def emit(self, node: Node, payloads: list[bytes | None] | None) -> bytes:
+        """Store a node the store may lack and return its id. ``payloads``: a leaf's records
+        (parallel to its ids), a payload None where the row cache found the row unchanged."""
         data = node.encode()
         nid = _sha256(_NODE + data).digest()
         old = self.old
@@ -205,16 +208,18 @@ class TableWriter:
         base = old.base_for(node.keys[0]) if (old is not None and node.level == 0 and node.keys) else None
         if payloads:
             ids = node.ids
-            keep: list[int] | None = None  # None: every record of the leaf is new
-            if None in payloads:  # rows the row cache found unchanged: their records are stored
-                keep = list(compress(count(), map(is_not, payloads, repeat(None))))
-            if base is not None and keep != []:
+            new: list[bytes]
+            if all_given(payloads):  # every record of the leaf is new
+                new = payloads
+            else:  # rows the row cache found unchanged: their records are stored
+                ids = list(compress(ids, map(is_not, payloads, repeat(None))))
+                new = [p for p in payloads if p is not None]
+            if ids and old is not None and base is not None:
                 known = set(old.leaf(base).ids)
-                keep = [i for i in (range(len(ids)) if keep is None else keep) if ids[i] not in known]
-            if keep is None:
-                self.write_records(ids, payloads)
-            elif keep:
-                self.write_records([ids[i] for i in keep], [payloads[i] for i in keep])
+                keep = [i for i, rid in enumerate(ids) if rid not in known]
+                ids, new = [ids[i] for i in keep], [new[i] for i in keep]
+            if ids:
+                self.write_records(ids, new)
         self._store_node(data, nid, base)
         return nid
 
@@ -240,26 +245,36 @@ class TableWriter:
         encoding :meth:`Node.encode` gives (the ids are the last field, of fixed length), once
         the parent's leaf is known to be encoded so itself."""
         old = self.old
+        assert old is not None  # rows go by the parent's leaves only when there is a parent
         base = old.leaf_ids[j]
         data, old_keys, blob = old.leaf_bytes(base)
         if old_keys != keys or len(data) != _leaf_size(keys, len(blob)):
             return None
         new = bytearray(blob)
-        changed: list[int] = []
+        changed_ids: list[bytes] = []
+        changed_payloads: list[bytes] = []
         for i in compress(count(), map(is_not, ids, repeat(None))):
+            rid, payload = ids[i], payloads[i]
+            assert rid is not None and payload is not None  # a row not the parent's is encoded
             at = i * ID_LEN
-            rid = ids[i]
             if new[at : at + ID_LEN] != rid:
                 new[at : at + ID_LEN] = rid
-                changed.append(i)
-        if not changed:
+                changed_ids.append(rid)
+                changed_payloads.append(payload)
+        if not changed_ids:
             return base
-        self.write_records([ids[i] for i in changed], [payloads[i] for i in changed])
+        self.write_records(changed_ids, changed_payloads)
         data = data[: len(data) - len(blob)] + new
         nid = _sha256(_NODE + data).digest()
         if nid not in old.leaf_set and nid not in self._nodes:
             self._store_node(data, nid, base)
         return nid
+
+
+def all_given(payloads: list[bytes | None]) -> TypeGuard[list[bytes]]:
+    """Whether no payload (or record id) is None: none of the rows is one the row cache found
+    unchanged."""
+    return None not in payloads
 
 
 def _leaf_size(keys: list[bytes], ids_len: int) -> int:

@@ -68,8 +68,9 @@ def _inner_hash(level: int, key: bytes) -> int:
 
 
 # emit(node, payloads) stores a node and returns its id; payloads are the encoded records of a
-# leaf's entries (parallel to node.ids) when the builder was given them, else None.
-Emit = Callable[[Node, "list[bytes] | None"], bytes]
+# leaf's entries (parallel to node.ids) when the builder was given them, else None. The builder
+# only passes them on: a payload None is the caller's (a record it knows is stored).
+Emit = Callable[[Node, "list[bytes | None] | None"], bytes]
 
 
 class UnsortedKeysError(SnapError):
@@ -89,13 +90,15 @@ class TreeBuilder:
         self._on_leaf = on_leaf
         self._keys: list[bytes] = []
         self._ids: list[bytes] = []
-        self._payloads: list[bytes] | None = None
+        self._payloads: list[bytes | None] | None = None
         self._levels: list[tuple[list[bytes], list[bytes], list[int]]] = []  # level 1, 2, ...
         self._last: bytes | None = None
         self.count = 0
         self._done = False
 
-    def add_batch(self, keys: Sequence[bytes], ids: Sequence[bytes], payloads: Sequence[bytes] | None = None) -> None:
+    def add_batch(
+        self, keys: Sequence[bytes], ids: Sequence[bytes], payloads: Sequence[bytes | None] | None = None
+    ) -> None:
         """Append entries whose keys are strictly increasing and greater than all before."""
         if not keys:
             return
@@ -154,7 +157,7 @@ class TreeBuilder:
         self,
         keys: Sequence[bytes],
         ids: Sequence[bytes],
-        payloads: Sequence[bytes] | None,
+        payloads: Sequence[bytes | None] | None,
         start: int,
         end: int,
         natural: bool,
@@ -204,7 +207,7 @@ class TreeBuilder:
         nid = self._emit(node, None)
         self._push(level + 1, keys[-1], nid, sum(counts))
 
-    def pending(self) -> tuple[list[bytes], list[bytes], list[bytes] | None]:
+    def pending(self) -> tuple[list[bytes], list[bytes], list[bytes | None] | None]:
         """(keys, ids, payloads or None) added but not yet in a closed leaf."""
         return self._keys, self._ids, self._payloads
 
