@@ -20,6 +20,8 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeGuard
@@ -694,7 +696,31 @@ def _sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
+@contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    """Let the csv module read cells up to ``limit`` characters while inside.
+
+    The module refuses fields over 131072 characters by default, yet export writes cells of any
+    size; the input as a whole is already bounded by --max-size, so that is the right bound for one
+    cell too. The limit is process-wide, hence restored on the way out.
+    """
+    old = csv.field_size_limit()
+    try:
+        csv.field_size_limit(limit)
+    except OverflowError:  # a C long narrower than the limit (Windows)
+        csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _read_csv(imp: _Importer, directory: Path, max_size: int) -> ImportedTree | None:
+    with _csv_field_limit(max_size):
+        return _read_csv_files(imp, directory)
+
+
+def _read_csv_files(imp: _Importer, directory: Path) -> ImportedTree | None:
     mfile = MANIFEST
     try:
         manifest = _loads((directory / MANIFEST).read_text(encoding="utf-8"))
@@ -881,7 +907,7 @@ def import_into(
         )
     result = None
     if path.is_dir():
-        result = _read_csv(imp, path)
+        result = _read_csv(imp, path, max_size)
     else:
         with open(path, "rb") as raw:
             if path.name.endswith(".zst"):
