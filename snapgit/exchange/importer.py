@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -47,10 +46,15 @@ from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.tree.prolly import TreeBuilder, iter_entries
 
-__all__ = ["ImportValidationError", "ImportedTree", "Problem", "import_into", "DEFAULT_MAX_SIZE"]
+__all__ = ["ImportValidationError", "ImportedTree", "Problem", "import_into", "DEFAULT_MAX_SIZE", "MAX_LINE"]
 
 DEFAULT_MAX_SIZE = 10 * 2**30
 MAX_PROBLEMS_KEPT = 1000
+# The longest line a JSON export may hold (one row, its bytes as base64): the reader holds a line
+# whole to parse it, so this bounds its memory whatever the input expands to.
+MAX_LINE = 256 * 2**20
+_CHUNK = 1 << 20
+_ZSTD_FEED = 1 << 10
 _REC = ObjType.RECORD
 
 
@@ -454,25 +458,70 @@ class _Importer:
 # --- JSON ---------------------------------------------------------------------------------------
 
 
-class _Lines:
-    """Numbered lines of a text stream; a read error becomes a problem and the end of input."""
+class _ReadError(Exception):
+    """The input cannot be read further; the message says why, for the user."""
 
-    def __init__(self, stream: IO[str], imp: _Importer, file: str) -> None:
-        self._it = iter(stream)
+
+class _Lines:
+    """Numbered lines of a byte stream, each at most ``MAX_LINE`` bytes; a read error becomes a
+    problem and the end of input (``failed`` then says so).
+
+    Lines are cut from the raw bytes here rather than by a text wrapper, because a wrapper reads a
+    line whole before anyone can look at its length: a file of zeros without a newline would be
+    held in memory entire (twice) before being refused. Here a line is refused as soon as it passes
+    the bound, having held at most the bound and one chunk.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], imp: _Importer, file: str) -> None:
+        self._chunks = chunks
+        self._buf = bytearray()
+        self._start = 0  # where the next line begins in _buf
+        self._scanned = 0  # _buf up to here holds no newline after _start
+        self._done = False
         self.imp = imp
         self.file = file
         self.n = 0
+        self.failed = False
+
+    def _raw_line(self) -> bytearray | None:
+        buf = self._buf
+        while True:
+            i = buf.find(b"\n", max(self._start, self._scanned))
+            if i >= 0:
+                line = buf[self._start : i]
+                self._start = self._scanned = i + 1
+                return line
+            if len(buf) - self._start > MAX_LINE:
+                raise _ReadError(f"the line is longer than {MAX_LINE:,} bytes, the most a line of an export holds")
+            if self._done:
+                if self._start == len(buf):
+                    return None
+                line = buf[self._start :]
+                self._start = self._scanned = len(buf)
+                return line
+            del buf[: self._start]
+            self._start = 0
+            self._scanned = len(buf)
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._done = True
+            else:
+                buf += chunk
 
     def next(self) -> str | None:
-        try:
-            line = next(self._it)
-        except StopIteration:
+        if self.failed:
             return None
-        except (UnicodeDecodeError, OSError, ValueError, zstandard.ZstdError) as exc:
+        try:
+            raw = self._raw_line()
+            if raw is None:
+                return None
+            line = raw.decode("utf-8")
+        except (_ReadError, UnicodeDecodeError, OSError, ValueError) as exc:
+            self.failed = True
             self.imp.problem(self.file, self.n + 1, f"cannot read the file: {exc}")
             return None
         self.n += 1
-        return line[:-1] if line.endswith("\n") else line
+        return line
 
 
 def _loads(text: str) -> Any:
@@ -486,12 +535,13 @@ def _layout(imp: _Importer, lines: _Lines, expected: str) -> None:
     imp.problem(lines.file, lines.n, f"not in the layout snapgit writes: expected {expected}")
 
 
-def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
+def _read_json(imp: _Importer, chunks: Iterator[bytes]) -> ImportedTree | None:
     file = imp.path.name
-    lines = _Lines(stream, imp, file)
+    lines = _Lines(chunks, imp, file)
     first = lines.next()
     if first is None:
-        imp.problem(file, 1, "the file is empty")
+        if not lines.failed:
+            imp.problem(file, 1, "the file is empty")
         return None
     if not first.startswith('{"metadata":') or not first.endswith(","):
         _layout(imp, lines, 'a first line {"metadata":{...},')
@@ -865,23 +915,41 @@ def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) 
 # --- entry point --------------------------------------------------------------------------------
 
 
-class _Limited(io.RawIOBase):
-    """A reader that fails once more than ``limit`` bytes came out (a decompression bomb)."""
+def _file_chunks(raw: IO[bytes]) -> Iterator[bytes]:
+    while chunk := raw.read(_CHUNK):
+        yield chunk
 
-    def __init__(self, inner: Any, limit: int) -> None:
-        self.inner = inner
-        self.left = limit
 
-    def readable(self) -> bool:
-        return True
+def _zstd_chunks(raw: IO[bytes], limit: int) -> Iterator[bytes]:
+    """The decompressed bytes of a zstd file, checked to the end of its frame; raises _ReadError
+    when the file is not zstd, damaged, truncated, or expands to more than ``limit`` bytes.
 
-    def readinto(self, b: Any) -> int:
-        data = self.inner.read(len(b))
-        self.left -= len(data)
-        if self.left < 0:
-            raise ValueError("the decompressed data is larger than the maximum input size")
-        b[: len(data)] = data
-        return len(data)
+    The compressed input is fed a little at a time because one call's output is not bounded
+    otherwise: zstd expands a few bytes into up to 128 KiB, so 1 KiB in gives at most 32 MiB out.
+    """
+    d = zstandard.ZstdDecompressor().decompressobj()
+    left = limit
+    started = False
+    while data := raw.read(_ZSTD_FEED):
+        try:
+            out = d.decompress(data)
+        except zstandard.ZstdError as exc:
+            if not started:
+                raise _ReadError(f"the file is not zstd-compressed, though its name ends in .zst ({exc})") from None
+            raise _ReadError(f"the compressed data is damaged: {exc}") from None
+        started = True
+        left -= len(out)
+        if left < 0:
+            raise _ReadError("the decompressed data is larger than the maximum input size (--max-size)")
+        if out:
+            yield out
+        if d.eof:
+            if d.unused_data or raw.read(1):
+                raise _ReadError("the file goes on after the end of its zstd frame")
+            return
+    if not started:
+        raise _ReadError("the file is empty: not even a zstd header")
+    raise _ReadError("the compressed file is truncated: it ends before its zstd frame does")
 
 
 def _input_size(path: Path) -> int:
@@ -910,14 +978,8 @@ def import_into(
         result = _read_csv(imp, path, max_size)
     else:
         with open(path, "rb") as raw:
-            if path.name.endswith(".zst"):
-                inner: Any = _Limited(zstandard.ZstdDecompressor().stream_reader(raw), max_size)
-            else:
-                inner = raw
-            text = io.TextIOWrapper(
-                io.BufferedReader(inner) if inner is not raw else raw, encoding="utf-8", newline="\n"
-            )
-            result = _read_json(imp, text)
+            chunks = _zstd_chunks(raw, max_size) if path.name.endswith(".zst") else _file_chunks(raw)
+            result = _read_json(imp, chunks)
     if imp.problems or result is None:
         if not imp.problems:
             imp.problem(path.name, None, "the file could not be read")
