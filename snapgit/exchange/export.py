@@ -44,6 +44,8 @@ from snapgit.objects import TableEntry, decode_schema
 from snapgit.schema import TableSchema
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import ObjectReader
+from snapgit.store.pack import fsync_dir
+from snapgit.store.privatefile import PRIVATE_DIR_MODE, open_private
 from snapgit.tree.diff import REMOVED, diff_trees
 from snapgit.tree.prolly import iter_leaves
 from snapgit.version import __version__
@@ -193,7 +195,7 @@ def _value_error(t: _Table, rid: bytes, exc: Exception) -> ExportError:
 def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
-        with open(tmp, "xb") as raw:
+        with os.fdopen(open_private(tmp), "wb") as raw:
             if path.name.endswith(".zst"):
                 import zstandard
 
@@ -204,6 +206,7 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -270,7 +273,7 @@ class _CsvFile:
     """A CSV file written in the export's dialect, its SHA-256 taken as it is written."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "x", encoding="utf-8", newline="")
+        self._f = os.fdopen(open_private(path), "w", encoding="utf-8", newline="")
         self._digest = hashlib.sha256()
         digest, f = self._digest, self._f
 
@@ -348,9 +351,11 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
         },
         "tables": tables,
     }
-    (directory / MANIFEST).write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=1, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    with os.fdopen(open_private(directory / MANIFEST), "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(directory)
 
 
 # --- SQL ----------------------------------------------------------------------------------------
@@ -501,10 +506,11 @@ def export_commit(
     result = ExportResult(path, fmt, kind, commit_id, base_id)
     if fmt == "csv":
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-        tmp.mkdir()
+        tmp.mkdir(mode=PRIVATE_DIR_MODE)
         try:
             _write_csv(objects, plan, meta, tmp, result)
             os.replace(tmp, path)
+            fsync_dir(path.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

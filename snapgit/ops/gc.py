@@ -46,6 +46,7 @@ from snapgit.objects import Node, ObjType, Tag
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import DiskObjectStore
 from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_entry
+from snapgit.store.privatefile import stale_temporary_files
 from snapgit.store.refs import ZERO
 
 __all__ = ["GcReport", "collect_garbage", "parse_grace", "DEFAULT_GRACE"]
@@ -356,6 +357,9 @@ def collect_garbage(
                 _delete(p, report, store.root)
     for p in sorted(store.root.joinpath("tmp").iterdir()):
         if _older(p, cutoff) and p.is_file():
+            _delete(p, report, store.root)
+    for p in stale_temporary_files(store.root):  # MERGE_HEAD.tmp and the like, of killed writers
+        if _older(p, cutoff):
             _delete(p, report, store.root)
     indexed = {f"pack-{n}.pack" for n in objects.pack_names()}
     for p in sorted(pack_dir.glob("pack-*.pack")):

@@ -21,7 +21,6 @@ database layer (and SQLAlchemy) is imported only where a merge writes into the d
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from snapgit.progress import Progress
 from snapgit.store.config import Config
 from snapgit.store.history import merge_base, read_commit, read_root, resolve
 from snapgit.store.layout import Store
+from snapgit.store.privatefile import write_private
 
 __all__ = [
     "MergeResult",
@@ -165,9 +165,7 @@ def merge_state(store: Store) -> dict[str, Any] | None:
 
 def _save_state(store: Store, state: dict[str, Any]) -> None:
     path = _state_path(store)
-    tmp = path.with_name("MERGE_HEAD.tmp")
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(state, indent=1, sort_keys=True).encode("utf-8"))
 
 
 def _state_in_progress(store: Store) -> dict[str, Any]:

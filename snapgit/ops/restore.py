@@ -35,6 +35,7 @@ from snapgit.ops.status import commit_side, is_dirty
 from snapgit.progress import Progress
 from snapgit.store.history import read_table, resolve
 from snapgit.store.layout import Store
+from snapgit.store.privatefile import write_private
 
 __all__ = ["restore", "restore_into", "save_live_database", "checkout"]
 
@@ -95,7 +96,7 @@ def restore(
 
                 with Database.connect(database_url(store, db_url)) as db:
                     if live_is is None:
-                        restored_marker(store).write_text(theirs.hex() + "\n")
+                        write_private(restored_marker(store), (theirs.hex() + "\n").encode("ascii"))
                     apply_plans(db, plans, progress)
         entry.result = result.summary()
     return result

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from snapgit.errors import ConflictError, CorruptError, DiskFullError, LockedError, NotFoundError, SnapError
 from snapgit.store.pack import fsync_dir
+from snapgit.store.privatefile import make_private_dirs
 
 __all__ = [
     "ZERO",
@@ -184,7 +185,7 @@ class DiskRefs:
 
     def _acquire(self, name: str) -> int:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         lock = path.with_name(path.name + ".lock")
         deadline = time.monotonic() + _lock_wait()
         delay = 0.005
@@ -258,7 +259,7 @@ class DiskRefs:
 
     def _append_reflog(self, name: str, old: str | None, new: str | None, who: str, message: str) -> None:
         log = self.root / "logs" / name
-        log.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(log.parent)
         line = _reflog_line(old, new, who, message).encode("utf-8")
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
