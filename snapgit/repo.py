@@ -256,7 +256,13 @@ class Repo:
         author: str | None = None,
         progress: Progress | None = None,
     ) -> MergeResult:
-        """Three-way merge of a revision into the live database (see ops/mergeflow.py)."""
+        """Three-way merge of a revision into the live database (see ops/mergeflow.py).
+
+        A revision already in HEAD's history changes nothing (``result.up_to_date``). Otherwise
+        the live database is kept first as a safety snapshot on ``refs/snap/safety`` when it
+        differs from HEAD's commit, and the branch moves to the merge commit only once the
+        merge is written; a refused or failed merge leaves HEAD, the branch and the database
+        as they were."""
         from snapgit.ops import mergeflow
 
         return mergeflow.merge(
@@ -311,9 +317,12 @@ class Repo:
         author: str | None = None,
         progress: Progress | None = None,
     ) -> MergeResult:
-        """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays.
+        """Make the live database (or a new one at ``into``) equal to a revision. HEAD and the
+        branch stay where they are.
 
-        The live state is committed first, on the current branch, so the restore can be undone."""
+        When the live database differs from HEAD's commit, it is first kept as a safety snapshot
+        on ``refs/snap/safety`` (never on the branch; ``result.safety``), so the restore can be
+        undone with ``snap restore`` of it."""
         from snapgit.ops import restore
 
         return restore.restore(
@@ -330,7 +339,8 @@ class Repo:
         db_url: str | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Move HEAD to a branch or revision and make the live database match it."""
+        """Make the live database match a branch or revision, then move HEAD to it (only when
+        that worked). ``force`` keeps uncommitted changes as a safety snapshot first."""
         from snapgit.ops import restore
 
         return restore.checkout(

@@ -553,8 +553,8 @@ def test_merge_failing_half_way_leaves_database_and_store_as_they_were(
 ) -> None:
     """theirs adds a user whose email the live database has meanwhile given to another: the merge
     deletes, updates and inserts in one transaction until the unique index refuses. Afterwards
-    every table is exactly as before, nothing but the pre-merge snapshot was recorded, and the
-    store verifies."""
+    every table is exactly as before, the branch has not moved, the pre-merge snapshot is on the
+    safety ref only, and the store verifies."""
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
@@ -615,8 +615,10 @@ def test_merge_failing_half_way_leaves_database_and_store_as_they_were(
     assert "users" in proc.stderr
     assert tables() == before
     log = json.loads(ok(tmp_path, "log", "--json"))
-    assert log[0]["message"].startswith("snapshot of the database before merging")
-    assert log[0]["parents"] == [old_head.hex()]  # the pre-merge snapshot, and nothing after it
+    assert log[0]["id"] == old_head.hex()  # the branch did not move
+    safety = json.loads(ok(tmp_path, "log", "refs/snap/safety", "--json", "-n", "1"))[0]
+    assert safety["message"].startswith("snapshot of the database before merging")
+    assert safety["parents"] == [old_head.hex()]  # the pre-merge snapshot, off the branch
     assert not (tmp_path / ".snapstore" / "MERGE_HEAD").exists()
     ok(tmp_path, "verify", "--read-data")
     ok(tmp_path, "status")

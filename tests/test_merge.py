@@ -248,13 +248,15 @@ def test_fk_violation_rolls_back_and_leaves_no_trace(db_url, db_engine, tmp_path
             )
 
     before = snapshot()
+    head_before = repo.head()
     with pytest.raises(DatabaseError, match="child"):
         repo.merge("feature", strategy="backup_wins")
     assert snapshot() == before
     assert repo.merge_state() is None
-    head = repo.read_commit(repo.head())
-    assert head.message.startswith("snapshot of the database before merging")  # the pre-merge snapshot only
-    assert len(head.parents) == 1
+    assert repo.head() == head_before  # the branch did not move
+    safety = repo.read_commit(repo.resolve("refs/snap/safety"))  # the pre-merge snapshot, off the branch
+    assert safety.message.startswith("snapshot of the database before merging")
+    assert safety.parents == [head_before]
     repo.close()
 
 
@@ -423,7 +425,7 @@ def test_checkout_refuses_dirty_and_force_saves_to_a_ref(tmp_path):
         repo.checkout("feature")
     main_before = repo.head()
     done = repo.checkout("feature", force=True)
-    assert done["saved"].startswith("refs/snap/saved/")
+    assert done["saved"] == "refs/snap/safety"  # the safety snapshot's ref, as for merge and restore
     assert contents(engine) == {1: {"a": 2, "b": "x"}}
     assert repo.head() == feature_commit and repo.head_ref() == "refs/heads/feature"
     assert repo.resolve("main") == main_before  # main gained no commit

@@ -39,6 +39,7 @@ from snapgit.cli.render import (
     print_status,
     print_verify,
     progress_bar,
+    safety_line,
 )
 from snapgit.errors import SnapError
 from snapgit.version import __version__
@@ -261,6 +262,8 @@ def merge(
         with progress_bar(not as_json) as progress:
             result = repo.merge_continue(db_url=db, progress=progress)
         print_merge(result, as_json, "merged")
+        if not as_json and (line := safety_line(result, "merge")):
+            out.print(line)
         return
     if rev is None or strategy is None:
         raise SnapError(
@@ -282,15 +285,15 @@ def merge(
     if result.in_progress:
         print_merge(result, as_json, "merge stopped on conflicts")
         if not as_json:
+            if line := safety_line(result, "merge"):
+                out.print(line)
             out.print(
                 "resolve them with `snap conflicts resolve --ours|--theirs [--table T] [KEY...]`, then `snap merge --continue`"
             )
         raise typer.Exit(1)
     print_merge(result, as_json, "merged")
-    if not as_json and result.pre is not None:
-        out.print(
-            f"the database before the merge is commit {result.pre.hex()[:12]}; to undo: snap restore {result.pre.hex()[:12]}"
-        )
+    if not as_json and (line := safety_line(result, "merge")):
+        out.print(line)
 
 
 conflicts_app = typer.Typer(help="List and resolve the conflicts of a manual merge.", invoke_without_command=True)
@@ -333,15 +336,15 @@ def restore(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
-    """Make the live database (or a new one) exactly equal to a commit. HEAD does not move."""
+    """Make the live database (or a new one) exactly equal to a commit. HEAD and the branch do not move."""
     repo = _repo()
     with progress_bar(not as_json) as progress:
         result = repo.restore(
             rev, into=into, tables=_split_tables(tables), preview=preview, db_url=db, progress=progress
         )
     print_merge(result, as_json, "preview (nothing written)" if preview else "restored")
-    if not as_json and not preview and result.pre is not None:
-        out.print(f"the database before the restore is commit {result.pre.hex()[:12]}")
+    if not as_json and (line := safety_line(result, "restore")):
+        out.print(line)
 
 
 @app.command()
@@ -355,7 +358,7 @@ def checkout(
     force: Annotated[bool, typer.Option("--force", help="Save uncommitted database changes to a ref first.")] = False,
     db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
-    """Switch branches: move HEAD and make the live database match it."""
+    """Switch branches: make the live database match it, then move HEAD."""
     repo = _repo()
     if new_branch:
         done = repo.checkout(target or "HEAD", new_branch=new_branch, db_url=db)
@@ -365,8 +368,9 @@ def checkout(
         raise SnapError("snap checkout needs a branch or commit", hint="snap checkout BRANCH, or snap checkout -b NEW")
     with progress_bar() as progress:
         done = repo.checkout(target, force=force, db_url=db, progress=progress)
-    if done["saved"]:
-        out.print(f"uncommitted changes saved as {done['saved']}")
+    if done["safety"]:
+        short = done["safety"].hex()[:12]
+        out.print(f"uncommitted changes saved as {short} in {done['saved']}; to get them back: snap restore {short}")
     out.print(f"Switched to {target} ({done['commit'].hex()[:12]})")
 
 

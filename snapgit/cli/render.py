@@ -41,6 +41,7 @@ __all__ = [
     "print_show",
     "print_diff",
     "print_status",
+    "safety_line",
     "print_merge",
     "print_conflicts",
     "print_verify",
@@ -458,10 +459,31 @@ def _conflict_key_text(plan: Any, c: Any) -> str:
     )  # JSON values, as `conflicts resolve` takes them
 
 
+def safety_line(result: Any, what: str) -> str | None:
+    """One line: where the live database as a merge or restore found it is kept, and (when the
+    operation wrote into it) how to undo; None when there is nothing to say."""
+    if result.pre is None or result.preview or result.up_to_date:
+        return None
+    short = result.pre.hex()[:12]
+    if result.safety is not None:
+        where = f"the database before the {what} was saved as {short} in refs/snap/safety"
+    elif result.in_progress:
+        return None  # the database equals HEAD, and nothing was written
+    else:
+        where = f"the database before the {what} is commit {short}"
+    return f"{where}; to undo: snap restore {short}" if result.undo() else where
+
+
 def print_merge(result: Any, as_json: bool, verb: str) -> None:
     """A merge's or restore's plan per table, its conflicts (20 per table), and its totals."""
     if as_json:
         print_json(result.to_json())
+        return
+    if result.up_to_date:
+        out.print(
+            f"already up to date: {result.rev} ({result.theirs.hex()[:12]}) is in HEAD's history; nothing to merge"
+        )
+        out.print(f"hint: to make the database equal to it, run `snap restore {result.rev}`")
         return
     totals = result.totals()
     if result.plans:
@@ -601,3 +623,5 @@ def print_import(result: dict[str, Any], path: Any, *, as_json: bool) -> None:
     )
     if result["merge"] is not None:
         print_merge(result["merge"], False, "merged")
+        if line := safety_line(result["merge"], "merge"):
+            out.print(line)

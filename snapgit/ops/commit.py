@@ -3,10 +3,15 @@
 A commit opens one read transaction on the database, snapshots every table into the store
 (:func:`snapgit.snapshot.build.snapshot_database`: only new objects are written, big tables are
 read by several processes, the row cache skips unchanged rows), writes the root tree and moves
-the branch by compare-and-swap. :func:`commit_database` is that, for any ref: the current
-branch (``snap commit``, the snapshots a merge or restore takes first) or another one (the
-uncommitted changes ``checkout --force`` saves). :func:`commit` is the user's verb: it times
-and audits one.
+the branch by compare-and-swap. :func:`read_database` is the reading part (a tree, no commit);
+:func:`commit_database` is that and a commit on any ref (``snap commit`` on the current branch),
+and :func:`commit` is the user's verb: it times and audits one.
+
+Before merge, restore and ``checkout --force`` write into the database, they keep what it held
+with :func:`take_safety_snapshot`: when the live database differs from HEAD's commit, it is
+committed (parent HEAD's commit) to the one ref :data:`SAFETY_REF`, ``refs/snap/safety``, never
+to the branch. As with git's stash, the ref names the newest snapshot and its reflog every
+earlier one (gc keeps reflog lines for ``--expire``); ``snap restore <id>`` undoes the write.
 
 An *incremental* commit (:func:`incremental_plan`) reads only the rows whose change column is
 at or after the last commit's read, plus every key to find deleted rows. It needs the last
@@ -29,17 +34,18 @@ import datetime as dt
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from snapgit.errors import SnapError
-from snapgit.objects import Root
+from snapgit.errors import ConflictError, SnapError
+from snapgit.objects import Commit, ObjType, Root, object_id
 from snapgit.ops.audit import actor, audited
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.build import snapshot_database
 from snapgit.snapshot.incremental import Incremental
-from snapgit.snapshot.record import CommitResult, commit_snapshot, now_micros, write_root
+from snapgit.snapshot.record import CommitResult, TableResult, commit_snapshot, now_micros, write_root
 from snapgit.store.config import Config
 from snapgit.store.history import read_commit, read_root
 from snapgit.store.layout import Store
@@ -57,7 +63,13 @@ __all__ = [
     "table_key",
     "restored_marker",
     "incremental_plan",
+    "DatabaseTree",
+    "read_database",
     "commit_database",
+    "write_commit",
+    "SAFETY_REF",
+    "SafetySnapshot",
+    "take_safety_snapshot",
     "commit",
     "commit_result_json",
     "live_side",
@@ -66,6 +78,10 @@ __all__ = [
 
 class NoDatabaseError(SnapError):
     pass
+
+
+SAFETY_REF = "refs/snap/safety"
+"""Where merge, restore and checkout keep the live database they are about to overwrite."""
 
 
 def database_url(store: Store, override: str | None = None) -> str:
@@ -153,40 +169,41 @@ def incremental_plan(store: Store, parent: bytes | None, url: str) -> tuple[Incr
     return Incremental(since, lambda schema: config.change_column(schema.name), read), None
 
 
-def commit_database(
+@dataclass
+class DatabaseTree:
+    """The live database read into the store: its snapshot tree (objects written, no commit
+    yet), the commit metadata that describes the read, and each table's result."""
+
+    tree_id: bytes
+    meta: dict[str, Any]
+    tables: list[TableResult]
+    incremental_note: str | None = None  # why an incremental read read everything in full
+
+
+def read_database(
     store: Store,
     url: str,
-    message: str,
     *,
-    author: str,
-    ref: str | None = None,
-    reuse: bytes | None = None,
+    start: bytes | None,
     tables: list[str] | None = None,
-    allow_empty: bool = False,
     progress: Progress | None = None,
     kind: str = "full",
-    extra_parents: Sequence[bytes] = (),
+    incremental_parent: bytes | None = None,
     incremental: bool = False,
-) -> CommitResult:
-    """Snapshot the database at ``url`` and commit it on ``ref`` (default: HEAD's branch, or
-    HEAD itself when detached). The caller holds the store's writer lease.
+) -> DatabaseTree:
+    """Snapshot the database at ``url`` into the store and write its root tree; no commit, no
+    ref moves. The caller holds the store's writer lease.
 
-    ``reuse``: the commit whose trees the snapshot starts from when ``ref`` has none yet (its
-    unchanged subtrees are not rebuilt). ``tables``: only these are read; the others stay as
-    the parent has them. A commit on HEAD that reads every table clears :func:`restored_marker`."""
+    ``start``: the commit whose trees the snapshot starts from (its unchanged subtrees are not
+    rebuilt). ``tables``: only these are read; the others stay as ``start`` has them.
+    ``incremental``: read incrementally on ``incremental_parent`` when it allows."""
     from snapgit.db import Database, redact_url
     from snapgit.snapshot.scanpool import Parallel
 
-    objects, refs, config = store.objects, store.refs, store.config
-    on_head = ref is None
-    if ref is None:
-        ref = refs.read_symbolic("HEAD") or "HEAD"
-    head_hex = refs.read(ref)
-    parent = bytes.fromhex(head_hex) if head_hex else None
-    start = parent or reuse
+    objects, config = store.objects, store.config
     parent_root = read_root(objects, read_commit(objects, start).tree) if start else None
     wanted = tables or config.tables
-    inc, why_full = incremental_plan(store, parent, url) if incremental else (None, None)
+    inc, why_full = incremental_plan(store, incremental_parent, url) if incremental else (None, None)
     read_at, _ = now_micros()
     parallel = Parallel(url, objects.root)
     with Database.connect(url) as db, db.snapshot() as snap, contextlib.closing(parallel):
@@ -230,22 +247,129 @@ def commit_database(
         meta["incremental"] = read_incrementally
     if tables:
         meta["tables"] = list(tables)
+    return DatabaseTree(tree_id, meta, results, why_full)
+
+
+def commit_database(
+    store: Store,
+    url: str,
+    message: str,
+    *,
+    author: str,
+    ref: str | None = None,
+    reuse: bytes | None = None,
+    tables: list[str] | None = None,
+    allow_empty: bool = False,
+    progress: Progress | None = None,
+    kind: str = "full",
+    extra_parents: Sequence[bytes] = (),
+    incremental: bool = False,
+) -> CommitResult:
+    """Snapshot the database at ``url`` and commit it on ``ref`` (default: HEAD's branch, or
+    HEAD itself when detached). The caller holds the store's writer lease.
+
+    ``reuse``: the commit whose trees the snapshot starts from when ``ref`` has none yet (its
+    unchanged subtrees are not rebuilt). ``tables``: only these are read; the others stay as
+    the parent has them. A commit on HEAD that reads every table clears :func:`restored_marker`."""
+    objects, refs = store.objects, store.refs
+    on_head = ref is None
+    if ref is None:
+        ref = refs.read_symbolic("HEAD") or "HEAD"
+    head_hex = refs.read(ref)
+    parent = bytes.fromhex(head_hex) if head_hex else None
+    read = read_database(
+        store,
+        url,
+        start=parent or reuse,
+        tables=tables,
+        progress=progress,
+        kind=kind,
+        incremental_parent=parent,
+        incremental=incremental,
+    )
     cid, parent = commit_snapshot(
         objects,
         refs,
         ref=ref,
         expected_parent=parent,
-        tree_id=tree_id,
+        tree_id=read.tree_id,
         author=author,
         message=message,
-        meta=meta,
+        meta=read.meta,
         extra_parents=list(extra_parents),
         allow_same_tree=allow_empty,
     )
     if on_head and not tables:
         restored_marker(store).unlink(missing_ok=True)  # every table was read: HEAD is the database
     branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
-    return CommitResult(cid, tree_id, parent, branch, results, incremental_note=why_full)
+    return CommitResult(cid, read.tree_id, parent, branch, read.tables, incremental_note=read.incremental_note)
+
+
+def write_commit(
+    store: Store, tree_id: bytes, parents: Sequence[bytes], *, author: str, message: str, meta: dict[str, Any]
+) -> bytes:
+    """Store a commit object with exactly these parents; no ref moves. Returns its id."""
+    t, tz = now_micros()
+    data = Commit(tree_id, list(parents), author, t, tz, message, meta).encode()
+    cid = object_id(ObjType.COMMIT, data)
+    with store.objects.writer() as w:
+        w.add(ObjType.COMMIT, data, cid)
+    return cid
+
+
+# -- the safety snapshot -------------------------------------------------------------------------
+
+
+@dataclass
+class SafetySnapshot:
+    """The live database as a merge, restore or checkout found it, before writing into it.
+
+    ``commit`` is the safety snapshot written to :data:`SAFETY_REF` (its parent HEAD's commit),
+    or None when the live database equalled HEAD's commit, which then holds it. ``ours`` is
+    the commit that holds the live state either way (None: no commit and nothing saved)."""
+
+    head: bytes | None
+    commit: bytes | None
+
+    @property
+    def ours(self) -> bytes | None:
+        return self.commit or self.head
+
+
+def take_safety_snapshot(
+    store: Store,
+    message: str,
+    *,
+    kind: str,
+    author: str,
+    db_url: str | None = None,
+    progress: Progress | None = None,
+) -> SafetySnapshot:
+    """Read the live database; when it differs from HEAD's commit, commit it (kind ``kind``,
+    parent HEAD's commit) and move :data:`SAFETY_REF` to it, which logs it in that ref's reflog.
+    HEAD and the branch never move here. The caller holds the store's writer lease.
+
+    Like git's stash: one ref, the newest snapshot; every earlier one is a line of its reflog
+    (kept by gc for ``--expire``), and any of them is undone with ``snap restore <id>``."""
+    refs = store.refs
+    head_hex = refs.read("HEAD")
+    head = bytes.fromhex(head_hex) if head_hex else None
+    read = read_database(store, database_url(store, db_url), start=head, progress=progress, kind=kind)
+    if head is not None and read_commit(store.objects, head).tree == read.tree_id:
+        return SafetySnapshot(head, None)
+    cid = write_commit(store, read.tree_id, [head] if head else [], author=author, message=message, meta=read.meta)
+    # The safety ref keeps no history in its commits (each one's parent is the HEAD it was
+    # taken on), so a concurrent snapshot that moved it first is simply stepped over.
+    for _attempt in range(5):
+        old = refs.read(SAFETY_REF)
+        try:
+            refs.set_if_equals(SAFETY_REF, old, cid.hex(), who=author, message=f"{kind}: {message}")
+            break
+        except ConflictError:
+            continue
+    else:
+        raise ConflictError(f"ref {SAFETY_REF} kept moving", hint="other snap commands are saving snapshots; try again")
+    return SafetySnapshot(head, cid)
 
 
 def commit(

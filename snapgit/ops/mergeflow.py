@@ -1,18 +1,24 @@
 """A merge from start to end: plan, stop on conflicts, resolve, continue, or abort.
 
-``snap merge REV`` first commits the live database (kind ``pre-merge``: the merge can be undone
-with ``snap restore`` of that commit), then plans a three-way merge of base -> that commit and
-base -> REV (:func:`snapgit.compare.mergeplan.plan_merge`), applies the plan in one transaction
-(:func:`snapgit.ops.apply.apply_plans`) and commits the result with both parents (kind
-``merge``). When the merge turns the database into exactly REV and REV descends from HEAD, the
-branch moves to REV itself (a fast-forward, as git does).
+``snap merge REV`` of a commit already in HEAD's history (an ancestor, or HEAD itself) is
+"already up to date": it reads nothing and writes nothing. Otherwise the merge keeps the live
+database as it found it (:func:`snapgit.ops.commit.take_safety_snapshot`: when it differs from
+HEAD's commit, a commit of kind ``pre-merge`` on ``refs/snap/safety``, never on the branch),
+plans a three-way merge of base -> that state (*ours*) and base -> REV (*theirs*)
+(:func:`snapgit.compare.mergeplan.plan_merge`), applies the plan in one transaction
+(:func:`snapgit.ops.apply.apply_plans`), and only then moves the branch, by compare-and-swap, to
+a merge commit of the merged database whose parents are ours and theirs (kind ``merge``). When
+ours is HEAD's commit, the merge base and the result exactly REV, the branch moves to REV itself
+(a fast-forward, as git does). So a merge that is refused or fails, before or during the
+apply, leaves HEAD, the branch and the database as they were.
 
-With the ``manual`` strategy a merge that meets conflicts writes nothing: it records its state
-in ``.snapstore/MERGE_HEAD`` (the three commits, the tables, the message, and the resolutions
-chosen so far, as JSON) and stops. ``snap conflicts`` lists them, ``snap conflicts resolve``
-records resolutions, ``snap merge --continue`` applies the merge once none is left, and
-``snap merge --abort`` drops the state. The plan of a merge in progress is always rebuilt from
-that state (:func:`plan_in_progress`), never stored. gc keeps the commits MERGE_HEAD names.
+With the ``manual`` strategy a merge that meets conflicts writes nothing into the database: it
+records its state in ``.snapstore/MERGE_HEAD`` (ours, theirs, base, the HEAD it started on, the
+tables, the message, and the resolutions chosen so far, as JSON) and stops. ``snap conflicts``
+lists them, ``snap conflicts resolve`` records resolutions, ``snap merge --continue`` applies
+the merge once none is left, and ``snap merge --abort`` drops the state. The plan of a merge in
+progress is always rebuilt from that state (:func:`plan_in_progress`), never stored. gc keeps
+the commits MERGE_HEAD names.
 
 Every function here expects the caller to hold the store's writer lease where it writes. The
 database layer (and SQLAlchemy) is imported only where a merge writes into the database.
@@ -26,11 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from snapgit.compare.mergeplan import STRATEGIES, Conflict, MergeError, TablePlan, plan_merge
-from snapgit.errors import CorruptError
+from snapgit.errors import ConflictError, CorruptError
 from snapgit.jsonvalue import to_json
 from snapgit.ops.audit import actor, audited
-from snapgit.ops.commit import commit, database_url, live_side
-from snapgit.ops.status import commit_side, is_dirty
+from snapgit.ops.commit import (
+    SAFETY_REF,
+    database_url,
+    live_side,
+    read_database,
+    restored_marker,
+    take_safety_snapshot,
+    write_commit,
+)
+from snapgit.ops.status import commit_side, diff, is_dirty
 from snapgit.progress import Progress
 from snapgit.store.config import Config
 from snapgit.store.history import merge_base, read_commit, read_root, resolve
@@ -46,6 +60,7 @@ __all__ = [
     "ignored_columns",
     "tables_of",
     "plan_in_progress",
+    "head_commit",
     "apply_and_record",
     "merge",
     "merge_continue",
@@ -62,13 +77,22 @@ class MergeResult:
     rev: str
     theirs: bytes
     base: bytes | None
-    pre: bytes | None  # the commit of the live database taken before writing
+    pre: bytes | None  # the commit that holds the live database as found: the safety snapshot, or HEAD's
     plans: list[TablePlan]
     strategy: str
     preview: bool = False
     fast_forward: bool = False
     in_progress: bool = False
     merge_commit: bytes | None = None
+    safety: bytes | None = None  # the safety snapshot taken (on SAFETY_REF), when the database differed from HEAD
+    up_to_date: bool = False  # merging a commit already in HEAD's history: nothing was done
+
+    def undo(self) -> str | None:
+        """The command that gives the live database back as this operation found it, when the
+        operation wrote into it."""
+        if self.pre is None or self.preview or self.in_progress or self.up_to_date:
+            return None
+        return f"snap restore {self.pre.hex()}"
 
     def totals(self) -> dict[str, int]:
         t = {"added": 0, "updated": 0, "deleted": 0, "skipped": 0, "conflicts": 0}
@@ -87,8 +111,12 @@ class MergeResult:
             "base": self.base.hex() if self.base else None,
             "pre_merge_commit": self.pre.hex() if self.pre else None,
             "merge_commit": self.merge_commit.hex() if self.merge_commit else None,
+            "safety_snapshot": self.safety.hex() if self.safety else None,
+            "safety_ref": SAFETY_REF if self.safety else None,
+            "undo": self.undo(),
             "fast_forward": self.fast_forward,
             "in_progress": self.in_progress,
+            "up_to_date": self.up_to_date,
             **self.totals(),
         }
 
@@ -106,6 +134,9 @@ class MergeResult:
             }
             for p in self.plans
         }
+        if self.up_to_date:
+            doc["message"] = "already up to date"
+            doc["hint"] = f"snap restore {self.rev} makes the database equal to it"
         return doc
 
 
@@ -211,6 +242,12 @@ def plan_in_progress(store: Store, state: dict[str, Any]) -> MergeResult:
 # -- the verbs -----------------------------------------------------------------------------------
 
 
+def head_commit(store: Store) -> bytes | None:
+    """HEAD's commit (None before the first commit)."""
+    value = store.refs.read("HEAD")
+    return bytes.fromhex(value) if value else None
+
+
 def merge(
     store: Store,
     rev: str,
@@ -232,23 +269,29 @@ def merge(
             hint="resolve it with `snap conflicts`, then `snap merge --continue`, or drop it with `snap merge --abort`",
         )
     theirs = resolve(store.objects, store.refs, rev)
+    head = head_commit(store)
+    who = actor(store, author)
     args = {"rev": rev, "theirs": theirs.hex(), "strategy": strategy, "preview": preview, "tables": tables}
-    with audited(store, actor(store, author), "merge", args) as entry:
+    with audited(store, who, "merge", args) as entry:
+        if head is not None and merge_base(store.objects, head, theirs) == theirs:
+            # Already in HEAD's history: nothing to merge, whatever the live database holds
+            # (making the database equal to it is a restore's job). Nothing read, nothing written.
+            entry.logged = False
+            return MergeResult(rev, theirs, theirs, head, [], strategy, preview=preview, up_to_date=True)
+        safety = None
         if preview:
             live = live_side(store, against=commit_side(store, theirs.hex()), db_url=db_url, progress=progress)
-            ours_tables, reader = live.tables, live.reader
-            head = store.refs.read("HEAD")
-            pre = bytes.fromhex(head) if head else None
+            ours_tables, reader, pre = live.tables, live.reader, head
         else:
-            pre_result = commit(
+            saved = take_safety_snapshot(
                 store,
                 f"snapshot of the database before merging {rev}",
-                db_url=db_url,
-                author=author,
                 kind="pre-merge",
+                author=who,
+                db_url=db_url,
                 progress=progress,
             )
-            pre = pre_result.commit_id or pre_result.parent_id
+            pre, safety = saved.ours, saved.commit
             ours_tables, reader = tables_of(store, pre), store.objects
         base = merge_base(store.objects, pre, theirs)
         plans = plan_merge(
@@ -260,7 +303,7 @@ def merge(
             tables,
             ignore=ignored_columns(store.config),
         )
-        result = MergeResult(rev, theirs, base, pre, plans, strategy, preview=preview)
+        result = MergeResult(rev, theirs, base, pre, plans, strategy, preview=preview, safety=safety)
         result.fast_forward = base is not None and base == pre
         if preview:
             entry.logged = False  # a preview changed nothing: no line unless it failed
@@ -272,6 +315,7 @@ def merge(
                     "rev": rev,
                     "theirs": theirs.hex(),
                     "ours": pre.hex() if pre else None,
+                    "head": head.hex() if head else None,
                     "base": base.hex() if base else None,
                     "tables": tables,
                     "message": message,
@@ -281,7 +325,13 @@ def merge(
             result.in_progress = True
         else:
             apply_and_record(
-                store, result, message or f"merge {rev} ({strategy})", db_url=db_url, author=author, progress=progress
+                store,
+                result,
+                message or f"merge {rev} ({strategy})",
+                head=head,
+                db_url=db_url,
+                author=who,
+                progress=progress,
             )
         entry.result = result.summary()
     return result
@@ -292,39 +342,59 @@ def apply_and_record(
     result: MergeResult,
     message: str,
     *,
+    head: bytes | None,
     db_url: str | None = None,
     author: str | None = None,
     progress: Progress | None = None,
 ) -> None:
-    """Write a merge's plans into the live database and commit the merged state with both
-    parents; fast-forward the branch when the database now is exactly the incoming commit."""
+    """Write a merge's plans into the live database, then move the branch (from ``head``, the
+    commit it held when the merge started) to a commit of the merged state whose parents are
+    ours (``result.pre``) and theirs; to theirs itself when this is a fast-forward and the
+    database now is exactly that commit. Nothing moves unless the write succeeded."""
     from snapgit.db import Database
     from snapgit.ops.apply import apply_plans
 
-    with Database.connect(database_url(store, db_url)) as db:
+    url = database_url(store, db_url)
+    who = actor(store, author)
+    with Database.connect(url) as db:
         apply_plans(db, result.plans, progress)
-    post = commit(
-        store,
-        message,
-        db_url=db_url,
-        author=author,
-        kind="merge",
-        extra_parents=[result.theirs],
-        allow_empty=True,
-        progress=progress,
-    )
-    result.merge_commit = post.commit_id
-    if result.fast_forward and post.commit_id is not None:
-        if post.tree_id == read_commit(store.objects, result.theirs).tree:
-            ref = store.refs.read_symbolic("HEAD") or "HEAD"
-            store.refs.set_if_equals(
-                ref,
-                post.commit_id.hex(),
-                result.theirs.hex(),
-                who=actor(store, author),
-                message=f"merge {result.rev}: fast-forward",
-            )
-            result.merge_commit = result.theirs
+    merged = read_database(store, url, start=result.pre, progress=progress, kind="merge")
+    refs = store.refs
+    ref = refs.read_symbolic("HEAD") or "HEAD"
+    expected, first = head, result.pre
+    for _attempt in range(5):
+        if (
+            result.fast_forward
+            and expected == head
+            and merged.tree_id == read_commit(store.objects, result.theirs).tree
+        ):
+            new, why = result.theirs, f"merge {result.rev}: fast-forward"
+        else:
+            parents = [first, result.theirs] if first is not None else [result.theirs]
+            new = write_commit(store, merged.tree_id, parents, author=who, message=message, meta=merged.meta)
+            why = f"commit: {message.splitlines()[0] if message else ''}"
+        try:
+            refs.set_if_equals(ref, expected.hex() if expected else None, new.hex(), who=who, message=why)
+            break
+        except ConflictError:
+            # Another commit won the branch meanwhile: the merged database is a whole state,
+            # so it is recorded on top of that commit instead (as any commit is re-parented).
+            current = refs.read(ref)
+            expected = first = bytes.fromhex(current) if current else None
+    else:
+        raise ConflictError(
+            f"ref {ref} kept moving while the merge was recorded",
+            hint="the database holds the merge; record it with `snap commit -m MESSAGE`",
+        )
+    restored_marker(store).unlink(missing_ok=True)  # the branch names what the database holds
+    result.merge_commit = new
+
+
+def _differs_from(store: Store, oid: bytes | None, db_url: str | None) -> bool:
+    """Whether the live database's rows differ from a commit's (from HEAD's when None)."""
+    if oid is None:
+        return is_dirty(store, db_url, schema=False)
+    return any(t.stat().total for t in diff(store, oid.hex(), db_url=db_url))
 
 
 def merge_continue(
@@ -333,10 +403,12 @@ def merge_continue(
     """Apply the merge in progress once every conflict is resolved."""
     state = _state_in_progress(store)
     with audited(store, actor(store, author), "merge-continue", {"rev": state["rev"]}) as entry:
-        head = store.refs.read("HEAD")
-        if head != state.get("ours"):
+        # A MERGE_HEAD written before safety snapshots has no "head": its "ours" was HEAD's commit.
+        started_on = state.get("head", state.get("ours"))
+        if store.refs.read("HEAD") != started_on:
             raise MergeError("HEAD moved since the merge started", hint="snap merge --abort, then merge again")
-        if is_dirty(store, db_url, schema=False):
+        ours = _hex(state.get("ours"))
+        if _differs_from(store, ours, db_url):
             raise MergeError(
                 "the live database changed since the merge started",
                 hint="snap merge --abort, then merge again",
@@ -347,10 +419,13 @@ def merge_continue(
             raise MergeError(
                 f"{left} conflicts are not resolved yet", hint="snap conflicts; snap conflicts resolve --ours|--theirs"
             )
+        head = _hex(started_on)
+        result.safety = ours if ours != head else None
         apply_and_record(
             store,
             result,
             state.get("message") or f"merge {state['rev']} (manual)",
+            head=head,
             db_url=db_url,
             author=author,
             progress=progress,

@@ -1,9 +1,11 @@
 """Making a database equal to a commit: ``snap restore`` and ``snap checkout``.
 
 A restore *in place* is a merge whose base is the live database itself: every difference is
-the commit's to apply and nothing conflicts. The live state is committed first (kind
-``pre-restore``, on the current branch), so a restore can be undone; HEAD does not move. The
-plans are written by :func:`snapgit.ops.apply.apply_plans`, and :func:`restored_marker
+the commit's to apply and nothing conflicts. HEAD and the branch never move. When the live
+database differs from HEAD's commit it is kept first as a safety snapshot (kind
+``pre-restore``, on ``refs/snap/safety``: :func:`snapgit.ops.commit.take_safety_snapshot`),
+so a restore can be undone with ``snap restore <that id>``. The plans are written by
+:func:`snapgit.ops.apply.apply_plans`, and :func:`restored_marker
 <snapgit.ops.commit.restored_marker>` keeps the next commit from reading incrementally.
 
 A restore ``into`` another database creates the commit's tables there and streams their rows
@@ -11,9 +13,9 @@ out of the store (:func:`snapgit.ops.apply.load_tables`), without a plan per row
 is new, so there is nothing to compare with. Both writers share their order, batches, checks
 and progress reports in :mod:`snapgit.ops.apply`; they differ only in where rows come from.
 
-``checkout`` moves HEAD and restores the database to the commit it names. The live database must
-equal HEAD first, or, with ``force``, its state is committed to ``refs/snap/saved/<time>``
-(by the same :func:`snapgit.ops.commit.commit_database` as any commit).
+``checkout`` restores the database to the commit it names and then, only when that worked,
+moves HEAD. The live database must equal HEAD first, or, with ``force``, its state is kept as a
+safety snapshot (kind ``saved``) on ``refs/snap/safety``, as a merge or restore keeps it.
 
 The database layer (and SQLAlchemy) and the writers are imported where rows are written, so a
 preview or a refused checkout does not load them.
@@ -21,7 +23,6 @@ preview or a refused checkout does not load them.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from snapgit.compare.mergeplan import MergeError, TablePlan, plan_merge
@@ -29,20 +30,15 @@ from snapgit.errors import NotFoundError
 from snapgit.objects import decode_schema
 from snapgit.ops.audit import actor, audited
 from snapgit.ops.branches import create_branch
-from snapgit.ops.commit import commit, commit_database, database_url, live_side, restored_marker
-from snapgit.ops.mergeflow import MergeResult, merge_state, tables_of
+from snapgit.ops.commit import SAFETY_REF, database_url, live_side, restored_marker, take_safety_snapshot
+from snapgit.ops.mergeflow import MergeResult, head_commit, merge_state, tables_of
 from snapgit.ops.status import commit_side, is_dirty
 from snapgit.progress import Progress
 from snapgit.store.history import read_table, resolve
 from snapgit.store.layout import Store
 from snapgit.store.privatefile import write_private
 
-__all__ = ["restore", "restore_into", "save_live_database", "checkout"]
-
-
-def _head(store: Store) -> bytes | None:
-    value = store.refs.read("HEAD")
-    return bytes.fromhex(value) if value else None
+__all__ = ["restore", "restore_into", "checkout"]
 
 
 def restore(
@@ -57,39 +53,41 @@ def restore(
     progress: Progress | None = None,
     live_is: bytes | None = None,
 ) -> MergeResult:
-    """Make the live database (or a new one at ``into``) equal to a revision. HEAD stays.
+    """Make the live database (or a new one at ``into``) equal to a revision. HEAD and the
+    branch stay where they are.
 
     ``live_is`` (for checkout) names a commit known to hold the live state, which then is not
-    committed first, and leaves no :func:`restored_marker` (checkout moves HEAD to what it
-    writes)."""
+    read first, and leaves no :func:`restored_marker` (checkout moves HEAD to what it writes)."""
     from snapgit.db import redact_url
 
     theirs = resolve(store.objects, store.refs, rev)
     args = {"rev": rev, "into": redact_url(into) if into else None, "tables": tables, "preview": preview}
-    with audited(store, actor(store, author), "restore", args) as entry:
+    who = actor(store, author)
+    with audited(store, who, "restore", args) as entry:
         if into is not None:
             result = restore_into(store, theirs, rev, into, tables=tables, preview=preview, progress=progress)
         else:
+            safety = None
             if preview:
                 live = live_side(store, against=commit_side(store, theirs.hex()), db_url=db_url, progress=progress)
-                ours_tables, reader, pre = live.tables, live.reader, _head(store)
+                ours_tables, reader, pre = live.tables, live.reader, head_commit(store)
             elif live_is is not None:
                 pre = live_is
                 ours_tables, reader = tables_of(store, pre), store.objects
             else:
-                r = commit(
+                saved = take_safety_snapshot(
                     store,
                     f"snapshot of the database before restoring {rev}",
-                    db_url=db_url,
-                    author=author,
                     kind="pre-restore",
+                    author=who,
+                    db_url=db_url,
                     progress=progress,
                 )
-                pre = r.commit_id or r.parent_id
+                pre, safety = saved.ours, saved.commit
                 ours_tables, reader = tables_of(store, pre), store.objects
             # base = ours: every difference is theirs to apply, nothing conflicts
             plans = plan_merge(reader, ours_tables, ours_tables, tables_of(store, theirs), "backup_wins", tables)
-            result = MergeResult(rev, theirs, pre, pre, plans, "restore", preview=preview)
+            result = MergeResult(rev, theirs, pre, pre, plans, "restore", preview=preview, safety=safety)
             if not preview:
                 from snapgit.db import Database
                 from snapgit.ops.apply import apply_plans
@@ -140,26 +138,6 @@ def restore_into(
     return result
 
 
-def save_live_database(store: Store, who: str, db_url: str | None = None) -> tuple[str, bytes | None]:
-    """Commit the live database to ``refs/snap/saved/<time>`` (for ``checkout --force``), with
-    HEAD as its parent; returns (the ref, the commit)."""
-    ref = f"refs/snap/saved/{time.strftime('%Y%m%d-%H%M%S')}"
-    head_ref, head = store.refs.read_symbolic("HEAD"), _head(store)
-    was = head_ref or head.hex() if head else "?"
-    result = commit_database(
-        store,
-        database_url(store, db_url),
-        f"uncommitted changes saved by checkout --force (HEAD was {was})",
-        author=who,
-        ref=ref,
-        reuse=head,
-        extra_parents=[head] if head else [],
-        allow_empty=True,
-        kind="saved",
-    )
-    return ref, result.commit_id
-
-
 def checkout(
     store: Store,
     target: str,
@@ -169,27 +147,38 @@ def checkout(
     db_url: str | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Move HEAD to a branch or revision and make the live database match it. With
-    ``new_branch``: create that branch at ``target`` and switch to it (the database stays)."""
+    """Make the live database match a branch or revision, then move HEAD to it; a refused or
+    failed checkout leaves HEAD where it was. With ``new_branch``: create that branch at
+    ``target`` and switch to it (the database stays). Returns the commit, and ``saved``: the
+    safety ref and ``safety``: the snapshot, when ``force`` kept uncommitted changes there."""
     if merge_state(store) is not None:
         raise MergeError("a merge is in progress", hint="snap merge --continue or --abort first")
     who = actor(store)
     args = {"target": target, "new_branch": new_branch, "force": force}
     with audited(store, who, "checkout", args) as entry:
-        saved = None
+        saved, safety = None, None
         if new_branch:
             oid = create_branch(store, new_branch, target)
             store.refs.set_symbolic("HEAD", f"refs/heads/{new_branch}")
         else:
             oid = resolve(store.objects, store.refs, target)
-            live_is = _head(store)  # clean: the live database is HEAD
+            head = live_is = head_commit(store)  # clean: the live database is HEAD
             if live_is is not None and is_dirty(store, db_url):
                 if not force:
                     raise MergeError(
                         "the live database has uncommitted changes",
                         hint="commit them (snap commit -m ...), or use --force to save them to a ref first",
                     )
-                saved, live_is = save_live_database(store, who, db_url)
+                was = store.refs.read_symbolic("HEAD") or head.hex() if head else "?"
+                kept = take_safety_snapshot(
+                    store,
+                    f"uncommitted changes saved by checkout --force (HEAD was {was})",
+                    kind="saved",
+                    author=who,
+                    db_url=db_url,
+                )
+                live_is, safety = kept.ours, kept.commit
+                saved = SAFETY_REF if safety else None
             if live_is is not None:
                 restore(store, oid.hex(), db_url=db_url, progress=progress, live_is=live_is)
             branch_ref = f"refs/heads/{target}"
@@ -198,5 +187,5 @@ def checkout(
             else:
                 old = store.refs.read("HEAD")
                 store.refs.set_if_equals("HEAD", old, oid.hex(), who=who, message=f"checkout: {target}")
-        entry.result = {"commit": oid.hex(), "saved": saved}
-    return {"commit": oid, "saved": saved}
+        entry.result = {"commit": oid.hex(), "saved": saved, "safety": safety.hex() if safety else None}
+    return {"commit": oid, "saved": saved, "safety": safety}
