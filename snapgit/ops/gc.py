@@ -49,7 +49,7 @@ from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_en
 from snapgit.store.privatefile import stale_temporary_files
 from snapgit.store.refs import ZERO
 
-__all__ = ["GcReport", "collect_garbage", "parse_grace", "DEFAULT_GRACE"]
+__all__ = ["GcReport", "collect_garbage", "merge_head_commits", "parse_grace", "DEFAULT_GRACE", "MERGE_SIDES"]
 
 DEFAULT_GRACE = 3600.0
 SMALL_PACK = 4 * 1024 * 1024  # smaller packs are merged into one when there are several
@@ -152,15 +152,41 @@ def root_ids(store, expire_before: float | None = None) -> set[bytes]:
             for entry in entries:
                 add(entry.old)
                 add(entry.new)
-    merge_head = store.root / "MERGE_HEAD"
-    if merge_head.exists():
-        try:
-            state = json.loads(merge_head.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise CorruptError(f"{merge_head} is damaged: {exc}", hint="snap merge --abort, then gc") from exc
-        for k in ("ours", "theirs", "base"):
-            add(state.get(k))
+    out.update(merge_head_commits(store).values())
     return out
+
+
+MERGE_SIDES = ("ours", "theirs", "base")
+
+
+def merge_head_commits(store) -> dict[str, bytes]:
+    """The commits an unfinished manual merge names (``MERGE_HEAD``), by side: ours, theirs, base
+    ({} when no merge is in progress). Only the ids are read here, for gc and verify to keep and
+    check them; the rest of the state is :mod:`snapgit.ops.mergeflow`'s."""
+    path = store.root / "MERGE_HEAD"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise _damaged_merge_head(f"{exc}") from exc
+    if not isinstance(state, dict):
+        raise _damaged_merge_head("it is not a JSON object")
+    out = {}
+    for side in MERGE_SIDES:
+        value = state.get(side)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not re.fullmatch("[0-9a-f]{64}", value):
+            raise _damaged_merge_head(f"its {side} is not a commit id")
+        out[side] = bytes.fromhex(value)
+    if "theirs" not in out:
+        raise _damaged_merge_head("it names no commit to merge")
+    return out
+
+
+def _damaged_merge_head(why: str) -> CorruptError:
+    return CorruptError(f"MERGE_HEAD is damaged: {why}", hint="drop the unfinished merge with `snap merge --abort`")
 
 
 def _mark(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
