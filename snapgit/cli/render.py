@@ -599,6 +599,10 @@ def print_gc(report: Any, *, dry_run: bool, as_json: bool) -> None:
     if as_json:
         print_json(doc)
         return
+    for warning in report.warnings:
+        err.print(f"warning: {warning['message']}")
+        if warning["hint"]:
+            err.print(f"hint: {warning['hint']}")
     verb = "would drop" if dry_run else "dropped"
     out.print(
         f"{doc['packs_before']} packs -> {doc['packs_after'] if not dry_run else '?'} packs; "

@@ -4,7 +4,7 @@
 id of every reflog line (old and new) younger than the expiry (default 90 days, as git's
 ``gc.reflogExpire``; older lines are removed, but for the newest of a ref that exists, so a
 deleted branch's commits go once its reflog has expired), and the commits of an unfinished merge
-(``MERGE_HEAD``).
+(``MERGE_HEAD``; a damaged one names none, and is reported with its way out, ``snap merge --abort``).
 From them: commits and their parents, tags and their targets, snapshot trees, tables, schemas,
 tree nodes and records. A node stored as a delta needs its base to be read, so every base of a
 kept node is kept too (rather than rewriting the node whole: deltas are what keep a version of a
@@ -91,6 +91,8 @@ class GcReport:
     trashed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # files removed for good
     bytes_deleted: int = 0
+    # what gc found wrong but could work around, each {"message", "hint"}: a damaged MERGE_HEAD
+    warnings: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -119,6 +121,7 @@ class GcReport:
             "reflog_expired": self.reflog_expired,
             "trashed": self.trashed,
             "deleted": self.deleted,
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }
 
@@ -126,9 +129,13 @@ class GcReport:
 # --- mark -------------------------------------------------------------------------------------
 
 
-def root_ids(store, expire_before: float | None = None) -> set[bytes]:
+def root_ids(store, expire_before: float | None = None, damaged: list[CorruptError] | None = None) -> set[bytes]:
     """Every commit or tag id a ref, a reflog line or an unfinished merge names; reflog lines
-    older than ``expire_before`` (unix seconds) left out, but for the newest of a ref that exists."""
+    older than ``expire_before`` (unix seconds) left out, but for the newest of a ref that exists.
+
+    A damaged MERGE_HEAD names nothing gc can keep, and nothing can be done with it but
+    ``snap merge --abort``: with ``damaged`` given, its error is added there and the rest counted,
+    rather than raised."""
     refs = store.refs
     out: set[bytes] = set()
 
@@ -152,7 +159,12 @@ def root_ids(store, expire_before: float | None = None) -> set[bytes]:
             for entry in entries:
                 add(entry.old)
                 add(entry.new)
-    out.update(merge_head_commits(store).values())
+    try:
+        out.update(merge_head_commits(store).values())
+    except CorruptError as exc:
+        if damaged is None:
+            raise
+        damaged.append(exc)
     return out
 
 
@@ -316,7 +328,9 @@ def collect_garbage(
     report.packs_young = len(young)
     try:
         expire_before = None if expire is None else now - expire
-        keep = _mark(objects, root_ids(store, expire_before))
+        damaged: list[CorruptError] = []
+        keep = _mark(objects, root_ids(store, expire_before, damaged))
+        report.warnings.extend({"message": exc.message, "hint": exc.hint or ""} for exc in damaged)
         for name in young:  # kept whole; what their deltas need must stay readable
             for _ordinal, entry in objects.pack_reader(name).iter_entries():
                 if entry_kind(entry) == DELTA:
