@@ -287,10 +287,11 @@ class Repo:
         return mergeflow.merge_continue(self.store, db_url=db_url, author=author, progress=progress)
 
     @_writes
-    def merge_abort(self) -> None:
+    def merge_abort(self) -> str | None:
+        """Drop the merge in progress; returns what was wrong with its state if it was damaged."""
         from snapgit.ops import mergeflow
 
-        mergeflow.merge_abort(self.store)
+        return mergeflow.merge_abort(self.store)
 
     def conflicts(self) -> list:
         """The conflicts of the merge in progress, with their resolutions so far: (plan, conflict)."""

@@ -254,3 +254,37 @@ def test_repair_rebuilds_an_index_whose_deltas_need_another_rebuilt_index_first(
     assert not any("moved damaged pack" in r for r in repairs), repairs
     assert {p: p.read_bytes() for p in original} == original
     assert snap(store, "verify", "--read-data").returncode == 0
+
+
+MISSING = "ab" * 32  # a commit id no store holds
+
+
+@pytest.mark.parametrize("ref", ["refs/imports/20260101T000000-abcdef012345", "refs/other/x"])
+def test_every_ref_gc_keeps_is_checked(store: Path, ref: str) -> None:
+    path = store / ".snapstore" / ref
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(MISSING + "\n")
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    problems = json.loads(proc.stdout)["problems"]
+    assert any(p["where"] == MISSING and ref in p["message"] for p in problems), problems
+
+
+def test_the_commits_of_an_unfinished_merge_are_checked(store: Path) -> None:
+    head = (store / ".snapstore" / "refs" / "heads" / "main").read_text().strip()
+    state = {"rev": "x", "ours": head, "theirs": MISSING, "base": None, "tables": None, "resolutions": {}}
+    (store / ".snapstore" / "MERGE_HEAD").write_text(json.dumps(state))
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    problems = json.loads(proc.stdout)["problems"]
+    assert any(p["where"] == MISSING and "MERGE_HEAD" in p["message"] for p in problems), problems
+    assert len(problems) == 1, problems
+
+
+def test_a_damaged_unfinished_merge_is_a_problem_with_the_way_out(store: Path) -> None:
+    (store / ".snapstore" / "MERGE_HEAD").write_text('{"ours": "ab')
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    problems = json.loads(proc.stdout)["problems"]
+    assert [p["where"] for p in problems] == ["MERGE_HEAD"], problems
+    assert "snap merge --abort" in problems[0]["message"]

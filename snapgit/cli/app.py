@@ -255,7 +255,9 @@ def merge(
     """Three-way merge a snapshot into the live database (non-conflicting changes of both sides survive)."""
     repo = _repo()
     if abort:
-        repo.merge_abort()
+        damaged = repo.merge_abort()
+        if damaged:
+            err.print(f"warning: {damaged}; removed it")
         out.print("merge aborted; the database was not changed by it")
         return
     if cont:

@@ -194,8 +194,10 @@ def _value_error(t: _Table, rid: bytes, exc: Exception) -> ExportError:
 @contextlib.contextmanager
 def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+    with _naming(path):
+        fd = open_private(tmp)
     try:
-        with os.fdopen(open_private(tmp), "wb") as raw:
+        with os.fdopen(fd, "wb") as raw:
             if path.name.endswith(".zst"):
                 import zstandard
 
@@ -216,6 +218,24 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
 def _refuse_existing(path: Path) -> None:
     if path.exists():
         raise ExportError(f"{path} exists already", hint="remove it, or give another -o PATH")
+    folder = path.parent
+    if not folder.exists():
+        raise ExportError(
+            f"cannot write {path}: the folder {folder} does not exist",
+            hint="create it first, or give another -o PATH",
+        )
+    if not folder.is_dir():
+        raise ExportError(f"cannot write {path}: {folder} is not a folder", hint="give another -o PATH")
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Report a failure to create the output under the user's path: the temporary name an
+    export writes first is an implementation detail that would only confuse."""
+    try:
+        yield
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}", hint="give another -o PATH") from exc
 
 
 # --- JSON ---------------------------------------------------------------------------------------
@@ -506,7 +526,8 @@ def export_commit(
     result = ExportResult(path, fmt, kind, commit_id, base_id)
     if fmt == "csv":
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-        tmp.mkdir(mode=PRIVATE_DIR_MODE)
+        with _naming(path):
+            tmp.mkdir(mode=PRIVATE_DIR_MODE)
         try:
             _write_csv(objects, plan, meta, tmp, result)
             os.replace(tmp, path)

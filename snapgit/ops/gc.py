@@ -4,7 +4,7 @@
 id of every reflog line (old and new) younger than the expiry (default 90 days, as git's
 ``gc.reflogExpire``; older lines are removed, but for the newest of a ref that exists, so a
 deleted branch's commits go once its reflog has expired), and the commits of an unfinished merge
-(``MERGE_HEAD``).
+(``MERGE_HEAD``; a damaged one names none, and is reported with its way out, ``snap merge --abort``).
 From them: commits and their parents, tags and their targets, snapshot trees, tables, schemas,
 tree nodes and records. A node stored as a delta needs its base to be read, so every base of a
 kept node is kept too (rather than rewriting the node whole: deltas are what keep a version of a
@@ -49,7 +49,7 @@ from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_en
 from snapgit.store.privatefile import stale_temporary_files
 from snapgit.store.refs import ZERO
 
-__all__ = ["GcReport", "collect_garbage", "parse_grace", "DEFAULT_GRACE"]
+__all__ = ["GcReport", "collect_garbage", "merge_head_commits", "parse_grace", "DEFAULT_GRACE", "MERGE_SIDES"]
 
 DEFAULT_GRACE = 3600.0
 SMALL_PACK = 4 * 1024 * 1024  # smaller packs are merged into one when there are several
@@ -91,6 +91,8 @@ class GcReport:
     trashed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # files removed for good
     bytes_deleted: int = 0
+    # what gc found wrong but could work around, each {"message", "hint"}: a damaged MERGE_HEAD
+    warnings: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -119,6 +121,7 @@ class GcReport:
             "reflog_expired": self.reflog_expired,
             "trashed": self.trashed,
             "deleted": self.deleted,
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 3),
         }
 
@@ -126,9 +129,13 @@ class GcReport:
 # --- mark -------------------------------------------------------------------------------------
 
 
-def root_ids(store, expire_before: float | None = None) -> set[bytes]:
+def root_ids(store, expire_before: float | None = None, damaged: list[CorruptError] | None = None) -> set[bytes]:
     """Every commit or tag id a ref, a reflog line or an unfinished merge names; reflog lines
-    older than ``expire_before`` (unix seconds) left out, but for the newest of a ref that exists."""
+    older than ``expire_before`` (unix seconds) left out, but for the newest of a ref that exists.
+
+    A damaged MERGE_HEAD names nothing gc can keep, and nothing can be done with it but
+    ``snap merge --abort``: with ``damaged`` given, its error is added there and the rest counted,
+    rather than raised."""
     refs = store.refs
     out: set[bytes] = set()
 
@@ -152,15 +159,46 @@ def root_ids(store, expire_before: float | None = None) -> set[bytes]:
             for entry in entries:
                 add(entry.old)
                 add(entry.new)
-    merge_head = store.root / "MERGE_HEAD"
-    if merge_head.exists():
-        try:
-            state = json.loads(merge_head.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise CorruptError(f"{merge_head} is damaged: {exc}", hint="snap merge --abort, then gc") from exc
-        for k in ("ours", "theirs", "base"):
-            add(state.get(k))
+    try:
+        out.update(merge_head_commits(store).values())
+    except CorruptError as exc:
+        if damaged is None:
+            raise
+        damaged.append(exc)
     return out
+
+
+MERGE_SIDES = ("ours", "theirs", "base")
+
+
+def merge_head_commits(store) -> dict[str, bytes]:
+    """The commits an unfinished manual merge names (``MERGE_HEAD``), by side: ours, theirs, base
+    ({} when no merge is in progress). Only the ids are read here, for gc and verify to keep and
+    check them; the rest of the state is :mod:`snapgit.ops.mergeflow`'s."""
+    path = store.root / "MERGE_HEAD"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise _damaged_merge_head(f"{exc}") from exc
+    if not isinstance(state, dict):
+        raise _damaged_merge_head("it is not a JSON object")
+    out = {}
+    for side in MERGE_SIDES:
+        value = state.get(side)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not re.fullmatch("[0-9a-f]{64}", value):
+            raise _damaged_merge_head(f"its {side} is not a commit id")
+        out[side] = bytes.fromhex(value)
+    if "theirs" not in out:
+        raise _damaged_merge_head("it names no commit to merge")
+    return out
+
+
+def _damaged_merge_head(why: str) -> CorruptError:
+    return CorruptError(f"MERGE_HEAD is damaged: {why}", hint="drop the unfinished merge with `snap merge --abort`")
 
 
 def _mark(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
@@ -290,7 +328,9 @@ def collect_garbage(
     report.packs_young = len(young)
     try:
         expire_before = None if expire is None else now - expire
-        keep = _mark(objects, root_ids(store, expire_before))
+        damaged: list[CorruptError] = []
+        keep = _mark(objects, root_ids(store, expire_before, damaged))
+        report.warnings.extend({"message": exc.message, "hint": exc.hint or ""} for exc in damaged)
         for name in young:  # kept whole; what their deltas need must stay readable
             for _ordinal, entry in objects.pack_reader(name).iter_entries():
                 if entry_kind(entry) == DELTA:

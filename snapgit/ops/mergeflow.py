@@ -435,11 +435,17 @@ def merge_continue(
     return result
 
 
-def merge_abort(store: Store) -> None:
-    """Drop the merge in progress; it wrote nothing into the database."""
-    _state_in_progress(store)
+def merge_abort(store: Store) -> str | None:
+    """Drop the merge in progress; it wrote nothing into the database. A damaged state is
+    dropped too (nothing else can read it): what was wrong with it is returned."""
+    damaged = None
+    try:
+        _state_in_progress(store)
+    except CorruptError as exc:
+        damaged = exc.message
     with audited(store, actor(store), "merge-abort", {}):
         _state_path(store).unlink()
+    return damaged
 
 
 def conflicts(store: Store) -> list[tuple[TablePlan, Conflict]]:

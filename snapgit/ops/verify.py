@@ -4,7 +4,8 @@ Every problem is collected, none stops the check (like restic's ``check``). By d
 
 * every index parses, its checksum holds, its prefixes are sorted and its fanout agrees, and
   its pack is there with the same object count;
-* every ref and reflog line parses and names an existing commit (or tag);
+* every ref under ``refs/`` and every reflog line parses and names an existing commit (or tag),
+  and so do the commits of an unfinished merge (``MERGE_HEAD``): all that gc keeps;
 * every object reachable from a ref or a reflog entry exists: commits, snapshot trees, tables,
   schemas and tree nodes are read and decoded; records are looked up in the indexes (shared
   subtrees are walked once).
@@ -26,6 +27,7 @@ from pathlib import Path
 from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import CorruptError, NotFoundError, SnapError
 from snapgit.objects import ObjType, Tag, decode_schema
+from snapgit.ops.gc import merge_head_commits
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import ObjectStore
 from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
@@ -38,7 +40,7 @@ __all__ = ["Problem", "VerifyReport", "verify_store"]
 
 @dataclass
 class Problem:
-    what: str  # "index", "pack", "ref", "reflog", "object"
+    what: str  # "index", "pack", "ref", "reflog", "merge", "object"
     where: str  # file, ref or object id
     message: str
     commits: list[str] = field(default_factory=list)
@@ -144,10 +146,9 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
             report.problems.append(Problem("ref", "HEAD", f"names branch {branch}, which does not exist"))
     except SnapError as exc:
         report.problems.append(Problem("ref", "HEAD", str(exc)))
-    for prefix in ("refs/heads", "refs/tags", "refs/snap"):
-        base = store.root / prefix
-        if not base.is_dir():
-            continue
+    # Every ref gc keeps: all of refs/ (heads, tags, snap, imports, ...), not only the familiar ones.
+    base = store.root / "refs"
+    if base.is_dir():
         for p in sorted(base.rglob("*")):
             if not p.is_file() or p.name.endswith(".lock"):
                 continue
@@ -164,6 +165,9 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
         for p in sorted(logs.rglob("*")):
             if not p.is_file():
                 continue
+            if p.name.endswith(".expire"):  # as gc: the temporary file of a reflog being expired
+                report.garbage.append(f"logs/{p.relative_to(logs).as_posix()} (left by an interrupted gc)")
+                continue
             name = p.relative_to(logs).as_posix()
             try:
                 for entry in refs.reflog(name):
@@ -172,6 +176,11 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
                             named.setdefault(bytes.fromhex(v), []).append(f"reflog of {name}")
             except SnapError as exc:
                 report.problems.append(Problem("reflog", name, str(exc)))
+    try:
+        for side, oid in merge_head_commits(store).items():
+            named.setdefault(oid, []).append(f"MERGE_HEAD ({side})")
+    except CorruptError as exc:
+        report.problems.append(Problem("merge", "MERGE_HEAD", f"{exc.message}; {exc.hint}"))
     return named
 
 
