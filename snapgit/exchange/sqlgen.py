@@ -58,6 +58,8 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
     if t is int:
         return str(v)
     if t is float:
+        if math.isinf(v) and dialect == "sqlite":
+            return "9e999" if v > 0 else "-9e999"  # a literal out of range is SQLite's infinity
         if math.isnan(v) or math.isinf(v):
             if dialect != "postgresql":
                 raise SqlRenderError(f"{dialect} cannot store the float {v!r}")
