@@ -91,11 +91,7 @@ def measure(cmd: list[str], *, stdout_path: Path | None = None, shown: str = "")
 
 def tree_bytes(path: Path) -> int:
     """Apparent size of the files under `path` (like `du -sb`)."""
-    return sum(
-        os.lstat(os.path.join(root, name)).st_size
-        for root, _, files in os.walk(path)
-        for name in files
-    )
+    return sum(os.lstat(os.path.join(root, name)).st_size for root, _, files in os.walk(path) for name in files)
 
 
 def changed_ids(total: int, version: int) -> list[int]:
@@ -300,13 +296,27 @@ def gc(b: Bench) -> None:
     for args, label in ((("gc", "--json"), "gc (grace 1h)"), (("gc", "--prune=now", "--json"), "gc --prune=now")):
         m = b.snap_cmd(*args)
         doc = json.loads(m.stdout)
-        b.record("gc", label, m, store_bytes=b.store_bytes(), packs_before=doc["packs_before"],
-                 packs_after=doc["packs_after"], objects_dropped=doc["objects_dropped"],
-                 bytes_reclaimed=doc["bytes_reclaimed"], reachable=doc["reachable"])
+        b.record(
+            "gc",
+            label,
+            m,
+            store_bytes=b.store_bytes(),
+            packs_before=doc["packs_before"],
+            packs_after=doc["packs_after"],
+            objects_dropped=doc["objects_dropped"],
+            bytes_reclaimed=doc["bytes_reclaimed"],
+            reachable=doc["reachable"],
+        )
     m = b.snap_cmd("verify", "--read-data", "--json")
     doc = json.loads(m.stdout)
-    b.record("gc", "verify --read-data after gc", m, store_bytes=b.store_bytes(),
-             objects_per_s=round(doc["objects_indexed"] / m.seconds), mb_per_s=round(doc["bytes_read"] / 1e6 / m.seconds, 1))
+    b.record(
+        "gc",
+        "verify --read-data after gc",
+        m,
+        store_bytes=b.store_bytes(),
+        objects_per_s=round(doc["objects_indexed"] / m.seconds),
+        mb_per_s=round(doc["bytes_read"] / 1e6 / m.seconds, 1),
+    )
 
 
 @step
@@ -319,16 +329,28 @@ def export(b: Bench) -> None:
         path = out_dir / name
         m = b.snap_cmd("export", "HEAD", "-o", str(path), "--format", fmt, "--json")
         size = tree_bytes(path) if path.is_dir() else path.stat().st_size
-        b.record("export", f"export {name}", m, file_bytes=size, rows_per_s=round(b.total_rows / m.seconds),
-                 mb_per_s=round(size / 1e6 / m.seconds, 1))
+        b.record(
+            "export",
+            f"export {name}",
+            m,
+            file_bytes=size,
+            rows_per_s=round(b.total_rows / m.seconds),
+            mb_per_s=round(size / 1e6 / m.seconds, 1),
+        )
         if fmt == "sql":
             continue
         target = out_dir / f"import-{name}"
         target.mkdir()
         measure([str(b.snap), "-C", str(target), "init"])
         m = measure([str(b.snap), "-C", str(target), "import", str(path), "--json"])
-        b.record("import", f"import {name}", m, rows_per_s=round(b.total_rows / m.seconds),
-                 mb_per_s=round(size / 1e6 / m.seconds, 1), store_bytes=tree_bytes(target / ".snapstore"))
+        b.record(
+            "import",
+            f"import {name}",
+            m,
+            rows_per_s=round(b.total_rows / m.seconds),
+            mb_per_s=round(size / 1e6 / m.seconds, 1),
+            store_bytes=tree_bytes(target / ".snapstore"),
+        )
 
 
 @step
@@ -396,8 +418,11 @@ def incremental(b: Bench) -> None:
     full, figures = b.commit("1% changed, full")
     b.record("incremental", "1% changed: full commit", full, **figures)
     b.record(
-        "incremental", "1% changed: commit --incremental", inc,
-        rows_per_s=round(b.total_rows / inc.seconds), of_full=round(inc.seconds / full.seconds, 2),
+        "incremental",
+        "1% changed: commit --incremental",
+        inc,
+        rows_per_s=round(b.total_rows / inc.seconds),
+        of_full=round(inc.seconds / full.seconds, 2),
     )
 
 
@@ -576,11 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             rows = db.count_rows(nycflights.TABLE_NAMES)
             size = db.size_bytes(nycflights.TABLE_NAMES)
             info = {"db": db.display, "rows": rows, "db_bytes": size}
-            print(
-                json.dumps(info, indent=2)
-                if args.json
-                else f"{db.display}: {sum(rows.values()):,} rows, {mb(size)}"
-            )
+            print(json.dumps(info, indent=2) if args.json else f"{db.display}: {sum(rows.values()):,} rows, {mb(size)}")
             return 0
         b = Bench(args, db, db_arg)
         if not b.snap.exists():

@@ -197,9 +197,7 @@ class Database:
     def create(self, table: Table) -> None:
         types = _TYPE_NAMES[self.dialect]
         q = self.quote
-        lines = [
-            f"{q(c.name)} {types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
-        ]
+        lines = [f"{q(c.name)} {types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns]
         lines.append(f"PRIMARY KEY ({q(table.primary_key)})")
         for col, (parent, parent_col) in table.foreign_keys.items():
             lines.append(f"FOREIGN KEY ({q(col)}) REFERENCES {q(parent)} ({q(parent_col)})")
@@ -277,9 +275,7 @@ class Database:
         )
         self.execute("BEGIN")
         for start in range(0, len(ids), chunk):
-            self.execute(
-                update + "(" + ", ".join(str(int(i)) for i in ids[start : start + chunk]) + ")"
-            )
+            self.execute(update + "(" + ", ".join(str(int(i)) for i in ids[start : start + chunk]) + ")")
         self.execute("COMMIT")
 
 

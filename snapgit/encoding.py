@@ -78,7 +78,7 @@ _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
 _QI = struct.Struct(">qi")
 _DT_ZERO = _dt.datetime(1, 1, 1)
-_DT_ZERO_UTC = _dt.datetime(1, 1, 1, tzinfo=_dt.timezone.utc)
+_DT_ZERO_UTC = _dt.datetime(1, 1, 1, tzinfo=_dt.UTC)
 _US = _dt.timedelta(microseconds=1)
 _NAN = float("nan")
 _INT64_MIN = -(2**63)
@@ -99,7 +99,7 @@ class Json:
         self._text: str | None = None
 
     @classmethod
-    def from_text(cls, text: str) -> "Json":
+    def from_text(cls, text: str) -> Json:
         return cls(json.loads(text))
 
     @property
@@ -270,13 +270,11 @@ decode_value = decode_row
 
 def decode_joined(data: bytes, n: int) -> list[list[Any]]:
     """The ``n`` rows of records joined end to end (as :mod:`snapgit.readahead` sends them)."""
-    unpacker = msgpack.Unpacker(
-        ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0
-    )
+    unpacker = msgpack.Unpacker(ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0)
     unpacker.feed(data)
     try:
         rows = list(unpacker)
-    except Exception as exc:  # noqa: BLE001 - what msgpack raises varies with the damage
+    except Exception as exc:
         raise EncodingError(f"stored rows do not decode: {exc}") from exc
     if len(rows) != n or not all(type(r) is list for r in rows):
         raise EncodingError(f"{n} stored rows decode to {len(rows)} values, not {n} rows")
@@ -288,9 +286,7 @@ def decode_rows(datas: Sequence[bytes]) -> list[list[Any]]:
     joined records instead of one call per record."""
     if len(datas) < 8:
         return [decode_row(d) for d in datas]
-    unpacker = msgpack.Unpacker(
-        ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0
-    )
+    unpacker = msgpack.Unpacker(ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0)
     unpacker.feed(b"".join(datas))
     try:
         rows = list(unpacker)
@@ -311,7 +307,7 @@ def canonical_value(v: Any) -> Any:
     if t is float:
         return _NAN if v != v else v
     if t is _dt.datetime and v.tzinfo is not None:
-        return v.astimezone(_dt.timezone.utc)
+        return v.astimezone(_dt.UTC)
     if t is list or t is tuple:
         return [canonical_value(x) for x in v]
     if t is bytearray or t is memoryview:
@@ -518,4 +514,3 @@ def keys_encoder(positions: Sequence[int]) -> Callable[[Sequence[Sequence[Any]]]
 def record_id(data: bytes) -> bytes:
     """The 32-byte id of a record with canonical bytes ``data``: SHA-256 of the type byte + data."""
     return hashlib.sha256(b"\x01" + data).digest()
-

@@ -80,7 +80,7 @@ class DiskFullError(SnapError):
     }
 
     @classmethod
-    def of(cls, exc: BaseException, what: str) -> "DiskFullError | None":
+    def of(cls, exc: BaseException, what: str) -> DiskFullError | None:
         """The DiskFullError for an OSError that means "no room", else None."""
         if isinstance(exc, OSError) and exc.errno in cls._WHY:
             return cls(f"{cls._WHY[exc.errno]} while writing {what}; free space and retry")

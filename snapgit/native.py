@@ -9,7 +9,7 @@ else in Python: the functions here give the same results either way (the tests c
   module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None;
   its ``fetch_blocks`` reads a table keyed by one integer column as the row cache cuts it, keys,
   fingerprints and (through an :class:`Encoder`) records included, without a Python object per
-  value. Its reference is the commit's path for a driver's rows (``commit._CachedScan``).
+  value. Its reference is the commit's path for a driver's rows (``snapshot.scan.CachedScan``).
 
 ``SNAP_NATIVE=0`` turns the extension off (to compare, or to rule it out).
 """
@@ -23,8 +23,16 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["available", "pack_digest", "records", "index_entries", "sorted_hits", "sqlite_reader", "Encoder",
-           "NativeError"]
+__all__ = [
+    "available",
+    "pack_digest",
+    "records",
+    "index_entries",
+    "sorted_hits",
+    "sqlite_reader",
+    "Encoder",
+    "NativeError",
+]
 
 try:
     if os.environ.get("SNAP_NATIVE", "1") == "0":
@@ -40,6 +48,7 @@ if _native is not None:
     # what each converter gave for each value it was given
     Encoder: Any = _native.Encoder
 else:
+
     class NativeError(Exception):  # type: ignore[no-redef]
         """An error of the C extension's SQLite reader (never raised without it)."""
 
@@ -61,10 +70,12 @@ def pack_digest(rows: list[Sequence[Any]], starts: list[int], ends: list[int], l
         if got is not None:
             return got
     pack = msgpack.Packer(use_bin_type=True).pack
-    return [_sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends)]
+    return [_sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends, strict=False)]
 
 
-def records(rows: list[Sequence[Any]], prefix: bytes, encode_row: Any) -> tuple[list[bytes], list[bytes]]:
+def records(
+    rows: list[tuple[Any, ...]] | list[list[Any]], prefix: bytes, encode_row: Any
+) -> tuple[list[bytes], list[bytes]]:
     """(ids, payloads) of rows: each payload ``encode_row(row)``, each id
     ``sha256(prefix + payload)``. The C packer gives ``encode_row``'s bytes for the values it
     knows (those a converted row holds); for any other row, ``encode_row`` runs, and raises."""

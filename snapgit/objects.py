@@ -118,7 +118,7 @@ class Node:
         return msgpack.packb([self.level, self.keys, ids, self.counts], use_bin_type=True)
 
     @classmethod
-    def decode(cls, data: bytes) -> "Node":
+    def decode(cls, data: bytes) -> Node:
         o = unpack_canonical(data, "tree node")
         try:
             level, keys, blob = o[0], o[1], o[2]
@@ -146,7 +146,7 @@ class TableEntry:
         return pack_canonical({"key": self.key, "root": self.root, "rows": self.rows, "schema": self.schema})
 
     @classmethod
-    def decode(cls, data: bytes) -> "TableEntry":
+    def decode(cls, data: bytes) -> TableEntry:
         o = unpack_canonical(data, "table object")
         try:
             return cls(o["schema"], o["root"], o["rows"], o["key"])
@@ -163,7 +163,7 @@ class Root:
         return msgpack.packb([[n, self.tables[n]] for n in names], use_bin_type=True)
 
     @classmethod
-    def decode(cls, data: bytes) -> "Root":
+    def decode(cls, data: bytes) -> Root:
         o = unpack_canonical(data, "snapshot tree")
         try:
             return cls({n: t for n, t in o})
@@ -195,7 +195,7 @@ class Commit:
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> "Commit":
+    def decode(cls, data: bytes) -> Commit:
         o = unpack_canonical(data, "commit")
         try:
             return cls(o["tree"], list(o["parents"]), o["author"], o["time"], o["tz"], o["message"], o["meta"])
@@ -225,7 +225,7 @@ class Tag:
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> "Tag":
+    def decode(cls, data: bytes) -> Tag:
         o = unpack_canonical(data, "tag")
         try:
             return cls(o["target"], o["name"], o["tagger"], o["time"], o["tz"], o["message"])

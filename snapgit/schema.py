@@ -40,7 +40,7 @@ class Column:
         }
 
     @classmethod
-    def from_obj(cls, o: dict[str, Any]) -> "Column":
+    def from_obj(cls, o: dict[str, Any]) -> Column:
         return cls(
             name=o["name"],
             type=o["type"],
@@ -67,7 +67,7 @@ class ForeignKey:
         }
 
     @classmethod
-    def from_obj(cls, o: dict[str, Any]) -> "ForeignKey":
+    def from_obj(cls, o: dict[str, Any]) -> ForeignKey:
         return cls(tuple(o["columns"]), o["ref_table"], tuple(o["ref_columns"]), o.get("name"))
 
 
@@ -81,7 +81,7 @@ class Index:
         return {"columns": list(self.columns), "name": self.name, "unique": self.unique}
 
     @classmethod
-    def from_obj(cls, o: dict[str, Any]) -> "Index":
+    def from_obj(cls, o: dict[str, Any]) -> Index:
         return cls(tuple(o["columns"]), bool(o.get("unique", False)), o.get("name"))
 
 
@@ -123,7 +123,7 @@ class TableSchema:
         }
 
     @classmethod
-    def from_obj(cls, o: dict[str, Any]) -> "TableSchema":
+    def from_obj(cls, o: dict[str, Any]) -> TableSchema:
         return cls(
             name=o["name"],
             columns=tuple(Column.from_obj(c) for c in o["columns"]),
@@ -133,15 +133,13 @@ class TableSchema:
             indexes=tuple(Index.from_obj(i) for i in o.get("indexes", ())),
         )
 
-    def portable(self) -> "TableSchema":
+    def portable(self) -> TableSchema:
         """The schema without database-specific spellings, for comparing across databases."""
-        cols = tuple(
-            Column(c.name, c.type, c.nullable, None, None, c.autoincrement) for c in self.columns
-        )
+        cols = tuple(Column(c.name, c.type, c.nullable, None, None, c.autoincrement) for c in self.columns)
         return TableSchema(self.name, cols, self.primary_key, self.unique, self.foreign_keys, ())
 
 
-def table_order(schemas: "dict[str, TableSchema]") -> list[str]:
+def table_order(schemas: dict[str, TableSchema]) -> list[str]:
     """Table names with parents before children (by foreign keys among these tables); tables in
     a cycle keep name order. Inserts go in this order, deletes in reverse."""
     deps = {

@@ -42,8 +42,15 @@ from snapgit.db.url import parse_url
 IN_CI = os.environ.get("CI") == "true"
 
 # (Hypothesis loads a derandomized built-in "ci" profile when it sees CI=true; these replace it)
-settings.register_profile("ci", settings.get_profile("default"), derandomize=False, deadline=None,
-                          max_examples=100, print_blob=True, database=None)
+settings.register_profile(
+    "ci",
+    settings.get_profile("default"),
+    derandomize=False,
+    deadline=None,
+    max_examples=100,
+    print_blob=True,
+    database=None,
+)
 settings.register_profile("dev", settings.get_profile("default"), derandomize=False, deadline=None, max_examples=100)
 # scripts/mutation: the same few inputs for every mutant (a survivor must be one for good), fast
 settings.register_profile("mutation", settings.get_profile("default"), derandomize=True, deadline=None,
@@ -75,6 +82,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if exitstatus != 0:
         terminalreporter.write_line(_seed_line(config))
+
 
 DB_KINDS = ("sqlite", "postgresql", "mariadb")
 
@@ -153,9 +161,7 @@ def _servers() -> Iterator[dict[str, _Server]]:
 
 
 @pytest.fixture
-def make_db_url(
-    _servers: dict[str, _Server], tmp_path: pathlib.Path
-) -> Iterator[Callable[[str], str]]:
+def make_db_url(_servers: dict[str, _Server], tmp_path: pathlib.Path) -> Iterator[Callable[[str], str]]:
     """``make_db_url(kind)``: the URL of a fresh, empty database of ``kind``, dropped after the
     test. Skips (fails under CI=true) when the server does not answer."""
     made: list[tuple[_Server, str]] = []
@@ -177,7 +183,7 @@ def make_db_url(
 
 @pytest.fixture(params=DB_KINDS)
 def db_kind(request: pytest.FixtureRequest) -> str:
-    """"sqlite", "postgresql" or "mariadb"."""
+    """ "sqlite", "postgresql" or "mariadb"."""
     return request.param
 
 

@@ -28,10 +28,20 @@ from pathlib import Path
 
 import snapgit
 import snapgit.cli.app
+
 # Everything a command may import lazily is imported once here, before any fork.
 for _mod in pkgutil.walk_packages(snapgit.__path__, "snapgit."):
     importlib.import_module(_mod.name)
-for _mod in ("sqlalchemy.dialects.sqlite", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.mysql", "rich.console", "rich.table", "psycopg", "pymysql", "pymysql.cursors"):
+for _mod in (
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.mysql",
+    "rich.console",
+    "rich.table",
+    "psycopg",
+    "pymysql",
+    "pymysql.cursors",
+):
     importlib.import_module(_mod)
 
 __all__ = ["Child", "start", "run"]
@@ -86,8 +96,13 @@ class Child:
         return subprocess.CompletedProcess(["snap", *args], rc, out, err)
 
 
-def start(cwd: Path, *args: str, env: dict[str, str] | None = None, call: Callable[[], int] | None = None,
-          before: Callable[[], None] | None = None) -> Child:
+def start(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    call: Callable[[], int] | None = None,
+    before: Callable[[], None] | None = None,
+) -> Child:
     """Fork a child that runs ``snap ARGS`` in ``cwd`` (or ``call()``, whose result is the exit
     status); returns at once. ``before`` runs in the child first (e.g. to set a resource limit)."""
     fd_out, out = tempfile.mkstemp(prefix="snap-out-")
@@ -103,7 +118,7 @@ def start(cwd: Path, *args: str, env: dict[str, str] | None = None, call: Callab
             os.dup2(null, 0)
             os.dup2(fd_out, 1)
             os.dup2(fd_err, 2)
-            sys.stdin = open(0, "r", closefd=False)
+            sys.stdin = open(0, closefd=False)
             sys.stdout = open(1, "w", closefd=False, buffering=1)
             sys.stderr = open(2, "w", closefd=False, buffering=1)
             for key in ("SNAP_DATABASE_URL", "DATABASE_URL"):
@@ -120,7 +135,7 @@ def start(cwd: Path, *args: str, env: dict[str, str] | None = None, call: Callab
                     code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        except BaseException:  # pragma: no cover - a failure of the harness itself
+        except BaseException:  # noqa: BLE001 - a failure of the harness itself: shown, then exit 1
             import traceback
 
             traceback.print_exc()

@@ -31,7 +31,7 @@ def merge_table(base: dict[Any, Row], ours: dict[Any, Row], theirs: dict[Any, Ro
         elif b is not None and o is not None and t is not None:
             r = tuple(
                 tc if oc == bc else oc if tc == bc or oc == tc else (tc if theirs_wins else oc)
-                for bc, oc, tc in zip(b, o, t)
+                for bc, oc, tc in zip(b, o, t, strict=False)
             )
         else:
             r = t if theirs_wins else o

@@ -22,11 +22,19 @@ BOOKS = {i: (i % 3 + 1, f"book {i}") for i in range(1, 10)}  # id -> (author_id,
 
 
 def tables(meta: sa.MetaData) -> tuple[sa.Table, sa.Table]:
-    author = sa.Table("author", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                      sa.Column("name", sa.String(20), nullable=False))
-    book = sa.Table("book", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("author_id", sa.Integer, sa.ForeignKey("author.id"), nullable=False),
-                    sa.Column("title", sa.String(40), nullable=False))
+    author = sa.Table(
+        "author",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(20), nullable=False),
+    )
+    book = sa.Table(
+        "book",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("author_id", sa.Integer, sa.ForeignKey("author.id"), nullable=False),
+        sa.Column("title", sa.String(40), nullable=False),
+    )
     return author, book
 
 
@@ -102,16 +110,25 @@ def test_restore_of_a_self_referencing_table_deletes_a_subtree(db_url, db_engine
     """Rows of one table that refer to each other: the deleted subtree goes in one piece, the
     added one comes in parents first, whatever order the keys have (children have lower ids)."""
     meta = sa.MetaData()
-    node = sa.Table("node", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True))
+    node = sa.Table(
+        "node",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True),
+    )
     meta.create_all(db_engine)
 
     def put(rows: dict[int, int | None]) -> None:
         with db_engine.begin() as conn:
             # delete leaves first: repeat until nothing refers to what is left
             while conn.execute(sa.select(sa.func.count()).select_from(node)).scalar():
-                conn.execute(node.delete().where(~node.c.id.in_(
-                    sa.select(node.c.parent_id).where(node.c.parent_id.is_not(None)).scalar_subquery())))
+                conn.execute(
+                    node.delete().where(
+                        ~node.c.id.in_(
+                            sa.select(node.c.parent_id).where(node.c.parent_id.is_not(None)).scalar_subquery()
+                        )
+                    )
+                )
             todo = dict(rows)
             while todo:  # roots first
                 ready = {k: p for k, p in todo.items() if p is None or p not in todo}
@@ -137,15 +154,9 @@ def test_restore_of_a_self_referencing_table_deletes_a_subtree(db_url, db_engine
     repo.close()
 
 
-KNOWN_ORDER_BUG = ("apply_plans deletes every table's rows before any update, so a child moved away from "
-                   "a parent deleted in the same merge still refers to it at the delete (docs/mutation.md)")
-
-
-def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_engine, tmp_path, request) -> None:
+def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_engine, tmp_path) -> None:
     """Theirs moves author 2's books to author 1, then deletes author 2: the books' updates must
     reach the database before the author's delete."""
-    if db_kind != "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_ORDER_BUG))
     load(db_engine, AUTHORS, BOOKS)
     repo = Repo.init(tmp_path, db_url)
     repo.commit("base")
@@ -163,19 +174,18 @@ def test_merge_moves_children_away_from_a_deleted_parent(db_url, db_kind, db_eng
     repo.close()
 
 
-def test_restore_into_a_new_database_inserts_parents_first(make_db_url, make_engine, tmp_path, db_kind,
-                                                           request) -> None:
+def test_restore_into_a_new_database_inserts_parents_first(make_db_url, make_engine, tmp_path, db_kind) -> None:
     """restore --into writes every row of a self-referencing table; children with lower keys
-    than their parents must still come after them."""
-    if db_kind != "sqlite":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="restore --into streams rows in key order: a self-referencing table's children "
-                                "with lower keys than their parents are refused (docs/mutation.md)"))
+    than their parents must still come after them (the foreign keys are added after the rows)."""
     src = make_db_url("sqlite")
     engine = make_engine(src)
     meta = sa.MetaData()
-    node = sa.Table("node", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                    sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True))
+    node = sa.Table(
+        "node",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("node.id"), nullable=True),
+    )
     meta.create_all(engine)
     tree = {100: None, 90: 100, 80: 90, 110: 100, 120: 110}
     with engine.begin() as conn:
@@ -189,6 +199,42 @@ def test_restore_into_a_new_database_inserts_parents_first(make_db_url, make_eng
     repo.close()
 
 
+def test_merge_frees_a_unique_value_before_a_new_row_takes_it(db_url, db_engine, tmp_path) -> None:
+    """Theirs deletes author 3 and adds author 4 under the same unique name: the delete is
+    written before the insert, since no updated table refers to authors."""
+    meta = sa.MetaData()
+    author = sa.Table(
+        "author",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(20), nullable=False, unique=True),
+    )
+    meta.create_all(db_engine)
+
+    def put(rows: dict[int, str]) -> None:
+        with db_engine.begin() as conn:
+            conn.execute(author.delete())
+            conn.execute(author.insert(), [{"id": k, "name": v} for k, v in rows.items()])
+
+    def now() -> dict[int, str]:
+        with db_engine.connect() as conn:
+            return {r.id: r.name for r in conn.execute(sa.text("SELECT id, name FROM author"))}
+
+    put({1: "ann", 2: "bob", 3: "cy"})
+    repo = Repo.init(tmp_path, db_url)
+    repo.commit("base")
+    repo.create_branch("feature")
+    repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+    put({1: "ann", 2: "bob", 4: "cy"})
+    repo.commit("theirs: cy is author 4 now")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    put({1: "ann", 2: "bob", 3: "cy"})
+    result = repo.merge("feature", strategy="backup_wins")
+    assert result.totals()["deleted"] == 1 and result.totals()["added"] == 1
+    assert now() == {1: "ann", 2: "bob", 4: "cy"}
+    repo.close()
+
+
 # --- the order itself, on any engine ----------------------------------------------------------
 # SQLite checks foreign keys only at the end, so the tests above see a wrong order on the
 # servers alone. These record the writes apply_plans asks for and check their order directly.
@@ -199,7 +245,7 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from snapgit.compare.mergeplan import TablePlan  # noqa: E402
-from snapgit.ops.apply import apply_plans, generations  # noqa: E402
+from snapgit.ops.apply import BATCH, apply_plans, generations  # noqa: E402
 from snapgit.schema import Column, ForeignKey, TableSchema  # noqa: E402
 
 
@@ -249,10 +295,11 @@ def test_tables_are_written_in_foreign_key_order() -> None:
     db = Recorder()
     apply_plans(db, plans)
     assert db.calls == [
-        ("delete", "c", [(9, 9)]), ("delete", "b", [(9, 9)]), ("delete", "a", [(9, None)]),  # children first
+        ("delete", "c", [(9, 9)]), ("delete", "b", [(9, 9)]),  # children first
         ("update", "a", [(2, None)]), ("insert", "a", [(1, None)]),  # then parents first
         ("update", "b", [(1, 1)]),
         ("insert", "c", [(1, 1)]),
+        ("delete", "a", [(9, None)]),  # b has updates and refers to a: a's deletes wait for them
         ("check", ("a", "b", "c")),
         ("sequences", "c"), ("sequences", "a"),  # the tables that got inserts, and only those
     ]
@@ -269,6 +316,7 @@ def test_big_plans_are_written_in_batches() -> None:
     db = Recorder()
     apply_plans(db, [TablePlan("a", A, ["id"], inserts=rows, updates=rows, deletes=rows)])
     sizes = [(c[0], len(c[2])) for c in db.calls if c[0] in ("delete", "update", "insert")]
+    assert BATCH == 5000
     assert sizes == [(op, n) for op in ("delete", "update", "insert") for n in (5000, 5000, 2001)]
     assert [r for c in db.calls if c[0] == "insert" for r in c[2]] == [tuple(r) for r in rows]
 

@@ -270,8 +270,14 @@ def test_concurrent_commits_lose_nothing(shop: Path) -> None:
     n = 4
     env = {k: v for k, v in os.environ.items() if k not in ("SNAP_DATABASE_URL", "DATABASE_URL")}
     procs = [
-        subprocess.Popen([*SNAP, "commit", "--allow-empty", "-m", f"c{i}"], cwd=shop, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*SNAP, "commit", "--allow-empty", "-m", f"c{i}"],
+            cwd=shop,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(n)
     ]
     results = [p.communicate(timeout=120) + (p.returncode,) for p in procs]
@@ -279,7 +285,7 @@ def test_concurrent_commits_lose_nothing(shop: Path) -> None:
     log = json.loads(snap(shop, "log", "--json").stdout)
     assert sorted(c["message"] for c in log) == sorted(["base"] + [f"c{i}" for i in range(n)])
     # a straight chain: every commit's parent is the next one in the log
-    for newer, older in zip(log, log[1:]):
+    for newer, older in zip(log, log[1:], strict=False):
         assert newer["parents"] == [older["id"]]
 
 
@@ -298,7 +304,8 @@ def test_objects_left_at_exit_are_frozen_out_of_the_final_collections(shop: Path
     # 90-130 ms; snap closes everything before a command returns, so it freezes what is left
     snap(shop, "commit", "-m", "first")
     for args in (["log", "--oneline"], ["commit", "-m", "nothing"], ["show", "nope"]):
-        proc = subprocess.run([sys.executable, "-c", _FROZEN_AT_EXIT, *args], cwd=shop, capture_output=True,
-                              text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", _FROZEN_AT_EXIT, *args], cwd=shop, capture_output=True, text=True, timeout=120
+        )
         assert proc.stdout.rstrip().endswith("frozen at exit: True"), (args, proc.stdout, proc.stderr)
     assert len(snap(shop, "log", "--oneline").stdout.splitlines()) == 1  # the store is intact

@@ -156,17 +156,27 @@ MERGE_TRIALS = {"sqlite": TRIALS, "postgresql": max(8, TRIALS // 6), "mariadb": 
 
 def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
     meta = sa.MetaData()
-    parent = sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                      sa.Column("name", sa.String(40), nullable=False))
-    child = sa.Table("child", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id"), nullable=False),
-                     sa.Column("note", sa.String(40)))
+    parent = sa.Table(
+        "parent",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(40), nullable=False),
+    )
+    child = sa.Table(
+        "child",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id"), nullable=False),
+        sa.Column("note", sa.String(40)),
+    )
     return meta, parent, child
 
 
 def contents(engine: sa.Engine) -> dict[str, list[tuple]]:
     with engine.connect() as conn:
-        return {t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))] for t in ("parent", "child")}
+        return {
+            t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))] for t in ("parent", "child")
+        }
 
 
 def load(engine: sa.Engine, state: dict[str, list[tuple]]) -> None:
@@ -174,8 +184,8 @@ def load(engine: sa.Engine, state: dict[str, list[tuple]]) -> None:
     with engine.begin() as conn:
         conn.execute(child.delete())
         conn.execute(parent.delete())
-        conn.execute(parent.insert(), [dict(zip(("id", "name"), r)) for r in state["parent"]])
-        conn.execute(child.insert(), [dict(zip(("id", "parent_id", "note"), r)) for r in state["child"]])
+        conn.execute(parent.insert(), [dict(zip(("id", "name"), r, strict=False)) for r in state["parent"]])
+        conn.execute(child.insert(), [dict(zip(("id", "parent_id", "note"), r, strict=False)) for r in state["child"]])
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite", "postgresql", "mariadb"])
@@ -184,20 +194,26 @@ def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_
     engine = sa.create_engine(url, poolclass=NullPool)  # no connection is open across a fork
     meta, _parent, _child = _tables()
     meta.create_all(engine)
-    base = {"parent": [(i, f"p{i}") for i in range(1, 201)],
-            "child": [(i, i % 200 + 1, f"n{i}") for i in range(1, 801)]}
+    base = {
+        "parent": [(i, f"p{i}") for i in range(1, 201)],
+        "child": [(i, i % 200 + 1, f"n{i}") for i in range(1, 801)],
+    }
     load(engine, base)
     repo = Repo.init(tmp_path, url)
     repo.commit("base")
     repo.create_branch("feature")
     repo.refs.set_symbolic("HEAD", "refs/heads/feature")
-    theirs = {"parent": [(i, f"p{i}" if i % 7 else f"theirs {i}") for i in range(1, 221)],  # 20 new parents
-              "child": [(i, i % 220 + 1, f"n{i}" if i % 11 else "theirs") for i in range(31, 901)]}
+    theirs = {
+        "parent": [(i, f"p{i}" if i % 7 else f"theirs {i}") for i in range(1, 221)],  # 20 new parents
+        "child": [(i, i % 220 + 1, f"n{i}" if i % 11 else "theirs") for i in range(31, 901)],
+    }
     load(engine, theirs)
     repo.commit("theirs")
     repo.refs.set_symbolic("HEAD", "refs/heads/main")
-    ours = {"parent": [(i, f"p{i}" if i % 13 else f"ours {i}") for i in range(1, 201)],
-            "child": [(i, i % 200 + 1, f"n{i}" if i % 17 else "ours") for i in range(1, 781)]}
+    ours = {
+        "parent": [(i, f"p{i}" if i % 13 else f"ours {i}") for i in range(1, 201)],
+        "child": [(i, i % 200 + 1, f"n{i}" if i % 17 else "ours") for i in range(1, 781)],
+    }
     load(engine, ours)  # uncommitted: the merge first commits it
     old_head = repo.head().hex()
     repo.close()
@@ -211,15 +227,20 @@ def test_kill_9_during_merge_leaves_database_before_or_after(db_kind: str, make_
         load(engine, ours)
 
     before = contents(engine)
-    after = {name: sorted(merge_table(*({r[0]: r for r in state[name]} for state in (base, ours, theirs)),
-                                      "backup_wins").values())
-             for name in ("parent", "child")}
+    after = {
+        name: sorted(
+            merge_table(*({r[0]: r for r in state[name]} for state in (base, ours, theirs)), "backup_wins").values()
+        )
+        for name in ("parent", "child")
+    }
     assert after != before and after["parent"][-1] == (220, "p220")
     clock = KillClock(timed(tmp_path, "merge", "feature", "--strategy", "backup_wins"), 99)
     assert contents(engine) == after, "an uninterrupted merge does not give what the merge rules say"
     merge_commit = json.loads(ok(tmp_path, "log", "--json", "-n", "1"))[0]
-    trees = {"after": merge_commit["tree"],  # (the pre-merge snapshot is the merge's first parent)
-             "before": json.loads(ok(tmp_path, "show", merge_commit["parents"][0], "--json"))["tree"]}
+    trees = {
+        "after": merge_commit["tree"],  # (the pre-merge snapshot is the merge's first parent)
+        "before": json.loads(ok(tmp_path, "show", merge_commit["parents"][0], "--json"))["tree"],
+    }
     outcomes = {"before": 0, "after": 0, "finished": 0, "locked": 0}
     for _trial in range(MERGE_TRIALS[db_kind]):
         reset()

@@ -28,7 +28,7 @@ from snapgit.db.values import text_to_date, text_to_datetime
 from snapgit.encoding import Json, canonical_value, decode_row, encode_key, encode_row
 from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 D = decimal.Decimal
 
 
@@ -83,7 +83,7 @@ def _make_parent_child(engine: sa.Engine) -> None:
     )
     sa.Index("ix_child_name", child.c.name)
     sa.Table(
-        "Odd \"Name\"",
+        'Odd "Name"',
         md,
         sa.Column("a b", sa.String(5), primary_key=True),
         sa.Column("ü", sa.Text),
@@ -130,8 +130,12 @@ def test_reflect_columns_keys_and_indexes(db_url: str, db_engine: sa.Engine) -> 
     assert odd.primary_key == ("a b",) and odd.column_names == ["a b", "ü", "100%"]
     assert TableSchema.from_obj(child.to_obj()) == child
     with db_engine.begin() as conn:
-        conn.execute(sa.text('INSERT INTO "Odd ""Name""" VALUES (:a, :b, :c)') if kind_of(db_url) != "mariadb"
-                     else sa.text('INSERT INTO `Odd "Name"` VALUES (:a, :b, :c)'), {"a": "k", "b": "v", "c": 7})
+        conn.execute(
+            sa.text('INSERT INTO "Odd ""Name""" VALUES (:a, :b, :c)')
+            if kind_of(db_url) != "mariadb"
+            else sa.text('INSERT INTO `Odd "Name"` VALUES (:a, :b, :c)'),
+            {"a": "k", "b": "v", "c": 7},
+        )
     _, rows = read_all(db_url, 'Odd "Name"', ["a b"])
     assert rows == [(7, "k", "v")]  # sorted names: "100%" < "a b" < "ü"
 
@@ -341,9 +345,13 @@ def _quantize(places: int) -> Callable[[decimal.Decimal], decimal.Decimal]:
 
 
 def _aware(kind: str) -> st.SearchStrategy[dt.datetime]:
-    lo, hi = (dt.datetime(1970, 1, 2), dt.datetime(2038, 1, 18)) if kind == "mariadb" else (
-        dt.datetime(1001, 1, 1),
-        dt.datetime(9998, 12, 31),
+    lo, hi = (
+        (dt.datetime(1970, 1, 2), dt.datetime(2038, 1, 18))
+        if kind == "mariadb"
+        else (
+            dt.datetime(1001, 1, 1),
+            dt.datetime(9998, 12, 31),
+        )
     )
     return st.datetimes(min_value=lo, max_value=hi, timezones=_offsets)
 
@@ -409,7 +417,11 @@ CASES = [
         to_db=_tz_to_db,
     ),
     # MariaDB refuses UUIDs of an unknown variant
-    Case("uuid", lambda k: sa.UUID(), lambda k: st.uuids(version=4) | st.uuids(version=1) if k == "mariadb" else st.uuids()),
+    Case(
+        "uuid",
+        lambda k: sa.UUID(),
+        lambda k: st.uuids(version=4) | st.uuids(version=1) if k == "mariadb" else st.uuids(),
+    ),
     Case(
         "json",
         lambda k: sa.JSON(none_as_null=True),
@@ -423,7 +435,12 @@ CASES = [
         kinds=("postgresql",),
         to_db=lambda k, v: sa.JSON.NULL if v.value is None else v.value,
     ),
-    Case("interval", lambda k: sa.Interval(), lambda k: st.timedeltas(-dt.timedelta(10**6), dt.timedelta(10**6)), kinds=("postgresql",)),
+    Case(
+        "interval",
+        lambda k: sa.Interval(),
+        lambda k: st.timedeltas(-dt.timedelta(10**6), dt.timedelta(10**6)),
+        kinds=("postgresql",),
+    ),
     Case(
         "array<integer>",
         lambda k: postgresql.ARRAY(sa.Integer),
@@ -482,7 +499,7 @@ def test_values_read_back_canonical(case: Case, db_kind: str, db_url: str, db_en
             expected = [(i, None if v is None else case.expected(v)) for i, v in enumerate(values)]
             assert [encode_row(r) for r in rows] == [encode_row(e) for e in expected], (rows, expected)
             assert [encode_row(r) for r in for_encoder] == [encode_row(e) for e in expected]
-            for row, exp in zip(rows, expected):
+            for row, exp in zip(rows, expected, strict=False):
                 assert type(row[1]) is type(exp[1])
                 if not (isinstance(exp[1], float) and math.isnan(exp[1])):
                     assert row == exp
@@ -562,7 +579,11 @@ def test_same_rows_give_the_same_bytes_on_every_database(
             sa.Column("at", mysql.DATETIME(**six) if six else sa.DateTime),
             sa.Column(
                 "at_tz",
-                {"sqlite": SqliteTimestampTz(), "postgresql": sa.DateTime(timezone=True), "mariadb": mysql.TIMESTAMP(fsp=6)}[kind],
+                {
+                    "sqlite": SqliteTimestampTz(),
+                    "postgresql": sa.DateTime(timezone=True),
+                    "mariadb": mysql.TIMESTAMP(fsp=6),
+                }[kind],
             ),
             sa.Column("uid", sa.UUID),
             sa.Column("doc", sa.JSON(none_as_null=True)),
@@ -582,16 +603,18 @@ def test_same_rows_give_the_same_bytes_on_every_database(
     types, rows_bytes, got = results["sqlite"]
     for kind in ("postgresql", "mariadb"):
         assert results[kind][0] == types, kind
-        for row, other in zip(got, results[kind][2]):
-            assert dict(zip(sorted(_SAME_ROWS[0]), other)) == dict(zip(sorted(_SAME_ROWS[0]), row)), kind
+        for row, other in zip(got, results[kind][2], strict=False):
+            assert dict(zip(sorted(_SAME_ROWS[0]), other, strict=False)) == dict(
+                zip(sorted(_SAME_ROWS[0]), row, strict=False)
+            ), kind
         assert results[kind][1] == rows_bytes, kind
     names = sorted(c for c in _SAME_ROWS[0])
-    first = dict(zip(names, got[0]))
+    first = dict(zip(names, got[0], strict=False))
     assert first["doc"] == Json({"a": {"nested": True}, "b": [1, 2.5, None, "x"]})
     assert first["at_tz"] == dt.datetime(2020, 6, 1, 10, 30, tzinfo=UTC)
     assert first["num"].as_tuple().exponent == -4
-    assert dict(zip(names, got[2]))["doc"] == Json(42)
-    assert dict(zip(names, got[3]))["doc"] is None  # SQL NULL, not JSON null
+    assert dict(zip(names, got[2], strict=False))["doc"] == Json(42)
+    assert dict(zip(names, got[3], strict=False))["doc"] is None  # SQL NULL, not JSON null
 
 
 # --- each database's own types ------------------------------------------------------------------
@@ -629,15 +652,32 @@ def test_sqlite_remembered_conversions_keep_each_storage_class(
     the plain converters give, for every storage class the column's affinity left (text,
     integer, real, NULL), with the remembered dict emptied again and again as it fills."""
     import snapgit.db.rows as rows_mod
+
     monkeypatch.setattr(rows_mod, "MEMO_MAX", 3)
     url = make_db_url("sqlite")
     engine = sa.create_engine(url)
-    values = ["1", 1, 1.5, "x1", "2013-01-01 05:00:00", "", None, "2013-01-01 05:00:00", "2013-01-01T05:00",
-              "2013-01-01 05:00:00+02:00", 1.0, "1", "2014-02-03 04:05:06.5", "2013-01-01 05:00:00"]
+    values = [
+        "1",
+        1,
+        1.5,
+        "x1",
+        "2013-01-01 05:00:00",
+        "",
+        None,
+        "2013-01-01 05:00:00",
+        "2013-01-01T05:00",
+        "2013-01-01 05:00:00+02:00",
+        1.0,
+        "1",
+        "2014-02-03 04:05:06.5",
+        "2013-01-01 05:00:00",
+    ]
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE s (id INTEGER PRIMARY KEY, at DATETIME, d DATE)")
         for i, v in enumerate(values * 3):
-            conn.exec_driver_sql("INSERT INTO s VALUES (?, ?, ?)", (i, v, v if isinstance(v, str) and len(v) < 12 else "2020-02-29"))
+            conn.exec_driver_sql(
+                "INSERT INTO s VALUES (?, ?, ?)", (i, v, v if isinstance(v, str) and len(v) < 12 else "2020-02-29")
+            )
     engine.dispose()
     raw = sqlite3.connect(url.removeprefix("sqlite:///"))
     stored = raw.execute("SELECT at, d FROM s ORDER BY id").fetchall()  # as the column's affinity left them
@@ -662,7 +702,7 @@ def test_postgresql_types(make_db_url: Callable[[str], str]) -> None:
         conn.exec_driver_sql(
             "CREATE TABLE p (id serial PRIMARY KEY, m mood, ip inet, cash money, x xml, bits bit(4), "
             "pi posint, f float8, nn numeric, tz timetz, codes char(3)[], docs jsonb[], r real[], "
-            "name text COLLATE \"C\")"
+            'name text COLLATE "C")'
         )
         conn.exec_driver_sql(
             "INSERT INTO p (m, ip, cash, x, bits, pi, f, nn, tz, codes, docs, r, name) VALUES "
@@ -691,7 +731,7 @@ def test_postgresql_types(make_db_url: Callable[[str], str]) -> None:
     }
     assert schema.column("name").native == 'text COLLATE "C"'
     assert schema.column("id").autoincrement
-    happy, sad = (dict(zip(schema.sorted_names, r)) for r in rows)  # by label, not enum order
+    happy, sad = (dict(zip(schema.sorted_names, r, strict=False)) for r in rows)  # by label, not enum order
     assert happy["m"] == "happy" and happy["ip"] == "10.0.0.1/8" and happy["cash"] == D("12.50")
     assert happy["x"] == "<a>1</a>" and happy["bits"] == "1010" and happy["pi"] == 7
     assert math.isnan(happy["f"]) and happy["nn"].is_nan()
@@ -748,7 +788,7 @@ def test_mariadb_types(make_db_url: Callable[[str], str]) -> None:
         "tb": "boolean",
     }
     assert "latin1" in (schema.column("l1").native or "")
-    aa, zz = (dict(zip(schema.sorted_names, r)) for r in rows)  # by label, not enum index
+    aa, zz = (dict(zip(schema.sorted_names, r, strict=False)) for r in rows)  # by label, not enum index
     assert (aa["e"], zz["e"]) == ("aa", "zz")
     assert zz["s"] == "x,y" and zz["y"] == 2024 and zz["b1"] is True and zz["b8"] == 129
     assert zz["tu"] == 255 and zz["bu"] == 2**64 - 1 and zz["t"] == dt.timedelta(hours=100)

@@ -14,7 +14,7 @@ from snapgit.db.types import PgType, column_read, mysql_portable, postgresql_por
 from snapgit.encoding import Json
 
 D = decimal.Decimal
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def test_redact_url_of_unparseable_url_still_drops_the_password() -> None:
         ("", "it is empty"),
         ("oracle://u:secret@h/db", "unsupported database 'oracle'"),
         ("post gres://u:secret@h/db", "Could not parse"),
-        ("postgresql://u:secret@h:port/db", "invalid literal"),
+        ("postgresql://u:secret@h:port/db", "the port 'port' is not a number"),
         ("sqlite://host/x.db", "has no host or user"),
     ],
 )

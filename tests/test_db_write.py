@@ -28,7 +28,7 @@ from snapgit.db import Database, DatabaseError, ForeignKeyViolationError, RowMat
 from snapgit.encoding import Json, canonical_value, encode_row
 from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 D = decimal.Decimal
 
 
@@ -94,13 +94,19 @@ def _quantized(places: int, digits: int) -> st.SearchStrategy[decimal.Decimal]:
     exp = D(1).scaleb(-places)
     ctx = decimal.Context(prec=100)
     limit = 10 ** (digits - places) - 1
-    return st.decimals(-limit, limit, places=places).map(lambda v: abs(v.quantize(exp, context=ctx)) if not v else v.quantize(exp, context=ctx))
+    return st.decimals(-limit, limit, places=places).map(
+        lambda v: abs(v.quantize(exp, context=ctx)) if not v else v.quantize(exp, context=ctx)
+    )
 
 
 def _aware(kind: str) -> st.SearchStrategy[dt.datetime]:
-    lo, hi = (dt.datetime(1970, 1, 2), dt.datetime(2038, 1, 18)) if kind == "mariadb" else (
-        dt.datetime(1001, 1, 1),
-        dt.datetime(9998, 12, 31),
+    lo, hi = (
+        (dt.datetime(1970, 1, 2), dt.datetime(2038, 1, 18))
+        if kind == "mariadb"
+        else (
+            dt.datetime(1001, 1, 1),
+            dt.datetime(9998, 12, 31),
+        )
     )
     return st.datetimes(min_value=lo, max_value=hi, timezones=_offsets)
 
@@ -145,6 +151,39 @@ _EXAMPLES = int(os.environ.get("SNAP_TEST_DB_EXAMPLES", "20"))
 
 def _column_name(portable: str) -> str:
     return "c_" + "".join(ch if ch.isalnum() else "_" for ch in portable)
+
+
+def test_the_write_path_does_not_load_the_read_path() -> None:
+    """write.py owns the write transaction's lifecycle and knows nothing of database.py, which
+    only calls it: importing it loads no Database (the two modules imported each other)."""
+    import subprocess
+    import sys
+
+    code = "import sys, snapgit.db.write; print('snapgit.db.database' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_a_write_transaction_on_a_connection_of_its_own(tmp_path) -> None:
+    """WriteTransaction.begin runs the lifecycle Database.write used to drive from outside:
+    commit when the block ends cleanly, roll back on an exception."""
+    from snapgit.db.write import WriteTransaction
+
+    path = tmp_path / "own.db"
+    sqlite3.connect(path).execute("CREATE TABLE t (id INTEGER PRIMARY KEY)").connection.close()
+    schema = TableSchema("t", [Column("id", "bigint", nullable=False)], primary_key=["id"])
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            with WriteTransaction.begin(conn, "sqlite", "own.db") as tx:
+                tx.insert_rows(schema, [(1,)])
+            with pytest.raises(RuntimeError):
+                with WriteTransaction.begin(conn, "sqlite", "own.db") as tx:
+                    tx.insert_rows(schema, [(2,)])
+                    raise RuntimeError("boom")
+    finally:
+        engine.dispose()
+    assert sqlite3.connect(path).execute("SELECT id FROM t").fetchall() == [(1,)]
 
 
 def test_every_portable_type_reads_back_as_written(db_url: str, db_engine: sa.Engine) -> None:
@@ -211,7 +250,7 @@ def test_types_a_database_does_not_have(make_db_url: Callable[[str], str]) -> No
             tx.insert_rows(schema, [values])
         live, (got,) = read_all(url, "odd")
         types = {c.name: c.type for c in live.columns}
-        read = dict(zip(live.sorted_names, got))
+        read = dict(zip(live.sorted_names, got, strict=False))
         assert types["span"] == "bigint" and read["span"] == 3 * 86_400_000_000 + 5
         assert types["ints"] == "json" and read["ints"] == Json([1, None, 3])
         if kind == "sqlite":
@@ -224,7 +263,9 @@ def test_types_a_database_does_not_have(make_db_url: Callable[[str], str]) -> No
 
 def test_values_sqlite_cannot_hold_are_refused(make_db_url: Callable[[str], str]) -> None:
     url = make_db_url("sqlite")
-    schema = TableSchema("t", (Column("id", "integer", False), Column("x", "double"), Column("n", "numeric(38,10)")), ("id",))
+    schema = TableSchema(
+        "t", (Column("id", "integer", False), Column("x", "double"), Column("n", "numeric(38,10)")), ("id",)
+    )
     create(url, schema)
     with Database.connect(url) as db:
         with pytest.raises(DatabaseError, match=r"cannot write nan to column t\.x \(sqlite\): SQLite cannot store NaN"):
@@ -234,7 +275,9 @@ def test_values_sqlite_cannot_hold_are_refused(make_db_url: Callable[[str], str]
             with db.write() as tx:
                 tx.insert_rows(schema, [(1, D("1234567890123456789.0123456789"), None)])
         with db.write() as tx:  # 15 digits, or an integer: exact
-            tx.insert_rows(schema, [(1, D("12345678901.2345000000"), 1.5), (2, D("1234567890123456789.0000000000"), None)])
+            tx.insert_rows(
+                schema, [(1, D("12345678901.2345000000"), 1.5), (2, D("1234567890123456789.0000000000"), None)]
+            )
     assert read_all(url, "t", ["id"])[1] == [
         (1, D("12345678901.2345000000"), 1.5),
         (2, D("1234567890123456789.0000000000"), None),
@@ -257,7 +300,14 @@ PEOPLE = TableSchema(
 
 
 def _person(i: int, dept: int, name: str | None, doc: Any = None) -> tuple[Any, ...]:
-    return row(PEOPLE, id=i, dept=dept, name=name, born=dt.date(1990, 1, 1) + dt.timedelta(days=i), doc=None if doc is None else Json(doc))
+    return row(
+        PEOPLE,
+        id=i,
+        dept=dept,
+        name=name,
+        born=dt.date(1990, 1, 1) + dt.timedelta(days=i),
+        doc=None if doc is None else Json(doc),
+    )
 
 
 def test_update_and_delete_by_key(db_url: str) -> None:
@@ -338,12 +388,16 @@ def test_rows_that_are_not_there(db_url: str) -> None:
         with db.write() as tx:
             tx.insert_rows(PEOPLE, [_person(1, 1, "a"), _person(2, 1, "b")])
         before = contents(db_url, "people")
-        with pytest.raises(RowMatchError, match=r"cannot update rows of table people .*key \(id, dept\)=\(7, 1\) is not there") as info:
+        with pytest.raises(
+            RowMatchError, match=r"cannot update rows of table people .*key \(id, dept\)=\(7, 1\) is not there"
+        ) as info:
             with db.write() as tx:
                 tx.delete_rows(PEOPLE, ["id", "dept"], [_person(2, 1, "b")])
                 tx.update_rows(PEOPLE, ["id", "dept"], [_person(1, 1, "new"), _person(7, 1, "nobody")])
         assert info.value.hint
-        with pytest.raises(RowMatchError, match=r"cannot delete rows from table people .*key \(id, dept\)=\(9, 9\) is not there"):
+        with pytest.raises(
+            RowMatchError, match=r"cannot delete rows from table people .*key \(id, dept\)=\(9, 9\) is not there"
+        ):
             with db.write() as tx:
                 tx.delete_rows(PEOPLE, ["id", "dept"], [_person(1, 1, "a"), _person(9, 9, "z")])
         with pytest.raises(RowMatchError, match=r"key \(dept\)=\(1\) matches 2 rows"):  # not a unique key
@@ -451,8 +505,7 @@ def test_foreign_key_violations(db_url: str) -> None:
         assert "(parent_id)=(99)" in message and "is not present in table parent" in message
         if kind == "sqlite":
             assert message == (
-                "foreign key violation in table child: (parent_id)=(99) of row (id)=(4) "
-                "is not present in table parent"
+                "foreign key violation in table child: (parent_id)=(99) of row (id)=(4) is not present in table parent"
             )
         else:
             assert message == (
@@ -479,7 +532,10 @@ def test_foreign_key_violations(db_url: str) -> None:
                 "which is being deleted (constraint fk_child_parent)"
             )
         # a child moved to a parent that is not there
-        with pytest.raises(ForeignKeyViolationError, match=r"in table child: \(parent_id\)=\(77\) (of row \(id\)=\(2\) )?is not present in table parent"):
+        with pytest.raises(
+            ForeignKeyViolationError,
+            match=r"in table child: \(parent_id\)=\(77\) (of row \(id\)=\(2\) )?is not present in table parent",
+        ):
             with db.write() as tx:
                 tx.update_rows(CHILD, ["id"], [(2, "moved", 77)])
                 tx.check_foreign_keys(["child"])
@@ -497,7 +553,10 @@ def test_postgresql_deferred_constraints_are_checked_on_request(
         "REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED, note text)",
     )
     with Database.connect(url) as db:
-        with pytest.raises(ForeignKeyViolationError, match=r"in table child: \(parent_id\)=\(5\) is not present in table parent \(constraint fk_late\)"):
+        with pytest.raises(
+            ForeignKeyViolationError,
+            match=r"in table child: \(parent_id\)=\(5\) is not present in table parent \(constraint fk_late\)",
+        ):
             with db.write() as tx:
                 tx.insert_rows(CHILD, [(1, None, 5)])  # accepted: the check is deferred
                 tx.check_foreign_keys(["child"])
@@ -650,13 +709,24 @@ def test_column_types_per_database() -> None:
 
     sqlite, pg, maria, mysql = Target("sqlite"), Target("postgresql"), Target("mysql"), Target("mysql", mariadb=False)
     assert [column_type(t, pg) for t in ("numeric(10,2)", "char(3)", "json", "array<varchar(5)>", "timetz")] == [
-        "numeric(10,2)", "char(3)", "jsonb", "varchar(5)[]", "time with time zone",
+        "numeric(10,2)",
+        "char(3)",
+        "jsonb",
+        "varchar(5)[]",
+        "time with time zone",
     ]
     assert [column_type(t, sqlite) for t in ("timestamptz", "uuid", "array<integer>", "interval")] == [
-        "TIMESTAMPTZ", "UUID", "JSON", "BIGINT",
+        "TIMESTAMPTZ",
+        "UUID",
+        "JSON",
+        "BIGINT",
     ]
     assert [column_type(t, maria) for t in ("text", "bytes", "uuid", "numeric", "timestamptz")] == [
-        "LONGTEXT", "LONGBLOB", "UUID", "DECIMAL(65,30)", "TIMESTAMP(6)",
+        "LONGTEXT",
+        "LONGBLOB",
+        "UUID",
+        "DECIMAL(65,30)",
+        "TIMESTAMP(6)",
     ]
     assert column_type("uuid", mysql) == "CHAR(36)"
     with pytest.raises(DatabaseError, match="no column type for the portable type point"):
@@ -680,8 +750,12 @@ def test_create_tables_refuses_what_it_cannot_do(db_url: str) -> None:
         with pytest.raises(DatabaseError, match=r"^table parent exists already in "):
             with db.write() as tx:
                 tx.create_tables([CHILD, PARENT])
-        orphan = TableSchema("orphan", (Column("id", "integer", False), Column("x", "integer")), ("id",),
-                             foreign_keys=(ForeignKey(("x",), "nowhere", ("id",)),))
+        orphan = TableSchema(
+            "orphan",
+            (Column("id", "integer", False), Column("x", "integer")),
+            ("id",),
+            foreign_keys=(ForeignKey(("x",), "nowhere", ("id",)),),
+        )
         with pytest.raises(DatabaseError, match="foreign key to table nowhere, which is neither being created nor in"):
             with db.write() as tx:
                 tx.create_tables([orphan])
@@ -700,10 +774,18 @@ def test_create_tables_refuses_what_it_cannot_do(db_url: str) -> None:
 
 
 def test_create_tables_with_a_cycle(db_url: str) -> None:
-    a = TableSchema("a", (Column("id", "integer", False), Column("b_id", "integer")), ("id",),
-                    foreign_keys=(ForeignKey(("b_id",), "b", ("id",), "fk_a_b"),))
-    b = TableSchema("b", (Column("id", "integer", False), Column("a_id", "integer")), ("id",),
-                    foreign_keys=(ForeignKey(("a_id",), "a", ("id",), "fk_b_a"),))
+    a = TableSchema(
+        "a",
+        (Column("id", "integer", False), Column("b_id", "integer")),
+        ("id",),
+        foreign_keys=(ForeignKey(("b_id",), "b", ("id",), "fk_a_b"),),
+    )
+    b = TableSchema(
+        "b",
+        (Column("id", "integer", False), Column("a_id", "integer")),
+        ("id",),
+        foreign_keys=(ForeignKey(("a_id",), "a", ("id",), "fk_b_a"),),
+    )
     create(db_url, a, b)
     with Database.connect(db_url) as db:
         with db.snapshot() as snap:
@@ -740,7 +822,9 @@ def test_sqlite_writes_dates_and_uuids_in_the_form_the_application_uses(make_db_
         ]
 
 
-def test_mariadb_refuses_tables_without_transactions(make_db_url: Callable[[str], str], make_engine: Callable[[str], sa.Engine]) -> None:
+def test_mariadb_refuses_tables_without_transactions(
+    make_db_url: Callable[[str], str], make_engine: Callable[[str], sa.Engine]
+) -> None:
     url = make_db_url("mariadb")
     run_sql(make_engine(url), "CREATE TABLE m (id INT PRIMARY KEY) ENGINE=MyISAM")
     schema = TableSchema("m", (Column("id", "integer", False),), ("id",))
@@ -765,7 +849,12 @@ def test_restore_into_a_new_sqlite_file(tmp_path: Any) -> None:
 ROWS = 20_000
 _BIG = TableSchema(
     "big",
-    (Column("id", "integer", False), Column("name", "text"), Column("amount", "numeric(12,2)"), Column("at", "timestamp")),
+    (
+        Column("id", "integer", False),
+        Column("name", "text"),
+        Column("amount", "numeric(12,2)"),
+        Column("at", "timestamp"),
+    ),
     ("id",),
 )
 

@@ -16,14 +16,17 @@ from hypothesis import strategies as st
 
 from snapgit import Repo
 from snapgit.compare.diff import UnknownTableError
-from snapgit.store.history import UnknownRevisionError
 from snapgit.exchange.sqlgen import diff_to_sql
+from snapgit.store.history import UnknownRevisionError
 
 # --- random tables --------------------------------------------------------------------------
 
 row_values = st.fixed_dictionaries(
     {
-        "name": st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)),
+        "name": st.one_of(
+            st.none(),
+            st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12),
+        ),
         "qty": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
         "price": st.one_of(st.none(), st.decimals(min_value=-99999, max_value=99999, places=2, allow_nan=False)),
         "ok": st.one_of(st.none(), st.booleans()),
@@ -38,7 +41,10 @@ def write_sqlite(path: Path, rows: dict[int, dict]) -> None:
     con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price NUMERIC(10,2), ok BOOLEAN)")
     con.executemany(
         "INSERT INTO items VALUES (?,?,?,?,?)",
-        [(k, r["name"], r["qty"], str(r["price"]) if r["price"] is not None else None, r["ok"]) for k, r in rows.items()],
+        [
+            (k, r["name"], r["qty"], str(r["price"]) if r["price"] is not None else None, r["ok"])
+            for k, r in rows.items()
+        ],
     )
     con.commit()
     con.close()
@@ -101,8 +107,13 @@ def test_diff_is_exact_and_mirrored(tmp_path_factory, a, b) -> None:
 
 def test_cell_values_and_stat(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
-    write_sqlite(db, {1: {"name": "a", "qty": 1, "price": decimal.Decimal("1.50"), "ok": True},
-                      2: {"name": "b", "qty": 2, "price": None, "ok": None}})
+    write_sqlite(
+        db,
+        {
+            1: {"name": "a", "qty": 1, "price": decimal.Decimal("1.50"), "ok": True},
+            2: {"name": "b", "qty": 2, "price": None, "ok": None},
+        },
+    )
     repo = Repo.init(tmp_path, f"sqlite:///{db}")
     repo.commit("one")
     con = sqlite3.connect(db)
@@ -231,7 +242,9 @@ def test_sql_output_turns_a_into_b(db_url, db_kind, db_engine, tmp_path_factory,
 
 
 def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_cli_diff_status(tmp_path: Path) -> None:

@@ -23,14 +23,15 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit.snapshot.commit import commit_snapshot, snapshot_database, write_root
 from snapgit.db import Database
 from snapgit.encoding import Json, canonical_value
-from snapgit.exchange.export import ExportError, check_name
-from snapgit.store.history import read_commit
+from snapgit.exchange.fileformat import ExportError, check_name
+from snapgit.exchange.typedvalue import decoder, encoder, from_cell, to_cell
 from snapgit.repo import Repo
 from snapgit.schema import Column, TableSchema
-from snapgit.exchange.typedvalue import decoder, encoder, from_cell, to_cell
+from snapgit.snapshot.build import snapshot_database
+from snapgit.snapshot.record import commit_snapshot, write_root
+from snapgit.store.history import read_commit
 
 
 class MemorySnapshot:
@@ -52,12 +53,21 @@ def commit_rows(repo: Repo, tables: list[tuple[TableSchema, list[str] | None, li
     snap = MemorySnapshot({s.name: [tuple(canonical_value(v) for v in r) for r in rows] for s, _, rows in tables})
     head = repo.head()
     with repo.objects.writer() as w:
-        written, _ = snapshot_database(repo.objects, w, snap, [s for s, _, _ in tables], parent_root=None,
-                                       keys=lambda s: keys[s.name])
+        written, _ = snapshot_database(
+            repo.objects, w, snap, [s for s, _, _ in tables], parent_root=None, keys=lambda s: keys[s.name]
+        )
         tree = write_root(repo.objects, w, written)
-    cid, _ = commit_snapshot(repo.objects, repo.refs, ref=repo.head_ref(), expected_parent=head, tree_id=tree,
-                             author="test", message="rows", meta={"kind": "full", "dialect": "sqlite"},
-                             allow_same_tree=True)
+    cid, _ = commit_snapshot(
+        repo.objects,
+        repo.refs,
+        ref=repo.head_ref(),
+        expected_parent=head,
+        tree_id=tree,
+        author="test",
+        message="rows",
+        meta={"kind": "full", "dialect": "sqlite"},
+        allow_same_tree=True,
+    )
     return cid
 
 
@@ -87,7 +97,10 @@ TYPED: list[tuple[str, st.SearchStrategy]] = [
     ("time", st.times()),
     ("timetz", st.times(timezones=_offsets)),
     ("timestamp", st.datetimes()),
-    ("timestamptz", st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 1, 1), timezones=_offsets)),
+    (
+        "timestamptz",
+        st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 1, 1), timezones=_offsets),
+    ),
     ("interval", st.timedeltas(-dt.timedelta(days=10**8), dt.timedelta(days=10**8))),
     ("uuid", st.uuids()),
     ("json", _json),
@@ -108,8 +121,10 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, decimal.Decimal):
         return type(b) is decimal.Decimal and str(a) == str(b)
     if isinstance(a, list):
-        return type(b) is list and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b and (not isinstance(a, (dt.time, dt.datetime)) or a.utcoffset() == b.utcoffset())
+        return type(b) is list and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=False))
+    return (
+        type(a) is type(b) and a == b and (not isinstance(a, (dt.time, dt.datetime)) or a.utcoffset() == b.utcoffset())
+    )
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
@@ -141,18 +156,29 @@ def test_a_column_encoder_writes_every_value_as_the_general_rule_does(value: Any
         assert json.dumps(got, allow_nan=False, sort_keys=True) == json.dumps(want, allow_nan=False, sort_keys=True)
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-                    max_leaves=6))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=6,
+    )
+)
 def test_cell_json_text_is_json_dumps(j: Any) -> None:
     from snapgit.exchange.typedvalue import _dumps, _json_text
 
     assert _json_text(j) == (j if type(j) is str else _dumps(j))
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.fixed_dictionaries({"type": st.sampled_from(["text", "bigint", "x"]), "value": inner}),
-                    max_leaves=4))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.fixed_dictionaries({"type": st.sampled_from(["text", "bigint", "x"]), "value": inner})
+        ),
+        max_leaves=4,
+    )
+)
 def test_a_column_decoder_reads_every_form_as_the_general_rule_does(j: Any) -> None:
     from snapgit.exchange.typedvalue import ValueFormError, _from_typed, kind_of
 
@@ -171,7 +197,16 @@ def test_a_column_decoder_reads_every_form_as_the_general_rule_does(j: Any) -> N
 def test_csv_cells_are_escaped_for_spreadsheets_and_null_differs_from_empty() -> None:
     cell = to_cell("text")
     assert [cell(v) for v in ("=SUM(A1)", "+1", "-1", "@x", "'q", "\\n", "", None, "plain")] == [
-        "'=SUM(A1)", "'+1", "'-1", "'@x", "''q", "'\\n", "'", "", "plain"]
+        "'=SUM(A1)",
+        "'+1",
+        "'-1",
+        "'@x",
+        "''q",
+        "'\\n",
+        "'",
+        "",
+        "plain",
+    ]
     parse = from_cell("text")
     assert [parse(c) for c in ("'=SUM(A1)", "''q", "'", "", "plain")] == ["=SUM(A1)", "'q", "", None, "plain"]
     assert to_cell("integer")("abc") == "\\text:abc" and from_cell("integer")("\\text:abc") == "abc"
@@ -185,6 +220,7 @@ def test_names_that_could_escape_the_directory_are_refused(name: str) -> None:
 
 
 # --- round trips through files ------------------------------------------------------------------
+
 
 def _schema(name: str, types: list[str], keyed: bool) -> TableSchema:
     cols = [Column(f"c{i}_{t.replace('<', '_').replace('>', '')}", t) for i, t in enumerate(types)]
@@ -255,7 +291,7 @@ def test_an_incremental_export_applied_to_its_base_gives_the_target(fmt: str) ->
 def _incremental_case(tmp: Path, repo: Repo, other: Repo, before, after, fmt: str = "json") -> None:
     base = commit_rows(repo, before)
     merged = []
-    for (s0, k0, r0), (s1, k1, r1) in zip(before, after):
+    for (s0, k0, r0), (s1, k1, r1) in zip(before, after, strict=False):
         if s0.portable() == s1.portable():
             r1 = r0[: len(r0) // 2] + r1
             if k0:
@@ -302,8 +338,10 @@ SQLITE_TYPES: list[tuple[str, st.SearchStrategy]] = [
     ("date", st.dates()),
     ("time", st.times()),
     ("timestamp", st.datetimes()),
-    ("timestamptz", st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 1, 1),
-                                 timezones=_offsets)),
+    (
+        "timestamptz",
+        st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 1, 1), timezones=_offsets),
+    ),
     ("uuid", st.uuids()),
     ("json", _json),
 ]
@@ -338,8 +376,10 @@ def _write_table(url: str, schema: TableSchema, rows: list[tuple]) -> None:
 def test_sql_export_loads_into_a_fresh_sqlite_database_as_the_same_tree(tmp_path: Path) -> None:
     counter = iter(range(10**6))
 
-    @settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                                      HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=20,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    )
     @given(st.lists(st.sampled_from(SQLITE_TYPES), min_size=1, max_size=6, unique_by=lambda t: t[0]), st.data())
     def check(picked, data) -> None:
         n = next(counter)
@@ -368,25 +408,41 @@ def test_sql_export_loads_into_a_fresh_sqlite_database_as_the_same_tree(tmp_path
 
 
 SHOP_ROWS = [
-    (1, "Ada", "=cmd|' /C calc'!A0", decimal.Decimal("19.99"), dt.datetime(2024, 2, 29, 10, 30, 0, 5), b"\x00\x01",
-     uuid.UUID(int=1), Json({"tags": ["a", "b"], "n": 1.5})),
-    (2, "Bob\nNewline, \"quoted\"", "", decimal.Decimal("-0.50"), None, b"", None, Json(None)),
+    (
+        1,
+        "Ada",
+        "=cmd|' /C calc'!A0",
+        decimal.Decimal("19.99"),
+        dt.datetime(2024, 2, 29, 10, 30, 0, 5),
+        b"\x00\x01",
+        uuid.UUID(int=1),
+        Json({"tags": ["a", "b"], "n": 1.5}),
+    ),
+    (2, 'Bob\nNewline, "quoted"', "", decimal.Decimal("-0.50"), None, b"", None, Json(None)),
     (3, "", None, None, dt.datetime(1999, 12, 31, 23, 59, 59), None, uuid.UUID(int=2**128 - 1), None),
 ]
 SHOP = TableSchema(
     "shop",
-    (Column("id", "integer", nullable=False), Column("name", "text"), Column("note", "varchar(40)"),
-     Column("price", "numeric(10,2)"), Column("at", "timestamp"), Column("raw", "bytes"), Column("ref", "uuid"),
-     Column("doc", "json")),
+    (
+        Column("id", "integer", nullable=False),
+        Column("name", "text"),
+        Column("note", "varchar(40)"),
+        Column("price", "numeric(10,2)"),
+        Column("at", "timestamp"),
+        Column("raw", "bytes"),
+        Column("ref", "uuid"),
+        Column("doc", "json"),
+    ),
     primary_key=("id",),
 )
 
 
 @pytest.mark.parametrize("fmt,suffix", [("json", ".json"), ("csv", "-csv"), ("sql", ".sql")])
-def test_round_trip_on_every_database(db_url: str, db_kind: str, make_db_url, make_engine, tmp_path: Path, fmt: str,
-                                      suffix: str) -> None:
+def test_round_trip_on_every_database(
+    db_url: str, db_kind: str, make_db_url, make_engine, tmp_path: Path, fmt: str, suffix: str
+) -> None:
     names = SHOP.sorted_names
-    rows = [tuple(dict(zip([c.name for c in SHOP.columns], r))[n] for n in names) for r in SHOP_ROWS]
+    rows = [tuple(dict(zip([c.name for c in SHOP.columns], r, strict=False))[n] for n in names) for r in SHOP_ROWS]
     _write_table(db_url, SHOP, rows)
     (tmp_path / "src").mkdir()
     src = Repo.init(tmp_path / "src", db_url)
@@ -408,7 +464,7 @@ def test_round_trip_on_every_database(db_url: str, db_kind: str, make_db_url, ma
 def test_import_merge_restores_the_live_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shop.db'}"
     names = SHOP.sorted_names
-    rows = [tuple(dict(zip([c.name for c in SHOP.columns], r))[n] for n in names) for r in SHOP_ROWS]
+    rows = [tuple(dict(zip([c.name for c in SHOP.columns], r, strict=False))[n] for n in names) for r in SHOP_ROWS]
     _write_table(url, SHOP, rows)
     repo = Repo.init(tmp_path, url)
     first = repo.commit("first")
@@ -427,8 +483,11 @@ def test_an_incremental_sql_export_turns_the_base_into_the_target(tmp_path: Path
     """--since with --format sql: load the base's full SQL export, run the incremental one on
     top, and a commit of that database is the target's tree."""
     src_url = f"sqlite:///{tmp_path / 'src.db'}"
-    shop = TableSchema("shop", (Column("id", "integer", nullable=False), Column("name", "text"), Column("price", "double")),
-                       primary_key=("id",))
+    shop = TableSchema(
+        "shop",
+        (Column("id", "integer", nullable=False), Column("name", "text"), Column("price", "double")),
+        primary_key=("id",),
+    )
     _write_table(src_url, shop, [(1, "Ada", 1.5), (2, "Bob\n'quoted'", None), (3, "", -0.0)])
     with Repo.init(tmp_path, src_url) as src:
         base = src.commit("base").commit_id

@@ -69,8 +69,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n REAL)")
     con.execute("CREATE TABLE u (k TEXT PRIMARY KEY, w INTEGER)")
     rng = random.Random(7)
-    con.executemany("INSERT INTO t VALUES (?, ?, ?)",
-                    [(i, "".join(rng.choice("abcdefgh ") for _ in range(60)), i / 3) for i in range(3000)])
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?)",
+        [(i, "".join(rng.choice("abcdefgh ") for _ in range(60)), i / 3) for i in range(3000)],
+    )
     con.executemany("INSERT INTO u VALUES (?, ?)", [(f"k{i}", i) for i in range(50)])
     con.commit()
     ok(root, "init", "--db", "db.sqlite")
@@ -114,16 +116,26 @@ def reads_ok_or_fail_cleanly(tpl: Template, cwd: Path) -> list[str]:
 def pack_regions(data: bytes) -> dict[str, tuple[int, int]]:
     size = len(data)
     table_off, nblocks = struct.unpack_from("<QI", data, size - 56)
-    return {"header": (0, 16), "blocks": (16, table_off), "block table": (table_off, size - 56),
-            "footer": (size - 56, size - 32), "checksum": (size - 32, size)}
+    return {
+        "header": (0, 16),
+        "blocks": (16, table_off),
+        "block table": (table_off, size - 56),
+        "footer": (size - 56, size - 32),
+        "checksum": (size - 32, size),
+    }
 
 
 def idx_regions(data: bytes) -> dict[str, tuple[int, int]]:
     n = struct.unpack_from(">I", data, 12)[0]
     p0 = 16 + 1024
-    return {"header": (0, 16), "fanout": (16, p0), "prefixes": (p0, p0 + 8 * n),
-            "ordinals": (p0 + 8 * n, p0 + 12 * n), "pack name": (p0 + 12 * n, p0 + 12 * n + 32),
-            "checksum": (p0 + 12 * n + 32, p0 + 12 * n + 64)}
+    return {
+        "header": (0, 16),
+        "fanout": (16, p0),
+        "prefixes": (p0, p0 + 8 * n),
+        "ordinals": (p0 + 8 * n, p0 + 12 * n),
+        "pack name": (p0 + 12 * n, p0 + 12 * n + 32),
+        "checksum": (p0 + 12 * n + 32, p0 + 12 * n + 64),
+    }
 
 
 def ref_regions(data: bytes) -> dict[str, tuple[int, int]]:
@@ -139,8 +151,14 @@ def reflog_regions(data: bytes) -> dict[str, tuple[int, int]]:
     # a changed letter there leaves a valid line.
     line = data[: data.index(b"\n") + 1]
     tab = line.index(b"\t")
-    return {"old id": (0, 64), "new id": (65, 129), "separators": (64, 65), "tab": (tab, tab + 1),
-            "time zone": (line.index(b" ", 130) + 1, line.index(b" ", 130) + 6), "newline": (len(line) - 1, len(line))}
+    return {
+        "old id": (0, 64),
+        "new id": (65, 129),
+        "separators": (64, 65),
+        "tab": (tab, tab + 1),
+        "time zone": (line.index(b" ", 130) + 1, line.index(b" ", 130) + 6),
+        "newline": (len(line) - 1, len(line)),
+    }
 
 
 def version_regions(data: bytes) -> dict[str, tuple[int, int]]:
@@ -169,8 +187,14 @@ def damages(tpl: Template, kind: str) -> list[tuple[str, int, str, Callable[[byt
         for region, (lo, hi) in regions(data).items():
             for _ in range(OFFSETS):
                 off, mask = rng.randrange(lo, hi), rng.randrange(1, 256)
-                out.append((path.name, i, f"byte {off} ({region}) ^ {mask:#04x}",
-                            lambda d, off=off, mask=mask: d[:off] + bytes([d[off] ^ mask]) + d[off + 1 :]))
+                out.append(
+                    (
+                        path.name,
+                        i,
+                        f"byte {off} ({region}) ^ {mask:#04x}",
+                        lambda d, off=off, mask=mask: d[:off] + bytes([d[off] ^ mask]) + d[off + 1 :],
+                    )
+                )
         for _ in range(OFFSETS):
             cut = rng.randrange(1, len(data))
             while kind == "reflog" and data[cut - 1 : cut] == b"\n":
@@ -199,7 +223,9 @@ def test_damage_is_always_detected(template: Template, tmp_path: Path, kind: str
         trials += 1
         check = forkrun.run(cwd, "verify", "--json", *([verify_flag] if verify_flag else []))
         if check.returncode != 3:
-            missed.append(f"{name} {what}: verify exited {check.returncode}: {check.stdout[-300:]} {check.stderr[-300:]}")
+            missed.append(
+                f"{name} {what}: verify exited {check.returncode}: {check.stdout[-300:]} {check.stderr[-300:]}"
+            )
         elif kind != "VERSION" and not json.loads(check.stdout)["problems"]:
             missed.append(f"{name} {what}: verify exited 3 without naming a problem")
         for problem in reads_ok_or_fail_cleanly(template, cwd):
@@ -348,7 +374,7 @@ def test_concurrent_committers_lose_no_commit(tmp_path: Path, workers: int) -> N
     log = json.loads(ok(tmp_path, "log", "--json"))
     expected = ["base"] + [f"w{w} step {s}" for w in range(workers) for s in range(1, steps + 1)]
     assert sorted(c["message"] for c in log) == sorted(expected)
-    for newer, older in zip(log, log[1:]):  # one straight chain: no commit was dropped by a race
+    for newer, older in zip(log, log[1:], strict=False):  # one straight chain: no commit was dropped by a race
         assert newer["parents"] == [older["id"]]
     ok(tmp_path, "verify", "--read-data")
     for c in log[:-1]:
@@ -370,8 +396,9 @@ def small_disk(tmp_path: Path):
     they fail instead)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         if os.environ.get("CI") == "true":  # CI runs as root: a fallback there would hide a broken set-up
             pytest.fail(f"CI=true, and tmpfs cannot be mounted: {proc.stderr.strip()}", pytrace=False)
@@ -417,8 +444,10 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
     ok(project, "init", "--db", f"sqlite:///{db}")
     ok(project, "commit", "-m", "base")
     rng = random.Random(SEED)
-    con.executemany("INSERT INTO t VALUES (?, ?)",
-                    [(i, "".join(rng.choice("abcdefghijklmnop") for _ in range(80))) for i in range(500, 6000)])
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?)",
+        [(i, "".join(rng.choice("abcdefghijklmnop") for _ in range(80))) for i in range(500, 6000)],
+    )
     con.commit()
     con.close()
     store = project / ".snapstore"
@@ -427,6 +456,7 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
     head = (store / "refs" / "heads" / "main").read_text()
 
     if small_disk is None:  # the documented fallback: a file size limit gives EFBIG on the pack
+
         def limit() -> None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
@@ -518,11 +548,13 @@ def test_broken_config_is_a_clear_error(template: Template, tmp_path: Path) -> N
 # --- a merge whose writes fail half-way ---------------------------------------------------------
 
 
-def test_merge_failing_half_way_leaves_database_and_store_as_they_were(db_kind: str, make_db_url, tmp_path: Path) -> None:
+def test_merge_failing_half_way_leaves_database_and_store_as_they_were(
+    db_kind: str, make_db_url, tmp_path: Path
+) -> None:
     """theirs adds a user whose email the live database has meanwhile given to another: the merge
     deletes, updates and inserts in one transaction until the unique index refuses. Afterwards
-    every table is exactly as before, nothing but the pre-merge snapshot was recorded, and the
-    store verifies."""
+    every table is exactly as before, the branch has not moved, the pre-merge snapshot is on the
+    safety ref only, and the store verifies."""
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
@@ -531,10 +563,19 @@ def test_merge_failing_half_way_leaves_database_and_store_as_they_were(db_kind: 
     url = make_db_url(db_kind)
     engine = sa.create_engine(url, poolclass=NullPool)
     meta = sa.MetaData()
-    users = sa.Table("users", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("email", sa.String(40), nullable=False, unique=True))
-    notes = sa.Table("notes", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")), sa.Column("text", sa.String(40)))
+    users = sa.Table(
+        "users",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String(40), nullable=False, unique=True),
+    )
+    notes = sa.Table(
+        "notes",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id")),
+        sa.Column("text", sa.String(40)),
+    )
     meta.create_all(engine)
     with engine.begin() as conn:
         conn.execute(users.insert(), [{"id": i, "email": f"u{i}@x"} for i in range(1, 101)])
@@ -552,7 +593,9 @@ def test_merge_failing_half_way_leaves_database_and_store_as_they_were(db_kind: 
     repo.refs.set_symbolic("HEAD", "refs/heads/main")
     with engine.begin() as conn:  # ours: back to base, plus a user who took u110@x
         conn.execute(notes.delete().where(notes.c.id > 200))
-        conn.execute(notes.update().where(notes.c.id < 50).values(text=sa.literal("n") + sa.cast(notes.c.id, sa.String)))
+        conn.execute(
+            notes.update().where(notes.c.id < 50).values(text=sa.literal("n") + sa.cast(notes.c.id, sa.String))
+        )
         conn.execute(notes.insert(), [{"id": i, "user_id": i - 100, "text": f"n{i}"} for i in range(181, 201)])
         conn.execute(users.delete().where(users.c.id > 100))
         conn.execute(users.insert(), [{"id": 500, "email": "u110@x"}])
@@ -561,7 +604,10 @@ def test_merge_failing_half_way_leaves_database_and_store_as_they_were(db_kind: 
 
     def tables() -> dict[str, list[tuple]]:
         with engine.connect() as conn:
-            return {t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))] for t in ("users", "notes")}
+            return {
+                t: [tuple(r) for r in conn.execute(sa.text(f"SELECT * FROM {t} ORDER BY id"))]
+                for t in ("users", "notes")
+            }
 
     before = tables()
     proc = forkrun.run(tmp_path, "merge", "feature", "--strategy", "backup_wins")
@@ -569,8 +615,10 @@ def test_merge_failing_half_way_leaves_database_and_store_as_they_were(db_kind: 
     assert "users" in proc.stderr
     assert tables() == before
     log = json.loads(ok(tmp_path, "log", "--json"))
-    assert log[0]["message"].startswith("snapshot of the database before merging")
-    assert log[0]["parents"] == [old_head.hex()]  # the pre-merge snapshot, and nothing after it
+    assert log[0]["id"] == old_head.hex()  # the branch did not move
+    safety = json.loads(ok(tmp_path, "log", "refs/snap/safety", "--json", "-n", "1"))[0]
+    assert safety["message"].startswith("snapshot of the database before merging")
+    assert safety["parents"] == [old_head.hex()]  # the pre-merge snapshot, off the branch
     assert not (tmp_path / ".snapstore" / "MERGE_HEAD").exists()
     ok(tmp_path, "verify", "--read-data")
     ok(tmp_path, "status")

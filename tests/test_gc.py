@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -22,10 +21,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.snapshot.commit import commit_snapshot
-from snapgit.ops.gc import _mark, parse_grace, root_ids
-from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.errors import SnapError
+from snapgit.ops.gc import _mark, parse_grace, root_ids
+from snapgit.snapshot.record import commit_snapshot
+from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.tree.prolly import iter_entries
 
 SNAP = [sys.executable, "-m", "snapgit.cli"]
@@ -33,8 +32,9 @@ IN_CI = os.environ.get("CI") == "true"
 
 
 def snap(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAP, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*SNAP, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 def make_db(path: Path, rows: int = 400) -> sqlite3.Connection:
@@ -62,8 +62,15 @@ def assert_complete(repo: Repo, cid: bytes) -> None:
 
 
 def files(root: Path) -> dict[str, tuple[int, float, str]]:
-    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): (
+            p.stat().st_size,
+            p.stat().st_mtime,
+            hashlib.sha256(p.read_bytes()).hexdigest(),
+        )
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def age(paths, seconds: float) -> None:
@@ -100,8 +107,13 @@ def test_parse_grace() -> None:
 
 
 @settings(max_examples=12 if not IN_CI else 20)
-@given(st.lists(st.tuples(st.sampled_from(["commit", "branch", "switch", "delete", "tag"]), st.integers(0, 50)),
-                min_size=1, max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["commit", "branch", "switch", "delete", "tag"]), st.integers(0, 50)),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_gc_keeps_exactly_what_is_reachable(ops) -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -132,7 +144,7 @@ def test_gc_keeps_exactly_what_is_reachable(ops) -> None:
             assert report.objects_dropped == len(before - reachable)
         with Repo.open(tmp) as repo:
             assert all_ids(repo) == reachable  # everything reachable is there, nothing else
-            for name, value in {**repo.refs.list("refs/heads"), **repo.refs.list("refs/tags")}.items():
+            for name, _value in {**repo.refs.list("refs/heads"), **repo.refs.list("refs/tags")}.items():
                 assert_complete(repo, repo.resolve(name))
             report = repo.verify(read_data=True)
             assert report.ok, [p.describe() for p in report.problems]
@@ -166,8 +178,16 @@ def test_delta_bases_of_kept_nodes_are_kept(store) -> None:
     change(con, 1)
     second = repo.commit("two").commit_id
     tree = read_commit(repo.objects, second).tree
-    orphan, _ = commit_snapshot(repo.objects, repo.refs, ref="refs/heads/orphan", expected_parent=None, tree_id=tree,
-                                author="t", message="orphan", meta={})
+    orphan, _ = commit_snapshot(
+        repo.objects,
+        repo.refs,
+        ref="refs/heads/orphan",
+        expected_parent=None,
+        tree_id=tree,
+        author="t",
+        message="orphan",
+        meta={},
+    )
     repo.refs.set_symbolic("HEAD", "refs/heads/orphan")
     os.unlink(tmp / ".snapstore" / "refs" / "heads" / "main")
     (tmp / ".snapstore" / "logs" / "refs" / "heads" / "main").unlink()
@@ -194,7 +214,9 @@ def test_an_unreadable_reachable_object_stops_gc_before_any_change(store) -> Non
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr.startswith("error: gc stopped before changing anything")
     after = files(tmp / ".snapstore")
-    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {k: v for k, v in before.items() if k != "oplog.jsonl"}
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {
+        k: v for k, v in before.items() if k != "oplog.jsonl"
+    }
 
 
 # --- grace period, trash, dry run ------------------------------------------------------------------
@@ -256,7 +278,9 @@ def test_dry_run_writes_nothing(store) -> None:
     doc = json.loads(proc.stdout)
     assert doc["dry_run"] and doc["packs_repacked"] >= 1
     after = files(tmp / ".snapstore")
-    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {k: v for k, v in before.items() if k != "oplog.jsonl"}
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {
+        k: v for k, v in before.items() if k != "oplog.jsonl"
+    }
     assert not (tmp / ".snapstore" / "objects" / "trash").exists()
 
 
@@ -296,7 +320,9 @@ def test_kill_9_during_gc_leaves_a_consistent_store(tmp_path: Path) -> None:
                         forget_branch(tmp_path, name.removeprefix("refs/heads/"))
         heads = dict(Repo.open(tmp_path).refs.list("refs/heads"))
         started = time.monotonic()
-        proc = subprocess.Popen([*SNAP, "gc", "--prune=now"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*SNAP, "gc", "--prune=now"], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         if duration is None:
             proc.wait()
             duration = time.monotonic() - started
@@ -338,8 +364,14 @@ def test_gc_while_commits_run_loses_nothing_reachable(tmp_path: Path) -> None:
     assert snap(tmp_path, "init", "--db", "db.sqlite").returncode == 0
     assert snap(tmp_path, "commit", "-m", "base").returncode == 0
     env = {**os.environ, "SNAP_LOCK_TIMEOUT": "30"}
-    committer = subprocess.Popen([sys.executable, "-c", COMMITTER, "12"], cwd=tmp_path, env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    committer = subprocess.Popen(
+        [sys.executable, "-c", COMMITTER, "12"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ran = 0
     while committer.poll() is None:
         proc = snap(tmp_path, "gc", "--prune=now", env={"SNAP_LOCK_TIMEOUT": "30"})

@@ -22,7 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -183,14 +182,16 @@ def test_gc_keeps_what_the_oracle_says_and_nothing_else(ops) -> None:
 
 
 def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_gc_keeps_the_second_parent_of_a_merge_whose_branch_is_gone(db_url, db_engine, tmp_path) -> None:
     meta = sa.MetaData()
-    items = sa.Table("items", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("v", sa.String(20)))
+    items = sa.Table(
+        "items", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20))
+    )
     meta.create_all(db_engine)
     with db_engine.begin() as conn:
         conn.execute(items.insert(), [{"id": i, "v": f"v{i}"} for i in range(300)])
@@ -216,8 +217,11 @@ def test_gc_keeps_the_second_parent_of_a_merge_whose_branch_is_gone(db_url, db_e
     repo.delete_branch("feature")
     logs = repo.store.root / "logs"
     (logs / "refs" / "heads" / "feature").unlink()
-    named = {p.relative_to(logs).as_posix(): [line.split(" ")[:2] for line in p.read_text().splitlines()]
-             for p in logs.rglob("*") if p.is_file()}
+    named = {
+        p.relative_to(logs).as_posix(): [line.split(" ")[:2] for line in p.read_text().splitlines()]
+        for p in logs.rglob("*")
+        if p.is_file()
+    }
     assert not any(feature.hex() in ids for lines in named.values() for ids in lines), named  # only the merge
     expected = must_survive(repo)
     assert feature in expected and feature_tip not in expected

@@ -8,7 +8,7 @@ current reader must still read them.
 
 A failure here means the bytes snapgit writes (or the bytes it accepts) have changed. That is a
 change of the store format: existing stores would get different ids for the same data. If it is
-deliberate, bump ``FORMAT_VERSION`` (store.py) and the version of what changed, update
+deliberate, bump ``FORMAT_VERSION`` (store/layout.py) and the version of what changed, update
 docs/format.md, and regenerate with ``python tests/data/make_golden.py``. If it is not, fix the
 code, not the golden file.
 """
@@ -36,11 +36,11 @@ from snapgit.encoding import (
     key_encoder,
     record_id,
 )
-from snapgit.objects import Commit, Node, ObjType, Root, Tag, TableEntry, encode_schema, object_id
+from snapgit.objects import Commit, Node, ObjType, Root, TableEntry, Tag, encode_schema, object_id
+from snapgit.schema import Column, TableSchema
 from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
 from snapgit.store.pack import PackReader
 from snapgit.store.packindex import IndexReader, build_index
-from snapgit.schema import Column, TableSchema
 from snapgit.tree.prolly import TreeBuilder, iter_entries, load_node
 
 DATA = Path(__file__).parent / "data"
@@ -49,7 +49,7 @@ GOLDEN_PACK = DATA / "golden_pack"
 
 FORMAT_CHANGE = (
     "this is a change of the store format: existing stores would give different ids for the same "
-    "data. If it is deliberate, bump FORMAT_VERSION in snapgit/store.py, update docs/format.md and "
+    "data. If it is deliberate, bump FORMAT_VERSION in snapgit/store/layout.py, update docs/format.md and "
     "regenerate with `python tests/data/make_golden.py`; otherwise fix the code"
 )
 
@@ -108,7 +108,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, (dt.datetime, dt.time)):
         return a == b and (a.tzinfo is None) == (b.tzinfo is None) and a.utcoffset() == b.utcoffset()
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     if isinstance(a, Json):
         return a.text == b.text
     return a == b
@@ -131,7 +131,7 @@ def build_tree(keys: list[bytes], ids: list[bytes]) -> tuple[str, int, dict[int,
         b.add_batch(keys, ids)
         root, rows = b.finish()
     # The tree reads back as what went in.
-    assert list(iter_entries(store, root)) == list(zip(keys, ids))
+    assert list(iter_entries(store, root)) == list(zip(keys, ids, strict=False))
     assert load_node(store, root).row_count == rows
     return root.hex(), rows, levels
 
@@ -289,8 +289,20 @@ def test_rows_cover_every_value_type(golden: dict[str, Any]) -> None:
         for v in case["values"]:
             walk(v)
     assert tags >= {
-        "null", "bool", "int", "float", "text", "bytes", "decimal", "date", "time",
-        "datetime", "interval", "uuid", "json", "array",
+        "null",
+        "bool",
+        "int",
+        "float",
+        "text",
+        "bytes",
+        "decimal",
+        "date",
+        "time",
+        "datetime",
+        "interval",
+        "uuid",
+        "json",
+        "array",
     }
 
 
@@ -302,7 +314,7 @@ def test_key_bytes(case: dict[str, Any]) -> None:
 
 def test_keys_listed_in_logical_order_encode_strictly_increasing(golden: dict[str, Any]) -> None:
     encoded = [(k["name"], encode_key([from_tagged(v) for v in k["values"]])) for k in golden["keys"]]
-    for (na, a), (nb, b) in zip(encoded, encoded[1:]):
+    for (na, a), (nb, b) in zip(encoded, encoded[1:], strict=False):
         assert a < b, f"key {na!r} ({a.hex()}) does not sort before {nb!r} ({b.hex()})"
 
 
@@ -340,7 +352,9 @@ def test_tree_root(golden: dict[str, Any], name: str) -> None:
     keys, ids = tree_input(spec)
     root, rows, levels = build_tree(keys, ids)
     assert rows == spec["n"]
-    assert {str(k): v for k, v in levels.items()} == spec["nodes_per_level"], f"tree {name}: shape changed; {FORMAT_CHANGE}"
+    assert {str(k): v for k, v in levels.items()} == spec["nodes_per_level"], (
+        f"tree {name}: shape changed; {FORMAT_CHANGE}"
+    )
     assert root == spec["root"], f"tree {name}: root id changed; {FORMAT_CHANGE}"
 
 
@@ -435,7 +449,9 @@ def test_key_order_matches_value_order_on_samples() -> None:
     def check(name: str, values: list[Any], order: Any = None) -> None:
         values = sorted(values, key=order)
         enc = [encode_key([v]) for v in values]
-        for (a, ea), (b, eb) in zip(zip(values, enc), zip(values[1:], enc[1:])):
+        for (a, ea), (b, eb) in zip(
+            zip(values, enc, strict=False), zip(values[1:], enc[1:], strict=False), strict=False
+        ):
             if (order(a) if order else a) == (order(b) if order else b):
                 assert ea == eb, f"{name}: equal values {a!r} and {b!r} get different keys"
             else:
@@ -452,5 +468,8 @@ def test_key_order_matches_value_order_on_samples() -> None:
     check("bytes", [bytes(r.choice([0, 1, 0x80, 0xFF]) for _ in range(r.randint(0, 5))) for _ in range(2000)])
     check("datetime", [dt.datetime(1, 1, 1) + dt.timedelta(microseconds=r.randint(0, 3 * 10**17)) for _ in range(1000)])
     check("interval", [dt.timedelta(microseconds=r.randint(-(10**15), 10**15)) for _ in range(1000)])
-    check("array", [[r.choice([None, r.randint(-3, 3)]) for _ in range(r.randint(0, 3))] for _ in range(2000)],
-          order=lambda a: [(0,) if v is None else (1, v) for v in a])
+    check(
+        "array",
+        [[r.choice([None, r.randint(-3, 3)]) for _ in range(r.randint(0, 3))] for _ in range(2000)],
+        order=lambda a: [(0,) if v is None else (1, v) for v in a],
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snapgit.store.history import AmbiguousRevisionError, UnknownRevisionError, merge_base, resolve
 from snapgit.objects import Commit, ObjType, object_id
+from snapgit.store.history import AmbiguousRevisionError, UnknownRevisionError, merge_base, resolve
 from snapgit.store.objectstore import MemoryObjectStore
 from snapgit.store.refs import MemoryRefs
 

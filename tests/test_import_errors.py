@@ -26,7 +26,7 @@ def _edit(path: Path, fn: Callable[[list[str]], list[str]]) -> None:
 
 def _row_line(lines: list[str], table: str, n: int = 1) -> int:
     """Index of the n-th data line of a table in an exported JSON file."""
-    start = next(i for i, l in enumerate(lines) if l.startswith('{"name":"%s"' % table))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f'{{"name":"{table}"'))
     data = next(i for i in range(start, len(lines)) if lines[i] == '"data":[')
     return data + n
 
@@ -53,7 +53,7 @@ def _meta(change: Callable[[dict], None]) -> Callable[[list[str]], list[str]]:
 
 def _header(change: Callable[[dict], None], table: str = "orders") -> Callable[[list[str]], list[str]]:
     def fn(lines: list[str]) -> list[str]:
-        i = next(i for i, l in enumerate(lines) if l.startswith('{"name":"%s"' % table))
+        i = next(i for i, line in enumerate(lines) if line.startswith(f'{{"name":"{table}"'))
         h = json.loads(lines[i][:-1] + "}")
         change(h)
         lines[i] = json.dumps(h, separators=(",", ":"))[:-1] + ","
@@ -107,13 +107,23 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("not-json", lambda p: p.write_text("hello\n"), "not in the layout snapgit writes"),
     ("invalid-json-row", lambda p: _edit(p, _sub_row("orders", 3, '"values":[', '"values":[[')), "orders.jsonl:"),
     ("missing-metadata", lambda p: _edit(p, lambda ls: ['{"metadata":null,'] + ls[1:]), "metadata is missing"),
-    ("wrong-format-version", lambda p: _edit(p, _meta(lambda m: _set(m, "format_version", 99))), "format_version is 99"),
+    (
+        "wrong-format-version",
+        lambda p: _edit(p, _meta(lambda m: _set(m, "format_version", 99))),
+        "format_version is 99",
+    ),
     ("wrong-checksum", lambda p: _edit(p, _sub_row("orders", 5, '"checksum":"', '"checksum":"0')), "checksum"),
-    ("wrong-count-in-metadata", lambda p: _edit(p, _meta(lambda m: m["tables"].__setitem__("orders", 7))),
-     "the header says 200 rows, the metadata 7"),
+    (
+        "wrong-count-in-metadata",
+        lambda p: _edit(p, _meta(lambda m: m["tables"].__setitem__("orders", 7))),
+        "the header says 200 rows, the metadata 7",
+    ),
     ("wrong-count-in-header", lambda p: _edit(p, _header(lambda h: _set(h, "rows", 5))), "the header says 5"),
-    ("value-of-wrong-type", lambda p: _edit(p, _sub_row("customers", 2, '"2024-01-03T10:00:00"', '"yesterday"')),
-     "column 'created_at': expected an ISO 8601 timestamp"),
+    (
+        "value-of-wrong-type",
+        lambda p: _edit(p, _sub_row("customers", 2, '"2024-01-03T10:00:00"', '"yesterday"')),
+        "column 'created_at': expected an ISO 8601 timestamp",
+    ),
     ("decimal-as-number", lambda p: _edit(p, _sub_row("orders", 1, '"1.50"', "1.5")), "expected a decimal"),
     ("path-traversal-table", lambda p: _edit(p, _header(_rename_table("../evil"))), "could escape"),
     ("absolute-table-name", lambda p: _edit(p, _header(_rename_table("/etc/passwd"))), "could escape"),
@@ -121,13 +131,22 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("table-not-in-metadata", lambda p: _edit(p, _header(_rename_table("other"))), "not listed in the metadata"),
     ("missing-column", lambda p: _edit(p, _header(lambda h: h["columns"].pop())), "columns"),
     ("too-many-values", lambda p: _edit(p, _sub_row("tags", 1, '"values":[', '"values":[1,')), "expected 1 values"),
-    ("rows-out-of-order", lambda p: _edit(p, lambda ls: _swap(ls, _row_line(ls, "orders", 1), _row_line(ls, "orders", 2))),
-     "not in key order"),
+    (
+        "rows-out-of-order",
+        lambda p: _edit(p, lambda ls: _swap(ls, _row_line(ls, "orders", 1), _row_line(ls, "orders", 2))),
+        "not in key order",
+    ),
     ("trailing-comma", lambda p: _edit(p, lambda ls: _comma_last(ls, "tags")), "a ',' after the last item"),
-    ("incremental-missing-base", lambda p: _edit(p, _meta(lambda m: m.update(kind="incremental", base="ab" * 32))),
-     "base commit abab"),
-    ("incremental-unknown-table", lambda p: _edit(p, lambda ls: _incremental_unknown(ls)),
-     "given as changes, but the base commit has no such table"),
+    (
+        "incremental-missing-base",
+        lambda p: _edit(p, _meta(lambda m: m.update(kind="incremental", base="ab" * 32))),
+        "base commit abab",
+    ),
+    (
+        "incremental-unknown-table",
+        lambda p: _edit(p, lambda ls: _incremental_unknown(ls)),
+        "given as changes, but the base commit has no such table",
+    ),
     ("not-utf8", lambda p: p.write_bytes(p.read_bytes().replace(b"customer 1", b"customer \xff", 1)), "cannot read"),
 ]
 
@@ -151,31 +170,43 @@ BASE_HEX: dict[str, str] = {}
 def _incremental_unknown(ls: list[str]) -> list[str]:
     ls = _meta(lambda m: m.update(kind="incremental", base=BASE_HEX["head"]))(ls)
     return _header(lambda h: (_rename_table("brand_new")(h), _set(h, "mode", "changes")))(
-        _meta(lambda m: m["tables"].__setitem__("brand_new", m["tables"].pop("orders")))(ls))
+        _meta(lambda m: m["tables"].__setitem__("brand_new", m["tables"].pop("orders")))(ls)
+    )
 
 
 CSV_CASES: list[tuple[str, Callable[[Path], None], str]] = [
     ("csv-missing-manifest", lambda d: (d / "manifest.json").unlink(), "the manifest is missing"),
-    ("csv-manifest-hash-mismatch", _csv_edit("tags.csv", lambda t: t.replace("a", "z", 1), fix_hash=False),
-     "SHA-256"),
-    ("csv-missing-column", _csv_edit("orders.csv", lambda t: "\r\n".join(",".join(l.split(",")[:-1]) for l in t.split("\r\n"))),
-     "the header is"),
+    ("csv-manifest-hash-mismatch", _csv_edit("tags.csv", lambda t: t.replace("a", "z", 1), fix_hash=False), "SHA-256"),
+    (
+        "csv-missing-column",
+        _csv_edit("orders.csv", lambda t: "\r\n".join(",".join(line.split(",")[:-1]) for line in t.split("\r\n"))),
+        "the header is",
+    ),
     ("csv-short-row", _csv_edit("tags.csv", lambda t: t.replace("\r\na\r\n", "\r\na,b\r\n", 1)), "expected 1 cells"),
     ("csv-bad-value", _csv_edit("orders.csv", lambda t: t.replace("1.50", "one fifty", 1)), "expected a decimal"),
     ("csv-wrong-count", _manifest(lambda m: m["tables"][0].__setitem__("rows", 1)), "row count"),
     ("csv-traversal-file", _manifest(lambda m: m["tables"][0].__setitem__("file", "../../etc/passwd")), "could escape"),
     ("csv-missing-file", lambda d: (d / "orders.csv").unlink(), "the file is missing"),
-    ("csv-changes-in-a-full-export", _manifest(lambda m: m["tables"][0].__setitem__("mode", "changes")),
-     "a table given as changes in a full export"),
-    ("csv-incremental-missing-base", _manifest(lambda m: m["metadata"].update(kind="incremental", base="ab" * 32)),
-     "is not in the store"),
+    (
+        "csv-changes-in-a-full-export",
+        _manifest(lambda m: m["tables"][0].__setitem__("mode", "changes")),
+        "a table given as changes in a full export",
+    ),
+    (
+        "csv-incremental-missing-base",
+        _manifest(lambda m: m["metadata"].update(kind="incremental", base="ab" * 32)),
+        "is not in the store",
+    ),
 ]
 
 
 def _listing(root: Path) -> dict[str, bytes]:
     """Every file of the store (but the audit log, which records the refusal) with its bytes."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "oplog.jsonl"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "oplog.jsonl"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +268,9 @@ def test_broken_csv_export_is_refused(exported: Path, tmp_path: Path, case) -> N
 
 
 def test_oversized_input_is_refused(exported: Path, tmp_path: Path) -> None:
-    _check_refused(exported, tmp_path, exported / "good.json", "more than the maximum 1,000 (--max-size)",
-                   "--max-size", "1000")
+    _check_refused(
+        exported, tmp_path, exported / "good.json", "more than the maximum 1,000 (--max-size)", "--max-size", "1000"
+    )
 
 
 def test_every_problem_is_reported(exported: Path, tmp_path: Path) -> None:

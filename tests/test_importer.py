@@ -26,8 +26,14 @@ from snapgit import Repo
 from snapgit.exchange.importer import ImportValidationError
 
 ROWS = [
-    {"id": i, "qty": i * 10, "label": f"item {i}", "price": decimal.Decimal(f"{i}.25"),
-     "at": dt.datetime(2024, 1, i, 12, 30, 0), "flag": i % 2 == 0}
+    {
+        "id": i,
+        "qty": i * 10,
+        "label": f"item {i}",
+        "price": decimal.Decimal(f"{i}.25"),
+        "at": dt.datetime(2024, 1, i, 12, 30, 0),
+        "flag": i % 2 == 0,
+    }
     for i in range(1, 6)
 ]
 
@@ -35,10 +41,14 @@ ROWS = [
 def make_items(engine: sa.Engine) -> None:
     meta = sa.MetaData()
     items = sa.Table(
-        "items", meta,
+        "items",
+        meta,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("qty", sa.Integer), sa.Column("label", sa.String(20)), sa.Column("price", sa.Numeric(10, 2)),
-        sa.Column("at", sa.DateTime), sa.Column("flag", sa.Boolean),
+        sa.Column("qty", sa.Integer),
+        sa.Column("label", sa.String(20)),
+        sa.Column("price", sa.Numeric(10, 2)),
+        sa.Column("at", sa.DateTime),
+        sa.Column("flag", sa.Boolean),
     )
     meta.create_all(engine)
     with engine.begin() as conn:
@@ -58,14 +68,15 @@ def data_line(lines: list[str], n: int) -> int:
 def tamper(path: Path, n: int, column: str) -> str:
     """Change one value of row ``n`` in place, the checksum untouched; returns the new line."""
     lines = path.read_text(encoding="utf-8").split("\n")
-    header = json.loads(next(line for line in lines if line.startswith('{"name":"items"'))[:-len(',')] + "}")
+    header = json.loads(next(line for line in lines if line.startswith('{"name":"items"'))[: -len(",")] + "}")
     i = data_line(lines, n)
     row = json.loads(lines[i].rstrip(","))
     assert re.fullmatch(r"[0-9a-f]{64}", row["checksum"])
     j = header["columns"].index(column)
     old = row["values"][j]
-    new = {int: lambda v: v + 1, str: lambda v: v[:-1] + ("9" if v[-1] != "9" else "8"),
-           bool: lambda v: not v}[type(old)](old)
+    new = {int: lambda v: v + 1, str: lambda v: v[:-1] + ("9" if v[-1] != "9" else "8"), bool: lambda v: not v}[
+        type(old)
+    ](old)
     row["values"][j] = new
     text = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
     lines[i] = text + ("," if lines[i].endswith(",") else "")
@@ -105,9 +116,23 @@ def test_snap_import_of_a_changed_value_exits_1_and_changes_nothing(db_url, db_e
     tamper(tmp_path / "bad.json", 2, "label")
     before = rows_of(db_engine)
     env = {k: v for k, v in os.environ.items() if k not in ("SNAP_DATABASE_URL", "DATABASE_URL")}
-    proc = subprocess.run([sys.executable, "-m", "snapgit.cli", "import", str(tmp_path / "bad.json"), "--merge",
-                           "--strategy", "backup_wins"], cwd=project, capture_output=True, text=True, env=env,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snapgit.cli",
+            "import",
+            str(tmp_path / "bad.json"),
+            "--merge",
+            "--strategy",
+            "backup_wins",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     first, *problems = proc.stderr.splitlines()

@@ -47,7 +47,9 @@ def store(tmp_path: Path) -> Path:
 
 
 def hold(store: Path, kind: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(store / ".snapstore"), kind], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(store / ".snapstore"), kind], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 
@@ -59,8 +61,14 @@ def dead_pid() -> int:
 
 
 def write_lock(path: Path, **fields) -> None:
-    doc = {"kind": "writer", "pid": os.getpid(), "host": socket.gethostname(), "owner": "0" * 16,
-           "started": time.time(), "refs": []}
+    doc = {
+        "kind": "writer",
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "owner": "0" * 16,
+        "started": time.time(),
+        "refs": [],
+    }
     doc.update(fields)
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(doc))

@@ -96,9 +96,11 @@ def model(base, ours, theirs, strategy):
 
 def items_table(meta):
     return sa.Table(
-        "items", meta,
+        "items",
+        meta,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("a", sa.Integer), sa.Column("b", sa.String(5)),
+        sa.Column("a", sa.Integer),
+        sa.Column("b", sa.String(5)),
     )
 
 
@@ -188,7 +190,12 @@ def test_manual_merge_conflicts_resolve_continue(tmp_path):
     assert repo.resolve_conflicts("theirs", keys=["id=1"]) == 1
     merged = repo.merge_continue()
     assert repo.merge_state() is None
-    assert contents(engine) == {1: {"a": 20, "b": "x"}, 2: {"a": 2, "b": "y"}, 3: {"a": 3, "b": "z"}, 4: {"a": 4, "b": "x"}}
+    assert contents(engine) == {
+        1: {"a": 20, "b": "x"},
+        2: {"a": 2, "b": "y"},
+        3: {"a": 3, "b": "z"},
+        4: {"a": 4, "b": "x"},
+    }
     assert merged.merge_commit is not None
     engine.dispose()
 
@@ -212,7 +219,8 @@ def test_fk_violation_rolls_back_and_leaves_no_trace(db_url, db_engine, tmp_path
     meta = sa.MetaData()
     parent = sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False))
     child = sa.Table(
-        "child", meta,
+        "child",
+        meta,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id")),
     )
@@ -231,18 +239,24 @@ def test_fk_violation_rolls_back_and_leaves_no_trace(db_url, db_engine, tmp_path
     with db_engine.begin() as conn:  # ours: back to base, then parent 2 deleted
         conn.execute(child.delete().where(child.c.id == 2))
         conn.execute(parent.delete().where(parent.c.id == 2))
+
     def snapshot():
         with db_engine.connect() as conn:
-            return (sorted(conn.execute(sa.text("SELECT id FROM parent")).all()),
-                    sorted(conn.execute(sa.text("SELECT id, parent_id FROM child")).all()))
+            return (
+                sorted(conn.execute(sa.text("SELECT id FROM parent")).all()),
+                sorted(conn.execute(sa.text("SELECT id, parent_id FROM child")).all()),
+            )
+
     before = snapshot()
+    head_before = repo.head()
     with pytest.raises(DatabaseError, match="child"):
         repo.merge("feature", strategy="backup_wins")
     assert snapshot() == before
     assert repo.merge_state() is None
-    head = repo.read_commit(repo.head())
-    assert head.message.startswith("snapshot of the database before merging")  # the pre-merge snapshot only
-    assert len(head.parents) == 1
+    assert repo.head() == head_before  # the branch did not move
+    safety = repo.read_commit(repo.resolve("refs/snap/safety"))  # the pre-merge snapshot, off the branch
+    assert safety.message.startswith("snapshot of the database before merging")
+    assert safety.parents == [head_before]
     repo.close()
 
 
@@ -266,16 +280,31 @@ def test_restore_into_another_database(make_db_url, make_engine, tmp_path, sourc
     dst = make_db_url(target)
     engine = make_engine(src)
     meta = sa.MetaData()
-    parent = sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                      sa.Column("name", sa.String(20), nullable=False), sa.Column("price", sa.Numeric(10, 2)))
-    child = sa.Table("child", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-                     sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id")), sa.Column("note", sa.Text))
+    parent = sa.Table(
+        "parent",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(20), nullable=False),
+        sa.Column("price", sa.Numeric(10, 2)),
+    )
+    child = sa.Table(
+        "child",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("parent_id", sa.Integer, sa.ForeignKey("parent.id")),
+        sa.Column("note", sa.Text),
+    )
     meta.create_all(engine)
     import decimal
 
     with engine.begin() as conn:
-        conn.execute(parent.insert(), [{"id": i, "name": f"p{i}", "price": decimal.Decimal(f"{i}.25")} for i in range(1, 30)])
-        conn.execute(child.insert(), [{"id": i, "parent_id": i % 29 + 1, "note": None if i % 3 else "n'ote"} for i in range(1, 60)])
+        conn.execute(
+            parent.insert(), [{"id": i, "name": f"p{i}", "price": decimal.Decimal(f"{i}.25")} for i in range(1, 30)]
+        )
+        conn.execute(
+            child.insert(),
+            [{"id": i, "parent_id": i % 29 + 1, "note": None if i % 3 else "n'ote"} for i in range(1, 60)],
+        )
     repo = Repo.init(tmp_path, src)
     c = repo.commit("source").commit_id
     repo.restore(c.hex(), into=dst)
@@ -293,7 +322,9 @@ def test_cli_merge(tmp_path):
     con.commit()
 
     def snap(*args):
-        return subprocess.run([sys.executable, "-m", "snapgit.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "snapgit.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
 
     assert snap("init", "--db", "db.sqlite").returncode == 0
     assert snap("commit", "-m", "base").returncode == 0
@@ -368,7 +399,8 @@ def test_natural_key_and_ignored_columns(tmp_path):
     result = repo.merge("feature", strategy="manual")
     assert not result.in_progress, [c.kind for p in result.plans for c in p.conflicts]
     assert con.execute("SELECT id, code, qty, updated_at FROM items ORDER BY code").fetchall() == [
-        (10, "A", 50, "t2"), (11, "B", 6, "t0")
+        (10, "A", 50, "t2"),
+        (11, "B", 6, "t0"),
     ]
     con.close()
     repo.close()
@@ -393,7 +425,7 @@ def test_checkout_refuses_dirty_and_force_saves_to_a_ref(tmp_path):
         repo.checkout("feature")
     main_before = repo.head()
     done = repo.checkout("feature", force=True)
-    assert done["saved"].startswith("refs/snap/saved/")
+    assert done["saved"] == "refs/snap/safety"  # the safety snapshot's ref, as for merge and restore
     assert contents(engine) == {1: {"a": 2, "b": "x"}}
     assert repo.head() == feature_commit and repo.head_ref() == "refs/heads/feature"
     assert repo.resolve("main") == main_before  # main gained no commit

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from snapgit import Repo
 from snapgit.compare.mergeplan import MergeError
-from test_merge import ALL_KINDS, CONFLICTS, COLS, X, Y, contents, edits, model, setup_branches
+from test_merge import ALL_KINDS, COLS, CONFLICTS, X, Y, contents, edits, model, setup_branches
 
 STRATEGIES = ["backup_wins", "database_wins", "manual-theirs", "manual-ours"]
 
@@ -50,7 +50,7 @@ def expected_conflicts(base, ours, theirs) -> set[tuple[int, str, tuple[str, ...
 def found_conflicts(repo: Repo) -> set[tuple[int, str, tuple[str, ...]]]:
     out = set()
     for plan, c in repo.conflicts():
-        row = dict(zip(plan.schema.sorted_names, c.theirs or c.ours or c.base))
+        row = dict(zip(plan.schema.sorted_names, c.theirs or c.ours or c.base, strict=False))
         out.add((row["id"], c.kind, tuple(sorted(c.columns))))
     return out
 
@@ -96,8 +96,9 @@ def test_every_strategy_merges_as_the_model_says(case, strategy) -> None:
                 result = repo.merge("feature", strategy=strategy)
                 assert not result.in_progress
                 found = {(c.kind, c.resolution) for p in result.plans for c in p.conflicts}
-                assert found == {(kind, "theirs" if strategy == "backup_wins" else "ours")
-                                 for _k, kind, _c in conflicts}
+                assert found == {
+                    (kind, "theirs" if strategy == "backup_wins" else "ours") for _k, kind, _c in conflicts
+                }
                 want = model(base, ours, theirs, strategy)
             assert contents(engine) == want
             assert all(not list(t.rows()) for t in repo.status())

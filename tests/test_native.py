@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import IN_CI
-from snapgit import Repo
-from snapgit import native
+from snapgit import Repo, native
 from snapgit.db import Database
 from snapgit.encoding import encode_row, packable
 from snapgit.store.packindex import index_entries_py
@@ -37,7 +36,7 @@ def test_the_extension_is_built_under_ci() -> None:
 
 def reference_digest(rows, starts, ends, length):
     pack = msgpack.Packer(use_bin_type=True).pack
-    return [hashlib.sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends)]
+    return [hashlib.sha256(pack(rows[a:b])).digest()[:length] for a, b in zip(starts, ends, strict=False)]
 
 
 def outcome(f, *args):
@@ -55,22 +54,57 @@ def sizes(limit: int) -> st.SearchStrategy[int]:
 
 ints = st.one_of(
     st.integers(-(2**70), 2**70),
-    st.sampled_from([-(2**63) - 1, -(2**63), -(2**31) - 1, -(2**31), -(2**15) - 1, -(2**15), -129, -128, -33,
-                     -32, -1, 0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1,
-                     2**64]),
+    st.sampled_from(
+        [
+            -(2**63) - 1,
+            -(2**63),
+            -(2**31) - 1,
+            -(2**31),
+            -(2**15) - 1,
+            -(2**15),
+            -129,
+            -128,
+            -33,
+            -32,
+            -1,
+            0,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            2**32 - 1,
+            2**32,
+            2**63 - 1,
+            2**63,
+            2**64 - 1,
+            2**64,
+        ]
+    ),
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), ints, st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=40), st.binary(max_size=40),
-    sizes(70000).map(lambda n: "é" * (n // 2)), sizes(70000).map(bytes),
+    st.none(),
+    st.booleans(),
+    ints,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.binary(max_size=40),
+    sizes(70000).map(lambda n: "é" * (n // 2)),
+    sizes(70000).map(bytes),
     st.sampled_from(["\ud800", bytearray(b"x"), 1.5j]),  # msgpack refuses or packs these otherwise
     st.builds(msgpack.ExtType, st.integers(0, 127), st.one_of(sizes(300).map(bytes), st.binary(max_size=20))),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
-                                                       st.dictionaries(st.text(max_size=2), inner, max_size=2)),
-                      max_leaves=6)
-rows_st = st.lists(st.one_of(st.tuples(), st.lists(values, max_size=20).map(tuple), st.lists(values, max_size=3)),
-                   max_size=40)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner), st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+rows_st = st.lists(
+    st.one_of(st.tuples(), st.lists(values, max_size=20).map(tuple), st.lists(values, max_size=3)), max_size=40
+)
 
 
 @needs_native
@@ -79,7 +113,9 @@ rows_st = st.lists(st.one_of(st.tuples(), st.lists(values, max_size=20).map(tupl
 def test_pack_digest_gives_the_digests_of_msgpack(rows, cuts, length) -> None:
     cuts = sorted(min(c, len(rows)) for c in cuts)
     starts, ends = [0, *cuts], [*cuts, len(rows)]
-    assert outcome(native.pack_digest, rows, starts, ends, length) == outcome(reference_digest, rows, starts, ends, length)
+    assert outcome(native.pack_digest, rows, starts, ends, length) == outcome(
+        reference_digest, rows, starts, ends, length
+    )
 
 
 @needs_native
@@ -93,12 +129,28 @@ def test_records_are_the_encoder_s_bytes(rows) -> None:
     assert outcome(native.records, rows, b"\x01", encode_row) == outcome(reference, rows)
 
 
-plain_rows = st.lists(st.tuples(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False),
-                                          st.text(max_size=10), st.binary(max_size=10))), max_size=40)
+plain_rows = st.lists(
+    st.tuples(
+        st.one_of(
+            st.none(),
+            st.integers(-(2**63), 2**63 - 1),
+            st.floats(allow_nan=False),
+            st.text(max_size=10),
+            st.binary(max_size=10),
+        )
+    ),
+    max_size=40,
+)
 
 
-converted = st.one_of(st.datetimes(), st.dates(), st.times(), st.decimals(allow_nan=False), st.uuids(),
-                      st.timedeltas(-MAX_INTERVAL, MAX_INTERVAL)).map(packable)
+converted = st.one_of(
+    st.datetimes(),
+    st.dates(),
+    st.times(),
+    st.decimals(allow_nan=False),
+    st.uuids(),
+    st.timedeltas(-MAX_INTERVAL, MAX_INTERVAL),
+).map(packable)
 
 
 @needs_native
@@ -117,23 +169,30 @@ def test_the_c_packer_knows_every_value_sqlite_gives(rows, more) -> None:
 
 
 sqlite_values = st.one_of(
-    st.none(), st.integers(-(2**63), 2**63 - 1), st.floats(allow_nan=False), st.text(), st.binary(),
+    st.none(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(),
+    st.binary(),
     st.sampled_from(["", b"", "\x00inside", float("inf")]),
 )
 
 
 @needs_native
 @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(columns=st.lists(st.lists(sqlite_values, min_size=1, max_size=5), min_size=0, max_size=60),
-       batch=st.integers(1, 25))
+@given(
+    columns=st.lists(st.lists(sqlite_values, min_size=1, max_size=5), min_size=0, max_size=60), batch=st.integers(1, 25)
+)
 def test_reader_gives_the_rows_of_python_s_sqlite3(tmp_path_factory, columns, batch) -> None:
     path = tmp_path_factory.mktemp("rd") / "t.db"
     width = max(map(len, columns), default=1)
     con = sqlite3.connect(path)
     names = ", ".join(f"c{i}" for i in range(width))
     con.execute(f"CREATE TABLE t (k INTEGER PRIMARY KEY, {names})")
-    con.executemany(f"INSERT INTO t VALUES (?, {', '.join('?' * width)})",
-                    [(k, *row, *[None] * (width - len(row))) for k, row in enumerate(columns)])
+    con.executemany(
+        f"INSERT INTO t VALUES (?, {', '.join('?' * width)})",
+        [(k, *row, *[None] * (width - len(row))) for k, row in enumerate(columns)],
+    )
     con.commit()
     sql = f"SELECT {names}, typeof(c0) FROM t ORDER BY k"
     want = con.execute(sql).fetchall()
@@ -214,11 +273,21 @@ def test_commits_with_and_without_the_extension_give_the_same_trees(tmp_path: Pa
         CREATE TABLE t (id INTEGER PRIMARY KEY, d DATETIME, x REAL, s TEXT, b BLOB, n NUMERIC, j JSON);
         CREATE TABLE bag (v TEXT);
     """)
-    con.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", [
-        (i, f"2013-01-{1 + i % 28:02d} 05:00:00" if i % 5 else None, i / 7, f"s{i % 11}é", bytes([i % 256]),
-         i * 1.25 if i % 3 else "12.50", '{"a": [1, 2]}' if i % 4 else None)
-        for i in range(3000)
-    ])
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                i,
+                f"2013-01-{1 + i % 28:02d} 05:00:00" if i % 5 else None,
+                i / 7,
+                f"s{i % 11}é",
+                bytes([i % 256]),
+                i * 1.25 if i % 3 else "12.50",
+                '{"a": [1, 2]}' if i % 4 else None,
+            )
+            for i in range(3000)
+        ],
+    )
     con.executemany("INSERT INTO bag VALUES (?)", [(f"b{i % 7}",) for i in range(100)])
     con.commit()
     monkeypatch.setenv("SNAP_WORKERS", str(workers))
@@ -243,11 +312,18 @@ def test_commits_with_and_without_the_extension_give_the_same_trees(tmp_path: Pa
 
 @needs_native
 @settings(max_examples=100)
-@given(ids=st.lists(st.one_of(st.binary(min_size=32, max_size=32),
-                              # prefixes that share their first bytes, or all 8 of them
-                              st.tuples(st.sampled_from([b"\x00" * 8, b"\xff" * 8, b"\x40" * 7, b"\x80"]),
-                                        st.binary(min_size=32, max_size=32)).map(lambda t: (t[0] + t[1])[:32])),
-                    max_size=300))
+@given(
+    ids=st.lists(
+        st.one_of(
+            st.binary(min_size=32, max_size=32),
+            # prefixes that share their first bytes, or all 8 of them
+            st.tuples(
+                st.sampled_from([b"\x00" * 8, b"\xff" * 8, b"\x40" * 7, b"\x80"]), st.binary(min_size=32, max_size=32)
+            ).map(lambda t: (t[0] + t[1])[:32]),
+        ),
+        max_size=300,
+    )
+)
 def test_index_entries_are_those_of_the_python_sort(ids) -> None:
     joined = b"".join(ids)
     assert native.index_entries(joined) == index_entries_py(joined)
@@ -260,13 +336,42 @@ key_values = st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-40, 400))
 # what SQLite may hold in any column, and text each converter turns into a value
 cell = st.one_of(
     sqlite_values,
-    st.sampled_from(["2013-01-01 05:00:00", "2013-01-01T05:00", "2013-13-01 05:00:00", "2024-02-29 23:59:59.5",
-                     "2013-01-01", "12.50", "1e3", "-0", "0", "1", "true", '{"a": [1, 2]}', "[1, 2.5]",
-                     "0123456789abcdef0123456789abcdef", "05:30:00", "05:30:00+02:00"]),
+    st.sampled_from(
+        [
+            "2013-01-01 05:00:00",
+            "2013-01-01T05:00",
+            "2013-13-01 05:00:00",
+            "2024-02-29 23:59:59.5",
+            "2013-01-01",
+            "12.50",
+            "1e3",
+            "-0",
+            "0",
+            "1",
+            "true",
+            '{"a": [1, 2]}',
+            "[1, 2.5]",
+            "0123456789abcdef0123456789abcdef",
+            "05:30:00",
+            "05:30:00+02:00",
+        ]
+    ),
     st.sampled_from([0, 1, 2, 1.5, -0.0]),
 )
-TYPED = ["d DATETIME", "t TIMESTAMP", "dd DATE", "b BOOLEAN", "n NUMERIC(10, 2)", "m NUMERIC", "j JSON",
-         "u UUID", "tm TIME", "x REAL", "s TEXT", "bl BLOB"]
+TYPED = [
+    "d DATETIME",
+    "t TIMESTAMP",
+    "dd DATE",
+    "b BOOLEAN",
+    "n NUMERIC(10, 2)",
+    "m NUMERIC",
+    "j JSON",
+    "u UUID",
+    "tm TIME",
+    "x REAL",
+    "s TEXT",
+    "bl BLOB",
+]
 
 
 def block_scan_table(path: Path, key_decl: str, rows: list[tuple]) -> None:
@@ -279,8 +384,8 @@ def block_scan_table(path: Path, key_decl: str, rows: list[tuple]) -> None:
 
 def entries_of(path: Path, monkeypatch, use_native: bool, key_range, batch_size: int):
     """Everything a cached scan of table t gives: its entries and the blocks it collected."""
-    from snapgit.snapshot.commit import _CachedScan, _integer_key
     from snapgit.encoding import keys_encoder
+    from snapgit.snapshot.scan import CachedScan, integer_key
 
     with monkeypatch.context() as m:
         if not use_native:
@@ -288,30 +393,50 @@ def entries_of(path: Path, monkeypatch, use_native: bool, key_range, batch_size:
         with Database.connect(str(path)) as db, db.snapshot() as snap:
             (schema,) = snap.reflect()
             names = schema.sorted_names
-            scan = _CachedScan(None, None, key_range is None or key_range[1] is None,
-                               key_range is None or key_range[2] is None, integer_key=_integer_key(schema, ["k"]))
+            scan = CachedScan(
+                None,
+                None,
+                key_range is None or key_range[1] is None,
+                key_range is None or key_range[2] is None,
+                integer_key=integer_key(schema, ["k"]),
+            )
             kw = {"key_range": key_range} if key_range is not None else {}
-            got = [(list(k), list(i), list(p)) for k, i, p in
-                   scan.entries(snap, schema, ["k"], keys_encoder([names.index("k")]), None, batch_size=batch_size, **kw)]
+            got = [
+                (list(k), list(i), list(p))
+                for k, i, p in scan.entries(
+                    snap, schema, ["k"], keys_encoder([names.index("k")]), None, batch_size=batch_size, **kw
+                )
+            ]
             assert (snap._native is not None) == use_native
     keys = [k for e in got for k in e[0]]
-    return keys, [i for e in got for i in e[1]], [p for e in got for p in e[2]], \
-        (scan.blocks.keys, bytes(scan.blocks.fps), scan.broken)
+    return (
+        keys,
+        [i for e in got for i in e[1]],
+        [p for e in got for p in e[2]],
+        (scan.blocks.keys, bytes(scan.blocks.fps), scan.broken),
+    )
 
 
 @needs_native
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.tuples(key_values, *[cell] * len(TYPED)), max_size=80),
-       rowid=st.booleans(), batch=st.integers(1, 40),
-       bounds=st.one_of(st.none(), st.tuples(st.one_of(st.none(), st.integers(-50, 300)),
-                                             st.one_of(st.none(), st.integers(-50, 400)))))
-def test_a_block_scan_gives_what_the_rows_of_the_driver_give(tmp_path_factory, monkeypatch, rows, rowid, batch,
-                                                            bounds) -> None:
+@given(
+    rows=st.lists(st.tuples(key_values, *[cell] * len(TYPED)), max_size=80),
+    rowid=st.booleans(),
+    batch=st.integers(1, 40),
+    bounds=st.one_of(
+        st.none(), st.tuples(st.one_of(st.none(), st.integers(-50, 300)), st.one_of(st.none(), st.integers(-50, 400)))
+    ),
+)
+def test_a_block_scan_gives_what_the_rows_of_the_driver_give(
+    tmp_path_factory, monkeypatch, rows, rowid, batch, bounds
+) -> None:
     path = tmp_path_factory.mktemp("bs") / "t.db"
     # INTEGER PRIMARY KEY is the rowid: integers only; INT PRIMARY KEY also holds text and NULL
     block_scan_table(path, "INTEGER PRIMARY KEY" if rowid else "INT PRIMARY KEY", rows)
     key_range = None if bounds is None else ("k", *bounds)
-    assert entries_of(path, monkeypatch, True, key_range, batch) == entries_of(path, monkeypatch, False, key_range, batch)
+    assert entries_of(path, monkeypatch, True, key_range, batch) == entries_of(
+        path, monkeypatch, False, key_range, batch
+    )
 
 
 @needs_native
@@ -361,7 +486,8 @@ def test_block_records_fall_back_where_a_converter_gives_what_c_cannot_pack(tmp_
     reader.execute("SELECT k, v FROM t ORDER BY k")
     batch = reader.fetch_blocks(10, 0, 4, 16)
     assert batch.records(0, 2, _native.Encoder([None, str.upper]), b"\x01") == native.records(
-        [(1, "A"), (2, "B")], b"\x01", encode_row)
+        [(1, "A"), (2, "B")], b"\x01", encode_row
+    )
     assert batch.records(0, 2, _native.Encoder([None, lambda v: {v}]), b"\x01") is None
 
     def refuse(v):
@@ -395,9 +521,11 @@ def test_a_block_scan_refuses_text_that_is_not_utf8(tmp_path: Path) -> None:
 
 @needs_native
 @settings(max_examples=200)
-@given(prefixes=st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1])), max_size=300),
-       wanted=st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1])), max_size=60),
-       shared=st.integers(0, 30))
+@given(
+    prefixes=st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1])), max_size=300),
+    wanted=st.lists(st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([0, 1, 2**63, 2**64 - 1])), max_size=60),
+    shared=st.integers(0, 30),
+)
 def test_sorted_hits_finds_what_a_set_does(prefixes, wanted, shared) -> None:
     from array import array
 

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from snapgit.errors import CorruptError, NotFoundError
+from snapgit.objects import ObjType
 from snapgit.store import objectstore as objectstore_mod
 from snapgit.store import pack as pack_mod
 from snapgit.store import packindex as packindex_mod
-from snapgit.errors import CorruptError, NotFoundError
-from snapgit.objects import ObjType
-from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
+from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore, ObjectStore, ObjectWriter
 from snapgit.store.pack import DELTA, MAX_DELTA_DEPTH, PackReader
 
 NODE = int(ObjType.NODE)
@@ -149,7 +149,7 @@ def test_absent_ids(store):
 def test_every_object_readable(store):
     objects = random_objects(200)
     ids = put(store, objects)
-    for oid, obj in zip(ids, objects):
+    for oid, obj in zip(ids, objects, strict=False):
         assert store.get(oid) == obj
 
 
@@ -186,7 +186,7 @@ def test_add_full_many(store):
     w.add_full_many(RECORD, ids[200:], datas[200:])
     w.add_full_many(RECORD, [], [])
     w.commit()
-    for oid, d in zip(ids, datas):
+    for oid, d in zip(ids, datas, strict=False):
         assert store.get(oid) == (RECORD, d)
     assert store.get(oid_of(NODE, b"in between")) == (NODE, b"in between")
 
@@ -255,12 +255,12 @@ def test_delta_chain_beyond_max_depth(store, per_commit):
     else:
         # bases added by the same writer are not followed: chains grow, then a full object
         assert max(depths) == MAX_DELTA_DEPTH
-    for oid, v in zip(ids, vs):
+    for oid, v in zip(ids, vs, strict=False):
         assert store.get(oid) == (NODE, v)
     # a fresh reader resolves the chains without anything cached
     if isinstance(store, DiskObjectStore):
         other = DiskObjectStore(store.root)
-        for oid, v in zip(reversed(ids), reversed(vs)):
+        for oid, v in zip(reversed(ids), reversed(vs), strict=False):
             assert other.get(oid) == (NODE, v)
         other.close()
 
@@ -275,7 +275,7 @@ def test_many_objects_across_blocks_and_packs(store, monkeypatch):
     rec_ids = [oid_of(RECORD, d) for _t, d in recs]
     w.add_full_many(RECORD, rec_ids, [d for _t, d in recs])
     w.commit()
-    expected = dict(zip(ids, objects[:300])) | dict(zip(rec_ids, recs))
+    expected = dict(zip(ids, objects[:300], strict=False)) | dict(zip(rec_ids, recs, strict=False))
     for oid, obj in expected.items():
         assert store.get(oid) == obj
     got = {oid: (t, d) for _pack, oid, t, d in store.iter_objects()}
@@ -299,12 +299,104 @@ def test_iter_objects_yields_everything(store):
     bid = w.add(NODE, base)
     nid = w.add_delta(NODE, new, oid_of(NODE, new), bid)
     w.commit()
-    expected = dict(zip(ids, objects)) | {bid: (NODE, base), nid: (NODE, new)}
+    expected = dict(zip(ids, objects, strict=False)) | {bid: (NODE, base), nid: (NODE, new)}
     seen = {}
     for _pack, oid, t, d in store.iter_objects():
         assert oid == oid_of(t, d)
         seen[oid] = (t, d)
     assert seen == expected
+
+
+def another_handle(store):
+    """The same store as another process would open it: a second disk store on the same
+    directory; the memory store has no other handle than itself."""
+    return DiskObjectStore(store.root) if isinstance(store, DiskObjectStore) else store
+
+
+def test_every_store_keeps_the_protocol(store):
+    """Disk, memory and overlay stores have every method of the protocol, so callers need no
+    fallback for any of them; so do their writers."""
+    overlay = objectstore_mod.OverlayObjectStore(store)
+    for s in (store, overlay):
+        assert isinstance(s, ObjectStore)
+        w = s.writer()
+        assert isinstance(w, ObjectWriter)
+        w.abort()
+    overlay.close()
+
+
+def test_might_contain_and_might_contain_many(store):
+    objects = random_objects(60, seed=13)
+    ids = put(store, objects)
+    absent = [oid_of(NODE, f"never written {i}".encode()) for i in range(20)]
+    assert store.might_contain_many([]) == []
+    asked = ids[::3] + absent + ids[1::3]
+    got = store.might_contain_many(asked)
+    assert got == [store.might_contain(o) for o in asked]
+    # every stored id is among the answers; the absent ones share no 8-byte prefix with any
+    assert got[: len(ids[::3])] == [True] * len(ids[::3])
+    assert got[-len(ids[1::3]) :] == [True] * len(ids[1::3])
+    assert not any(store.might_contain(o) for o in absent)
+    # what a writer has not committed is not there
+    w = store.writer()
+    pending = w.add(NODE, b"pending")
+    assert store.might_contain_many([pending]) == [False]
+    w.abort()
+
+
+def test_pack_names(store):
+    assert store.pack_names() == []  # nothing stored: nothing for a commit to probe
+    w = store.writer()
+    w.add(NODE, b"aborted")
+    w.abort()
+    assert store.pack_names() == []
+    put(store, random_objects(10, seed=14))
+    put(store, random_objects(10, seed=15))
+    names = store.pack_names()
+    assert names and len(set(names)) == len(names)
+    assert {pack for pack, _oid, _t, _d in store.iter_objects()} <= set(names)
+
+
+def test_refresh_sees_what_another_handle_published(store):
+    kept = put(store, [(NODE, b"before")])
+    other = another_handle(store)
+    (later,) = put(other, [(NODE, b"published by the other")])
+    store.refresh()
+    assert store.might_contain(later)  # no look-up on a miss here: only refresh finds it
+    assert store.get(later) == (NODE, b"published by the other")
+    assert set(store.pack_names()) == set(other.pack_names())
+    assert store.get(kept[0]) == (NODE, b"before")
+    store.refresh()  # again, with nothing new: nothing lost
+    assert store.get(kept[0]) == (NODE, b"before")
+    if other is not store:
+        other.close()
+
+
+def test_delta_base(store):
+    base, new = versions(2)
+    w = store.writer()
+    base_id = w.add(NODE, base)
+    new_id = w.add_delta(NODE, new, oid_of(NODE, new), base_id)
+    w.commit()
+    assert store.delta_base(base_id) is None
+    assert store.delta_base(new_id) == base_id
+    fresh = another_handle(store)  # nothing cached
+    assert fresh.delta_base(new_id) == base_id
+    with pytest.raises(NotFoundError):
+        store.delta_base(oid_of(NODE, b"never written"))
+    if fresh is not store:
+        fresh.close()
+
+
+def test_block_budget_and_mapped_lookups_change_no_answer(store):
+    objects = random_objects(50, seed=16)
+    ids = put(store, objects)
+    with store.block_budget(1024):
+        assert [store.get(o) for o in ids] == objects
+    with store.mapped_lookups():
+        assert store.get_many(ids) == objects
+        assert all(store.contains(o) for o in ids)
+    assert [store.get(o) for o in ids] == objects
 
 
 # --- disk only --------------------------------------------------------------------------------
@@ -391,7 +483,7 @@ def test_disk_any_flipped_byte_gives_right_bytes_or_corrupt_error(disk, monkeypa
     vs = versions(4, size=900, seed=3)
     w = disk.writer()
     ids = [w.add(t, d) for t, d in random_objects(12, seed=10, size=(20, 120))]
-    objects = dict(zip(ids, random_objects(12, seed=10, size=(20, 120))))
+    objects = dict(zip(ids, random_objects(12, seed=10, size=(20, 120)), strict=False))
     prev = w.add(NODE, vs[0])
     objects[prev] = (NODE, vs[0])
     for v in vs[1:]:
@@ -597,7 +689,7 @@ def test_might_contain_many_answers_as_might_contain_does(tmp_path_factory, pack
     assert overlay.might_contain_many(probes) == [overlay.might_contain(o) for o in probes]
     assert memory.might_contain_many(probes) == [o in set(stored) for o in probes]
     # an 8-byte prefix match is all it promises: every stored id is among the answers
-    assert all(a for o, a in zip(probes, disk.might_contain_many(probes)) if o in set(stored))
+    assert all(a for o, a in zip(probes, disk.might_contain_many(probes), strict=False) if o in set(stored))
     disk.close()
 
 
@@ -657,7 +749,7 @@ def test_reading_nodes_stored_as_deltas_asks_each_pack_once(disk, monkeypatch):
         put(disk, random_objects(20, seed=rnd.randrange(99)))
     news = [b[:100] + b"changed" + b[107:] for b in bases]
     w = disk.writer()
-    new_ids = [w.add_delta(NODE, n, oid_of(NODE, n), b) for n, b in zip(news, base_ids)]
+    new_ids = [w.add_delta(NODE, n, oid_of(NODE, n), b) for n, b in zip(news, base_ids, strict=False)]
     w.commit()
     reader = make_disk_store(disk.root)
     asked = []
@@ -681,7 +773,7 @@ def test_index_descriptors_are_kept_for_the_last_indexes_only(disk, monkeypatch)
     objects = [random_objects(30, seed=s) for s in range(6)]
     mapped = len(open_index_descriptors(disk.root))  # the maps hold a descriptor each
     for _ in range(2):
-        for ids, objs in zip(packs, objects):
+        for ids, objs in zip(packs, objects, strict=False):
             assert [disk.get(i) for i in ids] == objs
             assert len(open_index_descriptors(disk.root)) <= mapped + 3
     disk.close()

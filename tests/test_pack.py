@@ -13,9 +13,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit.store import pack as pack_mod
 from snapgit.errors import CorruptError
-from snapgit.store.pack import DELTA, FULL, PACK_MAGIC, PackReader, PackWriter
+from snapgit.store import pack as pack_mod
+from snapgit.store.pack import (
+    DELTA,
+    FULL,
+    PACK_MAGIC,
+    PackReader,
+    PackWriter,
+    delta_compress,
+    delta_decompress,
+    delta_entry,
+    entry_base,
+    entry_depth,
+    entry_frame,
+    entry_full,
+    entry_kind,
+    entry_type,
+    full_entry,
+)
 from snapgit.store.packindex import IDX_MAGIC, IndexReader, build_index, build_index_joined
 
 PROPS = settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -36,7 +52,7 @@ def write_pack(directory: Path, entries: list[bytes], ids: list[bytes] | None = 
         assert all(e[:2] == entries[0][:2] for e in entries)
         w.add_run(entries[0][:2], ids, [e[2:] for e in entries])
     else:
-        for oid, e in zip(ids, entries):
+        for oid, e in zip(ids, entries, strict=False):
             w.add(oid, e)
     assert w.count == len(entries)
     name = w.finish()
@@ -131,7 +147,7 @@ def test_lanes_keep_their_entries_apart(entries, block_target):
         w = PackWriter(tmp)
         datas = [bytes((FULL, lane)) + data for lane, data in entries]
         ids = [hashlib.sha256(bytes((n % 256, n // 256)) + e).digest() for n, e in enumerate(datas)]
-        for (lane, _), oid, e in zip(entries, ids, datas):
+        for (lane, _), oid, e in zip(entries, ids, datas, strict=False):
             w.add(oid, e, lane)
         assert w.count == len(entries)
         name = w.finish()
@@ -139,7 +155,7 @@ def test_lanes_keep_their_entries_apart(entries, block_target):
         os.replace(tmp, path)
         rd = PackReader(path)
         try:
-            by_id = dict(zip(ids, datas))
+            by_id = dict(zip(ids, datas, strict=False))
             assert sorted(w.ids) == sorted(ids)
             assert [rd.entry(i) for i in range(rd.count)] == [by_id[oid] for oid in w.ids]
             for _off, _clen, _rlen, first, n, _crc in rd._blocks:
@@ -181,6 +197,34 @@ def test_pack_layout(tmp_path):
     assert data[-32:] == hashlib.sha256(data[:-32]).digest()
     assert path.name == f"pack-{data[-32:].hex()}.pack"
     assert data[-32 - 8 : -32] == b"SNAPPEND"
+
+
+def test_entry_layout():
+    """The entry functions make and read exactly the bytes the module docstring lays out."""
+    base = b"\x07" * 32
+    whole = full_entry(1, b"data")
+    assert whole == b"\x00\x01data"
+    assert full_entry(3) == b"\x00\x03"  # the prefix of a run of whole objects of type 3
+    assert (entry_kind(whole), entry_type(whole), entry_full(whole)) == (FULL, 1, b"\x01data")
+    delta = delta_entry(2, 4, base, b"frame")
+    assert delta == bytes((DELTA, 2, 4)) + base + b"frame"
+    assert (entry_kind(delta), entry_type(delta), entry_depth(delta)) == (DELTA, 2, 4)
+    assert entry_base(delta) == base and type(entry_base(memoryview(delta))) is bytes
+    assert entry_frame(delta) == b"frame"
+    old, new = b"\x02" + b"abc" * 500, b"\x02" + b"abc" * 499 + b"abd"
+    frame = delta_compress(old, new)
+    assert len(frame) < 100
+    assert delta_decompress(old, frame) == new
+
+
+def test_full_or_none_reads_whole_objects_only(tmp_path):
+    entries = [full_entry(1, b"x" * 10), delta_entry(2, 1, b"\x07" * 32, b"frame"), full_entry(5)]
+    rd = PackReader(write_pack(tmp_path, entries))
+    assert [rd.full_or_none(i) for i in range(3)] == [b"\x01" + b"x" * 10, None, b"\x05"]
+    for bad in (-1, 3):
+        with pytest.raises(CorruptError):
+            rd.full_or_none(bad)
+    rd.close()
 
 
 def test_ordinal_out_of_range(tmp_path):
@@ -465,15 +509,22 @@ def test_index_of_a_pack_maps_ids_to_its_entries(tmp_path):
     rd = PackReader(path)
     idx = IndexReader(write_idx(tmp_path, ids, rd.name))
     assert idx.pack_name == rd.name
-    for oid, e in zip(ids, entries):
+    for oid, e in zip(ids, entries, strict=False):
         (o,) = idx.candidates(oid)
         assert rd.entry(o) == e
+    # the entries as the index holds them, in prefix order
+    pairs = sorted((int.from_bytes(oid[:8], "big"), o) for o, oid in enumerate(ids))
+    assert list(idx.prefixes) == [p for p, _o in pairs]
+    assert list(idx.ordinals) == [o for _p, o in pairs]
+    assert list(idx.iter_sorted()) == pairs
     rd.close()
     idx.close()
 
 
-@given(sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
-       budget=st.integers(min_value=0, max_value=600))
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
+    budget=st.integers(min_value=0, max_value=600),
+)
 def test_block_cache_resized_keeps_the_newest_within_budget(sizes, budget):
     cache = pack_mod.BlockCache(budget=10_000)
     for i, size in enumerate(sizes):
@@ -487,8 +538,10 @@ def test_block_cache_resized_keeps_the_newest_within_budget(sizes, budget):
     assert first == 0 or sum(sizes[first - 1 :]) > budget  # and no more went than had to
 
 
-@given(sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
-       budget=st.integers(min_value=0, max_value=300))
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=30),
+    budget=st.integers(min_value=0, max_value=300),
+)
 def test_block_cache_put_keeps_the_newest_within_budget(sizes, budget):
     cache = pack_mod.BlockCache(budget=budget)
     for i, size in enumerate(sizes):

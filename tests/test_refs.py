@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from snapgit.store import refs as refs_mod
 from snapgit.errors import ConflictError, LockedError, NotFoundError, SnapError
+from snapgit.store import refs as refs_mod
 from snapgit.store.refs import ZERO, BadRefNameError, DiskRefs, MemoryRefs, check_ref_name
 
 A = "a" * 64
@@ -315,7 +315,7 @@ def test_disk_compare_and_swap_between_processes_loses_no_update(tmp_path):
     assert len(log) == total + 1
     assert (log[0].old, log[0].new) == (ZERO, hexid(0))
     increments = log[1:]
-    for prev, entry in zip(log, increments):
+    for prev, entry in zip(log, increments, strict=False):
         assert entry.old == prev.new  # a chain: no move was lost or made from a stale value
     assert [e.new for e in increments] == [hexid(i) for i in range(1, total + 1)]
     by_process = {}

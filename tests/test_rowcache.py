@@ -208,8 +208,12 @@ def test_cli_reports_cached_rows(tmp_path: Path) -> None:
     con.close()
 
     def snap(*args: str) -> dict:
-        out = subprocess.run([sys.executable, "-m", "snapgit.cli", "-C", str(tmp_path), *args],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "snapgit.cli", "-C", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return json.loads(out.stdout) if "--json" in args else {}
 
     snap("init", "--db", "app.db")
@@ -231,10 +235,13 @@ def rebind(path: Path, root: bytes) -> None:
     path.write_bytes(data[:offset] + new_dir + struct.pack("<QI8s", offset, len(new_dir), magic))
 
 
-@pytest.mark.parametrize("new_keys", [
-    "id * 2 + 100000 WHERE id % 2 = 0",  # after the parent's last key
-    "id + 1 WHERE id % 2 = 0",  # between the parent's keys (it holds the even ones only)
-])
+@pytest.mark.parametrize(
+    "new_keys",
+    [
+        "id * 2 + 100000 WHERE id % 2 = 0",  # after the parent's last key
+        "id + 1 WHERE id % 2 = 0",  # between the parent's keys (it holds the even ones only)
+    ],
+)
 def test_blocks_the_parent_tree_does_not_hold_are_encoded(tmp_path: Path, monkeypatch, new_keys: str) -> None:
     """Even a cache bound to the parent's tree is only believed where the parent's leaves hold
     exactly the block's keys: here the cache describes rows with keys the parent lacks."""
@@ -339,7 +346,7 @@ def test_cursor_answers_as_a_dict_would(tmp_path_factory, cached, asked, segment
     step = max(1, len(asked_keys) // calls)
     for i in range(0, len(asked_keys), step):
         got += cursor.matches(asked_keys[i : i + step], fps[i : i + step])
-    assert got == [k in cached and cached[k] == fp for k, fp in zip(asked_keys, fps)]
+    assert got == [k in cached and cached[k] == fp for k, fp in zip(asked_keys, fps, strict=False)]
 
 
 def test_overlapping_segments_make_no_cache(tmp_path: Path) -> None:
@@ -358,7 +365,7 @@ def test_overlapping_segments_make_no_cache(tmp_path: Path) -> None:
 
 def _blocks_in_batches(keys: list[bytes], ints: list | None, sizes: list[int]) -> list[list[bytes]]:
     """The blocks a scan finds reading these keys in batches of these sizes (the rows after a
-    batch's last block end wait for the next batch, as _CachedScan.entries does)."""
+    batch's last block end wait for the next batch, as CachedScan.entries does)."""
     from snapgit.snapshot.rowcache import block_ends
 
     out: list[list[bytes]] = []
@@ -383,7 +390,11 @@ def _blocks_in_batches(keys: list[bytes], ints: list | None, sizes: list[int]) -
 
 @settings(max_examples=100)
 @given(
-    values=st.lists(st.one_of(st.integers(-100, 400), st.integers(-(2**63), 2**63 - 1), st.text(max_size=2)), unique=True, max_size=200),
+    values=st.lists(
+        st.one_of(st.integers(-100, 400), st.integers(-(2**63), 2**63 - 1), st.text(max_size=2)),
+        unique=True,
+        max_size=200,
+    ),
     sizes=st.lists(st.integers(1, 40), max_size=10),
     integer=st.booleans(),
 )
@@ -406,7 +417,7 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
     """A commit reads its parent's leaves in key order, a block per pack at a time: it holds
     at most its own budget of decompressed blocks (not the store's default), builds the tree a
     commit with the default builds, and leaves the store's budget as it was."""
-    from snapgit.snapshot import commit as commit_mod
+    from snapgit.snapshot import build as build_mod
     from snapgit.store import pack as pack_mod
 
     con = make_db(tmp_path / "app.db")
@@ -420,7 +431,7 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
         con.commit()
         default = repo.objects._blocks.budget
         budget = pack_mod.BLOCK_TARGET
-        monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", budget)
+        monkeypatch.setattr(build_mod, "COMMIT_BLOCK_BUDGET", budget)  # where snapshot_database reads it
         held: list[int] = []
         put_bytes: list[int] = []
         put = pack_mod.BlockCache.put
@@ -435,7 +446,7 @@ def test_a_commit_reads_its_parent_within_the_commit_block_budget(tmp_path: Path
         assert sum(put_bytes) > 3 * budget  # the commit read more than its budget holds
         assert max(held) <= budget + pack_mod.BLOCK_TARGET  # a block over at most
         assert repo.objects._blocks.budget == default
-    monkeypatch.setattr(commit_mod, "COMMIT_BLOCK_BUDGET", default)
+    monkeypatch.setattr(build_mod, "COMMIT_BLOCK_BUDGET", default)
     with Repo.init(tmp_path / "b", db_url=str(tmp_path / "app.db")) as other:
         assert commit(monkeypatch, other, cache=False).tree_id == small.tree_id
 
@@ -450,7 +461,9 @@ def test_a_commit_reads_only_the_parent_leaves_whose_rows_changed(tmp_path: Path
     fill(con, 20_000)
     with Repo.init(tmp_path, db_url=str(tmp_path / "app.db")) as repo:
         first = commit(monkeypatch, repo, cache=True)
-        root = read_table(repo.objects, read_root(repo.objects, read_commit(repo.objects, first.commit_id).tree).tables["t"]).root
+        root = read_table(
+            repo.objects, read_root(repo.objects, read_commit(repo.objects, first.commit_id).tree).tables["t"]
+        ).root
         leaves = {nid: leaf for nid, leaf in iter_leaves(repo.objects, root)}
         assert len(leaves) > 20
         read: set[bytes] = set()
@@ -466,7 +479,11 @@ def test_a_commit_reads_only_the_parent_leaves_whose_rows_changed(tmp_path: Path
         con.execute("UPDATE t SET x = -1 WHERE id IN (777, 15000)")
         con.commit()
         commit(monkeypatch, repo, cache=True, workers=1)
-        changed = {nid for nid, leaf in leaves.items() if {777, 15000} & {int.from_bytes(k[1:], "big") ^ (1 << 63) for k in leaf.keys}}
+        changed = {
+            nid
+            for nid, leaf in leaves.items()
+            if {777, 15000} & {int.from_bytes(k[1:], "big") ^ (1 << 63) for k in leaf.keys}
+        }
         assert len(changed) == 2
         # besides, a leaf that a seam between two key ranges cuts is read (each side holds only
         # some of its rows): the table is read in up to three ranges here

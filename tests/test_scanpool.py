@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
-from snapgit.snapshot import commit as commit_mod
 from snapgit.objects import ObjType
+from snapgit.snapshot import tablewriter as tablewriter_mod
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -77,7 +77,9 @@ def test_ranges_joined_give_the_tree_of_one_process(tmp_path_factory, monkeypatc
 
 def test_every_database(db_url, db_kind, db_engine, tmp_path: Path, monkeypatch, small_leaves) -> None:
     meta = sa.MetaData()
-    t = sa.Table("t", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20)))
+    t = sa.Table(
+        "t", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20))
+    )
     meta.create_all(db_engine)
     with db_engine.begin() as conn:
         conn.execute(t.insert(), [{"id": i * 7, "v": f"v{i % 13}"} for i in range(1500)])
@@ -177,8 +179,13 @@ def test_workers_stop_when_the_commit_is_killed(tmp_path: Path) -> None:
     con.close()
     Repo.init(tmp_path, db_url=str(tmp_path / "app.db")).close()
     env = {**os.environ, "SNAP_WORKERS": "2", "SNAP_PARALLEL_MIN_ROWS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "snapgit.cli", "commit", "-m", "x"], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snapgit.cli", "commit", "-m", "x"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def children() -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
@@ -222,8 +229,14 @@ def test_a_worker_killed_half_way_leaves_the_commit_to_read_alone(tmp_path: Path
     con.close()
     Repo.init(tmp_path, db_url=str(tmp_path / "app.db")).close()
     env = {**os.environ, "SNAP_WORKERS": "2", "SNAP_PARALLEL_MIN_ROWS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "snapgit.cli", "commit", "-m", "x", "--json"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snapgit.cli", "commit", "-m", "x", "--json"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     killed = None
     while killed is None and time.monotonic() < deadline and proc.poll() is None:
@@ -292,7 +305,8 @@ def test_a_lost_worker_does_not_leave_the_commit_waiting(tmp_path: Path) -> None
     import threading
 
     from snapgit.db import Database
-    from snapgit.snapshot.scanpool import Parallel, chunk_ranges
+    from snapgit.snapshot.ranges import chunk_ranges
+    from snapgit.snapshot.scanpool import Parallel
 
     con = sqlite3.connect(tmp_path / "app.db")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
@@ -327,14 +341,21 @@ _keys = st.lists(st.binary(max_size=12), max_size=20)
 
 @given(
     head=st.tuples(_keys, _ids),
-    leaves=st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=12), st.binary(min_size=32, max_size=32),
-                              st.integers(min_value=1, max_value=4096)), max_size=10),
+    leaves=st.lists(
+        st.tuples(
+            st.binary(max_size=12),
+            st.binary(max_size=12),
+            st.binary(min_size=32, max_size=32),
+            st.integers(min_value=1, max_value=4096),
+        ),
+        max_size=10,
+    ),
     tail=st.tuples(_keys, _ids),
 )
 def test_range_result_packs_what_it_unpacks(head, leaves, tail):
     """A range's result is held packed until the table's ranges are joined: what join_ranges
     unpacks is what scan_range packed, empty parts and empty keys included."""
-    from snapgit.snapshot.commit import RangeResult
+    from snapgit.snapshot.ranges import RangeResult
 
     got = RangeResult(RangeResult.pack(head, leaves, tail), rows=0).unpack()
     assert got == ((list(head[0]), list(head[1])), list(leaves), (list(tail[0]), list(tail[1])))
@@ -349,17 +370,19 @@ def stored_entries(repo: Repo) -> Counter:
     return out
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(rows=rows_st, edits=rows_st, workers=st.integers(0, 2), budget=st.sampled_from([1, 3000, None]))
 def test_a_commit_writes_each_new_object_once_and_counts_what_it_wrote(
-        tmp_path_factory, monkeypatch, small_leaves, rows, edits, workers, budget):
-    """A commit probes for its new objects in batches (commit.Unstored), of any size, in each
+    tmp_path_factory, monkeypatch, small_leaves, rows, edits, workers, budget
+):
+    """A commit probes for its new objects in batches (tablewriter.Unstored), of any size, in each
     process: what the store has already (rows changed back to a version committed before) is
     not written again, nothing is written twice, and the records and nodes a commit says it
     wrote are the ones the store gained."""
     if budget is not None:
-        monkeypatch.setattr(commit_mod, "UNSTORED_BUDGET", budget)
+        monkeypatch.setattr(tablewriter_mod, "UNSTORED_BUDGET", budget)
     tmp = tmp_path_factory.mktemp("once")
     con = sqlite3.connect(tmp / "app.db")
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)")

@@ -18,22 +18,23 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapgit.db import Database, DatabaseError, normalize_url, redact_url
-from snapgit.db import schemacache
+from snapgit.db import Database, DatabaseError, normalize_url, redact_url, schemacache
 from snapgit.db.url import parse_url, sqlite_file
 
-SCHEMA = "\n".join([
-    "CREATE TABLE parent (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE, note TEXT DEFAULT 'none');",
-    "CREATE TABLE child (id BIGINT PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent(id),"
-    ' name VARCHAR(20), "Score" NUMERIC(8, 3), at TIMESTAMP, UNIQUE (parent_id, name));',
-    "CREATE INDEX ix_child_name ON child(name);",
-    'CREATE TABLE "Odd ""Name""" ("a b" VARCHAR(5) PRIMARY KEY, "ü" TEXT, "100%" INTEGER);',
-    "CREATE TABLE keyless (a INTEGER, b TEXT);",
-    "INSERT INTO parent VALUES (1, 'a', NULL), (2, 'b', 'x');",
-    "INSERT INTO child VALUES (10, 1, 'n', 1.5, '2024-01-02 03:04:05'), (11, 2, NULL, NULL, NULL);",
-    'INSERT INTO "Odd ""Name""" VALUES' " ('k', 'v', 7);",
-    "INSERT INTO keyless VALUES (1, 'x'), (1, 'x');",
-])
+SCHEMA = "\n".join(
+    [
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, code VARCHAR(10) NOT NULL UNIQUE, note TEXT DEFAULT 'none');",
+        "CREATE TABLE child (id BIGINT PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent(id),"
+        ' name VARCHAR(20), "Score" NUMERIC(8, 3), at TIMESTAMP, UNIQUE (parent_id, name));',
+        "CREATE INDEX ix_child_name ON child(name);",
+        'CREATE TABLE "Odd ""Name""" ("a b" VARCHAR(5) PRIMARY KEY, "ü" TEXT, "100%" INTEGER);',
+        "CREATE TABLE keyless (a INTEGER, b TEXT);",
+        "INSERT INTO parent VALUES (1, 'a', NULL), (2, 'b', 'x');",
+        "INSERT INTO child VALUES (10, 1, 'n', 1.5, '2024-01-02 03:04:05'), (11, 2, NULL, NULL, NULL);",
+        'INSERT INTO "Odd ""Name""" VALUES (\'k\', \'v\', 7);',
+        "INSERT INTO keyless VALUES (1, 'x'), (1, 'x');",
+    ]
+)
 
 
 def make_sqlite(path: pathlib.Path, script: str = SCHEMA) -> pathlib.Path:
@@ -97,7 +98,9 @@ def test_cache_of_other_tables_is_a_miss(tmp_path: pathlib.Path) -> None:
         assert [s.name for s in snap.reflect(None, cache=cache)] == ['Odd "Name"', "child", "keyless", "parent"]
 
 
-@pytest.mark.parametrize("content", [b"", b"not msgpack \xff", b"\x93\x01\xc4\x01x\x90", b"\x93\x02\xc4\x20" + bytes(32) + b"\x90"])
+@pytest.mark.parametrize(
+    "content", [b"", b"not msgpack \xff", b"\x93\x01\xc4\x01x\x90", b"\x93\x02\xc4\x20" + bytes(32) + b"\x90"]
+)
 def test_a_cache_that_does_not_read_is_a_miss(tmp_path: pathlib.Path, content: bytes) -> None:
     db = make_sqlite(tmp_path / "db.sqlite")
     cache = tmp_path / "cache"
@@ -148,8 +151,9 @@ def test_a_commit_of_an_unchanged_schema_does_not_import_sqlalchemy(tmp_path: pa
     subprocess.run([snap, "init", "--db", str(db)], cwd=tmp_path, check=True, env=env, capture_output=True)
 
     def commit(msg: str) -> str:
-        done = subprocess.run([sys.executable, "-c", _COMMIT_AND_REPORT, msg], cwd=tmp_path, env=env,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _COMMIT_AND_REPORT, msg], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -1,3 +1,5 @@
+"""``python -m snapgit.cli``: the ``snap`` command."""
+
 from snapgit.cli.app import main
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 A side of a diff is a snapshot tree (:class:`Side`): a commit's, or the live database's built
 into an in-memory overlay by the commit code. Tables are paired by name; for each pair the
-schemas are compared (:func:`schema_changes`) and the trees diffed (treediff.py), which costs
+schemas are compared (:func:`schema_changes`) and the trees diffed (:mod:`snapgit.tree.diff`), which costs
 the size of the change. Row changes come out lazily, decoded on demand: ``--stat`` never
 decodes a record, ``--limit`` stops reading early.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 from snapgit.encoding import decode_row
 from snapgit.errors import NotFoundError
-from snapgit.store.history import read_table
-from snapgit.objects import ObjType, decode_schema
-from snapgit.store.objectstore import ObjectReader
+from snapgit.objects import ObjType, TableEntry, decode_schema
 from snapgit.schema import TableSchema
+from snapgit.store.history import read_table
+from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees
 
 __all__ = [
@@ -72,7 +72,14 @@ class SchemaChange:
         return f"{self.kind} {self.column or ''}".strip()
 
     def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "op": "schema", "kind": self.kind, "column": self.column, "old": self.old, "new": self.new}
+        return {
+            "table": self.table,
+            "op": "schema",
+            "kind": self.kind,
+            "column": self.column,
+            "old": self.old,
+            "new": self.new,
+        }
 
 
 @dataclass
@@ -101,7 +108,7 @@ def _same(a: Any, b: Any) -> bool:
         return False
     try:
         return encode_value(a) == encode_value(b)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a value the encoder refuses is compared as Python sees it
         return a == b
 
 
@@ -118,7 +125,9 @@ class TableStat:
         return self.added + self.removed + self.changed
 
 
-def schema_changes(name: str, old: TableSchema | None, new: TableSchema | None, old_key, new_key) -> list[SchemaChange]:
+def schema_changes(
+    name: str, old: TableSchema | None, new: TableSchema | None, old_key: list[str] | None, new_key: list[str] | None
+) -> list[SchemaChange]:
     if old is None and new is None:
         return []
     if old is None:
@@ -164,7 +173,7 @@ class TableDiff:
         )
 
     @staticmethod
-    def _schema(reader: ObjectReader, entry) -> TableSchema | None:
+    def _schema(reader: ObjectReader, entry: TableEntry | None) -> TableSchema | None:
         if entry is None:
             return None
         otype, data = reader.get(entry.schema)
@@ -202,12 +211,13 @@ class TableDiff:
                 st.changed += 1
         return st
 
-    def _row(self, reader: ObjectReader, schema: TableSchema, rid: bytes) -> dict[str, Any]:
+    def _row(self, reader: ObjectReader, schema: TableSchema | None, rid: bytes) -> dict[str, Any]:
+        assert schema is not None, "a side that holds a row of the table holds its schema"
         otype, data = reader.get(rid)
-        by_name = dict(zip(schema.sorted_names, decode_row(data)))
+        by_name = dict(zip(schema.sorted_names, decode_row(data), strict=False))
         return {c: by_name[c] for c in schema.column_names}
 
-    def _key(self, row: dict[str, Any], entry) -> dict[str, Any]:
+    def _key(self, row: dict[str, Any], entry: TableEntry | None) -> dict[str, Any]:
         if entry is None or not entry.key:
             return dict(row)  # keyless: the row is its own key
         return {k: row.get(k) for k in entry.key}
@@ -220,7 +230,9 @@ class TableDiff:
             old = self._row(self.a.reader, self.old_schema, ch.old) if ch.old is not None else None
             new = self._row(self.b.reader, self.new_schema, ch.new) if ch.new is not None else None
             entry = self.new_entry if new is not None else self.old_entry
-            key = self._key(new if new is not None else old, entry)
+            row = new if new is not None else old
+            assert row is not None, "a change has a row on one side at least"
+            key = self._key(row, entry)
             yield RowDiff(self.name, ch.op, key, old, new)
 
 

@@ -1,6 +1,6 @@
 """Three-way merge of table snapshots: what to write into the live database, and what conflicts.
 
-For each table, base -> ours and base -> theirs are diffed (treediff.py, so shared subtrees cost
+For each table, base -> ours and base -> theirs are diffed (:mod:`snapgit.tree.diff`, so shared subtrees cost
 nothing) and the two streams are joined by key. Per key, one outcome:
 
 ==========================  =================================================================
@@ -33,9 +33,9 @@ from typing import Any
 from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import SnapError
 from snapgit.objects import ObjType, TableEntry, decode_schema
-from snapgit.store.objectstore import ObjectReader
-from snapgit.store.history import read_table
 from snapgit.schema import TableSchema
+from snapgit.store.history import read_table
+from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees
 
 __all__ = [
@@ -103,14 +103,25 @@ def _row(reader: ObjectReader, rid: bytes | None) -> list[Any] | None:
     return decode_row(data)
 
 
+def _row_of(reader: ObjectReader, rid: bytes | None) -> list[Any]:
+    """The row of a record id that the change's kind guarantees: the new one of an added or
+    changed row, the old one of a removed or changed row."""
+    assert rid is not None, "a change without the record id its kind implies"
+    return decode_row(reader.get(rid)[1])
+
+
 def _same(a: list[Any] | None, b: list[Any] | None, ignore: frozenset[int]) -> bool:
     """Rows equal but for the ignored columns (by canonical bytes)."""
     if a is None or b is None:
         return a is b
-    return all(encode_row([x]) == encode_row([y]) for i, (x, y) in enumerate(zip(a, b)) if i not in ignore)
+    return all(
+        encode_row([x]) == encode_row([y]) for i, (x, y) in enumerate(zip(a, b, strict=False)) if i not in ignore
+    )
 
 
-def _cells_merge(names: list[str], base: list[Any], ours: list[Any], theirs: list[Any], ignore: frozenset[int] = frozenset()):
+def _cells_merge(
+    names: list[str], base: list[Any], ours: list[Any], theirs: list[Any], ignore: frozenset[int] = frozenset()
+) -> tuple[list[Any], list[str]]:
     """(merged row with ours in conflicting cells, conflicting column names). Ignored columns
     never conflict: they keep the database's value."""
     merged = []
@@ -211,7 +222,7 @@ def plan_table(
                 continue
         # both sides changed this key, differently
         if o.op == CHANGED and t.op == CHANGED:
-            b_row, o_row, t_row = _row(reader, o.old), _row(reader, o.new), _row(reader, t.new)
+            b_row, o_row, t_row = _row_of(reader, o.old), _row_of(reader, o.new), _row_of(reader, t.new)
             merged, cols = _cells_merge(names, b_row, o_row, t_row, ign)
             if cols:
                 c = Conflict(name, key, "cells", b_row, o_row, t_row, cols)
@@ -229,26 +240,31 @@ def plan_table(
         }.get((o.op, t.op))
         if kind is None:  # e.g. removed on both with different old ids cannot happen; be safe
             raise MergeError(f"table {name!r}: unexpected change pair {o.op}/{t.op}")
-        c = Conflict(
-            name, key, kind, _row(reader, o.old), _row(reader, o.new), _row(reader, t.new), list(names)
-        )
+        c = Conflict(name, key, kind, _row(reader, o.old), _row(reader, o.new), _row(reader, t.new), list(names))
         _resolve(plan, c, strategy, resolutions)
     return plan
 
 
 def _apply_theirs(plan: TablePlan, reader: ObjectReader, t: RowChange) -> None:
     if t.op == ADDED:
-        plan.inserts.append(_row(reader, t.new))
+        plan.inserts.append(_row_of(reader, t.new))
         plan.added += 1
     elif t.op == REMOVED:
-        plan.deletes.append(_row(reader, t.old))
+        plan.deletes.append(_row_of(reader, t.old))
         plan.deleted += 1
     else:
-        plan.updates.append(_row(reader, t.new))
+        plan.updates.append(_row_of(reader, t.new))
         plan.updated += 1
 
 
-def _resolve(plan: TablePlan, c: Conflict, strategy: str, resolutions: dict[bytes, str], merged=None, names=None) -> None:
+def _resolve(
+    plan: TablePlan,
+    c: Conflict,
+    strategy: str,
+    resolutions: dict[bytes, str],
+    merged: list[Any] | None = None,
+    names: list[str] | None = None,
+) -> None:
     """Apply a conflict's resolution (by the recorded per-key choice, else the strategy)."""
     plan.conflicts.append(c)
     choice = resolutions.get(c.key) or {"backup_wins": "theirs", "database_wins": "ours"}.get(strategy)
@@ -257,17 +273,23 @@ def _resolve(plan: TablePlan, c: Conflict, strategy: str, resolutions: dict[byte
         return  # manual and unresolved: nothing is written for it
     if choice == "ours":
         plan.resolved_ours += 1
-        if c.kind == "cells" and encode_row(merged) != encode_row(c.ours):
-            plan.updates.append(list(merged))  # cells only theirs changed merge all the same
+        if c.kind == "cells":
+            # a cells conflict comes with the merged row, and has all three rows
+            assert merged is not None and c.ours is not None
+            if encode_row(merged) != encode_row(c.ours):
+                plan.updates.append(list(merged))  # cells only theirs changed merge all the same
         return  # else the database already holds ours
     plan.resolved_theirs += 1
     if c.kind == "cells":
+        # a cells conflict comes with the merged row and the column names, and has all three rows
+        assert merged is not None and names is not None and c.theirs is not None
         row = list(merged)
         for col in c.columns:
             i = names.index(col)
             row[i] = c.theirs[i]
         plan.updates.append(row)
     elif c.theirs is None:  # their delete wins
+        assert c.ours is not None, "a delete conflicts only with a change"
         plan.deletes.append(c.ours)
     elif c.ours is None:  # we deleted it; theirs brings it back
         plan.inserts.append(c.theirs)

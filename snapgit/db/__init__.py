@@ -26,10 +26,7 @@ table), :mod:`~snapgit.db.values` (converters to canonical values), :mod:`~snapg
 (tables from portable schemas).
 """
 
-from snapgit.db.database import Database, ReadSnapshot
-from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, UnsupportedTypeError
-from snapgit.db.write import WriteTransaction
-from snapgit.db.url import normalize_url, redact_url
+from typing import TYPE_CHECKING
 
 __all__ = [
     "Database",
@@ -42,3 +39,34 @@ __all__ = [
     "normalize_url",
     "redact_url",
 ]
+
+if TYPE_CHECKING:
+    from snapgit.db.database import Database, ReadSnapshot
+    from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, UnsupportedTypeError
+    from snapgit.db.url import normalize_url, redact_url
+    from snapgit.db.write import WriteTransaction
+
+_HOMES = {
+    "Database": "snapgit.db.database",
+    "ReadSnapshot": "snapgit.db.database",
+    "WriteTransaction": "snapgit.db.write",
+    "DatabaseError": "snapgit.db.errors",
+    "ForeignKeyViolationError": "snapgit.db.errors",
+    "RowMatchError": "snapgit.db.errors",
+    "UnsupportedTypeError": "snapgit.db.errors",
+    "normalize_url": "snapgit.db.url",
+    "redact_url": "snapgit.db.url",
+}
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: a module of the package imports only what it needs (the write
+    # path does not load the read path, redacting a URL loads neither).
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'snapgit.db' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

@@ -34,24 +34,23 @@ import pathlib
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snapgit.encoding import packable
-from snapgit.native import NativeError, sqlite_reader
-from snapgit.schema import TableSchema
 from snapgit.db import schemacache
 from snapgit.db.errors import DatabaseError, driver_reason, one_line
 from snapgit.db.reflect import LIST_TABLES_SQL, list_tables, reflect_tables
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.db.url import dialect_of, parse_url, password_of, redact_url, sqlite_file
+from snapgit.db.write import WriteTransaction
+from snapgit.encoding import packable
+from snapgit.native import NativeError, sqlite_reader
+from snapgit.schema import TableSchema
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import URL, Connection, Engine
-
-    from snapgit.db.write import WriteTransaction
 
 __all__ = ["Database", "ReadSnapshot"]
 
@@ -106,7 +105,7 @@ def _check_sqlite_file(path: pathlib.Path, create: bool) -> None:
         raise DatabaseError(f"SQLite database {path} is a directory, not a database file")
 
 
-def _sqlite_engine_url(path: str) -> "URL":
+def _sqlite_engine_url(path: str) -> URL:
     from sqlalchemy.engine import URL
 
     # mode=rw: even if the file vanishes now, SQLite must not create an empty one
@@ -120,8 +119,14 @@ class Database:
     ``sqlite_path``: a SQLite file whose snapshots read on a plain ``sqlite3`` connection (see
     the module docstring); SQLAlchemy's engine is then made on first use, for writing."""
 
-    def __init__(self, engine: "Engine | None", url_redacted: str, dialect: str, password: str | None = None,
-                 sqlite_path: str | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine | None,
+        url_redacted: str,
+        dialect: str,
+        password: str | None = None,
+        sqlite_path: str | None = None,
+    ) -> None:
         self._engine_made = engine
         self._password = password
         self.dialect = dialect
@@ -129,7 +134,7 @@ class Database:
         self._sqlite_path = sqlite_path
 
     @property
-    def _engine(self) -> "Engine":
+    def _engine(self) -> Engine:
         if self._engine_made is None:
             import sqlalchemy as sa
 
@@ -138,7 +143,7 @@ class Database:
         return self._engine_made
 
     @classmethod
-    def connect(cls, url: str, *, base_dir: pathlib.Path | None = None, create: bool = False) -> "Database":
+    def connect(cls, url: str, *, base_dir: pathlib.Path | None = None, create: bool = False) -> Database:
         """Connect to the database at ``url`` (a SQLite path or any URL :func:`normalize_url`
         takes). A SQLite file that does not exist is an error, unless ``create`` (for
         ``restore --into`` a new file): snapgit never creates a database by accident."""
@@ -181,7 +186,7 @@ class Database:
         return db
 
     @classmethod
-    def _connect_sqlite(cls, path: str, create: bool) -> "Database":
+    def _connect_sqlite(cls, path: str, create: bool) -> Database:
         _check_sqlite_file(pathlib.Path(path), create)
         db = cls(None, "sqlite:///" + path, "sqlite", sqlite_path=path)
         try:
@@ -204,7 +209,7 @@ class Database:
     def _error(self, what: str, exc: BaseException, hint: str | None = None) -> DatabaseError:
         return DatabaseError(f"{what} {self.url_redacted}: {driver_reason(exc, self._password)}", hint=hint)
 
-    def _connect(self) -> "sa.Connection":
+    def _connect(self) -> sa.Connection:
         import sqlalchemy as sa
 
         try:
@@ -213,7 +218,7 @@ class Database:
             raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
 
     @contextlib.contextmanager
-    def snapshot(self, shared: str | None = None) -> Iterator["ReadSnapshot"]:
+    def snapshot(self, shared: str | None = None) -> Iterator[ReadSnapshot]:
         """One consistent read transaction for everything read inside the ``with`` block.
 
         ``shared``: a token from :meth:`ReadSnapshot.share` of another snapshot, still open, of
@@ -242,32 +247,22 @@ class Database:
             conn.close()
 
     @contextlib.contextmanager
-    def write(self) -> Iterator["WriteTransaction"]:
+    def write(self) -> Iterator[WriteTransaction]:
         """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
         ends cleanly, rolled back on any exception, so that the database is then exactly as it
         was."""
-        from snapgit.db.write import WriteTransaction
-
         conn = self._connect()
-        tx = WriteTransaction(self, conn)
         try:
-            tx._begin()
-            try:
+            with WriteTransaction.begin(conn, self.dialect, self.url_redacted, self._password) as tx:
                 yield tx
-            except BaseException:
-                tx._rollback()
-                raise
-            tx._commit()
         finally:
-            tx._close()
-            tx._raw = None
             conn.close()
 
     def close(self) -> None:
         if self._engine_made is not None:
             self._engine_made.dispose()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -283,7 +278,7 @@ class ReadSnapshot:
     ``conn`` is SQLAlchemy's connection; None for a SQLite snapshot on the plain connection
     ``raw`` (see the module docstring)."""
 
-    def __init__(self, db: Database, conn: "Connection | None", raw: Any = None) -> None:
+    def __init__(self, db: Database, conn: Connection | None, raw: Any = None) -> None:
         self._db = db
         self._conn = conn
         self._dialect = db.dialect
@@ -424,7 +419,7 @@ class ReadSnapshot:
             schemacache.save(cache, fingerprint, schemas)
         return schemas
 
-    def _adopt(self) -> "Connection":
+    def _adopt(self) -> Connection:
         """SQLAlchemy's connection on this snapshot's plain one, to reflect with. SQLAlchemy
         rolls back a connection it is given on first use, which ends the read transaction: so
         it is ended here, and begun again once SQLAlchemy has the connection. That is sound
@@ -541,7 +536,7 @@ class ReadSnapshot:
         finally:
             cur.close()
 
-    def now(self) -> "_dt.datetime":
+    def now(self) -> _dt.datetime:
         """The database server's clock, as a naive UTC datetime (on PostgreSQL the start of the
         read transaction). Incremental commits compare change columns, which the database's
         own clock usually fills, with this rather than with the client's clock."""
@@ -568,7 +563,7 @@ class ReadSnapshot:
         batch_size: int = SCAN_BATCH,
         *,
         columns: Sequence[str] | None = None,
-        since: tuple[str, "_dt.datetime"] | None = None,
+        since: tuple[str, _dt.datetime] | None = None,
         key_range: tuple[str, int | None, int | None] | None = None,
         values_of: Sequence[str] | None = None,
         raw: bool = False,
@@ -617,7 +612,7 @@ class ReadSnapshot:
         batch_size: int = SCAN_BATCH,
         *,
         key_range: tuple[str, int | None, int | None] | None = None,
-    ) -> "_Scan | None":
+    ) -> _Scan | None:
         """A raw scan (:meth:`scan` with ``values_of=key``) of a table keyed by one integer
         column, read by the C extension: its items are ``snapgit._native.Batch`` objects of
         about ``batch_size`` rows each, cut where ``key >> bits`` changes, with the rows' keys,
@@ -641,8 +636,9 @@ class ReadSnapshot:
         scan.convert = batch_converter(converters, memo=True)
         return scan
 
-    def _stream_blocks(self, reader: Any, sql: str, table: str, batch_size: int,
-                       cut: tuple[int, int, int]) -> Iterator[Any]:
+    def _stream_blocks(
+        self, reader: Any, sql: str, table: str, batch_size: int, cut: tuple[int, int, int]
+    ) -> Generator[Any, None, None]:
         try:
             reader.execute(sql)
             fetch = reader.fetch_blocks
@@ -656,7 +652,7 @@ class ReadSnapshot:
         schema: TableSchema,
         key: Sequence[str] | None,
         columns: Sequence[str] | None,
-        since: tuple[str, "_dt.datetime"] | None,
+        since: tuple[str, _dt.datetime] | None,
         key_range: tuple[str, int | None, int | None] | None,
         values_of: Sequence[str] | None,
     ) -> tuple[str, tuple[Any, ...], list[Any]]:
@@ -674,10 +670,10 @@ class ReadSnapshot:
         reads = [column_read(self._dialect, by_name[n].type, by_name[n].native) for n in names]
         order = []
         for k in key or ():
-            col = by_name[k]
-            expr = column_read(self._dialect, col.type, col.native).order.format(c=q(k))
+            key_col = by_name[k]
+            expr = column_read(self._dialect, key_col.type, key_col.native).order.format(c=q(k))
             order.append(expr + " NULLS FIRST" if self._dialect == "postgresql" else expr)
-        select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names))
+        select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names, strict=False))
         sql = f"SELECT {select} FROM {q(table)}"
         params: tuple[Any, ...] = ()
         wheres = []
@@ -703,7 +699,7 @@ class ReadSnapshot:
             keep = set(values_of)
             converters = [
                 _then_packable(c) if c is not None and n not in keep and _stored_as_ext(by_name[n].type) else c
-                for c, n in zip(converters, names)
+                for c, n in zip(converters, names, strict=False)
             ]
         return sql, params, converters
 
@@ -718,10 +714,11 @@ class ReadSnapshot:
         if self._dialect != "sqlite":
             return False
         by_name = {c.name: c for c in schema.columns}
-        return all(k in by_name and column_read(self._dialect, by_name[k].type, by_name[k].native).convert is None
-                   for k in key)
+        return all(
+            k in by_name and column_read(self._dialect, by_name[k].type, by_name[k].native).convert is None for k in key
+        )
 
-    def _since(self, column: Any, t: "_dt.datetime") -> tuple[str, tuple[Any, ...]]:
+    def _since(self, column: Any, t: _dt.datetime) -> tuple[str, tuple[Any, ...]]:
         c = self._quote(column.name)
         value: Any = t.date() if column.type == "date" else t
         if self._dialect == "sqlite":
@@ -730,10 +727,10 @@ class ReadSnapshot:
             text = value.isoformat() if column.type == "date" else value.strftime("%Y-%m-%d %H:%M:%S")
             return f"({c} >= ? OR {c} IS NULL OR typeof({c}) NOT IN ('text', 'null'))", (text,)
         if column.type == "timestamptz":
-            value = value.replace(tzinfo=_dt.timezone.utc)
+            value = value.replace(tzinfo=_dt.UTC)
         return f"({c} >= %s OR {c} IS NULL)", (value,)
 
-    def _empty_rows(self, table: str, batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    def _empty_rows(self, table: str, batch_size: int) -> Generator[list[tuple[Any, ...]], None, None]:
         cur = self._raw.cursor()
         try:
             cur.execute(f"SELECT count(*) FROM {self._quote(table)}")
@@ -770,7 +767,7 @@ class ReadSnapshot:
 
     def _stream(
         self, sql: str, table: str, convert: Any, batch_size: int, params: tuple[Any, ...] = ()
-    ) -> Iterator[list[tuple[Any, ...]]]:
+    ) -> Generator[list[tuple[Any, ...]], None, None]:
         try:
             cur = self._open_cursor(sql, batch_size, params)
             try:
@@ -808,7 +805,7 @@ class _Scan:
 
     __slots__ = ("_snap", "_batches", "_started", "_superseded", "convert", "converters")
 
-    def __init__(self, snap: ReadSnapshot, batches: Iterator[list[tuple[Any, ...]]]) -> None:
+    def __init__(self, snap: ReadSnapshot, batches: Generator[list[tuple[Any, ...]], None, None]) -> None:
         self._snap = snap
         self._batches = batches
         self._started = False
@@ -816,7 +813,7 @@ class _Scan:
         self.convert: Any = None  # the batch converter of a raw scan (see ReadSnapshot.scan)
         self.converters: list[Any] = []  # per column, of a block scan (ReadSnapshot.scan_blocks)
 
-    def __iter__(self) -> "_Scan":
+    def __iter__(self) -> _Scan:
         return self
 
     def __next__(self) -> list[tuple[Any, ...]]:
@@ -839,10 +836,10 @@ class _Scan:
     def _supersede(self) -> None:
         self._superseded = True
         with contextlib.suppress(Exception):  # a broken connection shows at the next statement
-            self._batches.close()  # type: ignore[attr-defined]
+            self._batches.close()
 
     def close(self) -> None:
         """Stop reading (the rest of the rows are not read, or on MariaDB read and dropped)."""
         if self._snap._open_scan is self:
             self._snap._open_scan = None
-        self._batches.close()  # type: ignore[attr-defined]
+        self._batches.close()

@@ -63,8 +63,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snapgit.schema import ForeignKey, Index, TableSchema
 from snapgit.db.errors import DatabaseError
+from snapgit.schema import ForeignKey, Index, TableSchema
 
 __all__ = ["Target", "column_type", "table_order", "create_table_sql", "add_foreign_key_sql", "quote"]
 

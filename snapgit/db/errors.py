@@ -23,8 +23,7 @@ class UnsupportedTypeError(DatabaseError):
     def __init__(self, table: str, column: str, native: str, *, hint: str | None = None) -> None:
         super().__init__(
             f"column {table}.{column} has type {native}, which snapgit cannot store",
-            hint=hint
-            or "leave the column out (ignored columns in .snapstore/config.toml) or change its type",
+            hint=hint or "leave the column out (ignored columns in .snapstore/config.toml) or change its type",
         )
         self.table = table
         self.column = column
@@ -62,8 +61,7 @@ class ForeignKeyViolationError(DatabaseError):
         others = f" (and {more} more {'row' if more == 1 else 'rows'})" if more else ""
         super().__init__(
             f"foreign key violation in table {table}: {what}{name}{others}",
-            hint=hint
-            or "the change would leave rows pointing at rows that do not exist; nothing was written",
+            hint=hint or "the change would leave rows pointing at rows that do not exist; nothing was written",
         )
         self.table = table
         self.ref_table = ref_table
@@ -84,7 +82,7 @@ def one_line(text: str) -> str:
 def driver_reason(exc: BaseException, password: str | None) -> str:
     """The driver's own message, on one line, without the password."""
     orig = getattr(exc, "orig", None) or exc
-    args = getattr(orig, "args", ())
+    args: tuple[object, ...] = getattr(orig, "args", ())
     if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):  # PyMySQL
         text = f"{args[1]} ({args[0]})"
     else:

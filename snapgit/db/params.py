@@ -64,13 +64,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from snapgit.db.values import Converter
 from snapgit.encoding import Json, canonical_json
 from snapgit.jsonvalue import to_json
-from snapgit.db.values import Converter
 
 __all__ = ["SqliteStyle", "sqlite_style", "column_write", "WriteValueError"]
 
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 _US = _dt.timedelta(microseconds=1)
 _D = decimal.Decimal
 _INT64_MIN = -(2**63)
@@ -133,9 +133,7 @@ def _sqlite_decimal(v: Any) -> Any:
     f = float(v)
     if _D(repr(f)) == v:  # exactly what the reader does with a REAL
         return f
-    raise WriteValueError(
-        f"SQLite cannot store the number {v} exactly: its NUMERIC columns keep 15 significant digits"
-    )
+    raise WriteValueError(f"SQLite cannot store the number {v} exactly: its NUMERIC columns keep 15 significant digits")
 
 
 def _sqlite_float(v: Any) -> Any:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from snapgit.schema import Column, ForeignKey, Index, TableSchema
 from snapgit.db.errors import UnsupportedTypeError
 from snapgit.db.types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
+from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -35,10 +35,7 @@ __all__ = ["LIST_TABLES_SQL", "list_tables", "reflect_tables"]
 
 # the user tables of the database a connection is on (see the module docstring), one per row
 LIST_TABLES_SQL = {
-    "sqlite": (
-        "SELECT name FROM sqlite_master WHERE type = 'table' "
-        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-    ),
+    "sqlite": ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"),
     "postgresql": (
         "SELECT c.relname FROM pg_catalog.pg_class c "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -63,9 +60,7 @@ _CatalogColumn = tuple[str, "str | None", str, bool, bool]
 def _sqlite_catalog(conn: Connection, tables: Sequence[str]) -> dict[str, list[_CatalogColumn]]:
     out: dict[str, list[_CatalogColumn]] = {}
     for t in tables:
-        rows = conn.exec_driver_sql(
-            "SELECT name, type, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid", (t,)
-        ).all()
+        rows = conn.exec_driver_sql("SELECT name, type, pk, hidden FROM pragma_table_xinfo(?) ORDER BY cid", (t,)).all()
         pk = [r for r in rows if r[2]]
         # a single INTEGER PRIMARY KEY is the rowid: SQLite assigns it
         rowid = pk[0][0] if len(pk) == 1 and (pk[0][1] or "").strip().upper() == "INTEGER" else None
@@ -159,7 +154,7 @@ def _mysql_catalog(conn: Connection, tables: Sequence[str]) -> dict[str, list[_C
 _CATALOGS = {"sqlite": _sqlite_catalog, "postgresql": _pg_catalog, "mysql": _mysql_catalog}
 
 
-def _index_columns(ix: dict[str, Any]) -> tuple[str, ...]:
+def _index_columns(ix: Mapping[str, Any]) -> tuple[str, ...]:
     cols = ix.get("expressions") or ix.get("column_names") or []
     return tuple(c if c is not None else "<expression>" for c in cols)
 
@@ -188,7 +183,7 @@ def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> lis
         info = {c["name"]: c for c in cols.get(key, [])}
         columns = []
         for name, portable, native, generated, autoinc in catalog[t]:
-            col = info.get(name, {})
+            col: Mapping[str, Any] = info.get(name, {})
             if generated or col.get("computed"):
                 continue
             if portable is None:
@@ -204,7 +199,8 @@ def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> lis
                     autoincrement=bool(autoinc or (dialect == "postgresql" and col.get("autoincrement") is True)),
                 )
             )
-        pk = tuple((pks.get(key) or {}).get("constrained_columns") or ())
+        pk_info: Mapping[str, Any] = pks.get(key) or {}
+        pk = tuple(pk_info.get("constrained_columns") or ())
         unique_list = uqs.get(key, [])
         unique = tuple(sorted({tuple(u["column_names"]) for u in unique_list}))
         unique_index_names = {u.get("duplicates_index") or u.get("name") for u in unique_list}

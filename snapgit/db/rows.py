@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as _dt
 import decimal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from msgpack import ExtType
@@ -31,15 +31,29 @@ from snapgit.db.values import Converter
 
 __all__ = ["batch_converter"]
 
-BatchConverter = Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+# rows in: whatever unpacks into one value per column (the driver's tuples, the caller's lists)
+BatchConverter = Callable[[Iterable[Sequence[Any]]], list[tuple[Any, ...]]]
 
 MEMO_MAX = 1 << 16
 
 # results that may be shared by every row holding the same text
-_IMMUTABLE = frozenset({
-    str, bytes, int, float, bool, type(None), ExtType,
-    _dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID,
-})
+_IMMUTABLE = frozenset(
+    {
+        str,
+        bytes,
+        int,
+        float,
+        bool,
+        type(None),
+        ExtType,
+        _dt.datetime,
+        _dt.date,
+        _dt.time,
+        _dt.timedelta,
+        decimal.Decimal,
+        uuid.UUID,
+    }
+)
 
 
 def _memoized(conv: Converter, memo: dict[str, Any]) -> Converter:
@@ -64,7 +78,7 @@ def batch_converter(converters: Sequence[Converter | None], *, memo: bool = Fals
     target = ", ".join(names) + ","
     namespace: dict[str, Any] = {}
     parts = []
-    for i, (name, conv) in enumerate(zip(names, converters)):
+    for i, (name, conv) in enumerate(zip(names, converters, strict=False)):
         if conv is None:
             parts.append(name)
         elif memo:

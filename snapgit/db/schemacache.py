@@ -44,8 +44,8 @@ def _code() -> bytes:
     from its source, not from package metadata, which takes 50 ms to find), SQLite's version."""
     global _code_hash
     if _code_hash is None:
-        from snapgit.version import __version__
         from snapgit.db import reflect, types
+        from snapgit.version import __version__
 
         h = hashlib.sha256(f"snapgit {__version__} schemacache {_VERSION}\0sqlite {sqlite3.sqlite_version}\0".encode())
         for module in (reflect, types):

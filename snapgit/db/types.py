@@ -233,7 +233,7 @@ class PgType:
     name: str
     kind: str
     mod: int = -1
-    element: "PgType | None" = None
+    element: PgType | None = None
 
 
 _PG_NAMES = {

@@ -44,10 +44,7 @@ _FAMILIES = {
     "mariadb": ("mysql+pymysql", "mysql"),
 }
 _PASSWORD_PARAMS = ("password", "passwd")
-_URL_HINT = (
-    "write a SQLite path (app.db), sqlite:///path, postgresql://user@host/db "
-    "or mysql://user@host/db"
-)
+_URL_HINT = "write a SQLite path (app.db), sqlite:///path, postgresql://user@host/db or mysql://user@host/db"
 
 
 def _scrub(url: str) -> str:
@@ -87,6 +84,23 @@ def sqlite_file(url: str, base_dir: pathlib.Path | None = None) -> str | None:
     return path if _PLAIN_PATH.fullmatch(path) else None
 
 
+def _malformed(url: str, exc: Exception) -> str:
+    """Why SQLAlchemy refused ``url``, in the URL's terms: for a bad host or port its message is
+    Python's ("invalid literal for int() with base 10"), which names neither."""
+    netloc = url.partition("://")[2].partition("/")[0].partition("?")[0]
+    hostport = netloc.rpartition("@")[2]  # never the user and password
+    if hostport.startswith("[") and "]" not in hostport:
+        return "the IPv6 address after '[' has no closing ']'"
+    port = hostport.rpartition("]")[2] if hostport.startswith("[") else hostport
+    if ":" in port:
+        port = port.rpartition(":")[2]
+        if not port.isdigit():
+            return f"the port {port!r} is not a number" if port else "the port after ':' is missing"
+    if isinstance(exc, ValueError):
+        return "it is not of the form dialect://user@host:port/database"
+    return str(exc)
+
+
 def parse_url(url: str, base_dir: pathlib.Path | None = None) -> URL:
     """The canonical SQLAlchemy URL object for ``url`` (see the module docstring)."""
     from sqlalchemy.engine import URL, make_url
@@ -102,7 +116,7 @@ def parse_url(url: str, base_dir: pathlib.Path | None = None) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
-        raise DatabaseError(f"invalid database URL {_scrub(url)!r}: {exc}", hint=_URL_HINT) from None
+        raise DatabaseError(f"invalid database URL {_scrub(url)!r}: {_malformed(url, exc)}", hint=_URL_HINT) from None
     family = parsed.drivername.split("+", 1)[0].lower()
     if family not in _FAMILIES:
         raise DatabaseError(
@@ -153,7 +167,7 @@ def redact_url(url: str) -> str:
 
 
 def dialect_of(url: URL) -> str:
-    """"sqlite", "postgresql" or "mysql" for a URL from :func:`parse_url`."""
+    """ "sqlite", "postgresql" or "mysql" for a URL from :func:`parse_url`."""
     return _FAMILIES[url.drivername.split("+", 1)[0]][1]
 
 

@@ -43,7 +43,7 @@ __all__ = [
 
 Converter = Callable[[Any], Any]
 
-_UTC = _dt.timezone.utc
+_UTC = _dt.UTC
 _BOOLS = {0: False, 1: True}
 _DECIMAL_CONTEXT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
 _ONE = decimal.Decimal(1)
@@ -87,7 +87,8 @@ def to_decimal(scale: int | None) -> Converter:
             if v != v:
                 return v
             d = D(repr(v))
-            if d.is_finite() and d.as_tuple().exponent > 0:  # type: ignore[operator]
+            exponent = d.as_tuple().exponent  # "F" for an infinity, else an int
+            if isinstance(exponent, int) and exponent > 0:
                 d = d.quantize(_ONE, context=ctx)
         elif t is str:
             try:

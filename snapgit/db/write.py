@@ -1,8 +1,8 @@
 """Writing a live database: one transaction that applies a change set, or creates tables.
 
-:meth:`Database.write <snapgit.db.database.Database.write>` opens **one transaction**; it
-commits when the ``with`` block ends cleanly and rolls back on any exception, leaving the database
-exactly as it was:
+:meth:`WriteTransaction.begin` (which :meth:`Database.write <snapgit.db.database.Database.write>`
+calls on a connection of its pool) opens **one transaction**; it commits when the ``with`` block
+ends cleanly and rolls back on any exception, leaving the database exactly as it was:
 
 * SQLite: ``BEGIN IMMEDIATE`` (the write lock is taken up front, so the transaction cannot fail
   half way because another writer got in first);
@@ -61,22 +61,20 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from snapgit.encoding import encode_row
-from snapgit.jsonvalue import to_text
-from snapgit.schema import TableSchema
 from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
 from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
 from snapgit.db.reflect import LIST_TABLES_SQL
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
+from snapgit.encoding import encode_row
+from snapgit.jsonvalue import to_text
+from snapgit.schema import ForeignKey, TableSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-    from snapgit.db.database import Database
 
 __all__ = ["WriteTransaction"]
 
@@ -89,6 +87,9 @@ _scan_ids = itertools.count(1)
 _MATCH_HINT = "the database changed since it was read, or the key is not unique; nothing was written"
 _UTF8 = ("utf8mb4", "utf8mb3", "utf8", "ascii", "binary")
 _TRANSACTIONAL_ENGINES = ("innodb", "xtradb", "rocksdb", "tokudb", "ndbcluster", "ndb")
+
+# _fail hands back the error it records, of the type it was given
+_Failure = TypeVar("_Failure", bound=DatabaseError)
 
 
 def _key_text(names: Sequence[str], values: Sequence[Any]) -> str:
@@ -107,13 +108,18 @@ class _Live:
 
 
 class WriteTransaction:
-    """One write transaction on a database: see the module docstring. Made by
-    :meth:`Database.write`, never directly."""
+    """One write transaction on a database: see the module docstring. Made by :meth:`begin`,
+    never directly.
 
-    def __init__(self, db: "Database", conn: "Connection") -> None:
-        self._db = db
+    ``dialect`` is snapgit's name of the database's dialect (sqlite, postgresql or mysql),
+    ``url_redacted`` how messages name the database, and ``password`` what they must never
+    show (a driver's message may quote it)."""
+
+    def __init__(self, conn: Connection, dialect: str, url_redacted: str, password: str | None = None) -> None:
         self._conn = conn
-        self.dialect: str = db.dialect
+        self.dialect = dialect
+        self.url_redacted = url_redacted
+        self._password = password
         self._raw: Any = None
         self._dbapi_error: type[BaseException] = conn.dialect.loaded_dbapi.Error
         self._mariadb = bool(getattr(conn.dialect, "is_mariadb", False))
@@ -127,6 +133,30 @@ class WriteTransaction:
         self._created: list[str] = []  # MariaDB: tables this block created (committed already)
 
     # --- the transaction ------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def begin(
+        cls, conn: Connection, dialect: str, url_redacted: str, password: str | None = None
+    ) -> Iterator[WriteTransaction]:
+        """One write transaction on ``conn`` (SQLAlchemy's connection, which the caller closes
+        afterwards) for the ``with`` block: committed when the block ends cleanly, rolled back
+        on any exception, so that the database is then exactly as it was."""
+        tx = cls(conn, dialect, url_redacted, password)
+        try:
+            tx._begin()
+            try:
+                yield tx
+            except BaseException:
+                tx._rollback()
+                raise
+            tx._commit()
+        finally:
+            tx._close()
+            tx._raw = None
+
+    def _error(self, what: str, exc: BaseException) -> DatabaseError:
+        return DatabaseError(f"{what} {self.url_redacted}: {driver_reason(exc, self._password)}")
 
     def _begin(self) -> None:
         try:
@@ -144,13 +174,13 @@ class WriteTransaction:
                     self._exec("SET SESSION sql_mode = %s", (",".join(filter(None, [mode, "STRICT_ALL_TABLES"])),))
                 self._raw.begin()
         except self._dbapi_error as exc:
-            raise self._db._error("cannot start a write transaction on", exc) from exc
+            raise self._error("cannot start a write transaction on", exc) from exc
 
     def _commit(self) -> None:
         if self._failed is not None:
             self._rollback()
             raise DatabaseError(
-                f"the write transaction on {self._db.url_redacted} was rolled back: "
+                f"the write transaction on {self.url_redacted} was rolled back: "
                 f"an earlier write failed ({self._failed.message})",
                 hint="leave the write() block when a write fails; nothing was written",
             ) from self._failed
@@ -218,7 +248,7 @@ class WriteTransaction:
     def _check_usable(self) -> None:
         if self._failed is not None:
             raise DatabaseError(
-                f"an earlier write to {self._db.url_redacted} failed ({self._failed.message})",
+                f"an earlier write to {self.url_redacted} failed ({self._failed.message})",
                 hint="leave the write() block: the transaction can only be rolled back",
             ) from self._failed
         if self._raw is None:
@@ -239,11 +269,10 @@ class WriteTransaction:
     def _mixed(self) -> DatabaseError:
         return DatabaseError(
             "one write() block cannot both create or drop tables and write rows",
-            hint="MariaDB commits DDL at once: create the tables in one write() block, "
-            "then write the rows in another",
+            hint="MariaDB commits DDL at once: create the tables in one write() block, then write the rows in another",
         )
 
-    def _fail(self, exc: DatabaseError) -> DatabaseError:
+    def _fail(self, exc: _Failure) -> _Failure:
         self._failed = exc
         return exc
 
@@ -253,8 +282,9 @@ class WriteTransaction:
         return name
 
     @contextlib.contextmanager
-    def _errors(self, verb: str, table: str | None, schema: TableSchema | None = None,
-                rows: Sequence[Sequence[Any]] = ()) -> Iterator[None]:
+    def _errors(
+        self, verb: str, table: str | None, schema: TableSchema | None = None, rows: Sequence[Sequence[Any]] = ()
+    ) -> Iterator[None]:
         """Turn whatever goes wrong into one DatabaseError, and mark the transaction failed."""
         try:
             yield
@@ -264,13 +294,19 @@ class WriteTransaction:
         except (self._dbapi_error, OverflowError) as exc:  # sqlite3 raises OverflowError itself
             raise self._fail(self._translate(exc, verb, table, schema, rows)) from exc
 
-    def _translate(self, exc: BaseException, verb: str, table: str | None,
-                   schema: TableSchema | None = None, rows: Sequence[Sequence[Any]] = ()) -> DatabaseError:
+    def _translate(
+        self,
+        exc: BaseException,
+        verb: str,
+        table: str | None,
+        schema: TableSchema | None = None,
+        rows: Sequence[Sequence[Any]] = (),
+    ) -> DatabaseError:
         fk = self._foreign_key_error(exc, schema, rows)
         if fk is not None:
             return fk
         where = f"table {table} in " if table else ""
-        return DatabaseError(f"cannot {verb} {where}{self._db.url_redacted}: {driver_reason(exc, self._db._password)}")
+        return DatabaseError(f"cannot {verb} {where}{self.url_redacted}: {driver_reason(exc, self._password)}")
 
     # --- what the database has ------------------------------------------------------------------
 
@@ -285,12 +321,12 @@ class WriteTransaction:
         if self.dialect == "sqlite":
             rows = self._query("SELECT name FROM pragma_table_xinfo(?)", (table,))
             if not rows:
-                raise DatabaseError(f"no table {table} in {self._db.url_redacted}")
+                raise DatabaseError(f"no table {table} in {self.url_redacted}")
             live = _Live([r[0] for r in rows])
             live.styles = self._sqlite_styles(schema, live.columns)
         elif self.dialect == "postgresql":
             if self._query("SELECT to_regclass(%s)", (quote(table, "postgresql"),))[0][0] is None:
-                raise DatabaseError(f"no table {table} in {self._db.url_redacted}")
+                raise DatabaseError(f"no table {table} in {self.url_redacted}")
             rows = self._query(
                 "SELECT a.attname, format_type(a.atttypid, NULL), t.typname, t.typcategory, e.typname, "
                 "a.attidentity = 'a' "
@@ -309,15 +345,14 @@ class WriteTransaction:
                 live.pg_types[name] = (spelled, json, is_array)
         else:
             engine = self._query(
-                "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-                "AND TABLE_NAME = %s",
+                "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
                 (table,),
             )
             if not engine:
-                raise DatabaseError(f"no table {table} in {self._db.url_redacted}")
+                raise DatabaseError(f"no table {table} in {self.url_redacted}")
             if (engine[0][0] or "").lower() not in _TRANSACTIONAL_ENGINES:
                 raise DatabaseError(
-                    f"table {table} in {self._db.url_redacted} uses the {engine[0][0]} engine, which "
+                    f"table {table} in {self.url_redacted} uses the {engine[0][0]} engine, which "
                     "has no transactions: snapgit cannot write it safely",
                     hint=f"convert it: ALTER TABLE {quote(table, 'mysql')} ENGINE=InnoDB",
                 )
@@ -341,8 +376,7 @@ class WriteTransaction:
                 continue
             c = self._q(col.name)
             sample = self._query(
-                f"SELECT {c} FROM (SELECT {c} FROM {self._q(schema.name)} LIMIT 1000) "
-                f"WHERE {c} IS NOT NULL LIMIT 1"
+                f"SELECT {c} FROM (SELECT {c} FROM {self._q(schema.name)} LIMIT 1000) WHERE {c} IS NOT NULL LIMIT 1"
             )
             out[col.name] = sqlite_style(col.type, sample[0][0] if sample else None)
         return out
@@ -351,11 +385,11 @@ class WriteTransaction:
 
     def _converters(self, schema: TableSchema, live: _Live) -> list[Any]:
         cols = {c.name: c for c in schema.columns}
-        return [
-            column_write(self.dialect, cols[n].type, live.styles.get(n)) for n in schema.sorted_names
-        ]
+        return [column_write(self.dialect, cols[n].type, live.styles.get(n)) for n in schema.sorted_names]
 
-    def _convert(self, schema: TableSchema, live: _Live) -> Callable[[Sequence[Sequence[Any]]], list[Sequence[Any]]]:
+    def _convert(
+        self, schema: TableSchema, live: _Live
+    ) -> Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]]:
         """A function converting a batch of full rows to parameters, naming the column of a value
         that cannot be written."""
         names = schema.sorted_names
@@ -363,7 +397,7 @@ class WriteTransaction:
         batch = batch_converter(converters)
         width = len(names)
 
-        def convert(chunk: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        def convert(chunk: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
             for row in chunk:
                 if len(row) != width:
                     raise DatabaseError(
@@ -374,17 +408,18 @@ class WriteTransaction:
             if batch is None:
                 return list(chunk)
             try:
-                return batch(chunk)  # type: ignore[arg-type]
+                return batch(chunk)
             except (ValueError, TypeError, OverflowError, ArithmeticError, AttributeError) as exc:
                 raise self._value_error(schema, converters, chunk, exc) from exc
 
         return convert
 
-    def _value_error(self, schema: TableSchema, converters: list[Any], chunk: Sequence[Sequence[Any]],
-                     exc: Exception) -> DatabaseError:
+    def _value_error(
+        self, schema: TableSchema, converters: list[Any], chunk: Sequence[Sequence[Any]], exc: Exception
+    ) -> DatabaseError:
         names = schema.sorted_names
         for row in chunk:
-            for name, conv, value in zip(names, converters, row):
+            for name, conv, value in zip(names, converters, row, strict=False):
                 if conv is None:
                     continue
                 try:
@@ -489,10 +524,10 @@ class WriteTransaction:
             for pattern, group in _by_null_pattern(rows, positions):
                 where = " AND ".join(
                     f"{self._q(names[p])} IS NULL" if null else self._eq_sql(live, names[p])
-                    for p, null in zip(positions, pattern)
+                    for p, null in zip(positions, pattern, strict=False)
                 )
                 sql = f"UPDATE {self._q(table)} SET {sets} WHERE {where}"
-                pick = _picker([*others, *(p for p, null in zip(positions, pattern) if not null)])
+                pick = _picker([*others, *(p for p, null in zip(positions, pattern, strict=False) if not null)])
                 for start in range(0, len(group), _BATCH):
                     chunk = group[start : start + _BATCH]
                     converted = params(chunk)
@@ -504,8 +539,16 @@ class WriteTransaction:
                         raise self._match_error("update rows of", schema, key, positions, chunk, live)
                     self._exec(f"RELEASE SAVEPOINT {sp}")
 
-    def _mysql_update(self, schema: TableSchema, key: Sequence[str], positions: list[int], others: list[int],
-                      live: _Live, rows: list[Sequence[Any]], params: Callable[..., list[Sequence[Any]]]) -> None:
+    def _mysql_update(
+        self,
+        schema: TableSchema,
+        key: Sequence[str],
+        positions: list[int],
+        others: list[int],
+        live: _Live,
+        rows: list[Sequence[Any]],
+        params: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]],
+    ) -> None:
         """MariaDB: the new rows go into a temporary table (multi-row INSERTs), then one
         UPDATE ... JOIN sets them. CREATE TEMPORARY TABLE does not end the transaction."""
         names = schema.sorted_names
@@ -547,13 +590,14 @@ class WriteTransaction:
                 else:
                     self._delete_keyless_by_scan(schema, live, rows)
                 return
+            assert key  # positions is None exactly when key is None or empty
             rows = list({_key_of(r, positions): r for r in rows}.values())  # one delete per key
             convert = self._convert(schema, live)
             names = schema.sorted_names
             t = self._q(table)
             for pattern, group in _by_null_pattern(rows, positions):
-                present = [p for p, null in zip(positions, pattern) if not null]
-                nulls = [f"{self._q(names[p])} IS NULL" for p, null in zip(positions, pattern) if null]
+                present = [p for p, null in zip(positions, pattern, strict=False) if not null]
+                nulls = [f"{self._q(names[p])} IS NULL" for p, null in zip(positions, pattern, strict=False) if null]
                 pairs = [self._eq_parts(live, names[p]) for p in present]
                 if len(pairs) == 1:
                     lhs, one = pairs[0]
@@ -591,7 +635,7 @@ class WriteTransaction:
             rid = next(r for r in ("rowid", "_rowid_", "oid") if r not in live.columns)
         else:
             rid = "ctid::text"
-        select = ", ".join([rid, *(r.select.format(c=self._q(n)) for r, n in zip(reads, names))])
+        select = ", ".join([rid, *(r.select.format(c=self._q(n)) for r, n in zip(reads, names, strict=False))])
         sql = f"SELECT {select} FROM {self._q(table)}"
         found: list[Any] = []
         if self.dialect == "postgresql":
@@ -618,7 +662,7 @@ class WriteTransaction:
         if remaining:
             missing = next(r for r in rows if wanted.get(encode_row(r)))
             raise RowMatchError(
-                f"cannot delete from table {table} in {self._db.url_redacted}: row "
+                f"cannot delete from table {table} in {self.url_redacted}: row "
                 f"{_key_text(names, missing)} is not there (as many times as it is to be deleted)",
                 hint=_MATCH_HINT,
             )
@@ -630,7 +674,7 @@ class WriteTransaction:
                 n = self._many(sql, chunk)
             if n != len(chunk):
                 raise RowMatchError(
-                    f"cannot delete from table {table} in {self._db.url_redacted}: rows changed while "
+                    f"cannot delete from table {table} in {self.url_redacted}: rows changed while "
                     "they were being deleted",
                     hint=_MATCH_HINT,
                 )
@@ -646,9 +690,9 @@ class WriteTransaction:
             entry[1] += 1
         distinct = [e[0] for e in counts.values()]
         params = self._convert(schema, live)(distinct)
-        for (row, n), values in zip(counts.values(), params):
+        for (row, n), values in zip(counts.values(), params, strict=False):
             conds, args = [], []
-            for name, v in zip(names, values):
+            for name, v in zip(names, values, strict=False):
                 c = self._q(name)
                 if v is None:
                     conds.append(f"{c} IS NULL")
@@ -660,7 +704,7 @@ class WriteTransaction:
                 deleted = self._exec(f"DELETE FROM {self._q(table)} WHERE {where} LIMIT {int(n)}", args)
             if deleted != n:
                 raise RowMatchError(
-                    f"cannot delete from table {table} in {self._db.url_redacted}: row "
+                    f"cannot delete from table {table} in {self.url_redacted}: row "
                     f"{_key_text(names, row)} is there {deleted} time(s), not the {n} to delete",
                     hint=_MATCH_HINT,
                 )
@@ -683,14 +727,21 @@ class WriteTransaction:
 
     # --- errors naming the row ------------------------------------------------------------------
 
-    def _match_error(self, verb: str, schema: TableSchema, key: Sequence[str], positions: list[int],
-                     rows: Sequence[Sequence[Any]], live: _Live) -> RowMatchError:
+    def _match_error(
+        self,
+        verb: str,
+        schema: TableSchema,
+        key: Sequence[str],
+        positions: list[int],
+        rows: Sequence[Sequence[Any]],
+        live: _Live,
+    ) -> RowMatchError:
         """The first row whose key does not pick exactly one stored row (the caller rolled back
         to before the statement, so the table is as it was)."""
         names = schema.sorted_names
         table = schema.name
         convert = self._convert(schema, live)
-        for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES]))):
+        for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES])), strict=False):
             conds, args = [], []
             for p in positions:
                 if converted[p] is None:
@@ -702,19 +753,20 @@ class WriteTransaction:
             if n != 1:
                 what = "is not there" if n == 0 else f"matches {n} rows"
                 exc = RowMatchError(
-                    f"cannot {verb} table {table} in {self._db.url_redacted}: key "
+                    f"cannot {verb} table {table} in {self.url_redacted}: key "
                     f"{_key_text(key, [row[p] for p in positions])} {what}",
                     hint=_MATCH_HINT,
                 )
-                return self._fail(exc)  # type: ignore[return-value]
+                return self._fail(exc)
         exc = RowMatchError(
-            f"cannot {verb} table {table} in {self._db.url_redacted}: not every key picks exactly one row",
+            f"cannot {verb} table {table} in {self.url_redacted}: not every key picks exactly one row",
             hint=_MATCH_HINT,
         )
-        return self._fail(exc)  # type: ignore[return-value]
+        return self._fail(exc)
 
-    def _foreign_key_error(self, exc: BaseException, schema: TableSchema | None,
-                           rows: Sequence[Sequence[Any]]) -> ForeignKeyViolationError | None:
+    def _foreign_key_error(
+        self, exc: BaseException, schema: TableSchema | None, rows: Sequence[Sequence[Any]]
+    ) -> ForeignKeyViolationError | None:
         if self.dialect == "postgresql":
             if getattr(exc, "sqlstate", None) != "23503":
                 return None
@@ -723,20 +775,30 @@ class WriteTransaction:
             m = re.match(r'Key \((.*)\)=\((.*)\) is not present in table "(.*)"\.', detail)
             if m:
                 return ForeignKeyViolationError(
-                    diag.table_name or "?", m.group(3), f"({m.group(1)})=({m.group(2)})",
+                    diag.table_name or "?",
+                    m.group(3),
+                    f"({m.group(1)})=({m.group(2)})",
                     constraint=diag.constraint_name,
                 )
             m = re.match(r'Key \((.*)\)=\((.*)\) is still referenced from table "(.*)"\.', detail)
-            parent = re.search(r'(?:update or delete on|on) table "(.*?)" violates', diag.message_primary or "")
+            on_parent = re.search(r'(?:update or delete on|on) table "(.*?)" violates', diag.message_primary or "")
             if m:
                 return ForeignKeyViolationError(
-                    m.group(3), parent.group(1) if parent else None, f"({m.group(1)})=({m.group(2)})",
-                    constraint=diag.constraint_name, deleted=True,
+                    m.group(3),
+                    on_parent.group(1) if on_parent else None,
+                    f"({m.group(1)})=({m.group(2)})",
+                    constraint=diag.constraint_name,
+                    deleted=True,
                 )
-            return ForeignKeyViolationError(diag.table_name or "?", None, None, constraint=diag.constraint_name,
-                                            reason=one_line(detail or diag.message_primary or str(exc)))
+            return ForeignKeyViolationError(
+                diag.table_name or "?",
+                None,
+                None,
+                constraint=diag.constraint_name,
+                reason=one_line(detail or diag.message_primary or str(exc)),
+            )
         if self.dialect == "mysql":
-            args = getattr(exc, "args", ())
+            args = exc.args
             code = args[0] if args else None
             if code not in (1216, 1217, 1451, 1452):
                 return None
@@ -761,8 +823,16 @@ class WriteTransaction:
             return ForeignKeyViolationError(schema.name, None, None, reason=str(exc))
         return None
 
-    def _mysql_offender(self, schema: TableSchema | None, rows: Sequence[Sequence[Any]], child: str,
-                        fk_cols: list[str], parent: str, ref_cols: list[str], deleted: bool) -> str | None:
+    def _mysql_offender(
+        self,
+        schema: TableSchema | None,
+        rows: Sequence[Sequence[Any]],
+        child: str,
+        fk_cols: list[str],
+        parent: str,
+        ref_cols: list[str],
+        deleted: bool,
+    ) -> str | None:
         """The key of the first row of the failed statement that breaks the foreign key: a
         child row whose parent is missing, or a parent row that children still refer to. InnoDB
         undid the statement, so the tables are as they were before it."""
@@ -778,7 +848,7 @@ class WriteTransaction:
             probe = " AND ".join(f"{self._q(c)} = %s" for c in other_cols)
             sql = f"SELECT 1 FROM {self._q(other_table)} WHERE {probe} LIMIT 1"
             positions = [names.index(c) for c in mine]
-            for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES]))):
+            for row, converted in zip(rows[:_PROBES], convert(list(rows[:_PROBES])), strict=False):
                 values = [converted[p] for p in positions]
                 if any(v is None for v in values):
                     continue
@@ -816,24 +886,22 @@ class WriteTransaction:
 
     def _sqlite_violation(self, table: str, violations: list[tuple[Any, ...]]) -> ForeignKeyViolationError:
         _, rowid, parent, fkid = violations[0]
-        fk = self._query(
-            'SELECT "from", "to" FROM pragma_foreign_key_list(?) WHERE id = ? ORDER BY seq', (table, fkid)
-        )
+        fk = self._query('SELECT "from", "to" FROM pragma_foreign_key_list(?) WHERE id = ? ORDER BY seq', (table, fkid))
         fk_cols = [r[0] for r in fk]
         t = quote(table, "sqlite")
         key = None
         if rowid is not None and fk_cols:
             pk = [r[0] for r in self._query("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk", (table,))]
             cols = fk_cols + pk
-            got = self._query(f"SELECT {', '.join(quote(c, 'sqlite') for c in cols)} FROM {t} WHERE rowid = ?", (rowid,))
+            got = self._query(
+                f"SELECT {', '.join(quote(c, 'sqlite') for c in cols)} FROM {t} WHERE rowid = ?", (rowid,)
+            )
             if got:
                 values = got[0]
                 key = _key_text(fk_cols, values[: len(fk_cols)])
                 if pk:
-                    key = f"{key} of row {_key_text(pk, values[len(fk_cols):])}"
-        return ForeignKeyViolationError(
-            table, parent, key or f"({', '.join(fk_cols)})", more=len(violations) - 1
-        )
+                    key = f"{key} of row {_key_text(pk, values[len(fk_cols) :])}"
+        return ForeignKeyViolationError(table, parent, key or f"({', '.join(fk_cols)})", more=len(violations) - 1)
 
     def reset_sequences(self, schema: TableSchema) -> None:
         """Move the sequences of ``schema.name``'s serial and identity columns (PostgreSQL) past
@@ -867,14 +935,22 @@ class WriteTransaction:
 
     # --- tables ---------------------------------------------------------------------------------
 
-    def create_tables(self, schemas: Sequence[TableSchema]) -> None:
+    def create_tables(
+        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False
+    ) -> list[tuple[str, ForeignKey]]:
         """Create ``schemas``' tables (see :mod:`snapgit.db.ddl` for the types), parents first.
         Refuses if one exists already. On MariaDB every CREATE commits at once: call this in a
         ``write()`` block of its own. If the block fails, the tables are gone again on every
-        database (on MariaDB they are dropped)."""
+        database (on MariaDB they are dropped).
+
+        ``foreign_keys_later``: create the tables without their foreign keys (except on SQLite,
+        which cannot add one to a table, and checks them only when asked), and return them, for
+        :meth:`add_foreign_keys` once the rows are in: rows can then be loaded in any order (a
+        self-referencing table's children before their parents), and are checked once, as the
+        constraint is added."""
         self._start_ddl()
         if not schemas:
-            return
+            return []
         names = [s.name for s in schemas]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -885,9 +961,9 @@ class WriteTransaction:
             there = sorted(set(names) & existing)
             if there:
                 raise DatabaseError(
-                    f"table {there[0]} exists already in {self._db.url_redacted}"
+                    f"table {there[0]} exists already in {self.url_redacted}"
                     if len(there) == 1
-                    else f"tables {', '.join(there)} exist already in {self._db.url_redacted}",
+                    else f"tables {', '.join(there)} exist already in {self.url_redacted}",
                     hint="restore into an empty database, or drop the tables first",
                 )
             for s in schemas:
@@ -895,17 +971,22 @@ class WriteTransaction:
                     if fk.ref_table not in names and fk.ref_table not in existing:
                         raise DatabaseError(
                             f"table {s.name} has a foreign key to table {fk.ref_table}, which is "
-                            f"neither being created nor in {self._db.url_redacted}"
+                            f"neither being created nor in {self.url_redacted}"
                         )
             if self.dialect == "mysql":
                 with contextlib.suppress(self._dbapi_error):
                     self._exec("SET SESSION explicit_defaults_for_timestamp = 1")
-            later: list[tuple[str, Any]] = []
+            later: list[tuple[str, ForeignKey]] = []
+            pending: list[tuple[str, ForeignKey]] = []
             made = set(existing)
             for s in table_order(schemas):
                 inline = []
                 for fk in s.foreign_keys:
-                    if self.dialect == "sqlite" or fk.ref_table in made or fk.ref_table == s.name:
+                    if self.dialect == "sqlite":
+                        inline.append(fk)
+                    elif foreign_keys_later:
+                        pending.append((s.name, fk))
+                    elif fk.ref_table in made or fk.ref_table == s.name:
                         inline.append(fk)
                     else:
                         later.append((s.name, fk))
@@ -915,9 +996,16 @@ class WriteTransaction:
                 if self.dialect == "mysql":
                     self._created.append(s.name)
                 made.add(s.name)
-            for table, fk in later:
-                with self._errors("add a foreign key to", table):
-                    self._exec(add_foreign_key_sql(table, fk, self.dialect))
+            self.add_foreign_keys(later)
+        return pending
+
+    def add_foreign_keys(self, foreign_keys: Sequence[tuple[str, ForeignKey]]) -> None:
+        """Add foreign keys (table, key) to existing tables; the database checks their rows as it
+        does. DDL: on MariaDB each commits at once, so not in a block that writes rows."""
+        self._start_ddl()
+        for table, fk in foreign_keys:
+            with self._errors("add a foreign key to", table):
+                self._exec(add_foreign_key_sql(table, fk, self.dialect))
 
     def drop_tables(self, names: Sequence[str]) -> None:
         """Drop the tables ``names`` that exist; refused if a table not among ``names`` refers to
@@ -946,9 +1034,7 @@ class WriteTransaction:
             kept = sorted((child, parent) for child, parent in pairs if parent in todo and child not in todo)
             if kept:
                 child, parent = kept[0]
-                raise DatabaseError(
-                    f"cannot drop table {parent} in {self._db.url_redacted}: table {child} refers to it"
-                )
+                raise DatabaseError(f"cannot drop table {parent} in {self.url_redacted}: table {child} refers to it")
             if self.dialect == "mysql":  # foreign keys among them (cycles too) are fine
                 self._exec("SET SESSION foreign_key_checks = 0")
                 try:
@@ -964,7 +1050,7 @@ class WriteTransaction:
             return Target(self.dialect)
         version = str(self._query("SELECT VERSION()")[0][0])
         m = re.match(r"(\d+)\.(\d+)", version)
-        has_uuid = bool(m) and self._mariadb and (int(m.group(1)), int(m.group(2))) >= (10, 7)
+        has_uuid = m is not None and self._mariadb and (int(m.group(1)), int(m.group(2))) >= (10, 7)
         return Target("mysql", mariadb=self._mariadb, has_uuid=has_uuid)
 
 
@@ -978,16 +1064,15 @@ def _picker(positions: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ..
     if len(positions) == 1:
         (p,) = positions
         return lambda row: (row[p],)
-    return operator.itemgetter(*positions)  # type: ignore[return-value]
+    return operator.itemgetter(*positions)
 
 
-def _by_null_pattern(rows: Sequence[Sequence[Any]], positions: list[int]) -> Iterable[
-    tuple[tuple[bool, ...], list[Sequence[Any]]]
-]:
+def _by_null_pattern(
+    rows: Sequence[Sequence[Any]], positions: list[int]
+) -> Iterable[tuple[tuple[bool, ...], list[Sequence[Any]]]]:
     """Rows grouped by which key columns are NULL (``= NULL`` is never true; each pattern gets
     its own statement with ``IS NULL``). Almost always one group with no NULLs."""
     groups: dict[tuple[bool, ...], list[Sequence[Any]]] = {}
     for r in rows:
         groups.setdefault(tuple(r[p] is None for p in positions), []).append(r)
     return sorted(groups.items())
-

@@ -1,7 +1,8 @@
 """Export files: a commit as portable JSON, a directory of CSV files, or SQL statements.
 
-The JSON and CSV layouts are specified in docs/format.md ("Export files"); values take the typed
-forms of :mod:`snapgit.typedvalue`. Everything is written as a stream, one row at a time, in the
+The JSON and CSV layouts are specified in docs/format.md ("Export files"), their names and
+version in :mod:`snapgit.exchange.fileformat`; values take the typed forms of
+:mod:`snapgit.exchange.typedvalue`. Everything is written as a stream, one row at a time, in the
 order of the table's tree (key order), so memory stays flat whatever the size of the commit, and
 to a temporary name renamed into place at the end, so a failed export leaves no half file.
 
@@ -28,42 +29,28 @@ from pathlib import Path
 from typing import IO, Any
 
 from snapgit.encoding import decode_row
-from snapgit.version import __version__
-from snapgit.errors import SnapError
-from snapgit.store.history import read_commit, read_root, read_table
-from snapgit.objects import TableEntry, decode_schema
-from snapgit.store.objectstore import ObjectReader
-from snapgit.schema import TableSchema
-from snapgit.tree.prolly import iter_leaves
-from snapgit.tree.diff import REMOVED, diff_trees
+from snapgit.exchange.fileformat import (
+    CSV_FORMAT,
+    FORMAT_VERSION,
+    FORMATS,
+    JSON_FORMAT,
+    MANIFEST,
+    OCCURRENCE_COLUMN,
+    ExportError,
+    check_name,
+)
 from snapgit.exchange.typedvalue import ValueFormError, encoder, to_cell
+from snapgit.objects import TableEntry, decode_schema
+from snapgit.schema import TableSchema
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.objectstore import ObjectReader
+from snapgit.store.pack import fsync_dir
+from snapgit.store.privatefile import PRIVATE_DIR_MODE, open_private
+from snapgit.tree.diff import REMOVED, diff_trees
+from snapgit.tree.prolly import iter_leaves
+from snapgit.version import __version__
 
-__all__ = [
-    "ExportError",
-    "ExportResult",
-    "FORMATS",
-    "FORMAT_VERSION",
-    "JSON_FORMAT",
-    "CSV_FORMAT",
-    "MANIFEST",
-    "check_name",
-    "export_commit",
-    "keyless_occurrence",
-]
-
-FORMATS = ("json", "csv", "sql")
-FORMAT_VERSION = 1
-JSON_FORMAT = "snapgit-export"
-CSV_FORMAT = "snapgit-csv-export"
-MANIFEST = "manifest.json"
-
-
-# the extra last column of a keyless table's rows in an incremental CSV export
-OCCURRENCE_COLUMN = "#occurrence"
-
-
-class ExportError(SnapError):
-    pass
+__all__ = ["ExportResult", "export_commit", "keyless_occurrence"]
 
 
 @dataclass
@@ -81,26 +68,6 @@ class ExportResult:
     @property
     def total_rows(self) -> int:
         return sum(self.rows.values())
-
-
-def check_name(name: Any, what: str = "table name") -> str:
-    """Refuse a name that could leave the export directory when used as a file name."""
-    if type(name) is not str or not name:
-        raise ExportError(f"{what} {name!r} is not a non-empty string")
-    bad = None
-    if name in (".", ".."):
-        bad = "is a relative directory"
-    elif "/" in name or "\\" in name:
-        bad = "contains a path separator"
-    elif "\x00" in name:
-        bad = "contains a NUL character"
-    elif name.startswith("."):
-        bad = "starts with a dot"
-    elif len(name.encode("utf-8")) > 200:
-        bad = "is too long for a file name"
-    if bad:
-        raise ExportError(f"{what} {name!r} {bad}: refused, it could escape the export directory")
-    return name
 
 
 def dumps(obj: Any) -> str:
@@ -157,7 +124,7 @@ def _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_b
         "tree": commit.tree.hex(),
         "base": base_id.hex() if base_id else None,
         "base_tree": read_commit(objects, base_id).tree.hex() if base_id else None,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "created_by": created_by,
         "snapgit_version": __version__,
         "source_dialect": commit.meta.get("dialect"),
@@ -175,15 +142,19 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
         # a leaf's records at once: get_many finds and verifies them in one loop, several
         # times faster than one get each
         for _nid, leaf in iter_leaves(objects, t.entry.root):
-            for key, rid, (_t, data) in zip(leaf.keys, leaf.ids, objects.get_many(leaf.ids)):
+            for key, rid, (_t, data) in zip(leaf.keys, leaf.ids, objects.get_many(leaf.ids), strict=False):
                 yield key, rid, decode_row(data)
             if progress is not None:
                 progress.advance(len(leaf.ids))
         return
+    base = t.base
+    assert base is not None  # a table is written as changes against its base (_plan)
     n = 0
-    for ch in diff_trees(base_reader, t.base.root, objects, t.entry.root):
+    for ch in diff_trees(base_reader, base.root, objects, t.entry.root):
         if ch.op != REMOVED:
-            yield ch.key, ch.new, decode_row(objects.get(ch.new)[1])
+            new = ch.new
+            assert new is not None  # a row added or changed has a record
+            yield ch.key, new, decode_row(objects.get(new)[1])
             n += 1
             if progress is not None and n % 5000 == 0:
                 progress.advance(5000)
@@ -191,21 +162,26 @@ def _rows(objects: ObjectReader, t: _Table, base_reader: ObjectReader) -> Iterat
         progress.advance(n % 5000)
 
 
-def _removed(objects: ObjectReader, t: _Table, form: Callable[[str], Callable[[Any], Any]] | None = None
-             ) -> Iterator[dict[str, Any]]:
+def _removed(
+    objects: ObjectReader, t: _Table, form: Callable[[str], Callable[[Any], Any]] | None = None
+) -> Iterator[dict[str, Any]]:
     # the old row has the base's columns; its key values are written in the new schema's forms
     # (JSON values by default; CSV cells with form=to_cell)
-    names = decode_schema(objects.get(t.base.schema)[1]).sorted_names
+    base = t.base
+    assert base is not None  # only a table written as changes has rows removed
+    names = decode_schema(objects.get(base.schema)[1]).sorted_names
     key = t.entry.key
     enc = {c.name: (form or encoder)(c.type) for c in t.schema.columns}
-    for ch in diff_trees(objects, t.base.root, objects, t.entry.root):
+    for ch in diff_trees(objects, base.root, objects, t.entry.root):
         if ch.op != REMOVED:
             continue
+        rid = ch.old
+        assert rid is not None  # a row removed had a record
         if key:
-            old = dict(zip(names, decode_row(objects.get(ch.old)[1])))
+            old = dict(zip(names, decode_row(objects.get(rid)[1]), strict=False))
             yield {"key": [enc[k](old[k]) for k in key]}
         else:
-            yield {"checksum": ch.old.hex(), "occurrence": keyless_occurrence(ch.key)}
+            yield {"checksum": rid.hex(), "occurrence": keyless_occurrence(ch.key)}
 
 
 def _value_error(t: _Table, rid: bytes, exc: Exception) -> ExportError:
@@ -219,7 +195,7 @@ def _value_error(t: _Table, rid: bytes, exc: Exception) -> ExportError:
 def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     try:
-        with open(tmp, "xb") as raw:
+        with os.fdopen(open_private(tmp), "wb") as raw:
             if path.name.endswith(".zst"):
                 import zstandard
 
@@ -230,6 +206,7 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -249,8 +226,14 @@ def _write_json(objects, plan, meta, out: IO[bytes], result: ExportResult) -> No
     w.write('{"metadata":' + dumps(meta) + ",\n")
     w.write('"tables":[\n')
     for ti, t in enumerate(plan):
-        header = {"name": t.name, "mode": t.mode, "key": t.entry.key, "rows": t.entry.rows,
-                  "columns": t.schema.sorted_names, "schema": t.schema.to_obj()}
+        header = {
+            "name": t.name,
+            "mode": t.mode,
+            "key": t.entry.key,
+            "rows": t.entry.rows,
+            "columns": t.schema.sorted_names,
+            "schema": t.schema.to_obj(),
+        }
         w.write(dumps(header)[:-1] + ",\n")
         if t.mode == "changes":
             w.write('"removed":[')
@@ -266,7 +249,10 @@ def _write_json(objects, plan, meta, out: IO[bytes], result: ExportResult) -> No
         n = 0
         for key, rid, values in _rows(objects, t, objects):
             try:
-                row: dict[str, Any] = {"checksum": rid.hex(), "values": [e(v) for e, v in zip(encs, values)]}
+                row: dict[str, Any] = {
+                    "checksum": rid.hex(),
+                    "values": [e(v) for e, v in zip(encs, values, strict=False)],
+                }
             except ValueFormError as exc:
                 raise _value_error(t, rid, exc) from exc
             if keyless and t.mode == "changes":
@@ -287,7 +273,7 @@ class _CsvFile:
     """A CSV file written in the export's dialect, its SHA-256 taken as it is written."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "x", encoding="utf-8", newline="")
+        self._f = os.fdopen(open_private(path), "w", encoding="utf-8", newline="")
         self._digest = hashlib.sha256()
         digest, f = self._digest, self._f
 
@@ -319,7 +305,7 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
             out.writer.writerow(names + ([OCCURRENCE_COLUMN] if occurrence else []))
             for key, rid, values in _rows(objects, t, objects):
                 try:
-                    row = [c(v) for c, v in zip(cells, values)]
+                    row = [c(v) for c, v in zip(cells, values, strict=False)]
                 except ValueFormError as exc:
                     raise _value_error(t, rid, exc) from exc
                 out.writer.writerow(row + [str(keyless_occurrence(key))] if occurrence else row)
@@ -328,8 +314,16 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
             digest = out.close()
         result.rows[t.name] = n
         # rows: the table's, as in the metadata; a table given as changes has fewer in its file
-        entry = {"name": t.name, "file": fname, "key": t.entry.key, "rows": t.entry.rows, "sha256": digest,
-                 "columns": names, "schema": t.schema.to_obj(), "mode": t.mode}
+        entry = {
+            "name": t.name,
+            "file": fname,
+            "key": t.entry.key,
+            "rows": t.entry.rows,
+            "sha256": digest,
+            "columns": names,
+            "schema": t.schema.to_obj(),
+            "mode": t.mode,
+        }
         if t.mode == "changes":
             entry["changed_rows"] = n
             rname = check_name(t.name) + ".removed.csv"
@@ -347,12 +341,21 @@ def _write_csv(objects, plan, meta, directory: Path, result: ExportResult) -> No
         tables.append(entry)
     manifest = {
         "metadata": {**meta, "format": CSV_FORMAT},
-        "csv": {"encoding": "utf-8", "dialect": "RFC 4180, CRLF line ends, a header row of column names",
-                "null": "the empty cell", "empty_string": "'", "formula_escape": "'", "tagged_prefix": "\\"},
+        "csv": {
+            "encoding": "utf-8",
+            "dialect": "RFC 4180, CRLF line ends, a header row of column names",
+            "null": "the empty cell",
+            "empty_string": "'",
+            "formula_escape": "'",
+            "tagged_prefix": "\\",
+        },
         "tables": tables,
     }
-    (directory / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, allow_nan=False) + "\n",
-                                      encoding="utf-8")
+    with os.fdopen(open_private(directory / MANIFEST), "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(directory)
 
 
 # --- SQL ----------------------------------------------------------------------------------------
@@ -407,7 +410,7 @@ def _write_sql(objects, plan, meta, out: IO[bytes], dialect: str, result: Export
         for _key, rid, values in _rows(objects, t, objects):
             try:
                 lits = []
-                for conv, cast, v in zip(convs, casts, values):
+                for conv, cast, v in zip(convs, casts, values, strict=False):
                     p = conv(v) if conv is not None else v
                     lit = _pg_float(p) if dialect == "postgresql" and type(p) is float else literal(p, dialect)
                     lits.append(lit + cast if p is not None and cast else lit)
@@ -437,8 +440,10 @@ def _write_sql_changes(objects, meta, out: IO[bytes], dialect: str, result: Expo
 
     diffs = diff_sides(side(meta["base"]), side(meta["commit"]), list(meta["tables"]) or None)
     w = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
-    w.write(f"-- snapgit export of the changes from commit {meta['base']} to {meta['commit']}"
-            f" ({meta['created_at']}), dialect {dialect}\n")
+    w.write(
+        f"-- snapgit export of the changes from commit {meta['base']} to {meta['commit']}"
+        f" ({meta['created_at']}), dialect {dialect}\n"
+    )
     w.write("-- applies to a database holding the base commit\n")
     w.write("START TRANSACTION;\n" if dialect == "mysql" else "BEGIN;\n")
     try:
@@ -501,10 +506,11 @@ def export_commit(
     result = ExportResult(path, fmt, kind, commit_id, base_id)
     if fmt == "csv":
         tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-        tmp.mkdir()
+        tmp.mkdir(mode=PRIVATE_DIR_MODE)
         try:
             _write_csv(objects, plan, meta, tmp, result)
             os.replace(tmp, path)
+            fsync_dir(path.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

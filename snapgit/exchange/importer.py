@@ -17,35 +17,51 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
+
+import zstandard
 
 from snapgit.encoding import EncodingError, encode_key, encode_row, key_encoder
 from snapgit.errors import SnapError
-from snapgit.exchange.export import CSV_FORMAT, FORMAT_VERSION, JSON_FORMAT, MANIFEST, OCCURRENCE_COLUMN, ExportError, check_name
-from snapgit.store.history import read_commit, read_root, read_table
-from snapgit.objects import Node, ObjType, Root, TableEntry, decode_schema, encode_schema, object_id
-from snapgit.store.objectstore import ObjectStore, ObjectWriter
-from snapgit.schema import TableSchema
-from snapgit.tree.prolly import TreeBuilder, iter_entries
+from snapgit.exchange.fileformat import (
+    CSV_FORMAT,
+    FORMAT_VERSION,
+    JSON_FORMAT,
+    MANIFEST,
+    OCCURRENCE_COLUMN,
+    ExportError,
+    check_name,
+)
 from snapgit.exchange.typedvalue import ValueFormError, decoder, from_cell
+from snapgit.objects import Node, ObjType, Root, TableEntry, encode_schema, object_id
+from snapgit.schema import TableSchema
+from snapgit.snapshot.record import store_table
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.objectstore import ObjectStore, ObjectWriter
+from snapgit.tree.prolly import TreeBuilder, iter_entries
 
-__all__ = ["ImportValidationError", "ImportedTree", "Problem", "import_into", "DEFAULT_MAX_SIZE"]
+__all__ = ["ImportValidationError", "ImportedTree", "Problem", "import_into", "DEFAULT_MAX_SIZE", "MAX_LINE"]
 
 DEFAULT_MAX_SIZE = 10 * 2**30
 MAX_PROBLEMS_KEPT = 1000
+# The longest line a JSON export may hold (one row, its bytes as base64): the reader holds a line
+# whole to parse it, so this bounds its memory whatever the input expands to.
+MAX_LINE = 256 * 2**20
+_CHUNK = 1 << 20
+_ZSTD_FEED = 1 << 10
 _REC = ObjType.RECORD
 
 
 class ImportValidationError(SnapError):
     """An export file with problems; ``problems`` lists each (where, what)."""
 
-    def __init__(self, path: Path, problems: list["Problem"], more: int) -> None:
+    def __init__(self, path: Path, problems: list[Problem], more: int) -> None:
         lines = [p.describe() for p in problems]
         if more:
             lines.append(f"... and {more} more problems")
@@ -106,8 +122,15 @@ class _TableBuild:
     """One table's tree, built from rows in key order, merged with the base's rows for an
     incremental table. Stops writing (but keeps checking) once the import has a problem."""
 
-    def __init__(self, objects: ObjectStore, writer: ObjectWriter, problems: _Problems, key: list[str] | None,
-                 base: TableEntry | None, removed: set[bytes]) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        writer: ObjectWriter,
+        problems: _Problems,
+        key: list[str] | None,
+        base: TableEntry | None,
+        removed: set[bytes],
+    ) -> None:
         self.objects = objects
         self.writer = writer
         self.problems = problems
@@ -121,8 +144,7 @@ class _TableBuild:
         self.last_key: bytes | None = None
         self.last_rid: bytes | None = None
         self._nodes: set[bytes] = set()
-        probe = getattr(objects, "might_contain", None)
-        self._maybe = probe if probe is not None else (lambda _oid: True)
+        self._maybe = objects.might_contain  # no read: most records and nodes are new
 
     def _emit(self, node: Node, _payloads: Any) -> bytes:
         data = node.encode()
@@ -180,15 +202,7 @@ class _TableBuild:
         if self.problems:
             return None, 0
         root, rows = self.builder.finish()
-        schema_data = encode_schema(schema)
-        schema_id = object_id(ObjType.SCHEMA, schema_data)
-        if not self.objects.contains(schema_id):
-            self.writer.add(ObjType.SCHEMA, schema_data, schema_id)
-        entry_data = TableEntry(schema_id, root, rows, self.key).encode()
-        table_id = object_id(ObjType.TABLE, entry_data)
-        if not self.objects.contains(table_id):
-            self.writer.add(ObjType.TABLE, entry_data, table_id)
-        return table_id, rows
+        return store_table(self.objects, self.writer, schema, root, rows, self.key), rows
 
 
 class _Table:
@@ -233,8 +247,15 @@ def _check_header(h: Any, problems: _Problems, where: tuple[str, int | None]) ->
         problems.add(Problem(file, line, f"key {key!r} is not a list of the table's columns", table=name))
         return None
     if h.get("columns") != schema.sorted_names:
-        problems.add(Problem(file, line, f"columns {h.get('columns')!r} are not the schema's column names in "
-                                         f"sorted order {schema.sorted_names!r}", table=name))
+        problems.add(
+            Problem(
+                file,
+                line,
+                f"columns {h.get('columns')!r} are not the schema's column names in "
+                f"sorted order {schema.sorted_names!r}",
+                table=name,
+            )
+        )
         return None
     if type(h.get("rows")) is not int or h["rows"] < 0:
         problems.add(Problem(file, line, "rows is not a row count", table=name))
@@ -242,7 +263,8 @@ def _check_header(h: Any, problems: _Problems, where: tuple[str, int | None]) ->
     return _Table(name, schema, key)
 
 
-def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: int | None) -> bool:
+def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: int | None) -> TypeGuard[dict[str, Any]]:
+    """Whether ``meta`` is an export's metadata this snapgit reads; what is wrong is reported."""
     if not isinstance(meta, dict):
         problems.add(Problem(file, line, "metadata is missing or not an object"))
         return False
@@ -251,8 +273,13 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
         problems.add(Problem(file, line, f"metadata format is {meta.get('format')!r}, expected {fmt!r}"))
         ok = False
     if meta.get("format_version") != FORMAT_VERSION:
-        problems.add(Problem(file, line, f"metadata format_version is {meta.get('format_version')!r}, "
-                                         f"this snapgit reads {FORMAT_VERSION}"))
+        problems.add(
+            Problem(
+                file,
+                line,
+                f"metadata format_version is {meta.get('format_version')!r}, this snapgit reads {FORMAT_VERSION}",
+            )
+        )
         ok = False
     if meta.get("kind") not in ("full", "incremental"):
         problems.add(Problem(file, line, f"metadata kind is {meta.get('kind')!r}, expected full or incremental"))
@@ -270,7 +297,7 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
 
-def _is_hex_id(v: Any) -> bool:
+def _is_hex_id(v: Any) -> TypeGuard[str]:
     return type(v) is str and _HEX_ID.fullmatch(v) is not None
 
 
@@ -311,8 +338,9 @@ class _Importer:
                 return
             except SnapError:
                 pass
-        self.problem(file, 1, f"the base commit {meta['base']} of this incremental export is not in the store",
-                     table=None)
+        self.problem(
+            file, 1, f"the base commit {meta['base']} of this incremental export is not in the store", table=None
+        )
 
     def start_table(self, name: str, rows: Any) -> None:
         if self.progress is not None:
@@ -324,8 +352,17 @@ class _Importer:
             self.progress.advance(self._unreported)
             self._unreported = 0
 
-    def row(self, t: _Table, build: _TableBuild, file: str, line: int | None, n: int, values: list[Any],
-            checksum: str | None, occurrence: Any = None) -> None:
+    def row(
+        self,
+        t: _Table,
+        build: _TableBuild,
+        file: str,
+        line: int | None,
+        n: int,
+        values: list[Any],
+        checksum: str | None,
+        occurrence: Any = None,
+    ) -> None:
         if self.progress is not None:
             self._unreported += 1
             if self._unreported >= 5000:
@@ -337,8 +374,13 @@ class _Importer:
             return
         rid = object_id(_REC, data)
         if checksum is not None and rid.hex() != checksum:
-            self.problem(file, line, f"checksum {checksum} does not match the values (they give {rid.hex()})",
-                         table=t.name, row=n)
+            self.problem(
+                file,
+                line,
+                f"checksum {checksum} does not match the values (they give {rid.hex()})",
+                table=t.name,
+                row=n,
+            )
             return
         if t.kenc is not None:
             try:
@@ -374,13 +416,18 @@ class _Importer:
         if mode == "changes":
             if t.name not in self.base_tables:
                 if self.base is not None or self.has_base_tree:
-                    self.problem(file, line, "the table is given as changes, but the base commit has no such table",
-                                 table=t.name)
+                    self.problem(
+                        file, line, "the table is given as changes, but the base commit has no such table", table=t.name
+                    )
                 return None
             base_entry = read_table(self.objects, self.base_tables[t.name])
             if base_entry.key != t.key:
-                self.problem(file, line, f"the table is given as changes, but its key {t.key} is not the base's "
-                                         f"{base_entry.key}", table=t.name)
+                self.problem(
+                    file,
+                    line,
+                    f"the table is given as changes, but its key {t.key} is not the base's {base_entry.key}",
+                    table=t.name,
+                )
                 return None
         elif mode != "full":
             self.problem(file, line, f"mode {mode!r} is not full or changes", table=t.name)
@@ -411,28 +458,70 @@ class _Importer:
 # --- JSON ---------------------------------------------------------------------------------------
 
 
-class _Lines:
-    """Numbered lines of a text stream; a read error becomes a problem and the end of input."""
+class _ReadError(Exception):
+    """The input cannot be read further; the message says why, for the user."""
 
-    def __init__(self, stream: IO[str], imp: _Importer, file: str) -> None:
-        self._it = iter(stream)
+
+class _Lines:
+    """Numbered lines of a byte stream, each at most ``MAX_LINE`` bytes; a read error becomes a
+    problem and the end of input (``failed`` then says so).
+
+    Lines are cut from the raw bytes here rather than by a text wrapper, because a wrapper reads a
+    line whole before anyone can look at its length: a file of zeros without a newline would be
+    held in memory entire (twice) before being refused. Here a line is refused as soon as it passes
+    the bound, having held at most the bound and one chunk.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], imp: _Importer, file: str) -> None:
+        self._chunks = chunks
+        self._buf = bytearray()
+        self._start = 0  # where the next line begins in _buf
+        self._scanned = 0  # _buf up to here holds no newline after _start
+        self._done = False
         self.imp = imp
         self.file = file
         self.n = 0
+        self.failed = False
+
+    def _raw_line(self) -> bytearray | None:
+        buf = self._buf
+        while True:
+            i = buf.find(b"\n", max(self._start, self._scanned))
+            if i >= 0:
+                line = buf[self._start : i]
+                self._start = self._scanned = i + 1
+                return line
+            if len(buf) - self._start > MAX_LINE:
+                raise _ReadError(f"the line is longer than {MAX_LINE:,} bytes, the most a line of an export holds")
+            if self._done:
+                if self._start == len(buf):
+                    return None
+                line = buf[self._start :]
+                self._start = self._scanned = len(buf)
+                return line
+            del buf[: self._start]
+            self._start = 0
+            self._scanned = len(buf)
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._done = True
+            else:
+                buf += chunk
 
     def next(self) -> str | None:
+        if self.failed:
+            return None
         try:
-            line = next(self._it)
-        except StopIteration:
-            return None
-        except (UnicodeDecodeError, OSError, ValueError) as exc:  # zstd errors are ValueError-like too
-            self.imp.problem(self.file, self.n + 1, f"cannot read the file: {exc}")
-            return None
-        except Exception as exc:  # zstandard.ZstdError derives from Exception only
+            raw = self._raw_line()
+            if raw is None:
+                return None
+            line = raw.decode("utf-8")
+        except (_ReadError, UnicodeDecodeError, OSError, ValueError) as exc:
+            self.failed = True
             self.imp.problem(self.file, self.n + 1, f"cannot read the file: {exc}")
             return None
         self.n += 1
-        return line[:-1] if line.endswith("\n") else line
+        return line
 
 
 def _loads(text: str) -> Any:
@@ -446,12 +535,13 @@ def _layout(imp: _Importer, lines: _Lines, expected: str) -> None:
     imp.problem(lines.file, lines.n, f"not in the layout snapgit writes: expected {expected}")
 
 
-def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
+def _read_json(imp: _Importer, chunks: Iterator[bytes]) -> ImportedTree | None:
     file = imp.path.name
-    lines = _Lines(stream, imp, file)
+    lines = _Lines(chunks, imp, file)
     first = lines.next()
     if first is None:
-        imp.problem(file, 1, "the file is empty")
+        if not lines.failed:
+            imp.problem(file, 1, "the file is empty")
         return None
     if not first.startswith('{"metadata":') or not first.endswith(","):
         _layout(imp, lines, 'a first line {"metadata":{...},')
@@ -493,16 +583,21 @@ def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
             if t.name not in meta["tables"]:
                 imp.problem(file, header_line, "the table is not listed in the metadata", table=t.name)
             elif meta["tables"][t.name] != header["rows"]:
-                imp.problem(file, header_line, f"the header says {header['rows']} rows, the metadata "
-                                               f"{meta['tables'][t.name]}", table=t.name)
+                imp.problem(
+                    file,
+                    header_line,
+                    f"the header says {header['rows']} rows, the metadata {meta['tables'][t.name]}",
+                    table=t.name,
+                )
         mode = header.get("mode")
         line = lines.next()
         removed: set[bytes] = set()
         if line == '"removed":[':
             if mode != "changes":
-                imp.problem(file, lines.n, "removed keys in a table that is not given as changes",
-                            table=header.get("name"))
-            end = _read_items(imp, lines, lambda text, n: _removed_key(imp, t, text, n, removed, lines), "],")
+                imp.problem(
+                    file, lines.n, "removed keys in a table that is not given as changes", table=header.get("name")
+                )
+            end = _read_items(imp, lines, lambda text, n: _removed_key(imp, t, text, n, removed, lines), "],")  # noqa: B023 - called before the loop moves on
             if not end:
                 return None
             line = lines.next()
@@ -515,20 +610,21 @@ def _read_json(imp: _Importer, stream: IO[str]) -> ImportedTree | None:
         build = imp.build_for(t, mode, file, header_line, removed) if t is not None else None
         count = 0
 
-        def one(text: str, n: int) -> None:
+        def one(text: str, n: int) -> None:  # called by _read_items below, before the loop moves on
             nonlocal count
             count += 1
-            if t is None or build is None:
+            if t is None or build is None:  # noqa: B023 - see above
                 return
-            _json_row(imp, t, build, text, lines.n, count, mode == "changes")
+            _json_row(imp, t, build, text, lines.n, count, mode == "changes")  # noqa: B023 - see above
 
         end = _read_items(imp, lines, one, ("]}", "]},"))
         if not end:
             return None
         if t is not None and build is not None:
             if mode == "full" and count != header["rows"]:
-                imp.problem(file, lines.n, f"the table has {count} rows, the header says {header['rows']}",
-                            table=t.name)
+                imp.problem(
+                    file, lines.n, f"the table has {count} rows, the header says {header['rows']}", table=t.name
+                )
                 build.finish(t.schema)
             else:
                 imp.table_done(t, build, file, lines.n, header["rows"])
@@ -584,12 +680,17 @@ def _removed_key(imp: _Importer, t: _Table | None, text: str, line: int, removed
             vals = item["key"]
             if type(vals) is not list or len(vals) != len(t.key):
                 raise ValueError(f"expected a key of {len(t.key)} values")
-            values = [decoder(t.schema.column(k).type)(v) for k, v in zip(t.key, vals)]
+            values = [decoder(t.schema.column(k).type)(v) for k, v in zip(t.key, vals, strict=False)]
             removed.add(encode_key(values))
         else:
-            if not (isinstance(item, dict) and type(item.get("checksum")) is str and len(item["checksum"]) == 64
-                    and type(item.get("occurrence")) is int and item["occurrence"] >= 0):
-                raise ValueError("expected {\"checksum\": hex, \"occurrence\": n}")
+            if not (
+                isinstance(item, dict)
+                and type(item.get("checksum")) is str
+                and len(item["checksum"]) == 64
+                and type(item.get("occurrence")) is int
+                and item["occurrence"] >= 0
+            ):
+                raise ValueError('expected {"checksum": hex, "occurrence": n}')
             removed.add(encode_key([bytes.fromhex(item["checksum"]), item["occurrence"]]))
     except (KeyError, TypeError, ValueError, EncodingError) as exc:
         imp.problem(file, line, f"removed key: {exc}", table=t.name)
@@ -613,8 +714,9 @@ def _json_row(imp: _Importer, t: _Table, build: _TableBuild, text: str, line: in
     if values is not None:
         occ = item.get("occurrence") if (changes and not t.key) else None
         if changes and not t.key and occ is None:
-            imp.problem(file, line, "a row of a keyless table given as changes needs its occurrence",
-                        table=t.name, row=n)
+            imp.problem(
+                file, line, "a row of a keyless table given as changes needs its occurrence", table=t.name, row=n
+            )
             return
         imp.row(t, build, file, line, n, values, item["checksum"], occ)
 
@@ -627,7 +729,7 @@ def _decode_values(imp: _Importer, t: _Table, decoders, raw, file: str, line: in
     value reported, when any does not decode."""
     values: list[Any] = []
     ok = True
-    for name, dec, v in zip(t.names, decoders, raw):
+    for name, dec, v in zip(t.names, decoders, raw, strict=False):
         try:
             values.append(dec(v))
         except ValueFormError as exc:
@@ -644,7 +746,31 @@ def _sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
+@contextmanager
+def _csv_field_limit(limit: int) -> Iterator[None]:
+    """Let the csv module read cells up to ``limit`` characters while inside.
+
+    The module refuses fields over 131072 characters by default, yet export writes cells of any
+    size; the input as a whole is already bounded by --max-size, so that is the right bound for one
+    cell too. The limit is process-wide, hence restored on the way out.
+    """
+    old = csv.field_size_limit()
+    try:
+        csv.field_size_limit(limit)
+    except OverflowError:  # a C long narrower than the limit (Windows)
+        csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _read_csv(imp: _Importer, directory: Path, max_size: int) -> ImportedTree | None:
+    with _csv_field_limit(max_size):
+        return _read_csv_files(imp, directory)
+
+
+def _read_csv_files(imp: _Importer, directory: Path) -> ImportedTree | None:
     mfile = MANIFEST
     try:
         manifest = _loads((directory / MANIFEST).read_text(encoding="utf-8"))
@@ -662,15 +788,14 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
     if type(entries) is not list:
         imp.problem(mfile, None, "tables is missing or not a list")
         return None
-    for i, h in enumerate(entries):
+    for _i, h in enumerate(entries):
         t = _check_header(h, imp.problems, (mfile, None))
         if t is None:
             continue
         if t.name not in meta["tables"] or meta["tables"][t.name] != h["rows"]:
             imp.problem(mfile, None, "the table's row count is not the metadata's", table=t.name)
-        fname = h.get("file")
         try:
-            check_name(fname, "file name")
+            fname = check_name(h.get("file"), "file name")
         except ExportError as exc:
             imp.problem(mfile, None, exc.message, table=t.name)
             continue
@@ -706,20 +831,26 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
                     count += 1
                     line = reader.line_num
                     if len(cells) != len(columns):
-                        imp.problem(fname, line, f"expected {len(columns)} cells, found {len(cells)}",
-                                    table=t.name, row=count)
+                        imp.problem(
+                            fname, line, f"expected {len(columns)} cells, found {len(cells)}", table=t.name, row=count
+                        )
                         continue
                     values = _decode_values(imp, t, t.cells, cells, fname, line, count)
-                    ok = values is not None
                     occ = None
                     if occurrence:
                         try:
                             occ = int(cells[-1])
                         except ValueError:
-                            imp.problem(fname, line, f"occurrence {cells[-1]!r} is not an integer",
-                                        table=t.name, row=count, column=OCCURRENCE_COLUMN)
-                            ok = False
-                    if ok:
+                            imp.problem(
+                                fname,
+                                line,
+                                f"occurrence {cells[-1]!r} is not an integer",
+                                table=t.name,
+                                row=count,
+                                column=OCCURRENCE_COLUMN,
+                            )
+                            continue
+                    if values is not None:
                         imp.row(t, build, fname, line, count, values, None, occ)
             except (csv.Error, UnicodeDecodeError) as exc:
                 imp.problem(fname, None, f"not a readable CSV file: {exc}", table=t.name)
@@ -735,9 +866,8 @@ def _read_csv(imp: _Importer, directory: Path) -> ImportedTree | None:
 
 def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) -> set[bytes] | None:
     """The keys an incremental CSV export removes from a table (its ``.removed.csv`` file)."""
-    rname = h.get("removed_file")
     try:
-        check_name(rname, "file name")
+        rname = check_name(h.get("removed_file"), "file name")
     except ExportError as exc:
         imp.problem(MANIFEST, None, exc.message, table=t.name)
         return None
@@ -766,7 +896,7 @@ def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) 
                     if len(cells) != len(expected):
                         raise ValueError(f"expected {len(expected)} cells, found {len(cells)}")
                     if parse is not None:
-                        removed.add(encode_key([p(c) for p, c in zip(parse, cells)]))
+                        removed.add(encode_key([p(c) for p, c in zip(parse, cells, strict=False)]))
                     else:
                         checksum, occ = bytes.fromhex(cells[0]), int(cells[1])
                         if len(checksum) != 32 or occ < 0:
@@ -785,23 +915,41 @@ def _csv_removed(imp: _Importer, t: _Table, directory: Path, h: dict[str, Any]) 
 # --- entry point --------------------------------------------------------------------------------
 
 
-class _Limited(io.RawIOBase):
-    """A reader that fails once more than ``limit`` bytes came out (a decompression bomb)."""
+def _file_chunks(raw: IO[bytes]) -> Iterator[bytes]:
+    while chunk := raw.read(_CHUNK):
+        yield chunk
 
-    def __init__(self, inner: Any, limit: int) -> None:
-        self.inner = inner
-        self.left = limit
 
-    def readable(self) -> bool:
-        return True
+def _zstd_chunks(raw: IO[bytes], limit: int) -> Iterator[bytes]:
+    """The decompressed bytes of a zstd file, checked to the end of its frame; raises _ReadError
+    when the file is not zstd, damaged, truncated, or expands to more than ``limit`` bytes.
 
-    def readinto(self, b: Any) -> int:
-        data = self.inner.read(len(b))
-        self.left -= len(data)
-        if self.left < 0:
-            raise ValueError("the decompressed data is larger than the maximum input size")
-        b[: len(data)] = data
-        return len(data)
+    The compressed input is fed a little at a time because one call's output is not bounded
+    otherwise: zstd expands a few bytes into up to 128 KiB, so 1 KiB in gives at most 32 MiB out.
+    """
+    d = zstandard.ZstdDecompressor().decompressobj()
+    left = limit
+    started = False
+    while data := raw.read(_ZSTD_FEED):
+        try:
+            out = d.decompress(data)
+        except zstandard.ZstdError as exc:
+            if not started:
+                raise _ReadError(f"the file is not zstd-compressed, though its name ends in .zst ({exc})") from None
+            raise _ReadError(f"the compressed data is damaged: {exc}") from None
+        started = True
+        left -= len(out)
+        if left < 0:
+            raise _ReadError("the decompressed data is larger than the maximum input size (--max-size)")
+        if out:
+            yield out
+        if d.eof:
+            if d.unused_data or raw.read(1):
+                raise _ReadError("the file goes on after the end of its zstd frame")
+            return
+    if not started:
+        raise _ReadError("the file is empty: not even a zstd header")
+    raise _ReadError("the compressed file is truncated: it ends before its zstd frame does")
 
 
 def _input_size(path: Path) -> int:
@@ -810,8 +958,9 @@ def _input_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def import_into(objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE,
-                progress: Any = None) -> ImportedTree:
+def import_into(
+    objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: Any = None
+) -> ImportedTree:
     """Validate ``path`` and add its snapshot tree to ``writer``; raises ImportValidationError."""
     path = Path(path)
     imp = _Importer(objects, writer, path, progress)
@@ -820,22 +969,17 @@ def import_into(objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_s
     size = _input_size(path)
     if size > max_size:
         raise ImportValidationError(
-            path, [Problem(path.name, None, f"the input is {size:,} bytes, more than the maximum {max_size:,} "
-                                            "(--max-size)")], 0)
+            path,
+            [Problem(path.name, None, f"the input is {size:,} bytes, more than the maximum {max_size:,} (--max-size)")],
+            0,
+        )
     result = None
     if path.is_dir():
-        result = _read_csv(imp, path)
+        result = _read_csv(imp, path, max_size)
     else:
         with open(path, "rb") as raw:
-            if path.name.endswith(".zst"):
-                import zstandard
-
-                inner: Any = _Limited(zstandard.ZstdDecompressor().stream_reader(raw), max_size)
-            else:
-                inner = raw
-            text = io.TextIOWrapper(io.BufferedReader(inner) if inner is not raw else raw, encoding="utf-8",
-                                    newline="\n")
-            result = _read_json(imp, text)
+            chunks = _zstd_chunks(raw, max_size) if path.name.endswith(".zst") else _file_chunks(raw)
+            result = _read_json(imp, chunks)
     if imp.problems or result is None:
         if not imp.problems:
             imp.problem(path.name, None, "the file could not be read")

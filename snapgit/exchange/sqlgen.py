@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -22,13 +23,44 @@ from snapgit.encoding import Json
 from snapgit.errors import SnapError
 from snapgit.schema import table_order
 
-__all__ = ["diff_to_sql", "literal", "quote_ident", "table_order", "DIALECTS"]
+__all__ = ["diff_to_sql", "literal", "quote_ident", "sqlite_float", "table_order", "DIALECTS"]
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 
 
 class SqlRenderError(SnapError):
     pass
+
+
+_POW62 = str(1 << 62)
+_sqlite_check: sqlite3.Connection | None = None
+
+
+def sqlite_float(v: float) -> str:
+    """A SQLite literal that reads back as exactly ``v`` (finite).
+
+    SQLite does not always round decimal text to the nearest double: 3.40 reads about one
+    literal in 5,000 of ordinary values (``13.715808``), and one in 200 random bit patterns, one
+    unit in the last place off. A ``repr`` this process's SQLite reads back exactly
+    is kept (it reads the same in every SQLite that rounds as this one or correctly); any other
+    becomes ``CAST(M AS REAL)`` scaled by powers of two, each step exact: ``v = M * 2**E`` with
+    ``|M| < 2**53``."""
+    text = repr(v)
+    if v.is_integer() and abs(v) < 2**53:
+        return text  # the digits are an integer and a power of ten: read exactly everywhere
+    global _sqlite_check
+    if _sqlite_check is None:
+        _sqlite_check = sqlite3.connect(":memory:", check_same_thread=False)
+    if _sqlite_check.execute("SELECT " + text).fetchone()[0] == v:
+        return text
+    mantissa, exponent = math.frexp(v)
+    m, e = int(mantissa * 2**53), exponent - 53
+    out = f"CAST({m} AS REAL)"
+    while e:
+        step = min(abs(e), 62)
+        out += (" * " if e > 0 else " / ") + (_POW62 if step == 62 else str(1 << step))
+        e += -step if e > 0 else step
+    return f"({out})"
 
 
 def quote_ident(name: str, dialect: str) -> str:
@@ -59,12 +91,12 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
         return str(v)
     if t is float:
         if math.isinf(v) and dialect == "sqlite":
-            return "9e999" if v > 0 else "-9e999"  # a literal out of range is SQLite's infinity
+            return "9e999" if v > 0 else "-9e999"  # SQLite's own spelling of an overflow: infinity
         if math.isnan(v) or math.isinf(v):
             if dialect != "postgresql":
                 raise SqlRenderError(f"{dialect} cannot store the float {v!r}")
             return "'NaN'::float8" if math.isnan(v) else ("'Infinity'::float8" if v > 0 else "'-Infinity'::float8")
-        return repr(v)
+        return sqlite_float(v) if dialect == "sqlite" else repr(v)
     if t is decimal.Decimal:
         if not v.is_finite():
             if dialect != "postgresql":
@@ -79,7 +111,7 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
         return "X'" + v.hex() + "'"
     if t is dt.datetime:
         if v.tzinfo is not None and dialect != "postgresql":
-            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
         text = v.isoformat(sep=" ")
         return _string(text, dialect)
     if t is dt.date or t is dt.time:
@@ -132,14 +164,18 @@ def _delete(d: TableDiff, row: RowDiff, dialect: str) -> str:
 
 def _insert(d: TableDiff, row: RowDiff, dialect: str) -> str:
     t = quote_ident(d.name, dialect)
-    cols = ", ".join(quote_ident(c, dialect) for c in row.new)
-    vals = ", ".join(literal(v, dialect) for v in row.new.values())
+    new = row.new
+    assert new is not None, "an added row has its new values"
+    cols = ", ".join(quote_ident(c, dialect) for c in new)
+    vals = ", ".join(literal(v, dialect) for v in new.values())
     return f"INSERT INTO {t} ({cols}) VALUES ({vals});"
 
 
 def _update(d: TableDiff, row: RowDiff, dialect: str) -> str:
     t = quote_ident(d.name, dialect)
-    sets = ", ".join(f"{quote_ident(c, dialect)} = {literal(row.new.get(c), dialect)}" for c in row.changed_columns)
+    new = row.new
+    assert new is not None, "a changed row has its new values"
+    sets = ", ".join(f"{quote_ident(c, dialect)} = {literal(new.get(c), dialect)}" for c in row.changed_columns)
     return f"UPDATE {t} SET {sets} WHERE {_where(row.key, dialect)};"
 
 

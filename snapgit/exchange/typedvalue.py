@@ -160,7 +160,7 @@ def _compact(kind: str, v: Any) -> Any:
     if kind in ("date", "time", "timetz", "timestamp"):
         return v.isoformat()
     if kind == "timestamptz":
-        return v.astimezone(dt.timezone.utc).isoformat()
+        return v.astimezone(dt.UTC).isoformat()
     if kind == "interval":
         return v // dt.timedelta(microseconds=1)
     if kind == "uuid":
@@ -317,7 +317,7 @@ def _from_compact(kind: str, j: Any) -> Any:
         return _iso(dt.datetime.fromisoformat, "an ISO 8601 timestamp without offset", j, False)
     if kind == "timestamptz":
         v = _iso(dt.datetime.fromisoformat, "an ISO 8601 timestamp with an offset", j, True)
-        return v.astimezone(dt.timezone.utc)
+        return v.astimezone(dt.UTC)
     if kind == "interval":
         if type(j) is not int:
             raise _expect("an interval in microseconds (an integer)", j)
@@ -358,8 +358,10 @@ def _from_tagged(j: dict[str, Any]) -> Any:
     if j["type"] == "array":
         if type(j["value"]) is not list:
             raise _expect("an array", j["value"])
-        return [None if x is None else _from_tagged(x) if type(x) is dict else _raise(_expect("a tagged value", x))
-                for x in j["value"]]
+        return [
+            None if x is None else _from_tagged(x) if type(x) is dict else _raise(_expect("a tagged value", x))
+            for x in j["value"]
+        ]
     return _from_compact(j["type"], j["value"])
 
 
@@ -378,7 +380,10 @@ def _from_typed(kind: str, j: Any) -> Any:
 # kinds whose compact form is the value itself, of one JSON type: taken as it is when it has
 # that type, without _from_typed's dispatch (an import reads millions)
 _AS_READ: dict[str, type] = {
-    **{k: int for k in _INTS}, **{k: float for k in _FLOATS}, **{k: str for k in _TEXTS}, "boolean": bool,
+    **{k: int for k in _INTS},
+    **{k: float for k in _FLOATS},
+    **{k: str for k in _TEXTS},
+    "boolean": bool,
 }
 
 
@@ -449,7 +454,9 @@ def _cell_json(kind: str, text: str) -> Any:
     try:
         return _CELL_DECODER.decode(text)
     except ValueError:
-        raise ValueFormError(f"expected {'an array' if kind.startswith('array<') else 'a ' + kind} as JSON text, found {text[:60]!r}") from None
+        raise ValueFormError(
+            f"expected {'an array' if kind.startswith('array<') else 'a ' + kind} as JSON text, found {text[:60]!r}"
+        ) from None
 
 
 def from_cell(portable: str) -> Callable[[str], Any]:
@@ -460,8 +467,11 @@ def from_cell(portable: str) -> Callable[[str], Any]:
         if text == "":
             return None
         if text[0] == "'":
-            return _from_compact(kind, _cell_json(kind, text[1:])) if kind != "any" else _raise(
-                ValueFormError("expected a tagged value"))
+            return (
+                _from_compact(kind, _cell_json(kind, text[1:]))
+                if kind != "any"
+                else _raise(ValueFormError("expected a tagged value"))
+            )
         if text[0] == "\\":
             tag, sep, payload = text[1:].partition(":")
             if not sep or tag not in _TAGS:
@@ -473,6 +483,10 @@ def from_cell(portable: str) -> Callable[[str], Any]:
         j = _cell_json(kind, text)
         if type(j) is str and kind not in _STRINGY and j not in _NONFINITE:
             raise ValueFormError(f"expected a {kind}, found {text[:60]!r}")
-        return _from_typed(kind, j) if type(j) is not dict else _raise(ValueFormError(f"expected a {kind}, found an object"))
+        return (
+            _from_typed(kind, j)
+            if type(j) is not dict
+            else _raise(ValueFormError(f"expected a {kind}, found an object"))
+        )
 
     return value

@@ -42,9 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snapgit.errors import CorruptError, NotFoundError, SnapError
-from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import Node, ObjType, Tag
-from snapgit.store.pack import DELTA, FULL, fsync_dir
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.objectstore import DiskObjectStore
+from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_entry
+from snapgit.store.privatefile import stale_temporary_files
 from snapgit.store.refs import ZERO
 
 __all__ = ["GcReport", "collect_garbage", "parse_grace", "DEFAULT_GRACE"]
@@ -64,7 +66,9 @@ def parse_grace(text: str) -> float:
         return 0.0
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", t)
     if not m:
-        raise SnapError(f"cannot read the grace period {text!r}", hint="use now, or a number with s, m, h, d or w (e.g. 30m)")
+        raise SnapError(
+            f"cannot read the grace period {text!r}", hint="use now, or a number with s, m, h, d or w (e.g. 30m)"
+        )
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
@@ -96,15 +100,25 @@ class GcReport:
 
     def to_json(self) -> dict:
         return {
-            "dry_run": self.dry_run, "grace_seconds": self.grace_seconds,
-            "packs_before": self.packs_before, "packs_after": self.packs_after,
-            "bytes_before": self.bytes_before, "bytes_after": self.bytes_after,
-            "bytes_reclaimed": self.bytes_reclaimed, "bytes_deleted": self.bytes_deleted,
-            "objects_before": self.objects_before, "objects_after": self.objects_after,
-            "objects_kept": self.objects_before - self.objects_dropped, "objects_dropped": self.objects_dropped,
-            "reachable": self.reachable, "packs_repacked": self.packs_repacked, "packs_dropped": self.packs_dropped,
-            "packs_young": self.packs_young, "reflog_expired": self.reflog_expired,
-            "trashed": self.trashed, "deleted": self.deleted,
+            "dry_run": self.dry_run,
+            "grace_seconds": self.grace_seconds,
+            "packs_before": self.packs_before,
+            "packs_after": self.packs_after,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
+            "bytes_reclaimed": self.bytes_reclaimed,
+            "bytes_deleted": self.bytes_deleted,
+            "objects_before": self.objects_before,
+            "objects_after": self.objects_after,
+            "objects_kept": self.objects_before - self.objects_dropped,
+            "objects_dropped": self.objects_dropped,
+            "reachable": self.reachable,
+            "packs_repacked": self.packs_repacked,
+            "packs_dropped": self.packs_dropped,
+            "packs_young": self.packs_young,
+            "reflog_expired": self.reflog_expired,
+            "trashed": self.trashed,
+            "deleted": self.deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -149,13 +163,13 @@ def root_ids(store, expire_before: float | None = None) -> set[bytes]:
     return out
 
 
-def _mark(objects, roots: set[bytes]) -> set[bytes]:
+def _mark(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
     """Ids of everything reachable from ``roots``, and the delta bases of the nodes among them."""
     with objects.mapped_lookups():  # every node of every version, each looked for in many packs
         return _reachable(objects, roots)
 
 
-def _reachable(objects, roots: set[bytes]) -> set[bytes]:
+def _reachable(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
     keep: set[bytes] = set()
     commits = list(roots)
     nodes: list[bytes] = []
@@ -200,7 +214,7 @@ def _reachable(objects, roots: set[bytes]) -> set[bytes]:
     return keep
 
 
-def _keep_bases(objects, oid: bytes, keep: set[bytes]) -> None:
+def _keep_bases(objects: DiskObjectStore, oid: bytes, keep: set[bytes]) -> None:
     todo = objects.stored_bases(oid)
     while todo:
         base = todo.pop()
@@ -257,8 +271,9 @@ def _expire_reflogs(store, before: float) -> int:
     return dropped
 
 
-def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False,
-                    expire: float | None = DEFAULT_EXPIRE) -> GcReport:
+def collect_garbage(
+    store, *, grace: float = DEFAULT_GRACE, dry_run: bool = False, expire: float | None = DEFAULT_EXPIRE
+) -> GcReport:
     """Run gc on ``store`` (the caller holds the gc lock unless ``dry_run``). Reflog entries
     older than ``expire`` seconds (None: never) stop being roots and are removed."""
     started = time.monotonic()
@@ -278,9 +293,10 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
         keep = _mark(objects, root_ids(store, expire_before))
         for name in young:  # kept whole; what their deltas need must stay readable
             for _ordinal, entry in objects.pack_reader(name).iter_entries():
-                if entry[0] == DELTA:
-                    _keep_bases(objects, bytes(entry[3:35]), keep)
-                    keep.add(bytes(entry[3:35]))
+                if entry_kind(entry) == DELTA:
+                    base = entry_base(entry)
+                    _keep_bases(objects, base, keep)
+                    keep.add(base)
     except (NotFoundError, CorruptError) as exc:
         raise CorruptError(
             f"gc stopped before changing anything: a reachable object cannot be read: {exc}",
@@ -342,6 +358,9 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
     for p in sorted(store.root.joinpath("tmp").iterdir()):
         if _older(p, cutoff) and p.is_file():
             _delete(p, report, store.root)
+    for p in stale_temporary_files(store.root):  # MERGE_HEAD.tmp and the like, of killed writers
+        if _older(p, cutoff):
+            _delete(p, report, store.root)
     indexed = {f"pack-{n}.pack" for n in objects.pack_names()}
     for p in sorted(pack_dir.glob("pack-*.pack")):
         if p.name not in indexed and not p.with_suffix(".idx").exists() and _older(p, cutoff):
@@ -352,7 +371,7 @@ def collect_garbage(store, *, grace: float = DEFAULT_GRACE, dry_run: bool = Fals
     return report
 
 
-def _repack(objects, names: list[str], live: set[int], report: GcReport) -> None:
+def _repack(objects: DiskObjectStore, names: list[str], live: set[int], report: GcReport) -> None:
     """Copy the live objects of ``names`` into new packs and publish them."""
     seen: set[bytes] = set()
     with objects.writer() as w:
@@ -366,15 +385,17 @@ def _repack(objects, names: list[str], live: set[int], report: GcReport) -> None
                 if prefix_of[ordinal] not in live:
                     report.objects_dropped += 1
                     continue
-                full, _depth = objects._resolve(name, entry)
+                full, _depth = objects.resolve_entry(name, entry)
                 oid = hashlib.sha256(full).digest()
                 if _prefix(oid) != prefix_of[ordinal]:
-                    raise CorruptError(f"pack {name[:16]}: object {ordinal} does not match its index",
-                                       hint="run `snap verify --repair`, then gc")
+                    raise CorruptError(
+                        f"pack {name[:16]}: object {ordinal} does not match its index",
+                        hint="run `snap verify --repair`, then gc",
+                    )
                 if oid in seen:  # the same object in two of these packs: one copy is enough
                     report.objects_dropped += 1
                     continue
                 seen.add(oid)
-                if entry[0] == DELTA and _prefix(entry[3:35]) not in live:
-                    entry = bytes((FULL,)) + full  # its base goes: store it whole
+                if entry_kind(entry) == DELTA and _prefix(entry_base(entry)) not in live:
+                    entry = full_entry(full[0], full[1:])  # its base goes: store it whole
                 w.add_raw(oid, entry)

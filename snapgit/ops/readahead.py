@@ -59,8 +59,10 @@ def leaf_records(objects: Any, roots: Sequence[bytes], *, ahead: bool) -> Iterat
             try:
                 msg = ours.recv()
             except EOFError:
-                raise SnapError("the process reading records ahead ended without a word",
-                                hint="run again; if it persists, run with SNAP_WORKERS=0") from None
+                raise SnapError(
+                    "the process reading records ahead ended without a word",
+                    hint="run again; if it persists, run with SNAP_WORKERS=0",
+                ) from None
             kind = msg[0]
             if kind == "done":
                 return

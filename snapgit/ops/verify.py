@@ -16,6 +16,8 @@ same canonical bytes.
 
 from __future__ import annotations
 
+import hashlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import le
@@ -23,9 +25,10 @@ from pathlib import Path
 
 from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import CorruptError, NotFoundError, SnapError
-from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.objects import ObjType, Tag, decode_schema
-from snapgit.store.pack import DELTA, PackReader
+from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.objectstore import ObjectStore
+from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
 from snapgit.store.packindex import IndexReader
 from snapgit.store.refs import ZERO
 from snapgit.tree.prolly import load_node
@@ -42,7 +45,13 @@ class Problem:
     table: str | None = None
 
     def to_json(self) -> dict:
-        return {"what": self.what, "where": self.where, "message": self.message, "commits": self.commits, "table": self.table}
+        return {
+            "what": self.what,
+            "where": self.where,
+            "message": self.message,
+            "commits": self.commits,
+            "table": self.table,
+        }
 
     def describe(self) -> str:
         extra = ""
@@ -87,16 +96,16 @@ def _check_indexes(store, report: VerifyReport) -> None:
             report.objects_indexed += idx.count
             if not idx.checksum_ok():
                 report.problems.append(Problem("index", path.name, "checksum does not match its content"))
-            prefixes = idx._prefixes
+            prefixes = idx.prefixes
             if not all(map(le, prefixes, islice(prefixes, 1, None))):
                 report.problems.append(Problem("index", path.name, "ids are not sorted"))
             running = 0
-            from bisect import bisect_right
-
             for b in range(256):
                 running = bisect_right(prefixes, ((b + 1) << 56) - 1) if b < 255 else idx.count
                 if idx.fanout[b] != running:
-                    report.problems.append(Problem("index", path.name, f"fanout[{b}] is {idx.fanout[b]}, expected {running}"))
+                    report.problems.append(
+                        Problem("index", path.name, f"fanout[{b}] is {idx.fanout[b]}, expected {running}")
+                    )
                     break
             if idx.pack_name != stem.removeprefix("pack-"):
                 report.problems.append(Problem("index", path.name, "names another pack than its file name"))
@@ -106,7 +115,9 @@ def _check_indexes(store, report: VerifyReport) -> None:
                 try:
                     rd = PackReader(pack_dir / f"{stem}.pack")
                     if rd.count != idx.count:
-                        report.problems.append(Problem("pack", f"{stem}.pack", f"holds {rd.count} objects, its index {idx.count}"))
+                        report.problems.append(
+                            Problem("pack", f"{stem}.pack", f"holds {rd.count} objects, its index {idx.count}")
+                        )
                     rd.close()
                 except CorruptError as exc:
                     report.problems.append(Problem("pack", f"{stem}.pack", str(exc)))
@@ -164,7 +175,9 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
     return named
 
 
-def _unchecked_records(objects, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport) -> list[bytes]:
+def _unchecked_records(
+    objects: ObjectStore, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport
+) -> list[bytes]:
     """The record ids of a leaf that still need a look-up.
 
     A leaf stored as a delta shares most records with the leaf it is a delta of (the root of
@@ -263,8 +276,6 @@ def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
 
 
 def _read_data(store, report: VerifyReport) -> None:
-    import hashlib
-
     objects = store.objects
     pack_dir: Path = objects.pack_dir
     for path in sorted(p for p in pack_dir.iterdir() if p.name.endswith(".pack")):
@@ -283,9 +294,9 @@ def _read_data(store, report: VerifyReport) -> None:
                 for ordinal, entry in rd.iter_entries():
                     report.objects_read += 1
                     try:
-                        full, _depth = objects._resolve(rd.name, entry)
+                        full, _depth = objects.resolve_entry(rd.name, entry)
                     except (CorruptError, NotFoundError) as exc:
-                        base = bytes(entry[3:35]) if entry[0] == DELTA else None
+                        base = entry_base(entry) if entry_kind(entry) == DELTA else None
                         if base is not None and not objects.contains(base):
                             # Its base is gone, so it cannot be reachable: the walk above reads
                             # every reachable node and would have found that. A gc killed
@@ -298,11 +309,15 @@ def _read_data(store, report: VerifyReport) -> None:
                         continue
                     oid = hashlib.sha256(full).digest()
                     if idx is not None and ordinal not in idx.candidates(oid, mapped=True):
-                        report.problems.append(Problem("object", oid.hex(), f"in {path.name} at {ordinal}, but its index disagrees"))
+                        report.problems.append(
+                            Problem("object", oid.hex(), f"in {path.name} at {ordinal}, but its index disagrees")
+                        )
                     if full[0] == ObjType.RECORD:
                         try:
                             if encode_row(decode_row(full[1:])) != full[1:]:
-                                report.problems.append(Problem("object", oid.hex(), "record does not re-encode to the same bytes"))
+                                report.problems.append(
+                                    Problem("object", oid.hex(), "record does not re-encode to the same bytes")
+                                )
                         except SnapError as exc:
                             report.problems.append(Problem("object", oid.hex(), f"record does not decode: {exc}"))
             finally:

@@ -187,7 +187,7 @@ class RowCacheWriter:
         if self._f is None:
             return
         self._dir.sort(key=lambda d: d[0])
-        if any(a[1] >= b[0] for a, b in zip(self._dir, self._dir[1:])):
+        if any(a[1] >= b[0] for a, b in zip(self._dir, self._dir[1:], strict=False)):
             self.abort()  # segments that overlap (a range read twice): not searchable
             return
         try:
@@ -221,7 +221,7 @@ class RowCache:
         self._lasts = [d[1] for d in directory]
 
     @classmethod
-    def open(cls, path: Path, sig: bytes, root: bytes) -> "RowCache | None":
+    def open(cls, path: Path, sig: bytes, root: bytes) -> RowCache | None:
         """The cache at ``path`` if it is bound to this signature and tree, else None."""
         try:
             with open(path, "rb") as f:
@@ -240,12 +240,20 @@ class RowCache:
         if version != VERSION or got_sig != sig or got_root != root or not isinstance(directory, list):
             return None
         for d in directory:
-            if not (isinstance(d, list) and len(d) == 4 and isinstance(d[0], bytes) and isinstance(d[1], bytes)
-                    and type(d[2]) is int and type(d[3]) is int and 0 <= d[2] and d[2] + d[3] <= offset):
+            if not (
+                isinstance(d, list)
+                and len(d) == 4
+                and isinstance(d[0], bytes)
+                and isinstance(d[1], bytes)
+                and type(d[2]) is int
+                and type(d[3]) is int
+                and 0 <= d[2]
+                and d[2] + d[3] <= offset
+            ):
                 return None
         return cls(path, directory)
 
-    def cursor(self) -> "Cursor":
+    def cursor(self) -> Cursor:
         return Cursor(self)
 
     def _segment(self, i: int) -> tuple[list[bytes], bytes] | None:
@@ -290,9 +298,11 @@ class Cursor:
             j = bisect_right(last_keys, keys[-1], pos)  # the asked keys this segment can hold
             end = bisect_right(keys, last_keys[j - 1], i)
             f = self._fps
-            have = dict(zip(keys[i:end], [f[k : k + FP_LEN] for k in range(i * FP_LEN, end * FP_LEN, FP_LEN)]))
+            have = dict(
+                zip(keys[i:end], [f[k : k + FP_LEN] for k in range(i * FP_LEN, end * FP_LEN, FP_LEN)], strict=False)
+            )
             get = have.get
-            out += [get(k) == fp for k, fp in zip(last_keys[pos:j], fps[pos:j])]
+            out += [get(k) == fp for k, fp in zip(last_keys[pos:j], fps[pos:j], strict=False)]
             self._i = end
             pos = j
         out += [False] * (n - len(out))

@@ -2,8 +2,9 @@
 
 A commit spends most of its time reading rows and encoding and hashing them, all in Python and
 so on one core. For a table with a single integer key and many rows, the commit cuts the key
-space into chunks (:meth:`_Pool.add`) and forks worker processes (once per commit), each of which
-opens its own connection and a read transaction that sees exactly the commit's snapshot
+space into chunks (:func:`snapgit.snapshot.ranges.chunk_ranges`, :meth:`_Pool.add`) and forks
+worker processes (once per commit), each of which opens its own connection and a read
+transaction that sees exactly the commit's snapshot
 (:meth:`snapgit.db.ReadSnapshot.share`: an exported snapshot on PostgreSQL; on SQLite in
 rollback-journal mode, the commit's shared lock keeps writers out meanwhile).
 
@@ -14,7 +15,7 @@ The chunks are shared out as the work goes, so that no process waits on another:
 * a worker takes chunks from the back of the first table that has any left, the commit from the
   front of the table it has come to, until they meet; it then goes on to the next table and
   joins the chunks' results into the table's tree at the end
-  (:func:`snapgit.commit.join_ranges`: the very tree one process would have built);
+  (:func:`snapgit.snapshot.ranges.join_ranges`: the very tree one process would have built);
 * each worker has a chunk queued behind the one it reads (while there is enough left), so it
   never waits for the commit to hand it the next.
 
@@ -41,16 +42,18 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from snapgit.snapshot.commit import COMMIT_BLOCK_BUDGET, CacheSpec, Progress, RangeResult, Unstored, _OldTree, _TableWriter, scan_range
 from snapgit.errors import CorruptError, NotFoundError, SnapError
-from snapgit.snapshot.rowcache import RowCacheWriter
+from snapgit.progress import Progress
 from snapgit.schema import TableSchema
+from snapgit.snapshot.ranges import KeyRange, RangeResult, scan_range
+from snapgit.snapshot.rowcache import RowCacheWriter
+from snapgit.snapshot.scan import CacheSpec
+from snapgit.snapshot.tablewriter import COMMIT_BLOCK_BUDGET, OldTree, TableWriter, Unstored
 from snapgit.tree.prolly import UnsortedKeysError
 
-__all__ = ["Parallel", "workers_wanted", "chunk_ranges"]
+__all__ = ["Parallel", "workers_wanted"]
 
 DEFAULT_MIN_ROWS = 20_000
-CHUNK_ROWS = 20_000  # about 50 ms of one process's reading: the most a process waits at the end
 
 
 def workers_wanted() -> int:
@@ -70,16 +73,6 @@ def _min_rows() -> int:
         return DEFAULT_MIN_ROWS
 
 
-def chunk_ranges(column: str, lo: int, hi: int, rows: int, processes: int) -> list[tuple[str, int | None, int | None]]:
-    """Key ranges covering every value of ``column`` (the first without a lower bound, so it
-    holds NULLs too; the last without an upper one), about ``CHUNK_ROWS`` rows each if the keys
-    are spread evenly, and at least two per process."""
-    n = max(2 * processes, -(-rows // CHUNK_ROWS))
-    n = min(n, hi - lo + 1)
-    bounds = [lo + (hi - lo + 1) * i // n for i in range(1, n)]
-    return [(column, None if i == 0 else bounds[i - 1], None if i == n - 1 else bounds[i]) for i in range(n)]
-
-
 class Parallel:
     """The offer of worker processes to one commit: started on first use (:meth:`get`), given
     up for good if they cannot start, stopped by :meth:`close`."""
@@ -92,7 +85,7 @@ class Parallel:
         self._pool: _Pool | None = None
         self._failed = self.size < 1
 
-    def get(self, snap: Any) -> "_Pool | None":
+    def get(self, snap: Any) -> _Pool | None:
         if self._failed:
             return None
         if self._pool is None:
@@ -117,7 +110,7 @@ class Parallel:
 class _Job:
     table: str
     index: int  # its place among the table's chunks
-    key_range: tuple[str, int | None, int | None]
+    key_range: KeyRange
 
 
 @dataclass
@@ -128,7 +121,7 @@ class _Table:
     chunks: int
     cache: CacheSpec | None = None
     left: deque = field(default_factory=deque)  # job ids nobody has taken yet
-    results: dict = field(default_factory=dict)  # chunk index -> RangeResult, SnapError or None
+    results: dict[int, RangeResult | SnapError | None] = field(default_factory=dict)  # by chunk index
     by: set = field(default_factory=set)  # the processes that read its chunks (-1: the commit)
     early_rows: int = 0  # rows the workers read before the commit came to the table
     given_up: bool = False  # read alone: the chunks' results are not wanted
@@ -182,8 +175,14 @@ class _Pool:
 
     # -- the commit's side ----------------------------------------------------------------
 
-    def add(self, schema: TableSchema, key: list[str], old_root: bytes | None, ranges: list,
-            cache: CacheSpec | None = None) -> None:
+    def add(
+        self,
+        schema: TableSchema,
+        key: list[str],
+        old_root: bytes | None,
+        ranges: list[KeyRange],
+        cache: CacheSpec | None = None,
+    ) -> None:
         """Share out the reading of a table, in these key ranges (in key order), through the
         row cache when given."""
         t = _Table(schema, key, old_root, len(ranges), cache)
@@ -220,7 +219,7 @@ class _Pool:
             progress.advance(t.early_rows)
         t.early_rows = 0
 
-    def take(self, table: str) -> tuple[int, tuple] | None:
+    def take(self, table: str) -> tuple[int, KeyRange] | None:
         """The next chunk of ``table`` for the commit to read itself: (index, key range)."""
         t = self._tables[table]
         job = self._jobs[t.left.popleft()] if t.left else None
@@ -276,11 +275,14 @@ class _Pool:
             raise self._flush_error
         out: dict[str, list[RangeResult] | None] = {}
         for name, t in self._tables.items():
-            results = [t.results.get(i) for i in range(t.chunks)]
-            for r in results:
+            results: list[RangeResult] = []
+            for i in range(t.chunks):
+                r = t.results.get(i)
                 if isinstance(r, SnapError):
                     raise r
-            out[name] = None if t.given_up or any(r is None for r in results) else results
+                if r is not None:
+                    results.append(r)
+            out[name] = None if t.given_up or len(results) < t.chunks else results
         return out
 
     def processes(self, table: str) -> int:
@@ -422,7 +424,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
             # published only when the commit asks, once it has every result.
             writer = objects.writer()
             unstored = Unstored(objects, writer) if probe else None
-            olds: dict[bytes, _OldTree] = {}
+            olds: dict[bytes, OldTree] = {}
             caches: dict[CacheSpec, Any] = {}  # the row cache of each table, opened once
             closed = False
             try:
@@ -449,11 +451,11 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
                     try:
                         old = None
                         if old_root is not None:
-                            old = olds.get(old_root) or olds.setdefault(old_root, _OldTree(objects, old_root))
+                            old = olds.get(old_root) or olds.setdefault(old_root, OldTree(objects, old_root))
                         cache: Any = False
                         if spec is not None:
                             cache = caches[spec] if spec in caches else caches.setdefault(spec, spec.open())
-                        tw = _TableWriter(objects, writer, old, unstored, schema.name)
+                        tw = TableWriter(objects, writer, old, unstored, schema.name)
                         result = scan_range(snap, schema, key, tw, key_range, _PipeProgress(conn, job_id), cache)
                         conn.send(("done", job_id, result))
                     except UnsortedKeysError:

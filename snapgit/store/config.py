@@ -35,6 +35,7 @@ from typing import Any
 import tomli_w
 
 from snapgit.errors import CorruptError, SnapError
+from snapgit.store.privatefile import write_private
 
 __all__ = ["Config", "TableConfig", "load_config", "save_config", "ENV_URL_VARS"]
 
@@ -172,10 +173,4 @@ def load_config(path: Path) -> Config:
 
 
 def save_config(path: Path, config: Config) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        tomli_w.dump(config.to_obj(), f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, tomli_w.dumps(config.to_obj()).encode("utf-8"))

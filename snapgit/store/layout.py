@@ -26,8 +26,8 @@ import secrets
 import shutil
 from pathlib import Path
 
-from snapgit.store.config import Config, load_config, save_config
 from snapgit.errors import CorruptError, NotFoundError, SnapError
+from snapgit.store.config import Config, load_config, save_config
 from snapgit.store.lock import StoreLocks
 from snapgit.store.objectstore import DiskObjectStore
 from snapgit.store.refs import DiskRefs
@@ -89,11 +89,11 @@ class Store:
         return self.root.parent
 
     @classmethod
-    def open(cls, start: Path) -> "Store":
+    def open(cls, start: Path) -> Store:
         return cls(find_store(start))
 
     @classmethod
-    def init(cls, directory: Path, config: Config, initial_branch: str = "main") -> "Store":
+    def init(cls, directory: Path, config: Config, initial_branch: str = "main") -> Store:
         directory = directory.resolve()
         final = directory / STORE_DIR
         if final.exists():

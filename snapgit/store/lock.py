@@ -103,16 +103,32 @@ class LockInfo:
     path: Path | None = None
 
     def to_json(self) -> str:
-        return json.dumps({"kind": self.kind, "pid": self.pid, "host": self.host, "owner": self.owner,
-                           "started": self.started, "refs": self.refs}, sort_keys=True)
+        return json.dumps(
+            {
+                "kind": self.kind,
+                "pid": self.pid,
+                "host": self.host,
+                "owner": self.owner,
+                "started": self.started,
+                "refs": self.refs,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
-    def read(cls, path: Path) -> "LockInfo | None":
+    def read(cls, path: Path) -> LockInfo | None:
         """The lock in ``path``; None when it is gone or not (yet) readable."""
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
-            return cls(str(doc["kind"]), int(doc["pid"]), str(doc["host"]), str(doc["owner"]),
-                       float(doc["started"]), [str(r) for r in doc.get("refs", [])], path)
+            return cls(
+                str(doc["kind"]),
+                int(doc["pid"]),
+                str(doc["host"]),
+                str(doc["owner"]),
+                float(doc["started"]),
+                [str(r) for r in doc.get("refs", [])],
+                path,
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -146,7 +162,10 @@ def _write_whole(path: Path, text: str, *, exclusive: bool = False) -> bool:
             os.close(fd)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise DiskFullError.of(exc, f"lock file {path.name}") or exc
+        full = DiskFullError.of(exc, f"lock file {path.name}")
+        if full is None:
+            raise
+        raise full from exc
     try:
         if not exclusive:
             os.replace(tmp, path)
@@ -286,7 +305,10 @@ class StoreLocks:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise DiskFullError.of(exc, f"lock file {path.name}") or exc
+            full = DiskFullError.of(exc, f"lock file {path.name}")
+            if full is None:
+                raise
+            raise full from exc
 
     # -- ref locks (called by refs.DiskRefs) ---------------------------------------------------
 

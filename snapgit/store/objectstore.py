@@ -21,37 +21,78 @@ import hashlib
 import os
 import secrets
 from array import array
+from bisect import bisect_left
 from collections import OrderedDict
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import zstandard as zstd
 
 from snapgit.errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
-from snapgit.store.pack import DELTA, FULL, MAX_DELTA_DEPTH, BlockCache, PackReader, PackWriter, fsync_dir
+from snapgit.store.pack import (
+    DELTA,
+    FULL,
+    MAX_DELTA_DEPTH,
+    BlockCache,
+    PackReader,
+    PackWriter,
+    delta_compress,
+    delta_decompress,
+    delta_entry,
+    entry_base,
+    entry_depth,
+    entry_frame,
+    entry_full,
+    entry_kind,
+    entry_type,
+    fsync_dir,
+    full_entry,
+)
 from snapgit.store.packindex import IndexReader, build_index_joined
 
-__all__ = ["ObjectReader", "ObjectStore", "ObjectWriter", "DiskObjectStore", "MemoryObjectStore", "OverlayObjectStore"]
+__all__ = [
+    "ObjectReader",
+    "ObjectStore",
+    "ObjectWriter",
+    "DiskObjectStore",
+    "DiskWriter",
+    "MemoryObjectStore",
+    "OverlayObjectStore",
+    "MEMORY_PACK",
+]
 
 # A pack is sealed at this many objects: its id list and the sort that builds its index are the
 # peak of a big commit's memory (a scale-10 commit peaks at 105 MB with 128K, 121 MB with 256K).
 PACK_MAX_OBJECTS = 128 * 1024
 PACK_MAX_BYTES = 64 * 1024 * 1024
-_FULL_PREFIX = bytes((FULL,))
 _RECORD = 1  # the object type of records (objects.ObjType.RECORD, a layer above)
+# The name the memory store gives the one "pack" its objects are in (pack_names, iter_objects).
+MEMORY_PACK = "memory"
 
 
+@runtime_checkable
 class ObjectReader(Protocol):
-    def get(self, oid: bytes) -> tuple[int, bytes]: ...
+    """Reading objects by id: what every layer above the store needs."""
 
-    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]: ...
+    def get(self, oid: bytes) -> tuple[int, bytes]:
+        """(type, data) whose hash is ``oid``; NotFoundError when absent, CorruptError when damaged."""
+        ...
 
-    def contains(self, oid: bytes) -> bool: ...
+    def get_many(self, oids: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """``[get(oid) for oid in oids]``, faster for bulk reads."""
+        ...
+
+    def contains(self, oid: bytes) -> bool:
+        """Whether ``get(oid)`` would find the object (it may still be damaged)."""
+        ...
 
 
+@runtime_checkable
 class ObjectWriter(Protocol):
+    """Adding objects: nothing added is readable until :meth:`commit`, and nothing of it ever
+    after :meth:`abort`. As a context manager, commits when the block ends cleanly."""
+
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes: ...
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None: ...
@@ -66,29 +107,63 @@ class ObjectWriter(Protocol):
 
     def seal(self, min_objects: int = 0) -> None: ...
 
+    def __enter__(self) -> ObjectWriter: ...
 
+    def __exit__(self, exc_type, exc, tb) -> None: ...
+
+
+@runtime_checkable
 class ObjectStore(ObjectReader, Protocol):
+    """Everything callers do with a store, whichever it is (disk, memory, overlay): the contract
+    suite in tests/test_objectstore.py holds the disk and memory stores to it. The disk store
+    has more (packs, indexes, raw entries) for gc, verify and repair, which only run on it."""
+
+    def might_contain(self, oid: bytes) -> bool:
+        """False only when the store has no object with this id (no read: an 8-byte prefix
+        match is all a True promises)."""
+        ...
+
+    def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
+        """``might_contain`` of each id, for a batch."""
+        ...
+
+    def get_depth(self, oid: bytes) -> int:
+        """How many deltas deep the object is stored (0: whole); NotFoundError when absent."""
+        ...
+
+    def delta_base(self, oid: bytes) -> bytes | None:
+        """The object ``oid`` is stored as a delta against, None when stored whole;
+        NotFoundError when absent."""
+        ...
+
+    def find_prefix(self, hex_prefix: str) -> list[bytes]:
+        """The ids, sorted, of the objects whose hex id starts with ``hex_prefix``."""
+        ...
+
+    def iter_objects(self) -> Iterable[tuple[str, bytes, int, bytes]]:
+        """Every stored object: (pack name, id, type, data)."""
+        ...
+
+    def pack_names(self) -> list[str]:
+        """The packs objects are read from; empty for a store with no object yet (nothing to
+        probe for, a commit knows)."""
+        ...
+
+    def refresh(self) -> None:
+        """Pick up what other processes published since."""
+        ...
+
     def writer(self) -> ObjectWriter: ...
 
-    def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]: ...
+    def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]:
+        """Hold at most ``budget`` bytes of decompressed blocks meanwhile."""
+        ...
 
-    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]: ...
+    def mapped_lookups(self) -> contextlib.AbstractContextManager[None]:
+        """Look objects up in a way made for reading every object of the store, meanwhile."""
+        ...
 
-    def find_prefix(self, hex_prefix: str) -> list[bytes]: ...
-
-    def get_depth(self, oid: bytes) -> int: ...
-
-
-def _delta_compress(base_full: bytes, full: bytes) -> bytes:
-    # zstd's fast level: a node's delta is long matches against its base plus new ids, which
-    # do not compress; level 3 gives the same bytes' worth at four times the time.
-    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
-    return zstd.ZstdCompressor(level=-1, dict_data=d).compress(full)
-
-
-def _delta_decompress(base_full: bytes, frame: bytes) -> bytes:
-    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
-    return zstd.ZstdDecompressor(dict_data=d).decompress(frame)
+    def close(self) -> None: ...
 
 
 def _worth_delta(full: bytes, delta: bytes) -> bool:
@@ -99,7 +174,7 @@ def _worth_delta(full: bytes, delta: bytes) -> bool:
 class _WriterBase:
     """Shared delta logic: the base must be readable (committed) or added by this writer."""
 
-    def __init__(self, store: "DiskObjectStore | MemoryObjectStore") -> None:
+    def __init__(self, store: DiskObjectStore | MemoryObjectStore) -> None:
         self._store = store
         # The last few non-record objects added, so that a delta may name a base this writer has
         # not published yet. Bounded: a big commit writes many nodes, all of them deltas against
@@ -177,11 +252,11 @@ class _WriterBase:
         if base_depth + 1 > MAX_DELTA_DEPTH:
             return None
         full = bytes((otype,)) + data
-        frame = _delta_compress(base_full, full)
+        frame = delta_compress(base_full, full)
         if not _worth_delta(full, frame):
             return None
         depth = base_depth + 1
-        return bytes((DELTA, otype, depth)) + base + frame, depth
+        return delta_entry(otype, depth, base, frame), depth
 
 
 # --- disk -----------------------------------------------------------------------------------
@@ -194,8 +269,11 @@ def _lane(otype: int) -> int:
     return 0 if otype == _RECORD else 1
 
 
-class _DiskWriter(_WriterBase):
-    def __init__(self, store: "DiskObjectStore") -> None:
+class DiskWriter(_WriterBase):
+    """The disk store's writer: objects go to packs in ``tmp/``, published by :meth:`commit`.
+    Beyond the :class:`ObjectWriter` protocol, :meth:`add_raw` copies entries as stored."""
+
+    def __init__(self, store: DiskObjectStore) -> None:
         super().__init__(store)
         self._disk = store
         self._pack: PackWriter | None = None
@@ -249,14 +327,14 @@ class _DiskWriter(_WriterBase):
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
         if oid is None:
             oid = hashlib.sha256(bytes((otype,)) + data).digest()
-        self._current().add(oid, bytes((FULL, otype)) + data, _lane(otype))
-        if otype != 1:
+        self._current().add(oid, full_entry(otype, data), _lane(otype))
+        if otype != _RECORD:
             self._remember(oid, (bytes((otype,)) + data, 0))
         self._maybe_seal()
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
-        prefix = bytes((FULL, otype))
+        prefix = full_entry(otype)
         step = PACK_MAX_OBJECTS
         for i in range(0, len(oids), step):
             self._current().add_run(prefix, oids[i : i + step], datas[i : i + step], _lane(otype))
@@ -264,7 +342,7 @@ class _DiskWriter(_WriterBase):
 
     def add_raw(self, oid: bytes, entry: bytes) -> None:
         """Copy an entry as it is stored (FULL or DELTA, kind byte first): gc's repack."""
-        self._current().add(oid, entry, _lane(entry[1]))
+        self._current().add(oid, entry, _lane(entry_type(entry)))
         self._maybe_seal()
 
     def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
@@ -277,7 +355,7 @@ class _DiskWriter(_WriterBase):
         remembered as a base for later deltas: it may never be added, and the store's copy
         may have another depth."""
         enc = self._encode_delta(otype, data, oid, base) if base is not None else None
-        entry = bytes((FULL, otype)) + data if enc is None else enc[0]
+        entry = full_entry(otype, data) if enc is None else enc[0]
         del data
 
         def add() -> None:
@@ -436,8 +514,8 @@ class DiskObjectStore:
         for name in self._order:
             for ordinal in self._packs[name][0].candidates(oid, self._mapped):
                 entry = self._reader(name).entry(ordinal)
-                if entry[0] == DELTA:
-                    out.append(bytes(entry[3:35]))
+                if entry_kind(entry) == DELTA:
+                    out.append(entry_base(entry))
         return out
 
     @contextlib.contextmanager
@@ -476,23 +554,29 @@ class DiskObjectStore:
 
     # -- reading
 
+    def resolve_entry(self, name: str, entry: bytes) -> tuple[bytes, int]:
+        """(full bytes, depth) of a raw entry of pack ``name`` (:meth:`PackReader.entry`): a
+        delta is resolved against its base, looked up in every pack. Damage, a base that is
+        gone included, raises CorruptError or NotFoundError. Not checked against an id: the
+        caller hashes what it gets (verify, gc, repair read packs front to back)."""
+        return self._resolve(name, entry)
+
     def _resolve(self, name: str, entry: bytes, chain: int = 0) -> tuple[bytes, int]:
-        """(type byte + data, depth) of a raw entry."""
-        kind = entry[0]
+        kind = entry_kind(entry)
         if kind == FULL:
-            return entry[1:], 0
+            return entry_full(entry), 0
         if kind == DELTA:
-            depth = entry[2]
-            base = entry[3:35]
+            depth = entry_depth(entry)
+            base = entry_base(entry)
             if chain >= MAX_DELTA_DEPTH:
                 raise CorruptError(f"pack {name[:16]}: delta chain longer than {MAX_DELTA_DEPTH} (a loop?)")
             base_full, _ = self._find(base, chain=chain + 1)
             self._last_delta_base = base
             try:
-                full = _delta_decompress(base_full, entry[35:])
+                full = delta_decompress(base_full, entry_frame(entry))
             except zstd.ZstdError as exc:
                 raise CorruptError(f"pack {name[:16]}: delta does not decompress: {exc}") from exc
-            if full[0] != entry[1]:
+            if full[0] != entry_type(entry):
                 raise CorruptError(f"pack {name[:16]}: delta resolves to the wrong type")
             return full, depth
         raise CorruptError(f"pack {name[:16]}: unknown entry kind {kind}")
@@ -544,12 +628,14 @@ class DiskObjectStore:
                 continue
             if hashlib.sha256(full).digest() == oid:
                 self._answered(name, self._base_mru if chain else self._mru)
-                if full[0] != 1:  # nodes and metadata are read again and again
+                if full[0] != _RECORD:  # nodes and metadata are read again and again
                     self._full_cache[oid] = (full, depth)
                     if len(self._full_cache) > 256:
                         self._full_cache.popitem(last=False)
                     if depth:
-                        self._delta_bases[oid] = self._last_delta_base
+                        base = self._last_delta_base
+                        assert base is not None  # _resolve sets it whenever it resolves a delta
+                        self._delta_bases[oid] = base
                         if len(self._delta_bases) > 65536:
                             self._delta_bases.pop(next(iter(self._delta_bases)))
                 return full, depth
@@ -574,36 +660,27 @@ class DiskObjectStore:
             got = None
             first = oid[0]
             p = int.from_bytes(oid[:8], "big")
-            for k, (fanout, prefixes, ordinals, firsts, block, count) in enumerate(paths):
+            for k, (fanout, prefixes, ordinals, full_or_none) in enumerate(paths):
                 lo = fanout[first - 1] if first else 0
                 hi = fanout[first]
                 i = bisect_left(prefixes, p, lo, hi)
                 if i == hi or prefixes[i] != p:
                     continue
-                ordinal = ordinals[i]
-                if not 0 <= ordinal < count:
-                    break  # a damaged index: get() says so
-                b = bisect_right(firsts, ordinal) - 1
                 try:
-                    data, ends = block(b)
+                    full = full_or_none(ordinals[i])
                 except CorruptError:
-                    break  # get() names the object, or finds another copy
-                j = ordinal - firsts[b]
-                start = ends[j - 1] if j else 0
-                if data[start] == FULL:
-                    full = bytes(data[start + 1 : ends[j]])
-                    if sha(full).digest() == oid:
-                        got = (full[0], full[1:])
-                        if k:  # neighbours were mostly written together: ask this pack first
-                            paths.insert(0, paths.pop(k))
+                    break  # a damaged index or block: get() names the object, or finds another copy
+                if full is not None and sha(full).digest() == oid:
+                    got = (full[0], full[1:])
+                    if k:  # neighbours were mostly written together: ask this pack first
+                        paths.insert(0, paths.pop(k))
                 break
             append(got if got is not None else self.get(oid))
         return out
 
     def _fast_path(self, name: str):
         idx, _ = self._packs[name]
-        rd = self._reader(name)
-        return idx.fanout, idx._prefixes, idx._ordinals, rd._firsts, rd._block, rd.count
+        return idx.fanout, idx.prefixes, idx.ordinals, self._reader(name).full_or_none
 
     def get_depth(self, oid: bytes) -> int:
         return self._find(oid)[1]
@@ -633,7 +710,7 @@ class DiskObjectStore:
             lo = fanout[first - 1] if first else 0
             hi = fanout[first]
             if lo != hi:
-                prefixes = idx._prefixes
+                prefixes = idx.prefixes
                 i = bisect_left(prefixes, p, lo, hi)
                 if i < hi and prefixes[i] == p:
                     self._answered(n)
@@ -686,15 +763,15 @@ class DiskObjectStore:
 
     # -- writing
 
-    def writer(self) -> _DiskWriter:
-        return _DiskWriter(self)
+    def writer(self) -> DiskWriter:
+        return DiskWriter(self)
 
 
 # --- memory ---------------------------------------------------------------------------------
 
 
 class _MemoryWriter(_WriterBase):
-    def __init__(self, store: "MemoryObjectStore") -> None:
+    def __init__(self, store: MemoryObjectStore) -> None:
         super().__init__(store)
         self._mem = store
         self._staged: dict[bytes, tuple[int, bytes, int]] = {}
@@ -705,26 +782,30 @@ class _MemoryWriter(_WriterBase):
         if oid is None:
             oid = hashlib.sha256(bytes((otype,)) + data).digest()
         self._staged[oid] = (otype, bytes(data), 0)
-        if otype != 1:
+        if otype != _RECORD:
             self._remember(oid, (bytes((otype,)) + data, 0))
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
-        for oid, d in zip(oids, datas):
+        for oid, d in zip(oids, datas, strict=False):
             self._staged[oid] = (otype, bytes(d), 0)
 
     def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
         # in memory the node is kept whole anyway
-        if base is None:
-            return (lambda: self.add(otype, data, oid) and None), len(data)
-        return (lambda: self.add_delta(otype, data, oid, base) and None), len(data)
+        def add() -> None:
+            if base is None:
+                self.add(otype, data, oid)
+            else:
+                self.add_delta(otype, data, oid, base)
+
+        return add, len(data)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         enc = self._encode_delta(otype, data, oid, base)
         depth = 0 if enc is None else enc[1]
         self._staged[oid] = (otype, bytes(data), depth)
         if enc is not None:
-            self._staged_bases[oid] = enc[0][3:35]
+            self._staged_bases[oid] = entry_base(enc[0])
         self._remember(oid, (bytes((otype,)) + data, depth))
         return oid
 
@@ -779,9 +860,13 @@ class MemoryObjectStore:
     def find_prefix(self, hex_prefix: str) -> list[bytes]:
         return sorted(o for o in self._objects if o.hex().startswith(hex_prefix))
 
-    def iter_objects(self) -> Iterable[tuple[str, bytes, int, bytes]]:
+    def iter_objects(self) -> Iterator[tuple[str, bytes, int, bytes]]:
         for oid, (t, d, _) in self._objects.items():
-            yield "memory", oid, t, d
+            yield MEMORY_PACK, oid, t, d
+
+    def pack_names(self) -> list[str]:
+        # one "pack" once anything is stored, as a disk store has none until its first commit
+        return [MEMORY_PACK] if self._objects else []
 
     def writer(self) -> _MemoryWriter:
         return _MemoryWriter(self)
@@ -811,7 +896,7 @@ class OverlayObjectStore:
     the rest live in memory for the length of the command, and nothing is written to disk.
     """
 
-    def __init__(self, base: "DiskObjectStore | MemoryObjectStore") -> None:
+    def __init__(self, base: ObjectStore) -> None:
         self.base = base
         self._mem = MemoryObjectStore()
 
@@ -839,16 +924,21 @@ class OverlayObjectStore:
         return self._mem.contains(oid) or self.base.might_contain(oid)
 
     def might_contain_many(self, oids: Sequence[bytes]) -> list[bool]:
-        mem = self._mem._objects
-        return [o in mem or b for o, b in zip(oids, self.base.might_contain_many(oids))]
+        mem = self._mem.might_contain_many(oids)
+        return [m or b for m, b in zip(mem, self.base.might_contain_many(oids), strict=False)]
 
     def pack_names(self) -> list[str]:
-        return list(getattr(self.base, "pack_names", lambda: ["memory"])())
+        # the base's: what the overlay holds lives for one command and is no pack of the store
+        return self.base.pack_names()
+
+    def iter_objects(self) -> Iterator[tuple[str, bytes, int, bytes]]:
+        yield from self._mem.iter_objects()
+        yield from self.base.iter_objects()
 
     def find_prefix(self, hex_prefix: str) -> list[bytes]:
         return sorted(set(self._mem.find_prefix(hex_prefix)) | set(self.base.find_prefix(hex_prefix)))
 
-    def writer(self) -> "_OverlayWriter":
+    def writer(self) -> _OverlayWriter:
         return _OverlayWriter(self)
 
     def block_budget(self, budget: int) -> contextlib.AbstractContextManager[None]:
@@ -877,14 +967,17 @@ class _OverlayWriter:
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
-        for oid, d in zip(oids, datas):
+        for oid, d in zip(oids, datas, strict=False):
             self._objects[oid] = (otype, d, 0)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
         return self.add(otype, data, oid)
 
     def deferred(self, otype: int, data: bytes, oid: bytes, base: bytes | None) -> tuple[Callable[[], None], int]:
-        return (lambda: self.add(otype, data, oid) and None), len(data)
+        def add() -> None:
+            self.add(otype, data, oid)
+
+        return add, len(data)
 
     def commit(self) -> None:
         pass
@@ -895,7 +988,7 @@ class _OverlayWriter:
     def seal(self, min_objects: int = 0) -> None:
         pass
 
-    def __enter__(self) -> "_OverlayWriter":
+    def __enter__(self) -> _OverlayWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

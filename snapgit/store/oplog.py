@@ -18,9 +18,18 @@ from typing import Any
 __all__ = ["append", "read"]
 
 
-def append(path: Path, *, who: str, op: str, args: dict[str, Any], ok: bool, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+def append(
+    path: Path,
+    *,
+    who: str,
+    op: str,
+    args: dict[str, Any],
+    ok: bool,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
     entry: dict[str, Any] = {
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
         "who": who,
         "op": op,
         "args": args,

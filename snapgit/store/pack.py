@@ -14,7 +14,10 @@ and many blocks make an immutable pack file whose name is the SHA-256 of its byt
 An entry is ``00 type data`` (the whole object) or ``01 type depth base-id frame`` (a delta: the
 object's ``type data`` compressed by zstd with the base object's ``type data`` as a raw-content
 dictionary, the frame carrying its content size; ``depth`` is 1 + the base's depth, at most
-:data:`MAX_DELTA_DEPTH`). Objects are numbered in the order they were written (their ordinal);
+:data:`MAX_DELTA_DEPTH`). ``type data`` is what the object's id hashes; the code calls it the
+object's *full* bytes. Entries are made by :func:`full_entry` and :func:`delta_entry` and read
+by the ``entry_*`` functions below, so that the layout is spelled out here only; the delta's
+frame is made and read by :func:`delta_compress` and :func:`delta_decompress`. Objects are numbered in the order they were written (their ordinal);
 the index maps ids to ordinals, the block table maps ordinals to blocks. Reading a pack in order
 and hashing each object gives its index back; a delta's base may live in another pack, so
 resolving a delta may need the other packs of the store (gc keeps bases alive).
@@ -28,16 +31,37 @@ import struct
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import zstandard as zstd
 
 from snapgit.errors import CorruptError
 
-__all__ = ["PackWriter", "PackReader", "BlockCache", "PACK_MAGIC", "MAX_DELTA_DEPTH", "FULL", "DELTA"]
+__all__ = [
+    "PackWriter",
+    "PackReader",
+    "BlockCache",
+    "PACK_MAGIC",
+    "MAX_DELTA_DEPTH",
+    "FULL",
+    "DELTA",
+    "ID_LEN",
+    "full_entry",
+    "delta_entry",
+    "entry_kind",
+    "entry_type",
+    "entry_full",
+    "entry_depth",
+    "entry_base",
+    "entry_frame",
+    "delta_compress",
+    "delta_decompress",
+    "fsync_dir",
+]
 
 PACK_MAGIC = b"SNAPPACK"
 PACK_END = b"SNAPPEND"
@@ -54,6 +78,74 @@ _FOOTER = struct.Struct("<QII8s")
 _FOOTER_LEN = _FOOTER.size + 32
 _ZSTD_LEVEL = 3
 ID_LEN = 32  # every object id is a SHA-256
+
+# Where the fields of an entry are (see the module docstring).
+_KIND, _TYPE, _DEPTH = 0, 1, 2
+_BASE_END = 3 + ID_LEN
+
+# a slice of an entry is of the entry's kind: bytes from bytes, a view from a view
+_Buffer = TypeVar("_Buffer", bytes, memoryview)
+
+
+# --- entries --------------------------------------------------------------------------------
+
+
+def full_entry(otype: int, data: bytes = b"") -> bytes:
+    """The entry of an object stored whole; with no ``data``, the prefix every whole entry of
+    that type starts with (:meth:`PackWriter.add_run` takes it)."""
+    return bytes((FULL, otype)) + data
+
+
+def delta_entry(otype: int, depth: int, base: bytes, frame: bytes) -> bytes:
+    """The entry of an object stored as a delta against ``base`` (an id), ``frame`` made by
+    :func:`delta_compress`; ``depth`` is 1 + the base's."""
+    return bytes((DELTA, otype, depth)) + base + frame
+
+
+def entry_kind(entry: bytes | memoryview) -> int:
+    """:data:`FULL` or :data:`DELTA` (or, in a damaged pack, anything else)."""
+    return entry[_KIND]
+
+
+def entry_type(entry: bytes | memoryview) -> int:
+    """The type byte of the entry's object, whatever its kind."""
+    return entry[_TYPE]
+
+
+def entry_full(entry: _Buffer) -> _Buffer:
+    """The full bytes (type byte + data) of a :data:`FULL` entry's object."""
+    return entry[_TYPE:]
+
+
+def entry_depth(entry: bytes | memoryview) -> int:
+    """The depth of a :data:`DELTA` entry: 1 + its base's."""
+    return entry[_DEPTH]
+
+
+def entry_base(entry: bytes | memoryview) -> bytes:
+    """The id of the object a :data:`DELTA` entry is a delta against."""
+    return bytes(entry[_DEPTH + 1 : _BASE_END])
+
+
+def entry_frame(entry: _Buffer) -> _Buffer:
+    """The zstd frame of a :data:`DELTA` entry (:func:`delta_decompress` reads it)."""
+    return entry[_BASE_END:]
+
+
+def delta_compress(base_full: bytes, full: bytes) -> bytes:
+    """The frame of a delta: ``full`` compressed with ``base_full`` as a raw-content dictionary
+    (both are type byte + data)."""
+    # zstd's fast level: a node's delta is long matches against its base plus new ids, which
+    # do not compress; level 3 gives the same bytes' worth at four times the time.
+    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    return zstd.ZstdCompressor(level=-1, dict_data=d).compress(full)
+
+
+def delta_decompress(base_full: bytes, frame: bytes | memoryview) -> bytes:
+    """The full bytes a delta's frame gives against its base's full bytes. A damaged frame
+    raises ``zstandard.ZstdError``."""
+    d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+    return zstd.ZstdDecompressor(dict_data=d).decompress(frame)
 
 
 def fsync_dir(path: Path) -> None:
@@ -203,7 +295,7 @@ class PackWriter:
         try:
             try:
                 self._drain()
-            except Exception:
+            except Exception:  # noqa: BLE001 - aborting: the error that made us abort is the one to report
                 pass
             self._pool.shutdown()
             try:
@@ -260,7 +352,7 @@ class PackReader:
     """Random access to the objects of one pack, by ordinal. Blocks are decompressed on demand
     and a few are kept, so reading neighbours (rows in key order) costs one decompression."""
 
-    def __init__(self, path: Path, cache: "BlockCache | None" = None) -> None:
+    def __init__(self, path: Path, cache: BlockCache | None = None) -> None:
         self.path = path
         self.name = path.stem.removeprefix("pack-")
         # pread, not mmap: pages of a mapped file count in the process's resident memory, and a
@@ -358,6 +450,23 @@ class PackReader:
         i = ordinal - self._firsts[b]
         start = ends[i - 1] if i else 0
         return bytes(data[start : ends[i]])
+
+    def full_or_none(self, ordinal: int) -> bytes | None:
+        """The full bytes (type byte + data) of the object with this ordinal if it is stored
+        whole, else None (a delta: resolving it needs the store's other packs).
+
+        :meth:`entry`, without copying the entry first: the object store's bulk read calls
+        this once a record, so the few lines of the look-up are repeated rather than shared
+        through a call."""
+        if not 0 <= ordinal < self.count:
+            raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
+        b = bisect_right(self._firsts, ordinal) - 1
+        data, ends = self._block(b)
+        i = ordinal - self._firsts[b]
+        start = ends[i - 1] if i else 0
+        if data[start + _KIND] != FULL:
+            return None
+        return bytes(data[start + _TYPE : ends[i]])
 
     def iter_entries(self) -> Iterator[tuple[int, bytes]]:
         """Every (ordinal, entry) in pack order, one block at a time."""

@@ -33,7 +33,7 @@ from pathlib import Path
 from snapgit.errors import CorruptError
 from snapgit.native import index_entries, sorted_hits
 
-__all__ = ["build_index", "build_index_joined", "IndexReader", "IDX_MAGIC"]
+__all__ = ["build_index", "build_index_joined", "index_entries_py", "IndexReader", "IDX_MAGIC"]
 
 IDX_MAGIC = b"SNAPIDX\x00"
 IDX_VERSION = 1
@@ -57,13 +57,15 @@ def build_index_joined(pack_name: str, joined: bytes | bytearray) -> bytes:
     n = len(joined) // ID_BYTES
     entries = index_entries(joined)
     prefixes, ordinals, fanout = entries if entries is not None else index_entries_py(joined)
-    body = b"".join((
-        _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
-        struct.pack(">256I", *fanout),
-        prefixes,
-        ordinals,
-        bytes.fromhex(pack_name),
-    ))
+    body = b"".join(
+        (
+            _HEADER.pack(IDX_MAGIC, IDX_VERSION, n),
+            struct.pack(">256I", *fanout),
+            prefixes,
+            ordinals,
+            bytes.fromhex(pack_name),
+        )
+    )
     return body + hashlib.sha256(body).digest()
 
 
@@ -112,7 +114,7 @@ class _Descriptors:
         self.limit = limit
         self._open: dict[IndexReader, int] = {}  # in the order they were last used
 
-    def open(self, idx: "IndexReader") -> int | None:
+    def open(self, idx: IndexReader) -> int | None:
         try:
             fd = os.open(idx.path, os.O_RDONLY)
         except OSError:
@@ -130,12 +132,12 @@ class _Descriptors:
         idx._fd = fd
         return fd
 
-    def used(self, idx: "IndexReader") -> None:
+    def used(self, idx: IndexReader) -> None:
         fd = self._open.pop(idx, None)
         if fd is not None:
             self._open[idx] = fd
 
-    def drop(self, idx: "IndexReader") -> None:
+    def drop(self, idx: IndexReader) -> None:
         fd = self._open.pop(idx, None)
         idx._fd = None
         if fd is not None:
@@ -186,6 +188,8 @@ class IndexReader:
         self._p0 = _HEADER.size + _FANOUT
         self._o0 = self._p0 + 8 * n
         self.pack_name = tail[:32].hex()
+        self._prefixes: Sequence[int]
+        self._ordinals: Sequence[int]
         if sys.byteorder == "little":
             self._prefixes = memoryview(mm)[self._p0 : self._o0].cast("Q")
             self._ordinals = memoryview(mm)[self._o0 : self._o0 + 4 * n].cast("I")
@@ -195,6 +199,18 @@ class IndexReader:
             o = array("I", mm[self._o0 : self._o0 + 4 * n])
             o.byteswap()
             self._prefixes, self._ordinals = p, o
+
+    @property
+    def prefixes(self) -> Sequence[int]:
+        """The prefix of each entry (the first 8 id bytes as a big-endian number), ascending,
+        read through the map: a read-only sequence of ints, no Python object per entry until
+        one is read. Looking through them maps the pages read (see :meth:`prefix_hits`)."""
+        return self._prefixes
+
+    @property
+    def ordinals(self) -> Sequence[int]:
+        """The ordinal in the pack of each entry, in the order of :attr:`prefixes`."""
+        return self._ordinals
 
     def _file(self) -> contextlib.nullcontext[int | None]:
         """A descriptor of the index file for the reads of a look-up, or None where there is
@@ -220,7 +236,8 @@ class IndexReader:
 
     def close(self) -> None:
         _descriptors.drop(self)
-        self._prefixes = self._ordinals = None  # type: ignore[assignment]
+        # the views must go for the map to close (a look-up after close then fails on None)
+        self._prefixes = self._ordinals = None  # type: ignore[assignment]  # never read once closed
         try:
             self._mm.close()
         except BufferError:

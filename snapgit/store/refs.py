@@ -13,6 +13,7 @@ with 64 zeros for "no value".
 
 from __future__ import annotations
 
+import builtins
 import errno
 import os
 import re
@@ -24,6 +25,7 @@ from typing import Protocol
 
 from snapgit.errors import ConflictError, CorruptError, DiskFullError, LockedError, NotFoundError, SnapError
 from snapgit.store.pack import fsync_dir
+from snapgit.store.privatefile import make_private_dirs
 
 __all__ = [
     "ZERO",
@@ -82,7 +84,8 @@ class Refs(Protocol):
 
     def list(self, prefix: str) -> dict[str, str]: ...
 
-    def reflog(self, name: str) -> list[ReflogEntry]: ...
+    # builtins.list: in the body of a class with a method named list, the name means the method
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]: ...
 
 
 def _tz_string(t: float) -> str:
@@ -182,7 +185,7 @@ class DiskRefs:
 
     def _acquire(self, name: str) -> int:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         lock = path.with_name(path.name + ".lock")
         deadline = time.monotonic() + _lock_wait()
         delay = 0.005
@@ -256,7 +259,7 @@ class DiskRefs:
 
     def _append_reflog(self, name: str, old: str | None, new: str | None, who: str, message: str) -> None:
         log = self.root / "logs" / name
-        log.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(log.parent)
         line = _reflog_line(old, new, who, message).encode("utf-8")
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -284,7 +287,7 @@ class DiskRefs:
         fd = self._acquire(name)
         lock = path.with_name(path.name + ".lock")
         try:
-            os.write(fd, f"ref: {target}\n".encode("utf-8"))
+            os.write(fd, f"ref: {target}\n".encode())
             os.fsync(fd)
             os.close(fd)
             os.replace(lock, path)
@@ -321,7 +324,7 @@ class DiskRefs:
         if not entries:
             return 0
         lines = [ln for ln in path.read_text(encoding="utf-8").split("\n") if ln]
-        keep = [ln for ln, e in zip(lines, entries) if e.time >= before]
+        keep = [ln for ln, e in zip(lines, entries, strict=False) if e.time >= before]
         if not keep and self.read(name) is not None:
             keep = lines[-1:]
         dropped = len(lines) - len(keep)
@@ -340,17 +343,22 @@ class DiskRefs:
             os.replace(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise DiskFullError.of(exc, f"the reflog of {name}") or exc
+            full = DiskFullError.of(exc, f"the reflog of {name}")
+            if full is None:
+                raise
+            raise full from exc
         fsync_dir(path.parent)
         return dropped
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         try:
             text = (self.root / "logs" / name).read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
         except UnicodeDecodeError as exc:
-            raise CorruptError(f"reflog of {name} is damaged: it is not text ({exc.reason} at byte {exc.start})") from exc
+            raise CorruptError(
+                f"reflog of {name} is damaged: it is not text ({exc.reason} at byte {exc.start})"
+            ) from exc
         return _parse_reflog(text, name)
 
     def locks(self) -> Iterator[Path]:
@@ -391,7 +399,9 @@ class MemoryRefs:
             raise ValueError(f"not an object id: {new!r}")
         current = self._refs.get(name)
         if current != old:
-            raise ConflictError(f"ref {name} moved: expected {(old or 'nothing')[:12]}, found {(current or 'nothing')[:12]}")
+            raise ConflictError(
+                f"ref {name} moved: expected {(old or 'nothing')[:12]}, found {(current or 'nothing')[:12]}"
+            )
         self._log(name, old, new, who, message)
         self._refs[name] = new
 
@@ -409,8 +419,10 @@ class MemoryRefs:
 
     def list(self, prefix: str) -> dict[str, str]:
         return {
-            n: v for n, v in sorted(self._refs.items()) if n.startswith(prefix.rstrip("/") + "/") and not v.startswith("ref: ")
+            n: v
+            for n, v in sorted(self._refs.items())
+            if n.startswith(prefix.rstrip("/") + "/") and not v.startswith("ref: ")
         }
 
-    def reflog(self, name: str) -> list[ReflogEntry]:
+    def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         return list(self._logs.get(name, []))

@@ -17,9 +17,20 @@ import hashlib
 import os
 from pathlib import Path
 
-from snapgit.errors import CorruptError, NotFoundError
-from snapgit.store.objectstore import _delta_decompress
-from snapgit.store.pack import DELTA, FULL, PackReader, fsync_dir
+from snapgit.errors import CorruptError
+from snapgit.store.objectstore import DiskObjectStore
+from snapgit.store.pack import (
+    DELTA,
+    FULL,
+    PackReader,
+    delta_decompress,
+    entry_base,
+    entry_frame,
+    entry_full,
+    entry_kind,
+    fsync_dir,
+    full_entry,
+)
 from snapgit.store.packindex import IndexReader, build_index
 
 __all__ = ["repair_store"]
@@ -36,7 +47,7 @@ def _index_ok(idx_path: Path, name: str, count: int) -> bool:
         idx.close()
 
 
-def _read_all(objects, rd: PackReader) -> tuple[list[bytes], list[bytes | None]]:
+def _read_all(objects: DiskObjectStore, rd: PackReader) -> tuple[list[bytes], list[bytes | None]]:
     """(id, type + data) of every entry that reads; ids of entries that do not are b""."""
     ids: list[bytes] = []
     fulls: list[bytes | None] = []
@@ -44,18 +55,19 @@ def _read_all(objects, rd: PackReader) -> tuple[list[bytes], list[bytes | None]]
     for ordinal in range(rd.count):
         try:
             entry = rd.entry(ordinal)
-            if entry[0] == FULL:
-                full = entry[1:]
-            elif entry[0] == DELTA:
-                base = bytes(entry[3:35])
+            kind = entry_kind(entry)
+            if kind == FULL:
+                full = entry_full(entry)
+            elif kind == DELTA:
+                base = entry_base(entry)
                 base_full = local.get(base)
                 if base_full is None:
                     t, d = objects.get(base)
                     base_full = bytes((t,)) + d
-                full = _delta_decompress(base_full, entry[35:])
+                full = delta_decompress(base_full, entry_frame(entry))
             else:
-                raise CorruptError(f"unknown entry kind {entry[0]}")
-        except (CorruptError, NotFoundError, Exception):  # zstd errors too: this entry is lost
+                raise CorruptError(f"unknown entry kind {kind}")
+        except Exception:  # noqa: BLE001 - whatever fails to decode (zstd errors too), this entry is lost
             ids.append(b"")
             fulls.append(None)
             continue
@@ -67,7 +79,7 @@ def _read_all(objects, rd: PackReader) -> tuple[list[bytes], list[bytes | None]]
     return ids, fulls
 
 
-def _write_index(objects, name: str, ids: list[bytes]) -> None:
+def _write_index(objects: DiskObjectStore, name: str, ids: list[bytes]) -> None:
     final = objects.pack_dir / f"pack-{name}.idx"
     tmp = objects.tmp_dir / f"pack-{name}.idx.tmp"
     with open(tmp, "wb") as f:
@@ -107,7 +119,7 @@ def repair_store(store) -> list[str]:
     return actions
 
 
-def _rebuild_index(objects, pack_path: Path) -> str | None:
+def _rebuild_index(objects: DiskObjectStore, pack_path: Path) -> str | None:
     """'' when the pack and its index are sound, the action when its index was rebuilt, None
     when it cannot be done now (the pack is damaged, or a delta's base is not readable yet)."""
     name = pack_path.stem.removeprefix("pack-")
@@ -131,7 +143,7 @@ def _rebuild_index(objects, pack_path: Path) -> str | None:
         rd.close()
 
 
-def _set_aside(objects, aside: Path, pack_path: Path) -> str:
+def _set_aside(objects: DiskObjectStore, aside: Path, pack_path: Path) -> str:
     """Copy every object of a damaged pack that still reads into a new pack, then move the
     pack and its index to ``aside`` (a pack whose index could not be rebuilt: it is damaged,
     or some of its deltas' bases are gone)."""
@@ -146,9 +158,9 @@ def _set_aside(objects, aside: Path, pack_path: Path) -> str:
         lost = sum(1 for i in ids if not i) if rd is not None else None
         saved = 0
         with objects.writer() as w:
-            for oid, full in zip(ids, fulls):
+            for oid, full in zip(ids, fulls, strict=False):
                 if full is not None:
-                    w.add_raw(oid, bytes((FULL,)) + full)
+                    w.add_raw(oid, full_entry(full[0], full[1:]))
                     saved += 1
     finally:
         if rd is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from itertools import compress
 from operator import ne
 
+from snapgit.objects import Node
 from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.prolly import load_node
 
@@ -52,9 +53,9 @@ class _Side:
             node = load_node(reader, root)
             self._push_children(node)
 
-    def _push_children(self, node) -> None:
+    def _push_children(self, node: Node) -> None:
         if node.level == 0:
-            self.items.extendleft(reversed([(_ENTRY, 0, k, r) for k, r in zip(node.keys, node.ids)]))
+            self.items.extendleft(reversed([(_ENTRY, 0, k, r) for k, r in zip(node.keys, node.ids, strict=False)]))
         else:
             level = node.level - 1
             self.items.extendleft(reversed([(_NODE, level, c, None) for c in node.ids]))
@@ -63,7 +64,7 @@ class _Side:
         _kind, _level, nid, _ = self.items.popleft()
         self._push_children(load_node(self.reader, nid))
 
-    def take_node(self):
+    def take_node(self) -> Node:
         """Pop the head (a node) and load it."""
         return load_node(self.reader, self.items.popleft()[2])
 

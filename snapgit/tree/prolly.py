@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from hashlib import sha256
 from itertools import compress, count, islice
 from operator import lt
-from hashlib import sha256
 from zlib import crc32
 
 from snapgit.errors import CorruptError, SnapError
@@ -57,6 +57,7 @@ INNER_TARGET = 64
 INNER_MAX = 1024
 INNER_THRESHOLD = (1 << 32) // INNER_TARGET
 
+
 def leaf_ends(keys: Sequence[bytes]) -> bool:
     """Whether a leaf of these keys, started fresh, ends after its last key."""
     return len(keys) >= LEAF_MAX or crc32(keys[-1]) < LEAF_THRESHOLD
@@ -67,8 +68,9 @@ def _inner_hash(level: int, key: bytes) -> int:
 
 
 # emit(node, payloads) stores a node and returns its id; payloads are the encoded records of a
-# leaf's entries (parallel to node.ids) when the builder was given them, else None.
-Emit = Callable[[Node, "list[bytes] | None"], bytes]
+# leaf's entries (parallel to node.ids) when the builder was given them, else None. The builder
+# only passes them on: a payload None is the caller's (a record it knows is stored).
+Emit = Callable[[Node, "list[bytes | None] | None"], bytes]
 
 
 class UnsortedKeysError(SnapError):
@@ -88,13 +90,15 @@ class TreeBuilder:
         self._on_leaf = on_leaf
         self._keys: list[bytes] = []
         self._ids: list[bytes] = []
-        self._payloads: list[bytes] | None = None
+        self._payloads: list[bytes | None] | None = None
         self._levels: list[tuple[list[bytes], list[bytes], list[int]]] = []  # level 1, 2, ...
         self._last: bytes | None = None
         self.count = 0
         self._done = False
 
-    def add_batch(self, keys: Sequence[bytes], ids: Sequence[bytes], payloads: Sequence[bytes] | None = None) -> None:
+    def add_batch(
+        self, keys: Sequence[bytes], ids: Sequence[bytes], payloads: Sequence[bytes | None] | None = None
+    ) -> None:
         """Append entries whose keys are strictly increasing and greater than all before."""
         if not keys:
             return
@@ -149,7 +153,15 @@ class TreeBuilder:
         added (:meth:`add_leaf_ref`)."""
         return not self._keys
 
-    def _segment(self, keys, ids, payloads, start: int, end: int, natural: bool) -> None:
+    def _segment(
+        self,
+        keys: Sequence[bytes],
+        ids: Sequence[bytes],
+        payloads: Sequence[bytes | None] | None,
+        start: int,
+        end: int,
+        natural: bool,
+    ) -> None:
         pos = start
         while pos < end:
             room = LEAF_MAX - len(self._keys)
@@ -195,7 +207,7 @@ class TreeBuilder:
         nid = self._emit(node, None)
         self._push(level + 1, keys[-1], nid, sum(counts))
 
-    def pending(self) -> tuple[list[bytes], list[bytes], list[bytes] | None]:
+    def pending(self) -> tuple[list[bytes], list[bytes], list[bytes | None] | None]:
         """(keys, ids, payloads or None) added but not yet in a closed leaf."""
         return self._keys, self._ids, self._payloads
 
@@ -240,7 +252,7 @@ def iter_leaves(reader: ObjectReader, root: bytes) -> Iterator[tuple[bytes, Node
 def iter_entries(reader: ObjectReader, root: bytes) -> Iterator[tuple[bytes, bytes]]:
     """Every (key, record id) of the tree, in key order."""
     for _nid, leaf in iter_leaves(reader, root):
-        yield from zip(leaf.keys, leaf.ids)
+        yield from zip(leaf.keys, leaf.ids, strict=False)
 
 
 def lookup(reader: ObjectReader, root: bytes, key: bytes) -> bytes | None:

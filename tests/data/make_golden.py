@@ -1,7 +1,7 @@
 """Write tests/data/golden_rows.json (and, once, tests/data/golden_pack/).
 
 Run it only after a deliberate change of the store format, together with a bump of
-FORMAT_VERSION (snapgit/store.py) and an update of docs/format.md:
+FORMAT_VERSION (snapgit/store/layout.py) and an update of docs/format.md:
 
     .venv/bin/python tests/data/make_golden.py            # golden_rows.json
     .venv/bin/python tests/data/make_golden.py --new-pack  # also replace the golden pack
@@ -23,6 +23,11 @@ from zlib import crc32
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/, for test_golden
 
+from snapgit.encoding import encode_key, encode_row, record_id  # noqa: E402
+from snapgit.objects import Node, ObjType  # noqa: E402
+from snapgit.store.objectstore import DiskObjectStore  # noqa: E402
+from snapgit.store.pack import PackReader  # noqa: E402
+from snapgit.store.packindex import build_index  # noqa: E402
 from test_golden import (  # noqa: E402
     build_tree,
     from_tagged,
@@ -31,13 +36,7 @@ from test_golden import (  # noqa: E402
     tree_input,
 )
 
-from snapgit.encoding import encode_key, encode_row, record_id  # noqa: E402
-from snapgit.objects import Node, ObjType  # noqa: E402
-from snapgit.store.objectstore import DiskObjectStore  # noqa: E402
-from snapgit.store.packindex import build_index  # noqa: E402
-from snapgit.store.pack import PackReader  # noqa: E402
-
-I = lambda n: {"int": str(n)}  # noqa: E731
+I = lambda n: {"int": str(n)}  # noqa: E731, E741 - short on purpose: the table below reads as data
 F = lambda s: {"float": s}  # noqa: E731
 D = lambda s: {"decimal": s}  # noqa: E731
 DATE = lambda s: {"date": s}  # noqa: E731
@@ -54,8 +53,27 @@ ROWS = [
     ("null_and_bools", [None, True, False], None),
     (
         "small_ints",
-        [I(0), I(1), I(127), I(128), I(255), I(256), I(65535), I(65536), I(4294967295), I(4294967296),
-         I(-1), I(-32), I(-33), I(-128), I(-129), I(-32768), I(-32769), I(-2147483648), I(-2147483649)],
+        [
+            I(0),
+            I(1),
+            I(127),
+            I(128),
+            I(255),
+            I(256),
+            I(65535),
+            I(65536),
+            I(4294967295),
+            I(4294967296),
+            I(-1),
+            I(-32),
+            I(-33),
+            I(-128),
+            I(-129),
+            I(-32768),
+            I(-32769),
+            I(-2147483648),
+            I(-2147483649),
+        ],
         None,
     ),
     ("int64_edges", [I(-(2**63)), I(2**63 - 1), I(2**63), I(2**64 - 1)], None),
@@ -70,48 +88,102 @@ ROWS = [
     ("bytes", [B(""), B("0001ff"), B("00" * 32), B("ab" * 300)], None),
     (
         "decimals",
-        [D("1.50"), D("1.5"), D("-0.001"), D("0"), D("-0"), D("0.00"), D("1E+3"), D("1000"),
-         D("123456789012345678901234567890.123456789"), D("NaN"), D("Infinity"), D("-Infinity")],
+        [
+            D("1.50"),
+            D("1.5"),
+            D("-0.001"),
+            D("0"),
+            D("-0"),
+            D("0.00"),
+            D("1E+3"),
+            D("1000"),
+            D("123456789012345678901234567890.123456789"),
+            D("NaN"),
+            D("Infinity"),
+            D("-Infinity"),
+        ],
         None,
     ),
     (
         "dates_and_times",
-        [DATE("2024-02-29"), DATE("0001-01-01"), DATE("9999-12-31"),
-         TIME("00:00:00"), TIME("13:45:30.123456"), TIME("23:59:59.999999"),
-         TIME("13:45:30+05:30"), TIME("00:30:00-08:00")],
+        [
+            DATE("2024-02-29"),
+            DATE("0001-01-01"),
+            DATE("9999-12-31"),
+            TIME("00:00:00"),
+            TIME("13:45:30.123456"),
+            TIME("23:59:59.999999"),
+            TIME("13:45:30+05:30"),
+            TIME("00:30:00-08:00"),
+        ],
         None,
     ),
     (
         "datetimes",
-        [DT("2024-02-29T13:45:30.123456"), DT("1970-01-01T00:00:00"), DT("0001-01-01T00:00:00"),
-         DT("9999-12-31T23:59:59.999999"),
-         DT("2024-02-29T13:45:30.123456+02:00"), DT("1970-01-01T00:00:00+00:00"),
-         DT("2023-12-31T23:30:00-05:00")],
-        [DT("2024-02-29T13:45:30.123456"), DT("1970-01-01T00:00:00"), DT("0001-01-01T00:00:00"),
-         DT("9999-12-31T23:59:59.999999"),
-         DT("2024-02-29T11:45:30.123456+00:00"), DT("1970-01-01T00:00:00+00:00"),
-         DT("2024-01-01T04:30:00+00:00")],
+        [
+            DT("2024-02-29T13:45:30.123456"),
+            DT("1970-01-01T00:00:00"),
+            DT("0001-01-01T00:00:00"),
+            DT("9999-12-31T23:59:59.999999"),
+            DT("2024-02-29T13:45:30.123456+02:00"),
+            DT("1970-01-01T00:00:00+00:00"),
+            DT("2023-12-31T23:30:00-05:00"),
+        ],
+        [
+            DT("2024-02-29T13:45:30.123456"),
+            DT("1970-01-01T00:00:00"),
+            DT("0001-01-01T00:00:00"),
+            DT("9999-12-31T23:59:59.999999"),
+            DT("2024-02-29T11:45:30.123456+00:00"),
+            DT("1970-01-01T00:00:00+00:00"),
+            DT("2024-01-01T04:30:00+00:00"),
+        ],
     ),
     ("intervals", [IV(0), IV(86_400_000_000 + 3_000_004), IV(-1), IV(-400 * 86_400_000_000)], None),
     ("uuids", [U("12345678-1234-5678-9abc-def012345678"), U("00000000-0000-0000-0000-000000000000")], None),
     (
         "json",
-        [J({"b": [1, 2.5, None, True], "a": "é\u0000", "A": {"z": 1, "y": []}}), J([]), J("text"),
-         J(12345678901234567890123), J(None), J(1.0)],
+        [
+            J({"b": [1, 2.5, None, True], "a": "é\u0000", "A": {"z": 1, "y": []}}),
+            J([]),
+            J("text"),
+            J(12345678901234567890123),
+            J(None),
+            J(1.0),
+        ],
         None,
     ),
     (
         "arrays",
-        [A(I(1), I(2), I(3)), A(), A("a", None, "b"), A(A(I(1), I(2)), A()),
-         A(D("1.0"), DATE("2024-02-29"), F("nan"), B("00ff"))],
+        [
+            A(I(1), I(2), I(3)),
+            A(),
+            A("a", None, "b"),
+            A(A(I(1), I(2)), A()),
+            A(D("1.0"), DATE("2024-02-29"), F("nan"), B("00ff")),
+        ],
         None,
     ),
     (
         "typical",
-        [DT("2024-02-29T13:45:30+01:00"), I(42), None, "Ada Lovelace", D("19.99"), True,
-         U("12345678-1234-5678-9abc-def012345678")],
-        [DT("2024-02-29T12:45:30+00:00"), I(42), None, "Ada Lovelace", D("19.99"), True,
-         U("12345678-1234-5678-9abc-def012345678")],
+        [
+            DT("2024-02-29T13:45:30+01:00"),
+            I(42),
+            None,
+            "Ada Lovelace",
+            D("19.99"),
+            True,
+            U("12345678-1234-5678-9abc-def012345678"),
+        ],
+        [
+            DT("2024-02-29T12:45:30+00:00"),
+            I(42),
+            None,
+            "Ada Lovelace",
+            D("19.99"),
+            True,
+            U("12345678-1234-5678-9abc-def012345678"),
+        ],
     ),
 ]
 
@@ -262,7 +334,14 @@ TREES = {
     "code_key_483": {"kind": "code_key", "n": 483},
 }
 
-CRC_CASES = [(encode_key([0]), 0), (encode_key([0]), 1), (encode_key([0]), 2), (b"", 1), (b"snapgit", 0), (b"snapgit", 3)]
+CRC_CASES = [
+    (encode_key([0]), 0),
+    (encode_key([0]), 1),
+    (encode_key([0]), 2),
+    (b"", 1),
+    (b"snapgit", 0),
+    (b"snapgit", 3),
+]
 
 
 def rows_section() -> list[dict]:
@@ -316,11 +395,24 @@ def make_pack(force: bool) -> dict:
             shutil.copyfile(src, dst)
         reader = PackReader(target / f"pack-{name}.pack")
         objects = []
-        expect = [(rids[0], 1, datas[0]), (rids[1], 1, datas[1]), (rids[2], 1, datas[2]),
-                  (n1, 2, leaf1), (n2, 2, leaf2), (n3, 2, leaf3)]
-        for (ordinal, entry), (oid, otype, data) in zip(reader.iter_entries(), expect):
-            objects.append({"ordinal": ordinal, "id": oid.hex(), "type": otype, "entry_kind": entry[0],
-                            "data_sha256": hashlib.sha256(data).hexdigest()})
+        expect = [
+            (rids[0], 1, datas[0]),
+            (rids[1], 1, datas[1]),
+            (rids[2], 1, datas[2]),
+            (n1, 2, leaf1),
+            (n2, 2, leaf2),
+            (n3, 2, leaf3),
+        ]
+        for (ordinal, entry), (oid, otype, data) in zip(reader.iter_entries(), expect, strict=False):
+            objects.append(
+                {
+                    "ordinal": ordinal,
+                    "id": oid.hex(),
+                    "type": otype,
+                    "entry_kind": entry[0],
+                    "data_sha256": hashlib.sha256(data).hexdigest(),
+                }
+            )
         reader.close()
         assert [o["entry_kind"] for o in objects] == [0, 0, 0, 0, 1, 1], "expected two delta entries"
         return {"name": name, "objects": objects}
@@ -363,8 +455,12 @@ def main() -> None:
         "int (decimal text), float (Python repr; nan, inf, -inf, -0.0), bytes (hex), decimal (text), date "
         "(YYYY-MM-DD), time (HH:MM:SS[.ffffff][+HH:MM]), datetime (ISO 8601, offset = aware), interval "
         "(microseconds), uuid, json (the document), array (tagged elements).",
-        "example": {**EXAMPLE, "row_hex": ex_row.hex(), "record_id": record_id(ex_row).hex(),
-                    "key_hex": encode_key([from_tagged(v) for v in EXAMPLE["key"]]).hex()},
+        "example": {
+            **EXAMPLE,
+            "row_hex": ex_row.hex(),
+            "record_id": record_id(ex_row).hex(),
+            "key_hex": encode_key([from_tagged(v) for v in EXAMPLE["key"]]).hex(),
+        },
         "rows": rows_section(),
         "keys": [{"name": n, "values": v, "hex": encode_key([from_tagged(x) for x in v]).hex()} for n, v in KEYS],
         "equal_keys": [
@@ -373,7 +469,11 @@ def main() -> None:
         "crc32": [{"key": k.hex(), "level": lv, "value": crc32(k, lv)} for k, lv in CRC_CASES],
         "trees": trees,
         "objects": objects,
-        "index": {"pack_name": idx_name, "ids": [i.hex() for i in idx_ids], "hex": build_index(idx_name, idx_ids).hex()},
+        "index": {
+            "pack_name": idx_name,
+            "ids": [i.hex() for i in idx_ids],
+            "hex": build_index(idx_name, idx_ids).hex(),
+        },
         "pack": make_pack(force_pack),
     }
     out = HERE / "golden_rows.json"

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snapgit.tree import prolly as tree_mod
 from snapgit.encoding import encode_key
 from snapgit.objects import Node, ObjType, object_id
 from snapgit.store.objectstore import MemoryObjectStore
+from snapgit.tree import prolly as tree_mod
 from snapgit.tree.prolly import (
     TreeBuilder,
     UnsortedKeysError,
@@ -133,7 +133,7 @@ def test_iteration_lookup_and_counts(entries, data):
     for node in nodes.values():
         if node.level:
             assert node.keys == sorted(node.keys)
-            for key, child_id, count in zip(node.keys, node.ids, node.counts):
+            for key, child_id, count in zip(node.keys, node.ids, node.counts, strict=False):
                 child = nodes[child_id]
                 assert child.level == node.level - 1
                 assert child.row_count == count
@@ -143,7 +143,7 @@ def test_iteration_lookup_and_counts(entries, data):
     assert nodes[root].row_count == len(entries)
     # leaves in order are the entries, and leaf_index agrees with iter_leaves
     leaves = list(iter_leaves(store, root))
-    assert [e for _nid, leaf in leaves for e in zip(leaf.keys, leaf.ids)] == entries
+    assert [e for _nid, leaf in leaves for e in zip(leaf.keys, leaf.ids, strict=False)] == entries
     if entries:
         last_keys, leaf_ids, counts = leaf_index(store, root)
         assert leaf_ids == [nid for nid, _ in leaves]

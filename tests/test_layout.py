@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from snapgit.errors import CorruptError, NotFoundError
 from snapgit.store import layout as store_mod
 from snapgit.store.config import Config
-from snapgit.errors import CorruptError, NotFoundError
 from snapgit.store.layout import FORMAT_VERSION, STORE_DIR, Store, StoreExistsError, find_store
 
 
