@@ -53,8 +53,9 @@ settings.register_profile(
 )
 settings.register_profile("dev", settings.get_profile("default"), derandomize=False, deadline=None, max_examples=100)
 # scripts/mutation: the same few inputs for every mutant (a survivor must be one for good), fast
-settings.register_profile("mutation", settings.get_profile("default"), derandomize=True, deadline=None,
-                          max_examples=10, database=None)
+settings.register_profile(
+    "mutation", settings.get_profile("default"), derandomize=True, deadline=None, max_examples=10, database=None
+)
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)
 # The seed of a CI run: new each run, and known, so that any failure can be replayed.

@@ -289,19 +289,24 @@ C = schema("c", ForeignKey(("parent_id",), "b", ("id",)))  # and C's to B's
 
 
 def test_tables_are_written_in_foreign_key_order() -> None:
-    plans = [TablePlan("c", C, ["id"], inserts=[[1, 1]], deletes=[[9, 9]]),
-             TablePlan("a", A, ["id"], inserts=[[1, None]], updates=[[2, None]], deletes=[[9, None]]),
-             TablePlan("b", B, ["id"], updates=[[1, 1]], deletes=[[9, 9]])]
+    plans = [
+        TablePlan("c", C, ["id"], inserts=[[1, 1]], deletes=[[9, 9]]),
+        TablePlan("a", A, ["id"], inserts=[[1, None]], updates=[[2, None]], deletes=[[9, None]]),
+        TablePlan("b", B, ["id"], updates=[[1, 1]], deletes=[[9, 9]]),
+    ]
     db = Recorder()
     apply_plans(db, plans)
     assert db.calls == [
-        ("delete", "c", [(9, 9)]), ("delete", "b", [(9, 9)]),  # children first
-        ("update", "a", [(2, None)]), ("insert", "a", [(1, None)]),  # then parents first
+        ("delete", "c", [(9, 9)]),
+        ("delete", "b", [(9, 9)]),  # children first
+        ("update", "a", [(2, None)]),
+        ("insert", "a", [(1, None)]),  # then parents first
         ("update", "b", [(1, 1)]),
         ("insert", "c", [(1, 1)]),
         ("delete", "a", [(9, None)]),  # b has updates and refers to a: a's deletes wait for them
         ("check", ("a", "b", "c")),
-        ("sequences", "c"), ("sequences", "a"),  # the tables that got inserts, and only those
+        ("sequences", "c"),
+        ("sequences", "a"),  # the tables that got inserts, and only those
     ]
 
 
@@ -377,8 +382,12 @@ def test_generations_follow_only_references_to_the_table_itself() -> None:
     same = schema("node", ForeignKey(("parent_id",), "".join(["no", "de"]), ("id",)))
     assert generations(same, [[2, 1], [1, None]]) == [[[1, None]], [[2, 1]]]
     assert generations(NODE, [[2, None], [1, None]]) == [[[2, None], [1, None]]]
-    pair = TableSchema("pair", tuple(Column(c, "integer") for c in ("a", "b", "pa", "pb")), ("a", "b"),
-                       foreign_keys=(ForeignKey(("pa", "pb"), "pair", ("a", "b")),))
+    pair = TableSchema(
+        "pair",
+        tuple(Column(c, "integer") for c in ("a", "b", "pa", "pb")),
+        ("a", "b"),
+        foreign_keys=(ForeignKey(("pa", "pb"), "pair", ("a", "b")),),
+    )
     rows = [[1, 2, 1, 1], [1, 1, None, None], [2, 2, 1, None]]  # (a, b, pa, pb)
     assert generations(pair, rows) == [[[1, 1, None, None], [2, 2, 1, None]], [[1, 2, 1, 1]]]
     assert generations(NODE, []) == [] and generations(NODE, [[1, None]]) == [[[1, None]]]

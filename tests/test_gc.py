@@ -15,11 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import forkrun
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import forkrun
 from snapgit import Repo
 from snapgit.errors import SnapError
 from snapgit.ops.gc import _mark, parse_grace, root_ids
@@ -453,7 +453,9 @@ def test_a_second_gc_while_one_runs_is_refused_and_changes_nothing(store) -> Non
     commit = forkrun.run(tmp, "commit", "-m", "meanwhile", "--allow-empty", env={"SNAP_LOCK_TIMEOUT": "0.3"})
     assert commit.returncode == 4 and "snap gc is running on this store" in commit.stderr, commit
     after = files(tmp / ".snapstore")
-    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {k: v for k, v in before.items() if k != "oplog.jsonl"}
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {
+        k: v for k, v in before.items() if k != "oplog.jsonl"
+    }
     done = first.result(["gc"])
     assert done.returncode == 0, done
     assert json.loads(done.stdout)["objects_dropped"] > 0

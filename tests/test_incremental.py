@@ -277,7 +277,7 @@ def test_lookback_rereads_rows_stamped_shortly_before_the_last_read(tmp_path: Pa
 
         def stamp(seconds_before: int) -> str:
             t = read_at - dt.timedelta(seconds=seconds_before)
-            return (t.astimezone(dt.timezone.utc) if t.tzinfo else t).strftime("%Y-%m-%d %H:%M:%S")
+            return (t.astimezone(dt.UTC) if t.tzinfo else t).strftime("%Y-%m-%d %H:%M:%S")
 
         con = sqlite3.connect(tmp_path / "app.db")
         con.execute("UPDATE items SET name = 'late writer' WHERE id = 5")

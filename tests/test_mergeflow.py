@@ -76,7 +76,9 @@ def test_manual_merge_through_the_cli(project) -> None:
     assert "items id=2: modify/delete [unresolved]" in listed and listed[-1] == "2 conflicts, 2 unresolved"
     as_json = [json.loads(line) for line in snap(cwd, "conflicts", "--json").stdout.splitlines()]
     assert [(c["key"], c["kind"], c["resolution"]) for c in as_json] == [
-        ({"id": 1}, "cells", None), ({"id": 2}, "modify/delete", None)]
+        ({"id": 1}, "cells", None),
+        ({"id": 2}, "modify/delete", None),
+    ]
     assert as_json[1]["theirs"] is None and as_json[1]["ours"] == {"a": 2, "b": "ours", "id": 2}
 
     early = snap(cwd, "merge", "--continue", check=False)
@@ -131,7 +133,9 @@ def test_continue_is_refused_when_head_moved(project) -> None:
     before = rows(con)
     proc = snap(cwd, "merge", "--continue", check=False)
     assert proc.returncode == 1 and proc.stderr.splitlines() == [
-        "error: HEAD moved since the merge started", "hint: snap merge --abort, then merge again"]
+        "error: HEAD moved since the merge started",
+        "hint: snap merge --abort, then merge again",
+    ]
     assert rows(con) == before and merge_state(cwd).exists()
     snap(cwd, "merge", "--abort")
 
@@ -170,8 +174,10 @@ def test_unknown_strategy_table_and_missing_arguments(project) -> None:
     cwd, con = project
     assert refused(cwd, con, "feature", "--strategy", "mine") == "error: unknown strategy 'mine'"
     assert refused(cwd, con, "feature") == "error: snap merge needs REV and --strategy"
-    assert refused(cwd, con, "feature", "--strategy", "backup_wins", "--tables", "nope") == \
-        "error: no table 'nope' in the snapshot"
+    assert (
+        refused(cwd, con, "feature", "--strategy", "backup_wins", "--tables", "nope")
+        == "error: no table 'nope' in the snapshot"
+    )
     assert refused(cwd, con, "nowhere", "--strategy", "backup_wins").startswith("error: ")
 
 
@@ -190,8 +196,10 @@ def test_a_table_only_the_snapshot_has_is_refused(project) -> None:
     proc = snap(cwd, "merge", "feature", "--strategy", "backup_wins", check=False)
     assert proc.returncode == 1
     no_traceback(proc)
-    assert proc.stderr.splitlines() == ["error: table 'other' is in the snapshot but not in the database",
-                                        "hint: create it first, or leave it out with --tables"]
+    assert proc.stderr.splitlines() == [
+        "error: table 'other' is in the snapshot but not in the database",
+        "hint: create it first, or leave it out with --tables",
+    ]
     assert rows(con) == before and not merge_state(cwd).exists()
     snap(cwd, "merge", "feature", "--strategy", "backup_wins", "--tables", "items")  # as the hint says
     assert rows(con) == [(1, 10, "x"), (3, 3, "theirs"), (4, 4, "ours")]
@@ -201,8 +209,10 @@ def test_different_columns_are_refused(project) -> None:
     cwd, con = project
     con.execute("ALTER TABLE items ADD COLUMN c TEXT")
     con.commit()
-    assert refused(cwd, con, "feature", "--strategy", "backup_wins") == \
-        "error: table 'items' has different columns in the database and in the snapshot"
+    assert (
+        refused(cwd, con, "feature", "--strategy", "backup_wins")
+        == "error: table 'items' has different columns in the database and in the snapshot"
+    )
 
 
 def test_a_different_key_is_refused(project) -> None:
@@ -211,7 +221,8 @@ def test_a_different_key_is_refused(project) -> None:
         repo.config.table["items"] = TableConfig(key=["a", "b"])
         repo.store.save_config()
     assert refused(cwd, con, "feature", "--strategy", "backup_wins").startswith(
-        "error: table 'items' is keyed differently in the database (['a', 'b']) and the snapshot (['id'])")
+        "error: table 'items' is keyed differently in the database (['a', 'b']) and the snapshot (['id'])"
+    )
 
 
 def test_an_unknown_ignored_column_is_refused(project) -> None:
@@ -219,5 +230,7 @@ def test_an_unknown_ignored_column_is_refused(project) -> None:
     with Repo.open(cwd) as repo:
         repo.config.table["items"] = TableConfig(ignore=["updated_at"])
         repo.store.save_config()
-    assert refused(cwd, con, "feature", "--strategy", "backup_wins") == \
-        "error: table 'items' has no column 'updated_at' to ignore"
+    assert (
+        refused(cwd, con, "feature", "--strategy", "backup_wins")
+        == "error: table 'items' has no column 'updated_at' to ignore"
+    )

@@ -80,7 +80,11 @@ def test_infinities_round_trip_through_a_sqlite_sql_export(tmp_path: Path) -> No
         copy = sqlite3.connect(tmp_path / "copy" / "copy.db")
         copy.executescript((tmp_path / "dump.sql").read_text())
         assert copy.execute("SELECT id, x FROM t ORDER BY id").fetchall() == [
-            (1, float("inf")), (2, float("-inf")), (3, 1.5), (4, None)]
+            (1, float("inf")),
+            (2, float("-inf")),
+            (3, 1.5),
+            (4, None),
+        ]
         copy.close()
         with Repo.init(tmp_path / "copy", str(tmp_path / "copy" / "copy.db")) as again:
             assert [t.rows for t in again.commit("copy").tables] == [4]
