@@ -18,7 +18,9 @@ fewer on the servers, say so with ``@settings``), and both explore: ``ci`` is no
 Instead every CI run draws from its own seed, ``HYPOTHESIS_SEED`` or else the run's start time,
 printed in the header and again after a failure, so a failing run is replayed with
 ``HYPOTHESIS_SEED=<seed> CI=true scripts/test ...`` (``--hypothesis-seed`` works too). ``ci``
-also prints the blob that reproduces a failing example.
+also prints the blob that reproduces a failing example. Profile ``mutation`` (scripts/mutation)
+is derandomized with 10 examples; properties that scale with the profile state theirs as a
+multiple of ``settings.default.max_examples``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ settings.register_profile(
     database=None,
 )
 settings.register_profile("dev", settings.get_profile("default"), derandomize=False, deadline=None, max_examples=100)
+# scripts/mutation: the same few inputs for every mutant (a survivor must be one for good), fast
+settings.register_profile(
+    "mutation", settings.get_profile("default"), derandomize=True, deadline=None, max_examples=10, database=None
+)
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)
 # The seed of a CI run: new each run, and known, so that any failure can be replayed.

@@ -233,3 +233,161 @@ def test_merge_frees_a_unique_value_before_a_new_row_takes_it(db_url, db_engine,
     assert result.totals()["deleted"] == 1 and result.totals()["added"] == 1
     assert now() == {1: "ann", 2: "bob", 4: "cy"}
     repo.close()
+
+
+# --- the order itself, on any engine ----------------------------------------------------------
+# SQLite checks foreign keys only at the end, so the tests above see a wrong order on the
+# servers alone. These record the writes apply_plans asks for and check their order directly.
+
+from contextlib import contextmanager  # noqa: E402
+
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from snapgit.compare.mergeplan import TablePlan  # noqa: E402
+from snapgit.ops.apply import BATCH, apply_plans, generations  # noqa: E402
+from snapgit.schema import Column, ForeignKey, TableSchema  # noqa: E402
+
+
+class Recorder:
+    """A database whose write transaction records what it is asked to do (snapgit.db.write's
+    interface: delete_rows, update_rows, insert_rows, check_foreign_keys, reset_sequences)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    @contextmanager
+    def write(self):
+        yield self
+
+    def delete_rows(self, schema, key, rows):
+        self.calls.append(("delete", schema.name, [tuple(r) for r in rows]))
+
+    def update_rows(self, schema, key, rows):
+        self.calls.append(("update", schema.name, [tuple(r) for r in rows]))
+
+    def insert_rows(self, schema, rows):
+        self.calls.append(("insert", schema.name, [tuple(r) for r in rows]))
+
+    def check_foreign_keys(self, names):
+        self.calls.append(("check", tuple(sorted(names))))
+
+    def reset_sequences(self, schema):
+        self.calls.append(("sequences", schema.name))
+
+
+def schema(name: str, *fks: ForeignKey, extra: tuple[str, ...] = ()) -> TableSchema:
+    cols = ("id", "parent_id", *extra)
+    return TableSchema(name, tuple(Column(c, "integer") for c in cols), ("id",), foreign_keys=fks)
+
+
+NODE = schema("node", ForeignKey(("parent_id",), "node", ("id",)))  # rows: (id, parent_id)
+# rows in sorted-name order: id, parent_id
+A = schema("a")  # the parent table
+B = schema("b", ForeignKey(("parent_id",), "a", ("id",)))  # B's rows refer to A's
+C = schema("c", ForeignKey(("parent_id",), "b", ("id",)))  # and C's to B's
+
+
+def test_tables_are_written_in_foreign_key_order() -> None:
+    plans = [
+        TablePlan("c", C, ["id"], inserts=[[1, 1]], deletes=[[9, 9]]),
+        TablePlan("a", A, ["id"], inserts=[[1, None]], updates=[[2, None]], deletes=[[9, None]]),
+        TablePlan("b", B, ["id"], updates=[[1, 1]], deletes=[[9, 9]]),
+    ]
+    db = Recorder()
+    apply_plans(db, plans)
+    assert db.calls == [
+        ("delete", "c", [(9, 9)]),
+        ("delete", "b", [(9, 9)]),  # children first
+        ("update", "a", [(2, None)]),
+        ("insert", "a", [(1, None)]),  # then parents first
+        ("update", "b", [(1, 1)]),
+        ("insert", "c", [(1, 1)]),
+        ("delete", "a", [(9, None)]),  # b has updates and refers to a: a's deletes wait for them
+        ("check", ("a", "b", "c")),
+        ("sequences", "c"),
+        ("sequences", "a"),  # the tables that got inserts, and only those
+    ]
+
+
+def test_nothing_to_write_opens_no_transaction() -> None:
+    db = Recorder()
+    apply_plans(db, [TablePlan("a", A, ["id"]), TablePlan("b", B, ["id"])])
+    assert db.calls == []
+
+
+def test_big_plans_are_written_in_batches() -> None:
+    rows = [[i, None] for i in range(12_001)]
+    db = Recorder()
+    apply_plans(db, [TablePlan("a", A, ["id"], inserts=rows, updates=rows, deletes=rows)])
+    sizes = [(c[0], len(c[2])) for c in db.calls if c[0] in ("delete", "update", "insert")]
+    assert BATCH == 5000
+    assert sizes == [(op, n) for op in ("delete", "update", "insert") for n in (5000, 5000, 2001)]
+    assert [r for c in db.calls if c[0] == "insert" for r in c[2]] == [tuple(r) for r in rows]
+
+
+def test_self_referencing_rows_are_written_parents_first_and_deleted_children_first() -> None:
+    tree = [[50, 70], [60, 80], [70, 80], [80, 90], [90, None], [95, 90]]  # (id, parent_id)
+    db = Recorder()
+    apply_plans(db, [TablePlan("node", NODE, ["id"], inserts=tree, deletes=tree)])
+    deletes = [c[2] for c in db.calls if c[0] == "delete"]
+    inserts = [c[2] for c in db.calls if c[0] == "insert"]
+    assert inserts == [[(90, None)], [(80, 90), (95, 90)], [(60, 80), (70, 80)], [(50, 70)]]
+    assert deletes == list(reversed(inserts))
+
+
+# id -> parent id (None: a root; an id not among the rows: a parent the database has already)
+forests = st.dictionaries(st.integers(0, 30), st.one_of(st.none(), st.integers(0, 40)), max_size=25)
+
+
+def depth_of(parents: dict[int, int | None], k: int) -> int | None:
+    """Generations above ``k`` among these rows; None on a cycle."""
+    seen = {k}
+    d = 0
+    while (p := parents[k]) is not None and p in parents and p != k:
+        if p in seen:
+            return None
+        seen.add(p)
+        d, k = d + 1, p
+    return d
+
+
+@given(forests)
+@example({1: None, 2: 1})  # two rows, one the other's parent
+@example({1: 1, 2: 1})  # a row that refers to itself is no one's child
+@example({3: 2, 2: 1, 1: None, 4: 9})  # a chain in reverse key order, and a parent elsewhere
+@example({1: 2, 2: 1, 3: 1})  # a cycle: every row is still written, once
+def test_generations_put_each_row_one_after_its_parent(parents: dict[int, int | None]) -> None:
+    rows = [[k, p] for k, p in parents.items()]
+    out = generations(NODE, rows)
+    assert sorted(tuple(r) for g in out for r in g) == sorted(tuple(r) for r in rows)
+    assert all(out), "an empty generation"
+    where = {r[0]: i for i, g in enumerate(out) for r in g}
+    for k, p in parents.items():
+        d = depth_of(parents, k)
+        if d is not None:
+            assert where[k] == d, (k, out)  # exactly one after its parent: as early as it can be
+        if p is not None and p in parents and p != k and d is not None:
+            assert where[p] < where[k]
+    for g in out:  # the order within a generation is the order rows came in
+        assert [r[0] for r in g] == [k for k in parents if where[k] == out.index(g)]
+
+
+def test_generations_follow_only_references_to_the_table_itself() -> None:
+    # a foreign key to another table, one whose columns are NULL, and a composite one
+    for elsewhere in ("aardvark", "zebra"):  # (names before and after the table's own)
+        other = schema("node", ForeignKey(("parent_id",), elsewhere, ("id",)))
+        assert generations(other, [[1, None], [2, 1]]) == [[[1, None], [2, 1]]]
+    # names are compared by value: one decoded from a stored schema is not the same object
+    same = schema("node", ForeignKey(("parent_id",), "".join(["no", "de"]), ("id",)))
+    assert generations(same, [[2, 1], [1, None]]) == [[[1, None]], [[2, 1]]]
+    assert generations(NODE, [[2, None], [1, None]]) == [[[2, None], [1, None]]]
+    pair = TableSchema(
+        "pair",
+        tuple(Column(c, "integer") for c in ("a", "b", "pa", "pb")),
+        ("a", "b"),
+        foreign_keys=(ForeignKey(("pa", "pb"), "pair", ("a", "b")),),
+    )
+    rows = [[1, 2, 1, 1], [1, 1, None, None], [2, 2, 1, None]]  # (a, b, pa, pb)
+    assert generations(pair, rows) == [[[1, 1, None, None], [2, 2, 1, None]], [[1, 2, 1, 1]]]
+    assert generations(NODE, []) == [] and generations(NODE, [[1, None]]) == [[[1, None]]]

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import forkrun
 from snapgit import Repo
 from snapgit.errors import SnapError
 from snapgit.ops.gc import _mark, parse_grace, root_ids
@@ -414,3 +415,50 @@ def test_expired_reflog_entries_stop_keeping_a_deleted_branch(store) -> None:
         assert fresh.verify(read_data=True).ok
     dry = repo.gc(prune="now", expire="now", dry_run=True)
     assert dry.reflog_expired == 0 and dry.objects_dropped == 0
+
+
+def test_a_second_gc_while_one_runs_is_refused_and_changes_nothing(store) -> None:
+    """The first gc (a forked `snap gc`, made to wait inside its lock) runs to its end; a second
+    one exits 4 saying so, and touches nothing; a commit meanwhile is kept out too."""
+    tmp, con, repo = store
+    repo.create_branch("doomed")
+    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
+    change(con, 7)
+    repo.commit("garbage soon")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "doomed")
+    ready = tmp / "gc-started"
+
+    def slow_gc() -> None:
+        from snapgit.ops import gc as gc_mod
+
+        real = gc_mod.collect_garbage
+
+        def waiting(*args, **kwargs):
+            ready.touch()
+            time.sleep(3)
+            return real(*args, **kwargs)
+
+        gc_mod.collect_garbage = waiting
+
+    first = forkrun.start(tmp, "gc", "--prune=now", "--json", before=slow_gc)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.result(["gc"])
+        time.sleep(0.01)
+    before = files(tmp / ".snapstore")
+    second = forkrun.run(tmp, "gc", "--prune=now", env={"SNAP_LOCK_TIMEOUT": "0.3"})
+    assert second.returncode == 4, second
+    assert second.stderr.startswith("error: another snap gc is running (pid "), second.stderr
+    commit = forkrun.run(tmp, "commit", "-m", "meanwhile", "--allow-empty", env={"SNAP_LOCK_TIMEOUT": "0.3"})
+    assert commit.returncode == 4 and "snap gc is running on this store" in commit.stderr, commit
+    after = files(tmp / ".snapstore")
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {
+        k: v for k, v in before.items() if k != "oplog.jsonl"
+    }
+    done = first.result(["gc"])
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout)["objects_dropped"] > 0
+    with Repo.open(tmp) as fresh:
+        assert fresh.verify(read_data=True).ok
+        assert fresh.commit("after", allow_empty=True).commit_id is not None

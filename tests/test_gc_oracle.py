@@ -124,7 +124,8 @@ def make_db(path: Path, rows: int) -> sqlite3.Connection:
 OPS = st.sampled_from(["commit", "commit", "branch", "switch", "merge", "merge", "manual", "abort", "delete", "tag"])
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+# the profile's examples (100 on CI: five times the older property's), about 1 s each
+@settings(max_examples=settings.default.max_examples, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(OPS, st.integers(0, 50)), min_size=1, max_size=10))
 # a merge whose branch is then forgotten: its commits are reachable through the second parent only
 @example([("branch", 0), ("switch", 1), ("commit", 1), ("switch", 0), ("commit", 2), ("merge", 1), ("delete", 0)])

@@ -258,3 +258,37 @@ def test_cli_incremental(tmp_path: Path) -> None:
     assert doc["tables"]["plain"]["note"] == "it has no column 'updated_at'"
     log = json.loads(run("show", "HEAD", "--json").stdout)
     assert log["meta"]["kind"] == "incremental" and log["meta"]["incremental"] == ["items"]
+
+
+@pytest.mark.parametrize("lookback", [0.0, 600.0])
+def test_lookback_rereads_rows_stamped_shortly_before_the_last_read(tmp_path: Path, lookback: float) -> None:
+    """A writer whose transaction stamped a row before the last commit read the database, but
+    committed after it, leaves a stamp older than that read: ``incremental_lookback`` seconds
+    before it are read again. A stamp 5 minutes old is caught with 10 minutes of lookback, and
+    shows what is missed without any (the documented precondition's edge); one older than the
+    lookback is never re-read."""
+    sqlite_items(tmp_path / "app.db", 300)
+    Repo.init(tmp_path, db_url=str(tmp_path / "app.db")).close()
+    configure(tmp_path, lookback=lookback)
+    with Repo.open(tmp_path) as repo:
+        assert repo.config.incremental_lookback == lookback
+        repo.commit("first")
+        read_at = dt.datetime.fromisoformat(repo.read_commit(repo.head()).meta["db_time"])
+
+        def stamp(seconds_before: int) -> str:
+            t = read_at - dt.timedelta(seconds=seconds_before)
+            return (t.astimezone(dt.UTC) if t.tzinfo else t).strftime("%Y-%m-%d %H:%M:%S")
+
+        con = sqlite3.connect(tmp_path / "app.db")
+        con.execute("UPDATE items SET name = 'late writer' WHERE id = 5")
+        con.execute("UPDATE items SET updated_at = ? WHERE id = 5", (stamp(300),))
+        con.execute("UPDATE items SET name = 'much later' WHERE id = 6")
+        con.execute("UPDATE items SET updated_at = ? WHERE id = 6", (stamp(900),))
+        con.commit()
+        con.close()
+        inc = repo.commit("incremental", incremental=True, allow_empty=True)
+        assert inc.tables[0].incremental and inc.tables[0].note is None
+        rows = {r["id"]: r["name"] for r in _rows(repo, "HEAD")}
+        assert rows[5] == ("late writer" if lookback else "n5")
+        assert rows[6] == "n6"  # older than any lookback here: not read again
+        assert rows[7] == "n7"

@@ -63,7 +63,8 @@ def examples(test):
     return test
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# twice the profile's examples: 200 on CI and for developers
+@settings(max_examples=2 * settings.default.max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=edits(), strategy=st.sampled_from(STRATEGIES))
 @examples
 def test_every_strategy_merges_as_the_model_says(case, strategy) -> None:

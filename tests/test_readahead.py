@@ -70,3 +70,64 @@ def test_stopping_early_stops_the_reader(repo: Repo) -> None:
     next(gen)
     gen.close()
     assert not multiprocessing.active_children()
+
+
+def dies_in_the_reader(monkeypatch, after: int) -> None:
+    """Make the forked reader die (SIGKILL) after sending ``after`` leaves; this process reads on."""
+    import os
+    import signal
+
+    from snapgit.ops import readahead
+
+    here = os.getpid()
+    real = readahead._leaves
+
+    def leaves(objects, roots):
+        for n, item in enumerate(real(objects, roots)):
+            if n == after and os.getpid() != here:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield item
+
+    monkeypatch.setattr(readahead, "_leaves", leaves)
+
+
+def test_a_reader_that_dies_is_an_error_in_the_caller(repo: Repo, monkeypatch) -> None:
+    import multiprocessing
+
+    from snapgit.errors import SnapError
+
+    dies_in_the_reader(monkeypatch, after=3)
+    got = []
+    with pytest.raises(SnapError, match="the process reading records ahead ended without a word"):
+        for item in leaf_records(repo.objects, roots_of(repo), ahead=True):
+            got.append(item)
+    assert len(got) <= 3  # what it sent before it died, and not a leaf more
+    assert not multiprocessing.active_children()
+
+
+def test_restore_into_fails_cleanly_when_the_reader_dies(monkeypatch, tmp_path: Path) -> None:
+    """restore --into reads ahead for big tables: a dead reader fails the restore with one clear
+    error, and the tables it created in the new database are dropped again."""
+    from snapgit.errors import SnapError
+    from snapgit.ops.readahead import worth_reading_ahead
+
+    rows = 60_000  # enough for restore --into to read ahead
+    if not worth_reading_ahead(rows):
+        pytest.skip("this machine has one core (or SNAP_WORKERS=0): restore --into does not read ahead")
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO big VALUES (?, ?)", [(i, f"v{i}") for i in range(rows)])
+    con.commit()
+    con.close()
+    with Repo.init(tmp_path, db_url=str(tmp_path / "db.sqlite")) as repo:
+        repo.commit("big")
+        dies_in_the_reader(monkeypatch, after=2)
+        target = tmp_path / "copy.sqlite"
+        with pytest.raises(SnapError, match="ended without a word"):
+            repo.restore("HEAD", into=str(target))
+        con = sqlite3.connect(target)
+        assert con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall() == []
+        con.close()
+        monkeypatch.undo()  # and once the reader lives, the same restore works
+        repo.restore("HEAD", into=str(target))
+        assert all(not list(t.rows()) for t in repo.diff("HEAD", None, db_url=f"sqlite:///{target}"))

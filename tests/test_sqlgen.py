@@ -6,10 +6,14 @@ import math
 import random
 import sqlite3
 import struct
+from pathlib import Path
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from snapgit import Repo
+from snapgit.exchange.export import ExportError
 from snapgit.exchange.sqlgen import literal
 
 # Each of these reads back one unit in the last place off from its repr() in SQLite 3.40.
@@ -59,3 +63,30 @@ def test_sqlite_infinities_read_back() -> None:
     """restore --into SQLite stores them, so an SQL export must write them too."""
     assert read_back(literal(math.inf, "sqlite")) == (math.inf, "real")
     assert read_back(literal(-math.inf, "sqlite")) == (-math.inf, "real")
+
+
+def test_infinities_round_trip_through_a_sqlite_sql_export(tmp_path: Path) -> None:
+    """An SQL export for SQLite loads into a fresh database with its infinities (found by the
+    export property once CI's Hypothesis profile drew new inputs); MariaDB refuses them."""
+    con = sqlite3.connect(tmp_path / "src.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x REAL)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(1, float("inf")), (2, float("-inf")), (3, 1.5), (4, None)])
+    con.commit()
+    con.close()
+    with Repo.init(tmp_path, str(tmp_path / "src.db")) as src:
+        cid = src.commit("source").commit_id
+        src.export(cid.hex(), tmp_path / "dump.sql", fmt="sql")
+        (tmp_path / "copy").mkdir()
+        copy = sqlite3.connect(tmp_path / "copy" / "copy.db")
+        copy.executescript((tmp_path / "dump.sql").read_text())
+        assert copy.execute("SELECT id, x FROM t ORDER BY id").fetchall() == [
+            (1, float("inf")),
+            (2, float("-inf")),
+            (3, 1.5),
+            (4, None),
+        ]
+        copy.close()
+        with Repo.init(tmp_path / "copy", str(tmp_path / "copy" / "copy.db")) as again:
+            assert [t.rows for t in again.commit("copy").tables] == [4]
+        with pytest.raises(ExportError, match="MariaDB/MySQL cannot store the float inf"):  # MariaDB cannot
+            src.export(cid.hex(), tmp_path / "dump-mysql.sql", fmt="sql", dialect="mysql")
