@@ -609,6 +609,11 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+    except SystemExit as exc:
+        # typer catches a Ctrl-C in the command itself and exits 130 without a word
+        if exc.code == 130:
+            err.print("interrupted")
+        raise
     except OSError as exc:
         if state.debug:
             raise
