@@ -84,7 +84,9 @@ Worth knowing:
   timestamp or interval value that Python's types cannot hold (a BC date, ``infinity``,
   ``24:00:00``, an interval beyond 999,999,999 days) is read as its text, value by value
   (:func:`snapgit.db.values.register_pg_text_fallback`): the other values of the column keep
-  their typed form, and the text is written back as it was read.
+  their typed form, and the text is written back as it was read. So is an interval with
+  months or years (psycopg counts a year as 365 days, PostgreSQL's comparison as 360), and an
+  array whose lower bounds are not 1 (``'[0:2]={7,8,9}'``), which a list cannot say.
 * MariaDB ``bigint unsigned`` above 2**63-1 and ``time`` values outside a day stay exact Python
   ints and timedeltas, but a restore into another database's bigint or time cannot hold them.
 

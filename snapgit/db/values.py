@@ -252,7 +252,8 @@ def register_pg_text_fallback(conn: Any) -> None:
     failing the whole read. Value by value: the values that fit keep their typed form (what diff
     and merge compare), so a column gains text only where it holds such a value, and a restore
     writes the text back for the server to parse. Arrays of these types get it too: psycopg's
-    array loader asks the connection for its element loader."""
+    array loader asks the connection for its element loader. An array of any type whose lower
+    bounds are not 1 (``'[0:2]={7,8,9}'``) is read as its text too, as a list would lose them."""
     # psycopg is imported here: only a PostgreSQL connection (made by snapgit.db) calls this
     import psycopg
     from psycopg.adapt import Loader
@@ -266,6 +267,11 @@ def register_pg_text_fallback(conn: Any) -> None:
         if typed is not None and not getattr(typed, "snapgit_text_fallback", False):
             fits = _interval_exact if name == "interval" else None
             conn.adapters.register_loader(info.oid, _text_fallback_loader(typed, Loader, psycopg.DataError, fits))
+    # arrays whose lower bounds are not 1 ('[0:2]={7,8,9}'): a list cannot say so
+    for oid in sorted({info.array_oid for info in conn.adapters.types if info.array_oid}):
+        typed = conn.adapters.get_loader(oid, Format.TEXT)
+        if typed is not None and not getattr(typed, "snapgit_text_fallback", False):
+            conn.adapters.register_loader(oid, _text_fallback_loader(typed, Loader, psycopg.DataError, _default_bounds))
 
 
 # an interval is stored as 64 bits of microseconds (snapgit.encoding), less than a timedelta holds
@@ -298,6 +304,11 @@ def _interval_exact(v: Any, text: bytes) -> bool:
     signs, or hours past a day, are evened out by a timedelta: '1 day -00:00:01' reads as
     23:59:59, which PostgreSQL's = agrees with, though its ::text differs.)"""
     return _MIN_INTERVAL <= v <= _MAX_INTERVAL and b"mon" not in text and b"year" not in text
+
+
+def _default_bounds(_value: Any, text: bytes) -> bool:
+    """Whether an array's text has the default lower bounds (1): only then does it start with '{'."""
+    return not text.startswith(b"[")
 
 
 def _text_fallback_loader(
