@@ -304,3 +304,46 @@ def test_property_restore_into_is_exact(make_db_url: MakeUrl, make_engine: MakeE
         assert texts(target, "p") == texts(source, "p")
 
     check()
+
+
+def _export_import_restore(
+    make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path, fmt: str
+) -> tuple[sa.Engine, sa.Engine]:
+    src, dst, other = make_db_url("postgresql"), make_db_url("postgresql"), make_db_url("postgresql")
+    source, target = make_engine(src), make_engine(dst)
+    with source.begin() as conn:
+        conn.exec_driver_sql(_EDGES)
+        conn.exec_driver_sql("INSERT INTO edges VALUES " + ", ".join(_EDGE_ROWS))
+        conn.exec_driver_sql("CREATE TABLE more (id integer PRIMARY KEY, r int4range, ia integer[], iv interval)")
+        conn.exec_driver_sql("INSERT INTO more VALUES (1, '[1,5)', '[0:1]={1,2}', '1 mon'), (2, NULL, '{3}', '1 day')")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    repo = Repo.init(tmp_path / "a", src)
+    repo.commit("edges")
+    path = tmp_path / f"out.{fmt}"
+    repo.export("HEAD", path, fmt=fmt)
+    repo.close()
+    copy = Repo.init(tmp_path / "b", other)
+    got = copy.import_file(path, branch="imported")
+    copy.restore(got["commit"].hex(), into=dst)
+    copy.close()
+    return source, target
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_export_import_restore_values(make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path, fmt: str) -> None:
+    """Values read as text (a range, infinity, a BC date, an array with bounds, an interval of
+    months) survive an export, an import into another store and a restore --into PostgreSQL."""
+    source, target = _export_import_restore(make_db_url, make_engine, tmp_path, fmt)
+    for table in ("edges", "more"):
+        assert texts(target, table) == texts(source, table)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an import commit does not record the exporting engine (meta 'dialect'), so restore "
+    "--into creates its columns from portable types: int4range becomes text",
+)
+def test_export_import_restore_types(make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path) -> None:
+    source, target = _export_import_restore(make_db_url, make_engine, tmp_path, "json")
+    assert columns(target, "more") == columns(source, "more")
