@@ -34,7 +34,7 @@ import pathlib
 import re
 import sqlite3
 import urllib.parse
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snapgit.db import schemacache
@@ -43,6 +43,7 @@ from snapgit.db.reflect import LIST_TABLES_SQL, list_tables, reflect_tables
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.db.url import dialect_of, parse_url, password_of, redact_url, sqlite_file
+from snapgit.db.values import register_pg_text_fallback
 from snapgit.db.write import WriteTransaction
 from snapgit.encoding import packable
 from snapgit.native import NativeError, sqlite_reader
@@ -70,6 +71,7 @@ def _session_setup(dialect: str) -> Callable[[Any, Any], None]:
         try:
             if dialect == "postgresql":
                 cur.execute("SET TimeZone TO 'UTC'")
+                register_pg_text_fallback(dbapi_conn)
             else:
                 cur.execute("SET time_zone = '+00:00'")
         finally:
@@ -384,12 +386,20 @@ class ReadSnapshot:
                 hint="table names are case-sensitive; `snap status` lists the tables",
             )
 
-    def reflect(self, tables: list[str] | None = None, cache: pathlib.Path | None = None) -> list[TableSchema]:
+    def reflect(
+        self,
+        tables: list[str] | None = None,
+        cache: pathlib.Path | None = None,
+        ignored: Mapping[str, Collection[str]] | None = None,
+    ) -> list[TableSchema]:
         """Schemas of ``tables`` (default: every table), sorted by name.
 
         ``cache``: a directory where a SQLite snapshot read without SQLAlchemy remembers its
         last reflection (:mod:`snapgit.db.schemacache`): while the schema stays the same, the
-        next reflection is read from there."""
+        next reflection is read from there. ``ignored``: table -> columns that config.toml
+        ignores; those of a type snapgit cannot store are left out rather than refused
+        (:func:`snapgit.db.reflect.reflect_tables`; SQLite has no such types, so the cache
+        does not depend on it)."""
         if tables is None:
             tables = self.table_names()
         else:
@@ -398,7 +408,7 @@ class ReadSnapshot:
         try:
             if self._conn is None:
                 return self._reflect_plain(tables, cache)
-            return reflect_tables(self._conn, self._dialect, tables)
+            return reflect_tables(self._conn, self._dialect, tables, ignored)
         except self._errors as exc:
             raise self._wrap("cannot reflect the tables of", exc) from exc
 

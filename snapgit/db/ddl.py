@@ -42,6 +42,13 @@ in: the target has no such type, and the values are kept in the nearest type tha
 ``real`` is a double. PostgreSQL's ``jsonb`` keeps the value of a document, not its spelling
 (a float written ``1e+16`` comes back as the integer ``10000000000000000``; no ``\\u0000``).
 
+Restoring into the engine a schema was read from is the exception on PostgreSQL: there each
+column is created with its ``native`` type (``Target.same_engine``), so an ``inet``, a ``money``,
+a ``varchar(20) COLLATE "C"``, a ``mood[]`` or an ``int4range`` come back as they were. Types
+that must be defined first (enums, domains, composite types, extension types such as
+``citext``) are not in the schema: the target must have them already, and the restore refuses,
+before it creates any table, a column whose type or collation the target does not know.
+
 Keys and the rest:
 
 * NOT NULL, the primary key, unique constraints, foreign keys (with their names) and indexes are
@@ -66,7 +73,17 @@ from dataclasses import dataclass
 from snapgit.db.errors import DatabaseError
 from snapgit.schema import ForeignKey, Index, TableSchema
 
-__all__ = ["Target", "column_type", "table_order", "create_table_sql", "add_foreign_key_sql", "quote"]
+__all__ = [
+    "Target",
+    "column_type",
+    "pg_native_type",
+    "pg_type_of_native",
+    "pg_collation_of_native",
+    "table_order",
+    "create_table_sql",
+    "add_foreign_key_sql",
+    "quote",
+]
 
 _INNODB_KEY_BYTES = 3072
 
@@ -79,6 +96,9 @@ class Target:
     dialect: str
     mariadb: bool = True
     has_uuid: bool = True
+    # the schemas were read from this kind of database: PostgreSQL creates each column with its
+    # native type (pg_native_type) rather than from its portable type
+    same_engine: bool = False
 
 
 def quote(name: str, dialect: str) -> str:
@@ -182,6 +202,26 @@ def column_type(portable: str, target: Target, key_bytes: int | None = None) -> 
     return names[base]
 
 
+def pg_native_type(native: str | None, portable: str) -> str:
+    """The column type a PostgreSQL column read from PostgreSQL is created with: its ``native``
+    spelling (``format_type``: length, precision, array brackets, with ``COLLATE "x"`` when not
+    the default), or the portable type's when the schema has none."""
+    if not native:
+        return column_type(portable, Target("postgresql"))
+    return native
+
+
+def pg_type_of_native(native: str) -> str:
+    """The type in a PostgreSQL ``native`` spelling, without its COLLATE clause."""
+    return native.split(" COLLATE ", 1)[0]
+
+
+def pg_collation_of_native(native: str) -> str | None:
+    """The collation a PostgreSQL ``native`` spelling names, or None."""
+    m = re.search(r' COLLATE "((?:[^"]|"")+)"$', native)
+    return m.group(1).replace('""', '"') if m else None
+
+
 def table_order(schemas: Sequence[TableSchema]) -> list[TableSchema]:
     """Parents before children (by foreign keys between these tables); a cycle is broken in
     name order."""
@@ -266,6 +306,8 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
     for col in schema.columns:
         if d == "sqlite" and col.name == auto:
             spelled = "INTEGER"  # the rowid: SQLite numbers it
+        elif d == "postgresql" and target.same_engine:
+            spelled = pg_native_type(col.native, col.type)
         else:
             spelled = column_type(col.type, target, key_bytes.get(col.name))
         line = f"{quote(col.name, d)} {spelled}"

@@ -28,6 +28,10 @@ aware datetime the same in UTC, '+00:00'    datetime (timestamptz)  naive UTC wa
                                                                     session is in UTC)
 timedelta      microseconds (an int)        timedelta (interval)    microseconds for an
                                                                     interval; TIME for a time
+text in a      as it is                     as it is (the server    as it is
+date/time                                   parses it); an array
+column                                      holding some: all
+                                            its elements as text
 UUID           32 lower-case hex digits     UUID                    'xxxxxxxx-xxxx-...' text
 Json           canonical JSON text          canonical text, typed   canonical JSON text
                                             json/jsonb by a cast
@@ -64,7 +68,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from snapgit.db.values import Converter
+from snapgit.db.values import Converter, pg_interval_text
 from snapgit.encoding import Json, canonical_json
 from snapgit.jsonvalue import to_json
 
@@ -223,6 +227,40 @@ def _pg_json_elements(v: Any) -> Any:
     return v.text if type(v) is Json else v
 
 
+# element types whose arrays may mix typed values and the text of values Python cannot hold
+# (snapgit.db.values.register_pg_text_fallback)
+_PG_TEXT_FALLBACK_ELEMENTS = frozenset({"date", "time", "timetz", "timestamp", "timestamptz", "interval"})
+
+
+def _pg_element_text(v: Any) -> Any:
+    """The text PostgreSQL parses back as the value ``v`` (a date, time, datetime, timedelta)."""
+    if type(v) is _dt.timedelta:
+        return pg_interval_text(v)
+    if isinstance(v, _dt.date | _dt.time):
+        return v.isoformat()
+    return v
+
+
+def _pg_text_elements(v: Any) -> Any:
+    if type(v) is list or type(v) is tuple:
+        return [_pg_text_elements(x) for x in v]
+    return None if v is None else str(_pg_element_text(v))
+
+
+def _has_text(v: Any) -> bool:
+    if type(v) is list or type(v) is tuple:
+        return any(_has_text(x) for x in v)
+    return type(v) is str
+
+
+def _pg_mixed_array(v: Any) -> Any:
+    """An array of dates, times or intervals holding text anywhere is written as text, every
+    element (psycopg cannot send an array of mixed types; the column's cast parses them)."""
+    if (type(v) is list or type(v) is tuple) and _has_text(v):
+        return _pg_text_elements(v)
+    return v
+
+
 def _mysql_float(v: Any) -> Any:
     if type(v) is float and (v != v or v in (float("inf"), float("-inf"))):
         raise WriteValueError(f"MariaDB/MySQL cannot store the float {v!r}")
@@ -267,6 +305,8 @@ def column_write(dialect: str, portable: str, style: SqliteStyle | None = None) 
         return make() if make else None
     if dialect == "postgresql":
         if elem is not None:
+            if _base(elem) in _PG_TEXT_FALLBACK_ELEMENTS:
+                return _pg_mixed_array
             return _pg_json_elements if _base(elem) == "json" else None
         return _json_text if base == "json" else None
     if dialect == "mysql":

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from snapgit.db.errors import UnsupportedTypeError
@@ -159,10 +159,15 @@ def _index_columns(ix: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(c if c is not None else "<expression>" for c in cols)
 
 
-def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> list[TableSchema]:
+def reflect_tables(
+    conn: Connection, dialect: str, tables: Sequence[str], ignored: Mapping[str, Collection[str]] | None = None
+) -> list[TableSchema]:
     """Schemas of ``tables`` (which must exist), sorted by name. Raises
     :class:`UnsupportedTypeError` for the first column, in table and column order, whose type
-    snapgit cannot store."""
+    snapgit cannot store, unless ``ignored`` (table -> column names, the ``ignore`` lists of
+    config.toml) names it: such a column is left out of the schema, so it is never read, as its
+    error's hint promises. Ignored columns of types snapgit can store stay in: merges compare
+    rows without them, but restores give them back."""
     import sqlalchemy as sa
 
     tables = sorted(set(tables))
@@ -187,6 +192,8 @@ def reflect_tables(conn: Connection, dialect: str, tables: Sequence[str]) -> lis
             if generated or col.get("computed"):
                 continue
             if portable is None:
+                if ignored is not None and name in ignored.get(t, ()):
+                    continue
                 raise UnsupportedTypeError(t, name, native)
             default = col.get("default")
             columns.append(

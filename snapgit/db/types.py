@@ -33,7 +33,11 @@ numeric(p,s)        NUMERIC DECIMAL [(p,s)],  numeric [(p,s)], money       decim
 text      -> str    TEXT CLOB, no type, ANY   text, varchar, citext,       tinytext..longtext,
                                               name, enum, inet, cidr,      enum, set, inet4, inet6
                                               macaddr, xml, bit, varbit,
-                                              tsvector, tsquery (::text)
+                                              tsvector, tsquery, and any
+                                              type without a typed form
+                                              (ranges, geometric,
+                                              composite, hstore, ...),
+                                              all read as ::text
 varchar(n) -> str   VARCHAR NVARCHAR          character varying(n)         varchar(n)
                     "VARYING CHARACTER"
 char(n)   -> str    CHAR NCHAR CHARACTER      character(n) (::text strips  char(n) (the server
@@ -76,16 +80,19 @@ Worth knowing:
 * SQLite texts are converted only in the exact forms SQLAlchemy and Python's sqlite3 write
   ('YYYY-MM-DD HH:MM:SS[.ffffff]', 'T' accepted); a write uses the form the column's values
   already have, else SQLAlchemy's (:mod:`snapgit.db.params`).
-* PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. Dates and timestamps
-  outside Python's range (BC, ``infinity``) cannot be read: the scan fails with a
-  :class:`~snapgit.db.errors.DatabaseError` naming the table.
+* PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. A date, time,
+  timestamp or interval value that Python's types cannot hold (a BC date, ``infinity``,
+  ``24:00:00``, an interval beyond 999,999,999 days) is read as its text, value by value
+  (:func:`snapgit.db.values.register_pg_text_fallback`): the other values of the column keep
+  their typed form, and the text is written back as it was read. So is an interval with
+  months or years (psycopg counts a year as 365 days, PostgreSQL's comparison as 360), and an
+  array whose lower bounds are not 1 (``'[0:2]={7,8,9}'``), which a list cannot say.
 * MariaDB ``bigint unsigned`` above 2**63-1 and ``time`` values outside a day stay exact Python
   ints and timedeltas, but a restore into another database's bigint or time cannot hold them.
 
-Not supported (:class:`~snapgit.db.errors.UnsupportedTypeError` at reflect time): PostgreSQL
-geometric types (point, line, lseg, box, path, polygon, circle), ranges and multiranges, composite
-types, hstore and other extension types; MariaDB/MySQL spatial types (geometry, point, ...) and
-vector. SQLite supports every declared type, by its type affinity.
+Not supported (:class:`~snapgit.db.errors.UnsupportedTypeError` at reflect time):
+MariaDB/MySQL spatial types (geometry, point, ...) and vector. SQLite supports every declared
+type, by its type affinity; PostgreSQL every type, by its text form.
 
 Key order
 ---------
@@ -272,14 +279,16 @@ _PG_NAMES = {
 
 
 def postgresql_portable(t: PgType) -> str | None:
-    """The portable type of a PostgreSQL type, or None when snapgit cannot store it."""
+    """The portable type of a PostgreSQL type. A type snapgit has no typed form for (an enum, a
+    range, a composite or geometric type, hstore, any extension's type) is ``text``: every
+    PostgreSQL type has a text form, read with ``::text`` and written back as text the server
+    casts, while the column's ``native`` type keeps what it was. Never None: the ``str | None``
+    is the signature the other engines share."""
     if t.element is not None:
         e = postgresql_portable(t.element)
-        return None if e is None or e.startswith("array<") else f"array<{e}>"
-    if t.kind == "e":
-        return "text"
+        return "array<text>" if e is None or e.startswith("array<") else f"array<{e}>"
     if t.kind != "b":
-        return None
+        return "text"
     if t.name == "numeric":
         if t.mod < 4:
             return "numeric"
@@ -290,7 +299,7 @@ def postgresql_portable(t: PgType) -> str | None:
         if t.mod < 4:
             return "text"
         return f"{'varchar' if t.name == 'varchar' else 'char'}({t.mod - 4})"
-    return _PG_NAMES.get(t.name)
+    return _PG_NAMES.get(t.name, "text")
 
 
 _PG_PLAIN_TEXT = re.compile(r"(text|character varying(\(\d+\))?|character(\(\d+\))?|bpchar|name)")

@@ -39,6 +39,8 @@ __all__ = [
     "attach_utc",
     "duration_to_time",
     "array_of",
+    "PG_TEXT_FALLBACK_TYPES",
+    "register_pg_text_fallback",
 ]
 
 Converter = Callable[[Any], Any]
@@ -237,3 +239,100 @@ def array_of(element: Converter) -> Converter:
         return v if v is None else element(v)
 
     return convert
+
+
+# PostgreSQL's date and time types whose values can lie outside Python's: BC dates, 'infinity',
+# '24:00:00', intervals beyond 999,999,999 days
+PG_TEXT_FALLBACK_TYPES = ("date", "time", "timetz", "timestamp", "timestamptz", "interval")
+
+
+def register_pg_text_fallback(conn: Any) -> None:
+    """Make a psycopg connection read a date, time, timestamp or interval value that Python's
+    types cannot hold as its text (``'infinity'``, ``'0044-03-15 BC'``, ``'24:00:00'``) instead of
+    failing the whole read. Value by value: the values that fit keep their typed form (what diff
+    and merge compare), so a column gains text only where it holds such a value, and a restore
+    writes the text back for the server to parse. Arrays of these types get it too: psycopg's
+    array loader asks the connection for its element loader. An array of any type whose lower
+    bounds are not 1 (``'[0:2]={7,8,9}'``) is read as its text too, as a list would lose them."""
+    # psycopg is imported here: only a PostgreSQL connection (made by snapgit.db) calls this
+    import psycopg
+    from psycopg.adapt import Loader
+    from psycopg.pq import Format
+
+    for name in PG_TEXT_FALLBACK_TYPES:
+        info = conn.adapters.types.get(name)
+        if info is None:
+            continue
+        typed = conn.adapters.get_loader(info.oid, Format.TEXT)
+        if typed is not None and not getattr(typed, "snapgit_text_fallback", False):
+            fits = _interval_exact if name == "interval" else None
+            conn.adapters.register_loader(info.oid, _text_fallback_loader(typed, Loader, psycopg.DataError, fits))
+    # arrays whose lower bounds are not 1 ('[0:2]={7,8,9}'): a list cannot say so
+    for oid in sorted({info.array_oid for info in conn.adapters.types if info.array_oid}):
+        typed = conn.adapters.get_loader(oid, Format.TEXT)
+        if typed is not None and not getattr(typed, "snapgit_text_fallback", False):
+            conn.adapters.register_loader(oid, _text_fallback_loader(typed, Loader, psycopg.DataError, _default_bounds))
+
+
+# an interval is stored as 64 bits of microseconds (snapgit.encoding), less than a timedelta holds
+_MAX_INTERVAL = _dt.timedelta(microseconds=2**63 - 1)
+_MIN_INTERVAL = -_dt.timedelta(microseconds=2**63)
+
+
+def pg_interval_text(v: _dt.timedelta) -> str:
+    """The text PostgreSQL prints (IntervalStyle 'postgres') for the interval of the length of
+    ``v`` in days and time: ``'2 days 04:05:06.5'``, ``'-1 days -00:00:01'``, ``'00:00:00'``."""
+    total = v // _dt.timedelta(microseconds=1)
+    sign = "-" if total < 0 else ""
+    days, rest = divmod(abs(total), 86_400_000_000)
+    seconds, micros = divmod(rest, 1_000_000)
+    parts = []
+    if days:
+        parts.append(f"{sign}{days} day{'' if days == 1 and not sign else 's'}")
+    if rest or not days:
+        clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if micros:
+            clock += f".{micros:06d}".rstrip("0")
+        parts.append(f"{sign if rest else ''}{clock}")
+    return " ".join(parts)
+
+
+def _interval_exact(v: Any, text: bytes) -> bool:
+    """Whether the timedelta ``v`` means the interval ``text``: within the 64 bits of
+    microseconds the store holds, and without months or years, which psycopg counts as 30 and
+    365 days while PostgreSQL's own comparison counts a year as 360. (Days and time of opposite
+    signs, or hours past a day, are evened out by a timedelta: '1 day -00:00:01' reads as
+    23:59:59, which PostgreSQL's = agrees with, though its ::text differs.)"""
+    return _MIN_INTERVAL <= v <= _MAX_INTERVAL and b"mon" not in text and b"year" not in text
+
+
+def _default_bounds(_value: Any, text: bytes) -> bool:
+    """Whether an array's text has the default lower bounds (1): only then does it start with '{'."""
+    return not text.startswith(b"[")
+
+
+def _text_fallback_loader(
+    typed: Any, loader: Any, data_error: type[Exception], fits: Callable[[Any, bytes], bool] | None
+) -> Any:
+    """A psycopg loader class: ``typed``'s value, or the text when ``typed`` refuses it or
+    ``fits(value, text)`` says the value is not the text exactly."""
+
+    class TextFallbackLoader(loader):
+        snapgit_text_fallback = True
+
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._typed = typed(oid, context)
+
+        def load(self, data: Any) -> Any:
+            try:
+                value = self._typed.load(data)
+            except data_error:
+                return bytes(data).decode()
+            if fits is not None:
+                text = bytes(data)
+                if not fits(value, text):
+                    return text.decode()
+            return value
+
+    return TextFallbackLoader

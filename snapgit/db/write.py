@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import itertools
 import operator
 import re
@@ -63,7 +64,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
+from snapgit.db.ddl import (
+    Target,
+    add_foreign_key_sql,
+    create_table_sql,
+    pg_collation_of_native,
+    pg_type_of_native,
+    quote,
+    table_order,
+)
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
 from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
 from snapgit.db.reflect import LIST_TABLES_SQL
@@ -936,7 +945,7 @@ class WriteTransaction:
     # --- tables ---------------------------------------------------------------------------------
 
     def create_tables(
-        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False
+        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False, native_from: str | None = None
     ) -> list[tuple[str, ForeignKey]]:
         """Create ``schemas``' tables (see :mod:`snapgit.db.ddl` for the types), parents first.
         Refuses if one exists already. On MariaDB every CREATE commits at once: call this in a
@@ -947,7 +956,11 @@ class WriteTransaction:
         which cannot add one to a table, and checks them only when asked), and return them, for
         :meth:`add_foreign_keys` once the rows are in: rows can then be loaded in any order (a
         self-referencing table's children before their parents), and are checked once, as the
-        constraint is added."""
+        constraint is added.
+
+        ``native_from``: the dialect the schemas were read from. When it is this database's
+        (PostgreSQL), columns are created with their native types (:mod:`snapgit.db.ddl`), and
+        a type or collation the database does not have refuses the whole call first."""
         self._start_ddl()
         if not schemas:
             return []
@@ -956,6 +969,8 @@ class WriteTransaction:
         if dupes:
             raise DatabaseError(f"table {dupes[0]} is given twice")
         target = self._target()
+        if native_from == "postgresql" == self.dialect:
+            target = dataclasses.replace(target, same_engine=True)
         with self._errors("create tables in", None):
             existing = self._table_names()
             there = sorted(set(names) & existing)
@@ -973,6 +988,8 @@ class WriteTransaction:
                             f"table {s.name} has a foreign key to table {fk.ref_table}, which is "
                             f"neither being created nor in {self.url_redacted}"
                         )
+            if target.same_engine:
+                self._pg_check_native_types(schemas)
             if self.dialect == "mysql":
                 with contextlib.suppress(self._dbapi_error):
                     self._exec("SET SESSION explicit_defaults_for_timestamp = 1")
@@ -1044,6 +1061,31 @@ class WriteTransaction:
             else:  # SQLite does not enforce foreign keys on this connection
                 for name in todo:
                     self._exec(f"DROP TABLE {quote(name, 'sqlite')}")
+
+    def _pg_check_native_types(self, schemas: Sequence[TableSchema]) -> None:
+        """Refuse, naming table, column and type, a native type or collation this PostgreSQL
+        database does not have: an enum, domain or composite type is not in the schema, nor is
+        an extension's type (citext), so the target must have them before tables use them."""
+        for s in schemas:
+            for col in s.columns:
+                if not col.native:
+                    continue
+                spelled = pg_type_of_native(col.native)
+                known = self._query("SELECT to_regtype(%s) IS NOT NULL", (spelled,))[0][0]
+                if not known:
+                    raise DatabaseError(
+                        f"column {s.name}.{col.name} has type {spelled}, which {self.url_redacted} does not have",
+                        hint="create the type there first (CREATE TYPE, CREATE DOMAIN or CREATE EXTENSION), "
+                        "or restore into a database that has it",
+                    )
+                collation = pg_collation_of_native(col.native)
+                if collation is not None and not self._query(
+                    "SELECT 1 FROM pg_catalog.pg_collation WHERE collname = %s", (collation,)
+                ):
+                    raise DatabaseError(
+                        f'column {s.name}.{col.name} has collation "{collation}", which {self.url_redacted} does not have',
+                        hint="create the collation there first (CREATE COLLATION), or restore into a database that has it",
+                    )
 
     def _target(self) -> Target:
         if self.dialect != "mysql":

@@ -116,6 +116,11 @@ def row_cache_dir(store: Store) -> Path | None:
     return store.root / "cache"
 
 
+def _ignored(config: Config) -> dict[str, list[str]]:
+    """Table -> the columns config.toml ignores: reflection leaves out those it cannot store."""
+    return {name: list(tc.ignore) for name, tc in config.table.items() if tc.ignore}
+
+
 def schema_cache_dir(store: Store) -> Path:
     """Where reading a SQLite database remembers its last reflection (db/schemacache.py)."""
     return store.root / "cache"
@@ -208,7 +213,7 @@ def read_database(
     parallel = Parallel(url, objects.root)
     with Database.connect(url) as db, db.snapshot() as snap, contextlib.closing(parallel):
         db_time = snap.now()
-        schemas = snap.reflect(wanted, cache=schema_cache_dir(store))
+        schemas = snap.reflect(wanted, cache=schema_cache_dir(store), ignored=_ignored(config))
         if not schemas:
             raise SnapError(
                 f"the database {redact_url(url)} has no tables: nothing to snapshot",
@@ -466,7 +471,10 @@ def live_side(
         names = snap.table_names()
         if tables:
             wanted = [t for t in tables if t in names]
-        schemas = snap.reflect(wanted, cache=schema_cache_dir(store)) if wanted is None or wanted else []
+        ignored = _ignored(store.config)
+        schemas = (
+            snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
+        )
         written, _results = snapshot_database(
             overlay,
             overlay.writer(),
