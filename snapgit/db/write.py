@@ -60,10 +60,10 @@ import operator
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order
+from snapgit.db.ddl import Target, add_foreign_key_sql, create_table_sql, quote, table_order, with_referenced_types
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
 from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
 from snapgit.db.reflect import LIST_TABLES_SQL
@@ -936,7 +936,7 @@ class WriteTransaction:
     # --- tables ---------------------------------------------------------------------------------
 
     def create_tables(
-        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False
+        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False, source_dialect: str | None = None
     ) -> list[tuple[str, ForeignKey]]:
         """Create ``schemas``' tables (see :mod:`snapgit.db.ddl` for the types), parents first.
         Refuses if one exists already. On MariaDB every CREATE commits at once: call this in a
@@ -947,7 +947,12 @@ class WriteTransaction:
         which cannot add one to a table, and checks them only when asked), and return them, for
         :meth:`add_foreign_keys` once the rows are in: rows can then be loaded in any order (a
         self-referencing table's children before their parents), and are checked once, as the
-        constraint is added."""
+        constraint is added.
+
+        ``source_dialect``: the dialect ``schemas`` were read from, when known; MariaDB creates
+        the columns of schemas read from MariaDB/MySQL with their native types
+        (:func:`snapgit.db.ddl.mysql_native_type`). Foreign-key columns are created with the
+        type of the key they refer to (:func:`snapgit.db.ddl.with_referenced_types`)."""
         self._start_ddl()
         if not schemas:
             return []
@@ -955,7 +960,8 @@ class WriteTransaction:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise DatabaseError(f"table {dupes[0]} is given twice")
-        target = self._target()
+        target = replace(self._target(), source=source_dialect)
+        schemas = with_referenced_types(schemas)
         with self._errors("create tables in", None):
             existing = self._table_names()
             there = sorted(set(names) & existing)

@@ -34,7 +34,7 @@ from snapgit.ops.commit import SAFETY_REF, database_url, live_side, restored_mar
 from snapgit.ops.mergeflow import MergeResult, head_commit, merge_state, tables_of
 from snapgit.ops.status import commit_side, is_dirty
 from snapgit.progress import Progress
-from snapgit.store.history import read_table, resolve
+from snapgit.store.history import read_commit, read_table, resolve
 from snapgit.store.layout import Store
 from snapgit.store.privatefile import write_private
 
@@ -134,7 +134,8 @@ def restore_into(
         return result
     url = normalize_url(into, base_dir=store.project_dir)
     with Database.connect(url, create=True) as db:  # a new SQLite file may be created here
-        load_tables(db, store.objects, [(p.schema, e) for p, e in loads], progress)
+        source = read_commit(store.objects, theirs).meta.get("dialect")  # none for an import
+        load_tables(db, store.objects, [(p.schema, e) for p, e in loads], progress, source)
     return result
 
 
