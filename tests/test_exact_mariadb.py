@@ -10,12 +10,16 @@ type of the key it refers to, so the constraint is accepted whatever the source 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from snapgit import Repo
 
@@ -221,3 +225,92 @@ def test_restore_into_gives_foreign_key_columns_the_type_of_their_key(
     # the constraints exist: a dangling reference is refused
     with pytest.raises(sa.exc.IntegrityError), dst.begin() as conn:
         conn.exec_driver_sql("INSERT INTO blog_post (id, title, author_id) VALUES (3, 'x', 99)")
+
+
+# --- 3. property: any rows of many types come back byte for byte -------------------------------
+
+# (column, type, strategy of the values inserted as parameters); every column may be NULL
+_LATIN1 = st.characters(codec="latin-1", exclude_categories=("Cc",)).filter(lambda c: not 0x80 <= ord(c) <= 0x9F)
+_UTF8 = st.characters(codec="utf-8", exclude_categories=("Cs",))
+
+
+def _time_text(micros: int) -> str:
+    sign, micros = ("-" if micros < 0 else ""), abs(micros)
+    seconds, frac = divmod(micros, 1_000_000)
+    return f"{sign}{seconds // 3600}:{seconds // 60 % 60:02}:{seconds % 60:02}.{frac:06}"
+
+
+_MAX_TIME = (838 * 3600 + 59 * 60 + 59) * 1_000_000
+PROPERTY_COLUMNS: list[tuple[str, str, st.SearchStrategy[Any]]] = [
+    ("c_tiny", "tinyint", st.integers(-128, 127)),
+    ("c_tiny_u", "tinyint unsigned", st.integers(0, 255)),
+    ("c_bool", "tinyint(1)", st.integers(-128, 127)),
+    ("c_small_u", "smallint unsigned", st.integers(0, 2**16 - 1)),
+    ("c_medium", "mediumint", st.integers(-(2**23), 2**23 - 1)),
+    ("c_medium_u", "mediumint unsigned", st.integers(0, 2**24 - 1)),
+    ("c_int_u", "int unsigned", st.integers(0, 2**32 - 1)),
+    ("c_big", "bigint", st.integers(-(2**63), 2**63 - 1)),
+    ("c_big_u", "bigint unsigned", st.integers(0, 2**64 - 1)),
+    ("c_bit1", "bit(1)", st.integers(0, 1)),
+    ("c_bit8", "bit(8)", st.integers(0, 255)),
+    ("c_bit64", "bit(64)", st.integers(0, 2**64 - 1)),
+    ("c_float", "float", st.floats(width=32, allow_nan=False, allow_infinity=False)),
+    ("c_double", "double", st.floats(allow_nan=False, allow_infinity=False)),
+    ("c_dec", "decimal(12,4)", st.decimals(-(10**8) + 1, 10**8 - 1, places=4)),
+    ("c_year", "year", st.sampled_from([0]) | st.integers(1901, 2155)),
+    ("c_date", "date", st.dates(date(1000, 1, 1), date(9999, 12, 31))),
+    (
+        "c_dt",
+        "datetime",
+        st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 31)).map(lambda d: d.replace(microsecond=0)),
+    ),
+    ("c_dt6", "datetime(6)", st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 31))),
+    (
+        "c_ts3",
+        "timestamp(3) NULL",
+        st.datetimes(datetime(1970, 1, 2), datetime(2038, 1, 18)).map(
+            lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000)
+        ),
+    ),
+    ("c_time", "time", st.integers(-_MAX_TIME, _MAX_TIME).map(lambda us: _time_text(us // 1_000_000 * 1_000_000))),
+    ("c_time6", "time(6)", st.integers(-_MAX_TIME, _MAX_TIME).map(_time_text)),
+    ("c_char", "char(5) COLLATE utf8mb4_general_ci", st.text(_UTF8, max_size=5)),
+    ("c_latin1", "varchar(20) CHARACTER SET latin1 COLLATE latin1_german2_ci", st.text(_LATIN1, max_size=20)),
+    ("c_ascii", "varchar(8) CHARACTER SET ascii COLLATE ascii_bin", st.text(st.characters(codec="ascii"), max_size=8)),
+    ("c_tinytext", "tinytext CHARACTER SET utf8mb4", st.text(_UTF8, max_size=40)),
+    ("c_text", "text COLLATE utf8mb4_unicode_ci", st.text(_UTF8, max_size=200)),
+    ("c_binary", "binary(4)", st.binary(max_size=4)),
+    ("c_varbinary", "varbinary(10)", st.binary(max_size=10)),
+    ("c_blob", "blob", st.binary(max_size=100)),
+    ("c_enum", "enum('', 'x', 'Yes', 'a b')", st.sampled_from(["", "x", "Yes", "a b"])),
+    ("c_set", "set('a', 'b', 'c d')", st.sets(st.sampled_from(["a", "b", "c d"])).map(",".join)),
+    ("c_inet4", "inet4", st.ip_addresses(v=4).map(str)),
+    ("c_inet6", "inet6", st.ip_addresses(v=6).map(str)),
+    ("c_uuid", "uuid", st.uuids(version=4).map(str)),
+]
+_ROW = st.tuples(*(st.none() | strat for _n, _t, strat in PROPERTY_COLUMNS))
+
+
+# each example makes two databases: few examples, and no shrinking (it would make hundreds)
+@settings(
+    max_examples=12, phases=[Phase.reuse, Phase.generate], suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rows=st.lists(_ROW, max_size=6))
+def test_restore_into_mariadb_keeps_any_rows_byte_for_byte(
+    rows: list[tuple[Any, ...]], make_db_url: Callable[[str], str], make_engine: Callable[[str], sa.Engine]
+) -> None:
+    source, target = make_db_url("mariadb"), make_db_url("mariadb")
+    src, dst = make_engine(source), make_engine(target)
+    body = ", ".join(f"`{n}` {t}" for n, t, _s in PROPERTY_COLUMNS)
+    names = ", ".join(f"`{n}`" for n, _t, _s in PROPERTY_COLUMNS)
+    marks = ", ".join(["%s"] * len(PROPERTY_COLUMNS))
+    with src.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE props (id int AUTO_INCREMENT PRIMARY KEY, {body}) DEFAULT CHARSET=latin1 COLLATE=latin1_bin"
+        )
+        if rows:
+            conn.exec_driver_sql(f"INSERT INTO props ({names}) VALUES ({marks})", rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        restore_copy(Path(tmp), source, target)
+    assert columns_of(dst, "props") == columns_of(src, "props")
+    assert hex_rows(dst, "props") == hex_rows(src, "props")
