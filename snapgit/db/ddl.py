@@ -1,10 +1,36 @@
-"""Tables from portable schemas: the DDL ``restore --into`` runs on a new database.
+"""Tables from stored schemas: the DDL ``restore --into`` runs on a new database.
 
-A stored schema says which portable type each column has (:mod:`snapgit.schema`), not which
-database it came from, so tables are created from the **portable types only**: the same schema
-gives the same tables whatever its source, and reflecting them gives the portable types back
-wherever the target can hold them. ``native`` spellings, defaults (SQL of the source database),
-CHECK constraints, expression indexes and index methods are not carried over.
+A stored schema says which portable type each column has (:mod:`snapgit.schema`) and how the
+source database spelled it (``native``). Into another kind of database, tables are created from
+the **portable types**: the same schema gives the same tables whatever its source, and reflecting
+them gives the portable types back wherever the target can hold them. Into the same kind of
+database the native spelling is what makes a restore exact (see *Native types* below; this module
+does it for MariaDB/MySQL). Defaults (SQL of the source database), CHECK constraints, expression
+indexes and index methods are not carried over.
+
+Native types (MariaDB/MySQL from MariaDB/MySQL)
+-----------------------------------------------
+
+When :attr:`Target.source` says the schemas were read from MariaDB/MySQL, each column is created
+with its ``COLUMN_TYPE`` and, for text, its ``CHARACTER SET`` and ``COLLATE``
+(:func:`mysql_native_type`): unsigned integers, ``bit(n)``, ``enum``, ``set``, ``inet4``/``inet6``,
+``year``, ``datetime`` precision, ``tinyint``/``mediumint``, text sizes, ``(var)binary(n)`` and
+collations all come back as the application made them, so its values keep their bytes and its
+lookups match as before. What the schema does not keep:
+
+* the table's own default character set and collation: the one most of its text columns have is
+  used (:func:`mysql_table_charset`);
+* prefix lengths of keys on text and blob columns: such a key takes the column's share of
+  InnoDB's key limit (a UNIQUE key on MariaDB takes the whole value, as its long UNIQUE does);
+* MariaDB's own types on MySQL, and UUID before MariaDB 10.7: those columns get the portable
+  mapping.
+
+Foreign keys
+------------
+
+Whatever the source, a foreign-key column is created with the portable type of the key column it
+refers to (:func:`with_referenced_types`), as MariaDB requires: Django's SQLite tables refer to an
+``integer`` primary key from a ``bigint`` column.
 
 Mapping (portable -> created column type)
 -----------------------------------------
@@ -43,7 +69,7 @@ in: the target has no such type, and the values are kept in the nearest type tha
 (a float written ``1e+16`` comes back as the integer ``10000000000000000``; no ``\\u0000``).
 
 Restoring into the engine a schema was read from is the exception on PostgreSQL: there each
-column is created with its ``native`` type (``Target.same_engine``), so an ``inet``, a ``money``,
+column is created with its ``native`` type (``Target.source``), so an ``inet``, a ``money``,
 a ``varchar(20) COLLATE "C"``, a ``mood[]`` or an ``int4range`` come back as they were. Types
 that must be defined first (enums, domains, composite types, extension types such as
 ``citext``) are not in the schema: the target must have them already, and the restore refuses,
@@ -68,10 +94,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from snapgit.db.errors import DatabaseError
-from snapgit.schema import ForeignKey, Index, TableSchema
+from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
 __all__ = [
     "Target",
@@ -79,6 +105,9 @@ __all__ = [
     "pg_native_type",
     "pg_type_of_native",
     "pg_collation_of_native",
+    "mysql_native_type",
+    "mysql_table_charset",
+    "with_referenced_types",
     "table_order",
     "create_table_sql",
     "add_foreign_key_sql",
@@ -91,14 +120,16 @@ _INNODB_KEY_BYTES = 3072
 @dataclass(frozen=True)
 class Target:
     """The database tables are created in: ``dialect`` (sqlite, postgresql, mysql); for mysql
-    whether it is MariaDB, and whether it has a UUID type (MariaDB 10.7+)."""
+    whether it is MariaDB, and whether it has a UUID type (MariaDB 10.7+). ``source``: the
+    dialect the schemas were read from, when known; on MariaDB/MySQL, schemas read from the
+    same kind of database are created with their native column types (see the module notes)."""
 
     dialect: str
     mariadb: bool = True
     has_uuid: bool = True
-    # the schemas were read from this kind of database: PostgreSQL creates each column with its
-    # native type (pg_native_type) rather than from its portable type
-    same_engine: bool = False
+    # the kind of database the schemas were read from: a column is created with its native
+    # type when it is this one (PostgreSQL: pg_native_type; MariaDB/MySQL: mysql_native_type)
+    source: str | None = None
 
 
 def quote(name: str, dialect: str) -> str:
@@ -222,6 +253,114 @@ def pg_collation_of_native(native: str) -> str | None:
     return m.group(1).replace('""', '"') if m else None
 
 
+# --- MariaDB / MySQL: native column types ------------------------------------------------------
+
+# The data types information_schema.COLUMNS.COLUMN_TYPE starts with, as snapgit reflects them
+_MYSQL_NATIVE = re.compile(
+    r"(tinyint|smallint|mediumint|int|integer|bigint|bit|float|double|real|double precision|decimal|numeric|"
+    r"fixed|char|varchar|binary|varbinary|tinytext|text|mediumtext|longtext|tinyblob|blob|mediumblob|longblob|"
+    r"enum|set|date|datetime|timestamp|time|year|uuid|inet4|inet6|json)\b(.*)",
+    re.DOTALL,
+)
+_MARIADB_ONLY = ("uuid", "inet4", "inet6")
+# text and blob types an index can hold only a prefix of, and the most bytes that prefix may take
+_MYSQL_PREFIXED = {
+    "tinytext": 255,
+    "text": _INNODB_KEY_BYTES,
+    "mediumtext": _INNODB_KEY_BYTES,
+    "longtext": _INNODB_KEY_BYTES,
+    "tinyblob": 255,
+    "blob": _INNODB_KEY_BYTES,
+    "mediumblob": _INNODB_KEY_BYTES,
+    "longblob": _INNODB_KEY_BYTES,
+}
+_MYSQL_CHARSET = re.compile(r" CHARACTER SET (\w+) COLLATE (\w+)$")
+
+
+def mysql_native_type(col: Column, target: Target) -> str | None:
+    """The column type to create for a column read from MariaDB/MySQL into ``target`` (also
+    MariaDB/MySQL): its native spelling (``COLUMN_TYPE``, with the character set and collation of
+    text columns, as :func:`snapgit.db.types.mysql_native` keeps it), or None when that spelling
+    is missing or cannot be created there (MariaDB's own types on MySQL, or UUID before 10.7),
+    and the portable type must do."""
+    native = col.native
+    if target.dialect != "mysql" or target.source != "mysql" or not native:
+        return None
+    m = _MYSQL_NATIVE.match(native)
+    if m is None:
+        return None
+    name = m.group(1)
+    if name in _MARIADB_ONLY and not target.mariadb:
+        return None
+    if name == "uuid" and not target.has_uuid:
+        return None
+    return native
+
+
+def _mysql_prefix(native: str, share: int) -> int | None:
+    """The prefix length (characters of text, bytes of a blob) a key on a column of this native
+    type needs, or None when the whole value can be in a key."""
+    m = _MYSQL_NATIVE.match(native)
+    limit = _MYSQL_PREFIXED.get(m.group(1)) if m else None
+    if limit is None:
+        return None
+    width = 1 if "blob" in native.split(" ", 1)[0] else 4  # utf8mb4 takes up to 4 bytes a character
+    return max(1, min(share, limit) // width)
+
+
+def mysql_table_charset(schema: TableSchema) -> tuple[str, str] | None:
+    """The default character set and collation for a table whose columns are created with their
+    native types. The schema does not keep the source table's own default, so this is the one
+    most of its text columns have (the first of those in column order on a tie); None when no
+    column says."""
+    seen: dict[tuple[str, str], int] = {}
+    for col in schema.columns:
+        m = _MYSQL_CHARSET.search(col.native or "")
+        if m:
+            pair = (m.group(1), m.group(2))
+            seen[pair] = seen.get(pair, 0) + 1
+    if not seen:
+        return None
+    return max(seen, key=lambda pair: seen[pair])  # max keeps the first of equal counts
+
+
+# --- foreign keys -------------------------------------------------------------------------------
+
+
+def with_referenced_types(schemas: Sequence[TableSchema]) -> list[TableSchema]:
+    """``schemas`` with each foreign-key column given the portable type of the key column it
+    refers to (among these schemas), so that the tables created from them have equal types on
+    both sides of every foreign key: MariaDB refuses a constraint between an ``int`` key and a
+    ``bigint`` column (errno 150), which is the shape of Django's SQLite schemas. The values
+    stored in such a column are values of the key, so the key's type holds them. A column in
+    several foreign keys takes the type of the first; chains of keys are followed to their
+    end. Native spellings are left alone: a schema created with them comes from a database that
+    accepted its foreign keys as they are."""
+    by_name = {s.name: s for s in schemas}
+
+    def referenced(table: str, column: str, depth: int = 0) -> str | None:
+        s = by_name.get(table)
+        if s is None or depth > len(by_name):
+            return None
+        for fk in s.foreign_keys:
+            if column in fk.columns:
+                ref = fk.ref_columns[fk.columns.index(column)]
+                if (fk.ref_table, ref) != (table, column):
+                    found = referenced(fk.ref_table, ref, depth + 1)
+                    if found is not None:
+                        return found
+        return next((c.type for c in s.columns if c.name == column), None)
+
+    out = []
+    for s in schemas:
+        columns = []
+        for col in s.columns:
+            wanted = referenced(s.name, col.name) if any(col.name in fk.columns for fk in s.foreign_keys) else None
+            columns.append(col if wanted is None or wanted == col.type else replace(col, type=wanted))
+        out.append(replace(s, columns=tuple(columns)))
+    return out
+
+
 def table_order(schemas: Sequence[TableSchema]) -> list[TableSchema]:
     """Parents before children (by foreign keys between these tables); a cycle is broken in
     name order."""
@@ -274,6 +413,11 @@ def _cols(names: Sequence[str], dialect: str) -> str:
     return ", ".join(quote(n, dialect) for n in names)
 
 
+def _key_cols(names: Sequence[str], prefixes: dict[str, int]) -> str:
+    """MariaDB/MySQL key columns, with a prefix length where the column needs one."""
+    return ", ".join(quote(n, "mysql") + (f"({prefixes[n]})" if n in prefixes else "") for n in names)
+
+
 def _foreign_key(fk: ForeignKey, dialect: str) -> str:
     name = f"CONSTRAINT {quote(fk.name, dialect)} " if fk.name else ""
     return (
@@ -302,12 +446,17 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
     d = target.dialect
     auto = _autoincrement_column(schema)
     key_bytes = _mysql_key_bytes(schema) if d == "mysql" else {}
+    natives = {c.name: n for c in schema.columns if (n := mysql_native_type(c, target)) is not None}
+    # a key on a native text or blob column holds a prefix of it (MariaDB's long UNIQUE holds all)
+    prefixes = {n: p for n, native in natives.items() if (p := _mysql_prefix(native, key_bytes.get(n, 0)))}
     lines = []
     for col in schema.columns:
         if d == "sqlite" and col.name == auto:
             spelled = "INTEGER"  # the rowid: SQLite numbers it
-        elif d == "postgresql" and target.same_engine:
+        elif d == "postgresql" and target.source == "postgresql":
             spelled = pg_native_type(col.native, col.type)
+        elif col.name in natives:
+            spelled = natives[col.name]
         else:
             spelled = column_type(col.type, target, key_bytes.get(col.name))
         line = f"{quote(col.name, d)} {spelled}"
@@ -322,21 +471,26 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
                 line += " AUTO_INCREMENT"
         lines.append(line)
     if schema.primary_key:
-        lines.append(f"PRIMARY KEY ({_cols(schema.primary_key, d)})")
+        key = _key_cols(schema.primary_key, prefixes) if d == "mysql" else _cols(schema.primary_key, d)
+        lines.append(f"PRIMARY KEY ({key})")
+    whole = {} if target.mariadb else prefixes  # MySQL has no long UNIQUE: a prefix there too
     for cols in schema.unique:
-        lines.append(f"UNIQUE ({_cols(cols, d)})")
+        lines.append(f"UNIQUE ({_key_cols(cols, whole) if d == 'mysql' else _cols(cols, d)})")
     indexes = [ix for ix in schema.indexes if _creatable(ix, schema, target)]
     if d == "mysql":
         for ix in indexes:
             kind = "UNIQUE INDEX" if ix.unique else "INDEX"
-            lines.append(f"{kind} {quote(_index_name(schema.name, ix), d)} ({_cols(ix.columns, d)})")
+            spelled = _key_cols(ix.columns, whole if ix.unique else prefixes)
+            lines.append(f"{kind} {quote(_index_name(schema.name, ix), d)} ({spelled})")
     for fk in foreign_keys:
         lines.append(_foreign_key(fk, d))
     body = ",\n  ".join(lines)
     sql = f"CREATE TABLE {quote(schema.name, d)} (\n  {body}\n)"
     if d == "mysql":
-        collation = "utf8mb4_nopad_bin" if target.mariadb else "utf8mb4_0900_bin"
-        sql += f" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={collation}"
+        charset, collation = "utf8mb4", "utf8mb4_nopad_bin" if target.mariadb else "utf8mb4_0900_bin"
+        if natives:
+            charset, collation = mysql_table_charset(schema) or (charset, collation)
+        sql += f" ENGINE=InnoDB DEFAULT CHARSET={charset} COLLATE={collation}"
     statements = [sql]
     if d != "mysql":
         for ix in indexes:

@@ -55,13 +55,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import itertools
 import operator
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from snapgit.db.ddl import (
@@ -72,6 +71,7 @@ from snapgit.db.ddl import (
     pg_type_of_native,
     quote,
     table_order,
+    with_referenced_types,
 )
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
 from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
@@ -945,7 +945,7 @@ class WriteTransaction:
     # --- tables ---------------------------------------------------------------------------------
 
     def create_tables(
-        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False, native_from: str | None = None
+        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False, source_dialect: str | None = None
     ) -> list[tuple[str, ForeignKey]]:
         """Create ``schemas``' tables (see :mod:`snapgit.db.ddl` for the types), parents first.
         Refuses if one exists already. On MariaDB every CREATE commits at once: call this in a
@@ -958,9 +958,12 @@ class WriteTransaction:
         self-referencing table's children before their parents), and are checked once, as the
         constraint is added.
 
-        ``native_from``: the dialect the schemas were read from. When it is this database's
-        (PostgreSQL), columns are created with their native types (:mod:`snapgit.db.ddl`), and
-        a type or collation the database does not have refuses the whole call first."""
+        ``source_dialect``: the dialect ``schemas`` were read from, when known; MariaDB creates
+        the columns of schemas read from MariaDB/MySQL with their native types
+        (:func:`snapgit.db.ddl.mysql_native_type`). Foreign-key columns are created with the
+        type of the key they refer to (:func:`snapgit.db.ddl.with_referenced_types`).
+        PostgreSQL does the same for schemas read from PostgreSQL, and a type or collation it
+        does not have refuses the whole call first."""
         self._start_ddl()
         if not schemas:
             return []
@@ -968,9 +971,8 @@ class WriteTransaction:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise DatabaseError(f"table {dupes[0]} is given twice")
-        target = self._target()
-        if native_from == "postgresql" == self.dialect:
-            target = dataclasses.replace(target, same_engine=True)
+        target = replace(self._target(), source=source_dialect)
+        schemas = with_referenced_types(schemas)
         with self._errors("create tables in", None):
             existing = self._table_names()
             there = sorted(set(names) & existing)
@@ -988,7 +990,7 @@ class WriteTransaction:
                             f"table {s.name} has a foreign key to table {fk.ref_table}, which is "
                             f"neither being created nor in {self.url_redacted}"
                         )
-            if target.same_engine:
+            if target.source == "postgresql" == self.dialect:
                 self._pg_check_native_types(schemas)
             if self.dialect == "mysql":
                 with contextlib.suppress(self._dbapi_error):

@@ -181,20 +181,21 @@ def load_tables(
     objects: Any,
     tables: Sequence[tuple[TableSchema, TableEntry]],
     progress: Progress | None = None,
-    native_from: str | None = None,
+    source_dialect: str | None = None,
 ) -> None:
     """Create ``tables`` (schema and stored table) in ``db`` and fill them with their records,
     in one transaction; on any failure the created tables are dropped again. The foreign keys
     are added once the rows are in (except on SQLite, which checks them at the end): records
     come in key order, and a self-referencing table's child may come before its parent.
-    ``native_from``: the dialect the schemas were read from (see ``create_tables``)."""
+    ``source_dialect``: the dialect the schemas were read from, for native column types
+    (:meth:`~snapgit.db.write.WriteTransaction.create_tables`)."""
     schemas = {schema.name: schema for schema, _entry in tables}
     order = table_order(schemas)
     by_name = {schema.name: (schema, entry) for schema, entry in tables}
     ordered = [by_name[name] for name in order]
     with db.write() as tx:
         foreign_keys = tx.create_tables(
-            [schema for schema, _entry in tables], foreign_keys_later=True, native_from=native_from
+            [schema for schema, _entry in tables], foreign_keys_later=True, source_dialect=source_dialect
         )
     report = _Reporter(progress)
     try:

@@ -137,7 +137,7 @@ def restore_into(
     # of database creates the columns with their native types
     source = read_commit(store.objects, theirs).meta.get("dialect")
     with Database.connect(url, create=True) as db:  # a new SQLite file may be created here
-        load_tables(db, store.objects, [(p.schema, e) for p, e in loads], progress, native_from=source)
+        load_tables(db, store.objects, [(p.schema, e) for p, e in loads], progress, source)
     return result
 
 
