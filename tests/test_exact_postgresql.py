@@ -339,11 +339,6 @@ def test_export_import_restore_values(make_db_url: MakeUrl, make_engine: MakeEng
         assert texts(target, table) == texts(source, table)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an import commit does not record the exporting engine (meta 'dialect'), so restore "
-    "--into creates its columns from portable types: int4range becomes text",
-)
 def test_export_import_restore_types(make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path) -> None:
     source, target = _export_import_restore(make_db_url, make_engine, tmp_path, "json")
     assert columns(target, "more") == columns(source, "more")

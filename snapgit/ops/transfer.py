@@ -118,6 +118,11 @@ def import_file(
             "rows": imported.rows,
             "snapgit": __version__,
         }
+        source_dialect = imported.metadata.get("source_dialect")
+        if isinstance(source_dialect, str):
+            # the engine the exported commit read: restore --into the same kind of database
+            # creates the columns with their native types, as from the original commit
+            meta["dialect"] = source_dialect
         cid, _ = commit_snapshot(
             store.objects,
             store.refs,
