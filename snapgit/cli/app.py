@@ -17,10 +17,11 @@ import sys
 import time
 from gc import freeze as freeze_gc  # as: `gc` is the command below
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from snapgit.cli.context import open_repo, split_tables, state
 from snapgit.cli.render import (
     err,
     out,
@@ -56,17 +57,6 @@ app = typer.Typer(
 )
 
 
-class State:
-    """What the global options chose, for the command that runs and for :func:`main`."""
-
-    directory: Path = Path(".")
-    debug: bool = False
-    repo: Any = None
-
-
-state = State()
-
-
 def _version(value: bool) -> None:
     if value:
         print(f"snap {__version__}")
@@ -88,20 +78,6 @@ def _main(
         if not directory.is_dir():
             raise SnapError(f"cannot change to {directory}: no such directory")
         state.directory = directory
-
-
-def _repo():
-    from snapgit.repo import Repo
-
-    state.repo = Repo.open(state.directory)
-    return state.repo
-
-
-def _split_tables(tables: str | None) -> list[str] | None:
-    if not tables:
-        return None
-    names = [t.strip() for t in tables.split(",") if t.strip()]
-    return names or None
 
 
 # --- init -----------------------------------------------------------------------------------
@@ -148,11 +124,11 @@ def commit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Snapshot the live database as a new commit."""
-    repo = _repo()
+    repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.commit(
             message,
-            tables=_split_tables(tables),
+            tables=split_tables(tables),
             author=author,
             allow_empty=allow_empty,
             db_url=db,
@@ -173,7 +149,7 @@ def log(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Show the commit history."""
-    repo = _repo()
+    repo = open_repo()
     print_log(repo, repo.log(rev, n), oneline=oneline, as_json=as_json)
 
 
@@ -183,7 +159,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a commit: its metadata, tables, row counts and schema."""
-    repo = _repo()
+    repo = open_repo()
     oid = repo.resolve(rev)
     print_show(oid, repo.read_commit(oid), repo.tables(oid.hex()), as_json=as_json)
 
@@ -209,7 +185,7 @@ def diff(
     """Show row- and cell-level differences between two commits, or a commit and the live database."""
     if dialect is not None and dialect not in ("sqlite", "postgresql", "mysql"):
         raise SnapError(f"unknown dialect {dialect!r}", hint="use sqlite, postgresql or mysql")
-    repo = _repo()
+    repo = open_repo()
     with progress_bar(b is None and not as_json) as progress:
         diffs = repo.diff(a, b, tables=table, db_url=db, progress=progress)
     if sql and dialect is None:
@@ -225,7 +201,7 @@ def status(
     db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Compare the live database with HEAD: rows added, removed, changed per table, schema drift."""
-    repo = _repo()
+    repo = open_repo()
     with progress_bar(not as_json) as progress:
         diffs = repo.status(db_url=db, progress=progress)
     print_status(diffs, repo.head(), repo.head_ref(), as_json=as_json)
@@ -253,7 +229,7 @@ def merge(
     db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Three-way merge a snapshot into the live database (non-conflicting changes of both sides survive)."""
-    repo = _repo()
+    repo = open_repo()
     if abort:
         damaged = repo.merge_abort()
         if damaged:
@@ -276,7 +252,7 @@ def merge(
             rev,
             strategy=strategy,
             preview=preview,
-            tables=_split_tables(tables),
+            tables=split_tables(tables),
             message=message,
             db_url=db,
             progress=progress,
@@ -310,7 +286,7 @@ def conflicts_list(
     """List the conflicts of the merge in progress."""
     if ctx.invoked_subcommand is not None:
         return
-    print_conflicts(_repo().conflicts(), as_json=as_json)
+    print_conflicts(open_repo().conflicts(), as_json=as_json)
 
 
 @conflicts_app.command("resolve")
@@ -323,7 +299,7 @@ def conflicts_resolve(
     """Resolve some or all conflicts of the merge in progress."""
     if ours == theirs:
         raise SnapError("give exactly one of --ours and --theirs")
-    n = _repo().resolve_conflicts("ours" if ours else "theirs", table=table, keys=keys)
+    n = open_repo().resolve_conflicts("ours" if ours else "theirs", table=table, keys=keys)
     out.print(f"resolved {n} conflicts as {'ours' if ours else 'theirs'}")
 
 
@@ -339,10 +315,10 @@ def restore(
     db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Make the live database (or a new one) exactly equal to a commit. HEAD and the branch do not move."""
-    repo = _repo()
+    repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.restore(
-            rev, into=into, tables=_split_tables(tables), preview=preview, db_url=db, progress=progress
+            rev, into=into, tables=split_tables(tables), preview=preview, db_url=db, progress=progress
         )
     print_merge(result, as_json, "preview (nothing written)" if preview else "restored")
     if not as_json and (line := safety_line(result, "restore")):
@@ -361,7 +337,7 @@ def checkout(
     db: Annotated[str | None, typer.Option("--db", help="Database URL.", metavar="URL")] = None,
 ) -> None:
     """Switch branches: make the live database match it, then move HEAD."""
-    repo = _repo()
+    repo = open_repo()
     if new_branch:
         done = repo.checkout(target or "HEAD", new_branch=new_branch, db_url=db)
         out.print(f"Switched to a new branch {new_branch} at {done['commit'].hex()[:12]}")
@@ -382,7 +358,7 @@ def checkout(
 @app.command()
 def unlock() -> None:
     """Remove lock files left by killed snap processes (only when no other snap command runs)."""
-    removed = _repo().unlock()
+    removed = open_repo().unlock()
     if not removed:
         out.print("no locks to remove")
         return
@@ -411,7 +387,7 @@ def verify(
     finds another snap command running.
     """
     started = time.monotonic()
-    report = _repo().verify(read_data=read_data, repair=repair)
+    report = open_repo().verify(read_data=read_data, repair=repair)
     print_verify(report, time.monotonic() - started, read_data=read_data, as_json=as_json)
     if not report.ok:
         raise typer.Exit(3)
@@ -439,7 +415,7 @@ def gc(
     Exit status 0 when done, 3 when a reachable object cannot be read (nothing is changed),
     4 when other snap commands keep writing.
     """
-    report = _repo().gc(prune=prune, dry_run=dry_run, expire=expire)
+    report = open_repo().gc(prune=prune, dry_run=dry_run, expire=expire)
     print_gc(report, dry_run=dry_run, as_json=as_json)
 
 
@@ -454,7 +430,7 @@ def branch(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List, create or delete branches."""
-    repo = _repo()
+    repo = open_repo()
     if delete:
         oid = repo.delete_branch(delete)
         out.print(f"Deleted branch {delete} (was {oid.hex()[:12]})")
@@ -476,7 +452,7 @@ def tag(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List tags, or create one."""
-    repo = _repo()
+    repo = open_repo()
     if name:
         oid = repo.create_tag(name, rev, message)
         out.print(f"Tagged {repo.resolve(oid.hex()).hex()[:12]} as {name}")
@@ -494,7 +470,7 @@ def cat_object(
     oid: Annotated[str, typer.Argument(help="Object id, unique prefix, or revision.", metavar="ID")],
 ) -> None:
     """Print any stored object, decoded (plumbing, for debugging)."""
-    full, kind, decoded = _repo().cat_object(oid)
+    full, kind, decoded = open_repo().cat_object(oid)
     print_json({"id": full.hex(), "kind": kind, "content": decoded})
 
 
@@ -504,7 +480,7 @@ def oplog_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show the audit log of operations on this store."""
-    entries = list(_repo().oplog())
+    entries = list(open_repo().oplog())
     if n is not None:
         entries = entries[-n:]
     print_oplog(entries, as_json=as_json)
@@ -538,10 +514,10 @@ def export_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
-    repo = _repo()
+    repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.export(
-            rev, output, fmt=fmt, tables=_split_tables(tables), since=since, dialect=dialect, progress=progress
+            rev, output, fmt=fmt, tables=split_tables(tables), since=since, dialect=dialect, progress=progress
         )
     print_export(result, as_json=as_json)
 
@@ -567,7 +543,7 @@ def import_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Validate an export file completely and make it a commit; nothing is written if it has problems."""
-    repo = _repo()
+    repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.import_file(
             path,
@@ -584,6 +560,17 @@ def import_cmd(
 
 
 # --- entry point ----------------------------------------------------------------------------
+
+
+# --- command groups in their own modules -----------------------------------------------------
+# Each such module defines its commands on a ``commands = typer.Typer()`` of its own (taking the
+# store from snapgit.cli.context), so that it need not import this module; here they join ``snap``.
+# List a new module here: COMMAND_MODULES = (remote_cli, ...); they are imported when `snap` starts,
+# so a module keeps its own heavy imports inside its commands.
+COMMAND_MODULES: tuple = ()
+for _module in COMMAND_MODULES:
+    app.registered_commands.extend(_module.commands.registered_commands)
+    app.registered_groups.extend(_module.commands.registered_groups)
 
 
 def main() -> None:

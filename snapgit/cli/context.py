@@ -1,0 +1,40 @@
+"""What every command module of the CLI shares: the global options' state and opening the store.
+
+``app`` owns the global options and the error handling; the command modules (``app`` itself and
+one module per group of commands, such as remotes or the web server) take the repository from
+here, so that they need not import ``app`` nor each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["State", "open_repo", "split_tables", "state"]
+
+
+class State:
+    """What the global options chose, for the command that runs and for :func:`snapgit.cli.app.main`."""
+
+    directory: Path = Path(".")
+    debug: bool = False
+    repo: Any = None
+
+
+state = State()
+
+
+def open_repo():
+    """The store of the directory the global options chose (imported here: ``--help`` needs none)."""
+    from snapgit.repo import Repo
+
+    state.repo = Repo.open(state.directory)
+    return state.repo
+
+
+def split_tables(tables: str | None) -> list[str] | None:
+    """``--tables a,b`` as a list; None when the option was not given or names nothing."""
+    if not tables:
+        return None
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    return names or None
