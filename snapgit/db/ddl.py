@@ -451,7 +451,9 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
     prefixes = {n: p for n, native in natives.items() if (p := _mysql_prefix(native, key_bytes.get(n, 0)))}
     lines = []
     for col in schema.columns:
-        if d == "sqlite" and col.name == auto:
+        if d == "sqlite" and target.source == "sqlite" and col.native is not None:
+            spelled = col.native  # as declared: an INTEGER primary key stays the rowid
+        elif d == "sqlite" and col.name == auto:
             spelled = "INTEGER"  # the rowid: SQLite numbers it
         elif d == "postgresql" and target.source == "postgresql":
             spelled = pg_native_type(col.native, col.type)
