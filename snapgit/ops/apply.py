@@ -115,11 +115,30 @@ def generations(schema: TableSchema, rows: Sequence[Any]) -> Sequence[Sequence[A
     return out
 
 
+def fit_checkers(db: Any, schemas: Sequence[TableSchema]) -> dict[str, Any]:
+    """A :class:`snapgit.db.fit.RowChecker` per table of ``schemas`` that ``db`` has: the rows
+    of each are checked against its columns as ``db`` has them before any is written."""
+    from snapgit.db.fit import RowChecker
+
+    with db.snapshot() as snap:
+        there = {s.name: s for s in snap.reflect(sorted({s.name for s in schemas}))}
+    return {s.name: RowChecker(db.dialect, s, there[s.name]) for s in schemas if s.name in there}
+
+
 def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None = None) -> None:
-    """Write every plan into ``db`` (a snapgit.db.Database) in one transaction."""
+    """Write every plan into ``db`` (a snapgit.db.Database) in one transaction. On PostgreSQL and
+    MariaDB, whose columns refuse or change values SQLite keeps, every row written is first
+    checked against the live columns (:mod:`snapgit.db.fit`): a value that does not fit stops
+    the write before anything is written."""
     todo = [p for p in plans if p.inserts or p.updates or p.deletes]
     if not todo:
         return
+    if db.dialect != "sqlite":
+        checkers = fit_checkers(db, [p.schema for p in todo if p.inserts or p.updates])
+        for p in todo:
+            if p.name in checkers:
+                checkers[p.name].check(p.updates)
+                checkers[p.name].check(p.inserts)
     report = _Reporter(progress)
     by_name = {p.name: p for p in todo}
     order = table_order({p.name: p.schema for p in todo})
@@ -199,6 +218,8 @@ def load_tables(
         )
     report = _Reporter(progress)
     try:
+        # rows read from the same kind of database fit the columns created from their native types
+        checkers = fit_checkers(db, list(schemas.values())) if source_dialect != db.dialect else {}
         with db.write() as tx:
             ahead = worth_reading_ahead(sum(e.rows for _s, e in ordered))
             started = -1  # tables up to this index have been announced to ``progress``
@@ -220,7 +241,11 @@ def load_tables(
                         report.advance(len(batch))
                     batch, current = [], i
                 reach(i)
-                batch.extend(decode_joined(data, n))
+                rows = decode_joined(data, n)
+                check = checkers.get(ordered[i][0].name)
+                if check is not None:
+                    check.check(rows)
+                batch.extend(rows)
                 if len(batch) >= BATCH:
                     tx.insert_rows(ordered[i][0], batch)
                     report.advance(len(batch))
