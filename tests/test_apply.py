@@ -253,6 +253,8 @@ class Recorder:
     """A database whose write transaction records what it is asked to do (snapgit.db.write's
     interface: delete_rows, update_rows, insert_rows, check_foreign_keys, reset_sequences)."""
 
+    dialect = "sqlite"  # apply_plans checks values against live columns only on the servers
+
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 

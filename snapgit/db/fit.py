@@ -24,7 +24,8 @@ is; a value of another Python type is one the source kept as its driver returned
   spaces in a ``char(n)`` (dropped when read), NUL in PostgreSQL text, and the character set of a
   MariaDB column (``utf8mb3``: no 4-byte characters; ``latin1``, ``ascii``);
 * dates and times: a value the source kept as text (a BC date, ``infinity``, an interval with
-  months) goes only into PostgreSQL's own type; MariaDB's ``DATETIME`` holds years 1000 to 9999,
+  months) goes only into PostgreSQL, which parses it (and refuses what it cannot parse), or
+  SQLite, which keeps it; MariaDB's ``DATETIME`` holds years 1000 to 9999,
   ``TIMESTAMP`` 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC, and both only the fractional
   digits they were declared with;
 * an interval going into a ``bigint`` of microseconds: a timedelta within 64 bits;
@@ -248,8 +249,8 @@ def _check_temporal(dialect: str, target: Column, source_base: str, what: str) -
 
     def check(v: Any) -> str | None:
         if not isinstance(v, python) or (base == "date" and isinstance(v, _dt.datetime)):
-            if dialect == "sqlite":
-                return None
+            if dialect == "sqlite" or (dialect == "postgresql" and type(v) is str):
+                return None  # PostgreSQL parses the text forms it wrote itself (BC, infinity, ...)
             if type(v) is str:
                 return f"{what} does not take the value the source kept as text"
             return f"{what} holds a {base}, and this is {_kind(v)}"
