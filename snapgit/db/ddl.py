@@ -4,9 +4,12 @@ A stored schema says which portable type each column has (:mod:`snapgit.schema`)
 source database spelled it (``native``). Into another kind of database, tables are created from
 the **portable types**: the same schema gives the same tables whatever its source, and reflecting
 them gives the portable types back wherever the target can hold them. Into the same kind of
-database the native spelling is what makes a restore exact (see *Native types* below; this module
-does it for MariaDB/MySQL). Defaults (SQL of the source database), CHECK constraints, expression
-indexes and index methods are not carried over.
+database the native spelling is what makes a restore exact: SQLite columns are created with
+their declared type as it was written (``varchar(100)``, ``bigint``, no type at all), PostgreSQL
+and MariaDB/MySQL columns as below. Defaults (SQL of the source database), CHECK constraints,
+SQLite's AUTOINCREMENT, expression indexes and index methods are not carried over. Whether each
+value fits the column it goes into is checked by :mod:`snapgit.db.fit`; the user's view of both
+is docs/types.md.
 
 Native types (MariaDB/MySQL from MariaDB/MySQL)
 -----------------------------------------------
