@@ -237,6 +237,7 @@ REFUSED = [
     ("sqlite", "INTEGER", "7", "'seven'", "postgresql", "integers"),
     ("postgresql", "numeric", "1.5", "1" + "0" * 199, "mariadb", "digits before the point"),
     ("postgresql", "numeric", "1.5", "0." + "0" * 40 + "1", "mariadb", "rounded"),
+    ("postgresql", "numeric", "1.5", "1" + "2" * 40, "sqlite", "significant digits"),
     ("postgresql", "double precision", "1.5", "'NaN'", "mariadb", "NaN"),
     ("postgresql", "double precision", "1.5", "'NaN'", "sqlite", "NaN"),
     ("postgresql", "double precision", "1.5", "'-Infinity'", "mariadb", "infinities"),

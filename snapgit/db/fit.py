@@ -117,6 +117,17 @@ def _digits(v: decimal.Decimal) -> tuple[int, int]:
     return max(0, len(digits) + exp), max(0, -exp)
 
 
+def _sqlite_holds(d: decimal.Decimal) -> bool:
+    """Whether SQLite's NUMERIC affinity keeps ``d``: as an integer, or as the float that reads
+    back as the same number (what :mod:`snapgit.db.params` writes)."""
+    if d == d.to_integral_value() and -(1 << 63) <= int(d) < 1 << 63:
+        return True
+    try:
+        return decimal.Decimal(repr(float(d))) == d
+    except (OverflowError, decimal.InvalidOperation):
+        return False
+
+
 def _check_numeric(precision: int | None, scale: int | None, dialect: str, what: str) -> Check:
     def check(v: Any) -> str | None:
         if isinstance(v, bool) or not isinstance(v, (int, decimal.Decimal)):
@@ -125,7 +136,9 @@ def _check_numeric(precision: int | None, scale: int | None, dialect: str, what:
             return f"{what} holds numbers, and this is {_kind(v)}"
         d = decimal.Decimal(v)
         if not d.is_finite():
-            return None if dialect == "postgresql" else f"{_NAMES[dialect]} has no {d} number"
+            return None if dialect != "mysql" else f"{_NAMES[dialect]} has no {d} number"
+        if dialect == "sqlite" and not _sqlite_holds(d):
+            return "SQLite's NUMERIC keeps an integer of 64 bits or 15 to 17 significant digits"
         if precision is None:
             return None
         s = scale or 0
