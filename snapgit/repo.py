@@ -20,6 +20,7 @@ store start fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from snapgit.objects import Commit, decode_schema
 from snapgit.ops import branches, maintenance, plumbing, status, transfer
 from snapgit.ops import commit as commits
-from snapgit.ops.audit import read_log
+from snapgit.ops.audit import on_behalf_of, read_log
 from snapgit.ops.commit import NoDatabaseError
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
@@ -372,6 +373,11 @@ class Repo:
         """Remove lock files left by killed processes; returns what was removed (only safe when
         no other snap command runs on this store)."""
         return maintenance.unlock(self.store)
+
+    def on_behalf_of(self, client: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+        """Operations run in the ``with`` block (in this thread) record ``client`` in their audit
+        log line: who asked from outside the process (snap serve: role and address)."""
+        return on_behalf_of(client)
 
     def oplog(self) -> Iterator[dict[str, Any]]:
         """The audit log: one entry per operation, oldest first."""
