@@ -158,6 +158,13 @@ class Repo:
         """ "sqlite", "postgresql" or "mysql": the live database's dialect."""
         return commits.database_dialect(self.database_url(override))
 
+    def database_health(self, db_url: str | None = None):
+        """The live database's reachability, engine, version, size and tables (ops/health.py);
+        a database that cannot be reached is reported, not raised."""
+        from snapgit.ops.health import database_health
+
+        return database_health(self.store, db_url)
+
     def row_cache_dir(self) -> Path | None:
         """Where commits keep their row caches; None when ``SNAP_ROW_CACHE=0`` turns them off."""
         return commits.row_cache_dir(self.store)

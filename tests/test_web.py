@@ -439,9 +439,15 @@ def test_job_progress_fragment_for_htmx(project, operator: TestClient) -> None:
     assert operator.get("/jobs/nope").status_code == 404
 
 
-def test_health_page(operator: TestClient) -> None:
+def test_health_page(project, operator: TestClient) -> None:
+    root, db = project
     page = operator.get("/health").text
-    assert "sqlite" in page and "packs" in page
+    assert re.search(r'id="reachable"><span class="ok">yes', page)
+    assert f"sqlite {sqlite3.sqlite_version}" in page and ": t</dd>" in page
+    assert f"{db.stat().st_size:,} bytes" in page and "packs" in page
+    db.rename(root / "gone.db")
+    page = operator.get("/health").text
+    assert re.search(r'id="reachable"><span class="error">no: ', page)
 
 
 # -- the command -----------------------------------------------------------------------------------
@@ -513,3 +519,32 @@ def test_oplog_line_without_client_is_unchanged(project) -> None:
     entry = list(Repo.open(root).oplog())[-1]
     assert entry["op"] == "commit" and "client" not in entry
     assert json.dumps(entry)
+
+
+def test_restore_page_round_trip_on_every_engine(tmp_path: Path, db_url: str, db_engine) -> None:
+    """Preview and restore through the pages on SQLite, PostgreSQL and MariaDB; the health page
+    reaches each engine."""
+    import sqlalchemy as sa
+
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("create table items (id integer primary key, label varchar(40), qty integer)"))
+        conn.execute(sa.text("insert into items values (1, 'one', 1), (2, 'two', 2), (3, 'three', 3)"))
+    with Repo.init(tmp_path, db_url=db_url) as repo:
+        first = repo.commit("first").commit_id.hex()
+    with db_engine.begin() as conn:
+        conn.execute(sa.text("update items set label = '<i>x</i>' where id = 2"))
+        conn.execute(sa.text("delete from items where id = 3"))
+        conn.execute(sa.text("insert into items values (4, 'four', 4)"))
+    client = login(create_app(tmp_path, settings_from({}, read_only=False, bind_host="testserver")))
+    assert re.search(r'id="reachable"><span class="ok">yes', client.get("/health").text)
+    status = client.get("/status").text
+    assert "&lt;i&gt;x&lt;/i&gt;" in status
+    preview = client.get(f"/restore/preview?rev={first}&strategy=exact")
+    assert preview.status_code == 200, preview.text
+    assert re.search(r"<tfoot><tr><th>total</th><th class=\"num\">1</th><th class=\"num\">1</th>", preview.text)
+    r = client.post("/restore/apply", data={"rev": first, "strategy": "exact"}, headers=SAME_ORIGIN)
+    page = wait_job(client, r.headers["location"])
+    assert "Done:" in page, page
+    with db_engine.connect() as conn:
+        rows = conn.execute(sa.text("select id, label, qty from items order by id")).all()
+    assert [tuple(r) for r in rows] == [(1, "one", 1), (2, "two", 2), (3, "three", 3)]

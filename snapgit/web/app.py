@@ -450,17 +450,7 @@ class _Pages:
             packs = list((store / "objects" / "pack").glob("*.pack"))
             size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
             verifies = [e for e in repo.oplog() if e.get("op") in ("verify", "repair")]
-            db: dict[str, Any] = {
-                "url": repo.config.url or "(not configured)",
-                "dialect": None,
-                "reachable": None,
-                "error": None,
-            }
-            try:
-                db["dialect"] = repo.database_dialect()
-                db["tables"] = repo.tables() if repo.head() else []
-            except SnapError as exc:
-                db["error"] = exc.message
+            db = repo.database_health()
             commits = sum(1 for _ in repo.log()) if repo.head() else 0
         return self.render(
             request,
