@@ -8,8 +8,9 @@ a :class:`snapgit.progress.Progress` to the operation, so it sees the same per-t
 the CLI's bar.
 
 Each job opens its own :class:`snapgit.repo.Repo`: the Repo methods take the store's writer
-lease and the refs' locks exactly as the CLI does, so a web restore and a CLI commit never
-interleave; a second operation started meanwhile fails with the lock error, shown on its page.
+lease and the refs' locks exactly as the CLI does (and write the database in one transaction),
+so a web restore and a CLI commit see each other whole or not at all; an operation refused
+(a lock held by gc, a branch that moved) fails with its one-line error on the job's page.
 Jobs are kept in memory only (the audit log is the lasting record), the oldest dropped past
 :data:`KEEP`.
 """
