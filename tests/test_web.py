@@ -398,7 +398,8 @@ def test_broken_upload_is_refused_with_every_problem(project, operator: TestClie
     assert r.status_code == 422, r.text
     problems = re.findall(r"<li>(.*?)</li>", r.text.split('id="problems"')[1])
     assert len(problems) >= 2, r.text
-    assert "nothing imported" in r.text
+    assert "broken.json: 2 problems, nothing imported" in r.text
+    assert tempfile.gettempdir() not in r.text  # where the server spooled it is its own business
     assert db_rows(db) == before_rows and refs(root) == before_refs
     assert spooled_uploads() == []
 

@@ -320,7 +320,12 @@ class _Pages:
                 with self.repo() as repo, repo.on_behalf_of(client):
                     return repo.import_file(source, message=f"upload {name} (web)")
 
-            imported = await run_in_threadpool(work)
+            try:
+                imported = await run_in_threadpool(work)
+            except SnapError as exc:
+                # the problems name the file; not where this server spooled it
+                exc.message = exc.message.replace(f"{tmp}{os.sep}", "")
+                raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return RedirectResponse(
