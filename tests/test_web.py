@@ -549,3 +549,10 @@ def test_restore_page_round_trip_on_every_engine(tmp_path: Path, db_url: str, db
     with db_engine.connect() as conn:
         rows = conn.execute(sa.text("select id, label, qty from items order by id")).all()
     assert [tuple(r) for r in rows] == [(1, "one", 1), (2, "two", 2), (3, "three", 3)]
+
+
+def test_logout_ends_the_session(operator: TestClient) -> None:
+    assert operator.get("/").status_code == 200
+    r = operator.post("/logout", headers=SAME_ORIGIN)
+    assert r.status_code == 303
+    assert operator.get("/").status_code == 401

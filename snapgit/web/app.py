@@ -17,7 +17,6 @@ client, only the file's extension from a fixed list.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import shutil
@@ -128,7 +127,7 @@ class _Pages:
             commits: list[views.CommitView] = []
             all_tables: set[str] = set()
             if repo.head() is not None or ref != "HEAD":
-                walked = repo.log(ref, n=None if table else n)
+                walked = repo.log(ref, n=2000 if table else n)
                 ids_of: dict[bytes, dict[str, bytes]] = {}
 
                 def table_ids(oid: bytes) -> dict[str, bytes]:
@@ -136,7 +135,7 @@ class _Pages:
                         ids_of[oid] = {t.name: t.table_id for t in repo.tables(oid.hex())}
                     return ids_of[oid]
 
-                for oid, c in itertools.islice(walked, 2000 if table else n):
+                for oid, c in walked:
                     view = views.commit_view(oid, c, deco.get(oid))
                     all_tables.update(view.rows)
                     if table:
@@ -372,8 +371,8 @@ class _Pages:
         def work(progress: Any) -> Any:
             with self.repo() as repo, repo.on_behalf_of(client):
                 if strategy == "exact":
-                    return repo.restore(rev, progress=progress)
-                return repo.merge(rev, strategy=strategy, progress=progress)
+                    return _slim(repo.restore(rev, progress=progress))
+                return _slim(repo.merge(rev, strategy=strategy, progress=progress))
 
         kind = "restore" if strategy == "exact" else "merge"
         job = self.jobs.start(kind, f"{kind} {rev[:12]} ({strategy})", self.role(request), work)
@@ -422,7 +421,7 @@ class _Pages:
 
         def work(progress: Any) -> Any:
             with self.repo() as repo, repo.on_behalf_of(client):
-                return repo.merge_continue(progress=progress)
+                return _slim(repo.merge_continue(progress=progress))
 
         job = self.jobs.start("continue", "merge --continue", self.role(request), work)
         return RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -512,6 +511,14 @@ def decorations(repo: Repo) -> dict[bytes, list[str]]:
             continue
         deco.setdefault(target, []).append(f"tag: {name}")
     return deco
+
+
+def _slim(result: Any) -> Any:
+    """A merge's result as a finished job keeps it: the rows it wrote dropped (its counts stay),
+    so that the server's recent jobs do not hold a big restore's rows in memory."""
+    for plan in result.plans:
+        plan.inserts, plan.updates, plan.deletes = [], [], []
+    return result
 
 
 def _int(text: str | None, default: int, lo: int, hi: int) -> int:
