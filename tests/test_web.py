@@ -446,6 +446,10 @@ def test_health_page(project, operator: TestClient) -> None:
     assert re.search(r'id="reachable"><span class="ok">yes', page)
     assert f"sqlite {sqlite3.sqlite_version}" in page and ": t</dd>" in page
     assert f"{db.stat().st_size:,} bytes" in page and "packs" in page
+    assert 'id="last-verify">none recorded' in page
+    r = operator.post("/health/verify", headers=SAME_ORIGIN)
+    assert "The store is sound" in wait_job(operator, r.headers["location"])
+    assert re.search(r'id="last-verify">[^<]*\(verify, web\): <span class="ok">ok', operator.get("/health").text)
     db.rename(root / "gone.db")
     page = operator.get("/health").text
     assert re.search(r'id="reachable"><span class="error">no: ', page)

@@ -439,7 +439,7 @@ class _Pages:
         if job is None:
             raise NotFoundError("no such job on this server", hint="jobs are kept in memory until the server stops")
         fragment = request.headers.get("hx-request") == "true"
-        return self.render(request, "job_status.html" if fragment else "job.html", job=job, result=job.result)
+        return self.render(request, "job_status.html" if fragment else "job.html", job=job)
 
     def audit(self, request: Request) -> Response:
         n = _int(request.query_params.get("n"), 200, 1, 100_000)
@@ -467,6 +467,17 @@ class _Pages:
             last_verify=verifies[-1] if verifies else None,
             db=db,
         )
+
+    def verify(self, request: Request) -> Response:
+        self.need_operator(request, "a verify")
+        client = self.client(request)
+
+        def work(_progress: Any) -> Any:
+            with self.repo() as repo, repo.on_behalf_of(client):
+                return repo.verify()
+
+        job = self.jobs.start("verify", "verify the store", self.role(request), work)
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
     def logout(self, request: Request) -> Response:
         self.access.logout(request.scope.get("state", {}).get("session"))
@@ -606,6 +617,7 @@ def create_app(store_dir: str | Path, settings: Settings | None = None) -> Starl
         Route("/jobs/{job_id}", pages.job),
         Route("/audit", pages.audit),
         Route("/health", pages.health),
+        Route("/health/verify", pages.verify, methods=["POST"]),
         Route("/logout", pages.logout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]

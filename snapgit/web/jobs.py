@@ -118,7 +118,7 @@ class Jobs:
     def _run(job: Job, work: Callable[[Any], Any]) -> None:
         try:
             job.result = work(_JobProgress(job))
-            job.state = "done"
+            job.state = "done"  # after the result: a page that reads "done" finds the result set
         except SnapError as exc:
             lines = exc.message.splitlines()
             job.error, job.problems, job.hint = lines[0], lines[1:], exc.hint
