@@ -560,3 +560,37 @@ def test_logout_ends_the_session(operator: TestClient) -> None:
     r = operator.post("/logout", headers=SAME_ORIGIN)
     assert r.status_code == 303
     assert operator.get("/").status_code == 401
+
+
+@pytest.mark.parametrize("fmt", ["json.zst", "csv"])
+def test_a_download_uploads_back(project, operator: TestClient, fmt: str) -> None:
+    """What the backup page downloads, the restore page takes: json.zst as it is, CSV as a zip."""
+    root, db = project
+    r = operator.get(f"/download?rev=HEAD&format={fmt}")
+    assert r.status_code == 200
+    name = re.search(r'filename="([^"]+)"', r.headers["content-disposition"]).group(1)
+    db_exec(db, "update t set name = 'after the download' where id = 8")
+    r = operator.post(
+        "/restore/upload", files={"file": (name, r.content)}, data={"strategy": "backup_wins"}, headers=SAME_ORIGIN
+    )
+    assert r.status_code == 303, r.text
+    rev = re.search(r"rev=([0-9a-f]{64})", r.headers["location"]).group(1)
+    r = operator.post("/restore/apply", data={"rev": rev, "strategy": "backup_wins"}, headers=SAME_ORIGIN)
+    assert "Done:" in wait_job(operator, r.headers["location"])
+    assert db_rows(db)[8] == ("row8", 8)
+
+
+def test_a_zip_with_paths_is_refused(operator: TestClient) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../../escape.csv", "x")
+    r = operator.post(
+        "/restore/upload",
+        files={"file": ("x.zip", buf.getvalue())},
+        data={"strategy": "backup_wins"},
+        headers=SAME_ORIGIN,
+    )
+    assert r.status_code == 400 and "unexpected member" in r.text

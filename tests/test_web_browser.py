@@ -127,6 +127,8 @@ def test_login_backup_history_and_diff(page, project) -> None:
     root, db, server = project
     assert "token=" not in page.url  # swapped for a cookie, and gone from the address bar
     expect(page.locator("#role")).to_contain_text("operator")
+    # htmx loaded from /static under the CSP, with its settings from the page's meta tag
+    assert page.evaluate("() => typeof htmx === 'object' && htmx.config.allowEval === false")
     db_exec(db, "update t set name = 'renamed' where id = 6")
     db_exec(db, "insert into t values (42, 'answer', 42)")
     page.click("text=Backup")
