@@ -1,15 +1,12 @@
 """``snap serve``: the web pages (:mod:`snapgit.web`) on a local HTTP server.
 
 Starlette, Jinja2 and uvicorn are the optional ``web`` extra and are imported inside the
-command only: every other command starts as fast without them, and a machine without them gets
+command only (as are socket and webbrowser): every other command starts as fast without them, and a machine without them gets
 one line saying what to install.
 """
 
 from __future__ import annotations
 
-import socket
-import sys
-import webbrowser
 from typing import Annotated
 
 import typer
@@ -38,6 +35,10 @@ def serve(
 
     The first line printed is the URL to open, with a one-time login token.
     """
+    import socket
+    import sys
+    import webbrowser
+
     try:
         import uvicorn
 
