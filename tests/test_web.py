@@ -594,3 +594,16 @@ def test_a_zip_with_paths_is_refused(operator: TestClient) -> None:
         headers=SAME_ORIGIN,
     )
     assert r.status_code == 400 and "unexpected member" in r.text
+
+
+def test_writes_of_one_server_take_turns(project, operator: TestClient) -> None:
+    """Two backups asked for at once run one after the other (the store's writer lease is one
+    per process): the second finds nothing new, and no lease is left behind."""
+    root, db = project
+    db_exec(db, "update t set n = 7000 where id = 7")
+    first = operator.post("/backup", data={"message": "one"}, headers=SAME_ORIGIN).headers["location"]
+    second = operator.post("/backup", data={"message": "two"}, headers=SAME_ORIGIN).headers["location"]
+    pages = [wait_job(operator, first), wait_job(operator, second)]
+    assert sum("Backed up as commit" in p for p in pages) == 1
+    assert sum("Nothing to back up" in p for p in pages) == 1
+    assert list((root / ".snapstore" / "locks").glob("writer-*")) == []

@@ -17,11 +17,14 @@ client, only the file's extension from a fixed list.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import tempfile
+import threading
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,7 @@ EXPORT_FORMATS = {"json": ".json", "json.zst": ".json.zst", "csv": ".zip", "sql"
 UPLOAD_SUFFIXES = (".json.zst", ".json", ".zip")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _CHUNK = 1 << 20
+REQUEST_WAIT = 30.0  # seconds a page's own write waits for a running job's
 
 
 class Forbidden(Exception):
@@ -79,6 +83,7 @@ class _Pages:
         self.settings = settings
         self.access = access
         self.jobs = Jobs()
+        self._writer = threading.Lock()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.autoescape = select_autoescape(default=True, default_for_string=True)
 
@@ -86,6 +91,22 @@ class _Pages:
 
     def repo(self) -> Repo:
         return Repo.open(self.store_dir)
+
+    @contextlib.contextmanager
+    def writing(self, wait: float | None = None) -> Iterator[None]:
+        """One operation that writes at a time in this server. The store's writer lease is one
+        file per process (store/lock.py), shared by every thread: two Repos of one process
+        writing at once would each drop the other's lease when done, and a gc could start under
+        the one still writing. Jobs wait their turn; a page's own write waits ``wait`` seconds."""
+        if not self._writer.acquire(timeout=-1 if wait is None else wait):
+            raise LockedError(
+                "another backup, restore or merge of this server is running",
+                hint="try again when it has finished (its page shows its progress)",
+            )
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         state = request.scope.get("state", {})
@@ -238,7 +259,7 @@ class _Pages:
         client = self.client(request)
 
         def work(progress: Any) -> Any:
-            with self.repo() as repo, repo.on_behalf_of(client):
+            with self.writing(), self.repo() as repo, repo.on_behalf_of(client):
                 return repo.commit(message, progress=progress)
 
         job = self.jobs.start("backup", f"backup: {message}", self.role(request), work)
@@ -316,7 +337,7 @@ class _Pages:
                 source = tmp / name
                 if name.endswith(".zip"):
                     source = _unzip_flat(source, tmp / "csv", 20 * self.settings.max_body)
-                with self.repo() as repo, repo.on_behalf_of(client):
+                with self.writing(REQUEST_WAIT), self.repo() as repo, repo.on_behalf_of(client):
                     return repo.import_file(source, message=f"upload {name} (web)")
 
             try:
@@ -339,7 +360,7 @@ class _Pages:
             raise BadRequest("choose a commit to restore", hint="pick one from the list or type its id")
         if strategy not in STRATEGIES:
             raise BadRequest(f"unknown strategy {strategy!r}", hint=", ".join(STRATEGIES))
-        with self.repo() as repo:
+        with self.writing(REQUEST_WAIT), self.repo() as repo:  # a preview holds the lease too
             oid = repo.resolve(rev)
             target = views.commit_view(oid, repo.read_commit(oid))
             if strategy == "exact":
@@ -369,7 +390,7 @@ class _Pages:
         client = self.client(request)
 
         def work(progress: Any) -> Any:
-            with self.repo() as repo, repo.on_behalf_of(client):
+            with self.writing(), self.repo() as repo, repo.on_behalf_of(client):
                 if strategy == "exact":
                     return _slim(repo.restore(rev, progress=progress))
                 return _slim(repo.merge(rev, strategy=strategy, progress=progress))
@@ -409,7 +430,7 @@ class _Pages:
         client = self.client(request)
 
         def work() -> int:
-            with self.repo() as repo, repo.on_behalf_of(client):
+            with self.writing(REQUEST_WAIT), self.repo() as repo, repo.on_behalf_of(client):
                 return repo.resolve_conflicts(side, table=table, keys=[key] if key else None)
 
         await run_in_threadpool(work)
@@ -420,7 +441,7 @@ class _Pages:
         client = self.client(request)
 
         def work(progress: Any) -> Any:
-            with self.repo() as repo, repo.on_behalf_of(client):
+            with self.writing(), self.repo() as repo, repo.on_behalf_of(client):
                 return _slim(repo.merge_continue(progress=progress))
 
         job = self.jobs.start("continue", "merge --continue", self.role(request), work)
@@ -428,7 +449,7 @@ class _Pages:
 
     def merge_abort(self, request: Request) -> Response:
         self.need_operator(request, "aborting a merge")
-        with self.repo() as repo, repo.on_behalf_of(self.client(request)):
+        with self.writing(REQUEST_WAIT), self.repo() as repo, repo.on_behalf_of(self.client(request)):
             repo.merge_abort()
         return RedirectResponse("/conflicts", status_code=303)
 
