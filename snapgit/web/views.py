@@ -12,16 +12,19 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from snapgit.jsonvalue import to_json, to_text
+from snapgit.jsonvalue import to_text
 
 __all__ = [
     "Cell",
     "CommitView",
+    "ConflictView",
     "DiffPage",
     "DiffRow",
     "PAGE_ROWS",
+    "PlanView",
     "cell",
     "commit_view",
+    "conflict_view",
     "diff_page",
     "plan_view",
     "when",
@@ -110,7 +113,6 @@ class DiffRow:
 @dataclass
 class DiffPage:
     table: str
-    stat: Any
     columns: list[str]
     key_columns: list[str]
     rows: list[DiffRow]
@@ -147,7 +149,6 @@ def diff_page(d: Any, page: int, per_page: int = PAGE_ROWS) -> DiffPage:
         rows.append(DiffRow(r.op, [cell(v) for v in r.key.values()], cells))
     return DiffPage(
         table=d.name,
-        stat=None,
         columns=columns,
         key_columns=key_columns,
         rows=rows,
@@ -207,7 +208,3 @@ def plan_view(plan: Any, conflict_json: Any, limit: int = 100) -> PlanView:
         conflicts=[conflict_view(plan, c, conflict_json(plan, c)) for c in plan.conflicts[:limit]],
         more_conflicts=max(0, len(plan.conflicts) - limit),
     )
-
-
-def json_value(v: Any) -> Any:
-    return to_json(v)
