@@ -607,3 +607,23 @@ def test_writes_of_one_server_take_turns(project, operator: TestClient) -> None:
     assert sum("Backed up as commit" in p for p in pages) == 1
     assert sum("Nothing to back up" in p for p in pages) == 1
     assert list((root / ".snapstore" / "locks").glob("writer-*")) == []
+
+
+def test_snap_serve_on_all_interfaces_warns(project) -> None:
+    root, _db = project
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snapgit.cli", "serve", "--host", "0.0.0.0", "--port", "0", "--read-only"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith("http://127.0.0.1:")
+        warning = proc.stderr.readline()
+        assert warning.startswith("warning: listening on 0.0.0.0") and "allowed_hosts" in warning
+        assert proc.stderr.readline().startswith("note: read-only")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
