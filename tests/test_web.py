@@ -470,7 +470,7 @@ def test_snap_help_does_not_import_the_web_stack() -> None:
 
 
 def test_snap_serve_prints_the_url_first_and_serves(project) -> None:
-    import httpx
+    import httpx2 as httpx  # (the package the test extra installs for TestClient)
 
     root, _db = project
     proc = subprocess.Popen(
