@@ -311,3 +311,20 @@ def test_a_four_byte_character_into_a_utf8mb3_column_is_refused_in_place(
     assert "utf8mb3 has no 4-byte characters" in error
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT id, v FROM t ORDER BY id").all() == [(1, "plain"), (3, "added")]
+
+
+def test_a_refused_restore_into_a_new_sqlite_file_leaves_no_file(
+    make_db_url: Callable[[str], str], make_engine: Callable[[str], sa.Engine], tmp_path: Path
+) -> None:
+    url = make_db_url("postgresql")
+    engine = make_engine(url)
+    create(engine, "postgresql", {"v": "double precision"}, table="things")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO things VALUES (1, 1.5), (2, 'NaN')")
+    snap(tmp_path, "init", "--db", url)
+    snap(tmp_path, "commit", "-m", "a NaN")
+    proc = snap(tmp_path, "restore", "HEAD", "--into", "new.sqlite", code=1)
+    assert proc.stderr.startswith(
+        "error: table things, column v, key (id=2): the value nan does not fit: SQLite has no NaN"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".snapstore"]
