@@ -25,9 +25,9 @@ is; a value of another Python type is one the source kept as its driver returned
   MariaDB column (``utf8mb3``: no 4-byte characters; ``latin1``, ``ascii``);
 * dates and times: a value the source kept as text (a BC date, ``infinity``, an interval with
   months) goes only into PostgreSQL, which parses it (and refuses what it cannot parse), or
-  SQLite, which keeps it; MariaDB's ``DATETIME`` holds years 1000 to 9999,
-  ``TIMESTAMP`` 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC, and both only the fractional
-  digits they were declared with;
+  SQLite, which keeps it; MariaDB's ``DATETIME`` holds years 1000 to 9999, ``TIMESTAMP`` the
+  times after 1970-01-01 00:00:00 up to 2038-01-19 03:14:07.999999 UTC, and both only the
+  fractional digits they were declared with;
 * an interval going into a ``bigint`` of microseconds: a timedelta within 64 bits;
 * JSON: PostgreSQL's ``jsonb`` cannot hold ``\\u0000``, and no target's JSON holds NaN;
 * a value the source kept as another type (text in a SQLite INTEGER column) goes only where the
@@ -59,7 +59,7 @@ _INT_RANGES = {"smallint": 16, "integer": 32, "bigint": 64}
 _MY_INTS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32, "bigint": 64}
 _MY_TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295}
 _MY_BLOB_BYTES = {"tinyblob": 255, "blob": 65535, "mediumblob": 16777215, "longblob": 4294967295}
-_TIMESTAMP_MIN = _dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=_dt.UTC)
+_TIMESTAMP_MIN = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)  # exclusive: 0 is MariaDB's zero date
 _TIMESTAMP_MAX = _dt.datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=_dt.UTC)
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
@@ -164,8 +164,13 @@ def _check_float(dialect: str, float4: bool, what: str) -> Check:
             return "MariaDB/MySQL has no infinities"
         if v == 0 and math.copysign(1, v) < 0 and dialect != "postgresql":
             return f"{_NAMES[dialect]} stores -0.0 as 0.0"
-        if float4 and math.isfinite(v) and struct.unpack("f", struct.pack("f", v))[0] != v:
-            return f"{what} is a 4-byte float, which does not hold this value exactly"
+        if float4 and math.isfinite(v):
+            try:
+                exact = struct.unpack("f", struct.pack("f", v))[0] == v
+            except OverflowError:
+                exact = False
+            if not exact:
+                return f"{what} is a 4-byte float, which does not hold this value exactly"
         return None
 
     return check
@@ -276,8 +281,8 @@ def _check_temporal(dialect: str, target: Column, source_base: str, what: str) -
         if isinstance(v, _dt.datetime):
             if mysql_timestamp:
                 aware = v if v.tzinfo is not None else v.replace(tzinfo=_dt.UTC)
-                if not _TIMESTAMP_MIN <= aware <= _TIMESTAMP_MAX:
-                    return f"{what} holds 1970-01-01 00:00:01 to 2038-01-19 03:14:07 UTC"
+                if not _TIMESTAMP_MIN < aware <= _TIMESTAMP_MAX:
+                    return f"{what} holds the times after 1970-01-01 00:00:00 to 2038-01-19 03:14:07.999999 UTC"
             elif v.year < 1000:
                 return f"{what} holds the years 1000 to 9999"
         elif isinstance(v, _dt.date) and v.year < 1000:
