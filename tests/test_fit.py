@@ -113,6 +113,17 @@ def test_the_fast_check_passes_only_columns_whose_every_value_fits(
         ),
         ("postgresql", Column("v", "uuid", native="uuid"), "uuid", "not-a-uuid", "holds UUIDs"),
         ("postgresql", Column("v", "uuid", native="uuid"), "uuid", uuid.UUID(int=5), None),
+        # what MariaDB itself holds and snapgit reads in another form fits MariaDB again
+        ("mysql", Column("v", "boolean", native="tinyint(1)"), "boolean", 2, None),
+        ("mysql", Column("v", "boolean", native="tinyint(1)"), "boolean", 300, "-128 to 127"),
+        ("postgresql", Column("v", "boolean", native="boolean"), "boolean", 2, "true and false"),
+        ("mysql", Column("v", "bigint", native="bit(64)"), "bigint", 2**64 - 1, None),
+        ("mysql", Column("v", "bigint", native="bit(8)"), "bigint", 256, "0 to 255"),
+        ("mysql", Column("v", "time", native="time(6)"), "time", dt.timedelta(hours=-838), None),
+        ("mysql", Column("v", "time", native="time(6)"), "time", dt.timedelta(hours=839), "838:59:59"),
+        ("mysql", Column("v", "date", native="date"), "date", "0000-00-00", None),
+        ("mysql", Column("v", "timestamp", native="datetime"), "timestamp", "0000-00-00 00:00:00", None),
+        ("mysql", Column("v", "date", native="date"), "date", "0044-03-15 BC", "kept as text"),
     ],
 )
 def test_each_check_says_why(dialect: str, target: Column, source: str, value: object, words: str | None) -> None:

@@ -40,6 +40,14 @@ COLUMNS: dict[str, dict[str, tuple[str, str, str, st.SearchStrategy[Any]]]] = {
         "dt2": ("datetime(2)", "dt2", "timestamp", datetimes),
         "si": ("smallint", "si", "integer", st.integers(-40000, 40000)),
         "tu": ("tinyint unsigned", "tu", "integer", st.integers(-300, 300)),
+        "b1": ("tinyint(1)", "b1", "boolean", st.one_of(st.booleans(), st.integers(-200, 200))),
+        "bt": ("bit(8)", "CAST(bt AS UNSIGNED)", "bigint", st.integers(-5, 300)),
+        "tm": (
+            "time(6)",
+            "tm",
+            "time",
+            st.timedeltas(min_value=-dt.timedelta(hours=900), max_value=dt.timedelta(hours=900)),
+        ),
     },
     "postgresql": {
         "d": ("numeric(8,3)", "d", "numeric", st.decimals(min_value=-(10**6), max_value=10**6, places=4)),

@@ -61,6 +61,9 @@ _MY_TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longt
 _MY_BLOB_BYTES = {"tinyblob": 255, "blob": 65535, "mediumblob": 16777215, "longblob": 4294967295}
 _TIMESTAMP_MIN = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)  # exclusive: 0 is MariaDB's zero date
 _TIMESTAMP_MAX = _dt.datetime(2038, 1, 19, 3, 14, 7, 999999, tzinfo=_dt.UTC)
+_MY_TIME_MAX = _dt.timedelta(hours=838, minutes=59, seconds=59, microseconds=999999)
+# date and time text MariaDB itself writes: what its driver returns for a zero date ('0000-00-00')
+_MY_OWN_TEXT = re.compile(r"\d{4}-\d\d-\d\d(?: \d\d:\d\d:\d\d(?:\.\d{1,6})?)?")
 _NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MariaDB/MySQL"}
 
 
@@ -90,6 +93,14 @@ def _base(portable: str) -> str:
 
 def _int_range(bits: int, unsigned: bool = False) -> tuple[int, int]:
     return (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+
+
+def _mysql_int_range(native: str) -> tuple[int, int]:
+    """The values a MariaDB/MySQL integer column (its lower-case ``COLUMN_TYPE``) holds."""
+    name = native.split("(", 1)[0].split(" ", 1)[0]
+    if name == "bit":  # bit(n): n bits, unsigned
+        return _int_range(_args(native)[0] if _args(native) else 1, True)
+    return _int_range(_MY_INTS.get(name, 64), " unsigned" in native)
 
 
 def _check_int(lo: int, hi: int, what: str) -> Check:
@@ -267,9 +278,14 @@ def _check_temporal(dialect: str, target: Column, source_base: str, what: str) -
     mysql_timestamp = dialect == "mysql" and native.startswith("timestamp")
 
     def check(v: Any) -> str | None:
+        if dialect == "mysql" and base == "time" and type(v) is _dt.timedelta:
+            # a MariaDB TIME is a duration: snapgit reads one outside a day as a timedelta
+            return None if -_MY_TIME_MAX <= v <= _MY_TIME_MAX else f"{what} holds -838:59:59 to 838:59:59"
         if not isinstance(v, python) or (base == "date" and isinstance(v, _dt.datetime)):
             if dialect == "sqlite" or (dialect == "postgresql" and type(v) is str):
                 return None  # PostgreSQL parses the text forms it wrote itself (BC, infinity, ...)
+            if dialect == "mysql" and type(v) is str and _MY_OWN_TEXT.fullmatch(v):
+                return None  # MariaDB's own forms Python has no value for: zero dates
             if type(v) is str:
                 return f"{what} does not take the value the source kept as text"
             return f"{what} holds a {base}, and this is {_kind(v)}"
@@ -366,16 +382,16 @@ def checker(dialect: str, source: Column, target: Column) -> Check | None:
         return None  # PostgreSQL arrays take any list the source held (its own, or another's)
     if tbase in _INT_RANGES:
         if dialect == "mysql":
-            native = (target.native or "").lower()
-            name = native.split("(", 1)[0].split(" ", 1)[0]
-            bits = _MY_INTS.get(name, 64)
-            return _check_int(*_int_range(bits, " unsigned" in native), what)
+            return _check_int(*_mysql_int_range((target.native or "").lower()), what)
         if dialect == "sqlite":
             return _check_int(*_int_range(64), what) if sbase in _INT_RANGES else None
         return _check_int(*_int_range(_INT_RANGES[tbase]), what)
     if tbase == "boolean":
         if dialect == "sqlite":
             return None
+        if dialect == "mysql" and (target.native or "").lower().startswith("tinyint"):
+            # tinyint(1): MariaDB's BOOLEAN holds any tinyint, and snapgit reads others as ints
+            return _check_int(*_int_range(8, " unsigned" in (target.native or "").lower()), what)
         return lambda v: None if isinstance(v, bool) else f"{what} holds true and false, and this is {_kind(v)}"
     if tbase in ("real", "double"):
         return _check_float(dialect, tbase == "real" and dialect != "sqlite", what)
@@ -414,8 +430,7 @@ def fast_check(dialect: str, source: Column, target: Column) -> Fast | None:
     native = (target.native or "").lower()
     if tbase in _INT_RANGES and sbase in _INT_RANGES:
         if dialect == "mysql":
-            name = native.split("(", 1)[0].split(" ", 1)[0]
-            lo, hi = _int_range(_MY_INTS.get(name, 64), " unsigned" in native)
+            lo, hi = _mysql_int_range(native)
         else:
             lo, hi = _int_range(64 if dialect == "sqlite" else _INT_RANGES[tbase])
 
