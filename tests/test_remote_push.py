@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from remotekit import change, fingerprint, make_store, rows
 
+from remotekit import change, fingerprint, make_store, rows
 from snapgit.ops.push import PushRejected
 from snapgit.remote.base import RemoteCorrupt
 from snapgit.remote.layout import RemoteRepo
