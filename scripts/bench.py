@@ -469,7 +469,9 @@ def remote(b: Bench) -> None:
             sent = json.loads(m.stdout)["bytes_sent"]
             b.record("remote", f"{kind}: first push", m, sent_bytes=sent, store_bytes=b.store_bytes())
             clone = b.run_dir / f"clone-{kind}"
-            m = measure([str(b.snap), "clone", url, str(clone), "--db", str(clone / "db.sqlite"), "--restore", "--json"])
+            m = measure(
+                [str(b.snap), "clone", url, str(clone), "--db", str(clone / "db.sqlite"), "--restore", "--json"]
+            )
             b.record("remote", f"{kind}: clone --restore into SQLite", m, rows_per_s=round(b.total_rows / m.seconds))
             for i in range(1, 4):
                 version += 1
