@@ -75,7 +75,7 @@ def _write_temp(store: Store, data: bytes, suffix: str) -> Path:
     return tmp
 
 
-def _receive(store: Store, repo: RemoteRepo, name: str) -> int:
+def _receive(store: Store, repo: RemoteRepo, state: RemoteState, name: str) -> int:
     """Download, check and publish one pack and its index; the bytes received."""
     index = repo.download_index(name)
     pack = repo.download_pack(name)
@@ -106,6 +106,7 @@ def _receive(store: Store, repo: RemoteRepo, name: str) -> int:
             os.replace(itmp, final_idx)
             os.chmod(final_idx, 0o400)
             fsync_dir(pack_dir)
+        state.cache_index(name, index)  # what the remote has, for the next push
     finally:
         ptmp.unlink(missing_ok=True)
         if itmp is not None:
@@ -126,9 +127,9 @@ def fetch_into(store: Store, name: str, repo: RemoteRepo) -> FetchResult:
     visible, _garbage = repo.pack_names()
     state = RemoteState(store, name)
     local = {p.name[5:-4] for p in store.objects.pack_dir.glob("pack-*.idx")}
-    wanted = sorted(visible - state.held() - local)
+    wanted = sorted(visible - state.held_here(store) - local)
     for pack in wanted:
-        result.bytes_received += _receive(store, repo, pack)
+        result.bytes_received += _receive(store, repo, state, pack)
         result.packs_received += 1
         state.hold([pack])
     state.hold(sorted((visible & local) - state.held()))
