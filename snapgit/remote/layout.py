@@ -50,7 +50,8 @@ def check_pack(name: str, data: bytes, where: str) -> None:
     if digest.hex() != name or data[-32:] != digest:
         raise RemoteCorrupt(
             f"pack {name[:16]} on {where} is damaged or cut short ({len(data)} bytes fail its checksum)",
-            hint="run `snap verify --remote` to see what else is damaged; a push from a store that has the objects re-sends them once the pack is removed",
+            hint="`snap verify --remote` lists the damage; once the pack and its index are deleted there, "
+            "a push from a store that has its objects sends them again",
         )
 
 
