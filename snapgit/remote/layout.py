@@ -50,8 +50,8 @@ def check_pack(name: str, data: bytes, where: str) -> None:
     if digest.hex() != name or data[-32:] != digest:
         raise RemoteCorrupt(
             f"pack {name[:16]} on {where} is damaged or cut short ({len(data)} bytes fail its checksum)",
-            hint="`snap verify --remote` lists the damage; once the pack and its index are deleted there, "
-            "a push from a store that has its objects sends them again",
+            hint="`snap verify --remote REMOTE --read-data` lists the damage; "
+            "a store that has the history can push it to a new remote",
         )
 
 
