@@ -200,3 +200,18 @@ def test_cloning_an_empty_remote_leaves_nothing(tmp_path: Path, remote_url: str)
     with pytest.raises(EmptyRemoteError):
         Repo.clone(remote_url, tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_a_pack_gone_from_the_remote_is_found(tmp_path: Path, remote_url: str) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    remote = RemoteRepo(open_remote(remote_url))
+    (pack,) = remote.pack_names()[0]
+    remote.remote.delete(remote.pack_key(pack))
+    report = a.verify_remote("origin")
+    assert [(p.what, p.message) for p in report.problems] == [("pack", "missing (its index is present)")]
+    with pytest.raises(RemoteCorrupt, match="missing"):
+        Repo.clone(remote_url, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    a.close()

@@ -155,14 +155,20 @@ class RemoteRepo:
     # -- packs
 
     def pack_names(self) -> tuple[set[str], set[str]]:
-        """(packs with their index: visible, packs without one: garbage of a killed push)."""
+        """(packs with their index: visible, packs without one: garbage of a killed push). An
+        index whose pack is gone counts as visible: reading it says what is missing."""
+        packs, indexes = self.pack_files()
+        return indexes, packs - indexes
+
+    def pack_files(self) -> tuple[set[str], set[str]]:
+        """(names of the pack files, names of the index files) under ``packs/``."""
         packs: set[str] = set()
         indexes: set[str] = set()
         for key in self.remote.list(PACKS):
             m = _PACK_KEY.match(key)
             if m:
                 (packs if m.group(2) == "pack" else indexes).add(m.group(1))
-        return indexes, packs - indexes
+        return packs, indexes
 
     @staticmethod
     def pack_key(name: str) -> str:
