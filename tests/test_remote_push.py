@@ -210,7 +210,7 @@ def test_a_pack_gone_from_the_remote_is_found(tmp_path: Path, remote_url: str) -
     (pack,) = remote.pack_names()[0]
     remote.remote.delete(remote.pack_key(pack))
     report = a.verify_remote("origin")
-    assert [(p.what, p.message) for p in report.problems] == [("pack", "missing (its index is present)")]
+    assert ("pack", "missing (its index is present)") in [(p.what, p.message) for p in report.problems]
     with pytest.raises(RemoteCorrupt, match="missing"):
         Repo.clone(remote_url, tmp_path / "b")
     assert not (tmp_path / "b").exists()
