@@ -394,6 +394,11 @@ def verify(
         raise SnapError("--repair works on the store, not on a remote", hint="drop --repair, or --remote")
     if remote is not None:
         report = open_repo().verify_remote(remote, read_data=read_data)
+        if not read_data and not as_json:
+            remote_cli.print_remote_verify(report, time.monotonic() - started)
+            if not report.ok:
+                raise typer.Exit(3)
+            return
     else:
         report = open_repo().verify(read_data=read_data, repair=repair)
     print_verify(report, time.monotonic() - started, read_data=read_data, as_json=as_json)
