@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from snapgit.errors import NotFoundError, SnapError
 from snapgit.ops.audit import actor, audited
@@ -103,7 +104,7 @@ def default_remote(store: Store, name: str | None) -> str:
     )
 
 
-def connect_url(url: str, settings: dict | None = None) -> RemoteStore:
+def connect_url(url: str, settings: dict[str, Any] | None = None) -> RemoteStore:
     """The remote at a URL, through :func:`snapgit.remote.open.open_remote` (the seam to wrap)."""
     return open_remote(url, settings or {})
 
@@ -114,9 +115,13 @@ def connect(store: Store, name: str) -> RemoteStore:
     return connect_url(settings["url"], settings)
 
 
-def add_remote(store: Store, name: str, url: str, *, cwd: Path | None = None) -> RemoteInfo:
+def add_remote(
+    store: Store, name: str, url: str, *, cwd: Path | None = None, options: dict[str, Any] | None = None
+) -> RemoteInfo:
     """Name a remote after checking it: reachable, and keeping conditional writes (a directory
-    that does not exist yet is created, its parent must exist). Nothing is stored on failure."""
+    that does not exist yet is created, its parent must exist). Nothing is stored on failure.
+    ``options`` are kept beside the URL in ``[remote.NAME]`` and handed to :func:`connect_url`
+    (for a layer over the remote, such as encryption; never a secret)."""
     _check_name(name)
     if name in store.config.remotes:
         raise SnapError(
@@ -135,10 +140,11 @@ def add_remote(store: Store, name: str, url: str, *, cwd: Path | None = None) ->
                     hint="create the parent directory first, or check the path",
                 )
             path.mkdir(mode=0o700, exist_ok=True)
-        remote = connect_url(url)
+        settings = {**(options or {}), "url": url}
+        remote = connect_url(url, settings)
         probe_conditional_writes(remote)
         RemoteRepo(remote).exists()  # a remote of another format is refused now, not at push
-        store.config.remotes[name] = {"url": url}
+        store.config.remotes[name] = settings
         try:
             store.save_config()
         except BaseException:
