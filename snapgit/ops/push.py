@@ -135,9 +135,11 @@ def _plan(
                 hint="push it with --force to replace it there",
             )
         old_id = bytes.fromhex(old.id)
-        if not store.objects.contains(old_id) or not _is_ancestor(store.objects, old_id, _commit_of(store, new)):
+        known = store.objects.contains(old_id)
+        if not known or not _is_ancestor(store.objects, old_id, _commit_of(store, new)):
+            why = "has commits this store does not have" if not known else "has moved apart from yours"
             raise PushRejected(
-                f"rejected: {short} on {name} has commits this store does not have (fetch first)",
+                f"rejected: {short} on {name} {why}, not a fast-forward (fetch first)",
                 hint=f"`snap pull {name} {short} --strategy S` merges them first; --force overwrites them",
             )
         updates.append(RefUpdate(ref, old.id, new, "fast-forward"))
