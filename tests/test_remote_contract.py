@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snapgit.remote.base import RemoteConflict, RemoteExists, RemoteMissing, RemoteStore, RemoteUnsupported
 from snapgit.remote.directory import DirRemote
@@ -127,3 +129,53 @@ def test_normalize_url(tmp_path) -> None:
         with pytest.raises(Exception) as err:
             normalize_url(bad)
         assert err.value.hint  # type: ignore[attr-defined]
+
+
+_KEYS = st.sampled_from(["refs/heads/main", "refs/tags/v1", "packs/pack-a.pack", "x"])
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "put_new", "put_if_right", "put_if_stale", "delete", "get", "head", "list"]),
+        _KEYS,
+        st.binary(max_size=40),
+    ),
+    max_size=30,
+)
+
+
+def _apply(remote: RemoteStore, op: str, key: str, data: bytes, etags: dict[str, str]) -> object:
+    try:
+        if op == "put":
+            remote.put(key, data)
+            return None
+        if op == "put_new":
+            remote.put_new(key, data)
+            return None
+        if op.startswith("put_if"):
+            head = remote.head(key)
+            etag = head[1] if head is not None and op == "put_if_right" else etags.get(key, "stale")
+            remote.put_if(key, data, etag)
+            return None
+        if op == "delete":
+            remote.delete(key)
+            return None
+        if op == "get":
+            return remote.get(key)
+        if op == "head":
+            head = remote.head(key)
+            if head is not None:
+                etags.setdefault(key, head[1])  # an etag that may go stale, for put_if_stale
+            return None if head is None else head[0]
+        return sorted(remote.list(""))
+    except (RemoteExists, RemoteConflict, RemoteMissing) as exc:
+        return type(exc).__name__
+
+
+@settings(max_examples=max(25, settings.default.max_examples // 4))
+@given(ops=_OPS)
+def test_the_directory_behaves_as_the_memory_model(tmp_path_factory, ops) -> None:
+    """Any sequence of operations gives the same answers from a directory as from memory."""
+    model, real = MemoryRemote(), DirRemote(tmp_path_factory.mktemp("dir"))
+    etags_model: dict[str, str] = {}
+    etags_real: dict[str, str] = {}
+    for op, key, data in ops:
+        assert _apply(real, op, key, data, etags_real) == _apply(model, op, key, data, etags_model), (op, key)
