@@ -154,6 +154,9 @@ def _commit_of(store: Store, hex_id: str) -> bytes:
     return oid
 
 
+_LEAF_BATCH = 64 * 1024  # records of pending leaves looked up at once
+
+
 class _Sender:
     """Writes the objects the remote lacks into packs, children first, and uploads each pack as
     it is sealed (pack, then index)."""
@@ -167,6 +170,13 @@ class _Sender:
         self.state = state
         self.index = index
         self.sent: set[bytes] = set()
+        # Leaves waiting for their records to be looked up on the remote in one batch (a look-up
+        # reads every index once, whether for one leaf's hundred records or for thousands of
+        # leaves'): leaf id -> its record ids. Flushed before a pack is sealed, so a leaf and its
+        # records always land in the same pack as the nodes above them, or an earlier one.
+        self.pending: dict[bytes, list[bytes]] = {}
+        self.pending_records = 0
+        self.flushing = False
         self.writer: PackWriter | None = None
         self.packs = 0
         self.bytes = 0
@@ -176,7 +186,7 @@ class _Sender:
             progress.table("objects to send", None)
 
     def known(self, oid: bytes) -> bool:
-        return oid in self.sent or self.index.has(oid)
+        return oid in self.sent or oid in self.pending or self.index.has(oid)
 
     # -- walking
 
@@ -231,15 +241,36 @@ class _Sender:
             return
         node = load_node(self.objects, oid)
         if node.level == 0:
-            fresh = [r for r in dict.fromkeys(node.ids) if r not in self.sent]
+            self.pending[oid] = node.ids
+            self.pending_records += len(node.ids)
+            if self.pending_records >= _LEAF_BATCH:
+                self.flush_leaves()
+            return
+        for child in node.ids:
+            self.node(child)
+        self.emit(oid)
+
+    def flush_leaves(self) -> None:
+        """The pending leaves' records the remote lacks, then the leaves."""
+        if not self.pending:
+            return
+        self.flushing = True
+        try:
+            fresh = [r for r in dict.fromkeys(r for ids in self.pending.values() for r in ids) if r not in self.sent]
             has = self.index.has_many(fresh)
             records = [r for r, h in zip(fresh, has, strict=True) if not h]
-            for rid, (otype, data) in zip(records, self.objects.get_many(records), strict=True):
-                self.add(rid, full_entry(otype, data), otype)
-        else:
-            for child in node.ids:
-                self.node(child)
-        self.emit(oid)
+            del fresh, has
+            for i in range(0, len(records), 4096):
+                chunk = records[i : i + 4096]
+                for rid, (otype, data) in zip(chunk, self.objects.get_many(chunk), strict=True):
+                    self.add(rid, full_entry(otype, data), otype)
+            leaves = list(self.pending)
+            for leaf in leaves:
+                self.emit(leaf)
+                del self.pending[leaf]
+            self.pending_records = 0
+        finally:
+            self.flushing = False
 
     def emit(self, oid: bytes) -> None:
         """Add an object stored whole or, when its base is on the remote or sent, as the delta
@@ -269,10 +300,12 @@ class _Sender:
         self.count += 1
         if self.progress is not None and not self.count % 4096:
             self.progress.advance(4096)
-        if self.writer.count >= PACK_MAX_OBJECTS or self.writer.bytes_written >= PACK_MAX_BYTES:
+        full = self.writer.count >= PACK_MAX_OBJECTS or self.writer.bytes_written >= PACK_MAX_BYTES
+        if full and not self.flushing:
             self.seal()
 
     def seal(self) -> None:
+        self.flush_leaves()
         writer, self.writer = self.writer, None
         if writer is None:
             return
