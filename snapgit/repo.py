@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from snapgit.schema import TableSchema
 from snapgit.snapshot.record import CommitResult
 from snapgit.store.config import ENV_URL_VARS, Config
 from snapgit.store.history import read_commit, read_root, read_table, resolve, walk
-from snapgit.store.layout import STORE_DIR, Store
+from snapgit.store.layout import Store
 
 if TYPE_CHECKING:
     from snapgit.compare.diff import Side, TableDiff
@@ -474,7 +475,10 @@ class Repo:
             # a database that --restore fills may not exist yet: restore --into creates it
             repo = cls.init(target, db_url, check=not restore)
         except BaseException:
-            remove_new_store(target / STORE_DIR, made)
+            # init creates its store whole or not at all, and never touches one that exists:
+            # only the folder made here goes
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
             raise
         try:
             repo.store.config.remotes["origin"] = {"url": url}

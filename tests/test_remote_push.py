@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from remotekit import change, fingerprint, make_store, rows
+from snapgit.errors import SnapError
 from snapgit.ops.push import PushRejected
 from snapgit.remote.base import RemoteCorrupt
 from snapgit.remote.layout import RemoteRepo
@@ -214,4 +215,16 @@ def test_a_pack_gone_from_the_remote_is_found(tmp_path: Path, remote_url: str) -
     with pytest.raises(RemoteCorrupt, match="missing"):
         Repo.clone(remote_url, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+    a.close()
+
+
+def test_cloning_into_a_store_leaves_that_store_alone(tmp_path: Path, remote_url: str) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    before = fingerprint(tmp_path / "a")
+    with pytest.raises(SnapError, match="already exists"):
+        Repo.clone(remote_url, tmp_path / "a")
+    assert fingerprint(tmp_path / "a") == before
+    assert (tmp_path / "a" / "db.sqlite").exists()
     a.close()
