@@ -228,3 +228,18 @@ def test_cloning_into_a_store_leaves_that_store_alone(tmp_path: Path, remote_url
     assert fingerprint(tmp_path / "a") == before
     assert (tmp_path / "a" / "db.sqlite").exists()
     a.close()
+
+
+def test_remote_keys_that_are_no_ref_names_are_ignored(tmp_path: Path, remote_url: str) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    head = a.head().hex()
+    open_remote(remote_url).put("refs/heads/bad..name", f"{head}\n".encode())
+    open_remote(remote_url).put("refs/other/x", f"{head}\n".encode())
+    assert a.ls_remote()[1] == {"refs/heads/main": head}
+    b, fetched, _branch, _ = Repo.clone(remote_url, tmp_path / "b")
+    assert set(b.refs.list("refs/")) == {"refs/heads/main", "refs/remotes/origin/main"}
+    assert a.verify_remote("origin").ok
+    a.close()
+    b.close()

@@ -198,7 +198,7 @@ def clone_into(store: Store, branch: str | None, progress: Progress | None = Non
             branch = "main"
         else:
             branch = sorted(heads)[0]
-    if branch not in heads:
+    if branch not in heads:  # (every name in heads is a valid ref name: RemoteRepo.refs)
         raise SnapError(
             f"{repo.url} has no branch {branch!r} (it has {', '.join(sorted(heads))})", hint="pick one with --branch"
         )

@@ -77,13 +77,15 @@ def list_remotes(store: Store) -> list[RemoteInfo]:
 
 def _settings(store: Store, name: str) -> dict:
     try:
-        return store.config.remotes[name]
+        settings = store.config.remotes[name]
     except KeyError:
         known = ", ".join(sorted(store.config.remotes)) or "none"
         raise UnknownRemoteError(
             f"unknown remote {name!r} (configured: {known})",
             hint="add it with `snap remote add NAME URL`; `snap remote list` shows them",
         ) from None
+    _check_name(name)  # config.toml may have been edited by hand: the name becomes a path
+    return settings
 
 
 def default_remote(store: Store, name: str | None) -> str:
@@ -177,7 +179,7 @@ class RemoteState:
     """``.snapstore/remotes/NAME/``: the remote's cached indexes and the packs this store holds."""
 
     def __init__(self, store: Store, name: str) -> None:
-        self.root = store.root / "remotes" / name
+        self.root = store.root / "remotes" / _check_name(name)
         self.index_dir = self.root / "indexes"
 
     def held_here(self, store: Store) -> set[str]:

@@ -17,7 +17,7 @@ from snapgit.errors import SnapError
 from snapgit.ops.remotes import RemoteIndex, connect, default_remote
 from snapgit.ops.verify import Problem, VerifyReport, verify_store
 from snapgit.remote.base import RemoteCorrupt, RemoteMissing
-from snapgit.remote.layout import RemoteRef, RemoteRepo
+from snapgit.remote.layout import RemoteRef, RemoteRepo, is_ref_key
 from snapgit.store.config import Config
 from snapgit.store.layout import Store
 from snapgit.store.privatefile import write_private
@@ -28,6 +28,9 @@ __all__ = ["verify_remote"]
 def _refs(repo: RemoteRepo, report: VerifyReport) -> dict[str, RemoteRef]:
     out = {}
     for key in sorted(repo.remote.list("refs/")):
+        if not is_ref_key(key):
+            report.garbage.append(key)  # not a branch or tag name: nothing reads it
+            continue
         try:
             ref = repo.read_ref(key)
         except RemoteCorrupt as exc:
@@ -51,7 +54,7 @@ def verify_remote(store: Store, remote: str | None, *, read_data: bool = False) 
     refs = _refs(repo, report)
     packs, visible = repo.pack_files()
     garbage = packs - visible
-    report.garbage = [repo.pack_key(g) for g in sorted(garbage)]
+    report.garbage += [repo.pack_key(g) for g in sorted(garbage)]
     work = store.root / "tmp" / f"remote-verify-{os.urandom(6).hex()}"
     work.mkdir(mode=0o700, parents=True)
     try:

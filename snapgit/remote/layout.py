@@ -25,10 +25,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from snapgit.errors import SnapError
 from snapgit.remote.base import RemoteCorrupt, RemoteExists, RemoteMissing, RemoteStore
 from snapgit.store.packindex import IDX_MAGIC
+from snapgit.store.refs import check_ref_name
 
-__all__ = ["RemoteRepo", "RemoteRef", "FORMAT_KEY", "FORMAT_TEXT", "PACKS", "check_pack", "check_index"]
+__all__ = ["RemoteRepo", "RemoteRef", "is_ref_key", "FORMAT_KEY", "FORMAT_TEXT", "PACKS", "check_pack", "check_index"]
 
 FORMAT_KEY = "snapgit-remote"
 FORMAT_TEXT = b"snapgit remote 1\n"
@@ -70,6 +72,18 @@ def check_index(name: str, data: bytes, where: str) -> None:
         )
 
 
+def is_ref_key(key: str) -> bool:
+    """Whether a remote key is a branch or tag a store may hold: ``refs/heads/<name>`` or
+    ``refs/tags/<name>`` with a valid ref name (no ``..``, no lock files, ...)."""
+    if not key.startswith(("refs/heads/", "refs/tags/")):
+        return False
+    try:
+        check_ref_name(key)
+    except SnapError:
+        return False
+    return True
+
+
 class RemoteRepo:
     """A snapgit remote over a key-value :class:`RemoteStore`."""
 
@@ -103,9 +117,12 @@ class RemoteRepo:
     # -- refs
 
     def refs(self) -> dict[str, RemoteRef]:
-        """Every ref under ``refs/``, each read with the etag a compare-and-swap names."""
+        """Every branch and tag, each read with the etag a compare-and-swap names. Keys that
+        are no valid ref name (which a store could not hold safely) are left out."""
         out = {}
         for key in sorted(self.remote.list("refs/")):
+            if not is_ref_key(key):
+                continue
             ref = self.read_ref(key)
             if ref is not None:
                 out[key] = ref
@@ -143,7 +160,8 @@ class RemoteRepo:
             text = self.remote.get("HEAD").decode("utf-8", "replace").strip()
         except RemoteMissing:
             return None
-        return text[len("ref: ") :] if text.startswith("ref: refs/heads/") else None
+        name = text[len("ref: ") :]
+        return name if text.startswith("ref: refs/heads/") and is_ref_key(name) else None
 
     def set_head(self, branch_ref: str) -> None:
         """Name the default branch, if none is named yet."""
