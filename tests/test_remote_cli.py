@@ -176,3 +176,43 @@ def test_rejected_non_fast_forward(store: Path, tmp_path: Path, remote_url: str)
     assert_one_line_error(snap(store, "push"), "rejected", "fetch first")
     assert fingerprint(store) == before
     assert "[forced]" in ok(store, "push", "--force")
+
+
+def test_credentials_from_an_aws_profile(store: Path, tmp_path: Path, s3_endpoint: str) -> None:
+    (tmp_path / "credentials").write_text("[snap]\naws_access_key_id = fromprofile\naws_secret_access_key = s3cr3t\n")
+    (tmp_path / "config").write_text("[profile snap]\nregion = eu-west-1\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    env |= {
+        "AWS_PROFILE": "snap",
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+    }
+    bucket = make_bucket(s3_endpoint)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", "remote", "add", "origin", f"s3://{bucket}/p"],
+        cwd=store,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cr3t" not in (store / ".snapstore" / "config.toml").read_text()
+
+    from snapgit.remote.s3 import profile_settings
+
+    os.environ.update({k: env[k] for k in ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")})
+    try:
+        saved = os.environ.pop("AWS_ACCESS_KEY_ID")
+        try:
+            assert profile_settings() == {
+                "access_key_id": "fromprofile",
+                "secret_access_key": "s3cr3t",
+                "region": "eu-west-1",
+            }
+        finally:
+            os.environ["AWS_ACCESS_KEY_ID"] = saved
+        assert profile_settings() == {}  # the environment's keys win
+    finally:
+        for k in ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+            os.environ.pop(k, None)

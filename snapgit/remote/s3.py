@@ -2,7 +2,8 @@
 
 ``s3://bucket/prefix``: every key lives under ``prefix/`` in ``bucket``. Credentials, region and
 endpoint come from the usual environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_SESSION_TOKEN``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``); nothing of them is stored or printed.
+``AWS_SESSION_TOKEN``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``), else from the profile named by
+``AWS_PROFILE`` in the AWS tools' shared files; nothing of them is stored or printed.
 An ``http://`` endpoint (a server on the local network) is allowed.
 
 ``put_new`` is a PUT with ``If-None-Match: *`` and ``put_if`` one with ``If-Match: <etag>``,
@@ -31,9 +32,11 @@ from snapgit.remote.base import (
     RemoteUnreachable,
 )
 
-__all__ = ["S3Remote"]
+__all__ = ["S3Remote", "profile_settings"]
 
-_CREDENTIALS_HINT = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_ENDPOINT_URL for a server other than AWS)"
+_CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (and AWS_ENDPOINT_URL for a server other than AWS)"
+)
 
 
 class S3Remote:
@@ -44,10 +47,10 @@ class S3Remote:
         self.prefix = prefix.strip("/")
         self.url = url or f"s3://{bucket}/{self.prefix}".rstrip("/")
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        config: dict[str, Any] = {}
+        config: dict[str, Any] = profile_settings()
         if endpoint:
             config["endpoint"] = endpoint
-        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or config.get("region")):
             config["region"] = "us-east-1"
         client: dict[str, Any] = {"connect_timeout": timedelta(seconds=5), "timeout": timedelta(seconds=120)}
         if endpoint and endpoint.startswith("http://"):
@@ -182,6 +185,46 @@ class S3Remote:
 
 def _any(text: str, *needles: str) -> bool:
     return any(n in text for n in needles)
+
+
+def profile_settings() -> dict[str, str]:
+    """Credentials and region of the AWS profile (``AWS_PROFILE``, else ``default``) from the
+    shared files (``~/.aws/credentials`` and ``~/.aws/config``, or ``AWS_SHARED_CREDENTIALS_FILE``
+    and ``AWS_CONFIG_FILE``), as the AWS tools read them; obstore reads only the variables.
+    Nothing when ``AWS_ACCESS_KEY_ID`` is set: the environment wins, as with the AWS CLI."""
+    import configparser
+
+    if os.environ.get("AWS_ACCESS_KEY_ID"):
+        return {}
+    profile = os.environ.get("AWS_PROFILE") or "default"
+    out: dict[str, str] = {}
+    home = os.path.expanduser("~")
+    files = (
+        (os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials"), profile),
+        (os.environ.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config"), _config_section(profile)),
+    )
+    keys = {
+        "aws_access_key_id": "access_key_id",
+        "aws_secret_access_key": "secret_access_key",
+        "aws_session_token": "session_token",
+        "region": "region",
+    }
+    for path, section in files:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path, encoding="utf-8")
+        except (OSError, configparser.Error):
+            continue
+        if parser.has_section(section):
+            for key, ours in keys.items():
+                value = parser.get(section, key, fallback=None)
+                if value and ours not in out:
+                    out[ours] = value.strip()
+    return out
+
+
+def _config_section(profile: str) -> str:
+    return "default" if profile == "default" else f"profile {profile}"
 
 
 def _status(exc: BaseException) -> str | None:
