@@ -243,3 +243,25 @@ def test_remote_keys_that_are_no_ref_names_are_ignored(tmp_path: Path, remote_ur
     assert a.verify_remote("origin").ok
     a.close()
     b.close()
+
+
+def test_pull_with_conflicts_stops_for_a_manual_merge(tmp_path: Path, remote_url: str) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    b, *_ = Repo.clone(remote_url, tmp_path / "b", str(tmp_path / "b.sqlite"), restore=True)
+    change(tmp_path / "b.sqlite", "UPDATE items SET name = 'theirs' WHERE id = 5")
+    b.commit("theirs")
+    b.push()
+    change(tmp_path / "a" / "db.sqlite", "UPDATE items SET name = 'ours' WHERE id = 5")
+    before = rows(tmp_path / "a" / "db.sqlite")
+    preview = a.pull(strategy="manual", preview=True)[1]
+    assert preview.preview and rows(tmp_path / "a" / "db.sqlite") == before
+    _fetched, merged = a.pull(strategy="manual")
+    assert merged.in_progress and [len(p.conflicts) for p in merged.plans] == [1]
+    assert rows(tmp_path / "a" / "db.sqlite") == before  # nothing written until resolved
+    a.resolve_conflicts("theirs")
+    a.merge_continue()
+    assert rows(tmp_path / "a" / "db.sqlite") == rows(tmp_path / "b.sqlite")
+    a.close()
+    b.close()
