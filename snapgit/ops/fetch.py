@@ -1,11 +1,11 @@
 """``fetch`` and ``clone``: bring a remote's packs and refs into a store.
 
 A fetch lists the remote's packs, downloads those whose objects the store does not hold yet
-(``.snapstore/remotes/NAME/packs`` names the ones it pushed or fetched), and checks each before
-it is kept: the pack's bytes must hash to its name, the index's to its checksum, and both must
-parse and agree on the object count. A pack is then published as a commit publishes one (pack,
-fsync, rename; then its index), so a killed fetch leaves whole packs or none, and the next one
-downloads only the rest. Remote-tracking refs (``refs/remotes/NAME/<branch>``) move last, once
+(``.snapstore/remotes/NAME/packs`` names the ones it pushed or fetched) into ``tmp/``, and checks
+each: the pack's bytes must hash to its name, the index's to its checksum, and both must parse
+and agree on the object count. Once all arrived whole, they are published as a commit publishes
+its packs (every pack renamed into place, then every index), so a failed or killed fetch leaves
+nothing but whole packs, and the next one downloads only what is still missing. Remote-tracking refs (``refs/remotes/NAME/<branch>``) move last, once
 every commit they name is readable here; remote tags the store lacks become local tags.
 
 A clone is a new store, this fetch from ``origin``, a local branch at the remote's, and with
@@ -76,8 +76,9 @@ def _write_temp(store: Store, data: bytes, suffix: str) -> Path:
     return tmp
 
 
-def _receive(store: Store, repo: RemoteRepo, state: RemoteState, name: str) -> int:
-    """Download, check and publish one pack and its index; the bytes received."""
+def _download(store: Store, repo: RemoteRepo, name: str) -> tuple[Path, Path, bytes]:
+    """Download and check one pack and its index into ``tmp/``: (the pack's file, the index's
+    file, the index's bytes). Nothing of a pack that fails a check is kept."""
     index = repo.download_index(name)
     pack = repo.download_pack(name)
     ptmp = _write_temp(store, pack, ".pack.tmp")
@@ -96,23 +97,34 @@ def _receive(store: Store, repo: RemoteRepo, state: RemoteState, name: str) -> i
             raise RemoteCorrupt(f"pack {name[:16]} on {repo.url} is damaged: {exc}") from exc
         if rd.count != count:
             raise RemoteCorrupt(f"pack {name[:16]} on {repo.url} holds {rd.count} objects, its index {count}")
-        pack_dir = store.objects.pack_dir
+    except BaseException:
+        ptmp.unlink(missing_ok=True)
+        if itmp is not None:
+            itmp.unlink(missing_ok=True)
+        raise
+    return ptmp, itmp, index
+
+
+def _publish(store: Store, state: RemoteState, staged: list[tuple[str, Path, Path, bytes]]) -> None:
+    """Publish downloaded packs as a commit publishes its own: every pack file, then every index
+    (which makes its pack visible), so a killed fetch leaves the smallest window in which some
+    of them are visible and others, holding what they name, not yet."""
+    pack_dir = store.objects.pack_dir
+    for name, ptmp, _itmp, _index in staged:
         final = pack_dir / f"pack-{name}.pack"
         if not final.exists():
             os.replace(ptmp, final)
             os.chmod(final, 0o400)
-            fsync_dir(pack_dir)
-        final_idx = pack_dir / f"pack-{name}.idx"
-        if not final_idx.exists():
-            os.replace(itmp, final_idx)
-            os.chmod(final_idx, 0o400)
-            fsync_dir(pack_dir)
+    fsync_dir(pack_dir)
+    for name, _ptmp, itmp, _index in staged:
+        final = pack_dir / f"pack-{name}.idx"
+        if not final.exists():
+            os.replace(itmp, final)
+            os.chmod(final, 0o400)
+    fsync_dir(pack_dir)
+    for name, _ptmp, _itmp, index in staged:
         state.cache_index(name, index)  # what the remote has, for the next push
-    finally:
-        ptmp.unlink(missing_ok=True)
-        if itmp is not None:
-            itmp.unlink(missing_ok=True)
-    return len(pack) + len(index)
+    state.hold([name for name, *_ in staged])
 
 
 def fetch_into(store: Store, name: str, repo: RemoteRepo, progress: Progress | None = None) -> FetchResult:
@@ -131,12 +143,20 @@ def fetch_into(store: Store, name: str, repo: RemoteRepo, progress: Progress | N
     wanted = sorted(visible - state.held_here(store) - local)
     if progress is not None and wanted:
         progress.table("packs to fetch", len(wanted))
-    for pack in wanted:
-        result.bytes_received += _receive(store, repo, state, pack)
-        result.packs_received += 1
-        state.hold([pack])
-        if progress is not None:
-            progress.advance(1)
+    staged: list[tuple[str, Path, Path, bytes]] = []
+    try:
+        for pack in wanted:
+            ptmp, itmp, index = _download(store, repo, pack)
+            staged.append((pack, ptmp, itmp, index))
+            result.bytes_received += ptmp.stat().st_size + len(index)
+            result.packs_received += 1
+            if progress is not None:
+                progress.advance(1)
+        _publish(store, state, staged)
+    finally:
+        for _name, ptmp, itmp, _index in staged:
+            ptmp.unlink(missing_ok=True)
+            itmp.unlink(missing_ok=True)
     state.hold(sorted((visible & local) - state.held()))
     store.objects.refresh()
     _check_refs(store, repo, remote_refs)
