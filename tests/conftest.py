@@ -248,12 +248,13 @@ def small_leaves(monkeypatch):
 
 # --- remotes --------------------------------------------------------------------------------
 # A real S3 server for the remote tests: moto's server mode in a thread of this process, on a
-# free loopback port, started once per session. obstore speaks HTTP to it like to any S3 server;
-# the AWS_* variables point obstore (and every `snap` subprocess a test starts) at it.
+# free loopback port, started once per test module that asks for it (and stopped after it, so
+# that no server thread runs while later modules fork). obstore speaks HTTP to it like to any
+# S3 server; the AWS_* variables point obstore (and every `snap` subprocess a test starts) at it.
 REMOTE_KINDS = ["dir", "s3"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
