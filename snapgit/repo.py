@@ -32,6 +32,7 @@ from snapgit.ops import branches, maintenance, plumbing, status, transfer
 from snapgit.ops import commit as commits
 from snapgit.ops.audit import read_log
 from snapgit.ops.commit import NoDatabaseError
+from snapgit.passphrase import PassphraseSource
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import CommitResult
@@ -445,10 +446,23 @@ class Repo:
         since: str | None = None,
         dialect: str | None = None,
         progress: Progress | None = None,
+        encrypt: bool = False,
+        passphrase: str | PassphraseSource | None = None,
     ):
-        """Write a commit (with ``since``: its changes since that commit) to an export file."""
+        """Write a commit (with ``since``: its changes since that commit) to an export file.
+        With ``encrypt``, the file is in the age format, encrypted with ``passphrase`` (the
+        passphrase, a callable asked for it, or None: ``SNAP_PASSPHRASE`` / ``SNAP_PASSPHRASE_FILE``)."""
         return transfer.export(
-            self.store, rev, path, fmt=fmt, tables=tables, since=since, dialect=dialect, progress=progress
+            self.store,
+            rev,
+            path,
+            fmt=fmt,
+            tables=tables,
+            since=since,
+            dialect=dialect,
+            progress=progress,
+            encrypt=encrypt,
+            passphrase=passphrase,
         )
 
     @_writes
@@ -463,11 +477,12 @@ class Repo:
         db_url: str | None = None,
         author: str | None = None,
         progress: Progress | None = None,
+        passphrase: str | PassphraseSource | None = None,
     ) -> dict[str, Any]:
         """Validate an export file and make it a commit (kind ``import``); nothing is written when
         it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
         else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
-        database."""
+        database. An encrypted file is decrypted with ``passphrase`` (as for :meth:`export`)."""
         return transfer.import_file(
             self.store,
             path,
@@ -478,4 +493,5 @@ class Repo:
             db_url=db_url,
             author=author,
             progress=progress,
+            passphrase=passphrase,
         )

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from snapgit.cli.context import open_repo, split_tables, state
+from snapgit.cli.context import ask_passphrase, open_repo, split_tables, state
 from snapgit.cli.render import (
     err,
     out,
@@ -511,20 +511,39 @@ def export_cmd(
     dialect: Annotated[
         str | None, typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")
     ] = None,
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt the file in the age format (age -d decrypts it) with a passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal. Not with csv.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
     repo = open_repo()
+    # asked before the progress bar takes the terminal (and not at all for csv, which is refused)
+    passphrase = ask_passphrase(confirm=True) if encrypt and fmt != "csv" else None
     with progress_bar(not as_json) as progress:
         result = repo.export(
-            rev, output, fmt=fmt, tables=split_tables(tables), since=since, dialect=dialect, progress=progress
+            rev,
+            output,
+            fmt=fmt,
+            tables=split_tables(tables),
+            since=since,
+            dialect=dialect,
+            progress=progress,
+            encrypt=encrypt,
+            passphrase=passphrase,
         )
     print_export(result, as_json=as_json)
 
 
 @app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="An export file (json, .json.zst) or CSV export directory.")],
+    path: Annotated[
+        Path, typer.Argument(help="An export file (json, .json.zst, either encrypted) or CSV export directory.")
+    ],
     branch: Annotated[
         str | None, typer.Option("--branch", help="Commit on this branch (created or advanced).", metavar="NAME")
     ] = None,
@@ -542,11 +561,17 @@ def import_cmd(
     db: Annotated[str | None, typer.Option("--db", help="Database URL (for --merge).", metavar="URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Validate an export file completely and make it a commit; nothing is written if it has problems."""
+    """Validate an export file completely and make it a commit; nothing is written if it has problems.
+
+    An encrypted file takes its passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal."""
+    from snapgit.ops.transfer import is_encrypted_export
+
     repo = open_repo()
+    passphrase = ask_passphrase() if is_encrypted_export(path) else None
     with progress_bar(not as_json) as progress:
         result = repo.import_file(
             path,
+            passphrase=passphrase,
             branch=branch,
             merge_strategy=strategy if merge else None,
             max_size=max_size,

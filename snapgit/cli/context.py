@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["State", "open_repo", "split_tables", "state"]
+__all__ = ["State", "ask_passphrase", "open_repo", "split_tables", "state"]
 
 
 class State:
@@ -38,3 +38,25 @@ def split_tables(tables: str | None) -> list[str] | None:
         return None
     names = [t.strip() for t in tables.split(",") if t.strip()]
     return names or None
+
+
+def ask_passphrase(confirm: bool = False) -> str:
+    """The passphrase from the environment, else typed at the terminal (twice when ``confirm``,
+    for encrypting: a typo would lock the data away). Ask before a progress bar starts."""
+    import sys
+
+    from snapgit.passphrase import NO_PASSPHRASE_HINT, PassphraseError, from_env
+
+    value = from_env()
+    if value is not None:
+        return value
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise PassphraseError("no passphrase given, and no terminal to ask for one", hint=NO_PASSPHRASE_HINT)
+    from getpass import getpass
+
+    value = getpass("Passphrase: ", stream=sys.stderr)
+    if not value:
+        raise PassphraseError("the passphrase is empty", hint="give a passphrase of a few words")
+    if confirm and getpass("Passphrase again: ", stream=sys.stderr) != value:
+        raise PassphraseError("the passphrases do not match; nothing was written", hint="try again")
+    return value
