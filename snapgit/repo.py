@@ -27,22 +27,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from snapgit.errors import NotFoundError, SnapError
 from snapgit.objects import Commit, decode_schema
-from snapgit.ops import branches, maintenance, plumbing, status, transfer
+from snapgit.ops import branches, maintenance, plumbing, remotes, status, transfer
 from snapgit.ops import commit as commits
 from snapgit.ops.audit import read_log
 from snapgit.ops.commit import NoDatabaseError
+from snapgit.ops.remotes import RemoteInfo
 from snapgit.passphrase import PassphraseSource
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import CommitResult
 from snapgit.store.config import ENV_URL_VARS, Config
 from snapgit.store.history import read_commit, read_root, read_table, resolve, walk
-from snapgit.store.layout import Store
+from snapgit.store.layout import STORE_DIR, Store
 
 if TYPE_CHECKING:
     from snapgit.compare.diff import Side, TableDiff
+    from snapgit.ops.fetch import FetchResult
     from snapgit.ops.mergeflow import MergeResult
+    from snapgit.ops.push import PushResult
 
 __all__ = ["Repo", "TableInfo", "MergeResult", "NoDatabaseError"]
 
@@ -348,6 +352,134 @@ class Repo:
         return restore.checkout(
             self.store, target, new_branch=new_branch, force=force, db_url=db_url, progress=progress
         )
+
+    # -- remotes ------------------------------------------------------------------------------
+
+    def remotes(self) -> list[RemoteInfo]:
+        """The configured remotes, by name."""
+        return remotes.list_remotes(self.store)
+
+    def remote_add(self, name: str, url: str) -> RemoteInfo:
+        """Name a remote (a directory, ``file://`` or ``s3://bucket/prefix`` URL) after checking
+        that it answers and keeps conditional writes; nothing is stored when it does not."""
+        return remotes.add_remote(self.store, name, url)
+
+    @_writes
+    def remote_remove(self, name: str) -> RemoteInfo:
+        """Forget a remote and its remote-tracking refs (the remote itself is not touched)."""
+        return remotes.remove_remote(self.store, name)
+
+    @_writes
+    def push(
+        self,
+        remote: str | None = None,
+        refs: list[str] | None = None,
+        *,
+        all_branches: bool = False,
+        tags: bool = False,
+        force: bool = False,
+    ) -> PushResult:
+        """Send the remote what it lacks of ``refs`` (default: the current branch), then move its
+        refs; a ref that is not a fast-forward is rejected unless ``force`` (see ops/push.py)."""
+        from snapgit.ops.push import push
+
+        return push(self.store, remote, refs, all_branches=all_branches, tags=tags, force=force)
+
+    @_writes
+    def fetch(self, remote: str | None = None) -> FetchResult:
+        """Download what the remote has and this store lacks; move ``refs/remotes/REMOTE/*``."""
+        from snapgit.ops.fetch import fetch
+
+        return fetch(self.store, remote)
+
+    @_writes
+    def pull(
+        self,
+        remote: str | None = None,
+        branch: str | None = None,
+        *,
+        strategy: str,
+        preview: bool = False,
+        db_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[FetchResult, MergeResult]:
+        """Fetch, then merge the remote's branch (default: the one named like the current
+        branch) into the live database, as :meth:`merge` does."""
+        from snapgit.ops.fetch import fetch
+
+        result = fetch(self.store, remote)
+        if branch is None:
+            head = self.head_ref()
+            if head is None:
+                raise SnapError("HEAD is detached: name the branch to pull", hint="`snap pull REMOTE BRANCH`")
+            branch = head.removeprefix("refs/heads/")
+        ref = f"{remotes.tracking_prefix(result.remote)}{branch}"
+        if self.refs.read(ref) is None:
+            raise NotFoundError(
+                f"{result.remote} has no branch {branch!r}", hint=f"`snap ls-remote {result.remote}` lists its branches"
+            )
+        return result, self.merge(ref, strategy=strategy, preview=preview, db_url=db_url, progress=progress)
+
+    def ls_remote(self, remote: str | None = None) -> tuple[str, dict[str, str]]:
+        """(the remote's name, its refs: name -> commit id in hex)."""
+        from snapgit.remote.layout import RemoteRepo
+
+        name = remotes.default_remote(self.store, remote)
+        repo = RemoteRepo(remotes.connect(self.store, name))
+        return name, ({r: v.id for r, v in repo.refs().items()} if repo.exists() else {})
+
+    def verify_remote(self, remote: str | None = None, *, read_data: bool = False):
+        """Check a remote as :meth:`verify` checks the store (see ops/remoteverify.py)."""
+        from snapgit.ops.remoteverify import verify_remote
+
+        return verify_remote(self.store, remote, read_data=read_data)
+
+    @classmethod
+    def clone(
+        cls,
+        url: str,
+        directory: str | Path | None = None,
+        db_url: str | None = None,
+        *,
+        branch: str | None = None,
+        restore: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[Repo, FetchResult, str, MergeResult | None]:
+        """A new store in ``directory`` (default: named after the URL) with the remote's history
+        as ``origin`` and its branch checked out; ``restore`` also makes the database at
+        ``db_url`` (new or empty) equal to it. A clone that fails leaves nothing behind."""
+        from snapgit.ops.fetch import clone_into, remove_new_store
+        from snapgit.remote.open import normalize_url
+
+        url = normalize_url(url)
+        if restore and not (db_url or next((os.environ[v] for v in ENV_URL_VARS if os.environ.get(v)), None)):
+            raise SnapError("clone --restore needs the database to restore into", hint="give it with --db URL")
+        target = Path(directory) if directory else Path(url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".snap"))
+        target = target.resolve()
+        made = None
+        if not target.exists():
+            if not target.parent.is_dir():
+                raise NotFoundError(f"cannot clone into {target}: {target.parent} does not exist")
+            target.mkdir()
+            made = target
+        try:
+            # a database that --restore fills may not exist yet: restore --into creates it
+            repo = cls.init(target, db_url, check=not restore)
+        except BaseException:
+            remove_new_store(target / STORE_DIR, made)
+            raise
+        try:
+            repo.store.config.remotes["origin"] = {"url": url}
+            repo.store.save_config()
+            with repo.store.locks.writing():
+                fetched, branch = clone_into(repo.store, branch)
+            restored = repo.restore(branch, into=db_url, progress=progress) if restore else None
+        except BaseException:
+            root = repo.store.root
+            repo.close()
+            remove_new_store(root, made)
+            raise
+        return repo, fetched, branch, restored
 
     # -- integrity ----------------------------------------------------------------------------
 

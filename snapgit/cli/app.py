@@ -379,15 +379,23 @@ def verify(
             help="First rebuild broken or missing indexes and move damaged packs to objects/damaged/ (keeping what reads).",
         ),
     ] = False,
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="Check this remote instead of the store.", metavar="REMOTE")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check the store: indexes, packs, refs, and that everything reachable exists.
+    """Check the store (or a remote): indexes, packs, refs, and that everything reachable exists.
 
     Exit status 0 when clean, 3 when a problem was found (each is listed), 4 when --repair
     finds another snap command running.
     """
     started = time.monotonic()
-    report = open_repo().verify(read_data=read_data, repair=repair)
+    if remote is not None and repair:
+        raise SnapError("--repair works on the store, not on a remote", hint="drop --repair, or --remote")
+    if remote is not None:
+        report = open_repo().verify_remote(remote, read_data=read_data)
+    else:
+        report = open_repo().verify(read_data=read_data, repair=repair)
     print_verify(report, time.monotonic() - started, read_data=read_data, as_json=as_json)
     if not report.ok:
         raise typer.Exit(3)
@@ -592,7 +600,9 @@ def import_cmd(
 # store from snapgit.cli.context), so that it need not import this module; here they join ``snap``.
 # List a new module here: COMMAND_MODULES = (remote_cli, ...); they are imported when `snap` starts,
 # so a module keeps its own heavy imports inside its commands.
-COMMAND_MODULES: tuple = ()
+from snapgit.cli import remote as remote_cli  # noqa: E402 - joined here, after app's own commands
+
+COMMAND_MODULES: tuple = (remote_cli,)
 for _module in COMMAND_MODULES:
     app.registered_commands.extend(_module.commands.registered_commands)
     app.registered_groups.extend(_module.commands.registered_groups)

@@ -1,0 +1,243 @@
+"""Remotes as a store knows them: their names and URLs, and what it remembers of each.
+
+A remote is named in ``config.toml`` (``[remote.NAME] url = ...``, never a secret) and opened
+by :func:`connect`, the one place a configured remote becomes a :class:`RemoteStore`. Beside the
+config, ``.snapstore/remotes/NAME/`` keeps what the store learnt of it::
+
+    indexes/pack-<name>.idx   copies of the remote's pack indexes (immutable, content-named):
+                              what the remote has, so a push sends only the rest
+    packs                     one pack name a line: the remote's packs whose objects this store
+                              has (it pushed or fetched them), so a fetch downloads only the rest
+
+Both are caches: deleting the folder costs one download of the indexes and, at the next fetch,
+of packs the store already had. Remote-tracking refs are ``refs/remotes/NAME/<branch>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from snapgit.errors import NotFoundError, SnapError
+from snapgit.ops.audit import actor, audited
+from snapgit.remote.base import RemoteStore
+from snapgit.remote.layout import RemoteRepo
+from snapgit.remote.open import normalize_url, open_remote, probe_conditional_writes
+from snapgit.store.layout import Store
+from snapgit.store.packindex import IndexReader
+from snapgit.store.privatefile import make_private_dirs, write_private
+
+__all__ = [
+    "RemoteInfo",
+    "RemoteState",
+    "RemoteIndex",
+    "UnknownRemoteError",
+    "add_remote",
+    "remove_remote",
+    "list_remotes",
+    "connect",
+    "connect_url",
+    "default_remote",
+    "tracking_prefix",
+]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class UnknownRemoteError(NotFoundError):
+    pass
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    name: str
+    url: str
+
+
+def tracking_prefix(name: str) -> str:
+    return f"refs/remotes/{name}/"
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name) or name.endswith(".lock"):
+        raise SnapError(f"invalid remote name {name!r}", hint="use letters, digits, '.', '-' and '_'")
+    return name
+
+
+def list_remotes(store: Store) -> list[RemoteInfo]:
+    return [RemoteInfo(n, r["url"]) for n, r in sorted(store.config.remotes.items())]
+
+
+def _settings(store: Store, name: str) -> dict:
+    try:
+        return store.config.remotes[name]
+    except KeyError:
+        known = ", ".join(sorted(store.config.remotes)) or "none"
+        raise UnknownRemoteError(
+            f"unknown remote {name!r} (configured: {known})",
+            hint="add it with `snap remote add NAME URL`; `snap remote list` shows them",
+        ) from None
+
+
+def default_remote(store: Store, name: str | None) -> str:
+    """The remote a command without one means: the only one, or ``origin``."""
+    if name:
+        _settings(store, name)
+        return name
+    remotes = store.config.remotes
+    if "origin" in remotes:
+        return "origin"
+    if len(remotes) == 1:
+        return next(iter(remotes))
+    if not remotes:
+        raise UnknownRemoteError("no remote is configured", hint="add one with `snap remote add NAME URL`")
+    raise UnknownRemoteError(
+        f"which remote? there are {len(remotes)} ({', '.join(sorted(remotes))}) and none is called origin",
+        hint="name it: `snap push NAME`",
+    )
+
+
+def connect_url(url: str, settings: dict | None = None) -> RemoteStore:
+    """The remote at a URL, through :func:`snapgit.remote.open.open_remote` (the seam to wrap)."""
+    return open_remote(url, settings or {})
+
+
+def connect(store: Store, name: str) -> RemoteStore:
+    """The configured remote ``name``, opened."""
+    settings = _settings(store, name)
+    return connect_url(settings["url"], settings)
+
+
+def add_remote(store: Store, name: str, url: str, *, cwd: Path | None = None) -> RemoteInfo:
+    """Name a remote after checking it: reachable, and keeping conditional writes (a directory
+    that does not exist yet is created, its parent must exist). Nothing is stored on failure."""
+    _check_name(name)
+    if name in store.config.remotes:
+        raise SnapError(
+            f"remote {name!r} exists ({store.config.remotes[name]['url']})",
+            hint=f"remove it first with `snap remote remove {name}`",
+        )
+    url = normalize_url(url, cwd)
+    with audited(store, actor(store), "remote-add", {"name": name, "url": url}):
+        if not url.startswith("s3://"):
+            path = Path(url)
+            if not path.parent.is_dir():
+                from snapgit.remote.base import RemoteNoBucket
+
+                raise RemoteNoBucket(
+                    f"cannot create remote directory {path}: {path.parent} does not exist",
+                    hint="create the parent directory first, or check the path",
+                )
+            path.mkdir(mode=0o700, exist_ok=True)
+        remote = connect_url(url)
+        probe_conditional_writes(remote)
+        RemoteRepo(remote).exists()  # a remote of another format is refused now, not at push
+        store.config.remotes[name] = {"url": url}
+        try:
+            store.save_config()
+        except BaseException:
+            del store.config.remotes[name]
+            raise
+    return RemoteInfo(name, url)
+
+
+def remove_remote(store: Store, name: str) -> RemoteInfo:
+    """Forget a remote: its config, its remote-tracking refs and what was kept of it. The
+    remote itself is not touched."""
+    settings = _settings(store, name)
+    with audited(store, actor(store), "remote-remove", {"name": name}):
+        del store.config.remotes[name]
+        store.save_config()
+        for ref, value in store.refs.list(tracking_prefix(name)).items():
+            store.refs.delete_if_equals(ref, value, who=actor(store), message=f"remote remove {name}")
+        shutil.rmtree(RemoteState(store, name).root, ignore_errors=True)
+    return RemoteInfo(name, settings["url"])
+
+
+class RemoteState:
+    """``.snapstore/remotes/NAME/``: the remote's cached indexes and the packs this store holds."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.root = store.root / "remotes" / name
+        self.index_dir = self.root / "indexes"
+
+    def held(self) -> set[str]:
+        try:
+            text = (self.root / "packs").read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return set()
+        return {line for line in text.split("\n") if re.fullmatch(r"[0-9a-f]{64}", line)}
+
+    def hold(self, names: Sequence[str]) -> None:
+        """Remember that the store has every object of these remote packs (appended: a line is
+        written whole, and a torn last line is skipped by :meth:`held`)."""
+        if not names:
+            return
+        make_private_dirs(self.root)
+        fd = os.open(self.root / "packs", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, "".join(f"{n}\n" for n in names).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def cached_indexes(self) -> set[str]:
+        try:
+            return {
+                p.name[5:-4] for p in self.index_dir.iterdir() if p.name.startswith("pack-") and p.name.endswith(".idx")
+            }
+        except FileNotFoundError:
+            return set()
+
+    def cache_index(self, name: str, data: bytes) -> None:
+        make_private_dirs(self.index_dir)
+        write_private(self.index_dir / f"pack-{name}.idx", data)
+
+    def sync(self, repo: RemoteRepo) -> RemoteIndex:
+        """The remote's visible packs, their indexes downloaded into the cache where missing."""
+        visible, _garbage = repo.pack_names()
+        have = self.cached_indexes()
+        for name in sorted(visible - have):
+            self.cache_index(name, repo.download_index(name))
+        return RemoteIndex([self.index_dir / f"pack-{n}.idx" for n in sorted(visible)])
+
+
+class RemoteIndex:
+    """What a remote has, from its indexes: an id is there when some index has its 8-byte
+    prefix (a false match would take 2**64 ids; the store's look-ups make the same bet)."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._readers = [IndexReader(p) for p in paths]
+
+    def add(self, path: Path) -> None:
+        self._readers.append(IndexReader(path))
+
+    @property
+    def count(self) -> int:
+        """Objects in the remote's indexes (one stored twice counts twice)."""
+        return sum(r.count for r in self._readers)
+
+    def has(self, oid: bytes) -> bool:
+        return any(r.candidates(oid) for r in self._readers)
+
+    def has_many(self, oids: Sequence[bytes]) -> list[bool]:
+        if not oids or not self._readers:
+            return [False] * len(oids)
+        asked = [int.from_bytes(o[:8], "big") for o in oids]
+        wanted = set(asked)
+        ordered = sorted(wanted)
+        ordered_q = array("Q", ordered)
+        hits: set[int] = set()
+        for r in self._readers:
+            hits |= r.prefix_hits(wanted, ordered, ordered_q)
+        return [p in hits for p in asked]
+
+    def close(self) -> None:
+        for r in self._readers:
+            r.close()
+        self._readers.clear()
