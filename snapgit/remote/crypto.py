@@ -99,6 +99,13 @@ def new_kdf(*, cheap: bool = False) -> dict[str, Any]:
     return {"name": "scrypt", "salt": salt, **({"n": 2**4, "r": 8, "p": 1} if cheap else SCRYPT_DEFAULT)}
 
 
+def _ints(kdf: dict[str, Any], *names: str) -> list[int]:
+    values = [kdf.get(n) for n in names]
+    if not all(type(v) is int for v in values):
+        raise ValueError(f"{kdf.get('name')} parameters are not integers")
+    return [v for v in values if isinstance(v, int)]
+
+
 def derive(passphrase: str, kdf: dict[str, Any]) -> bytes:
     """The 256-bit key that wraps the master key; ValueError for parameters out of bounds."""
     secret = passphrase.encode("utf-8")
@@ -109,18 +116,14 @@ def derive(passphrase: str, kdf: dict[str, Any]) -> bytes:
     if name == "argon2id":
         from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-        mem, its, lanes = kdf.get("memory_kib"), kdf.get("iterations"), kdf.get("lanes")
-        if not all(type(v) is int for v in (mem, its, lanes)):
-            raise ValueError("argon2id parameters are not integers")
+        mem, its, lanes = _ints(kdf, "memory_kib", "iterations", "lanes")
         if not (1 <= lanes <= 64 and 8 * lanes <= mem <= _MAX_ARGON2_KIB and 1 <= its <= _MAX_ARGON2_ITERATIONS):
             raise ValueError(f"argon2id parameters out of bounds: {mem} KiB, {its} iterations, {lanes} lanes")
         return Argon2id(salt=salt, length=32, iterations=its, lanes=lanes, memory_cost=mem).derive(secret)
     if name == "scrypt":
         from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-        n, r, p = kdf.get("n"), kdf.get("r"), kdf.get("p")
-        if not all(type(v) is int for v in (n, r, p)):
-            raise ValueError("scrypt parameters are not integers")
+        n, r, p = _ints(kdf, "n", "r", "p")
         if not (2 <= n <= 2**_MAX_SCRYPT_LOG_N and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
             raise ValueError(f"scrypt parameters out of bounds: n={n} r={r} p={p}")
         return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(secret)
