@@ -67,11 +67,22 @@ def environment(confirm: bool = False) -> str:
     return value
 
 
+_default: list[PassphraseSource] = [environment]
+
+
+def set_default(source: PassphraseSource) -> None:
+    """Make ``source`` what :func:`get` asks when a caller passed no passphrase. The ``snap``
+    command sets one that falls back to the terminal, so that the operations that open an
+    encrypted remote (push, fetch, clone, ...) need not carry a passphrase through every call."""
+    _default[0] = source
+
+
 def get(passphrase: str | PassphraseSource | None, *, confirm: bool = False) -> str:
     """A passphrase from what an API caller passed: the passphrase itself, a source to ask, or
-    None for the environment. An empty passphrase is refused: it would protect nothing."""
+    None for the default source (the environment, unless :func:`set_default` chose another).
+    An empty passphrase is refused: it would protect nothing."""
     if passphrase is None:
-        value = environment(confirm)
+        value = _default[0](confirm)
     elif isinstance(passphrase, str):
         value = passphrase
     else:

@@ -359,10 +359,15 @@ class Repo:
         """The configured remotes, by name."""
         return remotes.list_remotes(self.store)
 
-    def remote_add(self, name: str, url: str) -> RemoteInfo:
+    def remote_add(
+        self, name: str, url: str, *, encrypt: bool = False, passphrase: str | PassphraseSource | None = None
+    ) -> RemoteInfo:
         """Name a remote (a directory, ``file://`` or ``s3://bucket/prefix`` URL) after checking
-        that it answers and keeps conditional writes; nothing is stored when it does not."""
-        return remotes.add_remote(self.store, name, url)
+        that it answers and keeps conditional writes; nothing is stored when it does not.
+        ``encrypt``: everything pushed to it is encrypted on this side (docs/encryption.md), with
+        a key wrapped by ``passphrase`` (the passphrase, a callable asked for it, or None: the
+        environment). An encrypted remote is opened with the passphrase by every command."""
+        return remotes.add_remote(self.store, name, url, encrypt=encrypt, passphrase=passphrase)
 
     @_writes
     def remote_remove(self, name: str) -> RemoteInfo:

@@ -74,6 +74,10 @@ def _main(
     ] = False,
 ) -> None:
     state.debug = debug  # first: an error of the options below shows its traceback too
+    # an encrypted remote opened by any command asks the terminal when the environment is silent
+    from snapgit.passphrase import set_default
+
+    set_default(ask_passphrase)
     if directory is not None:
         if not directory.is_dir():
             raise SnapError(f"cannot change to {directory}: no such directory")

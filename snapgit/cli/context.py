@@ -19,6 +19,7 @@ class State:
     directory: Path = Path(".")
     debug: bool = False
     repo: Any = None
+    passphrase: str | None = None  # typed at the terminal, kept for the rest of the command
 
 
 state = State()
@@ -50,6 +51,8 @@ def ask_passphrase(confirm: bool = False) -> str:
     value = from_env()
     if value is not None:
         return value
+    if state.passphrase is not None:  # typed once already in this command (a clone asks twice)
+        return state.passphrase
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise PassphraseError("no passphrase given, and no terminal to ask for one", hint=NO_PASSPHRASE_HINT)
     from getpass import getpass
@@ -59,4 +62,5 @@ def ask_passphrase(confirm: bool = False) -> str:
         raise PassphraseError("the passphrase is empty", hint="give a passphrase of a few words")
     if confirm and getpass("Passphrase again: ", stream=sys.stderr) != value:
         raise PassphraseError("the passphrases do not match; nothing was written", hint="try again")
+    state.passphrase = value
     return value

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from snapgit.errors import NotFoundError, SnapError
 from snapgit.ops.audit import actor, audited
+from snapgit.passphrase import PassphraseSource
 from snapgit.remote.base import RemoteStore
+from snapgit.remote.encrypted import EncryptedRemote, set_up, unlock
 from snapgit.remote.layout import RemoteRepo
 from snapgit.remote.open import normalize_url, open_remote, probe_conditional_writes
 from snapgit.store.layout import Store
@@ -57,6 +59,7 @@ class UnknownRemoteError(NotFoundError):
 class RemoteInfo:
     name: str
     url: str
+    encrypted: bool = False
 
 
 def tracking_prefix(name: str) -> str:
@@ -70,7 +73,7 @@ def _check_name(name: str) -> str:
 
 
 def list_remotes(store: Store) -> list[RemoteInfo]:
-    return [RemoteInfo(n, r["url"]) for n, r in sorted(store.config.remotes.items())]
+    return [RemoteInfo(n, r["url"], bool(r.get("encrypt"))) for n, r in sorted(store.config.remotes.items())]
 
 
 def _settings(store: Store, name: str) -> dict:
@@ -102,20 +105,40 @@ def default_remote(store: Store, name: str | None) -> str:
     )
 
 
-def connect_url(url: str, settings: dict | None = None) -> RemoteStore:
-    """The remote at a URL, through :func:`snapgit.remote.open.open_remote` (the seam to wrap)."""
-    return open_remote(url, settings or {})
+def connect_url(
+    url: str, settings: dict | None = None, passphrase: str | PassphraseSource | None = None
+) -> RemoteStore:
+    """The remote at a URL, through :func:`snapgit.remote.open.open_remote`; an encrypted one
+    (it holds keys, or ``settings`` say ``encrypt``) unlocked with the passphrase
+    (None: :func:`snapgit.passphrase.get`'s default source)."""
+    settings = settings or {}
+    return unlock(open_remote(url, settings), passphrase, expected=bool(settings.get("encrypt")))
 
 
-def connect(store: Store, name: str) -> RemoteStore:
-    """The configured remote ``name``, opened."""
+def connect(store: Store, name: str, passphrase: str | PassphraseSource | None = None) -> RemoteStore:
+    """The configured remote ``name``, opened. A remote found to be encrypted is remembered as
+    such in the config (a clone learns it here), so that it is never again taken as plain."""
     settings = _settings(store, name)
-    return connect_url(settings["url"], settings)
+    remote = connect_url(settings["url"], settings, passphrase)
+    if isinstance(remote, EncryptedRemote) and not settings.get("encrypt"):
+        settings["encrypt"] = True
+        store.save_config()
+    return remote
 
 
-def add_remote(store: Store, name: str, url: str, *, cwd: Path | None = None) -> RemoteInfo:
+def add_remote(
+    store: Store,
+    name: str,
+    url: str,
+    *,
+    cwd: Path | None = None,
+    encrypt: bool = False,
+    passphrase: str | PassphraseSource | None = None,
+) -> RemoteInfo:
     """Name a remote after checking it: reachable, and keeping conditional writes (a directory
-    that does not exist yet is created, its parent must exist). Nothing is stored on failure."""
+    that does not exist yet is created, its parent must exist). Nothing is stored on failure.
+    ``encrypt``: set the remote up encrypted (remote/encrypted.py), or open it if it is already;
+    a remote that turns out to be encrypted is unlocked with the passphrase either way."""
     _check_name(name)
     if name in store.config.remotes:
         raise SnapError(
@@ -134,16 +157,19 @@ def add_remote(store: Store, name: str, url: str, *, cwd: Path | None = None) ->
                     hint="create the parent directory first, or check the path",
                 )
             path.mkdir(mode=0o700, exist_ok=True)
-        remote = connect_url(url)
-        probe_conditional_writes(remote)
+        raw = open_remote(url, {})
+        probe_conditional_writes(raw)
+        remote = set_up(raw, passphrase) if encrypt else unlock(raw, passphrase, expected=False)
         RemoteRepo(remote).exists()  # a remote of another format is refused now, not at push
         store.config.remotes[name] = {"url": url}
+        if isinstance(remote, EncryptedRemote):
+            store.config.remotes[name]["encrypt"] = True
         try:
             store.save_config()
         except BaseException:
             del store.config.remotes[name]
             raise
-    return RemoteInfo(name, url)
+    return RemoteInfo(name, url, isinstance(remote, EncryptedRemote))
 
 
 def remove_remote(store: Store, name: str) -> RemoteInfo:

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from snapgit.passphrase import PassphraseSource
+from snapgit.passphrase import get as get_passphrase
 from snapgit.remote.base import RemoteError, RemoteStore
-from snapgit.remote.crypto import KEYS, SEAL_OVERHEAD, MasterKey
+from snapgit.remote.crypto import KEYS, SEAL_OVERHEAD, MasterKey, create_key, key_names, open_key
 
-__all__ = ["EncryptedRemote", "NO_SCOPE"]
+__all__ = ["EncryptedRemote", "NO_SCOPE", "NoKeyError", "unlock", "set_up"]
 
 NO_SCOPE = "_"  # where a key without "/" is stored
 
@@ -89,3 +91,36 @@ class EncryptedRemote:
 
     def delete(self, key: str) -> None:
         self.inner.delete(self._stored(key))
+
+
+class NoKeyError(RemoteError):
+    """A remote configured as encrypted that holds no key."""
+
+
+def unlock(remote: RemoteStore, passphrase: str | PassphraseSource | None, *, expected: bool) -> RemoteStore:
+    """``remote`` as it must be read: through :class:`EncryptedRemote` when it holds keys (the
+    passphrase is asked for then, and only then), else as it is. ``expected``: the store's
+    config says the remote is encrypted, so one without keys is refused rather than trusted: a
+    server that dropped ``keys/`` must not make the next push go out in the clear."""
+    if key_names(remote):
+        return EncryptedRemote(remote, open_key(remote, get_passphrase(passphrase)))
+    if expected:
+        raise NoKeyError(
+            f"{remote.url} holds no key, though this store knows it as encrypted; nothing was sent",
+            hint="if its keys/ were deleted, what it holds cannot be read again; check the URL",
+        )
+    return remote
+
+
+def set_up(remote: RemoteStore, passphrase: str | PassphraseSource | None, *, cheap: bool = False) -> EncryptedRemote:
+    """Make ``remote`` an encrypted one: a new master key in ``keys/`` wrapped by the passphrase
+    (asked twice on a terminal). A remote that already has keys is opened instead (a second
+    store adding it); one that holds anything else is refused: it cannot be encrypted in place."""
+    if key_names(remote):
+        return EncryptedRemote(remote, open_key(remote, get_passphrase(passphrase)))
+    if any(not k.startswith("probe/") for k in remote.list("")):
+        raise RemoteError(
+            f"{remote.url} is not empty and not encrypted: it cannot be encrypted in place",
+            hint="give an empty directory or prefix for an encrypted remote",
+        )
+    return EncryptedRemote(remote, create_key(remote, get_passphrase(passphrase, confirm=True), cheap=cheap))
