@@ -16,6 +16,7 @@ obstore is imported when a remote is opened, not when snapgit starts: most comma
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -80,12 +81,13 @@ class S3Remote:
         if isinstance(exc, obx.PermissionDeniedError | obx.UnauthenticatedError) or _any(
             str(exc), "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403 Forbidden"
         ):
-            return RemoteAccessDenied(f"{self.url}: access denied ({text})", hint=_CREDENTIALS_HINT)
+            return RemoteAccessDenied(f"{self.url}: access denied ({_status(exc) or text})", hint=_CREDENTIALS_HINT)
         if "NoSuchBucket" in str(exc):
             return self._no_bucket()
         if _any(str(exc), "error sending request", "Connection refused", "dns error", "timed out", "connect"):
+            where = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS"
             return RemoteUnreachable(
-                f"{self.url}: the server does not answer ({text})",
+                f"{self.url}: the server at {where} does not answer",
                 hint="check AWS_ENDPOINT_URL and the network, then retry",
             )
         return RemoteError(f"{self.url}: {text}")
@@ -180,6 +182,12 @@ class S3Remote:
 
 def _any(text: str, *needles: str) -> bool:
     return any(n in text for n in needles)
+
+
+def _status(exc: BaseException) -> str | None:
+    """The HTTP status an obstore error names ("403 Forbidden"), if any."""
+    m = re.search(r"status code: (\d{3} [A-Za-z ]+)", str(exc))
+    return m.group(1).strip() if m else None
 
 
 def _why(exc: BaseException) -> str:
