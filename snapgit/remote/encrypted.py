@@ -40,6 +40,10 @@ class EncryptedRemote:
         self.key = key
         self.url = inner.url
 
+    def stored_name(self, name: str) -> str:
+        """The key under which the inner store holds ``name``."""
+        return self._stored(name)
+
     def _stored(self, name: str) -> str:
         scope, sep, rest = name.partition("/")
         if name.startswith(KEYS) or (sep and scope == NO_SCOPE):
