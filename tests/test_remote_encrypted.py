@@ -15,6 +15,7 @@ import pytest
 
 from remotekit import change, fingerprint
 from snapgit.passphrase import PassphraseError
+from snapgit.remote.base import RemoteCorrupt
 from snapgit.remote.crypto import KEYS, WrongPassphraseError, open_key
 from snapgit.remote.encrypted import EncryptedRemote, NoKeyError
 from snapgit.remote.open import open_remote
@@ -213,3 +214,32 @@ def rows_of(db: Path) -> list[tuple]:
         return con.execute("SELECT * FROM invoices_secret ORDER BY id").fetchall()
     finally:
         con.close()
+
+
+@pytest.mark.parametrize("what", ["packs/", "refs/"])
+def test_fetch_and_verify_find_a_changed_encrypted_object(tmp_path: Path, what: str) -> None:
+    a = make_secret_store(tmp_path / "a")
+    url = str(tmp_path / "remote")
+    a.remote_add("origin", url, encrypt=True)
+    a.push()
+    b, *_ = Repo.clone(url, tmp_path / "b")
+    change(tmp_path / "a" / "db.sqlite", "UPDATE invoices_secret SET amount_cents = 0 WHERE id < 30")
+    a.commit("change")
+    a.push()
+    raw = open_remote(url)
+    wrapper = EncryptedRemote(raw, open_key(raw, PASS))
+    # a pack (every one: the fetch needs the newest), or the branch: a byte of its sealed value changed
+    names = [n for n in wrapper.list("packs/") if n.endswith(".pack")] if what == "packs/" else ["refs/heads/main"]
+    for name in names:
+        path = tmp_path / "remote" / wrapper.stored_name(name)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+
+    before = fingerprint(tmp_path / "b")
+    with pytest.raises(RemoteCorrupt, match="fails authentication"):
+        b.fetch()
+    assert fingerprint(tmp_path / "b") == before
+    assert not b.verify_remote("origin", read_data=True).ok
+    a.close()
+    b.close()
