@@ -7,15 +7,16 @@ one step, so a reader sees a whole value or none:
 * ``put`` renames the temporary file over the key;
 * ``put_new`` hard-links it to the key, which fails if the key exists (the atomic form of
   ``O_CREAT|O_EXCL``: an exclusively created file would be visible while half written);
-* ``put_if`` takes ``<key>.lock`` with ``O_CREAT|O_EXCL``, compares the key's etag (the SHA-256
-  of its bytes) with the expected one, writes the new value into the lock and renames the lock
-  over the key, as the store's own refs move. A lock left by a killed process of this host is
-  removed by the next writer; one of another host after :data:`STALE_LOCK_SECONDS`.
+* ``put_if`` takes ``<key>.lock`` (created whole, holding its owner's host and pid, by the same
+  hard link), compares the key's etag (the SHA-256 of its bytes) with the expected one, renames
+  the new value over the key and removes the lock. A lock left by a killed process of this host
+  is removed by the next writer; one of another host after :data:`STALE_LOCK_SECONDS`. (Two
+  writers that find the same stale lock at the same instant could both go on: a crash and a
+  race at once; the directory remote is for one machine or a trusted share.)
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import secrets
@@ -179,41 +180,38 @@ class DirRemote:
                 old = None
             if (old is None or _etag(old) != etag) and not self.ignores_conditions:
                 raise RemoteConflict(f"{self.url}: {key} changed since it was read")
-            fd = os.open(lock, os.O_WRONLY | os.O_TRUNC)
+            tmp = self._temp(data)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(lock, path)
-        except BaseException:
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            fsync_dir(path.parent)
+        finally:
+            # the lock names its owner until the end: one left by a kill is judged by that
             lock.unlink(missing_ok=True)
-            raise
-        fsync_dir(path.parent)
         return _etag(data)
 
     def _take_lock(self, lock: Path, key: str) -> None:
+        """Create ``lock`` holding this process's host and pid, whole (linked from a temporary
+        file), or :class:`RemoteConflict` while another live writer holds it."""
         lock.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if self._stale(lock):
-                    lock.unlink(missing_ok=True)
-                    continue
-                raise RemoteConflict(f"{self.url}: {key} is being changed by another writer") from None
-            except OSError as exc:
-                if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-                    self._check_root()
-                raise self._os_error(exc, key) from exc
-            try:
-                os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-            finally:
-                os.close(fd)
-            return
-        raise RemoteConflict(f"{self.url}: {key} is being changed by another writer")
+        owner = self._temp(f"{socket.gethostname()} {os.getpid()}\n".encode())
+        try:
+            for _ in range(2):
+                try:
+                    os.link(owner, lock)
+                    return
+                except FileExistsError:
+                    if self._stale(lock):
+                        lock.unlink(missing_ok=True)
+                        continue
+                    raise RemoteConflict(f"{self.url}: {key} is being changed by another writer") from None
+                except OSError as exc:
+                    raise self._os_error(exc, key) from exc
+            raise RemoteConflict(f"{self.url}: {key} is being changed by another writer")
+        finally:
+            owner.unlink(missing_ok=True)
 
     @staticmethod
     def _stale(lock: Path) -> bool:
