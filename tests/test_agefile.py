@@ -137,3 +137,18 @@ def test_a_file_for_public_keys_or_asking_too_much_work_is_refused_clearly() -> 
         unseal(b'{"metadata":{}}\n')
     with pytest.raises(AgeError, match="armored"):
         unseal(b"-----BEGIN AGE ENCRYPTED FILE-----\nYWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNjcnlwdCBy\n")
+
+
+def test_a_file_the_age_tool_wrote_reads_without_it() -> None:
+    """tests/data/golden_encrypted/by-age.age was written by `age -p` (work factor 18): read here
+    even where the age tool is not installed."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "data" / "golden_encrypted"
+    expected = json.loads((golden / "expected.json").read_text())
+    with open(golden / "by-age.age", "rb") as raw:
+        plain = AgeReader(raw, expected["passphrase"]).read()
+    assert len(plain) == expected["age_plaintext_bytes"]
+    assert hashlib.sha256(plain).hexdigest() == expected["age_plaintext_sha256"]

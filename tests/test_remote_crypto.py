@@ -171,3 +171,23 @@ def test_a_value_swapped_on_the_server_is_refused(tmp_path: Path) -> None:
         remote.get("refs/heads/main")
     with pytest.raises(RemoteError, match="reserved"):
         remote.put("keys/x", b"")
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden_encrypted"
+
+
+def test_the_golden_encrypted_remote_still_reads(tmp_path: Path) -> None:
+    """tests/data/golden_encrypted/remote was written by an earlier snapgit (make_golden_encrypted.py):
+    its key must still open, its names and values read back, and the same master key must still
+    give the same stored names (docs/format.md 20.4). A failure is a change of the format."""
+    expected = json.loads((GOLDEN / "expected.json").read_text())
+    inner = DirRemote(GOLDEN / "remote", "golden")
+    key = open_key(inner, expected["passphrase"])
+    assert key.secret.hex() == expected["master_key"]
+    remote = EncryptedRemote(inner, key)
+    assert sorted(remote.list("")) == sorted(expected["values"])
+    for name, value in expected["values"].items():
+        assert remote.get(name) == value.encode()
+        assert remote.stored_name(name) == expected["stored_names"][name]
+    again = EncryptedRemote(MemoryRemote(), MasterKey(bytes.fromhex(expected["master_key"]), "k"))
+    assert {n: again.stored_name(n) for n in expected["values"]} == expected["stored_names"]
