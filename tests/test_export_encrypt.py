@@ -184,6 +184,8 @@ def test_no_passphrase_anywhere_is_one_clear_error(project: Path, work: Path) ->
 
 def test_csv_cannot_be_encrypted(work: Path) -> None:
     refused(run(work, "export", "HEAD", "-o", "out-csv", "--format", "csv", "--encrypt"), "CSV export is a directory")
+    # refused before any passphrase is looked for
+    refused(run(work, "export", "HEAD", "-o", "out-csv", "--format", "csv", "--encrypt", passphrase=None), "CSV")
     assert not (work / "out-csv").exists()
 
 

@@ -50,7 +50,7 @@ from snapgit.tree.diff import REMOVED, diff_trees
 from snapgit.tree.prolly import iter_leaves
 from snapgit.version import __version__
 
-__all__ = ["ExportResult", "export_commit", "keyless_occurrence"]
+__all__ = ["ExportResult", "check_encryptable", "export_commit", "keyless_occurrence"]
 
 
 @dataclass
@@ -514,6 +514,17 @@ def _pg_float(v: float) -> str:
 # --- entry point --------------------------------------------------------------------------------
 
 
+def check_encryptable(fmt: str) -> None:
+    """Refuse to encrypt a format that is not one file: an age file is one stream, and a CSV
+    export is a directory (an archive of it would be a format of its own, which neither
+    `snap import` nor a spreadsheet reads directly)."""
+    if fmt == "csv":
+        raise ExportError(
+            "--encrypt writes one file, and a CSV export is a directory",
+            hint="encrypt a json (or .json.zst) or sql export instead",
+        )
+
+
 def export_commit(
     objects: ObjectReader,
     commit_id: bytes,
@@ -531,13 +542,8 @@ def export_commit(
     passphrase, as an age-encrypted file (:mod:`snapgit.exchange.agefile`)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}", hint="use json, csv or sql")
-    if fmt == "csv" and passphrase is not None:
-        # an age file is one stream, and a CSV export is a directory: an archive would be a
-        # format of its own that neither `snap import` nor a spreadsheet reads directly
-        raise ExportError(
-            "--encrypt writes one file, and a CSV export is a directory",
-            hint="encrypt a json (or .json.zst) or sql export instead",
-        )
+    if passphrase is not None:
+        check_encryptable(fmt)
     started = time.monotonic()
     path = Path(path)
     _refuse_existing(path)

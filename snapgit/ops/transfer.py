@@ -46,7 +46,7 @@ def export(
 ):
     """Write a commit (with ``since``: its changes since that commit) to an export file; with
     ``encrypt``, an age file encrypted with ``passphrase`` (None: from the environment)."""
-    from snapgit.exchange.export import export_commit
+    from snapgit.exchange.export import check_encryptable, export_commit
 
     who = actor(store)
     args: dict[str, Any] = {
@@ -60,7 +60,10 @@ def export(
     if encrypt:
         args["encrypt"] = True
     with audited(store, who, "export", args, first_line=True) as entry:
-        secret = get_passphrase(passphrase, confirm=True) if encrypt else None
+        secret = None
+        if encrypt:
+            check_encryptable(fmt)  # before a passphrase is asked for nothing
+            secret = get_passphrase(passphrase, confirm=True)
         cid = resolve(store.objects, store.refs, rev)
         base = resolve(store.objects, store.refs, since) if since else None
         result = export_commit(
