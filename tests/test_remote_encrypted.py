@@ -243,3 +243,25 @@ def test_fetch_and_verify_find_a_changed_encrypted_object(tmp_path: Path, what: 
     assert not b.verify_remote("origin", read_data=True).ok
     a.close()
     b.close()
+
+
+def test_the_passphrase_is_typed_on_a_terminal_to_set_up_and_to_clone(tmp_path: Path) -> None:
+    from terminal import on_terminal
+
+    make_secret_store(tmp_path / "a").close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAP_PASSPHRASE")}
+    snap_cmd = [sys.executable, "-m", "snapgit.cli"]
+    remote = str(tmp_path / "remote")
+    add = [*snap_cmd, "remote", "add", "origin", remote, "--encrypt"]
+    status, shown = on_terminal(add, [PASS, PASS + "x"], cwd=str(tmp_path / "a"), env=env)
+    assert status == 1 and "do not match" in shown, shown
+    assert not (tmp_path / "remote" / "keys").exists() or not os.listdir(tmp_path / "remote" / "keys")
+    status, shown = on_terminal(add, [PASS, PASS], cwd=str(tmp_path / "a"), env=env)
+    assert status == 0 and "(encrypted)" in shown, shown
+    status, shown = on_terminal([*snap_cmd, "push"], [PASS], cwd=str(tmp_path / "a"), env=env)
+    assert status == 0, shown
+    clone = [*snap_cmd, "clone", remote, "b", "--db", "b.sqlite", "--restore"]
+    status, shown = on_terminal(clone, [PASS], cwd=str(tmp_path), env=env)
+    assert status == 0, shown
+    assert PASS not in shown
+    assert rows_of(tmp_path / "b.sqlite") == rows_of(tmp_path / "a" / "db.sqlite")
