@@ -20,6 +20,8 @@ __all__ = [
     "PassphraseSource",
     "ENV_PASSPHRASE",
     "ENV_PASSPHRASE_FILE",
+    "ENV_NEW_PASSPHRASE",
+    "ENV_NEW_PASSPHRASE_FILE",
     "from_env",
     "environment",
     "get",
@@ -27,6 +29,8 @@ __all__ = [
 
 ENV_PASSPHRASE = "SNAP_PASSPHRASE"
 ENV_PASSPHRASE_FILE = "SNAP_PASSPHRASE_FILE"
+ENV_NEW_PASSPHRASE = "SNAP_NEW_PASSPHRASE"
+ENV_NEW_PASSPHRASE_FILE = "SNAP_NEW_PASSPHRASE_FILE"
 
 # confirm: True when encrypting (a terminal asks twice, so that a typo does not lock the data away)
 PassphraseSource = Callable[[bool], str]
@@ -38,13 +42,15 @@ class PassphraseError(SnapError):
     """No passphrase, an unusable one, or one that does not open what it should."""
 
 
-def from_env(env: Mapping[str, str] | None = None) -> str | None:
-    """The passphrase the environment gives, or None when it gives none."""
+def from_env(env: Mapping[str, str] | None = None, *, new: bool = False) -> str | None:
+    """The passphrase the environment gives, or None when it gives none. ``new``: the one a
+    passphrase is changed to (``SNAP_NEW_PASSPHRASE``, ``SNAP_NEW_PASSPHRASE_FILE``)."""
     env = os.environ if env is None else env
-    value = env.get(ENV_PASSPHRASE)
+    var, file_var = (ENV_NEW_PASSPHRASE, ENV_NEW_PASSPHRASE_FILE) if new else (ENV_PASSPHRASE, ENV_PASSPHRASE_FILE)
+    value = env.get(var)
     if value:
         return value
-    path = env.get(ENV_PASSPHRASE_FILE)
+    path = env.get(file_var)
     if not path:
         return None
     try:
@@ -52,10 +58,10 @@ def from_env(env: Mapping[str, str] | None = None) -> str | None:
             line = f.readline()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise PassphraseError(f"cannot read {ENV_PASSPHRASE_FILE} {path}: {why}") from None
+        raise PassphraseError(f"cannot read {file_var} {path}: {why}") from None
     value = line.removesuffix("\n").removesuffix("\r")
     if not value:
-        raise PassphraseError(f"the passphrase file {path} ({ENV_PASSPHRASE_FILE}) is empty")
+        raise PassphraseError(f"the passphrase file {path} ({file_var}) is empty")
     return value
 
 

@@ -370,6 +370,14 @@ class Repo:
         return remotes.add_remote(self.store, name, url, encrypt=encrypt, passphrase=passphrase)
 
     @_writes
+    def remote_passphrase(
+        self, name: str, *, old: str | PassphraseSource | None = None, new: str | PassphraseSource
+    ) -> tuple[str, str]:
+        """Change the passphrase of an encrypted remote: its key is wrapped anew, nothing stored
+        is re-encrypted. Returns the ids of the removed and the new key object."""
+        return remotes.change_remote_passphrase(self.store, name, old=old, new=new)
+
+    @_writes
     def remote_remove(self, name: str) -> RemoteInfo:
         """Forget a remote and its remote-tracking refs (the remote itself is not touched)."""
         return remotes.remove_remote(self.store, name)

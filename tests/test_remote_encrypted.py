@@ -265,3 +265,49 @@ def test_the_passphrase_is_typed_on_a_terminal_to_set_up_and_to_clone(tmp_path: 
     assert status == 0, shown
     assert PASS not in shown
     assert rows_of(tmp_path / "b.sqlite") == rows_of(tmp_path / "a" / "db.sqlite")
+
+
+def test_the_passphrase_changes_without_re_encrypting_anything(tmp_path: Path, monkeypatch) -> None:
+    a = make_secret_store(tmp_path / "a")
+    url = str(tmp_path / "remote")
+    a.remote_add("origin", url, encrypt=True)
+    a.remote_add("plain", str(tmp_path / "plain"))
+    a.push()
+    stored = {p: p.read_bytes() for p in (tmp_path / "remote").rglob("*") if p.is_file() and KEYS not in str(p)}
+    with pytest.raises(WrongPassphraseError):
+        a.remote_passphrase("origin", old="not it", new="brand new words")
+    removed, made = a.remote_passphrase("origin", new="brand new words")  # the old one from SNAP_PASSPHRASE
+    assert removed != made and os.listdir(tmp_path / "remote" / "keys") == [made]
+    # the objects are the same bytes: only the key's wrapping changed
+    assert {p: p.read_bytes() for p in stored} == stored
+    with pytest.raises(WrongPassphraseError):
+        a.fetch()
+    monkeypatch.setenv("SNAP_PASSPHRASE", "brand new words")
+    b, *_ = Repo.clone(url, tmp_path / "b")
+    assert b.head() == a.head()
+    with pytest.raises(Exception, match="not encrypted"):
+        a.remote_passphrase("plain", new="x y z")
+    a.close()
+    b.close()
+
+
+def test_the_cli_changes_the_passphrase(tmp_path: Path) -> None:
+    make_secret_store(tmp_path / "a").close()
+    a = tmp_path / "a"
+    assert snap(a, "remote", "add", "origin", str(tmp_path / "remote"), "--encrypt").returncode == 0
+    proc = snap(a, "remote", "passphrase", "origin")  # no new passphrase, no terminal
+    assert proc.returncode == 1 and "no new passphrase" in proc.stderr and "Traceback" not in proc.stderr
+    env = {**os.environ, "SNAP_PASSPHRASE": PASS, "SNAP_NEW_PASSPHRASE": "second words"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", "remote", "passphrase", "origin", "--json"],
+        cwd=a,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["new_key"] in os.listdir(tmp_path / "remote" / "keys")
+    assert "wrong passphrase" in snap(a, "ls-remote").stderr
+    assert snap(a, "ls-remote", passphrase="second words").returncode == 0

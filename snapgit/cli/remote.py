@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from snapgit.cli.context import open_repo, state
+from snapgit.cli.context import ask_new_passphrase, ask_passphrase, open_repo, state
 from snapgit.cli.render import err, out, print_json, print_merge, progress_bar, safety_line
 
 __all__ = ["commands"]
@@ -38,6 +38,22 @@ def remote_add(
         print_json({"name": info.name, "url": info.url, "encrypted": info.encrypted})
     else:
         out.print(f"added remote {info.name}: {info.url}{' (encrypted)' if info.encrypted else ''}")
+
+
+@remote_group.command("passphrase")
+def remote_passphrase(
+    name: Annotated[str, typer.Argument(help="The encrypted remote.")],
+    as_json: _JSON = False,
+) -> None:
+    """Change an encrypted remote's passphrase: the current one from SNAP_PASSPHRASE(_FILE) or the
+    terminal, the new one from SNAP_NEW_PASSPHRASE(_FILE) or typed twice."""
+    repo = open_repo()
+    old = ask_passphrase()
+    removed, made = repo.remote_passphrase(name, old=old, new=ask_new_passphrase())
+    if as_json:
+        print_json({"name": name, "removed_key": removed, "new_key": made})
+    else:
+        out.print(f"changed the passphrase of {name} (key {removed[:12]} replaced by {made[:12]})")
 
 
 @remote_group.command("list")

@@ -26,8 +26,10 @@ from pathlib import Path
 from snapgit.errors import NotFoundError, SnapError
 from snapgit.ops.audit import actor, audited
 from snapgit.passphrase import PassphraseSource
+from snapgit.passphrase import get as get_passphrase
 from snapgit.remote.base import RemoteStore
-from snapgit.remote.encrypted import EncryptedRemote, set_up, unlock
+from snapgit.remote.crypto import key_names
+from snapgit.remote.encrypted import EncryptedRemote, change_passphrase, set_up, unlock
 from snapgit.remote.layout import RemoteRepo
 from snapgit.remote.open import normalize_url, open_remote, probe_conditional_writes
 from snapgit.store.layout import Store
@@ -46,6 +48,7 @@ __all__ = [
     "connect_url",
     "default_remote",
     "tracking_prefix",
+    "change_remote_passphrase",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -170,6 +173,29 @@ def add_remote(
             del store.config.remotes[name]
             raise
     return RemoteInfo(name, url, isinstance(remote, EncryptedRemote))
+
+
+def change_remote_passphrase(
+    store: Store,
+    name: str,
+    *,
+    old: str | PassphraseSource | None = None,
+    new: str | PassphraseSource | None = None,
+) -> tuple[str, str]:
+    """Change the passphrase of the encrypted remote ``name`` (see
+    :func:`snapgit.remote.encrypted.change_passphrase`): (old key id, new key id). ``old`` as
+    for every command; ``new`` is asked with confirmation, from a source that must be given
+    (a passphrase or a callable: the default source would answer with the old one)."""
+    settings = _settings(store, name)
+    if new is None:
+        raise SnapError("no new passphrase given", hint="give the new passphrase")
+    with audited(store, actor(store), "remote-passphrase", {"name": name}) as entry:
+        raw = open_remote(settings["url"], settings)
+        if not key_names(raw):
+            raise SnapError(f"remote {name!r} is not encrypted", hint="`snap remote add NAME URL --encrypt` makes one")
+        removed, made = change_passphrase(raw, get_passphrase(old), get_passphrase(new, confirm=True))
+        entry.result = {"removed_key": removed, "new_key": made}
+    return removed, made
 
 
 def remove_remote(store: Store, name: str) -> RemoteInfo:

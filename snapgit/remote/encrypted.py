@@ -27,7 +27,7 @@ from snapgit.passphrase import get as get_passphrase
 from snapgit.remote.base import RemoteError, RemoteStore
 from snapgit.remote.crypto import KEYS, SEAL_OVERHEAD, MasterKey, create_key, key_names, open_key
 
-__all__ = ["EncryptedRemote", "NO_SCOPE", "NoKeyError", "unlock", "set_up"]
+__all__ = ["EncryptedRemote", "NO_SCOPE", "NoKeyError", "unlock", "set_up", "change_passphrase"]
 
 NO_SCOPE = "_"  # where a key without "/" is stored
 
@@ -128,3 +128,16 @@ def set_up(remote: RemoteStore, passphrase: str | PassphraseSource | None, *, ch
             hint="give an empty directory or prefix for an encrypted remote",
         )
     return EncryptedRemote(remote, create_key(remote, get_passphrase(passphrase, confirm=True), cheap=cheap))
+
+
+def change_passphrase(remote: RemoteStore, old: str, new: str) -> tuple[str, str]:
+    """Make ``new`` the passphrase of ``remote`` in place of ``old``: a new key object wrapping
+    the same master key, then the one ``old`` opened removed (nothing stored is re-encrypted).
+    In that order, so that a failure in between leaves both passphrases working, never none.
+    Returns (the removed key's id, the new one's)."""
+    if new == old:
+        raise RemoteError("the new passphrase is the old one", hint="give another")
+    key = open_key(remote, old)
+    made = create_key(remote, new, master=key)
+    remote.delete(KEYS + key.key_id)
+    return key.key_id, made.key_id
