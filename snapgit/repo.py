@@ -391,19 +391,20 @@ class Repo:
         all_branches: bool = False,
         tags: bool = False,
         force: bool = False,
+        progress: Progress | None = None,
     ) -> PushResult:
         """Send the remote what it lacks of ``refs`` (default: the current branch), then move its
         refs; a ref that is not a fast-forward is rejected unless ``force`` (see ops/push.py)."""
         from snapgit.ops.push import push
 
-        return push(self.store, remote, refs, all_branches=all_branches, tags=tags, force=force)
+        return push(self.store, remote, refs, all_branches=all_branches, tags=tags, force=force, progress=progress)
 
     @_writes
-    def fetch(self, remote: str | None = None) -> FetchResult:
+    def fetch(self, remote: str | None = None, *, progress: Progress | None = None) -> FetchResult:
         """Download what the remote has and this store lacks; move ``refs/remotes/REMOTE/*``."""
         from snapgit.ops.fetch import fetch
 
-        return fetch(self.store, remote)
+        return fetch(self.store, remote, progress)
 
     @_writes
     def pull(
@@ -420,7 +421,7 @@ class Repo:
         branch) into the live database, as :meth:`merge` does."""
         from snapgit.ops.fetch import fetch
 
-        result = fetch(self.store, remote)
+        result = fetch(self.store, remote, progress)
         if branch is None:
             head = self.head_ref()
             if head is None:
@@ -485,7 +486,7 @@ class Repo:
             repo.store.config.remotes["origin"] = {"url": url}
             repo.store.save_config()
             with repo.store.locks.writing():
-                fetched, branch = clone_into(repo.store, branch)
+                fetched, branch = clone_into(repo.store, branch, progress)
             restored = repo.restore(branch, into=db_url, progress=progress) if restore else None
         except BaseException:
             root = repo.store.root

@@ -149,3 +149,26 @@ def test_fetch_and_verify_find_damaged_remote_objects(tmp_path: Path, remote_url
         assert not b.verify_remote("origin").ok
     a.close()
     b.close()
+
+
+def test_after_gc_a_fetch_rechecks_which_packs_it_holds(tmp_path: Path, remote_url: str) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    b, *_ = Repo.clone(remote_url, tmp_path / "b")
+    held = b.store.root / "remotes" / "origin" / "packs"
+    for n in (1, 2):
+        change(tmp_path / "a" / "db.sqlite", "UPDATE items SET name = ? WHERE id < 20", f"v{n}")
+        a.commit(f"change {n}")
+        a.push()
+        if n == 1:
+            b.fetch()
+            assert held.exists()
+            assert b.gc(prune="now").trashed  # small packs merged
+            assert not held.exists()  # gc replaced packs: the list may be wrong now
+    fetched = b.fetch()
+    assert fetched.packs_received == 1  # the new one; the first is found whole in b's packs
+    assert held.exists() and b.verify().ok
+    assert b.resolve("origin/main") == a.head()
+    a.close()
+    b.close()

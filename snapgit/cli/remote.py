@@ -92,7 +92,9 @@ def push(
     as_json: _JSON = False,
 ) -> None:
     """Send the remote the objects it lacks, then move its refs (fast-forwards only, unless --force)."""
-    result = open_repo().push(remote, refs or [], all_branches=all_branches, tags=tags, force=force)
+    repo = open_repo()
+    with progress_bar(not as_json) as progress:
+        result = repo.push(remote, refs or [], all_branches=all_branches, tags=tags, force=force, progress=progress)
     if as_json:
         print_json(result.to_json())
         return
@@ -124,7 +126,10 @@ def fetch(
     as_json: _JSON = False,
 ) -> None:
     """Download what the remote has and this store lacks; update refs/remotes/REMOTE/*."""
-    _print_fetch(open_repo().fetch(remote), as_json)
+    repo = open_repo()
+    with progress_bar(not as_json) as progress:
+        result = repo.fetch(remote, progress=progress)
+    _print_fetch(result, as_json)
 
 
 @commands.command()

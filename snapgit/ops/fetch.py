@@ -23,6 +23,7 @@ from pathlib import Path
 from snapgit.errors import CorruptError, SnapError
 from snapgit.ops.audit import actor, audited
 from snapgit.ops.remotes import RemoteState, connect, default_remote, tracking_prefix
+from snapgit.progress import Progress
 from snapgit.remote.base import RemoteCorrupt
 from snapgit.remote.layout import RemoteRef, RemoteRepo
 from snapgit.store.layout import Store
@@ -75,7 +76,7 @@ def _write_temp(store: Store, data: bytes, suffix: str) -> Path:
     return tmp
 
 
-def _receive(store: Store, repo: RemoteRepo, name: str) -> int:
+def _receive(store: Store, repo: RemoteRepo, state: RemoteState, name: str) -> int:
     """Download, check and publish one pack and its index; the bytes received."""
     index = repo.download_index(name)
     pack = repo.download_pack(name)
@@ -106,6 +107,7 @@ def _receive(store: Store, repo: RemoteRepo, name: str) -> int:
             os.replace(itmp, final_idx)
             os.chmod(final_idx, 0o400)
             fsync_dir(pack_dir)
+        state.cache_index(name, index)  # what the remote has, for the next push
     finally:
         ptmp.unlink(missing_ok=True)
         if itmp is not None:
@@ -113,7 +115,7 @@ def _receive(store: Store, repo: RemoteRepo, name: str) -> int:
     return len(pack) + len(index)
 
 
-def fetch_into(store: Store, name: str, repo: RemoteRepo) -> FetchResult:
+def fetch_into(store: Store, name: str, repo: RemoteRepo, progress: Progress | None = None) -> FetchResult:
     """The fetch itself (no audit line): packs, then remote-tracking refs and new tags."""
     started = time.monotonic()
     result = FetchResult(name, repo.url)
@@ -126,11 +128,15 @@ def fetch_into(store: Store, name: str, repo: RemoteRepo) -> FetchResult:
     visible, _garbage = repo.pack_names()
     state = RemoteState(store, name)
     local = {p.name[5:-4] for p in store.objects.pack_dir.glob("pack-*.idx")}
-    wanted = sorted(visible - state.held() - local)
+    wanted = sorted(visible - state.held_here(store) - local)
+    if progress is not None and wanted:
+        progress.table("packs to fetch", len(wanted))
     for pack in wanted:
-        result.bytes_received += _receive(store, repo, pack)
+        result.bytes_received += _receive(store, repo, state, pack)
         result.packs_received += 1
         state.hold([pack])
+        if progress is not None:
+            progress.advance(1)
     state.hold(sorted((visible & local) - state.held()))
     store.objects.refresh()
     _check_refs(store, repo, remote_refs)
@@ -168,19 +174,19 @@ def _update_refs(store: Store, name: str, remote_refs: dict[str, RemoteRef], res
             result.updated[local] = (old, ref.id)
 
 
-def fetch(store: Store, remote: str | None = None) -> FetchResult:
+def fetch(store: Store, remote: str | None = None, progress: Progress | None = None) -> FetchResult:
     name = default_remote(store, remote)
     with audited(store, actor(store), "fetch", {"remote": name}) as entry:
-        result = fetch_into(store, name, RemoteRepo(connect(store, name)))
+        result = fetch_into(store, name, RemoteRepo(connect(store, name)), progress)
         entry.result = {"updated": sorted(result.updated), "bytes_received": result.bytes_received}
     return result
 
 
-def clone_into(store: Store, branch: str | None) -> tuple[FetchResult, str]:
+def clone_into(store: Store, branch: str | None, progress: Progress | None = None) -> tuple[FetchResult, str]:
     """Fetch ``origin`` into a new store and check out its branch (the remote's HEAD, else
     ``main``, else its only branch): (the fetch, the branch)."""
     repo = RemoteRepo(connect(store, "origin"))
-    result = fetch_into(store, "origin", repo)
+    result = fetch_into(store, "origin", repo, progress)
     heads = {r.removeprefix("refs/heads/"): v for r, v in result.refs.items() if r.startswith("refs/heads/")}
     if not heads:
         raise EmptyRemoteError(f"{repo.url} has no branch to clone", hint="push one to it first: `snap push`")

@@ -27,6 +27,7 @@ from snapgit.errors import SnapError
 from snapgit.objects import ObjType, Tag
 from snapgit.ops.audit import actor, audited
 from snapgit.ops.remotes import RemoteIndex, RemoteState, connect, default_remote, tracking_prefix
+from snapgit.progress import Progress
 from snapgit.remote.base import RemoteConflict, RemoteExists
 from snapgit.remote.layout import RemoteRef, RemoteRepo
 from snapgit.store.history import read_commit, read_root, read_table, walk
@@ -155,7 +156,9 @@ class _Sender:
     """Writes the objects the remote lacks into packs, children first, and uploads each pack as
     it is sealed (pack, then index)."""
 
-    def __init__(self, store: Store, repo: RemoteRepo, state: RemoteState, index: RemoteIndex) -> None:
+    def __init__(
+        self, store: Store, repo: RemoteRepo, state: RemoteState, index: RemoteIndex, progress: Progress | None
+    ) -> None:
         self.objects: DiskObjectStore = store.objects
         self.tmp_dir: Path = store.objects.tmp_dir
         self.repo = repo
@@ -166,6 +169,9 @@ class _Sender:
         self.packs = 0
         self.bytes = 0
         self.count = 0
+        self.progress = progress
+        if progress is not None:
+            progress.table("objects to send", None)
 
     def known(self, oid: bytes) -> bool:
         return oid in self.sent or self.index.has(oid)
@@ -259,6 +265,8 @@ class _Sender:
         self.writer.add(oid, entry, 0 if otype == ObjType.RECORD else 1)
         self.sent.add(oid)
         self.count += 1
+        if self.progress is not None and not self.count % 4096:
+            self.progress.advance(4096)
         if self.writer.count >= PACK_MAX_OBJECTS or self.writer.bytes_written >= PACK_MAX_BYTES:
             self.seal()
 
@@ -296,6 +304,7 @@ def push(
     all_branches: bool = False,
     tags: bool = False,
     force: bool = False,
+    progress: Progress | None = None,
 ) -> PushResult:
     started = time.monotonic()
     name = default_remote(store, remote)
@@ -311,7 +320,7 @@ def push(
         if moving:
             state = RemoteState(store, name)
             index = state.sync(repo)
-            sender = _Sender(store, repo, state, index)
+            sender = _Sender(store, repo, state, index, progress)
             try:
                 for u in moving:
                     sender.tag(bytes.fromhex(u.new))

@@ -49,6 +49,7 @@ __all__ = [
     "default_remote",
     "tracking_prefix",
     "change_remote_passphrase",
+    "forget_held_packs",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -211,12 +212,44 @@ def remove_remote(store: Store, name: str) -> RemoteInfo:
     return RemoteInfo(name, settings["url"])
 
 
+def forget_held_packs(store: Store) -> None:
+    """Drop every remote's list of packs whose objects the store has: gc is about to remove
+    objects, some perhaps of those packs. The next fetch rebuilds the list from the indexes."""
+    for path in (store.root / "remotes").glob("*/packs"):
+        path.unlink(missing_ok=True)
+
+
 class RemoteState:
     """``.snapstore/remotes/NAME/``: the remote's cached indexes and the packs this store holds."""
 
     def __init__(self, store: Store, name: str) -> None:
         self.root = store.root / "remotes" / name
         self.index_dir = self.root / "indexes"
+
+    def held_here(self, store: Store) -> set[str]:
+        """:meth:`held`; when there is no list (gc dropped it), the remote packs of the cached
+        indexes every object of which (by its 8-byte prefix) some local index has, remembered."""
+        if (self.root / "packs").exists():
+            return self.held()
+        local = [store.objects.index(n) for n in store.objects.pack_names()]
+        held = []
+        for name in sorted(self.cached_indexes()):
+            idx = IndexReader(self.index_dir / f"pack-{name}.idx")
+            try:
+                ordered = sorted(set(idx.prefixes))
+            finally:
+                idx.close()
+            wanted = set(ordered)
+            ordered_q = array("Q", ordered)
+            found: set[int] = set()
+            for r in local:
+                found |= r.prefix_hits(wanted, ordered, ordered_q)
+                if len(found) == len(wanted):
+                    held.append(name)
+                    break
+        make_private_dirs(self.root)
+        write_private(self.root / "packs", "".join(f"{n}\n" for n in held).encode())
+        return set(held)
 
     def held(self) -> set[str]:
         try:
