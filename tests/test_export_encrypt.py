@@ -198,6 +198,12 @@ def test_the_passphrase_is_typed_twice_on_a_terminal(project: Path, work: Path) 
     status, shown = on_terminal(argv, [PASS, PASS], cwd=str(work), env=env)
     assert status == 0, shown
     assert PASS not in shown  # not echoed
+    # an export that cannot be written is refused before anyone types a passphrase for it
+    status, shown = on_terminal(argv, [], cwd=str(work), env=env, timeout=60)
+    assert status == 1 and "exists already" in shown and "assphrase" not in shown, shown
+    unknown = [*SNAP, "export", "no-such-rev", "-o", "other.json.age", "--encrypt"]
+    status, shown = on_terminal(unknown, [], cwd=str(work), env=env, timeout=60)
+    assert status == 1 and "no-such-rev" in shown and "assphrase" not in shown, shown
     ok(run(work, "import", "typed.json.age", "--branch", "typed"))
     assert head_tree(work, "typed") == head_tree(project)
 

@@ -534,8 +534,6 @@ def export_cmd(
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
     repo = open_repo()
-    # asked before the progress bar takes the terminal (and not at all for csv, which is refused)
-    passphrase = ask_passphrase(confirm=True) if encrypt and fmt != "csv" else None
     with progress_bar(not as_json) as progress:
         result = repo.export(
             rev,
@@ -546,7 +544,7 @@ def export_cmd(
             dialect=dialect,
             progress=progress,
             encrypt=encrypt,
-            passphrase=passphrase,
+            passphrase=ask_passphrase,  # asked once the export is known to be possible
         )
     print_export(result, as_json=as_json)
 
@@ -576,14 +574,11 @@ def import_cmd(
     """Validate an export file completely and make it a commit; nothing is written if it has problems.
 
     An encrypted file takes its passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal."""
-    from snapgit.ops.transfer import is_encrypted_export
-
     repo = open_repo()
-    passphrase = ask_passphrase() if is_encrypted_export(path) else None
     with progress_bar(not as_json) as progress:
         result = repo.import_file(
             path,
-            passphrase=passphrase,
+            passphrase=ask_passphrase,  # asked only for an encrypted file
             branch=branch,
             merge_strategy=strategy if merge else None,
             max_size=max_size,

@@ -50,7 +50,7 @@ from snapgit.tree.diff import REMOVED, diff_trees
 from snapgit.tree.prolly import iter_leaves
 from snapgit.version import __version__
 
-__all__ = ["ExportResult", "check_encryptable", "export_commit", "keyless_occurrence"]
+__all__ = ["ExportResult", "check_encryptable", "check_output", "export_commit", "keyless_occurrence"]
 
 
 @dataclass
@@ -229,7 +229,8 @@ def _atomic_file(path: Path, passphrase: str | None = None) -> Iterator[IO[bytes
         raise
 
 
-def _refuse_existing(path: Path) -> None:
+def check_output(path: Path) -> None:
+    """Refuse an output path that exists, or whose folder does not."""
     if path.exists():
         raise ExportError(f"{path} exists already", hint="remove it, or give another -o PATH")
     folder = path.parent
@@ -546,7 +547,7 @@ def export_commit(
         check_encryptable(fmt)
     started = time.monotonic()
     path = Path(path)
-    _refuse_existing(path)
+    check_output(path)
     kind = "incremental" if base_id is not None else "full"
     plan, removed_tables = _plan(objects, commit_id, tables, base_id)
     meta = _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_by)

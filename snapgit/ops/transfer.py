@@ -28,7 +28,7 @@ from snapgit.store.layout import Store
 from snapgit.store.refs import check_ref_name
 from snapgit.version import __version__
 
-__all__ = ["export", "export_result_json", "import_file", "import_result_json", "is_encrypted_export"]
+__all__ = ["export", "export_result_json", "import_file", "import_result_json"]
 
 
 def export(
@@ -46,7 +46,7 @@ def export(
 ):
     """Write a commit (with ``since``: its changes since that commit) to an export file; with
     ``encrypt``, an age file encrypted with ``passphrase`` (None: from the environment)."""
-    from snapgit.exchange.export import check_encryptable, export_commit
+    from snapgit.exchange.export import check_encryptable, check_output, export_commit
 
     who = actor(store)
     args: dict[str, Any] = {
@@ -60,12 +60,14 @@ def export(
     if encrypt:
         args["encrypt"] = True
     with audited(store, who, "export", args, first_line=True) as entry:
-        secret = None
-        if encrypt:
-            check_encryptable(fmt)  # before a passphrase is asked for nothing
-            secret = get_passphrase(passphrase, confirm=True)
         cid = resolve(store.objects, store.refs, rev)
         base = resolve(store.objects, store.refs, since) if since else None
+        secret = None
+        if encrypt:
+            # whatever else can be refused is refused before a passphrase is typed for nothing
+            check_encryptable(fmt)
+            check_output(Path(path))
+            secret = get_passphrase(passphrase, confirm=True)
         result = export_commit(
             store.objects,
             cid,
@@ -80,13 +82,6 @@ def export(
         )
         entry.result = {"commit": cid.hex(), "rows": result.rows, "bytes": result.bytes}
     return result
-
-
-def is_encrypted_export(path: str | Path) -> bool:
-    """Whether ``path`` is an encrypted export file, whose import needs a passphrase."""
-    from snapgit.exchange.importer import is_encrypted
-
-    return is_encrypted(Path(path))
 
 
 def export_result_json(result: Any) -> dict[str, Any]:
