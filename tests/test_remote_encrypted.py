@@ -311,3 +311,30 @@ def test_the_cli_changes_the_passphrase(tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["new_key"] in os.listdir(tmp_path / "remote" / "keys")
     assert "wrong passphrase" in snap(a, "ls-remote").stderr
     assert snap(a, "ls-remote", passphrase="second words").returncode == 0
+
+
+def test_a_second_store_adding_an_encrypted_remote_without_the_flag_opens_it(tmp_path: Path) -> None:
+    a = make_secret_store(tmp_path / "a")
+    url = str(tmp_path / "remote")
+    a.remote_add("origin", url, encrypt=True)
+    a.push()
+    other = make_secret_store(tmp_path / "other")
+    info = other.remote_add("shared", url)  # no --encrypt: the remote says it is, and is opened
+    assert info.encrypted and other.remotes()[0].encrypted
+    assert other.ls_remote("shared") == ("shared", {"refs/heads/main": a.head().hex()})
+    a.close()
+    other.close()
+
+
+def test_commands_that_do_not_encrypt_never_load_the_cryptography_library(tmp_path: Path) -> None:
+    make_secret_store(tmp_path / "a").close()
+    for args in (["--version"], ["log"], ["status"], ["export", "HEAD", "-o", "plain.json"]):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "snapgit.cli", *args],
+            cwd=tmp_path / "a",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "snapgit.cli" in proc.stderr and "cryptography" not in proc.stderr, args
