@@ -172,3 +172,46 @@ def test_after_gc_a_fetch_rechecks_which_packs_it_holds(tmp_path: Path, remote_u
     assert b.resolve("origin/main") == a.head()
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("value", [b"not a commit id\n", ("ab" * 32 + "\n").encode()])
+def test_a_damaged_or_dangling_remote_ref_is_found(tmp_path: Path, remote_url: str, value: bytes) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    b, *_ = Repo.clone(remote_url, tmp_path / "b")
+    open_remote(remote_url).put("refs/heads/main", value)
+    before = fingerprint(tmp_path / "b")
+    with pytest.raises(RemoteCorrupt) as err:
+        b.fetch()
+    assert "refs/heads/main" in str(err.value) and err.value.hint
+    assert fingerprint(tmp_path / "b") == before
+    for read_data in (False, True):
+        report = b.verify_remote("origin", read_data=read_data)
+        (problem,) = report.problems
+        assert "refs/heads/main" in problem.describe() or "HEAD" in problem.describe(), problem
+    a.close()
+    b.close()
+
+
+def test_cloning_an_empty_remote_leaves_nothing(tmp_path: Path, remote_url: str) -> None:
+    from snapgit.ops.fetch import EmptyRemoteError
+
+    with pytest.raises(EmptyRemoteError):
+        Repo.clone(remote_url, tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_pack_gone_from_the_remote_is_found(tmp_path: Path, remote_url: str) -> None:
+    a = make_store(tmp_path / "a")
+    a.remote_add("origin", remote_url)
+    a.push()
+    remote = RemoteRepo(open_remote(remote_url))
+    (pack,) = remote.pack_names()[0]
+    remote.remote.delete(remote.pack_key(pack))
+    report = a.verify_remote("origin")
+    assert ("pack", "missing (its index is present)") in [(p.what, p.message) for p in report.problems]
+    with pytest.raises(RemoteCorrupt, match="missing"):
+        Repo.clone(remote_url, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+    a.close()

@@ -398,6 +398,11 @@ def verify(
         raise SnapError("--repair works on the store, not on a remote", hint="drop --repair, or --remote")
     if remote is not None:
         report = open_repo().verify_remote(remote, read_data=read_data)
+        if not read_data and not as_json:
+            remote_cli.print_remote_verify(report, time.monotonic() - started)
+            if not report.ok:
+                raise typer.Exit(3)
+            return
     else:
         report = open_repo().verify(read_data=read_data, repair=repair)
     print_verify(report, time.monotonic() - started, read_data=read_data, as_json=as_json)
@@ -599,9 +604,10 @@ def import_cmd(
 # store from snapgit.cli.context), so that it need not import this module; here they join ``snap``.
 # List a new module here: COMMAND_MODULES = (remote_cli, ...); they are imported when `snap` starts,
 # so a module keeps its own heavy imports inside its commands.
-from snapgit.cli import remote as remote_cli  # noqa: E402 - joined here, after app's own commands
+from snapgit.cli import remote as remote_cli  # noqa: E402 - after app: the module list below joins them
+from snapgit.cli import serve as serve_cli  # noqa: E402 - after app: the module list below joins them
 
-COMMAND_MODULES: tuple = (remote_cli,)
+COMMAND_MODULES: tuple = (remote_cli, serve_cli)
 for _module in COMMAND_MODULES:
     app.registered_commands.extend(_module.commands.registered_commands)
     app.registered_groups.extend(_module.commands.registered_groups)

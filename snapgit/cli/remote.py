@@ -10,7 +10,7 @@ import typer
 from snapgit.cli.context import ask_new_passphrase, ask_passphrase, open_repo, state
 from snapgit.cli.render import err, out, print_json, print_merge, progress_bar, safety_line
 
-__all__ = ["commands"]
+__all__ = ["commands", "print_remote_verify"]
 
 commands = typer.Typer()
 remote_group = typer.Typer(help="Name, list and forget remotes.", no_args_is_help=True)
@@ -221,3 +221,16 @@ def ls_remote(
         return
     for ref, oid in sorted(refs.items()):
         out.print(f"{oid}\t{ref}")
+
+
+def print_remote_verify(report, seconds: float) -> None:
+    """`verify --remote` without --read-data: what it checked (indexes and refs, not objects)."""
+    for p in report.problems:
+        out.print(p.describe())
+    if report.garbage:
+        out.print(f"{len(report.garbage)} packs without an index, left by interrupted pushes (harmless)")
+    out.print(
+        f"{report.packs} packs, {report.objects_indexed:,} objects indexed, refs checked against them: "
+        + ("ok" if report.ok else f"{len(report.problems)} problems")
+        + f" ({seconds:.2f} s; --read-data reads and checks every object)"
+    )

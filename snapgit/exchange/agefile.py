@@ -35,7 +35,10 @@ import hmac
 import io
 import os
 import re
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 from snapgit.errors import SnapError
 
@@ -139,7 +142,7 @@ class AgeWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:
+    def write(self, data: ReadableBuffer) -> int:
         if self._finished:
             raise ValueError("write to a finished age stream")
         self._buf += data
@@ -286,7 +289,7 @@ class AgeReader(io.RawIOBase):
         self._counter += 1
         self._plain, self._pos, self._eof = plain, 0, last
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         while self._pos >= len(self._plain):
             if self._eof:

@@ -22,6 +22,7 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from snapgit.errors import NotFoundError, SnapError
 from snapgit.ops.audit import actor, audited
@@ -110,7 +111,7 @@ def default_remote(store: Store, name: str | None) -> str:
 
 
 def connect_url(
-    url: str, settings: dict | None = None, passphrase: str | PassphraseSource | None = None
+    url: str, settings: dict[str, Any] | None = None, passphrase: str | PassphraseSource | None = None
 ) -> RemoteStore:
     """The remote at a URL, through :func:`snapgit.remote.open.open_remote`; an encrypted one
     (it holds keys, or ``settings`` say ``encrypt``) unlocked with the passphrase
@@ -136,13 +137,16 @@ def add_remote(
     url: str,
     *,
     cwd: Path | None = None,
+    options: dict[str, Any] | None = None,
     encrypt: bool = False,
     passphrase: str | PassphraseSource | None = None,
 ) -> RemoteInfo:
     """Name a remote after checking it: reachable, and keeping conditional writes (a directory
     that does not exist yet is created, its parent must exist). Nothing is stored on failure.
-    ``encrypt``: set the remote up encrypted (remote/encrypted.py), or open it if it is already;
-    a remote that turns out to be encrypted is unlocked with the passphrase either way."""
+    ``options`` are kept beside the URL in ``[remote.NAME]`` and handed to :func:`connect_url`
+    (never a secret). ``encrypt``: set the remote up encrypted (remote/encrypted.py), or open it
+    if it is already; a remote that turns out to be encrypted is unlocked with the passphrase
+    either way, and ``encrypt = true`` is kept in its options."""
     _check_name(name)
     if name in store.config.remotes:
         raise SnapError(
@@ -161,13 +165,14 @@ def add_remote(
                     hint="create the parent directory first, or check the path",
                 )
             path.mkdir(mode=0o700, exist_ok=True)
-        raw = open_remote(url, {})
+        settings: dict[str, Any] = {**(options or {}), "url": url}
+        raw = open_remote(url, settings)
         probe_conditional_writes(raw)
         remote = set_up(raw, passphrase) if encrypt else unlock(raw, passphrase, expected=False)
         RemoteRepo(remote).exists()  # a remote of another format is refused now, not at push
-        store.config.remotes[name] = {"url": url}
         if isinstance(remote, EncryptedRemote):
-            store.config.remotes[name]["encrypt"] = True
+            settings["encrypt"] = True
+        store.config.remotes[name] = settings
         try:
             store.save_config()
         except BaseException:

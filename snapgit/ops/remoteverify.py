@@ -49,7 +49,8 @@ def verify_remote(store: Store, remote: str | None, *, read_data: bool = False) 
         report.problems.append(Problem("remote", repo.url, exc.message))
         return report
     refs = _refs(repo, report)
-    visible, garbage = repo.pack_names()
+    packs, visible = repo.pack_files()
+    garbage = packs - visible
     report.garbage = [repo.pack_key(g) for g in sorted(garbage)]
     work = store.root / "tmp" / f"remote-verify-{os.urandom(6).hex()}"
     work.mkdir(mode=0o700, parents=True)
@@ -64,8 +65,7 @@ def verify_remote(store: Store, remote: str | None, *, read_data: bool = False) 
             except RemoteCorrupt as exc:
                 report.problems.append(Problem("index", repo.index_key(pack), exc.message))
                 continue
-            head = repo.remote.head(repo.pack_key(pack))
-            if head is None:
+            if pack not in packs:
                 report.problems.append(Problem("pack", repo.pack_key(pack), "missing (its index is present)"))
                 continue
             if read_data:

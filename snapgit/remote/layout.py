@@ -50,7 +50,8 @@ def check_pack(name: str, data: bytes, where: str) -> None:
     if digest.hex() != name or data[-32:] != digest:
         raise RemoteCorrupt(
             f"pack {name[:16]} on {where} is damaged or cut short ({len(data)} bytes fail its checksum)",
-            hint="run `snap verify --remote` to see what else is damaged; a push from a store that has the objects re-sends them once the pack is removed",
+            hint="`snap verify --remote REMOTE --read-data` lists the damage; "
+            "a store that has the history can push it to a new remote",
         )
 
 
@@ -154,14 +155,20 @@ class RemoteRepo:
     # -- packs
 
     def pack_names(self) -> tuple[set[str], set[str]]:
-        """(packs with their index: visible, packs without one: garbage of a killed push)."""
+        """(packs with their index: visible, packs without one: garbage of a killed push). An
+        index whose pack is gone counts as visible: reading it says what is missing."""
+        packs, indexes = self.pack_files()
+        return indexes, packs - indexes
+
+    def pack_files(self) -> tuple[set[str], set[str]]:
+        """(names of the pack files, names of the index files) under ``packs/``."""
         packs: set[str] = set()
         indexes: set[str] = set()
         for key in self.remote.list(PACKS):
             m = _PACK_KEY.match(key)
             if m:
                 (packs if m.group(2) == "pack" else indexes).add(m.group(1))
-        return indexes, packs - indexes
+        return packs, indexes
 
     @staticmethod
     def pack_key(name: str) -> str:

@@ -77,6 +77,9 @@ class Config:
     incremental_lookback: float = DEFAULT_LOOKBACK
     # remote name -> its settings: "url", and whatever a layer over the remote keeps (kept as read)
     remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ``[serve]`` as written: read by snap serve (snapgit.web.settings), kept here only so that
+    # saving the config does not drop it
+    serve: dict[str, Any] = field(default_factory=dict)
 
     def change_column(self, table: str) -> str | None:
         """The column an incremental commit reads ``table``'s changes by, if any."""
@@ -124,6 +127,8 @@ class Config:
             out["tables"] = tables
         if self.remotes:
             out["remote"] = {n: dict(r) for n, r in sorted(self.remotes.items())}
+        if self.serve:
+            out["serve"] = self.serve
         return out
 
 
@@ -180,6 +185,7 @@ def load_config(path: Path) -> Config:
             table=tables,
             incremental_column=commit.get("incremental_column"),
             incremental_lookback=float(lookback),
+            serve=dict(raw.get("serve", {})),
         )
     except (AttributeError, TypeError, KeyError) as exc:
         raise ConfigError(f"{path} has an unexpected shape: {exc}", hint="compare it with docs/format.md") from exc
