@@ -11,6 +11,10 @@ The JSON reader parses the layout export.py writes (docs/format.md, "Export file
 line, fixed lines between. A JSON document reformatted by another tool (pretty-printed, or all on
 one line) is valid JSON but is refused with "not in the layout snapgit writes": that keeps the
 reader a line parser with flat memory and no streaming-JSON dependency.
+
+An age-encrypted file (:mod:`snapgit.exchange.agefile`, recognised by its first line) is
+decrypted as it is read, 64 KiB at a time, each chunk authenticated before its rows are parsed;
+the passphrase is asked for only then. A chunk that fails is one error, and nothing is imported.
 """
 
 from __future__ import annotations
