@@ -36,6 +36,7 @@ from snapgit.ops import commit as commits
 from snapgit.ops.audit import on_behalf_of, read_log
 from snapgit.ops.commit import NoDatabaseError
 from snapgit.ops.remotes import RemoteInfo
+from snapgit.passphrase import PassphraseSource
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import CommitResult
@@ -367,10 +368,23 @@ class Repo:
         """The configured remotes, by name."""
         return remotes.list_remotes(self.store)
 
-    def remote_add(self, name: str, url: str) -> RemoteInfo:
+    def remote_add(
+        self, name: str, url: str, *, encrypt: bool = False, passphrase: str | PassphraseSource | None = None
+    ) -> RemoteInfo:
         """Name a remote (a directory, ``file://`` or ``s3://bucket/prefix`` URL) after checking
-        that it answers and keeps conditional writes; nothing is stored when it does not."""
-        return remotes.add_remote(self.store, name, url)
+        that it answers and keeps conditional writes; nothing is stored when it does not.
+        ``encrypt``: everything pushed to it is encrypted on this side (docs/encryption.md), with
+        a key wrapped by ``passphrase`` (the passphrase, a callable asked for it, or None: the
+        environment). An encrypted remote is opened with the passphrase by every command."""
+        return remotes.add_remote(self.store, name, url, encrypt=encrypt, passphrase=passphrase)
+
+    @_writes
+    def remote_passphrase(
+        self, name: str, *, old: str | PassphraseSource | None = None, new: str | PassphraseSource
+    ) -> tuple[str, str]:
+        """Change the passphrase of an encrypted remote: its key is wrapped anew, nothing stored
+        is re-encrypted. Returns the ids of the removed and the new key object."""
+        return remotes.change_remote_passphrase(self.store, name, old=old, new=new)
 
     @_writes
     def remote_remove(self, name: str) -> RemoteInfo:
@@ -595,10 +609,23 @@ class Repo:
         since: str | None = None,
         dialect: str | None = None,
         progress: Progress | None = None,
+        encrypt: bool = False,
+        passphrase: str | PassphraseSource | None = None,
     ):
-        """Write a commit (with ``since``: its changes since that commit) to an export file."""
+        """Write a commit (with ``since``: its changes since that commit) to an export file.
+        With ``encrypt``, the file is in the age format, encrypted with ``passphrase`` (the
+        passphrase, a callable asked for it, or None: ``SNAP_PASSPHRASE`` / ``SNAP_PASSPHRASE_FILE``)."""
         return transfer.export(
-            self.store, rev, path, fmt=fmt, tables=tables, since=since, dialect=dialect, progress=progress
+            self.store,
+            rev,
+            path,
+            fmt=fmt,
+            tables=tables,
+            since=since,
+            dialect=dialect,
+            progress=progress,
+            encrypt=encrypt,
+            passphrase=passphrase,
         )
 
     @_writes
@@ -613,11 +640,12 @@ class Repo:
         db_url: str | None = None,
         author: str | None = None,
         progress: Progress | None = None,
+        passphrase: str | PassphraseSource | None = None,
     ) -> dict[str, Any]:
         """Validate an export file and make it a commit (kind ``import``); nothing is written when
         it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
         else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
-        database."""
+        database. An encrypted file is decrypted with ``passphrase`` (as for :meth:`export`)."""
         return transfer.import_file(
             self.store,
             path,
@@ -628,4 +656,5 @@ class Repo:
             db_url=db_url,
             author=author,
             progress=progress,
+            passphrase=passphrase,
         )

@@ -53,7 +53,11 @@ def store(tmp_path: Path) -> Path:
 def test_round_trip_through_the_cli(store: Path, tmp_path: Path, remote_url: str) -> None:
     ok(store, "remote", "add", "origin", remote_url)
     assert json.loads(ok(store, "remote", "list", "--json")) == [
-        {"name": "origin", "url": remote_url if "://" in remote_url else str(Path(remote_url).resolve())}
+        {
+            "name": "origin",
+            "url": remote_url if "://" in remote_url else str(Path(remote_url).resolve()),
+            "encrypted": False,
+        }
     ]
     pushed = json.loads(ok(store, "push", "--json"))
     assert pushed["updates"][0]["status"] == "new" and pushed["bytes_sent"] > 0

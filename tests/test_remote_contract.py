@@ -12,17 +12,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapgit.remote.base import RemoteConflict, RemoteExists, RemoteMissing, RemoteStore, RemoteUnsupported
+from snapgit.remote.crypto import create_key
 from snapgit.remote.directory import DirRemote
+from snapgit.remote.encrypted import EncryptedRemote
 from snapgit.remote.memory import MemoryRemote
 from snapgit.remote.open import normalize_url, open_remote, probe_conditional_writes
 
 
-@pytest.fixture(params=["memory", "dir", "s3"])
+@pytest.fixture(params=["memory", "dir", "s3", "encrypted-memory", "encrypted-dir", "encrypted-s3"])
 def remote(request: pytest.FixtureRequest, make_remote_url: Callable[[str], str]) -> Iterator[RemoteStore]:
-    if request.param == "memory":
-        yield MemoryRemote()
+    kind = request.param.removeprefix("encrypted-")
+    inner = MemoryRemote() if kind == "memory" else open_remote(make_remote_url(kind))
+    if request.param.startswith("encrypted-"):
+        # the same promises through the encrypting wrapper (remote/encrypted.py), its key on the inner store
+        yield EncryptedRemote(inner, create_key(inner, "contract passphrase", cheap=True))
     else:
-        yield open_remote(make_remote_url(request.param))
+        yield inner
 
 
 def test_get_put_head_list_delete(remote: RemoteStore) -> None:

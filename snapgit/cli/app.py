@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from snapgit.cli.context import open_repo, split_tables, state
+from snapgit.cli.context import ask_passphrase, open_repo, split_tables, state
 from snapgit.cli.render import (
     err,
     out,
@@ -74,6 +74,10 @@ def _main(
     ] = False,
 ) -> None:
     state.debug = debug  # first: an error of the options below shows its traceback too
+    # an encrypted remote opened by any command asks the terminal when the environment is silent
+    from snapgit.passphrase import set_default
+
+    set_default(ask_passphrase)
     if directory is not None:
         if not directory.is_dir():
             raise SnapError(f"cannot change to {directory}: no such directory")
@@ -524,20 +528,37 @@ def export_cmd(
     dialect: Annotated[
         str | None, typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")
     ] = None,
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt the file in the age format (age -d decrypts it) with a passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal. Not with csv.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
     repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.export(
-            rev, output, fmt=fmt, tables=split_tables(tables), since=since, dialect=dialect, progress=progress
+            rev,
+            output,
+            fmt=fmt,
+            tables=split_tables(tables),
+            since=since,
+            dialect=dialect,
+            progress=progress,
+            encrypt=encrypt,
+            passphrase=ask_passphrase,  # asked once the export is known to be possible
         )
     print_export(result, as_json=as_json)
 
 
 @app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="An export file (json, .json.zst) or CSV export directory.")],
+    path: Annotated[
+        Path, typer.Argument(help="An export file (json, .json.zst, either encrypted) or CSV export directory.")
+    ],
     branch: Annotated[
         str | None, typer.Option("--branch", help="Commit on this branch (created or advanced).", metavar="NAME")
     ] = None,
@@ -555,11 +576,14 @@ def import_cmd(
     db: Annotated[str | None, typer.Option("--db", help="Database URL (for --merge).", metavar="URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Validate an export file completely and make it a commit; nothing is written if it has problems."""
+    """Validate an export file completely and make it a commit; nothing is written if it has problems.
+
+    An encrypted file takes its passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal."""
     repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.import_file(
             path,
+            passphrase=ask_passphrase,  # asked only for an encrypted file
             branch=branch,
             merge_strategy=strategy if merge else None,
             max_size=max_size,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from snapgit.cli.context import open_repo, state
+from snapgit.cli.context import ask_new_passphrase, ask_passphrase, open_repo, state
 from snapgit.cli.render import err, out, print_json, print_merge, progress_bar, safety_line
 
 __all__ = ["commands", "print_remote_verify"]
@@ -23,14 +23,37 @@ _JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def remote_add(
     name: Annotated[str, typer.Argument(help="What to call the remote (e.g. origin).")],
     url: Annotated[str, typer.Argument(help="A directory, file:///path or s3://bucket/prefix.")],
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt everything sent to it, with a key wrapped by a passphrase (SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal).",
+        ),
+    ] = False,
     as_json: _JSON = False,
 ) -> None:
     """Name a remote; it is checked first (reachable, and keeping conditional writes)."""
-    info = open_repo().remote_add(name, url)
+    info = open_repo().remote_add(name, url, encrypt=encrypt)
     if as_json:
-        print_json({"name": info.name, "url": info.url})
+        print_json({"name": info.name, "url": info.url, "encrypted": info.encrypted})
     else:
-        out.print(f"added remote {info.name}: {info.url}")
+        out.print(f"added remote {info.name}: {info.url}{' (encrypted)' if info.encrypted else ''}")
+
+
+@remote_group.command("passphrase")
+def remote_passphrase(
+    name: Annotated[str, typer.Argument(help="The encrypted remote.")],
+    as_json: _JSON = False,
+) -> None:
+    """Change an encrypted remote's passphrase: the current one from SNAP_PASSPHRASE(_FILE) or the
+    terminal, the new one from SNAP_NEW_PASSPHRASE(_FILE) or typed twice."""
+    repo = open_repo()
+    old = ask_passphrase()
+    removed, made = repo.remote_passphrase(name, old=old, new=ask_new_passphrase())
+    if as_json:
+        print_json({"name": name, "removed_key": removed, "new_key": made})
+    else:
+        out.print(f"changed the passphrase of {name} (key {removed[:12]} replaced by {made[:12]})")
 
 
 @remote_group.command("list")
@@ -38,12 +61,12 @@ def remote_list(as_json: _JSON = False) -> None:
     """The configured remotes."""
     remotes = open_repo().remotes()
     if as_json:
-        print_json([{"name": r.name, "url": r.url} for r in remotes])
+        print_json([{"name": r.name, "url": r.url, "encrypted": r.encrypted} for r in remotes])
         return
     if not remotes:
         out.print("no remotes; add one with `snap remote add NAME URL`")
     for r in remotes:
-        out.print(f"{r.name}\t{r.url}")
+        out.print(f"{r.name}\t{r.url}{'  (encrypted)' if r.encrypted else ''}")
 
 
 @remote_group.command("remove")

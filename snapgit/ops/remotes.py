@@ -26,7 +26,11 @@ from typing import Any
 
 from snapgit.errors import NotFoundError, SnapError
 from snapgit.ops.audit import actor, audited
+from snapgit.passphrase import PassphraseSource
+from snapgit.passphrase import get as get_passphrase
 from snapgit.remote.base import RemoteStore
+from snapgit.remote.crypto import key_names
+from snapgit.remote.encrypted import EncryptedRemote, change_passphrase, set_up, unlock
 from snapgit.remote.layout import RemoteRepo
 from snapgit.remote.open import normalize_url, open_remote, probe_conditional_writes
 from snapgit.store.layout import Store
@@ -45,6 +49,7 @@ __all__ = [
     "connect_url",
     "default_remote",
     "tracking_prefix",
+    "change_remote_passphrase",
     "forget_held_packs",
 ]
 
@@ -59,6 +64,7 @@ class UnknownRemoteError(NotFoundError):
 class RemoteInfo:
     name: str
     url: str
+    encrypted: bool = False
 
 
 def tracking_prefix(name: str) -> str:
@@ -72,7 +78,7 @@ def _check_name(name: str) -> str:
 
 
 def list_remotes(store: Store) -> list[RemoteInfo]:
-    return [RemoteInfo(n, r["url"]) for n, r in sorted(store.config.remotes.items())]
+    return [RemoteInfo(n, r["url"], bool(r.get("encrypt"))) for n, r in sorted(store.config.remotes.items())]
 
 
 def _settings(store: Store, name: str) -> dict:
@@ -106,24 +112,43 @@ def default_remote(store: Store, name: str | None) -> str:
     )
 
 
-def connect_url(url: str, settings: dict[str, Any] | None = None) -> RemoteStore:
-    """The remote at a URL, through :func:`snapgit.remote.open.open_remote` (the seam to wrap)."""
-    return open_remote(url, settings or {})
+def connect_url(
+    url: str, settings: dict[str, Any] | None = None, passphrase: str | PassphraseSource | None = None
+) -> RemoteStore:
+    """The remote at a URL, through :func:`snapgit.remote.open.open_remote`; an encrypted one
+    (it holds keys, or ``settings`` say ``encrypt``) unlocked with the passphrase
+    (None: :func:`snapgit.passphrase.get`'s default source)."""
+    settings = settings or {}
+    return unlock(open_remote(url, settings), passphrase, expected=bool(settings.get("encrypt")))
 
 
-def connect(store: Store, name: str) -> RemoteStore:
-    """The configured remote ``name``, opened."""
+def connect(store: Store, name: str, passphrase: str | PassphraseSource | None = None) -> RemoteStore:
+    """The configured remote ``name``, opened. A remote found to be encrypted is remembered as
+    such in the config (a clone learns it here), so that it is never again taken as plain."""
     settings = _settings(store, name)
-    return connect_url(settings["url"], settings)
+    remote = connect_url(settings["url"], settings, passphrase)
+    if isinstance(remote, EncryptedRemote) and not settings.get("encrypt"):
+        settings["encrypt"] = True
+        store.save_config()
+    return remote
 
 
 def add_remote(
-    store: Store, name: str, url: str, *, cwd: Path | None = None, options: dict[str, Any] | None = None
+    store: Store,
+    name: str,
+    url: str,
+    *,
+    cwd: Path | None = None,
+    options: dict[str, Any] | None = None,
+    encrypt: bool = False,
+    passphrase: str | PassphraseSource | None = None,
 ) -> RemoteInfo:
     """Name a remote after checking it: reachable, and keeping conditional writes (a directory
     that does not exist yet is created, its parent must exist). Nothing is stored on failure.
     ``options`` are kept beside the URL in ``[remote.NAME]`` and handed to :func:`connect_url`
-    (for a layer over the remote, such as encryption; never a secret)."""
+    (never a secret). ``encrypt``: set the remote up encrypted (remote/encrypted.py), or open it
+    if it is already; a remote that turns out to be encrypted is unlocked with the passphrase
+    either way, and ``encrypt = true`` is kept in its options."""
     _check_name(name)
     if name in store.config.remotes:
         raise SnapError(
@@ -142,17 +167,43 @@ def add_remote(
                     hint="create the parent directory first, or check the path",
                 )
             path.mkdir(mode=0o700, exist_ok=True)
-        settings = {**(options or {}), "url": url}
-        remote = connect_url(url, settings)
-        probe_conditional_writes(remote)
+        settings: dict[str, Any] = {**(options or {}), "url": url}
+        raw = open_remote(url, settings)
+        probe_conditional_writes(raw)
+        remote = set_up(raw, passphrase) if encrypt else unlock(raw, passphrase, expected=False)
         RemoteRepo(remote).exists()  # a remote of another format is refused now, not at push
+        if isinstance(remote, EncryptedRemote):
+            settings["encrypt"] = True
         store.config.remotes[name] = settings
         try:
             store.save_config()
         except BaseException:
             del store.config.remotes[name]
             raise
-    return RemoteInfo(name, url)
+    return RemoteInfo(name, url, isinstance(remote, EncryptedRemote))
+
+
+def change_remote_passphrase(
+    store: Store,
+    name: str,
+    *,
+    old: str | PassphraseSource | None = None,
+    new: str | PassphraseSource | None = None,
+) -> tuple[str, str]:
+    """Change the passphrase of the encrypted remote ``name`` (see
+    :func:`snapgit.remote.encrypted.change_passphrase`): (old key id, new key id). ``old`` as
+    for every command; ``new`` is asked with confirmation, from a source that must be given
+    (a passphrase or a callable: the default source would answer with the old one)."""
+    settings = _settings(store, name)
+    if new is None:
+        raise SnapError("no new passphrase given", hint="give the new passphrase")
+    with audited(store, actor(store), "remote-passphrase", {"name": name}) as entry:
+        raw = open_remote(settings["url"], settings)
+        if not key_names(raw):
+            raise SnapError(f"remote {name!r} is not encrypted", hint="`snap remote add NAME URL --encrypt` makes one")
+        removed, made = change_passphrase(raw, get_passphrase(old), get_passphrase(new, confirm=True))
+        entry.result = {"removed_key": removed, "new_key": made}
+    return removed, made
 
 
 def remove_remote(store: Store, name: str) -> RemoteInfo:

@@ -2,6 +2,9 @@
 
 A URL is ``s3://bucket/prefix``, ``file:///path`` or a plain directory path. :func:`open_remote` is
 the one place a remote is opened: whoever needs to add a layer (encryption) wraps this function.
+:func:`snapgit.ops.remotes.connect_url` does, with :func:`snapgit.remote.encrypted.unlock`: a
+remote that holds keys is read and written through an :class:`EncryptedRemote`. What this
+function returns is the raw store, as the server holds it.
 """
 
 from __future__ import annotations
