@@ -44,11 +44,14 @@ Two rules, as for reading:
 * **Convert only what has the canonical type.** A value of another type is what a reader kept
   as the driver returned it (text in a SQLite DATETIME column that is no date, say); it is
   written back as it is, so it reads back as it was.
-* **Write what the application wrote.** SQLite stores dates, times and UUIDs as text or blobs in
-  whatever form the application chose; the form of one sampled value per column
-  (:func:`sqlite_style`) is used for the values written, so restored rows look like the
-  application's own and keys compare equal to the stored ones. An empty column gets
-  SQLAlchemy's forms (``' '``, six fractional digits, 32 hex digits).
+* **Write what the application wrote.** A value the reader kept with its spelling
+  (:class:`snapgit.encoding.Spelled`: SQLite date, time, JSON and UUID text in a form of the
+  application's choosing, a UUID held as a blob, PostgreSQL ``json`` and MariaDB JSON text) is
+  written as that spelling into the engine it was read from, and as its canonical value into
+  another. A canonical value is written in one fixed form per type, the one the reader takes
+  for canonical (:data:`SQLITE_CANONICAL`): SQLite dates ``YYYY-MM-DD``, times and datetimes as
+  Python's ``isoformat`` (``' '`` between date and time, fractional digits only when not zero;
+  what SQLite's own ``datetime()``, Python's sqlite3 and Django write), UUIDs as 32 hex digits.
 
 What SQLite's types cannot hold: a NUMERIC column (NUMERIC affinity) turns text that looks like a
 number into a REAL, keeping 15 significant digits. A Decimal is therefore written as an integer
@@ -69,10 +72,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from snapgit.db.values import Converter, pg_interval_text
-from snapgit.encoding import Json, canonical_json
+from snapgit.encoding import Json, Spelled, canonical_json
 from snapgit.jsonvalue import to_json
 
-__all__ = ["SqliteStyle", "sqlite_style", "column_write", "WriteValueError"]
+__all__ = ["SqliteStyle", "SQLITE_CANONICAL", "sqlite_style", "column_write", "WriteValueError", "SPELLABLE"]
 
 _UTC = _dt.UTC
 _US = _dt.timedelta(microseconds=1)
@@ -100,10 +103,13 @@ class SqliteStyle:
 
     uuid: str = "hex"
     sep: str = " "
-    micros: bool = True
+    micros: bool = False
 
 
-DEFAULT_STYLE = SqliteStyle()
+# The forms canonical values are written in, and so the spellings the reader keeps no Spelled
+# for (snapgit.db.types): a store's record bytes depend on them, so they are part of the format
+SQLITE_CANONICAL = SqliteStyle()
+DEFAULT_STYLE = SQLITE_CANONICAL
 
 
 def sqlite_style(portable: str, sample: Any) -> SqliteStyle:
@@ -279,9 +285,41 @@ def _element(portable: str) -> str | None:
     return None
 
 
+# portable types whose values a reader may keep with their spelling (snapgit.db.types)
+SPELLABLE = frozenset({"boolean", "numeric", "date", "time", "timetz", "timestamp", "timestamptz", "uuid", "json"})
+
+
+def _spelled_aware(dialect: str, conv: Converter | None) -> Converter:
+    """``conv`` (None: the value as it is) for canonical values; a Spelled value's spelling when
+    it was read from ``dialect``, else its canonical value converted."""
+    if conv is None:
+
+        def plain(v: Any) -> Any:
+            if type(v) is Spelled:
+                return v.spelling if v.dialect == dialect else v.value
+            return v
+
+        return plain
+
+    def convert(v: Any) -> Any:
+        if type(v) is Spelled:
+            return v.spelling if v.dialect == dialect else conv(v.value)
+        return conv(v)
+
+    return convert
+
+
 def column_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
     """The converter for values written to a column of ``portable`` type, or None when the
-    driver takes the canonical values as they are. ``style``: SQLite only (:func:`sqlite_style`)."""
+    driver takes the canonical values as they are. ``style``: SQLite only, the forms of
+    canonical dates, times and UUIDs (default and canonical: :data:`SQLITE_CANONICAL`)."""
+    conv = _column_write(dialect, portable, style)
+    if _base(portable) in SPELLABLE:
+        return _spelled_aware(dialect, conv)
+    return conv
+
+
+def _column_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
     base = _base(portable)
     elem = _element(portable)
     if dialect == "sqlite":

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from snapgit.compare.diff import RowDiff, TableDiff
-from snapgit.encoding import Json
+from snapgit.encoding import Json, Spelled
 from snapgit.errors import SnapError
 from snapgit.schema import table_order
 
@@ -83,6 +83,8 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
     t = type(v)
     if v is None:
         return "NULL"
+    if t is Spelled:  # its spelling where it was read, else its value
+        return literal(v.spelling if v.dialect == dialect else v.value, dialect, sql_type)
     if t is bool:
         if dialect == "postgresql":
             return "TRUE" if v else "FALSE"
