@@ -32,10 +32,10 @@ from snapgit.errors import SnapError
 from snapgit.exchange.fileformat import (
     CSV_FORMAT,
     FORMAT_VERSION,
-    READABLE_VERSIONS,
     JSON_FORMAT,
     MANIFEST,
     OCCURRENCE_COLUMN,
+    READABLE_VERSIONS,
     ExportError,
     check_name,
 )
