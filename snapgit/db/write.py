@@ -704,11 +704,12 @@ class WriteTransaction:
     def _mysql_match(self, c: str, portable: str, live: tuple[str, str | None] | None) -> str:
         """A condition true exactly when the column holds the value a scan would read as the
         parameter: text byte for byte (not by the collation, which may ignore case or trailing
-        spaces), JSON by value."""
+        spaces), JSON by value on MySQL and by its text on MariaDB (which keeps the text a scan
+        reads: its spelling, or the canonical text the parameter then is)."""
         base = portable.split("(", 1)[0]
         data_type, charset = live or ("", None)
         if base == "json" or data_type == "json":
-            return f"JSON_EQUALS({c}, %s)" if self._mariadb else f"{c} = CAST(%s AS JSON)"
+            return f"CAST({c} AS BINARY) = CAST(%s AS BINARY)" if self._mariadb else f"{c} = CAST(%s AS JSON)"
         if base in ("text", "varchar", "char"):
             if data_type in ("inet4", "inet6"):
                 return f"CAST(CAST({c} AS CHAR) AS BINARY) = CAST(%s AS BINARY)"
