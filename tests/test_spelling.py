@@ -336,12 +336,12 @@ _DOCS = st.lists(_json_text(), min_size=1, max_size=5)
 
 
 def _texts(engine: sa.Engine, kind: str) -> list[tuple[Any, ...]]:
-    expr = "doc::text" if kind == "postgresql" else "HEX(doc)"
+    expr = "HEX(doc)" if kind == "mariadb" else "doc::text"
     with engine.connect() as conn:
         return [tuple(r) for r in conn.exec_driver_sql(f"SELECT id, {expr} FROM j ORDER BY id")]
 
 
-@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+@pytest.mark.parametrize(("kind", "json_type"), [("postgresql", "json"), ("postgresql", "jsonb"), ("mariadb", "JSON")])
 @settings(
     max_examples=6,
     deadline=None,
@@ -350,12 +350,16 @@ def _texts(engine: sa.Engine, kind: str) -> list[tuple[Any, ...]]:
 )
 @given(docs=_DOCS)
 def test_json_text_comes_back_as_written_after_merge_and_restore(
-    kind: str, docs: list[str], make_db_url: Callable[[str], str], make_engine: Callable[[str], sa.Engine]
+    kind: str,
+    json_type: str,
+    docs: list[str],
+    make_db_url: Callable[[str], str],
+    make_engine: Callable[[str], sa.Engine],
 ) -> None:
-    docs = [d.replace("\\u0000", "") for d in docs]  # PostgreSQL's json takes no NUL
+    # PostgreSQL's json takes no NUL, and no document takes Python's NaN and Infinity
+    docs = [d.replace("\\u0000", "") for d in docs if "Infinity" not in d and "NaN" not in d]
     source, target = make_db_url(kind), make_db_url(kind)
     src, dst = make_engine(source), make_engine(target)
-    json_type = "json" if kind == "postgresql" else "JSON"
     with src.begin() as conn:
         conn.exec_driver_sql(f"CREATE TABLE j (id int PRIMARY KEY, doc {json_type})")
     with tempfile.TemporaryDirectory() as tmp:

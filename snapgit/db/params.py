@@ -21,9 +21,9 @@ Decimal        int when integral, else the  Decimal                 Decimal
                float whose repr is the same
                number (NaN, Infinity: text)
 date           'YYYY-MM-DD'                 date                    date
-time           'HH:MM:SS.ffffff'            time                    time
-aware time     'HH:MM:SS.ffffff+HH:MM'      time (timetz)           the same ISO text
-naive datetime 'YYYY-MM-DD HH:MM:SS.ffffff' datetime                datetime
+time           'HH:MM:SS[.ffffff]'          time                    time
+aware time     'HH:MM:SS[.ffffff]+HH:MM'    time (timetz)           the same ISO text
+naive datetime 'YYYY-MM-DD HH:MM:SS[.f]'    datetime                datetime
 aware datetime the same in UTC, '+00:00'    datetime (timestamptz)  naive UTC wall time (the
                                                                     session is in UTC)
 timedelta      microseconds (an int)        timedelta (interval)    microseconds for an
@@ -35,6 +35,9 @@ column                                      holding some: all
 UUID           32 lower-case hex digits     UUID                    'xxxxxxxx-xxxx-...' text
 Json           canonical JSON text          canonical text, typed   canonical JSON text
                                             json/jsonb by a cast
+Spelled        its spelling when read from  the same                the same
+               this engine, else its value
+               as above
 list (array)   canonical JSON text of       list (a cast to the     canonical JSON text of
                the elements (jsonvalue)     column's array type)    the elements
 ============== ============================ ======================= ===========================

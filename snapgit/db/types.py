@@ -77,9 +77,10 @@ Worth knowing:
 * SQLite's NUMERIC affinity (any declared type it does not know, ``UUID`` and ``JSON`` included)
   turns text that looks like a number into a number *when it is written*: a hex UUID of only
   digits, or the JSON text ``2.0``, is stored as an integer. Reading cannot undo that.
-* SQLite texts are converted only in the exact forms SQLAlchemy and Python's sqlite3 write
-  ('YYYY-MM-DD HH:MM:SS[.ffffff]', 'T' accepted); a write uses the form the column's values
-  already have, else SQLAlchemy's (:mod:`snapgit.db.params`).
+* SQLite texts are converted only in ISO forms ('YYYY-MM-DD HH:MM[:SS[.f]]', 'T' accepted).
+  A value whose text (or storage class) is not the one its canonical value is written back as
+  (:data:`snapgit.db.params.SQLITE_CANONICAL`) keeps it: a :class:`snapgit.encoding.Spelled`.
+  So do PostgreSQL ``json`` and MariaDB JSON documents whose text is not canonical.
 * PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. A date, time,
   timestamp or interval value that Python's types cannot hold (a BC date, ``infinity``,
   ``24:00:00``, an interval beyond 999,999,999 days) is read as its text, value by value
@@ -319,7 +320,7 @@ def _pg_read(portable: str, native: str) -> ColumnRead:
     if base == "json":
         # json keeps the text it was given, jsonb its own normal form of the document
         exact = native.split(" COLLATE ", 1)[0] == "json"
-        return ColumnRead("{c}::text", _PG_JSON if exact else V.text_to_json, '{c}::text COLLATE "C"')
+        return ColumnRead("{c}::text", _PG_JSON if exact else _pg_jsonb, '{c}::text COLLATE "C"')
     if base == "real":
         return ColumnRead("{c}::float8", None, "{c}")
     if base == "numeric":
@@ -523,6 +524,20 @@ def _exact_json(dialect: str) -> Converter:
 
 _PG_JSON = _exact_json("postgresql")
 _MY_JSON = _exact_json("mysql")
+
+
+def _pg_jsonb(v: object) -> object:
+    """jsonb text -> Json, with the text as its spelling when the canonical text, stored as
+    jsonb, would print otherwise (jsonb keeps a number's digits: ``2.50``, ``1e2`` as ``100``)."""
+    out = V.text_to_json(v)
+    if type(out) is Json:
+        try:
+            same = V.pg_jsonb_text(out.value) == v
+        except (TypeError, ValueError, ArithmeticError):
+            same = False
+        if not same:
+            return Spelled(out, v, "postgresql")
+    return out
 
 
 def column_read(dialect: str, portable: str, native: str | None) -> ColumnRead:
