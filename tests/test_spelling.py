@@ -287,7 +287,7 @@ def test_sqlite_export_import_restore_into_keeps_every_spelling(rows: list[tuple
         # SQL: loaded by SQLite itself
         loaded = str(work / "sql.db")
         con = sqlite3.connect(loaded)
-        con.executescript((work / "x.sql").read_text())
+        con.executescript((work / "x.sql").read_bytes().decode("utf-8"))  # no newline translation
         con.close()
         assert sqlite_cells(loaded, "h") == backup
         for name in ("x.json", "x-csv"):

@@ -78,7 +78,15 @@ from snapgit.db.values import Converter, pg_interval_text
 from snapgit.encoding import Json, Spelled, canonical_json
 from snapgit.jsonvalue import to_json
 
-__all__ = ["SqliteStyle", "SQLITE_CANONICAL", "sqlite_style", "column_write", "WriteValueError", "SPELLABLE"]
+__all__ = [
+    "SqliteStyle",
+    "SQLITE_CANONICAL",
+    "sqlite_style",
+    "column_write",
+    "canonical_write",
+    "WriteValueError",
+    "SPELLABLE",
+]
 
 _UTC = _dt.UTC
 _US = _dt.timedelta(microseconds=1)
@@ -316,13 +324,15 @@ def column_write(dialect: str, portable: str, style: SqliteStyle | None = None) 
     """The converter for values written to a column of ``portable`` type, or None when the
     driver takes the canonical values as they are. ``style``: SQLite only, the forms of
     canonical dates, times and UUIDs (default and canonical: :data:`SQLITE_CANONICAL`)."""
-    conv = _column_write(dialect, portable, style)
+    conv = canonical_write(dialect, portable, style)
     if _base(portable) in SPELLABLE:
         return _spelled_aware(dialect, conv)
     return conv
 
 
-def _column_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
+def canonical_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
+    """:func:`column_write` for canonical values only (no :class:`Spelled`): what a reader
+    compares a driver's value with to know whether the value alone gives it back."""
     base = _base(portable)
     elem = _element(portable)
     if dialect == "sqlite":

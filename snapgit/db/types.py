@@ -110,7 +110,7 @@ import re
 from dataclasses import dataclass
 
 from snapgit.db import values as V
-from snapgit.db.params import column_write
+from snapgit.db.params import canonical_write
 from snapgit.db.values import Converter
 from snapgit.encoding import Json, Spelled
 
@@ -491,7 +491,7 @@ def _sqlite_spelled(conv: Converter, portable: str) -> Converter:
     """``conv``, except that where the canonical value it gives would not be written back as
     the very value SQLite held (the same storage class and the same text: the writer's
     canonical form, through the column's NUMERIC affinity), the value keeps that spelling."""
-    write = column_write("sqlite", portable)
+    write = canonical_write("sqlite", portable)
     assert write is not None
 
     def convert(v: object) -> object:
@@ -499,7 +499,9 @@ def _sqlite_spelled(conv: Converter, portable: str) -> Converter:
         if out is v:
             return v
         try:
-            back = _numeric_affinity(write(out))
+            back = write(out)
+            if back != v or type(back) is not type(v):  # else the common case: the same text
+                back = _numeric_affinity(back)
         except ValueError:  # a value the writer refuses: its spelling is all a write could use
             back = None
         if type(back) is type(v) and back == v:
