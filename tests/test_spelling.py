@@ -189,18 +189,14 @@ ANY_VALUE = st.one_of(
 
 
 def sqlite_cells(path: str, table: str, where: str = "") -> list[tuple[Any, ...]]:
-    """Every cell as SQLite itself stores it: (typeof, quote) per column, by rowid."""
+    """Every cell as SQLite itself stores it: (typeof, quote) per column, rows sorted."""
     con = sqlite3.connect(path)
     try:
         cols = [r[1] for r in con.execute(f'PRAGMA table_info("{table}")')]
         sel = ", ".join(f'typeof("{c}"), quote("{c}")' for c in cols)
-        return con.execute(f'SELECT {sel} FROM "{table}" {where} ORDER BY id').fetchall()
+        return sorted(con.execute(f'SELECT {sel} FROM "{table}" {where}').fetchall())
     finally:
         con.close()
-
-
-def _path(url: str) -> str:
-    return sa.make_url(url).database or ""
 
 
 def _create_hostile(path: str, rows: list[tuple[Any, ...]]) -> None:
@@ -330,6 +326,40 @@ def test_a_spelling_only_change_is_a_change_and_diff_shows_the_spelling(tmp_path
     assert sqlite_cells(str(db), "t") == [("integer", "1", "text", "'2024-01-05 10:00:00'", "text", "'{\"a\":1}'")]
 
 
+def test_a_key_column_of_spelled_values_merges_and_restores_by_its_spellings(tmp_path: Path) -> None:
+    """Two spellings of one instant are two keys, as SQLite holds them; a merge matches rows by
+    their exact key."""
+    db = str(tmp_path / "app.db")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE ev (at DATETIME PRIMARY KEY, what TEXT)")
+    con.commit()
+    repo = Repo.init(tmp_path, db)
+    repo.commit("base")
+    repo.create_branch("backup")
+    repo.refs.set_symbolic("HEAD", "refs/heads/backup")
+    theirs = [
+        ("2024-01-05T10:00", "t"),
+        ("2024-01-05 10:00:00", "canonical"),
+        ("2024-01-05 10:00", "short"),
+        ("2024-01-05 10:00:00.000000", "six"),
+        ("2024-01-04 10:00:00+02:00", "offset"),
+    ]
+    con.executemany("INSERT INTO ev VALUES (?, ?)", theirs)
+    con.commit()
+    want = sqlite_cells(db, "ev")
+    repo.commit("four spellings of one instant")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    con.execute("DELETE FROM ev")
+    con.executemany("INSERT INTO ev VALUES (?, ?)", [("2024-01-05T10:00", "ours"), ("2024-01-05 10:00:00.0", "x")])
+    con.commit()
+    con.close()
+    repo.merge("backup", strategy="backup_wins")
+    assert sqlite_cells(db, "ev") == sorted([*want, ("text", "'2024-01-05 10:00:00.0'", "text", "'x'")])
+    repo.restore("backup")
+    assert sqlite_cells(db, "ev") == want
+    repo.close()
+
+
 # --- PostgreSQL json and MariaDB JSON ----------------------------------------------------------
 
 _DOCS = st.lists(_json_text(), min_size=1, max_size=5)
@@ -433,5 +463,5 @@ def test_a_store_of_format_1_is_read_upgraded_and_canonical_values_keep_their_id
         into2 = v1_store / "into2.db"
         sqlite3.connect(into2).close()
         repo.restore(new.hex(), into=f"sqlite:///{into2}")
-        for table in ("canon", "hostile"):
+        for table in ("canon", "hostile", "events"):
             assert sqlite_cells(str(into2), table) == sqlite_cells(str(v1_store / "app.db"), table)
