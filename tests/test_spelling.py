@@ -360,6 +360,36 @@ def test_a_key_column_of_spelled_values_merges_and_restores_by_its_spellings(tmp
     repo.close()
 
 
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_another_engine_gets_the_values_not_the_spellings(
+    kind: str, tmp_path: Path, make_db_url: Callable[[str], str], make_engine: Callable[[str], sa.Engine]
+) -> None:
+    db = str(tmp_path / "app.db")
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, d DATE, tm TIME, doc JSON, u UUID, n NUMERIC(10,2))"
+    )
+    u = uuid.UUID(int=7)
+    con.execute(
+        "INSERT INTO t VALUES (1, '2024-01-05T10:00', '2024-01-05', '10:00', '{\"b\": 1, \"a\": [2.50]}', ?, 2.5)",
+        (u.bytes,),
+    )
+    con.commit()
+    con.close()
+    target = make_db_url(kind)
+    with Repo.init(tmp_path, db) as repo:
+        cid = repo.commit("spelled").commit_id
+        assert cid is not None
+        repo.restore(cid.hex(), into=target)
+    with make_engine(target).connect() as conn:
+        got = conn.exec_driver_sql("SELECT at, tm, doc, u, n FROM t").one()
+    assert got[0] == dt.datetime(2024, 1, 5, 10, 0)
+    assert got[1] in (dt.time(10, 0), dt.timedelta(hours=10))  # MariaDB's TIME is a duration
+    assert (json.loads(got[2]) if isinstance(got[2], str) else got[2]) == {"a": [2.5], "b": 1}
+    assert uuid.UUID(str(got[3])) == u
+    assert got[4] == decimal.Decimal("2.50")
+
+
 # --- PostgreSQL json and MariaDB JSON ----------------------------------------------------------
 
 _DOCS = st.lists(_json_text(), min_size=1, max_size=5)
