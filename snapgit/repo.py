@@ -20,6 +20,7 @@ store start fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from snapgit.objects import Commit, decode_schema
 from snapgit.ops import branches, maintenance, plumbing, status, transfer
 from snapgit.ops import commit as commits
-from snapgit.ops.audit import read_log
+from snapgit.ops.audit import on_behalf_of, read_log
 from snapgit.ops.commit import NoDatabaseError
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
@@ -156,6 +157,13 @@ class Repo:
     def database_dialect(self, override: str | None = None) -> str:
         """ "sqlite", "postgresql" or "mysql": the live database's dialect."""
         return commits.database_dialect(self.database_url(override))
+
+    def database_health(self, db_url: str | None = None):
+        """The live database's reachability, engine, version, size and tables (ops/health.py);
+        a database that cannot be reached is reported, not raised."""
+        from snapgit.ops.health import database_health
+
+        return database_health(self.store, db_url)
 
     def row_cache_dir(self) -> Path | None:
         """Where commits keep their row caches; None when ``SNAP_ROW_CACHE=0`` turns them off."""
@@ -372,6 +380,11 @@ class Repo:
         """Remove lock files left by killed processes; returns what was removed (only safe when
         no other snap command runs on this store)."""
         return maintenance.unlock(self.store)
+
+    def on_behalf_of(self, client: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+        """Operations run in the ``with`` block (in this thread) record ``client`` in their audit
+        log line: who asked from outside the process (snap serve: role and address)."""
+        return on_behalf_of(client)
 
     def oplog(self) -> Iterator[dict[str, Any]]:
         """The audit log: one entry per operation, oldest first."""

@@ -72,6 +72,9 @@ class Config:
     table: dict[str, TableConfig] = field(default_factory=dict)
     incremental_column: str | None = None
     incremental_lookback: float = DEFAULT_LOOKBACK
+    # ``[serve]`` as written: read by snap serve (snapgit.web.settings), kept here only so that
+    # saving the config does not drop it
+    serve: dict[str, Any] = field(default_factory=dict)
 
     def change_column(self, table: str) -> str | None:
         """The column an incremental commit reads ``table``'s changes by, if any."""
@@ -117,6 +120,8 @@ class Config:
         tables = {n: t.to_obj() for n, t in sorted(self.table.items()) if t.to_obj()}
         if tables:
             out["tables"] = tables
+        if self.serve:
+            out["serve"] = self.serve
         return out
 
 
@@ -167,6 +172,7 @@ def load_config(path: Path) -> Config:
             table=tables,
             incremental_column=commit.get("incremental_column"),
             incremental_lookback=float(lookback),
+            serve=dict(raw.get("serve", {})),
         )
     except (AttributeError, TypeError, KeyError) as exc:
         raise ConfigError(f"{path} has an unexpected shape: {exc}", hint="compare it with docs/format.md") from exc
