@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
@@ -395,6 +395,18 @@ def test_another_engine_gets_the_values_not_the_spellings(
 _DOCS = st.lists(_json_text(), min_size=1, max_size=5)
 
 
+def _refuse(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+def _finite(doc: str) -> bool:
+    try:
+        json.loads(doc, parse_constant=_refuse)
+    except ValueError:
+        return False
+    return True
+
+
 def _texts(engine: sa.Engine, kind: str) -> list[tuple[Any, ...]]:
     expr = "HEX(doc)" if kind == "mariadb" else "doc::text"
     with engine.connect() as conn:
@@ -416,8 +428,9 @@ def test_json_text_comes_back_as_written_after_merge_and_restore(
     make_db_url: Callable[[str], str],
     make_engine: Callable[[str], sa.Engine],
 ) -> None:
-    # PostgreSQL's json takes no NUL, and no document takes Python's NaN and Infinity
-    docs = [d.replace("\\u0000", "") for d in docs if "Infinity" not in d and "NaN" not in d]
+    # PostgreSQL's json takes no NUL, and no server takes Python's NaN and Infinity
+    docs = [d.replace("\\u0000", "") for d in docs if _finite(d)]
+    assume(docs)
     source, target = make_db_url(kind), make_db_url(kind)
     src, dst = make_engine(source), make_engine(target)
     with src.begin() as conn:

@@ -297,7 +297,7 @@ def _element(portable: str) -> str | None:
 
 
 # portable types whose values a reader may keep with their spelling (snapgit.db.types)
-SPELLABLE = frozenset({"boolean", "numeric", "date", "time", "timetz", "timestamp", "timestamptz", "uuid", "json"})
+SPELLABLE = frozenset({"numeric", "date", "time", "timetz", "timestamp", "timestamptz", "uuid", "json"})
 
 
 def _spelled_aware(dialect: str, conv: Converter | None) -> Converter:
