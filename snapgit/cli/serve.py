@@ -48,6 +48,11 @@ def serve(
         raise SnapError(
             f"snap serve needs the web extra ({exc.name} is not installed)", hint="pip install 'snapgit[web]'"
         ) from None
+    # a request that meets an encrypted file takes its passphrase from the environment, never
+    # from this terminal (a prompt there would hang the request until someone typed)
+    from snapgit.passphrase import environment, set_default
+
+    set_default(environment)
     repo = open_repo()
     settings = settings_from(repo.config.serve, read_only=read_only, bind_host=host)
     app = create_app(repo.store.root.parent, settings)
