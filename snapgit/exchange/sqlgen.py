@@ -79,6 +79,8 @@ def _string(s: str, dialect: str) -> str:
     if "\x00" in s:
         if dialect == "postgresql":
             raise SqlRenderError("PostgreSQL text cannot hold a NUL character")
+        if dialect == "sqlite":  # SQLite's parser ends a statement at a NUL: the text's UTF-8 bytes
+            return "CAST(X'" + s.encode("utf-8").hex() + "' AS TEXT)"
     return "'" + s.replace("'", "''") + "'"
 
 
