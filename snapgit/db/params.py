@@ -81,7 +81,6 @@ from snapgit.jsonvalue import to_json
 __all__ = [
     "SqliteStyle",
     "SQLITE_CANONICAL",
-    "sqlite_style",
     "column_write",
     "canonical_write",
     "WriteValueError",
@@ -121,25 +120,6 @@ class SqliteStyle:
 # for (snapgit.db.types): a store's record bytes depend on them, so they are part of the format
 SQLITE_CANONICAL = SqliteStyle()
 DEFAULT_STYLE = SQLITE_CANONICAL
-
-
-def sqlite_style(portable: str, sample: Any) -> SqliteStyle:
-    """The style of a column whose stored values look like ``sample`` (None: the default)."""
-    base = _base(portable)
-    if base == "uuid":
-        if type(sample) is bytes and len(sample) == 16:
-            return SqliteStyle(uuid="blob")
-        if type(sample) is str and len(sample) == 36:
-            return SqliteStyle(uuid="dashed")
-        return DEFAULT_STYLE
-    if type(sample) is not str:
-        return DEFAULT_STYLE
-    if base in ("timestamp", "timestamptz"):
-        sep = sample[10] if len(sample) > 10 and sample[10] in " T" else " "
-        return SqliteStyle(sep=sep, micros="." in sample)
-    if base in ("time", "timetz"):
-        return SqliteStyle(micros="." in sample)
-    return DEFAULT_STYLE
 
 
 def _sqlite_decimal(v: Any) -> Any:
