@@ -460,6 +460,10 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
             spelled = "INTEGER"  # the rowid: SQLite numbers it
         elif d == "postgresql" and target.source == "postgresql":
             spelled = pg_native_type(col.native, col.type)
+        elif d == "sqlite" and target.source == "sqlite" and col.native is not None:
+            # the declared type decides the column's affinity, and so the storage class of
+            # every value written to it: no type (or ANY) keeps 3.5 a REAL where TEXT makes it '3.5'
+            spelled = col.native
         elif col.name in natives:
             spelled = natives[col.name]
         else:

@@ -414,7 +414,8 @@ def _write_sql(objects, plan, meta, out: IO[bytes], dialect: str, result: Export
         w.write("START TRANSACTION;\n")
     else:
         w.write("BEGIN;\n")
-    target = Target(dialect)
+    # SQLite from SQLite: the declared types, whose affinities keep each value's storage class
+    target = Target(dialect, source="sqlite" if dialect == "sqlite" == meta.get("source_dialect") else None)
     schemas = [t.schema for t in plan]
     names = {s.name for s in schemas}
     later, made = [], set()

@@ -40,6 +40,7 @@ from snapgit.exchange.fileformat import (
     JSON_FORMAT,
     MANIFEST,
     OCCURRENCE_COLUMN,
+    READABLE_VERSIONS,
     ExportError,
     check_name,
 )
@@ -287,12 +288,13 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
     if meta.get("format") != fmt:
         problems.add(Problem(file, line, f"metadata format is {meta.get('format')!r}, expected {fmt!r}"))
         ok = False
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
         problems.add(
             Problem(
                 file,
                 line,
-                f"metadata format_version is {meta.get('format_version')!r}, this snapgit reads {FORMAT_VERSION}",
+                f"metadata format_version is {version!r}, this snapgit reads 1 to {FORMAT_VERSION}",
             )
         )
         ok = False

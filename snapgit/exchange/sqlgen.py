@@ -22,7 +22,7 @@ from typing import Any
 
 from snapgit.compare.diff import RowDiff, TableDiff
 from snapgit.compare.writeorder import deletes_after_updates, generations, updates_after_inserts
-from snapgit.encoding import Json
+from snapgit.encoding import Json, Spelled
 from snapgit.errors import SnapError
 from snapgit.schema import TableSchema, table_order
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED
@@ -79,6 +79,8 @@ def _string(s: str, dialect: str) -> str:
     if "\x00" in s:
         if dialect == "postgresql":
             raise SqlRenderError("PostgreSQL text cannot hold a NUL character")
+        if dialect == "sqlite":  # SQLite's parser ends a statement at a NUL: the text's UTF-8 bytes
+            return "CAST(X'" + s.encode("utf-8").hex() + "' AS TEXT)"
     return "'" + s.replace("'", "''") + "'"
 
 
@@ -87,6 +89,8 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
     t = type(v)
     if v is None:
         return "NULL"
+    if t is Spelled:  # its spelling where it was read, else its value
+        return literal(v.spelling if v.dialect == dialect else v.value, dialect, sql_type)
     if t is bool:
         if dialect == "postgresql":
             return "TRUE" if v else "FALSE"
