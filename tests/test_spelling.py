@@ -508,3 +508,18 @@ def test_a_store_of_format_1_is_read_upgraded_and_canonical_values_keep_their_id
         repo.restore(new.hex(), into=f"sqlite:///{into2}")
         for table in ("canon", "hostile", "events"):
             assert sqlite_cells(str(into2), table) == sqlite_cells(str(v1_store / "app.db"), table)
+
+
+def test_a_store_of_format_1_that_cannot_be_written_is_still_read(v1_store: Path) -> None:
+    """A backup store on read-only media, or one this user may only read, opens without its
+    upgrade. (The tests run as root, whom permissions do not stop: the store's folder is made
+    immutable instead, so that the VERSION file cannot be replaced in it.)"""
+    store = v1_store / ".snapstore"
+    if subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        with Repo.open(v1_store) as repo:
+            assert [cid.hex() for cid, _commit in repo.log()] == [V1_COMMIT]
+        assert (store / "VERSION").read_text() == "snapgit store 1\n"
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], check=True)

@@ -47,7 +47,7 @@ from operator import itemgetter
 from typing import Any
 
 from snapgit.db.errors import DatabaseError
-from snapgit.encoding import Json
+from snapgit.encoding import Json, Spelled
 from snapgit.jsonvalue import to_text
 from snapgit.schema import Column, TableSchema
 
@@ -523,7 +523,12 @@ class RowChecker:
             column = list(map(itemgetter(i), rows))
             if fast is not None and fast(column):
                 continue
-            for row, v in zip(rows, column, strict=True):
+            for row, value in zip(rows, column, strict=True):
+                v = value
+                if type(v) is Spelled:
+                    if v.dialect == self.dialect:
+                        continue  # written as this engine held it (and as the column still holds)
+                    v = v.value  # another engine gets the canonical value
                 if v is None:
                     continue
                 reason = check(v)

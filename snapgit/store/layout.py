@@ -87,11 +87,16 @@ class Store:
         if text in _UPGRADABLE:
             try:
                 write_private(path, _VERSION_TEXT.encode("utf-8"))
+            except PermissionError:
+                # a store this user may only read (a backup on read-only media, another user's):
+                # reading it needs no upgrade, and nothing can be written into it to need one
+                pass
             except OSError as exc:
-                raise CorruptError(
-                    f"cannot upgrade {self.root} to format {FORMAT_VERSION}: {exc}",
-                    hint="make the store writable: this snapgit marks an older store as its own before using it",
-                ) from exc
+                if exc.errno != errno.EROFS:
+                    raise CorruptError(
+                        f"cannot upgrade {self.root} to format {FORMAT_VERSION}: {exc}",
+                        hint="make the store writable: this snapgit marks an older store as its own before using it",
+                    ) from exc
             return
         if text != _VERSION_TEXT:
             found = text.strip()[:60] or "(empty)"
