@@ -567,7 +567,9 @@ def import_cmd(
 # store from snapgit.cli.context), so that it need not import this module; here they join ``snap``.
 # List a new module here: COMMAND_MODULES = (remote_cli, ...); they are imported when `snap` starts,
 # so a module keeps its own heavy imports inside its commands.
-COMMAND_MODULES: tuple = ()
+from snapgit.cli import capture as capture_cli  # noqa: E402  (after app's own commands)
+
+COMMAND_MODULES: tuple = (capture_cli,)
 for _module in COMMAND_MODULES:
     app.registered_commands.extend(_module.commands.registered_commands)
     app.registered_groups.extend(_module.commands.registered_groups)

@@ -1,0 +1,138 @@
+"""A table read through its change log: the parent's tree plus the rows of the logged keys.
+
+With change capture on (:mod:`snapgit.db.capture`), triggers log the key of every row written.
+A commit whose parent holds the table exactly as the log's *base* needs only those keys: it
+reads their rows as they are in its snapshot (a key without a row is a deleted row), and builds
+the new tree from the parent's, taking every leaf that no logged key falls in whole, unread
+(:func:`build_from_log`). :func:`log_usable` says whether a table may be read so; a read whose
+result contradicts the database (its row count) raises
+:class:`snapgit.snapshot.incremental.Fallback`, and the table is read in full.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from snapgit.encoding import key_encoder
+from snapgit.objects import TableEntry
+from snapgit.progress import Progress
+from snapgit.schema import TableSchema
+from snapgit.snapshot.incremental import Fallback
+from snapgit.snapshot.scan import scan_encoded
+from snapgit.snapshot.tablewriter import TableWriter
+from snapgit.tree.prolly import LEAF_MAX, TreeBuilder, leaf_ends
+
+if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
+    from snapgit.db import ReadSnapshot
+
+__all__ = ["LoggedTable", "log_usable", "build_from_log"]
+
+
+@dataclass(frozen=True)
+class LoggedTable:
+    """A captured table's log as the snapshot sees it: the table of logged keys, the key
+    columns its triggers log, the table object it is relative to, and why it cannot be
+    trusted (None: it can, when the parent holds ``base``)."""
+
+    log: str
+    key: list[str]
+    base: bytes | None
+    problem: str | None
+
+
+def log_usable(
+    logged: LoggedTable, schema_id: bytes, key: list[str] | None, old_entry: TableEntry | None, old_id: bytes | None
+) -> str | None:
+    """None when the table may be read through its log on this parent, else why not."""
+    if logged.problem is not None:
+        return logged.problem
+    if not key or key != logged.key:
+        return "its key is not the one its capture triggers log"
+    if old_entry is None or old_id is None:
+        return "the parent commit does not have it"
+    if old_id != logged.base:
+        return "the parent commit's table is not the one its log was last read into"
+    if old_entry.schema != schema_id or old_entry.key != key:
+        return "its schema or key changed since the parent commit"
+    return None
+
+
+def build_from_log(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str],
+    tw: TableWriter,
+    logged: LoggedTable,
+    progress: Progress | None,
+) -> tuple[bytes, int]:
+    """The table's new tree: the parent's (``tw.old``), with the rows of every logged key as
+    the snapshot has them, and the logged keys that have no row removed.
+
+    Leaves that no logged key falls in are taken whole, unread, where the tree would end a leaf
+    there anyway. Raises :class:`Fallback` when the tree's row count is not the table's: a row
+    was deleted without the triggers seeing it (SQLite's REPLACE conflict resolution deletes
+    rows without firing delete triggers, unless recursive triggers are on)."""
+    names = schema.sorted_names
+    kenc = key_encoder([names.index(k) for k in key])
+    changed: dict[bytes, tuple[bytes, bytes]] = {}
+    for batch, packed, ids in scan_encoded(snap, schema, None, progress, keys_from=(logged.log, key)):
+        changed.update(zip(map(kenc, batch), zip(ids, packed, strict=False), strict=False))
+    logged_keys = set(changed)
+    kenc_key = key_encoder(list(range(len(key))))
+    for batch in snap.scan(schema, None, columns=key, source=logged.log):
+        logged_keys.update(map(kenc_key, batch))
+    edits = sorted(logged_keys)
+
+    builder = TreeBuilder(tw.emit)
+    written: set[bytes] = set()
+
+    def record(k: bytes, old_rid: bytes | None) -> bytes | None:
+        """The record id of key ``k`` now (None: deleted), its record stored when new."""
+        hit = changed.get(k)
+        if hit is None:
+            return None
+        rid, payload = hit
+        if rid != old_rid and rid not in written:
+            written.add(rid)
+            tw.write_records([rid], [payload])
+        return rid
+
+    ci = 0
+    old = tw.old
+    if old is not None:
+        for last, nid, count in zip(old.last_keys, old.leaf_ids, old.counts, strict=True):
+            if not count:
+                continue
+            cj = bisect_right(edits, last, ci)
+            if cj == ci and builder.between_leaves() and (count >= LEAF_MAX or leaf_ends([last])):
+                # an untouched leaf that ends where the tree would end it: taken as it is. Its
+                # first key is only checked against the keys before it, which ``last`` is above
+                builder.add_leaf_ref(last, last, nid, count)
+                continue
+            leaf = old.leaf(nid)
+            if cj == ci:
+                builder.add_batch(leaf.keys, leaf.ids)
+                continue
+            entries = dict(zip(leaf.keys, leaf.ids, strict=True))
+            for k in edits[ci:cj]:
+                rid = record(k, entries.get(k))
+                if rid is None:
+                    entries.pop(k, None)
+                else:
+                    entries[k] = rid
+            keys = sorted(entries)
+            builder.add_batch(keys, [entries[k] for k in keys])
+            ci = cj
+    tail = [(k, rid) for k in edits[ci:] if (rid := record(k, None)) is not None]
+    if tail:
+        builder.add_batch([k for k, _ in tail], [rid for _, rid in tail])
+    rows = builder.count
+    total = snap.count(schema.name)
+    if rows != total:
+        raise Fallback(
+            f"its {total:,} rows are not the {rows:,} its log accounts for "
+            "(rows deleted unseen by the triggers, as REPLACE does)"
+        )
+    return builder.finish()
