@@ -14,10 +14,9 @@ import sqlite3
 from pathlib import Path
 
 import forkrun
-from test_crash import KillClock, ok, timed, unlock_if_needed
-
 from snapgit import Repo
 from snapgit.store.history import read_commit, read_root
+from test_crash import KillClock, ok, timed, unlock_if_needed
 
 TRIALS = int(os.environ.get("SNAP_CRASH_TRIALS", "30"))
 

@@ -471,9 +471,9 @@ def commit_result_json(result: CommitResult, *, incremental: bool = False) -> di
                 "records_written": t.records_written,
                 "processes": t.processes,
                 "cached_rows": t.cached_rows,
-                "captured": t.captured,
-                "capture_note": t.capture_note,
             }
+            # with change capture on: read through the log, or why not
+            | ({"captured": t.captured, "capture_note": t.capture_note} if t.captured or t.capture_note else {})
             | ({"incremental": t.incremental, "note": t.note} if incremental else {})
             for t in result.tables
         },
