@@ -11,12 +11,12 @@ result contradicts the database (its row count) raises
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from snapgit.encoding import key_encoder
-from snapgit.objects import TableEntry
+from snapgit.objects import Node, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback
@@ -102,7 +102,7 @@ def build_from_log(
     ci = 0
     old = tw.old
     if old is not None:
-        for last, nid, count in zip(old.last_keys, old.leaf_ids, old.counts, strict=True):
+        for j, (last, nid, count) in enumerate(zip(old.last_keys, old.leaf_ids, old.counts, strict=True)):
             if not count:
                 continue
             cj = bisect_right(edits, last, ci)
@@ -114,6 +114,17 @@ def build_from_log(
             leaf = old.leaf(nid)
             if cj == ci:
                 builder.add_batch(leaf.keys, leaf.ids)
+                continue
+            patched = _patch(tw, j, leaf, edits[ci:cj], changed)
+            if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
+                new_nid, ids = patched
+                ci = cj
+                if builder.between_leaves() and (count >= LEAF_MAX or leaf_ends([last])):
+                    builder.add_leaf_ref(last, last, new_nid, count)
+                else:
+                    builder.add_batch(
+                        leaf.keys, [n if n is not None else o for n, o in zip(ids, leaf.ids, strict=True)]
+                    )
                 continue
             entries = dict(zip(leaf.keys, leaf.ids, strict=True))
             for k in edits[ci:cj]:
@@ -136,3 +147,24 @@ def build_from_log(
             "(rows deleted unseen by the triggers, as REPLACE does)"
         )
     return builder.finish()
+
+
+def _patch(
+    tw: TableWriter, j: int, leaf: Node, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+) -> tuple[bytes, list[bytes | None]] | None:
+    """The parent's leaf ``j`` with the record ids of its edited rows replaced, stored with their
+    records (:meth:`TableWriter.patch_leaf`), and the new ids (None: the parent's); None when an
+    edit adds or removes a row (the leaf is then rebuilt)."""
+    keys = leaf.keys
+    ids: list[bytes | None] = [None] * len(keys)
+    payloads: list[bytes | None] = [None] * len(keys)
+    for k in edits:
+        i = bisect_left(keys, k)
+        hit = changed.get(k)
+        if hit is None or i == len(keys) or keys[i] != k:
+            return None
+        ids[i], payloads[i] = hit
+    nid = tw.patch_leaf(j, keys, ids, payloads)
+    if nid is None:
+        return None
+    return nid, ids
