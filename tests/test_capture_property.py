@@ -16,11 +16,14 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.pool import NullPool
 
 from snapgit import Repo
 from snapgit.errors import SnapError
@@ -35,6 +38,7 @@ _step = st.one_of(
     st.tuples(st.just("rekey"), st.integers(1, 10), st.integers(0, 10_000)),
     st.tuples(st.just("bulk"), st.integers(2, 7), st.integers(0, 6)),
     st.tuples(st.just("delete_all"), st.just(0), st.just(0)),
+    st.tuples(st.just("truncate"), st.integers(0, 5), st.integers(0, 10_000)),
     st.tuples(st.just("replace"), st.integers(1, 5), st.integers(0, 10_000)),
     st.tuples(st.just("add_column"), st.just(0), st.integers(0, 10_000)),
     st.tuples(st.just("drop_column"), st.just(0), st.just(0)),
@@ -52,20 +56,31 @@ _step = st.one_of(
 
 
 class Workload:
-    def __init__(self, root: Path) -> None:
+    """A database with capture on, two stores on it (``repo`` commits; ``oracle`` only reads it
+    in full), and the steps of a workload. ``url``: a fresh database of another kind (MariaDB),
+    or None for a SQLite file in ``root``."""
+
+    def __init__(self, root: Path, url: str | None = None) -> None:
         self.root = root
         self.path = root / "app.db"
-        con = sqlite3.connect(self.path)
-        con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, n INTEGER, u TEXT UNIQUE)")
-        con.execute("CREATE TABLE c (a TEXT, b INTEGER, w REAL, PRIMARY KEY (a, b)) WITHOUT ROWID")
-        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [(i, f"v{i}", i % 13, f"u{i}") for i in range(ROWS)])
-        con.executemany("INSERT INTO c VALUES (?, ?, ?)", [(f"k{i % 11}", i, i / 4) for i in range(ROWS // 3)])
-        con.commit()
-        con.close()
+        self.url = url or str(self.path)
+        self.mysql = url is not None and url.startswith("mysql")
+        self.engine = sa.create_engine(url, poolclass=NullPool) if url is not None else None
+        if self.engine is not None:
+            with self.engine.begin() as con:  # a fresh database for every example
+                for (name,) in con.exec_driver_sql("SHOW TABLES").all():
+                    con.exec_driver_sql(f"DROP TABLE `{name}`")
+        text, without_rowid = ("VARCHAR(40)", "") if self.mysql else ("TEXT", " WITHOUT ROWID")
+        self.sql(
+            (f"CREATE TABLE t (id INTEGER PRIMARY KEY, v {text}, n INTEGER, u VARCHAR(40) UNIQUE)", ()),
+            (f"CREATE TABLE c (a VARCHAR(20), b INTEGER, w DOUBLE PRECISION, PRIMARY KEY (a, b)){without_rowid}", ()),
+        )
+        self.many("INSERT INTO t VALUES (?, ?, ?, ?)", [(i, f"v{i}", i % 13, f"u{i}") for i in range(ROWS)])
+        self.many("INSERT INTO c VALUES (?, ?, ?)", [(f"k{i % 11}", i, i / 4) for i in range(ROWS // 3)])
         (root / "repo").mkdir()
         (root / "oracle").mkdir()
-        self.repo = Repo.init(root / "repo", str(self.path))
-        self.oracle = Repo.init(root / "oracle", str(self.path))
+        self.repo = Repo.init(root / "repo", self.url)
+        self.oracle = Repo.init(root / "oracle", self.url)
         self.repo.commit("first")
         self.repo.capture_enable()
         self.commits = [self.repo.head()]
@@ -73,30 +88,72 @@ class Workload:
         self.backup: Path | None = None
         self.branches = 0
 
+    def close(self) -> None:
+        self.repo.close()
+        self.oracle.close()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def _connect(self):
+        if self.engine is not None:
+            return self.engine.raw_connection()
+        return sqlite3.connect(self.path)
+
+    def _p(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s") if self.mysql else sql
+
     def sql(self, *statements: tuple[str, tuple]) -> None:
-        con = sqlite3.connect(self.path)
+        con = self._connect()
         try:
+            cur = con.cursor()
             for sql, params in statements:
-                con.execute(sql, params)
+                if params:
+                    cur.execute(self._p(sql), params)
+                else:
+                    cur.execute(sql)
             con.commit()
         finally:
             con.close()
 
-    def ids(self) -> list[int]:
-        con = sqlite3.connect(self.path)
+    def many(self, sql: str, rows: list[tuple]) -> None:
+        con = self._connect()
         try:
-            return [r[0] for r in con.execute("SELECT id FROM t ORDER BY id")]
+            con.cursor().executemany(self._p(sql), rows)
+            con.commit()
         finally:
             con.close()
 
-    def triggers(self) -> list[tuple[str, str]]:
-        con = sqlite3.connect(self.path)
+    def rows(self, sql: str) -> list[tuple]:
+        con = self._connect()
         try:
-            return con.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 't'"
-            ).fetchall()
+            cur = con.cursor()
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
         finally:
             con.close()
+
+    def ids(self) -> list[int]:
+        return [r[0] for r in self.rows("SELECT id FROM t ORDER BY id")]
+
+    def triggers(self) -> list[tuple[str, str]]:
+        """snapgit's triggers on t: (name, the statement that creates it again)."""
+        if not self.mysql:
+            return self.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 't'")
+        names = self.rows(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS "
+            "WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 't' ORDER BY 1"
+        )
+        return [(n, self.rows(f"SHOW CREATE TRIGGER `{n}`")[0][2]) for (n,) in names]
+
+    def logs(self) -> list[str]:
+        if self.mysql:
+            return [
+                r[0]
+                for r in self.rows(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND LEFT(TABLE_NAME, 13) = '_snapgit_log_'"
+                )
+            ]
+        return [r[0] for r in self.rows("SELECT name FROM sqlite_master WHERE substr(name, 1, 13) = '_snapgit_log_'")]
 
     def pick(self, n: int, seed: int) -> list[int]:
         ids = self.ids()
@@ -108,7 +165,8 @@ class Workload:
         if kind == "insert":
             top = max(self.ids(), default=0) + 1
             self.sql(*[("INSERT INTO t (id, v, n) VALUES (?, ?, ?)", (top + i, f"new{seed}", i)) for i in range(n)])
-            self.sql(("INSERT OR IGNORE INTO c VALUES (?, ?, ?)", (f"k{seed % 5}", seed + 10_000, 1.5)))
+            ignore = "INSERT IGNORE" if self.mysql else "INSERT OR IGNORE"
+            self.sql((f"{ignore} INTO c VALUES (?, ?, ?)", (f"k{seed % 5}", seed + 10_000, 1.5)))
         elif kind == "update":
             self.sql(*[("UPDATE t SET v = ? WHERE id = ?", (f"upd{seed}", i)) for i in self.pick(n, seed)])
             self.sql(("UPDATE c SET w = w + 1 WHERE b % ? = 0", (n + 1,)))
@@ -118,18 +176,27 @@ class Workload:
         elif kind == "rekey":
             top = max(self.ids(), default=0) + 1
             self.sql(*[("UPDATE t SET id = ? WHERE id = ?", (top + k, i)) for k, i in enumerate(self.pick(n, seed))])
-            self.sql(("UPDATE c SET a = a || 'x' WHERE b = (SELECT min(b) FROM c)", ()))
+            lowest = self.rows("SELECT min(b) FROM c")[0][0]
+            if lowest is not None:
+                moved = "CONCAT(a, 'X')" if self.mysql else "a || 'X'"
+                self.sql((f"UPDATE c SET a = {moved} WHERE b = ?", (lowest,)))
         elif kind == "bulk":
             self.sql(("UPDATE t SET n = n + 1 WHERE id % ? = ?", (n, seed % n)))
         elif kind == "delete_all":
             self.sql(("DELETE FROM t", ()))
+        elif kind == "truncate":
+            self.sql(("TRUNCATE TABLE t" if self.mysql else "DELETE FROM t", ()))
+            self.step("insert", n, seed)
         elif kind == "replace":
             # REPLACE deletes the row holding the same u without firing the delete trigger
             ids = self.pick(n, seed)
             top = max(self.ids(), default=0) + 1
             self.sql(
                 *[
-                    ("INSERT OR REPLACE INTO t (id, v, u) VALUES (?, 'r', ?)", (top + k, f"u{i}"))
+                    (
+                        f"{'REPLACE' if self.mysql else 'INSERT OR REPLACE'} INTO t (id, v, u) VALUES (?, 'r', ?)",
+                        (top + k, f"u{i}"),
+                    )
                     for k, i in enumerate(ids)
                 ]
             )
@@ -145,27 +212,28 @@ class Workload:
             if not trig:
                 return
             name, sql = trig[seed % len(trig)]
-            self.sql((f'DROP TRIGGER "{name}"', ()))
+            self.sql((f"DROP TRIGGER {name}", ()))
             self.step("update", n, seed)
             self.step("delete", 1, seed + 1)
             self.step("insert", 1, seed + 2)
             if kind == "tamper_recreate":
+                if self.mysql:
+                    # MariaDB's TRIGGERS.CREATED counts hundredths of a second: a trigger
+                    # created again within the same one is not seen (docs/capture.md)
+                    time.sleep(0.02)
                 self.sql((sql, ()))
         elif kind == "reenable":
             self.repo.capture_enable()
         elif kind == "log_gap":
-            con = sqlite3.connect(self.path)
-            try:
-                logs = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE name LIKE '_snapgit_log_%'")]
-            finally:
-                con.close()
+            if self.mysql:  # auto-increment ids have gaps in MariaDB: deleted log rows cannot be seen
+                return
             self.step("update", 3, 5)
-            for log in logs:
+            for log in self.logs():
                 self.sql((f'DELETE FROM "{log}" WHERE _snapgit_seq = (SELECT max(_snapgit_seq) FROM "{log}")', ()))
-        elif kind == "backup":
+        elif kind == "backup" and not self.mysql:
             self.backup = self.root / "backup.db"
             shutil.copyfile(self.path, self.backup)
-        elif kind == "replace_file":
+        elif kind == "replace_file" and not self.mysql:
             if self.backup is not None:
                 tmp = self.root / "incoming.db"
                 shutil.copyfile(self.backup, tmp)
@@ -216,24 +284,25 @@ class Workload:
         assert live.tables == full, "status through the change log differs from a full read"
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
 @settings(
     max_examples=12,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
-@given(st.lists(_step, min_size=1, max_size=14))
-def test_capture_commit_is_a_full_read_sqlite(steps: list[tuple[str, int, int]]) -> None:
+@given(steps=st.lists(_step, min_size=1, max_size=14))
+def test_capture_commit_is_a_full_read(kind: str, make_db_url, steps: list[tuple[str, int, int]]) -> None:
+    url = None if kind == "sqlite" else make_db_url(kind)
     with tempfile.TemporaryDirectory() as d:
-        w = Workload(Path(d))
+        w = Workload(Path(d), url)
         try:
-            for kind, n, seed in steps:
-                w.step(kind, n, seed)
+            for step, n, seed in steps:
+                w.step(step, n, seed)
             w.commit()
             w.step("update", 5, 1)
             w.commit()
         finally:
-            w.repo.close()
-            w.oracle.close()
+            w.close()
 
 
 def test_capture_reads_only_the_logged_rows(tmp_path: Path) -> None:
@@ -252,8 +321,7 @@ def test_capture_reads_only_the_logged_rows(tmp_path: Path) -> None:
     logs = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE name LIKE '_snapgit_log_%'")]
     assert [con.execute(f'SELECT count(*) FROM "{log}"').fetchone()[0] for log in logs] == [0, 0]
     con.close()
-    w.repo.close()
-    w.oracle.close()
+    w.close()
 
 
 @pytest.mark.parametrize(
@@ -274,8 +342,7 @@ def test_each_bypass_reads_in_full_and_says_why(tmp_path: Path, kind: str, why: 
     t = next(t for t in r.tables if t.name == "t")
     assert not t.captured and t.capture_note is not None and why in t.capture_note
     w.check(w.repo.head())
-    w.repo.close()
-    w.oracle.close()
+    w.close()
 
 
 def test_database_file_replaced_by_an_older_copy(tmp_path: Path) -> None:
@@ -295,5 +362,4 @@ def test_database_file_replaced_by_an_older_copy(tmp_path: Path) -> None:
     t = next(t for t in r.tables if t.name == "t")
     assert not t.captured and t.capture_note == "the parent commit's table is not the one its log was last read into"
     w.check(w.repo.head())
-    w.repo.close()
-    w.oracle.close()
+    w.close()

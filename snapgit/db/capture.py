@@ -45,8 +45,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -76,17 +75,21 @@ STATE_TABLE = "_snapgit_capture"
 DB_TABLE = "_snapgit_capture_db"
 SEQ = "_snapgit_seq"
 
+_DIALECTS = ("sqlite", "mysql")
+
 
 class CaptureError(DatabaseError):
     pass
 
 
 def supported(dialect: str) -> bool:
-    return dialect == "sqlite"
+    return dialect in _DIALECTS
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _quoter(dialect: str) -> Callable[[str], str]:
+    if dialect == "mysql":
+        return lambda name: "`" + name.replace("`", "``") + "`"
+    return lambda name: '"' + name.replace('"', '""') + '"'
 
 
 def log_table(n: int) -> str:
@@ -98,87 +101,156 @@ def _trigger_names(n: int) -> tuple[str, str, str]:
 
 
 def trigger_sql(dialect: str, table: str, n: int, key: Sequence[str]) -> dict[str, str]:
-    """The triggers of a captured table, by name, exactly as snapgit creates them (and as
-    SQLite keeps them in ``sqlite_master``: one space between words, no IF NOT EXISTS)."""
+    """The triggers of a captured table, by name, exactly as snapgit creates them: SQLite keeps
+    the statement in ``sqlite_master`` as written (one space between words, no IF NOT EXISTS);
+    MariaDB keeps the part after ``FOR EACH ROW`` as ``information_schema.TRIGGERS``'s
+    ``ACTION_STATEMENT`` (:func:`trigger_body`)."""
     if not supported(dialect):
         raise CaptureError(f"change capture is not available on {dialect} yet")
-    log, t = _q(log_table(n)), _q(table)
-    cols = ", ".join(_q(k) for k in key)
+    q = _quoter(dialect)
+    log, t = q(log_table(n)), q(table)
+    cols = ", ".join(q(k) for k in key)
 
     def values(side: str) -> str:
-        return ", ".join(f"{side}.{_q(k)}" for k in key)
+        return ", ".join(f"{side}.{q(k)}" for k in key)
 
-    key_moved = " OR ".join(f"OLD.{_q(k)} IS NOT NEW.{_q(k)}" for k in key)
     ins, upd, dele = _trigger_names(n)
+    if dialect == "sqlite":
+        key_moved = " OR ".join(f"OLD.{q(k)} IS NOT NEW.{q(k)}" for k in key)
+        return {
+            ins: f"CREATE TRIGGER {q(ins)} AFTER INSERT ON {t} BEGIN "
+            f"INSERT INTO {log} ({cols}) VALUES ({values('NEW')}); END",
+            upd: f"CREATE TRIGGER {q(upd)} AFTER UPDATE ON {t} BEGIN "
+            f"INSERT INTO {log} ({cols}) VALUES ({values('NEW')}); "
+            f"INSERT INTO {log} ({cols}) SELECT {values('OLD')} WHERE {key_moved}; END",
+            dele: f"CREATE TRIGGER {q(dele)} AFTER DELETE ON {t} BEGIN "
+            f"INSERT INTO {log} ({cols}) VALUES ({values('OLD')}); END",
+        }
+    # MariaDB compares text by its collation ('a' = 'A' in most): the key moved when its bytes did
+    same_key = " AND ".join(f"BINARY OLD.{q(k)} <=> BINARY NEW.{q(k)}" for k in key)
     return {
-        ins: f"CREATE TRIGGER {_q(ins)} AFTER INSERT ON {t} BEGIN "
-        f"INSERT INTO {log} ({cols}) VALUES ({values('NEW')}); END",
-        upd: f"CREATE TRIGGER {_q(upd)} AFTER UPDATE ON {t} BEGIN "
-        f"INSERT INTO {log} ({cols}) VALUES ({values('NEW')}); "
-        f"INSERT INTO {log} ({cols}) SELECT {values('OLD')} WHERE {key_moved}; END",
-        dele: f"CREATE TRIGGER {_q(dele)} AFTER DELETE ON {t} BEGIN "
-        f"INSERT INTO {log} ({cols}) VALUES ({values('OLD')}); END",
+        ins: f"CREATE TRIGGER {q(ins)} AFTER INSERT ON {t} FOR EACH ROW "
+        f"INSERT INTO {log} ({cols}) VALUES ({values('NEW')})",
+        upd: f"CREATE TRIGGER {q(upd)} AFTER UPDATE ON {t} FOR EACH ROW "
+        f"BEGIN INSERT INTO {log} ({cols}) VALUES ({values('NEW')}); "
+        f"IF NOT ({same_key}) THEN INSERT INTO {log} ({cols}) VALUES ({values('OLD')}); END IF; END",
+        dele: f"CREATE TRIGGER {q(dele)} AFTER DELETE ON {t} FOR EACH ROW "
+        f"INSERT INTO {log} ({cols}) VALUES ({values('OLD')})",
     }
+
+
+def trigger_body(dialect: str, sql: str) -> str:
+    """What the database shows of a trigger created by ``sql``: SQLite the statement, MariaDB
+    its body (``ACTION_STATEMENT``)."""
+    return sql if dialect == "sqlite" else sql.split(" FOR EACH ROW ", 1)[1]
 
 
 # --- enable and disable -------------------------------------------------------------------------
 
 
-def _exec(cur: Any, sql: str, params: Sequence[Any] = ()) -> Any:
-    cur.execute(sql, tuple(params))
-    return cur
+class _Cursor:
+    """A DB-API cursor that takes ``?`` placeholders on every engine (PyMySQL's are ``%s``)."""
+
+    def __init__(self, cur: Any, dialect: str) -> None:
+        self.cur = cur
+        self.dialect = dialect
+        self.q = _quoter(dialect)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        if self.dialect == "mysql" and params:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        self.cur.execute(sql, tuple(params)) if params else self.cur.execute(sql)
+        return self
+
+    def all(self) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.cur.fetchall()]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.cur.rowcount)
 
 
-def _state_exists(cur: Any) -> bool:
-    rows = _exec(cur, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", (STATE_TABLE,)).fetchall()
-    return bool(rows)
+def _owned(cur: _Cursor) -> set[str]:
+    if cur.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
+    else:
+        sql = (
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)"
+        )
+    return {str(r[0]) for r in cur.run(sql, (STATE_TABLE, DB_TABLE)).all()}
 
 
-def _create_state(cur: Any) -> None:
-    _exec(
-        cur,
-        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (tbl TEXT PRIMARY KEY, n INTEGER NOT NULL UNIQUE, "
-        "key TEXT NOT NULL, base BLOB, gen INTEGER NOT NULL, next_seq INTEGER NOT NULL, schema_version INTEGER)",
+def _create_state(cur: _Cursor) -> None:
+    innodb = " ENGINE=InnoDB" if cur.dialect == "mysql" else ""
+    cur.run(
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (tbl VARCHAR(255) PRIMARY KEY, n INTEGER NOT NULL UNIQUE, "
+        "key_columns TEXT NOT NULL, base VARBINARY(64), gen BIGINT NOT NULL, next_seq BIGINT NOT NULL, "
+        f"version TEXT){innodb}"
     )
-    _exec(cur, f"CREATE TABLE IF NOT EXISTS {DB_TABLE} (token TEXT NOT NULL)")
-    if not _exec(cur, f"SELECT token FROM {DB_TABLE}").fetchall():
-        _exec(cur, f"INSERT INTO {DB_TABLE} (token) VALUES (?)", (secrets.token_hex(16),))
+    cur.run(f"CREATE TABLE IF NOT EXISTS {DB_TABLE} (token VARCHAR(64) NOT NULL){innodb}")
+    if not cur.run(f"SELECT token FROM {DB_TABLE}").all():
+        cur.run(f"INSERT INTO {DB_TABLE} (token) VALUES (?)", (secrets.token_hex(16),))
 
 
-def _drop_table_capture(cur: Any, n: int) -> None:
+def _drop_table_capture(cur: _Cursor, n: int) -> None:
     for name in _trigger_names(n):
-        _exec(cur, f"DROP TRIGGER IF EXISTS {_q(name)}")
-    _exec(cur, f"DROP TABLE IF EXISTS {_q(log_table(n))}")
+        cur.run(f"DROP TRIGGER IF EXISTS {cur.q(name)}")
+    cur.run(f"DROP TABLE IF EXISTS {cur.q(log_table(n))}")
 
 
-def _run(db: Database, what: str, body: Any) -> Any:
-    """``body(cursor)`` in one write transaction (BEGIN IMMEDIATE: the write lock up front)."""
+def _log_columns(cur: _Cursor, table: str, key: Sequence[str]) -> str:
+    """The key columns of a table's log: untyped in SQLite (values are kept as stored); in
+    MariaDB of the key columns' own types, character sets and collations, so that comparing
+    them with the table's is comparing like with like."""
+    if cur.dialect == "sqlite":
+        return ", ".join(cur.q(k) for k in key)
+    rows = cur.run(
+        "SELECT COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+        (table,),
+    ).all()
+    types = {str(r[0]): r for r in rows}
+    out = []
+    for k in key:
+        _name, ctype, charset, collation = types[k]
+        text = f" CHARACTER SET {charset} COLLATE {collation}" if charset else ""
+        out.append(f"{cur.q(k)} {ctype}{text} NULL")
+    return ", ".join(out)
+
+
+def _run(db: Database, what: str, body: Callable[[_Cursor], Any]) -> Any:
+    """``body(cursor)`` in one write transaction (SQLite: BEGIN IMMEDIATE, the write lock up
+    front; MariaDB: DDL commits as it goes, so ``enable`` and ``disable`` are not atomic there,
+    and running them again finishes what a failure left)."""
     if not supported(db.dialect):
         raise CaptureError(
             f"change capture is not available on {db.dialect} yet",
-            hint="it works on SQLite; commits of this database read every row",
+            hint="it works on SQLite and MariaDB/MySQL; commits of this database read every row",
         )
     with db.connection() as conn:
-        cur = conn.cursor()
+        raw = conn.cursor()
+        cur = _Cursor(raw, db.dialect)
         try:
-            cur.execute("BEGIN IMMEDIATE")
+            cur.run("BEGIN IMMEDIATE" if db.dialect == "sqlite" else "START TRANSACTION")
             try:
                 result = body(cur)
             except BaseException:
-                cur.execute("ROLLBACK")
+                conn.rollback() if db.dialect == "mysql" else cur.run("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
+            conn.commit() if db.dialect == "mysql" else cur.run("COMMIT")
             return result
-        except sqlite3.Error as exc:
+        except CaptureError:
+            raise
+        except Exception as exc:
             raise db.error(f"cannot {what} on", exc) from exc
         finally:
-            cur.close()
+            raw.close()
 
 
 def enable(db: Database, tables: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
-    """Capture changes of these (table, key columns), in one transaction; a table captured
-    already is set up again (its triggers and log made anew, its base cleared: the next commit
-    reads it in full). Returns the tables set up."""
+    """Capture changes of these (table, key columns); a table captured already is set up again
+    (its triggers and log made anew, its base cleared: the next commit reads it in full).
+    Returns the tables set up."""
     for table, key in tables:
         if not key:
             raise CaptureError(
@@ -188,22 +260,28 @@ def enable(db: Database, tables: Sequence[tuple[str, Sequence[str]]]) -> list[st
         if SEQ in key:
             raise CaptureError(f"table {table} has a key column named {SEQ}, which capture's log uses")
 
-    def body(cur: Any) -> list[str]:
+    def body(cur: _Cursor) -> list[str]:
         _create_state(cur)
+        innodb = " ENGINE=InnoDB" if cur.dialect == "mysql" else ""
+        autoinc = (
+            "INTEGER PRIMARY KEY AUTOINCREMENT"
+            if cur.dialect == "sqlite"
+            else "BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY"
+        )
         done = []
         for table, key in tables:
-            row = _exec(cur, f"SELECT n FROM {STATE_TABLE} WHERE tbl = ?", (table,)).fetchone()
-            if row is not None:
-                _drop_table_capture(cur, int(row[0]))
-                _exec(cur, f"DELETE FROM {STATE_TABLE} WHERE tbl = ?", (table,))
-            n = int(_exec(cur, f"SELECT coalesce(max(n), 0) + 1 FROM {STATE_TABLE}").fetchone()[0])
-            cols = ", ".join(_q(k) for k in key)
-            _exec(cur, f"CREATE TABLE {_q(log_table(n))} ({SEQ} INTEGER PRIMARY KEY AUTOINCREMENT, {cols})")
-            for sql in trigger_sql(db.dialect, table, n, key).values():
-                _exec(cur, sql)
-            _exec(
-                cur,
-                f"INSERT INTO {STATE_TABLE} (tbl, n, key, base, gen, next_seq, schema_version) "
+            row = cur.run(f"SELECT n FROM {STATE_TABLE} WHERE tbl = ?", (table,)).all()
+            if row:
+                _drop_table_capture(cur, int(row[0][0]))
+                cur.run(f"DELETE FROM {STATE_TABLE} WHERE tbl = ?", (table,))
+            n = int(cur.run(f"SELECT coalesce(max(n), 0) + 1 FROM {STATE_TABLE}").all()[0][0])
+            _drop_table_capture(cur, n)  # left by an enable that failed half way (MariaDB)
+            cols = _log_columns(cur, table, key)
+            cur.run(f"CREATE TABLE {cur.q(log_table(n))} ({SEQ} {autoinc}, {cols}){innodb}")
+            for sql in trigger_sql(cur.dialect, table, n, key).values():
+                cur.run(sql)
+            cur.run(
+                f"INSERT INTO {STATE_TABLE} (tbl, n, key_columns, base, gen, next_seq, version) "
                 "VALUES (?, ?, ?, NULL, 0, 1, NULL)",
                 (table, n, json.dumps(list(key))),
             )
@@ -217,19 +295,19 @@ def disable(db: Database, tables: Sequence[str] | None = None) -> list[str]:
     """Stop capturing these tables (None: every one, and drop snapgit's state tables too):
     their triggers and logs are dropped. Returns the tables that were captured."""
 
-    def body(cur: Any) -> list[str]:
-        if not _state_exists(cur):
+    def body(cur: _Cursor) -> list[str]:
+        if STATE_TABLE not in _owned(cur):
             return []
-        rows = _exec(cur, f"SELECT tbl, n FROM {STATE_TABLE} ORDER BY tbl").fetchall()
+        rows = cur.run(f"SELECT tbl, n FROM {STATE_TABLE} ORDER BY tbl").all()
         done = []
         for table, n in rows:
             if tables is None or table in tables:
                 _drop_table_capture(cur, int(n))
-                _exec(cur, f"DELETE FROM {STATE_TABLE} WHERE tbl = ?", (table,))
-                done.append(table)
+                cur.run(f"DELETE FROM {STATE_TABLE} WHERE tbl = ?", (table,))
+                done.append(str(table))
         if tables is None:
-            _exec(cur, f"DROP TABLE IF EXISTS {STATE_TABLE}")
-            _exec(cur, f"DROP TABLE IF EXISTS {DB_TABLE}")
+            cur.run(f"DROP TABLE IF EXISTS {STATE_TABLE}")
+            cur.run(f"DROP TABLE IF EXISTS {DB_TABLE}")
         return done
 
     return list(_run(db, "disable change capture", body))
@@ -248,8 +326,8 @@ class TableLog:
     base: bytes | None  # the table object the log is relative to
     gen: int
     seqs: list[int]  # the ids of the log rows the snapshot sees
-    last_seq: int  # the AUTOINCREMENT counter the snapshot sees
-    schema_version: int
+    last_seq: int  # SQLite: the AUTOINCREMENT counter the snapshot sees
+    version: str  # what DDL changes: SQLite's schema cookie; MariaDB the table's and triggers' ids
     problem: str | None  # why the log cannot be trusted (None: it can, if base matches)
     triggers_ok: bool  # its log and triggers were all there, as snapgit made them
 
@@ -266,64 +344,147 @@ class CaptureView:
     tables: dict[str, TableLog] = field(default_factory=dict)
 
 
-def read_capture(snap: ReadSnapshot) -> CaptureView | None:
-    """Capture's state and logs as ``snap`` sees them; None when capture was never enabled."""
-    if snap.dialect != "sqlite":
-        return None
-    owned = {
-        r[0]
-        for r in snap.query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", (STATE_TABLE, DB_TABLE)
-        )
-    }
-    if STATE_TABLE not in owned:
-        return None
-    token_rows = snap.query(f"SELECT token FROM {DB_TABLE}") if DB_TABLE in owned else []
-    view = CaptureView(str(token_rows[0][0]) if token_rows else "")
-    version = int(snap.query("PRAGMA schema_version")[0][0])
-    triggers = {
-        name: (tbl, sql)
-        for name, tbl, sql in snap.query(
-            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, 9) = '_snapgit_'"
-        )
-    }
-    logs = {
-        name
-        for (name,) in snap.query(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 13) = '_snapgit_log_'"
-        )
-    }
-    counters = (
-        {
-            name: int(seq)
-            for name, seq in snap.query(
-                "SELECT name, seq FROM sqlite_sequence WHERE substr(name, 1, 13) = '_snapgit_log_'"
+def _query(snap: ReadSnapshot, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    if snap.dialect == "mysql" and params:
+        sql = sql.replace("%", "%%").replace("?", "%s")
+    return snap.query(sql, params)
+
+
+class _Catalog:
+    """What the database's catalog says of snapgit's objects, read once per snapshot."""
+
+    def __init__(self, snap: ReadSnapshot) -> None:
+        self.dialect = snap.dialect
+        if snap.dialect == "sqlite":
+            self.cookie = str(_query(snap, "PRAGMA schema_version")[0][0])
+            self.triggers = {
+                str(name): (str(tbl), str(sql), "")
+                for name, tbl, sql in _query(
+                    snap,
+                    "SELECT name, tbl_name, sql FROM sqlite_master "
+                    "WHERE type = 'trigger' AND substr(name, 1, 9) = '_snapgit_'",
+                )
+            }
+            self.logs = {
+                str(r[0])
+                for r in _query(
+                    snap,
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 13) = '_snapgit_log_'",
+                )
+            }
+            has_sequence = _query(
+                snap, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+            )
+            self.counters = (
+                {
+                    str(name): int(seq)
+                    for name, seq in _query(
+                        snap, "SELECT name, seq FROM sqlite_sequence WHERE substr(name, 1, 13) = '_snapgit_log_'"
+                    )
+                }
+                if has_sequence
+                else {}
+            )
+            return
+        self.triggers = {
+            str(name): (str(tbl), str(body), f"{timing} {event} {created}")
+            for name, tbl, body, timing, event, created in _query(
+                snap,
+                "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_TIMING, EVENT_MANIPULATION, "
+                "CREATED FROM information_schema.TRIGGERS "
+                "WHERE TRIGGER_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 9) = '_snapgit_'",
             )
         }
-        if _has_sequence(snap)
-        else {}
-    )
-    for table, n, key_json, base, gen, next_seq, recorded in snap.query(
-        f"SELECT tbl, n, key, base, gen, next_seq, schema_version FROM {STATE_TABLE} ORDER BY tbl"
-    ):
-        n, key = int(n), list(json.loads(key_json))
+        self.logs = {
+            str(r[0])
+            for r in _query(
+                snap,
+                "SELECT TABLE_NAME FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = DATABASE() AND LEFT(TABLE_NAME, 13) = '_snapgit_log_'",
+            )
+        }
+        # TRUNCATE (which fires no trigger) and DROP + CREATE give the table a new InnoDB id
+        self.table_ids = {
+            str(name).split("/", 1)[1]: str(tid)
+            for name, tid in _query(
+                snap,
+                "SELECT NAME, TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME LIKE CONCAT(DATABASE(), '/%')",
+            )
+        }
+        # MariaDB fires no trigger for the rows a foreign key's action changes in its table
+        self.cascaded = {
+            str(r[0])
+            for r in _query(
+                snap,
+                "SELECT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+                "WHERE CONSTRAINT_SCHEMA = DATABASE() "
+                "AND (UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION'))",
+            )
+        }
+        self.counters = {}
+
+    def version(self, table: str, n: int) -> str:
+        """What changes when DDL may have let changes of ``table`` go unlogged."""
+        if self.dialect == "sqlite":
+            return self.cookie
+        created = [self.triggers.get(name, ("", "", "-"))[2] for name in _trigger_names(n)]
+        return " ".join([self.table_ids.get(table, "?"), *created])
+
+    def problem(self, table: str, n: int, key: list[str]) -> str | None:
+        """Why the log cannot be trusted whatever its rows say, or None."""
         log = log_table(n)
-        problem: str | None = None
+        if log not in self.logs:
+            return f"its change log {log} is gone"
+        for name, sql in trigger_sql(self.dialect, table, n, key).items():
+            found = self.triggers.get(name)
+            if found is None or found[:2] != (table, trigger_body(self.dialect, sql)):
+                return "its capture triggers are missing or changed"
+            if self.dialect == "mysql" and not found[2].startswith("AFTER "):
+                return "its capture triggers are missing or changed"
+        if self.dialect == "mysql" and table in self.cascaded:
+            return "a foreign key's ON DELETE/UPDATE action changes its rows, which fires no trigger in MariaDB"
+        return None
+
+
+def read_capture(snap: ReadSnapshot) -> CaptureView | None:
+    """Capture's state and logs as ``snap`` sees them; None when capture was never enabled."""
+    if not supported(snap.dialect):
+        return None
+    if snap.dialect == "sqlite":
+        owned_sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
+    else:
+        owned_sql = (
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)"
+        )
+    owned = {str(r[0]) for r in _query(snap, owned_sql, (STATE_TABLE, DB_TABLE))}
+    if STATE_TABLE not in owned:
+        return None
+    token_rows = _query(snap, f"SELECT token FROM {DB_TABLE}") if DB_TABLE in owned else []
+    view = CaptureView(str(token_rows[0][0]) if token_rows else "")
+    catalog = _Catalog(snap)
+    q = _quoter(snap.dialect)
+    for table, n, key_json, base, gen, next_seq, recorded in _query(
+        snap, f"SELECT tbl, n, key_columns, base, gen, next_seq, version FROM {STATE_TABLE} ORDER BY tbl"
+    ):
+        table, n, key, next_seq = str(table), int(n), list(json.loads(key_json)), int(next_seq)
+        log = log_table(n)
         seqs: list[int] = []
-        last = counters.get(log, 0)
-        expected = trigger_sql(snap.dialect, table, n, key)
-        triggers_ok = False
-        if log not in logs:
-            problem = f"its change log {log} is gone"
-        elif any(triggers.get(name) != (table, sql) for name, sql in expected.items()):
-            problem = "its capture triggers are missing or changed"
-        else:
+        last = catalog.counters.get(log, 0)
+        version = catalog.version(table, n)
+        problem = catalog.problem(table, n, key)
+        triggers_ok = problem is None
+        if triggers_ok:
             # From here on every change is logged: a reading in full now can be the log's base.
-            triggers_ok = True
-            seqs = [int(r[0]) for r in snap.query(f"SELECT {SEQ} FROM {_q(log)} ORDER BY {SEQ}")]
-            if recorded is not None and int(recorded) != version:
-                problem = "the database's schema changed since its log was last read"
-            elif seqs != list(range(int(next_seq), last + 1)) or last < int(next_seq) - 1:
+            seqs = [int(r[0]) for r in _query(snap, f"SELECT {SEQ} FROM {q(log)} ORDER BY {SEQ}")]
+            if recorded is not None and str(recorded) != version:
+                problem = (
+                    "the database's schema changed since its log was last read"
+                    if snap.dialect == "sqlite"
+                    else "it was truncated or recreated, or its triggers were, since its log was last read"
+                )
+            elif snap.dialect == "sqlite" and (seqs != list(range(next_seq, last + 1)) or last < next_seq - 1):
+                # SQLite serialises writers and rolls the counter back with a transaction: the
+                # log's ids run without a hole from the first unread one to the counter
                 problem = f"its change log {log} has a gap (log rows were deleted or the log was replaced)"
             elif base is None:
                 problem = "its log has not been read by a commit yet"
@@ -342,10 +503,6 @@ def read_capture(snap: ReadSnapshot) -> CaptureView | None:
     return view
 
 
-def _has_sequence(snap: ReadSnapshot) -> bool:
-    return bool(snap.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"))
-
-
 @dataclass
 class Consumed:
     """What a reading did with a captured table's log: the log rows it saw (now in its tree),
@@ -362,19 +519,19 @@ def consume(db: Database, consumed: Sequence[Consumed]) -> list[str]:
     if not consumed:
         return []
 
-    def body(cur: Any) -> list[str]:
+    def body(cur: _Cursor) -> list[str]:
         done = []
         for c in consumed:
             t = c.log
-            cur.execute(
-                f"UPDATE {STATE_TABLE} SET base = ?, gen = gen + 1, next_seq = ?, schema_version = ? "
+            cur.run(
+                f"UPDATE {STATE_TABLE} SET base = ?, gen = gen + 1, next_seq = ?, version = ? "
                 "WHERE tbl = ? AND gen = ? AND n = ?",
-                (c.base, t.last_seq + 1, t.schema_version, t.table, t.gen, t.n),
+                (c.base, t.last_seq + 1, t.version, t.table, t.gen, t.n),
             )
             if cur.rowcount != 1:
                 continue
             for lo, hi in _runs(t.seqs):
-                cur.execute(f"DELETE FROM {_q(t.log)} WHERE {SEQ} BETWEEN ? AND ?", (lo, hi))
+                cur.run(f"DELETE FROM {cur.q(t.log)} WHERE {SEQ} BETWEEN ? AND ?", (lo, hi))
             done.append(t.table)
         return done
 

@@ -86,7 +86,7 @@ def enable(
             if not dbcapture.supported(db.dialect):
                 raise SnapError(
                     f"change capture is not available on {db.dialect} yet",
-                    hint="it works on SQLite databases; commits of this one read every row",
+                    hint="it works on SQLite and MariaDB/MySQL; commits of this database read every row",
                 )
             with db.snapshot() as snap:
                 schemas = _schemas(store, snap, tables)
