@@ -46,6 +46,7 @@ _step = st.one_of(
     st.tuples(st.just("tamper_drop"), st.integers(1, 20), st.integers(0, 10_000)),
     st.tuples(st.just("reenable"), st.just(0), st.just(0)),
     st.tuples(st.just("log_gap"), st.just(0), st.just(0)),
+    st.tuples(st.just("vacuum"), st.integers(1, 10), st.integers(0, 10_000)),
     st.tuples(st.just("backup"), st.just(0), st.just(0)),
     st.tuples(st.just("replace_file"), st.just(0), st.just(0)),
     st.tuples(st.just("restore"), st.just(0), st.integers(0, 10_000)),
@@ -65,12 +66,18 @@ class Workload:
         self.path = root / "app.db"
         self.url = url or str(self.path)
         self.mysql = url is not None and url.startswith("mysql")
+        self.pg = url is not None and url.startswith("postgresql")
         self.engine = sa.create_engine(url, poolclass=NullPool) if url is not None else None
         if self.engine is not None:
             with self.engine.begin() as con:  # a fresh database for every example
-                for (name,) in con.exec_driver_sql("SHOW TABLES").all():
-                    con.exec_driver_sql(f"DROP TABLE `{name}`")
-        text, without_rowid = ("VARCHAR(40)", "") if self.mysql else ("TEXT", " WITHOUT ROWID")
+                if self.mysql:
+                    for (name,) in con.exec_driver_sql("SHOW TABLES").all():
+                        con.exec_driver_sql(f"DROP TABLE `{name}`")
+                else:
+                    listed = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                    for (name,) in con.exec_driver_sql(listed).all():
+                        con.exec_driver_sql(f'DROP TABLE "{name}" CASCADE')
+        text, without_rowid = ("VARCHAR(40)", "") if self.mysql else ("TEXT", "" if self.pg else " WITHOUT ROWID")
         self.sql(
             (f"CREATE TABLE t (id INTEGER PRIMARY KEY, v {text}, n INTEGER, u VARCHAR(40) UNIQUE)", ()),
             (f"CREATE TABLE c (a VARCHAR(20), b INTEGER, w DOUBLE PRECISION, PRIMARY KEY (a, b)){without_rowid}", ()),
@@ -100,7 +107,7 @@ class Workload:
         return sqlite3.connect(self.path)
 
     def _p(self, sql: str) -> str:
-        return sql.replace("%", "%%").replace("?", "%s") if self.mysql else sql
+        return sql.replace("%", "%%").replace("?", "%s") if self.engine is not None else sql
 
     def sql(self, *statements: tuple[str, tuple]) -> None:
         con = self._connect()
@@ -137,6 +144,8 @@ class Workload:
 
     def triggers(self) -> list[tuple[str, str]]:
         """snapgit's triggers on t: (name, the statement that creates it again)."""
+        if self.pg:  # read by xmin: no triggers
+            return []
         if not self.mysql:
             return self.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 't'")
         names = self.rows(
@@ -165,8 +174,13 @@ class Workload:
         if kind == "insert":
             top = max(self.ids(), default=0) + 1
             self.sql(*[("INSERT INTO t (id, v, n) VALUES (?, ?, ?)", (top + i, f"new{seed}", i)) for i in range(n)])
-            ignore = "INSERT IGNORE" if self.mysql else "INSERT OR IGNORE"
-            self.sql((f"{ignore} INTO c VALUES (?, ?, ?)", (f"k{seed % 5}", seed + 10_000, 1.5)))
+            if self.pg:
+                self.sql(
+                    ("INSERT INTO c VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (f"k{seed % 5}", seed + 10_000, 1.5))
+                )
+            else:
+                ignore = "INSERT IGNORE" if self.mysql else "INSERT OR IGNORE"
+                self.sql((f"{ignore} INTO c VALUES (?, ?, ?)", (f"k{seed % 5}", seed + 10_000, 1.5)))
         elif kind == "update":
             self.sql(*[("UPDATE t SET v = ? WHERE id = ?", (f"upd{seed}", i)) for i in self.pick(n, seed)])
             self.sql(("UPDATE c SET w = w + 1 WHERE b % ? = 0", (n + 1,)))
@@ -185,12 +199,16 @@ class Workload:
         elif kind == "delete_all":
             self.sql(("DELETE FROM t", ()))
         elif kind == "truncate":
-            self.sql(("TRUNCATE TABLE t" if self.mysql else "DELETE FROM t", ()))
+            self.sql(("DELETE FROM t" if self.engine is None else "TRUNCATE TABLE t", ()))
             self.step("insert", n, seed)
         elif kind == "replace":
             # REPLACE deletes the row holding the same u without firing the delete trigger
             ids = self.pick(n, seed)
             top = max(self.ids(), default=0) + 1
+            if self.pg:  # an upsert that moves the row holding u to a new key
+                upsert = "INSERT INTO t (id, v, u) VALUES (?, 'r', ?) ON CONFLICT (u) DO UPDATE SET id = EXCLUDED.id"
+                self.sql(*[(upsert, (top + k, f"u{i}")) for k, i in enumerate(ids)])
+                return
             self.sql(
                 *[
                     (
@@ -224,16 +242,27 @@ class Workload:
                 self.sql((sql, ()))
         elif kind == "reenable":
             self.repo.capture_enable()
+        elif kind == "vacuum":
+            self.step("update", n, seed)
+            if self.pg:  # rewrites the table (VACUUM FULL) and freezes its rows' xmin
+                with self.engine.connect() as con:  # type: ignore[union-attr]
+                    con = con.execution_options(isolation_level="AUTOCOMMIT")
+                    con.exec_driver_sql("VACUUM FREEZE t")
+                    con.exec_driver_sql("VACUUM FULL t")
+            elif self.mysql:
+                self.rows("OPTIMIZE TABLE t")  # recreates the table
+            else:
+                self.sql(("VACUUM", ()))
         elif kind == "log_gap":
-            if self.mysql:  # auto-increment ids have gaps in MariaDB: deleted log rows cannot be seen
+            if self.engine is not None:  # auto-increment ids have gaps in MariaDB: deleted log rows cannot be seen
                 return
             self.step("update", 3, 5)
             for log in self.logs():
                 self.sql((f'DELETE FROM "{log}" WHERE _snapgit_seq = (SELECT max(_snapgit_seq) FROM "{log}")', ()))
-        elif kind == "backup" and not self.mysql:
+        elif kind == "backup" and self.engine is None:
             self.backup = self.root / "backup.db"
             shutil.copyfile(self.path, self.backup)
-        elif kind == "replace_file" and not self.mysql:
+        elif kind == "replace_file" and self.engine is None:
             if self.backup is not None:
                 tmp = self.root / "incoming.db"
                 shutil.copyfile(self.backup, tmp)
@@ -284,7 +313,7 @@ class Workload:
         assert live.tables == full, "status through the change log differs from a full read"
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "mariadb"])
+@pytest.mark.parametrize("kind", ["sqlite", "mariadb", "postgresql"])
 @settings(
     max_examples=12,
     deadline=None,
@@ -363,3 +392,19 @@ def test_database_file_replaced_by_an_older_copy(tmp_path: Path) -> None:
     assert not t.captured and t.capture_note == "the parent commit's table is not the one its log was last read into"
     w.check(w.repo.head())
     w.close()
+
+
+@pytest.mark.parametrize("step", ["vacuum", "delete", "truncate", "rekey", "replace", "add_column"])
+def test_postgresql_reads_by_xmin(make_db_url, tmp_path: Path, step: str) -> None:
+    """Rows written since the parent's snapshot are found by their xmin, deleted ones by the
+    row count and a key scan; VACUUM FREEZE and VACUUM FULL keep each row's xmin."""
+    w = Workload(tmp_path, make_db_url("postgresql"))
+    try:
+        w.repo.commit("after enable", allow_empty=True)
+        w.step(step, 4, 11)
+        r = w.repo.commit("by xmin", allow_empty=True)
+        t = next(t for t in r.tables if t.name == "t")
+        assert t.captured == (step != "add_column"), t.capture_note
+        w.check(w.repo.head())
+    finally:
+        w.close()

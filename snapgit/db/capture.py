@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from snapgit.db.database import Database, ReadSnapshot
 
 __all__ = [
+    "PgPosition",
+    "pg_position",
     "STATE_TABLE",
     "DB_TABLE",
     "SEQ",
@@ -75,7 +77,7 @@ STATE_TABLE = "_snapgit_capture"
 DB_TABLE = "_snapgit_capture_db"
 SEQ = "_snapgit_seq"
 
-_DIALECTS = ("sqlite", "mysql")
+_DIALECTS = ("sqlite", "mysql", "postgresql")
 
 
 class CaptureError(DatabaseError):
@@ -105,8 +107,8 @@ def trigger_sql(dialect: str, table: str, n: int, key: Sequence[str]) -> dict[st
     the statement in ``sqlite_master`` as written (one space between words, no IF NOT EXISTS);
     MariaDB keeps the part after ``FOR EACH ROW`` as ``information_schema.TRIGGERS``'s
     ``ACTION_STATEMENT`` (:func:`trigger_body`)."""
-    if not supported(dialect):
-        raise CaptureError(f"change capture is not available on {dialect} yet")
+    if dialect not in ("sqlite", "mysql"):
+        raise CaptureError(f"change capture uses no triggers on {dialect}")
     q = _quoter(dialect)
     log, t = q(log_table(n)), q(table)
     cols = ", ".join(q(k) for k in key)
@@ -157,7 +159,7 @@ class _Cursor:
         self.q = _quoter(dialect)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        if self.dialect == "mysql" and params:
+        if self.dialect != "sqlite" and params:
             sql = sql.replace("%", "%%").replace("?", "%s")
         self.cur.execute(sql, tuple(params)) if params else self.cur.execute(sql)
         return self
@@ -170,21 +172,24 @@ class _Cursor:
         return int(self.cur.rowcount)
 
 
+_OWNED_SQL = {
+    "sqlite": "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+    "mysql": "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)",
+    "postgresql": "SELECT table_name FROM information_schema.tables "
+    "WHERE table_schema = current_schema() AND table_name IN (?, ?)",
+}
+
+
 def _owned(cur: _Cursor) -> set[str]:
-    if cur.dialect == "sqlite":
-        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
-    else:
-        sql = (
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)"
-        )
-    return {str(r[0]) for r in cur.run(sql, (STATE_TABLE, DB_TABLE)).all()}
+    return {str(r[0]) for r in cur.run(_OWNED_SQL[cur.dialect], (STATE_TABLE, DB_TABLE)).all()}
 
 
 def _create_state(cur: _Cursor) -> None:
     innodb = " ENGINE=InnoDB" if cur.dialect == "mysql" else ""
     cur.run(
         f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (tbl VARCHAR(255) PRIMARY KEY, n INTEGER NOT NULL UNIQUE, "
-        "key_columns TEXT NOT NULL, base VARBINARY(64), gen BIGINT NOT NULL, next_seq BIGINT NOT NULL, "
+        f"key_columns TEXT NOT NULL, base {'BYTEA' if cur.dialect == 'postgresql' else 'VARBINARY(64)'}, "
+        "gen BIGINT NOT NULL, next_seq BIGINT NOT NULL, "
         f"version TEXT){innodb}"
     )
     cur.run(f"CREATE TABLE IF NOT EXISTS {DB_TABLE} (token VARCHAR(64) NOT NULL){innodb}")
@@ -193,6 +198,8 @@ def _create_state(cur: _Cursor) -> None:
 
 
 def _drop_table_capture(cur: _Cursor, n: int) -> None:
+    if cur.dialect == "postgresql":  # nothing was installed (read by xmin)
+        return
     for name in _trigger_names(n):
         cur.run(f"DROP TRIGGER IF EXISTS {cur.q(name)}")
     cur.run(f"DROP TABLE IF EXISTS {cur.q(log_table(n))}")
@@ -231,13 +238,14 @@ def _run(db: Database, what: str, body: Callable[[_Cursor], Any]) -> Any:
         raw = conn.cursor()
         cur = _Cursor(raw, db.dialect)
         try:
-            cur.run("BEGIN IMMEDIATE" if db.dialect == "sqlite" else "START TRANSACTION")
+            if db.dialect != "postgresql":  # psycopg begins a transaction by itself
+                cur.run("BEGIN IMMEDIATE" if db.dialect == "sqlite" else "START TRANSACTION")
             try:
                 result = body(cur)
             except BaseException:
-                conn.rollback() if db.dialect == "mysql" else cur.run("ROLLBACK")
+                conn.rollback() if db.dialect != "sqlite" else cur.run("ROLLBACK")
                 raise
-            conn.commit() if db.dialect == "mysql" else cur.run("COMMIT")
+            conn.commit() if db.dialect != "sqlite" else cur.run("COMMIT")
             return result
         except CaptureError:
             raise
@@ -275,6 +283,14 @@ def enable(db: Database, tables: Sequence[tuple[str, Sequence[str]]]) -> list[st
                 _drop_table_capture(cur, int(row[0][0]))
                 cur.run(f"DELETE FROM {STATE_TABLE} WHERE tbl = ?", (table,))
             n = int(cur.run(f"SELECT coalesce(max(n), 0) + 1 FROM {STATE_TABLE}").all()[0][0])
+            if cur.dialect == "postgresql":  # read by xmin: nothing is installed on the table
+                cur.run(
+                    f"INSERT INTO {STATE_TABLE} (tbl, n, key_columns, base, gen, next_seq, version) "
+                    "VALUES (?, ?, ?, NULL, 0, 1, NULL)",
+                    (table, n, json.dumps(list(key))),
+                )
+                done.append(table)
+                continue
             _drop_table_capture(cur, n)  # left by an enable that failed half way (MariaDB)
             cols = _log_columns(cur, table, key)
             cur.run(f"CREATE TABLE {cur.q(log_table(n))} ({SEQ} {autoinc}, {cols}){innodb}")
@@ -342,10 +358,32 @@ class CaptureView:
 
     token: str
     tables: dict[str, TableLog] = field(default_factory=dict)
+    position: PgPosition | None = None  # PostgreSQL: where its transaction ids were
+
+
+@dataclass(frozen=True)
+class PgPosition:
+    """Where a PostgreSQL read snapshot stands: its xmin as a 64-bit transaction id (every
+    transaction it does not see has an id at or above it) and the cluster's identity."""
+
+    xmin: int
+    system: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"xmin": str(self.xmin), "system": self.system}
+
+
+def pg_position(snap: ReadSnapshot) -> PgPosition:
+    xmin = int(_query(snap, "SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0][0])
+    # (asked first: an error would end the read transaction) a role that may not read the
+    # control file compares the transaction ids alone
+    allowed = _query(snap, "SELECT has_function_privilege('pg_control_system()', 'EXECUTE')")[0][0]
+    system = str(_query(snap, "SELECT system_identifier::text FROM pg_control_system()")[0][0]) if allowed else None
+    return PgPosition(xmin, system)
 
 
 def _query(snap: ReadSnapshot, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    if snap.dialect == "mysql" and params:
+    if snap.dialect != "sqlite" and params:
         sql = sql.replace("%", "%%").replace("?", "%s")
     return snap.query(sql, params)
 
@@ -450,17 +488,17 @@ def read_capture(snap: ReadSnapshot) -> CaptureView | None:
     """Capture's state and logs as ``snap`` sees them; None when capture was never enabled."""
     if not supported(snap.dialect):
         return None
-    if snap.dialect == "sqlite":
-        owned_sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)"
-    else:
-        owned_sql = (
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)"
-        )
-    owned = {str(r[0]) for r in _query(snap, owned_sql, (STATE_TABLE, DB_TABLE))}
+    owned = {str(r[0]) for r in _query(snap, _OWNED_SQL[snap.dialect], (STATE_TABLE, DB_TABLE))}
     if STATE_TABLE not in owned:
         return None
     token_rows = _query(snap, f"SELECT token FROM {DB_TABLE}") if DB_TABLE in owned else []
     view = CaptureView(str(token_rows[0][0]) if token_rows else "")
+    if snap.dialect == "postgresql":
+        view.position = pg_position(snap)
+        for table, n, key_json in _query(snap, f"SELECT tbl, n, key_columns FROM {STATE_TABLE} ORDER BY tbl"):
+            key = list(json.loads(key_json))
+            view.tables[str(table)] = TableLog(str(table), int(n), key, None, 0, [], 0, "", None, False)
+        return view
     catalog = _Catalog(snap)
     q = _quoter(snap.dialect)
     for table, n, key_json, base, gen, next_seq, recorded in _query(
@@ -516,7 +554,7 @@ def consume(db: Database, consumed: Sequence[Consumed]) -> list[str]:
     """Delete the log rows each reading saw and move its table's base, in one transaction; a
     table whose ``gen`` moved since (another reading consumed) is left alone. Returns the
     tables consumed."""
-    if not consumed:
+    if not consumed or db.dialect == "postgresql":  # read by xmin: no log to consume
         return []
 
     def body(cur: _Cursor) -> list[str]:

@@ -625,6 +625,7 @@ class ReadSnapshot:
         raw: bool = False,
         source: str | None = None,
         keys_from: tuple[str, Sequence[str]] | None = None,
+        xmin_since: int | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Stream the rows of ``schema.name`` in batches of at most ``batch_size`` tuples, each
         holding the row's values in ``schema.sorted_names`` order (or in ``columns`` order, when
@@ -655,11 +656,13 @@ class ReadSnapshot:
         ``source``: read from this table instead, one of snapgit's own that has columns of the
         same names and types (change capture's log, whose key columns are read as the table's
         key is). ``keys_from=(log, columns)``: only the rows whose ``columns`` hold the values of
-        some row of the table ``log``, such a log."""
+        some row of the table ``log``, such a log. ``xmin_since`` (PostgreSQL): only the rows
+        whose ``xmin`` (the 32-bit id of the transaction that wrote them) is this id or one of
+        the 2^31 after it, modulo 2^32: the rows written since a snapshot whose xmin it was."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         sql, params, converters = self._select(
-            schema, key, columns, since, key_range, values_of, source=source, keys_from=keys_from
+            schema, key, columns, since, key_range, values_of, source=source, keys_from=keys_from, xmin_since=xmin_since
         )
         if not converters:  # a table without (stored) columns: as many empty rows as it has rows
             return _Scan(self, self._empty_rows(schema.name, batch_size))
@@ -723,6 +726,7 @@ class ReadSnapshot:
         *,
         source: str | None = None,
         keys_from: tuple[str, Sequence[str]] | None = None,
+        xmin_since: int | None = None,
     ) -> tuple[str, tuple[Any, ...], list[Any]]:
         """The SELECT of a scan (see :meth:`scan`), its parameters, and per column its
         converter or None."""
@@ -751,6 +755,11 @@ class ReadSnapshot:
             cols = ", ".join(q(k) for k in matched)
             lhs = cols if len(matched) == 1 else f"({cols})"
             wheres.append(f"{lhs} IN (SELECT {cols} FROM {q(log)})")
+        if xmin_since is not None:
+            if self._dialect != "postgresql":
+                raise DatabaseError("rows are read by xmin on PostgreSQL only")
+            # an integer, so written into the SQL (no placeholders to mix)
+            wheres.append(f"(xmin::text::bigint - {int(xmin_since) % 2**32} + 4294967296) % 4294967296 < 2147483648")
         if since is not None:
             where, params = self._since(by_name[since[0]], since[1])
             wheres.append(where)

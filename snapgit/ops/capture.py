@@ -20,8 +20,8 @@ from typing import Any
 
 from snapgit.errors import SnapError
 from snapgit.ops.audit import actor, audited
-from snapgit.ops.commit import database_url, schema_cache_dir, table_key
-from snapgit.snapshot.capture import LoggedTable, log_usable
+from snapgit.ops.commit import database_url, logged_tables, schema_cache_dir, table_key
+from snapgit.snapshot.capture import log_usable
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.layout import Store
 
@@ -136,6 +136,7 @@ def status(store: Store, *, db_url: str | None = None) -> CaptureStatus:
         with db.snapshot() as snap:
             view = dbcapture.read_capture(snap)
             schemas = _schemas(store, snap, None)
+    logs = logged_tables(store, view, url, bytes.fromhex(head) if head else None, root) if view is not None else {}
     if view is not None:
         result.token = view.token
     for schema in schemas:
@@ -149,10 +150,10 @@ def status(store: Store, *, db_url: str | None = None) -> CaptureStatus:
             old_id = root.tables.get(schema.name) if root is not None else None
             old_entry = read_table(objects, old_id) if old_id is not None else None
             schema_id = object_id(ObjType.SCHEMA, encode_schema(schema))
-            logged = LoggedTable(t.log, t.key, t.base, t.problem)
-            row.why = log_usable(logged, schema_id, key, old_entry, old_id)
+            row.why = log_usable(logs[schema.name], schema_id, key, old_entry, old_id)
             if row.why is None:
-                row.next_commit = "reads its logged keys"
+                by_xmin = view is not None and view.position is not None
+                row.next_commit = "reads the rows written since (by xmin)" if by_xmin else "reads its logged keys"
         result.tables.append(row)
     result.seconds = time.monotonic() - started
     return result

@@ -47,7 +47,8 @@ def diff(
 
     side_a = commit_side(store, a or "HEAD")
     if b is None:
-        side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress)
+        oid = resolve(store.objects, store.refs, a or "HEAD")
+        side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress, against_commit=oid)
     else:
         side_b = commit_side(store, b)
     return diff_sides(side_a, side_b, tables)
@@ -57,11 +58,13 @@ def status(store: Store, *, db_url: str | None = None, progress: Progress | None
     """The live database against HEAD (against nothing when there is no commit yet)."""
     from snapgit.compare.diff import Side, diff_sides
 
-    if store.refs.read("HEAD") is None:
+    head = store.refs.read("HEAD")
+    if head is None:
         side_a = Side(store.objects, {}, "nothing (no commits yet)")
     else:
         side_a = commit_side(store, "HEAD")
-    side_b = live_side(store, against=side_a, db_url=db_url, progress=progress)
+    against = bytes.fromhex(head) if head else None
+    side_b = live_side(store, against=side_a, db_url=db_url, progress=progress, against_commit=against)
     return diff_sides(side_a, side_b)
 
 

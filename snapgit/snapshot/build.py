@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from snapgit.objects import ObjType, Root, TableEntry, encode_schema, object_id
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
-from snapgit.snapshot.capture import LoggedTable, build_from_log, log_usable
+from snapgit.snapshot.capture import LoggedTable, build_from_log, build_from_xmin, log_usable
 from snapgit.snapshot.incremental import Fallback, Incremental, build_incremental, incremental_column
 from snapgit.snapshot.ranges import ParallelOffer, ScanPool, chunk_ranges, join_ranges, scan_range
 from snapgit.snapshot.record import TableResult, store_table
@@ -181,6 +181,8 @@ def _build_alone(
     if p.logged is not None:
         assert p.key is not None
         try:
+            if p.logged.xmin_since is not None:
+                return build_from_xmin(snap, p.schema, p.key, tw, p.old_root, p.logged, progress)
             return build_from_log(snap, p.schema, p.key, tw, p.logged, progress)
         except Fallback as why:
             p.logged, p.capture_note = None, str(why)

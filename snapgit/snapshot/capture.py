@@ -19,7 +19,7 @@ from snapgit.encoding import key_encoder
 from snapgit.objects import Node, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
-from snapgit.snapshot.incremental import Fallback
+from snapgit.snapshot.incremental import Fallback, build_incremental
 from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import TableWriter
 from snapgit.tree.prolly import LEAF_MAX, TreeBuilder, leaf_ends
@@ -27,7 +27,7 @@ from snapgit.tree.prolly import LEAF_MAX, TreeBuilder, leaf_ends
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
 
-__all__ = ["LoggedTable", "log_usable", "build_from_log"]
+__all__ = ["LoggedTable", "log_usable", "build_from_log", "build_from_xmin"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,11 @@ class LoggedTable:
     columns its triggers log, the table object it is relative to, and why it cannot be
     trusted (None: it can, when the parent holds ``base``)."""
 
-    log: str
+    log: str | None  # None: read by xmin (PostgreSQL)
     key: list[str]
     base: bytes | None
     problem: str | None
+    xmin_since: int | None = None  # PostgreSQL: the parent's snapshot xmin (32 bits)
 
 
 def log_usable(
@@ -74,17 +75,62 @@ def build_from_log(
     there anyway. Raises :class:`Fallback` when the tree's row count is not the table's: a row
     was deleted without the triggers seeing it (SQLite's REPLACE conflict resolution deletes
     rows without firing delete triggers, unless recursive triggers are on)."""
-    names = schema.sorted_names
-    kenc = key_encoder([names.index(k) for k in key])
-    changed: dict[bytes, tuple[bytes, bytes]] = {}
-    for batch, packed, ids in scan_encoded(snap, schema, None, progress, keys_from=(logged.log, key)):
-        changed.update(zip(map(kenc, batch), zip(ids, packed, strict=False), strict=False))
+    assert logged.log is not None
+    changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
     logged_keys = set(changed)
     kenc_key = key_encoder(list(range(len(key))))
     for batch in snap.scan(schema, None, columns=key, source=logged.log):
         logged_keys.update(map(kenc_key, batch))
-    edits = sorted(logged_keys)
+    builder = _apply_edits(tw, sorted(logged_keys), changed)
+    rows = builder.count
+    total = snap.count(schema.name)
+    if rows != total:
+        raise Fallback(
+            f"its {total:,} rows are not the {rows:,} its log accounts for "
+            "(rows deleted unseen by the triggers, as REPLACE does)"
+        )
+    return builder.finish()
 
+
+def build_from_xmin(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str],
+    tw: TableWriter,
+    old_root: bytes | None,
+    logged: LoggedTable,
+    progress: Progress | None,
+) -> tuple[bytes, int]:
+    """PostgreSQL: the table's new tree from the parent's and the rows whose ``xmin`` is at or
+    after the parent's snapshot's xmin (every row written since: inserted or updated). Deleted
+    rows leave no row to see; their number is the parent's rows plus the keys new here less
+    ``count(*)``, and only when it is not 0 is every key read (a key-only scan) to find them
+    (:func:`snapgit.snapshot.incremental.build_incremental`)."""
+    assert logged.xmin_since is not None
+    changed = _changed_rows(snap, schema, key, progress, xmin_since=logged.xmin_since)
+    builder = _apply_edits(tw, sorted(changed), changed)
+    if builder.count == snap.count(schema.name):
+        return builder.finish()
+    if old_root is None:  # no parent rows to delete: the rows seen are not all the rows
+        raise Fallback("rows without a new xmin are missing from the parent commit")
+    return build_incremental(snap, schema, key, tw, old_root, None, progress, changed=changed)
+
+
+def _changed_rows(
+    snap: ReadSnapshot, schema: TableSchema, key: list[str], progress: Progress | None, **scan_kw
+) -> dict[bytes, tuple[bytes, bytes]]:
+    """{encoded key: (record id, record)} of the rows a scan selects."""
+    names = schema.sorted_names
+    kenc = key_encoder([names.index(k) for k in key])
+    changed: dict[bytes, tuple[bytes, bytes]] = {}
+    for batch, packed, ids in scan_encoded(snap, schema, None, progress, **scan_kw):
+        changed.update(zip(map(kenc, batch), zip(ids, packed, strict=False), strict=False))
+    return changed
+
+
+def _apply_edits(tw: TableWriter, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]) -> TreeBuilder:
+    """A builder holding the parent's tree (``tw.old``) with every key of ``edits`` (sorted) set
+    to its row in ``changed``, or removed where it has none; not finished."""
     builder = TreeBuilder(tw.emit)
     written: set[bytes] = set()
 
@@ -139,14 +185,7 @@ def build_from_log(
     tail = [(k, rid) for k in edits[ci:] if (rid := record(k, None)) is not None]
     if tail:
         builder.add_batch([k for k, _ in tail], [rid for _, rid in tail])
-    rows = builder.count
-    total = snap.count(schema.name)
-    if rows != total:
-        raise Fallback(
-            f"its {total:,} rows are not the {rows:,} its log accounts for "
-            "(rows deleted unseen by the triggers, as REPLACE does)"
-        )
-    return builder.finish()
+    return builder
 
 
 def _patch(
