@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from snapgit.db.database import Database, ReadSnapshot
 
 __all__ = [
+    "CatalogBefore",
+    "catalog_before",
     "PgPosition",
     "pg_position",
     "STATE_TABLE",
@@ -391,33 +393,29 @@ def _query(snap: ReadSnapshot, sql: str, params: Sequence[Any] = ()) -> list[tup
 class _Catalog:
     """What the database's catalog says of snapgit's objects, read once per snapshot."""
 
-    def __init__(self, snap: ReadSnapshot) -> None:
-        self.dialect = snap.dialect
-        if snap.dialect == "sqlite":
-            self.cookie = str(_query(snap, "PRAGMA schema_version")[0][0])
+    def __init__(self, dialect: str, query: Callable[..., list[tuple[Any, ...]]]) -> None:
+        self.dialect = dialect
+        if dialect == "sqlite":
+            self.cookie = str(query("PRAGMA schema_version")[0][0])
             self.triggers = {
                 str(name): (str(tbl), str(sql), "")
-                for name, tbl, sql in _query(
-                    snap,
+                for name, tbl, sql in query(
                     "SELECT name, tbl_name, sql FROM sqlite_master "
                     "WHERE type = 'trigger' AND substr(name, 1, 9) = '_snapgit_'",
                 )
             }
             self.logs = {
                 str(r[0])
-                for r in _query(
-                    snap,
+                for r in query(
                     "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, 13) = '_snapgit_log_'",
                 )
             }
-            has_sequence = _query(
-                snap, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
-            )
+            has_sequence = query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'")
             self.counters = (
                 {
                     str(name): int(seq)
-                    for name, seq in _query(
-                        snap, "SELECT name, seq FROM sqlite_sequence WHERE substr(name, 1, 13) = '_snapgit_log_'"
+                    for name, seq in query(
+                        "SELECT name, seq FROM sqlite_sequence WHERE substr(name, 1, 13) = '_snapgit_log_'"
                     )
                 }
                 if has_sequence
@@ -426,8 +424,7 @@ class _Catalog:
             return
         self.triggers = {
             str(name): (str(tbl), str(body), f"{timing} {event} {created}")
-            for name, tbl, body, timing, event, created in _query(
-                snap,
+            for name, tbl, body, timing, event, created in query(
                 "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, ACTION_STATEMENT, ACTION_TIMING, EVENT_MANIPULATION, "
                 "CREATED FROM information_schema.TRIGGERS "
                 "WHERE TRIGGER_SCHEMA = DATABASE() AND LEFT(TRIGGER_NAME, 9) = '_snapgit_'",
@@ -435,8 +432,7 @@ class _Catalog:
         }
         self.logs = {
             str(r[0])
-            for r in _query(
-                snap,
+            for r in query(
                 "SELECT TABLE_NAME FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA = DATABASE() AND LEFT(TABLE_NAME, 13) = '_snapgit_log_'",
             )
@@ -444,16 +440,14 @@ class _Catalog:
         # TRUNCATE (which fires no trigger) and DROP + CREATE give the table a new InnoDB id
         self.table_ids = {
             str(name).split("/", 1)[1]: str(tid)
-            for name, tid in _query(
-                snap,
+            for name, tid in query(
                 "SELECT NAME, TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME LIKE CONCAT(DATABASE(), '/%')",
             )
         }
         # MariaDB fires no trigger for the rows a foreign key's action changes in its table
         self.cascaded = {
             str(r[0])
-            for r in _query(
-                snap,
+            for r in query(
                 "SELECT TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
                 "WHERE CONSTRAINT_SCHEMA = DATABASE() "
                 "AND (UPDATE_RULE NOT IN ('RESTRICT', 'NO ACTION') OR DELETE_RULE NOT IN ('RESTRICT', 'NO ACTION'))",
@@ -484,8 +478,34 @@ class _Catalog:
         return None
 
 
-def read_capture(snap: ReadSnapshot) -> CaptureView | None:
-    """Capture's state and logs as ``snap`` sees them; None when capture was never enabled."""
+class CatalogBefore:
+    """MariaDB's catalog (trigger creation times, InnoDB table ids) read just before a read
+    snapshot starts: the catalog is not part of the snapshot, so it is read again inside, and a
+    difference means DDL while snapgit read (a trigger created again, a TRUNCATE), whose effects
+    the snapshot may straddle. (SQLite's schema cookie is read inside the snapshot itself.)"""
+
+    def __init__(self, catalog: Any) -> None:
+        self.catalog = catalog
+
+
+def catalog_before(db: Database) -> CatalogBefore | None:
+    """Read before :meth:`Database.snapshot` where the engine needs it (MariaDB), else None."""
+    if db.dialect != "mysql":
+        return None
+    with db.connection() as conn:
+        cur = _Cursor(conn.cursor(), db.dialect)
+        try:
+            return CatalogBefore(_Catalog(db.dialect, lambda sql, params=(): cur.run(sql, params).all()))
+        except Exception as exc:
+            raise db.error("cannot read the catalog of", exc) from exc
+        finally:
+            cur.cur.close()
+
+
+def read_capture(snap: ReadSnapshot, before: CatalogBefore | None = None) -> CaptureView | None:
+    """Capture's state and logs as ``snap`` sees them; None when capture was never enabled.
+    ``before``: on MariaDB, the catalog as :func:`catalog_before` read it just before the
+    snapshot began (without it, every captured table is read in full)."""
     if not supported(snap.dialect):
         return None
     owned = {str(r[0]) for r in _query(snap, _OWNED_SQL[snap.dialect], (STATE_TABLE, DB_TABLE))}
@@ -499,7 +519,7 @@ def read_capture(snap: ReadSnapshot) -> CaptureView | None:
             key = list(json.loads(key_json))
             view.tables[str(table)] = TableLog(str(table), int(n), key, None, 0, [], 0, "", None, False)
         return view
-    catalog = _Catalog(snap)
+    catalog = _Catalog(snap.dialect, lambda sql, params=(): _query(snap, sql, params))
     q = _quoter(snap.dialect)
     for table, n, key_json, base, gen, next_seq, recorded in _query(
         snap, f"SELECT tbl, n, key_columns, base, gen, next_seq, version FROM {STATE_TABLE} ORDER BY tbl"
@@ -510,6 +530,12 @@ def read_capture(snap: ReadSnapshot) -> CaptureView | None:
         last = catalog.counters.get(log, 0)
         version = catalog.version(table, n)
         problem = catalog.problem(table, n, key)
+        if (
+            problem is None
+            and snap.dialect == "mysql"
+            and (before is None or before.catalog.version(table, n) != version)
+        ):
+            problem = "its table or capture triggers changed while snapgit read it"
         triggers_ok = problem is None
         if triggers_ok:
             # From here on every change is logged: a reading in full now can be the log's base.

@@ -133,8 +133,9 @@ def status(store: Store, *, db_url: str | None = None) -> CaptureStatus:
         result = CaptureStatus(db.dialect, dbcapture.supported(db.dialect), None)
         if not result.supported:
             return result
+        before = dbcapture.catalog_before(db)
         with db.snapshot() as snap:
-            view = dbcapture.read_capture(snap)
+            view = dbcapture.read_capture(snap, before)
             schemas = _schemas(store, snap, None)
     logs = logged_tables(store, view, url, bytes.fromhex(head) if head else None, root) if view is not None else {}
     if view is not None:

@@ -273,10 +273,11 @@ def read_database(
     wanted = tables or config.tables
     inc, why_full = incremental_plan(store, incremental_parent, url) if incremental else (None, None)
     read_at, _ = now_micros()
-    from snapgit.db.capture import read_capture
+    from snapgit.db.capture import catalog_before, read_capture
 
     parallel = Parallel(url, objects.root)
     with Database.connect(url) as db:
+        before = catalog_before(db)
         with db.snapshot() as snap, contextlib.closing(parallel):
             db_time = snap.now()
             schemas = snap.reflect(wanted, cache=schema_cache_dir(store), ignored=_ignored(config))
@@ -285,7 +286,7 @@ def read_database(
                     f"the database {redact_url(url)} has no tables: nothing to snapshot",
                     hint="create tables first, or point --db at another database",
                 )
-            view = read_capture(snap)
+            view = read_capture(snap, before)
             with objects.writer() as w:
                 written, results = snapshot_database(
                     objects,
@@ -547,28 +548,30 @@ def live_side(
     overlay = OverlayObjectStore(store.objects)
     parent_root = Root(dict(against.tables)) if against is not None else None
     wanted = tables or store.config.tables
-    from snapgit.db.capture import read_capture
+    from snapgit.db.capture import catalog_before, read_capture
 
-    with Database.connect(url) as db, db.snapshot() as snap:
-        view = read_capture(snap)
-        names = snap.table_names()
-        if tables:
-            wanted = [t for t in tables if t in names]
-        ignored = _ignored(store.config)
-        schemas = (
-            snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
-        )
-        written, _results = snapshot_database(
-            overlay,
-            overlay.writer(),
-            snap,
-            schemas,
-            parent_root=parent_root,
-            keys=_keys(store.config),
-            progress=progress,
-            count_rows=progress is not None,
-            row_cache=row_cache_dir(store),
-            row_cache_write=False,
-            capture=logged_tables(store, view, url, against_commit, parent_root) if view is not None else None,
-        )
+    with Database.connect(url) as db:
+        before = catalog_before(db)
+        with db.snapshot() as snap:
+            view = read_capture(snap, before)
+            names = snap.table_names()
+            if tables:
+                wanted = [t for t in tables if t in names]
+            ignored = _ignored(store.config)
+            schemas = (
+                snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
+            )
+            written, _results = snapshot_database(
+                overlay,
+                overlay.writer(),
+                snap,
+                schemas,
+                parent_root=parent_root,
+                keys=_keys(store.config),
+                progress=progress,
+                count_rows=progress is not None,
+                row_cache=row_cache_dir(store),
+                row_cache_write=False,
+                capture=logged_tables(store, view, url, against_commit, parent_root) if view is not None else None,
+            )
     return Side(overlay, written, "the live database")
