@@ -8,7 +8,9 @@ On a table ``bench_capture(id, n, s, f)`` of ``--rows`` rows, from Python, each 
 transaction: ``--ops`` single-row UPDATEs, INSERTs and DELETEs, then one UPDATE of 100,000 rows.
 Each workload runs on a fresh copy of the table without capture, then with it (best of
 ``--repeat`` runs). SQLite by default (a file in a temporary directory); ``--db`` names a scratch
-database of another engine where snapgit supports capture. Prints a table, or ``--json``.
+MariaDB/MySQL or PostgreSQL database (its table ``bench_capture`` is dropped and made anew;
+PostgreSQL is read by xmin, with no triggers: its "with" column measures that nothing is added).
+Prints a table, or ``--json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from snapgit.db import Database
 from snapgit.db import capture as dbcapture
@@ -30,39 +33,54 @@ TABLE = "bench_capture"
 BULK = 100_000
 
 
-def connect_sqlite(path: Path) -> Callable[[], sqlite3.Connection]:
-    return lambda: sqlite3.connect(path)
+def connector(url: str | None, path: Path) -> tuple[str, Callable[[], Any]]:
+    """(engine, a function that opens a DB-API connection)."""
+    if url is None:
+        return "sqlite", lambda: sqlite3.connect(path)
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    engine = sa.create_engine(url, poolclass=NullPool)
+    return engine.dialect.name.replace("mariadb", "mysql"), engine.raw_connection
 
 
-def fill(connect: Callable[[], object], rows: int) -> None:
+_FILL = {
+    "sqlite": "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < {last}) "
+    "INSERT INTO {t} SELECT i, i % 97, 'text ' || i, i / 3.0 FROM c",
+    "postgresql": "INSERT INTO {t} SELECT i, i % 97, 'text ' || i, i / 3.0 FROM generate_series(0, {last}) i",
+    "mysql": "INSERT INTO {t} SELECT seq, seq % 97, CONCAT('text ', seq), seq / 3 FROM seq_0_to_{last}",
+}
+
+
+def fill(engine: str, connect: Callable[[], Any], rows: int) -> None:
     con = connect()
-    cur = con.cursor()  # type: ignore[attr-defined]
+    cur = con.cursor()
     cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
     cur.execute(f"CREATE TABLE {TABLE} (id INTEGER PRIMARY KEY, n INTEGER, s VARCHAR(40), f DOUBLE PRECISION)")
-    batch = [(i, i % 97, f"text {i}", i / 3) for i in range(rows)]
-    cur.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?)", batch)
-    con.commit()  # type: ignore[attr-defined]
-    con.close()  # type: ignore[attr-defined]
+    cur.execute(_FILL[engine].format(t=TABLE, last=rows - 1))
+    con.commit()
+    con.close()
 
 
-def workloads(rows: int, ops: int) -> dict[str, Callable[[object], None]]:
+def workloads(engine: str, rows: int, ops: int) -> dict[str, Callable[[Any], None]]:
     rng = random.Random(7)
     picks = rng.sample(range(rows), ops)
+    p = "?" if engine == "sqlite" else "%s"
 
     def updates(cur) -> None:
         for i in picks:
-            cur.execute(f"UPDATE {TABLE} SET n = n + 1 WHERE id = ?", (i,))
+            cur.execute(f"UPDATE {TABLE} SET n = n + 1 WHERE id = {p}", (i,))
 
     def inserts(cur) -> None:
         for k in range(ops):
-            cur.execute(f"INSERT INTO {TABLE} VALUES (?, 1, 'new', 0.5)", (rows + k,))
+            cur.execute(f"INSERT INTO {TABLE} VALUES ({p}, 1, 'new', 0.5)", (rows + k,))
 
     def deletes(cur) -> None:
         for i in picks:
-            cur.execute(f"DELETE FROM {TABLE} WHERE id = ?", (i,))
+            cur.execute(f"DELETE FROM {TABLE} WHERE id = {p}", (i,))
 
     def bulk(cur) -> None:
-        cur.execute(f"UPDATE {TABLE} SET n = n + 1 WHERE id < ?", (BULK,))
+        cur.execute(f"UPDATE {TABLE} SET n = n + 1 WHERE id < {p}", (BULK,))
 
     return {
         f"{ops:,} single-row UPDATEs": updates,
@@ -72,14 +90,14 @@ def workloads(rows: int, ops: int) -> dict[str, Callable[[object], None]]:
     }
 
 
-def timed(connect: Callable[[], object], work: Callable[[object], None]) -> float:
+def timed(connect: Callable[[], Any], work: Callable[[Any], None]) -> float:
     con = connect()
-    cur = con.cursor()  # type: ignore[attr-defined]
+    cur = con.cursor()
     started = time.perf_counter()
     work(cur)
-    con.commit()  # type: ignore[attr-defined]
+    con.commit()
     took = time.perf_counter() - started
-    con.close()  # type: ignore[attr-defined]
+    con.close()
     return took
 
 
@@ -89,28 +107,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ops", type=int, default=10_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--db", help="SQLAlchemy URL of a scratch MariaDB/MySQL or PostgreSQL database")
     args = p.parse_args(argv)
     if args.rows < BULK:
         p.error(f"--rows must be at least {BULK:,}")
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "overhead.db"
-        connect = connect_sqlite(path)
+        sqlite3.connect(path).close()
+        engine, connect = connector(args.db, path)
         results = []
-        for name, work in workloads(args.rows, args.ops).items():
+        for name, work in workloads(engine, args.rows, args.ops).items():
             seconds = {}
             for captured in (False, True):
                 best = None
                 for _ in range(args.repeat):
-                    fill(connect, args.rows)
+                    with Database.connect(args.db or str(path)) as db:
+                        dbcapture.disable(db)
+                    fill(engine, connect, args.rows)
                     if captured:
-                        with Database.connect(str(path)) as db:
+                        with Database.connect(args.db or str(path)) as db:
                             dbcapture.enable(db, [(TABLE, ["id"])])
                     took = timed(connect, work)
                     best = took if best is None else min(best, took)
                 seconds[captured] = best
             results.append(
                 {
-                    "engine": "sqlite",
+                    "engine": engine,
                     "workload": name,
                     "without": round(seconds[False], 4),
                     "with": round(seconds[True], 4),
