@@ -348,6 +348,7 @@ class TableLog:
     version: str  # what DDL changes: SQLite's schema cookie; MariaDB the table's and triggers' ids
     problem: str | None  # why the log cannot be trusted (None: it can, if base matches)
     triggers_ok: bool  # its log and triggers were all there, as snapgit made them
+    xmin_since: int | None = None  # PostgreSQL: the xmin of the snapshot that built ``base``
 
     @property
     def log(self) -> str:
@@ -371,8 +372,27 @@ class PgPosition:
     xmin: int
     system: str | None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"xmin": str(self.xmin), "system": self.system}
+    def version(self) -> str:
+        """As recorded with a table's base: ``xmin system``."""
+        return f"{self.xmin} {self.system or '-'}"
+
+
+def _since(now: PgPosition, recorded: str | None) -> tuple[int | None, str | None]:
+    """(the recorded xmin, or None and why the rows written since it cannot be told)."""
+    if recorded is None:
+        return None, None
+    try:
+        xmin_text, system = recorded.split(" ", 1)
+        xmin = int(xmin_text)
+    except ValueError:
+        return None, "its recorded transaction position is unreadable"
+    if system != (now.system or "-"):
+        return None, "the database is now another PostgreSQL cluster"
+    if now.xmin < xmin:
+        return None, "PostgreSQL's transaction ids went back since it was read (a restored cluster?)"
+    if now.xmin - xmin >= 2**31:
+        return None, "more than 2^31 transactions ran since it was read (xmin wraps around)"
+    return xmin, None
 
 
 def pg_position(snap: ReadSnapshot) -> PgPosition:
@@ -514,10 +534,18 @@ def read_capture(snap: ReadSnapshot, before: CatalogBefore | None = None) -> Cap
     token_rows = _query(snap, f"SELECT token FROM {DB_TABLE}") if DB_TABLE in owned else []
     view = CaptureView(str(token_rows[0][0]) if token_rows else "")
     if snap.dialect == "postgresql":
-        view.position = pg_position(snap)
-        for table, n, key_json in _query(snap, f"SELECT tbl, n, key_columns FROM {STATE_TABLE} ORDER BY tbl"):
-            key = list(json.loads(key_json))
-            view.tables[str(table)] = TableLog(str(table), int(n), key, None, 0, [], 0, "", None, False)
+        view.position = pos = pg_position(snap)
+        for table, n, key_json, base, gen, recorded in _query(
+            snap, f"SELECT tbl, n, key_columns, base, gen, version FROM {STATE_TABLE} ORDER BY tbl"
+        ):
+            t = TableLog(
+                str(table), int(n), list(json.loads(key_json)), None, int(gen), [], 0, pos.version(), None, True
+            )
+            t.base = bytes(base) if base is not None else None
+            t.xmin_since, t.problem = _since(pos, str(recorded) if recorded is not None else None)
+            if t.problem is None and t.base is None:
+                t.problem = "it has not been read by a commit since capture was enabled"
+            view.tables[t.table] = t
         return view
     catalog = _Catalog(snap.dialect, lambda sql, params=(): _query(snap, sql, params))
     q = _quoter(snap.dialect)
@@ -580,7 +608,7 @@ def consume(db: Database, consumed: Sequence[Consumed]) -> list[str]:
     """Delete the log rows each reading saw and move its table's base, in one transaction; a
     table whose ``gen`` moved since (another reading consumed) is left alone. Returns the
     tables consumed."""
-    if not consumed or db.dialect == "postgresql":  # read by xmin: no log to consume
+    if not consumed:
         return []
 
     def body(cur: _Cursor) -> list[str]:

@@ -137,7 +137,7 @@ def status(store: Store, *, db_url: str | None = None) -> CaptureStatus:
         with db.snapshot() as snap:
             view = dbcapture.read_capture(snap, before)
             schemas = _schemas(store, snap, None)
-    logs = logged_tables(store, view, url, bytes.fromhex(head) if head else None, root) if view is not None else {}
+    logs = logged_tables(view) if view is not None else {}
     if view is not None:
         result.token = view.token
     for schema in schemas:

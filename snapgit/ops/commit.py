@@ -177,48 +177,11 @@ def incremental_plan(store: Store, parent: bytes | None, url: str) -> tuple[Incr
     return Incremental(since, lambda schema: config.change_column(schema.name), read), None
 
 
-def logged_tables(
-    store: Store, view: Any, url: str, parent: bytes | None, parent_root: Root | None
-) -> dict[str, LoggedTable]:
+def logged_tables(view: Any) -> dict[str, LoggedTable]:
     """What a reading needs of each captured table's log (``view``: a
-    :class:`snapgit.db.capture.CaptureView`). On PostgreSQL there is no log: a table is read by
-    xmin, the rows written since the ``parent`` commit's snapshot, when that commit read this
-    very cluster less than 2^31 transactions ago, and read this table."""
-    if view.position is None:
-        return {name: LoggedTable(t.log, t.key, t.base, t.problem) for name, t in view.tables.items()}
-    from snapgit.db import redact_url
-
-    why: str | None = None
-    since: int | None = None
-    read: list[str] | None = None
-    meta = read_commit(store.objects, parent).meta if parent is not None else None
-    if meta is None:
-        why = "there is no parent commit"
-    elif meta.get("source") != redact_url(url):
-        why = "the parent commit read another database"
-    elif not isinstance(meta.get("pg_position"), dict):
-        why = "the parent commit did not record PostgreSQL's transaction position"
-    else:
-        pos = meta["pg_position"]
-        since = int(pos["xmin"])
-        read = meta.get("tables")
-        if pos.get("system") != view.position.system:
-            why = "the database is another PostgreSQL cluster than the parent commit's"
-        elif view.position.xmin < since:
-            why = "PostgreSQL's transaction ids went back since the parent commit (a restored cluster?)"
-        elif view.position.xmin - since >= 2**31:
-            why = "more than 2^31 transactions ran since the parent commit (xmin wraps around)"
-    tables = parent_root.tables if parent_root is not None else {}
-    return {
-        name: LoggedTable(
-            None,
-            t.key,
-            tables.get(name),
-            why or ("the parent commit did not read it" if read and name not in read else None),
-            since,
-        )
-        for name, t in view.tables.items()
-    }
+    :class:`snapgit.db.capture.CaptureView`). On PostgreSQL there is no log: the rows written
+    since the snapshot that built the base are told by their xmin."""
+    return {name: LoggedTable(t.log, t.key, t.base, t.problem, t.xmin_since) for name, t in view.tables.items()}
 
 
 def consume_logs(db: Any, view: Any, results: list[TableResult]) -> None:
@@ -300,7 +263,7 @@ def read_database(
                     incremental=inc,
                     parallel=parallel,
                     row_cache=row_cache_dir(store),
-                    capture=logged_tables(store, view, url, start, parent_root) if view is not None else None,
+                    capture=logged_tables(view) if view is not None else None,
                 )
                 all_tables = dict(written)
                 if tables and parent_root is not None:
@@ -322,8 +285,6 @@ def read_database(
     }
     if read_incrementally:
         meta["incremental"] = read_incrementally
-    if view is not None and view.position is not None:
-        meta["pg_position"] = view.position.to_json()
     captured = [r.name for r in results if r.captured]
     if captured:
         meta["captured"] = captured
@@ -532,13 +493,12 @@ def live_side(
     tables: list[str] | None = None,
     db_url: str | None = None,
     progress: Progress | None = None,
-    against_commit: bytes | None = None,
 ) -> Side:
     """The live database as a diff side, built in memory (nothing is written to the store).
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
-    recognised without keeping them. ``against_commit``: the commit it is, whose change logs
-    (PostgreSQL: whose transaction position) let captured tables be read by what changed.
+    recognised without keeping them; captured tables whose log is relative to its tables are
+    read by what changed (nothing is consumed).
     """
     from snapgit.compare.diff import Side
     from snapgit.db import Database
@@ -572,6 +532,6 @@ def live_side(
                 count_rows=progress is not None,
                 row_cache=row_cache_dir(store),
                 row_cache_write=False,
-                capture=logged_tables(store, view, url, against_commit, parent_root) if view is not None else None,
+                capture=logged_tables(view) if view is not None else None,
             )
     return Side(overlay, written, "the live database")

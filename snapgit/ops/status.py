@@ -47,8 +47,7 @@ def diff(
 
     side_a = commit_side(store, a or "HEAD")
     if b is None:
-        oid = resolve(store.objects, store.refs, a or "HEAD")
-        side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress, against_commit=oid)
+        side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress)
     else:
         side_b = commit_side(store, b)
     return diff_sides(side_a, side_b, tables)
@@ -58,13 +57,11 @@ def status(store: Store, *, db_url: str | None = None, progress: Progress | None
     """The live database against HEAD (against nothing when there is no commit yet)."""
     from snapgit.compare.diff import Side, diff_sides
 
-    head = store.refs.read("HEAD")
-    if head is None:
+    if store.refs.read("HEAD") is None:
         side_a = Side(store.objects, {}, "nothing (no commits yet)")
     else:
         side_a = commit_side(store, "HEAD")
-    against = bytes.fromhex(head) if head else None
-    side_b = live_side(store, against=side_a, db_url=db_url, progress=progress, against_commit=against)
+    side_b = live_side(store, against=side_a, db_url=db_url, progress=progress)
     return diff_sides(side_a, side_b)
 
 

@@ -36,11 +36,11 @@ class LoggedTable:
     columns its triggers log, the table object it is relative to, and why it cannot be
     trusted (None: it can, when the parent holds ``base``)."""
 
-    log: str | None  # None: read by xmin (PostgreSQL)
+    log: str | None  # None: PostgreSQL, read by xmin
     key: list[str]
     base: bytes | None
     problem: str | None
-    xmin_since: int | None = None  # PostgreSQL: the parent's snapshot xmin (32 bits)
+    xmin_since: int | None = None  # PostgreSQL: the xmin of the snapshot that built ``base``
 
 
 def log_usable(
