@@ -1,24 +1,27 @@
-"""Change capture inside the live database: triggers that log the keys of changed rows.
+"""Change capture inside the live database: what changed since a table was last read.
 
-When capture is on for a table, three row triggers (AFTER INSERT, UPDATE, DELETE) append the
-*key* of every row written to a log table: the new key on insert, the old one on delete, and on
-update the new key and, when the key itself changed, the old one too. Values are never logged:
-the commit reads the rows of the logged keys as they are in its own read snapshot, so a key
-logged twice, or logged by a transaction that the snapshot already shows, costs a re-read and
-nothing else. Only a change that is *not* logged can make a commit wrong; everything below is
-about seeing when that may have happened.
+SQLite and MariaDB/MySQL: three row triggers (AFTER INSERT, UPDATE, DELETE) append the *key* of
+every row written to a log table: the new key on insert, the old one on delete, and on update
+the new key and, when the key itself changed (byte for byte), the old one too. Values are never
+logged: the commit reads the rows of the logged keys as they are in its own read snapshot, so a
+key logged twice, or logged by a transaction that the snapshot already shows, costs a re-read
+and nothing else. Only a change that is *not* logged can make a commit wrong; everything below
+is about seeing when that may have happened. PostgreSQL needs no trigger: a row's ``xmin`` tells
+that it was written after a snapshot (:class:`PgPosition`).
 
 What snapgit owns in the database (names starting ``_snapgit_``, which are never read as user
 tables, see :data:`snapgit.db.reflect.LIST_TABLES_SQL`):
 
 * ``_snapgit_capture``: one row per captured table: its name, the number ``n`` that names its
   log and triggers, its key columns (JSON), ``base`` (the id of the stored table object the log
-  is relative to: the table as the last reading of the log left it, or NULL), ``gen`` (bumped
-  by each reading that consumes the log, so that two never both do), ``next_seq`` (the first
-  log row not yet consumed) and ``schema_version`` (SQLite's schema cookie when it was read);
+  is relative to: the table as the last reading left it, or NULL), ``gen`` (bumped by each
+  reading that consumes the log, so that two never both do), ``next_seq`` (SQLite: the first
+  log row not yet consumed) and ``version`` (what DDL changes, as of that reading: SQLite's
+  schema cookie; MariaDB the InnoDB table id and the triggers' creation times; PostgreSQL the
+  snapshot's xmin and the cluster's system identifier);
 * ``_snapgit_capture_db``: one row, a random token made by ``enable`` (shown by ``status``);
-* ``_snapgit_log_<n>``: ``_snapgit_seq`` (AUTOINCREMENT) and the key columns, untyped, so
-  that every value is kept as the table stored it;
+* ``_snapgit_log_<n>``: ``_snapgit_seq`` (auto-increment) and the key columns (SQLite: untyped,
+  so every value is kept as the table stored it; MariaDB: of the key's types and collations);
 * triggers ``_snapgit_<n>_ins``, ``_snapgit_<n>_upd``, ``_snapgit_<n>_del``.
 
 A reading (:func:`read_capture`, inside the commit's read snapshot) trusts a table's log only
@@ -26,10 +29,12 @@ when every one of these holds, and says why not otherwise (:attr:`TableLog.probl
 
 * its three triggers exist with exactly the text snapgit wrote (dropped, changed or renamed
   triggers are seen);
-* SQLite's ``PRAGMA schema_version`` is the one recorded when the log was last consumed: any DDL
-  since (ALTER TABLE, a trigger dropped and created again, the log table replaced) bumps it;
-* the log has no gap: its rows are exactly ``next_seq`` .. the AUTOINCREMENT counter (SQLite
-  serialises writers and a rollback rolls the counter back too, so rows deleted by hand show);
+* ``version`` is the one recorded when the log was last consumed: on SQLite any DDL since
+  (ALTER TABLE, a trigger dropped and created again, the log table replaced) bumps the cookie;
+  on MariaDB TRUNCATE or DROP + CREATE gives a new table id, a trigger created again a new time;
+* SQLite: the log has no gap: its rows are exactly ``next_seq`` .. the AUTOINCREMENT counter
+  (SQLite serialises writers and a rollback rolls the counter back too, so rows deleted by hand
+  show); MariaDB: no foreign key action changes the table's rows (they fire no trigger);
 * and, checked by the caller, the parent commit's table is exactly ``base`` with the schema the
   table has now (a replaced database file, a restore of an older copy, a commit that failed
   before consuming: the log is relative to another state).
