@@ -183,7 +183,7 @@ def _build_alone(
         try:
             if p.logged.xmin_since is not None:
                 return build_from_xmin(snap, p.schema, p.key, tw, p.old_root, p.logged, progress)
-            return build_from_log(snap, p.schema, p.key, tw, p.logged, progress)
+            return build_from_log(snap, p.schema, p.key, tw, p.old_root, p.logged, progress)
         except Fallback as why:
             p.logged, p.capture_note = None, str(why)
             if progress is not None:

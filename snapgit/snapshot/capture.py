@@ -65,6 +65,7 @@ def build_from_log(
     schema: TableSchema,
     key: list[str],
     tw: TableWriter,
+    old_root: bytes | None,
     logged: LoggedTable,
     progress: Progress | None,
 ) -> tuple[bytes, int]:
@@ -81,9 +82,11 @@ def build_from_log(
     kenc_key = key_encoder(list(range(len(key))))
     for batch in snap.scan(schema, None, columns=key, source=logged.log):
         logged_keys.update(map(kenc_key, batch))
+    total = snap.count(schema.name)
+    if not logged_keys and (unchanged := _unchanged(tw, old_root, total)) is not None:
+        return unchanged
     builder = _apply_edits(tw, sorted(logged_keys), changed)
     rows = builder.count
-    total = snap.count(schema.name)
     if rows != total:
         raise Fallback(
             f"its {total:,} rows are not the {rows:,} its log accounts for "
@@ -108,12 +111,25 @@ def build_from_xmin(
     (:func:`snapgit.snapshot.incremental.build_incremental`)."""
     assert logged.xmin_since is not None
     changed = _changed_rows(snap, schema, key, progress, xmin_since=logged.xmin_since)
+    total = snap.count(schema.name)
+    if not changed and (unchanged := _unchanged(tw, old_root, total)) is not None:
+        return unchanged
     builder = _apply_edits(tw, sorted(changed), changed)
-    if builder.count == snap.count(schema.name):
+    if builder.count == total:
         return builder.finish()
     if old_root is None:  # no parent rows to delete: the rows seen are not all the rows
         raise Fallback("rows without a new xmin are missing from the parent commit")
     return build_incremental(snap, schema, key, tw, old_root, None, progress, changed=changed)
+
+
+def _unchanged(tw: TableWriter, old_root: bytes | None, total: int) -> tuple[bytes, int] | None:
+    """The parent's tree as it is, when nothing was logged and the row count agrees."""
+    rows = sum(tw.old.counts) if tw.old is not None else 0
+    if rows != total:
+        return None
+    if old_root is None:  # the parent's table is empty (or there is none): so is this one
+        return TreeBuilder(tw.emit).finish()
+    return old_root, rows
 
 
 def _changed_rows(
