@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from snapgit.encoding import key_encoder
-from snapgit.objects import Node, TableEntry
+from snapgit.objects import ID_LEN, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
@@ -173,21 +173,21 @@ def _apply_edits(tw: TableWriter, edits: list[bytes], changed: dict[bytes, tuple
                 # first key is only checked against the keys before it, which ``last`` is above
                 builder.add_leaf_ref(last, last, nid, count)
                 continue
-            leaf = old.leaf(nid)
             if cj == ci:
+                leaf = old.leaf(nid)
                 builder.add_batch(leaf.keys, leaf.ids)
                 continue
-            patched = _patch(tw, j, leaf, edits[ci:cj], changed)
+            patched = _patch(tw, j, nid, edits[ci:cj], changed)
             if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
-                new_nid, ids = patched
+                new_nid, keys, ids, blob = patched
                 ci = cj
                 if builder.between_leaves() and (count >= LEAF_MAX or leaf_ends([last])):
                     builder.add_leaf_ref(last, last, new_nid, count)
                 else:
-                    builder.add_batch(
-                        leaf.keys, [n if n is not None else o for n, o in zip(ids, leaf.ids, strict=True)]
-                    )
+                    old_ids = [blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)]
+                    builder.add_batch(keys, [n if n is not None else o for n, o in zip(ids, old_ids, strict=True)])
                 continue
+            leaf = old.leaf(nid)
             entries = dict(zip(leaf.keys, leaf.ids, strict=True))
             for k in edits[ci:cj]:
                 rid = record(k, entries.get(k))
@@ -205,12 +205,15 @@ def _apply_edits(tw: TableWriter, edits: list[bytes], changed: dict[bytes, tuple
 
 
 def _patch(
-    tw: TableWriter, j: int, leaf: Node, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
-) -> tuple[bytes, list[bytes | None]] | None:
-    """The parent's leaf ``j`` with the record ids of its edited rows replaced, stored with their
-    records (:meth:`TableWriter.patch_leaf`), and the new ids (None: the parent's); None when an
-    edit adds or removes a row (the leaf is then rebuilt)."""
-    keys = leaf.keys
+    tw: TableWriter, j: int, nid: bytes, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+) -> tuple[bytes, list[bytes], list[bytes | None], bytes] | None:
+    """The parent's leaf ``j`` (``nid``) with the record ids of its edited rows replaced, stored
+    with their records (:meth:`TableWriter.patch_leaf`): (its id, its keys, the new ids (None:
+    the parent's), the parent's ids joined); None when an edit adds or removes a row (the leaf
+    is then rebuilt). The leaf is read once, as bytes."""
+    assert tw.old is not None
+    stored = tw.old.leaf_bytes(nid)
+    keys, blob = stored[1], stored[2]
     ids: list[bytes | None] = [None] * len(keys)
     payloads: list[bytes | None] = [None] * len(keys)
     for k in edits:
@@ -219,7 +222,7 @@ def _patch(
         if hit is None or i == len(keys) or keys[i] != k:
             return None
         ids[i], payloads[i] = hit
-    nid = tw.patch_leaf(j, keys, ids, payloads)
-    if nid is None:
+    new_nid = tw.patch_leaf(j, keys, ids, payloads, stored)
+    if new_nid is None:
         return None
-    return nid, ids
+    return new_nid, keys, ids, blob
