@@ -462,13 +462,18 @@ class _Catalog:
                 "WHERE TABLE_SCHEMA = DATABASE() AND LEFT(TABLE_NAME, 13) = '_snapgit_log_'",
             )
         }
-        # TRUNCATE (which fires no trigger) and DROP + CREATE give the table a new InnoDB id
-        self.table_ids = {
-            str(name).split("/", 1)[1]: str(tid)
-            for name, tid in query(
-                "SELECT NAME, TABLE_ID FROM information_schema.INNODB_SYS_TABLES WHERE NAME LIKE CONCAT(DATABASE(), '/%')",
-            )
-        }
+        # TRUNCATE (which fires no trigger) and DROP + CREATE give the table a new InnoDB id. It
+        # takes the PROCESS privilege to see them: without it, a TRUNCATE shows only in the row
+        # count (rows gone that no trigger logged), which every reading checks.
+        self.table_ids: dict[str, str] = {}
+        if query("SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'PROCESS' LIMIT 1"):
+            self.table_ids = {
+                str(name).split("/", 1)[1]: str(tid)
+                for name, tid in query(
+                    "SELECT NAME, TABLE_ID FROM information_schema.INNODB_SYS_TABLES "
+                    "WHERE NAME LIKE CONCAT(DATABASE(), '/%')",
+                )
+            }
         # MariaDB fires no trigger for the rows a foreign key's action changes in its table
         self.cascaded = {
             str(r[0])
@@ -520,6 +525,8 @@ def catalog_before(db: Database) -> CatalogBefore | None:
     with db.connection() as conn:
         cur = _Cursor(conn.cursor(), db.dialect)
         try:
+            if STATE_TABLE not in _owned(cur):  # capture is off: nothing to compare
+                return None
             return CatalogBefore(_Catalog(db.dialect, lambda sql, params=(): cur.run(sql, params).all()))
         except Exception as exc:
             raise db.error("cannot read the catalog of", exc) from exc

@@ -188,16 +188,19 @@ def consume_logs(db: Any, view: Any, results: list[TableResult]) -> None:
     """After a reading whose trees are stored: delete the log rows it saw of each captured
     table it read, and make the table it built the log's base (none where the triggers were
     not all there when it read: their log is not trusted until ``snap capture enable``)."""
+    from snapgit.db import DatabaseError
     from snapgit.db.capture import Consumed, consume
 
-    consume(
-        db,
-        [
-            Consumed(view.tables[r.name], r.table_id if view.tables[r.name].triggers_ok else None)
-            for r in results
-            if r.name in view.tables
-        ],
-    )
+    consumed = [
+        Consumed(view.tables[r.name], r.table_id if view.tables[r.name].triggers_ok else None)
+        for r in results
+        if r.name in view.tables
+    ]
+    # A database too busy to take the write (SQLite's lock held past the timeout) leaves the
+    # log and its base as they were: the commit stands, and the next one reads these tables
+    # in full, since its parent is not their base. Nothing is lost, only time.
+    with contextlib.suppress(DatabaseError):
+        consume(db, consumed)
 
 
 @dataclass
