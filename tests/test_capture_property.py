@@ -408,3 +408,51 @@ def test_postgresql_reads_by_xmin(make_db_url, tmp_path: Path, step: str) -> Non
         w.check(w.repo.head())
     finally:
         w.close()
+
+
+@pytest.mark.parametrize(
+    ("step", "why"),
+    [
+        ("rekey", None),
+        ("replace", None),
+        ("delete_all", None),
+        ("truncate", "it was truncated or recreated, or its triggers were, since its log was last read"),
+        ("tamper_drop", "its capture triggers are missing or changed"),
+        ("tamper_recreate", "it was truncated or recreated, or its triggers were, since its log was last read"),
+        ("add_column", "its schema or key changed since the parent commit"),
+    ],
+)
+def test_mariadb_bypasses(make_db_url, tmp_path: Path, step: str, why: str | None) -> None:
+    w = Workload(tmp_path, make_db_url("mariadb"))
+    try:
+        w.repo.commit("after enable", allow_empty=True)
+        w.step(step, 4, 11)
+        r = w.repo.commit("after the step", allow_empty=True)
+        t = next(t for t in r.tables if t.name == "t")
+        assert t.captured == (why is None) and t.capture_note == why
+        w.check(w.repo.head())
+    finally:
+        w.close()
+
+
+def test_mariadb_cascading_foreign_key_reads_the_child_in_full(make_db_url, tmp_path: Path) -> None:
+    """MariaDB fires no trigger for rows an ON DELETE CASCADE deletes: such a child is read in full."""
+    w = Workload(tmp_path, make_db_url("mariadb"))
+    try:
+        w.sql(
+            (
+                "CREATE TABLE kid (id INTEGER PRIMARY KEY, t_id INTEGER, FOREIGN KEY (t_id) REFERENCES t (id) ON DELETE CASCADE)",
+                (),
+            ),
+            ("INSERT INTO kid SELECT id, id FROM t WHERE id < 50", ()),
+        )
+        w.repo.capture_enable()
+        w.repo.commit("after enable", allow_empty=True)
+        w.sql(("DELETE FROM t WHERE id < 10", ()))
+        r = w.repo.commit("cascade")
+        kid = next(t for t in r.tables if t.name == "kid")
+        assert not kid.captured and kid.capture_note is not None and "foreign key" in kid.capture_note
+        assert next(t for t in r.tables if t.name == "t").captured
+        w.check(w.repo.head())
+    finally:
+        w.close()
