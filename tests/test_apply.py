@@ -245,7 +245,8 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from snapgit.compare.mergeplan import TablePlan  # noqa: E402
-from snapgit.ops.apply import BATCH, apply_plans, generations  # noqa: E402
+from snapgit.compare.writeorder import generations  # noqa: E402
+from snapgit.ops.apply import BATCH, apply_plans  # noqa: E402
 from snapgit.schema import Column, ForeignKey, TableSchema  # noqa: E402
 
 
