@@ -543,6 +543,38 @@ def incremental(b: Bench) -> None:
     )
 
 
+@step
+def capture(b: Bench) -> None:
+    """Change capture (SQLite): status and a commit after a 1% change read in full, then the
+    same with capture on (snap capture enable; the first commit after it reads in full), and a
+    commit after 100 changed rows."""
+    b.change(2001)
+    status = b.snap_cmd("status")
+    b.record("capture", "1% changed: status, full read", status)
+    full, figures = b.commit("1% changed, full read")
+    b.record("capture", "1% changed: commit, full read", full, **figures)
+    b.record("capture", "snap capture enable", b.snap_cmd("capture", "enable"))
+    m, figures = b.commit("first commit after capture enable (reads in full)")
+    b.record("capture", "first commit after enable", m, **figures)
+    b.change(2002)
+    status = b.snap_cmd("status")
+    b.record("capture", "1% changed: status, capture", status)
+    cap = b.snap_cmd("commit", "-m", "1% changed, capture", "--json")
+    doc = json.loads(cap.stdout)
+    if not doc["tables"]["flights"].get("captured"):
+        raise BenchError(f"flights was not read through its log: {doc['tables']['flights'].get('capture_note')}")
+    b.record(
+        "capture",
+        "1% changed: commit, capture",
+        cap,
+        rows_per_s=round(b.total_rows / cap.seconds),
+        of_full=round(cap.seconds / full.seconds, 2),
+    )
+    b.db.bump_delays(changed_ids(b.rows["flights"], 2003)[:100])
+    m, figures = b.commit("100 rows changed, capture")
+    b.record("capture", "100 rows changed: commit, capture", m, **figures)
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 

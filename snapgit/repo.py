@@ -249,6 +249,33 @@ class Repo:
         """The live database against HEAD (against nothing when there is no commit yet)."""
         return status.status(self.store, db_url=db_url, progress=progress)
 
+    # -- change capture -----------------------------------------------------------------------
+
+    def capture_enable(
+        self, tables: list[str] | None = None, *, db_url: str | None = None, author: str | None = None
+    ) -> tuple[list[str], list[str]]:
+        """Install change capture (triggers and a key log) on ``tables`` (default: every table
+        with a key). Returns (tables set up, tables left out for having no key). The next
+        commit reads them in full; later ones read only the rows of the logged keys."""
+        from snapgit.ops import capture
+
+        return capture.enable(self.store, tables, db_url=db_url, author=author)
+
+    def capture_disable(
+        self, tables: list[str] | None = None, *, db_url: str | None = None, author: str | None = None
+    ) -> list[str]:
+        """Remove change capture from ``tables`` (default: all of it). Returns those tables."""
+        from snapgit.ops import capture
+
+        return capture.disable(self.store, tables, db_url=db_url, author=author)
+
+    def capture_status(self, *, db_url: str | None = None) -> Any:
+        """Per table: captured or not, changes waiting in the log, and how the next commit
+        reads it (:class:`snapgit.ops.capture.CaptureStatus`)."""
+        from snapgit.ops import capture
+
+        return capture.status(self.store, db_url=db_url)
+
     # -- merge, restore, checkout -------------------------------------------------------------
 
     def merge_state(self) -> dict[str, Any] | None:

@@ -604,10 +604,11 @@ def import_cmd(
 # store from snapgit.cli.context), so that it need not import this module; here they join ``snap``.
 # List a new module here: COMMAND_MODULES = (remote_cli, ...); they are imported when `snap` starts,
 # so a module keeps its own heavy imports inside its commands.
+from snapgit.cli import capture as capture_cli  # noqa: E402 - after app: the module list below joins them
 from snapgit.cli import remote as remote_cli  # noqa: E402 - after app: the module list below joins them
 from snapgit.cli import serve as serve_cli  # noqa: E402 - after app: the module list below joins them
 
-COMMAND_MODULES: tuple = (remote_cli, serve_cli)
+COMMAND_MODULES: tuple = (remote_cli, serve_cli, capture_cli)
 for _module in COMMAND_MODULES:
     app.registered_commands.extend(_module.commands.registered_commands)
     app.registered_groups.extend(_module.commands.registered_groups)

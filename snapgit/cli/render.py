@@ -192,6 +192,10 @@ def print_commit_result(result: Any, message: str, *, incremental: bool, as_json
         for t in result.tables:
             if t.note:
                 err.print(f"warning: table {t.name} read in full: {t.note}")
+    if not as_json:
+        for t in result.tables:
+            if t.capture_note and t.capture_note != "change capture is not on for it":
+                err.print(f"note: table {t.name} read in full: {t.capture_note}")
     if as_json:
         print_json(commit_result_json(result, incremental=incremental))
         return
@@ -204,7 +208,11 @@ def print_commit_result(result: Any, message: str, *, incremental: bool, as_json
     out.print(f"[{where} {result.commit_id.hex()[:12]}] {first}")
     width = max((len(t.name) for t in result.tables), default=0)
     for t in result.tables:
-        mark = ("" if t.changed else "  (unchanged)") + ("  (incremental)" if t.incremental else "")
+        mark = (
+            ("" if t.changed else "  (unchanged)")
+            + ("  (incremental)" if t.incremental else "")
+            + ("  (from the change log)" if t.captured else "")
+        )
         out.print(f"  {t.name:<{width}}  {t.rows:>12,} rows{mark}")
     out.print(f"{result.rows:,} rows in {len(result.tables)} tables, {result.seconds:.2f} s")
 
@@ -693,3 +701,21 @@ def print_import(result: dict[str, Any], path: Any, *, as_json: bool) -> None:
         print_merge(result["merge"], False, "merged")
         if line := safety_line(result["merge"], "merge"):
             out.print(line)
+
+
+def print_capture_status(result: Any, *, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_json())
+        return
+    if not result.supported:
+        out.print(f"change capture is not available on {result.dialect} yet: commits read every row")
+        return
+    if result.token is None:
+        out.print("change capture is off (snap capture enable turns it on)")
+    width = max((len(t.name) for t in result.tables), default=0)
+    for t in result.tables:
+        if not t.captured:
+            out.print(f"  {t.name:<{width}}  not captured ({t.why})")
+            continue
+        line = f"  {t.name:<{width}}  captured, {t.pending:,} changes logged; the next commit {t.next_commit}"
+        out.print(line + (f" ({t.why})" if t.why else ""))

@@ -260,6 +260,39 @@ class Database:
         finally:
             conn.close()
 
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        """A DB-API connection of its own, for statements that are neither a read snapshot nor a
+        change set (change capture's triggers and log: :mod:`snapgit.db.capture`). SQLite's is
+        in autocommit mode (``isolation_level=None``): the caller says BEGIN and COMMIT."""
+        if self._sqlite_path is not None:
+            try:
+                raw = self._sqlite_connect()
+            except sqlite3.Error as exc:
+                raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+            raw.isolation_level = None
+            try:
+                yield raw
+            finally:
+                raw.close()
+            return
+        import sqlalchemy as sa
+
+        try:
+            pooled = self._engine.raw_connection()
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("cannot connect to", exc, hint=_CONNECT_HINT) from exc
+        try:
+            yield pooled
+        finally:
+            with contextlib.suppress(Exception):
+                pooled.rollback()
+            pooled.close()
+
+    def error(self, what: str, exc: BaseException, hint: str | None = None) -> DatabaseError:
+        """``what`` failed on this database, as one line that names it (never its password)."""
+        return self._error(what, exc, hint)
+
     def close(self) -> None:
         if self._engine_made is not None:
             self._engine_made.dispose()
@@ -491,6 +524,19 @@ class ReadSnapshot:
         finally:
             cur.close()
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one statement run in this snapshot, as the driver returns them (for
+        snapgit's own tables: change capture's state and log, :mod:`snapgit.db.capture`)."""
+        self._claim()
+        cur = self._raw.cursor()
+        try:
+            cur.execute(sql, tuple(params)) if params else cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+        except self._dbapi_error as exc:
+            raise self._wrap("cannot read snapgit's change log in", exc) from exc
+        finally:
+            cur.close()
+
     def share(self) -> str | None:
         """A token with which other connections open snapshots that see exactly what this one
         sees (:meth:`Database.snapshot`), or None where the database cannot promise that.
@@ -605,6 +651,9 @@ class ReadSnapshot:
         key_range: tuple[str, int | None, int | None] | None = None,
         values_of: Sequence[str] | None = None,
         raw: bool = False,
+        source: str | None = None,
+        keys_from: tuple[str, Sequence[str]] | None = None,
+        xmin_since: int | None = None,
     ) -> Iterator[list[tuple[Any, ...]]]:
         """Stream the rows of ``schema.name`` in batches of at most ``batch_size`` tuples, each
         holding the row's values in ``schema.sorted_names`` order (or in ``columns`` order, when
@@ -630,10 +679,19 @@ class ReadSnapshot:
 
         ``raw``: the rows as the driver returns them, not converted; the scan's ``convert``
         (None when no column needs it) converts a list of them (the row cache fingerprints
-        driver rows, and converts only those it has to encode)."""
+        driver rows, and converts only those it has to encode).
+
+        ``source``: read from this table instead, one of snapgit's own that has columns of the
+        same names and types (change capture's log, whose key columns are read as the table's
+        key is). ``keys_from=(log, columns)``: only the rows whose ``columns`` hold the values of
+        some row of the table ``log``, such a log. ``xmin_since`` (PostgreSQL): only the rows
+        whose ``xmin`` (the 32-bit id of the transaction that wrote them) is this id or one of
+        the 2^31 after it, modulo 2^32: the rows written since a snapshot whose xmin it was."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        sql, params, converters = self._select(schema, key, columns, since, key_range, values_of)
+        sql, params, converters = self._select(
+            schema, key, columns, since, key_range, values_of, source=source, keys_from=keys_from, xmin_since=xmin_since
+        )
         if not converters:  # a table without (stored) columns: as many empty rows as it has rows
             return _Scan(self, self._empty_rows(schema.name, batch_size))
         convert = batch_converter(converters, memo=self._dialect == "sqlite")
@@ -693,11 +751,16 @@ class ReadSnapshot:
         since: tuple[str, _dt.datetime] | None,
         key_range: tuple[str, int | None, int | None] | None,
         values_of: Sequence[str] | None,
+        *,
+        source: str | None = None,
+        keys_from: tuple[str, Sequence[str]] | None = None,
+        xmin_since: int | None = None,
     ) -> tuple[str, tuple[Any, ...], list[Any]]:
         """The SELECT of a scan (see :meth:`scan`), its parameters, and per column its
         converter or None."""
         table = schema.name
-        self._require([table])
+        if source is None:
+            self._require([table])
         names = list(columns) if columns is not None else schema.sorted_names
         q = self._quote
         by_name = {c.name: c for c in schema.columns}
@@ -712,9 +775,19 @@ class ReadSnapshot:
             expr = column_read(self._dialect, key_col.type, key_col.native).order.format(c=q(k))
             order.append(expr + " NULLS FIRST" if self._dialect == "postgresql" else expr)
         select = ", ".join(r.select.format(c=q(n)) for r, n in zip(reads, names, strict=False))
-        sql = f"SELECT {select} FROM {q(table)}"
+        sql = f"SELECT {select} FROM {q(source or table)}"
         params: tuple[Any, ...] = ()
         wheres = []
+        if keys_from is not None:
+            log, matched = keys_from
+            cols = ", ".join(q(k) for k in matched)
+            lhs = cols if len(matched) == 1 else f"({cols})"
+            wheres.append(f"{lhs} IN (SELECT {cols} FROM {q(log)})")
+        if xmin_since is not None:
+            if self._dialect != "postgresql":
+                raise DatabaseError("rows are read by xmin on PostgreSQL only")
+            # an integer, so written into the SQL (no placeholders to mix)
+            wheres.append(f"(xmin::text::bigint - {int(xmin_since) % 2**32} + 4294967296) % 4294967296 < 2147483648")
         if since is not None:
             where, params = self._since(by_name[since[0]], since[1])
             wheres.append(where)

@@ -33,17 +33,23 @@ if TYPE_CHECKING:
 __all__ = ["LIST_TABLES_SQL", "list_tables", "reflect_tables"]
 
 
-# the user tables of the database a connection is on (see the module docstring), one per row
+# the user tables of the database a connection is on (see the module docstring), one per row;
+# tables named _snapgit_* are snapgit's own (change capture's log and state: db/capture.py)
 LIST_TABLES_SQL = {
-    "sqlite": ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"),
+    "sqlite": (
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+        "AND substr(name, 1, 9) <> '_snapgit_'"
+    ),
     "postgresql": (
         "SELECT c.relname FROM pg_catalog.pg_class c "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+        "AND left(c.relname, 9) <> '_snapgit_'"
     ),
     "mysql": (
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-        "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')"
+        "AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') "
+        "AND LEFT(TABLE_NAME, 9) <> '_snapgit_'"
     ),
 }
 

@@ -44,6 +44,7 @@ from snapgit.ops.audit import actor, audited
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.build import snapshot_database
+from snapgit.snapshot.capture import LoggedTable
 from snapgit.snapshot.incremental import Incremental
 from snapgit.snapshot.record import CommitResult, TableResult, commit_snapshot, now_micros, write_root
 from snapgit.store.config import Config
@@ -73,6 +74,8 @@ __all__ = [
     "commit",
     "commit_result_json",
     "live_side",
+    "logged_tables",
+    "consume_logs",
 ]
 
 
@@ -174,6 +177,32 @@ def incremental_plan(store: Store, parent: bytes | None, url: str) -> tuple[Incr
     return Incremental(since, lambda schema: config.change_column(schema.name), read), None
 
 
+def logged_tables(view: Any) -> dict[str, LoggedTable]:
+    """What a reading needs of each captured table's log (``view``: a
+    :class:`snapgit.db.capture.CaptureView`). On PostgreSQL there is no log: the rows written
+    since the snapshot that built the base are told by their xmin."""
+    return {name: LoggedTable(t.log, t.key, t.base, t.problem, t.xmin_since) for name, t in view.tables.items()}
+
+
+def consume_logs(db: Any, view: Any, results: list[TableResult]) -> None:
+    """After a reading whose trees are stored: delete the log rows it saw of each captured
+    table it read, and make the table it built the log's base (none where the triggers were
+    not all there when it read: their log is not trusted until ``snap capture enable``)."""
+    from snapgit.db import DatabaseError
+    from snapgit.db.capture import Consumed, consume
+
+    consumed = [
+        Consumed(view.tables[r.name], r.table_id if view.tables[r.name].triggers_ok else None)
+        for r in results
+        if r.name in view.tables
+    ]
+    # A database too busy to take the write (SQLite's lock held past the timeout) leaves the
+    # log and its base as they were: the commit stands, and the next one reads these tables
+    # in full, since its parent is not their base. Nothing is lost, only time.
+    with contextlib.suppress(DatabaseError):
+        consume(db, consumed)
+
+
 @dataclass
 class DatabaseTree:
     """The live database read into the store: its snapshot tree (objects written, no commit
@@ -210,34 +239,43 @@ def read_database(
     wanted = tables or config.tables
     inc, why_full = incremental_plan(store, incremental_parent, url) if incremental else (None, None)
     read_at, _ = now_micros()
+    from snapgit.db.capture import catalog_before, read_capture
+
     parallel = Parallel(url, objects.root)
-    with Database.connect(url) as db, db.snapshot() as snap, contextlib.closing(parallel):
-        db_time = snap.now()
-        schemas = snap.reflect(wanted, cache=schema_cache_dir(store), ignored=_ignored(config))
-        if not schemas:
-            raise SnapError(
-                f"the database {redact_url(url)} has no tables: nothing to snapshot",
-                hint="create tables first, or point --db at another database",
-            )
-        with objects.writer() as w:
-            written, results = snapshot_database(
-                objects,
-                w,
-                snap,
-                schemas,
-                parent_root=parent_root,
-                keys=_keys(config),
-                progress=progress,
-                count_rows=progress is not None,
-                incremental=inc,
-                parallel=parallel,
-                row_cache=row_cache_dir(store),
-            )
-            all_tables = dict(written)
-            if tables and parent_root is not None:
-                # An explicit --tables commits those tables and keeps the others as they were.
-                all_tables = {**parent_root.tables, **written}
-            tree_id = write_root(objects, w, all_tables)
+    with Database.connect(url) as db:
+        before = catalog_before(db)
+        with db.snapshot() as snap, contextlib.closing(parallel):
+            db_time = snap.now()
+            schemas = snap.reflect(wanted, cache=schema_cache_dir(store), ignored=_ignored(config))
+            if not schemas:
+                raise SnapError(
+                    f"the database {redact_url(url)} has no tables: nothing to snapshot",
+                    hint="create tables first, or point --db at another database",
+                )
+            view = read_capture(snap, before)
+            with objects.writer() as w:
+                written, results = snapshot_database(
+                    objects,
+                    w,
+                    snap,
+                    schemas,
+                    parent_root=parent_root,
+                    keys=_keys(config),
+                    progress=progress,
+                    count_rows=progress is not None,
+                    incremental=inc,
+                    parallel=parallel,
+                    row_cache=row_cache_dir(store),
+                    capture=logged_tables(view) if view is not None else None,
+                )
+                all_tables = dict(written)
+                if tables and parent_root is not None:
+                    # An explicit --tables commits those tables and keeps the others as they were.
+                    all_tables = {**parent_root.tables, **written}
+                tree_id = write_root(objects, w, all_tables)
+        if view is not None:
+            # The objects are published: the log rows this read saw are in these trees now.
+            consume_logs(db, view, results)
     read_incrementally = [r.name for r in results if r.incremental]
     meta: dict[str, Any] = {
         "kind": "incremental" if read_incrementally and kind == "full" else kind,
@@ -250,6 +288,9 @@ def read_database(
     }
     if read_incrementally:
         meta["incremental"] = read_incrementally
+    captured = [r.name for r in results if r.captured]
+    if captured:
+        meta["captured"] = captured
     if tables:
         meta["tables"] = list(tables)
     return DatabaseTree(tree_id, meta, results, why_full)
@@ -437,6 +478,8 @@ def commit_result_json(result: CommitResult, *, incremental: bool = False) -> di
                 "processes": t.processes,
                 "cached_rows": t.cached_rows,
             }
+            # with change capture on: read through the log, or why not
+            | ({"captured": t.captured, "capture_note": t.capture_note} if t.captured or t.capture_note else {})
             | ({"incremental": t.incremental, "note": t.note} if incremental else {})
             for t in result.tables
         },
@@ -457,7 +500,8 @@ def live_side(
     """The live database as a diff side, built in memory (nothing is written to the store).
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
-    recognised without keeping them.
+    recognised without keeping them; captured tables whose log is relative to its tables are
+    read by what changed (nothing is consumed).
     """
     from snapgit.compare.diff import Side
     from snapgit.db import Database
@@ -467,24 +511,30 @@ def live_side(
     overlay = OverlayObjectStore(store.objects)
     parent_root = Root(dict(against.tables)) if against is not None else None
     wanted = tables or store.config.tables
-    with Database.connect(url) as db, db.snapshot() as snap:
-        names = snap.table_names()
-        if tables:
-            wanted = [t for t in tables if t in names]
-        ignored = _ignored(store.config)
-        schemas = (
-            snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
-        )
-        written, _results = snapshot_database(
-            overlay,
-            overlay.writer(),
-            snap,
-            schemas,
-            parent_root=parent_root,
-            keys=_keys(store.config),
-            progress=progress,
-            count_rows=progress is not None,
-            row_cache=row_cache_dir(store),
-            row_cache_write=False,
-        )
+    from snapgit.db.capture import catalog_before, read_capture
+
+    with Database.connect(url) as db:
+        before = catalog_before(db)
+        with db.snapshot() as snap:
+            view = read_capture(snap, before)
+            names = snap.table_names()
+            if tables:
+                wanted = [t for t in tables if t in names]
+            ignored = _ignored(store.config)
+            schemas = (
+                snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
+            )
+            written, _results = snapshot_database(
+                overlay,
+                overlay.writer(),
+                snap,
+                schemas,
+                parent_root=parent_root,
+                keys=_keys(store.config),
+                progress=progress,
+                count_rows=progress is not None,
+                row_cache=row_cache_dir(store),
+                row_cache_write=False,
+                capture=logged_tables(view) if view is not None else None,
+            )
     return Side(overlay, written, "the live database")

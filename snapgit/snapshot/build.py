@@ -5,6 +5,8 @@ One read of the database, in one consistent read transaction (the database layer
 table's tree built in the same pass, writing only what is new (tablewriter.py). How a table is
 read is chosen here, per table (:func:`snapshot_database`):
 
+* through its change log, the rows of the keys its capture triggers logged (capture.py), when
+  capture is on for it and its log is relative to the parent's table;
 * incrementally, its changed rows and its keys (incremental.py), when asked and it allows it;
 * else in full (scan.py), through the row cache when it has one;
 * a big table keyed by one integer column, by several processes a key range each (ranges.py,
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from snapgit.objects import ObjType, Root, TableEntry, encode_schema, object_id
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
+from snapgit.snapshot.capture import LoggedTable, build_from_log, build_from_xmin, log_usable
 from snapgit.snapshot.incremental import Fallback, Incremental, build_incremental, incremental_column
 from snapgit.snapshot.ranges import ParallelOffer, ScanPool, chunk_ranges, join_ranges, scan_range
 from snapgit.snapshot.record import TableResult, store_table
@@ -75,6 +78,7 @@ def snapshot_database(
     parallel: ParallelOffer | None = None,
     row_cache: Path | None = None,
     row_cache_write: bool = True,
+    capture: dict[str, LoggedTable] | None = None,
 ) -> tuple[dict[str, bytes], list[TableResult]]:
     """Write every table of a read snapshot; returns {table name: table object id} and results.
 
@@ -88,8 +92,12 @@ def snapshot_database(
 
     ``row_cache``: the directory of the row caches (rowcache.py): tables read in full whose rows
     the cache can fingerprint are read through it, and leave a new one unless not
-    ``row_cache_write``; the tree is the same."""
-    options = _Options(parent_root, keys, count_rows, incremental, parallel, row_cache, row_cache_write)
+    ``row_cache_write``; the tree is the same.
+
+    ``capture``: the change logs of the captured tables (None: capture is off). A table whose
+    log is relative to the parent's table is read as the rows of its logged keys; the others
+    are read in full, and their result says why."""
+    options = _Options(parent_root, keys, count_rows, incremental, parallel, row_cache, row_cache_write, capture)
     with paused_gc(), objects.block_budget(COMMIT_BLOCK_BUDGET):
         return _snapshot_tables(objects, writer, snap, schemas, options, progress)
 
@@ -105,6 +113,7 @@ class _Options:
     parallel: ParallelOffer | None
     row_cache: Path | None
     row_cache_write: bool
+    capture: dict[str, LoggedTable] | None
 
 
 @dataclass
@@ -120,6 +129,8 @@ class _Prepared:
     note: str | None  # why not incrementally
     total: int | None  # its rows, when counted
     cache: CacheSpec | None = None  # read through the row cache
+    logged: LoggedTable | None = None  # read through its change log
+    capture_note: str | None = None  # why a captured table (capture on) was read in full
 
     @property
     def old_root(self) -> bytes | None:
@@ -147,8 +158,16 @@ def _prepare(objects: ObjectStore, snap: ReadSnapshot, schema: TableSchema, opti
         column, note = incremental_column(options.incremental, schema, schema_id, key, old_entry)
     total = snap.count(schema.name) if options.count_rows else None
     p = _Prepared(schema, key, old_entry, old_id, schema_id, column, note, total)
+    if options.capture is not None:
+        logged = options.capture.get(schema.name)
+        if logged is None:
+            p.capture_note = "change capture is not on for it"
+        else:
+            p.capture_note = log_usable(logged, schema_id, key, old_entry, old_id)
+            if p.capture_note is None:
+                p.logged, p.column, p.note = logged, None, None
     cache_dir = options.row_cache
-    if cache_dir is not None and key and column is None and snap.plain_rows(schema, key):
+    if cache_dir is not None and key and column is None and p.logged is None and snap.plain_rows(schema, key):
         sig = signature(snap.dialect, schema_id, key, integer_key(schema, key) is not None)
         p.cache = CacheSpec(str(cache_path(cache_dir, schema.name)), sig, p.old_root, options.row_cache_write)
     return p
@@ -157,7 +176,18 @@ def _prepare(objects: ObjectStore, snap: ReadSnapshot, schema: TableSchema, opti
 def _build_alone(
     snap: ReadSnapshot, p: _Prepared, tw: TableWriter, incremental: Incremental | None, progress: Progress | None
 ) -> tuple[bytes, int]:
-    """A table read by this process alone: incrementally if it may be, else in full."""
+    """A table read by this process alone: through its change log or incrementally if it may
+    be, else in full."""
+    if p.logged is not None:
+        assert p.key is not None
+        try:
+            if p.logged.xmin_since is not None:
+                return build_from_xmin(snap, p.schema, p.key, tw, p.old_root, p.logged, progress)
+            return build_from_log(snap, p.schema, p.key, tw, p.old_root, p.logged, progress)
+        except Fallback as why:
+            p.logged, p.capture_note = None, str(why)
+            if progress is not None:
+                progress.table(p.schema.name, p.total)
     if p.column is not None:
         assert incremental is not None and p.old_entry is not None and p.key is not None
         try:
@@ -272,6 +302,8 @@ def _snapshot_tables(
                 nodes_written,
                 incremental=p.column is not None and p.note is None,
                 note=p.note if incremental is not None else None,
+                captured=p.logged is not None,
+                capture_note=p.capture_note,
                 processes=processes.get(name, 1),
                 cached_rows=cached_rows,
             )
@@ -331,7 +363,7 @@ def _share_out(snap: ReadSnapshot, prepared: list[_Prepared], parallel: Parallel
     pool = None
     for p in prepared:
         key = p.key
-        if p.column is not None or not key or integer_key(p.schema, key) is None:
+        if p.column is not None or p.logged is not None or not key or integer_key(p.schema, key) is None:
             continue
         if p.total is None:
             p.total = snap.count(p.schema.name)

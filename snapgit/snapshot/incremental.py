@@ -76,8 +76,9 @@ def build_incremental(
     key: list[str],
     tw: TableWriter,
     old_root: bytes,
-    since: tuple[str, dt.datetime],
+    since: tuple[str, dt.datetime] | None,
     progress: Progress | None,
+    changed: dict[bytes, tuple[bytes, bytes]] | None = None,
 ) -> tuple[bytes, int]:
     """The table's new tree from its old one, the rows whose change column ``since[0]`` is at
     or after ``since[1]``, and a key-only scan (the keys that are gone are the deleted rows).
@@ -87,11 +88,12 @@ def build_incremental(
     not among the changed ones (the change column is not maintained), or keys that the
     database does not return in the key encoding's order.
     """
-    names = schema.sorted_names
-    kenc = key_encoder([names.index(k) for k in key])
-    changed: dict[bytes, tuple[bytes, bytes]] = {}
-    for batch, packed, ids in scan_encoded(snap, schema, None, None, key, since=since):
-        changed.update(zip(map(kenc, batch), zip(ids, packed, strict=False), strict=False))
+    if changed is None:  # (given: the changed rows, read some other way, by xmin say)
+        names = schema.sorted_names
+        kenc = key_encoder([names.index(k) for k in key])
+        changed = {}
+        for batch, packed, ids in scan_encoded(snap, schema, None, None, key, since=since):
+            changed.update(zip(map(kenc, batch), zip(ids, packed, strict=False), strict=False))
     changed_keys = sorted(changed)
 
     live_batches = snap.scan(schema, key, columns=key)

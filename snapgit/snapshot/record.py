@@ -52,6 +52,8 @@ class TableResult:
     processes: int = 1  # how many processes read it (scanpool.py)
     note: str | None = None  # why an incremental commit read this table in full
     cached_rows: int = 0  # rows found unchanged by the row cache: not encoded again
+    captured: bool = False  # read through its change log (the rows of the logged keys)
+    capture_note: str | None = None  # with capture on: why the table was read in full
 
 
 @dataclass

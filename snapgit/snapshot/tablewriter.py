@@ -234,7 +234,12 @@ class TableWriter:
             self.writer.add(ObjType.NODE, data, nid)
 
     def patch_leaf(
-        self, j: int, keys: list[bytes], ids: list[bytes | None], payloads: list[bytes | None]
+        self,
+        j: int,
+        keys: list[bytes],
+        ids: list[bytes | None],
+        payloads: list[bytes | None],
+        stored: tuple[bytes, list[bytes], bytes] | None = None,
     ) -> bytes | None:
         """The id of the parent's leaf ``j`` with the record ids of some of its rows replaced,
         stored (with those rows' records) unless it is: ``ids`` and ``payloads`` hold the new
@@ -243,11 +248,12 @@ class TableWriter:
 
         The leaf's bytes are the parent's with 32-byte ids overwritten, which is the very
         encoding :meth:`Node.encode` gives (the ids are the last field, of fixed length), once
-        the parent's leaf is known to be encoded so itself."""
+        the parent's leaf is known to be encoded so itself. ``stored``: the leaf as
+        :meth:`OldTree.leaf_bytes` gave it, when the caller read it already."""
         old = self.old
         assert old is not None  # rows go by the parent's leaves only when there is a parent
         base = old.leaf_ids[j]
-        data, old_keys, blob = old.leaf_bytes(base)
+        data, old_keys, blob = stored if stored is not None else old.leaf_bytes(base)
         if old_keys != keys or len(data) != _leaf_size(keys, len(blob)):
             return None
         new = bytearray(blob)

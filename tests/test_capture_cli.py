@@ -1,0 +1,57 @@
+"""`snap capture enable|disable|status` through the real CLI, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+
+def snap(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snapgit.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_capture_commands(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.execute("CREATE TABLE loose (v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(100)])
+    con.commit()
+    assert snap(tmp_path, "init", "--db", "app.db").returncode == 0
+    off = snap(tmp_path, "capture", "status", "--json")
+    assert off.returncode == 0 and json.loads(off.stdout)["enabled"] is False
+
+    refused = snap(tmp_path, "capture", "enable", "--tables", "loose")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: table loose has no primary key")
+    assert "Traceback" not in refused.stderr
+    assert json.loads(snap(tmp_path, "capture", "status", "--json").stdout)["enabled"] is False  # nothing changed
+
+    on = snap(tmp_path, "capture", "enable")
+    assert on.returncode == 0, on.stderr
+    assert "change capture on for 1 table(s): t" in on.stdout and "table loose has no key" in on.stderr
+    first = snap(tmp_path, "commit", "-m", "first")
+    assert "note: table t read in full: its log has not been read by a commit yet" in first.stderr
+    con.execute("UPDATE t SET v = 'x' WHERE id < 5")
+    con.commit()
+    status = json.loads(snap(tmp_path, "capture", "status", "--json").stdout)
+    assert status["tables"]["t"] == {
+        "captured": True,
+        "key": ["id"],
+        "pending": 5,
+        "next_commit": "reads its logged keys",
+        "why": None,
+    }
+    assert status["tables"]["loose"]["captured"] is False
+    second = json.loads(snap(tmp_path, "commit", "-m", "second", "--json").stdout)
+    assert second["tables"]["t"]["captured"] is True and second["tables"]["t"]["rows"] == 100
+    assert json.loads(snap(tmp_path, "capture", "status", "--json").stdout)["tables"]["t"]["pending"] == 0
+
+    off = snap(tmp_path, "capture", "disable")
+    assert off.returncode == 0 and "change capture off for 1 table(s): t" in off.stdout
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE name LIKE '_snapgit%'")}
+    assert names == set()
+    con.close()
