@@ -63,6 +63,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from snapgit.db.bulk import pg_copy
 from snapgit.db.ddl import (
     Target,
     add_foreign_key_sql,
@@ -111,6 +112,7 @@ class _Live:
 
     columns: list[str]  # every column of the live table
     pg_types: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)  # cast, is json, is array
+    pg_oids: dict[str, tuple[str, int]] = field(default_factory=dict)  # type name, type oid
     my_columns: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # data type, charset
     styles: dict[str, SqliteStyle] = field(default_factory=dict)
     always_identity: set[str] = field(default_factory=set)  # PostgreSQL GENERATED ALWAYS AS IDENTITY
@@ -338,7 +340,7 @@ class WriteTransaction:
                 raise DatabaseError(f"no table {table} in {self.url_redacted}")
             rows = self._query(
                 "SELECT a.attname, format_type(a.atttypid, NULL), t.typname, t.typcategory, e.typname, "
-                "a.attidentity = 'a' "
+                "a.attidentity = 'a', t.oid "
                 "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
                 "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
                 "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -346,7 +348,8 @@ class WriteTransaction:
             )
             live = _Live([r[0] for r in rows])
             live.always_identity = {r[0] for r in rows if r[5]}
-            for name, spelled, typname, category, elem, _ in rows:
+            for name, spelled, typname, category, elem, _, oid in rows:
+                live.pg_oids[name] = (typname, oid)
                 is_array = category == "A"
                 if is_array and elem in ("bpchar", "bit"):  # "character[]" would mean char(1)[]
                     spelled = {"bpchar": "bpchar[]", "bit": "varbit[]"}[elem]
@@ -507,7 +510,10 @@ class WriteTransaction:
                 chunk = rows[start : start + _BATCH]
                 params = convert(chunk)
                 with self._errors("insert rows into", table, schema, chunk):
-                    self._many(sql, params)
+                    if self.dialect == "postgresql":
+                        pg_copy(self._raw, table, names, [live.pg_oids[n] for n in names], params)
+                    else:
+                        self._many(sql, params)
 
     # --- updates --------------------------------------------------------------------------------
 
