@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from snapgit.db.ddl import quote
@@ -127,3 +127,75 @@ def _aware_to_utc_wall(
     if not fix:
         return rows
     return [tuple(_utc_wall(v) if i in fix else v for i, v in enumerate(r)) for r in rows]
+
+
+# --- MariaDB ----------------------------------------------------------------------------------
+
+_INT_TYPES = frozenset({"smallint", "integer", "bigint"})
+_TEXT_TYPES = frozenset({"text", "varchar", "char"})
+_MEMO_TYPES = frozenset({"date", "timestamp", "timestamptz"})  # values that repeat: formatted once
+_MEMO_MAX = 1 << 16
+PACKET_MAX = 16 * 1024 * 1024  # the largest statement sent, whatever the server would take
+
+
+def _memo(escape: Callable[[Any], str]) -> tuple[Callable[[Any], str | None], Callable[[Any], str]]:
+    memo: dict[Any, str] = {}
+
+    def miss(v: Any) -> str:
+        out = escape(v)
+        if type(v) in (_dt.datetime, _dt.date):
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            memo[v] = out
+        return out
+
+    return memo.get, miss
+
+
+def mysql_row_formatter(
+    portable: Sequence[str], escape: Callable[[Any], str], escape_text: Callable[[str], str] | None
+) -> Callable[[Sequence[Sequence[Any]]], list[str]]:
+    """A function turning rows of parameters into ``(v1,v2,...)`` literals, each value spelled
+    as ``escape`` (PyMySQL's ``Connection.escape``) spells it, for columns of these portable
+    types. Integers, NULLs and text (with ``escape_text``, the server's quoting of a text
+    without the quotes; None: through ``escape``) are formatted inline, dates and timestamps
+    once per distinct value, anything else by ``escape``."""
+    namespace: dict[str, Any] = {"e": escape, "t": escape_text}
+    parts = []
+    for i, p in enumerate(portable):
+        v = f"v{i}"
+        base = p.split("(", 1)[0]
+        if base in _INT_TYPES:
+            parts.append(f"('NULL' if {v} is None else str({v}) if type({v}) is int else e({v}))")
+        elif base in _TEXT_TYPES and escape_text is not None:
+            parts.append(f"('NULL' if {v} is None else \"'\" + t({v}) + \"'\" if type({v}) is str else e({v}))")
+        elif base in _MEMO_TYPES:
+            namespace[f"g{i}"], namespace[f"m{i}"] = _memo(escape)
+            parts.append(f"('NULL' if {v} is None else g{i}({v}) or m{i}({v}))")
+        else:
+            parts.append(f"e({v})")
+    target = "".join(f"v{i}, " for i in range(len(portable)))
+    source = f"def fmt(rows):\n    return ['(' + ','.join(({', '.join(parts)},)) + ')' for ({target}) in rows]\n"
+    exec(compile(source, "<snapgit.db.bulk>", "exec"), namespace)
+    return namespace["fmt"]
+
+
+def mysql_insert(raw: Any, prefix: str, literals: Sequence[str], max_bytes: int) -> int:
+    """Send ``prefix`` (``INSERT INTO t (...) VALUES ``) with ``literals`` in as few statements
+    as fit in ``max_bytes`` each (text counted at 4 bytes a character, UTF-8's most); the
+    number of rows inserted."""
+    budget = max(1, max_bytes // 4 - len(prefix))
+    done = 0
+    cur = raw.cursor()
+    try:
+        start, size = 0, 0
+        for i, lit in enumerate(literals):
+            size += len(lit) + 1
+            if size > budget and i > start:
+                done += cur.execute(prefix + ",".join(literals[start:i]))
+                start, size = i, len(lit) + 1
+        if start < len(literals):
+            done += cur.execute(prefix + ",".join(literals[start:]))
+    finally:
+        cur.close()
+    return done

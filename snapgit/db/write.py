@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from snapgit.db.bulk import pg_copy
+from snapgit.db.bulk import PACKET_MAX, mysql_insert, mysql_row_formatter, pg_copy
 from snapgit.db.ddl import (
     Target,
     add_foreign_key_sql,
@@ -142,6 +142,8 @@ class WriteTransaction:
         self._sql_mode: str | None = None
         self._savepoints = itertools.count(1)
         self._created: list[str] = []  # MariaDB: tables this block created (committed already)
+        self._packet: int | None = None  # MariaDB: the largest statement to send
+        self._formatters: dict[str, Callable[[Sequence[Sequence[Any]]], list[str]]] = {}
 
     # --- the transaction ------------------------------------------------------------------------
 
@@ -506,14 +508,39 @@ class WriteTransaction:
             # explicit ids: what a restore writes, into a column that otherwise refuses them
             overriding = " OVERRIDING SYSTEM VALUE" if live.always_identity & set(names) else ""
             sql = f"INSERT INTO {t} ({cols}){overriding} VALUES ({values})"
+            prefix = (
+                f"INSERT INTO {quote(table, self.dialect)} ({', '.join(quote(n, self.dialect) for n in names)}) VALUES "
+            )
             for start in range(0, len(rows), _BATCH):
                 chunk = rows[start : start + _BATCH]
                 params = convert(chunk)
                 with self._errors("insert rows into", table, schema, chunk):
                     if self.dialect == "postgresql":
                         pg_copy(self._raw, table, names, [live.pg_oids[n] for n in names], params)
+                    elif self.dialect == "mysql":
+                        mysql_insert(self._raw, prefix, self._mysql_formatter(schema)(params), self._mysql_packet())
                     else:
                         self._many(sql, params)
+
+    def _mysql_packet(self) -> int:
+        """The largest statement to send: the server's max_allowed_packet, at most 16 MB."""
+        if self._packet is None:
+            self._packet = min(int(self._query("SELECT @@SESSION.max_allowed_packet")[0][0]), PACKET_MAX)
+        return self._packet
+
+    def _mysql_formatter(self, schema: TableSchema) -> Callable[[Sequence[Sequence[Any]]], list[str]]:
+        fmt = self._formatters.get(schema.name)
+        if fmt is None:
+            from pymysql.constants import SERVER_STATUS
+            from pymysql.converters import escape_string
+
+            types = {c.name: c.type for c in schema.columns}
+            plain = not self._raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+            fmt = mysql_row_formatter(
+                [types[n] for n in schema.sorted_names], self._raw.escape, escape_string if plain else None
+            )
+            self._formatters[schema.name] = fmt
+        return fmt
 
     # --- updates --------------------------------------------------------------------------------
 
@@ -1026,11 +1053,43 @@ class WriteTransaction:
 
     def add_foreign_keys(self, foreign_keys: Sequence[tuple[str, ForeignKey]]) -> None:
         """Add foreign keys (table, key) to existing tables; the database checks their rows as it
-        does. DDL: on MariaDB each commits at once, so not in a block that writes rows."""
+        does. DDL: on MariaDB each commits at once, so not in a block that writes rows.
+
+        MariaDB checks the rows by copying the whole table (ALTER TABLE ... ALGORITHM=COPY),
+        seconds a million rows. So there every key's rows are checked first by one query (rows
+        whose key columns are all set and match no row of the parent: what InnoDB refuses),
+        and the keys then added without their check, in place."""
         self._start_ddl()
+        if self.dialect == "mysql" and foreign_keys:
+            for table, fk in foreign_keys:
+                with self._errors("check the foreign keys of", table):
+                    self._mysql_check_foreign_key(table, fk)
+            with self._errors("add a foreign key to", None):
+                self._exec("SET SESSION foreign_key_checks = 0")
+            try:
+                for table, fk in foreign_keys:
+                    with self._errors("add a foreign key to", table):
+                        self._exec(add_foreign_key_sql(table, fk, self.dialect))
+            finally:
+                with contextlib.suppress(Exception):
+                    self._exec("SET SESSION foreign_key_checks = 1")
+            return
         for table, fk in foreign_keys:
             with self._errors("add a foreign key to", table):
                 self._exec(add_foreign_key_sql(table, fk, self.dialect))
+
+    def _mysql_check_foreign_key(self, table: str, fk: ForeignKey) -> None:
+        c = [f"c.{quote(n, 'mysql')}" for n in fk.columns]
+        match = " AND ".join(f"p.{quote(r, 'mysql')} = {x}" for r, x in zip(fk.ref_columns, c, strict=True))
+        set_ = " AND ".join(f"{x} IS NOT NULL" for x in c)
+        bad = self._query(
+            f"SELECT {', '.join(c)} FROM {quote(table, 'mysql')} c WHERE {set_} AND NOT EXISTS "
+            f"(SELECT 1 FROM {quote(fk.ref_table, 'mysql')} p WHERE {match}) LIMIT 1"
+        )
+        if bad:
+            raise self._fail(
+                ForeignKeyViolationError(table, fk.ref_table, _key_text(fk.columns, bad[0]), constraint=fk.name)
+            )
 
     def drop_tables(self, names: Sequence[str]) -> None:
         """Drop the tables ``names`` that exist; refused if a table not among ``names`` refers to
