@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import operator
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -180,22 +181,69 @@ def mysql_row_formatter(
     return namespace["fmt"]
 
 
-def mysql_insert(raw: Any, prefix: str, literals: Sequence[str], max_bytes: int) -> int:
-    """Send ``prefix`` (``INSERT INTO t (...) VALUES ``) with ``literals`` in as few statements
-    as fit in ``max_bytes`` each (text counted at 4 bytes a character, UTF-8's most); the
-    number of rows inserted."""
+def mysql_statements(prefix: str, literals: Sequence[str], max_bytes: int) -> list[str]:
+    """``prefix`` (``INSERT INTO t (...) VALUES ``) with ``literals`` in as few statements as
+    fit in ``max_bytes`` each (text counted at 4 bytes a character, UTF-8's most)."""
     budget = max(1, max_bytes // 4 - len(prefix))
-    done = 0
+    out = []
+    start, size = 0, 0
+    for i, lit in enumerate(literals):
+        size += len(lit) + 1
+        if size > budget and i > start:
+            out.append(prefix + ",".join(literals[start:i]))
+            start, size = i, len(lit) + 1
+    if start < len(literals):
+        out.append(prefix + ",".join(literals[start:]))
+    return out
+
+
+def mysql_insert(raw: Any, prefix: str, literals: Sequence[str], max_bytes: int) -> int:
+    """Run :func:`mysql_statements` on the PyMySQL connection ``raw``: the rows inserted."""
     cur = raw.cursor()
     try:
-        start, size = 0, 0
-        for i, lit in enumerate(literals):
-            size += len(lit) + 1
-            if size > budget and i > start:
-                done += cur.execute(prefix + ",".join(literals[start:i]))
-                start, size = i, len(lit) + 1
-        if start < len(literals):
-            done += cur.execute(prefix + ",".join(literals[start:]))
+        return sum(cur.execute(sql) for sql in mysql_statements(prefix, literals, max_bytes))
     finally:
         cur.close()
-    return done
+
+
+class StatementPipe:
+    """Statements run by a helper thread, one batch at a time, so that the caller decodes and
+    formats the next batch while the server inserts the last (MariaDB parses and inserts a
+    multi-row INSERT for longer than the client takes to build it). The connection is the
+    helper's between :meth:`send` and :meth:`wait`: the caller waits before any other use of
+    it, and learns then whether the batch failed."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._context: Any = None
+
+    def send(self, statements: list[str], context: Any) -> None:
+        """Run ``statements`` in the background; ``context`` comes back with their error.
+        The previous batch must have been waited for."""
+        if self._thread is not None:
+            raise RuntimeError("the previous batch was not waited for")
+        self._context = context
+        self._thread = threading.Thread(target=self._run, args=(statements,), name="snapgit-insert", daemon=True)
+        self._thread.start()
+
+    def _run(self, statements: list[str]) -> None:
+        try:
+            cur = self._raw.cursor()
+            try:
+                for sql in statements:
+                    cur.execute(sql)
+            finally:
+                cur.close()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
+            self._error = exc
+
+    def wait(self) -> tuple[BaseException, Any] | None:
+        """Wait for the batch sent last: (its error, its context) if it failed, else None."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        self._thread = None
+        error, self._error = self._error, None
+        return None if error is None else (error, self._context)

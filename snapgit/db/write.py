@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from snapgit.db.bulk import PACKET_MAX, mysql_insert, mysql_row_formatter, pg_copy
+from snapgit.db.bulk import PACKET_MAX, StatementPipe, mysql_row_formatter, mysql_statements, pg_copy
 from snapgit.db.ddl import (
     Target,
     add_foreign_key_sql,
@@ -143,6 +143,7 @@ class WriteTransaction:
         self._savepoints = itertools.count(1)
         self._created: list[str] = []  # MariaDB: tables this block created (committed already)
         self._packet: int | None = None  # MariaDB: the largest statement to send
+        self._pipe: StatementPipe | None = None  # MariaDB: inserts still running in the background
         self._formatters: dict[str, Callable[[Sequence[Sequence[Any]]], list[str]]] = {}
 
     # --- the transaction ------------------------------------------------------------------------
@@ -190,6 +191,12 @@ class WriteTransaction:
             raise self._error("cannot start a write transaction on", exc) from exc
 
     def _commit(self) -> None:
+        if self._failed is None:
+            try:
+                self._settle()  # the last batch of inserts may still run, and fail
+            except BaseException:
+                self._rollback()
+                raise
         if self._failed is not None:
             self._rollback()
             raise DatabaseError(
@@ -205,6 +212,8 @@ class WriteTransaction:
             raise self._translate(exc, "commit the writes to", None) from exc
 
     def _rollback(self) -> None:
+        if self._pipe is not None:
+            self._pipe.wait()  # its error, if any, changes nothing now
         with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
             self._raw.rollback()
         if self._created:  # MariaDB committed the CREATEs: undo them by hand
@@ -232,7 +241,19 @@ class WriteTransaction:
         q = quote(name, self.dialect)
         return q if self.dialect == "sqlite" else q.replace("%", "%%")
 
+    def _settle(self) -> None:
+        """Wait for the inserts still running in the background (MariaDB), and raise their
+        error as the insert that failed would have."""
+        if self._pipe is None:
+            return
+        failed = self._pipe.wait()
+        if failed is not None:
+            exc, (verb, table, schema, rows) = failed
+            with self._errors(verb, table, schema, rows):
+                raise exc
+
     def _exec(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        self._settle()
         cur = self._raw.cursor()
         try:
             cur.execute(sql) if params is None else cur.execute(sql, params)
@@ -243,6 +264,7 @@ class WriteTransaction:
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        self._settle()
         cur = self._raw.cursor()
         try:
             cur.executemany(sql, rows)
@@ -251,6 +273,7 @@ class WriteTransaction:
             cur.close()
 
     def _query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        self._settle()
         cur = self._raw.cursor()
         try:
             cur.execute(sql) if params is None else cur.execute(sql, params)
@@ -487,8 +510,13 @@ class WriteTransaction:
 
     # --- inserts --------------------------------------------------------------------------------
 
-    def insert_rows(self, schema: TableSchema, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (full rows in ``schema.sorted_names`` order) into ``schema.name``."""
+    def insert_rows(self, schema: TableSchema, rows: Sequence[Sequence[Any]], *, background: bool = False) -> None:
+        """Insert ``rows`` (full rows in ``schema.sorted_names`` order) into ``schema.name``.
+
+        ``background`` (MariaDB; elsewhere it changes nothing): return once the rows are sent,
+        while the server inserts them, so that the caller can prepare the next batch meanwhile.
+        If they fail, the next call on this transaction raises the error (or the end of the
+        ``with`` block does), as this call would have."""
         self._start_rows()
         if not rows:
             return
@@ -518,7 +546,15 @@ class WriteTransaction:
                     if self.dialect == "postgresql":
                         pg_copy(self._raw, table, names, [live.pg_oids[n] for n in names], params)
                     elif self.dialect == "mysql":
-                        mysql_insert(self._raw, prefix, self._mysql_formatter(schema)(params), self._mysql_packet())
+                        statements = mysql_statements(
+                            prefix, self._mysql_formatter(schema)(params), self._mysql_packet()
+                        )
+                        self._settle()
+                        if self._pipe is None:
+                            self._pipe = StatementPipe(self._raw)
+                        self._pipe.send(statements, ("insert rows into", table, schema, chunk))
+                        if not background:
+                            self._settle()
                     else:
                         self._many(sql, params)
 

@@ -216,17 +216,17 @@ def load_tables(
             for i, data, n in _gc_paused(records):
                 if i != current:
                     if batch:
-                        tx.insert_rows(ordered[current][0], batch)
+                        tx.insert_rows(ordered[current][0], batch, background=True)
                         report.advance(len(batch))
                     batch, current = [], i
                 reach(i)
                 batch.extend(decode_joined(data, n))
                 if len(batch) >= BATCH:
-                    tx.insert_rows(ordered[i][0], batch)
+                    tx.insert_rows(ordered[i][0], batch, background=True)
                     report.advance(len(batch))
                     batch = []
             if batch:
-                tx.insert_rows(ordered[current][0], batch)
+                tx.insert_rows(ordered[current][0], batch, background=True)
                 report.advance(len(batch))
             reach(len(ordered) - 1)  # tables without rows
             _finish(tx, list(schemas), [schema for schema, _entry in tables])
