@@ -635,9 +635,12 @@ class WriteTransaction:
         cols = ", ".join(self._q(n) for n in names)
         self._exec(f"CREATE TEMPORARY TABLE {self._q(tmp)} AS SELECT {cols} FROM {self._q(table)} WHERE 1 = 0", ())
         try:
-            insert = f"INSERT INTO {self._q(tmp)} ({cols}) VALUES ({', '.join(['%s'] * len(names))})"
+            # (spelled as insert_rows spells them: the same literals as PyMySQL's, faster)
+            prefix = f"INSERT INTO {quote(tmp, 'mysql')} ({', '.join(quote(n, 'mysql') for n in names)}) VALUES "
+            fmt = self._mysql_formatter(schema)
             for start in range(0, len(rows), _BATCH):
-                self._many(insert, params(rows[start : start + _BATCH]))
+                for sql in mysql_statements(prefix, fmt(params(rows[start : start + _BATCH])), self._mysql_packet()):
+                    self._exec(sql)
             on = " AND ".join(f"t.{self._q(names[p])} <=> n.{self._q(names[p])}" for p in positions)
             sets = ", ".join(f"t.{self._q(names[i])} = n.{self._q(names[i])}" for i in others)
             sp = self._savepoint()
