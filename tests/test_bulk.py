@@ -296,3 +296,39 @@ def test_mariadb_background_inserts_fail_at_the_next_call_or_at_the_end(make_db_
                 tx.insert_rows(parent, [("x", i)], background=True)
         assert sorted(_scan(db, parent)) == [("x", 0), ("x", 1), ("x", 2)]
         assert _scan(db, child) == []
+
+
+def test_postgresql_updates_go_through_a_temporary_table_and_each_key_must_match_one_row(
+    make_db_url: Callable[[str], str],
+) -> None:
+    """Keys without NULLs are updated by COPY into a temporary table and one UPDATE ... FROM:
+    every key must still find exactly one row, or nothing changes and the key is named."""
+    url = make_db_url("postgresql")
+    schema = TableSchema(
+        "t",
+        (Column("name", "text", False), Column("n", "integer", False), Column("v", "json"), Column("w", "double")),
+        ("name", "n"),
+    )
+    from snapgit.db import RowMatchError
+    from snapgit.encoding import Json
+
+    rows = [(f"k{i % 7}", i, Json({"i": i}), float(i)) for i in range(3000)]
+    order = schema.sorted_names  # n, name, v, w
+    as_sorted = [tuple(dict(zip(("name", "n", "v", "w"), r, strict=True))[c] for c in order) for r in rows]
+    with Database.connect(url) as db:
+        _create(db, schema)
+        with db.write() as tx:
+            tx.insert_rows(schema, as_sorted)
+        changed = [(n, name, Json([n]), -w) for n, name, _v, w in as_sorted[::3]]
+        missing = (5000, "k1", Json(None), 0.0)
+        with pytest.raises(RowMatchError, match=r"\(name, n\)=\('k1', 5000\) is not there"), db.write() as tx:
+            tx.update_rows(schema, ["name", "n"], [changed[0], missing, *changed[1:]])
+        with db.snapshot() as snap:
+            (live,) = snap.reflect(["t"])
+            assert sorted(r for b in snap.scan(live, ["name", "n"]) for r in b) == sorted(as_sorted)
+        with db.write() as tx:
+            tx.update_rows(schema, ["name", "n"], changed)
+        want = {r[:2]: r for r in as_sorted} | {r[:2]: r for r in changed}
+        with db.snapshot() as snap:
+            got = [r for b in snap.scan(live, ["name", "n"]) for r in b]
+        assert sorted(encode_row(r) for r in got) == sorted(encode_row(r) for r in want.values())

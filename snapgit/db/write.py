@@ -61,6 +61,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from snapgit.db.bulk import PACKET_MAX, StatementPipe, mysql_row_formatter, mysql_statements, pg_copy
@@ -600,6 +601,12 @@ class WriteTransaction:
                 return
             sets = ", ".join(f"{self._q(names[i])} = {self._value_sql(live, names[i])}" for i in others)
             for pattern, group in _by_null_pattern(rows, positions):
+                if self.dialect == "postgresql" and not any(pattern):
+                    for start in range(0, len(group), _BATCH):
+                        self._pg_update_from(
+                            schema, key, positions, others, live, group[start : start + _BATCH], params
+                        )
+                    continue
                 where = " AND ".join(
                     f"{self._q(names[p])} IS NULL" if null else self._eq_sql(live, names[p])
                     for p, null in zip(positions, pattern, strict=False)
@@ -616,6 +623,42 @@ class WriteTransaction:
                         self._exec(f"ROLLBACK TO SAVEPOINT {sp}")
                         raise self._match_error("update rows of", schema, key, positions, chunk, live)
                     self._exec(f"RELEASE SAVEPOINT {sp}")
+
+    def _pg_update_from(
+        self,
+        schema: TableSchema,
+        key: Sequence[str],
+        positions: list[int],
+        others: list[int],
+        live: _Live,
+        chunk: Sequence[Sequence[Any]],
+        params: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]],
+    ) -> None:
+        """PostgreSQL, keys without NULLs: the new rows go by COPY into a temporary table with
+        the table's column types, then one ``UPDATE ... FROM`` sets them (an UPDATE a row,
+        pipelined, took four times as long). Every key must update exactly one row."""
+        names = schema.sorted_names
+        table = schema.name
+        tmp = f"snapgit_update_{next(_tmp_ids)}"
+        q = partial(quote, dialect="postgresql")
+        cols = ", ".join(q(n) for n in names)
+        sets = ", ".join(f"{q(names[i])} = n.{q(names[i])}" for i in others)
+        on = []
+        for p in positions:
+            column, _value = self._eq_parts(live, names[p])  # json keys compare as jsonb
+            cast = column[len(self._q(names[p])) :]
+            on.append(f"t.{q(names[p])}{cast} = n.{q(names[p])}{cast}")
+        converted = params(chunk)
+        sp = self._savepoint()
+        with self._errors("update rows of", table, schema, chunk):
+            self._exec(f"CREATE TEMPORARY TABLE {q(tmp)} ON COMMIT DROP AS SELECT {cols} FROM {q(table)} WHERE false")
+            pg_copy(self._raw, tmp, names, [live.pg_oids[n] for n in names], converted)
+            n = self._exec(f"UPDATE {q(table)} AS t SET {sets} FROM {q(tmp)} AS n WHERE {' AND '.join(on)}")
+            self._exec(f"DROP TABLE {q(tmp)}")
+        if n != len(chunk):
+            self._exec(f"ROLLBACK TO SAVEPOINT {sp}")
+            raise self._match_error("update rows of", schema, key, positions, chunk, live)
+        self._exec(f"RELEASE SAVEPOINT {sp}")
 
     def _mysql_update(
         self,
