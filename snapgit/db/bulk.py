@@ -32,6 +32,7 @@ common types (integers, text, NULL) formatted inline instead of through one Pyth
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import operator
 import threading
@@ -91,29 +92,76 @@ def _utc_wall(v: Any) -> Any:
     return v
 
 
+def pg_copy_form(
+    types: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]
+) -> tuple[bool, Sequence[Sequence[Any]]]:
+    """(whether ``rows`` go in binary form, the rows to send) for columns of ``types``
+    ((type name, oid) of each column as the live table has them)."""
+    if not rows:
+        return True, rows
+    columns = list(zip(*rows, strict=True))
+    if all(_binary_fits(t, col) for (t, _oid), col in zip(types, columns, strict=True)):
+        return True, rows
+    return False, _aware_to_utc_wall(rows, types, columns)
+
+
+class CopyStream:
+    """One ``COPY ... FROM STDIN`` into ``table``, open until :meth:`close`: rows written go
+    to the server as psycopg's buffer fills, so the server parses and inserts them while the
+    caller prepares the next batch. ``key`` tells which table, columns and form it is for."""
+
+    def __init__(
+        self, raw: Any, table: str, names: Sequence[str], types: Sequence[tuple[str, int]], binary: bool
+    ) -> None:
+        self.key = (table, tuple(names), binary)
+        cols = ", ".join(quote(n, "postgresql") for n in names)
+        sql = f"COPY {quote(table, 'postgresql')} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
+        self._cur = raw.cursor()
+        try:
+            self._ctx = self._cur.copy(sql)
+            self._copy = self._ctx.__enter__()
+            if binary:
+                self._copy.set_types([oid for _t, oid in types])
+        except BaseException:
+            self._cur.close()
+            raise
+
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        write = self._copy.write_row
+        for r in rows:
+            write(r)
+
+    def close(self) -> None:
+        """End the COPY: the server's verdict on every row (constraints, foreign keys)."""
+        try:
+            self._ctx.__exit__(None, None, None)
+        finally:
+            self._cur.close()
+
+    def abort(self) -> None:
+        """Give the COPY up (the transaction is being rolled back)."""
+        with contextlib.suppress(BaseException):
+            error = RuntimeError("the write transaction is rolled back")
+            self._ctx.__exit__(RuntimeError, error, None)
+        with contextlib.suppress(BaseException):
+            self._cur.close()
+
+
 def pg_copy(
     raw: Any, table: str, names: Sequence[str], types: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]
 ) -> None:
     """COPY ``rows`` (parameters, one per column of ``names``) into ``table`` on the psycopg
-    connection ``raw``. ``types``: (type name, oid) of each column as the live table has them."""
+    connection ``raw``, in one statement. ``types``: as for :func:`pg_copy_form`."""
     if not rows:
         return
-    columns = list(zip(*rows, strict=True))
-    binary = all(_binary_fits(t, col) for (t, _oid), col in zip(types, columns, strict=True))
-    if not binary:
-        rows = _aware_to_utc_wall(rows, types, columns)
-    cols = ", ".join(quote(n, "postgresql") for n in names)
-    sql = f"COPY {quote(table, 'postgresql')} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
-    cur = raw.cursor()
+    binary, rows = pg_copy_form(types, rows)
+    stream = CopyStream(raw, table, names, types, binary)
     try:
-        with cur.copy(sql) as copy:
-            if binary:
-                copy.set_types([oid for _t, oid in types])
-            write = copy.write_row
-            for r in rows:
-                write(r)
-    finally:
-        cur.close()
+        stream.write(rows)
+    except BaseException:
+        stream.abort()
+        raise
+    stream.close()
 
 
 def _aware_to_utc_wall(

@@ -64,7 +64,15 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from snapgit.db.bulk import PACKET_MAX, StatementPipe, mysql_row_formatter, mysql_statements, pg_copy
+from snapgit.db.bulk import (
+    PACKET_MAX,
+    CopyStream,
+    StatementPipe,
+    mysql_row_formatter,
+    mysql_statements,
+    pg_copy,
+    pg_copy_form,
+)
 from snapgit.db.ddl import (
     Target,
     add_foreign_key_sql,
@@ -145,6 +153,8 @@ class WriteTransaction:
         self._created: list[str] = []  # MariaDB: tables this block created (committed already)
         self._packet: int | None = None  # MariaDB: the largest statement to send
         self._pipe: StatementPipe | None = None  # MariaDB: inserts still running in the background
+        self._stream: CopyStream | None = None  # PostgreSQL: a COPY left open for the next batch
+        self._stream_context: tuple[str, str, TableSchema, Sequence[Sequence[Any]]] | None = None
         self._formatters: dict[str, Callable[[Sequence[Sequence[Any]]], list[str]]] = {}
 
     # --- the transaction ------------------------------------------------------------------------
@@ -213,6 +223,9 @@ class WriteTransaction:
             raise self._translate(exc, "commit the writes to", None) from exc
 
     def _rollback(self) -> None:
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream = None
         if self._pipe is not None:
             self._pipe.wait()  # its error, if any, changes nothing now
         with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
@@ -245,6 +258,12 @@ class WriteTransaction:
     def _settle(self) -> None:
         """Wait for the inserts still running in the background (MariaDB), and raise their
         error as the insert that failed would have."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            assert self._stream_context is not None  # set with every write to the stream
+            verb, table, schema, rows = self._stream_context
+            with self._errors(verb, table, schema, rows):
+                stream.close()
         if self._pipe is None:
             return
         failed = self._pipe.wait()
@@ -514,10 +533,11 @@ class WriteTransaction:
     def insert_rows(self, schema: TableSchema, rows: Sequence[Sequence[Any]], *, background: bool = False) -> None:
         """Insert ``rows`` (full rows in ``schema.sorted_names`` order) into ``schema.name``.
 
-        ``background`` (MariaDB; elsewhere it changes nothing): return once the rows are sent,
-        while the server inserts them, so that the caller can prepare the next batch meanwhile.
-        If they fail, the next call on this transaction raises the error (or the end of the
-        ``with`` block does), as this call would have."""
+        ``background`` (PostgreSQL and MariaDB): return once the rows are sent, while the
+        server inserts them, so that the caller can prepare the next batch meanwhile (MariaDB:
+        a helper thread sends the statements; PostgreSQL: one COPY stays open while the rows
+        are for the same table). If they fail, the next call on this transaction raises the
+        error (or the end of the ``with`` block does), as this call would have."""
         self._start_rows()
         if not rows:
             return
@@ -545,7 +565,18 @@ class WriteTransaction:
                 params = convert(chunk)
                 with self._errors("insert rows into", table, schema, chunk):
                     if self.dialect == "postgresql":
-                        pg_copy(self._raw, table, names, [live.pg_oids[n] for n in names], params)
+                        types = [live.pg_oids[n] for n in names]
+                        if not background:
+                            self._settle()
+                            pg_copy(self._raw, table, names, types, params)
+                            continue
+                        binary, params = pg_copy_form(types, params)
+                        if self._stream is not None and self._stream.key != (table, tuple(names), binary):
+                            self._settle()
+                        if self._stream is None:
+                            self._stream = CopyStream(self._raw, table, names, types, binary)
+                        self._stream_context = ("insert rows into", table, schema, chunk)
+                        self._stream.write(params)
                     elif self.dialect == "mysql":
                         statements = mysql_statements(
                             prefix, self._mysql_formatter(schema)(params), self._mysql_packet()
