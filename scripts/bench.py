@@ -341,9 +341,20 @@ def export(b: Bench) -> None:
     out_dir = b.run_dir / "exports"
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    for fmt, name in (("json", "head.json"), ("json", "head.json.zst"), ("csv", "head-csv"), ("sql", "head.sql")):
+    # the encrypted ones (age, scrypt 2**18: about a second of each export and import) take
+    # their passphrase from the environment, as a script would
+    os.environ.setdefault("SNAP_PASSPHRASE", "bench passphrase")
+    for fmt, name in (
+        ("json", "head.json"),
+        ("json", "head.json.zst"),
+        ("json", "head.json.age"),
+        ("json", "head.json.zst.age"),
+        ("csv", "head-csv"),
+        ("sql", "head.sql"),
+    ):
         path = out_dir / name
-        m = b.snap_cmd("export", "HEAD", "-o", str(path), "--format", fmt, "--json")
+        encrypt = ["--encrypt"] if name.endswith(".age") else []
+        m = b.snap_cmd("export", "HEAD", "-o", str(path), "--format", fmt, *encrypt, "--json")
         size = tree_bytes(path) if path.is_dir() else path.stat().st_size
         b.record(
             "export",
@@ -414,6 +425,112 @@ def git_baseline(b: Bench) -> None:
 # -- output -----------------------------------------------------------------------------------
 
 
+def _moto_bucket() -> tuple[object, str] | None:
+    """A moto S3 server in this process (a thread, loopback) and a new bucket on it; the AWS_*
+    variables point every `snap` child at it. None when moto is not installed."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        log("remote: S3 skipped (moto[server] is not installed: pip install -e '.[test]')")
+        return None
+    import logging
+    import urllib.request
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1"
+    )
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/snap-bench", method="PUT"), timeout=10).close()
+    return server, "s3://snap-bench/nycflights"
+
+
+class _Restic:
+    """`restic backup` of the SQLite database file to a local repository, for comparison."""
+
+    def __init__(self, b: Bench) -> None:
+        self.repo = b.run_dir / "restic-repo"
+        self.db_path = Path(b.db_arg)
+        self.env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(self.repo)}
+
+    def run(self, *args: str) -> Measured:
+        started = time.perf_counter()
+        proc = subprocess.run(["restic", *args], env=self.env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError(f"restic {' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")
+        return Measured(time.perf_counter() - started, 0, proc.stdout)
+
+    def backup(self) -> tuple[Measured, int]:
+        before = tree_bytes(self.repo)
+        m = self.run("backup", "--quiet", str(self.db_path))
+        return m, tree_bytes(self.repo) - before
+
+
+@step
+def remote(b: Bench) -> None:
+    """Push to a directory remote (plain and encrypted) and to moto's S3 server: the first push (seconds, bytes sent,
+    the remote's size), clone --restore into SQLite (rows/s), the push after each of 3 changes
+    of 1% (bytes sent against the bytes the commit added to the store), and a fetch of one 1%
+    change into the clone. With restic installed and a SQLite database, `restic backup` of the
+    database file after the same changes, for comparison."""
+    # dir-encrypted: the same directory remote set up with --encrypt (its passphrase from the
+    # environment): what client-side encryption costs a push, a clone and a fetch
+    os.environ.setdefault("SNAP_PASSPHRASE", "bench passphrase")
+    kinds = [("dir", str(b.run_dir / "remote-dir")), ("dir-encrypted", str(b.run_dir / "remote-dir-encrypted"))]
+    moto = _moto_bucket()
+    if moto is not None:
+        kinds.append(("s3", moto[1]))
+    restic = None
+    if b.db.dialect == "sqlite" and shutil.which("restic"):
+        restic = _Restic(b)
+        restic.run("init", "--quiet")
+        m, grew = restic.backup()
+        b.record("remote", "restic: first backup", m, remote_bytes=grew)
+    elif b.db.dialect == "sqlite":
+        log("remote: restic comparison skipped (restic is not installed)")
+    version = 2000
+    try:
+        for kind, url in kinds:
+            b.snap_cmd("remote", "add", kind, url, *(["--encrypt"] if kind.endswith("-encrypted") else []))
+            m = b.snap_cmd("push", kind, "--json")
+            sent = json.loads(m.stdout)["bytes_sent"]
+            b.record("remote", f"{kind}: first push", m, sent_bytes=sent, store_bytes=b.store_bytes())
+            clone = b.run_dir / f"clone-{kind}"
+            m = measure(
+                [str(b.snap), "clone", url, str(clone), "--db", str(clone / "db.sqlite"), "--restore", "--json"]
+            )
+            b.record("remote", f"{kind}: clone --restore into SQLite", m, rows_per_s=round(b.total_rows / m.seconds))
+            for i in range(1, 4):
+                version += 1
+                before = b.store_bytes()
+                b.change(version)
+                _, figures = b.commit(f"remote: 1% of flights changed ({kind} {i})")
+                added = figures["store_bytes"] - before
+                m = b.snap_cmd("push", kind, "--json")
+                sent = json.loads(m.stdout)["bytes_sent"]
+                b.record(
+                    "remote",
+                    f"{kind}: push after 1% change {i}",
+                    m,
+                    sent_bytes=sent,
+                    commit_added_bytes=added,
+                    sent_of_added=round(sent / added, 2) if added else None,
+                )
+                if restic is not None and kind == "dir":
+                    rm, grew = restic.backup()
+                    b.record("remote", f"restic: backup after 1% change {i}", rm, remote_bytes=grew)
+                if i == 1:
+                    m = measure([str(b.snap), "-C", str(clone), "fetch", "--json"])
+                    got = json.loads(m.stdout)["bytes_received"]
+                    b.record("remote", f"{kind}: fetch of one 1% change", m, received_bytes=got)
+    finally:
+        if moto is not None:
+            moto[0].stop()  # type: ignore[attr-defined]
+
+
 @step
 def incremental(b: Bench) -> None:
     """`snap commit --incremental` after a 1% change against a full commit after another 1%
@@ -466,6 +583,14 @@ def format_row(r: dict) -> str:
         extra.append(f"{r['reading_ours_share']:.0%} of it reading the live database")
     if "of_full" in r:
         extra.append(f"{r['of_full']:.0%} of a full commit")
+    if "sent_bytes" in r:
+        extra.append(f"sent {mb(r['sent_bytes'])}")
+    if r.get("sent_of_added") is not None:
+        extra.append(f"{r['sent_of_added']:.2f}x what the commit added ({mb(r['commit_added_bytes'])})")
+    if "received_bytes" in r:
+        extra.append(f"received {mb(r['received_bytes'])}")
+    if "remote_bytes" in r:
+        extra.append(f"repository +{mb(r['remote_bytes'])}")
     if "bytes_reclaimed" in r:
         extra.append(f"packs {r['packs_before']} -> {r['packs_after']}, {mb(r['bytes_reclaimed'])} reclaimed")
     return (

@@ -36,6 +36,7 @@ from snapgit.errors import SnapError
 __all__ = [
     "Ext",
     "Json",
+    "Spelled",
     "EncodingError",
     "encode_value",
     "encode_row",
@@ -70,6 +71,7 @@ class Ext(enum.IntEnum):
     UUID = 8  # 16 bytes
     JSON = 9  # UTF-8 canonical JSON text: sorted keys, no spaces
     TIME_TZ = 10  # int64 BE microseconds since midnight + int32 BE UTC offset in seconds
+    SPELLED = 11  # msgpack [dialect, canonical value, the engine's spelling] (Spelled)
 
 
 RECORD_TYPE = 1  # object type byte of a record; objects.py owns the rest
@@ -116,6 +118,42 @@ class Json:
 
     def __repr__(self) -> str:
         return f"Json({self.text})"
+
+
+class Spelled:
+    """A value together with the exact form its database held it in, kept where that form is
+    not the one the value alone would be written back as: the SQLite text
+    ``'2024-01-05T10:00'`` of the datetime 2024-01-05 10:00 (which would be written
+    ``'2024-01-05 10:00:00'``), the PostgreSQL ``json`` text ``'{"b": 1, "a": 2}'`` of a
+    document whose canonical text is ``{"a":2,"b":1}``, a UUID a SQLite column held as a blob.
+
+    ``value`` is the canonical value (what diff and merge mean, and what another engine gets),
+    ``spelling`` what ``dialect``'s driver gave (a str, or for SQLite any of its storage
+    classes' values: int, float, str, bytes), which a write into that engine gives back as it
+    was. A reader makes one only when the spelling differs, so databases whose values are
+    spelled canonically keep the record bytes they had before spellings were kept."""
+
+    __slots__ = ("dialect", "value", "spelling")
+
+    def __init__(self, value: Any, spelling: Any, dialect: str) -> None:
+        self.value = value
+        self.spelling = spelling
+        self.dialect = dialect
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Spelled)
+            and self.dialect == other.dialect
+            and type(self.spelling) is type(other.spelling)
+            and self.spelling == other.spelling
+            and self.value == other.value
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.dialect, self.spelling))
+
+    def __repr__(self) -> str:
+        return f"Spelled({self.value!r}, {self.spelling!r}, {self.dialect!r})"
 
 
 def canonical_json(value: Any) -> str:
@@ -178,6 +216,8 @@ def _default(v: Any) -> msgpack.ExtType:
         return msgpack.ExtType(Ext.UUID, v.bytes)
     if t is Json:
         return msgpack.ExtType(Ext.JSON, v.text.encode("utf-8"))
+    if t is Spelled:
+        return _spelled_ext(v)
     if isinstance(v, (bytearray, memoryview)):
         return bytes(v)
     if isinstance(v, _dt.datetime):  # subclasses, e.g. pendulum
@@ -189,6 +229,16 @@ def _default(v: Any) -> msgpack.ExtType:
 
 _packer = msgpack.Packer(default=_default, use_bin_type=True, datetime=False)
 _pack = _packer.pack
+# a Spelled's payload is packed while _packer is in the middle of a row: msgpack's packer is not
+# reentrant, so the payload has a packer of its own
+_inner_pack = msgpack.Packer(default=_default, use_bin_type=True, datetime=False).pack
+_SPELLING_TYPES = frozenset({str, bytes, int, float})
+
+
+def _spelled_ext(v: Spelled) -> msgpack.ExtType:
+    if type(v.value) is Spelled or type(v.spelling) not in _SPELLING_TYPES or type(v.dialect) is not str:
+        raise EncodingError(f"cannot encode {v!r}: a spelling is a str, bytes, int or float of a plain value")
+    return msgpack.ExtType(Ext.SPELLED, _inner_pack([v.dialect, v.value, v.spelling]))
 
 
 def encode_row(values: Sequence[Any]) -> bytes:
@@ -199,7 +249,7 @@ def encode_row(values: Sequence[Any]) -> bytes:
         raise EncodingError(f"cannot encode row: {exc}") from exc
 
 
-_EXT_TYPES = frozenset({_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID, Json})
+_EXT_TYPES = frozenset({_dt.datetime, _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID, Json, Spelled})
 
 
 def packable(value: Any) -> Any:
@@ -250,7 +300,22 @@ def _ext_hook(code: int, data: bytes) -> Any:
         return uuid.UUID(bytes=data)
     if code == Ext.JSON:
         return Json.from_text(data.decode("utf-8"))
+    if code == Ext.SPELLED:
+        return _spelled_from(data)
     raise EncodingError(f"unknown ext type {code} in stored value")
+
+
+def _spelled_from(data: bytes) -> Spelled:
+    parts = msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True)
+    if (
+        type(parts) is not list
+        or len(parts) != 3
+        or type(parts[0]) is not str
+        or type(parts[1]) is Spelled
+        or type(parts[2]) not in _SPELLING_TYPES
+    ):
+        raise EncodingError("a stored spelled value is not [dialect, value, spelling]")
+    return Spelled(parts[1], parts[2], parts[0])
 
 
 def _time_from_micros(micros: int, tz: _dt.tzinfo | None) -> _dt.time:
@@ -340,6 +405,7 @@ class K(enum.IntEnum):
     DATETIME_TZ = 0x34  # same, UTC
     INTERVAL = 0x35  # 8 bytes BE of microseconds + 2**63
     UUID = 0x36  # 16 bytes
+    SPELLED = 0x40  # follows the key of a Spelled's value: then the key of its spelling
 
 
 _BQ = struct.Struct(">BQ")
@@ -427,6 +493,10 @@ def _encode_key_element(v: Any) -> bytes:
         return bytes((K.UUID,)) + v.bytes
     if t is Json:
         return bytes((K.JSON,)) + _escape(v.text.encode("utf-8"))
+    if t is Spelled:
+        # the value's key first, so that keys sort by meaning; the spelling keeps two texts of
+        # one value (two spellings of one instant in a SQLite key column) apart
+        return _encode_key_element(v.value) + bytes((K.SPELLED,)) + _encode_key_element(v.spelling)
     if t is list or t is tuple:
         parts = [b"\x00\xff" if x is None else _encode_key_element(x) for x in v]
         return bytes((K.ARRAY,)) + b"".join(parts) + b"\x00"

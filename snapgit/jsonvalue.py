@@ -4,6 +4,8 @@ JSON has no Decimal, date, bytes or NaN, so each gets a text form that loses not
 its exact text (scale kept), dates and times in ISO 8601, intervals as ISO 8601 durations in
 seconds (``PT90.5S``), bytes as base64, UUID as text, NaN and infinities as the strings
 ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; JSON documents as themselves; arrays as lists.
+A value kept with its engine's spelling (:class:`~snapgit.encoding.Spelled`) is shown as that
+spelling: it is what the database holds, and two spellings of one value must look different.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import uuid
 from typing import Any
 
-from snapgit.encoding import Json
+from snapgit.encoding import Json, Spelled
 
 __all__ = ["to_json", "to_text"]
 
@@ -51,6 +53,8 @@ def to_json(v: Any) -> Any:
         return v.value
     if t is list or t is tuple:
         return [to_json(x) for x in v]
+    if t is Spelled:
+        return to_json(v.spelling)
     if isinstance(v, int):
         return int(v)
     return str(v)
@@ -61,6 +65,9 @@ def to_text(v: Any, width: int = 60) -> str:
     if v is None:
         return "NULL"
     t = type(v)
+    if t is Spelled:
+        v = v.spelling
+        t = type(v)
     if t is bytes:
         text = "\\x" + v.hex()
     elif t is str:

@@ -20,18 +20,23 @@ store start fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from snapgit.errors import NotFoundError, SnapError
 from snapgit.objects import Commit, decode_schema
-from snapgit.ops import branches, maintenance, plumbing, status, transfer
+from snapgit.ops import branches, maintenance, plumbing, remotes, status, transfer
 from snapgit.ops import commit as commits
-from snapgit.ops.audit import read_log
+from snapgit.ops.audit import on_behalf_of, read_log
 from snapgit.ops.commit import NoDatabaseError
+from snapgit.ops.remotes import RemoteInfo
+from snapgit.passphrase import PassphraseSource
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import CommitResult
@@ -41,7 +46,9 @@ from snapgit.store.layout import Store
 
 if TYPE_CHECKING:
     from snapgit.compare.diff import Side, TableDiff
+    from snapgit.ops.fetch import FetchResult
     from snapgit.ops.mergeflow import MergeResult
+    from snapgit.ops.push import PushResult
 
 __all__ = ["Repo", "TableInfo", "MergeResult", "NoDatabaseError"]
 
@@ -156,6 +163,13 @@ class Repo:
     def database_dialect(self, override: str | None = None) -> str:
         """ "sqlite", "postgresql" or "mysql": the live database's dialect."""
         return commits.database_dialect(self.database_url(override))
+
+    def database_health(self, db_url: str | None = None):
+        """The live database's reachability, engine, version, size and tables (ops/health.py);
+        a database that cannot be reached is reported, not raised."""
+        from snapgit.ops.health import database_health
+
+        return database_health(self.store, db_url)
 
     def row_cache_dir(self) -> Path | None:
         """Where commits keep their row caches; None when ``SNAP_ROW_CACHE=0`` turns them off."""
@@ -348,6 +362,151 @@ class Repo:
             self.store, target, new_branch=new_branch, force=force, db_url=db_url, progress=progress
         )
 
+    # -- remotes ------------------------------------------------------------------------------
+
+    def remotes(self) -> list[RemoteInfo]:
+        """The configured remotes, by name."""
+        return remotes.list_remotes(self.store)
+
+    def remote_add(
+        self, name: str, url: str, *, encrypt: bool = False, passphrase: str | PassphraseSource | None = None
+    ) -> RemoteInfo:
+        """Name a remote (a directory, ``file://`` or ``s3://bucket/prefix`` URL) after checking
+        that it answers and keeps conditional writes; nothing is stored when it does not.
+        ``encrypt``: everything pushed to it is encrypted on this side (docs/encryption.md), with
+        a key wrapped by ``passphrase`` (the passphrase, a callable asked for it, or None: the
+        environment). An encrypted remote is opened with the passphrase by every command."""
+        return remotes.add_remote(self.store, name, url, encrypt=encrypt, passphrase=passphrase)
+
+    @_writes
+    def remote_passphrase(
+        self, name: str, *, old: str | PassphraseSource | None = None, new: str | PassphraseSource
+    ) -> tuple[str, str]:
+        """Change the passphrase of an encrypted remote: its key is wrapped anew, nothing stored
+        is re-encrypted. Returns the ids of the removed and the new key object."""
+        return remotes.change_remote_passphrase(self.store, name, old=old, new=new)
+
+    @_writes
+    def remote_remove(self, name: str) -> RemoteInfo:
+        """Forget a remote and its remote-tracking refs (the remote itself is not touched)."""
+        return remotes.remove_remote(self.store, name)
+
+    @_writes
+    def push(
+        self,
+        remote: str | None = None,
+        refs: list[str] | None = None,
+        *,
+        all_branches: bool = False,
+        tags: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Send the remote what it lacks of ``refs`` (default: the current branch), then move its
+        refs; a ref that is not a fast-forward is rejected unless ``force`` (see ops/push.py)."""
+        from snapgit.ops.push import push
+
+        return push(self.store, remote, refs, all_branches=all_branches, tags=tags, force=force, progress=progress)
+
+    @_writes
+    def fetch(self, remote: str | None = None, *, progress: Progress | None = None) -> FetchResult:
+        """Download what the remote has and this store lacks; move ``refs/remotes/REMOTE/*``."""
+        from snapgit.ops.fetch import fetch
+
+        return fetch(self.store, remote, progress)
+
+    @_writes
+    def pull(
+        self,
+        remote: str | None = None,
+        branch: str | None = None,
+        *,
+        strategy: str,
+        preview: bool = False,
+        db_url: str | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[FetchResult, MergeResult]:
+        """Fetch, then merge the remote's branch (default: the one named like the current
+        branch) into the live database, as :meth:`merge` does."""
+        from snapgit.ops.fetch import fetch
+
+        result = fetch(self.store, remote, progress)
+        if branch is None:
+            head = self.head_ref()
+            if head is None:
+                raise SnapError("HEAD is detached: name the branch to pull", hint="`snap pull REMOTE BRANCH`")
+            branch = head.removeprefix("refs/heads/")
+        ref = f"{remotes.tracking_prefix(result.remote)}{branch}"
+        if self.refs.read(ref) is None:
+            raise NotFoundError(
+                f"{result.remote} has no branch {branch!r}", hint=f"`snap ls-remote {result.remote}` lists its branches"
+            )
+        return result, self.merge(ref, strategy=strategy, preview=preview, db_url=db_url, progress=progress)
+
+    def ls_remote(self, remote: str | None = None) -> tuple[str, dict[str, str]]:
+        """(the remote's name, its refs: name -> commit id in hex)."""
+        from snapgit.remote.layout import RemoteRepo
+
+        name = remotes.default_remote(self.store, remote)
+        repo = RemoteRepo(remotes.connect(self.store, name))
+        return name, ({r: v.id for r, v in repo.refs().items()} if repo.exists() else {})
+
+    def verify_remote(self, remote: str | None = None, *, read_data: bool = False):
+        """Check a remote as :meth:`verify` checks the store (see ops/remoteverify.py)."""
+        from snapgit.ops.remoteverify import verify_remote
+
+        return verify_remote(self.store, remote, read_data=read_data)
+
+    @classmethod
+    def clone(
+        cls,
+        url: str,
+        directory: str | Path | None = None,
+        db_url: str | None = None,
+        *,
+        branch: str | None = None,
+        restore: bool = False,
+        progress: Progress | None = None,
+    ) -> tuple[Repo, FetchResult, str, MergeResult | None]:
+        """A new store in ``directory`` (default: named after the URL) with the remote's history
+        as ``origin`` and its branch checked out; ``restore`` also makes the database at
+        ``db_url`` (new or empty) equal to it. A clone that fails leaves nothing behind."""
+        from snapgit.ops.fetch import clone_into, remove_new_store
+        from snapgit.remote.open import normalize_url
+
+        url = normalize_url(url)
+        if restore and not (db_url or next((os.environ[v] for v in ENV_URL_VARS if os.environ.get(v)), None)):
+            raise SnapError("clone --restore needs the database to restore into", hint="give it with --db URL")
+        target = Path(directory) if directory else Path(url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".snap"))
+        target = target.resolve()
+        made = None
+        if not target.exists():
+            if not target.parent.is_dir():
+                raise NotFoundError(f"cannot clone into {target}: {target.parent} does not exist")
+            target.mkdir()
+            made = target
+        try:
+            # a database that --restore fills may not exist yet: restore --into creates it
+            repo = cls.init(target, db_url, check=not restore)
+        except BaseException:
+            # init creates its store whole or not at all, and never touches one that exists:
+            # only the folder made here goes
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+            raise
+        try:
+            repo.store.config.remotes["origin"] = {"url": url}
+            repo.store.save_config()
+            with repo.store.locks.writing():
+                fetched, branch = clone_into(repo.store, branch, progress)
+            restored = repo.restore(branch, into=db_url, progress=progress) if restore else None
+        except BaseException:
+            root = repo.store.root
+            repo.close()
+            remove_new_store(root, made)
+            raise
+        return repo, fetched, branch, restored
+
     # -- integrity ----------------------------------------------------------------------------
 
     def verify(self, *, read_data: bool = False, repair: bool = False):
@@ -372,6 +531,11 @@ class Repo:
         """Remove lock files left by killed processes; returns what was removed (only safe when
         no other snap command runs on this store)."""
         return maintenance.unlock(self.store)
+
+    def on_behalf_of(self, client: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+        """Operations run in the ``with`` block (in this thread) record ``client`` in their audit
+        log line: who asked from outside the process (snap serve: role and address)."""
+        return on_behalf_of(client)
 
     def oplog(self) -> Iterator[dict[str, Any]]:
         """The audit log: one entry per operation, oldest first."""
@@ -445,10 +609,23 @@ class Repo:
         since: str | None = None,
         dialect: str | None = None,
         progress: Progress | None = None,
+        encrypt: bool = False,
+        passphrase: str | PassphraseSource | None = None,
     ):
-        """Write a commit (with ``since``: its changes since that commit) to an export file."""
+        """Write a commit (with ``since``: its changes since that commit) to an export file.
+        With ``encrypt``, the file is in the age format, encrypted with ``passphrase`` (the
+        passphrase, a callable asked for it, or None: ``SNAP_PASSPHRASE`` / ``SNAP_PASSPHRASE_FILE``)."""
         return transfer.export(
-            self.store, rev, path, fmt=fmt, tables=tables, since=since, dialect=dialect, progress=progress
+            self.store,
+            rev,
+            path,
+            fmt=fmt,
+            tables=tables,
+            since=since,
+            dialect=dialect,
+            progress=progress,
+            encrypt=encrypt,
+            passphrase=passphrase,
         )
 
     @_writes
@@ -463,11 +640,12 @@ class Repo:
         db_url: str | None = None,
         author: str | None = None,
         progress: Progress | None = None,
+        passphrase: str | PassphraseSource | None = None,
     ) -> dict[str, Any]:
         """Validate an export file and make it a commit (kind ``import``); nothing is written when
         it has any problem. With ``branch`` the commit goes on that branch (created or advanced),
         else under ``refs/imports/``. With ``merge_strategy`` it is then merged into the live
-        database."""
+        database. An encrypted file is decrypted with ``passphrase`` (as for :meth:`export`)."""
         return transfer.import_file(
             self.store,
             path,
@@ -478,4 +656,5 @@ class Repo:
             db_url=db_url,
             author=author,
             progress=progress,
+            passphrase=passphrase,
         )

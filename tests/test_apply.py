@@ -245,13 +245,16 @@ from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from snapgit.compare.mergeplan import TablePlan  # noqa: E402
-from snapgit.ops.apply import BATCH, apply_plans, generations  # noqa: E402
+from snapgit.compare.writeorder import generations  # noqa: E402
+from snapgit.ops.apply import BATCH, apply_plans  # noqa: E402
 from snapgit.schema import Column, ForeignKey, TableSchema  # noqa: E402
 
 
 class Recorder:
     """A database whose write transaction records what it is asked to do (snapgit.db.write's
     interface: delete_rows, update_rows, insert_rows, check_foreign_keys, reset_sequences)."""
+
+    dialect = "sqlite"  # apply_plans checks values against live columns only on the servers
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []

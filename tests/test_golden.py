@@ -29,6 +29,7 @@ import pytest
 
 from snapgit.encoding import (
     Json,
+    Spelled,
     canonical_value,
     decode_row,
     encode_key,
@@ -65,7 +66,8 @@ def from_tagged(t: Any) -> Any:
     ``inf``, ``-inf``, ``-0.0`` allowed), ``{"bytes": "<hex>"}``, ``{"decimal": "<text>"}``,
     ``{"date": "YYYY-MM-DD"}``, ``{"time": "HH:MM:SS[.ffffff][+HH:MM]"}``,
     ``{"datetime": "YYYY-MM-DDTHH:MM:SS[.ffffff][+HH:MM]"}``, ``{"interval": "<microseconds>"}``,
-    ``{"uuid": "<8-4-4-4-12>"}``, ``{"json": <any JSON document>}``, ``{"array": [<tagged>...]}``.
+    ``{"uuid": "<8-4-4-4-12>"}``, ``{"json": <any JSON document>}``, ``{"array": [<tagged>...]}``,
+    ``{"spelled": [<dialect>, <tagged value>, <tagged spelling>]}``.
     """
     if t is None or isinstance(t, (bool, str)):
         return t
@@ -94,6 +96,8 @@ def from_tagged(t: Any) -> Any:
         return Json(v)
     if tag == "array":
         return [from_tagged(x) for x in v]
+    if tag == "spelled":  # format 2: [dialect, <tagged value>, <tagged spelling>]
+        return Spelled(from_tagged(v[1]), from_tagged(v[2]), v[0])
     raise ValueError(f"unknown tag {tag!r}")
 
 
@@ -111,6 +115,8 @@ def same(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     if isinstance(a, Json):
         return a.text == b.text
+    if isinstance(a, Spelled):
+        return a.dialect == b.dialect and same(a.value, b.value) and same(a.spelling, b.spelling)
     return a == b
 
 
@@ -284,6 +290,9 @@ def test_rows_cover_every_value_type(golden: dict[str, Any]) -> None:
             if tag == "array":
                 for x in v:
                     walk(x)
+            if tag == "spelled":
+                walk(v[1])
+                walk(v[2])
 
     for case in golden["rows"]:
         for v in case["values"]:
@@ -303,6 +312,7 @@ def test_rows_cover_every_value_type(golden: dict[str, Any]) -> None:
         "uuid",
         "json",
         "array",
+        "spelled",
     }
 
 

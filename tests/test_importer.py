@@ -74,9 +74,10 @@ def tamper(path: Path, n: int, column: str) -> str:
     assert re.fullmatch(r"[0-9a-f]{64}", row["checksum"])
     j = header["columns"].index(column)
     old = row["values"][j]
-    new = {int: lambda v: v + 1, str: lambda v: v[:-1] + ("9" if v[-1] != "9" else "8"), bool: lambda v: not v}[
-        type(old)
-    ](old)
+    text = lambda v: v[:-1] + ("9" if v[-1] != "9" else "8")  # noqa: E731
+    # a value kept with its spelling (SQLAlchemy's '2024-01-01 12:30:00.000000'): its spelling
+    spelled = lambda v: {**v, "value": [*v["value"][:2], {"type": "text", "value": text(v["value"][2]["value"])}]}  # noqa: E731
+    new = {int: lambda v: v + 1, str: text, bool: lambda v: not v, dict: spelled}[type(old)](old)
     row["values"][j] = new
     text = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
     lines[i] = text + ("," if lines[i].endswith(",") else "")

@@ -90,3 +90,13 @@ def test_infinities_round_trip_through_a_sqlite_sql_export(tmp_path: Path) -> No
             assert [t.rows for t in again.commit("copy").tables] == [4]
         with pytest.raises(ExportError, match="MariaDB/MySQL cannot store the float inf"):  # MariaDB cannot
             src.export(cid.hex(), tmp_path / "dump-mysql.sql", fmt="sql", dialect="mysql")
+
+
+def test_sqlite_text_with_nul_is_written_as_its_bytes() -> None:
+    """SQLite's parser ends a statement at a NUL: such a text is cast from its UTF-8 bytes."""
+    con = sqlite3.connect(":memory:")
+    for text in ("a\x00b", "\x00", "é\x00'"):
+        lit = literal(text, "sqlite")
+        assert "\x00" not in lit
+        assert con.execute(f"SELECT {lit}, typeof({lit})").fetchone() == (text, "text")
+    con.close()

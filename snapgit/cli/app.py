@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from snapgit.cli.context import open_repo, split_tables, state
+from snapgit.cli.context import ask_passphrase, open_repo, split_tables, state
 from snapgit.cli.render import (
     err,
     out,
@@ -74,6 +74,10 @@ def _main(
     ] = False,
 ) -> None:
     state.debug = debug  # first: an error of the options below shows its traceback too
+    # an encrypted remote opened by any command asks the terminal when the environment is silent
+    from snapgit.passphrase import set_default
+
+    set_default(ask_passphrase)
     if directory is not None:
         if not directory.is_dir():
             raise SnapError(f"cannot change to {directory}: no such directory")
@@ -379,15 +383,28 @@ def verify(
             help="First rebuild broken or missing indexes and move damaged packs to objects/damaged/ (keeping what reads).",
         ),
     ] = False,
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="Check this remote instead of the store.", metavar="REMOTE")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check the store: indexes, packs, refs, and that everything reachable exists.
+    """Check the store (or a remote): indexes, packs, refs, and that everything reachable exists.
 
     Exit status 0 when clean, 3 when a problem was found (each is listed), 4 when --repair
     finds another snap command running.
     """
     started = time.monotonic()
-    report = open_repo().verify(read_data=read_data, repair=repair)
+    if remote is not None and repair:
+        raise SnapError("--repair works on the store, not on a remote", hint="drop --repair, or --remote")
+    if remote is not None:
+        report = open_repo().verify_remote(remote, read_data=read_data)
+        if not read_data and not as_json:
+            remote_cli.print_remote_verify(report, time.monotonic() - started)
+            if not report.ok:
+                raise typer.Exit(3)
+            return
+    else:
+        report = open_repo().verify(read_data=read_data, repair=repair)
     print_verify(report, time.monotonic() - started, read_data=read_data, as_json=as_json)
     if not report.ok:
         raise typer.Exit(3)
@@ -511,20 +528,37 @@ def export_cmd(
     dialect: Annotated[
         str | None, typer.Option("--dialect", help="SQL dialect: sqlite, postgresql or mysql (default: the source's).")
     ] = None,
+    encrypt: Annotated[
+        bool,
+        typer.Option(
+            "--encrypt",
+            help="Encrypt the file in the age format (age -d decrypts it) with a passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal. Not with csv.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write a commit to a portable file: JSON, a directory of CSV files, or SQL."""
     repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.export(
-            rev, output, fmt=fmt, tables=split_tables(tables), since=since, dialect=dialect, progress=progress
+            rev,
+            output,
+            fmt=fmt,
+            tables=split_tables(tables),
+            since=since,
+            dialect=dialect,
+            progress=progress,
+            encrypt=encrypt,
+            passphrase=ask_passphrase,  # asked once the export is known to be possible
         )
     print_export(result, as_json=as_json)
 
 
 @app.command("import")
 def import_cmd(
-    path: Annotated[Path, typer.Argument(help="An export file (json, .json.zst) or CSV export directory.")],
+    path: Annotated[
+        Path, typer.Argument(help="An export file (json, .json.zst, either encrypted) or CSV export directory.")
+    ],
     branch: Annotated[
         str | None, typer.Option("--branch", help="Commit on this branch (created or advanced).", metavar="NAME")
     ] = None,
@@ -542,11 +576,14 @@ def import_cmd(
     db: Annotated[str | None, typer.Option("--db", help="Database URL (for --merge).", metavar="URL")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Validate an export file completely and make it a commit; nothing is written if it has problems."""
+    """Validate an export file completely and make it a commit; nothing is written if it has problems.
+
+    An encrypted file takes its passphrase from SNAP_PASSPHRASE, SNAP_PASSPHRASE_FILE or the terminal."""
     repo = open_repo()
     with progress_bar(not as_json) as progress:
         result = repo.import_file(
             path,
+            passphrase=ask_passphrase,  # asked only for an encrypted file
             branch=branch,
             merge_strategy=strategy if merge else None,
             max_size=max_size,
@@ -567,7 +604,10 @@ def import_cmd(
 # store from snapgit.cli.context), so that it need not import this module; here they join ``snap``.
 # List a new module here: COMMAND_MODULES = (remote_cli, ...); they are imported when `snap` starts,
 # so a module keeps its own heavy imports inside its commands.
-COMMAND_MODULES: tuple = ()
+from snapgit.cli import remote as remote_cli  # noqa: E402 - after app: the module list below joins them
+from snapgit.cli import serve as serve_cli  # noqa: E402 - after app: the module list below joins them
+
+COMMAND_MODULES: tuple = (remote_cli, serve_cli)
 for _module in COMMAND_MODULES:
     app.registered_commands.extend(_module.commands.registered_commands)
     app.registered_groups.extend(_module.commands.registered_groups)

@@ -274,6 +274,16 @@ class Database:
         return f"Database({self.url_redacted!r})"
 
 
+_SERVER_INFO_SQL = {
+    "sqlite": ("SELECT sqlite_version()", "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"),
+    "postgresql": ("SELECT version()", "SELECT pg_database_size(current_database())"),
+    "mysql": (
+        "SELECT version()",
+        "SELECT sum(data_length + index_length) FROM information_schema.tables WHERE table_schema = database()",
+    ),
+}
+
+
 class ReadSnapshot:
     """The database as of one instant: list, reflect, count and scan its tables.
 
@@ -449,6 +459,24 @@ class ReadSnapshot:
         self._errors = (sa.exc.SQLAlchemyError, sqlite3.Error)
         self._begin()
         return self._conn
+
+    def server_info(self) -> tuple[str | None, int | None]:
+        """The engine's version and the database's size in bytes (None where it cannot say),
+        for a health page."""
+        out: list[Any] = []
+        for sql in _SERVER_INFO_SQL[self._dialect]:
+            self._claim()
+            cur = self._raw.cursor()
+            try:
+                cur.execute(sql)
+                row = cur.fetchone()
+                out.append(row[0] if row else None)
+            except self._dbapi_error:
+                out.append(None)  # no right to read the size, say: the page shows "?"
+            finally:
+                cur.close()
+        version, size = out
+        return (str(version) if version is not None else None, int(size) if size is not None else None)
 
     def count(self, table: str) -> int:
         """The number of rows of ``table``."""

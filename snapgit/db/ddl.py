@@ -4,9 +4,12 @@ A stored schema says which portable type each column has (:mod:`snapgit.schema`)
 source database spelled it (``native``). Into another kind of database, tables are created from
 the **portable types**: the same schema gives the same tables whatever its source, and reflecting
 them gives the portable types back wherever the target can hold them. Into the same kind of
-database the native spelling is what makes a restore exact (see *Native types* below; this module
-does it for MariaDB/MySQL). Defaults (SQL of the source database), CHECK constraints, expression
-indexes and index methods are not carried over.
+database the native spelling is what makes a restore exact: SQLite columns are created with
+their declared type as it was written (``varchar(100)``, ``bigint``, no type at all), PostgreSQL
+and MariaDB/MySQL columns as below. Defaults (SQL of the source database), CHECK constraints,
+SQLite's AUTOINCREMENT, expression indexes and index methods are not carried over. Whether each
+value fits the column it goes into is checked by :mod:`snapgit.db.fit`; the user's view of both
+is docs/types.md.
 
 Native types (MariaDB/MySQL from MariaDB/MySQL)
 -----------------------------------------------
@@ -451,10 +454,16 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
     prefixes = {n: p for n, native in natives.items() if (p := _mysql_prefix(native, key_bytes.get(n, 0)))}
     lines = []
     for col in schema.columns:
-        if d == "sqlite" and col.name == auto:
+        if d == "sqlite" and target.source == "sqlite" and col.native is not None:
+            spelled = col.native  # as declared: an INTEGER primary key stays the rowid
+        elif d == "sqlite" and col.name == auto:
             spelled = "INTEGER"  # the rowid: SQLite numbers it
         elif d == "postgresql" and target.source == "postgresql":
             spelled = pg_native_type(col.native, col.type)
+        elif d == "sqlite" and target.source == "sqlite" and col.native is not None:
+            # the declared type decides the column's affinity, and so the storage class of
+            # every value written to it: no type (or ANY) keeps 3.5 a REAL where TEXT makes it '3.5'
+            spelled = col.native
         elif col.name in natives:
             spelled = natives[col.name]
         else:

@@ -21,9 +21,9 @@ Decimal        int when integral, else the  Decimal                 Decimal
                float whose repr is the same
                number (NaN, Infinity: text)
 date           'YYYY-MM-DD'                 date                    date
-time           'HH:MM:SS.ffffff'            time                    time
-aware time     'HH:MM:SS.ffffff+HH:MM'      time (timetz)           the same ISO text
-naive datetime 'YYYY-MM-DD HH:MM:SS.ffffff' datetime                datetime
+time           'HH:MM:SS[.ffffff]'          time                    time
+aware time     'HH:MM:SS[.ffffff]+HH:MM'    time (timetz)           the same ISO text
+naive datetime 'YYYY-MM-DD HH:MM:SS[.f]'    datetime                datetime
 aware datetime the same in UTC, '+00:00'    datetime (timestamptz)  naive UTC wall time (the
                                                                     session is in UTC)
 timedelta      microseconds (an int)        timedelta (interval)    microseconds for an
@@ -35,6 +35,9 @@ column                                      holding some: all
 UUID           32 lower-case hex digits     UUID                    'xxxxxxxx-xxxx-...' text
 Json           canonical JSON text          canonical text, typed   canonical JSON text
                                             json/jsonb by a cast
+Spelled        its spelling when read from  the same                the same
+               this engine, else its value
+               as above
 list (array)   canonical JSON text of       list (a cast to the     canonical JSON text of
                the elements (jsonvalue)     column's array type)    the elements
 ============== ============================ ======================= ===========================
@@ -44,11 +47,14 @@ Two rules, as for reading:
 * **Convert only what has the canonical type.** A value of another type is what a reader kept
   as the driver returned it (text in a SQLite DATETIME column that is no date, say); it is
   written back as it is, so it reads back as it was.
-* **Write what the application wrote.** SQLite stores dates, times and UUIDs as text or blobs in
-  whatever form the application chose; the form of one sampled value per column
-  (:func:`sqlite_style`) is used for the values written, so restored rows look like the
-  application's own and keys compare equal to the stored ones. An empty column gets
-  SQLAlchemy's forms (``' '``, six fractional digits, 32 hex digits).
+* **Write what the application wrote.** A value the reader kept with its spelling
+  (:class:`snapgit.encoding.Spelled`: SQLite date, time, JSON and UUID text in a form of the
+  application's choosing, a UUID held as a blob, PostgreSQL ``json`` and MariaDB JSON text) is
+  written as that spelling into the engine it was read from, and as its canonical value into
+  another. A canonical value is written in one fixed form per type, the one the reader takes
+  for canonical (:data:`SQLITE_CANONICAL`): SQLite dates ``YYYY-MM-DD``, times and datetimes as
+  Python's ``isoformat`` (``' '`` between date and time, fractional digits only when not zero;
+  what SQLite's own ``datetime()``, Python's sqlite3 and Django write), UUIDs as 32 hex digits.
 
 What SQLite's types cannot hold: a NUMERIC column (NUMERIC affinity) turns text that looks like a
 number into a REAL, keeping 15 significant digits. A Decimal is therefore written as an integer
@@ -69,10 +75,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from snapgit.db.values import Converter, pg_interval_text
-from snapgit.encoding import Json, canonical_json
+from snapgit.encoding import Json, Spelled, canonical_json
 from snapgit.jsonvalue import to_json
 
-__all__ = ["SqliteStyle", "sqlite_style", "column_write", "WriteValueError"]
+__all__ = [
+    "SqliteStyle",
+    "SQLITE_CANONICAL",
+    "column_write",
+    "canonical_write",
+    "WriteValueError",
+    "SPELLABLE",
+]
 
 _UTC = _dt.UTC
 _US = _dt.timedelta(microseconds=1)
@@ -100,29 +113,13 @@ class SqliteStyle:
 
     uuid: str = "hex"
     sep: str = " "
-    micros: bool = True
+    micros: bool = False
 
 
-DEFAULT_STYLE = SqliteStyle()
-
-
-def sqlite_style(portable: str, sample: Any) -> SqliteStyle:
-    """The style of a column whose stored values look like ``sample`` (None: the default)."""
-    base = _base(portable)
-    if base == "uuid":
-        if type(sample) is bytes and len(sample) == 16:
-            return SqliteStyle(uuid="blob")
-        if type(sample) is str and len(sample) == 36:
-            return SqliteStyle(uuid="dashed")
-        return DEFAULT_STYLE
-    if type(sample) is not str:
-        return DEFAULT_STYLE
-    if base in ("timestamp", "timestamptz"):
-        sep = sample[10] if len(sample) > 10 and sample[10] in " T" else " "
-        return SqliteStyle(sep=sep, micros="." in sample)
-    if base in ("time", "timetz"):
-        return SqliteStyle(micros="." in sample)
-    return DEFAULT_STYLE
+# The forms canonical values are written in, and so the spellings the reader keeps no Spelled
+# for (snapgit.db.types): a store's record bytes depend on them, so they are part of the format
+SQLITE_CANONICAL = SqliteStyle()
+DEFAULT_STYLE = SQLITE_CANONICAL
 
 
 def _sqlite_decimal(v: Any) -> Any:
@@ -279,9 +276,43 @@ def _element(portable: str) -> str | None:
     return None
 
 
+# portable types whose values a reader may keep with their spelling (snapgit.db.types)
+SPELLABLE = frozenset({"numeric", "date", "time", "timetz", "timestamp", "timestamptz", "uuid", "json"})
+
+
+def _spelled_aware(dialect: str, conv: Converter | None) -> Converter:
+    """``conv`` (None: the value as it is) for canonical values; a Spelled value's spelling when
+    it was read from ``dialect``, else its canonical value converted."""
+    if conv is None:
+
+        def plain(v: Any) -> Any:
+            if type(v) is Spelled:
+                return v.spelling if v.dialect == dialect else v.value
+            return v
+
+        return plain
+
+    def convert(v: Any) -> Any:
+        if type(v) is Spelled:
+            return v.spelling if v.dialect == dialect else conv(v.value)
+        return conv(v)
+
+    return convert
+
+
 def column_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
     """The converter for values written to a column of ``portable`` type, or None when the
-    driver takes the canonical values as they are. ``style``: SQLite only (:func:`sqlite_style`)."""
+    driver takes the canonical values as they are. ``style``: SQLite only, the forms of
+    canonical dates, times and UUIDs (default and canonical: :data:`SQLITE_CANONICAL`)."""
+    conv = canonical_write(dialect, portable, style)
+    if _base(portable) in SPELLABLE:
+        return _spelled_aware(dialect, conv)
+    return conv
+
+
+def canonical_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:
+    """:func:`column_write` for canonical values only (no :class:`Spelled`): what a reader
+    compares a driver's value with to know whether the value alone gives it back."""
     base = _base(portable)
     elem = _element(portable)
     if dialect == "sqlite":

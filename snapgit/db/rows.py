@@ -28,6 +28,7 @@ from typing import Any
 from msgpack import ExtType
 
 from snapgit.db.values import Converter
+from snapgit.encoding import Spelled
 
 __all__ = ["batch_converter"]
 
@@ -59,7 +60,8 @@ _IMMUTABLE = frozenset(
 def _memoized(conv: Converter, memo: dict[str, Any]) -> Converter:
     def miss(v: Any) -> Any:
         out = conv(v)
-        if type(v) is str and type(out) in _IMMUTABLE:
+        t = type(out)
+        if type(v) is str and (t in _IMMUTABLE or (t is Spelled and type(out.value) in _IMMUTABLE)):
             if len(memo) >= MEMO_MAX:
                 memo.clear()
             memo[v] = out

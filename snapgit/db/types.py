@@ -77,9 +77,10 @@ Worth knowing:
 * SQLite's NUMERIC affinity (any declared type it does not know, ``UUID`` and ``JSON`` included)
   turns text that looks like a number into a number *when it is written*: a hex UUID of only
   digits, or the JSON text ``2.0``, is stored as an integer. Reading cannot undo that.
-* SQLite texts are converted only in the exact forms SQLAlchemy and Python's sqlite3 write
-  ('YYYY-MM-DD HH:MM:SS[.ffffff]', 'T' accepted); a write uses the form the column's values
-  already have, else SQLAlchemy's (:mod:`snapgit.db.params`).
+* SQLite texts are converted only in ISO forms ('YYYY-MM-DD HH:MM[:SS[.f]]', 'T' accepted).
+  A value whose text (or storage class) is not the one its canonical value is written back as
+  (:data:`snapgit.db.params.SQLITE_CANONICAL`) keeps it: a :class:`snapgit.encoding.Spelled`.
+  So do PostgreSQL ``json`` and MariaDB JSON documents whose text is not canonical.
 * PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. A date, time,
   timestamp or interval value that Python's types cannot hold (a BC date, ``infinity``,
   ``24:00:00``, an interval beyond 999,999,999 days) is read as its text, value by value
@@ -109,7 +110,9 @@ import re
 from dataclasses import dataclass
 
 from snapgit.db import values as V
+from snapgit.db.params import canonical_write
 from snapgit.db.values import Converter
+from snapgit.encoding import Json, Spelled
 
 __all__ = [
     "ColumnRead",
@@ -315,7 +318,9 @@ def _pg_read(portable: str, native: str) -> ColumnRead:
         order = '{c} COLLATE "C"' if _PG_PLAIN_TEXT.fullmatch(bare) else '{c}::text COLLATE "C"'
         return ColumnRead("{c}::text", None, order)
     if base == "json":
-        return ColumnRead("{c}::text", V.text_to_json, '{c}::text COLLATE "C"')
+        # json keeps the text it was given, jsonb its own normal form of the document
+        exact = native.split(" COLLATE ", 1)[0] == "json"
+        return ColumnRead("{c}::text", _PG_JSON if exact else _pg_jsonb, '{c}::text COLLATE "C"')
     if base == "real":
         return ColumnRead("{c}::float8", None, "{c}")
     if base == "numeric":
@@ -425,7 +430,7 @@ def _my_read(portable: str, native: str) -> ColumnRead:
     if base == "time":
         return ColumnRead("{c}", V.duration_to_time, "{c}")
     if base == "json":
-        return ColumnRead("{c}", V.text_to_json, "CAST({c} AS BINARY)")
+        return ColumnRead("{c}", _MY_JSON, "CAST({c} AS BINARY)")
     if base == "uuid":
         return ColumnRead("{c}", V.to_uuid, "CAST({c} AS BINARY)")
     if base in ("text", "varchar", "char"):
@@ -455,8 +460,86 @@ def _sqlite_read(portable: str) -> ColumnRead:
         conv: Converter | None = V.to_decimal(args[1] if len(args) == 2 else None)
     else:
         conv = _SQLITE_CONVERTERS.get(base)
+    if conv is not None and base != "boolean":  # 0 and 1 are written back as 0 and 1
+        conv = _sqlite_spelled(conv, portable)
     # BINARY is SQLite's default collation, but a column may declare NOCASE or RTRIM
     return ColumnRead("{c}", conv, "{c} COLLATE BINARY")
+
+
+# SQLite's NUMERIC affinity (every converted column has it: DATE, DATETIME, JSON, UUID, NUMERIC,
+# ...) stores text that is a well-formed number as that number
+_SQLITE_NUMBER = re.compile(r"\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_SQLITE_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_I64 = 2**63
+
+
+def _numeric_affinity(v: object) -> object:
+    """What a column of NUMERIC affinity stores when ``v`` is written to it."""
+    if type(v) is not str or not _SQLITE_NUMBER.fullmatch(v):
+        return v
+    if _SQLITE_INTEGER.fullmatch(v):
+        i = int(v)
+        if -_I64 <= i < _I64:
+            return i
+    f = float(v)
+    if f == f and abs(f) < _I64 and f == int(f):
+        return int(f)
+    return f
+
+
+def _sqlite_spelled(conv: Converter, portable: str) -> Converter:
+    """``conv``, except that where the canonical value it gives would not be written back as
+    the very value SQLite held (the same storage class and the same text: the writer's
+    canonical form, through the column's NUMERIC affinity), the value keeps that spelling."""
+    write = canonical_write("sqlite", portable)
+    assert write is not None
+
+    def convert(v: object) -> object:
+        out = conv(v)
+        if out is v:
+            return v
+        try:
+            back = write(out)
+            if back != v or type(back) is not type(v):  # else the common case: the same text
+                back = _numeric_affinity(back)
+        except ValueError:  # a value the writer refuses: its spelling is all a write could use
+            back = None
+        if type(back) is type(v) and back == v:
+            return out
+        return Spelled(out, v, "sqlite")
+
+    return convert
+
+
+def _exact_json(dialect: str) -> Converter:
+    """JSON text (PostgreSQL ``json``, MariaDB JSON, which keep a document as written) -> Json,
+    with the text as its spelling when it is not the canonical text."""
+
+    def convert(v: object) -> object:
+        out = V.text_to_json(v)
+        if type(out) is Json and out.text != v:
+            return Spelled(out, v, dialect)
+        return out
+
+    return convert
+
+
+_PG_JSON = _exact_json("postgresql")
+_MY_JSON = _exact_json("mysql")
+
+
+def _pg_jsonb(v: object) -> object:
+    """jsonb text -> Json, with the text as its spelling when the canonical text, stored as
+    jsonb, would print otherwise (jsonb keeps a number's digits: ``2.50``, ``1e2`` as ``100``)."""
+    out = V.text_to_json(v)
+    if type(out) is Json:
+        try:
+            same = V.pg_jsonb_text(out.value) == v
+        except (TypeError, ValueError, ArithmeticError):
+            same = False
+        if not same:
+            return Spelled(out, v, "postgresql")
+    return out
 
 
 def column_read(dialect: str, portable: str, native: str | None) -> ColumnRead:

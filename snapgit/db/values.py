@@ -41,6 +41,7 @@ __all__ = [
     "array_of",
     "PG_TEXT_FALLBACK_TYPES",
     "register_pg_text_fallback",
+    "pg_jsonb_text",
 ]
 
 Converter = Callable[[Any], Any]
@@ -336,3 +337,48 @@ def _text_fallback_loader(
             return value
 
     return TextFallbackLoader
+
+
+# --- PostgreSQL jsonb's text --------------------------------------------------------------------
+
+_JSONB_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _jsonb_string(v: str) -> str:
+    out = []
+    for ch in v:
+        esc = _JSONB_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ch < " ":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def pg_jsonb_text(v: Any) -> str:
+    """The text PostgreSQL prints for the ``jsonb`` of the canonical JSON text of ``v`` (a value
+    of :class:`snapgit.encoding.Json`): keys in jsonb's order (shorter first, then by their
+    bytes; the last of duplicates), ``", "`` and ``": "`` between items, numbers as ``numeric``
+    prints them (never in exponent form, digits after the point kept). A reader compares it with
+    the text it read to know whether writing the value back gives that text."""
+    t = type(v)
+    if v is None:
+        return "null"
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return str(v)
+    if t is float:
+        # the canonical text of the float (json.dumps) is what the server parses as a numeric
+        d = decimal.Decimal(json.dumps(v))
+        return format(-d if d.is_zero() and d.is_signed() else d, "f")  # numeric has no -0
+    if t is str:
+        return _jsonb_string(v)
+    if t is list:
+        return "[" + ", ".join(pg_jsonb_text(x) for x in v) + "]"
+    if t is dict:
+        keys = sorted(v, key=lambda k: (len(k.encode("utf-8")), k.encode("utf-8")))
+        return "{" + ", ".join(f"{_jsonb_string(k)}: {pg_jsonb_text(v[k])}" for k in keys) + "}"
+    raise TypeError(f"not a JSON value: {v!r}")

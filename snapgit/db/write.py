@@ -84,7 +84,7 @@ from snapgit.db.ddl import (
     with_referenced_types,
 )
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
-from snapgit.db.params import SqliteStyle, WriteValueError, column_write, sqlite_style
+from snapgit.db.params import WriteValueError, column_write
 from snapgit.db.reflect import LIST_TABLES_SQL
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
@@ -123,7 +123,6 @@ class _Live:
     pg_types: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)  # cast, is json, is array
     pg_oids: dict[str, tuple[str, int]] = field(default_factory=dict)  # type name, type oid
     my_columns: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # data type, charset
-    styles: dict[str, SqliteStyle] = field(default_factory=dict)
     always_identity: set[str] = field(default_factory=set)  # PostgreSQL GENERATED ALWAYS AS IDENTITY
 
 
@@ -379,7 +378,6 @@ class WriteTransaction:
             if not rows:
                 raise DatabaseError(f"no table {table} in {self.url_redacted}")
             live = _Live([r[0] for r in rows])
-            live.styles = self._sqlite_styles(schema, live.columns)
         elif self.dialect == "postgresql":
             if self._query("SELECT to_regclass(%s)", (quote(table, "postgresql"),))[0][0] is None:
                 raise DatabaseError(f"no table {table} in {self.url_redacted}")
@@ -423,26 +421,11 @@ class WriteTransaction:
         self._live_cache[table] = live
         return live
 
-    def _sqlite_styles(self, schema: TableSchema, live_columns: list[str]) -> dict[str, SqliteStyle]:
-        """The form of dates, times and UUIDs in each such column, from one stored value."""
-        out = {}
-        present = set(live_columns)
-        for col in schema.columns:
-            base = col.type.split("(", 1)[0]
-            if base not in ("uuid", "time", "timetz", "timestamp", "timestamptz") or col.name not in present:
-                continue
-            c = self._q(col.name)
-            sample = self._query(
-                f"SELECT {c} FROM (SELECT {c} FROM {self._q(schema.name)} LIMIT 1000) WHERE {c} IS NOT NULL LIMIT 1"
-            )
-            out[col.name] = sqlite_style(col.type, sample[0][0] if sample else None)
-        return out
-
     # --- values ---------------------------------------------------------------------------------
 
     def _converters(self, schema: TableSchema, live: _Live) -> list[Any]:
         cols = {c.name: c for c in schema.columns}
-        return [column_write(self.dialect, cols[n].type, live.styles.get(n)) for n in schema.sorted_names]
+        return [column_write(self.dialect, cols[n].type) for n in schema.sorted_names]
 
     def _convert(
         self, schema: TableSchema, live: _Live
@@ -784,7 +767,7 @@ class WriteTransaction:
         remaining = sum(wanted.values())
         names = schema.sorted_names
         cols = {c.name: c for c in schema.columns}
-        reads = [column_read(self.dialect, cols[n].type, None) for n in names]
+        reads = [column_read(self.dialect, cols[n].type, cols[n].native) for n in names]
         convert = batch_converter([None, *(r.convert for r in reads)])
         if self.dialect == "sqlite":
             rid = next(r for r in ("rowid", "_rowid_", "oid") if r not in live.columns)
@@ -867,11 +850,12 @@ class WriteTransaction:
     def _mysql_match(self, c: str, portable: str, live: tuple[str, str | None] | None) -> str:
         """A condition true exactly when the column holds the value a scan would read as the
         parameter: text byte for byte (not by the collation, which may ignore case or trailing
-        spaces), JSON by value."""
+        spaces), JSON by value on MySQL and by its text on MariaDB (which keeps the text a scan
+        reads: its spelling, or the canonical text the parameter then is)."""
         base = portable.split("(", 1)[0]
         data_type, charset = live or ("", None)
         if base == "json" or data_type == "json":
-            return f"JSON_EQUALS({c}, %s)" if self._mariadb else f"{c} = CAST(%s AS JSON)"
+            return f"CAST({c} AS BINARY) = CAST(%s AS BINARY)" if self._mariadb else f"{c} = CAST(%s AS JSON)"
         if base in ("text", "varchar", "char"):
             if data_type in ("inet4", "inet6"):
                 return f"CAST(CAST({c} AS CHAR) AS BINARY) = CAST(%s AS BINARY)"

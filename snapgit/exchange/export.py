@@ -50,7 +50,7 @@ from snapgit.tree.diff import REMOVED, diff_trees
 from snapgit.tree.prolly import iter_leaves
 from snapgit.version import __version__
 
-__all__ = ["ExportResult", "export_commit", "keyless_occurrence"]
+__all__ = ["ExportResult", "check_encryptable", "check_output", "export_commit", "keyless_occurrence"]
 
 
 @dataclass
@@ -192,19 +192,33 @@ def _value_error(t: _Table, rid: bytes, exc: Exception) -> ExportError:
 
 
 @contextlib.contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+def _atomic_file(path: Path, passphrase: str | None = None) -> Iterator[IO[bytes]]:
+    """The output file, written under a temporary name and renamed when the block ends; with a
+    passphrase, encrypted in the age format (compressed first when the name without ``.age``
+    ends in ``.zst``: encrypted bytes do not compress)."""
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
     with _naming(path):
         fd = open_private(tmp)
     try:
         with os.fdopen(fd, "wb") as raw:
-            if path.name.endswith(".zst"):
+            sink: IO[bytes] = raw
+            age = None
+            if passphrase is not None:
+                from snapgit.exchange.agefile import AgeWriter
+
+                # buffered: the JSON writer hands over a line at a time, each chunk sealed once
+                age = AgeWriter(raw, passphrase)
+                sink = io.BufferedWriter(age, 1 << 16)
+            if path.name.removesuffix(".age").endswith(".zst"):
                 import zstandard
 
-                with zstandard.ZstdCompressor(level=3).stream_writer(raw, closefd=False) as z:
+                with zstandard.ZstdCompressor(level=3).stream_writer(sink, closefd=False) as z:
                     yield z
             else:
-                yield raw
+                yield sink
+            if age is not None:
+                sink.flush()
+                age.finish()
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -215,7 +229,8 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
         raise
 
 
-def _refuse_existing(path: Path) -> None:
+def check_output(path: Path) -> None:
+    """Refuse an output path that exists, or whose folder does not."""
     if path.exists():
         raise ExportError(f"{path} exists already", hint="remove it, or give another -o PATH")
     folder = path.parent
@@ -399,7 +414,8 @@ def _write_sql(objects, plan, meta, out: IO[bytes], dialect: str, result: Export
         w.write("START TRANSACTION;\n")
     else:
         w.write("BEGIN;\n")
-    target = Target(dialect)
+    # SQLite from SQLite: the declared types, whose affinities keep each value's storage class
+    target = Target(dialect, source="sqlite" if dialect == "sqlite" == meta.get("source_dialect") else None)
     schemas = [t.schema for t in plan]
     names = {s.name for s in schemas}
     later, made = [], set()
@@ -500,6 +516,17 @@ def _pg_float(v: float) -> str:
 # --- entry point --------------------------------------------------------------------------------
 
 
+def check_encryptable(fmt: str) -> None:
+    """Refuse to encrypt a format that is not one file: an age file is one stream, and a CSV
+    export is a directory (an archive of it would be a format of its own, which neither
+    `snap import` nor a spreadsheet reads directly)."""
+    if fmt == "csv":
+        raise ExportError(
+            "--encrypt writes one file, and a CSV export is a directory",
+            hint="encrypt a json (or .json.zst) or sql export instead",
+        )
+
+
 def export_commit(
     objects: ObjectReader,
     commit_id: bytes,
@@ -511,13 +538,17 @@ def export_commit(
     dialect: str | None = None,
     created_by: str = "",
     progress: Any = None,
+    passphrase: str | None = None,
 ) -> ExportResult:
-    """Write ``commit_id`` (or, with ``base_id``, what changed since it) to ``path``."""
+    """Write ``commit_id`` (or, with ``base_id``, what changed since it) to ``path``; with a
+    passphrase, as an age-encrypted file (:mod:`snapgit.exchange.agefile`)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}", hint="use json, csv or sql")
+    if passphrase is not None:
+        check_encryptable(fmt)
     started = time.monotonic()
     path = Path(path)
-    _refuse_existing(path)
+    check_output(path)
     kind = "incremental" if base_id is not None else "full"
     plan, removed_tables = _plan(objects, commit_id, tables, base_id)
     meta = _metadata(commit_id, base_id, kind, objects, plan, removed_tables, created_by)
@@ -537,7 +568,7 @@ def export_commit(
             raise
         result.bytes = sum(p.stat().st_size for p in path.iterdir())
     else:
-        with _atomic_file(path) as out:
+        with _atomic_file(path, passphrase) as out:
             if fmt == "json":
                 _write_json(objects, plan, meta, out, result)
             else:

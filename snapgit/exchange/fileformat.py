@@ -20,6 +20,7 @@ __all__ = [
     "ExportError",
     "FORMATS",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "JSON_FORMAT",
     "CSV_FORMAT",
     "MANIFEST",
@@ -28,7 +29,10 @@ __all__ = [
 ]
 
 FORMATS = ("json", "csv", "sql")  # what `snap export --format` takes
-FORMAT_VERSION = 1
+# 2: a value may be tagged "spelled" (docs/format.md 19.1); a file of version 1 is a file of
+# version 2 without such values, so both are read
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 JSON_FORMAT = "snapgit-export"
 CSV_FORMAT = "snapgit-csv-export"
 MANIFEST = "manifest.json"

@@ -11,12 +11,17 @@ The JSON reader parses the layout export.py writes (docs/format.md, "Export file
 line, fixed lines between. A JSON document reformatted by another tool (pretty-printed, or all on
 one line) is valid JSON but is refused with "not in the layout snapgit writes": that keeps the
 reader a line parser with flat memory and no streaming-JSON dependency.
+
+An age-encrypted file (:mod:`snapgit.exchange.agefile`, recognised by its first line) is
+decrypted as it is read, 64 KiB at a time, each chunk authenticated before its rows are parsed;
+the passphrase is asked for only then. A chunk that fails is one error, and nothing is imported.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -35,18 +40,29 @@ from snapgit.exchange.fileformat import (
     JSON_FORMAT,
     MANIFEST,
     OCCURRENCE_COLUMN,
+    READABLE_VERSIONS,
     ExportError,
     check_name,
 )
 from snapgit.exchange.typedvalue import ValueFormError, decoder, from_cell
 from snapgit.objects import Node, ObjType, Root, TableEntry, encode_schema, object_id
+from snapgit.passphrase import PassphraseSource
+from snapgit.passphrase import get as get_passphrase
 from snapgit.schema import TableSchema
 from snapgit.snapshot.record import store_table
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.tree.prolly import TreeBuilder, iter_entries
 
-__all__ = ["ImportValidationError", "ImportedTree", "Problem", "import_into", "DEFAULT_MAX_SIZE", "MAX_LINE"]
+__all__ = [
+    "ImportValidationError",
+    "ImportedTree",
+    "Problem",
+    "import_into",
+    "is_encrypted",
+    "DEFAULT_MAX_SIZE",
+    "MAX_LINE",
+]
 
 DEFAULT_MAX_SIZE = 10 * 2**30
 MAX_PROBLEMS_KEPT = 1000
@@ -272,12 +288,13 @@ def _check_metadata(meta: Any, fmt: str, problems: _Problems, file: str, line: i
     if meta.get("format") != fmt:
         problems.add(Problem(file, line, f"metadata format is {meta.get('format')!r}, expected {fmt!r}"))
         ok = False
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
         problems.add(
             Problem(
                 file,
                 line,
-                f"metadata format_version is {meta.get('format_version')!r}, this snapgit reads {FORMAT_VERSION}",
+                f"metadata format_version is {version!r}, this snapgit reads 1 to {FORMAT_VERSION}",
             )
         )
         ok = False
@@ -958,10 +975,44 @@ def _input_size(path: Path) -> int:
     return path.stat().st_size
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@contextmanager
+def _decrypted(raw: IO[bytes], path: Path, passphrase: str | PassphraseSource | None) -> Iterator[io.BufferedReader]:
+    """The plaintext of an age-encrypted export (agefile.py) as a stream; any failure to decrypt,
+    now or while the rest is read, is one error that names the file."""
+    from snapgit.exchange.agefile import CHUNK, AgeError, AgeReader
+
+    try:
+        yield io.BufferedReader(AgeReader(raw, get_passphrase(passphrase)), CHUNK)
+    except AgeError as exc:
+        raise type(exc)(f"cannot decrypt {path.name}: {exc.message}; nothing imported", hint=exc.hint) from None
+
+
+def is_encrypted(path: Path) -> bool:
+    """Whether ``path`` is an encrypted export file (one that needs a passphrase to import)."""
+    from snapgit.exchange.agefile import is_age
+
+    try:
+        with open(path, "rb") as f:
+            return is_age(f.read(64))
+    except OSError:
+        return False  # a directory, or no file: the import says what is wrong with it
+
+
 def import_into(
-    objects: ObjectStore, writer: ObjectWriter, path: Path, *, max_size: int = DEFAULT_MAX_SIZE, progress: Any = None
+    objects: ObjectStore,
+    writer: ObjectWriter,
+    path: Path,
+    *,
+    max_size: int = DEFAULT_MAX_SIZE,
+    progress: Any = None,
+    passphrase: str | PassphraseSource | None = None,
 ) -> ImportedTree:
-    """Validate ``path`` and add its snapshot tree to ``writer``; raises ImportValidationError."""
+    """Validate ``path`` and add its snapshot tree to ``writer``; raises ImportValidationError.
+    An age-encrypted file is decrypted as it is read, with ``passphrase`` (None: from the
+    environment), and its content is compressed or not whatever its name says."""
     path = Path(path)
     imp = _Importer(objects, writer, path, progress)
     if not path.exists():
@@ -978,8 +1029,13 @@ def import_into(
         result = _read_csv(imp, path, max_size)
     else:
         with open(path, "rb") as raw:
-            chunks = _zstd_chunks(raw, max_size) if path.name.endswith(".zst") else _file_chunks(raw)
-            result = _read_json(imp, chunks)
+            if is_encrypted(path):
+                with _decrypted(raw, path, passphrase) as plain:
+                    packed = plain.peek(len(_ZSTD_MAGIC)).startswith(_ZSTD_MAGIC)
+                    result = _read_json(imp, _zstd_chunks(plain, max_size) if packed else _file_chunks(plain))
+            else:
+                chunks = _zstd_chunks(raw, max_size) if path.name.endswith(".zst") else _file_chunks(raw)
+                result = _read_json(imp, chunks)
     if imp.problems or result is None:
         if not imp.problems:
             imp.problem(path.name, None, "the file could not be read")

@@ -1,7 +1,8 @@
 """SQL that turns one snapshot into another: ``snap diff --sql [--dialect D]``.
 
-Statements come in an order foreign keys accept: all deletes first, children before parents,
-then inserts and updates, parents before children. A changed row is one UPDATE of its changed
+Statements come in an order foreign keys accept, the order a merge writes in: deletes,
+children before parents; updates and inserts, parents before children; the deletes of tables
+an updated table refers to last (:mod:`snapgit.compare.writeorder`). A changed row is one UPDATE of its changed
 columns by key; a removed row of a keyless table deletes one matching occurrence. Values are
 written as literals of the dialect (sqlite, postgresql or mysql), so the output can be piped to
 the database's own shell. Schema changes are reported as comments: the statements move data, and
@@ -15,13 +16,16 @@ import decimal
 import math
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice
 from typing import Any
 
 from snapgit.compare.diff import RowDiff, TableDiff
-from snapgit.encoding import Json
+from snapgit.compare.writeorder import deletes_after_updates, generations, updates_after_inserts
+from snapgit.encoding import Json, Spelled
 from snapgit.errors import SnapError
-from snapgit.schema import table_order
+from snapgit.schema import TableSchema, table_order
+from snapgit.tree.diff import ADDED, CHANGED, REMOVED
 
 __all__ = ["diff_to_sql", "literal", "quote_ident", "sqlite_float", "table_order", "DIALECTS"]
 
@@ -75,6 +79,8 @@ def _string(s: str, dialect: str) -> str:
     if "\x00" in s:
         if dialect == "postgresql":
             raise SqlRenderError("PostgreSQL text cannot hold a NUL character")
+        if dialect == "sqlite":  # SQLite's parser ends a statement at a NUL: the text's UTF-8 bytes
+            return "CAST(X'" + s.encode("utf-8").hex() + "' AS TEXT)"
     return "'" + s.replace("'", "''") + "'"
 
 
@@ -83,6 +89,8 @@ def literal(v: Any, dialect: str, sql_type: str | None = None) -> str:
     t = type(v)
     if v is None:
         return "NULL"
+    if t is Spelled:  # its spelling where it was read, else its value
+        return literal(v.spelling if v.dialect == dialect else v.value, dialect, sql_type)
     if t is bool:
         if dialect == "postgresql":
             return "TRUE" if v else "FALSE"
@@ -179,7 +187,26 @@ def _update(d: TableDiff, row: RowDiff, dialect: str) -> str:
     return f"UPDATE {t} SET {sets} WHERE {_where(row.key, dialect)};"
 
 
+def _self_referencing(schema: TableSchema | None) -> bool:
+    return schema is not None and any(fk.ref_table == schema.name for fk in schema.foreign_keys)
+
+
+def _values(row: RowDiff, schema: TableSchema, old: bool) -> list[Any]:
+    """The row's values in ``sorted_names`` order (the rows :mod:`snapgit.compare.writeorder`
+    orders), and the row itself after them."""
+    side = (row.old if old else row.new) or {}
+    return [*[side.get(c) for c in schema.sorted_names], row]
+
+
 def diff_to_sql(diffs: Sequence[TableDiff], dialect: str, limit: int | None = None) -> Iterator[str]:
+    """The statements that turn the old side of ``diffs`` into the new one, in an order every
+    statement of which foreign keys accept (:mod:`snapgit.compare.writeorder`, as a merge
+    writes them): the deletes of the tables no updated table refers to, children first; then
+    per table, parents first, the updates, the inserts, and the updates that refer to rows
+    inserted in the same table; last the other deletes. At most ``limit`` statements.
+
+    Rows are streamed table by table; only a self-referencing table's rows are held, to be
+    put in generations."""
     if dialect not in DIALECTS:
         raise SqlRenderError(f"unknown dialect {dialect!r}", hint="use sqlite, postgresql or mysql")
     by_name = {d.name: d for d in diffs if not d.unchanged}
@@ -188,20 +215,33 @@ def diff_to_sql(diffs: Sequence[TableDiff], dialect: str, limit: int | None = No
     for d in by_name.values():
         for sc in d.schema:
             yield f"-- {d.name}: schema change not expressed as SQL: {sc.describe()}"
-    emitted = 0
-    for name in reversed(table_order(old_schemas)):
-        for row in by_name[name].rows():
-            if row.op == "removed":
-                if limit is not None and emitted >= limit:
-                    return
-                emitted += 1
-                yield _delete(by_name[name], row, dialect)
-    for name in table_order(new_schemas):
-        d = by_name[name]
-        for row in d.rows():
-            if row.op == "removed":
+    updated = [name for name, d in by_name.items() if any(ch.op == CHANGED for ch in d.changes())]
+    late = deletes_after_updates({**old_schemas, **new_schemas}, updated)
+
+    def deletes(names: Sequence[str]) -> Iterator[str]:
+        for name in reversed(names):
+            d, schema = by_name[name], old_schemas[name]
+            rows: Iterable[RowDiff] = (row for row in d.rows() if row.op == REMOVED)
+            if _self_referencing(schema):
+                held = [_values(row, schema, old=True) for row in rows]
+                rows = (v[-1] for generation in reversed(generations(schema, held)) for v in generation)
+            yield from (_delete(d, row, dialect) for row in rows)
+
+    def writes() -> Iterator[str]:
+        for name in table_order(new_schemas):
+            d, schema = by_name[name], new_schemas[name]
+            if not _self_referencing(schema):
+                for row in d.rows():
+                    if row.op != REMOVED:
+                        yield _insert(d, row, dialect) if row.op == ADDED else _update(d, row, dialect)
                 continue
-            if limit is not None and emitted >= limit:
-                return
-            emitted += 1
-            yield _insert(d, row, dialect) if row.op == "added" else _update(d, row, dialect)
+            inserts = [_values(row, schema, old=False) for row in d.rows() if row.op == ADDED]
+            updates = [_values(row, schema, old=False) for row in d.rows() if row.op == CHANGED]
+            first, last = updates_after_inserts(schema, updates, inserts)
+            yield from (_update(d, v[-1], dialect) for v in first)
+            yield from (_insert(d, v[-1], dialect) for generation in generations(schema, inserts) for v in generation)
+            yield from (_update(d, v[-1], dialect) for v in last)
+
+    order = table_order(old_schemas)
+    statements = chain(deletes([n for n in order if n not in late]), writes(), deletes([n for n in order if n in late]))
+    yield from statements if limit is None else islice(statements, limit)

@@ -28,7 +28,9 @@ SQL NULL is ``null``. A value whose Python type is not its column's (SQLite lets
 anything: text in an INTEGER column) is written **tagged**, ``{"type": T, "value": V}``, where T
 is the portable base type of the value and V its compact form (for ``array``: a list of values
 each compact-or-tagged by their own type, ``null`` for NULL). No compact form is a JSON object, so
-a tagged value is never ambiguous.
+a tagged value is never ambiguous. A value kept with its engine's spelling
+(:class:`snapgit.encoding.Spelled`) is tagged ``spelled``: V is ``[dialect, value, spelling]``,
+the value and the spelling each tagged.
 
 CSV cells are text: see :func:`to_cell` and :func:`from_cell` for the cell grammar (empty cell is
 NULL; formula escaping with a leading ``'``; tagged values start with ``\\``).
@@ -46,7 +48,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from snapgit.encoding import Json
+from snapgit.encoding import Json, Spelled
 
 __all__ = [
     "ValueFormError",
@@ -123,6 +125,8 @@ def _value_kind(v: Any) -> str:
         return "json"
     if t is list or t is tuple:
         return "array"
+    if t is Spelled:
+        return "spelled"
     raise ValueFormError(f"no export form for a value of type {t.__name__}")
 
 
@@ -167,6 +171,8 @@ def _compact(kind: str, v: Any) -> Any:
         return str(v)
     if kind == "json":
         return v.text
+    if kind == "spelled":
+        return [v.dialect, _tagged(v.value), _tagged(v.spelling)]
     elem = _element_kind(kind)
     if elem is not None:
         return [None if x is None else _typed(elem, x) for x in v]
@@ -349,12 +355,26 @@ def _from_compact(kind: str, j: Any) -> Any:
     raise _expect(f"a tagged value (column type {kind})", j)
 
 
-_TAGS = frozenset((*_STRINGY, "bigint", "boolean", "double", "interval", "array"))
+_TAGS = frozenset((*_STRINGY, "bigint", "boolean", "double", "interval", "array", "spelled"))
+_DIALECTS = frozenset(("sqlite", "postgresql", "mysql"))
+_SPELLING_TYPES = (int, float, str, bytes)
+
+
+def _from_spelled(j: Any) -> Spelled:
+    what = "[dialect, tagged value, tagged spelling]"
+    if type(j) is not list or len(j) != 3 or j[0] not in _DIALECTS or type(j[1]) is not dict or type(j[2]) is not dict:
+        raise _expect(what, j)
+    value, spelling = _from_tagged(j[1]), _from_tagged(j[2])
+    if type(value) is Spelled or type(spelling) not in _SPELLING_TYPES:
+        raise _expect(what + " (a spelling is text, bytes, an integer or a float)", j)
+    return Spelled(value, spelling, j[0])
 
 
 def _from_tagged(j: dict[str, Any]) -> Any:
     if set(j) != {"type", "value"} or j["type"] not in _TAGS:
         raise _expect('{"type": T, "value": V} with T a portable type', j)
+    if j["type"] == "spelled":
+        return _from_spelled(j["value"])
     if j["type"] == "array":
         if type(j["value"]) is not list:
             raise _expect("an array", j["value"])

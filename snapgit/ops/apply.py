@@ -7,12 +7,10 @@ rolls everything back and the database is either as it was or fully written.
 
 :func:`apply_plans` (merge, restore in place) writes plans held in memory: deletes first,
 children before parents; then updates and inserts, parents before children; last the deletes
-of the tables an updated table refers to (:func:`deletes_after_updates`: a row may move away from
-a parent that goes in the same merge), children before parents again. Within a
-self-referencing table the same holds row by row: rows are written in generations (rows that
-refer to none of the others written with them, then the rows that refer to those, ...), inserts
-oldest generation first, deletes youngest first, one statement per generation, because MariaDB
-checks each row as a multi-row statement reaches it and PostgreSQL each statement.
+of the tables an updated table refers to, children before parents again. Within a
+self-referencing table rows are written in generations, and an update that comes to refer to an
+inserted row waits for it: the rules of :mod:`snapgit.compare.writeorder`, because MariaDB checks
+each row as a multi-row statement reaches it and PostgreSQL each statement.
 
 :func:`load_tables` (``restore --into``) creates the tables in a new database and streams their
 records out of the store, never holding a table in memory: the trees are walked leaf by leaf,
@@ -30,14 +28,15 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from snapgit.compare.mergeplan import TablePlan
-from snapgit.encoding import decode_joined, encode_row
+from snapgit.compare.writeorder import deletes_after_updates, generations, updates_after_inserts
+from snapgit.encoding import decode_joined
 from snapgit.objects import TableEntry
 from snapgit.ops.readahead import leaf_records, worth_reading_ahead
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema, table_order
 from snapgit.snapshot.build import paused_gc
 
-__all__ = ["BATCH", "apply_plans", "deletes_after_updates", "generations", "load_tables"]
+__all__ = ["BATCH", "apply_plans", "load_tables"]
 
 BATCH = 5_000  # rows per statement batch
 
@@ -68,62 +67,34 @@ def _finish(tx: Any, checked: Sequence[str], reset: Sequence[TableSchema]) -> No
         tx.reset_sequences(schema)
 
 
-def generations(schema: TableSchema, rows: Sequence[Any]) -> Sequence[Sequence[Any]]:
-    """``rows`` of ``schema`` (in ``sorted_names`` order) split so that a row comes in a later
-    generation than every row among them that it refers to by a foreign key of the table to
-    itself. A reference cycle among them is cut at an arbitrary row: no order of single rows
-    satisfies a cycle, and the database refuses it as it would have anyway."""
-    names = schema.sorted_names
-    refs = [
-        ([names.index(c) for c in fk.columns], [names.index(c) for c in fk.ref_columns])
-        for fk in schema.foreign_keys
-        if fk.ref_table == schema.name
-    ]
-    if not refs or len(rows) < 2:
-        return [rows] if rows else []
-    where = [{encode_row([row[i] for i in ref]): n for n, row in enumerate(rows)} for _cols, ref in refs]
+def fit_checkers(db: Any, schemas: Sequence[TableSchema]) -> dict[str, Any]:
+    """A :class:`snapgit.db.fit.RowChecker` per table of ``schemas`` that ``db`` has: the rows
+    of each are checked against its columns as ``db`` has them before any is written."""
+    from snapgit.db.fit import RowChecker
 
-    def parents(n: int) -> list[int]:
-        found = []
-        for (cols, _ref), index in zip(refs, where, strict=False):
-            values = [rows[n][i] for i in cols]
-            if all(v is not None for v in values):
-                p = index.get(encode_row(values))
-                if p is not None and p != n:
-                    found.append(p)
-        return found
-
-    depth: list[int | None] = [None] * len(rows)
-    for start in range(len(rows)):  # depth-first, without recursion: chains can be long
-        if depth[start] is not None:
-            continue
-        on_path = {start}
-        stack = [(start, iter(parents(start)))]
-        while stack:
-            n, todo = stack[-1]
-            p = next(todo, None)
-            if p is None:
-                stack.pop()
-                on_path.discard(n)
-                depth[n] = 1 + max((d for q in parents(n) if (d := depth[q]) is not None), default=-1)
-            elif depth[p] is None and p not in on_path:  # (on the path: a cycle, left as it is)
-                on_path.add(p)
-                stack.append((p, iter(parents(p))))
-    out: list[list[Any]] = [[] for _ in range(max(d or 0 for d in depth) + 1)]
-    for row, d in zip(rows, depth, strict=False):
-        out[d or 0].append(row)
-    return out
+    with db.snapshot() as snap:
+        there = {s.name: s for s in snap.reflect(sorted({s.name for s in schemas}))}
+    return {s.name: RowChecker(db.dialect, s, there[s.name]) for s in schemas if s.name in there}
 
 
 def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None = None) -> None:
-    """Write every plan into ``db`` (a snapgit.db.Database) in one transaction."""
+    """Write every plan into ``db`` (a snapgit.db.Database) in one transaction. On PostgreSQL and
+    MariaDB, whose columns refuse or change values SQLite keeps, every row written is first
+    checked against the live columns (:mod:`snapgit.db.fit`): a value that does not fit stops
+    the write before anything is written."""
     todo = [p for p in plans if p.inserts or p.updates or p.deletes]
     if not todo:
         return
+    if db.dialect != "sqlite":
+        checkers = fit_checkers(db, [p.schema for p in todo if p.inserts or p.updates])
+        for p in todo:
+            if p.name in checkers:
+                checkers[p.name].check(p.updates)
+                checkers[p.name].check(p.inserts)
     report = _Reporter(progress)
     by_name = {p.name: p for p in todo}
     order = table_order({p.name: p.schema for p in todo})
-    late = deletes_after_updates(todo)
+    late = deletes_after_updates({p.name: p.schema for p in todo}, [p.name for p in todo if p.updates])
 
     def delete(names: Sequence[str]) -> None:
         for name in reversed(names):
@@ -135,38 +106,26 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
                     tx.delete_rows(p.schema, p.key, batch)
                     report.advance(len(batch))
 
+    def update(p: TablePlan, rows: Sequence[Any]) -> None:
+        for batch in _batches(rows):
+            tx.update_rows(p.schema, p.key, batch)
+            report.advance(len(batch))
+
     with db.write() as tx:
         delete([name for name in order if name not in late])
         for name in order:
             p = by_name[name]
             if p.updates or p.inserts:
                 report.table(name, len(p.updates) + len(p.inserts))
-            for batch in _batches(p.updates):
-                tx.update_rows(p.schema, p.key, batch)
-                report.advance(len(batch))
+            first, last = updates_after_inserts(p.schema, p.updates, p.inserts)
+            update(p, first)
             for generation in generations(p.schema, p.inserts):
                 for batch in _batches(generation):
                     tx.insert_rows(p.schema, batch)
                     report.advance(len(batch))
+            update(p, last)
         delete([name for name in order if name in late])
         _finish(tx, [p.name for p in todo], [p.schema for p in todo if p.inserts])
-
-
-def deletes_after_updates(plans: Sequence[TablePlan]) -> set[str]:
-    """The tables whose deletes wait until the updates are written: those that a table with
-    updates refers to (an updated row may be moving away from a parent that goes), and, so that
-    children still go before their parents, every table those refer to in turn. The others
-    delete first, before anything is written, so that a value a deleted row held under a unique
-    constraint is free for the rows written after it."""
-    refers = {p.name: {fk.ref_table for fk in p.schema.foreign_keys} for p in plans}
-    late: set[str] = set()
-    todo = [ref for p in plans if p.updates for ref in refers[p.name]]
-    while todo:
-        name = todo.pop()
-        if name in refers and name not in late:
-            late.add(name)
-            todo.extend(refers[name])
-    return late
 
 
 def _gc_paused(items: Iterator[Any]) -> Iterator[Any]:
@@ -199,6 +158,8 @@ def load_tables(
         )
     report = _Reporter(progress)
     try:
+        # rows read from the same kind of database fit the columns created from their native types
+        checkers = fit_checkers(db, list(schemas.values())) if source_dialect != db.dialect else {}
         with db.write() as tx:
             ahead = worth_reading_ahead(sum(e.rows for _s, e in ordered))
             started = -1  # tables up to this index have been announced to ``progress``
@@ -220,7 +181,11 @@ def load_tables(
                         report.advance(len(batch))
                     batch, current = [], i
                 reach(i)
-                batch.extend(decode_joined(data, n))
+                rows = decode_joined(data, n)
+                check = checkers.get(ordered[i][0].name)
+                if check is not None:
+                    check.check(rows)
+                batch.extend(rows)
                 if len(batch) >= BATCH:
                     tx.insert_rows(ordered[i][0], batch, background=True)
                     report.advance(len(batch))

@@ -44,6 +44,7 @@ from pathlib import Path
 from snapgit.errors import CorruptError, NotFoundError, SnapError
 from snapgit.objects import Node, ObjType, Tag
 from snapgit.ops.marks import Marks, repeated_prefixes
+from snapgit.ops.remotes import forget_held_packs
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import DiskObjectStore
 from snapgit.store.pack import DELTA, entry_base, entry_kind, fsync_dir, full_entry
@@ -384,6 +385,8 @@ def collect_garbage(
     if repack:
         _repack(objects, repack, marks, report)
     if repack or drop:
+        # objects go: the remotes' lists of packs "held here" may no longer be true (ops/remotes.py)
+        forget_held_packs(store)
         trash.mkdir(mode=0o700, exist_ok=True)
         for name in repack + drop:
             objects.forget(name)

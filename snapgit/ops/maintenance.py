@@ -1,6 +1,7 @@
 """Keeping a store healthy: verify (and repair), gc, and removing stale locks.
 
-``verify`` checks everything and changes nothing (:mod:`snapgit.ops.verify`); with ``repair``
+``verify`` checks everything and changes nothing but the audit log, which keeps its outcome
+(:mod:`snapgit.ops.verify`); with ``repair``
 it first rebuilds broken or missing pack indexes and moves damaged packs aside, keeping every
 object that still reads (:mod:`snapgit.store.repair`), under the gc lock so no writer runs.
 ``gc`` removes what nothing reaches (:mod:`snapgit.ops.gc`). ``unlock`` removes locks left by
@@ -24,7 +25,11 @@ def verify(store: Store, *, read_data: bool = False, repair: bool = False):
     from snapgit.ops.verify import verify_store
 
     if not repair:
-        return verify_store(store, read_data=read_data)
+        # logged, so that the last result can be shown later (snap serve's health page)
+        with audited(store, actor(store), "verify", {"read_data": read_data}) as entry:
+            report = verify_store(store, read_data=read_data)
+            entry.ok, entry.result = report.ok, {"problems": len(report.problems)}
+        return report
     from snapgit.store.repair import repair_store
 
     with audited(store, actor(store), "repair", {}) as entry:

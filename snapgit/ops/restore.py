@@ -23,6 +23,7 @@ preview or a refused checkout does not load them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from snapgit.compare.mergeplan import MergeError, TablePlan, plan_merge
@@ -113,6 +114,7 @@ def restore_into(
     """Create commit ``theirs``'s tables (or those named) in the database at ``into`` and load
     their rows; a SQLite file is created when missing. Refuses a database that has them."""
     from snapgit.db import Database, normalize_url
+    from snapgit.db.url import sqlite_file
     from snapgit.ops.apply import load_tables
 
     all_tables = tables_of(store, theirs)
@@ -136,8 +138,17 @@ def restore_into(
     # the engine the commit read (absent from imported commits): a restore into the same kind
     # of database creates the columns with their native types
     source = read_commit(store.objects, theirs).meta.get("dialect")
-    with Database.connect(url, create=True) as db:  # a new SQLite file may be created here
-        load_tables(db, store.objects, [(p.schema, e) for p, e in loads], progress, source)
+    path = sqlite_file(url)
+    new_file = Path(path) if path is not None and not Path(path).exists() else None
+    try:
+        with Database.connect(url, create=True) as db:  # a new SQLite file may be created here
+            load_tables(db, store.objects, [(p.schema, e) for p, e in loads], progress, source)
+    except BaseException:
+        # refused or failed: the tables are gone again, and so is a SQLite file made for them
+        if new_file is not None:
+            for leftover in (new_file, Path(f"{new_file}-journal"), Path(f"{new_file}-wal"), Path(f"{new_file}-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
     return result
 
 

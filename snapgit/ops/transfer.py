@@ -8,6 +8,8 @@ the commit it was taken against as a second parent. Nothing is written when the 
 problem. ``import --merge`` then merges that commit into the live database
 (:func:`snapgit.ops.mergeflow.merge`). The file formats and the merge engine are imported by
 the functions that use them: ``Repo`` imports this module, and these commands are rarely run.
+``export(encrypt=True)`` writes an age file (:mod:`snapgit.exchange.agefile`), which
+``import_file`` recognises and decrypts, with a passphrase given or taken from the environment.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from snapgit.ops.audit import actor, audited
+from snapgit.passphrase import PassphraseSource
+from snapgit.passphrase import get as get_passphrase
 from snapgit.progress import Progress
 from snapgit.snapshot.record import commit_snapshot
 from snapgit.store.history import resolve
@@ -37,15 +41,33 @@ def export(
     since: str | None = None,
     dialect: str | None = None,
     progress: Progress | None = None,
+    encrypt: bool = False,
+    passphrase: str | PassphraseSource | None = None,
 ):
-    """Write a commit (with ``since``: its changes since that commit) to an export file."""
-    from snapgit.exchange.export import export_commit
+    """Write a commit (with ``since``: its changes since that commit) to an export file; with
+    ``encrypt``, an age file encrypted with ``passphrase`` (None: from the environment)."""
+    from snapgit.exchange.export import check_encryptable, check_output, export_commit
 
     who = actor(store)
-    args = {"rev": rev, "path": str(path), "format": fmt, "tables": tables, "since": since, "dialect": dialect}
+    args: dict[str, Any] = {
+        "rev": rev,
+        "path": str(path),
+        "format": fmt,
+        "tables": tables,
+        "since": since,
+        "dialect": dialect,
+    }
+    if encrypt:
+        args["encrypt"] = True
     with audited(store, who, "export", args, first_line=True) as entry:
         cid = resolve(store.objects, store.refs, rev)
         base = resolve(store.objects, store.refs, since) if since else None
+        secret = None
+        if encrypt:
+            # whatever else can be refused is refused before a passphrase is typed for nothing
+            check_encryptable(fmt)
+            check_output(Path(path))
+            secret = get_passphrase(passphrase, confirm=True)
         result = export_commit(
             store.objects,
             cid,
@@ -56,6 +78,7 @@ def export(
             dialect=dialect,
             created_by=who,
             progress=progress,
+            passphrase=secret,
         )
         entry.result = {"commit": cid.hex(), "rows": result.rows, "bytes": result.bytes}
     return result
@@ -87,9 +110,11 @@ def import_file(
     db_url: str | None = None,
     author: str | None = None,
     progress: Progress | None = None,
+    passphrase: str | PassphraseSource | None = None,
 ) -> dict[str, Any]:
     """Validate an export file and make it a commit (see the module docstring). Returns commit,
-    ref, tree, kind, source_commit, base, rows, seconds, and merge (a MergeResult or None)."""
+    ref, tree, kind, source_commit, base, rows, seconds, and merge (a MergeResult or None).
+    An encrypted file is decrypted with ``passphrase`` (None: from the environment)."""
     from snapgit.exchange.importer import DEFAULT_MAX_SIZE, import_into
 
     who = actor(store, author)
@@ -100,7 +125,14 @@ def import_file(
         if branch is not None:
             check_ref_name(branch, "branch")
         with store.objects.writer() as w:
-            imported = import_into(store.objects, w, path, max_size=max_size or DEFAULT_MAX_SIZE, progress=progress)
+            imported = import_into(
+                store.objects,
+                w,
+                path,
+                max_size=max_size or DEFAULT_MAX_SIZE,
+                progress=progress,
+                passphrase=passphrase,
+            )
         src = imported.source_commit or "?"
         if branch is not None:
             ref = f"refs/heads/{branch}"

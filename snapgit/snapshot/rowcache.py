@@ -65,7 +65,9 @@ __all__ = [
     "signature",
 ]
 
-VERSION = 1
+# 2: driver rows convert to spelled values (store format 2): record ids a cache of version 1
+# holds for the same rows are those of format 1, so such a cache is not used
+VERSION = 2
 BLOCK_TARGET = 16
 BLOCK_THRESHOLD = (1 << 32) // BLOCK_TARGET
 BLOCK_BITS = 4  # integer keys: a block is the rows whose key >> BLOCK_BITS is the same

@@ -15,6 +15,9 @@ Example::
     [user]
     name = "Ada <ada@example.com>"
 
+    [remote.origin]
+    url = "s3://backups/shop"          # snap remote add; credentials come from the environment only
+
     [tables.orders]
     key = ["order_no", "company_id"]   # natural key: rows are matched by it
     ignore = ["updated_at"]            # columns left out when comparing rows
@@ -72,6 +75,11 @@ class Config:
     table: dict[str, TableConfig] = field(default_factory=dict)
     incremental_column: str | None = None
     incremental_lookback: float = DEFAULT_LOOKBACK
+    # remote name -> its settings: "url", and whatever a layer over the remote keeps (kept as read)
+    remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # ``[serve]`` as written: read by snap serve (snapgit.web.settings), kept here only so that
+    # saving the config does not drop it
+    serve: dict[str, Any] = field(default_factory=dict)
 
     def change_column(self, table: str) -> str | None:
         """The column an incremental commit reads ``table``'s changes by, if any."""
@@ -117,6 +125,10 @@ class Config:
         tables = {n: t.to_obj() for n, t in sorted(self.table.items()) if t.to_obj()}
         if tables:
             out["tables"] = tables
+        if self.remotes:
+            out["remote"] = {n: dict(r) for n, r in sorted(self.remotes.items())}
+        if self.serve:
+            out["serve"] = self.serve
         return out
 
 
@@ -158,7 +170,13 @@ def load_config(path: Path) -> Config:
                 f"{path}: [commit] incremental_lookback must be a number of seconds, not {lookback!r}",
                 hint="e.g. incremental_lookback = 600",
             )
+        remotes = {}
+        for name, r in raw.get("remote", {}).items():
+            if not isinstance(r, dict) or not isinstance(r.get("url"), str):
+                raise ConfigError(f"{path}: [remote.{name}] needs a url", hint='e.g. url = "s3://bucket/prefix"')
+            remotes[name] = dict(r)
         return Config(
+            remotes=remotes,
             url=db.get("url"),
             url_env=db.get("url_env"),
             password_env=db.get("password_env"),
@@ -167,6 +185,7 @@ def load_config(path: Path) -> Config:
             table=tables,
             incremental_column=commit.get("incremental_column"),
             incremental_lookback=float(lookback),
+            serve=dict(raw.get("serve", {})),
         )
     except (AttributeError, TypeError, KeyError) as exc:
         raise ConfigError(f"{path} has an unexpected shape: {exc}", hint="compare it with docs/format.md") from exc

@@ -97,7 +97,9 @@ def _base(objects: ObjectStore, refs: Refs, name: str, rev: str) -> bytes:
             )
         return bytes.fromhex(value)
     if _valid_ref_name(name):
-        candidates = [name] if name.startswith("refs/") else [f"refs/heads/{name}", f"refs/tags/{name}"]
+        candidates = (
+            [name] if name.startswith("refs/") else [f"refs/heads/{name}", f"refs/tags/{name}", f"refs/remotes/{name}"]
+        )
         for ref in candidates:
             value = refs.read(ref)
             if value is not None:

@@ -3,7 +3,8 @@
 ::
 
     .snapstore/            mode 0700: it holds copies of the data
-      VERSION              "snapgit store 1\\n": a store of another version refuses to open
+      VERSION              "snapgit store 2\\n"; a store of format 1 is upgraded when opened,
+                           one of another version refuses to open
       config.toml          config.py
       HEAD                 "ref: refs/heads/main\\n" or a commit id
       refs/heads/ refs/tags/   refs.py
@@ -30,13 +31,19 @@ from snapgit.errors import CorruptError, NotFoundError, SnapError
 from snapgit.store.config import Config, load_config, save_config
 from snapgit.store.lock import StoreLocks
 from snapgit.store.objectstore import DiskObjectStore
+from snapgit.store.privatefile import write_private
 from snapgit.store.refs import DiskRefs
 
 __all__ = ["Store", "STORE_DIR", "FORMAT_VERSION", "find_store", "StoreExistsError"]
 
 STORE_DIR = ".snapstore"
-FORMAT_VERSION = 1
+# 2: values may be stored with their engine's spelling (encoding.Spelled, ext type 11). Every
+# store of format 1 is a store of format 2, so one is read as it is; its VERSION file is
+# rewritten when it is opened, so that a snapgit of format 1 refuses it (with the message of
+# _check_version) once it may hold objects that snapgit cannot decode.
+FORMAT_VERSION = 2
 _VERSION_TEXT = f"snapgit store {FORMAT_VERSION}\n"
+_UPGRADABLE = {"snapgit store 1\n"}
 
 
 class StoreExistsError(SnapError):
@@ -77,10 +84,19 @@ class Store:
             ) from None
         except OSError as exc:
             raise CorruptError(f"cannot read {path}: {exc}") from exc
+        if text in _UPGRADABLE:
+            try:
+                write_private(path, _VERSION_TEXT.encode("utf-8"))
+            except OSError as exc:
+                raise CorruptError(
+                    f"cannot upgrade {self.root} to format {FORMAT_VERSION}: {exc}",
+                    hint="make the store writable: this snapgit marks an older store as its own before using it",
+                ) from exc
+            return
         if text != _VERSION_TEXT:
             found = text.strip()[:60] or "(empty)"
             raise CorruptError(
-                f"{self.root} is a store of format {found!r}; this snapgit reads format {FORMAT_VERSION}",
+                f"{self.root} is a store of format {found!r}; this snapgit reads formats 1 and {FORMAT_VERSION}",
                 hint="use the snapgit version that wrote it",
             )
 

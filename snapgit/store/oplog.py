@@ -1,7 +1,8 @@
 """The audit log: ``.snapstore/oplog.jsonl``, one JSON object per operation, appended.
 
 Each line: ``{"time": ISO-8601 UTC, "who": ..., "op": "commit", "args": {...},
-"ok": true, "result": {...}}`` or ``"ok": false, "error": "..."``. Lines are appended with one
+"ok": true, "result": {...}}`` or ``"ok": false, "error": "..."``; an operation asked for over the web adds ``"client": {"via": "web",
+"role": ..., "address": ...}``. Lines are appended with one
 ``write`` of less than a page under ``O_APPEND``, so concurrent writers do not interleave.
 Passwords never reach it: callers pass redacted URLs only.
 """
@@ -27,6 +28,7 @@ def append(
     ok: bool,
     result: dict[str, Any] | None = None,
     error: str | None = None,
+    client: dict[str, Any] | None = None,
 ) -> None:
     entry: dict[str, Any] = {
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
@@ -39,6 +41,8 @@ def append(
         entry["result"] = result
     if error is not None:
         entry["error"] = error
+    if client is not None:
+        entry["client"] = client
     line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:

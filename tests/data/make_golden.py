@@ -47,6 +47,7 @@ U = lambda s: {"uuid": s}  # noqa: E731
 B = lambda h: {"bytes": h}  # noqa: E731
 J = lambda v: {"json": v}  # noqa: E731
 A = lambda *xs: {"array": list(xs)}  # noqa: E731
+S = lambda dialect, v, spelling: {"spelled": [dialect, v, spelling]}  # noqa: E731 - format 2
 
 # Rows: (name, values in sorted-column-name order, decoded values when they differ).
 ROWS = [
@@ -187,6 +188,22 @@ ROWS = [
     ),
 ]
 
+# Format 2: values kept with their engine's spelling (docs/format.md 7.7)
+ROWS.append(
+    (
+        "spelled",
+        [
+            S("sqlite", DT("2024-01-05T10:00:00"), "2024-01-05T10:00"),
+            S("postgresql", J({"a": 1, "b": [2.5]}), '{"b": [2.50], "a": 1}'),
+            S("sqlite", U("01234567-89ab-cdef-0123-456789abcdef"), B("0123456789abcdef0123456789abcdef")),
+            S("sqlite", D("Infinity"), F("inf")),
+            S("mysql", J([1, 1]), " [1, 1] "),
+            S("sqlite", J(3), I(3)),
+        ],
+        None,
+    )
+)
+
 # The worked example of docs/format.md: columns (born, id, name, price), key (id).
 EXAMPLE = {"row": [DATE("1815-12-10"), I(42), "Ada", D("19.99")], "key": [I(42)]}
 
@@ -302,6 +319,9 @@ KEYS = [
     ("datetime_0001-01-01", [DT("0001-01-01T00:00:00")]),
     ("datetime_1970-01-01", [DT("1970-01-01T00:00:00")]),
     ("datetime_2024-02-29", [DT("2024-02-29T13:45:30.123456")]),
+    ("datetime_2024-02-29_spelled_T", [S("sqlite", DT("2024-02-29T13:45:30.123456"), "2024-02-29T13:45:30.123456")]),
+    ("datetime_2024-02-29_spelled_T0", [S("sqlite", DT("2024-02-29T13:45:30.123456"), "2024-02-29T13:45:30.1234560")]),
+    ("datetime_2024-02-29T13:45:30.123457", [DT("2024-02-29T13:45:30.123457")]),
     ("datetime_9999-12-31", [DT("9999-12-31T23:59:59.999999")]),
     ("datetimetz_1970-01-01Z", [DT("1970-01-01T00:00:00+00:00")]),
     ("datetimetz_2024-02-29T12:00+02:00", [DT("2024-02-29T12:00:00+02:00")]),

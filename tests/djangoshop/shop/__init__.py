@@ -1,0 +1,1 @@
+"""The test app: models in models.py, migrations made by the test."""

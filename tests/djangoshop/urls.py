@@ -1,0 +1,3 @@
+"""No views: the project is only ever driven through the ORM."""
+
+urlpatterns: list[object] = []
