@@ -244,8 +244,7 @@ def diff(b: Bench) -> None:
 
 @step
 def merge_restore(b: Bench) -> None:
-    """checkout (a 1% restore), merge of a 1% change set (preview and real), restore into an
-    empty SQLite database (and PostgreSQL with --pg-admin)."""
+    """checkout (a 1% restore), merge of a 1% change set (preview and real)."""
     b.snap_cmd("checkout", "-b", "incoming")
     b.change(b.args.versions + 3)
     b.commit("incoming: 1% of flights changed")
@@ -256,15 +255,21 @@ def merge_restore(b: Bench) -> None:
     noop, _ = b.commit("no change (reading ours)")
     m = b.snap_cmd("merge", "incoming", "--strategy", "backup_wins")
     b.record("merge", "merge 1% change set", m, reading_ours_share=round(2 * noop.seconds / m.seconds, 2))
+
+
+@step
+def restore_into(b: Bench) -> None:
+    """`snap restore HEAD --into` an empty database: SQLite always, PostgreSQL with --pg-admin,
+    MariaDB with --my-admin (a scratch database is created there and dropped after)."""
     target = b.run_dir / "restore-target.sqlite"
     target.unlink(missing_ok=True)
     sqlite3.connect(target).close()
     m = b.snap_cmd("restore", "HEAD", "--into", f"sqlite:///{target}")
     b.record("restore", "restore into empty SQLite", m, rows_per_s=round(b.total_rows / m.seconds))
+    name = "snapgit_bench_restore"
     if b.args.pg_admin:
         import psycopg
 
-        name = "snapgit_bench_restore"
         with psycopg.connect(b.args.pg_admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -275,6 +280,17 @@ def merge_restore(b: Bench) -> None:
         finally:
             with psycopg.connect(b.args.pg_admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if b.args.my_admin:
+        admin = nycflights.Database(b.args.my_admin)
+        try:
+            admin.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            admin.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            url = b.args.my_admin.rsplit("/", 1)[0] + "/" + name
+            m = b.snap_cmd("restore", "HEAD", "--into", url)
+            b.record("restore", "restore into empty MariaDB", m, rows_per_s=round(b.total_rows / m.seconds))
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            admin.close()
 
 
 @step
@@ -693,6 +709,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pg-admin",
         help="PostgreSQL URL with rights to create databases (e.g. postgresql://postgres@127.0.0.1/postgres);"
         " enables restore into PostgreSQL",
+    )
+    p.add_argument(
+        "--my-admin",
+        help="MariaDB/MySQL URL with rights to create databases (e.g. mysql://root@127.0.0.1/test);"
+        " enables restore into MariaDB",
     )
     names = [name for name, _ in STEPS]
     p.add_argument("--steps", default=",".join(names), help=f"steps to run, of: {','.join(names)}")

@@ -61,8 +61,18 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from snapgit.db.bulk import (
+    PACKET_MAX,
+    CopyStream,
+    StatementPipe,
+    mysql_row_formatter,
+    mysql_statements,
+    pg_copy,
+    pg_copy_form,
+)
 from snapgit.db.ddl import (
     Target,
     add_foreign_key_sql,
@@ -111,6 +121,7 @@ class _Live:
 
     columns: list[str]  # every column of the live table
     pg_types: dict[str, tuple[str, bool, bool]] = field(default_factory=dict)  # cast, is json, is array
+    pg_oids: dict[str, tuple[str, int]] = field(default_factory=dict)  # type name, type oid
     my_columns: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # data type, charset
     always_identity: set[str] = field(default_factory=set)  # PostgreSQL GENERATED ALWAYS AS IDENTITY
 
@@ -139,6 +150,11 @@ class WriteTransaction:
         self._sql_mode: str | None = None
         self._savepoints = itertools.count(1)
         self._created: list[str] = []  # MariaDB: tables this block created (committed already)
+        self._packet: int | None = None  # MariaDB: the largest statement to send
+        self._pipe: StatementPipe | None = None  # MariaDB: inserts still running in the background
+        self._stream: CopyStream | None = None  # PostgreSQL: a COPY left open for the next batch
+        self._stream_context: tuple[str, str, TableSchema, Sequence[Sequence[Any]]] | None = None
+        self._formatters: dict[str, Callable[[Sequence[Sequence[Any]]], list[str]]] = {}
 
     # --- the transaction ------------------------------------------------------------------------
 
@@ -185,6 +201,12 @@ class WriteTransaction:
             raise self._error("cannot start a write transaction on", exc) from exc
 
     def _commit(self) -> None:
+        if self._failed is None:
+            try:
+                self._settle()  # the last batch of inserts may still run, and fail
+            except BaseException:
+                self._rollback()
+                raise
         if self._failed is not None:
             self._rollback()
             raise DatabaseError(
@@ -200,6 +222,11 @@ class WriteTransaction:
             raise self._translate(exc, "commit the writes to", None) from exc
 
     def _rollback(self) -> None:
+        if self._stream is not None:
+            self._stream.abort()
+            self._stream = None
+        if self._pipe is not None:
+            self._pipe.wait()  # its error, if any, changes nothing now
         with contextlib.suppress(Exception):  # a broken connection is discarded by the pool
             self._raw.rollback()
         if self._created:  # MariaDB committed the CREATEs: undo them by hand
@@ -227,7 +254,25 @@ class WriteTransaction:
         q = quote(name, self.dialect)
         return q if self.dialect == "sqlite" else q.replace("%", "%%")
 
+    def _settle(self) -> None:
+        """Wait for the inserts still running in the background (MariaDB), and raise their
+        error as the insert that failed would have."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            assert self._stream_context is not None  # set with every write to the stream
+            verb, table, schema, rows = self._stream_context
+            with self._errors(verb, table, schema, rows):
+                stream.close()
+        if self._pipe is None:
+            return
+        failed = self._pipe.wait()
+        if failed is not None:
+            exc, (verb, table, schema, rows) = failed
+            with self._errors(verb, table, schema, rows):
+                raise exc
+
     def _exec(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        self._settle()
         cur = self._raw.cursor()
         try:
             cur.execute(sql) if params is None else cur.execute(sql, params)
@@ -238,6 +283,7 @@ class WriteTransaction:
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
         if not rows:
             return 0
+        self._settle()
         cur = self._raw.cursor()
         try:
             cur.executemany(sql, rows)
@@ -246,6 +292,7 @@ class WriteTransaction:
             cur.close()
 
     def _query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        self._settle()
         cur = self._raw.cursor()
         try:
             cur.execute(sql) if params is None else cur.execute(sql, params)
@@ -336,7 +383,7 @@ class WriteTransaction:
                 raise DatabaseError(f"no table {table} in {self.url_redacted}")
             rows = self._query(
                 "SELECT a.attname, format_type(a.atttypid, NULL), t.typname, t.typcategory, e.typname, "
-                "a.attidentity = 'a' "
+                "a.attidentity = 'a', t.oid "
                 "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
                 "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
                 "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -344,7 +391,8 @@ class WriteTransaction:
             )
             live = _Live([r[0] for r in rows])
             live.always_identity = {r[0] for r in rows if r[5]}
-            for name, spelled, typname, category, elem, _ in rows:
+            for name, spelled, typname, category, elem, _, oid in rows:
+                live.pg_oids[name] = (typname, oid)
                 is_array = category == "A"
                 if is_array and elem in ("bpchar", "bit"):  # "character[]" would mean char(1)[]
                     spelled = {"bpchar": "bpchar[]", "bit": "varbit[]"}[elem]
@@ -465,8 +513,14 @@ class WriteTransaction:
 
     # --- inserts --------------------------------------------------------------------------------
 
-    def insert_rows(self, schema: TableSchema, rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows`` (full rows in ``schema.sorted_names`` order) into ``schema.name``."""
+    def insert_rows(self, schema: TableSchema, rows: Sequence[Sequence[Any]], *, background: bool = False) -> None:
+        """Insert ``rows`` (full rows in ``schema.sorted_names`` order) into ``schema.name``.
+
+        ``background`` (PostgreSQL and MariaDB): return once the rows are sent, while the
+        server inserts them, so that the caller can prepare the next batch meanwhile (MariaDB:
+        a helper thread sends the statements; PostgreSQL: one COPY stays open while the rows
+        are for the same table). If they fail, the next call on this transaction raises the
+        error (or the end of the ``with`` block does), as this call would have."""
         self._start_rows()
         if not rows:
             return
@@ -486,11 +540,58 @@ class WriteTransaction:
             # explicit ids: what a restore writes, into a column that otherwise refuses them
             overriding = " OVERRIDING SYSTEM VALUE" if live.always_identity & set(names) else ""
             sql = f"INSERT INTO {t} ({cols}){overriding} VALUES ({values})"
+            prefix = (
+                f"INSERT INTO {quote(table, self.dialect)} ({', '.join(quote(n, self.dialect) for n in names)}) VALUES "
+            )
             for start in range(0, len(rows), _BATCH):
                 chunk = rows[start : start + _BATCH]
                 params = convert(chunk)
                 with self._errors("insert rows into", table, schema, chunk):
-                    self._many(sql, params)
+                    if self.dialect == "postgresql":
+                        types = [live.pg_oids[n] for n in names]
+                        if not background:
+                            self._settle()
+                            pg_copy(self._raw, table, names, types, params)
+                            continue
+                        binary, params = pg_copy_form(types, params)
+                        if self._stream is not None and self._stream.key != (table, tuple(names), binary):
+                            self._settle()
+                        if self._stream is None:
+                            self._stream = CopyStream(self._raw, table, names, types, binary)
+                        self._stream_context = ("insert rows into", table, schema, chunk)
+                        self._stream.write(params)
+                    elif self.dialect == "mysql":
+                        statements = mysql_statements(
+                            prefix, self._mysql_formatter(schema)(params), self._mysql_packet()
+                        )
+                        self._settle()
+                        if self._pipe is None:
+                            self._pipe = StatementPipe(self._raw)
+                        self._pipe.send(statements, ("insert rows into", table, schema, chunk))
+                        if not background:
+                            self._settle()
+                    else:
+                        self._many(sql, params)
+
+    def _mysql_packet(self) -> int:
+        """The largest statement to send: the server's max_allowed_packet, at most 16 MB."""
+        if self._packet is None:
+            self._packet = min(int(self._query("SELECT @@SESSION.max_allowed_packet")[0][0]), PACKET_MAX)
+        return self._packet
+
+    def _mysql_formatter(self, schema: TableSchema) -> Callable[[Sequence[Sequence[Any]]], list[str]]:
+        fmt = self._formatters.get(schema.name)
+        if fmt is None:
+            from pymysql.constants import SERVER_STATUS
+            from pymysql.converters import escape_string
+
+            types = {c.name: c.type for c in schema.columns}
+            plain = not self._raw.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
+            fmt = mysql_row_formatter(
+                [types[n] for n in schema.sorted_names], self._raw.escape, escape_string if plain else None
+            )
+            self._formatters[schema.name] = fmt
+        return fmt
 
     # --- updates --------------------------------------------------------------------------------
 
@@ -514,6 +615,12 @@ class WriteTransaction:
                 return
             sets = ", ".join(f"{self._q(names[i])} = {self._value_sql(live, names[i])}" for i in others)
             for pattern, group in _by_null_pattern(rows, positions):
+                if self.dialect == "postgresql" and not any(pattern):
+                    for start in range(0, len(group), _BATCH):
+                        self._pg_update_from(
+                            schema, key, positions, others, live, group[start : start + _BATCH], params
+                        )
+                    continue
                 where = " AND ".join(
                     f"{self._q(names[p])} IS NULL" if null else self._eq_sql(live, names[p])
                     for p, null in zip(positions, pattern, strict=False)
@@ -530,6 +637,42 @@ class WriteTransaction:
                         self._exec(f"ROLLBACK TO SAVEPOINT {sp}")
                         raise self._match_error("update rows of", schema, key, positions, chunk, live)
                     self._exec(f"RELEASE SAVEPOINT {sp}")
+
+    def _pg_update_from(
+        self,
+        schema: TableSchema,
+        key: Sequence[str],
+        positions: list[int],
+        others: list[int],
+        live: _Live,
+        chunk: Sequence[Sequence[Any]],
+        params: Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]],
+    ) -> None:
+        """PostgreSQL, keys without NULLs: the new rows go by COPY into a temporary table with
+        the table's column types, then one ``UPDATE ... FROM`` sets them (an UPDATE a row,
+        pipelined, took four times as long). Every key must update exactly one row."""
+        names = schema.sorted_names
+        table = schema.name
+        tmp = f"snapgit_update_{next(_tmp_ids)}"
+        q = partial(quote, dialect="postgresql")
+        cols = ", ".join(q(n) for n in names)
+        sets = ", ".join(f"{q(names[i])} = n.{q(names[i])}" for i in others)
+        on = []
+        for p in positions:
+            column, _value = self._eq_parts(live, names[p])  # json keys compare as jsonb
+            cast = column[len(self._q(names[p])) :]
+            on.append(f"t.{q(names[p])}{cast} = n.{q(names[p])}{cast}")
+        converted = params(chunk)
+        sp = self._savepoint()
+        with self._errors("update rows of", table, schema, chunk):
+            self._exec(f"CREATE TEMPORARY TABLE {q(tmp)} ON COMMIT DROP AS SELECT {cols} FROM {q(table)} WHERE false")
+            pg_copy(self._raw, tmp, names, [live.pg_oids[n] for n in names], converted)
+            n = self._exec(f"UPDATE {q(table)} AS t SET {sets} FROM {q(tmp)} AS n WHERE {' AND '.join(on)}")
+            self._exec(f"DROP TABLE {q(tmp)}")
+        if n != len(chunk):
+            self._exec(f"ROLLBACK TO SAVEPOINT {sp}")
+            raise self._match_error("update rows of", schema, key, positions, chunk, live)
+        self._exec(f"RELEASE SAVEPOINT {sp}")
 
     def _mysql_update(
         self,
@@ -549,9 +692,12 @@ class WriteTransaction:
         cols = ", ".join(self._q(n) for n in names)
         self._exec(f"CREATE TEMPORARY TABLE {self._q(tmp)} AS SELECT {cols} FROM {self._q(table)} WHERE 1 = 0", ())
         try:
-            insert = f"INSERT INTO {self._q(tmp)} ({cols}) VALUES ({', '.join(['%s'] * len(names))})"
+            # (spelled as insert_rows spells them: the same literals as PyMySQL's, faster)
+            prefix = f"INSERT INTO {quote(tmp, 'mysql')} ({', '.join(quote(n, 'mysql') for n in names)}) VALUES "
+            fmt = self._mysql_formatter(schema)
             for start in range(0, len(rows), _BATCH):
-                self._many(insert, params(rows[start : start + _BATCH]))
+                for sql in mysql_statements(prefix, fmt(params(rows[start : start + _BATCH])), self._mysql_packet()):
+                    self._exec(sql)
             on = " AND ".join(f"t.{self._q(names[p])} <=> n.{self._q(names[p])}" for p in positions)
             sets = ", ".join(f"t.{self._q(names[i])} = n.{self._q(names[i])}" for i in others)
             sp = self._savepoint()
@@ -1004,11 +1150,43 @@ class WriteTransaction:
 
     def add_foreign_keys(self, foreign_keys: Sequence[tuple[str, ForeignKey]]) -> None:
         """Add foreign keys (table, key) to existing tables; the database checks their rows as it
-        does. DDL: on MariaDB each commits at once, so not in a block that writes rows."""
+        does. DDL: on MariaDB each commits at once, so not in a block that writes rows.
+
+        MariaDB checks the rows by copying the whole table (ALTER TABLE ... ALGORITHM=COPY),
+        seconds a million rows. So there every key's rows are checked first by one query (rows
+        whose key columns are all set and match no row of the parent: what InnoDB refuses),
+        and the keys then added without their check, in place."""
         self._start_ddl()
+        if self.dialect == "mysql" and foreign_keys:
+            for table, fk in foreign_keys:
+                with self._errors("check the foreign keys of", table):
+                    self._mysql_check_foreign_key(table, fk)
+            with self._errors("add a foreign key to", None):
+                self._exec("SET SESSION foreign_key_checks = 0")
+            try:
+                for table, fk in foreign_keys:
+                    with self._errors("add a foreign key to", table):
+                        self._exec(add_foreign_key_sql(table, fk, self.dialect))
+            finally:
+                with contextlib.suppress(Exception):
+                    self._exec("SET SESSION foreign_key_checks = 1")
+            return
         for table, fk in foreign_keys:
             with self._errors("add a foreign key to", table):
                 self._exec(add_foreign_key_sql(table, fk, self.dialect))
+
+    def _mysql_check_foreign_key(self, table: str, fk: ForeignKey) -> None:
+        c = [f"c.{quote(n, 'mysql')}" for n in fk.columns]
+        match = " AND ".join(f"p.{quote(r, 'mysql')} = {x}" for r, x in zip(fk.ref_columns, c, strict=True))
+        set_ = " AND ".join(f"{x} IS NOT NULL" for x in c)
+        bad = self._query(
+            f"SELECT {', '.join(c)} FROM {quote(table, 'mysql')} c WHERE {set_} AND NOT EXISTS "
+            f"(SELECT 1 FROM {quote(fk.ref_table, 'mysql')} p WHERE {match}) LIMIT 1"
+        )
+        if bad:
+            raise self._fail(
+                ForeignKeyViolationError(table, fk.ref_table, _key_text(fk.columns, bad[0]), constraint=fk.name)
+            )
 
     def drop_tables(self, names: Sequence[str]) -> None:
         """Drop the tables ``names`` that exist; refused if a table not among ``names`` refers to

@@ -177,7 +177,7 @@ def load_tables(
             for i, data, n in _gc_paused(records):
                 if i != current:
                     if batch:
-                        tx.insert_rows(ordered[current][0], batch)
+                        tx.insert_rows(ordered[current][0], batch, background=True)
                         report.advance(len(batch))
                     batch, current = [], i
                 reach(i)
@@ -187,11 +187,11 @@ def load_tables(
                     check.check(rows)
                 batch.extend(rows)
                 if len(batch) >= BATCH:
-                    tx.insert_rows(ordered[i][0], batch)
+                    tx.insert_rows(ordered[i][0], batch, background=True)
                     report.advance(len(batch))
                     batch = []
             if batch:
-                tx.insert_rows(ordered[current][0], batch)
+                tx.insert_rows(ordered[current][0], batch, background=True)
                 report.advance(len(batch))
             reach(len(ordered) - 1)  # tables without rows
             _finish(tx, list(schemas), [schema for schema, _entry in tables])

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from snapgit.errors import CorruptError, NotFoundError, SnapError
 from snapgit.objects import Node, ObjType, Tag
+from snapgit.ops.marks import Marks, repeated_prefixes
 from snapgit.ops.remotes import forget_held_packs
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import DiskObjectStore
@@ -202,14 +203,18 @@ def _damaged_merge_head(why: str) -> CorruptError:
     return CorruptError(f"MERGE_HEAD is damaged: {why}", hint="drop the unfinished merge with `snap merge --abort`")
 
 
-def _mark(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
-    """Ids of everything reachable from ``roots``, and the delta bases of the nodes among them."""
+def _mark(objects: DiskObjectStore, roots: set[bytes]) -> Marks:
+    """Everything reachable from ``roots``, and the delta bases of the nodes among them: the
+    marks are not final yet (gc adds what young packs need, then finishes them)."""
     with objects.mapped_lookups():  # every node of every version, each looked for in many packs
         return _reachable(objects, roots)
 
 
-def _reachable(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
-    keep: set[bytes] = set()
+def _reachable(objects: DiskObjectStore, roots: set[bytes]) -> Marks:
+    # Commits, trees, tables, schemas, nodes and delta bases are few (thousands per version):
+    # they are kept in a set, to be walked once each. Records are millions: only marked.
+    marks = Marks()
+    keep = marks.few
     commits = list(roots)
     nodes: list[bytes] = []
     while commits:
@@ -248,9 +253,9 @@ def _reachable(objects: DiskObjectStore, roots: set[bytes]) -> set[bytes]:
         if node.level:
             nodes.extend(node.ids)
         else:
-            keep.update(node.ids)
+            marks.add_joined(b"".join(node.ids))
         _keep_bases(objects, nid, keep)
-    return keep
+    return marks
 
 
 def _keep_bases(objects: DiskObjectStore, oid: bytes, keep: set[bytes]) -> None:
@@ -330,8 +335,9 @@ def collect_garbage(
     try:
         expire_before = None if expire is None else now - expire
         damaged: list[CorruptError] = []
-        keep = _mark(objects, root_ids(store, expire_before, damaged))
+        marks = _mark(objects, root_ids(store, expire_before, damaged))
         report.warnings.extend({"message": exc.message, "hint": exc.hint or ""} for exc in damaged)
+        keep = marks.few
         for name in young:  # kept whole; what their deltas need must stay readable
             for _ordinal, entry in objects.pack_reader(name).iter_entries():
                 if entry_kind(entry) == DELTA:
@@ -343,8 +349,8 @@ def collect_garbage(
             f"gc stopped before changing anything: a reachable object cannot be read: {exc}",
             hint="run `snap verify` (and `snap verify --repair`) first",
         ) from exc
-    report.reachable = len(keep)
-    live = {_prefix(o) for o in keep}
+    marks.finish()
+    report.reachable = len(marks)
 
     drop, repack, small = [], [], []
     for name in names:
@@ -352,7 +358,7 @@ def collect_garbage(
         report.objects_before += idx.count
         if name in young:
             continue
-        alive = sum(1 for p, _o in idx.iter_sorted() if p in live)
+        alive = marks.count_in(idx.prefix_column())
         if alive == 0:
             drop.append(name)
             report.objects_dropped += idx.count
@@ -368,7 +374,7 @@ def collect_garbage(
     if dry_run:
         for name in repack:
             idx = objects.index(name)
-            report.objects_dropped += sum(1 for p, _o in idx.iter_sorted() if p not in live)
+            report.objects_dropped += idx.count - marks.count_in(idx.prefix_column())
         report.objects_after = report.objects_before - report.objects_dropped
         report.seconds = time.monotonic() - started
         return report
@@ -377,7 +383,7 @@ def collect_garbage(
         # before anything is swept: a reflog line must never name a commit that is gone
         report.reflog_expired = _expire_reflogs(store, expire_before)
     if repack:
-        _repack(objects, repack, live, report)
+        _repack(objects, repack, marks, report)
     if repack or drop:
         # objects go: the remotes' lists of packs "held here" may no longer be true (ops/remotes.py)
         forget_held_packs(store)
@@ -414,31 +420,38 @@ def collect_garbage(
     return report
 
 
-def _repack(objects: DiskObjectStore, names: list[str], live: set[int], report: GcReport) -> None:
+def _repack(objects: DiskObjectStore, names: list[str], marks: Marks, report: GcReport) -> None:
     """Copy the live objects of ``names`` into new packs and publish them."""
+    columns = [objects.index(name).prefix_column() for name in names]
+    # The same object in two of these packs (or twice in one) is copied once: only ids whose
+    # prefix occurs more than once are remembered, not every id copied.
+    twice = repeated_prefixes(columns)
     seen: set[bytes] = set()
     with objects.writer() as w:
-        for name in names:
+        for name, column in zip(names, columns, strict=True):
             idx = objects.index(name)
             rd = objects.pack_reader(name)
+            live = marks.hits(column)
             prefix_of = [0] * idx.count
             for p, ordinal in idx.iter_sorted():
                 prefix_of[ordinal] = p
             for ordinal, entry in rd.iter_entries():
-                if prefix_of[ordinal] not in live:
+                prefix = prefix_of[ordinal]
+                if prefix not in live:
                     report.objects_dropped += 1
                     continue
                 full, _depth = objects.resolve_entry(name, entry)
                 oid = hashlib.sha256(full).digest()
-                if _prefix(oid) != prefix_of[ordinal]:
+                if _prefix(oid) != prefix:
                     raise CorruptError(
                         f"pack {name[:16]}: object {ordinal} does not match its index",
                         hint="run `snap verify --repair`, then gc",
                     )
-                if oid in seen:  # the same object in two of these packs: one copy is enough
-                    report.objects_dropped += 1
-                    continue
-                seen.add(oid)
-                if entry_kind(entry) == DELTA and _prefix(entry_base(entry)) not in live:
+                if prefix in twice:
+                    if oid in seen:  # one copy is enough
+                        report.objects_dropped += 1
+                        continue
+                    seen.add(oid)
+                if entry_kind(entry) == DELTA and entry_base(entry) not in marks:
                     entry = full_entry(full[0], full[1:])  # its base goes: store it whole
                 w.add_raw(oid, entry)

@@ -656,8 +656,23 @@ class DiskObjectStore:
         append = out.append
         sha = hashlib.sha256
         paths = [self._fast_path(n) for n in self._order]
+        # Records were written in key order, so the next id is mostly the next object of the
+        # pack that held the last one: try that first, which the hash check makes as safe as a
+        # look-up (a wrong guess only costs a hash), and search the indexes only when it misses.
+        guess = None
+        after = -1
         for oid in oids:
+            if guess is not None:
+                try:
+                    full = guess(after + 1)
+                except CorruptError:
+                    full = None
+                if full is not None and sha(full).digest() == oid:
+                    after += 1
+                    append((full[0], full[1:]))
+                    continue
             got = None
+            guess = None
             first = oid[0]
             p = int.from_bytes(oid[:8], "big")
             for k, (fanout, prefixes, ordinals, full_or_none) in enumerate(paths):
@@ -672,6 +687,7 @@ class DiskObjectStore:
                     break  # a damaged index or block: get() names the object, or finds another copy
                 if full is not None and sha(full).digest() == oid:
                     got = (full[0], full[1:])
+                    guess, after = full_or_none, ordinals[i]
                     if k:  # neighbours were mostly written together: ask this pack first
                         paths.insert(0, paths.pop(k))
                 break

@@ -207,6 +207,14 @@ class IndexReader:
         one is read. Looking through them maps the pages read (see :meth:`prefix_hits`)."""
         return self._prefixes
 
+    def prefix_column(self) -> bytes:
+        """The prefixes as stored (``count`` ascending 8-byte little-endian numbers), read with
+        pread into a copy: a pass over every entry of every index (gc) through the map would
+        keep every page it touched in the process's resident memory."""
+        with self._file() as fd:
+            data = self._pread(fd, 8 * self.count, self._p0)
+        return data if data is not None else bytes(self._mm[self._p0 : self._o0])
+
     @property
     def ordinals(self) -> Sequence[int]:
         """The ordinal in the pack of each entry, in the order of :attr:`prefixes`."""

@@ -1,0 +1,336 @@
+"""Bulk inserts (snapgit.db.bulk): COPY into PostgreSQL, multi-row INSERTs into MariaDB, and
+MariaDB's foreign keys added after a load.
+
+The contract is the one of every write: what is written reads back, through the ordinary scan,
+as the same canonical values, and what the database would refuse is refused. Here in particular:
+COPY's binary form and its text form give the same rows (binary is taken only when every value
+fits), an integer out of its column's range is refused rather than wrapped, and MariaDB's
+statements spell every value exactly as PyMySQL's ``escape`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snapgit.db import Database, DatabaseError, ForeignKeyViolationError
+from snapgit.db.bulk import mysql_insert, mysql_row_formatter
+from snapgit.encoding import canonical_value, encode_row
+from snapgit.schema import Column, ForeignKey, TableSchema
+
+UTC = dt.UTC
+
+_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_text = st.text(_chars, max_size=12)
+_aware = st.datetimes(min_value=dt.datetime(1001, 1, 1), max_value=dt.datetime(9998, 12, 31), timezones=st.just(UTC))
+
+# the portable types COPY can send in binary form, with values of each
+BINARY: list[tuple[str, st.SearchStrategy[Any]]] = [
+    ("smallint", st.integers(-(2**15), 2**15 - 1)),
+    ("integer", st.integers(-(2**31), 2**31 - 1)),
+    ("bigint", st.integers(-(2**63), 2**63 - 1)),
+    ("double", st.floats(allow_nan=True)),
+    ("boolean", st.booleans()),
+    ("text", _text),
+    ("varchar(20)", _text),
+    ("bytes", st.binary(max_size=12)),
+    ("date", st.dates()),
+    ("timestamp", st.datetimes(min_value=dt.datetime(1000, 1, 1))),
+    ("timestamptz", _aware),
+    ("uuid", st.uuids()),
+]
+
+
+def _name(portable: str) -> str:
+    return "c_" + "".join(ch if ch.isalnum() else "_" for ch in portable)
+
+
+def _scan(db: Database, schema: TableSchema) -> list[tuple[Any, ...]]:
+    with db.snapshot() as snap:
+        (live,) = snap.reflect([schema.name])
+        return [r for batch in snap.scan(live, ["id"]) for r in batch]
+
+
+def _create(db: Database, *schemas: TableSchema, later: bool = False) -> list[tuple[str, ForeignKey]]:
+    with db.write() as tx:
+        return tx.create_tables(list(schemas), foreign_keys_later=later)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def test_copy_in_binary_and_in_text_form_give_the_same_rows(make_db_url: Callable[[str], str]) -> None:
+    """Two tables with the same columns, but the second has a numeric column too, which COPY
+    sends only as text: every batch goes binary into the first and as text into the second,
+    and both read back as written."""
+    url = make_db_url("postgresql")
+    columns = (Column("id", "integer", False), *(Column(_name(p), p) for p, _ in BINARY))
+    binary = TableSchema("bin", columns, ("id",))
+    text = TableSchema("txt", (*columns, Column("n", "numeric(10,2)")), ("id",))
+    with Database.connect(url) as db:
+        _create(db, binary, text)
+        values = {_name(p): s for p, s in BINARY}
+
+        @settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(st.lists(st.fixed_dictionaries({n: st.none() | s for n, s in values.items()}), min_size=1, max_size=6))
+        def check(dicts: list[dict[str, Any]]) -> None:
+            rows = [{**d, "id": i} for i, d in enumerate(dicts)]
+            with db.write() as tx:  # what an earlier (failed) example left
+                for schema in (binary, text):
+                    tx.delete_rows(schema, ["id"], _scan(db, schema))
+            with db.write() as tx:
+                for schema in (binary, text):
+                    tx.insert_rows(schema, [tuple(r.get(n) for n in schema.sorted_names) for r in rows])
+            got_binary, got_text = _scan(db, binary), _scan(db, text)
+            want = [tuple(canonical_value(r.get(n)) for n in binary.sorted_names) for r in rows]
+            assert [encode_row(r) for r in got_binary] == [encode_row(r) for r in want]
+            n = text.sorted_names.index("n")
+            assert [encode_row(r[:n] + r[n + 1 :]) for r in got_text] == [encode_row(r) for r in want]
+
+        check()
+
+
+@pytest.mark.parametrize(("portable", "value"), [("integer", 2**31), ("smallint", -(2**15) - 1), ("bigint", 2**63)])
+def test_copy_refuses_an_integer_its_column_cannot_hold(
+    make_db_url: Callable[[str], str], portable: str, value: int
+) -> None:
+    """psycopg's binary integer dumpers would wrap the value around; it must be refused, as an
+    INSERT refuses it, and nothing written."""
+    url = make_db_url("postgresql")
+    schema = TableSchema("t", (Column("id", "integer", False), Column("v", portable)), ("id",))
+    with Database.connect(url) as db:
+        _create(db, schema)
+        with pytest.raises(DatabaseError, match="table t"), db.write() as tx:
+            tx.insert_rows(schema, [(1, 5), (2, value)])
+        assert _scan(db, schema) == []
+
+
+def test_copy_writes_an_aware_datetime_to_a_timestamp_column_as_its_utc_wall_time(
+    make_db_url: Callable[[str], str],
+) -> None:
+    """As the INSERT it replaces did (a timestamptz parameter cast in the session's zone, UTC):
+    the text form would drop the offset."""
+    url = make_db_url("postgresql")
+    schema = TableSchema("t", (Column("id", "integer", False), Column("at", "timestamp")), ("id",))
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    with Database.connect(url) as db:
+        _create(db, schema)
+        with db.write() as tx:
+            tx.insert_rows(schema, [(dt.datetime(2024, 5, 1, 12, 0, tzinfo=plus2), 1), (dt.datetime(2024, 5, 1, 9), 2)])
+        assert _scan(db, schema) == [(dt.datetime(2024, 5, 1, 10, 0), 1), (dt.datetime(2024, 5, 1, 9), 2)]
+
+
+def test_copy_names_the_key_a_foreign_key_misses(make_db_url: Callable[[str], str]) -> None:
+    url = make_db_url("postgresql")
+    parent = TableSchema("p", (Column("id", "integer", False),), ("id",))
+    child = TableSchema(
+        "c",
+        (Column("id", "integer", False), Column("pid", "integer")),
+        ("id",),
+        foreign_keys=(ForeignKey(("pid",), "p", ("id",), "fk_c_p"),),
+    )
+    with Database.connect(url) as db:
+        _create(db, parent, child)
+        with pytest.raises(ForeignKeyViolationError, match=r"\(pid\)=\(7\)"), db.write() as tx:
+            tx.insert_rows(parent, [(1,), (2,)])
+            tx.insert_rows(child, [(1, 1), (2, 7)])
+        assert _scan(db, parent) == []
+
+
+# --- MariaDB ------------------------------------------------------------------------------------
+
+_MY_VALUES = (
+    st.none()
+    | st.integers(-(2**64), 2**64)
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.binary(max_size=8)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3)
+    | st.dates()
+    | st.datetimes()
+    | st.times()
+    | st.timedeltas(-dt.timedelta(days=30), dt.timedelta(days=30))
+)
+_MY_TYPES = [
+    "integer",
+    "bigint",
+    "varchar(10)",
+    "text",
+    "char(3)",
+    "date",
+    "timestamp",
+    "double",
+    "json",
+    "numeric(9,3)",
+]
+
+
+def _raw(url: str) -> pymysql.Connection:
+    u = sa.make_url(url)
+    return pymysql.connect(
+        host=u.host, port=u.port or 3306, user=u.username, password=u.password or "", database=u.database,
+        charset="utf8mb4",
+    )  # fmt: skip
+
+
+def test_mariadb_rows_are_spelled_as_pymysql_spells_them(make_db_url: Callable[[str], str]) -> None:
+    """Whatever the value and the column, the inline formatting gives PyMySQL's own literal
+    (which the old executemany sent), so the server reads the same value."""
+    conn = _raw(make_db_url("mariadb"))
+    try:
+        from pymysql.converters import escape_string
+
+        @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+        @given(st.lists(st.tuples(st.sampled_from(_MY_TYPES), _MY_VALUES), min_size=1, max_size=8))
+        def check(cells: list[tuple[str, Any]]) -> None:
+            fmt = mysql_row_formatter([t for t, _ in cells], conn.escape, escape_string)
+            row = tuple(v for _, v in cells)
+            want = "(" + ",".join(conn.escape(v) for v in row) + ")"
+            assert fmt([row, row]) == [want, want]
+            # with the server's NO_BACKSLASH_ESCAPES (escape_text None), text goes through escape
+            assert mysql_row_formatter([t for t, _ in cells], conn.escape, None)([row]) == [want]
+
+        check()
+    finally:
+        conn.close()
+
+
+def test_mariadb_inserts_are_cut_into_statements_that_fit(make_db_url: Callable[[str], str]) -> None:
+    """Rows of about 1 KB with a budget of 16 KB a statement: many statements, every row in."""
+    url = make_db_url("mariadb")
+    conn = _raw(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE t (id INT PRIMARY KEY, s TEXT) ENGINE=InnoDB")
+        rows = [(i, "é" * 500 + str(i)) for i in range(200)]
+        fmt = mysql_row_formatter(["integer", "text"], conn.escape, None)
+        conn.begin()
+        assert mysql_insert(conn, "INSERT INTO t (id, s) VALUES ", fmt(rows), 16 * 1024) == 200
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute("SELECT id, s FROM t ORDER BY id")
+            assert list(cur.fetchall()) == rows
+    finally:
+        conn.close()
+
+
+def _family() -> tuple[TableSchema, TableSchema]:
+    parent = TableSchema("p", (Column("id", "integer", False), Column("code", "varchar(8)", False)), ("id", "code"))
+    child = TableSchema(
+        "c",
+        (Column("id", "integer", False), Column("pid", "integer"), Column("pcode", "varchar(8)")),
+        ("id",),
+        foreign_keys=(ForeignKey(("pid", "pcode"), "p", ("id", "code"), "fk_c_p"),),
+    )
+    return parent, child
+
+
+def test_mariadb_foreign_keys_added_after_a_load_check_the_rows_first(make_db_url: Callable[[str], str]) -> None:
+    url = make_db_url("mariadb")
+    parent, child = _family()
+    with Database.connect(url) as db:
+        later = _create(db, parent, child, later=True)
+        assert [(t, fk.name) for t, fk in later] == [("c", "fk_c_p")]
+        with db.write() as tx:
+            tx.insert_rows(parent, [("a", 1)])
+            # a NULL in a key column is no reference (MATCH SIMPLE); (1, 'b') has no parent
+            tx.insert_rows(child, [(1, "a", 1), (2, None, 1), (3, "b", 1)])
+        with pytest.raises(ForeignKeyViolationError, match=r"\(pid, pcode\)=\(1, 'b'\)"), db.write() as tx:
+            tx.add_foreign_keys(later)
+        with db.snapshot() as snap:
+            assert [s.foreign_keys for s in snap.reflect(["c"])] == [()]  # not added
+        with db.write() as tx:
+            tx.delete_rows(child, ["id"], [(3, "b", 1)])
+        with db.write() as tx:
+            tx.add_foreign_keys(later)
+        with db.snapshot() as snap:
+            assert [fk.name for s in snap.reflect(["c"]) for fk in s.foreign_keys] == ["fk_c_p"]
+        # and it is enforced from now on
+        with pytest.raises(ForeignKeyViolationError), db.write() as tx:
+            tx.insert_rows(child, [(4, "z", 9)])
+
+
+def test_mariadb_decimal_and_time_values_keep_their_spelling(make_db_url: Callable[[str], str]) -> None:
+    """Values that go through PyMySQL's escape (not inline) read back as written."""
+    url = make_db_url("mariadb")
+    schema = TableSchema(
+        "t",
+        (Column("id", "integer", False), Column("d", "numeric(9,3)"), Column("t", "time"), Column("u", "uuid")),
+        ("id",),
+    )
+    u = uuid.UUID(int=7, version=4)
+    rows = [(decimal.Decimal("-12.500"), 1, dt.time(1, 2, 3, 4), u), (None, 2, None, None)]
+    with Database.connect(url) as db:
+        _create(db, schema)
+        with db.write() as tx:
+            tx.insert_rows(schema, rows)
+        assert sorted(_scan(db, schema), key=lambda r: r[1]) == rows
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_background_inserts_fail_at_the_next_call_or_at_the_end(make_db_url: Callable[[str], str], kind: str) -> None:
+    """An insert sent in the background (MariaDB: by a helper thread; PostgreSQL: into a COPY
+    left open) that fails raises its own error, naming its table and key, at the next call on
+    the transaction, or when the block ends; nothing is written."""
+    url = make_db_url(kind)
+    parent, child = _family()
+    with Database.connect(url) as db:
+        _create(db, parent, child)
+        with pytest.raises(ForeignKeyViolationError, match=r"\(pid, pcode\)=\(2, '?a'?\)"), db.write() as tx:
+            tx.insert_rows(parent, [("a", 1)], background=True)
+            tx.insert_rows(child, [(1, "a", 1), (2, "a", 2)], background=True)  # no parent (2, 'a')
+            tx.insert_rows(parent, [("b", 2)])  # too late: the child's batch failed before it
+        with pytest.raises(DatabaseError, match="cannot insert rows into table p"), db.write() as tx:
+            tx.insert_rows(parent, [("a", 1)], background=True)
+            tx.insert_rows(parent, [("a", 1)], background=True)  # a duplicate key, found at the end
+        with db.write() as tx:  # and a clean run writes everything
+            for i in range(3):
+                tx.insert_rows(parent, [("x", i)], background=True)
+        assert sorted(_scan(db, parent)) == [("x", 0), ("x", 1), ("x", 2)]
+        assert _scan(db, child) == []
+
+
+def test_postgresql_updates_go_through_a_temporary_table_and_each_key_must_match_one_row(
+    make_db_url: Callable[[str], str],
+) -> None:
+    """Keys without NULLs are updated by COPY into a temporary table and one UPDATE ... FROM:
+    every key must still find exactly one row, or nothing changes and the key is named."""
+    url = make_db_url("postgresql")
+    schema = TableSchema(
+        "t",
+        (Column("name", "text", False), Column("n", "integer", False), Column("v", "json"), Column("w", "double")),
+        ("name", "n"),
+    )
+    from snapgit.db import RowMatchError
+    from snapgit.encoding import Json
+
+    rows = [(f"k{i % 7}", i, Json({"i": i}), float(i)) for i in range(3000)]
+    order = schema.sorted_names  # n, name, v, w
+    as_sorted = [tuple(dict(zip(("name", "n", "v", "w"), r, strict=True))[c] for c in order) for r in rows]
+    with Database.connect(url) as db:
+        _create(db, schema)
+        with db.write() as tx:
+            tx.insert_rows(schema, as_sorted)
+        changed = [(n, name, Json([n]), -w) for n, name, _v, w in as_sorted[::3]]
+        missing = (5000, "k1", Json(None), 0.0)
+        with pytest.raises(RowMatchError, match=r"\(name, n\)=\('k1', 5000\) is not there"), db.write() as tx:
+            tx.update_rows(schema, ["name", "n"], [changed[0], missing, *changed[1:]])
+        with db.snapshot() as snap:
+            (live,) = snap.reflect(["t"])
+            assert sorted(r for b in snap.scan(live, ["name", "n"]) for r in b) == sorted(as_sorted)
+        with db.write() as tx:
+            tx.update_rows(schema, ["name", "n"], changed)
+        want = {r[:2]: r for r in as_sorted} | {r[:2]: r for r in changed}
+        with db.snapshot() as snap:
+            got = [r for b in snap.scan(live, ["name", "n"]) for r in b]
+        assert sorted(encode_row(r) for r in got) == sorted(encode_row(r) for r in want.values())
