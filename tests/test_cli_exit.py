@@ -49,6 +49,12 @@ def test_ctrl_c_exits_130_and_leaves_the_store_whole(tmp_path: Path) -> None:
     def wait_at_the_ref_update() -> None:
         from snapgit.store import refs
 
+        # as a shell starts it: the forked child inherits the test process's SIGINT disposition and
+        # signal mask, which a library another test loaded may have changed (once seen under CI:
+        # the interrupt never arrived, and the commit finished after its 60 s wait)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
         real = refs.DiskRefs.set_if_equals
 
         def waiting(self, *args, **kwargs):
