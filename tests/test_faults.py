@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import forkrun
+from snapgit.store.layout import FORMAT_VERSION
 
 SEED = int(os.environ.get("SNAP_FAULT_SEED", "20240229"))
 # offsets drawn per region of a file; SNAP_FAULT_OFFSETS scales the hunt up
@@ -325,7 +326,7 @@ def test_index_fanout_running_backwards_is_damage(template: Template, tmp_path: 
 
 def test_version_file_that_is_not_text_refuses_to_open(template: Template, tmp_path: Path) -> None:
     cwd = damaged_copy(template, tmp_path, "VERSION", b"snapgit \xe9tore 1\n")
-    assert_refuses(cwd, "verify", says="this snapgit reads format 1")
+    assert_refuses(cwd, "verify", says=f"this snapgit reads formats 1 and {FORMAT_VERSION}")
 
 
 # --- concurrent committers ---------------------------------------------------------------------
@@ -528,11 +529,12 @@ def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, temp
 
 @pytest.mark.parametrize("command", [("log",), ("verify",), ("commit", "-m", "x"), ("status",)])
 def test_store_of_an_unknown_format_refuses_to_open(template: Template, tmp_path: Path, command) -> None:
-    cwd = damaged_copy(template, tmp_path, "VERSION", b"snapgit store 2\n")
+    newer = f"snapgit store {FORMAT_VERSION + 1}"
+    cwd = damaged_copy(template, tmp_path, "VERSION", f"{newer}\n".encode())
     before = sorted((p.relative_to(cwd), p.stat().st_mtime_ns) for p in (cwd / ".snapstore").rglob("*"))
     proc = forkrun.run(cwd, *command)
     assert proc.returncode == 3 and clean_error(proc), proc.stderr
-    assert "is a store of format 'snapgit store 2'; this snapgit reads format 1" in proc.stderr
+    assert f"is a store of format {newer!r}; this snapgit reads formats 1 and {FORMAT_VERSION}" in proc.stderr
     assert "hint: use the snapgit version that wrote it" in proc.stderr
     assert sorted((p.relative_to(cwd), p.stat().st_mtime_ns) for p in (cwd / ".snapstore").rglob("*")) == before
 

@@ -453,8 +453,13 @@ def fast_check(dialect: str, source: Column, target: Column) -> Fast | None:
             got = [v for v in vals if v is not None] if _NONE in types else vals
             if not got:
                 return True
-            # NaN and infinities make the sum non-finite (so may huge finite values: then slowly)
-            return math.isfinite(math.fsum(map(abs, got))) and not any(math.copysign(1, v) < 0 for v in got if v == 0)
+            # NaN and infinities make the sum non-finite (so may huge finite values: then slowly);
+            # fsum raises rather than return inf when finite values overflow on the way
+            try:
+                finite = math.isfinite(math.fsum(map(abs, got)))
+            except OverflowError:
+                return False
+            return finite and not any(math.copysign(1, v) < 0 for v in got if v == 0)
 
         return floats
     if tbase in ("text", "varchar", "char") and sbase in ("text", "varchar", "char"):
