@@ -35,10 +35,10 @@ from snapgit.store.pack import (
     FULL,
     MAX_DELTA_DEPTH,
     BlockCache,
+    DeltaDecoder,
     PackReader,
     PackWriter,
     delta_compress,
-    delta_decompress,
     delta_entry,
     entry_base,
     entry_depth,
@@ -423,6 +423,7 @@ class DiskObjectStore:
         self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
         self._order: list[str] = []
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+        self._deltas = DeltaDecoder()
         self._blocks = BlockCache() if block_budget is None else BlockCache(block_budget)
         # The packs in the order look-ups try them: the one that answered last first. Neighbours
         # in key order were mostly written together, but a parallel commit writes neighbouring
@@ -506,6 +507,7 @@ class DiskObjectStore:
         if rd is not None:
             rd.close()
         self._full_cache.clear()
+        self._deltas.clear()
 
     def stored_bases(self, oid: bytes) -> list[bytes]:
         """The bases of every copy of ``oid`` stored as a delta (any pack; prefix matches
@@ -573,7 +575,7 @@ class DiskObjectStore:
             base_full, _ = self._find(base, chain=chain + 1)
             self._last_delta_base = base
             try:
-                full = delta_decompress(base_full, entry_frame(entry))
+                full = self._deltas.decompress(base, base_full, entry_frame(entry))
             except zstd.ZstdError as exc:
                 raise CorruptError(f"pack {name[:16]}: delta does not decompress: {exc}") from exc
             if full[0] != entry_type(entry):
