@@ -60,6 +60,7 @@ __all__ = [
     "entry_frame",
     "delta_compress",
     "delta_decompress",
+    "DeltaDecoder",
     "fsync_dir",
 ]
 
@@ -146,6 +147,43 @@ def delta_decompress(base_full: bytes, frame: bytes | memoryview) -> bytes:
     raises ``zstandard.ZstdError``."""
     d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
     return zstd.ZstdDecompressor(dict_data=d).decompress(frame)
+
+
+class DeltaDecoder:
+    """:func:`delta_decompress` that keeps a decompressor for each of the last few bases.
+
+    Making a decompressor costs most of reading a delta (about 15 us, where the decompression of
+    a node's delta takes under one), and a base is mostly read again soon: the two sides of a
+    diff are both deltas against their chain's root (star deltas), as are the versions of a
+    node that gc and verify read. The cache is keyed by the base's id, which names its bytes,
+    so a hit can never decompress against other bytes than a miss would."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._by_base: OrderedDict[bytes, zstd.ZstdDecompressor] = OrderedDict()
+
+    def decompress(self, base: bytes, base_full: bytes, frame: bytes | memoryview) -> bytes:
+        """The full bytes of a delta's frame against the base ``base`` (its id), whose full
+        bytes are ``base_full``. A damaged frame raises ``zstandard.ZstdError``."""
+        by_base = self._by_base
+        dctx = by_base.get(base)
+        if dctx is None:
+            d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
+            dctx = by_base[base] = zstd.ZstdDecompressor(dict_data=d)
+            if len(by_base) > self.size:
+                by_base.popitem(last=False)
+        else:
+            by_base.move_to_end(base)
+        return dctx.decompress(frame)
+
+    def __len__(self) -> int:
+        return len(self._by_base)
+
+    def __contains__(self, base: bytes) -> bool:
+        return base in self._by_base
+
+    def clear(self) -> None:
+        self._by_base.clear()
 
 
 def fsync_dir(path: Path) -> None:

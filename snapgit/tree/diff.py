@@ -19,7 +19,7 @@ from itertools import compress
 from operator import ne
 
 from snapgit.objects import Node
-from snapgit.store.objectstore import ObjectReader
+from snapgit.store.objectstore import ObjectReader, read_cursor
 from snapgit.tree.prolly import load_node
 
 __all__ = ["RowChange", "diff_trees", "ADDED", "REMOVED", "CHANGED"]
@@ -47,7 +47,8 @@ class _Side:
     __slots__ = ("reader", "items")
 
     def __init__(self, reader: ObjectReader, root: bytes | None) -> None:
-        self.reader = reader
+        # the two sides' nodes are mostly in different packs: each side has its own order
+        self.reader = read_cursor(reader)
         self.items: deque[tuple[int, int, bytes, bytes | None]] = deque()
         if root is not None:
             node = load_node(reader, root)
