@@ -73,10 +73,11 @@ in: the target has no such type, and the values are kept in the nearest type tha
 
 Restoring into the engine a schema was read from is the exception on PostgreSQL: there each
 column is created with its ``native`` type (``Target.source``), so an ``inet``, a ``money``,
-a ``varchar(20) COLLATE "C"``, a ``mood[]`` or an ``int4range`` come back as they were. Types
-that must be defined first (enums, domains, composite types, extension types such as
-``citext``) are not in the schema: the target must have them already, and the restore refuses,
-before it creates any table, a column whose type or collation the target does not know.
+a ``varchar(20) COLLATE "C"``, a ``mood[]`` or an ``int4range`` come back as they were. The
+enum, domain and composite types the columns use are in the schema (``pg_types``,
+:mod:`snapgit.db.pgtypes`) and are created first; extension types (``citext``) are not: the
+target must have them already, and the restore refuses, before it creates any table, a column
+whose type or collation the target does not know.
 
 Keys and the rest:
 

@@ -81,7 +81,9 @@ Worth knowing:
   A value whose text (or storage class) is not the one its canonical value is written back as
   (:data:`snapgit.db.params.SQLITE_CANONICAL`) keeps it: a :class:`snapgit.encoding.Spelled`.
   So do PostgreSQL ``json`` and MariaDB JSON documents whose text is not canonical.
-* PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. A date, time,
+* PostgreSQL ``interval`` becomes a timedelta, with the server's text as its spelling where
+  a timedelta would print otherwise ('1 day -00:00:01', '49:00:00'; a timedelta evens days
+  and time out). A date, time,
   timestamp or interval value that Python's types cannot hold (a BC date, ``infinity``,
   ``24:00:00``, an interval beyond 999,999,999 days) is read as its text, value by value
   (:func:`snapgit.db.values.register_pg_text_fallback`): the other values of the column keep
@@ -335,6 +337,8 @@ def _pg_read(portable: str, native: str) -> ColumnRead:
             return ColumnRead("{c}::float8[]", None, "{c}")
         if ebase == "numeric":
             return ColumnRead("{c}::numeric[]", None, "{c}")
+        if ebase == "interval":
+            return ColumnRead("{c}", _PG_INTERVALS, "{c}")
     return _PLAIN
 
 
@@ -540,6 +544,16 @@ def _pg_jsonb(v: object) -> object:
         if not same:
             return Spelled(out, v, "postgresql")
     return out
+
+
+def _unspelled(v: object) -> object:
+    """An array element kept with its spelling -> that text: an array holding text is written
+    back as text, element by element (:mod:`snapgit.db.params`), as the server printed it."""
+    return v.spelling if type(v) is Spelled else v
+
+
+# the loader keeps an interval's text beside its timedelta where they differ (db.values)
+_PG_INTERVALS = V.array_of(_unspelled)
 
 
 def column_read(dialect: str, portable: str, native: str | None) -> ColumnRead:
