@@ -249,3 +249,45 @@ def test_restore_into_refuses_a_type_defined_otherwise(make_db_url: MakeUrl, mak
     with target.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_class WHERE relname IN ('t', 'plain')").scalar() == 0
     repo.close()
+
+
+def test_types_survive_export_import_restore_into(make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path) -> None:
+    """The definitions travel in an export's schema: import it into another store, restore it
+    --into a fresh database, and the types, columns and values are the source's."""
+    src, dst, other = make_db_url("postgresql"), make_db_url("postgresql"), make_db_url("postgresql")
+    source, target = make_engine(src), make_engine(dst)
+    _typed_source(source)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with Repo.init(tmp_path / "a", src) as repo:
+        repo.commit("types")
+        repo.export("HEAD", tmp_path / "out.json", fmt="json")
+    with Repo.init(tmp_path / "b", other) as copy:
+        got = copy.import_file(tmp_path / "out.json", branch="imported")
+        copy.restore(got["commit"].hex(), into=dst)
+    assert describe(target, _NAMES) == describe(source, _NAMES)
+    assert column_types(target, "t") == column_types(source, "t")
+    assert texts(target, "t") == texts(source, "t")
+
+
+def test_schema_object_holds_pg_types_only_when_present() -> None:
+    """Schemas without user-defined types keep the bytes (and ids) they had; those with them
+    decode to equal definitions, in their order."""
+    from snapgit.objects import decode_schema, encode_schema
+    from snapgit.schema import Column, PgTypeDef, TableSchema
+
+    plain = TableSchema("t", (Column("id", "integer", native="integer"),), ("id",))
+    assert "pg_types" not in plain.to_obj()
+    defs = (
+        PgTypeDef("mood", "enum", labels=("sad", "ok")),
+        PgTypeDef(
+            "glad", "domain", base="mood", default="'ok'::mood", checks=(("c", "CHECK ((VALUE <> 'sad'::mood))"),)
+        ),
+        PgTypeDef('"Pair"', "composite", attributes=(("a", "integer"), ("m", "glad[]"))),
+    )
+    typed = TableSchema("t", plain.columns, ("id",), pg_types=defs)
+    assert decode_schema(encode_schema(typed)) == typed
+    assert decode_schema(encode_schema(plain)) == plain
+    assert encode_schema(typed) != encode_schema(plain)
+    assert encode_schema(plain)[0] == 0x86 and encode_schema(typed)[0] == 0x87  # map of 6, of 7 entries
+    assert typed.portable() == plain.portable()
