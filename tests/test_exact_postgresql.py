@@ -180,24 +180,25 @@ def test_values_python_cannot_hold_commit_and_restore(make_db_url: MakeUrl, make
     repo.close()
 
 
-def test_ignored_column_of_an_unstorable_type_is_left_out(
-    make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path
-) -> None:
-    """The hint of an unsupported type (ignore the column in config.toml) works: the column is
-    not read. MariaDB's POINT is such a type (PostgreSQL has none left)."""
+def test_ignored_column_of_a_storable_type_is_restored(make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path) -> None:
+    """A column ignored in config.toml whose type snapgit can store (MariaDB's POINT, once
+    refused, now the server's bytes) stays in the schema: merges leave it out, restores keep it."""
     url = make_db_url("mariadb")
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE m (id integer PRIMARY KEY, g POINT, n integer)")
         conn.exec_driver_sql("INSERT INTO m VALUES (1, POINT(1, 2), 5)")
     repo = Repo.init(tmp_path, url)
-    with pytest.raises(DatabaseError, match="m.g"):
-        repo.commit("refused")
     repo.config.table["m"] = TableConfig(ignore=["g"])
     repo.store.save_config()
     repo = Repo.open(tmp_path)
-    repo.commit("without g")
-    assert [c.name for c in repo.tables()[0].schema.columns] == ["id", "n"]
+    c = repo.commit("with g").commit_id
+    assert [c.name for c in repo.tables()[0].schema.columns] == ["id", "g", "n"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE m SET g = POINT(3, 4)")
+    repo.restore(c.hex())
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT ST_AsText(g) FROM m").scalar() == "POINT(1 2)"
     repo.close()
 
 

@@ -42,7 +42,8 @@ varchar(n) -> str   VARCHAR NVARCHAR          character varying(n)         varch
                     "VARYING CHARACTER"
 char(n)   -> str    CHAR NCHAR CHARACTER      character(n) (::text strips  char(n) (the server
                     (kept as stored)          the padding)                 strips the padding)
-bytes     -> bytes  BLOB BINARY VARBINARY     bytea                        binary varbinary *blob
+bytes     -> bytes  BLOB BINARY VARBINARY     bytea                        binary varbinary *blob,
+                                                                           geometry, point, ...
 date      -> date   DATE ('YYYY-MM-DD')       date                         date
 time      -> time   TIME ('HH:MM:SS.ffffff')  time                         time (within a day;
                                                                            durations stay
@@ -93,8 +94,12 @@ Worth knowing:
 * MariaDB ``bigint unsigned`` above 2**63-1 and ``time`` values outside a day stay exact Python
   ints and timedeltas, but a restore into another database's bigint or time cannot hold them.
 
+* MariaDB/MySQL spatial types (geometry, point, ...) are read as the server's own bytes of the
+  value (its SRID, 4 bytes little-endian, then the WKB), which a write gives back as they are:
+  ``bytes`` on other engines.
+
 Not supported (:class:`~snapgit.db.errors.UnsupportedTypeError` at reflect time):
-MariaDB/MySQL spatial types (geometry, point, ...) and vector. SQLite supports every declared
+MariaDB/MySQL vector. SQLite supports every declared
 type, by its type affinity; PostgreSQL every type, by its text form.
 
 Key order
@@ -372,6 +377,17 @@ _MY_SIMPLE = {
     "year": "smallint",
     "uuid": "uuid",
     "json": "json",
+    # spatial types: the server's own bytes (a 4-byte SRID, then the WKB), which it takes back
+    # as they are; the column's native type keeps what it was
+    "geometry": "bytes",
+    "point": "bytes",
+    "linestring": "bytes",
+    "polygon": "bytes",
+    "multipoint": "bytes",
+    "multilinestring": "bytes",
+    "multipolygon": "bytes",
+    "geometrycollection": "bytes",
+    "geomcollection": "bytes",
 }
 _UTF8_CHARSETS = ("utf8mb4", "utf8mb3", "utf8", "ascii", "binary")
 
