@@ -291,3 +291,21 @@ def test_schema_object_holds_pg_types_only_when_present() -> None:
     assert encode_schema(typed) != encode_schema(plain)
     assert encode_schema(plain)[0] == 0x86 and encode_schema(typed)[0] == 0x87  # map of 6, of 7 entries
     assert typed.portable() == plain.portable()
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_mixed_sign_intervals_survive_export_import(
+    make_db_url: MakeUrl, make_engine: MakeEngine, tmp_path, fmt: str
+) -> None:
+    src, dst, other = make_db_url("postgresql"), make_db_url("postgresql"), make_db_url("postgresql")
+    source, target = make_engine(src), make_engine(dst)
+    _interval_table(source)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with Repo.init(tmp_path / "a", src) as repo:
+        repo.commit("intervals")
+        repo.export("HEAD", tmp_path / f"out.{fmt}", fmt=fmt)
+    with Repo.init(tmp_path / "b", other) as copy:
+        got = copy.import_file(tmp_path / f"out.{fmt}", branch="imported")
+        copy.restore(got["commit"].hex(), into=dst)
+    assert texts(target, "iv") == texts(source, "iv")

@@ -110,7 +110,7 @@ def _array_elements(query: Query, oids: set[int]) -> dict[int, int]:
 
 def in_order(defs: dict[int, tuple[PgTypeDef, tuple[int, ...]]], roots: Iterable[int]) -> tuple[PgTypeDef, ...]:
     """The definitions reachable from ``roots`` (a table's column types, arrays resolved by the
-    caller or not), each after the types it uses, otherwise by name."""
+    caller), each after the types it uses, otherwise by name."""
     order: list[PgTypeDef] = []
     done: set[int] = set()
 
