@@ -145,8 +145,8 @@ _TYPES = [
     "ALTER TYPE mood ADD VALUE 'meh' BEFORE 'ok'",  # sort order differs from creation order
     "CREATE DOMAIN posint AS integer DEFAULT 1 NOT NULL CONSTRAINT positive CHECK (VALUE > 0)",
     "CREATE DOMAIN glad AS mood CONSTRAINT not_sad CHECK (VALUE <> 'sad') CHECK (VALUE <> 'meh')",
-    "CREATE DOMAIN code AS varchar(5) CHECK (VALUE ~ '^[A-Z]+$')",
-    'CREATE TYPE "Pair" AS (a posint, "b c" text, m mood[], n numeric(6,2))',
+    """CREATE DOMAIN code AS varchar(5) COLLATE "C" CHECK (VALUE ~ '^[A-Z]+$')""",
+    'CREATE TYPE "Pair" AS (a posint, "b c" text COLLATE "POSIX", m mood[], n numeric(6,2))',
     'CREATE TYPE nest AS (p "Pair", g glad)',
 ]
 _TABLE = """
@@ -165,6 +165,10 @@ _ROWS = [
 
 _DESCRIBE = """
 SELECT t.typtype, format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
+  (SELECT collname FROM pg_collation WHERE oid = t.typcollation),
+  (SELECT array_agg(attname || ' ' || coalesce(c.collname, '-') ORDER BY attnum)::text
+     FROM pg_attribute LEFT JOIN pg_collation c ON c.oid = attcollation
+     WHERE attrelid = t.typrelid AND attnum > 0 AND NOT attisdropped),
   (SELECT array_agg(enumlabel ORDER BY enumsortorder)::text FROM pg_enum WHERE enumtypid = t.oid),
   (SELECT array_agg(conname || ' ' || pg_get_constraintdef(oid) ORDER BY conname)::text
      FROM pg_constraint WHERE contypid = t.oid),

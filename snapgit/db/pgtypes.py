@@ -18,8 +18,9 @@ Types these use (a domain over an enum, a composite holding a domain, arrays of 
 recorded too, each before the types that use it. Types of PostgreSQL itself and types an
 extension owns (``citext``, ``hstore``) are not: ``CREATE EXTENSION`` makes those, and the
 restore refuses a column whose type the target lacks (:mod:`snapgit.db.write`). Ranges and base
-types made with C functions are not recorded either. Not kept: a domain's or composite
-attribute's own collation, comments, owners and privileges.
+types made with C functions are not recorded either. A domain's or a composite attribute's own
+collation is kept as a column's is, ``text COLLATE "C"``. Not kept: comments, owners and
+privileges.
 """
 
 from __future__ import annotations
@@ -50,10 +51,25 @@ _CHECKS = (
     "SELECT conname, pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint "
     "WHERE contypid = %s AND contype = 'c' ORDER BY conname"
 )
-_ATTRIBUTES = (
-    "SELECT attname, format_type(atttypid, atttypmod), atttypid FROM pg_catalog.pg_attribute "
-    "WHERE attrelid = %s AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-)
+# a collation is named (as a column's native type names it) only where it is not the type's own
+_ATTRIBUTES = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,
+       CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN co.collname END
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+_DOMAIN_COLLATION = """
+SELECT co.collname FROM pg_catalog.pg_type t
+JOIN pg_catalog.pg_type b ON b.oid = t.typbasetype
+JOIN pg_catalog.pg_collation co ON co.oid = t.typcollation
+WHERE t.oid = %s AND t.typcollation <> 0 AND t.typcollation <> b.typcollation
+"""
+
+
+def _collated(spelled: str, collation: str | None) -> str:
+    return f'{spelled} COLLATE "{collation}"' if collation else spelled
 
 
 def type_defs(query: Query, column_types: Iterable[int]) -> dict[int, tuple[PgTypeDef, tuple[int, ...]]]:
@@ -78,13 +94,15 @@ def type_defs(query: Query, column_types: Iterable[int]) -> dict[int, tuple[PgTy
                 d = PgTypeDef(name, "enum", labels=tuple(r[0] for r in query(_LABELS, (oid,))))
             elif kind == "d":
                 base_name = query("SELECT format_type(%s, %s)", (base, base_mod))[0][0]
+                collation = query(_DOMAIN_COLLATION, (oid,))
+                base_name = _collated(base_name, collation[0][0] if collation else None)
                 checks = tuple((r[0], r[1]) for r in query(_CHECKS, (oid,)))
                 uses.append(base)
                 d = PgTypeDef(name, "domain", base=base_name, not_null=bool(not_null), default=default, checks=checks)
             elif kind == "c" and relkind == "c":
                 attrs = query(_ATTRIBUTES, (relid,))
                 uses.extend(r[2] for r in attrs)
-                d = PgTypeDef(name, "composite", attributes=tuple((r[0], r[1]) for r in attrs))
+                d = PgTypeDef(name, "composite", attributes=tuple((r[0], _collated(r[1], r[3])) for r in attrs))
             else:
                 continue
             out[oid] = (d, tuple(uses))
