@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Column", "ForeignKey", "Index", "TableSchema", "table_order"]
+__all__ = ["Column", "ForeignKey", "Index", "PgTypeDef", "TableSchema", "table_order"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,50 @@ class Index:
 
 
 @dataclass(frozen=True)
+class PgTypeDef:
+    """A PostgreSQL type a table's columns use that a database must have before the table can be
+    created there: an ``enum`` (its ``labels`` in order), a ``domain`` (its ``base`` type,
+    ``not_null``, ``default`` and ``checks``: (constraint name, ``CHECK (...)``)) or a
+    ``composite`` (its ``attributes``: (name, type)). ``name`` and the types are spelled as
+    ``format_type`` spells them. Read and created by :mod:`snapgit.db.pgtypes`."""
+
+    name: str
+    kind: str
+    labels: tuple[str, ...] = ()
+    base: str | None = None
+    not_null: bool = False
+    default: str | None = None
+    checks: tuple[tuple[str, str], ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def to_obj(self) -> dict[str, Any]:
+        o: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.kind == "enum":
+            o["labels"] = list(self.labels)
+        elif self.kind == "domain":
+            o["base"] = self.base
+            o["checks"] = [{"definition": d, "name": n} for n, d in self.checks]
+            o["default"] = self.default
+            o["not_null"] = self.not_null
+        elif self.kind == "composite":
+            o["attributes"] = [{"name": n, "type": t} for n, t in self.attributes]
+        return o
+
+    @classmethod
+    def from_obj(cls, o: dict[str, Any]) -> PgTypeDef:
+        return cls(
+            name=o["name"],
+            kind=o["kind"],
+            labels=tuple(o.get("labels", ())),
+            base=o.get("base"),
+            not_null=bool(o.get("not_null", False)),
+            default=o.get("default"),
+            checks=tuple((c["name"], c["definition"]) for c in o.get("checks", ())),
+            attributes=tuple((a["name"], a["type"]) for a in o.get("attributes", ())),
+        )
+
+
+@dataclass(frozen=True)
 class TableSchema:
     """A table as snapgit sees it. ``columns`` keep the database's order; rows are encoded in
     :attr:`sorted_names` order."""
@@ -96,6 +140,8 @@ class TableSchema:
     unique: tuple[tuple[str, ...], ...] = ()
     foreign_keys: tuple[ForeignKey, ...] = ()
     indexes: tuple[Index, ...] = field(default=())
+    # PostgreSQL: the user-defined types the columns use, each after the types it uses
+    pg_types: tuple[PgTypeDef, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -113,7 +159,7 @@ class TableSchema:
         raise KeyError(name)
 
     def to_obj(self) -> dict[str, Any]:
-        return {
+        o: dict[str, Any] = {
             "columns": [c.to_obj() for c in self.columns],
             "foreign_keys": [f.to_obj() for f in self.foreign_keys],
             "indexes": [i.to_obj() for i in self.indexes],
@@ -121,6 +167,9 @@ class TableSchema:
             "primary_key": list(self.primary_key),
             "unique": [list(u) for u in self.unique],
         }
+        if self.pg_types:  # only when present: other schemas keep their bytes and ids
+            o["pg_types"] = [d.to_obj() for d in self.pg_types]
+        return o
 
     @classmethod
     def from_obj(cls, o: dict[str, Any]) -> TableSchema:
@@ -131,6 +180,7 @@ class TableSchema:
             unique=tuple(tuple(u) for u in o.get("unique", ())),
             foreign_keys=tuple(ForeignKey.from_obj(f) for f in o.get("foreign_keys", ())),
             indexes=tuple(Index.from_obj(i) for i in o.get("indexes", ())),
+            pg_types=tuple(PgTypeDef.from_obj(d) for d in o.get("pg_types", ())),
         )
 
     def portable(self) -> TableSchema:

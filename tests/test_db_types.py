@@ -113,8 +113,9 @@ def test_postgresql_portable(t: PgType, portable: str | None) -> None:
         ("timestamp", "timestamp(6)", False, "timestamptz"),
         ("year", "year(4)", False, "smallint"),
         ("uuid", "uuid", False, "uuid"),
-        ("point", "point", False, None),
-        ("geometry", "geometry", False, None),
+        ("point", "point", False, "bytes"),
+        ("geometry", "geometry", False, "bytes"),
+        ("vector", "vector(3)", False, None),
     ],
 )
 def test_mysql_portable(data_type: str, column_type: str, is_json: bool, portable: str | None) -> None:

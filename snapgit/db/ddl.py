@@ -17,6 +17,7 @@ Native types (MariaDB/MySQL from MariaDB/MySQL)
 When :attr:`Target.source` says the schemas were read from MariaDB/MySQL, each column is created
 with its ``COLUMN_TYPE`` and, for text, its ``CHARACTER SET`` and ``COLLATE``
 (:func:`mysql_native_type`): unsigned integers, ``bit(n)``, ``enum``, ``set``, ``inet4``/``inet6``,
+spatial types (an index on one spatial column is a SPATIAL INDEX),
 ``year``, ``datetime`` precision, ``tinyint``/``mediumint``, text sizes, ``(var)binary(n)`` and
 collations all come back as the application made them, so its values keep their bytes and its
 lookups match as before. What the schema does not keep:
@@ -73,10 +74,11 @@ in: the target has no such type, and the values are kept in the nearest type tha
 
 Restoring into the engine a schema was read from is the exception on PostgreSQL: there each
 column is created with its ``native`` type (``Target.source``), so an ``inet``, a ``money``,
-a ``varchar(20) COLLATE "C"``, a ``mood[]`` or an ``int4range`` come back as they were. Types
-that must be defined first (enums, domains, composite types, extension types such as
-``citext``) are not in the schema: the target must have them already, and the restore refuses,
-before it creates any table, a column whose type or collation the target does not know.
+a ``varchar(20) COLLATE "C"``, a ``mood[]`` or an ``int4range`` come back as they were. The
+enum, domain and composite types the columns use are in the schema (``pg_types``,
+:mod:`snapgit.db.pgtypes`) and are created first; extension types (``citext``) are not: the
+target must have them already, and the restore refuses, before it creates any table, a column
+whose type or collation the target does not know.
 
 Keys and the rest:
 
@@ -262,7 +264,8 @@ def pg_collation_of_native(native: str) -> str | None:
 _MYSQL_NATIVE = re.compile(
     r"(tinyint|smallint|mediumint|int|integer|bigint|bit|float|double|real|double precision|decimal|numeric|"
     r"fixed|char|varchar|binary|varbinary|tinytext|text|mediumtext|longtext|tinyblob|blob|mediumblob|longblob|"
-    r"enum|set|date|datetime|timestamp|time|year|uuid|inet4|inet6|json)\b(.*)",
+    r"enum|set|date|datetime|timestamp|time|year|uuid|inet4|inet6|json|geometry|point|linestring|polygon|"
+    r"multipoint|multilinestring|multipolygon|geometrycollection|geomcollection)\b(.*)",
     re.DOTALL,
 )
 _MARIADB_ONLY = ("uuid", "inet4", "inet6")
@@ -443,6 +446,20 @@ def _creatable(ix: Index, schema: TableSchema, target: Target) -> bool:
     return True
 
 
+_SPATIAL = frozenset(
+    "geometry point linestring polygon multipoint multilinestring multipolygon geometrycollection "
+    "geomcollection".split()
+)
+
+
+def _spatial(ix: Index, natives: dict[str, str]) -> bool:
+    """Whether ``ix`` was a SPATIAL index: the schema keeps no index kind, but a MariaDB index
+    on one spatial column is one (an ordinary key there would hold a prefix of its bytes)."""
+    return (
+        not ix.unique and len(ix.columns) == 1 and natives.get(ix.columns[0], "").split(" ", 1)[0].lower() in _SPATIAL
+    )
+
+
 def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence[ForeignKey]) -> list[str]:
     """CREATE TABLE for ``schema`` with ``foreign_keys`` inline, then its indexes (inline on
     MariaDB, where a foreign key would otherwise create an index of the same name first)."""
@@ -488,7 +505,7 @@ def create_table_sql(schema: TableSchema, target: Target, foreign_keys: Sequence
     indexes = [ix for ix in schema.indexes if _creatable(ix, schema, target)]
     if d == "mysql":
         for ix in indexes:
-            kind = "UNIQUE INDEX" if ix.unique else "INDEX"
+            kind = "UNIQUE INDEX" if ix.unique else "SPATIAL INDEX" if _spatial(ix, natives) else "INDEX"
             spelled = _key_cols(ix.columns, whole if ix.unique else prefixes)
             lines.append(f"{kind} {quote(_index_name(schema.name, ix), d)} ({spelled})")
     for fk in foreign_keys:

@@ -258,6 +258,18 @@ def _pg_mixed_array(v: Any) -> Any:
     return v
 
 
+def _pg_interval(v: Any) -> Any:
+    """A timedelta as the text PostgreSQL prints for it: psycopg sends Python's normalised days
+    and seconds (-1 second as -1 days +86399 seconds), which the server keeps apart and prints
+    as '-1 days +23:59:59', not the '-00:00:01' a reader takes for canonical."""
+    return pg_interval_text(v) if type(v) is _dt.timedelta else v
+
+
+def _pg_interval_array(v: Any) -> Any:
+    """An array of intervals, every element as its text (see :func:`_pg_interval`)."""
+    return _pg_text_elements(v) if type(v) is list or type(v) is tuple else v
+
+
 def _mysql_float(v: Any) -> Any:
     if type(v) is float and (v != v or v in (float("inf"), float("-inf"))):
         raise WriteValueError(f"MariaDB/MySQL cannot store the float {v!r}")
@@ -277,7 +289,7 @@ def _element(portable: str) -> str | None:
 
 
 # portable types whose values a reader may keep with their spelling (snapgit.db.types)
-SPELLABLE = frozenset({"numeric", "date", "time", "timetz", "timestamp", "timestamptz", "uuid", "json"})
+SPELLABLE = frozenset({"numeric", "date", "time", "timetz", "timestamp", "timestamptz", "interval", "uuid", "json"})
 
 
 def _spelled_aware(dialect: str, conv: Converter | None) -> Converter:
@@ -336,10 +348,12 @@ def canonical_write(dialect: str, portable: str, style: SqliteStyle | None = Non
         return make() if make else None
     if dialect == "postgresql":
         if elem is not None:
+            if _base(elem) == "interval":
+                return _pg_interval_array
             if _base(elem) in _PG_TEXT_FALLBACK_ELEMENTS:
                 return _pg_mixed_array
             return _pg_json_elements if _base(elem) == "json" else None
-        return _json_text if base == "json" else None
+        return {"json": _json_text, "interval": _pg_interval}.get(base)
     if dialect == "mysql":
         if elem is not None:
             return _array_as_json

@@ -6,7 +6,9 @@ Two sources, each for what it does best:
   ``information_schema.COLUMNS``) for the columns and their exact native types, which
   :mod:`snapgit.db.types` maps to portable types;
 * the **SQLAlchemy inspector** for nullability, defaults, the primary key, unique constraints,
-  foreign keys and indexes.
+  foreign keys and indexes;
+* on PostgreSQL, the definitions of the enum, domain and composite types the columns use
+  (:mod:`snapgit.db.pgtypes`).
 
 Which tables: the user tables of the database the URL names (SQLite: the main database without
 its ``sqlite_*`` tables; PostgreSQL: the current schema, normally ``public``, without the
@@ -21,9 +23,11 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from snapgit.db.errors import UnsupportedTypeError
+from snapgit.db.pgtypes import table_type_defs
 from snapgit.db.types import PgType, mysql_native, mysql_portable, postgresql_portable, sqlite_portable
 from snapgit.schema import Column, ForeignKey, Index, TableSchema
 
@@ -188,6 +192,7 @@ def reflect_tables(
         uqs = insp.get_multi_unique_constraints(filter_names=tables)
         fks = insp.get_multi_foreign_keys(filter_names=tables)
         ixs = insp.get_multi_indexes(filter_names=tables)
+    kept: dict[str, list[str]] = {}
     schemas = []
     for t in tables:
         key = (None, t)
@@ -243,4 +248,8 @@ def reflect_tables(
             )
         )
         schemas.append(TableSchema(t, tuple(columns), pk, unique, foreign, indexes))
+        kept[t] = [c.name for c in columns]
+    if dialect == "postgresql":
+        defs = table_type_defs(lambda sql, params: conn.exec_driver_sql(sql, tuple(params)).all(), kept)
+        schemas = [replace(s, pg_types=defs[s.name]) if s.name in defs else s for s in schemas]
     return schemas

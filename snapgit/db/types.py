@@ -42,7 +42,8 @@ varchar(n) -> str   VARCHAR NVARCHAR          character varying(n)         varch
                     "VARYING CHARACTER"
 char(n)   -> str    CHAR NCHAR CHARACTER      character(n) (::text strips  char(n) (the server
                     (kept as stored)          the padding)                 strips the padding)
-bytes     -> bytes  BLOB BINARY VARBINARY     bytea                        binary varbinary *blob
+bytes     -> bytes  BLOB BINARY VARBINARY     bytea                        binary varbinary *blob,
+                                                                           geometry, point, ...
 date      -> date   DATE ('YYYY-MM-DD')       date                         date
 time      -> time   TIME ('HH:MM:SS.ffffff')  time                         time (within a day;
                                                                            durations stay
@@ -81,7 +82,9 @@ Worth knowing:
   A value whose text (or storage class) is not the one its canonical value is written back as
   (:data:`snapgit.db.params.SQLITE_CANONICAL`) keeps it: a :class:`snapgit.encoding.Spelled`.
   So do PostgreSQL ``json`` and MariaDB JSON documents whose text is not canonical.
-* PostgreSQL ``interval`` becomes a timedelta: '1 mon' reads as 30 days. A date, time,
+* PostgreSQL ``interval`` becomes a timedelta, with the server's text as its spelling where
+  a timedelta would print otherwise ('1 day -00:00:01', '49:00:00'; a timedelta evens days
+  and time out). A date, time,
   timestamp or interval value that Python's types cannot hold (a BC date, ``infinity``,
   ``24:00:00``, an interval beyond 999,999,999 days) is read as its text, value by value
   (:func:`snapgit.db.values.register_pg_text_fallback`): the other values of the column keep
@@ -91,8 +94,12 @@ Worth knowing:
 * MariaDB ``bigint unsigned`` above 2**63-1 and ``time`` values outside a day stay exact Python
   ints and timedeltas, but a restore into another database's bigint or time cannot hold them.
 
+* MariaDB/MySQL spatial types (geometry, point, ...) are read as the server's own bytes of the
+  value (its SRID, 4 bytes little-endian, then the WKB), which a write gives back as they are:
+  ``bytes`` on other engines.
+
 Not supported (:class:`~snapgit.db.errors.UnsupportedTypeError` at reflect time):
-MariaDB/MySQL spatial types (geometry, point, ...) and vector. SQLite supports every declared
+MariaDB/MySQL vector. SQLite supports every declared
 type, by its type affinity; PostgreSQL every type, by its text form.
 
 Key order
@@ -335,6 +342,8 @@ def _pg_read(portable: str, native: str) -> ColumnRead:
             return ColumnRead("{c}::float8[]", None, "{c}")
         if ebase == "numeric":
             return ColumnRead("{c}::numeric[]", None, "{c}")
+        if ebase == "interval":
+            return ColumnRead("{c}", _PG_INTERVALS, "{c}")
     return _PLAIN
 
 
@@ -368,6 +377,17 @@ _MY_SIMPLE = {
     "year": "smallint",
     "uuid": "uuid",
     "json": "json",
+    # spatial types: the server's own bytes (a 4-byte SRID, then the WKB), which it takes back
+    # as they are; the column's native type keeps what it was
+    "geometry": "bytes",
+    "point": "bytes",
+    "linestring": "bytes",
+    "polygon": "bytes",
+    "multipoint": "bytes",
+    "multilinestring": "bytes",
+    "multipolygon": "bytes",
+    "geometrycollection": "bytes",
+    "geomcollection": "bytes",
 }
 _UTF8_CHARSETS = ("utf8mb4", "utf8mb3", "utf8", "ascii", "binary")
 
@@ -540,6 +560,16 @@ def _pg_jsonb(v: object) -> object:
         if not same:
             return Spelled(out, v, "postgresql")
     return out
+
+
+def _unspelled(v: object) -> object:
+    """An array element kept with its spelling -> that text: an array holding text is written
+    back as text, element by element (:mod:`snapgit.db.params`), as the server printed it."""
+    return v.spelling if type(v) is Spelled else v
+
+
+# the loader keeps an interval's text beside its timedelta where they differ (db.values)
+_PG_INTERVALS = V.array_of(_unspelled)
 
 
 def column_read(dialect: str, portable: str, native: str | None) -> ColumnRead:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from snapgit.encoding import Json
+from snapgit.encoding import Json, Spelled
 
 __all__ = [
     "Converter",
@@ -267,7 +267,9 @@ def register_pg_text_fallback(conn: Any) -> None:
         typed = conn.adapters.get_loader(info.oid, Format.TEXT)
         if typed is not None and not getattr(typed, "snapgit_text_fallback", False):
             fits = _interval_exact if name == "interval" else None
-            conn.adapters.register_loader(info.oid, _text_fallback_loader(typed, Loader, psycopg.DataError, fits))
+            spell = _interval_spelling if name == "interval" else None
+            loader = _text_fallback_loader(typed, Loader, psycopg.DataError, fits, spell)
+            conn.adapters.register_loader(info.oid, loader)
     # arrays whose lower bounds are not 1 ('[0:2]={7,8,9}'): a list cannot say so
     for oid in sorted({info.array_oid for info in conn.adapters.types if info.array_oid}):
         typed = conn.adapters.get_loader(oid, Format.TEXT)
@@ -303,8 +305,17 @@ def _interval_exact(v: Any, text: bytes) -> bool:
     microseconds the store holds, and without months or years, which psycopg counts as 30 and
     365 days while PostgreSQL's own comparison counts a year as 360. (Days and time of opposite
     signs, or hours past a day, are evened out by a timedelta: '1 day -00:00:01' reads as
-    23:59:59, which PostgreSQL's = agrees with, though its ::text differs.)"""
+    23:59:59, which PostgreSQL's = agrees with; :func:`_interval_spelling` keeps the text.)"""
     return _MIN_INTERVAL <= v <= _MAX_INTERVAL and b"mon" not in text and b"year" not in text
+
+
+def _interval_spelling(v: Any, text: bytes) -> Any:
+    """The timedelta ``v``, or, when writing it back would print otherwise than ``text`` (days
+    and time of opposite signs, ``'1 day -00:00:01'``; hours past a day, ``'49:00:00'``), the
+    timedelta with that text as its spelling: the same length for diff, merge and other
+    engines, the same ``::text`` for PostgreSQL."""
+    spelled = text.decode()
+    return v if pg_interval_text(v) == spelled else Spelled(v, spelled, "postgresql")
 
 
 def _default_bounds(_value: Any, text: bytes) -> bool:
@@ -313,10 +324,15 @@ def _default_bounds(_value: Any, text: bytes) -> bool:
 
 
 def _text_fallback_loader(
-    typed: Any, loader: Any, data_error: type[Exception], fits: Callable[[Any, bytes], bool] | None
+    typed: Any,
+    loader: Any,
+    data_error: type[Exception],
+    fits: Callable[[Any, bytes], bool] | None,
+    spell: Callable[[Any, bytes], Any] | None = None,
 ) -> Any:
     """A psycopg loader class: ``typed``'s value, or the text when ``typed`` refuses it or
-    ``fits(value, text)`` says the value is not the text exactly."""
+    ``fits(value, text)`` says the value is not the text exactly; ``spell(value, text)``, when
+    given, has the last word on a value that fits (it may keep the text as a spelling)."""
 
     class TextFallbackLoader(loader):
         snapgit_text_fallback = True
@@ -334,6 +350,8 @@ def _text_fallback_loader(
                 text = bytes(data)
                 if not fits(value, text):
                     return text.decode()
+                if spell is not None:
+                    return spell(value, text)
             return value
 
     return TextFallbackLoader

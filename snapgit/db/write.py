@@ -85,12 +85,13 @@ from snapgit.db.ddl import (
 )
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
 from snapgit.db.params import WriteValueError, column_write
+from snapgit.db.pgtypes import create_type_sql, existing_type_defs
 from snapgit.db.reflect import LIST_TABLES_SQL
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.encoding import encode_row
 from snapgit.jsonvalue import to_text
-from snapgit.schema import ForeignKey, TableSchema
+from snapgit.schema import ForeignKey, PgTypeDef, TableSchema
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -1121,6 +1122,7 @@ class WriteTransaction:
                             f"neither being created nor in {self.url_redacted}"
                         )
             if target.source == "postgresql" == self.dialect:
+                self._pg_create_types(schemas)
                 self._pg_check_native_types(schemas)
             if self.dialect == "mysql":
                 with contextlib.suppress(self._dbapi_error):
@@ -1225,6 +1227,29 @@ class WriteTransaction:
             else:  # SQLite does not enforce foreign keys on this connection
                 for name in todo:
                     self._exec(f"DROP TABLE {quote(name, 'sqlite')}")
+
+    def _pg_create_types(self, schemas: Sequence[TableSchema]) -> None:
+        """Create the enum, domain and composite types the schemas record (``pg_types``), each
+        after the types it uses; one the database has with the same definition is used as it
+        is, one it has otherwise refuses the whole call. PostgreSQL's DDL is transactional: a
+        failed block takes the new types away with the tables."""
+        wanted: dict[str, PgTypeDef] = {}
+        for s in schemas:  # a table lists a type after those it uses, so first seen is in order
+            for d in s.pg_types:
+                wanted.setdefault(d.name, d)
+        if not wanted:
+            return
+        existing = existing_type_defs(self._query, list(wanted))
+        for name, d in wanted.items():
+            if name in existing:
+                if existing[name] != d:
+                    raise DatabaseError(
+                        f"type {name} exists in {self.url_redacted} with another definition than the snapshot's {d.kind}",
+                        hint="drop or rename the type there, or restore into a database without it",
+                    )
+                continue
+            with self._errors(f"create type {name} in", None):
+                self._exec(create_type_sql(d))
 
     def _pg_check_native_types(self, schemas: Sequence[TableSchema]) -> None:
         """Refuse, naming table, column and type, a native type or collation this PostgreSQL
