@@ -523,3 +523,31 @@ def test_a_store_of_format_1_that_cannot_be_written_is_still_read(v1_store: Path
         assert (store / "VERSION").read_text() == "snapgit store 1\n"
     finally:
         subprocess.run(["chattr", "-i", str(store)], check=True)
+
+
+@pytest.mark.parametrize("declared", ["JSON", "DATE", "NUMERIC", "DECIMAL(10,3)"])
+def test_a_real_that_sqlite_reads_back_otherwise_keeps_its_storage_class_through_sql(
+    tmp_path: Path, declared: str
+) -> None:
+    """SQLite turns the text ``-3.818524346993651e-306`` into a double one unit in the last
+    place off the float Python makes of it: a REAL in a NUMERIC-affinity column whose canonical
+    value would be written as that text must keep its spelling (found by the export property
+    test above)."""
+    v = -3.818524346993651e-306
+    db = tmp_path / "a.db"
+    con = sqlite3.connect(db)
+    con.execute(f"CREATE TABLE h (id INTEGER PRIMARY KEY, x {declared})")
+    con.execute("INSERT INTO h VALUES (1, ?)", (v,))
+    con.commit()
+    con.close()
+    before = sqlite_cells(str(db), "h")
+    (tmp_path / "s").mkdir()
+    with Repo.init(tmp_path / "s", f"sqlite:///{db}") as repo:
+        cid = repo.commit("one real").commit_id
+        assert cid is not None
+        repo.export(cid.hex(), tmp_path / "x.sql", fmt="sql")
+    loaded = tmp_path / "b.db"
+    con = sqlite3.connect(loaded)
+    con.executescript((tmp_path / "x.sql").read_text(encoding="utf-8"))
+    con.close()
+    assert sqlite_cells(str(loaded), "h") == before

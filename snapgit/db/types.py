@@ -114,6 +114,8 @@ time fields of version-1 UUIDs).
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
 from dataclasses import dataclass
 
 from snapgit.db import values as V
@@ -501,10 +503,25 @@ def _numeric_affinity(v: object) -> object:
         i = int(v)
         if -_I64 <= i < _I64:
             return i
-    f = float(v)
+    f = _sqlite_text_to_real(v)
     if f == f and abs(f) < _I64 and f == int(f):
         return int(f)
     return f
+
+
+_text_to_real: sqlite3.Connection | None = None
+_text_to_real_lock = threading.Lock()
+
+
+def _sqlite_text_to_real(text: str) -> float:
+    """The double SQLite makes of ``text``, which is not always the nearest one that Python's
+    float() gives (SQLite 3.40 reads ``-3.818524346993651e-306`` one unit in the last place off):
+    asked of SQLite itself, which converts a CAST as it converts text under NUMERIC affinity."""
+    global _text_to_real
+    with _text_to_real_lock:
+        if _text_to_real is None:
+            _text_to_real = sqlite3.connect(":memory:", check_same_thread=False)
+        return float(_text_to_real.execute("SELECT CAST(? AS REAL)", (text,)).fetchone()[0])
 
 
 def _sqlite_spelled(conv: Converter, portable: str) -> Converter:
