@@ -6,6 +6,7 @@ kill -9 during commit and merge is in test_crash.py.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import signal
 import sqlite3
 import struct
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,11 +397,19 @@ def small_disk(tmp_path: Path):
     """A 4 MiB tmpfs mounted for the test (CI runs as root, like this machine); None when mounting
     is not allowed, and the tests fall back to RLIMIT_FSIZE or skip, saying why (under CI=true
     they fail instead)."""
-    mnt = tmp_path / "disk"
+    yield from mounted_tmpfs(tmp_path / "disk", "size=4m,mode=0700")
+
+
+@pytest.fixture
+def few_inodes(tmp_path: Path):
+    """A tmpfs with room for bytes but for only 64 files: creating a file there fails with ENOSPC
+    once they are used up. None, as for small_disk, where mounting is not allowed."""
+    yield from mounted_tmpfs(tmp_path / "inodes", "size=4m,nr_inodes=64,mode=0700")
+
+
+def mounted_tmpfs(mnt: Path, options: str):
     mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True, text=True)
     if proc.returncode != 0:
         if os.environ.get("CI") == "true":  # CI runs as root: a fallback there would hide a broken set-up
             pytest.fail(f"CI=true, and tmpfs cannot be mounted: {proc.stderr.strip()}", pytrace=False)
@@ -522,6 +532,35 @@ def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, temp
     filler.unlink()
     ok(project, "branch", "-d", "feature")
     ok(project, "verify")
+
+
+def test_no_room_for_the_new_file_while_expiring_a_reflog_is_a_clear_error(few_inodes) -> None:
+    """gc rewrites an expiring reflog through a temporary file. When not even that file can be
+    created, the error says the disk is full (not that the temporary file it never made is
+    missing), and the reflog is as it was."""
+    if few_inodes is None:
+        pytest.skip("tmpfs cannot be mounted here")
+    from snapgit.errors import DiskFullError
+    from snapgit.store.refs import DiskRefs
+
+    refs = DiskRefs(few_inodes / "store")
+    main = "refs/heads/main"
+    refs.set_if_equals(main, None, "a" * 64, who="t", message="one")
+    refs.set_if_equals(main, "a" * 64, "b" * 64, who="t", message="two")
+    log = few_inodes / "store" / "logs" / main
+    before = log.read_bytes()
+    used = 0
+    while True:  # use up the file system's inodes
+        try:
+            (few_inodes / f"f{used}").touch()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+            break
+        used += 1
+    with pytest.raises(DiskFullError, match="while writing the reflog of refs/heads/main; free space and retry"):
+        refs.expire_reflog(main, before=time.time() + 3600)
+    assert log.read_bytes() == before
+    assert not list((few_inodes / "store").rglob("*.expire"))
 
 
 # --- an unknown format, a broken config --------------------------------------------------------

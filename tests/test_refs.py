@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from snapgit.errors import ConflictError, LockedError, NotFoundError, SnapError
+from snapgit.errors import ConflictError, CorruptError, LockedError, NotFoundError, SnapError
 from snapgit.store import refs as refs_mod
 from snapgit.store.refs import ZERO, BadRefNameError, DiskRefs, MemoryRefs, check_ref_name
 
@@ -323,3 +325,129 @@ def test_disk_compare_and_swap_between_processes_loses_no_update(tmp_path):
         by_process[e.who] = by_process.get(e.who, 0) + 1
     assert by_process == {f"p{i}": each for i in range(procs_n)}
     assert not list(tmp_path.rglob("*.lock"))
+
+
+# --- edges that mutation testing of store/refs.py found untested (docs/mutation.md) -------------
+
+
+@pytest.mark.parametrize(
+    "zone, expected",
+    [("UTC0", "+0000"), ("<+0545>-5:45", "+0545"), ("<-0330>3:30", "-0330"), ("<-11>11", "-1100")],
+)
+def test_reflog_records_the_local_offset_in_hours_and_minutes(refs, monkeypatch, zone, expected):
+    # (POSIX TZ strings count west of Greenwich as positive: "<+0545>-5:45" is UTC+05:45)
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+        assert refs.reflog(MAIN)[0].tz == expected
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def reflog_entry(old: str, new: str, when: int, message: str = "move") -> str:
+    return f"{old} {new} {when} +0000 {WHO}\t{message}\n"
+
+
+def write_reflog(root: Path, text: str, name: str = MAIN) -> Path:
+    path = root / "logs" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_disk_reflog_cut_short_is_reported_as_damage(tmp_path):
+    """A last line without its newline was cut short by a crash or a full disk: it is not an
+    entry, and reading says which line is damaged rather than trusting it."""
+    write_reflog(tmp_path, reflog_entry(ZERO, A, 1000) + reflog_entry(A, B, 2000).rstrip("\n"))
+    with pytest.raises(CorruptError, match=r"reflog of refs/heads/main, line 2, is malformed: no newline"):
+        DiskRefs(tmp_path).reflog(MAIN)
+
+
+def test_disk_reflog_blank_lines_do_not_hide_later_entries(tmp_path):
+    write_reflog(tmp_path, reflog_entry(ZERO, A, 1000) + "\n" + reflog_entry(A, B, 2000))
+    assert moves(DiskRefs(tmp_path), MAIN) == [(ZERO, A, "move"), (A, B, "move")]
+
+
+@pytest.mark.parametrize("old, new", [(ZERO, "x" * 64), ("x" * 64, A), (A[:63], B)])
+def test_disk_reflog_entry_with_one_bad_id_is_damage(tmp_path, old, new):
+    write_reflog(tmp_path, reflog_entry(ZERO, A, 1000) + reflog_entry(old, new, 2000))
+    with pytest.raises(CorruptError, match="line 2, is malformed: bad id"):
+        DiskRefs(tmp_path).reflog(MAIN)
+
+
+def test_disk_expire_reflog_drops_old_entries_and_counts_them(tmp_path):
+    refs = DiskRefs(tmp_path)
+    (tmp_path / "refs" / "heads").mkdir(parents=True)
+    (tmp_path / MAIN).write_text(C + "\n")
+    log = write_reflog(tmp_path, reflog_entry(ZERO, A, 1000) + reflog_entry(A, B, 2000) + reflog_entry(B, C, 3000))
+    assert refs.expire_reflog(MAIN, before=2500) == 2
+    assert moves(refs, MAIN) == [(B, C, "move")]
+    kept = log.read_bytes()
+    assert refs.expire_reflog(MAIN, before=2500) == 0  # nothing older left
+    # everything older than `before`, but the ref exists: its newest entry stays (it records its value)
+    assert refs.expire_reflog(MAIN, before=10**10) == 0
+    assert log.read_bytes() == kept
+    (tmp_path / MAIN).unlink()
+    assert refs.expire_reflog(MAIN, before=10**10) == 1  # the ref is gone: so is its reflog
+    assert not log.exists()
+    assert refs.expire_reflog(MAIN, before=10**10) == 0  # no reflog at all
+
+
+def test_disk_locks_lists_the_lock_files_there_are(tmp_path):
+    refs = DiskRefs(tmp_path)
+    (tmp_path / "refs" / "heads").mkdir(parents=True)
+    assert list(refs.locks()) == []
+    (tmp_path / "refs" / "heads" / "main.lock").write_text("")
+    assert list(refs.locks()) == [tmp_path / "refs" / "heads" / "main.lock"]
+    (tmp_path / "HEAD.lock").write_text("")
+    assert sorted(refs.locks()) == sorted([tmp_path / "refs" / "heads" / "main.lock", tmp_path / "HEAD.lock"])
+
+
+def test_disk_a_ref_name_that_is_a_directory_reads_as_absent(tmp_path):
+    """refs/heads/team/a exists, so refs/heads/team is a directory: no such ref (as git has it)."""
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals("refs/heads/team/a", None, A, who=WHO, message="create")
+    assert refs.read("refs/heads/team") is None
+
+
+@pytest.mark.parametrize("target", ["heads/main", "main", "refs/heads/a..b", "refs/heads/a b", "refs/heads/x.lock"])
+def test_disk_head_naming_an_invalid_ref_is_damage(tmp_path, target):
+    (tmp_path / "HEAD").write_text(f"ref: {target}\n")
+    with pytest.raises(CorruptError, match="ref HEAD is damaged: it names"):
+        DiskRefs(tmp_path).read("HEAD")
+
+
+def test_disk_lock_released_while_waiting_is_taken(tmp_path, monkeypatch):
+    monkeypatch.setattr(refs_mod, "LOCK_WAIT_SECONDS", 20.0)
+    monkeypatch.delenv("SNAP_LOCK_TIMEOUT", raising=False)
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    lock = tmp_path / (MAIN + ".lock")
+    lock.write_text("another process\n")
+    release = threading.Timer(0.3, lock.unlink)
+    release.start()
+    try:
+        started = time.monotonic()
+        refs.set_if_equals(MAIN, A, B, who=WHO, message="after the wait")
+        waited = time.monotonic() - started
+    finally:
+        release.cancel()
+    assert refs.read(MAIN) == B
+    assert 0.25 <= waited < 15, waited
+
+
+def test_disk_failed_writes_leave_no_lock(tmp_path):
+    """A write that fails after its lock was taken (here: the names it must write are
+    directories) removes the lock: otherwise every later command would wait for it, then fail."""
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals("refs/heads/team/a", None, A, who=WHO, message="create")
+    with pytest.raises(OSError):  # the reflog of refs/heads/team is the directory of team/a's
+        refs.set_if_equals("refs/heads/team", None, B, who=WHO, message="blocked")
+    assert not list(tmp_path.rglob("*.lock"))
+    (tmp_path / "HEAD").mkdir()
+    with pytest.raises(OSError):
+        refs.set_symbolic("HEAD", MAIN)
+    assert not list(tmp_path.rglob("*.lock"))
+    assert refs.read("refs/heads/team/a") == A
