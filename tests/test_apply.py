@@ -292,24 +292,50 @@ C = schema("c", ForeignKey(("parent_id",), "b", ("id",)))  # and C's to B's
 
 
 def test_tables_are_written_in_foreign_key_order() -> None:
+    b = TablePlan("b", B, ["id"], deletes=[[9, 9]])
+    b.update([1, 1], was=[1, 8])  # b's row 1 moves from a's row 8 (which goes) to a's row 1 (added)
     plans = [
         TablePlan("c", C, ["id"], inserts=[[1, 1]], deletes=[[9, 9]]),
-        TablePlan("a", A, ["id"], inserts=[[1, None]], updates=[[2, None]], deletes=[[9, None]]),
-        TablePlan("b", B, ["id"], updates=[[1, 1]], deletes=[[9, 9]]),
+        TablePlan("a", A, ["id"], inserts=[[1, None]], updates=[[2, None]], deletes=[[9, None], [8, None]]),
+        b,
     ]
     db = Recorder()
     apply_plans(db, plans)
     assert db.calls == [
         ("delete", "c", [(9, 9)]),
         ("delete", "b", [(9, 9)]),  # children first
+        ("delete", "a", [(9, None)]),  # what no update moves away from goes first
         ("update", "a", [(2, None)]),
         ("insert", "a", [(1, None)]),  # then parents first
         ("update", "b", [(1, 1)]),
         ("insert", "c", [(1, 1)]),
-        ("delete", "a", [(9, None)]),  # b has updates and refers to a: a's deletes wait for them
+        ("delete", "a", [(8, None)]),  # b's row 1 referred to it until its update
         ("check", ("a", "b", "c")),
         ("sequences", "c"),
         ("sequences", "a"),  # the tables that got inserts, and only those
+    ]
+
+
+def test_deletes_an_update_moves_away_from_wait_with_what_they_refer_to() -> None:
+    """The row an update moves away from goes after the update, and so do the deleted rows it
+    refers to (children still go before their parents); the other deletes of the same tables
+    go first."""
+    c = TablePlan("c", C, ["id"])
+    c.update([1, 2], was=[1, 7])  # c's row 1 leaves b's row 7, which goes, as does a's row 5 it refers to
+    plans = [
+        TablePlan("a", A, ["id"], deletes=[[5, None], [6, None]]),
+        TablePlan("b", B, ["id"], deletes=[[7, 5], [4, 6]], inserts=[[2, None]]),
+        c,
+    ]
+    db = Recorder()
+    apply_plans(db, plans)
+    assert [call for call in db.calls if call[0] in ("delete", "update", "insert")] == [
+        ("delete", "b", [(4, 6)]),
+        ("delete", "a", [(6, None)]),
+        ("insert", "b", [(2, None)]),
+        ("update", "c", [(1, 2)]),
+        ("delete", "b", [(7, 5)]),
+        ("delete", "a", [(5, None)]),
     ]
 
 

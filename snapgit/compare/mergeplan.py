@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from snapgit.compare.writeorder import Reference, references_left
 from snapgit.encoding import decode_row, encode_row
 from snapgit.errors import SnapError
 from snapgit.objects import ObjType, TableEntry, decode_schema
@@ -82,6 +83,15 @@ class TablePlan:
     conflicts: list[Conflict] = field(default_factory=list)
     resolved_ours: int = 0
     resolved_theirs: int = 0
+    # what the updated rows referred to and no longer will: a deleted row among those must wait
+    # for the updates (snapgit.compare.writeorder.late_deletes)
+    left: list[Reference] = field(default_factory=list)
+
+    def update(self, row: list[Any], was: list[Any]) -> None:
+        """Plan ``row`` to replace ``was``, the row as the database holds it."""
+        self.updates.append(row)
+        if self.schema.foreign_keys:
+            self.left.extend(references_left(self.schema, was, row))
 
     @property
     def considered(self) -> int:
@@ -230,7 +240,7 @@ def plan_table(
             elif encode_row(merged) == encode_row(o_row):
                 plan.skipped += 1
             else:
-                plan.updates.append(merged)
+                plan.update(merged, o_row)
                 plan.updated += 1
             continue
         kind = {
@@ -252,8 +262,8 @@ def _apply_theirs(plan: TablePlan, reader: ObjectReader, t: RowChange) -> None:
     elif t.op == REMOVED:
         plan.deletes.append(_row_of(reader, t.old))
         plan.deleted += 1
-    else:
-        plan.updates.append(_row_of(reader, t.new))
+    else:  # the database holds the base row: only theirs changed it
+        plan.update(_row_of(reader, t.new), _row_of(reader, t.old) if plan.schema.foreign_keys else [])
         plan.updated += 1
 
 
@@ -277,24 +287,24 @@ def _resolve(
             # a cells conflict comes with the merged row, and has all three rows
             assert merged is not None and c.ours is not None
             if encode_row(merged) != encode_row(c.ours):
-                plan.updates.append(list(merged))  # cells only theirs changed merge all the same
+                plan.update(list(merged), c.ours)  # cells only theirs changed merge all the same
         return  # else the database already holds ours
     plan.resolved_theirs += 1
     if c.kind == "cells":
         # a cells conflict comes with the merged row and the column names, and has all three rows
-        assert merged is not None and names is not None and c.theirs is not None
+        assert merged is not None and names is not None and c.theirs is not None and c.ours is not None
         row = list(merged)
         for col in c.columns:
             i = names.index(col)
             row[i] = c.theirs[i]
-        plan.updates.append(row)
+        plan.update(row, c.ours)
     elif c.theirs is None:  # their delete wins
         assert c.ours is not None, "a delete conflicts only with a change"
         plan.deletes.append(c.ours)
     elif c.ours is None:  # we deleted it; theirs brings it back
         plan.inserts.append(c.theirs)
     else:  # add/add: theirs replaces ours
-        plan.updates.append(c.theirs)
+        plan.update(c.theirs, c.ours)
 
 
 def _schema(reader: ObjectReader, entry: TableEntry) -> TableSchema:

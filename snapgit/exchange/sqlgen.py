@@ -21,7 +21,13 @@ from itertools import chain, islice
 from typing import Any
 
 from snapgit.compare.diff import RowDiff, TableDiff
-from snapgit.compare.writeorder import deletes_after_updates, generations, updates_after_inserts
+from snapgit.compare.writeorder import (
+    deletes_after_updates,
+    generations,
+    late_deletes,
+    references_left,
+    updates_after_inserts,
+)
 from snapgit.encoding import Json, Spelled
 from snapgit.errors import SnapError
 from snapgit.schema import TableSchema, table_order
@@ -201,12 +207,13 @@ def _values(row: RowDiff, schema: TableSchema, old: bool) -> list[Any]:
 def diff_to_sql(diffs: Sequence[TableDiff], dialect: str, limit: int | None = None) -> Iterator[str]:
     """The statements that turn the old side of ``diffs`` into the new one, in an order every
     statement of which foreign keys accept (:mod:`snapgit.compare.writeorder`, as a merge
-    writes them): the deletes of the tables no updated table refers to, children first; then
-    per table, parents first, the updates, the inserts, and the updates that refer to rows
-    inserted in the same table; last the other deletes. At most ``limit`` statements.
+    writes them): the deletes no update waits for, children first; then per table, parents
+    first, the updates, the inserts, and the updates that refer to rows inserted in the same
+    table; last the deletes of the rows updated rows move away from (and of the rows those refer
+    to). At most ``limit`` statements.
 
-    Rows are streamed table by table; only a self-referencing table's rows are held, to be
-    put in generations."""
+    Rows are streamed table by table; held are only a self-referencing table's rows, to be put
+    in generations, and the deleted rows of the tables an updated table refers to."""
     if dialect not in DIALECTS:
         raise SqlRenderError(f"unknown dialect {dialect!r}", hint="use sqlite, postgresql or mysql")
     by_name = {d.name: d for d in diffs if not d.unchanged}
@@ -216,15 +223,40 @@ def diff_to_sql(diffs: Sequence[TableDiff], dialect: str, limit: int | None = No
         for sc in d.schema:
             yield f"-- {d.name}: schema change not expressed as SQL: {sc.describe()}"
     updated = [name for name, d in by_name.items() if any(ch.op == CHANGED for ch in d.changes())]
-    late = deletes_after_updates({**old_schemas, **new_schemas}, updated)
+    # The deletes that must wait for the updates (writeorder.late_deletes) can only be in these
+    # tables: their deleted rows are held, to tell which; the other tables' are streamed.
+    maybe_late = deletes_after_updates({**old_schemas, **new_schemas}, updated)
+    held = {
+        name: [_values(row, old_schemas[name], old=True) for row in by_name[name].rows() if row.op == REMOVED]
+        for name in maybe_late
+        if name in by_name and name in old_schemas
+    }
+    left = [
+        ref
+        for name in updated
+        if (schema := old_schemas.get(name)) is not None and schema.foreign_keys
+        for row in by_name[name].rows()
+        if row.op == CHANGED
+        for ref in references_left(schema, _values(row, schema, old=True), _values(row, schema, old=False))
+    ]
+    late = late_deletes(old_schemas, held, left)
 
-    def deletes(names: Sequence[str]) -> Iterator[str]:
+    def deletes(names: Sequence[str], waiting: bool) -> Iterator[str]:
         for name in reversed(names):
             d, schema = by_name[name], old_schemas[name]
-            rows: Iterable[RowDiff] = (row for row in d.rows() if row.op == REMOVED)
-            if _self_referencing(schema):
-                held = [_values(row, schema, old=True) for row in rows]
-                rows = (v[-1] for generation in reversed(generations(schema, held)) for v in generation)
+            if name in held:
+                wait = late.get(name, set())
+                values = [v for n, v in enumerate(held[name]) if (n in wait) == waiting]
+                if _self_referencing(schema):
+                    values = [v for generation in reversed(generations(schema, values)) for v in generation]
+                rows: Iterable[RowDiff] = (v[-1] for v in values)
+            elif waiting:
+                continue
+            else:
+                rows = (row for row in d.rows() if row.op == REMOVED)
+                if _self_referencing(schema):
+                    values = [_values(row, schema, old=True) for row in rows]
+                    rows = (v[-1] for generation in reversed(generations(schema, values)) for v in generation)
             yield from (_delete(d, row, dialect) for row in rows)
 
     def writes() -> Iterator[str]:
@@ -243,5 +275,5 @@ def diff_to_sql(diffs: Sequence[TableDiff], dialect: str, limit: int | None = No
             yield from (_update(d, v[-1], dialect) for v in last)
 
     order = table_order(old_schemas)
-    statements = chain(deletes([n for n in order if n not in late]), writes(), deletes([n for n in order if n in late]))
+    statements = chain(deletes(order, waiting=False), writes(), deletes(order, waiting=True))
     yield from statements if limit is None else islice(statements, limit)

@@ -7,7 +7,8 @@ rolls everything back and the database is either as it was or fully written.
 
 :func:`apply_plans` (merge, restore in place) writes plans held in memory: deletes first,
 children before parents; then updates and inserts, parents before children; last the deletes
-of the tables an updated table refers to, children before parents again. Within a
+of the rows an updated row moves away from (and of the rows those refer to), children before
+parents again. Within a
 self-referencing table rows are written in generations, and an update that comes to refer to an
 inserted row waits for it: the rules of :mod:`snapgit.compare.writeorder`, because MariaDB checks
 each row as a multi-row statement reaches it and PostgreSQL each statement.
@@ -28,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from snapgit.compare.mergeplan import TablePlan
-from snapgit.compare.writeorder import deletes_after_updates, generations, updates_after_inserts
+from snapgit.compare.writeorder import generations, late_deletes, updates_after_inserts
 from snapgit.encoding import decode_joined
 from snapgit.objects import TableEntry
 from snapgit.ops.readahead import leaf_records, worth_reading_ahead
@@ -94,14 +95,21 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
     report = _Reporter(progress)
     by_name = {p.name: p for p in todo}
     order = table_order({p.name: p.schema for p in todo})
-    late = deletes_after_updates({p.name: p.schema for p in todo}, [p.name for p in todo if p.updates])
+    late = late_deletes(
+        {p.name: p.schema for p in todo}, {p.name: p.deletes for p in todo}, [ref for p in todo for ref in p.left]
+    )
 
-    def delete(names: Sequence[str]) -> None:
+    def delete(names: Sequence[str], waiting: bool) -> None:
         for name in reversed(names):
             p = by_name[name]
-            if p.deletes:
-                report.table(name, len(p.deletes))
-            for generation in reversed(generations(p.schema, p.deletes)):
+            wait = late.get(name)
+            if not wait:
+                rows = [] if waiting else p.deletes
+            else:
+                rows = [r for n, r in enumerate(p.deletes) if (n in wait) == waiting]
+            if rows:
+                report.table(name, len(rows))
+            for generation in reversed(generations(p.schema, rows)):
                 for batch in _batches(generation):
                     tx.delete_rows(p.schema, p.key, batch)
                     report.advance(len(batch))
@@ -112,7 +120,7 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
             report.advance(len(batch))
 
     with db.write() as tx:
-        delete([name for name in order if name not in late])
+        delete(order, waiting=False)
         for name in order:
             p = by_name[name]
             if p.updates or p.inserts:
@@ -124,7 +132,7 @@ def apply_plans(db: Any, plans: Sequence[TablePlan], progress: Progress | None =
                     tx.insert_rows(p.schema, batch)
                     report.advance(len(batch))
             update(p, last)
-        delete([name for name in order if name in late])
+        delete(order, waiting=True)
         _finish(tx, [p.name for p in todo], [p.schema for p in todo if p.inserts])
 
 
