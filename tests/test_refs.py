@@ -451,3 +451,55 @@ def test_disk_failed_writes_leave_no_lock(tmp_path):
         refs.set_symbolic("HEAD", MAIN)
     assert not list(tmp_path.rglob("*.lock"))
     assert refs.read("refs/heads/team/a") == A
+
+
+def test_conflict_names_both_ids_by_their_first_twelve_digits(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    with pytest.raises(ConflictError) as info:
+        refs.set_if_equals(MAIN, B, C, who=WHO, message="lost")
+    assert f"ref {MAIN} moved: expected {B[:12]}, found {A[:12]}" == str(info.value)
+
+
+def test_reflog_message_keeps_its_first_sixty_words(refs):
+    words = [f"w{i}" for i in range(100)]
+    refs.set_if_equals(MAIN, None, A, who=WHO, message=" ".join(words))
+    assert refs.reflog(MAIN)[0].message == " ".join(words[:60])
+
+
+def test_disk_symbolic_refs_are_followed_four_deep_and_no_deeper(tmp_path):
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    chain = ["HEAD", "refs/heads/s1", "refs/heads/s2", "refs/heads/s3", "refs/heads/s4"]
+    for name, target in zip(chain[1:], chain[2:] + [MAIN], strict=True):
+        refs.set_symbolic(name, target)
+    refs.set_symbolic("HEAD", "refs/heads/s2")  # HEAD -> s2 -> s3 -> s4 -> main: four symbolic
+    assert refs.read("HEAD") == A
+    refs.set_symbolic("HEAD", "refs/heads/s1")  # five
+    with pytest.raises(CorruptError, match="symbolic refs nest too deeply"):
+        refs.read("HEAD")
+
+
+def test_disk_ref_damage_is_named_and_quoted_in_short(tmp_path):
+    refs = DiskRefs(tmp_path)
+    heads = tmp_path / "refs" / "heads"
+    heads.mkdir(parents=True)
+    (heads / "junk").write_text("x" * 200 + "\n")
+    with pytest.raises(CorruptError) as info:
+        refs.read("refs/heads/junk")
+    assert str(info.value) == f"ref refs/heads/junk holds {'x' * 80!r}, not a commit id"
+    (heads / "binary").write_bytes(b"\xff\xfe" + A.encode())
+    with pytest.raises(CorruptError, match=r"ref refs/heads/binary is damaged: it is not text \(invalid start byte"):
+        refs.read("refs/heads/binary")
+    (heads / "loop").symlink_to(heads / "loop")  # reading it fails with ELOOP: an OSError
+    with pytest.raises(CorruptError, match="ref refs/heads/loop cannot be read: .*symbolic links"):
+        refs.read("refs/heads/loop")
+
+
+def test_disk_refs_and_reflogs_are_private_files(tmp_path):
+    """Ref files (made as their lock files), and reflogs, which name who moved a ref and why,
+    are readable by their owner only."""
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    refs.set_symbolic("HEAD", MAIN)
+    for path in (tmp_path / MAIN, tmp_path / "HEAD", tmp_path / "logs" / MAIN):
+        assert path.stat().st_mode & 0o777 == 0o600, path
