@@ -156,7 +156,7 @@ class Bench:
         if self._backups is None:
             self._backups = []
             if self.db.dialect != "sqlite":
-                log("borg/restic comparison skipped (the database is not a SQLite file)")
+                log("borg, restic and sqldiff comparisons skipped (the database is not a SQLite file)")
             for cls in (_Borg, _Restic):
                 if self.db.dialect != "sqlite":
                     break
