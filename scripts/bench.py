@@ -113,6 +113,7 @@ class Bench:
         self.rows = db.count_rows(nycflights.TABLE_NAMES)
         self.results: list[dict] = []
         self._backups: list[_Backup] | None = None
+        self._said_no_sqldiff = False
 
     @property
     def total_rows(self) -> int:
@@ -191,7 +192,7 @@ class Bench:
         if self.db.dialect != "sqlite":
             return None
         if not shutil.which("sqldiff"):
-            if not getattr(self, "_said_no_sqldiff", False):
+            if not self._said_no_sqldiff:
                 log("sqldiff comparison skipped (sqldiff is not installed: apt-get install sqlite3-tools)")
                 self._said_no_sqldiff = True
             return None
