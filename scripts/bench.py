@@ -65,9 +65,11 @@ sys.exit(code if code >= 0 else 128 - code)
 """
 
 
-def measure(cmd: list[str], *, stdout_path: Path | None = None, shown: str = "") -> Measured:
+def measure(
+    cmd: list[str], *, stdout_path: Path | None = None, shown: str = "", env: dict[str, str] | None = None
+) -> Measured:
     """Run `cmd` to completion; its wall time and peak RSS, or BenchError.
-    `shown` is the command for messages, when `cmd` holds a secret."""
+    `shown` is the command for messages, when `cmd` holds a secret; `env` replaces the environment."""
     if not shutil.which(cmd[0]):
         raise BenchError(f"cannot run {cmd[0]}: not found")
     with (
@@ -76,7 +78,7 @@ def measure(cmd: list[str], *, stdout_path: Path | None = None, shown: str = "")
         open(stdout_path, "wb") if stdout_path else tempfile.TemporaryFile() as out,
     ):
         wrapped = [sys.executable, "-S", "-c", _WRAPPER, figures.name, *cmd]
-        code = subprocess.run(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL).returncode
+        code = subprocess.run(wrapped, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env).returncode
         if code != 0:
             err.seek(0)
             out.seek(0)
@@ -110,6 +112,8 @@ class Bench:
         self.snap = args.snap
         self.rows = db.count_rows(nycflights.TABLE_NAMES)
         self.results: list[dict] = []
+        self._backups: list[_Backup] | None = None
+        self._said_no_sqldiff = False
 
     @property
     def total_rows(self) -> int:
@@ -146,6 +150,56 @@ class Bench:
     def change(self, version: int) -> None:
         self.db.bump_delays(changed_ids(self.rows["flights"], version))
 
+    @property
+    def backups(self) -> list[_Backup]:
+        """borg and restic, each with its repository of the database file for this run (made on
+        first use); those missing are said once and left out, and none for a server database."""
+        if self._backups is None:
+            self._backups = []
+            if self.db.dialect != "sqlite":
+                log("borg, restic and sqldiff comparisons skipped (the database is not a SQLite file)")
+            for cls in (_Borg, _Restic):
+                if self.db.dialect != "sqlite":
+                    break
+                if not shutil.which(cls.tool):
+                    log(f"{cls.tool} comparison skipped ({cls.tool} is not installed: apt-get install {cls.package})")
+                    continue
+                tool = cls(self, self.run_dir / f"{cls.tool}-repo")
+                tool.init()
+                self._backups.append(tool)
+        return self._backups
+
+    def record_backups(self, step: str, label: str) -> None:
+        """Back the database file up with borg and restic as it is now, one row each, beside the
+        snapgit row of the same `step` just recorded: seconds, peak RSS, repository size and growth."""
+        for tool in self.backups:
+            m, grew = tool.backup()
+            self.record(f"{step}:{tool.tool}", f"  {tool.verb} {label}", m, repo_bytes=tool.size(), growth_bytes=grew)
+
+    def record_sqldiff(self, step: str, before: Path | None, label: str) -> None:
+        """The SQL `sqldiff` writes from `before` (a copy of the database file) to the file now:
+        its seconds and its size, beside what the version added to the store."""
+        if before is None:
+            return
+        out = self.run_dir / "sqldiff.sql"
+        m = measure(["sqldiff", str(before), str(self.db.path)], stdout_path=out)
+        self.record(f"{step}:sqldiff", f"  sqldiff {label}", m, file_bytes=out.stat().st_size)
+        out.unlink()
+
+    def copy_for_sqldiff(self) -> Path | None:
+        """A copy of the SQLite file as it is now, for sqldiff to compare the next version with
+        (None, after one log line, when there is no file or no sqldiff)."""
+        if self.db.dialect != "sqlite":
+            return None
+        if not shutil.which("sqldiff"):
+            if not self._said_no_sqldiff:
+                log("sqldiff comparison skipped (sqldiff is not installed: apt-get install sqlite3-tools)")
+                self._said_no_sqldiff = True
+            return None
+        before = self.run_dir / "sqldiff-before.sqlite"
+        shutil.copyfile(self.db.path, before)  # the connection is idle (autocommit): the file is consistent
+        return before
+
 
 # -- steps ------------------------------------------------------------------------------------
 
@@ -163,6 +217,7 @@ def first_commit(b: Bench) -> None:
     b.record("init", "snap init", b.snap_cmd("init", "--db", b.db_arg))
     m, figures = b.commit("initial data")
     b.record("first_commit", "first commit", m, rows=b.total_rows, **figures)
+    b.record_backups("first_commit", "(first backup)")
 
 
 @step
@@ -175,11 +230,14 @@ def noop_commit(b: Bench) -> None:
 def versions(b: Bench) -> None:
     before = b.store_bytes()
     for v in range(1, b.args.versions + 1):
+        previous = b.copy_for_sqldiff()
         b.change(v)
         m, figures = b.commit(f"version {v}: 1% of flights changed")
         growth = figures["store_bytes"] - before
         b.record("version", f"version {v} (1% changed)", m, growth_bytes=growth, **figures)
         before = figures["store_bytes"]
+        b.record_backups("version", f"v{v}")
+        b.record_sqldiff("version", previous, f"SQL v{v}")
 
 
 _DIFF_API = """
@@ -448,25 +506,81 @@ def _moto_bucket() -> tuple[object, str] | None:
     return server, "s3://snap-bench/nycflights"
 
 
-class _Restic:
-    """`restic backup` of the SQLite database file to a local repository, for comparison."""
+class _Backup:
+    """A backup tool's repository of the SQLite database file, for comparison: the same file
+    backed up after the same changes, in the same run. Its cache and settings stay in the run
+    directory, and its environment never lets it prompt."""
 
-    def __init__(self, b: Bench) -> None:
-        self.repo = b.run_dir / "restic-repo"
-        self.db_path = Path(b.db_arg)
-        self.env = {**os.environ, "RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(self.repo)}
+    tool = ""
+    package = ""  # the Debian package
+    verb = ""  # how its rows are labelled
+
+    def __init__(self, b: Bench, repo: Path) -> None:
+        self.repo = repo
+        self.db_path = b.db.path
+        self.env = {**os.environ, **self.environment(b.run_dir / f"{self.tool}-home")}
+        self.backups = 0
+
+    def environment(self, home: Path) -> dict[str, str]:
+        raise NotImplementedError
 
     def run(self, *args: str) -> Measured:
-        started = time.perf_counter()
-        proc = subprocess.run(["restic", *args], env=self.env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BenchError(f"restic {' '.join(args)} failed: {proc.stderr.strip()[-2000:]}")
-        return Measured(time.perf_counter() - started, 0, proc.stdout)
+        return measure([self.tool, *args], env=self.env)
+
+    def init(self) -> None:
+        raise NotImplementedError
 
     def backup(self) -> tuple[Measured, int]:
-        before = tree_bytes(self.repo)
-        m = self.run("backup", "--quiet", str(self.db_path))
-        return m, tree_bytes(self.repo) - before
+        """One backup of the database file: its figures, and what it added to the repository."""
+        before = self.size()
+        self.backups += 1
+        m = self.run(*self.backup_args())
+        return m, self.size() - before
+
+    def backup_args(self) -> list[str]:
+        raise NotImplementedError
+
+    def size(self) -> int:
+        return tree_bytes(self.repo)
+
+
+class _Restic(_Backup):
+    """`restic backup` to a local repository (restic's default compression)."""
+
+    tool = package = "restic"
+    verb = "restic backup"
+
+    def environment(self, home: Path) -> dict[str, str]:
+        return {"RESTIC_PASSWORD": "bench", "RESTIC_REPOSITORY": str(self.repo), "RESTIC_CACHE_DIR": str(home)}
+
+    def init(self) -> None:
+        self.run("init", "--quiet")
+
+    def backup_args(self) -> list[str]:
+        return ["backup", "--quiet", str(self.db_path)]
+
+
+class _Borg(_Backup):
+    """`borg create` to a local repository without encryption (borg's default lz4 compression)."""
+
+    tool = "borg"
+    package = "borgbackup"
+    verb = "borg create"
+
+    def environment(self, home: Path) -> dict[str, str]:
+        return {
+            "BORG_REPO": str(self.repo),
+            "BORG_BASE_DIR": str(home),  # its cache, keys and security state
+            "BORG_PASSPHRASE": "",
+            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK": "yes",
+            "BORG_RELOCATED_REPO_ACCESS_IS_OK": "yes",
+        }
+
+    def init(self) -> None:
+        self.run("init", "-e", "none")
+
+    def backup_args(self) -> list[str]:
+        return ["create", "--stats", f"::v{self.backups}", str(self.db_path)]
 
 
 @step
@@ -485,8 +599,9 @@ def remote(b: Bench) -> None:
         kinds.append(("s3", moto[1]))
     restic = None
     if b.db.dialect == "sqlite" and shutil.which("restic"):
-        restic = _Restic(b)
-        restic.run("init", "--quiet")
+        # its own repository: the one beside the commits already holds the database
+        restic = _Restic(b, b.run_dir / "restic-repo-remote")
+        restic.init()
         m, grew = restic.backup()
         b.record("remote", "restic: first backup", m, remote_bytes=grew)
     elif b.db.dialect == "sqlite":
@@ -569,9 +684,13 @@ def capture(b: Bench) -> None:
     b.record("capture", "1% changed: status, full read", status)
     full, figures = b.commit("1% changed, full read")
     b.record("capture", "1% changed: commit, full read", full, **figures)
+    b.record_backups("capture", "after 1% change")
     b.record("capture", "snap capture enable", b.snap_cmd("capture", "enable"))
     m, figures = b.commit("first commit after capture enable (reads in full)")
     b.record("capture", "first commit after enable", m, **figures)
+    # the triggers and the log table changed the file: back that up too, so that the next rows
+    # are of the 1% change alone
+    b.record_backups("capture", "(triggers added)")
     b.change(2002)
     status = b.snap_cmd("status")
     b.record("capture", "1% changed: status, capture", status)
@@ -586,9 +705,11 @@ def capture(b: Bench) -> None:
         rows_per_s=round(b.total_rows / cap.seconds),
         of_full=round(cap.seconds / full.seconds, 2),
     )
+    b.record_backups("capture", "after 1% change")
     b.db.bump_delays(changed_ids(b.rows["flights"], 2003)[:100])
     m, figures = b.commit("100 rows changed, capture")
     b.record("capture", "100 rows changed: commit, capture", m, **figures)
+    b.record_backups("capture", "after 100 rows")
 
 
 def log(msg: str) -> None:
@@ -646,6 +767,13 @@ def summarize(b: Bench, db_bytes_before: int) -> dict:
         s["store_bytes_all_versions"] = vs[-1]["store_bytes"]
         s["version_seconds_mean"] = round(sum(v["seconds"] for v in vs) / len(vs), 3)
         s["version_growth_bytes_mean"] = round(sum(v["growth_bytes"] for v in vs) / len(vs))
+    # the same versions by the tools beside snapgit: seconds and repository growth (borg,
+    # restic), or the size of the SQL from one version to the next (sqldiff)
+    for tool, size in (("borg", "growth_bytes"), ("restic", "growth_bytes"), ("sqldiff", "file_bytes")):
+        ts = by_step.get(f"version:{tool}")
+        if ts:
+            s[f"{tool}_version_seconds_mean"] = round(sum(t["seconds"] for t in ts) / len(ts), 3)
+            s[f"{tool}_version_bytes_mean"] = round(sum(t[size] for t in ts) / len(ts))
     if "git_baseline" in by_step:
         gs = by_step["git_baseline"][1:] or by_step["git_baseline"]
         s["git_version_seconds_mean"] = round(sum(g["seconds"] for g in gs) / len(gs), 3)
@@ -679,6 +807,17 @@ def print_summary(b: Bench, s: dict) -> None:
                 end="",
             )
         print()
+    beside = [
+        f"{name} {s[f'{tool}_version_seconds_mean']:.2f} s, {what} {mb(s[f'{tool}_version_bytes_mean'])}"
+        for tool, name, what in (
+            ("borg", "borg create", "+"),
+            ("restic", "restic backup", "+"),
+            ("sqldiff", "sqldiff", "SQL"),
+        )
+        if f"{tool}_version_seconds_mean" in s
+    ]
+    if beside:
+        print(f"the same versions, mean per version: {'; '.join(beside)}".replace("+ ", "+"))
     if "git_repo_bytes_after_gc" in s:
         print(
             f"git baseline: {mb(s['git_repo_bytes_after_gc'])} after gc,"

@@ -53,6 +53,17 @@ def fingerprint(store_dir: Path) -> dict[str, str]:
     return out
 
 
+def server_bytes(root: Path) -> bytes:
+    """Everything a directory remote's server holds: every path and every file's bytes, for a
+    search that what is stored never shows in plaintext."""
+    out = bytearray()
+    for p in sorted(root.rglob("*")):
+        out += str(p.relative_to(root)).encode() + b"\n"
+        if p.is_file():
+            out += p.read_bytes() + b"\n"
+    return bytes(out)
+
+
 class ConditionIgnoringProxy:
     """An HTTP proxy in front of an S3 server that drops ``If-Match`` and ``If-None-Match``
     from every request: a server that ignores conditional writes, as some S3 look-alikes do

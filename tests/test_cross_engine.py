@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from snapgit.encoding import Json, Spelled
+from portablekit import as_stored, typed
 
 KINDS = ("sqlite", "postgresql", "mariadb")
 DIRECTIONS = [(s, t) for s in KINDS for t in KINDS if s != t]
@@ -153,37 +153,6 @@ def snap(cwd: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[st
     )
     assert proc.returncode == code, f"snap {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-def typed(url: str) -> dict[str, tuple[dict[str, str], list[dict[str, Any]]]]:
-    """Every table as snapgit reads it: portable column types, and rows of canonical values."""
-    from snapgit.db import Database
-
-    out = {}
-    with Database.connect(url) as db, db.snapshot() as snapshot:
-        for schema in snapshot.reflect():
-            names = schema.sorted_names
-            got = [dict(zip(names, r, strict=True)) for b in snapshot.scan(schema, schema.primary_key) for r in b]
-            out[schema.name] = ({c.name: c.type for c in schema.columns}, got)
-    return out
-
-
-def as_stored(value: Any, portable: str, target: str) -> Any:
-    """A value of ``portable`` type as a column of ``target`` type holds it: docs/types.md. (The
-    engines differ: a value kept with its source engine's spelling arrives as its canonical value.)"""
-    if isinstance(value, Spelled):
-        value = value.value
-    if value is None or portable == target:
-        return value
-    if portable == "interval" and target == "bigint":
-        return value // dt.timedelta(microseconds=1)
-    if portable == "timetz" and target in ("text", "varchar(32)"):
-        return value.isoformat(timespec="microseconds")
-    if portable.startswith("array<") and target == "json":
-        return Json(value)
-    if portable == "real" and target == "double":
-        return value
-    raise AssertionError(f"no mapping from {portable} to {target}")
 
 
 def tables_in(url: str) -> list[str]:

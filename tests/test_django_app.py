@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import django  # noqa: F401 - a test dependency: missing, the tests fail rather 
 import pytest
 
 import djangoeyes
-from snapgit.encoding import Spelled
+from portablekit import as_stored, typed
 
 HERE = Path(__file__).parent
 KINDS = ("sqlite", "postgresql", "mariadb")
@@ -234,35 +233,6 @@ def test_django_project_commit_diff_merge_restore(
     assert_same_lookups(lookups, filled_lookups, db_kind)
     if rows.respelled:
         raise SpellingDiffers(f"{len(rows.respelled)} values spelled differently, first: {rows.respelled[0]}")
-
-
-def typed(url: str) -> dict[str, tuple[dict[str, str], list[dict[str, Any]]]]:
-    """Every table as snapgit reads it: portable column types, and rows of canonical values."""
-    from snapgit.db import Database
-
-    out = {}
-    with Database.connect(url) as db, db.snapshot() as snapshot:
-        for schema in snapshot.reflect():
-            names = schema.sorted_names
-            rows = [dict(zip(names, r, strict=True)) for b in snapshot.scan(schema, schema.primary_key) for r in b]
-            out[schema.name] = ({c.name: c.type for c in schema.columns}, rows)
-    return out
-
-
-def as_stored(value: Any, portable: str, target: str) -> Any:
-    """A value of ``portable`` type as a column of ``target`` type keeps it (docs/types.md). The
-    engines differ: a value kept with its source engine's spelling arrives as its canonical value."""
-    if isinstance(value, Spelled):
-        value = value.value
-    if value is None or portable == target:
-        return value
-    if {portable, target} <= {"smallint", "integer", "bigint"}:
-        return value  # a foreign-key column takes its key's type (the values are the key's)
-    if portable == "interval" and target == "bigint":
-        return value // dt.timedelta(microseconds=1)
-    if portable == "numeric" and target.startswith("numeric("):  # MariaDB's DECIMAL(65,30)
-        return value.quantize(Decimal(1).scaleb(-int(target[:-1].split(",")[1])), context=Context(prec=100))
-    raise AssertionError(f"no mapping from {portable} to {target}")
 
 
 @pytest.mark.parametrize("source", KINDS)

@@ -143,32 +143,6 @@ def test_every_value_survives_json_and_csv_forms(case: tuple[str, Any]) -> None:
 _PORTABLES = [*(p for p, _ in TYPED), "time", "timetz", "boolean", "smallint", "real", "char(3)", "blob"]
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=300)
-@given(st.one_of(st.none(), _any_value, st.booleans(), st.times(timezones=_offsets)))
-def test_a_column_encoder_writes_every_value_as_the_general_rule_does(value: Any) -> None:
-    """encoder() decides per column what _typed decides per value: the same JSON form, for a
-    value of any type in a column of any type."""
-    from snapgit.exchange.typedvalue import _typed, kind_of
-
-    value = canonical_value(value)
-    for portable in _PORTABLES:
-        got, want = encoder(portable)(value), _typed(kind_of(portable), value)
-        assert json.dumps(got, allow_nan=False, sort_keys=True) == json.dumps(want, allow_nan=False, sort_keys=True)
-
-
-@given(
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-        max_leaves=6,
-    )
-)
-def test_cell_json_text_is_json_dumps(j: Any) -> None:
-    from snapgit.exchange.typedvalue import _dumps, _json_text
-
-    assert _json_text(j) == (j if type(j) is str else _dumps(j))
-
-
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),

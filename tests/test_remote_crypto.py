@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from remotekit import server_bytes
 from snapgit.remote.base import RemoteCorrupt, RemoteError
 from snapgit.remote.crypto import (
     KEYS,
@@ -125,16 +126,6 @@ def test_names_are_deterministic_per_scope_and_hide_their_length() -> None:
     assert MasterKey(os.urandom(32), "k").open_name("refs", a) is None
 
 
-def _every_byte(root: Path) -> bytes:
-    """Every file's path and content under ``root``, as the server holds them."""
-    out = bytearray()
-    for p in sorted(root.rglob("*")):
-        out += str(p.relative_to(root)).encode() + b"\n"
-        if p.is_file():
-            out += p.read_bytes() + b"\n"
-    return bytes(out)
-
-
 def test_a_directory_remote_behind_the_wrapper_holds_no_plaintext(tmp_path: Path) -> None:
     inner = DirRemote(tmp_path / "remote", str(tmp_path / "remote"))
     (tmp_path / "remote").mkdir()
@@ -144,7 +135,7 @@ def test_a_directory_remote_behind_the_wrapper_holds_no_plaintext(tmp_path: Path
     remote.put_new("HEAD", b"ref: refs/heads/customer-migration\n")
     remote.put_new("refs/heads/customer-migration", b"invoice_total alice@example.com\n")
     remote.put("packs/pack-" + "ab" * 32 + ".pack", b"merged prices " * 100)
-    raw = _every_byte(tmp_path / "remote")
+    raw = server_bytes(tmp_path / "remote")
     for secret in [*secrets, b"customer", b"snapgit remote", b"heads", b"main", b"ab" * 8]:
         assert secret not in raw, secret
     assert b"refs" in raw and b"packs" in raw  # the kinds of objects stay readable (documented)

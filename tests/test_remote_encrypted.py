@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from remotekit import change, fingerprint
+from remotekit import change, fingerprint, server_bytes
 from snapgit.passphrase import PassphraseError
 from snapgit.remote.base import RemoteCorrupt
 from snapgit.remote.crypto import KEYS, WrongPassphraseError, open_key
@@ -52,16 +52,6 @@ def make_secret_store(directory: Path) -> Repo:
     repo = Repo.init(directory, str(db))
     repo.commit("payroll before the audit")
     return repo
-
-
-def server_bytes(root: Path) -> bytes:
-    """Everything a directory remote's server holds: every path and every file's bytes."""
-    out = bytearray()
-    for p in sorted(root.rglob("*")):
-        out += str(p.relative_to(root)).encode() + b"\n"
-        if p.is_file():
-            out += p.read_bytes() + b"\n"
-    return bytes(out)
 
 
 def test_an_encrypted_directory_remote_holds_no_plaintext(tmp_path: Path) -> None:
