@@ -374,7 +374,7 @@ def test_sql_export_loads_into_a_fresh_sqlite_database_as_the_same_tree(tmp_path
         with Repo.init(work, src_url) as src:
             cid = src.commit("source").commit_id
             src.export(cid.hex(), work / "dump.sql", fmt="sql")
-            _load_sql(copy_url, "sqlite", (work / "dump.sql").read_text())
+            _load_sql(copy_url, "sqlite", (work / "dump.sql").read_bytes().decode())
             with Repo.init(work / "copy", copy_url) as copy:
                 assert copy.commit("copy").tree_id == tree_of(src, cid)
 
@@ -477,7 +477,7 @@ def test_an_incremental_sql_export_turns_the_base_into_the_target(tmp_path: Path
         assert result.rows == {"shop": 2} and result.removed == {"shop": 1}
         (tmp_path / "copy").mkdir()
         copy_url = f"sqlite:///{tmp_path / 'copy' / 'copy.db'}"
-        _load_sql(copy_url, "sqlite", (tmp_path / "base.sql").read_text())
-        _load_sql(copy_url, "sqlite", (tmp_path / "changes.sql").read_text())
+        _load_sql(copy_url, "sqlite", (tmp_path / "base.sql").read_bytes().decode())
+        _load_sql(copy_url, "sqlite", (tmp_path / "changes.sql").read_bytes().decode())
         with Repo.init(tmp_path / "copy", copy_url) as copy:
             assert copy.commit("copy").tree_id == tree_of(src, target)

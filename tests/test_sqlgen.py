@@ -78,7 +78,7 @@ def test_infinities_round_trip_through_a_sqlite_sql_export(tmp_path: Path) -> No
         src.export(cid.hex(), tmp_path / "dump.sql", fmt="sql")
         (tmp_path / "copy").mkdir()
         copy = sqlite3.connect(tmp_path / "copy" / "copy.db")
-        copy.executescript((tmp_path / "dump.sql").read_text())
+        copy.executescript((tmp_path / "dump.sql").read_bytes().decode())
         assert copy.execute("SELECT id, x FROM t ORDER BY id").fetchall() == [
             (1, float("inf")),
             (2, float("-inf")),
