@@ -466,8 +466,7 @@ def test_reflog_message_keeps_its_first_sixty_words(refs):
     assert refs.reflog(MAIN)[0].message == " ".join(words[:60])
 
 
-def test_disk_symbolic_refs_are_followed_four_deep_and_no_deeper(tmp_path):
-    refs = DiskRefs(tmp_path)
+def test_symbolic_refs_are_followed_four_deep_and_no_deeper(refs):
     refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
     chain = ["HEAD", "refs/heads/s1", "refs/heads/s2", "refs/heads/s3", "refs/heads/s4"]
     for name, target in zip(chain[1:], chain[2:] + [MAIN], strict=True):
@@ -503,3 +502,16 @@ def test_disk_refs_and_reflogs_are_private_files(tmp_path):
     refs.set_symbolic("HEAD", MAIN)
     for path in (tmp_path / MAIN, tmp_path / "HEAD", tmp_path / "logs" / MAIN):
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_disk_reflog_line_of_two_entries_run_together_is_damage(tmp_path):
+    write_reflog(tmp_path, reflog_entry(ZERO, A, 1000).rstrip("\n") + reflog_entry(A, B, 2000))
+    with pytest.raises(CorruptError, match="line 1, is malformed: two entries on one line"):
+        DiskRefs(tmp_path).reflog(MAIN)
+
+
+def test_disk_head_naming_a_long_invalid_name_is_quoted_in_short(tmp_path):
+    (tmp_path / "HEAD").write_text("ref: " + "y" * 200 + "\n")
+    with pytest.raises(CorruptError) as info:
+        DiskRefs(tmp_path).read("HEAD")
+    assert str(info.value) == f"ref HEAD is damaged: it names {'y' * 80!r}, not a valid ref"
