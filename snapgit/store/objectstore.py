@@ -482,6 +482,7 @@ class DiskObjectStore:
         self._base_packs: dict[str, list[str]] = {}  # pack -> the packs the last bases of its deltas were in
         self._found_in: str | None = None  # the pack the last object found was in
         self._check_links = False  # hash every link of a delta chain, not only its end
+        self._links: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()  # links read, unchecked
         # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
         # `verify --repair` can rebuild them); an object not found anywhere else is then damage
         self.unreadable: dict[str, str] = {}
@@ -555,6 +556,7 @@ class DiskObjectStore:
             rd.close()
         self._base_packs = {k: [p for p in v if p != name] for k, v in self._base_packs.items() if k != name}
         self._full_cache.clear()
+        self._links.clear()
         self._deltas.clear()
 
     def stored_bases(self, oid: bytes) -> list[bytes]:
@@ -657,6 +659,8 @@ class DiskObjectStore:
         """``order``: the packs in the order to try them, kept by a :class:`ReadCursor`
         (default: the store's own); ``prefer``: packs to try before them."""
         cached = self._full_cache.get(oid)
+        if cached is None and chain and not self._check_links:
+            cached = self._links.get(oid)
         if cached is not None:
             return cached
         bad: CorruptError | None = None
@@ -720,6 +724,7 @@ class DiskObjectStore:
                     # an unchecked link was another object with the same prefix (or damaged):
                     # resolve again checking every link, so that the damage is named right
                     self._check_links = True
+                    self._links.clear()
                     try:
                         full, depth = self._resolve(name, entry, chain)
                     finally:
@@ -730,10 +735,13 @@ class DiskObjectStore:
             if chain and len(ordinals) == 1 and not self._check_links:
                 # A link of a chain being resolved, the only object of this pack with its
                 # prefix: its bytes are checked with the object at the end of the chain, by that
-                # one's id (a wrong link cannot give it), not by hashing each link. Not cached,
-                # being unchecked.
+                # one's id (a wrong link cannot give it), not by hashing each link. Kept for
+                # other chains only (verify reads a leaf, then its base), never for get().
                 self._answered(name, order)
                 self._found_in = name
+                self._links[oid] = (full, depth)
+                if len(self._links) > 256:
+                    self._links.popitem(last=False)
                 return full, depth
             if hashlib.sha256(full).digest() == oid:
                 self._answered(name, order)
