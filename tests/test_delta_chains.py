@@ -256,3 +256,61 @@ def test_gc_keeps_every_link_of_a_chain_and_verify_reads_it(tmp_path):
     a = sqlite3.connect(tmp_path / "db.sqlite").execute("SELECT * FROM t ORDER BY id").fetchall()
     b = sqlite3.connect(restored).execute("SELECT * FROM t ORDER BY id").fetchall()
     assert a == b
+
+
+# --- unchecked links ---------------------------------------------------------------------------
+
+
+def test_a_wrong_link_is_found_by_the_end_of_its_chain_and_read_again_checked(tmp_path):
+    """Links of a chain are not hashed one by one: the object at the chain's end is. When one
+    pack's index sends a link's look-up to another object (a damaged index, or an 8-byte prefix
+    shared with another id), the end does not hash to its id, and the chain is resolved again
+    with every link checked: the link is then read from the pack that has it right."""
+    store = disk_store(tmp_path)
+    x, y, z = leaf_versions(3, ids=200, changed=2, seed=3)
+    for attempt in range(200):
+        # pack A holds X and a decoy; pack B another copy of X. Readers ask the packs with the
+        # greatest names first: A must be asked before B for the wrong link to be read at all.
+        before = set(store.pack_names())
+        w = store.writer()
+        decoy = w.add(NODE, b"decoy %d " % attempt + x[:3000])
+        w.add(NODE, x)
+        w.commit()
+        (a,) = set(store.pack_names()) - before
+        w = store.writer()
+        w.add(NODE, x)
+        w.add(NODE, b"other %d" % attempt)
+        w.commit()
+        (b,) = set(store.pack_names()) - before - {a}
+        if a > b:
+            break
+        for n in (a, b):
+            store.forget(n)
+            (store.pack_dir / f"pack-{n}.idx").unlink()
+            (store.pack_dir / f"pack-{n}.pack").unlink()
+    else:
+        pytest.fail("no pack name order found")
+    w = store.writer()
+    xid = oid_of(x)
+    yid = w.add_delta(NODE, y, oid_of(y), xid)
+    zid = w.add_delta(NODE, z, oid_of(z), yid)
+    w.commit()
+    assert store.get_depth(zid) == 2
+    store.close()
+    # damage A's index: X's prefix now names the decoy's ordinal (the checksum made right again,
+    # so that nothing but a read can tell)
+    idx_path = tmp_path / "objects" / "pack" / f"pack-{a}.idx"
+    raw = bytearray(idx_path.read_bytes())
+    n = int.from_bytes(raw[12:16], "big")
+    prefixes = [int.from_bytes(raw[1040 + 8 * i : 1048 + 8 * i], "little") for i in range(n)]
+    ords = 1040 + 8 * n
+    ordinal = {p: int.from_bytes(raw[ords + 4 * i : ords + 4 * i + 4], "little") for i, p in enumerate(prefixes)}
+    px, pd = int.from_bytes(xid[:8], "big"), int.from_bytes(decoy[:8], "big")
+    raw[ords + 4 * prefixes.index(px) : ords + 4 * prefixes.index(px) + 4] = ordinal[pd].to_bytes(4, "little")
+    raw[-32:] = hashlib.sha256(bytes(raw[:-32])).digest()
+    os.chmod(idx_path, 0o600)
+    idx_path.write_bytes(bytes(raw))
+    fresh = DiskObjectStore(tmp_path)
+    assert fresh.get(zid) == (NODE, z)
+    assert fresh.get(yid) == (NODE, y)
+    fresh.close()

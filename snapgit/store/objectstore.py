@@ -717,12 +717,25 @@ class DiskObjectStore:
         bad: CorruptError | None = None
         ordinals = idx.candidates(oid, self._mapped)
         for ordinal in ordinals:
+            digest = None
+            full, depth = b"", 0
             try:
                 entry = self._reader(name).entry(ordinal)
-                full, depth = self._resolve(name, entry, chain)
-                if not chain and depth > 1 and not self._check_links and hashlib.sha256(full).digest() != oid:
-                    # an unchecked link was another object with the same prefix (or damaged):
-                    # resolve again checking every link, so that the damage is named right
+                retry = not chain and not self._check_links and entry_kind(entry) == DELTA
+                try:
+                    full, depth = self._resolve(name, entry, chain)
+                    if retry:
+                        digest = hashlib.sha256(full).digest()
+                        retry = digest != oid
+                except (CorruptError, NotFoundError):
+                    if not retry:
+                        raise
+                if retry:
+                    # An unchecked link may have been another object (an index that sends its
+                    # prefix elsewhere, or a prefix two ids share): resolve again, checking every
+                    # link, so that the link is read from a pack that has it right, or the
+                    # damage named where it is.
+                    digest = None
                     self._check_links = True
                     self._links.clear()
                     try:
@@ -743,7 +756,7 @@ class DiskObjectStore:
                 if len(self._links) > 256:
                     self._links.popitem(last=False)
                 return full, depth
-            if hashlib.sha256(full).digest() == oid:
+            if (digest or hashlib.sha256(full).digest()) == oid:
                 self._answered(name, order)
                 self._found_in = name
                 if full[0] != _RECORD:  # nodes and metadata are read again and again
