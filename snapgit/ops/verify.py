@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import le
@@ -30,7 +31,7 @@ from snapgit.objects import ObjType, Tag, decode_schema
 from snapgit.ops.gc import merge_head_commits
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.objectstore import ObjectStore
-from snapgit.store.pack import DELTA, PackReader, entry_base, entry_kind
+from snapgit.store.pack import DELTA, MAX_DELTA_DEPTH, PackReader, entry_base, entry_kind
 from snapgit.store.packindex import IndexReader
 from snapgit.store.refs import ZERO
 from snapgit.tree.prolly import load_node
@@ -184,37 +185,58 @@ def _roots(store, report: VerifyReport) -> dict[bytes, list[str]]:
     return named
 
 
-def _unchecked_records(
-    objects: ObjectStore, nid: bytes, leaf, checked_roots: dict[bytes, set[bytes]], report: VerifyReport
-) -> list[bytes]:
-    """The record ids of a leaf that still need a look-up.
+_NONE_MISSING: frozenset[bytes] = frozenset()
 
-    A leaf stored as a delta shares most records with the leaf it is a delta of (the root of
-    its chain), and every version of that leaf shares the same root: the root's records are
-    looked up once, and each version's only where it differs. The root itself may belong to no
-    kept commit (gc keeps it as a base only, without its records): its missing records are a
-    problem only for a leaf that has them, so they are simply not counted as known.
 
-    Only the root's missing records are remembered (almost always none); its ids are read again
-    for each leaf that needs them (the root node is small and usually in the block cache).
-    Remembering them all held every record id of the store in memory (700 MB at 4M records).
-    """
-    try:
-        root = objects.delta_base(nid)
-    except (NotFoundError, CorruptError):
-        root = None
-    if root is None:
-        return list(leaf.ids)
-    try:
-        root_ids = load_node(objects, root).ids
-    except (NotFoundError, CorruptError):
-        return list(leaf.ids)
-    missing = checked_roots.get(root)
-    if missing is None:
-        report.records_checked += len(root_ids)
-        missing = checked_roots[root] = {rid for rid in root_ids if not objects.might_contain(rid)}
-    known = set(root_ids)
-    return [rid for rid in leaf.ids if rid not in known or rid in missing]
+class _CheckedLeaves:
+    """Which records of each leaf are missing, looking up only those its delta base lacks.
+
+    A leaf stored as a delta shares most records with its base, the version of the leaf before
+    it (snapgit.store.objectstore chains them): once the base's records are accounted for, a
+    leaf's are accounted for by looking up those the base does not have. The base is accounted
+    for the same way, down its chain (at most MAX_DELTA_DEPTH links) to a leaf already
+    accounted for or one stored whole. A base may belong to no kept commit (gc keeps it as a
+    base only, without its records): its missing records are a problem only for a leaf that
+    has them, so a leaf's missing records are those of its base it still has, and its own.
+
+    Only the missing records are remembered (almost always none), for the last ``cap`` leaves
+    (a leaf forgotten is accounted for again); remembering every record id of the store held
+    700 MB at 4M records."""
+
+    def __init__(self, objects: ObjectStore, report: VerifyReport, cap: int = 1 << 18) -> None:
+        self.objects = objects
+        self.report = report
+        self.cap = cap
+        self._missing: OrderedDict[bytes, frozenset[bytes]] = OrderedDict()
+
+    def missing(self, nid: bytes, ids: list[bytes], links: int = 0) -> frozenset[bytes]:
+        """The records of the leaf ``nid`` (its record ids ``ids``) the store lacks."""
+        got = self._missing.get(nid)
+        if got is not None:
+            self._missing.move_to_end(nid)
+            return got
+        base: bytes | None = None
+        base_ids: list[bytes] | None = None
+        base_missing = _NONE_MISSING
+        try:
+            base = self.objects.delta_base(nid) if links <= MAX_DELTA_DEPTH else None
+            if base is not None:
+                base_ids = load_node(self.objects, base).ids
+        except (NotFoundError, CorruptError):
+            base_ids = None
+        if base is not None and base_ids is not None:
+            base_missing = self.missing(base, base_ids, links + 1)
+        known = set(base_ids) if base_ids is not None else set()
+        might_contain = self.objects.might_contain
+        found = [rid for rid in ids if rid in base_missing]
+        new = [rid for rid in ids if rid not in known]
+        self.report.records_checked += len(new)
+        found.extend(rid for rid in new if not might_contain(rid))
+        missing = frozenset(found) if found else _NONE_MISSING
+        self._missing[nid] = missing
+        if len(self._missing) > self.cap:
+            self._missing.popitem(last=False)
+        return missing
 
 
 def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
@@ -222,7 +244,7 @@ def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
     seen_commits: set[bytes] = set()
     seen_nodes: set[bytes] = set()
     seen_meta: set[bytes] = set()
-    checked_roots: dict[bytes, set[bytes]] = {}
+    checked = _CheckedLeaves(objects, report)
     stack = [(oid, names[0]) for oid, names in named.items()]
     while stack:
         oid, via = stack.pop()
@@ -278,10 +300,8 @@ def _walk(store, report: VerifyReport, named: dict[bytes, list[str]]) -> None:
                 if node.level:
                     nodes.extend(node.ids)
                     continue
-                for rid in _unchecked_records(objects, nid, node, checked_roots, report):
-                    report.records_checked += 1
-                    if not objects.might_contain(rid):
-                        report.problems.append(Problem("object", rid.hex(), "record missing", [chex], table))
+                for rid in sorted(checked.missing(nid, node.ids)):
+                    report.problems.append(Problem("object", rid.hex(), "record missing", [chex], table))
 
 
 def _read_data(store, report: VerifyReport) -> None:

@@ -173,15 +173,27 @@ def _worth_delta(full: bytes, delta: bytes) -> bool:
     return len(delta) + 40 < len(full) // 3
 
 
+# How a node's delta base is chosen (docs/format.md, "Delta chains", says why with figures):
+# against the node it replaces (the parent commit's), so that a version costs what changed in
+# it, in chains at most MAX_DELTA_DEPTH deep. A full chain restarts from an intermediate
+# snapshot: a delta against one of the chain's first SNAPSHOT_LEVELS nodes, the deepest that
+# is small enough (at most the full bytes >> its new depth, as Mercurial's sparse revlog), or
+# else a whole node. One node in EARLY_RESTART, chosen by its id, restarts before its chain is
+# full: the leaves of a table, all written by one first commit, would otherwise all fill their
+# chains, and all restart, in the same commit.
+SNAPSHOT_LEVELS = 4
+EARLY_RESTART = 10
+
+
 class _WriterBase:
     """Shared delta logic: the base must be readable (committed) or added by this writer."""
 
     def __init__(self, store: DiskObjectStore | MemoryObjectStore) -> None:
         self._store = store
         # The last few non-record objects added, so that a delta may name a base this writer has
-        # not published yet. Bounded: a big commit writes many nodes, all of them deltas against
-        # the parent's (published) nodes.
-        self._pending_full: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
+        # not published yet: id -> (full bytes, depth, the base it is a delta against). Bounded: a
+        # big commit writes many nodes, all of them deltas against the parent's (published) nodes.
+        self._pending_full: OrderedDict[bytes, tuple[bytes, int, bytes | None]] = OrderedDict()
 
     def commit(self) -> None:
         raise NotImplementedError
@@ -218,47 +230,68 @@ class _WriterBase:
     def _what(self) -> str:
         return "objects"
 
-    def _remember(self, oid: bytes, full: tuple[bytes, int]) -> None:
-        self._pending_full[oid] = full
+    def _remember(self, oid: bytes, full: bytes, depth: int, base: bytes | None) -> None:
+        self._pending_full[oid] = (full, depth, base)
         if len(self._pending_full) > 64:
             self._pending_full.popitem(last=False)
 
     def _base(self, base: bytes) -> tuple[bytes, int] | None:
         got = self._pending_full.get(base)
         if got is not None:
-            return got
+            return got[0], got[1]
         try:
             t, data = self._store.get(base)
         except NotFoundError:
             return None
         return bytes((t,)) + data, self._store.get_depth(base)
 
-    def _encode_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> tuple[bytes, int] | None:
-        # Delta against the root of the base's chain, not the base itself: every version of a
-        # node is then one decompression away from a whole object (a chain would make reading
-        # the last version cost one decompression per version). The delta grows with the
-        # changes accumulated since the root; once it is no longer worth it, a whole object is
-        # stored and becomes the next root.
-        for _ in range(MAX_DELTA_DEPTH):
-            try:
-                parent = self._store.delta_base(base) if base not in self._pending_full else None
-            except NotFoundError:
-                parent = None
+    def _base_of(self, oid: bytes) -> bytes | None:
+        got = self._pending_full.get(oid)
+        if got is not None:
+            return got[2]
+        try:
+            return self._store.delta_base(oid)
+        except NotFoundError:
+            return None
+
+    def _chain(self, base: bytes, depth: int) -> list[bytes]:
+        """``base`` and the objects its delta chain goes through, shallowest first (the whole
+        object at its root first); fewer when a link cannot be read."""
+        chain = [base]
+        for _ in range(depth):
+            parent = self._base_of(chain[-1])
             if parent is None:
                 break
-            base = parent
+            chain.append(parent)
+        chain.reverse()
+        return chain
+
+    def _encode_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> tuple[bytes, int] | None:
+        if oid == base or oid in self._pending_full:
+            return None  # a delta against itself, or a copy of what its chain holds: a loop
         got = self._base(base)
         if got is None:
             return None
         base_full, base_depth = got
-        if base_depth + 1 > MAX_DELTA_DEPTH:
-            return None
         full = bytes((otype,)) + data
-        frame = delta_compress(base_full, full)
-        if not _worth_delta(full, frame):
-            return None
-        depth = base_depth + 1
-        return delta_entry(otype, depth, base, frame), depth
+        restart = base_depth >= MAX_DELTA_DEPTH or (base_depth >= SNAPSHOT_LEVELS and oid[-1] % EARLY_RESTART == 0)
+        if not restart:
+            frame = delta_compress(base_full, full)
+            if not _worth_delta(full, frame):
+                return None
+            return delta_entry(otype, base_depth + 1, base, frame), base_depth + 1
+        chain = self._chain(base, base_depth)
+        for snapshot in reversed(chain[:SNAPSHOT_LEVELS]):
+            got = self._base(snapshot)
+            if got is None:
+                continue
+            snap_full, snap_depth = got
+            if snap_depth >= SNAPSHOT_LEVELS:  # a chain of other depths than it says: no snapshot
+                continue
+            frame = delta_compress(snap_full, full)
+            if len(frame) <= len(full) >> (snap_depth + 1) and _worth_delta(full, frame):
+                return delta_entry(otype, snap_depth + 1, snapshot, frame), snap_depth + 1
+        return None
 
 
 # --- disk -----------------------------------------------------------------------------------
@@ -331,7 +364,7 @@ class DiskWriter(_WriterBase):
             oid = hashlib.sha256(bytes((otype,)) + data).digest()
         self._current().add(oid, full_entry(otype, data), _lane(otype))
         if otype != _RECORD:
-            self._remember(oid, (bytes((otype,)) + data, 0))
+            self._remember(oid, bytes((otype,)) + data, 0, None)
         self._maybe_seal()
         return oid
 
@@ -367,12 +400,18 @@ class DiskWriter(_WriterBase):
         return add, len(entry)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        # An object this store has (a version come back) is not stored again: its copy may be
+        # in its base's chain, and a second copy of another depth would make the depth a delta
+        # against it records differ from the chain a reader resolves. (A commit probes for its
+        # deferred entries likewise, and never adds the stored ones.)
+        if oid in self._pending_full or (self._store.might_contain(oid) and self._store.contains(oid)):
+            return oid
         enc = self._encode_delta(otype, data, oid, base)
         if enc is None:
             return self.add(otype, data, oid)
         entry, depth = enc
         self._current().add(oid, entry, _lane(otype))
-        self._remember(oid, (bytes((otype,)) + data, depth))
+        self._remember(oid, bytes((otype,)) + data, depth, entry_base(entry))
         self._maybe_seal()
         return oid
 
@@ -440,6 +479,10 @@ class DiskObjectStore:
         self._mapped = False  # look-ups through the indexes' maps (mapped_lookups)
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
+        self._base_packs: dict[str, list[str]] = {}  # pack -> the packs the last bases of its deltas were in
+        self._found_in: str | None = None  # the pack the last object found was in
+        self._check_links = False  # hash every link of a delta chain, not only its end
+        self._links: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()  # links read, unchecked
         # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
         # `verify --repair` can rebuild them); an object not found anywhere else is then damage
         self.unreadable: dict[str, str] = {}
@@ -511,7 +554,9 @@ class DiskObjectStore:
         idx.close()
         if rd is not None:
             rd.close()
+        self._base_packs = {k: [p for p in v if p != name] for k, v in self._base_packs.items() if k != name}
         self._full_cache.clear()
+        self._links.clear()
         self._deltas.clear()
 
     def stored_bases(self, oid: bytes) -> list[bytes]:
@@ -578,7 +623,21 @@ class DiskObjectStore:
             base = entry_base(entry)
             if chain >= MAX_DELTA_DEPTH:
                 raise CorruptError(f"pack {name[:16]}: delta chain longer than {MAX_DELTA_DEPTH} (a loop?)")
-            base_full, _ = self._find(base, chain=chain + 1)
+            # A chain's links were written by successive commits, each into packs of its own: the
+            # pack that held the last base of this pack's deltas is asked first (in most-recently
+            # answered order, a chain of depth d asked about d packs a link).
+            self._found_in = None
+            hints = self._base_packs.get(name)
+            base_full, _ = self._find(base, chain=chain + 1, prefer=hints)
+            found = self._found_in
+            if found is not None:
+                if hints is None:
+                    self._base_packs[name] = [found]
+                elif hints[0] != found:  # a commit writes several packs: keep the last few
+                    if found in hints:
+                        hints.remove(found)
+                    hints.insert(0, found)
+                    del hints[4:]
             self._last_delta_base = base
             try:
                 full = self._deltas.decompress(base, base_full, entry_frame(entry))
@@ -590,11 +649,18 @@ class DiskObjectStore:
         raise CorruptError(f"pack {name[:16]}: unknown entry kind {kind}")
 
     def _find(
-        self, oid: bytes, retry: bool = True, chain: int = 0, order: list[str] | None = None
+        self,
+        oid: bytes,
+        retry: bool = True,
+        chain: int = 0,
+        order: list[str] | None = None,
+        prefer: list[str] | None = None,
     ) -> tuple[bytes, int]:
         """``order``: the packs in the order to try them, kept by a :class:`ReadCursor`
-        (default: the store's own)."""
+        (default: the store's own); ``prefer``: packs to try before them."""
         cached = self._full_cache.get(oid)
+        if cached is None and chain and not self._check_links:
+            cached = self._links.get(oid)
         if cached is not None:
             return cached
         bad: CorruptError | None = None
@@ -602,7 +668,17 @@ class DiskObjectStore:
             order = self._base_mru
         elif order is None:
             order = self._mru
+        for name in prefer or ():
+            try:
+                found = self._find_in(name, oid, chain, order)
+            except CorruptError as exc:
+                bad = exc
+                continue
+            if found is not None:
+                return found
         for name in order:
+            if prefer and name in prefer:
+                continue
             try:
                 found = self._find_in(name, oid, chain, order)
             except CorruptError as exc:
@@ -639,14 +715,50 @@ class DiskObjectStore:
             return None
         idx = got[0]
         bad: CorruptError | None = None
-        for ordinal in idx.candidates(oid, self._mapped):
+        ordinals = idx.candidates(oid, self._mapped)
+        for ordinal in ordinals:
+            digest = None
+            full, depth = b"", 0
             try:
-                full, depth = self._resolve(name, self._reader(name).entry(ordinal), chain)
+                entry = self._reader(name).entry(ordinal)
+                retry = not chain and not self._check_links and entry_kind(entry) == DELTA
+                try:
+                    full, depth = self._resolve(name, entry, chain)
+                    if retry:
+                        digest = hashlib.sha256(full).digest()
+                        retry = digest != oid
+                except (CorruptError, NotFoundError):
+                    if not retry:
+                        raise
+                if retry:
+                    # An unchecked link may have been another object (an index that sends its
+                    # prefix elsewhere, or a prefix two ids share): resolve again, checking every
+                    # link, so that the link is read from a pack that has it right, or the
+                    # damage named where it is.
+                    digest = None
+                    self._check_links = True
+                    self._links.clear()
+                    try:
+                        full, depth = self._resolve(name, entry, chain)
+                    finally:
+                        self._check_links = False
             except CorruptError as exc:
                 bad = exc
                 continue
-            if hashlib.sha256(full).digest() == oid:
+            if chain and len(ordinals) == 1 and not self._check_links:
+                # A link of a chain being resolved, the only object of this pack with its
+                # prefix: its bytes are checked with the object at the end of the chain, by that
+                # one's id (a wrong link cannot give it), not by hashing each link. Kept for
+                # other chains only (verify reads a leaf, then its base), never for get().
                 self._answered(name, order)
+                self._found_in = name
+                self._links[oid] = (full, depth)
+                if len(self._links) > 256:
+                    self._links.popitem(last=False)
+                return full, depth
+            if (digest or hashlib.sha256(full).digest()) == oid:
+                self._answered(name, order)
+                self._found_in = name
                 if full[0] != _RECORD:  # nodes and metadata are read again and again
                     self._full_cache[oid] = (full, depth)
                     if len(self._full_cache) > 256:
@@ -855,9 +967,11 @@ class _MemoryWriter(_WriterBase):
     def add(self, otype: int, data: bytes, oid: bytes | None = None) -> bytes:
         if oid is None:
             oid = hashlib.sha256(bytes((otype,)) + data).digest()
+        if oid in self._staged or self._mem.contains(oid):
+            return oid  # one copy is kept, with the depth and base it was stored with
         self._staged[oid] = (otype, bytes(data), 0)
         if otype != _RECORD:
-            self._remember(oid, (bytes((otype,)) + data, 0))
+            self._remember(oid, bytes((otype,)) + data, 0, None)
         return oid
 
     def add_full_many(self, otype: int, oids: list[bytes], datas: list[bytes]) -> None:
@@ -875,12 +989,15 @@ class _MemoryWriter(_WriterBase):
         return add, len(data)
 
     def add_delta(self, otype: int, data: bytes, oid: bytes, base: bytes) -> bytes:
+        if oid in self._staged or self._mem.contains(oid):
+            return oid
         enc = self._encode_delta(otype, data, oid, base)
         depth = 0 if enc is None else enc[1]
         self._staged[oid] = (otype, bytes(data), depth)
-        if enc is not None:
-            self._staged_bases[oid] = entry_base(enc[0])
-        self._remember(oid, (bytes((otype,)) + data, depth))
+        base_of = None if enc is None else entry_base(enc[0])
+        if base_of is not None:
+            self._staged_bases[oid] = base_of
+        self._remember(oid, bytes((otype,)) + data, depth, base_of)
         return oid
 
     def commit(self) -> None:

@@ -149,31 +149,60 @@ def delta_decompress(base_full: bytes, frame: bytes | memoryview) -> bytes:
     return zstd.ZstdDecompressor(dict_data=d).decompress(frame)
 
 
-class DeltaDecoder:
-    """:func:`delta_decompress` that keeps a decompressor for each of the last few bases.
+_ZSTD_MAGIC = struct.pack("<I", 0xFD2FB528)
+_RAW_BLOCK_MAX = 128 * 1024
 
-    Making a decompressor costs most of reading a delta (about 15 us, where the decompression of
-    a node's delta takes under one), and a base is mostly read again soon: the two sides of a
-    diff are both deltas against their chain's root (star deltas), as are the versions of a
-    node that gc and verify read. The cache is keyed by the base's id, which names its bytes,
-    so a hit can never decompress against other bytes than a miss would."""
+
+def _raw_frame(content: bytes) -> bytes:
+    """A zstd frame that stores ``content`` as it is (raw blocks, content size declared): the
+    first frame of a content-dictionary chain (:meth:`DeltaDecoder.decompress`)."""
+    # Frame header descriptor 0xE0: an 8-byte content size, a single segment, no checksum, no
+    # dictionary id. A block header is 3 bytes, little-endian: last-block bit, type 0 (raw), size.
+    parts = [_ZSTD_MAGIC, b"\xe0", struct.pack("<Q", len(content))]
+    n = len(content)
+    if n == 0:
+        parts.append(b"\x01\x00\x00")
+    for off in range(0, n, _RAW_BLOCK_MAX):
+        chunk = content[off : off + _RAW_BLOCK_MAX]
+        last = off + _RAW_BLOCK_MAX >= n
+        parts.append((int(last) | (len(chunk) << 3)).to_bytes(3, "little"))
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class DeltaDecoder:
+    """:func:`delta_decompress`, made cheap for bases read once and for bases read again.
+
+    Making a decompressor with a base as its dictionary costs most of reading a delta (about
+    50 us, where the decompression of a node's delta takes under 2): a base read for the first
+    time is decompressed through a plain decompressor kept for all, as a content-dictionary
+    chain (the base in a raw frame, then the delta: zstd takes the output of one frame as the
+    raw-content dictionary of the next, which is what a delta's frame is made against), about
+    8 us. A base read again soon (the two sides of a diff against one base, the versions of a
+    node that gc and verify read) gets a decompressor of its own, kept for the last few bases.
+    The cache is keyed by the base's id, which names its bytes, so a hit can never decompress
+    against other bytes than a miss would."""
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
-        self._by_base: OrderedDict[bytes, zstd.ZstdDecompressor] = OrderedDict()
+        # base id -> its decompressor, or None when it was read once only
+        self._by_base: OrderedDict[bytes, zstd.ZstdDecompressor | None] = OrderedDict()
+        self._plain = zstd.ZstdDecompressor()
 
     def decompress(self, base: bytes, base_full: bytes, frame: bytes | memoryview) -> bytes:
         """The full bytes of a delta's frame against the base ``base`` (its id), whose full
         bytes are ``base_full``. A damaged frame raises ``zstandard.ZstdError``."""
         by_base = self._by_base
-        dctx = by_base.get(base)
+        if base not in by_base:
+            by_base[base] = None
+            if len(by_base) > self.size:
+                by_base.popitem(last=False)
+            return self._plain.decompress_content_dict_chain([_raw_frame(base_full), bytes(frame)])
+        by_base.move_to_end(base)
+        dctx = by_base[base]
         if dctx is None:
             d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
             dctx = by_base[base] = zstd.ZstdDecompressor(dict_data=d)
-            if len(by_base) > self.size:
-                by_base.popitem(last=False)
-        else:
-            by_base.move_to_end(base)
         return dctx.decompress(frame)
 
     def __len__(self) -> int:
@@ -505,6 +534,14 @@ class PackReader:
         if data[start + _KIND] != FULL:
             return None
         return bytes(data[start + _TYPE : ends[i]])
+
+    def iter_blocks(self) -> Iterator[tuple[int, list[bytes]]]:
+        """Every block in pack order: (its compressed length in the file, its entries), for
+        accounting what a pack's bytes are made of."""
+        for b, (_off, clen, _rlen, _first, n, _crc) in enumerate(self._blocks):
+            data, ends = self._block(b)
+            starts = [0, *ends[: n - 1]]
+            yield clen, [bytes(data[s:e]) for s, e in zip(starts, ends, strict=True)]
 
     def iter_entries(self) -> Iterator[tuple[int, bytes]]:
         """Every (ordinal, entry) in pack order, one block at a time."""
