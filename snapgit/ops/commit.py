@@ -496,12 +496,15 @@ def live_side(
     tables: list[str] | None = None,
     db_url: str | None = None,
     progress: Progress | None = None,
+    listed: bool = False,
 ) -> Side:
     """The live database as a diff side, built in memory (nothing is written to the store).
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
     recognised without keeping them; captured tables whose log is relative to its tables are
-    read by what changed (nothing is consumed).
+    read by what changed (nothing is consumed). ``listed``: such tables are given as their row
+    changes against ``against`` (:attr:`Side.changes`), without a tree: for a diff only, not
+    for anything that reads the side's trees.
     """
     from snapgit.compare.diff import Side
     from snapgit.db import Database
@@ -524,7 +527,7 @@ def live_side(
             schemas = (
                 snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
             )
-            written, _results = snapshot_database(
+            written, results = snapshot_database(
                 overlay,
                 overlay.writer(),
                 snap,
@@ -536,5 +539,7 @@ def live_side(
                 row_cache=row_cache_dir(store),
                 row_cache_write=False,
                 capture=logged_tables(view) if view is not None else None,
+                changes_only=listed,
             )
-    return Side(overlay, written, "the live database")
+    changes = {r.name: r.changes for r in results if r.changes is not None}
+    return Side(overlay, written, "the live database", changes)

@@ -44,6 +44,7 @@ __all__ = [
     "lookup",
     "leaf_index",
     "leaf_ends",
+    "node_ends",
     "LEAF_TARGET",
     "LEAF_MAX",
     "INNER_TARGET",
@@ -65,6 +66,16 @@ def leaf_ends(keys: Sequence[bytes]) -> bool:
 
 def _inner_hash(level: int, key: bytes) -> int:
     return int.from_bytes(sha256(b"snapgit-level" + bytes((level,)) + key).digest()[:4], "big")
+
+
+def node_ends(level: int, last_key: bytes, count: int) -> bool:
+    """Whether a stored node of ``level`` (0: a leaf) whose last key is ``last_key``, holding
+    ``count`` rows, ends where a fresh node of its level would end: on its last key's boundary
+    (or, for a leaf, at :data:`LEAF_MAX` entries). False tells nothing: an inner node cut at
+    :data:`INNER_MAX` children cannot be told by its row count, so it is not taken whole."""
+    if level == 0:
+        return count >= LEAF_MAX or crc32(last_key) < LEAF_THRESHOLD
+    return _inner_hash(level, last_key) < INNER_THRESHOLD
 
 
 # emit(node, payloads) stores a node and returns its id; payloads are the encoded records of a
@@ -147,6 +158,30 @@ class TreeBuilder:
         else:
             self._push(1, last_key, nid, count)
         return True
+
+    def add_node_ref(self, level: int, last_key: bytes, nid: bytes, count: int) -> bool:
+        """Append a stored node of ``level`` whole (0: a leaf, as :meth:`add_leaf_ref`), without
+        reading or re-emitting it, when that gives the very tree that adding its entries one by
+        one would: nothing is pending at its level or below (so it starts where a fresh node of
+        its level would), and the caller knows it ends on its boundary (:func:`node_ends`) and
+        that its keys follow every key added so far. Returns False (nothing added) when not.
+        Not for a builder of leaves."""
+        if level == 0:
+            return self.add_leaf_ref(last_key, last_key, nid, count)
+        assert self._on_leaf is None
+        if self._keys or any(self._levels[i][0] for i in range(min(level, len(self._levels)))):
+            return False
+        if self._last is not None and last_key <= self._last:
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        self._last = last_key
+        self.count += count
+        self._push(level + 1, last_key, nid, count)
+        return True
+
+    def between_nodes(self, level: int) -> bool:
+        """Whether a whole node of ``level`` may be added (:meth:`add_node_ref`): nothing is
+        pending at its level or below."""
+        return not self._keys and not any(self._levels[i][0] for i in range(min(level, len(self._levels))))
 
     def between_leaves(self) -> bool:
         """Whether no entries are pending: the next entry starts a leaf, and a whole leaf may be
