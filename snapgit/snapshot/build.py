@@ -190,8 +190,8 @@ def _list_changes(
     changed rows' records written; None where it is not read so (then its tree is built, and
     a log that does not add up is read in full, as a commit would)."""
     logged = p.logged
-    if logged is None or logged.log is None or p.key is None:
-        return None
+    if logged is None or logged.xmin_since is not None or logged.log is None or p.key is None:
+        return None  # PostgreSQL reads by xmin: its tree is built (deleted rows need it)
     try:
         changes, rows, records = changes_from_log(snap, p.schema, p.key, objects, p.old_root, logged, progress)
     except Fallback as why:

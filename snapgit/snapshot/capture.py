@@ -24,7 +24,7 @@ from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import TableWriter
 from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
-from snapgit.tree.prolly import LEAF_MAX, TreeBuilder, leaf_ends, load_node, node_ends
+from snapgit.tree.prolly import TreeBuilder, load_node, node_ends
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -79,16 +79,17 @@ def build_from_log(
     was deleted without the triggers seeing it (SQLite's REPLACE conflict resolution deletes
     rows without firing delete triggers, unless recursive triggers are on)."""
     assert logged.log is not None
+    counted = snap.count_later(schema.name)  # counts while the rows are read
     changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
     logged_keys = set(changed)
     kenc_key = key_encoder(list(range(len(key))))
     for batch in snap.scan(schema, None, columns=key, source=logged.log):
         logged_keys.update(map(kenc_key, batch))
-    total = snap.count(schema.name)
-    if not logged_keys and (unchanged := _unchanged(tw, old_root, total)) is not None:
+    if not logged_keys and (unchanged := _unchanged(tw, old_root, counted())) is not None:
         return unchanged
     builder = _apply_edits(tw, old_root, sorted(logged_keys), changed)
     rows = builder.count
+    total = counted()
     if rows != total:
         raise Fallback(
             f"its {total:,} rows are not the {rows:,} its log accounts for "
@@ -115,12 +116,12 @@ def changes_from_log(
     leaves the logged keys fall in only. Raises :class:`Fallback` where build_from_log would:
     the row count is not the parent's plus the rows added less those removed."""
     assert logged.log is not None
+    counted = snap.count_later(schema.name)  # counts while the rows are read
     changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
     logged_keys = set(changed)
     kenc_key = key_encoder(list(range(len(key))))
     for batch in snap.scan(schema, None, columns=key, source=logged.log):
         logged_keys.update(map(kenc_key, batch))
-    total = snap.count(schema.name)
     edits = sorted(logged_keys)
     parent_rows = load_node(objects, old_root).row_count if old_root is not None else 0
     changes: list[RowChange] = []
@@ -142,6 +143,7 @@ def changes_from_log(
             added += 1
         else:
             changes.append(RowChange(CHANGED, k, old, rid))
+    total = counted()
     if parent_rows + added - removed != total:
         raise Fallback(
             f"its {total:,} rows are not the {parent_rows + added - removed:,} its log accounts for "
@@ -309,7 +311,7 @@ class _Editor:
         patched = _patch(tw, nid, edits[ci:cj], self.changed)
         if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
             new_nid, keys, ids, blob = patched
-            if builder.between_leaves() and (count >= LEAF_MAX or leaf_ends([last])):
+            if builder.between_leaves() and node_ends(0, last, count):
                 builder.add_leaf_ref(last, last, new_nid, count)
             else:
                 old_ids = [blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)]

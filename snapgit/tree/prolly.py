@@ -70,12 +70,19 @@ def _inner_hash(level: int, key: bytes) -> int:
 
 def node_ends(level: int, last_key: bytes, count: int) -> bool:
     """Whether a stored node of ``level`` (0: a leaf) whose last key is ``last_key``, holding
-    ``count`` rows, ends where a fresh node of its level would end: on its last key's boundary
-    (or, for a leaf, at :data:`LEAF_MAX` entries). False tells nothing: an inner node cut at
-    :data:`INNER_MAX` children cannot be told by its row count, so it is not taken whole."""
+    ``count`` rows, ends where a fresh node of its level would end, and so does every node
+    below it that ends with it: ``last_key`` is a boundary at every level up to ``level`` (or,
+    for a leaf, it holds :data:`LEAF_MAX` entries). The nodes on a tree's right edge were
+    closed by :meth:`TreeBuilder.finish` wherever the rows ran out: one whose own level's
+    boundary falls on its last key by chance may still hold a last leaf that rows added after
+    it would have continued, hence every level. False tells nothing (a node cut at
+    :data:`LEAF_MAX` or :data:`INNER_MAX` entries below its top cannot be told by its last
+    key): such a node is not taken whole, which costs reading it, never a wrong tree."""
     if level == 0:
         return count >= LEAF_MAX or crc32(last_key) < LEAF_THRESHOLD
-    return _inner_hash(level, last_key) < INNER_THRESHOLD
+    if crc32(last_key) >= LEAF_THRESHOLD:
+        return False
+    return all(_inner_hash(lv, last_key) < INNER_THRESHOLD for lv in range(1, level + 1))
 
 
 # emit(node, payloads) stores a node and returns its id; payloads are the encoded records of a
