@@ -24,7 +24,7 @@ from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import TableWriter
 from snapgit.store.objectstore import ObjectReader
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
-from snapgit.tree.prolly import TreeBuilder, load_node, node_ends
+from snapgit.tree.prolly import TreeBuilder, leaves_ending, load_node, node_ends
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -282,6 +282,9 @@ class _Editor:
         a child's last key falls in that child (the edits before it fell in earlier ones)."""
         level = node.level - 1
         builder, edits = self.builder, self.edits
+        if level == 0:
+            self.leaves(node)
+            return
         for last, cid, count in zip(node.keys, node.ids, node.counts, strict=True):
             if not count:
                 continue
@@ -296,6 +299,34 @@ class _Editor:
                 self.leaf(cid, last, count, cj)
             else:
                 self.children(load_node(self.tw.objects, cid))
+
+    def leaves(self, node: Node) -> None:
+        """The leaves under an inner node of level 1, by the edits that fall in them: each run
+        of leaves no edit falls in is added whole at once (:meth:`TreeBuilder.add_leaf_refs`),
+        where the tree would end each of them there anyway; so a leaf costs nothing unless an
+        edit falls in it."""
+        keys, ids, counts = node.keys, node.ids, node.counts
+        builder, edits = self.builder, self.edits
+        m = len(keys)
+        j = 0
+        while j < m:
+            # the first leaf an edit falls in: every edit up to a leaf's last key is in it
+            nj = bisect_left(keys, edits[self.ci], j) if self.ci < len(edits) else m
+            while j < nj:  # leaves no edit falls in
+                if not builder.between_leaves():
+                    self.leaf(ids[j], keys[j], counts[j], self.ci)
+                    j += 1
+                    continue
+                k = leaves_ending(keys, counts, j, nj)
+                # the run's keys are above every key added so far (see children())
+                builder.add_leaf_refs(keys[j:k], ids[j:k], counts[j:k], last_may_end=k == m)
+                if k < nj:  # a leaf the tree would not end there (the table's last): its rows
+                    self.leaf(ids[k], keys[k], counts[k], self.ci)
+                    k += 1
+                j = k
+            if j < m:
+                self.leaf(ids[j], keys[j], counts[j], bisect_right(edits, keys[j], self.ci))
+                j += 1
 
     def leaf(self, nid: bytes, last: bytes, count: int, cj: int | None = None) -> None:
         """One leaf of the parent's tree, with the edits up to its last key applied."""

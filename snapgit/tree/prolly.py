@@ -45,6 +45,7 @@ __all__ = [
     "leaf_index",
     "leaf_ends",
     "node_ends",
+    "leaves_ending",
     "LEAF_TARGET",
     "LEAF_MAX",
     "INNER_TARGET",
@@ -66,6 +67,15 @@ def leaf_ends(keys: Sequence[bytes]) -> bool:
 
 def _inner_hash(level: int, key: bytes) -> int:
     return int.from_bytes(sha256(b"snapgit-level" + bytes((level,)) + key).digest()[:4], "big")
+
+
+def leaves_ending(last_keys: Sequence[bytes], counts: Sequence[int], start: int, stop: int) -> int:
+    """The first of the leaves ``start`` .. ``stop - 1`` (by their last keys and row counts)
+    that does not end on its boundary (:func:`node_ends` of level 0), or ``stop``."""
+    for k in range(start, stop):
+        if counts[k] < LEAF_MAX and crc32(last_keys[k]) >= LEAF_THRESHOLD:
+            return k
+    return stop
 
 
 def node_ends(level: int, last_key: bytes, count: int) -> bool:
@@ -184,6 +194,39 @@ class TreeBuilder:
         self.count += count
         self._push(level + 1, last_key, nid, count)
         return True
+
+    def add_leaf_refs(
+        self, last_keys: Sequence[bytes], nids: Sequence[bytes], counts: Sequence[int], last_may_end: bool
+    ) -> None:
+        """:meth:`add_leaf_ref` of a run of stored leaves (their last keys, ids and row counts),
+        at once: consecutive children of one inner node of level 1, each ending on its leaf
+        boundary (:func:`leaves_ending`). None of them but the node's last child is a boundary
+        of level 1 (the node would have ended there), so no key is hashed but the run's last
+        when it is the node's last child (``last_may_end``); where the run fills a node to
+        :data:`INNER_MAX` children, that node ends there, as one child at a time would."""
+        if not last_keys:
+            return
+        if self._keys or self._on_leaf is not None:
+            raise ValueError("leaves are added whole only between leaves, to a builder of the whole tree")
+        if self._last is not None and last_keys[0] <= self._last:
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        self._last = last_keys[-1]
+        self.count += sum(counts)
+        if not self._levels:
+            self._levels.append(([], [], []))
+        n = len(last_keys)
+        i = 0
+        while i < n:
+            keys, ids, cnts = self._levels[0]
+            take = min(INNER_MAX - len(keys), n - i)
+            keys.extend(last_keys[i : i + take])
+            ids.extend(nids[i : i + take])
+            cnts.extend(counts[i : i + take])
+            i += take
+            if len(keys) >= INNER_MAX:
+                self._close_inner(1)
+            elif i == n and last_may_end and _inner_hash(1, last_keys[-1]) < INNER_THRESHOLD:
+                self._close_inner(1)
 
     def between_nodes(self, level: int) -> bool:
         """Whether a whole node of ``level`` may be added (:meth:`add_node_ref`): nothing is
