@@ -97,3 +97,37 @@ def test_status_and_diff_list_the_logged_changes(tmp_path: Path) -> None:
     assert rows[2]["old"]["v"] == "7" and rows[2]["new"]["v"] == "x"
     assert rows[6]["new"] == {"id": 5000, "v": "new"}
     con.close()
+
+
+def test_commit_after_checkout_reads_through_the_log(tmp_path: Path) -> None:
+    """checkout writes the other commit's rows through ordinary statements, which the triggers
+    log; it then reads the captured tables through their logs, so the next commit reads
+    through the log too instead of in full, and records the rows the database holds."""
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, str(i)) for i in range(1000)])
+    con.commit()
+    assert snap(tmp_path, "init", "--db", "app.db").returncode == 0
+    assert snap(tmp_path, "capture", "enable").returncode == 0
+    assert snap(tmp_path, "commit", "-m", "first").returncode == 0
+    assert snap(tmp_path, "branch", "side").returncode == 0
+    assert snap(tmp_path, "checkout", "side").returncode == 0
+    con.execute("UPDATE t SET v = 'side' WHERE id < 10")
+    con.execute("DELETE FROM t WHERE id = 500")
+    con.commit()
+    assert json.loads(snap(tmp_path, "commit", "-m", "on side", "--json").stdout)["tables"]["t"]["captured"]
+    back = snap(tmp_path, "checkout", "main")
+    assert back.returncode == 0, back.stderr
+    assert con.execute("SELECT count(*), min(v) FROM t WHERE id < 10").fetchone() == (10, "0")
+    con.execute("UPDATE t SET v = 'after' WHERE id = 900")
+    con.commit()
+    done = snap(tmp_path, "commit", "-m", "after checkout", "--json")
+    assert done.returncode == 0, done.stderr
+    t = json.loads(done.stdout)["tables"]["t"]
+    assert t["captured"] is True and t["rows"] == 1000, t
+    assert "read in full" not in done.stderr
+    status = json.loads(snap(tmp_path, "status", "--json").stdout)
+    assert status["clean"] is True
+    rows = json.loads(snap(tmp_path, "diff", "HEAD~1", "HEAD", "--json").stdout.splitlines()[0])
+    assert rows["key"] == {"id": 900} and rows["new"]["v"] == "after"
+    con.close()

@@ -76,6 +76,7 @@ __all__ = [
     "live_side",
     "logged_tables",
     "consume_logs",
+    "follow_capture",
 ]
 
 
@@ -203,6 +204,19 @@ def consume_logs(db: Any, view: Any, results: list[TableResult]) -> None:
         consume(db, consumed)
 
 
+def follow_capture(store: Store, url: str, start: bytes) -> None:
+    """After snapgit wrote a commit's rows into the live database (checkout), read each captured
+    table through its log on ``start`` (the commit that held the live state before the write,
+    which the logs are relative to), and make the table read its log's base. When nothing else
+    wrote meanwhile that table is the checked-out commit's, so the next commit, whose parent it
+    is, reads through the log again instead of in full; otherwise it is not the parent's table,
+    and the next commit reads in full as it would have. Tables whose logs cannot be read on
+    ``start`` are left alone (one whose log does not add up is read in full, as a commit
+    would). The caller holds the writer lease."""
+    if start is not None:
+        read_database(store, url, start=start, logged_only=True, kind="capture")
+
+
 @dataclass
 class DatabaseTree:
     """The live database read into the store: its snapshot tree (objects written, no commit
@@ -224,13 +238,16 @@ def read_database(
     kind: str = "full",
     incremental_parent: bytes | None = None,
     incremental: bool = False,
+    logged_only: bool = False,
 ) -> DatabaseTree:
     """Snapshot the database at ``url`` into the store and write its root tree; no commit, no
     ref moves. The caller holds the store's writer lease.
 
     ``start``: the commit whose trees the snapshot starts from (its unchanged subtrees are not
     rebuilt). ``tables``: only these are read; the others stay as ``start`` has them.
-    ``incremental``: read incrementally on ``incremental_parent`` when it allows."""
+    ``incremental``: read incrementally on ``incremental_parent`` when it allows.
+    ``logged_only``: read only the tables whose change logs can be read on ``start`` (the
+    others stay as ``start`` has them)."""
     from snapgit.db import Database, redact_url
     from snapgit.snapshot.scanpool import Parallel
 
@@ -267,9 +284,10 @@ def read_database(
                     parallel=parallel,
                     row_cache=row_cache_dir(store),
                     capture=logged_tables(view) if view is not None else None,
+                    logged_only=logged_only,
                 )
                 all_tables = dict(written)
-                if tables and parent_root is not None:
+                if (tables or logged_only) and parent_root is not None:
                     # An explicit --tables commits those tables and keeps the others as they were.
                     all_tables = {**parent_root.tables, **written}
                 tree_id = write_root(objects, w, all_tables)

@@ -81,6 +81,7 @@ def snapshot_database(
     row_cache_write: bool = True,
     capture: dict[str, LoggedTable] | None = None,
     changes_only: bool = False,
+    logged_only: bool = False,
 ) -> tuple[dict[str, bytes], list[TableResult]]:
     """Write every table of a read snapshot; returns {table name: table object id} and results.
 
@@ -103,9 +104,21 @@ def snapshot_database(
     ``changes_only`` (for status and diff, into an overlay): a table read through its change
     log gets no tree of its own: its result holds the row changes against the parent's table
     (:func:`snapgit.snapshot.capture.changes_from_log`), its records are written, and its
-    table id is the parent's, whose schema and key it has (the log is trusted only then)."""
+    table id is the parent's, whose schema and key it has (the log is trusted only then).
+
+    ``logged_only``: only the tables that can be read through their change logs are read; the
+    others are left out of the result (never read in full)."""
     options = _Options(
-        parent_root, keys, count_rows, incremental, parallel, row_cache, row_cache_write, capture, changes_only
+        parent_root,
+        keys,
+        count_rows,
+        incremental,
+        parallel,
+        row_cache,
+        row_cache_write,
+        capture,
+        changes_only,
+        logged_only,
     )
     with paused_gc(), objects.block_budget(COMMIT_BLOCK_BUDGET):
         return _snapshot_tables(objects, writer, snap, schemas, options, progress)
@@ -124,6 +137,7 @@ class _Options:
     row_cache_write: bool
     capture: dict[str, LoggedTable] | None
     changes_only: bool = False
+    logged_only: bool = False
 
 
 @dataclass
@@ -247,6 +261,8 @@ def _snapshot_tables(
     # new objects are probed for in batches; a table's counts are settled once all are probed
     unstored = Unstored(objects, writer) if probe else None
     prepared = [_prepare(objects, snap, s, options) for s in schemas]
+    if options.logged_only:
+        prepared = [p for p in prepared if p.logged is not None]
     pool = _share_out(snap, prepared, options.parallel) if options.parallel is not None else None
     shared = set(pool.tables()) if pool is not None else set()
     pumping = None
