@@ -246,8 +246,8 @@ def read_database(
     ``start``: the commit whose trees the snapshot starts from (its unchanged subtrees are not
     rebuilt). ``tables``: only these are read; the others stay as ``start`` has them.
     ``incremental``: read incrementally on ``incremental_parent`` when it allows.
-    ``logged_only``: read only the tables whose change logs can be read on ``start`` (the
-    others stay as ``start`` has them)."""
+    ``logged_only``: read only the tables whose change logs can be read on ``start``, and write
+    no root (``tree_id`` is empty): the read is for the logs' sake (:func:`follow_capture`)."""
     from snapgit.db import Database, redact_url
     from snapgit.snapshot.scanpool import Parallel
 
@@ -287,10 +287,11 @@ def read_database(
                     logged_only=logged_only,
                 )
                 all_tables = dict(written)
-                if (tables or logged_only) and parent_root is not None:
+                if tables and parent_root is not None:
                     # An explicit --tables commits those tables and keeps the others as they were.
                     all_tables = {**parent_root.tables, **written}
-                tree_id = write_root(objects, w, all_tables)
+                # logged_only reads for the logs' sake, not for a commit: no root of its own
+                tree_id = write_root(objects, w, all_tables) if not logged_only else b""
         if view is not None:
             # The objects are published: the log rows this read saw are in these trees now.
             consume_logs(db, view, results)
