@@ -8,7 +8,9 @@ exactly as they were), log rows deleted, the database file replaced by an older 
 snapgit's own writes (restore, checkout, merge). After every step that commits, the commit's
 tables must be the very table objects that a full read gives (read by a second store, which
 has no parent and so reads every row), and ``snap status``'s live side, which reads through
-the log too, must be them as well.
+the log too, must be them as well. Before every commit, ``snap diff`` against the live
+database, which lists a captured table's changes from its log without building a tree, must
+give the row changes a diff against a full read gives.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hypothesis import strategies as st
 from sqlalchemy.pool import NullPool
 
 from snapgit import Repo
+from snapgit.compare.diff import diff_sides
 from snapgit.errors import SnapError
 from snapgit.store.history import read_commit, read_root
 
@@ -303,9 +306,21 @@ class Workload:
         self.check(self.repo.head())
 
     def commit(self) -> None:
+        head = self.repo.head()
+        if head is not None:
+            self.check_status(head)
         result = self.repo.commit("step", allow_empty=True)
         self.commits.append(result.commit_id or self.repo.head())
         self.check(self.repo.head())
+
+    def check_status(self, head: bytes) -> None:
+        """``snap diff`` (and status) against the live database, which lists a captured
+        table's changes from its log without building its tree, gives the very row changes a
+        diff against a full read gives."""
+        listed = {d.name: list(d.changes()) for d in self.repo.diff()}
+        full_side = self.oracle.live_side()
+        full = {d.name: list(d.changes()) for d in diff_sides(self.repo.commit_side(head.hex()), full_side)}
+        assert listed == full, "status through the change log differs from a full read"
 
     def check(self, commit: bytes | None) -> None:
         assert commit is not None

@@ -39,11 +39,17 @@ class UnknownTableError(NotFoundError):
 
 @dataclass
 class Side:
-    """One side of a diff: something that reads objects, and its tables (name -> table id)."""
+    """One side of a diff: something that reads objects, and its tables (name -> table id).
+
+    ``changes``: tables this side holds as their row changes against the other side's (the
+    live database read through change capture, :func:`snapgit.ops.commit.live_side`): their
+    table id is the other side's, whose schema and key they have, and their rows are those
+    with the changes applied."""
 
     reader: ObjectReader
     tables: dict[str, bytes]
     label: str
+    changes: dict[str, list[RowChange]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -185,11 +191,26 @@ class TableDiff:
 
     @property
     def unchanged(self) -> bool:
+        listed = self._listed()
+        if listed is not None:
+            return not listed
         a, b = self.a.tables.get(self.name), self.b.tables.get(self.name)
         return a is not None and a == b
 
+    def _listed(self) -> list[RowChange] | None:
+        """The changes a side listed against the other (see :class:`Side`), or None."""
+        if self.name in self.b.changes:
+            return self.b.changes[self.name]
+        if self.name in self.a.changes:  # listed against b: a is b with them applied
+            return [_reversed(ch) for ch in self.a.changes[self.name]]
+        return None
+
     def changes(self) -> Iterator[RowChange]:
         """Row changes by key, undecoded. Tables keyed differently are compared as remove + add."""
+        listed = self._listed()
+        if listed is not None:
+            yield from listed
+            return
         old_root = self.old_entry.root if self.old_entry else None
         new_root = self.new_entry.root if self.new_entry else None
         if self.old_entry and self.new_entry and self.old_entry.key != self.new_entry.key:
@@ -234,6 +255,11 @@ class TableDiff:
             assert row is not None, "a change has a row on one side at least"
             key = self._key(row, entry)
             yield RowDiff(self.name, ch.op, key, old, new)
+
+
+def _reversed(ch: RowChange) -> RowChange:
+    op = REMOVED if ch.op == ADDED else ADDED if ch.op == REMOVED else CHANGED
+    return RowChange(op, ch.key, ch.new, ch.old)
 
 
 def diff_sides(a: Side, b: Side, tables: list[str] | None = None) -> list[TableDiff]:

@@ -76,6 +76,7 @@ __all__ = [
     "live_side",
     "logged_tables",
     "consume_logs",
+    "follow_capture",
 ]
 
 
@@ -203,6 +204,19 @@ def consume_logs(db: Any, view: Any, results: list[TableResult]) -> None:
         consume(db, consumed)
 
 
+def follow_capture(store: Store, url: str, start: bytes) -> None:
+    """After snapgit wrote a commit's rows into the live database (checkout), read each captured
+    table through its log on ``start`` (the commit that held the live state before the write,
+    which the logs are relative to), and make the table read its log's base. When nothing else
+    wrote meanwhile that table is the checked-out commit's, so the next commit, whose parent it
+    is, reads through the log again instead of in full; otherwise it is not the parent's table,
+    and the next commit reads in full as it would have. Tables whose logs cannot be read on
+    ``start`` are left alone (one whose log does not add up is read in full, as a commit
+    would). The caller holds the writer lease."""
+    if start is not None:
+        read_database(store, url, start=start, logged_only=True, kind="capture")
+
+
 @dataclass
 class DatabaseTree:
     """The live database read into the store: its snapshot tree (objects written, no commit
@@ -224,13 +238,16 @@ def read_database(
     kind: str = "full",
     incremental_parent: bytes | None = None,
     incremental: bool = False,
+    logged_only: bool = False,
 ) -> DatabaseTree:
     """Snapshot the database at ``url`` into the store and write its root tree; no commit, no
     ref moves. The caller holds the store's writer lease.
 
     ``start``: the commit whose trees the snapshot starts from (its unchanged subtrees are not
     rebuilt). ``tables``: only these are read; the others stay as ``start`` has them.
-    ``incremental``: read incrementally on ``incremental_parent`` when it allows."""
+    ``incremental``: read incrementally on ``incremental_parent`` when it allows.
+    ``logged_only``: read only the tables whose change logs can be read on ``start``, and write
+    no root (``tree_id`` is empty): the read is for the logs' sake (:func:`follow_capture`)."""
     from snapgit.db import Database, redact_url
     from snapgit.snapshot.scanpool import Parallel
 
@@ -267,12 +284,14 @@ def read_database(
                     parallel=parallel,
                     row_cache=row_cache_dir(store),
                     capture=logged_tables(view) if view is not None else None,
+                    logged_only=logged_only,
                 )
                 all_tables = dict(written)
                 if tables and parent_root is not None:
                     # An explicit --tables commits those tables and keeps the others as they were.
                     all_tables = {**parent_root.tables, **written}
-                tree_id = write_root(objects, w, all_tables)
+                # logged_only reads for the logs' sake, not for a commit: no root of its own
+                tree_id = write_root(objects, w, all_tables) if not logged_only else b""
         if view is not None:
             # The objects are published: the log rows this read saw are in these trees now.
             consume_logs(db, view, results)
@@ -496,12 +515,15 @@ def live_side(
     tables: list[str] | None = None,
     db_url: str | None = None,
     progress: Progress | None = None,
+    listed: bool = False,
 ) -> Side:
     """The live database as a diff side, built in memory (nothing is written to the store).
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
     recognised without keeping them; captured tables whose log is relative to its tables are
-    read by what changed (nothing is consumed).
+    read by what changed (nothing is consumed). ``listed``: such tables are given as their row
+    changes against ``against`` (:attr:`Side.changes`), without a tree: for a diff only, not
+    for anything that reads the side's trees.
     """
     from snapgit.compare.diff import Side
     from snapgit.db import Database
@@ -524,7 +546,7 @@ def live_side(
             schemas = (
                 snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
             )
-            written, _results = snapshot_database(
+            written, results = snapshot_database(
                 overlay,
                 overlay.writer(),
                 snap,
@@ -536,5 +558,7 @@ def live_side(
                 row_cache=row_cache_dir(store),
                 row_cache_write=False,
                 capture=logged_tables(view) if view is not None else None,
+                changes_only=listed,
             )
-    return Side(overlay, written, "the live database")
+    changes = {r.name: r.changes for r in results if r.changes is not None}
+    return Side(overlay, written, "the live database", changes)

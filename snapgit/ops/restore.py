@@ -31,7 +31,14 @@ from snapgit.errors import NotFoundError
 from snapgit.objects import decode_schema
 from snapgit.ops.audit import actor, audited
 from snapgit.ops.branches import create_branch
-from snapgit.ops.commit import SAFETY_REF, database_url, live_side, restored_marker, take_safety_snapshot
+from snapgit.ops.commit import (
+    SAFETY_REF,
+    database_url,
+    follow_capture,
+    live_side,
+    restored_marker,
+    take_safety_snapshot,
+)
 from snapgit.ops.mergeflow import MergeResult, head_commit, merge_state, tables_of
 from snapgit.ops.status import commit_side, is_dirty
 from snapgit.progress import Progress
@@ -195,6 +202,9 @@ def checkout(
                 saved = SAFETY_REF if safety else None
             if live_is is not None:
                 restore(store, oid.hex(), db_url=db_url, progress=progress, live_is=live_is)
+                # change capture: the logs now hold checkout's own writes, relative to live_is;
+                # read through them so that the next commit need not read those tables in full
+                follow_capture(store, database_url(store, db_url), live_is)
             branch_ref = f"refs/heads/{target}"
             if store.refs.read(branch_ref) is not None:
                 store.refs.set_symbolic("HEAD", branch_ref)

@@ -47,7 +47,7 @@ def diff(
 
     side_a = commit_side(store, a or "HEAD")
     if b is None:
-        side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress)
+        side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress, listed=True)
     else:
         side_b = commit_side(store, b)
     return diff_sides(side_a, side_b, tables)
@@ -61,7 +61,7 @@ def status(store: Store, *, db_url: str | None = None, progress: Progress | None
         side_a = Side(store.objects, {}, "nothing (no commits yet)")
     else:
         side_a = commit_side(store, "HEAD")
-    side_b = live_side(store, against=side_a, db_url=db_url, progress=progress)
+    side_b = live_side(store, against=side_a, db_url=db_url, progress=progress, listed=True)
     return diff_sides(side_a, side_b)
 
 

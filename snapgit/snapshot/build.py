@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from snapgit.objects import ObjType, Root, TableEntry, encode_schema, object_id
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
-from snapgit.snapshot.capture import LoggedTable, build_from_log, build_from_xmin, log_usable
+from snapgit.snapshot.capture import LoggedTable, build_from_log, build_from_xmin, changes_from_log, log_usable
 from snapgit.snapshot.incremental import Fallback, Incremental, build_incremental, incremental_column
 from snapgit.snapshot.ranges import ParallelOffer, ScanPool, chunk_ranges, join_ranges, scan_range
 from snapgit.snapshot.record import TableResult, store_table
@@ -40,6 +40,7 @@ from snapgit.snapshot.scan import CacheSpec, build_keyed, build_keyless, integer
 from snapgit.snapshot.tablewriter import COMMIT_BLOCK_BUDGET, OldTree, TableWriter, Unstored
 from snapgit.store.history import read_table
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
+from snapgit.tree.diff import RowChange
 from snapgit.tree.prolly import UnsortedKeysError
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
@@ -79,6 +80,8 @@ def snapshot_database(
     row_cache: Path | None = None,
     row_cache_write: bool = True,
     capture: dict[str, LoggedTable] | None = None,
+    changes_only: bool = False,
+    logged_only: bool = False,
 ) -> tuple[dict[str, bytes], list[TableResult]]:
     """Write every table of a read snapshot; returns {table name: table object id} and results.
 
@@ -96,8 +99,27 @@ def snapshot_database(
 
     ``capture``: the change logs of the captured tables (None: capture is off). A table whose
     log is relative to the parent's table is read as the rows of its logged keys; the others
-    are read in full, and their result says why."""
-    options = _Options(parent_root, keys, count_rows, incremental, parallel, row_cache, row_cache_write, capture)
+    are read in full, and their result says why.
+
+    ``changes_only`` (for status and diff, into an overlay): a table read through its change
+    log gets no tree of its own: its result holds the row changes against the parent's table
+    (:func:`snapgit.snapshot.capture.changes_from_log`), its records are written, and its
+    table id is the parent's, whose schema and key it has (the log is trusted only then).
+
+    ``logged_only``: only the tables that can be read through their change logs are read; the
+    others are left out of the result (never read in full)."""
+    options = _Options(
+        parent_root,
+        keys,
+        count_rows,
+        incremental,
+        parallel,
+        row_cache,
+        row_cache_write,
+        capture,
+        changes_only,
+        logged_only,
+    )
     with paused_gc(), objects.block_budget(COMMIT_BLOCK_BUDGET):
         return _snapshot_tables(objects, writer, snap, schemas, options, progress)
 
@@ -114,6 +136,8 @@ class _Options:
     row_cache: Path | None
     row_cache_write: bool
     capture: dict[str, LoggedTable] | None
+    changes_only: bool = False
+    logged_only: bool = False
 
 
 @dataclass
@@ -173,6 +197,27 @@ def _prepare(objects: ObjectStore, snap: ReadSnapshot, schema: TableSchema, opti
     return p
 
 
+def _list_changes(
+    objects: ObjectStore, writer: ObjectWriter, snap: ReadSnapshot, p: _Prepared, progress: Progress | None
+) -> tuple[list[RowChange], int] | None:
+    """A table's row changes against the parent's, read through its change log, with the
+    changed rows' records written; None where it is not read so (then its tree is built, and
+    a log that does not add up is read in full, as a commit would)."""
+    logged = p.logged
+    if logged is None or logged.xmin_since is not None or logged.log is None or p.key is None:
+        return None  # PostgreSQL reads by xmin: its tree is built (deleted rows need it)
+    try:
+        changes, rows, records = changes_from_log(snap, p.schema, p.key, objects, p.old_root, logged, progress)
+    except Fallback as why:
+        p.logged, p.capture_note = None, str(why)
+        if progress is not None:
+            progress.table(p.schema.name, p.total)
+        return None
+    if records:
+        writer.add_full_many(ObjType.RECORD, list(records), list(records.values()))
+    return changes, rows
+
+
 def _build_alone(
     snap: ReadSnapshot, p: _Prepared, tw: TableWriter, incremental: Incremental | None, progress: Progress | None
 ) -> tuple[bytes, int]:
@@ -216,12 +261,15 @@ def _snapshot_tables(
     # new objects are probed for in batches; a table's counts are settled once all are probed
     unstored = Unstored(objects, writer) if probe else None
     prepared = [_prepare(objects, snap, s, options) for s in schemas]
+    if options.logged_only:
+        prepared = [p for p in prepared if p.logged is not None]
     pool = _share_out(snap, prepared, options.parallel) if options.parallel is not None else None
     shared = set(pool.tables()) if pool is not None else set()
     pumping = None
     if pool is not None:
         progress = pumping = _Pumping(progress, pool)
     built: dict[str, tuple[bytes, int]] = {}
+    listed: dict[str, tuple[list[RowChange], int]] = {}  # changes_only: (changes, rows)
     written: dict[str, tuple[int, int, int]] = {}  # records, nodes, rows the row cache had
     joining: dict[str, TableWriter] = {}  # shared tables, until their chunks are joined
     owners: dict[str, Any] = {}  # a table's owner in ``unstored``, where it is not its name
@@ -243,8 +291,12 @@ def _snapshot_tables(
             pumping.watch(None)  # its bar is full: the chunks still being read are in it
             joining[name] = tw
         else:
-            built[name] = _build_alone(snap, p, tw, incremental, progress)
-            written[name] = (tw.records_written, tw.nodes_written, tw.cached_rows)
+            listing = _list_changes(objects, writer, snap, p, progress) if options.changes_only else None
+            if listing is not None:
+                listed[name] = listing
+            else:
+                built[name] = _build_alone(snap, p, tw, incremental, progress)
+                written[name] = (tw.records_written, tw.nodes_written, tw.cached_rows)
         del tw
     processes: dict[str, int] = {}
     if pool is not None:
@@ -286,6 +338,12 @@ def _snapshot_tables(
     tables: dict[str, bytes] = {}
     for p in prepared:
         name = p.schema.name
+        if name in listed:
+            assert p.old_id is not None  # a log is trusted only where the parent has the table
+            changes, rows = listed[name]
+            tables[name] = p.old_id
+            results.append(TableResult(name, rows, p.old_id, bool(changes), captured=True, changes=changes))
+            continue
         root, rows = built[name]
         records_written, nodes_written, cached_rows = written[name]
         table_id = store_table(

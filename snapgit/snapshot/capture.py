@@ -16,18 +16,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from snapgit.encoding import key_encoder
-from snapgit.objects import ID_LEN, TableEntry
+from snapgit.objects import ID_LEN, Node, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
 from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import TableWriter
-from snapgit.tree.prolly import LEAF_MAX, TreeBuilder, leaf_ends
+from snapgit.store.objectstore import ObjectReader
+from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
+from snapgit.tree.prolly import TreeBuilder, leaves_ending, load_node, node_ends
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
 
-__all__ = ["LoggedTable", "log_usable", "build_from_log", "build_from_xmin"]
+__all__ = ["LoggedTable", "log_usable", "build_from_log", "build_from_xmin", "changes_from_log"]
 
 
 @dataclass(frozen=True)
@@ -77,22 +79,106 @@ def build_from_log(
     was deleted without the triggers seeing it (SQLite's REPLACE conflict resolution deletes
     rows without firing delete triggers, unless recursive triggers are on)."""
     assert logged.log is not None
+    counted = snap.count_later(schema.name)  # counts while the rows are read
     changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
     logged_keys = set(changed)
     kenc_key = key_encoder(list(range(len(key))))
     for batch in snap.scan(schema, None, columns=key, source=logged.log):
         logged_keys.update(map(kenc_key, batch))
-    total = snap.count(schema.name)
-    if not logged_keys and (unchanged := _unchanged(tw, old_root, total)) is not None:
+    if not logged_keys and (unchanged := _unchanged(tw, old_root, counted())) is not None:
         return unchanged
-    builder = _apply_edits(tw, sorted(logged_keys), changed)
+    builder = _apply_edits(tw, old_root, sorted(logged_keys), changed)
     rows = builder.count
+    total = counted()
     if rows != total:
         raise Fallback(
             f"its {total:,} rows are not the {rows:,} its log accounts for "
             "(rows deleted unseen by the triggers, as REPLACE does)"
         )
     return builder.finish()
+
+
+def changes_from_log(
+    snap: ReadSnapshot,
+    schema: TableSchema,
+    key: list[str],
+    objects: ObjectReader,
+    old_root: bytes | None,
+    logged: LoggedTable,
+    progress: Progress | None,
+) -> tuple[list[RowChange], int, dict[bytes, bytes]]:
+    """What :func:`build_from_log` would change in the parent's tree (``old_root``), without
+    building the tree: (the row changes in key order, exactly those a diff of the parent's tree
+    and that tree gives; the table's row count; {record id: record} of the rows changed or
+    added). For ``snap status`` and ``snap diff``, which need the changes, not the tree.
+
+    Each logged key's record id now (none: no row) is compared with the parent's, read from the
+    leaves the logged keys fall in only. Raises :class:`Fallback` where build_from_log would:
+    the row count is not the parent's plus the rows added less those removed."""
+    assert logged.log is not None
+    counted = snap.count_later(schema.name)  # counts while the rows are read
+    changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
+    logged_keys = set(changed)
+    kenc_key = key_encoder(list(range(len(key))))
+    for batch in snap.scan(schema, None, columns=key, source=logged.log):
+        logged_keys.update(map(kenc_key, batch))
+    edits = sorted(logged_keys)
+    parent_rows = load_node(objects, old_root).row_count if old_root is not None else 0
+    changes: list[RowChange] = []
+    records: dict[bytes, bytes] = {}
+    added = removed = 0
+    for k, old in zip(edits, _parent_ids(objects, old_root, edits), strict=True):
+        hit = changed.get(k)
+        if hit is None:
+            if old is not None:
+                changes.append(RowChange(REMOVED, k, old, None))
+                removed += 1
+            continue
+        rid, payload = hit
+        if rid == old:
+            continue
+        records[rid] = payload
+        if old is None:
+            changes.append(RowChange(ADDED, k, None, rid))
+            added += 1
+        else:
+            changes.append(RowChange(CHANGED, k, old, rid))
+    total = counted()
+    if parent_rows + added - removed != total:
+        raise Fallback(
+            f"its {total:,} rows are not the {parent_rows + added - removed:,} its log accounts for "
+            "(rows deleted unseen by the triggers, as REPLACE does)"
+        )
+    return changes, total, records
+
+
+def _parent_ids(objects: ObjectReader, root: bytes | None, edits: list[bytes]) -> list[bytes | None]:
+    """The record id the tree ``root`` holds under each key of ``edits`` (sorted), or None:
+    read from the nodes on the paths to the leaves the keys fall in, no others."""
+    out: list[bytes | None] = [None] * len(edits)
+    if root is None or not edits:
+        return out
+
+    def walk(nid: bytes, lo: int, hi: int) -> None:
+        node = load_node(objects, nid)
+        if node.level == 0:
+            keys, ids = node.keys, node.ids
+            for i in range(lo, hi):
+                j = bisect_left(keys, edits[i])
+                if j < len(keys) and keys[j] == edits[i]:
+                    out[i] = ids[j]
+            return
+        ci = lo
+        for last, cid in zip(node.keys, node.ids, strict=True):
+            cj = bisect_right(edits, last, ci, hi)
+            if cj > ci:
+                walk(cid, ci, cj)
+                ci = cj
+            if ci == hi:
+                return
+
+    walk(root, 0, len(edits))
+    return out
 
 
 def build_from_xmin(
@@ -114,7 +200,7 @@ def build_from_xmin(
     total = snap.count(schema.name)
     if not changed and (unchanged := _unchanged(tw, old_root, total)) is not None:
         return unchanged
-    builder = _apply_edits(tw, sorted(changed), changed)
+    builder = _apply_edits(tw, old_root, sorted(changed), changed)
     if builder.count == total:
         return builder.finish()
     if old_root is None:  # no parent rows to delete: the rows seen are not all the rows
@@ -124,7 +210,7 @@ def build_from_xmin(
 
 def _unchanged(tw: TableWriter, old_root: bytes | None, total: int) -> tuple[bytes, int] | None:
     """The parent's tree as it is, when nothing was logged and the row count agrees."""
-    rows = sum(tw.old.counts) if tw.old is not None else 0
+    rows = load_node(tw.objects, old_root).row_count if old_root is not None else 0
     if rows != total:
         return None
     if old_root is None:  # the parent's table is empty (or there is none): so is this one
@@ -144,70 +230,140 @@ def _changed_rows(
     return changed
 
 
-def _apply_edits(tw: TableWriter, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]) -> TreeBuilder:
-    """A builder holding the parent's tree (``tw.old``) with every key of ``edits`` (sorted) set
-    to its row in ``changed``, or removed where it has none; not finished."""
+def _apply_edits(
+    tw: TableWriter, old_root: bytes | None, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+) -> TreeBuilder:
+    """A builder holding the parent's tree (``old_root``, read through ``tw.old``) with every
+    key of ``edits`` (sorted) set to its row in ``changed``, or removed where it has none; not
+    finished.
+
+    The parent's tree is walked from its root down to the nodes the edits fall in only: a
+    subtree no edit falls in is taken whole, unread, where the tree would end a node of its
+    level there anyway (:func:`node_ends`), so the cost follows the edited leaves and their
+    paths, not the size of the table."""
     builder = TreeBuilder(tw.emit)
-    written: set[bytes] = set()
-
-    def record(k: bytes, old_rid: bytes | None) -> bytes | None:
-        """The record id of key ``k`` now (None: deleted), its record stored when new."""
-        hit = changed.get(k)
-        if hit is None:
-            return None
-        rid, payload = hit
-        if rid != old_rid and rid not in written:
-            written.add(rid)
-            tw.write_records([rid], [payload])
-        return rid
-
-    ci = 0
-    old = tw.old
-    if old is not None:
-        for j, (last, nid, count) in enumerate(zip(old.last_keys, old.leaf_ids, old.counts, strict=True)):
-            if not count:
-                continue
-            cj = bisect_right(edits, last, ci)
-            if cj == ci and builder.between_leaves() and (count >= LEAF_MAX or leaf_ends([last])):
-                # an untouched leaf that ends where the tree would end it: taken as it is. Its
-                # first key is only checked against the keys before it, which ``last`` is above
-                builder.add_leaf_ref(last, last, nid, count)
-                continue
-            if cj == ci:
-                leaf = old.leaf(nid)
-                builder.add_batch(leaf.keys, leaf.ids)
-                continue
-            patched = _patch(tw, j, nid, edits[ci:cj], changed)
-            if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
-                new_nid, keys, ids, blob = patched
-                ci = cj
-                if builder.between_leaves() and (count >= LEAF_MAX or leaf_ends([last])):
-                    builder.add_leaf_ref(last, last, new_nid, count)
-                else:
-                    old_ids = [blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)]
-                    builder.add_batch(keys, [n if n is not None else o for n, o in zip(ids, old_ids, strict=True)])
-                continue
-            leaf = old.leaf(nid)
-            entries = dict(zip(leaf.keys, leaf.ids, strict=True))
-            for k in edits[ci:cj]:
-                rid = record(k, entries.get(k))
-                if rid is None:
-                    entries.pop(k, None)
-                else:
-                    entries[k] = rid
-            keys = sorted(entries)
-            builder.add_batch(keys, [entries[k] for k in keys])
-            ci = cj
-    tail = [(k, rid) for k in edits[ci:] if (rid := record(k, None)) is not None]
+    edit = _Editor(tw, builder, edits, changed)
+    if old_root is not None and tw.old is not None:
+        root = load_node(tw.objects, old_root)
+        if root.level == 0:
+            if root.keys:
+                edit.leaf(old_root, root.keys[-1], len(root.keys))
+        else:
+            edit.children(root)
+    tail = [(k, rid) for k in edits[edit.ci :] if (rid := edit.record(k, None)) is not None]
     if tail:
         builder.add_batch([k for k, _ in tail], [rid for _, rid in tail])
     return builder
 
 
+class _Editor:
+    """The walk of :func:`_apply_edits`: ``ci`` is the first edit not yet applied."""
+
+    def __init__(
+        self, tw: TableWriter, builder: TreeBuilder, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+    ) -> None:
+        self.tw, self.builder, self.edits, self.changed = tw, builder, edits, changed
+        self.ci = 0
+        self.written: set[bytes] = set()
+
+    def record(self, k: bytes, old_rid: bytes | None) -> bytes | None:
+        """The record id of key ``k`` now (None: deleted), its record stored when new."""
+        hit = self.changed.get(k)
+        if hit is None:
+            return None
+        rid, payload = hit
+        if rid != old_rid and rid not in self.written:
+            self.written.add(rid)
+            self.tw.write_records([rid], [payload])
+        return rid
+
+    def children(self, node: Node) -> None:
+        """The children of an inner node of the parent's tree, in key order. Every edit up to
+        a child's last key falls in that child (the edits before it fell in earlier ones)."""
+        level = node.level - 1
+        builder, edits = self.builder, self.edits
+        if level == 0:
+            self.leaves(node)
+            return
+        for last, cid, count in zip(node.keys, node.ids, node.counts, strict=True):
+            if not count:
+                continue
+            cj = bisect_right(edits, last, self.ci)
+            if cj == self.ci and builder.between_nodes(level) and node_ends(level, last, count):
+                # a subtree no edit falls in, ending where the tree would end it: taken as it
+                # is. Its first key is above every key added so far: those are the parent's
+                # keys before it and edits at or below the previous child's last key
+                builder.add_node_ref(level, last, cid, count)
+                continue
+            if level == 0:
+                self.leaf(cid, last, count, cj)
+            else:
+                self.children(load_node(self.tw.objects, cid))
+
+    def leaves(self, node: Node) -> None:
+        """The leaves under an inner node of level 1, by the edits that fall in them: each run
+        of leaves no edit falls in is added whole at once (:meth:`TreeBuilder.add_leaf_refs`),
+        where the tree would end each of them there anyway; so a leaf costs nothing unless an
+        edit falls in it."""
+        keys, ids, counts = node.keys, node.ids, node.counts
+        builder, edits = self.builder, self.edits
+        m = len(keys)
+        j = 0
+        while j < m:
+            # the first leaf an edit falls in: every edit up to a leaf's last key is in it
+            nj = bisect_left(keys, edits[self.ci], j) if self.ci < len(edits) else m
+            while j < nj:  # leaves no edit falls in
+                if not builder.between_leaves():
+                    self.leaf(ids[j], keys[j], counts[j], self.ci)
+                    j += 1
+                    continue
+                k = leaves_ending(keys, counts, j, nj)
+                # the run's keys are above every key added so far (see children())
+                builder.add_leaf_refs(keys[j:k], ids[j:k], counts[j:k], last_may_end=k == m)
+                if k < nj:  # a leaf the tree would not end there (the table's last): its rows
+                    self.leaf(ids[k], keys[k], counts[k], self.ci)
+                    k += 1
+                j = k
+            if j < m:
+                self.leaf(ids[j], keys[j], counts[j], bisect_right(edits, keys[j], self.ci))
+                j += 1
+
+    def leaf(self, nid: bytes, last: bytes, count: int, cj: int | None = None) -> None:
+        """One leaf of the parent's tree, with the edits up to its last key applied."""
+        tw, builder, edits, ci = self.tw, self.builder, self.edits, self.ci
+        assert tw.old is not None
+        if cj is None:
+            cj = bisect_right(edits, last, ci)
+        if cj == ci:
+            leaf = tw.old.leaf(nid)
+            builder.add_batch(leaf.keys, leaf.ids)
+            return
+        self.ci = cj
+        patched = _patch(tw, nid, edits[ci:cj], self.changed)
+        if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
+            new_nid, keys, ids, blob = patched
+            if builder.between_leaves() and node_ends(0, last, count):
+                builder.add_leaf_ref(last, last, new_nid, count)
+            else:
+                old_ids = [blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)]
+                builder.add_batch(keys, [n if n is not None else o for n, o in zip(ids, old_ids, strict=True)])
+            return
+        leaf = tw.old.leaf(nid)
+        entries = dict(zip(leaf.keys, leaf.ids, strict=True))
+        for k in edits[ci:cj]:
+            rid = self.record(k, entries.get(k))
+            if rid is None:
+                entries.pop(k, None)
+            else:
+                entries[k] = rid
+        keys = sorted(entries)
+        builder.add_batch(keys, [entries[k] for k in keys])
+
+
 def _patch(
-    tw: TableWriter, j: int, nid: bytes, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+    tw: TableWriter, nid: bytes, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
 ) -> tuple[bytes, list[bytes], list[bytes | None], bytes] | None:
-    """The parent's leaf ``j`` (``nid``) with the record ids of its edited rows replaced, stored
+    """The parent's leaf ``nid`` with the record ids of its edited rows replaced, stored
     with their records (:meth:`TableWriter.patch_leaf`): (its id, its keys, the new ids (None:
     the parent's), the parent's ids joined); None when an edit adds or removes a row (the leaf
     is then rebuilt). The leaf is read once, as bytes."""
@@ -222,7 +378,7 @@ def _patch(
         if hit is None or i == len(keys) or keys[i] != k:
             return None
         ids[i], payloads[i] = hit
-    new_nid = tw.patch_leaf(j, keys, ids, payloads, stored)
+    new_nid = tw.patch_leaf(-1, keys, ids, payloads, stored, base=nid)
     if new_nid is None:
         return None
     return new_nid, keys, ids, blob

@@ -17,7 +17,7 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snapgit.errors import ConflictError
 from snapgit.objects import Commit, ObjType, Root, TableEntry, encode_schema, object_id
@@ -25,6 +25,9 @@ from snapgit.schema import TableSchema
 from snapgit.store.history import read_commit
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.store.refs import Refs
+
+if TYPE_CHECKING:
+    from snapgit.tree.diff import RowChange
 
 __all__ = [
     "CommitResult",
@@ -54,6 +57,9 @@ class TableResult:
     cached_rows: int = 0  # rows found unchanged by the row cache: not encoded again
     captured: bool = False  # read through its change log (the rows of the logged keys)
     capture_note: str | None = None  # with capture on: why the table was read in full
+    # status and diff (snapshot_database's changes_only): the row changes against the parent's
+    # table, listed from the change log instead of a tree (table_id is then the parent's)
+    changes: list[RowChange] | None = None
 
 
 @dataclass

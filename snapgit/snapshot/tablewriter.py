@@ -48,10 +48,46 @@ class OldTree:
 
     def __init__(self, objects: ObjectStore, root: bytes) -> None:
         self.objects = objects
-        self.last_keys, self.leaf_ids, self.counts = leaf_index(objects, root)
-        self.leaf_set = set(self.leaf_ids)
+        self.root = root
+        # (last keys, ids, counts, set of ids) of every leaf: read from the inner nodes when
+        # first asked for. A read through the change log walks down to the leaves its keys
+        # fall in and never needs it, unless it rebuilds a leaf (rows added or removed).
+        self._index: tuple[list[bytes], list[bytes], list[int], set[bytes]] | None = None
         self._leaves: dict[bytes, Node] = {}  # the last few decoded: a leaf is asked for by
         # the row cache's blocks in it, then as the base of the leaf that replaces it
+
+    def _leaf_index(self) -> tuple[list[bytes], list[bytes], list[int], set[bytes]]:
+        if self._index is None:
+            keys, ids, counts = leaf_index(self.objects, self.root)
+            self._index = (keys, ids, counts, set(ids))
+        return self._index
+
+    @property
+    def last_keys(self) -> list[bytes]:
+        return self._leaf_index()[0]
+
+    @property
+    def leaf_ids(self) -> list[bytes]:
+        return self._leaf_index()[1]
+
+    @property
+    def counts(self) -> list[int]:
+        return self._leaf_index()[2]
+
+    @property
+    def leaf_set(self) -> set[bytes]:
+        return self._leaf_index()[3]
+
+    def holds(self, nid: bytes) -> bool:
+        """Whether ``nid`` is one of the parent's leaves. A leaf read lately is known to be
+        without reading every inner node (a read through the change log adds the parent's
+        last leaf again, rows and all, and the leaf it closes is that one)."""
+        return nid in self._leaves or nid in self.leaf_set
+
+    def known_leaf(self, nid: bytes) -> bool:
+        """Whether ``nid`` is one of the parent's leaves, as far as is known without reading
+        every inner node (False: maybe not; the store is probed for it before it is written)."""
+        return self._index is not None and nid in self._index[3]
 
     def base_for(self, first_key: bytes) -> bytes | None:
         i = bisect_left(self.last_keys, first_key)
@@ -201,7 +237,7 @@ class TableWriter:
         data = node.encode()
         nid = _sha256(_NODE + data).digest()
         old = self.old
-        if old is not None and nid in old.leaf_set:
+        if old is not None and node.level == 0 and old.holds(nid):
             return nid  # an unchanged leaf: its records are stored too
         if nid in self._nodes:
             return nid
@@ -240,6 +276,7 @@ class TableWriter:
         ids: list[bytes | None],
         payloads: list[bytes | None],
         stored: tuple[bytes, list[bytes], bytes] | None = None,
+        base: bytes | None = None,
     ) -> bytes | None:
         """The id of the parent's leaf ``j`` with the record ids of some of its rows replaced,
         stored (with those rows' records) unless it is: ``ids`` and ``payloads`` hold the new
@@ -249,10 +286,12 @@ class TableWriter:
         The leaf's bytes are the parent's with 32-byte ids overwritten, which is the very
         encoding :meth:`Node.encode` gives (the ids are the last field, of fixed length), once
         the parent's leaf is known to be encoded so itself. ``stored``: the leaf as
-        :meth:`OldTree.leaf_bytes` gave it, when the caller read it already."""
+        :meth:`OldTree.leaf_bytes` gave it, when the caller read it already. ``base``: the
+        id of leaf ``j``, when the caller knows it (then ``j`` is not used)."""
         old = self.old
         assert old is not None  # rows go by the parent's leaves only when there is a parent
-        base = old.leaf_ids[j]
+        if base is None:
+            base = old.leaf_ids[j]
         data, old_keys, blob = stored if stored is not None else old.leaf_bytes(base)
         if old_keys != keys or len(data) != _leaf_size(keys, len(blob)):
             return None
@@ -272,7 +311,7 @@ class TableWriter:
         self.write_records(changed_ids, changed_payloads)
         data = data[: len(data) - len(blob)] + new
         nid = _sha256(_NODE + data).digest()
-        if nid not in old.leaf_set and nid not in self._nodes:
+        if not old.known_leaf(nid) and nid not in self._nodes:
             self._store_node(data, nid, base)
         return nid
 

@@ -44,6 +44,8 @@ __all__ = [
     "lookup",
     "leaf_index",
     "leaf_ends",
+    "node_ends",
+    "leaves_ending",
     "LEAF_TARGET",
     "LEAF_MAX",
     "INNER_TARGET",
@@ -65,6 +67,32 @@ def leaf_ends(keys: Sequence[bytes]) -> bool:
 
 def _inner_hash(level: int, key: bytes) -> int:
     return int.from_bytes(sha256(b"snapgit-level" + bytes((level,)) + key).digest()[:4], "big")
+
+
+def leaves_ending(last_keys: Sequence[bytes], counts: Sequence[int], start: int, stop: int) -> int:
+    """The first of the leaves ``start`` .. ``stop - 1`` (by their last keys and row counts)
+    that does not end on its boundary (:func:`node_ends` of level 0), or ``stop``."""
+    for k in range(start, stop):
+        if counts[k] < LEAF_MAX and crc32(last_keys[k]) >= LEAF_THRESHOLD:
+            return k
+    return stop
+
+
+def node_ends(level: int, last_key: bytes, count: int) -> bool:
+    """Whether a stored node of ``level`` (0: a leaf) whose last key is ``last_key``, holding
+    ``count`` rows, ends where a fresh node of its level would end, and so does every node
+    below it that ends with it: ``last_key`` is a boundary at every level up to ``level`` (or,
+    for a leaf, it holds :data:`LEAF_MAX` entries). The nodes on a tree's right edge were
+    closed by :meth:`TreeBuilder.finish` wherever the rows ran out: one whose own level's
+    boundary falls on its last key by chance may still hold a last leaf that rows added after
+    it would have continued, hence every level. False tells nothing (a node cut at
+    :data:`LEAF_MAX` or :data:`INNER_MAX` entries below its top cannot be told by its last
+    key): such a node is not taken whole, which costs reading it, never a wrong tree."""
+    if level == 0:
+        return count >= LEAF_MAX or crc32(last_key) < LEAF_THRESHOLD
+    if crc32(last_key) >= LEAF_THRESHOLD:
+        return False
+    return all(_inner_hash(lv, last_key) < INNER_THRESHOLD for lv in range(1, level + 1))
 
 
 # emit(node, payloads) stores a node and returns its id; payloads are the encoded records of a
@@ -147,6 +175,63 @@ class TreeBuilder:
         else:
             self._push(1, last_key, nid, count)
         return True
+
+    def add_node_ref(self, level: int, last_key: bytes, nid: bytes, count: int) -> bool:
+        """Append a stored node of ``level`` whole (0: a leaf, as :meth:`add_leaf_ref`), without
+        reading or re-emitting it, when that gives the very tree that adding its entries one by
+        one would: nothing is pending at its level or below (so it starts where a fresh node of
+        its level would), and the caller knows it ends on its boundary (:func:`node_ends`) and
+        that its keys follow every key added so far. Returns False (nothing added) when not.
+        Not for a builder of leaves."""
+        if level == 0:
+            return self.add_leaf_ref(last_key, last_key, nid, count)
+        assert self._on_leaf is None
+        if self._keys or any(self._levels[i][0] for i in range(min(level, len(self._levels)))):
+            return False
+        if self._last is not None and last_key <= self._last:
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        self._last = last_key
+        self.count += count
+        self._push(level + 1, last_key, nid, count)
+        return True
+
+    def add_leaf_refs(
+        self, last_keys: Sequence[bytes], nids: Sequence[bytes], counts: Sequence[int], last_may_end: bool
+    ) -> None:
+        """:meth:`add_leaf_ref` of a run of stored leaves (their last keys, ids and row counts),
+        at once: consecutive children of one inner node of level 1, each ending on its leaf
+        boundary (:func:`leaves_ending`). None of them but the node's last child is a boundary
+        of level 1 (the node would have ended there), so no key is hashed but the run's last
+        when it is the node's last child (``last_may_end``); where the run fills a node to
+        :data:`INNER_MAX` children, that node ends there, as one child at a time would."""
+        if not last_keys:
+            return
+        if self._keys or self._on_leaf is not None:
+            raise ValueError("leaves are added whole only between leaves, to a builder of the whole tree")
+        if self._last is not None and last_keys[0] <= self._last:
+            raise UnsortedKeysError("keys are not in strictly increasing order")
+        self._last = last_keys[-1]
+        self.count += sum(counts)
+        if not self._levels:
+            self._levels.append(([], [], []))
+        n = len(last_keys)
+        i = 0
+        while i < n:
+            keys, ids, cnts = self._levels[0]
+            take = min(INNER_MAX - len(keys), n - i)
+            keys.extend(last_keys[i : i + take])
+            ids.extend(nids[i : i + take])
+            cnts.extend(counts[i : i + take])
+            i += take
+            if len(keys) >= INNER_MAX:
+                self._close_inner(1)
+            elif i == n and last_may_end and _inner_hash(1, last_keys[-1]) < INNER_THRESHOLD:
+                self._close_inner(1)
+
+    def between_nodes(self, level: int) -> bool:
+        """Whether a whole node of ``level`` may be added (:meth:`add_node_ref`): nothing is
+        pending at its level or below."""
+        return not self._keys and not any(self._levels[i][0] for i in range(min(level, len(self._levels))))
 
     def between_leaves(self) -> bool:
         """Whether no entries are pending: the next entry starts a leaf, and a whole leaf may be
