@@ -534,6 +534,29 @@ def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, temp
     ok(project, "verify")
 
 
+def test_disk_full_while_writing_a_ref_leaves_no_lock_and_no_open_file(small_disk) -> None:
+    """The new value is written into the ref's lock file first; when that write finds the disk
+    full, the lock goes, its descriptor is closed, and the ref keeps its value."""
+    if small_disk is None:
+        pytest.skip("tmpfs cannot be mounted here")
+    from snapgit.errors import DiskFullError
+    from snapgit.store.refs import DiskRefs
+
+    refs = DiskRefs(small_disk / "store")
+    main = "refs/heads/main"
+    refs.set_if_equals(main, None, "a" * 64, who="t", message="one")
+    filler = fill(small_disk, 0)
+    open_before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(DiskFullError, match="while writing ref refs/heads/main; free space and retry"):
+        refs.set_if_equals(main, "a" * 64, "b" * 64, who="t", message="two")
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    assert not list((small_disk / "store").rglob("*.lock"))
+    assert refs.read(main) == "a" * 64
+    filler.unlink()
+    refs.set_if_equals(main, "a" * 64, "b" * 64, who="t", message="two")
+    assert refs.read(main) == "b" * 64
+
+
 def test_no_room_for_the_new_file_while_expiring_a_reflog_is_a_clear_error(few_inodes) -> None:
     """gc rewrites an expiring reflog through a temporary file. When not even that file can be
     created, the error says the disk is full (not that the temporary file it never made is

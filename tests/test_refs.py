@@ -4,6 +4,7 @@ locking, and compare-and-swap between real processes."""
 from __future__ import annotations
 
 import subprocess
+import dataclasses
 import sys
 import textwrap
 import threading
@@ -332,7 +333,14 @@ def test_disk_compare_and_swap_between_processes_loses_no_update(tmp_path):
 
 @pytest.mark.parametrize(
     "zone, expected",
-    [("UTC0", "+0000"), ("<+0545>-5:45", "+0545"), ("<-0330>3:30", "-0330"), ("<-11>11", "-1100")],
+    [
+        ("UTC0", "+0000"),
+        ("<+0545>-5:45", "+0545"),
+        ("<-0330>3:30", "-0330"),
+        ("<-11>11", "-1100"),
+        ("<-0001>0:01", "-0001"),
+        ("<+1247>-12:47", "+1247"),
+    ],
 )
 def test_reflog_records_the_local_offset_in_hours_and_minutes(refs, monkeypatch, zone, expected):
     # (POSIX TZ strings count west of Greenwich as positive: "<+0545>-5:45" is UTC+05:45)
@@ -515,3 +523,66 @@ def test_disk_head_naming_a_long_invalid_name_is_quoted_in_short(tmp_path):
     with pytest.raises(CorruptError) as info:
         DiskRefs(tmp_path).read("HEAD")
     assert str(info.value) == f"ref HEAD is damaged: it names {'y' * 80!r}, not a valid ref"
+
+
+def test_updates_compare_ids_by_value_not_by_object(refs):
+    refs.set_if_equals(MAIN, None, hexid(1), who=WHO, message="create")
+    refs.set_if_equals(MAIN, hexid(1), hexid(2), who=WHO, message="an equal id, another str object")
+    refs.delete_if_equals(MAIN, hexid(2), who=WHO, message="delete")
+    assert refs.read(MAIN) is None
+
+
+def test_reflog_entries_are_values(refs):
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    entry = refs.reflog(MAIN)[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.new = B  # type: ignore[misc]
+    assert entry in {entry}
+
+
+def test_disk_reflog_cut_short_after_many_entries_is_damage(tmp_path):
+    entries = "".join(reflog_entry(hexid(n), hexid(n + 1), 1000 + n) for n in range(300))
+    write_reflog(tmp_path, entries.rstrip("\n"))
+    with pytest.raises(CorruptError, match="line 300, is malformed: no newline"):
+        DiskRefs(tmp_path).reflog(MAIN)
+
+
+@pytest.mark.parametrize("when, zone", [("x1000", "+0000"), ("1000", "0000"), ("1000", "+00:00")])
+def test_disk_reflog_entry_with_a_bad_time_is_damage(tmp_path, when, zone):
+    line = f"{ZERO} {A} {when} {zone} {WHO}\tmove\n"
+    write_reflog(tmp_path, reflog_entry(ZERO, A, 999) + line)
+    with pytest.raises(CorruptError, match="line 2, is malformed: bad time"):
+        DiskRefs(tmp_path).reflog(MAIN)
+
+
+def test_disk_reflog_that_is_not_text_is_damage(tmp_path):
+    path = write_reflog(tmp_path, "")
+    path.write_bytes(reflog_entry(ZERO, A, 1000).encode() + b"\xff\n")
+    with pytest.raises(CorruptError, match="reflog of refs/heads/main is damaged: it is not text"):
+        DiskRefs(tmp_path).reflog(MAIN)
+
+
+def test_disk_expire_keeps_entries_as_old_as_the_limit(tmp_path):
+    refs = DiskRefs(tmp_path)
+    write_reflog(tmp_path, reflog_entry(ZERO, A, 1000) + reflog_entry(A, B, 2000) + reflog_entry(B, C, 3000))
+    assert refs.expire_reflog(MAIN, before=2000) == 1
+    assert moves(refs, MAIN) == [(A, B, "move"), (B, C, "move")]
+
+
+def test_disk_lock_wait_lasts_as_long_as_configured(tmp_path, monkeypatch):
+    """A locked ref is retried for the configured time (default 5 s, docs/format.md), no less and
+    not much more: the back-off between tries stays short."""
+    refs = DiskRefs(tmp_path)
+    refs.set_if_equals(MAIN, None, A, who=WHO, message="create")
+    (tmp_path / (MAIN + ".lock")).write_text("another process\n")
+    for timeout, configure in ((0.4, "env"), (refs_mod.LOCK_WAIT_SECONDS, "default")):
+        if configure == "env":
+            monkeypatch.setenv("SNAP_LOCK_TIMEOUT", str(timeout))
+        else:
+            monkeypatch.delenv("SNAP_LOCK_TIMEOUT", raising=False)
+        started = time.monotonic()
+        with pytest.raises(LockedError):
+            refs.set_if_equals(MAIN, A, B, who=WHO, message="blocked")
+        waited = time.monotonic() - started
+        assert timeout <= waited < timeout + 0.6, (configure, waited)
+    assert refs_mod.LOCK_WAIT_SECONDS == 5.0
