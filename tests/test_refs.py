@@ -3,8 +3,8 @@ locking, and compare-and-swap between real processes."""
 
 from __future__ import annotations
 
-import subprocess
 import dataclasses
+import subprocess
 import sys
 import textwrap
 import threading
