@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
 from snapgit.objects import ID_LEN, Node, TableEntry
@@ -78,13 +78,7 @@ def build_from_log(
     there anyway. Raises :class:`Fallback` when the tree's row count is not the table's: a row
     was deleted without the triggers seeing it (SQLite's REPLACE conflict resolution deletes
     rows without firing delete triggers, unless recursive triggers are on)."""
-    assert logged.log is not None
-    counted = snap.count_later(schema.name)  # counts while the rows are read
-    changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
-    logged_keys = set(changed)
-    kenc_key = key_encoder(list(range(len(key))))
-    for batch in snap.scan(schema, None, columns=key, source=logged.log):
-        logged_keys.update(map(kenc_key, batch))
+    counted, changed, logged_keys = _read_logged(snap, schema, key, logged, progress)
     if not logged_keys and (unchanged := _unchanged(tw, old_root, counted())) is not None:
         return unchanged
     builder = _apply_edits(tw, old_root, sorted(logged_keys), changed)
@@ -96,6 +90,21 @@ def build_from_log(
             "(rows deleted unseen by the triggers, as REPLACE does)"
         )
     return builder.finish()
+
+
+def _read_logged(
+    snap: ReadSnapshot, schema: TableSchema, key: list[str], logged: LoggedTable, progress: Progress | None
+) -> tuple[Any, Any, set[bytes]]:
+    """The table's row count (started now, called for when needed), the logged keys' current
+    rows, and every logged key (encoded), rows or not."""
+    assert logged.log is not None
+    counted = snap.count_later(schema.name)  # counts while the rows are read
+    changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
+    logged_keys = set(changed)
+    kenc_key = key_encoder(list(range(len(key))))
+    for batch in snap.scan(schema, None, columns=key, source=logged.log):
+        logged_keys.update(map(kenc_key, batch))
+    return counted, changed, logged_keys
 
 
 def changes_from_log(
@@ -115,13 +124,7 @@ def changes_from_log(
     Each logged key's record id now (none: no row) is compared with the parent's, read from the
     leaves the logged keys fall in only. Raises :class:`Fallback` where build_from_log would:
     the row count is not the parent's plus the rows added less those removed."""
-    assert logged.log is not None
-    counted = snap.count_later(schema.name)  # counts while the rows are read
-    changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
-    logged_keys = set(changed)
-    kenc_key = key_encoder(list(range(len(key))))
-    for batch in snap.scan(schema, None, columns=key, source=logged.log):
-        logged_keys.update(map(kenc_key, batch))
+    counted, changed, logged_keys = _read_logged(snap, schema, key, logged, progress)
     edits = sorted(logged_keys)
     parent_rows = load_node(objects, old_root).row_count if old_root is not None else 0
     changes: list[RowChange] = []
