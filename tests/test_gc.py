@@ -464,3 +464,68 @@ def test_a_second_gc_while_one_runs_is_refused_and_changes_nothing(store) -> Non
     with Repo.open(tmp) as fresh:
         assert fresh.verify(read_data=True).ok
         assert fresh.commit("after", allow_empty=True).commit_id is not None
+
+
+def chain_copied_away_from_its_first_link(store) -> tuple[Path, set[str], set[str]]:
+    """A branch that made a chain of three deltas, then gone; its first link in packs of their
+    own, the rest copied by a gc into a new pack with most of main. Returns the store's folder,
+    the first link's packs and the packs that gc made."""
+    tmp, con, repo = store
+    pack_dir = tmp / ".snapstore" / "objects" / "pack"
+    repo.create_branch("side")
+    repo.refs.set_symbolic("HEAD", "refs/heads/side")
+    before = set(repo.objects.pack_names())
+    first_link: set[str] = set()
+    for n in range(3):  # one row each time: the same leaf, a chain of three deltas
+        con.execute("UPDATE t SET n = ? WHERE id = 7", (n,))
+        repo.commit(f"side {n}")
+        if n == 0:
+            first_link = set(repo.objects.pack_names()) - before  # a commit's objects, and a pack for itself
+    age(pack_dir.iterdir(), 7200)
+    for name in first_link:  # young: kept whole, while the others are repacked into one
+        os.utime(pack_dir / f"pack-{name}.pack")
+    first = repo.gc(prune="1h")
+    assert first.packs_young == len(first_link) and first.packs_repacked == first.packs_before - len(first_link), first
+    made = set(Repo.open(tmp).objects.pack_names()) - first_link
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "side")
+    age(pack_dir.iterdir(), 7200)
+    return tmp, first_link, made
+
+
+def test_dead_deltas_left_in_a_kept_pack_keep_their_chains(store) -> None:
+    """A pack kept whole keeps its dead objects too, and every entry of every pack must still
+    read (verify reads them all; a version that comes back is found there). Here the next gc
+    would drop the first link's packs (all dead) and keep the new one whole (mostly live, and
+    the only small pack). The CI run that found this had a link in the middle of a chain gone."""
+    tmp, _first_link, made = chain_copied_away_from_its_first_link(store)
+    with Repo.open(tmp) as fresh:
+        fresh.gc(prune="now")
+    with Repo.open(tmp) as fresh:
+        kept = set(fresh.objects.pack_names())
+        report = fresh.verify(read_data=True)
+    assert made <= kept, "the pack the first gc made was not kept whole: the test's set-up no longer leads there"
+    assert report.ok and not report.garbage, ([p.describe() for p in report.problems], report.garbage)
+
+
+def test_a_chain_broken_by_a_killed_gc_is_garbage_and_the_next_gc_drops_it(store) -> None:
+    """A gc killed between moving two packs away leaves dead deltas whose chain is gone: verify
+    calls them garbage, not damage (nothing reaches them, or its walk would have failed), and
+    reads the rest of their pack; the next gc repacks the pack they are in."""
+    tmp, first_link, made = chain_copied_away_from_its_first_link(store)
+    store_dir = tmp / ".snapstore" / "objects"
+    (store_dir / "trash").mkdir(exist_ok=True)
+    for name in first_link:  # what the killed gc had moved away, the index first
+        for ext in (".idx", ".pack"):
+            os.replace(store_dir / "pack" / f"pack-{name}{ext}", store_dir / "trash" / f"pack-{name}{ext}")
+    with Repo.open(tmp) as fresh:
+        report = fresh.verify(read_data=True)
+        assert report.ok, [p.describe() for p in report.problems]
+        assert report.objects_read == report.objects_indexed
+        gone = [g for g in report.garbage if "which is gone" in g]
+        assert len(gone) == 2, report.garbage  # the chain's second and third links
+        fresh.gc(prune="now")
+    with Repo.open(tmp) as fresh:
+        assert not made & set(fresh.objects.pack_names())
+        report = fresh.verify(read_data=True)
+    assert report.ok and not report.garbage, ([p.describe() for p in report.problems], report.garbage)

@@ -9,7 +9,8 @@ From them: commits and their parents, tags and their targets, snapshot trees, ta
 tree nodes and records. A node stored as a delta needs its base to be read, so every base of a
 kept node is kept too (rather than rewriting the node whole: deltas are what keep a version of a
 table small, and the base is nearly always the parent commit's node, reachable anyway). Every
-pack younger than the grace period is kept whole, with the bases of its deltas.
+pack younger than the grace period is kept whole, with the bases of its deltas; so is every pack
+gc does not repack, with the chains of its dead deltas (each entry of a pack must read).
 
 **Marks** are the first 8 bytes of ids, as the indexes store them: a dead object that shares a
 prefix with a live one is kept (harmless), a live one is never dropped.
@@ -35,10 +36,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import re
+import sys
 import time
+from array import array
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 
 from snapgit.errors import CorruptError, NotFoundError, SnapError
@@ -267,6 +272,47 @@ def _keep_bases(objects: DiskObjectStore, oid: bytes, keep: set[bytes]) -> None:
             todo.extend(objects.stored_bases(base))
 
 
+def _keep_chains_of_dead_deltas(
+    objects: DiskObjectStore, whole: list[str], marks: Marks, drop: list[str], repack: list[str]
+) -> None:
+    """A pack kept whole keeps its dead objects too, and each of them must still read: a
+    version that comes back is looked for there, and verify reads every entry. So the chains of
+    its dead deltas are kept (marked late; a pack about to be dropped that holds a link is
+    repacked instead). A pack with a dead delta whose chain is already broken (left by a gc
+    killed between moving two packs away) is repacked, which drops that delta."""
+    late: set[bytes] = set()
+    for name in list(whole):
+        idx = objects.index(name)
+        column = idx.prefix_column()
+        live = marks.hits(column)
+        if len(live) == idx.count:
+            continue
+        prefixes = array("Q")
+        prefixes.frombytes(column)
+        if sys.byteorder != "little":  # pragma: no cover - the column is little-endian
+            prefixes.byteswap()
+        dead = sorted(compress(idx.ordinals, map(operator.not_, map(live.__contains__, prefixes))))
+        chains: set[bytes] = set()
+        try:
+            for base in objects.pack_reader(name).delta_bases(dead):
+                if base not in chains:
+                    objects.get(base)  # every link of its chain reads
+                    chains.add(base)
+                    _keep_bases(objects, base, chains)
+        except (NotFoundError, CorruptError):
+            whole.remove(name)
+            repack.append(name)
+            continue
+        late |= chains
+    if not late:
+        return
+    marks.add_final(late)
+    for name in list(drop):
+        if marks.count_in(objects.index(name).prefix_column()):
+            drop.remove(name)
+            repack.append(name)
+
+
 def _prefix(oid: bytes) -> int:
     return int.from_bytes(oid[:8], "big")
 
@@ -361,13 +407,15 @@ def collect_garbage(
         alive = marks.count_in(idx.prefix_column())
         if alive == 0:
             drop.append(name)
-            report.objects_dropped += idx.count
         elif alive < MIN_LIVE * idx.count:
             repack.append(name)
         elif _size(pack_dir / f"pack-{name}.pack") < SMALL_PACK:
             small.append(name)
     if len(small) > 1:
         repack.extend(small)
+    whole = [n for n in names if n not in young and n not in drop and n not in repack]
+    _keep_chains_of_dead_deltas(objects, whole, marks, drop, repack)
+    report.objects_dropped += sum(objects.index(name).count for name in drop)
     report.packs_repacked = len(repack)
     report.packs_dropped = len(drop)
 

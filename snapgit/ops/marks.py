@@ -105,6 +105,21 @@ class Marks:
             self._buckets[first] = array("Q")
         self._final = final
 
+    def add_final(self, oids: Iterable[bytes]) -> None:
+        """Mark a few more ids after :meth:`finish` (gc, once it knows which packs it keeps
+        whole: the bases their dead deltas need), merged into the final array in one pass."""
+        final = self._done()
+        merged = array("Q")
+        lo = 0
+        for p in sorted({int.from_bytes(oid[:8], "big") for oid in oids}):
+            i = bisect_left(final, p, lo)
+            merged.extend(final[lo:i])
+            if i == len(final) or final[i] != p:
+                merged.append(p)
+            lo = i
+        merged.extend(final[lo:])
+        self._final = merged
+
     def _done(self) -> array:
         if self._final is None:
             raise ValueError("call finish() first")

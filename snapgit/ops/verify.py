@@ -325,13 +325,14 @@ def _read_data(store, report: VerifyReport) -> None:
                     try:
                         full, _depth = objects.resolve_entry(rd.name, entry)
                     except (CorruptError, NotFoundError) as exc:
-                        base = entry_base(entry) if entry_kind(entry) == DELTA else None
-                        if base is not None and not objects.contains(base):
-                            # Its base is gone, so it cannot be reachable: the walk above reads
-                            # every reachable node and would have found that. A gc killed
-                            # between moving two old packs away leaves such objects: garbage.
+                        gone = _gone_link(objects, entry_base(entry)) if entry_kind(entry) == DELTA else None
+                        if gone is not None:
+                            # A link of its chain is gone, so it cannot be reachable: the walk
+                            # above reads every reachable node and would have found that. A gc
+                            # killed between moving two old packs away leaves such objects.
                             report.garbage.append(
-                                f"{path.name}#{ordinal}: a delta against {base.hex()[:16]}, which is gone (unreachable)"
+                                f"{path.name}#{ordinal}: a delta whose chain needs {gone.hex()[:16]}, "
+                                "which is gone (unreachable)"
                             )
                             continue
                         report.problems.append(Problem("object", f"{path.name}#{ordinal}", str(exc)))
@@ -356,6 +357,24 @@ def _read_data(store, report: VerifyReport) -> None:
             report.problems.append(Problem("pack", path.name, str(exc)))
         finally:
             rd.close()
+
+
+def _gone_link(objects, base: bytes) -> bytes | None:
+    """The first link under a delta (its base, the base's bases, ...) that no pack holds, or
+    None when every link is there (the delta is damaged some other way)."""
+    todo, seen = [base], set()
+    while todo:
+        oid = todo.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        if not objects.might_contain(oid):
+            return oid
+        try:
+            todo.extend(objects.stored_bases(oid))
+        except CorruptError:
+            pass  # a damaged link is there: not gone
+    return None
 
 
 def verify_store(store, *, read_data: bool = False) -> VerifyReport:

@@ -31,7 +31,7 @@ import struct
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
 from pathlib import Path
@@ -534,6 +534,23 @@ class PackReader:
         if data[start + _KIND] != FULL:
             return None
         return bytes(data[start + _TYPE : ends[i]])
+
+    def delta_bases(self, ordinals: Iterable[int]) -> list[bytes]:
+        """The bases of the entries among ``ordinals`` (ascending, for the block cache's sake)
+        that are deltas, without copying the entries: gc asks it about the dead objects of a
+        pack it keeps whole."""
+        out = []
+        firsts = self._firsts
+        for ordinal in ordinals:
+            if not 0 <= ordinal < self.count:
+                raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
+            b = bisect_right(firsts, ordinal) - 1
+            data, ends = self._block(b)
+            i = ordinal - firsts[b]
+            start = ends[i - 1] if i else 0
+            if data[start + _KIND] == DELTA:
+                out.append(bytes(data[start + _DEPTH + 1 : start + _BASE_END]))
+        return out
 
     def iter_blocks(self) -> Iterator[tuple[int, list[bytes]]]:
         """Every block in pack order: (its compressed length in the file, its entries), for
