@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import secrets
 from array import array
@@ -668,17 +669,9 @@ class DiskObjectStore:
             order = self._base_mru
         elif order is None:
             order = self._mru
-        for name in prefer or ():
-            try:
-                found = self._find_in(name, oid, chain, order)
-            except CorruptError as exc:
-                bad = exc
-                continue
-            if found is not None:
-                return found
-        for name in order:
-            if prefer and name in prefer:
-                continue
+        # lazily: a look-up usually ends in the first pack or two it asks
+        rest = order if not prefer else (n for n in order if n not in prefer)
+        for name in itertools.chain(prefer or (), rest):
             try:
                 found = self._find_in(name, oid, chain, order)
             except CorruptError as exc:
