@@ -397,6 +397,9 @@ def test_expired_reflog_entries_stop_keeping_a_deleted_branch(store) -> None:
     """A deleted branch's reflog keeps its commits until the entries expire (default 90 days);
     then gc removes the entries and the commits. A ref that exists keeps its newest entry."""
     tmp, con, repo = store
+    for n in (7, 8):  # main's reflog: three entries, all of them to expire
+        change(con, n)
+        repo.commit(f"main {n}")
     main_head = repo.head()
     change(con, 1)
     repo.create_branch("experiment")
@@ -529,3 +532,155 @@ def test_a_chain_broken_by_a_killed_gc_is_garbage_and_the_next_gc_drops_it(store
         assert not made & set(fresh.objects.pack_names())
         report = fresh.verify(read_data=True)
     assert report.ok and not report.garbage, ([p.describe() for p in report.problems], report.garbage)
+
+
+# --- the rules gc keeps by (each one found missing by mutation testing, docs/mutation.md) ----------
+
+
+def test_a_table_shared_with_a_commit_marked_before_does_not_end_the_walk(tmp_path: Path) -> None:
+    """Two commits share table ``a`` (sorted first) and differ in ``b``: the second commit's walk
+    meets ``a`` already marked, and must still go on to ``b``."""
+    con = make_db(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO b VALUES (?, ?)", [(i, f"b {i}") for i in range(300)])
+    con.execute("ALTER TABLE t RENAME TO a")
+    with Repo.init(tmp_path, "db.sqlite") as repo:
+        first = repo.commit("one").commit_id
+        con.execute("UPDATE b SET v = v || '!' WHERE id % 7 = 0")
+        second = repo.commit("two").commit_id
+        repo.gc(prune="now")
+    with Repo.open(tmp_path) as fresh:
+        assert_complete(fresh, first)
+        assert_complete(fresh, second)
+        report = fresh.verify(read_data=True)
+        assert report.ok, [p.describe() for p in report.problems]
+
+
+def test_a_young_packs_delta_keeps_its_old_dead_base(store) -> None:
+    """A pack younger than the grace period is kept whole, and its deltas must read: their
+    bases stay even where nothing else keeps them."""
+    tmp, con, repo = store
+    pack_dir = tmp / ".snapstore" / "objects" / "pack"
+    repo.create_branch("side")
+    repo.refs.set_symbolic("HEAD", "refs/heads/side")
+    con.execute("UPDATE t SET n = -1 WHERE id = 7")
+    repo.commit("the base")
+    age(pack_dir.iterdir(), 7200)
+    con.execute("UPDATE t SET n = -2 WHERE id = 7")
+    repo.commit("the delta")  # its packs stay young
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "side")
+    with Repo.open(tmp) as fresh:
+        report = fresh.gc(prune="1h")
+        assert report.packs_young >= 1
+    with Repo.open(tmp) as fresh:
+        report = fresh.verify(read_data=True)
+    assert report.ok and not report.garbage, ([p.describe() for p in report.problems], report.garbage)
+
+
+def test_a_gc_after_one_killed_once_its_new_packs_were_published_loses_nothing(store) -> None:
+    """A gc killed after publishing its new packs leaves every live object twice: in them and in
+    the old packs. The next gc keeps one copy of each, not none and not two. It used to lose
+    them all: copying the new pack first gave a pack of the same bytes, so of the same name, which
+    it then moved away with the packs it replaced."""
+    tmp, con, repo = store
+    objects = [(t, d) for _pack, _oid, t, d in repo.objects.iter_objects()]
+    with repo.objects.writer() as w:
+        for otype, data in objects:
+            w.add(otype, data)
+    repo.gc(prune="now")
+    with Repo.open(tmp) as fresh:
+        assert sorted(all_ids(fresh)) == sorted({hashlib.sha256(bytes((t,)) + d).digest() for t, d in objects})
+        assert sum(fresh.objects.index(n).count for n in fresh.objects.pack_names()) == len(objects)
+        assert_complete(fresh, fresh.head())
+
+
+def test_a_lock_file_under_refs_is_not_a_root(store) -> None:
+    """``refs/heads/x.lock`` is a writer's unfinished update (git's rule): what only it names goes."""
+    tmp, con, repo = store
+    repo.create_branch("doomed")
+    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
+    change(con, 3)
+    doomed = repo.commit("doomed").commit_id
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "doomed")
+    (tmp / ".snapstore" / "refs" / "heads" / "main.lock").write_text(doomed.hex() + "\n")
+    report = repo.gc(prune="now")
+    assert report.objects_dropped > 0
+    with Repo.open(tmp) as fresh:
+        assert doomed not in all_ids(fresh)
+
+
+def test_a_lone_pack_with_most_objects_dead_is_repacked_and_two_small_ones_merged(store) -> None:
+    tmp, con, repo = store
+    first = repo.gc(prune="now")  # the first commit's packs: small, all live, merged into one
+    assert (first.packs_before, first.packs_after, first.packs_repacked) == (2, 1, 2), first
+    repo.create_branch("big")
+    repo.refs.set_symbolic("HEAD", "refs/heads/big")
+    con.execute("UPDATE t SET v = v || 'changed'")  # every record: the branch outweighs main
+    repo.commit("every row")
+    repo.gc(prune="now")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "big")
+    with Repo.open(tmp) as fresh:
+        lone = fresh.gc(prune="now")
+        assert (lone.packs_before, lone.packs_repacked, lone.packs_after) == (1, 1, 1), lone
+        assert lone.objects_dropped > lone.objects_after / 2
+
+
+def test_the_report_agrees_with_the_files(store) -> None:
+    """gc's figures, held to what the store's folder shows before and after."""
+    tmp, con, repo = store
+    pack_dir = tmp / ".snapstore" / "objects" / "pack"
+    repo.create_branch("doomed")
+    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
+    change(con, 4)
+    repo.commit("doomed")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "doomed")
+
+    def state() -> tuple[int, int, int]:
+        packs = sorted(pack_dir.glob("*.idx"))
+        with Repo.open(tmp) as fresh:
+            objects = sum(fresh.objects.index(n).count for n in fresh.objects.pack_names())
+        return len(packs), sum(p.stat().st_size for p in pack_dir.iterdir()), objects
+
+    packs, size, count = state()
+    with Repo.open(tmp) as fresh:
+        marks = _mark(fresh.objects, root_ids(fresh.store))
+        marks.finish()
+        live = sum(1 for oid in all_ids(fresh) if oid in marks)
+    dry = repo.gc(prune="now", dry_run=True)
+    assert (dry.packs_before, dry.bytes_before, dry.objects_before) == (packs, size, count)
+    assert dry.objects_after == live and dry.objects_dropped == count - live
+    started = time.monotonic()
+    report = repo.gc(prune="now")
+    took = time.monotonic() - started
+    after = state()
+    assert (report.packs_before, report.bytes_before, report.objects_before) == (packs, size, count)
+    assert (report.packs_after, report.bytes_after, report.objects_after) == after
+    assert report.objects_after == live and report.objects_dropped == count - live
+    assert report.reachable == len(marks)
+    assert report.packs_repacked + report.packs_dropped == packs and report.packs_dropped >= 1
+    assert report.bytes_reclaimed == size - after[1] > 0
+    assert 0 < report.seconds <= took
+    assert report.reflog_expired == 0
+    nothing = repo.gc(prune="now", expire="now")  # nothing to expire but main's newest entry
+    assert (nothing.reflog_expired, nothing.packs_dropped, nothing.bytes_reclaimed) == (0, 0, 0)
+    assert (tmp / ".snapstore" / "objects" / "trash").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_branch_is_a_root_without_its_reflog(store) -> None:
+    """Refs keep their commits by themselves: a branch whose reflog is gone (expired, or never
+    written by another tool) still keeps everything it reaches."""
+    tmp, con, repo = store
+    repo.create_branch("kept")
+    repo.refs.set_symbolic("HEAD", "refs/heads/kept")
+    change(con, 5)
+    kept = repo.commit("kept").commit_id
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    (tmp / ".snapstore" / "logs" / "refs" / "heads" / "kept").unlink()
+    repo.gc(prune="now")
+    with Repo.open(tmp) as fresh:
+        assert_complete(fresh, kept)
+        assert fresh.verify(read_data=True).ok

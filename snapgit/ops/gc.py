@@ -430,13 +430,15 @@ def collect_garbage(
     if expire_before is not None:
         # before anything is swept: a reflog line must never name a commit that is gone
         report.reflog_expired = _expire_reflogs(store, expire_before)
-    if repack:
-        _repack(objects, repack, marks, report)
+    made = _repack(objects, repack, marks, report) if repack else set()
     if repack or drop:
         # objects go: the remotes' lists of packs "held here" may no longer be true (ops/remotes.py)
         forget_held_packs(store)
         trash.mkdir(mode=0o700, exist_ok=True)
-        for name in repack + drop:
+        # A new pack may have the name of one it replaces: the same objects copied in the same
+        # order (a gc killed after publishing leaves its new packs beside the old ones, and the
+        # next gc copies one of them first). It is the new pack now, and stays.
+        for name in [n for n in repack + drop if n not in made]:
             objects.forget(name)
             for ext in (".idx", ".pack"):  # the index first: it is what makes a pack visible
                 src = pack_dir / f"pack-{name}{ext}"
@@ -468,8 +470,8 @@ def collect_garbage(
     return report
 
 
-def _repack(objects: DiskObjectStore, names: list[str], marks: Marks, report: GcReport) -> None:
-    """Copy the live objects of ``names`` into new packs and publish them."""
+def _repack(objects: DiskObjectStore, names: list[str], marks: Marks, report: GcReport) -> set[str]:
+    """Copy the live objects of ``names`` into new packs and publish them; their names."""
     columns = [objects.index(name).prefix_column() for name in names]
     # The same object in two of these packs (or twice in one) is copied once: only ids whose
     # prefix occurs more than once are remembered, not every id copied.
@@ -503,3 +505,4 @@ def _repack(objects: DiskObjectStore, names: list[str], marks: Marks, report: Gc
                 if entry_kind(entry) == DELTA and entry_base(entry) not in marks:
                     entry = full_entry(full[0], full[1:])  # its base goes: store it whole
                 w.add_raw(oid, entry)
+    return set(w.published)

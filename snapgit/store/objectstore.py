@@ -315,6 +315,9 @@ class DiskWriter(_WriterBase):
         self._pack: PackWriter | None = None
         self._sealed: list[tuple[Path, str, Path]] = []  # tmp pack, pack name, tmp index
         self._done = False
+        # The names of the packs commit() published. A pack's name is the hash of its bytes, so one
+        # may be the name of a pack there before (gc copying a pack's objects as they were).
+        self.published: list[str] = []
 
     def _current(self) -> PackWriter:
         if self._pack is None:
@@ -433,6 +436,7 @@ class DiskWriter(_WriterBase):
                 os.replace(itmp, final)
                 os.chmod(final, 0o400)
             fsync_dir(pack_dir)
+            self.published = [name for _tmp, name, _itmp in self._sealed]
         finally:
             self._done = True
             self._pending_full.clear()
