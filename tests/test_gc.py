@@ -86,6 +86,18 @@ def forget_branch(store: Path, name: str) -> None:
     (store / ".snapstore" / "logs" / "refs" / "heads" / name).unlink()
 
 
+def commit_on_branch(repo: Repo, con: sqlite3.Connection, branch: str, seed: int) -> bytes:
+    """A commit of ``change(seed)`` on a new branch, with HEAD back on main after it: garbage once
+    the branch is forgotten."""
+    repo.create_branch(branch)
+    repo.refs.set_symbolic("HEAD", f"refs/heads/{branch}")
+    change(con, seed)
+    cid = repo.commit(branch).commit_id
+    assert cid is not None
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    return cid
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     con = make_db(tmp_path / "db.sqlite")
@@ -227,11 +239,7 @@ def test_an_unreadable_reachable_object_stops_gc_before_any_change(store) -> Non
 def test_grace_period_and_two_phase_trash(store) -> None:
     tmp, con, repo = store
     root = tmp / ".snapstore"
-    repo.create_branch("doomed")
-    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
-    change(con, 3)
-    repo.commit("garbage soon")
-    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    commit_on_branch(repo, con, "doomed", 3)
     forget_branch(tmp, "doomed")
     (root / "tmp" / "pack-crashed.tmp").write_bytes(b"x" * 100)
     young = repo.gc()  # default 1 h: every pack is younger
@@ -401,11 +409,7 @@ def test_expired_reflog_entries_stop_keeping_a_deleted_branch(store) -> None:
         change(con, n)
         repo.commit(f"main {n}")
     main_head = repo.head()
-    change(con, 1)
-    repo.create_branch("experiment")
-    repo.refs.set_symbolic("HEAD", "refs/heads/experiment")
-    gone = repo.commit("experiment").commit_id
-    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    gone = commit_on_branch(repo, con, "experiment", 1)
     repo.delete_branch("experiment")
     report = repo.gc(prune="now", dry_run=True)
     assert report.reflog_expired == 0 and report.objects_dropped == 0  # the reflog still names it
@@ -426,11 +430,7 @@ def test_a_second_gc_while_one_runs_is_refused_and_changes_nothing(store) -> Non
     """The first gc (a forked `snap gc`, made to wait inside its lock) runs to its end; a second
     one exits 4 saying so, and touches nothing; a commit meanwhile is kept out too."""
     tmp, con, repo = store
-    repo.create_branch("doomed")
-    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
-    change(con, 7)
-    repo.commit("garbage soon")
-    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    commit_on_branch(repo, con, "doomed", 7)
     forget_branch(tmp, "doomed")
     ready = tmp / "gc-started"
 
@@ -598,11 +598,7 @@ def test_a_gc_after_one_killed_once_its_new_packs_were_published_loses_nothing(s
 def test_a_lock_file_under_refs_is_not_a_root(store) -> None:
     """``refs/heads/x.lock`` is a writer's unfinished update (git's rule): what only it names goes."""
     tmp, con, repo = store
-    repo.create_branch("doomed")
-    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
-    change(con, 3)
-    doomed = repo.commit("doomed").commit_id
-    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    doomed = commit_on_branch(repo, con, "doomed", 3)
     forget_branch(tmp, "doomed")
     (tmp / ".snapstore" / "refs" / "heads" / "main.lock").write_text(doomed.hex() + "\n")
     report = repo.gc(prune="now")
@@ -632,11 +628,7 @@ def test_the_report_agrees_with_the_files(store) -> None:
     """gc's figures, held to what the store's folder shows before and after."""
     tmp, con, repo = store
     pack_dir = tmp / ".snapstore" / "objects" / "pack"
-    repo.create_branch("doomed")
-    repo.refs.set_symbolic("HEAD", "refs/heads/doomed")
-    change(con, 4)
-    repo.commit("doomed")
-    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    commit_on_branch(repo, con, "doomed", 4)
     forget_branch(tmp, "doomed")
 
     def state() -> tuple[int, int, int]:
@@ -674,11 +666,7 @@ def test_a_branch_is_a_root_without_its_reflog(store) -> None:
     """Refs keep their commits by themselves: a branch whose reflog is gone (expired, or never
     written by another tool) still keeps everything it reaches."""
     tmp, con, repo = store
-    repo.create_branch("kept")
-    repo.refs.set_symbolic("HEAD", "refs/heads/kept")
-    change(con, 5)
-    kept = repo.commit("kept").commit_id
-    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    kept = commit_on_branch(repo, con, "kept", 5)
     (tmp / ".snapstore" / "logs" / "refs" / "heads" / "kept").unlink()
     repo.gc(prune="now")
     with Repo.open(tmp) as fresh:
