@@ -120,6 +120,24 @@ def test_repair_moves_a_damaged_pack_aside_keeping_what_reads(store: Path) -> No
     assert saved["objects_indexed"] > 1000  # the rest of the pack was copied, not dropped
 
 
+def test_repair_of_damage_outside_every_object_keeps_the_pack_it_writes_again(store: Path) -> None:
+    """A byte flipped in a pack's header (its reserved field) damages no object: every object is
+    copied, in order, into a pack of the bytes the damaged one should have had, so of its name.
+    That pack is the repair and stays; the damaged one goes to objects/damaged/. (Repair used to
+    move the new pack away under the old name: every object of the pack gone from the store.)"""
+    biggest = max(packs(store), key=lambda p: p.stat().st_size)
+    flip(biggest, 15)
+    assert snap(store, "verify", "--read-data").returncode == 3
+    proc = snap(store, "verify", "--repair", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert any("rewrote damaged pack" in r for r in json.loads(proc.stdout)["repairs"]), proc.stdout
+    damaged = store / ".snapstore" / "objects" / "damaged" / biggest.name
+    assert damaged.read_bytes() != biggest.read_bytes()
+    assert PackReader(biggest).checksum_ok() and not PackReader(damaged).checksum_ok()
+    after = json.loads(snap(store, "verify", "--read-data", "--json").stdout)
+    assert after["ok"] and after["objects_indexed"] > 3000, after
+
+
 def test_restore_from_a_damaged_pack_fails_before_writing(store: Path) -> None:
     con = sqlite3.connect(store / "db.sqlite")
     con.execute("UPDATE t SET v = 'live ' || id")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 from snapgit.errors import CorruptError
@@ -144,11 +145,21 @@ def _rebuild_index(objects: DiskObjectStore, pack_path: Path) -> str | None:
 
 
 def _set_aside(objects: DiskObjectStore, aside: Path, pack_path: Path) -> str:
-    """Copy every object of a damaged pack that still reads into a new pack, then move the
-    pack and its index to ``aside`` (a pack whose index could not be rebuilt: it is damaged,
-    or some of its deltas' bases are gone)."""
+    """Copy every object of a damaged pack that still reads into a new pack, and move the pack
+    and its index to ``aside`` (a pack whose index could not be rebuilt: it is damaged, or some
+    of its deltas' bases are gone).
+
+    The damaged files are linked into ``aside`` first and leave ``objects/pack`` only once the
+    copy is published: a crash between leaves every object readable. A copy of every object, in
+    order, can be a pack of the bytes the damaged one should have had (damage where no object
+    is, as in the header), and so of its name: publishing it put it in the damaged one's place,
+    and it stays there."""
     name = pack_path.stem.removeprefix("pack-")
     idx_path = pack_path.with_suffix(".idx")
+    aside.mkdir(mode=0o700, exist_ok=True)
+    for path in (idx_path, pack_path):
+        if path.exists():
+            _keep_copy(path, aside / path.name)
     try:
         rd = PackReader(pack_path)
     except CorruptError:
@@ -165,12 +176,25 @@ def _set_aside(objects: DiskObjectStore, aside: Path, pack_path: Path) -> str:
     finally:
         if rd is not None:
             rd.close()
+    lost_text = "its objects could not be read" if lost is None else f"{lost} objects lost"
+    if name in w.published:
+        return f"rewrote damaged pack {name[:16]} whole ({saved} objects saved, {lost_text}; the damaged copy is in objects/damaged/)"
     if name in objects.pack_names():
         objects.forget(name)
-    aside.mkdir(mode=0o700, exist_ok=True)
     for path in (idx_path, pack_path):  # the index first: it is what makes a pack visible
-        if path.exists():
-            os.replace(path, aside / path.name)
+        path.unlink(missing_ok=True)
     fsync_dir(objects.pack_dir)
-    lost_text = "its objects could not be read" if lost is None else f"{lost} objects lost"
     return f"moved damaged pack {name[:16]} to objects/damaged/ ({saved} objects saved, {lost_text})"
+
+
+def _keep_copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes a copy of ``src`` (a hard link where the file system has them), replacing
+    what was there: a pack damaged again is kept as it is now."""
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    fsync_dir(dst.parent)
