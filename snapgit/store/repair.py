@@ -178,6 +178,9 @@ def _set_aside(objects: DiskObjectStore, aside: Path, pack_path: Path) -> str:
             rd.close()
     lost_text = "its objects could not be read" if lost is None else f"{lost} objects lost"
     if name in w.published:
+        if name in objects.pack_names():  # opened before: the damaged file, and its blocks
+            objects.forget(name)
+        objects.refresh()
         return f"rewrote damaged pack {name[:16]} whole ({saved} objects saved, {lost_text}; the damaged copy is in objects/damaged/)"
     if name in objects.pack_names():
         objects.forget(name)
