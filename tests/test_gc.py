@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 
 import forkrun
 from snapgit import Repo
-from snapgit.errors import SnapError
+from snapgit.errors import CorruptError, SnapError
+from snapgit.objects import ObjType
 from snapgit.ops.gc import _mark, parse_grace, root_ids
 from snapgit.snapshot.record import commit_snapshot
 from snapgit.store.history import read_commit, read_root, read_table
+from snapgit.store.packindex import build_index
 from snapgit.tree.prolly import iter_entries
 
 SNAP = [sys.executable, "-m", "snapgit.cli"]
@@ -110,7 +112,7 @@ def store(tmp_path: Path):
 
 def test_parse_grace() -> None:
     assert parse_grace("now") == 0 and parse_grace("90") == 90 and parse_grace("30m") == 1800
-    assert parse_grace("2h") == 7200 and parse_grace("1d") == 86400
+    assert parse_grace("2h") == 7200 and parse_grace("1d") == 86400 and parse_grace("2w") == 1209600
     with pytest.raises(SnapError):
         parse_grace("soon")
 
@@ -644,7 +646,9 @@ def test_the_report_agrees_with_the_files(store) -> None:
         marks = _mark(fresh.objects, root_ids(fresh.store))
         marks.finish()
         live = sum(1 for oid in all_ids(fresh) if oid in marks)
+    started = time.monotonic()
     dry = repo.gc(prune="now", dry_run=True)
+    assert 0 < dry.seconds <= time.monotonic() - started
     assert (dry.packs_before, dry.bytes_before, dry.objects_before) == (packs, size, count)
     assert dry.objects_after == live and dry.objects_dropped == count - live
     started = time.monotonic()
@@ -654,6 +658,7 @@ def test_the_report_agrees_with_the_files(store) -> None:
     assert (report.packs_before, report.bytes_before, report.objects_before) == (packs, size, count)
     assert (report.packs_after, report.bytes_after, report.objects_after) == after
     assert report.objects_after == live and report.objects_dropped == count - live
+    assert report.to_json()["objects_kept"] == live
     assert report.reachable == len(marks)
     assert report.packs_repacked + report.packs_dropped == packs and report.packs_dropped >= 1
     assert report.bytes_reclaimed == size - after[1] > 0
@@ -674,3 +679,81 @@ def test_a_branch_is_a_root_without_its_reflog(store) -> None:
     with Repo.open(tmp) as fresh:
         assert_complete(fresh, kept)
         assert fresh.verify(read_data=True).ok
+
+
+def age_reflog(path: Path, seconds: float) -> None:
+    """Make every line of a reflog ``seconds`` older (the time is its third field)."""
+    lines = []
+    for line in path.read_text().splitlines(keepends=True):
+        old, new, t, rest = line.split(" ", 3)
+        lines.append(f"{old} {new} {int(t) - int(seconds)} {rest}")
+    path.write_text("".join(lines))
+
+
+def test_once_expired_only_the_newest_reflog_line_of_a_ref_keeps_commits(store) -> None:
+    """main moved to a commit and back (as `reset` does), then on: the commit only the old lines
+    name goes once they expire; the newest line of a ref that exists counts whatever its age."""
+    tmp, con, repo = store
+    base = repo.head()
+    change(con, 2)
+    left_behind = repo.commit("left behind").commit_id
+    repo.refs.set_if_equals("refs/heads/main", left_behind.hex(), base.hex(), who="t", message="reset")
+    change(con, 3)
+    newest = repo.commit("newest").commit_id
+    assert len(repo.refs.reflog("refs/heads/main")) == 4
+    for log in (tmp / ".snapstore" / "logs").rglob("*"):  # (HEAD has no reflog of its own)
+        if log.is_file():
+            age_reflog(log, 100 * 86400)
+    repo.gc(prune="now")  # the default expiry: 90 days
+    with Repo.open(tmp) as fresh:
+        assert left_behind not in all_ids(fresh)
+        assert_complete(fresh, newest)
+
+
+def test_the_default_reflog_expiry_is_90_days(store) -> None:
+    tmp, con, repo = store
+    doomed = commit_on_branch(repo, con, "doomed", 6)
+    repo.delete_branch("doomed")
+    log = tmp / ".snapstore" / "logs" / "refs" / "heads" / "doomed"
+    age_reflog(log, 89 * 86400)
+    assert repo.gc(prune="now").reflog_expired == 0
+    with Repo.open(tmp) as fresh:
+        assert_complete(fresh, doomed)  # 89 days: its reflog still keeps it
+    age_reflog(log, 1.5 * 86400)
+    assert repo.gc(prune="now").reflog_expired == 3  # 90.5 days: created, committed to, deleted
+    assert not log.exists()
+
+
+@pytest.mark.parametrize("dead_prefix", ["above", "below"])
+def test_an_index_that_sends_a_live_record_to_another_ordinal_stops_gc(store, dead_prefix: str) -> None:
+    """Records are marked by id, never read, so a self-consistent index that swaps a live record
+    with a dead object passes marking; the repack hashes what it copies (the dead one's ordinal,
+    under the live one's prefix) and stops before changing anything, whichever prefix is larger."""
+    tmp, con, repo = store
+    side = commit_on_branch(repo, con, "side", 1)
+    repo.gc(prune="now")  # one pack: main's objects and the branch's
+    forget_branch(tmp, "side")
+    change(con, 2)
+    repo.commit("another small pack, so that the first is repacked")
+    with Repo.open(tmp) as fresh:
+        marks = _mark(fresh.objects, root_ids(fresh.store))
+        marks.finish()
+        stored = list(fresh.objects.iter_objects())
+    mixed = next(p for p, oid, _t, _d in stored if oid == side)
+    ids = [oid for p, oid, _t, _d in stored if p == mixed]
+    types = {oid: t for p, oid, t, _d in stored if p == mixed}
+    live = [i for i, oid in enumerate(ids) if oid in marks and types[oid] == ObjType.RECORD]
+    dead = [i for i, oid in enumerate(ids) if oid not in marks]
+    pairs = [(a, b) for a in live[:50] for b in dead if (ids[b] > ids[a]) == (dead_prefix == "above")]
+    a, b = pairs[0]
+    ids[a], ids[b] = ids[b], ids[a]
+    idx = tmp / ".snapstore" / "objects" / "pack" / f"pack-{mixed}.idx"
+    os.chmod(idx, 0o600)
+    idx.write_bytes(build_index(mixed, ids))
+    before = files(tmp / ".snapstore")
+    with Repo.open(tmp) as fresh, pytest.raises(CorruptError, match=f"pack {mixed[:16]}: object {b} does not match"):
+        fresh.gc(prune="now")
+    after = files(tmp / ".snapstore")
+    assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {
+        k: v for k, v in before.items() if k != "oplog.jsonl"
+    }
