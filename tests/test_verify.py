@@ -53,6 +53,8 @@ def test_clean_store(store: Path) -> None:
         assert "ok" in proc.stdout
     doc = json.loads(snap(store, "verify", "--read-data", "--json").stdout)
     assert doc["ok"] and doc["commits"] == 2 and doc["objects_read"] == doc["objects_indexed"]
+    assert doc["packs"] == len(packs(store)) and doc["garbage"] == [] and doc["problems"] == []
+    assert doc["objects_indexed"] == sum(PackReader(p).count for p in packs(store))
 
 
 def test_flipped_byte_in_pack_is_found_by_read_data(store: Path) -> None:
@@ -306,3 +308,77 @@ def test_a_damaged_unfinished_merge_is_a_problem_with_the_way_out(store: Path) -
     problems = json.loads(proc.stdout)["problems"]
     assert [p["where"] for p in problems] == ["MERGE_HEAD"], problems
     assert "snap merge --abort" in problems[0]["message"]
+
+
+def test_records_a_leaf_shares_with_its_base_are_missing_from_every_commit_that_has_them(store: Path) -> None:
+    """The second commit's changed leaves are deltas against the first's and share most records
+    with them: verify checks a leaf's records against its base's, and a record its base lacks is
+    lacking in the second commit too, which is the one the user asks about (HEAD)."""
+    from snapgit import Repo
+    from snapgit.objects import ObjType
+    from snapgit.store.history import read_commit, read_root, read_table
+    from snapgit.tree.prolly import iter_leaves
+
+    def leaves(repo: Repo, cid: bytes) -> dict[bytes, list[bytes]]:
+        tree = read_root(repo.objects, read_commit(repo.objects, cid).tree)
+        return {
+            nid: leaf.ids
+            for tid in tree.tables.values()
+            for nid, leaf in iter_leaves(repo.objects, read_table(repo.objects, tid).root)
+        }
+
+    with Repo.open(store) as repo:
+        first = max(repo.objects.pack_names(), key=lambda n: repo.objects.index(n).count)
+        keep = [(t, d) for p, _oid, t, d in repo.objects.iter_objects() if p == first and t != ObjType.RECORD]
+        with repo.objects.writer() as w:  # the first commit's pack, but for its records
+            for otype, data in keep:
+                w.add(otype, data)
+        head = repo.head()
+        older = leaves(repo, read_commit(repo.objects, head).parents[0])
+        changed = {nid: ids for nid, ids in leaves(repo, head).items() if nid not in older}
+    for ext in (".idx", ".pack"):
+        (store / ".snapstore" / "objects" / "pack" / f"pack-{first}{ext}").unlink()
+    with Repo.open(store) as repo:
+        stored = {oid for _p, oid, _t, _d in repo.objects.iter_objects()}
+        assert all(repo.objects.delta_base(nid) in older for nid in changed)
+        report = repo.verify()
+    lost = {rid for ids in changed.values() for rid in ids} - stored
+    assert len(lost) > 1000  # the unchanged rows of the changed leaves: records shared with their bases
+    in_head = {
+        bytes.fromhex(p.where) for p in report.problems if p.message == "record missing" and head.hex() in p.commits
+    }
+    assert lost <= in_head
+
+
+@pytest.mark.parametrize("off_by", [1, -1])
+def test_a_fanout_off_by_one_under_a_valid_checksum_is_found(store: Path, off_by: int) -> None:
+    """An index whose fanout says one id more (or fewer) below some first byte than it holds,
+    still ascending and with its checksum made again: look-ups in that bucket would miss."""
+    import hashlib
+    import struct
+
+    idx = max((store / ".snapstore" / "objects" / "pack").glob("*.idx"), key=lambda p: p.stat().st_size)
+    data = bytearray(idx.read_bytes())
+    fanout = list(struct.unpack_from(">256I", data, 16))
+    b = next(b for b in range(1, 255) if fanout[b - 1] < fanout[b] < fanout[b + 1])
+    fanout[b] += off_by
+    struct.pack_into(">256I", data, 16, *fanout)
+    body = bytes(data[:-32])
+    os.chmod(idx, 0o600)
+    idx.write_bytes(body + hashlib.sha256(body).digest())
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert any(p["what"] == "index" and f"fanout[{b}]" in p["message"] for p in doc["problems"]), doc["problems"]
+
+
+def test_a_commit_only_a_reflog_names_is_walked_too(store: Path) -> None:
+    """gc keeps what reflogs name, so verify checks it: a deleted branch's commit counts."""
+    assert snap(store, "checkout", "-b", "side").returncode == 0
+    con = sqlite3.connect(store / "db.sqlite")
+    con.execute("UPDATE t SET v = 'side' WHERE id < 10")
+    con.commit()
+    con.close()
+    assert snap(store, "commit", "-m", "side").returncode == 0
+    assert snap(store, "checkout", "main", "--force").returncode == 0
+    assert snap(store, "branch", "-d", "side").returncode == 0
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 3
