@@ -592,7 +592,12 @@ def test_a_gc_after_one_killed_once_its_new_packs_were_published_loses_nothing(s
     with repo.objects.writer() as w:
         for otype, data in objects:
             w.add(otype, data)
-    repo.gc(prune="now")
+    report = repo.gc(prune="now")
+    assert (report.objects_before, report.objects_dropped, report.objects_after) == (
+        2 * len(objects),
+        len(objects),
+        len(objects),
+    )
     with Repo.open(tmp) as fresh:
         assert sorted(all_ids(fresh)) == sorted({hashlib.sha256(bytes((t,)) + d).digest() for t, d in objects})
         assert sum(fresh.objects.index(n).count for n in fresh.objects.pack_names()) == len(objects)
