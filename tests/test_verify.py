@@ -382,3 +382,40 @@ def test_a_commit_only_a_reflog_names_is_walked_too(store: Path) -> None:
     assert snap(store, "branch", "-d", "side").returncode == 0
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["ok"] and doc["commits"] == 3
+
+
+def test_a_missing_head_commit_is_named_by_head(store: Path) -> None:
+    """A commit several names reach is reported by the first: HEAD before its branch and reflogs."""
+    from snapgit import Repo
+
+    with Repo.open(store) as repo:
+        head = repo.head()
+        (holder,) = [p for p, oid, _t, _d in repo.objects.iter_objects() if oid == head]
+    for ext in (".idx", ".pack"):
+        (store / ".snapstore" / "objects" / "pack" / f"pack-{holder}{ext}").unlink()
+    problems = json.loads(snap(store, "verify", "--json").stdout)["problems"]
+    assert any(p["where"] == head.hex() and p["message"].startswith("commit named by HEAD:") for p in problems), (
+        problems
+    )
+
+
+def test_the_node_count_is_of_the_distinct_nodes_walked(store: Path) -> None:
+    from snapgit import Repo
+    from snapgit.store.history import read_commit, read_root, read_table
+    from snapgit.tree.prolly import load_node
+
+    with Repo.open(store) as repo:
+        nodes: set[bytes] = set()
+        cid: bytes | None = repo.head()
+        while cid is not None:
+            commit = read_commit(repo.objects, cid)
+            for tid in read_root(repo.objects, commit.tree).tables.values():
+                todo = [read_table(repo.objects, tid).root]
+                while todo:
+                    nid = todo.pop()
+                    if nid not in nodes:
+                        nodes.add(nid)
+                        node = load_node(repo.objects, nid)
+                        todo.extend(node.ids if node.level else [])
+            cid = commit.parents[0] if commit.parents else None
+    assert json.loads(snap(store, "verify", "--json").stdout)["nodes"] == len(nodes) > 2
