@@ -25,10 +25,10 @@ from snapgit import Repo
 from snapgit.errors import CorruptError, SnapError
 from snapgit.objects import ObjType
 from snapgit.ops.gc import _mark, parse_grace, root_ids
-from snapgit.snapshot.record import commit_snapshot
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.packindex import build_index
 from snapgit.tree.prolly import iter_entries
+from storekit import keep_only_the_tree_of
 
 SNAP = [sys.executable, "-m", "snapgit.cli"]
 IN_CI = os.environ.get("CI") == "true"
@@ -194,20 +194,8 @@ def test_delta_bases_of_kept_nodes_are_kept(store) -> None:
     tmp, con, repo = store
     change(con, 1)
     second = repo.commit("two").commit_id
-    tree = read_commit(repo.objects, second).tree
-    orphan, _ = commit_snapshot(
-        repo.objects,
-        repo.refs,
-        ref="refs/heads/orphan",
-        expected_parent=None,
-        tree_id=tree,
-        author="t",
-        message="orphan",
-        meta={},
-    )
-    repo.refs.set_symbolic("HEAD", "refs/heads/orphan")
-    os.unlink(tmp / ".snapstore" / "refs" / "heads" / "main")
-    (tmp / ".snapstore" / "logs" / "refs" / "heads" / "main").unlink()
+    assert second is not None
+    orphan = keep_only_the_tree_of(repo, tmp, second)
     leaves = [nid for nid in _mark(repo.objects, {orphan}).few if repo.objects.stored_bases(nid)]
     assert leaves, "the second commit stored no delta: the test proves nothing"
     report = repo.gc(prune="now")
