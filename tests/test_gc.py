@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +26,7 @@ from snapgit import Repo
 from snapgit.errors import CorruptError, SnapError
 from snapgit.objects import ObjType
 from snapgit.ops.gc import _mark, parse_grace, root_ids
+from snapgit.snapshot.record import commit_snapshot
 from snapgit.store.history import read_commit, read_root, read_table
 from snapgit.store.packindex import build_index
 from snapgit.tree.prolly import iter_entries
@@ -755,3 +757,52 @@ def test_an_index_that_sends_a_live_record_to_another_ordinal_stops_gc(store, de
     assert {k: v for k, v in after.items() if k != "oplog.jsonl"} == {
         k: v for k, v in before.items() if k != "oplog.jsonl"
     }
+
+
+def test_a_commit_met_twice_does_not_end_the_walk_of_the_history(store) -> None:
+    """History M1 -> [X, M2], M2 -> [A, B], B -> A: the walk meets A a second time while X still
+    waits beneath it, and X's tree (its own rows) must still be kept."""
+    tmp, con, repo = store
+    change(con, 1)
+    a = repo.commit("A").commit_id
+    change(con, 2)
+    b = repo.commit("B").commit_id
+    x = commit_on_branch(repo, con, "x", 3)
+    assert a and b and x
+    tree_b = read_commit(repo.objects, b).tree
+    repo.refs.set_if_equals("refs/heads/m2", None, a.hex(), who="t", message="at A")
+    repo.refs.set_if_equals("refs/heads/top", None, x.hex(), who="t", message="at X")
+    m2, _ = commit_snapshot(
+        repo.objects,
+        repo.refs,
+        ref="refs/heads/m2",
+        expected_parent=a,
+        tree_id=tree_b,
+        author="t",
+        message="M2",
+        meta={},
+        extra_parents=[b],
+        allow_same_tree=True,
+    )
+    assert m2 is not None
+    m1, _ = commit_snapshot(
+        repo.objects,
+        repo.refs,
+        ref="refs/heads/top",
+        expected_parent=x,
+        tree_id=tree_b,
+        author="t",
+        message="M1",
+        meta={},
+        extra_parents=[m2],
+        allow_same_tree=True,
+    )
+    assert m1 is not None and read_commit(repo.objects, m1).parents == [x, m2]
+    repo.refs.set_symbolic("HEAD", "refs/heads/top")
+    for name in ("main", "x", "m2"):  # only top reaches anything: X through M1 alone
+        (tmp / ".snapstore" / "refs" / "heads" / name).unlink()
+    shutil.rmtree(tmp / ".snapstore" / "logs")
+    repo.gc(prune="now")
+    with Repo.open(tmp) as fresh:
+        assert_complete(fresh, x)
+        assert fresh.verify(read_data=True).ok
