@@ -715,12 +715,12 @@ def test_the_default_reflog_expiry_is_90_days(store) -> None:
     doomed = commit_on_branch(repo, con, "doomed", 6)
     repo.delete_branch("doomed")
     log = tmp / ".snapstore" / "logs" / "refs" / "heads" / "doomed"
-    age_reflog(log, 89 * 86400)
+    age_reflog(log, 90 * 86400 - 45)
     assert repo.gc(prune="now").reflog_expired == 0
     with Repo.open(tmp) as fresh:
-        assert_complete(fresh, doomed)  # 89 days: its reflog still keeps it
-    age_reflog(log, 1.5 * 86400)
-    assert repo.gc(prune="now").reflog_expired == 3  # 90.5 days: created, committed to, deleted
+        assert_complete(fresh, doomed)  # 45 s short of 90 days: its reflog still keeps it
+    age_reflog(log, 90)
+    assert repo.gc(prune="now").reflog_expired == 3  # 45 s past: created, committed to, deleted
     assert not log.exists()
 
 
@@ -806,3 +806,18 @@ def test_a_commit_met_twice_does_not_end_the_walk_of_the_history(store) -> None:
     with Repo.open(tmp) as fresh:
         assert_complete(fresh, x)
         assert fresh.verify(read_data=True).ok
+
+
+def test_the_default_grace_period_is_an_hour(store) -> None:
+    """Packs younger than an hour are kept whole by a plain `gc` (a writer may be using them);
+    older ones are not."""
+    tmp, con, repo = store
+    commit_on_branch(repo, con, "doomed", 4)
+    forget_branch(tmp, "doomed")
+    packs = list((tmp / ".snapstore" / "objects" / "pack").glob("*.pack"))
+    age(packs, 3600 - 10)
+    young = repo.gc()
+    assert young.packs_young == len(packs) and young.objects_dropped == 0
+    age(packs, 3600.5)
+    old = repo.gc()
+    assert old.packs_young == 0 and old.objects_dropped > 0
