@@ -31,7 +31,7 @@ from typing import Any
 
 import msgpack
 
-from snapgit.errors import SnapError
+from snapgit.errors import CorruptError, SnapError
 
 __all__ = [
     "Ext",
@@ -325,12 +325,23 @@ def _time_from_micros(micros: int, tz: _dt.tzinfo | None) -> _dt.time:
     return _dt.time(h, m, s, us, tzinfo=tz)
 
 
+_DAMAGED = "the store is damaged: `snap verify --read-data` lists what is affected"
+
+
+def decode_value(data: bytes) -> Any:
+    """What :func:`encode_value` encoded. Bytes that are no such value (a damaged record) raise
+    CorruptError: msgpack's own errors would reach the user as an internal error."""
+    try:
+        return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True)
+    except (ValueError, msgpack.exceptions.UnpackException) as exc:
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise CorruptError(f"a stored row does not decode (not msgpack: {why})", hint=_DAMAGED) from exc
+
+
 def decode_row(data: bytes) -> list[Any]:
-    """Values of a row, in sorted-column-name order."""
-    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True)
-
-
-decode_value = decode_row
+    """Values of a row, in sorted-column-name order (CorruptError for bytes that are not what
+    :func:`encode_row` or :func:`encode_value` wrote)."""
+    return decode_value(data)
 
 
 def decode_joined(data: bytes, n: int) -> list[list[Any]]:

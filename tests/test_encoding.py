@@ -35,7 +35,7 @@ from snapgit.encoding import (
     packable,
     record_id,
 )
-from snapgit.errors import SnapError
+from snapgit.errors import CorruptError, SnapError
 
 PROPS = settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 
@@ -151,9 +151,9 @@ def test_decode_rows_does_not_merge_or_split_records():
     # decoding one by one, which gives what decode_row gives for each record
     datas = [encode_row([i, "x"]) for i in range(20)]
     datas[5] = encode_row([1]) + encode_row([2])
-    with pytest.raises(ValueError):  # msgpack's ExtraData
+    with pytest.raises(CorruptError, match="ExtraData"):  # msgpack's, made a clear error
         decode_row(datas[5])
-    with pytest.raises(ValueError):
+    with pytest.raises(CorruptError):
         decode_rows(datas)
     datas[5] = encode_value(7)  # a record that is not a row
     assert decode_rows(datas)[5] == 7 and decode_rows(datas)[6] == [6, "x"]

@@ -419,3 +419,47 @@ def test_the_node_count_is_of_the_distinct_nodes_walked(store: Path) -> None:
                         todo.extend(node.ids if node.level else [])
             cid = commit.parents[0] if commit.parents else None
     assert json.loads(snap(store, "verify", "--json").stdout)["nodes"] == len(nodes) > 2
+
+
+def test_a_commit_only_an_annotated_tag_reaches_is_walked(store: Path) -> None:
+    """An annotated tag is an object of its own: verify goes through it to its commit."""
+    from snapgit import Repo
+
+    assert snap(store, "checkout", "-b", "side").returncode == 0
+    con = sqlite3.connect(store / "db.sqlite")
+    con.execute("UPDATE t SET v = 'tagged' WHERE id < 10")
+    con.commit()
+    con.close()
+    assert snap(store, "commit", "-m", "tagged").returncode == 0
+    with Repo.open(store) as repo:
+        repo.create_tag("release", message="the only way to it")
+    assert snap(store, "checkout", "main", "--force").returncode == 0
+    assert snap(store, "branch", "-d", "side").returncode == 0
+    for log in (store / ".snapstore" / "logs").rglob("*"):  # no reflog line names it either
+        if log.is_file():
+            log.unlink()
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 3
+
+
+def test_read_data_finds_a_record_that_does_not_decode(store: Path) -> None:
+    """An object stored as a record, hashing right, whose bytes are no row: only re-reading
+    every record finds it (no tree names it). It used to stop verify with msgpack's own error."""
+    from snapgit import Repo
+    from snapgit.objects import ObjType
+
+    with Repo.open(store) as repo, repo.objects.writer() as w:
+        bad = w.add(ObjType.RECORD, b"\xc1")  # a byte msgpack never uses
+    assert snap(store, "verify", "--json").returncode == 0
+    doc = json.loads(snap(store, "verify", "--read-data", "--json").stdout)
+    assert [p["where"] for p in doc["problems"]] == [bad.hex()], doc["problems"]
+    assert "does not decode" in doc["problems"][0]["message"]
+    shown = snap(store, "cat-object", bad.hex())  # a clear error, not msgpack's own (an "internal error")
+    assert shown.returncode not in (0, 1) and "does not decode" in shown.stderr, shown.stderr
+    assert "internal error" not in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_files_left_in_tmp_are_listed_as_garbage(store: Path) -> None:
+    (store / ".snapstore" / "tmp" / "pack-left.tmp").write_bytes(b"x")
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["garbage"] == ["tmp/pack-left.tmp"]

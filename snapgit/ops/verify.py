@@ -348,6 +348,8 @@ def _read_data(store, report: VerifyReport) -> None:
                                 report.problems.append(
                                     Problem("object", oid.hex(), "record does not re-encode to the same bytes")
                                 )
+                        except CorruptError as exc:
+                            report.problems.append(Problem("object", oid.hex(), exc.message))
                         except SnapError as exc:
                             report.problems.append(Problem("object", oid.hex(), f"record does not decode: {exc}"))
             finally:
