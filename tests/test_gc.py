@@ -821,3 +821,24 @@ def test_the_default_grace_period_is_an_hour(store) -> None:
     age(packs, 3600.5)
     old = repo.gc()
     assert old.packs_young == 0 and old.objects_dropped > 0
+
+
+def test_a_dropped_branch_leaves_nothing_behind(store) -> None:
+    """Two commits on a branch, the second's leaves deltas against the first's: once the branch
+    is gone, both packs go whole, and no base is kept for a delta that goes too."""
+    tmp, con, repo = store
+    repo.create_branch("side")
+    repo.refs.set_symbolic("HEAD", "refs/heads/side")
+    for n in (1, 2):
+        change(con, n)
+        repo.commit(f"side {n}")
+    repo.refs.set_symbolic("HEAD", "refs/heads/main")
+    forget_branch(tmp, "side")
+    with Repo.open(tmp) as fresh:
+        marks = _mark(fresh.objects, root_ids(fresh.store))
+        marks.finish()
+        reachable = {oid for oid in all_ids(fresh) if oid in marks}
+        report = fresh.gc(prune="now")
+        assert report.packs_dropped >= 2
+    with Repo.open(tmp) as fresh:
+        assert all_ids(fresh) == reachable
