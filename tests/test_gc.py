@@ -623,9 +623,11 @@ def test_a_lone_pack_with_most_objects_dead_is_repacked_and_two_small_ones_merge
     repo.refs.set_symbolic("HEAD", "refs/heads/main")
     forget_branch(tmp, "big")
     with Repo.open(tmp) as fresh:
+        dry = fresh.gc(prune="now", dry_run=True)
         lone = fresh.gc(prune="now")
         assert (lone.packs_before, lone.packs_repacked, lone.packs_after) == (1, 1, 1), lone
         assert lone.objects_dropped > lone.objects_after / 2
+        assert lone.objects_dropped == lone.objects_before - lone.objects_after == dry.objects_dropped
 
 
 def test_the_report_agrees_with_the_files(store) -> None:
@@ -842,3 +844,16 @@ def test_a_dropped_branch_leaves_nothing_behind(store) -> None:
         assert report.packs_dropped >= 2
     with Repo.open(tmp) as fresh:
         assert all_ids(fresh) == reachable
+
+
+def test_a_commit_only_an_annotated_tag_reaches_is_kept(store) -> None:
+    """An annotated tag is an object of its own between the ref and the commit: gc walks
+    through it, and goes on with the rest."""
+    tmp, con, repo = store
+    tagged = commit_on_branch(repo, con, "release-work", 8)
+    repo.create_tag("v1", rev=tagged.hex(), message="the only way to it")
+    forget_branch(tmp, "release-work")
+    repo.gc(prune="now")
+    with Repo.open(tmp) as fresh:
+        assert_complete(fresh, tagged)
+        assert_complete(fresh, fresh.head())
