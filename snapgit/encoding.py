@@ -335,7 +335,7 @@ def decode_value(data: bytes) -> Any:
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False, use_list=True)
     except (ValueError, msgpack.exceptions.UnpackException) as exc:
         why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise CorruptError(f"a stored row does not decode (not msgpack: {why})", hint=_DAMAGED) from exc
+        raise CorruptError(f"a stored row does not decode ({why})", hint=_DAMAGED) from exc
 
 
 def decode_row(data: bytes) -> list[Any]:
