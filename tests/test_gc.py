@@ -774,32 +774,26 @@ def test_a_commit_met_twice_does_not_end_the_walk_of_the_history(store) -> None:
     tree_b = read_commit(repo.objects, b).tree
     repo.refs.set_if_equals("refs/heads/m2", None, a.hex(), who="t", message="at A")
     repo.refs.set_if_equals("refs/heads/top", None, x.hex(), who="t", message="at X")
-    m2, _ = commit_snapshot(
-        repo.objects,
-        repo.refs,
-        ref="refs/heads/m2",
-        expected_parent=a,
-        tree_id=tree_b,
-        author="t",
-        message="M2",
-        meta={},
-        extra_parents=[b],
-        allow_same_tree=True,
-    )
-    assert m2 is not None
-    m1, _ = commit_snapshot(
-        repo.objects,
-        repo.refs,
-        ref="refs/heads/top",
-        expected_parent=x,
-        tree_id=tree_b,
-        author="t",
-        message="M1",
-        meta={},
-        extra_parents=[m2],
-        allow_same_tree=True,
-    )
-    assert m1 is not None and read_commit(repo.objects, m1).parents == [x, m2]
+
+    def merge(ref: str, first: bytes, second: bytes, message: str) -> bytes:
+        cid, _ = commit_snapshot(
+            repo.objects,
+            repo.refs,
+            ref=ref,
+            expected_parent=first,
+            tree_id=tree_b,
+            author="t",
+            message=message,
+            meta={},
+            extra_parents=[second],
+            allow_same_tree=True,
+        )
+        assert cid is not None
+        return cid
+
+    m2 = merge("refs/heads/m2", a, b, "M2")
+    m1 = merge("refs/heads/top", x, m2, "M1")
+    assert read_commit(repo.objects, m1).parents == [x, m2]
     repo.refs.set_symbolic("HEAD", "refs/heads/top")
     for name in ("main", "x", "m2"):  # only top reaches anything: X through M1 alone
         (tmp / ".snapstore" / "refs" / "heads" / name).unlink()

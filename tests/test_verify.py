@@ -39,6 +39,16 @@ def packs(store: Path) -> list[Path]:
     return sorted((store / ".snapstore" / "objects" / "pack").glob("*.pack"))
 
 
+def commit_on_side(store: Path, value: str) -> None:
+    """On a new branch ``side``: ten rows changed to ``value``, committed."""
+    assert snap(store, "checkout", "-b", "side").returncode == 0
+    con = sqlite3.connect(store / "db.sqlite")
+    con.execute("UPDATE t SET v = ? WHERE id < 10", (value,))
+    con.commit()
+    con.close()
+    assert snap(store, "commit", "-m", value).returncode == 0
+
+
 def flip(path: Path, offset: int) -> None:
     os.chmod(path, 0o600)
     data = bytearray(path.read_bytes())
@@ -372,12 +382,7 @@ def test_a_fanout_off_by_one_under_a_valid_checksum_is_found(store: Path, off_by
 
 def test_a_commit_only_a_reflog_names_is_walked_too(store: Path) -> None:
     """gc keeps what reflogs name, so verify checks it: a deleted branch's commit counts."""
-    assert snap(store, "checkout", "-b", "side").returncode == 0
-    con = sqlite3.connect(store / "db.sqlite")
-    con.execute("UPDATE t SET v = 'side' WHERE id < 10")
-    con.commit()
-    con.close()
-    assert snap(store, "commit", "-m", "side").returncode == 0
+    commit_on_side(store, "side")
     assert snap(store, "checkout", "main", "--force").returncode == 0
     assert snap(store, "branch", "-d", "side").returncode == 0
     doc = json.loads(snap(store, "verify", "--json").stdout)
@@ -425,12 +430,7 @@ def test_a_commit_only_an_annotated_tag_reaches_is_walked(store: Path) -> None:
     """An annotated tag is an object of its own: verify goes through it to its commit."""
     from snapgit import Repo
 
-    assert snap(store, "checkout", "-b", "side").returncode == 0
-    con = sqlite3.connect(store / "db.sqlite")
-    con.execute("UPDATE t SET v = 'tagged' WHERE id < 10")
-    con.commit()
-    con.close()
-    assert snap(store, "commit", "-m", "tagged").returncode == 0
+    commit_on_side(store, "tagged")
     with Repo.open(store) as repo:
         repo.create_tag("release", message="the only way to it")
     assert snap(store, "checkout", "main", "--force").returncode == 0
