@@ -12,8 +12,9 @@ result contradicts the database (its row count) raises
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from snapgit.encoding import key_encoder
 from snapgit.objects import ID_LEN, Node, TableEntry
@@ -94,7 +95,7 @@ def build_from_log(
 
 def _read_logged(
     snap: ReadSnapshot, schema: TableSchema, key: list[str], logged: LoggedTable, progress: Progress | None
-) -> tuple[Any, Any, set[bytes]]:
+) -> tuple[Callable[[], int], dict[bytes, tuple[bytes, bytes]], set[bytes]]:
     """The table's row count (started now, called for when needed), the logged keys' current
     rows, and every logged key (encoded), rows or not."""
     assert logged.log is not None

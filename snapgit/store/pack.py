@@ -508,15 +508,19 @@ class PackReader:
         self._cache.put((self.name, b), entry, rlen)
         return entry
 
-    def entry(self, ordinal: int) -> bytes:
-        """The raw entry bytes (kind byte first) of the object with this ordinal."""
+    def _where(self, ordinal: int) -> tuple[memoryview, int, int]:
+        """(the decompressed block, start, end) of the entry with this ordinal."""
         if not 0 <= ordinal < self.count:
             raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
         b = bisect_right(self._firsts, ordinal) - 1
         data, ends = self._block(b)
         i = ordinal - self._firsts[b]
-        start = ends[i - 1] if i else 0
-        return bytes(data[start : ends[i]])
+        return data, ends[i - 1] if i else 0, ends[i]
+
+    def entry(self, ordinal: int) -> bytes:
+        """The raw entry bytes (kind byte first) of the object with this ordinal."""
+        data, start, end = self._where(ordinal)
+        return bytes(data[start:end])
 
     def full_or_none(self, ordinal: int) -> bytes | None:
         """The full bytes (type byte + data) of the object with this ordinal if it is stored
@@ -540,14 +544,8 @@ class PackReader:
         that are deltas, without copying the entries: gc asks it about the dead objects of a
         pack it keeps whole."""
         out = []
-        firsts = self._firsts
         for ordinal in ordinals:
-            if not 0 <= ordinal < self.count:
-                raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
-            b = bisect_right(firsts, ordinal) - 1
-            data, ends = self._block(b)
-            i = ordinal - firsts[b]
-            start = ends[i - 1] if i else 0
+            data, start, _end = self._where(ordinal)
             if data[start + _KIND] == DELTA:
                 out.append(bytes(data[start + _DEPTH + 1 : start + _BASE_END]))
         return out
