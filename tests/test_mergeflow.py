@@ -42,16 +42,19 @@ def project(tmp_path: Path):
     con.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)")
     con.execute("INSERT INTO other VALUES (1, 'base')")
     put(con, BASE)
-    snap(tmp_path, "init", "--db", "db.sqlite")
-    snap(tmp_path, "commit", "-m", "base")
-    snap(tmp_path, "branch", "feature")
-    snap(tmp_path, "checkout", "feature")
+    # made through the API, in process (the tests drive the CLI): seven `snap` processes were
+    # most of each test's time
+    repo = Repo.init(tmp_path, "db.sqlite")
+    repo.commit("base")
+    repo.create_branch("feature")
+    repo.checkout("feature")
     put(con, [(1, 10, "x"), (3, 3, "theirs"), (4, 4, "x")])
     put(con, [(1, "theirs")], "other")
-    snap(tmp_path, "commit", "-m", "theirs")
-    snap(tmp_path, "checkout", "main")
+    repo.commit("theirs")
+    repo.checkout("main")
     put(con, [(1, 20, "x"), (2, 2, "ours"), (3, 3, "x"), (4, 4, "ours")])
-    snap(tmp_path, "commit", "-m", "ours")
+    repo.commit("ours")
+    repo.close()
     yield tmp_path, con
     con.close()
 

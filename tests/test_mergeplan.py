@@ -128,3 +128,140 @@ def test_restore_deletes_what_the_snapshot_lacks_and_is_never_a_conflict(tmp_pat
     assert contents(engine) == snapshot
     engine.dispose()
     repo.close()
+
+
+def model_with_counts(base, ours, theirs, strategy, ignore=()):
+    """(the table after merging theirs into ours, the merge's counts), with the columns in
+    ``ignore`` left out of every comparison: a change to them alone is no change, they never
+    conflict, and a row merged cell by cell keeps the database's value in them. Only the keys
+    that changed on either side are counted: each is added, updated, deleted, skipped (kept as
+    the database has it) or a conflict."""
+
+    def same(x, y):
+        if x is None or y is None:
+            return x is y
+        return all(x[c] == y[c] for c in COLS if c not in ignore)
+
+    out = {}
+    n = {"added": 0, "updated": 0, "deleted": 0, "skipped": 0, "conflicts": 0}
+    for k in set(base) | set(ours) | set(theirs):
+        b, o, t = base.get(k), ours.get(k), theirs.get(k)
+        r = o
+        if t == b:
+            if o != b:
+                n["skipped"] += 1  # changed in the database only
+        elif o == b:  # changed in the snapshot only
+            if b is not None and t is not None and same(b, t):
+                n["skipped"] += 1
+            else:
+                r = t
+                n["added" if b is None else "deleted" if t is None else "updated"] += 1
+        elif same(o, t) or (o is None and same(b, t)):
+            n["skipped"] += 1  # the same change but for ignored cells; or deleted here, touched there
+        elif t is None and same(b, o):
+            r = None  # deleted there, touched here in ignored cells only
+            n["deleted"] += 1
+        elif b is not None and o is not None and t is not None:
+            r, conflict = {}, False
+            for c in COLS:
+                if c in ignore:
+                    r[c] = o[c]
+                elif o[c] == b[c]:
+                    r[c] = t[c]
+                elif t[c] == b[c] or o[c] == t[c]:
+                    r[c] = o[c]
+                else:
+                    conflict = True
+                    r[c] = t[c] if strategy == "backup_wins" else o[c]
+            n["conflicts" if conflict else "skipped" if r == o else "updated"] += 1
+        else:
+            n["conflicts"] += 1
+            r = t if strategy == "backup_wins" else o
+        if r is not None:
+            out[k] = r
+    return out, n
+
+
+def _ignored(ignore, *cases):
+    def wrap(test):
+        for case in cases:
+            for strategy in ("backup_wins", "database_wins"):
+                test = example(case=case, strategy=strategy, ignore=ignore)(test)
+        return test
+
+    return wrap
+
+
+_B = {"a": 1, "b": "y"}  # X with only b changed
+_Z = {"a": 1, "b": "z"}  # X with only b changed, otherwise
+
+
+@settings(max_examples=settings.default.max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    case=edits(),
+    strategy=st.sampled_from(["backup_wins", "database_wins"]),
+    ignore=st.sampled_from([(), ("a",), ("b",)]),
+)
+# b ignored: each way a change to b alone is no change, each followed by a key whose change
+# must still merge (a rule that stopped the walk would lose it)
+@_ignored(
+    ("b",),
+    ({1: X, 2: X}, {1: X, 2: X}, {1: _B, 2: Y}),  # only theirs, and only b
+    ({1: X, 2: X}, {1: _B, 2: X}, {1: _Z, 2: Y}),  # both, differently in b only
+    ({1: X, 2: X}, {2: X}, {1: _B, 2: Y}),  # deleted here, only b there
+    ({1: X, 2: X}, {1: _B, 2: X}, {2: Y}),  # only b here, deleted there
+    ({1: X, 2: X}, {2: X}, {1: Y, 2: Y}),  # deleted here, a changed there: a conflict
+    ({1: X, 2: X}, {1: Y, 2: X}, {2: Y}),  # a changed here, deleted there: a conflict
+    ({1: X}, {1: {"a": 2, "b": "y"}}, {1: {"a": 3, "b": "z"}}),  # a conflict in a, b keeps ours
+    ({1: X, 2: X}, {1: {"a": 2, "b": "y"}, 2: X}, {1: {"a": 1, "b": "z"}, 2: Y}),  # merged = ours
+    ({}, {1: X, 2: X}, {1: _B, 2: Y}),  # added on both, the same but for b; and add/add
+)
+# nothing ignored: a merged row that equals ours is skipped, once
+@_ignored((), ({1: X, 2: X}, {1: Y, 2: X}, {1: Y, 2: {"a": 1, "b": "z"}}))
+def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> None:
+    """What a merge writes and what it says it did (added, updated, deleted, skipped,
+    conflicts), with and without ignored columns."""
+    from snapgit.store.config import TableConfig
+
+    base, ours, theirs = case
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        url = f"sqlite:///{tmp / 'db.sqlite'}"
+        sqlite3.connect(tmp / "db.sqlite").close()
+        engine = sa.create_engine(url)
+        repo = Repo.init(tmp, url)
+        try:
+            if ignore:
+                repo.config.table["items"] = TableConfig(ignore=list(ignore))
+                repo.store.save_config()
+                repo.close()
+                repo = Repo.open(tmp)
+            setup_branches(repo, engine, base, ours, theirs)
+            want, counts = model_with_counts(base, ours, theirs, strategy, ignore)
+            result = repo.merge("feature", strategy=strategy)
+            assert contents(engine) == want
+            assert result.totals() == counts
+        finally:
+            repo.close()
+            engine.dispose()
+
+
+def test_a_table_unchanged_on_every_side_is_left_out_of_the_plan(tmp_path) -> None:
+    """Only the tables that changed on some side are planned (and listed by ``merge --json``)."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)")
+    con.execute("INSERT INTO other VALUES (1, 'same everywhere')")
+    con.commit()
+    con.close()
+    engine = sa.create_engine(url)
+    repo = Repo.init(tmp_path, url)
+    try:
+        setup_branches(repo, engine, {1: X}, {1: X}, {1: Y})
+        result = repo.merge("feature", strategy="backup_wins")
+        assert [p.name for p in result.plans] == ["items"]
+        assert list(result.to_json()["tables"]) == ["items"]
+        assert contents(engine) == {1: Y}
+    finally:
+        repo.close()
+        engine.dispose()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from snapgit import Repo
 from snapgit.store.pack import PackReader
 
 
@@ -26,12 +27,14 @@ def store(tmp_path: Path) -> Path:
     con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(3000)])
     con.commit()
-    assert snap(tmp_path, "init", "--db", "db.sqlite").returncode == 0
-    assert snap(tmp_path, "commit", "-m", "one").returncode == 0
+    # through the API, in process: the tests run `snap verify` itself
+    repo = Repo.init(tmp_path, "db.sqlite")
+    repo.commit("one")
     con.execute("UPDATE t SET v = 'changed' WHERE id % 100 = 0")
     con.commit()
     con.close()
-    assert snap(tmp_path, "commit", "-m", "two").returncode == 0
+    repo.commit("two")
+    repo.close()
     return tmp_path
 
 
@@ -463,3 +466,21 @@ def test_files_left_in_tmp_are_listed_as_garbage(store: Path) -> None:
     (store / ".snapstore" / "tmp" / "pack-left.tmp").write_bytes(b"x")
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["ok"] and doc["garbage"] == ["tmp/pack-left.tmp"]
+
+
+@pytest.mark.parametrize("other", ["more", "fewer"])
+def test_a_pack_holding_another_number_of_objects_than_its_index_is_found(store: Path, other: str) -> None:
+    """A pack file replaced by another pack's bytes: its index counts the objects it had."""
+    by_count = sorted(packs(store), key=lambda p: PackReader(p).count)
+    few, many = by_count[0], by_count[-1]
+    n_few, n_many = PackReader(few).count, PackReader(many).count
+    assert n_few < n_many
+    victim, source = (few, many) if other == "more" else (many, few)
+    os.chmod(victim, 0o600)
+    victim.write_bytes(source.read_bytes())
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    held, indexed = (n_many, n_few) if other == "more" else (n_few, n_many)
+    assert {"what": "pack", "where": victim.name, "message": f"holds {held} objects, its index {indexed}"} in [
+        {k: p[k] for k in ("what", "where", "message")} for p in json.loads(proc.stdout)["problems"]
+    ]
