@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from snapgit.db.url import parse_url
 
@@ -52,9 +52,17 @@ settings.register_profile(
     database=None,
 )
 settings.register_profile("dev", settings.get_profile("default"), derandomize=False, deadline=None, max_examples=100)
-# scripts/mutation: the same few inputs for every mutant (a survivor must be one for good), fast
+# scripts/mutation: the same few inputs for every mutant (a survivor must be one for good), fast;
+# and no shrinking: a mutant is killed by the first failing input, and shrinking it took up to
+# two minutes of a mutant's run
 settings.register_profile(
-    "mutation", settings.get_profile("default"), derandomize=True, deadline=None, max_examples=10, database=None
+    "mutation",
+    settings.get_profile("default"),
+    derandomize=True,
+    deadline=None,
+    max_examples=10,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)

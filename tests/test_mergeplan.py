@@ -241,17 +241,20 @@ def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> 
             result = repo.merge("feature", strategy=strategy)
             assert contents(engine) == want
             assert result.totals() == counts
+            assert sum(p.considered for p in result.plans) == sum(counts.values())
         finally:
             repo.close()
             engine.dispose()
 
 
 def test_a_table_unchanged_on_every_side_is_left_out_of_the_plan(tmp_path) -> None:
-    """Only the tables that changed on some side are planned (and listed by ``merge --json``)."""
+    """Only the tables that changed on some side are planned (and listed by ``merge --json``);
+    one that did not, before and after one that did, is passed over."""
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     con = sqlite3.connect(tmp_path / "db.sqlite")
-    con.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)")
-    con.execute("INSERT INTO other VALUES (1, 'same everywhere')")
+    for other in ("accounts", "zones"):
+        con.execute(f"CREATE TABLE {other} (id INTEGER PRIMARY KEY, v TEXT)")
+        con.execute(f"INSERT INTO {other} VALUES (1, 'same everywhere')")
     con.commit()
     con.close()
     engine = sa.create_engine(url)

@@ -484,3 +484,41 @@ def test_a_pack_holding_another_number_of_objects_than_its_index_is_found(store:
     assert {"what": "pack", "where": victim.name, "message": f"holds {held} objects, its index {indexed}"} in [
         {k: p[k] for k in ("what", "where", "message")} for p in json.loads(proc.stdout)["problems"]
     ]
+
+
+def test_ids_out_of_order_under_a_valid_checksum_are_found(store: Path) -> None:
+    """Two neighbouring entries of an index swapped (prefixes and ordinals, in one first-byte
+    bucket, so the fanout still holds), its checksum made again: a binary search would miss."""
+    import hashlib
+    import struct
+
+    idx = max((store / ".snapstore" / "objects" / "pack").glob("*.idx"), key=lambda p: p.stat().st_size)
+    data = bytearray(idx.read_bytes())
+    n = struct.unpack_from(">I", data, 12)[0]
+    p0 = 16 + 256 * 4
+    o0 = p0 + 8 * n
+    prefixes = list(struct.unpack_from(f"<{n}Q", data, p0))
+    ordinals = list(struct.unpack_from(f"<{n}I", data, o0))
+    j = next(j for j in range(1, n - 2) if prefixes[j] >> 56 == prefixes[j + 1] >> 56 and prefixes[j] < prefixes[j + 1])
+    prefixes[j], prefixes[j + 1] = prefixes[j + 1], prefixes[j]
+    ordinals[j], ordinals[j + 1] = ordinals[j + 1], ordinals[j]
+    struct.pack_into(f"<{n}Q", data, p0, *prefixes)
+    struct.pack_into(f"<{n}I", data, o0, *ordinals)
+    body = bytes(data[:-32])
+    os.chmod(idx, 0o600)
+    idx.write_bytes(body + hashlib.sha256(body).digest())
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3
+    problems = json.loads(proc.stdout)["problems"]
+    assert {"what": "index", "where": idx.name, "message": "ids are not sorted"} in [
+        {k: p[k] for k in ("what", "where", "message")} for p in problems
+    ], problems
+
+
+def test_a_commit_met_again_does_not_end_the_walk(store: Path) -> None:
+    """HEAD's commit is the first root and so the last walked; the roots after it (main, the
+    reflogs' older commits) are all its ancestors, met again on the way: each is passed over,
+    and the walk goes on to HEAD's."""
+    commit_on_side(store, "side")
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 3, doc
