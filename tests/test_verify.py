@@ -68,6 +68,10 @@ def test_clean_store(store: Path) -> None:
     assert doc["ok"] and doc["commits"] == 2 and doc["objects_read"] == doc["objects_indexed"]
     assert doc["packs"] == len(packs(store)) and doc["garbage"] == [] and doc["problems"] == []
     assert doc["objects_indexed"] == sum(PackReader(p).count for p in packs(store))
+    assert doc["bytes_read"] == sum(p.stat().st_size for p in packs(store))
+    quick = json.loads(snap(store, "verify", "--json").stdout)  # reads no pack through
+    assert quick["objects_read"] == quick["bytes_read"] == 0 and quick["packs"] == doc["packs"]
+    assert quick["commits"] == 2 and quick["objects_indexed"] == doc["objects_indexed"]
 
 
 def test_flipped_byte_in_pack_is_found_by_read_data(store: Path) -> None:
@@ -522,3 +526,17 @@ def test_a_commit_met_again_does_not_end_the_walk(store: Path) -> None:
     commit_on_side(store, "side")
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["ok"] and doc["commits"] == 3, doc
+
+
+def test_every_record_of_a_first_commit_is_looked_up_once(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(2500)])
+    con.execute("CREATE TABLE u (id INTEGER PRIMARY KEY)")
+    con.executemany("INSERT INTO u VALUES (?)", [(i,) for i in range(7)])
+    con.commit()
+    con.close()
+    with Repo.init(tmp_path, "db.sqlite") as repo:
+        repo.commit("one")
+    doc = json.loads(snap(tmp_path, "verify", "--json").stdout)
+    assert doc["ok"] and doc["records_checked"] == 2507, doc
