@@ -208,9 +208,11 @@ def test_a_table_only_the_snapshot_has_is_refused(project) -> None:
     assert rows(con) == [(1, 10, "x"), (3, 3, "theirs"), (4, 4, "ours")]
 
 
-def test_different_columns_are_refused(project) -> None:
+@pytest.mark.parametrize("change", ["ADD COLUMN c TEXT", "DROP COLUMN b"])
+def test_different_columns_are_refused(project, change: str) -> None:
+    """A column more, or one fewer, in the database than in the snapshot."""
     cwd, con = project
-    con.execute("ALTER TABLE items ADD COLUMN c TEXT")
+    con.execute(f"ALTER TABLE items {change}")
     con.commit()
     assert (
         refused(cwd, con, "feature", "--strategy", "backup_wins")

@@ -242,6 +242,11 @@ def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> 
             assert contents(engine) == want
             assert result.totals() == counts
             assert sum(p.considered for p in result.plans) == sum(counts.values())
+            side = "resolved_theirs" if strategy == "backup_wins" else "resolved_ours"
+            assert sum(getattr(p, side) for p in result.plans) == counts["conflicts"]
+            assert sum(p.resolved_ours + p.resolved_theirs for p in result.plans) == counts["conflicts"]
+            # a key is written exactly when the merge leaves it otherwise than the database had it
+            assert sum(p.writes for p in result.plans) == sum(want.get(k) != ours.get(k) for k in {*want, *ours})
         finally:
             repo.close()
             engine.dispose()

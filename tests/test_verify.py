@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -540,3 +541,43 @@ def test_every_record_of_a_first_commit_is_looked_up_once(tmp_path: Path) -> Non
         repo.commit("one")
     doc = json.loads(snap(tmp_path, "verify", "--json").stdout)
     assert doc["ok"] and doc["records_checked"] == 2507, doc
+
+
+def test_a_problem_line_names_its_commit_by_a_short_id(store: Path) -> None:
+    biggest = max(packs(store), key=lambda p: p.stat().st_size)
+    biggest.unlink()
+    proc = snap(store, "verify")
+    assert proc.returncode == 3
+    assert re.search(r"\(table t\) \(in commit [0-9a-f]{12}\)$", proc.stdout + proc.stderr, re.M), proc.stdout
+
+
+def test_a_new_store_without_commits_verifies(tmp_path: Path) -> None:
+    """HEAD names a branch that has no commit yet: the one case where that is no damage."""
+    sqlite3.connect(tmp_path / "db.sqlite").close()
+    Repo.init(tmp_path, "db.sqlite").close()
+    doc = json.loads(snap(tmp_path, "verify", "--json").stdout)
+    assert doc["ok"] and doc["problems"] == [] and doc["commits"] == 0, doc
+
+
+def test_an_index_that_names_another_pack_is_found(store: Path) -> None:
+    """Two packs' indexes swapped, whole (their checksums hold): each names the other's pack."""
+    one, two = sorted((store / ".snapstore" / "objects" / "pack").glob("*.idx"))[:2]
+    a, b = one.read_bytes(), two.read_bytes()
+    for path, data in ((one, b), (two, a)):
+        os.chmod(path, 0o600)
+        path.write_bytes(data)
+    proc = snap(store, "verify", "--json")
+    assert proc.returncode == 3
+    named = {
+        p["where"]
+        for p in json.loads(proc.stdout)["problems"]
+        if p["message"] == "names another pack than its file name"
+    }
+    assert named == {one.name, two.name}
+
+
+def test_a_changed_leaf_looks_up_only_the_records_its_base_lacks(store: Path) -> None:
+    """The store's second commit changed 30 of 3000 rows: its changed leaves are deltas of the
+    first commit's, so verify looks up 30 records more, not the changed leaves' every record."""
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["records_checked"] == 3030, doc
