@@ -239,3 +239,29 @@ def test_an_unknown_ignored_column_is_refused(project) -> None:
         refused(cwd, con, "feature", "--strategy", "backup_wins")
         == "error: table 'items' has no column 'updated_at' to ignore"
     )
+
+
+def test_a_key_changed_since_the_common_base_is_refused(tmp_path: Path) -> None:
+    """Both sides keyed by (id, a) now, their common base by id alone: the base's keys cannot be
+    matched with theirs."""
+    con = sqlite3.connect(tmp_path / "db.sqlite")
+    con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)")
+    con.execute("CREATE TABLE other (id INTEGER PRIMARY KEY, v TEXT)")
+    con.execute("INSERT INTO other VALUES (1, 'base')")
+    put(con, BASE)
+    with Repo.init(tmp_path, "db.sqlite") as repo:
+        repo.commit("base")
+        repo.create_branch("feature")
+        repo.config.table["items"] = TableConfig(key=["id", "a"])
+        repo.store.save_config()
+    with Repo.open(tmp_path) as repo:  # (a checkout of feature would refuse the key too)
+        repo.refs.set_symbolic("HEAD", "refs/heads/feature")
+        put(con, [(1, 10, "x"), (2, 2, "x"), (3, 3, "theirs")])
+        repo.commit("theirs")
+        repo.refs.set_symbolic("HEAD", "refs/heads/main")
+        put(con, [(1, 1, "ours"), (2, 2, "x"), (3, 3, "x"), (4, 4, "x")])
+        repo.commit("ours")
+    assert refused(tmp_path, con, "feature", "--strategy", "backup_wins").startswith(
+        "error: table 'items' is keyed differently"
+    )
+    con.close()

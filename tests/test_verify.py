@@ -412,16 +412,17 @@ def test_a_missing_head_commit_is_named_by_head(store: Path) -> None:
     )
 
 
-def test_the_node_count_is_of_the_distinct_nodes_walked(store: Path) -> None:
-    from snapgit import Repo
+def distinct_nodes(store: Path) -> int:
+    """The tree nodes of every table of every commit of the history, walked here."""
     from snapgit.store.history import read_commit, read_root, read_table
     from snapgit.tree.prolly import load_node
 
     with Repo.open(store) as repo:
         nodes: set[bytes] = set()
-        cid: bytes | None = repo.head()
-        while cid is not None:
-            commit = read_commit(repo.objects, cid)
+        commits = [repo.head()]
+        while commits:
+            commit = read_commit(repo.objects, commits.pop())
+            commits.extend(commit.parents)
             for tid in read_root(repo.objects, commit.tree).tables.values():
                 todo = [read_table(repo.objects, tid).root]
                 while todo:
@@ -430,8 +431,28 @@ def test_the_node_count_is_of_the_distinct_nodes_walked(store: Path) -> None:
                         nodes.add(nid)
                         node = load_node(repo.objects, nid)
                         todo.extend(node.ids if node.level else [])
-            cid = commit.parents[0] if commit.parents else None
-    assert json.loads(snap(store, "verify", "--json").stdout)["nodes"] == len(nodes) > 2
+    return len(nodes)
+
+
+def test_the_node_count_is_of_the_distinct_nodes_walked(store: Path) -> None:
+    assert json.loads(snap(store, "verify", "--json").stdout)["nodes"] == distinct_nodes(store) > 2
+
+
+def test_a_table_met_before_does_not_end_the_walk_of_its_commit(store: Path) -> None:
+    """A commit whose first table is the same as in a commit walked before: its later tables
+    are walked all the same."""
+    con = sqlite3.connect(store / "db.sqlite")
+    con.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO u VALUES (?, ?)", [(i, "u") for i in range(500)])
+    con.commit()
+    with Repo.open(store) as repo:
+        repo.commit("u added")
+        con.execute("UPDATE u SET v = 'changed' WHERE id < 3")
+        con.commit()
+        repo.commit("only u changed")
+    con.close()
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 4 and doc["nodes"] == distinct_nodes(store), doc
 
 
 def test_a_commit_only_an_annotated_tag_reaches_is_walked(store: Path) -> None:
