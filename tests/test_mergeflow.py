@@ -233,9 +233,9 @@ def test_a_different_key_is_refused(project) -> None:
 def test_an_unknown_ignored_column_is_refused(project) -> None:
     cwd, con = project
     with Repo.open(cwd) as repo:
-        repo.config.table["items"] = TableConfig(ignore=["updated_at"])
+        repo.config.table["items"] = TableConfig(ignore=["updated_at", "a", "deleted_at"])
         repo.store.save_config()
-    assert (
+    assert (  # the first of them
         refused(cwd, con, "feature", "--strategy", "backup_wins")
         == "error: table 'items' has no column 'updated_at' to ignore"
     )
