@@ -216,8 +216,13 @@ _Z = {"a": 1, "b": "z"}  # X with only b changed, otherwise
     ({1: X, 2: X}, {1: {"a": 2, "b": "y"}, 2: X}, {1: {"a": 1, "b": "z"}, 2: Y}),  # merged = ours
     ({}, {1: X, 2: X}, {1: _B, 2: Y}),  # added on both, the same but for b; and add/add
 )
-# nothing ignored: a merged row that equals ours is skipped, once
-@_ignored((), ({1: X, 2: X}, {1: Y, 2: X}, {1: Y, 2: {"a": 1, "b": "z"}}))
+# nothing ignored: a merged row that equals ours is skipped, once; one that takes a cell of
+# each side is an update, once
+@_ignored(
+    (),
+    ({1: X, 2: X}, {1: Y, 2: X}, {1: Y, 2: {"a": 1, "b": "z"}}),
+    ({1: X, 2: X}, {1: {"a": 2, "b": "x"}, 2: X}, {1: {"a": 1, "b": "y"}, 2: X}),
+)
 def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> None:
     """What a merge writes and what it says it did (added, updated, deleted, skipped,
     conflicts), with and without ignored columns."""

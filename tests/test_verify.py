@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from snapgit import Repo
+from snapgit.encoding import encode_row
 from snapgit.store.pack import PackReader
 
 
@@ -602,3 +603,86 @@ def test_a_changed_leaf_looks_up_only_the_records_its_base_lacks(store: Path) ->
     first commit's, so verify looks up 30 records more, not the changed leaves' every record."""
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["ok"] and doc["records_checked"] == 3030, doc
+
+
+def test_a_commit_whose_first_table_is_missing_has_its_other_tables_walked(store: Path) -> None:
+    """A commit (made here object by object) whose table t is missing and whose table u has a
+    missing tree: both are reported, not only the first."""
+    import dataclasses
+
+    from snapgit.objects import Commit, ObjType, Root, TableEntry
+    from snapgit.store.history import read_commit, read_root, read_table
+
+    with Repo.open(store) as repo:
+        head = read_commit(repo.objects, repo.head())
+        t_entry = read_table(repo.objects, read_root(repo.objects, head.tree).tables["t"])
+        gone_table, gone_node = b"\x11" * 32, b"\x22" * 32
+        u = TableEntry(t_entry.schema, gone_node, 1, t_entry.key)
+        with repo.objects.writer() as w:
+            u_id = w.add(ObjType.TABLE, u.encode())
+            tree = w.add(ObjType.ROOT, Root({"t": gone_table, "u": u_id}).encode())
+            broken = w.add(ObjType.COMMIT, Commit(**{**dataclasses.asdict(head), "tree": tree, "parents": []}).encode())
+        repo.refs.set_if_equals("refs/heads/broken", None, broken.hex(), who="test", message="a broken commit")
+    problems = json.loads(snap(store, "verify", "--json").stdout)["problems"]
+    assert {(p["where"], p["table"]) for p in problems} == {(gone_table.hex(), "t"), (gone_node.hex(), "u")}, problems
+
+
+def test_a_missing_commit_does_not_end_the_walk(store: Path) -> None:
+    """The first root walked (the last a reflog names) is a commit that is gone: the others are
+    walked all the same."""
+    log = store / ".snapstore" / "logs" / "refs" / "heads" / "main"
+    last = log.read_text().splitlines()[-1]
+    old, new, rest = last.split(" ", 2)
+    os.chmod(log, 0o600)
+    with log.open("a") as f:
+        f.write(f"{new} {'33' * 32} {rest}\n")
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["commits"] == 2, doc
+    assert [p["where"] for p in doc["problems"]] == ["33" * 32], doc["problems"]
+
+
+def test_lock_files_under_refs_are_not_refs(store: Path) -> None:
+    """A lock left by a killed writer holds a half-written value: not a ref to check."""
+    lock = store / ".snapstore" / "refs" / "heads" / "main.lock"
+    lock.write_text("not a commit id\n")
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["problems"] == [], doc
+
+
+def test_a_pack_without_its_index_is_read_through_as_garbage(store: Path) -> None:
+    """--read-data reads a pack that has no index (left by an interrupted write) too."""
+    from snapgit.objects import ObjType
+
+    before = set(packs(store))
+    with Repo.open(store) as repo, repo.objects.writer() as w:
+        for i in range(5):
+            w.add(ObjType.RECORD, encode_row([i, "unreferenced"]))
+    (orphan,) = set(packs(store)) - before
+    orphan.with_suffix(".idx").unlink()
+    proc = snap(store, "verify", "--read-data", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] and any(g.startswith(orphan.name) for g in doc["garbage"]), doc
+    assert doc["objects_read"] == doc["objects_indexed"] + PackReader(orphan).count
+
+
+def test_a_commit_whose_tree_is_missing_does_not_end_the_walk(store: Path) -> None:
+    """The first root walked (the last a reflog names): a commit whose snapshot tree is gone."""
+    import dataclasses
+
+    from snapgit.objects import Commit, ObjType
+    from snapgit.store.history import read_commit
+
+    with Repo.open(store) as repo:
+        head = read_commit(repo.objects, repo.head())
+        treeless = Commit(**{**dataclasses.asdict(head), "tree": b"\x55" * 32, "parents": []})
+        with repo.objects.writer() as w:
+            broken = w.add(ObjType.COMMIT, treeless.encode())
+    log = store / ".snapstore" / "logs" / "refs" / "heads" / "main"
+    old, new, rest = log.read_text().splitlines()[-1].split(" ", 2)
+    os.chmod(log, 0o600)
+    with log.open("a") as f:
+        f.write(f"{new} {broken.hex()} {rest}\n")
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["commits"] == 3, doc
+    assert [p["where"] for p in doc["problems"]] == ["55" * 32], doc["problems"]
