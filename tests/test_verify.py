@@ -686,3 +686,32 @@ def test_a_commit_whose_tree_is_missing_does_not_end_the_walk(store: Path) -> No
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["commits"] == 3, doc
     assert [p["where"] for p in doc["problems"]] == ["55" * 32], doc["problems"]
+
+
+def test_a_fanout_wrong_from_some_byte_on_is_one_problem(store: Path) -> None:
+    """Every bucket from some first byte on says one id more: one line for the index, not one
+    per bucket."""
+    import hashlib
+    import struct
+
+    idx = max((store / ".snapstore" / "objects" / "pack").glob("*.idx"), key=lambda p: p.stat().st_size)
+    data = bytearray(idx.read_bytes())
+    fanout = list(struct.unpack_from(">256I", data, 16))
+    struct.pack_into(">256I", data, 16, *fanout[:100], *(f + 1 for f in fanout[100:255]), fanout[255])
+    body = bytes(data[:-32])
+    os.chmod(idx, 0o600)
+    idx.write_bytes(body + hashlib.sha256(body).digest())
+    problems = json.loads(snap(store, "verify", "--json").stdout)["problems"]
+    assert [p["message"] for p in problems if p["where"] == idx.name] == [
+        f"fanout[100] is {fanout[100] + 1}, expected {fanout[100]}"
+    ], problems
+
+
+def test_a_commit_with_the_tree_of_one_walked_before_does_not_end_the_walk(store: Path) -> None:
+    """main's newest commit has the tree of its parent (nothing changed); HEAD, on a side
+    branch, is walked after it."""
+    with Repo.open(store) as repo:
+        repo.commit("nothing changed", allow_empty=True)
+    commit_on_side(store, "side")
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 4, doc
