@@ -69,6 +69,8 @@ def examples(test):
 @examples
 # a cell changed alike on both sides is no conflict, next to one that is
 @example(case=({1: X}, {1: {"a": 2, "b": "y"}}, {1: {"a": 2, "b": "z"}}), strategy="manual-theirs")
+# the same row added on both sides converges
+@example(case=({}, {1: X, 2: Y}, {1: X, 3: Y}), strategy="manual-theirs")
 def test_every_strategy_merges_as_the_model_says(case, strategy) -> None:
     base, ours, theirs = case
     with tempfile.TemporaryDirectory() as d:
@@ -225,6 +227,7 @@ _Z = {"a": 1, "b": "z"}  # X with only b changed, otherwise
     ({1: X, 2: X}, {1: Y, 2: X}, {1: Y, 2: {"a": 1, "b": "z"}}),
     ({1: X, 2: X}, {1: {"a": 2, "b": "x"}, 2: X}, {1: {"a": 1, "b": "y"}, 2: X}),
     ({1: X}, {1: {"a": 2, "b": "y"}}, {1: {"a": 2, "b": "x"}}),  # a cell changed alike on both sides
+    ({}, {1: X, 2: Y}, {1: X, 3: Y}),  # the same row added on both sides (in leaves that differ)
 )
 def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> None:
     """What a merge writes and what it says it did (added, updated, deleted, skipped,

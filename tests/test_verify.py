@@ -715,3 +715,31 @@ def test_a_commit_with_the_tree_of_one_walked_before_does_not_end_the_walk(store
     commit_on_side(store, "side")
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["ok"] and doc["commits"] == 4, doc
+
+
+def _only_side_names(store: Path) -> None:
+    """A commit on branch side that HEAD and every reflog but side's own have never named."""
+    commit_on_side(store, "side")
+    assert snap(store, "checkout", "main", "--force").returncode == 0
+    logs = store / ".snapstore" / "logs"
+    for log in logs.rglob("*"):
+        if log.is_file() and log != logs / "refs" / "heads" / "side":
+            log.unlink()
+
+
+def test_a_ref_that_does_not_read_does_not_end_the_refs(store: Path) -> None:
+    _only_side_names(store)
+    (store / ".snapstore" / "logs" / "refs" / "heads" / "side").unlink()
+    (store / ".snapstore" / "refs" / "heads" / "a-bad").write_text("not an id\n")  # sorts first
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["commits"] == 3, doc
+    assert [(p["what"], p["where"]) for p in doc["problems"]] == [("ref", "refs/heads/a-bad")], doc["problems"]
+
+
+def test_a_reflog_left_being_expired_does_not_end_the_reflogs(store: Path) -> None:
+    _only_side_names(store)
+    (store / ".snapstore" / "refs" / "heads" / "side").unlink()
+    (store / ".snapstore" / "logs" / "refs" / "heads" / "a.expire").write_text("")  # sorts first
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["commits"] == 3, doc
+    assert doc["garbage"] == ["logs/refs/heads/a.expire (left by an interrupted gc)"]
