@@ -228,6 +228,10 @@ _Z = {"a": 1, "b": "z"}  # X with only b changed, otherwise
     ({1: X, 2: X}, {1: {"a": 2, "b": "x"}, 2: X}, {1: {"a": 1, "b": "y"}, 2: X}),
     ({1: X}, {1: {"a": 2, "b": "y"}}, {1: {"a": 2, "b": "x"}}),  # a cell changed alike on both sides
     ({}, {1: X, 2: Y}, {1: X, 3: Y}),  # the same row added on both sides (in leaves that differ)
+    # rows merged cell by cell that sort before ours (theirs' b is smaller), without a conflict
+    # and with one: whatever the byte order of the rows, the merged row is written
+    ({1: {"a": 1, "b": "y"}}, {1: {"a": 2, "b": "y"}}, {1: {"a": 1, "b": "x"}}),
+    ({1: {"a": 1, "b": "y"}}, {1: {"a": 2, "b": "y"}}, {1: {"a": 3, "b": "x"}}),
 )
 def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> None:
     """What a merge writes and what it says it did (added, updated, deleted, skipped,

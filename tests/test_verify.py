@@ -240,6 +240,9 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
     assert clean.returncode == 0, clean.stdout + clean.stderr
     report = json.loads(clean.stdout)
     assert report["ok"] and any("which is gone (unreachable)" in g for g in report["garbage"])
+    # each such delta is garbage, and the entries after the first are read too
+    assert sum("which is gone (unreachable)" in g for g in report["garbage"]) > 1
+    assert report["objects_read"] == report["objects_indexed"]
 
 
 def _delta_bases_by_pack(store: Path) -> dict[str, set[str]]:
@@ -606,8 +609,8 @@ def test_a_changed_leaf_looks_up_only_the_records_its_base_lacks(store: Path) ->
 
 
 def test_a_commit_whose_first_table_is_missing_has_its_other_tables_walked(store: Path) -> None:
-    """A commit (made here object by object) whose table t is missing and whose table u has a
-    missing tree: both are reported, not only the first."""
+    """A commit (made here object by object) whose table t is missing, whose table u has a
+    missing tree and whose table v a missing schema: each is reported, not only the first."""
     import dataclasses
 
     from snapgit.objects import Commit, ObjType, Root, TableEntry
@@ -616,15 +619,21 @@ def test_a_commit_whose_first_table_is_missing_has_its_other_tables_walked(store
     with Repo.open(store) as repo:
         head = read_commit(repo.objects, repo.head())
         t_entry = read_table(repo.objects, read_root(repo.objects, head.tree).tables["t"])
-        gone_table, gone_node = b"\x11" * 32, b"\x22" * 32
+        gone_table, gone_node, gone_schema = b"\x11" * 32, b"\x22" * 32, b"\x66" * 32
         u = TableEntry(t_entry.schema, gone_node, 1, t_entry.key)
+        v = TableEntry(gone_schema, t_entry.root, t_entry.rows, t_entry.key)  # all there but its schema
         with repo.objects.writer() as w:
-            u_id = w.add(ObjType.TABLE, u.encode())
-            tree = w.add(ObjType.ROOT, Root({"t": gone_table, "u": u_id}).encode())
+            u_id, v_id = w.add(ObjType.TABLE, u.encode()), w.add(ObjType.TABLE, v.encode())
+            tree = w.add(ObjType.ROOT, Root({"t": gone_table, "u": u_id, "v": v_id}).encode())
             broken = w.add(ObjType.COMMIT, Commit(**{**dataclasses.asdict(head), "tree": tree, "parents": []}).encode())
         repo.refs.set_if_equals("refs/heads/broken", None, broken.hex(), who="test", message="a broken commit")
     problems = json.loads(snap(store, "verify", "--json").stdout)["problems"]
-    assert {(p["where"], p["table"]) for p in problems} == {(gone_table.hex(), "t"), (gone_node.hex(), "u")}, problems
+    assert {(p["where"], p["table"]) for p in problems} == {
+        (gone_table.hex(), "t"),
+        (gone_node.hex(), "u"),
+        (v_id.hex(), "v"),
+    }, problems
+    assert any(gone_schema.hex() in p["message"] for p in problems if p["table"] == "v"), problems
 
 
 def test_a_missing_commit_does_not_end_the_walk(store: Path) -> None:
