@@ -752,3 +752,20 @@ def test_a_reflog_left_being_expired_does_not_end_the_reflogs(store: Path) -> No
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["ok"] and doc["commits"] == 3, doc
     assert doc["garbage"] == ["logs/refs/heads/a.expire (left by an interrupted gc)"]
+
+
+@pytest.mark.parametrize("ext", [".idx", ".pack"])
+def test_a_file_that_does_not_open_does_not_end_the_checks_of_the_others(store: Path, ext: str) -> None:
+    """The first pack's index (or, with --read-data, the pack) cut to a few bytes: each other
+    pack is still counted and read."""
+    first, *others = packs(store)
+    damaged = first.with_suffix(ext)
+    os.chmod(damaged, 0o600)
+    damaged.write_bytes(damaged.read_bytes()[:10])
+    doc = json.loads(snap(store, "verify", "--read-data", "--json").stdout)
+    held = sum(PackReader(p).count for p in others)
+    if ext == ".idx":
+        assert doc["objects_indexed"] == held, doc
+    else:
+        assert doc["objects_read"] == held, doc
+    assert any(p["where"] == damaged.name for p in doc["problems"]), doc["problems"]
