@@ -220,13 +220,14 @@ def test_different_columns_are_refused(project, change: str) -> None:
     )
 
 
-def test_a_different_key_is_refused(project) -> None:
+@pytest.mark.parametrize("key", [["a", "b"], ["id", "a"]])
+def test_a_different_key_is_refused(project, key: list[str]) -> None:
     cwd, con = project
-    with Repo.open(cwd) as repo:  # the database's side is keyed by (a, b) from now on
-        repo.config.table["items"] = TableConfig(key=["a", "b"])
+    with Repo.open(cwd) as repo:  # the database's side is keyed otherwise from now on
+        repo.config.table["items"] = TableConfig(key=key)
         repo.store.save_config()
     assert refused(cwd, con, "feature", "--strategy", "backup_wins").startswith(
-        "error: table 'items' is keyed differently in the database (['a', 'b']) and the snapshot (['id'])"
+        f"error: table 'items' is keyed differently in the database ({key}) and the snapshot (['id'])"
     )
 
 
@@ -241,8 +242,9 @@ def test_an_unknown_ignored_column_is_refused(project) -> None:
     )
 
 
-def test_a_key_changed_since_the_common_base_is_refused(tmp_path: Path) -> None:
-    """Both sides keyed by (id, a) now, their common base by id alone: the base's keys cannot be
+@pytest.mark.parametrize("key", [["id", "a"], ["a"]])
+def test_a_key_changed_since_the_common_base_is_refused(tmp_path: Path, key: list[str]) -> None:
+    """Both sides keyed otherwise now than their common base, by id: the base's keys cannot be
     matched with theirs."""
     con = sqlite3.connect(tmp_path / "db.sqlite")
     con.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, a INTEGER, b TEXT)")
@@ -252,7 +254,7 @@ def test_a_key_changed_since_the_common_base_is_refused(tmp_path: Path) -> None:
     with Repo.init(tmp_path, "db.sqlite") as repo:
         repo.commit("base")
         repo.create_branch("feature")
-        repo.config.table["items"] = TableConfig(key=["id", "a"])
+        repo.config.table["items"] = TableConfig(key=key)
         repo.store.save_config()
     with Repo.open(tmp_path) as repo:  # (a checkout of feature would refuse the key too)
         repo.refs.set_symbolic("HEAD", "refs/heads/feature")

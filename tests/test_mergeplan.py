@@ -232,6 +232,14 @@ _Z = {"a": 1, "b": "z"}  # X with only b changed, otherwise
     # and with one: whatever the byte order of the rows, the merged row is written
     ({1: {"a": 1, "b": "y"}}, {1: {"a": 2, "b": "y"}}, {1: {"a": 1, "b": "x"}}),
     ({1: {"a": 1, "b": "y"}}, {1: {"a": 2, "b": "y"}}, {1: {"a": 3, "b": "x"}}),
+    # the same change on both sides: the table is planned, each key skipped (the tables' ids
+    # sort either way round from the base's)
+    ({1: X}, {1: Y}, {1: Y}),
+    ({1: X}, {}, {}),
+    ({}, {1: X}, {1: X}),
+    ({1: Y}, {1: X}, {1: X}),
+    ({1: X, 2: Y}, {1: X, 2: X}, {1: X, 2: X}),
+    ({1: X, 2: Y}, {2: Y, 3: X}, {2: Y, 3: X}),
 )
 def test_counts_and_ignored_columns_follow_the_model(case, strategy, ignore) -> None:
     """What a merge writes and what it says it did (added, updated, deleted, skipped,
