@@ -263,7 +263,7 @@ def test_a_key_changed_since_the_common_base_is_refused(tmp_path: Path, key: lis
         repo.refs.set_symbolic("HEAD", "refs/heads/main")
         put(con, [(1, 1, "ours"), (2, 2, "x"), (3, 3, "x"), (4, 4, "x")])
         repo.commit("ours")
-    assert refused(tmp_path, con, "feature", "--strategy", "backup_wins").startswith(
-        "error: table 'items' is keyed differently"
+    assert refused(tmp_path, con, "feature", "--strategy", "backup_wins") == (
+        f"error: table 'items' is keyed by {key} on both sides but by ['id'] in their common base"
     )
     con.close()

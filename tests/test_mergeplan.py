@@ -296,3 +296,37 @@ def test_a_table_unchanged_on_every_side_is_left_out_of_the_plan(tmp_path) -> No
     finally:
         repo.close()
         engine.dispose()
+
+
+@pytest.mark.parametrize("other", ["record", "commit"])
+def test_a_table_whose_schema_is_another_kind_of_object_is_damage(tmp_path, other: str) -> None:
+    """A snapshot (made here object by object) whose table names a record, or a commit, as its
+    schema: the merge stops as on any damage (CorruptError, exit 3), writing nothing."""
+    import dataclasses
+
+    from snapgit.encoding import encode_row
+    from snapgit.errors import CorruptError
+    from snapgit.objects import ObjType, Root
+    from snapgit.store.history import read_commit, read_root, read_table
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    sqlite3.connect(tmp_path / "db.sqlite").close()
+    engine = sa.create_engine(url)
+    repo = Repo.init(tmp_path, url)
+    try:
+        setup_branches(repo, engine, {1: X}, {1: X}, {1: Y})
+        feature = repo.resolve("feature")
+        head = read_commit(repo.objects, feature)
+        entry = read_table(repo.objects, read_root(repo.objects, head.tree).tables["items"])
+        with repo.objects.writer() as w:
+            bad = w.add(ObjType.RECORD, encode_row([1, "not a schema"])) if other == "record" else repo.head()
+            table = w.add(ObjType.TABLE, dataclasses.replace(entry, schema=bad).encode())
+            tree = w.add(ObjType.ROOT, Root({"items": table}).encode())
+            commit = dataclasses.replace(head, tree=tree, parents=[feature], message="damaged")
+            broken = w.add(ObjType.COMMIT, commit.encode())
+        with pytest.raises(CorruptError, match=f"object {bad.hex()} is not a schema"):
+            repo.merge(broken.hex(), strategy="backup_wins")
+        assert contents(engine) == {1: X}
+    finally:
+        repo.close()
+        engine.dispose()

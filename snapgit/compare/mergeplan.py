@@ -32,7 +32,7 @@ from typing import Any
 
 from snapgit.compare.writeorder import Reference, references_left
 from snapgit.encoding import decode_row, encode_row
-from snapgit.errors import SnapError
+from snapgit.errors import CorruptError, SnapError
 from snapgit.objects import ObjType, TableEntry, decode_schema
 from snapgit.schema import TableSchema
 from snapgit.store.history import read_table
@@ -191,10 +191,16 @@ def plan_table(
             f"table {name!r} has different columns in the database and in the snapshot",
             hint="bring the schemas in line first (snapgit merges data, not schema changes)",
         )
-    if ours.key != theirs.key or (base is not None and base.key != theirs.key):
+    if ours.key != theirs.key:
         raise MergeError(
             f"table {name!r} is keyed differently in the database ({ours.key}) and the snapshot ({theirs.key})",
             hint="the key (primary or natural, from config.toml) must be the same on both sides",
+        )
+    if base is not None and base.key != theirs.key:
+        raise MergeError(
+            f"table {name!r} is keyed by {theirs.key} on both sides but by {base.key} in their common base",
+            hint="rows cannot be matched with the base's: `snap restore` the snapshot instead (theirs wins "
+            "everywhere), or key the table as the base did in config.toml",
         )
     names = schema.sorted_names
     unknown = [c for c in ignore or () if c not in names]
@@ -309,8 +315,10 @@ def _resolve(
 
 def _schema(reader: ObjectReader, entry: TableEntry) -> TableSchema:
     otype, data = reader.get(entry.schema)
-    if otype != ObjType.SCHEMA:
-        raise MergeError(f"object {entry.schema.hex()} is not a schema")
+    if otype != ObjType.SCHEMA:  # damage: a table object names it as its schema
+        raise CorruptError(
+            f"object {entry.schema.hex()} is not a schema", hint="run `snap verify` to see what is affected"
+        )
     return decode_schema(data)
 
 
