@@ -769,3 +769,46 @@ def test_a_file_that_does_not_open_does_not_end_the_checks_of_the_others(store: 
     else:
         assert doc["objects_read"] == held, doc
     assert any(p["where"] == damaged.name for p in doc["problems"]), doc["problems"]
+
+
+def test_read_data_finds_records_not_written_canonically(store: Path) -> None:
+    """Records that decode but are not the bytes snapgit writes for their values (a wide int, a
+    32-bit float: one sorts after the canonical bytes, one before): two ids for one row."""
+    from snapgit.objects import ObjType
+
+    wide_int = b"\x91\xcd\x00\x01"  # [1], canonically 91 01
+    short_float = b"\x91\xca\x3f\xc0\x00\x00"  # [1.5], canonically a 64-bit float
+    with Repo.open(store) as repo, repo.objects.writer() as w:
+        bad = {w.add(ObjType.RECORD, wide_int).hex(), w.add(ObjType.RECORD, short_float).hex()}
+    doc = json.loads(snap(store, "verify", "--read-data", "--json").stdout)
+    assert {p["where"] for p in doc["problems"]} == bad, doc["problems"]
+    assert {p["message"] for p in doc["problems"]} == {"record does not re-encode to the same bytes"}
+
+
+def test_a_leaf_down_a_long_chain_looks_up_only_its_new_records(store: Path) -> None:
+    """Nine more commits, each changing one row of the same leaf: a chain of deltas ten links
+    long, and each version one new record to look up."""
+    con = sqlite3.connect(store / "db.sqlite")
+    with Repo.open(store) as repo:
+        for i in range(9):
+            con.execute("UPDATE t SET v = ? WHERE id = 1", (f"version {i}",))
+            con.commit()
+            repo.commit(f"version {i}")
+        depth = repo.objects.get_depth(_first_leaf(repo))
+    con.close()
+    assert depth >= 7, depth
+    doc = json.loads(snap(store, "verify", "--json").stdout)
+    assert doc["ok"] and doc["records_checked"] == 3030 + 9, doc
+
+
+def _first_leaf(repo: Repo) -> bytes:
+    from snapgit.store.history import read_commit, read_root, read_table
+    from snapgit.tree.prolly import load_node
+
+    commit = read_commit(repo.objects, repo.head())
+    nid = read_table(repo.objects, read_root(repo.objects, commit.tree).tables["t"]).root
+    node = load_node(repo.objects, nid)
+    while node.level:
+        nid = node.ids[0]
+        node = load_node(repo.objects, nid)
+    return nid
