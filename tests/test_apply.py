@@ -420,3 +420,67 @@ def test_generations_follow_only_references_to_the_table_itself() -> None:
     rows = [[1, 2, 1, 1], [1, 1, None, None], [2, 2, 1, None]]  # (a, b, pa, pb)
     assert generations(pair, rows) == [[[1, 1, None, None], [2, 2, 1, None]], [[1, 2, 1, 1]]]
     assert generations(NODE, []) == [] and generations(NODE, [[1, None]]) == [[[1, None]]]
+
+
+def test_restore_into_a_new_database_writes_each_table_its_own_rows_and_says_so(tmp_path) -> None:
+    """Several tables, one of them empty and one over two batches: each gets its rows (as
+    SQLite itself reads them back), and the progress names each table once, in order, with its
+    row count, and counts every row it writes against the table it is writing."""
+    import sqlite3
+
+    from snapgit.ops.apply import BATCH
+
+    src = tmp_path / "src.sqlite"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)")
+    con.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a(id))")
+    con.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, w REAL)")
+    con.execute("CREATE TABLE d (id INTEGER PRIMARY KEY)")  # empty, and the last
+    big = 2 * BATCH + 7
+    con.executemany("INSERT INTO a VALUES (?, ?)", [(i, f"a{i}") for i in range(big)])
+    con.executemany("INSERT INTO c VALUES (?, ?)", [(i, i / 4) for i in range(9)])
+    con.commit()
+    con.close()
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple] = []
+
+        def table(self, name: str, total: int | None) -> None:
+            self.calls.append(("table", name, total))
+
+        def advance(self, rows: int) -> None:
+            self.calls.append(("advance", rows))
+
+    repo = Repo.init(tmp_path, f"sqlite:///{src}")
+    cid = repo.commit("three tables").commit_id
+    dst = tmp_path / "dst.sqlite"
+    sqlite3.connect(dst).close()
+    seen = Recorder()
+    repo.restore(cid.hex(), into=f"sqlite:///{dst}", progress=seen)
+    repo.close()
+
+    def dump(path, table):
+        with sqlite3.connect(path) as c:
+            return c.execute(
+                f"SELECT quote(id), quote({'v' if table == 'a' else 'w' if table == 'c' else 'a_id'}) "
+                f"FROM {table} ORDER BY id"
+            ).fetchall()
+
+    for table in ("a", "b", "c"):
+        assert dump(dst, table) == dump(src, table), table
+    with sqlite3.connect(dst) as c:
+        assert c.execute("SELECT count(*) FROM d").fetchone() == (0,)
+    announced = [c for c in seen.calls if c[0] == "table"]
+    assert announced == [("table", "a", big), ("table", "b", 0), ("table", "c", 9), ("table", "d", 0)]
+    # rows go in batches of BATCH or more (whole leaves), but for each table's last
+    a_batches = [c[1] for c in seen.calls[1 : seen.calls.index(("table", "b", 0))]]
+    assert all(n >= BATCH for n in a_batches[:-1]) and len(a_batches) <= big // BATCH + 1, a_batches
+    rows_per_table: dict[str, int] = {}
+    current = None
+    for call in seen.calls:
+        if call[0] == "table":
+            current = call[1]
+        else:
+            rows_per_table[current] = rows_per_table.get(current, 0) + call[1]
+    assert rows_per_table == {"a": big, "c": 9}
