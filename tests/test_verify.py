@@ -219,6 +219,8 @@ def test_a_delta_whose_base_is_gone_is_garbage_when_unreachable_and_damage_when_
             p.with_suffix(ext).rename(trash / p.with_suffix(ext).name)
     damaged = snap(store, "verify", "--read-data", "--json")
     assert damaged.returncode == 3  # commit "two" still needs those bases
+    doc = json.loads(damaged.stdout)  # every entry is read, those after a damaged one too
+    assert doc["objects_read"] == doc["objects_indexed"], doc
     # now nothing reaches commit "two": a new root commit, and no reflog naming the old ones
     for p in trash.iterdir():
         p.rename(packs / p.name)
