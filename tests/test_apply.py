@@ -429,6 +429,7 @@ def test_restore_into_a_new_database_writes_each_table_its_own_rows_and_says_so(
     import sqlite3
 
     from snapgit.ops.apply import BATCH
+    from test_repo import Recorder
 
     src = tmp_path / "src.sqlite"
     con = sqlite3.connect(src)
@@ -441,16 +442,6 @@ def test_restore_into_a_new_database_writes_each_table_its_own_rows_and_says_so(
     con.executemany("INSERT INTO c VALUES (?, ?)", [(i, i / 4) for i in range(9)])
     con.commit()
     con.close()
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.calls: list[tuple] = []
-
-        def table(self, name: str, total: int | None) -> None:
-            self.calls.append(("table", name, total))
-
-        def advance(self, rows: int) -> None:
-            self.calls.append(("advance", rows))
 
     repo = Repo.init(tmp_path, f"sqlite:///{src}")
     cid = repo.commit("three tables").commit_id
@@ -471,16 +462,7 @@ def test_restore_into_a_new_database_writes_each_table_its_own_rows_and_says_so(
         assert dump(dst, table) == dump(src, table), table
     with sqlite3.connect(dst) as c:
         assert c.execute("SELECT count(*) FROM d").fetchone() == (0,)
-    announced = [c for c in seen.calls if c[0] == "table"]
-    assert announced == [("table", "a", big), ("table", "b", 0), ("table", "c", 9), ("table", "d", 0)]
+    assert seen.per_table() == [("a", big, big), ("b", 0, 0), ("c", 9, 9), ("d", 0, 0)]
     # rows go in batches of BATCH or more (whole leaves), but for each table's last
     a_batches = [c[1] for c in seen.calls[1 : seen.calls.index(("table", "b", 0))]]
     assert all(n >= BATCH for n in a_batches[:-1]) and len(a_batches) <= big // BATCH + 1, a_batches
-    rows_per_table: dict[str, int] = {}
-    current = None
-    for call in seen.calls:
-        if call[0] == "table":
-            current = call[1]
-        else:
-            rows_per_table[current] = rows_per_table.get(current, 0) + call[1]
-    assert rows_per_table == {"a": big, "c": 9}

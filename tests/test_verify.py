@@ -638,15 +638,19 @@ def test_a_commit_whose_first_table_is_missing_has_its_other_tables_walked(store
     assert any(gone_schema.hex() in p["message"] for p in problems if p["table"] == "v"), problems
 
 
+def name_last_in_mains_reflog(store: Path, commit: str) -> None:
+    """A reflog line for main moving to ``commit`` (verify walks the last root named first)."""
+    log = store / ".snapstore" / "logs" / "refs" / "heads" / "main"
+    _old, new, rest = log.read_text().splitlines()[-1].split(" ", 2)
+    os.chmod(log, 0o600)
+    with log.open("a") as f:
+        f.write(f"{new} {commit} {rest}\n")
+
+
 def test_a_missing_commit_does_not_end_the_walk(store: Path) -> None:
     """The first root walked (the last a reflog names) is a commit that is gone: the others are
     walked all the same."""
-    log = store / ".snapstore" / "logs" / "refs" / "heads" / "main"
-    last = log.read_text().splitlines()[-1]
-    old, new, rest = last.split(" ", 2)
-    os.chmod(log, 0o600)
-    with log.open("a") as f:
-        f.write(f"{new} {'33' * 32} {rest}\n")
+    name_last_in_mains_reflog(store, "33" * 32)
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["commits"] == 2, doc
     assert [p["where"] for p in doc["problems"]] == ["33" * 32], doc["problems"]
@@ -689,11 +693,7 @@ def test_a_commit_whose_tree_is_missing_does_not_end_the_walk(store: Path) -> No
         treeless = Commit(**{**dataclasses.asdict(head), "tree": b"\x55" * 32, "parents": []})
         with repo.objects.writer() as w:
             broken = w.add(ObjType.COMMIT, treeless.encode())
-    log = store / ".snapstore" / "logs" / "refs" / "heads" / "main"
-    old, new, rest = log.read_text().splitlines()[-1].split(" ", 2)
-    os.chmod(log, 0o600)
-    with log.open("a") as f:
-        f.write(f"{new} {broken.hex()} {rest}\n")
+    name_last_in_mains_reflog(store, broken.hex())
     doc = json.loads(snap(store, "verify", "--json").stdout)
     assert doc["commits"] == 3, doc
     assert [p["where"] for p in doc["problems"]] == ["55" * 32], doc["problems"]
