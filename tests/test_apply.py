@@ -194,8 +194,18 @@ def test_restore_into_a_new_database_inserts_parents_first(make_db_url, make_eng
     cid = repo.commit("a tree").commit_id
     dst = make_db_url(db_kind)
     repo.restore(cid.hex(), into=dst)
-    with make_engine(dst).connect() as conn:
+    target = make_engine(dst)
+    with target.connect() as conn:
         assert dict(conn.execute(sa.text("SELECT id, parent_id FROM node")).all()) == tree
+    # and the foreign key is there once the rows are in: the database itself refuses an orphan
+    with target.connect() as conn:
+        if db_kind == "sqlite":
+            conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+        with pytest.raises(sa.exc.IntegrityError):
+            conn.execute(sa.text("INSERT INTO node (id, parent_id) VALUES (1, 999)"))
+        conn.rollback()
+        conn.execute(sa.text("INSERT INTO node (id, parent_id) VALUES (1, 120)"))
+        conn.rollback()
     repo.close()
 
 
