@@ -552,6 +552,13 @@ def _layout(imp: _Importer, lines: _Lines, expected: str) -> None:
     imp.problem(lines.file, lines.n, f"not in the layout snapgit writes: expected {expected}")
 
 
+def _ended(lines: _Lines, what: str) -> None:
+    """The input ended where ``what`` was due; said only when it really ended, since a line that
+    could not be read ends it too and has said why."""
+    if not lines.failed:
+        lines.imp.problem(lines.file, lines.n + 1, f"unexpected end of file: {what}")
+
+
 def _read_json(imp: _Importer, chunks: Iterator[bytes]) -> ImportedTree | None:
     file = imp.path.name
     lines = _Lines(chunks, imp, file)
@@ -578,7 +585,7 @@ def _read_json(imp: _Importer, chunks: Iterator[bytes]) -> ImportedTree | None:
     while True:
         line = lines.next()
         if line is None:
-            imp.problem(file, lines.n + 1, "unexpected end of file: the tables array is not closed")
+            _ended(lines, "the tables array is not closed")
             return None
         if line == "]}":
             break
@@ -620,7 +627,7 @@ def _read_json(imp: _Importer, chunks: Iterator[bytes]) -> ImportedTree | None:
             line = lines.next()
         if line != '"data":[':
             if line is None:
-                imp.problem(file, lines.n + 1, 'unexpected end of file: expected "data":[')
+                _ended(lines, 'expected "data":[')
             else:
                 _layout(imp, lines, 'the line "data":[')
             return None
@@ -668,7 +675,7 @@ def _read_items(imp: _Importer, lines: _Lines, each, closers) -> str | None:
     while True:
         line = lines.next()
         if line is None:
-            imp.problem(imp.path.name, lines.n + 1, "unexpected end of file: the file is truncated")
+            _ended(lines, "the file is truncated")
             return None
         if line in closers:
             if items and comma:
