@@ -133,6 +133,14 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ["broken.json:1: metadata is missing or not an object"],
     ),
     (
+        # another tool's file: said once, without the noise of reading the rest as ours
+        "wrong-format",
+        lambda p: _edit(
+            p, lambda ls: _meta(lambda m: _set(m, "format", "other-tool"))(_sub_row("orders", 1, '"1.50"', "1.5")(ls))
+        ),
+        ["broken.json:1: metadata format is 'other-tool', expected 'snapgit-export'"],
+    ),
+    (
         "wrong-format-version",
         lambda p: _edit(p, _meta(lambda m: _set(m, "format_version", 99))),
         ["broken.json:1: metadata format_version is 99, this snapgit reads 1 to 2"],
