@@ -214,6 +214,41 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ],
     ),
     (
+        "a-column-not-in-the-schema",
+        lambda p: _edit(p, _header(lambda h: h["columns"].append("zzz"))),
+        [
+            f"broken.json:{ORDERS}: table 'orders': columns ['amount', 'customer_id', 'id', 'note', 'zzz'] are not "
+            "the schema's column names in sorted order ['amount', 'customer_id', 'id', 'note']"
+        ],
+    ),
+    (
+        "negative-row-count",
+        lambda p: _edit(p, _header(lambda h: _set(h, "rows", -1))),
+        [f"broken.json:{ORDERS}: table 'orders': rows is not a row count"],
+    ),
+    (
+        "a-header-that-is-not-json",
+        lambda p: _edit(p, lambda ls: ls[: ORDERS - 1] + ['{"name":"orders",,'] + ls[ORDERS:]),
+        [
+            f"broken.json:{ORDERS}: invalid JSON: Expecting property name enclosed in double quotes: line 1 column 18 (char 17)"
+        ],
+    ),
+    (
+        "ends-after-a-header",
+        lambda p: _edit(p, lambda ls: ls[:ORDERS]),
+        [f'broken.json:{ORDERS + 1}: unexpected end of file: expected "data":['],
+    ),
+    (
+        "ends-between-tables",
+        lambda p: _edit(p, lambda ls: ls[:ORDERS_END]),
+        [f"broken.json:{ORDERS_END + 1}: unexpected end of file: the tables array is not closed"],
+    ),
+    (
+        "one-json-document",
+        lambda p: p.write_text('{"metadata":{"format":"snapgit-export"}}\n'),
+        ['broken.json:1: not in the layout snapgit writes: expected a first line {"metadata":{...},'],
+    ),
+    (
         "too-many-values",
         lambda p: _edit(p, _sub_row("tags", 1, '"values":[', '"values":[1,')),
         ["broken.json:261: table 'tags', row 1: expected 1 values, found 2"],
@@ -322,6 +357,16 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ],
     ),
     ("csv-missing-file", lambda d: (d / "orders.csv").unlink(), ["orders.csv: table 'orders': the file is missing"]),
+    (
+        "csv-manifest-not-json",
+        lambda d: (d / "manifest.json").write_text('{"metadata": '),
+        ["manifest.json: invalid JSON: Expecting value: line 1 column 14 (char 13)"],
+    ),
+    (
+        "csv-unknown-mode",
+        _manifest(lambda m: m["tables"][0].__setitem__("mode", "bogus")),
+        ["manifest.json: table 'customers': mode 'bogus' is not full or changes"],
+    ),
     (
         "csv-changes-in-a-full-export",
         _manifest(lambda m: m["tables"][0].__setitem__("mode", "changes")),

@@ -452,6 +452,8 @@ class _Importer:
         return _TableBuild(self.objects, self.writer, self.problems, t.key, base_entry, removed)
 
     def finish(self, meta: dict[str, Any], file: str) -> ImportedTree:
+        if self.progress is not None:
+            self._report()  # the last table's rows since its last batch
         listed = meta.get("tables") or {}
         removed_tables = meta.get("removed_tables") or []
         if self.problems:

@@ -1,0 +1,262 @@
+"""The edges of `snap import`: its size limits to the byte, the progress it reports, and
+incremental exports that remove rows, keyless rows and whole tables, well formed or broken.
+
+The broken files' problems are compared whole (file, line, what), as in test_import_errors.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from snapgit import Repo
+from snapgit.exchange.importer import DEFAULT_MAX_SIZE, ImportValidationError
+from test_cli import make_shop, snap
+from test_repo import Recorder
+
+
+def _problems(exc: ImportValidationError) -> list[str]:
+    return [p.describe() for p in exc.problems]
+
+
+# --- size limits ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("project")
+    make_shop(d / "shop.db")
+    snap(d, "init", "--db", "shop.db")
+    snap(d, "commit", "-m", "first")
+    snap(d, "export", "HEAD", "-o", "good.json")
+    return d
+
+
+def test_the_default_size_limit_is_ten_gib_to_the_byte(project: Path, tmp_path: Path) -> None:
+    """A sparse file one byte over 10 GiB is refused for its size before a byte is read; one of
+    exactly 10 GiB is read (and refused for what it holds: zeros, no line)."""
+    assert DEFAULT_MAX_SIZE == 10 * 2**30
+    over = tmp_path / "over.json"
+    with open(over, "wb") as f:
+        f.truncate(10 * 2**30 + 1)
+    proc = snap(project, "import", str(over), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[1:] == [
+        "over.json: the input is 10,737,418,241 bytes, more than the maximum 10,737,418,240 (--max-size)"
+    ], proc.stderr
+    at = tmp_path / "at.json"
+    with open(at, "wb") as f:
+        f.truncate(10 * 2**30)
+    proc = snap(project, "import", str(at), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[1:] == [
+        "at.json:1: cannot read the file: the line is longer than 268,435,456 bytes, the most a line of an export holds"
+    ], proc.stderr
+
+
+def test_a_compressed_export_may_expand_to_the_limit_and_not_a_byte_more(project: Path, tmp_path: Path) -> None:
+    plain = (project / "good.json").read_bytes()
+    packed = tmp_path / "good.json.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(plain))
+    with Repo.open(project) as repo:
+        got = repo.import_file(packed, max_size=len(plain))
+        assert got["rows"] == {"customers": 50, "orders": 200, "tags": 3}
+        with pytest.raises(ImportValidationError) as caught:
+            repo.import_file(packed, max_size=len(plain) - 1)
+    assert _problems(caught.value) == [
+        "good.json.zst:1: cannot read the file: the decompressed data is larger than the maximum input size (--max-size)"
+    ]
+
+
+# --- progress ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_import_reports_each_table_with_its_rows_and_every_row_of_the_last(tmp_path: Path, fmt: str) -> None:
+    """Each table is announced with its row count, and the rows advanced add up to it, the last
+    table's included (its rows were counted, never reported, once)."""
+    src = tmp_path / "src.db"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)")
+    con.execute("CREATE TABLE b (id INTEGER PRIMARY KEY)")
+    con.execute("CREATE TABLE c (v TEXT)")
+    con.executemany("INSERT INTO a VALUES (?, ?)", [(i, f"v{i}") for i in range(12_003)])
+    con.executemany("INSERT INTO c VALUES (?)", [(f"w{i % 7}",) for i in range(7_001)])
+    con.commit()
+    con.close()
+    (tmp_path / "p").mkdir()
+    repo = Repo.init(tmp_path / "p", f"sqlite:///{src}")
+    cid = repo.commit("three tables").commit_id
+    out = tmp_path / ("out.json" if fmt == "json" else "out-csv")
+    repo.export(cid.hex(), out, fmt=fmt)
+    seen = Recorder()
+    repo.import_file(out, progress=seen)
+    repo.close()
+    assert seen.per_table() == [("a", 12_003, 12_003), ("b", 0, 0), ("c", 7_001, 7_001)]
+    assert all(call[1] > 0 for call in seen.calls if call[0] == "advance")
+
+
+# --- incremental exports -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def incremental(tmp_path_factory) -> tuple[Path, str]:
+    """A project with two commits and the second's incremental exports since the first (JSON and
+    CSV): an order removed and one changed, a tag (keyless, one of two equal rows) removed and two
+    added, and the table zones dropped."""
+    d = tmp_path_factory.mktemp("incremental")
+    make_shop(d / "shop.db")
+    con = sqlite3.connect(d / "shop.db")
+    con.execute("CREATE TABLE zones (id INTEGER PRIMARY KEY, name TEXT)")
+    con.executemany("INSERT INTO zones VALUES (?, ?)", [(1, "north"), (2, "south")])
+    con.commit()
+    snap(d, "init", "--db", "shop.db")
+    snap(d, "commit", "-m", "first")
+    base = (d / ".snapstore" / "refs" / "heads" / "main").read_text().strip()
+    con.execute("DELETE FROM orders WHERE id = 7")
+    con.execute("UPDATE orders SET note = 'gift' WHERE id = 3")
+    con.execute("DELETE FROM tags WHERE rowid = 1")
+    con.executemany("INSERT INTO tags VALUES (?)", [("c",), ("d",)])
+    con.execute("DROP TABLE zones")
+    con.commit()
+    con.close()
+    snap(d, "commit", "-m", "second")
+    snap(d, "export", "HEAD", "--since", base, "-o", "inc.json")
+    snap(d, "export", "HEAD", "--since", base, "-o", "inc-csv", "--format", "csv")
+    return d, base
+
+
+@pytest.mark.parametrize("name", ["inc.json", "inc-csv"])
+def test_an_incremental_export_that_drops_a_table_imports_as_its_commit(incremental, name: str) -> None:
+    d, _base = incremental
+    with Repo.open(d) as repo:
+        got = repo.import_file(d / name)
+        head = repo.resolve("HEAD")
+        assert got["tree"] == repo.read_commit(head).tree
+        assert [t.name for t in repo.tables(got["commit"].hex())] == ["customers", "orders", "tags"]
+
+
+def _broken_copy(d: Path, name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    if (d / name).is_dir():
+        shutil.copytree(d / name, target)
+    else:
+        shutil.copy(d / name, target)
+    return target
+
+
+def _refused(d: Path, path: Path) -> list[str]:
+    with Repo.open(d) as repo:
+        with pytest.raises(ImportValidationError) as caught:
+            repo.import_file(path)
+    return _problems(caught.value)
+
+
+def _json_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split("\n")
+
+
+def _line_of(lines: list[str], start: str) -> int:
+    """The number (from 1) of the first line that starts with ``start``."""
+    return next(i for i, line in enumerate(lines) if line.startswith(start)) + 1
+
+
+def test_a_removed_key_of_the_wrong_length_or_type_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    path = _broken_copy(d, "inc.json", tmp_path)
+    lines = _json_lines(path)
+    at = _line_of(lines, '{"key":[7]}')
+    lines[at - 1] = lines[at - 1].replace('{"key":[7]}', '{"key":[7,8]}')
+    path.write_text("\n".join(lines), encoding="utf-8")
+    assert _refused(d, path) == [f"inc.json:{at}: table 'orders': removed key: expected a key of 1 values"]
+    lines[at - 1] = lines[at - 1].replace('{"key":[7,8]}', '{"key":["seven"]}')
+    path.write_text("\n".join(lines), encoding="utf-8")
+    problems = _refused(d, path)
+    assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: table 'orders': removed key: "), problems
+
+
+def test_an_incremental_table_whose_row_count_is_off_is_refused(incremental, tmp_path: Path) -> None:
+    """The rows of a table given as changes are counted once merged with the base's: a count one
+    more, or one less, than that is refused."""
+    d, _base = incremental
+    for claimed in (198, 200):  # orders has 199 rows in the second commit
+        (tmp_path / str(claimed)).mkdir()
+        path = _broken_copy(d, "inc.json", tmp_path / str(claimed))
+        lines = _json_lines(path)
+        doc = json.loads(lines[0][:-1] + "}")
+        assert doc["metadata"]["tables"]["orders"] == 199
+        doc["metadata"]["tables"]["orders"] = claimed
+        lines[0] = json.dumps(doc, separators=(",", ":"))[:-1] + ","
+        header = _line_of(lines, '{"name":"orders"')
+        h = json.loads(lines[header - 1][:-1] + "}")
+        h["rows"] = claimed
+        lines[header - 1] = json.dumps(h, separators=(",", ":"))[:-1] + ","
+        path.write_text("\n".join(lines), encoding="utf-8")
+        end = next(i for i in range(header, len(lines)) if lines[i].startswith("]}")) + 1
+        assert _refused(d, path) == [
+            f"inc.json:{end}: table 'orders': the table has 199 rows, the metadata says {claimed}"
+        ]
+
+
+def _manifest_fixed(directory: Path, fname: str) -> None:
+    """The manifest's SHA-256 of ``fname`` set to the file's, so that only the content is wrong."""
+    m = json.loads((directory / "manifest.json").read_text())
+    for t in m["tables"]:
+        if t.get("file") == fname:
+            t["sha256"] = hashlib.sha256((directory / fname).read_bytes()).hexdigest()
+        if t.get("removed_file") == fname:
+            t["removed_sha256"] = hashlib.sha256((directory / fname).read_bytes()).hexdigest()
+    (directory / "manifest.json").write_text(json.dumps(m))
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f))
+
+
+def _write_csv(path: Path, rows: list[list[str]]) -> None:
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+
+
+def test_every_bad_occurrence_of_a_keyless_table_is_reported(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target = _broken_copy(d, "inc-csv", tmp_path)
+    m = json.loads((target / "manifest.json").read_text())
+    tags = next(t for t in m["tables"] if t["name"] == "tags")
+    rows = _csv_rows(target / tags["file"])
+    assert rows[0][-1] == "#occurrence" and len(rows) == 3, rows  # the header and the two added tags
+    for row in rows[1:]:
+        row[-1] = "x"
+    _write_csv(target / tags["file"], rows)
+    _manifest_fixed(target, tags["file"])
+    f = tags["file"]
+    assert _refused(d, target) == [
+        f"{f}:2: table 'tags', row 1, column '#occurrence': occurrence 'x' is not an integer",
+        f"{f}:3: table 'tags', row 2, column '#occurrence': occurrence 'x' is not an integer",
+    ]
+
+
+def test_a_removed_keyless_row_needs_a_checksum_of_64_digits(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target = _broken_copy(d, "inc-csv", tmp_path)
+    m = json.loads((target / "manifest.json").read_text())
+    tags = next(t for t in m["tables"] if t["name"] == "tags")
+    rname = tags["removed_file"]
+    rows = _csv_rows(target / rname)
+    assert rows[0] == ["checksum", "occurrence"] and len(rows) == 2, rows
+    rows[1][0] += "00"  # 33 bytes
+    _write_csv(target / rname, rows)
+    _manifest_fixed(target, rname)
+    assert _refused(d, target) == [
+        f"{rname}:2: table 'tags', row 1: removed key: expected a 64-digit checksum and an occurrence >= 0"
+    ]
