@@ -232,7 +232,11 @@ def _fresh_repo(tmp: Path, name: str) -> Repo:
 
 @pytest.mark.parametrize("suffix,fmt", [(".json", "json"), (".json.zst", "json"), ("-csv", "csv")])
 def test_export_then_import_gives_the_same_tree(suffix: str, fmt: str) -> None:
-    @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    # (at most 25 examples, fewer where the profile asks for fewer: scripts/mutation's 10)
+    @settings(
+        max_examples=min(25, settings().max_examples),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(random_tables())
     def check(tables) -> None:
         with tempfile.TemporaryDirectory() as tmp_name:
@@ -250,7 +254,10 @@ def test_export_then_import_gives_the_same_tree(suffix: str, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_an_incremental_export_applied_to_its_base_gives_the_target(fmt: str) -> None:
-    @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=min(25, settings().max_examples),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(random_tables(), random_tables())
     def check(before, after) -> None:
         # the same tables, other schemas and rows: "after" keeps some rows of "before"
@@ -351,7 +358,7 @@ def test_sql_export_loads_into_a_fresh_sqlite_database_as_the_same_tree(tmp_path
     counter = iter(range(10**6))
 
     @settings(
-        max_examples=20,
+        max_examples=min(20, settings().max_examples),
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
     )
     @given(st.lists(st.sampled_from(SQLITE_TYPES), min_size=1, max_size=6, unique_by=lambda t: t[0]), st.data())

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from snapgit import Repo
+from snapgit.exchange.importer import ImportValidationError
 from test_cli import make_shop, snap
 
 
@@ -408,41 +410,75 @@ def _copy_project(exported: Path, work: Path, ignore=None) -> None:
     config.write_text(config.read_text().replace(str(exported), str(work)))
 
 
-def _check_refused(exported: Path, tmp_path: Path, target: Path, expected: list[str], *args: str) -> None:
+def _check_refused(
+    exported: Path, tmp_path: Path, target: Path, expected: list[str], *args: str, cli: bool = False
+) -> None:
+    """``target`` is refused with exactly the ``expected`` problems, and the store and the
+    database stay as they were; through the Python API (fast: the catalogue is what the
+    importer's mutation run leans on), or with ``cli`` through `snap import` in a subprocess,
+    which must also exit 1 with one line per problem, no traceback, and log the refusal."""
     work = tmp_path / "work"
     _copy_project(exported, work, shutil.ignore_patterns("good*"))
     store = work / ".snapstore"
     before = _listing(store)
     db_before = (work / "shop.db").read_bytes()
-    proc = snap(work, "import", str(target), *args, check=False)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
-    lines = proc.stderr.splitlines()
     count = f"{len(expected)} problem{'s' if len(expected) > 1 else ''}"
-    assert lines[0] == f"error: {target}: {count}, nothing imported", proc.stderr
-    assert lines[1:] == expected  # each problem names its place: the file, and the line where there are lines
+    if cli:
+        proc = snap(work, "import", str(target), *args, check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+        lines = proc.stderr.splitlines()
+        assert lines[0] == f"error: {target}: {count}, nothing imported", proc.stderr
+        assert lines[1:] == expected  # each problem names its place: the file, and the line where there are lines
+        log = [json.loads(line) for line in (store / "oplog.jsonl").read_text().splitlines()]
+        assert log[-1]["op"] == "import" and log[-1]["ok"] is False
+    else:
+        options = dict(zip(args[::2], args[1::2], strict=True))
+        with Repo.open(work) as repo, pytest.raises(ImportValidationError) as caught:
+            repo.import_file(
+                target,
+                merge_strategy=options.get("--strategy"),
+                max_size=int(options["--max-size"]) if "--max-size" in options else None,
+            )
+        assert str(caught.value).splitlines() == [f"{target}: {count}, nothing imported", *expected]
     assert _listing(store) == before
     assert (work / "shop.db").read_bytes() == db_before
-    log = [json.loads(line) for line in (store / "oplog.jsonl").read_text().splitlines()]
-    assert log[-1]["op"] == "import" and log[-1]["ok"] is False
+
+
+def _broken(exported: Path, tmp_path: Path, case) -> Path:
+    name, breaker, _expected = case
+    if name.startswith("csv-"):
+        target = tmp_path / "broken-csv"
+        shutil.copytree(exported / "good-csv", target)
+    else:
+        target = tmp_path / "broken.json"
+        shutil.copy(exported / "good.json", target)
+    breaker(target)
+    return target
 
 
 @pytest.mark.parametrize("case", JSON_CASES, ids=[c[0] for c in JSON_CASES])
 def test_broken_json_export_is_refused(exported: Path, tmp_path: Path, case) -> None:
-    name, breaker, expected = case
-    target = tmp_path / "broken.json"
-    shutil.copy(exported / "good.json", target)
-    breaker(target)
-    _check_refused(exported, tmp_path, target, expected, "--merge", "--strategy", "backup_wins")
+    target = _broken(exported, tmp_path, case)
+    _check_refused(exported, tmp_path, target, case[2], "--strategy", "backup_wins")
 
 
 @pytest.mark.parametrize("case", CSV_CASES, ids=[c[0] for c in CSV_CASES])
 def test_broken_csv_export_is_refused(exported: Path, tmp_path: Path, case) -> None:
-    name, breaker, expected = case
-    target = tmp_path / "broken-csv"
-    shutil.copytree(exported / "good-csv", target)
-    breaker(target)
-    _check_refused(exported, tmp_path, target, expected)
+    target = _broken(exported, tmp_path, case)
+    _check_refused(exported, tmp_path, target, case[2])
+
+
+CLI_CASES = [
+    c for c in JSON_CASES + CSV_CASES if c[0] in ("empty", "wrong-count-in-header", "not-utf8", "csv-bad-value")
+]
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_snap_import_refuses_with_a_line_per_problem_and_exit_1(exported: Path, tmp_path: Path, case) -> None:
+    target = _broken(exported, tmp_path, case)
+    merge = ("--merge", "--strategy", "backup_wins") if target.suffix == ".json" else ()
+    _check_refused(exported, tmp_path, target, case[2], *merge, cli=True)
 
 
 def test_oversized_input_is_refused(exported: Path, tmp_path: Path) -> None:
@@ -454,6 +490,7 @@ def test_oversized_input_is_refused(exported: Path, tmp_path: Path) -> None:
         [f"good.json: the input is {size:,} bytes, more than the maximum 1,000 (--max-size)"],
         "--max-size",
         "1000",
+        cli=True,
     )
 
 
