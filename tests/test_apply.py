@@ -357,12 +357,16 @@ def test_nothing_to_write_opens_no_transaction() -> None:
 
 def test_big_plans_are_written_in_batches() -> None:
     rows = [[i, None] for i in range(12_001)]
-    db = Recorder()
-    apply_plans(db, [TablePlan("a", A, ["id"], inserts=rows, updates=rows, deletes=rows)])
+    from test_repo import Recorder as Progress
+
+    db, seen = Recorder(), Progress()
+    apply_plans(db, [TablePlan("a", A, ["id"], inserts=rows, updates=rows, deletes=rows)], seen)
     sizes = [(c[0], len(c[2])) for c in db.calls if c[0] in ("delete", "update", "insert")]
     assert BATCH == 5000
     assert sizes == [(op, n) for op in ("delete", "update", "insert") for n in (5000, 5000, 2001)]
     assert [r for c in db.calls if c[0] == "insert" for r in c[2]] == [tuple(r) for r in rows]
+    # the table shows twice: its deletes, then its updates and inserts together, each bar filled
+    assert seen.per_table() == [("a", 12_001, 12_001), ("a", 24_002, 24_002)]
 
 
 def test_self_referencing_rows_are_written_parents_first_and_deleted_children_first() -> None:
