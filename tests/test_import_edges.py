@@ -19,7 +19,7 @@ import zstandard
 
 from snapgit import Repo
 from snapgit.exchange.importer import DEFAULT_MAX_SIZE, ImportValidationError
-from test_cli import make_shop, snap
+from test_cli import make_shop
 from test_repo import Recorder
 
 
@@ -34,9 +34,8 @@ def _problems(exc: ImportValidationError) -> list[str]:
 def project(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("project")
     make_shop(d / "shop.db")
-    snap(d, "init", "--db", "shop.db")
-    snap(d, "commit", "-m", "first")
-    snap(d, "export", "HEAD", "-o", "good.json")
+    with Repo.init(d, f"sqlite:///{d / 'shop.db'}") as repo:
+        repo.export(repo.commit("first").commit_id.hex(), d / "good.json")
     return d
 
 
@@ -47,19 +46,15 @@ def test_the_default_size_limit_is_ten_gib_to_the_byte(project: Path, tmp_path: 
     over = tmp_path / "over.json"
     with open(over, "wb") as f:
         f.truncate(10 * 2**30 + 1)
-    proc = snap(project, "import", str(over), check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.splitlines()[1:] == [
+    assert _refused(project, over) == [
         "over.json: the input is 10,737,418,241 bytes, more than the maximum 10,737,418,240 (--max-size)"
-    ], proc.stderr
+    ]
     at = tmp_path / "at.json"
     with open(at, "wb") as f:
         f.truncate(10 * 2**30)
-    proc = snap(project, "import", str(at), check=False)
-    assert proc.returncode == 1
-    assert proc.stderr.splitlines()[1:] == [
+    assert _refused(project, at) == [
         "at.json:1: cannot read the file: the line is longer than 268,435,456 bytes, the most a line of an export holds"
-    ], proc.stderr
+    ]
 
 
 def test_a_compressed_export_may_expand_to_the_limit_and_not_a_byte_more(project: Path, tmp_path: Path) -> None:
@@ -118,9 +113,8 @@ def incremental(tmp_path_factory) -> tuple[Path, str]:
     con.execute("CREATE TABLE zones (id INTEGER PRIMARY KEY, name TEXT)")
     con.executemany("INSERT INTO zones VALUES (?, ?)", [(1, "north"), (2, "south")])
     con.commit()
-    snap(d, "init", "--db", "shop.db")
-    snap(d, "commit", "-m", "first")
-    base = (d / ".snapstore" / "refs" / "heads" / "main").read_text().strip()
+    repo = Repo.init(d, f"sqlite:///{d / 'shop.db'}")
+    base = repo.commit("first").commit_id.hex()
     con.execute("DELETE FROM orders WHERE id = 7")
     con.execute("UPDATE orders SET note = 'gift' WHERE id = 3")
     con.execute("DELETE FROM tags WHERE rowid = 1")
@@ -128,9 +122,10 @@ def incremental(tmp_path_factory) -> tuple[Path, str]:
     con.execute("DROP TABLE zones")
     con.commit()
     con.close()
-    snap(d, "commit", "-m", "second")
-    snap(d, "export", "HEAD", "--since", base, "-o", "inc.json")
-    snap(d, "export", "HEAD", "--since", base, "-o", "inc-csv", "--format", "csv")
+    head = repo.commit("second").commit_id.hex()
+    repo.export(head, d / "inc.json", since=base)
+    repo.export(head, d / "inc-csv", fmt="csv", since=base)
+    repo.close()
     return d, base
 
 

@@ -395,11 +395,12 @@ def _listing(root: Path) -> dict[str, bytes]:
 def exported(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("exported")
     make_shop(d / "shop.db")
-    snap(d, "init", "--db", "shop.db")
-    snap(d, "commit", "-m", "first")
-    snap(d, "export", "HEAD", "-o", "good.json")
-    snap(d, "export", "HEAD", "-o", "good-csv", "--format", "csv")
-    BASE_HEX["head"] = (d / ".snapstore" / "refs" / "heads" / "main").read_text().strip()
+    # (through the API: the importer's mutation run builds this once per mutant)
+    with Repo.init(d, f"sqlite:///{d / 'shop.db'}") as repo:
+        head = repo.commit("first").commit_id.hex()
+        repo.export(head, d / "good.json")
+        repo.export(head, d / "good-csv", fmt="csv")
+    BASE_HEX["head"] = head
     return d
 
 
