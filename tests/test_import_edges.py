@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import zstandard
 
 from snapgit import Repo
-from snapgit.exchange.importer import DEFAULT_MAX_SIZE, ImportValidationError
+from snapgit.exchange.importer import DEFAULT_MAX_SIZE, MAX_LINE, ImportValidationError, is_encrypted
 from test_cli import make_shop
 from test_repo import Recorder
 
@@ -69,6 +70,80 @@ def test_a_compressed_export_may_expand_to_the_limit_and_not_a_byte_more(project
     assert _problems(caught.value) == [
         "good.json.zst:1: cannot read the file: the decompressed data is larger than the maximum input size (--max-size)"
     ]
+
+
+def test_a_line_past_the_limit_is_refused_wherever_it_starts(project: Path, tmp_path: Path) -> None:
+    """The line limit holds for a line that starts after others (the buffer it is counted in
+    was cut at the previous line, so its length never lands on the limit exactly)."""
+    first = (project / "good.json").read_bytes().split(b"\n", 1)[0] + b"\n"
+    path = tmp_path / "long.json"
+    with open(path, "wb") as f:
+        f.write(first)
+        f.truncate(len(first) + MAX_LINE + 2 * 2**20)  # then zeros, no newline
+    assert _refused(project, path) == [
+        "long.json:2: cannot read the file: the line is longer than 268,435,456 bytes, the most a line of an export holds"
+    ]
+
+
+def test_a_damaged_or_false_zst_file_is_refused(project: Path, tmp_path: Path) -> None:
+    packed = bytearray(zstandard.ZstdCompressor().compress((project / "good.json").read_bytes()))
+    packed[len(packed) // 2 :] = bytes(len(packed) - len(packed) // 2)
+    damaged = tmp_path / "damaged.json.zst"
+    damaged.write_bytes(bytes(packed))
+    problems = _refused(project, damaged)
+    assert len(problems) == 1 and problems[0].startswith("damaged.json.zst:"), problems
+    assert ": cannot read the file: the compressed data is damaged: " in problems[0], problems
+    false = tmp_path / "plain.json.zst"
+    shutil.copy(project / "good.json", false)
+    problems = _refused(project, false)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(
+        "plain.json.zst:1: cannot read the file: the file is not zstd-compressed, though its name ends in .zst ("
+    ), problems
+
+
+def test_is_encrypted_is_false_for_a_directory_and_a_missing_file(tmp_path: Path) -> None:
+    assert is_encrypted(tmp_path) is False
+    assert is_encrypted(tmp_path / "missing.json") is False
+
+
+def test_over_a_thousand_problems_are_counted_and_the_first_thousand_listed(tmp_path: Path) -> None:
+    src = tmp_path / "src.db"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, amount NUMERIC(10,2))")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"{i}.25") for i in range(1_003)])
+    con.commit()
+    con.close()
+    (tmp_path / "p").mkdir()
+    with Repo.init(tmp_path / "p", f"sqlite:///{src}") as repo:
+        out = tmp_path / "out.json"
+        repo.export(repo.commit("t").commit_id.hex(), out)
+        text = out.read_text()
+        out.write_text(re.sub(r'"values":\["(\d+)\.25"', r'"values":[\1.25', text))  # decimals as numbers
+        with pytest.raises(ImportValidationError) as caught:
+            repo.import_file(out)
+    assert len(caught.value.problems) == 1_000 and caught.value.more == 3
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"{out}: 1003 problems, nothing imported"
+    assert lines[-1] == "... and 3 more problems" and len(lines) == 1_002
+
+
+def test_an_import_into_a_store_that_lacks_the_rows_brings_every_one(project: Path, tmp_path: Path) -> None:
+    """Into a new store (nothing of the export in it), then read back: every record and node is
+    there to read, and a restore gives the rows the database had."""
+    (tmp_path / "new").mkdir()
+    sqlite3.connect(tmp_path / "empty.sqlite").close()
+    dst = tmp_path / "copy.sqlite"
+    with Repo.init(tmp_path / "new", f"sqlite:///{tmp_path / 'empty.sqlite'}") as repo:
+        got = repo.import_file(project / "good.json")
+        assert repo.verify(read_data=True).ok
+        repo.restore(got["commit"].hex(), into=f"sqlite:///{dst}")
+
+    def rows(path: Path, table: str) -> list[tuple]:
+        with sqlite3.connect(path) as con:
+            return con.execute(f"SELECT quote(id), quote(amount), quote(note) FROM {table} ORDER BY id").fetchall()
+
+    assert rows(dst, "orders") == rows(project / "shop.db", "orders")
 
 
 # --- progress ------------------------------------------------------------------------------------

@@ -143,6 +143,26 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ["broken.json:1: metadata format is 'other-tool', expected 'snapgit-export'"],
     ),
     (
+        "metadata-not-json",
+        lambda p: _edit(p, lambda ls: ['{"metadata":{,'] + ls[1:]),
+        ["broken.json:1: invalid JSON: Expecting ',' delimiter: line 1 column 15 (char 14)"],
+    ),
+    (
+        "metadata-lists-a-table-the-file-lacks",
+        lambda p: _edit(p, _meta(lambda m: m["tables"].__setitem__("ghost", 3))),
+        ["broken.json: table 'ghost': the metadata lists this table, the file does not have it"],
+    ),
+    (
+        "removed-keys-in-a-full-table",
+        lambda p: _edit(p, lambda ls: ls[:ORDERS] + ['"removed":[', '{"key":[1]}', "],"] + ls[ORDERS:]),
+        [f"broken.json:{ORDERS + 1}: table 'orders': removed keys in a table that is not given as changes"],
+    ),
+    (
+        "tables-array-closed-wrongly",
+        lambda p: _edit(p, lambda ls: ls[:-2] + ["]", ""]),
+        ["broken.json:265: not in the layout snapgit writes: expected the closing line ]}"],
+    ),
+    (
         "wrong-format-version",
         lambda p: _edit(p, _meta(lambda m: _set(m, "format_version", 99))),
         ["broken.json:1: metadata format_version is 99, this snapgit reads 1 to 2"],
@@ -359,6 +379,18 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ],
     ),
     ("csv-missing-file", lambda d: (d / "orders.csv").unlink(), ["orders.csv: table 'orders': the file is missing"]),
+    (
+        # a file the csv module cannot read stops that table, not the others
+        "csv-unreadable-and-a-bad-value",
+        lambda d: (
+            _csv_edit("customers.csv", lambda t: t.replace(",customer 1\r\n", ',"customer 1"x\r\n', 1))(d),
+            _csv_edit("orders.csv", lambda t: t.replace("1.50", "one fifty", 1))(d),
+        ),
+        [
+            "customers.csv: table 'customers': not a readable CSV file: ',' expected after '\"'",
+            "orders.csv:2: table 'orders', row 1, column 'amount': expected a decimal as a string, found \"one fifty\"",
+        ],
+    ),
     (
         "csv-manifest-not-json",
         lambda d: (d / "manifest.json").write_text('{"metadata": '),

@@ -551,7 +551,8 @@ def _loads(text: str) -> Any:
 
 
 def _layout(imp: _Importer, lines: _Lines, expected: str) -> None:
-    imp.problem(lines.file, lines.n, f"not in the layout snapgit writes: expected {expected}")
+    if not lines.failed:  # (a line that could not be read was reported, and ended the input)
+        imp.problem(lines.file, lines.n, f"not in the layout snapgit writes: expected {expected}")
 
 
 def _ended(lines: _Lines, what: str) -> None:
@@ -626,6 +627,8 @@ def _read_json(imp: _Importer, chunks: Iterator[bytes]) -> ImportedTree | None:
             end = _read_items(imp, lines, lambda text, n: _removed_key(imp, t, text, n, removed, lines), "],")  # noqa: B023 - called before the loop moves on
             if not end:
                 return None
+            if mode != "changes":
+                removed = set()  # reported: not also as keys its base lacks
             line = lines.next()
         if line != '"data":[':
             if line is None:
