@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from snapgit.db import Database
 from snapgit.encoding import Json, canonical_value
 from snapgit.exchange.fileformat import ExportError, check_name
-from snapgit.exchange.typedvalue import decoder, encoder, from_cell, to_cell
+from snapgit.exchange.typedvalue import ValueFormError, decoder, encoder, from_cell, to_cell
 from snapgit.repo import Repo
 from snapgit.schema import Column, TableSchema
 from snapgit.snapshot.build import snapshot_database
@@ -488,3 +488,16 @@ def test_an_incremental_sql_export_turns_the_base_into_the_target(tmp_path: Path
         _load_sql(copy_url, "sqlite", (tmp_path / "changes.sql").read_bytes().decode())
         with Repo.init(tmp_path / "copy", copy_url) as copy:
             assert copy.commit("copy").tree_id == tree_of(src, target)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_timestamp_whose_utc_time_is_past_the_calendar_is_a_form_error(text: str) -> None:
+    """Valid ISO 8601, but out of datetime's range once moved to UTC: refused as a value of the
+    wrong form (one problem of the import), in JSON and in CSV, not an OverflowError."""
+    expected = f'expected an ISO 8601 timestamp with an offset, within years 1 to 9999 in UTC, found "{text}"'
+    with pytest.raises(ValueFormError) as caught:
+        decoder("timestamptz")(text)
+    assert str(caught.value) == expected
+    with pytest.raises(ValueFormError) as caught:
+        from_cell("timestamptz")(text)
+    assert str(caught.value) == expected

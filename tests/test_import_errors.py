@@ -107,6 +107,11 @@ def _set(d: dict, key: str, value) -> dict:
 # 58-257 and its closing line on 258; tags' header on 259 and its 3 rows on 261-263.
 CUSTOMERS, ORDERS, ORDERS_END, TAGS = 3, 56, 258, 259
 CUSTOMER_1 = 5  # the line that holds "customer 1"
+# the checksum of the tag "a" given for the value 1
+ONE_AS_A_TAG = (
+    "checksum f9da886c9799c5ea1ae184a59a525704281ea8ee9575260e3dc7fddecca66df6 does not match the values "
+    "(they give 9a0e3e9184b8f330283673786bd7f02ec6523cf719b5ccaa83e0ec4347a5de63)"
+)
 
 # (id, how the good export is broken, every problem snap import reports, in order)
 JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
@@ -244,6 +249,47 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ],
     ),
     (
+        "schema-of-another-name",
+        lambda p: _edit(p, _header(lambda h: h["schema"].__setitem__("name", "aaa"))),
+        [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: the schema is of table 'aaa'"],
+    ),
+    (
+        "schema-not-a-schema",
+        lambda p: _edit(p, _header(lambda h: h["schema"].__setitem__("columns", 5))),
+        [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: 'int' object is not iterable"],
+    ),
+    (
+        "key-not-a-column",
+        lambda p: _edit(p, _header(lambda h: _set(h, "key", ["nope"]))),
+        [f"broken.json:{ORDERS}: table 'orders': key ['nope'] is not a list of the table's columns"],
+    ),
+    (
+        "a-header-line-not-an-object",
+        lambda p: _edit(p, lambda ls: ls[: ORDERS - 1] + ["[" + ls[ORDERS - 1][1:]] + ls[ORDERS:]),
+        [f"broken.json:{ORDERS}: not in the layout snapgit writes: expected a table header line {{...,"],
+    ),
+    (
+        # a value of its column's form that the store cannot hold: an interval past 64 bits of
+        # microseconds (the tags' one column made an interval, its rows integers)
+        "a-value-the-store-cannot-hold",
+        lambda p: _edit(
+            p,
+            lambda ls: _header(lambda h: h["schema"]["columns"][0].__setitem__("type", "interval"), "tags")(
+                _sub_row("tags", 1, '"values":["b"]', f'"values":[{2**63}]')(
+                    _sub_row("tags", 2, '"values":["a"]', '"values":[1]')(
+                        _sub_row("tags", 3, '"values":["a"]', '"values":[1]')(ls)
+                    )
+                )
+            ),
+        ),
+        [
+            "broken.json:261: table 'tags', row 1: interval 106751991 days, 4:00:54.775808 does not fit in 64 bits "
+            "of microseconds",
+            f"broken.json:262: table 'tags', row 2: {ONE_AS_A_TAG}",
+            f"broken.json:263: table 'tags', row 3: {ONE_AS_A_TAG}",
+        ],
+    ),
+    (
         "negative-row-count",
         lambda p: _edit(p, _header(lambda h: _set(h, "rows", -1))),
         [f"broken.json:{ORDERS}: table 'orders': rows is not a row count"],
@@ -368,6 +414,22 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [
             "manifest.json: table 'customers': the table's row count is not the metadata's",
             "customers.csv: table 'customers': the file has 50 rows, the manifest says 1",
+        ],
+    ),
+    (
+        "csv-count-above-the-metadata",
+        _manifest(lambda m: m["tables"][0].__setitem__("rows", 51)),
+        [
+            "manifest.json: table 'customers': the table's row count is not the metadata's",
+            "customers.csv: table 'customers': the file has 50 rows, the manifest says 51",
+        ],
+    ),
+    (
+        "csv-manifest-hash-above",
+        _manifest(lambda m: m["tables"][2].__setitem__("sha256", "f" * 64)),
+        [
+            "tags.csv: table 'tags': SHA-256 is 428531bafada2d94ae1a58fe688051fed2abcdba4cf7d3cd4130575f7ea8bdf6, "
+            f"the manifest says {'f' * 64}"
         ],
     ),
     (

@@ -323,7 +323,10 @@ def _from_compact(kind: str, j: Any) -> Any:
         return _iso(dt.datetime.fromisoformat, "an ISO 8601 timestamp without offset", j, False)
     if kind == "timestamptz":
         v = _iso(dt.datetime.fromisoformat, "an ISO 8601 timestamp with an offset", j, True)
-        return v.astimezone(dt.UTC)
+        try:
+            return v.astimezone(dt.UTC)
+        except OverflowError:  # 9999-12-31T23:00-02:00 is in year 10000 in UTC
+            raise _expect("an ISO 8601 timestamp with an offset, within years 1 to 9999 in UTC", j) from None
     if kind == "interval":
         if type(j) is not int:
             raise _expect("an interval in microseconds (an integer)", j)
