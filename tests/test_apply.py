@@ -369,6 +369,25 @@ def test_big_plans_are_written_in_batches() -> None:
     assert seen.per_table() == [("a", 12_001, 12_001), ("a", 24_002, 24_002)]
 
 
+def test_each_table_with_writes_is_announced_with_its_count_and_none_without() -> None:
+    """A table with only inserts, one with only updates, one with only deletes: each pass
+    announces the tables it writes, with their rows, and no other."""
+    from test_repo import Recorder as Progress
+
+    rows = [[i, None] for i in range(3)]
+    db, seen = Recorder(), Progress()
+    apply_plans(
+        db,
+        [
+            TablePlan("a", A, ["id"], inserts=rows),
+            TablePlan("c", schema("c"), ["id"], updates=rows[:2]),
+            TablePlan("d", schema("d"), ["id"], deletes=rows[:1]),
+        ],
+        seen,
+    )
+    assert seen.per_table() == [("d", 1, 1), ("a", 3, 3), ("c", 2, 2)]
+
+
 def test_self_referencing_rows_are_written_parents_first_and_deleted_children_first() -> None:
     tree = [[50, 70], [60, 80], [70, 80], [80, 90], [90, None], [95, 90]]  # (id, parent_id)
     db = Recorder()
@@ -480,3 +499,6 @@ def test_restore_into_a_new_database_writes_each_table_its_own_rows_and_says_so(
     # rows go in batches of BATCH or more (whole leaves), but for each table's last
     a_batches = [c[1] for c in seen.calls[1 : seen.calls.index(("table", "b", 0))]]
     assert all(n >= BATCH for n in a_batches[:-1]) and len(a_batches) <= big // BATCH + 1, a_batches
+    # and a batch is written once it reaches BATCH, not held until the table ends (whole leaves
+    # of a few hundred rows at most go past it)
+    assert max(a_batches) < BATCH + 1_000, a_batches
