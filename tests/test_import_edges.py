@@ -85,6 +85,20 @@ def test_a_line_past_the_limit_is_refused_wherever_it_starts(project: Path, tmp_
     ]
 
 
+def test_a_line_under_the_limit_after_a_long_one_is_read(project: Path, tmp_path: Path) -> None:
+    """The limit is on the line being read, not on what the reader still holds of the line
+    before: a first line of more than half the limit (whitespace in the metadata's JSON) is
+    followed by short ones, and the file imports."""
+    lines = (project / "good.json").read_bytes().split(b"\n")
+    pad = MAX_LINE // 2 + 2**20
+    lines[0] = lines[0][: len(b'{"metadata":')] + b" " * pad + lines[0][len(b'{"metadata":') :]
+    path = tmp_path / "wide.json"
+    path.write_bytes(b"\n".join(lines))
+    del lines
+    with Repo.open(project) as repo:
+        assert repo.import_file(path)["rows"] == {"customers": 50, "orders": 200, "tags": 3}
+
+
 def test_a_damaged_or_false_zst_file_is_refused(project: Path, tmp_path: Path) -> None:
     packed = bytearray(zstandard.ZstdCompressor().compress((project / "good.json").read_bytes()))
     packed[len(packed) // 2 :] = bytes(len(packed) - len(packed) // 2)

@@ -163,6 +163,16 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [f"broken.json:{ORDERS + 1}: table 'orders': removed keys in a table that is not given as changes"],
     ),
     (
+        "unknown-mode",
+        lambda p: _edit(p, _header(lambda h: _set(h, "mode", "partial"))),
+        [f"broken.json:{ORDERS}: table 'orders': mode 'partial' is not full or changes"],
+    ),
+    (
+        "tables-array-closed-with-more",
+        lambda p: _edit(p, lambda ls: ls[:-2] + ["]}}", ""]),
+        ["broken.json:265: not in the layout snapgit writes: expected the closing line ]}"],
+    ),
+    (
         "tables-array-closed-wrongly",
         lambda p: _edit(p, lambda ls: ls[:-2] + ["]", ""]),
         ["broken.json:265: not in the layout snapgit writes: expected the closing line ]}"],
@@ -402,6 +412,11 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         "csv-short-row",
         _csv_edit("tags.csv", lambda t: t.replace("\r\na\r\n", "\r\na,b\r\n", 1)),
         ["tags.csv:3: table 'tags', row 2: expected 1 cells, found 2"],
+    ),
+    (
+        "csv-row-missing-a-cell",
+        _csv_edit("orders.csv", lambda t: t.replace("1.50,2,1,\r\n", "1.50,2,1\r\n", 1)),
+        ["orders.csv:2: table 'orders', row 1: expected 4 cells, found 3"],
     ),
     (
         "csv-bad-value",
