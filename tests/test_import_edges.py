@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import random
 import re
 import shutil
 import sqlite3
@@ -372,4 +373,88 @@ def test_a_removed_file_whose_hash_is_not_the_manifests_is_refused(incremental, 
     (target / "manifest.json").write_text(json.dumps(m))
     assert _refused(d, target) == [
         f"{tags['removed_file']}: table 'tags': SHA-256 is {actual}, the manifest says {'0' * 64}"
+    ]
+
+
+def _tags_removed(d: Path, tmp_path: Path) -> tuple[Path, dict, dict]:
+    """A copy of the incremental CSV export, its manifest, and the tags' entry in it."""
+    target = _broken_copy(d, "inc-csv", tmp_path)
+    m = json.loads((target / "manifest.json").read_text())
+    return target, m, next(t for t in m["tables"] if t["name"] == "tags")
+
+
+def test_a_removed_file_named_outside_the_export_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target, m, tags = _tags_removed(d, tmp_path)
+    tags["removed_file"] = "../removed.csv"
+    (target / "manifest.json").write_text(json.dumps(m))
+    assert _refused(d, target) == [
+        "manifest.json: table 'tags': file name '../removed.csv' contains a path separator: "
+        "refused, it could escape the export directory"
+    ]
+
+
+def test_a_removed_file_with_the_wrong_header_or_a_row_of_the_wrong_width_is_refused(incremental, tmp_path) -> None:
+    d, _base = incremental
+    for case, edit, expected in [
+        (
+            "header",
+            lambda rows: [["key", "occurrence"], *rows[1:]],
+            "the header is ['key', 'occurrence'], expected ['checksum', 'occurrence']",
+        ),
+        ("wide", lambda rows: [rows[0], [*rows[1], "0"]], "row 1: removed key: expected 2 cells, found 3"),
+    ]:
+        (tmp_path / case).mkdir()
+        target, _m, tags = _tags_removed(d, tmp_path / case)
+        rname = tags["removed_file"]
+        _write_csv(target / rname, edit(_csv_rows(target / rname)))
+        _manifest_fixed(target, rname)
+        line = 1 if case == "header" else 2
+        assert _refused(d, target) == [
+            f"{rname}:{line}: table 'tags', {expected}"
+            if case == "wide"
+            else f"{rname}:{line}: table 'tags': {expected}"
+        ]
+
+
+def test_a_removed_count_above_the_files_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target, m, tags = _tags_removed(d, tmp_path)
+    assert tags["removed"] == 1
+    tags["removed"] = 2
+    (target / "manifest.json").write_text(json.dumps(m))
+    assert _refused(d, target) == [f"{tags['removed_file']}: table 'tags': the file has 1 keys, the manifest says 2"]
+
+
+def test_bytes_after_the_zstd_frame_are_refused_even_at_a_read_boundary(project: Path, tmp_path: Path) -> None:
+    """The frame is fed in pieces of 1 KiB: when it ends exactly at the end of one, nothing is
+    left over in the decompressor, and only a read past it shows the bytes after."""
+    good = (project / "good.json").read_bytes()
+    first, rest = good.split(b"\n", 1)
+    head = b'{"metadata":'
+    rng = random.Random(7)
+    noise = bytes(rng.choice(b" \t\r") for _ in range(8_000))
+    for pad in range(8_000):  # whitespace in the metadata's JSON moves the frame's end
+        plain = head + noise[:pad] + first[len(head) :] + b"\n" + rest
+        packed = zstandard.ZstdCompressor(level=3).compress(plain)
+        if len(packed) % 1024 == 0:
+            break
+    else:
+        raise AssertionError("no padding puts the frame's end on a 1 KiB boundary")
+    path = tmp_path / "tail.json.zst"
+    path.write_bytes(packed + b"more")
+    assert _refused(project, path)[-1].endswith(
+        ": cannot read the file: the file goes on after the end of its zstd frame"
+    )
+    path.write_bytes(packed)
+    with Repo.open(project) as repo:
+        assert repo.import_file(path)["rows"] == {"customers": 50, "orders": 200, "tags": 3}
+
+
+def test_a_missing_path_is_one_problem(project: Path, tmp_path: Path) -> None:
+    with Repo.open(project) as repo, pytest.raises(ImportValidationError) as caught:
+        repo.import_file(tmp_path / "nowhere.json")
+    assert str(caught.value).splitlines() == [
+        f"{tmp_path / 'nowhere.json'}: 1 problem, nothing imported",
+        f"{tmp_path / 'nowhere.json'}: no such file or directory",
     ]

@@ -178,6 +178,21 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ["broken.json:265: not in the layout snapgit writes: expected the closing line ]}"],
     ),
     (
+        "metadata-tables-a-list",
+        lambda p: _edit(p, _meta(lambda m: _set(m, "tables", []))),
+        ["broken.json:1: metadata tables is not a map of table name to row count"],
+    ),
+    (
+        "metadata-count-not-a-number",
+        lambda p: _edit(p, _meta(lambda m: m["tables"].__setitem__("orders", "many"))),
+        ["broken.json:1: metadata tables is not a map of table name to row count"],
+    ),
+    (
+        "incremental-without-a-base",
+        lambda p: _edit(p, _meta(lambda m: m.update(kind="incremental"))),
+        ["broken.json:1: an incremental export has no base commit id in its metadata"],
+    ),
+    (
         "wrong-format-version",
         lambda p: _edit(p, _meta(lambda m: _set(m, "format_version", 99))),
         ["broken.json:1: metadata format_version is 99, this snapgit reads 1 to 2"],
@@ -267,6 +282,37 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         "schema-not-a-schema",
         lambda p: _edit(p, _header(lambda h: h["schema"].__setitem__("columns", 5))),
         [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: 'int' object is not iterable"],
+    ),
+    (
+        "header-without-a-schema",
+        lambda p: _edit(p, _header(lambda h: h.pop("schema"))),
+        [f"broken.json:{ORDERS}: table 'orders': the header has no schema"],
+    ),
+    (
+        "column-without-a-type",
+        lambda p: _edit(p, _header(lambda h: h["schema"]["columns"][0].pop("type"))),
+        [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: it has no 'type'"],
+    ),
+    (
+        "schema-a-list",
+        lambda p: _edit(p, _header(lambda h: _set(h, "schema", []))),
+        [
+            f"broken.json:{ORDERS}: table 'orders': the schema is malformed: list indices must be integers or slices, not str"
+        ],
+    ),
+    (
+        "column-type-not-text",
+        lambda p: _edit(p, _header(lambda h: h["schema"]["columns"][0].__setitem__("type", 5))),
+        [
+            f"broken.json:{ORDERS}: table 'orders': the schema is malformed: a column's name and type are text, not 'id' and 5"
+        ],
+    ),
+    (
+        "column-name-not-text",
+        lambda p: _edit(p, _header(lambda h: h["schema"]["columns"][0].__setitem__("name", 5))),
+        [
+            f"broken.json:{ORDERS}: table 'orders': the schema is malformed: a column's name and type are text, not 5 and 'integer'"
+        ],
     ),
     (
         "key-not-a-column",

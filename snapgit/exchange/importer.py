@@ -250,12 +250,21 @@ def _check_header(h: Any, problems: _Problems, where: tuple[str, int | None]) ->
     except ExportError as exc:
         problems.add(Problem(file, line, exc.message))
         return None
+    if "schema" not in h:
+        problems.add(Problem(file, line, "the header has no schema", table=name))
+        return None
     try:
         schema = TableSchema.from_obj(h["schema"])
         if schema.name != name:
             raise ValueError(f"the schema is of table {schema.name!r}")
+        for c in schema.columns:
+            if type(c.name) is not str or type(c.type) is not str:
+                raise ValueError(f"a column's name and type are text, not {c.name!r} and {c.type!r}")
         encode_schema(schema)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except KeyError as exc:
+        problems.add(Problem(file, line, f"the schema is malformed: it has no {exc}", table=name))
+        return None
+    except (TypeError, ValueError, AttributeError) as exc:
         problems.add(Problem(file, line, f"the schema is malformed: {exc}", table=name))
         return None
     key = h.get("key")
