@@ -204,6 +204,8 @@ def incremental(tmp_path_factory) -> tuple[Path, str]:
     con = sqlite3.connect(d / "shop.db")
     con.execute("CREATE TABLE zones (id INTEGER PRIMARY KEY, name TEXT)")
     con.executemany("INSERT INTO zones VALUES (?, ?)", [(1, "north"), (2, "south")])
+    con.execute("CREATE TABLE events (kind TEXT, at TEXT)")  # keyless, of two columns
+    con.execute("INSERT INTO events VALUES ('start', '10:00')")
     con.commit()
     repo = Repo.init(d, f"sqlite:///{d / 'shop.db'}")
     base = repo.commit("first").commit_id.hex()
@@ -211,6 +213,7 @@ def incremental(tmp_path_factory) -> tuple[Path, str]:
     con.execute("UPDATE orders SET note = 'gift' WHERE id = 3")
     con.execute("DELETE FROM tags WHERE rowid = 1")
     con.executemany("INSERT INTO tags VALUES (?)", [("c",), ("d",)])
+    con.executemany("INSERT INTO events VALUES (?, ?)", [("stop", "11:00"), ("stop", "12:00")])
     con.execute("DROP TABLE zones")
     con.commit()
     con.close()
@@ -228,7 +231,7 @@ def test_an_incremental_export_that_drops_a_table_imports_as_its_commit(incremen
         got = repo.import_file(d / name)
         head = repo.resolve("HEAD")
         assert got["tree"] == repo.read_commit(head).tree
-        assert [t.name for t in repo.tables(got["commit"].hex())] == ["customers", "orders", "tags"]
+        assert [t.name for t in repo.tables(got["commit"].hex())] == ["customers", "events", "orders", "tags"]
 
 
 def _broken_copy(d: Path, name: str, tmp_path: Path) -> Path:
@@ -458,3 +461,84 @@ def test_a_missing_path_is_one_problem(project: Path, tmp_path: Path) -> None:
         f"{tmp_path / 'nowhere.json'}: 1 problem, nothing imported",
         f"{tmp_path / 'nowhere.json'}: no such file or directory",
     ]
+
+
+def test_an_import_into_the_store_it_came_from_stores_nothing_but_its_commit(project: Path, tmp_path: Path) -> None:
+    """Every row and node of the file is in the store already: none is written again (a store
+    that re-imports a backup must not grow by the backup)."""
+    work = tmp_path / "work"
+    shutil.copytree(project, work)
+    with Repo.open(work) as repo:
+        before = repo.verify().objects_indexed
+        got = repo.import_file(project / "good.json")
+        report = repo.verify(read_data=True)
+        assert report.ok and got["tree"] == repo.read_commit(repo.resolve("HEAD")).tree
+    assert report.objects_indexed - before == 1  # the import's commit
+
+
+def test_a_bad_occurrence_is_quoted_from_its_own_cell(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target, m, _tags = _tags_removed(d, tmp_path)
+    events = next(t for t in m["tables"] if t["name"] == "events")
+    rows = _csv_rows(target / events["file"])
+    assert rows[0] == ["at", "kind", "#occurrence"] and len(rows) == 3, rows
+    rows[1][-1] = "first"
+    _write_csv(target / events["file"], rows)
+    _manifest_fixed(target, events["file"])
+    assert _refused(d, target) == [
+        f"{events['file']}:2: table 'events', row 1, column '#occurrence': occurrence 'first' is not an integer"
+    ]
+
+
+def test_a_removed_key_that_is_not_json_or_whose_checksum_is_not_text_is_refused(incremental, tmp_path) -> None:
+    d, _base = incremental
+    for table, old, new, expected in [
+        ("orders", '{"key":[7]}', '{"key":[7]', "table 'orders': removed key: invalid JSON: "),
+        ("tags", '{"checksum":"', '{"checksum":5,"was":"', "table 'tags': removed key: expected "),
+    ]:
+        (tmp_path / table).mkdir()
+        path = _broken_copy(d, "inc.json", tmp_path / table)
+        lines = _json_lines(path)
+        header = _line_of(lines, f'{{"name":"{table}"')
+        at = next(i for i in range(header, len(lines)) if lines[i] == '"removed":[') + 2
+        assert lines[at - 1].startswith(old), lines[at - 1]
+        lines[at - 1] = lines[at - 1].replace(old, new, 1)
+        path.write_text("\n".join(lines), encoding="utf-8")
+        problems = _refused(d, path)
+        assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: {expected}"), problems
+
+
+def test_an_empty_or_truncated_zst_file_is_refused(project: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json.zst"
+    empty.write_bytes(b"")
+    assert _refused(project, empty) == [
+        "empty.json.zst:1: cannot read the file: the file is empty: not even a zstd header"
+    ]
+    packed = zstandard.ZstdCompressor().compress((project / "good.json").read_bytes())
+    cut = tmp_path / "cut.json.zst"
+    cut.write_bytes(packed[:-10])
+    assert _refused(project, cut)[-1] == (
+        "cut.json.zst:1: cannot read the file: the compressed file is truncated: it ends before its zstd frame does"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_an_incremental_export_that_removes_hundreds_of_rows_imports(tmp_path: Path, fmt: str) -> None:
+    """Counts past 256 (where CPython's small ints end): 300 rows removed, 300 added."""
+    src = tmp_path / "src.db"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(600)])
+    con.commit()
+    (tmp_path / "p").mkdir()
+    with Repo.init(tmp_path / "p", f"sqlite:///{src}") as repo:
+        base = repo.commit("600").commit_id.hex()
+        con.execute("DELETE FROM t WHERE id < 300")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"w{i}") for i in range(1000, 1300)])
+        con.commit()
+        head = repo.commit("300 gone, 300 new").commit_id
+        out = tmp_path / ("inc.json" if fmt == "json" else "inc-csv")
+        result = repo.export(head.hex(), out, fmt=fmt, since=base)
+        assert result.removed == {"t": 300} and result.rows == {"t": 300}
+        assert repo.import_file(out)["tree"] == repo.read_commit(head).tree
+    con.close()

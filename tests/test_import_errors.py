@@ -163,6 +163,19 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [f"broken.json:{ORDERS + 1}: table 'orders': removed keys in a table that is not given as changes"],
     ),
     (
+        "removed-keys-in-a-table-of-an-unknown-mode",
+        lambda p: _edit(
+            p,
+            lambda ls: _header(lambda h: _set(h, "mode", "bogus"))(
+                ls[:ORDERS] + ['"removed":[', '{"key":[1]}', "],"] + ls[ORDERS:]
+            ),
+        ),
+        [
+            f"broken.json:{ORDERS + 1}: table 'orders': removed keys in a table that is not given as changes",
+            f"broken.json:{ORDERS}: table 'orders': mode 'bogus' is not full or changes",
+        ],
+    ),
+    (
         "unknown-mode",
         lambda p: _edit(p, _header(lambda h: _set(h, "mode", "partial"))),
         [f"broken.json:{ORDERS}: table 'orders': mode 'partial' is not full or changes"],
@@ -313,6 +326,11 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [
             f"broken.json:{ORDERS}: table 'orders': the schema is malformed: a column's name and type are text, not 5 and 'integer'"
         ],
+    ),
+    (
+        "key-not-a-list",
+        lambda p: _edit(p, _header(lambda h: _set(h, "key", 5))),
+        [f"broken.json:{ORDERS}: table 'orders': key 5 is not a list of the table's columns"],
     ),
     (
         "key-not-a-column",
@@ -478,6 +496,14 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ],
     ),
     (
+        "csv-columns-not-the-schemas",
+        _manifest(lambda m: m["tables"][0].__setitem__("columns", ["name"])),
+        [
+            "manifest.json: table 'customers': columns ['name'] are not the schema's column names in sorted "
+            "order ['created_at', 'email', 'id', 'name']"
+        ],
+    ),
+    (
         "csv-count-above-the-metadata",
         _manifest(lambda m: m["tables"][0].__setitem__("rows", 51)),
         [
@@ -550,6 +576,7 @@ def _and_a_later_table(case: tuple[str, Callable[[Path], None], list[str]]) -> t
 
 
 _ONE_TABLE_ENDED = (
+    "csv-columns-not-the-schemas",
     "csv-missing-column",
     "csv-wrong-count",
     "csv-traversal-file",

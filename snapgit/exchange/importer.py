@@ -709,7 +709,7 @@ def _removed_key(imp: _Importer, t: _Table | None, text: str, line: int, removed
     try:
         item = _loads(text)
     except ValueError as exc:
-        imp.problem(file, line, f"invalid JSON: {exc}")
+        imp.problem(file, line, f"removed key: invalid JSON: {exc}", table=t.name if t is not None else None)
         return
     if t is None:
         return
