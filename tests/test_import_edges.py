@@ -542,3 +542,73 @@ def test_an_incremental_export_that_removes_hundreds_of_rows_imports(tmp_path: P
         assert result.removed == {"t": 300} and result.rows == {"t": 300}
         assert repo.import_file(out)["tree"] == repo.read_commit(head).tree
     con.close()
+
+
+def test_an_incremental_export_into_a_store_without_its_base_is_one_problem(incremental, tmp_path: Path) -> None:
+    d, base = incremental
+    (tmp_path / "new").mkdir()
+    sqlite3.connect(tmp_path / "empty.sqlite").close()
+    with Repo.init(tmp_path / "new", f"sqlite:///{tmp_path / 'empty.sqlite'}") as repo:
+        for name in ("inc.json", "inc-csv"):
+            with pytest.raises(ImportValidationError) as caught:
+                repo.import_file(d / name)
+            where = "inc.json:1" if name == "inc.json" else "manifest.json:1"
+            assert _problems(caught.value) == [
+                f"{where}: the base commit {base} of this incremental export is not in the store"
+            ]
+
+
+def test_a_keyless_row_or_removed_row_with_a_bad_occurrence_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    for case, section, old, new, expected in [
+        (
+            "row",
+            '"data":[',
+            '"occurrence":0',
+            '"occurrence":"x"',
+            "table 'tags', row 1: occurrence is not a non-negative integer",
+        ),
+        ("removed", '"removed":[', r'"occurrence":\d+', '"occurrence":-1', "table 'tags': removed key: expected "),
+    ]:
+        (tmp_path / case).mkdir()
+        path = _broken_copy(d, "inc.json", tmp_path / case)
+        lines = _json_lines(path)
+        header = _line_of(lines, '{"name":"tags"')
+        at = next(i for i in range(header, len(lines)) if lines[i] == section) + 2
+        assert re.search(old, lines[at - 1]), lines[at - 1]
+        lines[at - 1] = re.sub(old, new, lines[at - 1], count=1)
+        path.write_text("\n".join(lines), encoding="utf-8")
+        problems = _refused(d, path)
+        assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: {expected}"), problems
+
+
+def test_a_missing_removed_file_ends_its_table_not_the_others(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target, m, tags = _tags_removed(d, tmp_path)
+    orders = next(t for t in m["tables"] if t["name"] == "orders")
+    (target / orders["removed_file"]).unlink()
+    rows = _csv_rows(target / tags["file"])
+    rows[1].append("extra")
+    _write_csv(target / tags["file"], rows)
+    _manifest_fixed(target, tags["file"])
+    assert _refused(d, target) == [
+        f"{orders['removed_file']}: table 'orders': the file is missing",
+        f"{tags['file']}:2: table 'tags', row 1: expected 2 cells, found 3",
+    ]
+
+
+def test_a_removed_count_below_the_files_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target, m, tags = _tags_removed(d, tmp_path)
+    tags["removed"] = 0
+    (target / "manifest.json").write_text(json.dumps(m))
+    assert _refused(d, target) == [f"{tags['removed_file']}: table 'tags': the file has 1 keys, the manifest says 0"]
+
+
+def test_an_encrypted_export_imports_with_its_passphrase(project: Path, tmp_path: Path) -> None:
+    with Repo.open(project) as repo:
+        head = repo.resolve("HEAD")
+        out = tmp_path / "secret.json.zst"
+        repo.export(head.hex(), out, encrypt=True, passphrase="correct horse")
+        got = repo.import_file(out, passphrase="correct horse")
+        assert got["tree"] == repo.read_commit(head).tree

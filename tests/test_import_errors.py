@@ -391,6 +391,20 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ['broken.json:1: not in the layout snapgit writes: expected a first line {"metadata":{...},'],
     ),
     (
+        "too-few-values",
+        lambda p: _edit(p, _sub_row("orders", 2, '"values":["2.50",3,2,null]', '"values":["2.50",3,2]')),
+        ["broken.json:59: table 'orders', row 2: expected 4 values, found 3"],
+    ),
+    (
+        # a key past what a key holds (an integer of 2,101 bits), under the checksum of its values
+        "a-key-too-big-to-encode",
+        lambda p: _edit(p, _huge_key_row),
+        [
+            f"broken.json:59: table 'orders', row 2: key: cannot encode key [{2**2100}]: value out of range "
+            "(bytes must be in range(0, 256))"
+        ],
+    ),
+    (
         "too-many-values",
         lambda p: _edit(p, _sub_row("tags", 1, '"values":[', '"values":[1,')),
         ["broken.json:261: table 'tags', row 1: expected 1 values, found 2"],
@@ -428,6 +442,18 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ],
     ),
 ]
+
+
+def _huge_key_row(ls: list[str]) -> list[str]:
+    import decimal
+
+    from snapgit.encoding import encode_row
+    from snapgit.objects import ObjType, object_id
+
+    i = _row_line(ls, "orders", 2)
+    rid = object_id(ObjType.RECORD, encode_row([decimal.Decimal("2.50"), 3, 2**2100, None])).hex()
+    ls[i] = f'{{"checksum":"{rid}","values":["2.50",3,{2**2100},null]}},'
+    return ls
 
 
 def _swap(ls: list[str], i: int, j: int) -> list[str]:
