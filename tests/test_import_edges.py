@@ -612,3 +612,109 @@ def test_an_encrypted_export_imports_with_its_passphrase(project: Path, tmp_path
         repo.export(head.hex(), out, encrypt=True, passphrase="correct horse")
         got = repo.import_file(out, passphrase="correct horse")
         assert got["tree"] == repo.read_commit(head).tree
+
+
+def test_a_line_of_exactly_the_limit_is_read(project: Path, tmp_path: Path) -> None:
+    """A first line of exactly MAX_LINE bytes is read (and refused for what it is, zeros), not
+    refused as too long."""
+    path = tmp_path / "exact.json"
+    with open(path, "wb") as f:
+        f.seek(MAX_LINE)
+        f.write(b"\n")
+    assert _refused(project, path) == [
+        'exact.json:1: not in the layout snapgit writes: expected a first line {"metadata":{...},'
+    ]
+
+
+def test_an_empty_line_at_the_start_of_a_read_is_a_line(project: Path, tmp_path: Path) -> None:
+    """The export (its first line padded with whitespace) ends exactly where the first 1 MiB
+    read ends, and one empty line follows, as an editor may leave: it is an empty last line,
+    which the reader allows, not the start of a line that never ends."""
+    good = (project / "good.json").read_bytes()
+    assert good.endswith(b"]}\n")
+    head = b'{"metadata":'
+    padded = head + b" " * (2**20 - len(good)) + good[len(head) :]
+    assert len(padded) == 2**20
+    path = tmp_path / "gap.json"
+    path.write_bytes(padded + b"\n")
+    with Repo.open(project) as repo:
+        assert repo.import_file(path)["rows"] == {"customers": 50, "orders": 200, "tags": 3}
+
+
+def test_a_wide_table_imports_from_csv(tmp_path: Path) -> None:
+    """300 columns: counts past 256, where CPython's small ints end."""
+    src = tmp_path / "src.db"
+    con = sqlite3.connect(src)
+    con.execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, " + ", ".join(f"c{i} INTEGER" for i in range(299)) + ")")
+    con.execute("INSERT INTO wide VALUES (" + ", ".join(str(i) for i in range(300)) + ")")
+    con.commit()
+    con.close()
+    (tmp_path / "p").mkdir()
+    with Repo.init(tmp_path / "p", f"sqlite:///{src}") as repo:
+        head = repo.commit("wide").commit_id
+        repo.export(head.hex(), tmp_path / "wide-csv", fmt="csv")
+        assert repo.import_file(tmp_path / "wide-csv")["tree"] == repo.read_commit(head).tree
+
+
+def test_removed_keys_of_the_wrong_form_are_refused_in_json(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    for n, (table, pattern, new, expected) in enumerate(
+        [
+            ("orders", r'\{"key":\[7\]\}', '{"key":[]}', "table 'orders': removed key: expected a key of 1 values"),
+            (
+                "tags",
+                r'"checksum":"([0-9a-f]{62})[0-9a-f]{2}"',
+                r'"checksum":"\1"',
+                "table 'tags': removed key: expected ",
+            ),
+            ("tags", r'"occurrence":\d+', '"occurrence":"x"', "table 'tags': removed key: expected "),
+        ]
+    ):
+        (tmp_path / str(n)).mkdir()
+        path = _broken_copy(d, "inc.json", tmp_path / str(n))
+        lines = _json_lines(path)
+        header = _line_of(lines, f'{{"name":"{table}"')
+        at = next(i for i in range(header, len(lines)) if lines[i] == '"removed":[') + 2
+        assert re.search(pattern, lines[at - 1]), lines[at - 1]
+        lines[at - 1] = re.sub(pattern, new, lines[at - 1], count=1)
+        path.write_text("\n".join(lines), encoding="utf-8")
+        problems = _refused(d, path)
+        assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: {expected}"), problems
+
+
+def test_removed_keyless_rows_of_the_wrong_form_are_refused_in_csv(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    for n, edit in enumerate([lambda row: [row[0][:-2], row[1]], lambda row: [row[0], "-1"]]):
+        (tmp_path / str(n)).mkdir()
+        target, _m, tags = _tags_removed(d, tmp_path / str(n))
+        rname = tags["removed_file"]
+        rows = _csv_rows(target / rname)
+        rows[1] = edit(rows[1])
+        _write_csv(target / rname, rows)
+        _manifest_fixed(target, rname)
+        assert _refused(d, target) == [
+            f"{rname}:2: table 'tags', row 1: removed key: expected a 64-digit checksum and an occurrence >= 0"
+        ]
+
+
+def test_a_removed_file_whose_hash_is_above_the_manifests_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    target, m, tags = _tags_removed(d, tmp_path)
+    actual = tags["removed_sha256"]
+    tags["removed_sha256"] = "f" * 64
+    (target / "manifest.json").write_text(json.dumps(m))
+    assert _refused(d, target) == [
+        f"{tags['removed_file']}: table 'tags': SHA-256 is {actual}, the manifest says {'f' * 64}"
+    ]
+
+
+def test_an_encrypted_export_with_the_wrong_passphrase_is_one_clear_error(project: Path, tmp_path: Path) -> None:
+    from snapgit.errors import SnapError
+
+    with Repo.open(project) as repo:
+        out = tmp_path / "secret.json"
+        repo.export(repo.resolve("HEAD").hex(), out, encrypt=True, passphrase="correct horse")
+        with pytest.raises(SnapError) as caught:
+            repo.import_file(out, passphrase="battery staple")
+    assert str(caught.value).startswith("cannot decrypt secret.json: "), str(caught.value)
+    assert str(caught.value).endswith("; nothing imported"), str(caught.value)

@@ -206,6 +206,24 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ["broken.json:1: an incremental export has no base commit id in its metadata"],
     ),
     (
+        "a-format-that-sorts-after-ours",
+        lambda p: _edit(p, _meta(lambda m: _set(m, "format", "zip-export"))),
+        ["broken.json:1: metadata format is 'zip-export', expected 'snapgit-export'"],
+    ),
+    (
+        # a version this snapgit cannot read: said once, the rest not read as if it could
+        "wrong-format-version-and-a-bad-row",
+        lambda p: _edit(
+            p, lambda ls: _meta(lambda m: _set(m, "format_version", 99))(_sub_row("orders", 1, '"1.50"', "1.5")(ls))
+        ),
+        ["broken.json:1: metadata format_version is 99, this snapgit reads 1 to 2"],
+    ),
+    (
+        "an-unknown-kind",
+        lambda p: _edit(p, _meta(lambda m: _set(m, "kind", "zzz"))),
+        ["broken.json:1: metadata kind is 'zzz', expected full or incremental"],
+    ),
+    (
         "wrong-format-version",
         lambda p: _edit(p, _meta(lambda m: _set(m, "format_version", 99))),
         ["broken.json:1: metadata format_version is 99, this snapgit reads 1 to 2"],
@@ -362,6 +380,21 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
             f"broken.json:262: table 'tags', row 2: {ONE_AS_A_TAG}",
             f"broken.json:263: table 'tags', row 3: {ONE_AS_A_TAG}",
         ],
+    ),
+    (
+        "a-closing-bracket-for-a-header",
+        lambda p: _edit(p, lambda ls: ls[: ORDERS - 1] + ["]"] + ls[ORDERS:]),
+        [f"broken.json:{ORDERS}: not in the layout snapgit writes: expected a table header line {{...,"],
+    ),
+    (
+        "more-rows-in-the-header-than-the-table-has",
+        lambda p: _edit(
+            p,
+            lambda ls: _header(lambda h: _set(h, "rows", 300))(
+                _meta(lambda m: m["tables"].__setitem__("orders", 300))(ls)
+            ),
+        ),
+        [f"broken.json:{ORDERS_END}: table 'orders': the table has 200 rows, the header says 300"],
     ),
     (
         "negative-row-count",
