@@ -463,16 +463,18 @@ def test_a_missing_path_is_one_problem(project: Path, tmp_path: Path) -> None:
     ]
 
 
-def test_an_import_into_the_store_it_came_from_stores_nothing_but_its_commit(project: Path, tmp_path: Path) -> None:
+def test_an_import_into_the_store_it_came_from_stores_nothing_but_its_commit(tmp_path: Path) -> None:
     """Every row and node of the file is in the store already: none is written again (a store
-    that re-imports a backup must not grow by the backup)."""
-    work = tmp_path / "work"
-    shutil.copytree(project, work)
-    with Repo.open(work) as repo:
+    that re-imports a backup must not grow by the backup). A project of its own: the shared
+    one has had other imports."""
+    make_shop(tmp_path / "shop.db")
+    with Repo.init(tmp_path, f"sqlite:///{tmp_path / 'shop.db'}") as repo:
+        head = repo.commit("first").commit_id
+        repo.export(head.hex(), tmp_path / "good.json")
         before = repo.verify().objects_indexed
-        got = repo.import_file(project / "good.json")
+        got = repo.import_file(tmp_path / "good.json")
         report = repo.verify(read_data=True)
-        assert report.ok and got["tree"] == repo.read_commit(repo.resolve("HEAD")).tree
+        assert report.ok and got["tree"] == repo.read_commit(head).tree
     assert report.objects_indexed - before == 1  # the import's commit
 
 
@@ -641,7 +643,8 @@ def test_an_empty_line_at_the_start_of_a_read_is_a_line(project: Path, tmp_path:
         assert repo.import_file(path)["rows"] == {"customers": 50, "orders": 200, "tags": 3}
 
 
-def test_a_wide_table_imports_from_csv(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_wide_table_imports(tmp_path: Path, fmt: str) -> None:
     """300 columns: counts past 256, where CPython's small ints end."""
     src = tmp_path / "src.db"
     con = sqlite3.connect(src)
@@ -652,8 +655,9 @@ def test_a_wide_table_imports_from_csv(tmp_path: Path) -> None:
     (tmp_path / "p").mkdir()
     with Repo.init(tmp_path / "p", f"sqlite:///{src}") as repo:
         head = repo.commit("wide").commit_id
-        repo.export(head.hex(), tmp_path / "wide-csv", fmt="csv")
-        assert repo.import_file(tmp_path / "wide-csv")["tree"] == repo.read_commit(head).tree
+        out = tmp_path / ("wide.json" if fmt == "json" else "wide-csv")
+        repo.export(head.hex(), out, fmt=fmt)
+        assert repo.import_file(out)["tree"] == repo.read_commit(head).tree
 
 
 def test_removed_keys_of_the_wrong_form_are_refused_in_json(incremental, tmp_path: Path) -> None:
@@ -718,3 +722,65 @@ def test_an_encrypted_export_with_the_wrong_passphrase_is_one_clear_error(projec
             repo.import_file(out, passphrase="battery staple")
     assert str(caught.value).startswith("cannot decrypt secret.json: "), str(caught.value)
     assert str(caught.value).endswith("; nothing imported"), str(caught.value)
+
+
+def test_a_keyless_row_with_a_negative_occurrence_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    path = _broken_copy(d, "inc.json", tmp_path)
+    lines = _json_lines(path)
+    header = _line_of(lines, '{"name":"tags"')
+    at = next(i for i in range(header, len(lines)) if lines[i] == '"data":[') + 2
+    lines[at - 1] = re.sub(r'"occurrence":\d+', '"occurrence":-1', lines[at - 1], count=1)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    assert _refused(d, path) == [f"inc.json:{at}: table 'tags', row 1: occurrence is not a non-negative integer"]
+
+
+def test_a_removed_file_whose_header_sorts_before_or_whose_row_is_short_is_refused(incremental, tmp_path) -> None:
+    d, _base = incremental
+    for case, edit, line, expected in [
+        (
+            "header",
+            lambda rows: [["aaa", "occurrence"], *rows[1:]],
+            1,
+            ": the header is ['aaa', 'occurrence'], expected ['checksum', 'occurrence']",
+        ),
+        ("narrow", lambda rows: [rows[0], rows[1][:1]], 2, ", row 1: removed key: expected 2 cells, found 1"),
+    ]:
+        (tmp_path / case).mkdir()
+        target, _m, tags = _tags_removed(d, tmp_path / case)
+        rname = tags["removed_file"]
+        _write_csv(target / rname, edit(_csv_rows(target / rname)))
+        _manifest_fixed(target, rname)
+        assert _refused(d, target) == [f"{rname}:{line}: table 'tags'{expected}"]
+
+
+def test_an_occurrence_in_a_full_export_is_not_read(project: Path, tmp_path: Path) -> None:
+    """Only rows given as changes carry an occurrence: one written into a full export's keyless
+    rows changes nothing (the reader counts equal rows itself)."""
+    lines = _json_lines(project / "good.json")
+    header = _line_of(lines, '{"name":"tags"')
+    for i in range(header + 1, header + 4):
+        lines[i] = lines[i].replace('","values"', '","occurrence":7,"values"')
+    path = tmp_path / "occ.json"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with Repo.open(project) as repo:
+        assert repo.import_file(path)["tree"] == repo.read_commit(repo.resolve("HEAD")).tree
+
+
+def test_a_removed_file_that_is_not_csv_or_not_utf8_is_refused(incremental, tmp_path: Path) -> None:
+    d, _base = incremental
+    for case, edit, expected in [
+        ("quote", lambda b: b.replace(b"\r\n", b'\r\n"x"y,', 1), "not a readable CSV file: ',' expected after '\"'"),
+        (
+            "bytes",
+            lambda b: b.replace(b"\r\n", b"\r\n\xff", 1),
+            "not a readable CSV file: 'utf-8' codec can't decode byte 0xff",
+        ),
+    ]:
+        (tmp_path / case).mkdir()
+        target, _m, tags = _tags_removed(d, tmp_path / case)
+        rname = tags["removed_file"]
+        (target / rname).write_bytes(edit((target / rname).read_bytes()))
+        _manifest_fixed(target, rname)
+        problems = _refused(d, target)
+        assert len(problems) == 1 and problems[0].startswith(f"{rname}: table 'tags': {expected}"), problems

@@ -88,6 +88,17 @@ def _csv_edit(fname: str, fn: Callable[[str], str], fix_hash: bool = True) -> Ca
     return edit
 
 
+def _csv_bytes(d: Path, fname: str, fn: Callable[[bytes], bytes]) -> None:
+    """``fname``'s bytes changed by ``fn``, its SHA-256 in the manifest fixed to match."""
+    p = d / fname
+    p.write_bytes(fn(p.read_bytes()))
+    m = json.loads((d / "manifest.json").read_text())
+    for t in m["tables"]:
+        if t["file"] == fname:
+            t["sha256"] = hashlib.sha256(p.read_bytes()).hexdigest()
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
 def _manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
     def edit(d: Path) -> None:
         m = json.loads((d / "manifest.json").read_text())
@@ -310,6 +321,11 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: the schema is of table 'aaa'"],
     ),
     (
+        "schema-of-a-name-that-sorts-after",
+        lambda p: _edit(p, _header(lambda h: h["schema"].__setitem__("name", "zzz"))),
+        [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: the schema is of table 'zzz'"],
+    ),
+    (
         "schema-not-a-schema",
         lambda p: _edit(p, _header(lambda h: h["schema"].__setitem__("columns", 5))),
         [f"broken.json:{ORDERS}: table 'orders': the schema is malformed: 'int' object is not iterable"],
@@ -419,6 +435,16 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [f"broken.json:{ORDERS_END + 1}: unexpected end of file: the tables array is not closed"],
     ),
     (
+        "a-second-line-that-sorts-after",
+        lambda p: _edit(p, lambda ls: [ls[0], '"tablez":[', *ls[2:]]),
+        ['broken.json:2: not in the layout snapgit writes: expected the line "tables":['],
+    ),
+    (
+        "a-second-line-that-sorts-before",
+        lambda p: _edit(p, lambda ls: [ls[0], '"table":[', *ls[2:]]),
+        ['broken.json:2: not in the layout snapgit writes: expected the line "tables":['],
+    ),
+    (
         "one-json-document",
         lambda p: p.write_text('{"metadata":{"format":"snapgit-export"}}\n'),
         ['broken.json:1: not in the layout snapgit writes: expected a first line {"metadata":{...},'],
@@ -441,6 +467,14 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         "too-many-values",
         lambda p: _edit(p, _sub_row("tags", 1, '"values":[', '"values":[1,')),
         ["broken.json:261: table 'tags', row 1: expected 1 values, found 2"],
+    ),
+    (
+        "a-row-twice",
+        lambda p: _edit(p, lambda ls: ls[: ORDERS + 3] + [ls[ORDERS + 2]] + ls[ORDERS + 3 :]),
+        [
+            f"broken.json:{ORDERS + 4}: table 'orders', row 3: rows are not in key order, or a key repeats",
+            f"broken.json:{ORDERS_END + 1}: table 'orders': the table has 201 rows, the header says 200",
+        ],
     ),
     (
         "rows-out-of-order",
@@ -597,6 +631,13 @@ CSV_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         [
             "customers.csv: table 'customers': not a readable CSV file: ',' expected after '\"'",
             "orders.csv:2: table 'orders', row 1, column 'amount': expected a decimal as a string, found \"one fifty\"",
+        ],
+    ),
+    (
+        "csv-not-utf8",
+        lambda d: _csv_bytes(d, "tags.csv", lambda b: b.replace(b"\r\nb\r\n", b"\r\n\xff\r\n", 1)),
+        [
+            "tags.csv: table 'tags': not a readable CSV file: 'utf-8' codec can't decode byte 0xff in position 7: invalid start byte"
         ],
     ),
     (
