@@ -230,8 +230,11 @@ JSON_CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         ["broken.json:1: metadata format_version is 99, this snapgit reads 1 to 2"],
     ),
     (
+        # with a bad row too: the file is not read on as if its kind were known
         "an-unknown-kind",
-        lambda p: _edit(p, _meta(lambda m: _set(m, "kind", "zzz"))),
+        lambda p: _edit(
+            p, lambda ls: _meta(lambda m: _set(m, "kind", "zzz"))(_sub_row("orders", 1, '"1.50"', "1.5")(ls))
+        ),
         ["broken.json:1: metadata kind is 'zzz', expected full or incremental"],
     ),
     (
