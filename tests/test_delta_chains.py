@@ -300,3 +300,30 @@ def test_a_wrong_link_is_found_by_the_end_of_its_chain_and_read_again_checked(tm
     assert fresh.get(zid) == (NODE, z)
     assert fresh.get(yid) == (NODE, y)
     fresh.close()
+
+
+def test_reading_a_chain_end_tells_each_link_its_stored_base(tmp_path):
+    """A chain is read in one pass from its end (DiskObjectStore._read_chain), without making
+    the objects between; what it learns of each link's base is what the link's entry holds,
+    and what a store reading each link from the packs says (writers walk a chain back that way)."""
+    root = tmp_path / "s"
+    store = disk_store(root)
+    vs = leaf_versions(MAX_DELTA_DEPTH + 1, ids=150, changed=3, seed=11)
+    ids = write_versions(store, vs, commit_every=3)
+    store.close()
+    fresh = DiskObjectStore(root)
+    assert fresh.get(ids[-1]) == (NODE, vs[-1])
+    learnt = [fresh.delta_base(oid) for oid in ids]
+    fresh.close()
+    stored = DiskObjectStore(root)
+    as_stored = [(stored.stored_bases(oid) or [None])[0] for oid in ids]
+    one_by_one = []
+    for oid in ids:  # a store that read nothing else before: each link resolved for itself
+        alone = DiskObjectStore(root)
+        one_by_one.append(alone.delta_base(oid))
+        alone.close()
+    stored.close()
+    assert learnt == as_stored == one_by_one
+    # each base an earlier version (a restart goes back to one of a chain's first), most the one before
+    assert learnt[0] is None and all(b is None or b in ids[:k] for k, b in enumerate(learnt))
+    assert sum(b == a for a, b in zip(ids, learnt[1:], strict=False)) >= MAX_DELTA_DEPTH // 2

@@ -144,3 +144,24 @@ def _flip_block(path) -> None:
         b = f.read(1)
         f.seek(off + clen // 2)
         f.write(bytes((b[0] ^ 0x01,)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    root=st.binary(min_size=0, max_size=300_000),
+    seeds=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=10),
+)
+def test_a_chain_decompressed_in_one_call_is_the_chain_resolved_link_by_link(root, seeds):
+    """decompress_chain gives the object at the end of a chain without making those between:
+    the same bytes as resolving each link against the one before (roots past zstd's 128 KB raw
+    block included)."""
+    versions = [root or b"\x00"]
+    for s in seeds:
+        versions.append(edit(versions[-1], s) + random.Random(s).randbytes(s % 50))
+    frames = [delta_compress(a, b) for a, b in zip(versions, versions[1:], strict=False)]
+    decoder = DeltaDecoder()
+    for k in range(1, len(versions)):
+        assert decoder.decompress_chain(versions[0], frames[:k]) == versions[k]
+        assert delta_decompress(versions[k - 1], frames[k - 1]) == versions[k]
+    with pytest.raises(zstd.ZstdError):
+        decoder.decompress_chain(versions[0], [*frames[:-1], frames[-1][:-3]])

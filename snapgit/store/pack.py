@@ -31,7 +31,7 @@ import struct
 import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
 from pathlib import Path
@@ -204,6 +204,14 @@ class DeltaDecoder:
             d = zstd.ZstdCompressionDict(base_full, dict_type=zstd.DICT_TYPE_RAWCONTENT)
             dctx = by_base[base] = zstd.ZstdDecompressor(dict_data=d)
         return dctx.decompress(frame)
+
+    def decompress_chain(self, root_full: bytes, frames: Sequence[bytes | memoryview]) -> bytes:
+        """The full bytes at the end of a delta chain in one call: ``root_full`` is the full
+        bytes of the object the chain starts from (stored whole, or read before), ``frames``
+        the frames of the deltas from there on, the first one's against ``root_full``. The
+        objects between are not made: zstd decompresses each frame against the output of the
+        one before. A damaged frame raises ``zstandard.ZstdError``."""
+        return self._plain.decompress_content_dict_chain([_raw_frame(root_full), *map(bytes, frames)])
 
     def __len__(self) -> int:
         return len(self._by_base)
