@@ -11,10 +11,13 @@ result contradicts the database (its row count) raises
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from snapgit.encoding import key_encoder
 from snapgit.objects import ID_LEN, Node, TableEntry
@@ -23,9 +26,11 @@ from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
 from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import TableWriter
-from snapgit.store.objectstore import ObjectReader
+from snapgit.store.objectstore import ObjectReader, read_ahead
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
-from snapgit.tree.prolly import TreeBuilder, leaves_ending, load_node, node_ends
+from snapgit.tree.prolly import TreeBuilder, leaves_ending, leaves_holding, load_node, node_ends
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -181,8 +186,72 @@ def _parent_ids(objects: ObjectReader, root: bytes | None, edits: list[bytes]) -
             if ci == hi:
                 return
 
-    walk(root, 0, len(edits))
+    # Reading the leaves' delta chains is most of a status after a spread change: a second
+    # process walks to the second half of the keys while this one walks to the first.
+    mid = len(edits) // 2
+    if not _worth_a_second(len(leaves_holding(objects, root, edits[mid:]))):
+        walk(root, 0, len(edits))
+        return out
+
+    def theirs() -> list[bytes | None]:
+        walk(root, mid, len(edits))
+        return out[mid:]
+
+    with _aside(theirs) as result:
+        walk(root, 0, mid)
+        got = result()
+    if got is None:  # the other process failed (damage is named when this one reads it)
+        walk(root, mid, len(edits))
+    else:
+        out[mid:] = got
     return out
+
+
+def _worth_a_second(leaves: int) -> bool:
+    """A second process pays off for this many leaves to read, on more than one core."""
+    return leaves >= 256 and (os.cpu_count() or 1) > 1 and os.environ.get("SNAP_WORKERS") != "0"
+
+
+@contextlib.contextmanager
+def _aside(fn: Callable[[], T]) -> Iterator[Callable[[], T | None]]:
+    """Run ``fn`` in a forked process while the block runs; the block gets a function that
+    waits for its result (sent back pickled), or None when it failed. The process shares what
+    this one has open and reads through it (pread: no file position to share); it ends with
+    ``os._exit``, running no finalizer of what it inherited, and is gone when the block ends."""
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_run_aside, args=(theirs, ours, fn), daemon=True)
+    proc.start()
+    theirs.close()
+
+    def result() -> T | None:
+        try:
+            msg = ours.recv()
+        except (EOFError, OSError):
+            return None
+        return msg[1] if msg[0] == "ok" else None
+
+    try:
+        yield result
+    finally:
+        ours.close()
+        proc.join(timeout=1)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def _run_aside(conn: Any, parent_end: Any, fn: Callable[[], Any]) -> None:
+    parent_end.close()  # so a parent that dies breaks the pipe
+    code = 0
+    try:
+        conn.send(("ok", fn()))
+    except BaseException:  # noqa: BLE001 - whatever failed, the caller does the work itself
+        code = 1
+        with contextlib.suppress(BaseException):
+            conn.send(("failed",))
+    finally:
+        os._exit(code)
 
 
 def build_from_xmin(
@@ -253,7 +322,10 @@ def _apply_edits(
             if root.keys:
                 edit.leaf(old_root, root.keys[-1], len(root.keys))
         else:
-            edit.children(root)
+            # reading the parent's leaves (their delta chains) is about half of the walk after
+            # a spread change: a second process reads them while this one patches and writes
+            with read_ahead(tw.objects, leaves_holding(tw.objects, old_root, edits)):
+                edit.children(root)
     tail = [(k, rid) for k in edits[edit.ci :] if (rid := edit.record(k, None)) is not None]
     if tail:
         builder.add_batch([k for k, _ in tail], [rid for _, rid in tail])

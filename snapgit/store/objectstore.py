@@ -17,8 +17,10 @@ makes the pack visible. A reader lists indexes, so it sees whole packs or nothin
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
+import multiprocessing
 import os
 import secrets
 from array import array
@@ -26,7 +28,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import zstandard as zstd
 
@@ -62,6 +64,7 @@ __all__ = [
     "OverlayObjectStore",
     "MEMORY_PACK",
     "ReadCursor",
+    "read_ahead",
     "read_cursor",
 ]
 
@@ -488,6 +491,7 @@ class DiskObjectStore:
         self._found_in: str | None = None  # the pack the last object found was in
         self._check_links = False  # hash every link of a delta chain, not only its end
         self._links: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()  # links read, unchecked
+        self._ahead: _Ahead | None = None  # objects a second process reads ahead (read_ahead)
         # indexes that do not parse (pack name -> why): skipped, so the store still opens (and
         # `verify --repair` can rebuild them); an object not found anywhere else is then damage
         self.unreadable: dict[str, str] = {}
@@ -664,6 +668,9 @@ class DiskObjectStore:
         if cached is not None:
             return cached
         if not chain and not self._check_links:
+            ahead = self._ahead.take(oid) if self._ahead is not None else None
+            if ahead is not None:
+                return self._took(oid, *ahead)
             got = self._read_chain(oid, self._mru if order is None else order)
             if got is not None:
                 return got
@@ -784,6 +791,47 @@ class DiskObjectStore:
             if len(self._full_cache) > 256:
                 self._full_cache.popitem(last=False)
         return full, depth
+
+    @contextlib.contextmanager
+    def read_ahead(self, oids: Sequence[bytes]) -> Iterator[None]:
+        """Meanwhile, a second process reads ``oids`` (tree nodes, in the order this one will
+        ask for them) and sends them over, while this one works on what it read before.
+
+        A read of one of them takes what the other process sent (it read and checked the
+        object as :meth:`get` does), waiting for it if need be; an object the other process
+        could not read (damage, a missing object) or never sent is read here as without read
+        ahead, which names the damage. So the answers are the same; only the time differs.
+        The other process is forked (it shares what this one has open, and imports nothing), and
+        is gone when the block ends."""
+        wanted = list(oids)
+        if self._ahead is not None or not wanted:
+            yield
+            return
+        ahead = _Ahead(self.root, wanted)
+        self._ahead = ahead
+        try:
+            yield
+        finally:
+            self._ahead = None
+            ahead.close()
+
+    def _took(self, oid: bytes, full: bytes, depth: int, links: list[tuple[bytes, bytes]]) -> tuple[bytes, int]:
+        """What :meth:`_find` keeps of an object read by the other process (read_ahead)."""
+        self._delta_bases.update(links)
+        if full[0] != _RECORD:
+            self._full_cache[oid] = (full, depth)
+            if len(self._full_cache) > 256:
+                self._full_cache.popitem(last=False)
+        return full, depth
+
+    def _chain_links(self, oid: bytes) -> list[tuple[bytes, bytes]]:
+        """(link, its base) down the delta chain of ``oid`` as far as this store knows it."""
+        out: list[tuple[bytes, bytes]] = []
+        link = oid
+        while (base := self._delta_bases.get(link)) is not None and len(out) <= MAX_DELTA_DEPTH:
+            out.append((link, base))
+            link = base
+        return out
 
     def _hint(self, name: str, found: str) -> None:
         """Remember that a base of a delta of pack ``name`` was in pack ``found``."""
@@ -1005,6 +1053,91 @@ class DiskObjectStore:
         return DiskWriter(self)
 
 
+class _Ahead:
+    """The reading end of :meth:`DiskObjectStore.read_ahead`: a forked process reads the
+    objects in order and sends them in batches of about _AHEAD_BATCH bytes, each as (id, full
+    bytes, depth, the links of its delta chain). The pipe's buffer is the only queue: the reader
+    waits while this process is behind."""
+
+    def __init__(self, root: Path, oids: list[bytes]) -> None:
+        self._index = {oid: i for i, oid in enumerate(oids)}
+        self._got: dict[bytes, tuple[bytes, int, list[tuple[bytes, bytes]]]] = {}
+        self._next = 0  # how far into oids the batches received go
+        self._done = False
+        ctx = multiprocessing.get_context("fork")
+        self._conn, theirs = ctx.Pipe(duplex=False)
+        with contextlib.suppress(OSError, AttributeError):  # Linux: a bigger pipe lets the reader run further ahead
+            fcntl.fcntl(theirs.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        self._proc = ctx.Process(target=_read_ahead, args=(theirs, self._conn, root, oids), daemon=True)
+        self._proc.start()
+        theirs.close()
+
+    def take(self, oid: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]]] | None:
+        """The object as the other process read it, or None: not one of its objects, or one it
+        did not send (it failed, or was skipped past: an object asked for after those that
+        follow it is read here)."""
+        at = self._index.pop(oid, None)
+        if at is None:
+            return None
+        while oid not in self._got and not self._done and self._next <= at:
+            try:
+                msg = self._conn.recv()
+            except (EOFError, OSError):
+                msg = None
+            if msg is None or msg[0] != "objects":
+                self._done = True  # "done", or failed: the rest is read here
+                break
+            for item in msg[1]:
+                self._got[item[0]] = item[1:]
+            self._next += len(msg[1])
+        got = self._got.pop(oid, None)
+        if len(self._got) > 2 * _AHEAD_BEHIND:
+            # asked for out of order now and then (a walk looks at the next leaf first), but
+            # objects well behind the one asked for are not asked for any more
+            index = self._index
+            for stale in [o for o in self._got if index.get(o, -1) < at - _AHEAD_BEHIND]:
+                del self._got[stale]
+        return got
+
+    def close(self) -> None:
+        self._conn.close()
+        self._proc.join(timeout=1)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+
+
+_AHEAD_BATCH = 64 * 1024
+_AHEAD_BEHIND = 64  # objects behind the one asked for that are kept a while
+
+
+def _read_ahead(conn: Any, parent_end: Any, root: Path, oids: list[bytes]) -> None:
+    """The forked process of :class:`_Ahead`: ends with ``os._exit``, running no finalizer of
+    what it inherited; a broken pipe (the reader is gone) just ends it."""
+    parent_end.close()  # so a parent that dies breaks the pipe
+    code = 0
+    try:
+        store = DiskObjectStore(root)
+        batch: list[tuple[bytes, bytes, int, list[tuple[bytes, bytes]]]] = []
+        size = 0
+        for oid in oids:
+            full, depth = store._find(oid)
+            batch.append((oid, full, depth, store._chain_links(oid) if depth else []))
+            size += len(full)
+            if size >= _AHEAD_BATCH:
+                conn.send(("objects", batch))
+                batch, size = [], 0
+        if batch:
+            conn.send(("objects", batch))
+        conn.send(("done",))
+    except BaseException:  # noqa: BLE001 - damage, or a broken pipe: the reader reads the rest itself
+        code = 1
+        with contextlib.suppress(BaseException):
+            conn.send(("failed",))
+    finally:
+        os._exit(code)
+
+
 class ReadCursor:
     """Reads of a disk store that keep their own order of the packs to try (the one that
     answered last first), for one of several interleaved streams of reads.
@@ -1042,6 +1175,24 @@ def read_cursor(reader: ObjectReader) -> ObjectReader:
     if isinstance(reader, DiskObjectStore):
         return ReadCursor(reader)
     return reader
+
+
+def read_ahead(reader: ObjectReader, oids: Sequence[bytes]) -> contextlib.AbstractContextManager[None]:
+    """:meth:`DiskObjectStore.read_ahead` of the disk store under ``reader`` (itself, a read
+    cursor's or an overlay's); nothing for any other. Only where it pays: a second core, and
+    enough objects to read (SNAP_WORKERS=0 turns it off)."""
+    store: object = reader
+    if isinstance(store, ReadCursor):
+        store = store._store
+    if isinstance(store, OverlayObjectStore):
+        store = store.base
+    worth = len(oids) >= _AHEAD_MIN and (os.cpu_count() or 1) > 1 and os.environ.get("SNAP_WORKERS") != "0"
+    if not worth or not isinstance(store, DiskObjectStore):
+        return contextlib.nullcontext()
+    return store.read_ahead(oids)
+
+
+_AHEAD_MIN = 256  # objects: below, a fork (10-20 ms) costs more than it saves
 
 
 # --- memory ---------------------------------------------------------------------------------

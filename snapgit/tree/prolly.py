@@ -24,7 +24,7 @@ lazily; nothing here needs more than one path of nodes in memory.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
 from itertools import compress, count, islice
@@ -41,6 +41,7 @@ __all__ = [
     "load_node",
     "iter_leaves",
     "iter_entries",
+    "leaves_holding",
     "lookup",
     "leaf_index",
     "leaf_ends",
@@ -320,6 +321,33 @@ def load_node(reader: ObjectReader, nid: bytes) -> Node:
     if otype != ObjType.NODE:
         raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
     return Node.decode(data)
+
+
+def leaves_holding(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> list[bytes]:
+    """The ids of the leaves of the tree ``root`` that ``keys`` (sorted) fall in, in key order,
+    each once: a key falls in the first leaf whose last key is at or above it, a key above
+    every key of the tree in none. Reads the inner nodes on the way to them only, no leaf:
+    what a walk down to the keys will read next, for a store to read ahead."""
+    node = load_node(reader, root)
+    if node.level == 0:
+        return [root] if keys and node.keys and keys[0] <= node.keys[-1] else []
+    out: list[bytes] = []
+
+    def down(node: Node, lo: int, hi: int) -> None:
+        ci = lo
+        for last, cid in zip(node.keys, node.ids, strict=True):
+            cj = bisect_right(keys, last, ci, hi)
+            if cj > ci:
+                if node.level == 1:
+                    out.append(cid)
+                else:
+                    down(load_node(reader, cid), ci, cj)
+                ci = cj
+            if ci == hi:
+                return
+
+    down(node, 0, len(keys))
+    return out
 
 
 def iter_leaves(reader: ObjectReader, root: bytes) -> Iterator[tuple[bytes, Node]]:

@@ -1,0 +1,242 @@
+"""Reading tree nodes with a second process (issue 21): DiskObjectStore.read_ahead, which a
+commit through the change log uses for the parent's leaves, and the split walk of `snap status`
+(snapgit/snapshot/capture.py _parent_ids), each on a real disk store of leaves stored as delta
+chains. The answers are those of a store reading alone, in any order of asking, and when the
+other process fails, the damage is named by this one as without it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from bisect import bisect_left
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from snapgit.encoding import encode_key
+from snapgit.errors import CorruptError
+from snapgit.objects import Node, ObjType
+from snapgit.snapshot import capture
+from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore, read_ahead
+from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaves_holding, load_node
+
+NODE = int(ObjType.NODE)
+
+
+def oid_of(data: bytes) -> bytes:
+    return hashlib.sha256(bytes((NODE,)) + data).digest()
+
+
+def disk_store(root: Path) -> DiskObjectStore:
+    (root / "objects" / "pack").mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(exist_ok=True)
+    return DiskObjectStore(root)
+
+
+def chained_nodes(store: DiskObjectStore, n: int, versions: int, seed: int = 0) -> tuple[list[bytes], list[bytes]]:
+    """``n`` node-like objects, each the last of ``versions`` versions stored as a delta chain
+    (one commit a version, as a table changed by every commit); (their ids, their data)."""
+    rnd = random.Random(seed)
+    cur = [bytearray(rnd.randbytes(2000)) for _ in range(n)]
+    ids: list[bytes] = [b""] * n
+    for v in range(versions):
+        w = store.writer()
+        for i in range(n):
+            if v:
+                cur[i][rnd.randrange(2000)] ^= 0xFF
+            data = bytes(cur[i])
+            ids[i] = w.add_delta(NODE, data, oid_of(data), ids[i]) if v else w.add(NODE, data)
+        w.commit()
+    return ids, [bytes(c) for c in cur]
+
+
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    store = disk_store(root)
+    ids, datas = chained_nodes(store, 300, 6)
+    store.close()
+    return root, ids, datas
+
+
+def test_objects_read_ahead_are_the_objects(chains):
+    """In order, out of order now and then (a walk looks at the next leaf first), some never
+    asked for, some asked for twice, and others between: every answer is the stored object,
+    with the depth and the chain a store reading alone gives (writers walk chains back)."""
+    root, ids, datas = chains
+    alone = DiskObjectStore(root)
+    expect = {oid: (alone.get(oid), alone.get_depth(oid)) for oid in ids}
+    assert max(d for _o, d in expect.values()) == 5  # chains of six versions (a few restarted early)
+    store = DiskObjectStore(root)
+    order = list(range(len(ids)))
+    for i in range(0, len(order) - 1, 7):
+        order[i], order[i + 1] = order[i + 1], order[i]
+    skipped = set(order[10::13])
+    served = 0
+    with store.read_ahead(ids):
+        ahead = store._ahead
+        assert ahead is not None
+        for k, i in enumerate(order):
+            if i in skipped:
+                continue
+            oid = ids[i]
+            served += oid in ahead._got or ahead._next <= ahead._index.get(oid, -1)
+            assert store.get(oid) == (NODE, datas[i]) and store.get(oid) == expect[oid][0]
+            assert store.get_depth(oid) == expect[oid][1]
+            if k % 50 == 0:
+                assert store.get(ids[0]) == (NODE, datas[0])  # asked again, long after
+        for i in sorted(skipped):
+            assert store.get(ids[i]) == (NODE, datas[i])
+    assert store._ahead is None
+    assert served > len(ids) // 2  # most came from the other process
+    for oid in ids:  # what the other process told of each chain is what the packs hold
+        link = oid
+        while (base := store.delta_base(link)) is not None:
+            assert base == alone.delta_base(link)
+            link = base
+    alone.close()
+    store.close()
+
+
+def test_a_reader_that_meets_damage_leaves_the_reads_to_this_process(tmp_path):
+    """The object whose block is damaged stops the other process; the objects before it come
+    from it, the damaged one is named by this process's own read as it would be without read
+    ahead, and the rest are read here."""
+    root = tmp_path / "s"
+    store = disk_store(root)
+    early, early_data = chained_nodes(store, 300, 1, seed=1)
+    before = set(store.pack_names())
+    late, late_data = chained_nodes(store, 300, 1, seed=2)  # a pack of its own
+    (late_pack,) = set(store.pack_names()) - before
+    store.close()
+    damaged = root / "objects" / "pack" / f"pack-{late_pack}.pack"
+    raw = bytearray(damaged.read_bytes())
+    raw[100:140] = bytes(40)  # in the first block of late's pack: late[0] is there, late[-1] is not
+    os.chmod(damaged, 0o600)
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(CorruptError) as alone:
+        DiskObjectStore(root).get(late[0])
+    store = DiskObjectStore(root)
+    with store.read_ahead(early + late):
+        for oid, data in zip(early, early_data, strict=True):
+            assert store.get(oid) == (NODE, data)
+        with pytest.raises(CorruptError) as ahead:
+            store.get(late[0])
+        assert str(ahead.value) == str(alone.value)
+        assert store._ahead is not None and store._ahead._done  # the other process stopped
+        assert store.get(late[-1]) == (NODE, late_data[-1])
+    store.close()
+
+
+def test_read_ahead_is_for_a_disk_store_and_enough_objects(chains, monkeypatch):
+    root, ids, _ = chains
+    store = DiskObjectStore(root)
+    with read_ahead(store, ids[:10]):
+        assert store._ahead is None  # a fork costs more than ten reads
+    with read_ahead(store, ids):
+        assert store._ahead is not None
+    monkeypatch.setenv("SNAP_WORKERS", "0")
+    with read_ahead(store, ids):
+        assert store._ahead is None
+    with read_ahead(MemoryObjectStore(), ids):
+        pass
+    store.close()
+
+
+# --- the leaves keys fall in -------------------------------------------------------------------
+
+
+def build_tree(store, keys: list[bytes]) -> bytes:
+    w = store.writer()
+    b = TreeBuilder(lambda node, _p: w.add(NODE, node.encode()))
+    if keys:
+        b.add_batch(keys, [hashlib.sha256(k).digest() for k in keys])
+    root, _count = b.finish()
+    w.commit()
+    return root
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 40_000),
+    asked=st.lists(st.integers(-10, 41_000), max_size=300, unique=True),
+)
+def test_leaves_holding_are_the_leaves_the_keys_fall_in(n, asked):
+    """Each asked key falls in the first leaf whose last key is at or above it (none past the
+    last): leaves_holding lists those leaves, once each, in key order, reading no leaf."""
+    store = MemoryObjectStore()
+    root = build_tree(store, [encode_key([i]) for i in range(n)])
+    keys = sorted(encode_key([i]) for i in asked)
+    leaves = [(nid, leaf) for nid, leaf in iter_leaves(store, root) if leaf.keys]
+    lasts = [leaf.keys[-1] for _nid, leaf in leaves]
+    expect: list[bytes] = []
+    for k in keys:
+        j = bisect_left(lasts, k)
+        if j < len(leaves) and (not expect or expect[-1] != leaves[j][0]):
+            expect.append(leaves[j][0])
+    assert leaves_holding(store, root, keys) == expect
+
+
+# --- the split walk of status --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big_table(tmp_path_factory):
+    """A table's tree of 160,000 rows (about 620 leaves) on disk, its leaves delta chains of
+    three versions, as HEAD's table after a few commits of spread changes."""
+    root = tmp_path_factory.mktemp("table")
+    store = disk_store(root)
+    rnd = random.Random(5)
+    rows = {encode_key([i]): hashlib.sha256(b"%d" % i).digest() for i in range(160_000)}
+    tree = None
+    for v in range(3):
+        for k in rnd.sample(sorted(rows), 1200):
+            rows[k] = hashlib.sha256(b"v%d" % v + k).digest()
+        w = store.writer()
+        old = {}
+        if tree is not None:
+            old = {leaf.keys[-1]: nid for nid, leaf in iter_leaves(store, tree)}
+
+        def emit(node: Node, _payloads, w=w, old=old) -> bytes:
+            data = node.encode()
+            base = old.get(node.keys[-1]) if node.level == 0 and node.keys else None
+            return w.add_delta(NODE, data, oid_of(data), base) if base else w.add(NODE, data)
+
+        b = TreeBuilder(emit)
+        keys = sorted(rows)
+        b.add_batch(keys, [rows[k] for k in keys])
+        tree, _count = b.finish()
+        w.commit()
+    store.close()
+    return root, tree, rows
+
+
+def test_status_reads_the_parents_ids_with_a_second_process_as_alone(big_table, monkeypatch):
+    root, tree, rows = big_table
+    rnd = random.Random(8)
+    keys = sorted(rows)
+    edits = sorted(set(rnd.sample(keys, 8000)) | {encode_key([-1]), encode_key([10**9])})
+    expect = [rows.get(k) for k in edits]
+    store = DiskObjectStore(root)
+    assert len(leaves_holding(store, tree, edits[len(edits) // 2 :])) >= 256  # the split is taken
+    assert load_node(store, tree).level >= 2
+    assert capture._parent_ids(store, tree, edits) == expect
+    monkeypatch.setenv("SNAP_WORKERS", "0")
+    assert capture._parent_ids(DiskObjectStore(root), tree, edits) == expect
+    store.close()
+
+
+def test_work_aside_comes_back_or_is_done_here():
+    """What the second process sends back; None when it failed or died, so the caller does the
+    work itself."""
+    with capture._aside(lambda: [b"x" * 100_000, None, 3]) as result:
+        assert result() == [b"x" * 100_000, None, 3]
+    with capture._aside(lambda: 1 // 0) as result:
+        assert result() is None
+    with capture._aside(lambda: os._exit(3)) as result:
+        assert result() is None
+    with pytest.raises(ZeroDivisionError), capture._aside(lambda: 1):
+        raise ZeroDivisionError  # the block fails: the process is ended all the same
