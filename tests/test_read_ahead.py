@@ -223,9 +223,15 @@ def test_status_reads_the_parents_ids_with_a_second_process_as_alone(big_table, 
     store = DiskObjectStore(root)
     assert len(leaves_holding(store, tree, edits[len(edits) // 2 :])) >= 256  # the split is taken
     assert load_node(store, tree).level >= 2
-    assert capture._parent_ids(store, tree, edits) == expect
+    with capture._parent_ids(store, tree, edits) as ids:
+        assert ids() == expect
+    with capture._parent_ids(store, tree, edits):
+        pass  # never asked: the other process is ended all the same
+    with capture._parent_ids(DiskObjectStore(root), tree, edits, second=False) as ids:
+        assert ids() == expect
     monkeypatch.setenv("SNAP_WORKERS", "0")
-    assert capture._parent_ids(DiskObjectStore(root), tree, edits) == expect
+    with capture._parent_ids(DiskObjectStore(root), tree, edits) as ids:
+        assert ids() == expect
     store.close()
 
 

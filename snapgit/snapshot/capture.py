@@ -106,11 +106,17 @@ def _read_logged(
     assert logged.log is not None
     counted = snap.count_later(schema.name)  # counts while the rows are read
     changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
-    logged_keys = set(changed)
+    return counted, changed, _logged_keys(snap, schema, key, logged) | set(changed)
+
+
+def _logged_keys(snap: ReadSnapshot, schema: TableSchema, key: list[str], logged: LoggedTable) -> set[bytes]:
+    """Every key the log holds (encoded), rows or not."""
+    assert logged.log is not None
     kenc_key = key_encoder(list(range(len(key))))
+    keys: set[bytes] = set()
     for batch in snap.scan(schema, None, columns=key, source=logged.log):
-        logged_keys.update(map(kenc_key, batch))
-    return counted, changed, logged_keys
+        keys.update(map(kenc_key, batch))
+    return keys
 
 
 def changes_from_log(
@@ -130,13 +136,24 @@ def changes_from_log(
     Each logged key's record id now (none: no row) is compared with the parent's, read from the
     leaves the logged keys fall in only. Raises :class:`Fallback` where build_from_log would:
     the row count is not the parent's plus the rows added less those removed."""
-    counted, changed, logged_keys = _read_logged(snap, schema, key, logged, progress)
+    assert logged.log is not None
+    counted = snap.count_later(schema.name)  # counts while the rows are read
+    logged_keys = _logged_keys(snap, schema, key, logged)
     edits = sorted(logged_keys)
+    # the parent's ids are looked up (in part by a second process) while the rows are read
+    with _parent_ids(objects, old_root, edits) as parent_ids:
+        changed = _changed_rows(snap, schema, key, progress, keys_from=(logged.log, key))
+        if changed.keys() <= logged_keys:
+            olds = parent_ids()
+        else:  # a row's key not as the log spells it (never seen): look up every key here
+            edits = sorted(logged_keys | changed.keys())
+            with _parent_ids(objects, old_root, edits, second=False) as again:
+                olds = again()
     parent_rows = load_node(objects, old_root).row_count if old_root is not None else 0
     changes: list[RowChange] = []
     records: dict[bytes, bytes] = {}
     added = removed = 0
-    for k, old in zip(edits, _parent_ids(objects, old_root, edits), strict=True):
+    for k, old in zip(edits, olds, strict=True):
         hit = changed.get(k)
         if hit is None:
             if old is not None:
@@ -161,12 +178,22 @@ def changes_from_log(
     return changes, total, records
 
 
-def _parent_ids(objects: ObjectReader, root: bytes | None, edits: list[bytes]) -> list[bytes | None]:
-    """The record id the tree ``root`` holds under each key of ``edits`` (sorted), or None:
-    read from the nodes on the paths to the leaves the keys fall in, no others."""
+@contextlib.contextmanager
+def _parent_ids(
+    objects: ObjectReader, root: bytes | None, edits: list[bytes], second: bool = True
+) -> Iterator[Callable[[], list[bytes | None]]]:
+    """A function giving the record id the tree ``root`` holds under each key of ``edits``
+    (sorted), or None: read from the nodes on the paths to the leaves the keys fall in, no
+    others.
+
+    Reading the leaves' delta chains is most of a status after a spread change: where it pays
+    (and ``second``), a second process starts on the second half of the keys at once, while the
+    caller does what it has to (read the rows) and then, calling the function, the first half."""
     out: list[bytes | None] = [None] * len(edits)
     if root is None or not edits:
-        return out
+        yield lambda: out
+        return
+    top: bytes = root
 
     def walk(nid: bytes, lo: int, hi: int) -> None:
         node = load_node(objects, nid)
@@ -186,25 +213,32 @@ def _parent_ids(objects: ObjectReader, root: bytes | None, edits: list[bytes]) -
             if ci == hi:
                 return
 
-    # Reading the leaves' delta chains is most of a status after a spread change: a second
-    # process walks to the second half of the keys while this one walks to the first.
     mid = len(edits) // 2
-    if not _worth_a_second(len(leaves_holding(objects, root, edits[mid:]))):
-        walk(root, 0, len(edits))
-        return out
+    if not second or not _worth_a_second(len(leaves_holding(objects, top, edits[mid:]))):
+
+        def alone() -> list[bytes | None]:
+            walk(top, 0, len(edits))
+            return out
+
+        yield alone
+        return
 
     def theirs() -> list[bytes | None]:
-        walk(root, mid, len(edits))
+        walk(top, mid, len(edits))
         return out[mid:]
 
     with _aside(theirs) as result:
-        walk(root, 0, mid)
-        got = result()
-    if got is None:  # the other process failed (damage is named when this one reads it)
-        walk(root, mid, len(edits))
-    else:
-        out[mid:] = got
-    return out
+
+        def both() -> list[bytes | None]:
+            walk(top, 0, mid)
+            got = result()
+            if got is None:  # the other process failed (damage is named when this one reads it)
+                walk(top, mid, len(edits))
+            else:
+                out[mid:] = got
+            return out
+
+        yield both
 
 
 def _worth_a_second(leaves: int) -> bool:
