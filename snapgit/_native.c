@@ -16,6 +16,7 @@
  *   records      msgpack and SHA-256 of each row: a commit's record payloads and ids.
  *   index_entries  a pack index's entries, sorted (128K ids in a few ms; in Python, 90 ms).
  *   sorted_hits  which of many sorted prefixes a pack index holds (a commit's batched probes).
+ *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
  *
  * The packer knows only exact None, bool, int, float, str, bytes, tuple, list and msgpack's
  * ExtType. For any other value, and for a value msgpack would refuse (an int beyond 64 bits, a
@@ -29,6 +30,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 static PyObject *NativeError;
 static PyObject *ExtTypeClass; /* msgpack.ExtType, set by set_ext_type() */
@@ -431,6 +433,53 @@ done:
     PyBuffer_Release(&pb);
     PyBuffer_Release(&wb);
     return out;
+}
+
+/* index_sole(fd, prefix_at, ordinal_at, lo, hi, prefix) -> the ordinal of the one entry whose
+ * prefix is ``prefix`` among entries lo..hi-1 of a pack index (a fanout bucket), read from the
+ * index file ``fd`` with pread: its prefixes start at byte ``prefix_at`` (little-endian u64,
+ * ascending), its ordinals at ``ordinal_at`` (little-endian u32). -1: none; -2: several; -3: a
+ * read came short (the caller looks again the slow way, which names the problem). */
+static PyObject *index_sole(PyObject *mod, PyObject *args) {
+    int fd;
+    long long prefix_at, ordinal_at, lo, hi;
+    unsigned long long x;
+    if (!PyArg_ParseTuple(args, "iLLLLK", &fd, &prefix_at, &ordinal_at, &lo, &hi, &x)) return NULL;
+    if (lo < 0 || hi < lo || prefix_at < 0 || ordinal_at < 0) {
+        PyErr_SetString(PyExc_ValueError, "index_sole: bad bounds");
+        return NULL;
+    }
+    size_t n = (size_t)(hi - lo);
+    if (n == 0) return PyLong_FromLong(-1);
+    unsigned char stack[8192];
+    unsigned char *p = n * 8 <= sizeof stack ? stack : PyMem_Malloc(n * 8);
+    if (!p) return PyErr_NoMemory();
+    long result = -3;
+    ssize_t got = pread(fd, p, n * 8, (off_t)(prefix_at + 8 * lo));
+    if (got == (ssize_t)(n * 8)) {
+        size_t a = 0, b = n;
+        while (a < b) {
+            size_t m = a + (b - a) / 2;
+            uint64_t v = 0;
+            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * m + k];
+            if (v < x) a = m + 1;
+            else b = m;
+        }
+        uint64_t v = 0, w = 0;
+        if (a < n)
+            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * a + k];
+        if (a + 1 < n)
+            for (int k = 7; k >= 0; k--) w = (w << 8) | p[8 * (a + 1) + k];
+        if (a == n || v != x) result = -1;
+        else if (a + 1 < n && w == x) result = -2;
+        else {
+            unsigned char o[4];
+            if (pread(fd, o, 4, (off_t)(ordinal_at + 4 * (lo + (long long)a))) == 4)
+                result = (long)((uint32_t)o[0] | (uint32_t)o[1] << 8 | (uint32_t)o[2] << 16 | (uint32_t)o[3] << 24);
+        }
+    }
+    if (p != stack) PyMem_Free(p);
+    return PyLong_FromLong(result);
 }
 
 static PyObject *set_ext_type(PyObject *mod, PyObject *cls) {
@@ -1240,6 +1289,7 @@ static PyMethodDef methods[] = {
     {"records", records, METH_VARARGS, "record ids and payloads of rows"},
     {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
+    {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
     {"set_ext_type", set_ext_type, METH_O, "the ExtType class the packer knows"},
     {"shares_sqlite", shares_sqlite, METH_O, "whether a loaded library uses this module's SQLite"},
     {NULL},

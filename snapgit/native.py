@@ -5,6 +5,7 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`records`: the record ids and payloads of rows;
 * :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
+* :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
   module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None;
   its ``fetch_blocks`` reads a table keyed by one integer column as the row cache cuts it, keys,
@@ -29,6 +30,7 @@ __all__ = [
     "records",
     "index_entries",
     "sorted_hits",
+    "index_sole",
     "sqlite_reader",
     "Encoder",
     "NativeError",
@@ -100,6 +102,14 @@ def sorted_hits(prefixes: Any, wanted: Any) -> set[int] | None:
     little-endian u64 column, ascending) hold, or None without the extension: the reference is
     ``IndexReader.prefix_hits``'s search in Python."""
     return set(_native.sorted_hits(prefixes, wanted)) if _native is not None else None
+
+
+def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefix: int) -> int | None:
+    """The ordinal of the one entry with ``prefix`` among entries ``lo`` .. ``hi - 1`` of the
+    pack index open as ``fd`` (its prefix column at byte ``prefix_at``, its ordinals at
+    ``ordinal_at``), read with pread: -1 none, -2 several, -3 a short read; or None without the
+    extension. The reference is ``IndexReader.candidates``."""
+    return _native.index_sole(fd, prefix_at, ordinal_at, lo, hi, prefix) if _native is not None else None
 
 
 def sqlite_reader(path: str, busy_ms: int = 1000) -> Any | None:

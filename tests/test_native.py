@@ -558,3 +558,31 @@ def test_a_block_longer_than_any_batch_goes_to_python_whole(tmp_path: Path) -> N
         got += batch.rows()
     reader.close()
     assert got == sorted([(5, f"v{i}") for i in range(200)]) + [(99, "last")]
+
+
+@needs_native
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ids=st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=400, unique=True),
+    twins=st.lists(st.tuples(st.integers(0, 399), st.binary(min_size=24, max_size=24)), max_size=20),
+    absent=st.lists(st.binary(min_size=32, max_size=32), max_size=20),
+    first=st.sampled_from([b"", b"\x00", b"\xff", b"\x7f"]),
+)
+def test_index_sole_answers_as_the_candidates_do(tmp_path: Path, ids, twins, absent, first) -> None:
+    """IndexReader.sole through the C look-up: the ordinal where one object has the prefix,
+    -1 where none, -2 where several (ids sharing 8 bytes), as the Python look-up counts them;
+    a first byte that crowds one fanout bucket included."""
+    from snapgit.store.packindex import IndexReader, build_index
+
+    ids = [first + i[len(first) :] for i in ids]
+    ids = list(dict.fromkeys(ids + [ids[k % len(ids)][:8] + rest for k, rest in twins]))
+    path = tmp_path / f"{hashlib.sha256(b''.join(ids)).hexdigest()}.idx"
+    path.write_bytes(build_index("ab" * 32, ids))
+    idx = IndexReader(path)
+    try:
+        for oid in ids + absent:
+            found = idx.candidates(oid)
+            assert idx.sole(oid) == (found[0] if len(found) == 1 else -2 if found else -1)
+            assert idx.sole(oid, mapped=True) == idx.sole(oid)
+    finally:
+        idx.close()

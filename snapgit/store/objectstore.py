@@ -744,12 +744,12 @@ class DiskObjectStore:
                     got = packs.get(name)
                     if got is None:
                         continue
-                    ordinals = got[0].candidates(cur, self._mapped)
-                    if not ordinals:
+                    ordinal = got[0].sole(cur, self._mapped)
+                    if ordinal == -1:
                         continue
-                    if len(ordinals) != 1:
+                    if ordinal < 0:  # several objects share the prefix: the careful road
                         return None
-                    entry, found = self._reader(name).entry(ordinals[0]), name
+                    entry, found = self._reader(name).entry(ordinal), name
                     break
                 if len(entry) < 2:
                     return None

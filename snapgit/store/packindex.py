@@ -31,7 +31,7 @@ from operator import eq, gt
 from pathlib import Path
 
 from snapgit.errors import CorruptError
-from snapgit.native import index_entries, sorted_hits
+from snapgit.native import index_entries, index_sole, sorted_hits
 
 __all__ = ["build_index", "build_index_joined", "index_entries_py", "IndexReader", "IDX_MAGIC"]
 
@@ -288,6 +288,25 @@ class IndexReader:
                 return []
             got = self._pread(fd, 4 * (j - i), self._o0 + 4 * (lo + i))
         return list(memoryview(got).cast("I")) if got is not None else list(self._ordinals[lo + i : lo + j])
+
+    def sole(self, oid: bytes, mapped: bool = False) -> int:
+        """The ordinal of the one object whose id starts with the same 8 bytes as ``oid``: -1
+        when there is none, -2 when there are several (:meth:`candidates` lists them). With
+        the C extension, the look-up is one call (two preads and a binary search): it finds
+        each link of every delta chain read."""
+        if not mapped:
+            first = oid[0]
+            lo = self.fanout[first - 1] if first else 0
+            hi = self.fanout[first]
+            if lo == hi:
+                return -1
+            with self._file() as fd:
+                if fd is not None:
+                    got = index_sole(fd, self._p0, self._o0, lo, hi, int.from_bytes(oid[:8], "big"))
+                    if got is not None and got != -3:
+                        return got
+        found = self.candidates(oid, mapped)
+        return found[0] if len(found) == 1 else -2 if found else -1
 
     def prefix_hits(self, wanted: set[int], ordered: Sequence[int], ordered_q: array | None = None) -> set[int]:
         """Which of these 8-byte prefixes (``wanted``, and the same sorted as ``ordered``; and
