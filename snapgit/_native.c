@@ -389,6 +389,22 @@ static PyObject *index_entries(PyObject *mod, PyObject *arg) {
     return res;
 }
 
+/* The n-th little-endian u64 of p, and the first of p[a..b) not below x (ascending). */
+static inline uint64_t le64_at(const unsigned char *p, size_t n) {
+    uint64_t v = 0;
+    for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * n + k];
+    return v;
+}
+
+static size_t le64_lower_bound(const unsigned char *p, size_t a, size_t b, uint64_t x) {
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (le64_at(p, m) < x) a = m + 1;
+        else b = m;
+    }
+    return a;
+}
+
 /* sorted_hits(prefixes, wanted) -> [w for w in wanted if w in prefixes]: ``prefixes`` a pack
  * index's prefixes (little-endian u64, ascending), ``wanted`` ascending native u64 (an
  * array('Q')). A binary search each, from where the last one ended. */
@@ -406,27 +422,16 @@ static PyObject *sorted_hits(PyObject *mod, PyObject *args) {
     out = PyList_New(0);
     for (size_t i = 0; out && i < nw; i++) {
         uint64_t x = w[i];
-        size_t a = lo, b = np;
-        while (a < b) {
-            size_t m = a + (b - a) / 2;
-            uint64_t v = 0;
-            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * m + k];
-            if (v < x) a = m + 1;
-            else b = m;
-        }
+        size_t a = le64_lower_bound(p, lo, np, x);
         lo = a;
-        if (a < np) {
-            uint64_t v = 0;
-            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * a + k];
-            if (v == x) {
-                PyObject *n = PyLong_FromUnsignedLongLong(x);
-                if (!n || PyList_Append(out, n)) {
-                    Py_XDECREF(n);
-                    Py_CLEAR(out);
-                    break;
-                }
-                Py_DECREF(n);
+        if (a < np && le64_at(p, a) == x) {
+            PyObject *n = PyLong_FromUnsignedLongLong(x);
+            if (!n || PyList_Append(out, n)) {
+                Py_XDECREF(n);
+                Py_CLEAR(out);
+                break;
             }
+            Py_DECREF(n);
         }
     }
 done:
@@ -457,21 +462,9 @@ static PyObject *index_sole(PyObject *mod, PyObject *args) {
     long result = -3;
     ssize_t got = pread(fd, p, n * 8, (off_t)(prefix_at + 8 * lo));
     if (got == (ssize_t)(n * 8)) {
-        size_t a = 0, b = n;
-        while (a < b) {
-            size_t m = a + (b - a) / 2;
-            uint64_t v = 0;
-            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * m + k];
-            if (v < x) a = m + 1;
-            else b = m;
-        }
-        uint64_t v = 0, w = 0;
-        if (a < n)
-            for (int k = 7; k >= 0; k--) v = (v << 8) | p[8 * a + k];
-        if (a + 1 < n)
-            for (int k = 7; k >= 0; k--) w = (w << 8) | p[8 * (a + 1) + k];
-        if (a == n || v != x) result = -1;
-        else if (a + 1 < n && w == x) result = -2;
+        size_t a = le64_lower_bound(p, 0, n, x);
+        if (a == n || le64_at(p, a) != x) result = -1;
+        else if (a + 1 < n && le64_at(p, a + 1) == x) result = -2;
         else {
             unsigned char o[4];
             if (pread(fd, o, 4, (off_t)(ordinal_at + 4 * (lo + (long long)a))) == 4)

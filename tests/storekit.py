@@ -3,12 +3,15 @@ reachable, through a commit of its own."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
+from snapgit.objects import ObjType
 from snapgit.repo import Repo
 from snapgit.snapshot.record import commit_snapshot
 from snapgit.store.history import read_commit
+from snapgit.store.objectstore import DiskObjectStore
 
 
 def keep_only_the_tree_of(repo: Repo, store_dir: Path, commit: bytes) -> bytes:
@@ -29,3 +32,15 @@ def keep_only_the_tree_of(repo: Repo, store_dir: Path, commit: bytes) -> bytes:
     os.unlink(store_dir / ".snapstore" / "refs" / "heads" / "main")
     (store_dir / ".snapstore" / "logs" / "refs" / "heads" / "main").unlink()
     return orphan
+
+
+def node_id(data: bytes) -> bytes:
+    """The id of a tree node whose encoded bytes are ``data``."""
+    return hashlib.sha256(bytes((int(ObjType.NODE),)) + data).digest()
+
+
+def disk_store(root: Path) -> DiskObjectStore:
+    """An empty disk object store in ``root`` (its directories made)."""
+    (root / "objects" / "pack").mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(exist_ok=True)
+    return DiskObjectStore(root)

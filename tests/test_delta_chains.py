@@ -22,20 +22,11 @@ from snapgit.objects import ObjType
 from snapgit.ops.gc import _mark
 from snapgit.store.objectstore import SNAPSHOT_LEVELS, DiskObjectStore, MemoryObjectStore
 from snapgit.store.pack import MAX_DELTA_DEPTH, DeltaDecoder, delta_compress
-from storekit import keep_only_the_tree_of
+from storekit import disk_store, keep_only_the_tree_of
+from storekit import node_id as oid_of
 
 NODE = int(ObjType.NODE)
 SNAP = [sys.executable, "-m", "snapgit.cli"]
-
-
-def oid_of(data: bytes) -> bytes:
-    return hashlib.sha256(bytes((NODE,)) + data).digest()
-
-
-def disk_store(root: Path) -> DiskObjectStore:
-    (root / "objects" / "pack").mkdir(parents=True, exist_ok=True)
-    (root / "tmp").mkdir(exist_ok=True)
-    return DiskObjectStore(root)
 
 
 def leaf_versions(n: int, ids: int = 128, changed: int = 2, seed: int = 0) -> list[bytes]:

@@ -10,7 +10,6 @@ import hashlib
 import os
 import random
 from bisect import bisect_left
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,22 +17,15 @@ from hypothesis import strategies as st
 
 from snapgit.encoding import encode_key
 from snapgit.errors import CorruptError
+from snapgit.forked import aside
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore, read_ahead
 from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaves_holding, load_node
+from storekit import disk_store
+from storekit import node_id as oid_of
 
 NODE = int(ObjType.NODE)
-
-
-def oid_of(data: bytes) -> bytes:
-    return hashlib.sha256(bytes((NODE,)) + data).digest()
-
-
-def disk_store(root: Path) -> DiskObjectStore:
-    (root / "objects" / "pack").mkdir(parents=True, exist_ok=True)
-    (root / "tmp").mkdir(exist_ok=True)
-    return DiskObjectStore(root)
 
 
 def chained_nodes(store: DiskObjectStore, n: int, versions: int, seed: int = 0) -> tuple[list[bytes], list[bytes]]:
@@ -238,11 +230,11 @@ def test_status_reads_the_parents_ids_with_a_second_process_as_alone(big_table, 
 def test_work_aside_comes_back_or_is_done_here():
     """What the second process sends back; None when it failed or died, so the caller does the
     work itself."""
-    with capture._aside(lambda: [b"x" * 100_000, None, 3]) as result:
+    with aside(lambda: [b"x" * 100_000, None, 3]) as result:
         assert result() == [b"x" * 100_000, None, 3]
-    with capture._aside(lambda: 1 // 0) as result:
+    with aside(lambda: 1 // 0) as result:
         assert result() is None
-    with capture._aside(lambda: os._exit(3)) as result:
+    with aside(lambda: os._exit(3)) as result:
         assert result() is None
-    with pytest.raises(ZeroDivisionError), capture._aside(lambda: 1):
+    with pytest.raises(ZeroDivisionError), aside(lambda: 1):
         raise ZeroDivisionError  # the block fails: the process is ended all the same

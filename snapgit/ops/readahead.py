@@ -9,19 +9,19 @@ pipe's buffer is the only queue, so memory stays flat: the reader waits when the
 
 Without ``ahead`` (one core, small tables) the same leaves are read in this process. A damaged or
 missing record raises the same error either way, in the caller, before the rows of its leaf are
-written. The reader stops when its pipe breaks (the caller is gone or gave up), and ends with
-``os._exit``, running no finalizer of what it inherited.
+written. The reader stops when its pipe breaks (the caller is gone or gave up); it is forked
+and ended by :mod:`snapgit.forked`.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from snapgit.errors import CorruptError, MissingObjectError, NotFoundError, SnapError
+from snapgit.forked import end, fork
 from snapgit.tree.prolly import iter_leaves
 
 __all__ = ["leaf_records", "worth_reading_ahead"]
@@ -49,11 +49,7 @@ def leaf_records(objects: Any, roots: Sequence[bytes], *, ahead: bool) -> Iterat
     if not ahead or not hasattr(objects, "root"):
         yield from _leaves(objects, roots)
         return
-    ctx = multiprocessing.get_context("fork")
-    ours, theirs = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_reader, args=(theirs, ours, Path(objects.root), list(roots)), daemon=True)
-    proc.start()
-    theirs.close()
+    ours, proc = fork(_reader, Path(objects.root), list(roots))
     try:
         while True:
             try:
@@ -71,16 +67,10 @@ def leaf_records(objects: Any, roots: Sequence[bytes], *, ahead: bool) -> Iterat
                 raise _ERRORS.get(name, SnapError)(message, hint=hint)
             yield from msg[1]
     finally:
-        ours.close()
-        proc.join(timeout=1)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        end(ours, proc)
 
 
-def _reader(conn: Any, parent_end: Any, root: Path, roots: list[bytes]) -> None:
-    parent_end.close()  # so a parent that dies breaks the pipe
-    code = 0
+def _reader(conn: Any, root: Path, roots: list[bytes]) -> None:
     try:
         from snapgit.store.objectstore import DiskObjectStore
 
@@ -101,7 +91,3 @@ def _reader(conn: Any, parent_end: Any, root: Path, roots: list[bytes]) -> None:
             conn.send(("error", type(exc).__name__, exc.message, exc.hint))
         except (OSError, EOFError):
             pass
-    except BaseException:  # noqa: BLE001 - a broken pipe (the caller is gone), or worse: just end
-        code = 1
-    finally:
-        os._exit(code)

@@ -12,14 +12,14 @@ result contradicts the database (its row count) raises
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 from snapgit.encoding import key_encoder
+from snapgit.forked import aside
 from snapgit.objects import ID_LEN, Node, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
@@ -29,8 +29,6 @@ from snapgit.snapshot.tablewriter import TableWriter
 from snapgit.store.objectstore import ObjectReader, read_ahead
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
 from snapgit.tree.prolly import TreeBuilder, leaves_ending, leaves_holding, load_node, node_ends
-
-T = TypeVar("T")
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -227,7 +225,7 @@ def _parent_ids(
         walk(top, mid, len(edits))
         return out[mid:]
 
-    with _aside(theirs) as result:
+    with aside(theirs) as result:
 
         def both() -> list[bytes | None]:
             walk(top, 0, mid)
@@ -244,48 +242,6 @@ def _parent_ids(
 def _worth_a_second(leaves: int) -> bool:
     """A second process pays off for this many leaves to read, on more than one core."""
     return leaves >= 256 and (os.cpu_count() or 1) > 1 and os.environ.get("SNAP_WORKERS") != "0"
-
-
-@contextlib.contextmanager
-def _aside(fn: Callable[[], T]) -> Iterator[Callable[[], T | None]]:
-    """Run ``fn`` in a forked process while the block runs; the block gets a function that
-    waits for its result (sent back pickled), or None when it failed. The process shares what
-    this one has open and reads through it (pread: no file position to share); it ends with
-    ``os._exit``, running no finalizer of what it inherited, and is gone when the block ends."""
-    ctx = multiprocessing.get_context("fork")
-    ours, theirs = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_run_aside, args=(theirs, ours, fn), daemon=True)
-    proc.start()
-    theirs.close()
-
-    def result() -> T | None:
-        try:
-            msg = ours.recv()
-        except (EOFError, OSError):
-            return None
-        return msg[1] if msg[0] == "ok" else None
-
-    try:
-        yield result
-    finally:
-        ours.close()
-        proc.join(timeout=1)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-
-
-def _run_aside(conn: Any, parent_end: Any, fn: Callable[[], Any]) -> None:
-    parent_end.close()  # so a parent that dies breaks the pipe
-    code = 0
-    try:
-        conn.send(("ok", fn()))
-    except BaseException:  # noqa: BLE001 - whatever failed, the caller does the work itself
-        code = 1
-        with contextlib.suppress(BaseException):
-            conn.send(("failed",))
-    finally:
-        os._exit(code)
 
 
 def build_from_xmin(

@@ -17,10 +17,8 @@ makes the pack visible. A reader lists indexes, so it sees whole packs or nothin
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
-import multiprocessing
 import os
 import secrets
 from array import array
@@ -33,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 import zstandard as zstd
 
 from snapgit.errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
+from snapgit.forked import end, fork
 from snapgit.store.pack import (
     DELTA,
     FULL,
@@ -1064,13 +1063,7 @@ class _Ahead:
         self._got: dict[bytes, tuple[bytes, int, list[tuple[bytes, bytes]]]] = {}
         self._next = 0  # how far into oids the batches received go
         self._done = False
-        ctx = multiprocessing.get_context("fork")
-        self._conn, theirs = ctx.Pipe(duplex=False)
-        with contextlib.suppress(OSError, AttributeError):  # Linux: a bigger pipe lets the reader run further ahead
-            fcntl.fcntl(theirs.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-        self._proc = ctx.Process(target=_read_ahead, args=(theirs, self._conn, root, oids), daemon=True)
-        self._proc.start()
-        theirs.close()
+        self._conn, self._proc = fork(_read_ahead, root, oids, pipe_bytes=1 << 20)
 
     def take(self, oid: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]]] | None:
         """The object as the other process read it, or None: not one of its objects, or one it
@@ -1100,42 +1093,29 @@ class _Ahead:
         return got
 
     def close(self) -> None:
-        self._conn.close()
-        self._proc.join(timeout=1)
-        if self._proc.is_alive():
-            self._proc.kill()
-            self._proc.join()
+        end(self._conn, self._proc)
 
 
 _AHEAD_BATCH = 64 * 1024
 _AHEAD_BEHIND = 64  # objects behind the one asked for that are kept a while
 
 
-def _read_ahead(conn: Any, parent_end: Any, root: Path, oids: list[bytes]) -> None:
-    """The forked process of :class:`_Ahead`: ends with ``os._exit``, running no finalizer of
-    what it inherited; a broken pipe (the reader is gone) just ends it."""
-    parent_end.close()  # so a parent that dies breaks the pipe
-    code = 0
-    try:
-        store = DiskObjectStore(root)
-        batch: list[tuple[bytes, bytes, int, list[tuple[bytes, bytes]]]] = []
-        size = 0
-        for oid in oids:
-            full, depth = store._find(oid)
-            batch.append((oid, full, depth, store._chain_links(oid) if depth else []))
-            size += len(full)
-            if size >= _AHEAD_BATCH:
-                conn.send(("objects", batch))
-                batch, size = [], 0
-        if batch:
+def _read_ahead(conn: Any, root: Path, oids: list[bytes]) -> None:
+    """The forked process of :class:`_Ahead`. Damage stops it without a word: the reader then
+    reads the rest itself, and names the damage."""
+    store = DiskObjectStore(root)
+    batch: list[tuple[bytes, bytes, int, list[tuple[bytes, bytes]]]] = []
+    size = 0
+    for oid in oids:
+        full, depth = store._find(oid)
+        batch.append((oid, full, depth, store._chain_links(oid) if depth else []))
+        size += len(full)
+        if size >= _AHEAD_BATCH:
             conn.send(("objects", batch))
-        conn.send(("done",))
-    except BaseException:  # noqa: BLE001 - damage, or a broken pipe: the reader reads the rest itself
-        code = 1
-        with contextlib.suppress(BaseException):
-            conn.send(("failed",))
-    finally:
-        os._exit(code)
+            batch, size = [], 0
+    if batch:
+        conn.send(("objects", batch))
+    conn.send(("done",))
 
 
 class ReadCursor:

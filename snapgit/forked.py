@@ -1,0 +1,85 @@
+"""Work handed to a forked process, with a pipe back: how snap uses a second core for reading.
+
+A restore reads records ahead of the writes (snapgit.ops.readahead), a commit through the change
+log reads its parent's leaves ahead of the edits (DiskObjectStore.read_ahead), and a status walks
+to half of the logged keys in another process (:func:`aside`). Each forks (the process shares
+what this one has open: reads go through pread, which has no file position to share), sends its
+results through a pipe whose buffer is the only queue, and ends with ``os._exit``, running no
+finalizer of what it inherited. A pipe that breaks (the caller is gone) just ends it; a child
+that fails says so by a message of its own, or not at all (the caller then reads the pipe's end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any, TypeVar
+
+__all__ = ["aside", "end", "fork"]
+
+T = TypeVar("T")
+
+
+def fork(target: Callable[..., None], *args: Any, pipe_bytes: int = 0) -> tuple[Connection, BaseProcess]:
+    """A forked process running ``target(conn, *args)``, ``conn`` the writing end of a pipe
+    whose reading end comes back with the process. ``pipe_bytes``: ask Linux for a pipe that
+    large (up to its limit, 1 MB by default), so that the child can run further ahead."""
+    ctx = multiprocessing.get_context("fork")
+    ours, theirs = ctx.Pipe(duplex=False)
+    if pipe_bytes:
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(theirs.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), pipe_bytes)
+    proc = ctx.Process(target=_main, args=(theirs, ours, target, args), daemon=True)
+    proc.start()
+    theirs.close()
+    return ours, proc
+
+
+def _main(conn: Connection, parent_end: Connection, target: Callable[..., None], args: tuple) -> None:
+    parent_end.close()  # so a parent that dies breaks the pipe
+    code = 0
+    try:
+        target(conn, *args)
+    except BaseException:  # noqa: BLE001 - a broken pipe, or a failure the target did not report
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def end(conn: Connection, proc: BaseProcess) -> None:
+    """Close our end of the pipe and see the process gone: one that does not end within a
+    second of its pipe breaking is killed."""
+    conn.close()
+    proc.join(timeout=1)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
+@contextlib.contextmanager
+def aside(fn: Callable[[], T]) -> Iterator[Callable[[], T | None]]:
+    """Run ``fn`` in a forked process while the block runs; the block gets a function that
+    waits for its result (sent back pickled), or None when it failed. The process is gone when
+    the block ends, whether the result was asked for or not."""
+    conn, proc = fork(_send_result, fn)
+
+    def result() -> T | None:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return None
+        return msg[1] if msg[0] == "ok" else None
+
+    try:
+        yield result
+    finally:
+        end(conn, proc)
+
+
+def _send_result(conn: Connection, fn: Callable[[], Any]) -> None:
+    conn.send(("ok", fn()))
