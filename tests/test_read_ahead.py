@@ -238,3 +238,17 @@ def test_work_aside_comes_back_or_is_done_here():
         assert result() is None
     with pytest.raises(ZeroDivisionError), aside(lambda: 1):
         raise ZeroDivisionError  # the block fails: the process is ended all the same
+
+
+def test_a_process_forked_during_read_ahead_reads_for_itself(chains):
+    """A process forked while objects are read ahead (status's second walk, from a caller that
+    reads ahead too) inherits the pipe: it must not read from it, or the two would take each
+    other's batches (or half of one). It reads for itself, and both get every object."""
+    root, ids, datas = chains
+    store = DiskObjectStore(root)
+    with store.read_ahead(ids):
+        with aside(lambda: [store.get(oid)[1] for oid in ids]) as theirs:
+            mine = [store.get(oid)[1] for oid in ids]
+            assert theirs() == datas
+        assert mine == datas
+    store.close()

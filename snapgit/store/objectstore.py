@@ -779,11 +779,7 @@ class DiskObjectStore:
         # what the careful road would have learnt: where bases were, and each link's base
         for k in range(1, len(found_in)):
             self._hint(found_in[k - 1], found_in[k])
-        for k in range(len(frames)):
-            self._delta_bases[ids[k]] = ids[k + 1] if k + 1 < len(ids) else cur
-        if len(self._delta_bases) > 65536:
-            for stale in list(itertools.islice(self._delta_bases, len(self._delta_bases) - 65536)):
-                del self._delta_bases[stale]
+        self._learn_bases((ids[k], ids[k + 1] if k + 1 < len(ids) else cur) for k in range(len(frames)))
         self._found_in = found_in[0]
         if full[0] != _RECORD:  # nodes and metadata are read again and again
             self._full_cache[oid] = (full, depth)
@@ -816,12 +812,20 @@ class DiskObjectStore:
 
     def _took(self, oid: bytes, full: bytes, depth: int, links: list[tuple[bytes, bytes]]) -> tuple[bytes, int]:
         """What :meth:`_find` keeps of an object read by the other process (read_ahead)."""
-        self._delta_bases.update(links)
+        self._learn_bases(links)
         if full[0] != _RECORD:
             self._full_cache[oid] = (full, depth)
             if len(self._full_cache) > 256:
                 self._full_cache.popitem(last=False)
         return full, depth
+
+    def _learn_bases(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        """Remember (object, the base its delta is against) of chains read, the last 65536."""
+        bases = self._delta_bases
+        bases.update(pairs)
+        if len(bases) > 65536:
+            for stale in list(itertools.islice(bases, len(bases) - 65536)):
+                del bases[stale]
 
     def _chain_links(self, oid: bytes) -> list[tuple[bytes, bytes]]:
         """(link, its base) down the delta chain of ``oid`` as far as this store knows it."""
@@ -1063,6 +1067,8 @@ class _Ahead:
         self._got: dict[bytes, tuple[bytes, int, list[tuple[bytes, bytes]]]] = {}
         self._next = 0  # how far into oids the batches received go
         self._done = False
+        # a process forked meanwhile (status's second walk) inherits this: the pipe is not its
+        self._pid = os.getpid()
         self._conn, self._proc = fork(_read_ahead, root, oids, pipe_bytes=1 << 20)
 
     def take(self, oid: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]]] | None:
@@ -1070,7 +1076,7 @@ class _Ahead:
         did not send (it failed, or was skipped past: an object asked for after those that
         follow it is read here)."""
         at = self._index.pop(oid, None)
-        if at is None:
+        if at is None or os.getpid() != self._pid:
             return None
         while oid not in self._got and not self._done and self._next <= at:
             try:
