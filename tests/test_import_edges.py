@@ -546,6 +546,23 @@ def test_an_incremental_export_into_a_store_without_its_base_is_one_problem(incr
             ]
 
 
+def _refused_for_first_line_of(
+    d: Path, where: Path, table: str, section: str, pattern: str, new: str, expected: str
+) -> None:
+    """A copy of ``d``'s inc.json in ``where`` with ``pattern`` replaced by ``new`` in the first
+    line of ``table``'s ``section`` (``'"data":['``, ``'"removed":['``) is refused with one
+    problem, ``expected``, on that line."""
+    path = _broken_copy(d, "inc.json", where)
+    lines = _json_lines(path)
+    header = _line_of(lines, f'{{"name":"{table}"')
+    at = next(i for i in range(header, len(lines)) if lines[i] == section) + 2
+    assert re.search(pattern, lines[at - 1]), lines[at - 1]
+    lines[at - 1] = re.sub(pattern, new, lines[at - 1], count=1)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    problems = _refused(d, path)
+    assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: {expected}"), problems
+
+
 def test_a_keyless_row_or_removed_row_with_a_bad_occurrence_is_refused(incremental, tmp_path: Path) -> None:
     d, _base = incremental
     for case, section, old, new, expected in [
@@ -559,15 +576,7 @@ def test_a_keyless_row_or_removed_row_with_a_bad_occurrence_is_refused(increment
         ("removed", '"removed":[', r'"occurrence":\d+', '"occurrence":-1', "table 'tags': removed key: expected "),
     ]:
         (tmp_path / case).mkdir()
-        path = _broken_copy(d, "inc.json", tmp_path / case)
-        lines = _json_lines(path)
-        header = _line_of(lines, '{"name":"tags"')
-        at = next(i for i in range(header, len(lines)) if lines[i] == section) + 2
-        assert re.search(old, lines[at - 1]), lines[at - 1]
-        lines[at - 1] = re.sub(old, new, lines[at - 1], count=1)
-        path.write_text("\n".join(lines), encoding="utf-8")
-        problems = _refused(d, path)
-        assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: {expected}"), problems
+        _refused_for_first_line_of(d, tmp_path / case, "tags", section, old, new, expected)
 
 
 def test_a_missing_removed_file_ends_its_table_not_the_others(incremental, tmp_path: Path) -> None:
@@ -661,15 +670,7 @@ def test_removed_keys_of_the_wrong_form_are_refused_in_json(incremental, tmp_pat
         ]
     ):
         (tmp_path / str(n)).mkdir()
-        path = _broken_copy(d, "inc.json", tmp_path / str(n))
-        lines = _json_lines(path)
-        header = _line_of(lines, f'{{"name":"{table}"')
-        at = next(i for i in range(header, len(lines)) if lines[i] == '"removed":[') + 2
-        assert re.search(pattern, lines[at - 1]), lines[at - 1]
-        lines[at - 1] = re.sub(pattern, new, lines[at - 1], count=1)
-        path.write_text("\n".join(lines), encoding="utf-8")
-        problems = _refused(d, path)
-        assert len(problems) == 1 and problems[0].startswith(f"inc.json:{at}: {expected}"), problems
+        _refused_for_first_line_of(d, tmp_path / str(n), table, '"removed":[', pattern, new, expected)
 
 
 def test_removed_keyless_rows_of_the_wrong_form_are_refused_in_csv(incremental, tmp_path: Path) -> None:
