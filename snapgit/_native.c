@@ -17,6 +17,8 @@
  *   index_entries  a pack index's entries, sorted (128K ids in a few ms; in Python, 90 ms).
  *   sorted_hits  which of many sorted prefixes a pack index holds (a commit's batched probes).
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
+ *   pg_copy_rows records as the tuples of PostgreSQL's binary COPY, checked as a restore checks
+ *                them (or None: then the rows path decodes, checks and writes them).
  *
  * The packer knows only exact None, bool, int, float, str, bytes, tuple, list and msgpack's
  * ExtType. For any other value, and for a value msgpack would refuse (an int beyond 64 bits, a
@@ -1264,6 +1266,233 @@ static PyTypeObject ReaderType = {
     .tp_doc = "Reader(path, busy_ms=1000): a read-only SQLite connection without SQLite's mutex",
 };
 
+/* -- records as PostgreSQL's binary COPY tuples ---------------------------------------------- */
+
+/* pg_copy_rows(data, n, columns) -> the COPY (FORMAT BINARY) tuples of the n records joined in
+ * data (msgpack arrays, as encode_row writes them), or None. columns: per value of a record, in
+ * order, (kind, low, high); kind is one of PG_* below and names the column's type in the
+ * database; low/high bound an integer's value, high a text's length in characters (-1: any).
+ *
+ * It writes a value only where its stored form is the one kind's Python value has, and it
+ * accepts it only where the rows path (decode, RowChecker, the converters, psycopg's binary
+ * dumpers) would write it unchanged: an int within its bounds, a float, a bool, a str of valid
+ * UTF-8 without NUL and within its length, bytes, a date, a naive datetime for timestamp, an
+ * aware one for timestamptz, a UUID, or nil. Anything else (another stored type, a value out
+ * of bounds, a non-canonical msgpack form, damage) gives None: the caller takes the rows path,
+ * which writes the value or says why it cannot. The bytes are the ones psycopg's binary COPY
+ * writes for the decoded rows (the tests compare them through the database). */
+enum { PG_INT2 = 1, PG_INT4, PG_INT8, PG_FLOAT8, PG_BOOL, PG_TEXT, PG_BYTEA, PG_DATE, PG_TIMESTAMP, PG_TIMESTAMPTZ, PG_UUID };
+
+#define PG_EPOCH_ORDINAL 730120LL /* date(2000, 1, 1).toordinal(): PostgreSQL's day 0 */
+#define PG_EPOCH_MICROS ((PG_EPOCH_ORDINAL - 1) * 86400LL * 1000000LL) /* since 0001-01-01 */
+
+typedef struct {
+    int kind;
+    long long low, high;
+} PgColumn;
+
+static inline uint64_t be_at(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static inline int put_be_raw(Buf *b, uint64_t v, int bytes) {
+    if (buf_reserve(b, 8)) return -1;
+    unsigned char *p = b->p + b->len;
+    for (int i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    b->len += (size_t)bytes;
+    return 0;
+}
+
+/* an int32 length then the value's bytes */
+static inline int put_field(Buf *b, const void *data, size_t n) {
+    if (n > INT32_MAX || put_be_raw(b, (uint64_t)n, 4)) return -1;
+    return buf_put(b, data, n);
+}
+
+/* the msgpack int at *p (any width), into *out; 0 when the value there is no int */
+static int read_int(const unsigned char **pp, const unsigned char *end, long long *out) {
+    const unsigned char *p = *pp;
+    unsigned char c = *p;
+    int bytes;
+    if (c <= 0x7f || c >= 0xe0) {
+        *out = (signed char)c;
+        *pp = p + 1;
+        return 1;
+    }
+    switch (c) {
+    case 0xcc: case 0xd0: bytes = 1; break;
+    case 0xcd: case 0xd1: bytes = 2; break;
+    case 0xce: case 0xd2: bytes = 4; break;
+    case 0xcf: case 0xd3: bytes = 8; break;
+    default: return 0;
+    }
+    if (end - p - 1 < bytes) return 0;
+    uint64_t u = be_at(p + 1, bytes);
+    if (c >= 0xd0) { /* signed: sign-extend */
+        int shift = 64 - 8 * bytes;
+        *out = (long long)(u << shift) >> shift;
+    } else {
+        if (u > (uint64_t)INT64_MAX) return 0;
+        *out = (long long)u;
+    }
+    *pp = p + 1 + bytes;
+    return 1;
+}
+
+/* the str or bin at *p of the given family (0xa0 fixstr/0xd9.. str, or 0xc4.. bin) */
+static int read_bytes(const unsigned char **pp, const unsigned char *end, int text, const unsigned char **s, size_t *n) {
+    const unsigned char *p = *pp;
+    unsigned char c = *p;
+    size_t head;
+    uint64_t len;
+    if (text && c >= 0xa0 && c <= 0xbf) {
+        head = 1;
+        len = c & 0x1f;
+    } else if (c == (text ? 0xd9 : 0xc4)) {
+        head = 2;
+        if (end - p < 2) return 0;
+        len = p[1];
+    } else if (c == (text ? 0xda : 0xc5)) {
+        head = 3;
+        if (end - p < 3) return 0;
+        len = be_at(p + 1, 2);
+    } else if (c == (text ? 0xdb : 0xc6)) {
+        head = 5;
+        if (end - p < 5) return 0;
+        len = be_at(p + 1, 4);
+    } else
+        return 0;
+    if ((uint64_t)(end - p) - head < len) return 0;
+    *s = p + head;
+    *n = (size_t)len;
+    *pp = p + head + len;
+    return 1;
+}
+
+/* one value of the given column at *p, as a field; 0 when it is not one this writes */
+static int pg_field(Buf *b, const unsigned char **pp, const unsigned char *end, const PgColumn *col) {
+    const unsigned char *p = *pp;
+    unsigned char c = *p;
+    if (c == 0xc0) {
+        *pp = p + 1;
+        return put_be_raw(b, 0xffffffffu, 4) ? -1 : 1;
+    }
+    long long v;
+    const unsigned char *s;
+    size_t n;
+    switch (col->kind) {
+    case PG_INT2:
+    case PG_INT4:
+    case PG_INT8: {
+        if (!read_int(pp, end, &v) || v < col->low || v > col->high) return 0;
+        int bytes = col->kind == PG_INT2 ? 2 : col->kind == PG_INT4 ? 4 : 8;
+        if (put_be_raw(b, (uint64_t)bytes, 4) || put_be_raw(b, (uint64_t)v, bytes)) return -1;
+        return 1;
+    }
+    case PG_FLOAT8:
+        if (c != 0xcb || end - p < 9) return 0;
+        *pp = p + 9;
+        return put_field(b, p + 1, 8) ? -1 : 1;
+    case PG_BOOL:
+        if (c != 0xc2 && c != 0xc3) return 0;
+        *pp = p + 1;
+        {
+            unsigned char one = c == 0xc3;
+            return put_field(b, &one, 1) ? -1 : 1;
+        }
+    case PG_TEXT: {
+        if (!read_bytes(pp, end, 1, &s, &n)) return 0;
+        if (memchr(s, 0, n) || !valid_utf8(s, n)) return 0;
+        if (col->high >= 0) {
+            long long chars = 0;
+            for (size_t i = 0; i < n; i++) chars += (s[i] & 0xc0) != 0x80;
+            if (chars > col->high) return 0;
+        }
+        return put_field(b, s, n) ? -1 : 1;
+    }
+    case PG_BYTEA:
+        if (!read_bytes(pp, end, 0, &s, &n)) return 0;
+        return put_field(b, s, n) ? -1 : 1;
+    case PG_DATE:
+        /* fixext4, code 3: the ordinal, int32 big-endian */
+        if (c != 0xd6 || end - p < 6 || p[1] != 3) return 0;
+        v = (int32_t)be_at(p + 2, 4);
+        *pp = p + 6;
+        if (put_be_raw(b, 4, 4) || put_be_raw(b, (uint64_t)(v - PG_EPOCH_ORDINAL), 4)) return -1;
+        return 1;
+    case PG_TIMESTAMP:
+    case PG_TIMESTAMPTZ:
+        /* fixext8, code 5 (naive) or 6 (aware, UTC): microseconds since 0001-01-01 */
+        if (c != 0xd7 || end - p < 10 || p[1] != (col->kind == PG_TIMESTAMP ? 5 : 6)) return 0;
+        v = (long long)be_at(p + 2, 8);
+        *pp = p + 10;
+        if (put_be_raw(b, 8, 4) || put_be_raw(b, (uint64_t)(v - PG_EPOCH_MICROS), 8)) return -1;
+        return 1;
+    case PG_UUID:
+        /* fixext16, code 8 */
+        if (c != 0xd8 || end - p < 18 || p[1] != 8) return 0;
+        *pp = p + 18;
+        return put_field(b, p + 2, 16) ? -1 : 1;
+    }
+    return 0;
+}
+
+static PyObject *pg_copy_rows(PyObject *mod, PyObject *args) {
+    Py_buffer data;
+    Py_ssize_t nrows;
+    PyObject *spec;
+    if (!PyArg_ParseTuple(args, "y*nO!", &data, &nrows, &PyTuple_Type, &spec)) return NULL;
+    Py_ssize_t ncol = PyTuple_GET_SIZE(spec);
+    PgColumn *cols = NULL;
+    Buf b = {0};
+    PyObject *result = NULL;
+    if (ncol < 1 || ncol > 0x7fff) goto none;
+    cols = PyMem_Calloc((size_t)ncol, sizeof(PgColumn));
+    if (!cols) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ncol; i++) {
+        PyObject *t = PyTuple_GET_ITEM(spec, i);
+        if (!PyArg_ParseTuple(t, "iLL", &cols[i].kind, &cols[i].low, &cols[i].high)) goto done;
+    }
+    const unsigned char *p = data.buf, *end = p + data.len;
+    if (buf_reserve(&b, (size_t)data.len + (size_t)nrows * (size_t)ncol * 4 + 64)) goto done;
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        if (p >= end) goto none;
+        uint64_t count;
+        unsigned char c = *p;
+        if (c >= 0x90 && c <= 0x9f) {
+            count = c & 0x0f;
+            p += 1;
+        } else if (c == 0xdc && end - p >= 3) {
+            count = be_at(p + 1, 2);
+            p += 3;
+        } else
+            goto none;
+        if (count != (uint64_t)ncol) goto none;
+        if (put_be_raw(&b, (uint64_t)ncol, 2)) goto done;
+        for (Py_ssize_t i = 0; i < ncol; i++) {
+            if (p >= end) goto none;
+            int rc = pg_field(&b, &p, end, &cols[i]);
+            if (rc < 0) goto done;
+            if (rc == 0) goto none;
+        }
+    }
+    if (p != end) goto none;
+    result = PyBytes_FromStringAndSize((const char *)b.p, (Py_ssize_t)b.len);
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(b.p);
+    PyMem_Free(cols);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 /* shares_sqlite(path of a shared object) -> whether that object reaches the very SQLite library
  * this module uses. Two copies of SQLite in one process do not see each other's POSIX locks on
  * a file, and closing one copy's descriptor drops the other's locks. */
@@ -1283,6 +1512,7 @@ static PyMethodDef methods[] = {
     {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
+    {"pg_copy_rows", pg_copy_rows, METH_VARARGS, "records as PostgreSQL binary COPY tuples, or None"},
     {"set_ext_type", set_ext_type, METH_O, "the ExtType class the packer knows"},
     {"shares_sqlite", shares_sqlite, METH_O, "whether a loaded library uses this module's SQLite"},
     {NULL},

@@ -6,6 +6,8 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
 * :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
+* :func:`pg_copy_rows`: stored records as PostgreSQL's binary COPY tuples, never decoded (a
+  restore's rows); its reference is the rows path (decode, check, convert, psycopg's COPY);
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
   module gives them, three times as fast (no GIL release and no SQLite mutex per step), or None;
   its ``fetch_blocks`` reads a table keyed by one integer column as the row cache cuts it, keys,
@@ -31,6 +33,8 @@ __all__ = [
     "index_entries",
     "sorted_hits",
     "index_sole",
+    "pg_copy_rows",
+    "PG_KINDS",
     "sqlite_reader",
     "Encoder",
     "NativeError",
@@ -110,6 +114,33 @@ def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefi
     ``ordinal_at``), read with pread: -1 none, -2 several, -3 a short read; or None without the
     extension. The reference is ``IndexReader.candidates``."""
     return _native.index_sole(fd, prefix_at, ordinal_at, lo, hi, prefix) if _native is not None else None
+
+
+# PostgreSQL type name -> the kind of column pg_copy_rows writes (the PG_* of _native.c)
+PG_KINDS = {
+    "int2": 1,
+    "int4": 2,
+    "int8": 3,
+    "float8": 4,
+    "bool": 5,
+    "text": 6,
+    "varchar": 6,
+    "bytea": 7,
+    "date": 8,
+    "timestamp": 9,
+    "timestamptz": 10,
+    "uuid": 11,
+}
+
+
+def pg_copy_rows(data: bytes, n: int, columns: tuple[tuple[int, int, int], ...]) -> bytes | None:
+    """The tuples of a binary ``COPY`` of the ``n`` records joined in ``data``, each value as
+    psycopg's binary dumper writes it decoded, or None: without the extension, or when a value
+    is not one it writes. ``columns``: per value (a kind of :data:`PG_KINDS`, low, high): an
+    int is accepted within [low, high], a text when high is -1 or it has at most high
+    characters. Only plain values are accepted (see ``_native.c``): anything else is left to the
+    rows path, which writes it or says why it cannot."""
+    return _native.pg_copy_rows(data, n, columns) if _native is not None else None
 
 
 def sqlite_reader(path: str, busy_ms: int = 1000) -> Any | None:

@@ -146,6 +146,164 @@ def test_copy_names_the_key_a_foreign_key_misses(make_db_url: Callable[[str], st
         assert _scan(db, parent) == []
 
 
+# --- PostgreSQL: stored records straight to COPY tuples ----------------------------------------
+
+# values the records path must write as the rows path does (none it may refuse)
+_PLAIN: dict[str, st.SearchStrategy[Any]] = {
+    **dict(BINARY),
+    "smallint": st.integers(-(2**15), 2**15 - 1) | st.sampled_from([-(2**15), 2**15 - 1, 0, -1]),
+    "integer": st.integers(-(2**31), 2**31 - 1) | st.sampled_from([-(2**31), 2**31 - 1, 127, 128, -32, -33]),
+    "bigint": st.integers(-(2**63), 2**63 - 1) | st.sampled_from([-(2**63), 2**63 - 1, 2**32, -(2**32)]),
+    "double": st.floats() | st.sampled_from([-0.0, float("inf"), float("-inf"), 5e-324]),
+    "varchar(20)": st.text(_chars, max_size=20),
+    "date": st.dates() | st.sampled_from([dt.date.min, dt.date.max, dt.date(2000, 1, 1), dt.date(1999, 12, 31)]),
+    "timestamp": st.datetimes() | st.sampled_from([dt.datetime.min, dt.datetime.max, dt.datetime(2000, 1, 1)]),
+    "timestamptz": _aware | st.just(dt.datetime(2000, 1, 1, tzinfo=UTC)),
+}
+# values of another stored type, or beyond what the column or its check takes: the records path
+# must leave them to the rows path (which converts them, or refuses them)
+_ODD: dict[str, st.SearchStrategy[Any]] = {
+    "smallint": st.booleans() | st.sampled_from([2**15, -(2**15) - 1, 2**63, 2**64, -(2**63) - 1]),
+    "integer": st.booleans()
+    | st.sampled_from([2**31, -(2**31) - 1, 2**70])
+    | st.decimals(places=0, min_value=0, max_value=9),
+    "bigint": st.booleans() | st.sampled_from([2**63, 2**64 - 1, -(2**63) - 1]),
+    "double": st.integers(-5, 5),
+    "boolean": st.integers(0, 1),
+    "text": st.just("a\x00b") | st.binary(max_size=3) | st.integers(),
+    "varchar(20)": st.just("\x00") | st.just("a\x00"),  # (its length is the checker's: below)
+    "bytes": st.text(max_size=3),
+    "date": st.datetimes() | st.text(max_size=3),
+    "timestamp": _aware | st.dates(),
+    "timestamptz": st.datetimes(min_value=dt.datetime(1000, 1, 1)) | st.dates(),
+    "uuid": st.text(max_size=3) | st.binary(min_size=16, max_size=16),
+}
+
+
+def _pg_text(db: Database, table: str) -> list[str]:
+    """The table's rows as PostgreSQL spells them (its own eyes, not snapgit's reader)."""
+    with db.snapshot() as snap:
+        return [r[0] for r in snap.query(f'SELECT t::text FROM "{table}" t ORDER BY id')]
+
+
+def test_records_go_into_copy_as_the_rows_path_writes_them(make_db_url: Callable[[str], str]) -> None:
+    """Stored records given to ``insert_records`` read back, through PostgreSQL's own text of
+    each row, as the same rows given decoded to ``insert_rows``; a batch of plain values is
+    always taken, and a batch with any other value is refused whole (nothing written), so that
+    the rows path writes or refuses it."""
+    from snapgit import native
+
+    if not native.available():
+        pytest.skip("the C extension is not built here")
+    url = make_db_url("postgresql")
+    columns = (Column("id", "integer", False), *(Column(_name(p), p) for p, _ in BINARY))
+    stored = TableSchema("stored", columns, ("id",))
+    rowwise = TableSchema("rowwise", columns, ("id",))
+    with Database.connect(url) as db:
+        _create(db, stored, rowwise)
+
+        @settings(
+            max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+        )
+        @given(
+            st.lists(
+                st.fixed_dictionaries({_name(p): st.none() | v for p, v in _PLAIN.items()}), min_size=1, max_size=6
+            ),
+            st.none() | st.sampled_from(sorted(_ODD)),
+            st.data(),
+        )
+        def check(dicts: list[dict[str, Any]], odd: str | None, data: st.DataObject) -> None:
+            rows = [
+                tuple(canonical_value({**d, "id": i}.get(n)) for n in stored.sorted_names) for i, d in enumerate(dicts)
+            ]
+            if odd is not None:
+                portable = odd
+                col = stored.sorted_names.index(_name(portable))
+                at = data.draw(st.integers(0, len(rows) - 1))
+                value = data.draw(_ODD[portable])
+                rows[at] = (*rows[at][:col], value, *rows[at][col + 1 :])
+            with db.write() as tx:
+                for schema in (stored, rowwise):
+                    tx.delete_rows(schema, ["id"], _scan(db, schema))
+            joined = b"".join(encode_row(r) for r in rows)
+            with db.write() as tx:
+                took = tx.insert_records(stored, joined, len(rows), {})
+            assert took == (odd is None)
+            if took:
+                with db.write() as tx:
+                    tx.insert_rows(rowwise, rows)
+                assert _pg_text(db, "stored") == _pg_text(db, "rowwise")
+                assert len(_pg_text(db, "stored")) == len(rows)
+            else:
+                assert _pg_text(db, "stored") == []
+
+        check()
+
+
+def test_records_meet_the_checks_of_a_restore_from_another_engine(make_db_url: Callable[[str], str]) -> None:
+    """Rows read from SQLite are checked against PostgreSQL's columns before they are written:
+    with the checker's limits, an integer beyond the column, a text longer than its varchar
+    (in characters, not bytes) is left to the rows path, which names it; a text at the limit
+    in multi-byte characters is taken."""
+    from snapgit import native
+    from snapgit.db.fit import RowChecker
+
+    if not native.available():
+        pytest.skip("the C extension is not built here")
+    url = make_db_url("postgresql")
+    source = TableSchema("t", (Column("id", "bigint", False), Column("s", "varchar(3)")), ("id",))
+    target = TableSchema("t", (Column("id", "integer", False), Column("s", "varchar(3)")), ("id",))
+    with Database.connect(url) as db:
+        _create(db, target)
+        limits = RowChecker("postgresql", source, target).plain_limits
+        assert limits == {0: ("int", -(2**31), 2**31 - 1), 1: ("text", 3, 0)}
+        for rows, taken in (
+            ([(1, "ééé"), (2, "日本語")], True),
+            ([(1, "abcd")], False),
+            ([(1, "a\x00")], False),  # (the rows path names it; PostgreSQL's error would not)
+            ([(1, "éééé")], False),
+            ([(2**31, "a")], False),
+            ([(-(2**31) - 1, "a")], False),
+        ):
+            with db.write() as tx:
+                got = tx.insert_records(target, b"".join(encode_row(r) for r in rows), len(rows), limits)
+            assert got is taken, rows
+            with db.write() as tx:
+                tx.delete_rows(target, ["id"], _scan(db, target))
+        # a check that is not plain (a char column's trailing spaces) keeps every row on the rows path
+        char = TableSchema("t", (Column("id", "bigint", False), Column("s", "char(3)")), ("id",))
+        assert RowChecker("postgresql", char, TableSchema("t", char.columns, ("id",))).plain_limits is None
+        with db.write() as tx:
+            assert tx.insert_records(target, encode_row((1, "a")), 1, None) is False
+
+
+def test_pg_copy_rows_refuses_records_that_are_not_what_a_commit_writes() -> None:
+    """Damaged or foreign bytes never become tuples: the rows path decodes them and says why."""
+    from snapgit import native
+
+    if not native.available():
+        pytest.skip("the C extension is not built here")
+    cols = ((native.PG_KINDS["int4"], -(2**31), 2**31 - 1), (native.PG_KINDS["text"], 0, -1))
+    good = encode_row([1, "ab"])
+    assert native.pg_copy_rows(good, 1, cols) == (
+        b"\x00\x02" + b"\x00\x00\x00\x04\x00\x00\x00\x01" + b"\x00\x00\x00\x02ab"
+    )
+    assert native.pg_copy_rows(good * 2, 2, cols) is not None
+    for data, n in (
+        (good[:-1], 1),  # cut short
+        (good + b"\xc0", 1),  # bytes after the last record
+        (good, 2),  # fewer records than said
+        (good * 2, 1),  # more
+        (encode_row([1, "ab", None]), 1),  # a row of another width
+        (encode_row({"a": 1}), 1),  # not a row
+        (b"\x92\x01\xd9\x02\xff\xfe", 1),  # a str that is not UTF-8
+        (b"\x92\xcf" + (2**63).to_bytes(8, "big") + b"\xa0", 1),  # beyond int64
+        (b"\x92\x01\xc1", 1),  # a byte msgpack never writes
+    ):
+        assert native.pg_copy_rows(data, n, cols) is None, data
+    assert native.pg_copy_rows(b"", 0, cols) == b""
+
+
 # --- MariaDB ------------------------------------------------------------------------------------
 
 _MY_VALUES = (

@@ -42,7 +42,7 @@ from typing import Any
 
 from snapgit.db.ddl import quote
 
-__all__ = ["BINARY_TYPES", "pg_copy"]
+__all__ = ["BINARY_TYPES", "CopyStream", "pg_copy", "pg_copy_form", "pg_tuple_columns"]
 
 _NONE = type(None)
 _tzinfo = operator.attrgetter("tzinfo")
@@ -105,22 +105,34 @@ def pg_copy_form(
     return False, _aware_to_utc_wall(rows, types, columns)
 
 
+# the start and the end of a binary COPY's data (PostgreSQL's "COPY" page: the file format)
+_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"
+_TRAILER = b"\xff\xff"
+
+
 class CopyStream:
     """One ``COPY ... FROM STDIN`` into ``table``, open until :meth:`close`: rows written go
     to the server as psycopg's buffer fills, so the server parses and inserts them while the
-    caller prepares the next batch. ``key`` tells which table, columns and form it is for."""
+    caller prepares the next batch. ``key`` tells which table, columns and form it is for.
 
-    def __init__(
-        self, raw: Any, table: str, names: Sequence[str], types: Sequence[tuple[str, int]], binary: bool
-    ) -> None:
-        self.key = (table, tuple(names), binary)
+    ``form``: "binary" or "text" for rows given as values (:meth:`write`), "tuples" for a
+    binary COPY given as its tuples' bytes (:meth:`write_tuples`, from
+    :func:`snapgit.native.pg_copy_rows`); this stream then writes the format's signature and
+    trailer itself, as psycopg leaves them to whoever writes raw data."""
+
+    def __init__(self, raw: Any, table: str, names: Sequence[str], types: Sequence[tuple[str, int]], form: str) -> None:
+        self.key = (table, tuple(names), form)
+        self._tuples = form == "tuples"
         cols = ", ".join(quote(n, "postgresql") for n in names)
+        binary = form != "text"
         sql = f"COPY {quote(table, 'postgresql')} ({cols}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
         self._cur = raw.cursor()
         try:
             self._ctx = self._cur.copy(sql)
             self._copy = self._ctx.__enter__()
-            if binary:
+            if self._tuples:
+                self._copy.write(_SIGNATURE)
+            elif binary:
                 self._copy.set_types([oid for _t, oid in types])
         except BaseException:
             self._cur.close()
@@ -131,9 +143,14 @@ class CopyStream:
         for r in rows:
             write(r)
 
+    def write_tuples(self, data: bytes) -> None:
+        self._copy.write(data)
+
     def close(self) -> None:
         """End the COPY: the server's verdict on every row (constraints, foreign keys)."""
         try:
+            if self._tuples:
+                self._copy.write(_TRAILER)
             self._ctx.__exit__(None, None, None)
         finally:
             self._cur.close()
@@ -155,13 +172,55 @@ def pg_copy(
     if not rows:
         return
     binary, rows = pg_copy_form(types, rows)
-    stream = CopyStream(raw, table, names, types, binary)
+    stream = CopyStream(raw, table, names, types, "binary" if binary else "text")
     try:
         stream.write(rows)
     except BaseException:
         stream.abort()
         raise
     stream.close()
+
+
+def pg_tuple_columns(
+    types: Sequence[tuple[str, int]], passes: Sequence[bool], limits: dict[int, tuple[str, int, int]]
+) -> tuple[tuple[int, int, int], ...] | None:
+    """The columns (kind, low, high) for :func:`snapgit.native.pg_copy_rows` of a table whose
+    columns have ``types`` ((type name, oid) as the live table has them), or None when one is
+    not a kind it writes. ``passes``: per column, whether its canonical values are written as
+    they are (no converter); ``limits``: by column position, what the table's
+    :class:`snapgit.db.fit.RowChecker` asks (its ``plain_limits``; a column without is not
+    checked). A value the tuples accept is one the rows path writes unchanged in binary form."""
+    from snapgit.native import PG_KINDS
+
+    out = []
+    for i, ((typname, _oid), plain) in enumerate(zip(types, passes, strict=True)):
+        kind = PG_KINDS.get(typname)
+        if kind is None or not plain:
+            return None
+        limit = limits.get(i)
+        want = None if limit is None else limit[0]
+        low, high = 0, 0
+        bounds = BINARY_TYPES[typname][1]
+        if bounds is not None:
+            low, high = bounds
+            if limit is not None:
+                if want != "int":
+                    return None
+                low, high = max(low, limit[1]), min(high, limit[2])
+        elif typname in ("text", "varchar"):
+            if want not in (None, "text"):
+                return None
+            high = -1 if limit is None else limit[1]
+        elif typname == "float8":
+            if want not in (None, "float"):
+                return None
+        elif typname == "bytea":
+            if want is not None:
+                return None
+        elif want not in (None, "type"):
+            return None
+        out.append((kind, low, high))
+    return tuple(out)
 
 
 def _aware_to_utc_wall(

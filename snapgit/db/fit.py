@@ -51,7 +51,7 @@ from snapgit.encoding import Json, Spelled
 from snapgit.jsonvalue import to_text
 from snapgit.schema import Column, TableSchema
 
-__all__ = ["ValueDoesNotFitError", "RowChecker", "checker", "fast_check"]
+__all__ = ["ValueDoesNotFitError", "RowChecker", "PlainLimit", "checker", "fast_check", "plain_limit"]
 
 Check = Callable[[Any], "str | None"]
 
@@ -502,6 +502,34 @@ def fast_check(dialect: str, source: Column, target: Column) -> Fast | None:
     return None
 
 
+# What the fast check of a PostgreSQL column asks, in terms a reader of the stored bytes can
+# check without making the values (snapgit.native.pg_copy_rows): ("int", low, high): an int
+# within; ("text", -1 or the most characters, 0): a str, no NUL; ("float", 0, 0) and
+# ("type", 0, 0): the value's type only, as the column's canonical values have it.
+PlainLimit = tuple[str, int, int]
+
+
+def plain_limit(dialect: str, source: Column, target: Column) -> PlainLimit | None:
+    """All that :func:`fast_check` asks of a value of ``source`` written to ``target``, when a
+    value meeting it surely passes (PostgreSQL only); None: no such plain form. A reader that
+    accepts only such values (and no bool for an int) never lets through one the check stops."""
+    if dialect != "postgresql":
+        return None
+    tbase = _base(target.type)
+    sbase = _base(source.type)
+    if tbase in _INT_RANGES and sbase in _INT_RANGES:
+        lo, hi = _int_range(_INT_RANGES[tbase])
+        return ("int", lo, hi)
+    if tbase == "double" and sbase in ("real", "double"):
+        return ("float", 0, 0)
+    if tbase in ("text", "varchar") and sbase in ("text", "varchar", "char"):
+        args = _args(target.type)
+        return ("text", args[0] if tbase == "varchar" and args else -1, 0)
+    if tbase == sbase and tbase in ("date", "time", "timestamp", "timestamptz", "uuid", "boolean"):
+        return ("type", 0, 0)
+    return None
+
+
 class RowChecker:
     """Checks rows of ``source`` (values in its ``sorted_names`` order) against the columns of
     ``target``, the same table as the target database has it."""
@@ -517,6 +545,11 @@ class RowChecker:
             for i, name in enumerate(names)
             if name in there and (check := checker(dialect, by_name[name], there[name])) is not None
         ]
+        limits = {i: plain_limit(dialect, by_name[name], there[name]) for i, name, _c, _f in self._checks}
+        # by position in the rows, each checked column's plain limit; None when one has none
+        self.plain_limits: dict[int, PlainLimit] | None = (
+            None if None in limits.values() else {i: lim for i, lim in limits.items() if lim is not None}
+        )
         key = list(source.primary_key) or names
         self._key = [(names.index(k), k) for k in key if k in names]
 

@@ -72,6 +72,7 @@ from snapgit.db.bulk import (
     mysql_statements,
     pg_copy,
     pg_copy_form,
+    pg_tuple_columns,
 )
 from snapgit.db.ddl import (
     Target,
@@ -84,13 +85,14 @@ from snapgit.db.ddl import (
     with_referenced_types,
 )
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
-from snapgit.db.params import WriteValueError, column_write
+from snapgit.db.params import WriteValueError, canonical_write, column_write
 from snapgit.db.pgtypes import create_type_sql, existing_type_defs
 from snapgit.db.reflect import LIST_TABLES_SQL
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.encoding import encode_row
 from snapgit.jsonvalue import to_text
+from snapgit.native import pg_copy_rows
 from snapgit.schema import ForeignKey, PgTypeDef, TableSchema
 
 if TYPE_CHECKING:
@@ -154,6 +156,8 @@ class WriteTransaction:
         self._packet: int | None = None  # MariaDB: the largest statement to send
         self._pipe: StatementPipe | None = None  # MariaDB: inserts still running in the background
         self._stream: CopyStream | None = None  # PostgreSQL: a COPY left open for the next batch
+        # per table, insert_records' columns for pg_copy_rows (None: it cannot write the table)
+        self._tuple_columns: dict[str, tuple[tuple[int, int, int], ...] | None] = {}
         self._stream_context: tuple[str, str, TableSchema, Sequence[Sequence[Any]]] | None = None
         self._formatters: dict[str, Callable[[Sequence[Sequence[Any]]], list[str]]] = {}
 
@@ -555,10 +559,11 @@ class WriteTransaction:
                             pg_copy(self._raw, table, names, types, params)
                             continue
                         binary, params = pg_copy_form(types, params)
-                        if self._stream is not None and self._stream.key != (table, tuple(names), binary):
+                        form = "binary" if binary else "text"
+                        if self._stream is not None and self._stream.key != (table, tuple(names), form):
                             self._settle()
                         if self._stream is None:
-                            self._stream = CopyStream(self._raw, table, names, types, binary)
+                            self._stream = CopyStream(self._raw, table, names, types, form)
                         self._stream_context = ("insert rows into", table, schema, chunk)
                         self._stream.write(params)
                     elif self.dialect == "mysql":
@@ -573,6 +578,41 @@ class WriteTransaction:
                             self._settle()
                     else:
                         self._many(sql, params)
+
+    def insert_records(
+        self, schema: TableSchema, data: bytes, n: int, limits: dict[int, tuple[str, int, int]] | None
+    ) -> bool:
+        """Insert the ``n`` stored records joined in ``data`` (full rows of ``schema``, as the
+        store holds them) without making their values, when every value is one
+        :func:`snapgit.native.pg_copy_rows` writes (PostgreSQL, with the C extension); False:
+        nothing was written, insert the decoded rows instead (:meth:`insert_rows`). Like
+        ``insert_rows(background=True)``: the rows go into a COPY left open for the next call.
+        ``limits``: the table's :class:`snapgit.db.fit.RowChecker` ``plain_limits`` ({}: the
+        rows are not checked; None: they must be, one by one)."""
+        if self.dialect != "postgresql" or limits is None or not n:
+            return False
+        self._start_rows()
+        table = schema.name
+        with self._errors("insert rows into", table, schema):
+            live = self._live(schema)
+            names = schema.sorted_names
+            if table not in self._tuple_columns:
+                types = {c.name: c.type for c in schema.columns}
+                passes = [canonical_write("postgresql", types[n]) is None for n in names]
+                self._tuple_columns[table] = pg_tuple_columns([live.pg_oids[n] for n in names], passes, limits)
+            columns = self._tuple_columns[table]
+            if columns is None:
+                return False
+            tuples = pg_copy_rows(data, n, columns)
+            if tuples is None:
+                return False
+            if self._stream is not None and self._stream.key != (table, tuple(names), "tuples"):
+                self._settle()
+            if self._stream is None:
+                self._stream = CopyStream(self._raw, table, names, [live.pg_oids[n] for n in names], "tuples")
+            self._stream_context = ("insert rows into", table, schema, ())
+            self._stream.write_tuples(tuples)
+        return True
 
     def _mysql_packet(self) -> int:
         """The largest statement to send: the server's max_allowed_packet, at most 16 MB."""
