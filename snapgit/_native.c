@@ -17,6 +17,8 @@
  *   index_entries  a pack index's entries, sorted (128K ids in a few ms; in Python, 90 ms).
  *   sorted_hits  which of many sorted prefixes a pack index holds (a commit's batched probes).
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
+ *   whole_run    a run of objects of a pack block, each stored whole and verified against its
+ *                id (a bulk read of records).
  *   pg_copy_rows records as the tuples of PostgreSQL's binary COPY, checked as a restore checks
  *                them (or None: then the rows path decodes, checks and writes them).
  *
@@ -1266,6 +1268,69 @@ static PyTypeObject ReaderType = {
     .tp_doc = "Reader(path, busy_ms=1000): a read-only SQLite connection without SQLite's mutex",
 };
 
+/* -- a run of whole objects of a pack block ------------------------------------------------- */
+
+/* whole_run(data, ends, i, oids, j, out) -> count. data: a decompressed pack block's entries,
+ * ends: where each ends in data. Appends (type, data) of entries i, i + 1, ... to the list
+ * out for as long as each is stored whole (kind byte 0, then the type byte, then the data)
+ * and hashes to oids[j], oids[j + 1], ...; stops, without an error, at the first that does not
+ * (a delta, another object, damage, the block's end): the caller looks that one up the careful
+ * way. A bulk read's records were written together, so runs are long. */
+static PyObject *whole_run(PyObject *mod, PyObject *args) {
+    Py_buffer data;
+    PyObject *ends, *oids, *out;
+    Py_ssize_t i, j;
+    if (!PyArg_ParseTuple(args, "y*O!nOnO!", &data, &PyList_Type, &ends, &i, &oids, &j, &PyList_Type, &out)) return NULL;
+    PyObject *seq = PySequence_Fast(oids, "oids must be a sequence");
+    EVP_MD_CTX *ctx = seq ? EVP_MD_CTX_new() : NULL;
+    Py_ssize_t count = 0;
+    PyObject *result = NULL;
+    if (!ctx) {
+        if (seq && !PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t nends = PyList_GET_SIZE(ends), noids = PySequence_Fast_GET_SIZE(seq);
+    if (i < 0 || j < 0 || i >= nends) goto finish;
+    size_t start = 0;
+    if (i > 0) {
+        start = PyLong_AsSize_t(PyList_GET_ITEM(ends, i - 1));
+        if (start == (size_t)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            goto finish;
+        }
+    }
+    const unsigned char *buf = data.buf;
+    while (i + count < nends && j + count < noids) {
+        size_t end = PyLong_AsSize_t(PyList_GET_ITEM(ends, i + count));
+        if (end == (size_t)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            break;
+        }
+        if (end > (size_t)data.len || end < start + 2 || buf[start] != 0) break;
+        PyObject *oid = PySequence_Fast_GET_ITEM(seq, j + count);
+        if (!PyBytes_Check(oid) || PyBytes_GET_SIZE(oid) != 32) break;
+        unsigned char md[32];
+        if (digest(ctx, NULL, 0, buf + start + 1, end - start - 1, md)) goto done;
+        if (memcmp(md, PyBytes_AS_STRING(oid), 32) != 0) break;
+        PyObject *item = Py_BuildValue("(iy#)", (int)buf[start + 1], (const char *)buf + start + 2,
+                                       (Py_ssize_t)(end - start - 2));
+        if (!item || PyList_Append(out, item) < 0) {
+            Py_XDECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);
+        start = end;
+        count++;
+    }
+finish:
+    result = PyLong_FromSsize_t(count);
+done:
+    EVP_MD_CTX_free(ctx);
+    Py_XDECREF(seq);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 /* -- records as PostgreSQL's binary COPY tuples ---------------------------------------------- */
 
 /* pg_copy_rows(data, n, columns) -> the COPY (FORMAT BINARY) tuples of the n records joined in
@@ -1512,6 +1577,7 @@ static PyMethodDef methods[] = {
     {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
+    {"whole_run", whole_run, METH_VARARGS, "a run of whole objects of a pack block, verified"},
     {"pg_copy_rows", pg_copy_rows, METH_VARARGS, "records as PostgreSQL binary COPY tuples, or None"},
     {"set_ext_type", set_ext_type, METH_O, "the ExtType class the packer knows"},
     {"shares_sqlite", shares_sqlite, METH_O, "whether a loaded library uses this module's SQLite"},

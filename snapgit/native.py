@@ -6,6 +6,8 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
 * :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
+* :func:`whole_run`: a run of objects of a pack block, each stored whole and verified against
+  its id (the object store's bulk reads);
 * :func:`pg_copy_rows`: stored records as PostgreSQL's binary COPY tuples, never decoded (a
   restore's rows); its reference is the rows path (decode, check, convert, psycopg's COPY);
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
@@ -33,6 +35,7 @@ __all__ = [
     "index_entries",
     "sorted_hits",
     "index_sole",
+    "whole_run",
     "pg_copy_rows",
     "PG_KINDS",
     "sqlite_reader",
@@ -114,6 +117,29 @@ def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefi
     ``ordinal_at``), read with pread: -1 none, -2 several, -3 a short read; or None without the
     extension. The reference is ``IndexReader.candidates``."""
     return _native.index_sole(fd, prefix_at, ordinal_at, lo, hi, prefix) if _native is not None else None
+
+
+def whole_run(data: Any, ends: list[int], i: int, oids: Sequence[bytes], j: int, out: list[tuple[int, bytes]]) -> int:
+    """How many entries of a decompressed pack block, from its ``i``-th on, are stored whole
+    and hash to ``oids[j]``, ``oids[j + 1]``, ...; their (type, data) are appended to ``out``.
+    ``data``: the block's entries (a kind byte, 0 for whole, then the type byte and the data),
+    ``ends``: where each ends. Stops at the first that is not (a delta, another object, damage,
+    the block's end), which the caller then looks up the careful way."""
+    if _native is not None:
+        return _native.whole_run(data, ends, i, oids, j, out)
+    count = 0
+    start = ends[i - 1] if 0 < i <= len(ends) else 0
+    while 0 <= i + count < len(ends) and j + count < len(oids):
+        end = ends[i + count]
+        if end > len(data) or end < start + 2 or data[start] != 0:
+            break
+        full = bytes(data[start + 1 : end])
+        if _sha256(full).digest() != oids[j + count]:
+            break
+        out.append((full[0], full[1:]))
+        start = end
+        count += 1
+    return count
 
 
 # PostgreSQL type name -> the kind of column pg_copy_rows writes (the PG_* of _native.c)

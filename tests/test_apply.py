@@ -502,3 +502,97 @@ def test_restore_into_a_new_database_writes_each_table_its_own_rows_and_says_so(
     # and a batch is written once it reaches BATCH, not held until the table ends (whole leaves
     # of a few hundred rows at most go past it)
     assert max(a_batches) < BATCH + 1_000, a_batches
+
+
+def _pg_catalog(url: str) -> tuple[list, list]:
+    """The constraints and indexes of a PostgreSQL database's tables, as its catalog has them."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            constraints = conn.execute(
+                sa.text(
+                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+                )
+            ).all()
+            indexes = conn.execute(
+                sa.text(
+                    "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return constraints, indexes
+
+
+def test_restore_into_postgresql_ends_with_the_keys_a_create_table_gives(make_db_url, make_engine, tmp_path) -> None:
+    """The primary keys, unique constraints and indexes are added after the rows on PostgreSQL:
+    the catalog ends up as when the tables are created with them, names included."""
+    from snapgit.db import Database
+
+    src = make_db_url("sqlite")
+    engine = make_engine(src)
+    meta = sa.MetaData()
+    sa.Table(
+        "shelf",
+        meta,
+        sa.Column("room", sa.String(10), primary_key=True),
+        sa.Column("no", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("label", sa.String(20)),
+        sa.UniqueConstraint("label"),
+    )
+    item = sa.Table(
+        "item",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("room", sa.String(10)),
+        sa.Column("no", sa.Integer),
+        sa.Column("sku", sa.String(12), nullable=False),
+        sa.Column("name", sa.String(30)),
+        sa.ForeignKeyConstraint(["room", "no"], ["shelf.room", "shelf.no"]),
+        sa.Index("ix_item_room_no", "room", "no"),
+        sa.Index("ux_item_sku", "sku", unique=True),
+    )
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO shelf VALUES ('a', 1, 'top'), ('a', 2, NULL), ('b', 1, 'low')"))
+        conn.execute(
+            item.insert(), [{"id": i, "room": "ab"[i % 2], "no": 1, "sku": f"s{i}", "name": None} for i in range(50)]
+        )
+    repo = Repo.init(tmp_path, src)
+    cid = repo.commit("shelves").commit_id
+    restored = make_db_url("postgresql")
+    repo.restore(cid.hex(), into=restored)
+    repo.close()
+    created = make_db_url("postgresql")
+    with Database.connect(src) as db, db.snapshot() as snap:
+        schemas = snap.reflect(["item", "shelf"])
+    with Database.connect(created) as db, db.write() as tx:
+        tx.create_tables(schemas, source_dialect="sqlite")
+    want = _pg_catalog(created)
+    assert len(want[0]) == 4 and len(want[1]) == 5  # 2 keys, 1 unique, 1 foreign key; their indexes, 2 more
+    assert _pg_catalog(restored) == want
+    with make_engine(restored).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM item")).scalar() == 50
+
+
+def test_restore_into_postgresql_whose_rows_break_a_key_leaves_no_table(make_db_url, make_engine, tmp_path) -> None:
+    """SQLite lets a text primary key hold NULL; PostgreSQL's primary key does not. Added after
+    the rows, the key refuses them: one line naming the table and the column, and the tables
+    made for the restore are gone again."""
+    src = make_db_url("sqlite")
+    engine = make_engine(src)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (NULL, 1), ('a', 2)")
+        conn.exec_driver_sql("CREATE TABLE u (id INTEGER PRIMARY KEY, k TEXT REFERENCES t (k))")
+    repo = Repo.init(tmp_path, src)
+    cid = repo.commit("null key").commit_id
+    dst = make_db_url("postgresql")
+    from snapgit.db import DatabaseError
+
+    with pytest.raises(DatabaseError, match=r"table t .*column \"k\""):
+        repo.restore(cid.hex(), into=dst)
+    repo.close()
+    with make_engine(dst).connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")).scalar() == 0

@@ -432,6 +432,79 @@ def test_get_many_equals_get_across_packs_and_deltas(store, monkeypatch):
         store.get_many([ids[0], b"\x07" * 32])
 
 
+@pytest.mark.parametrize("use_native", [True, False], ids=["c", "python"])
+def test_get_many_reads_runs_across_blocks_and_packs(disk, monkeypatch, use_native):
+    """Ids wanted in the order they were written (a restore's records) are read as runs that
+    cross blocks and packs, stop at a delta, an id written elsewhere or a duplicate, and give
+    what one-by-one reads give, with and without the C extension's run reader."""
+    from snapgit import native
+
+    if use_native and not native.available():
+        pytest.skip("the C extension is not built here")
+    if not use_native:
+        monkeypatch.setattr(native, "_native", None)
+    monkeypatch.setattr(objectstore_mod, "PACK_MAX_OBJECTS", 70)
+    monkeypatch.setattr(pack_mod, "BLOCK_TARGET", 512)
+    objects = random_objects(400, seed=21, size=(10, 120))
+    ids = put(disk, objects[:200]) + put(disk, objects[200:])
+    w = disk.writer()
+    vs = versions(3)
+    base = w.add(NODE, vs[0])
+    deltas = [w.add_delta(NODE, v, oid_of(NODE, v), base) for v in vs[1:]]
+    w.commit()
+    assert len(pack_files(disk)) >= 5
+    wanted = [*ids[5:180], deltas[0], *ids[180:260], ids[3], ids[3], *ids[260:], base, *deltas, *ids[:5]]
+    fresh = DiskObjectStore(disk.root)
+    try:
+        assert fresh.get_many(wanted) == [fresh.get(oid) for oid in wanted]
+        assert fresh.get_many(ids) == objects
+        with pytest.raises(NotFoundError):
+            fresh.get_many([*ids[:30], b"\x07" * 32, *ids[30:40]])
+    finally:
+        fresh.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0, 0, 0, 1, 2]), st.binary(max_size=12)), max_size=12),
+    st.integers(-1, 13),
+    st.integers(-1, 3),
+    st.data(),
+)
+def test_whole_run_in_c_reads_what_the_python_reference_reads(entries, i, j, data):
+    """The run reader of the C extension stops where its Python reference stops: at an entry
+    that is not stored whole, one whose hash is not the id wanted, the end of the block or of
+    the ids; ends that point outside the block stop it too."""
+    from snapgit import native
+
+    if not native.available():
+        pytest.skip("the C extension is not built here")
+    blob = bytearray()
+    ends = []
+    ids = []
+    for kind, body in entries:
+        entry = bytes([kind]) + body
+        blob += entry
+        ends.append(len(blob))
+        ids.append(hashlib.sha256(entry[1:]).digest())
+    if ends and data.draw(st.booleans()):
+        ends[data.draw(st.integers(0, len(ends) - 1))] += data.draw(st.sampled_from([1, -1, 1000]))
+    wanted = [b"\x00" * 32] * max(j, 0) + ids[max(i, 0) :]
+    if wanted and data.draw(st.booleans()):
+        wanted[data.draw(st.integers(0, len(wanted) - 1))] = b"\x01" * 32
+    got_c: list = []
+    got_py: list = []
+    count_c = native.whole_run(memoryview(bytes(blob)), ends, i, wanted, j, got_c)
+    original = native._native
+    try:
+        native._native = None
+        count_py = native.whole_run(memoryview(bytes(blob)), ends, i, wanted, j, got_py)
+    finally:
+        native._native = original
+    assert (count_c, got_c) == (count_py, got_py)
+    assert len(got_c) == count_c
+
+
 def test_disk_get_many_finds_damage_like_get(disk):
     objects = random_objects(40, seed=9, size=(100, 200))
     ids = put(disk, objects)

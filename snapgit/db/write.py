@@ -78,6 +78,7 @@ from snapgit.db.ddl import (
     Target,
     add_foreign_key_sql,
     create_table_sql,
+    key_sql,
     pg_collation_of_native,
     pg_type_of_native,
     quote,
@@ -1116,7 +1117,12 @@ class WriteTransaction:
     # --- tables ---------------------------------------------------------------------------------
 
     def create_tables(
-        self, schemas: Sequence[TableSchema], *, foreign_keys_later: bool = False, source_dialect: str | None = None
+        self,
+        schemas: Sequence[TableSchema],
+        *,
+        foreign_keys_later: bool = False,
+        keys_later: bool = False,
+        source_dialect: str | None = None,
     ) -> list[tuple[str, ForeignKey]]:
         """Create ``schemas``' tables (see :mod:`snapgit.db.ddl` for the types), parents first.
         Refuses if one exists already. On MariaDB every CREATE commits at once: call this in a
@@ -1128,6 +1134,10 @@ class WriteTransaction:
         :meth:`add_foreign_keys` once the rows are in: rows can then be loaded in any order (a
         self-referencing table's children before their parents), and are checked once, as the
         constraint is added.
+
+        ``keys_later`` (with ``foreign_keys_later``; PostgreSQL, elsewhere it changes nothing):
+        create the tables without their primary keys, unique constraints and indexes too, for
+        :meth:`add_keys` once the rows are in, before the foreign keys.
 
         ``source_dialect``: the dialect ``schemas`` were read from, when known; MariaDB creates
         the columns of schemas read from MariaDB/MySQL with their native types
@@ -1181,7 +1191,8 @@ class WriteTransaction:
                         inline.append(fk)
                     else:
                         later.append((s.name, fk))
-                for sql in create_table_sql(s, target, inline):
+                keys = not (keys_later and foreign_keys_later and self.dialect == "postgresql")
+                for sql in create_table_sql(s, target, inline, keys=keys):
                     with self._errors("create", s.name):
                         self._exec(sql)
                 if self.dialect == "mysql":
@@ -1189,6 +1200,19 @@ class WriteTransaction:
                 made.add(s.name)
             self.add_foreign_keys(later)
         return pending
+
+    def add_keys(self, schemas: Sequence[TableSchema]) -> None:
+        """Add the primary keys, unique constraints and indexes that ``create_tables(...,
+        keys_later=True)`` left out (PostgreSQL; elsewhere they are there already). DDL, like
+        :meth:`add_foreign_keys`, which comes after: a foreign key needs its parent's key."""
+        self._start_ddl()
+        if self.dialect != "postgresql":
+            return
+        target = self._target()
+        for schema in schemas:
+            for sql in key_sql(schema, target):
+                with self._errors("add the keys of", schema.name):
+                    self._exec(sql)
 
     def add_foreign_keys(self, foreign_keys: Sequence[tuple[str, ForeignKey]]) -> None:
         """Add foreign keys (table, key) to existing tables; the database checks their rows as it

@@ -153,7 +153,9 @@ def load_tables(
     """Create ``tables`` (schema and stored table) in ``db`` and fill them with their records,
     in one transaction; on any failure the created tables are dropped again. The foreign keys
     are added once the rows are in (except on SQLite, which checks them at the end): records
-    come in key order, and a self-referencing table's child may come before its parent.
+    come in key order, and a self-referencing table's child may come before its parent. On
+    PostgreSQL the primary keys, unique constraints and indexes are added then too, just
+    before the foreign keys: each index is built once, from all the rows.
     ``source_dialect``: the dialect the schemas were read from, for native column types
     (:meth:`~snapgit.db.write.WriteTransaction.create_tables`)."""
     schemas = {schema.name: schema for schema, _entry in tables}
@@ -162,7 +164,10 @@ def load_tables(
     ordered = [by_name[name] for name in order]
     with db.write() as tx:
         foreign_keys = tx.create_tables(
-            [schema for schema, _entry in tables], foreign_keys_later=True, source_dialect=source_dialect
+            [schema for schema, _entry in tables],
+            foreign_keys_later=True,
+            keys_later=True,
+            source_dialect=source_dialect,
         )
     report = _Reporter(progress)
     try:
@@ -206,9 +211,9 @@ def load_tables(
                 report.advance(len(batch))
             reach(len(ordered) - 1)  # tables without rows
             _finish(tx, list(schemas), [schema for schema, _entry in tables])
-        if foreign_keys:
-            with db.write() as tx:
-                tx.add_foreign_keys(foreign_keys)
+        with db.write() as tx:
+            tx.add_keys([schema for schema, _entry in ordered])
+            tx.add_foreign_keys(foreign_keys)
     except BaseException:
         with db.write() as tx:
             tx.drop_tables(list(reversed(order)))

@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import zstandard as zstd
 
+from snapgit import native
 from snapgit.errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
 from snapgit.forked import end, fork
 from snapgit.store.pack import (
@@ -923,6 +924,8 @@ class DiskObjectStore:
         one loop over the packs (the one that answered last first) without the layers of
         :meth:`get`; anything else (deltas, a damaged entry, a new pack) takes :meth:`get`."""
         out: list[tuple[int, bytes]] = []
+        if native.available():
+            return self._get_runs(oids, out)
         append = out.append
         sha = hashlib.sha256
         paths = [self._fast_path(n) for n in self._order]
@@ -962,6 +965,46 @@ class DiskObjectStore:
                         paths.insert(0, paths.pop(k))
                 break
             append(got if got is not None else self.get(oid))
+        return out
+
+    def _get_runs(self, oids: Sequence[bytes], out: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        """:meth:`get_many` by runs: an id found in an index starts a run of the objects that
+        follow it in its pack, which :func:`snapgit.native.whole_run` reads and verifies in one
+        call for as long as they are the next ids wanted (records written together, read
+        together). An object that ends a run is looked up anew; one stored as a delta, or
+        damaged, takes :meth:`get`, which names the damage or finds another copy."""
+        order = [(self._packs[n][0], n) for n in self._order]
+        n, j = len(oids), 0
+        while j < n:
+            oid = oids[j]
+            first, p = oid[0], int.from_bytes(oid[:8], "big")
+            taken = 0
+            for k, (idx, name) in enumerate(order):
+                lo = idx.fanout[first - 1] if first else 0
+                hi = idx.fanout[first]
+                at = bisect_left(idx.prefixes, p, lo, hi)
+                if at == hi or idx.prefixes[at] != p:
+                    continue
+                reader = self._reader(name)
+                ordinal = idx.ordinals[at]
+                try:
+                    while j + taken < n and ordinal < reader.count:
+                        data, ends, i = reader.block_at(ordinal)
+                        got = native.whole_run(data, ends, i, oids, j + taken, out)
+                        taken += got
+                        ordinal += got
+                        if got == 0 or i + got < len(ends):
+                            break
+                except CorruptError:
+                    pass  # a damaged index or block: get() names the object, or finds another copy
+                if taken and k:  # neighbours were mostly written together: ask this pack first
+                    order.insert(0, order.pop(k))
+                break
+            if taken:
+                j += taken
+            else:
+                out.append(self.get(oid))
+                j += 1
         return out
 
     def _fast_path(self, name: str):

@@ -525,6 +525,15 @@ class PackReader:
         i = ordinal - self._firsts[b]
         return data, ends[i - 1] if i else 0, ends[i]
 
+    def block_at(self, ordinal: int) -> tuple[memoryview, list[int], int]:
+        """(the decompressed entries of the block holding this ordinal, where each ends, the
+        ordinal's index among them): for reading a run of neighbours in one call."""
+        if not 0 <= ordinal < self.count:
+            raise CorruptError(f"pack {self.name[:16]}: ordinal {ordinal} out of range")
+        b = bisect_right(self._firsts, ordinal) - 1
+        data, ends = self._block(b)
+        return data, ends, ordinal - self._firsts[b]
+
     def entry(self, ordinal: int) -> bytes:
         """The raw entry bytes (kind byte first) of the object with this ordinal."""
         data, start, end = self._where(ordinal)
