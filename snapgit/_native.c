@@ -19,6 +19,7 @@
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
  *   whole_run    a run of objects of a pack block, each stored whole and verified against its
  *                id (a bulk read of records).
+ *   sqlite_params  records as the parameters the rows path gives SQLite (None: it does it).
  *   pg_copy_rows records as the tuples of PostgreSQL's binary COPY, checked as a restore checks
  *                them (or None: then the rows path decodes, checks and writes them).
  *
@@ -1558,6 +1559,148 @@ done:
     return result;
 }
 
+/* -- records as SQLite parameters ------------------------------------------------------------- */
+
+/* sqlite_params(data, n, kinds) -> [tuple of parameters] for the n records joined in data, as
+ * the rows path (decode, then db.params' SQLite converters with the canonical style) gives them
+ * to sqlite3's executemany, or None. kinds: per value, SQ_* below: the column's converter.
+ *
+ * SQ_ANY (no converter): nil, bool, an int of int64, a float, a str (valid UTF-8), bytes, as
+ * they are. SQ_FLOAT (real, double): the same, but NaN is left to the rows path, which refuses
+ * it. SQ_DATE: a stored date as isoformat() text; SQ_DATETIME: a stored naive datetime as
+ * isoformat(" ") text, an aware one (stored in UTC) likewise with "+00:00"; both also take
+ * what SQ_ANY takes (the converter passes other values on). Anything else (Spelled, another ext
+ * type, an int beyond int64, damage) gives None: the rows path decodes and converts the batch. */
+enum { SQ_ANY = 0, SQ_FLOAT = 1, SQ_DATE = 2, SQ_DATETIME = 3 };
+
+#define ORDINAL_1970 719163LL /* date(1970, 1, 1).toordinal() */
+#define MAX_ORDINAL 3652059LL /* date.max.toordinal() */
+#define MAX_MICROS 315537897599999999LL /* datetime.max - datetime(1, 1, 1), in microseconds */
+
+/* the calendar date of a proleptic Gregorian ordinal (1 is 0001-01-01): H. Hinnant's
+ * civil_from_days */
+static void civil(long long ordinal, int *y, int *m, int *d) {
+    long long z = ordinal - ORDINAL_1970 + 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = (int)(yoe + era * 400 + (*m <= 2));
+}
+
+/* one value of kind `kind` at *p as a new reference; NULL with no error set: not one this
+ * gives (the caller returns None); NULL with an error set: an error */
+static PyObject *sq_value(const unsigned char **pp, const unsigned char *end, int kind) {
+    const unsigned char *p = *pp;
+    unsigned char c = *p;
+    long long v;
+    const unsigned char *s;
+    size_t n;
+    if (c == 0xc0) {
+        *pp = p + 1;
+        return Py_NewRef(Py_None);
+    }
+    if (c == 0xc2 || c == 0xc3) {
+        *pp = p + 1;
+        return Py_NewRef(c == 0xc3 ? Py_True : Py_False);
+    }
+    if (read_int(pp, end, &v)) return PyLong_FromLongLong(v);
+    if (c == 0xcb) {
+        if (end - p < 9) return NULL;
+        uint64_t bits = be_at(p + 1, 8);
+        double f;
+        memcpy(&f, &bits, 8);
+        if (kind == SQ_FLOAT && f != f) return NULL;
+        *pp = p + 9;
+        return PyFloat_FromDouble(f);
+    }
+    if (read_bytes(pp, end, 1, &s, &n)) {
+        if (!valid_utf8(s, n)) return NULL;
+        return PyUnicode_DecodeUTF8((const char *)s, (Py_ssize_t)n, "strict");
+    }
+    if (read_bytes(pp, end, 0, &s, &n)) return PyBytes_FromStringAndSize((const char *)s, (Py_ssize_t)n);
+    char text[40];
+    int y, mo, d;
+    if (kind == SQ_DATE && c == 0xd6 && end - p >= 6 && p[1] == 3) {
+        v = (int32_t)be_at(p + 2, 4);
+        if (v < 1 || v > MAX_ORDINAL) return NULL;
+        civil(v, &y, &mo, &d);
+        *pp = p + 6;
+        int len = snprintf(text, sizeof text, "%04d-%02d-%02d", y, mo, d);
+        return PyUnicode_FromStringAndSize(text, len);
+    }
+    if (kind == SQ_DATETIME && c == 0xd7 && end - p >= 10 && (p[1] == 5 || p[1] == 6)) {
+        v = (long long)be_at(p + 2, 8);
+        if (v < 0 || v > MAX_MICROS) return NULL;
+        long long days = v / 86400000000LL, rest = v % 86400000000LL;
+        civil(days + 1, &y, &mo, &d);
+        int us = (int)(rest % 1000000), secs = (int)(rest / 1000000);
+        int len = snprintf(text, sizeof text, "%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, secs / 3600, secs / 60 % 60,
+                           secs % 60);
+        if (us) len += snprintf(text + len, sizeof text - (size_t)len, ".%06d", us);
+        if (p[1] == 6) len += snprintf(text + len, sizeof text - (size_t)len, "+00:00");
+        *pp = p + 10;
+        return PyUnicode_FromStringAndSize(text, len);
+    }
+    return NULL;
+}
+
+static PyObject *sqlite_params(PyObject *mod, PyObject *args) {
+    Py_buffer data;
+    Py_ssize_t nrows;
+    const unsigned char *kinds;
+    Py_ssize_t ncol;
+    if (!PyArg_ParseTuple(args, "y*ny#", &data, &nrows, &kinds, &ncol)) return NULL;
+    PyObject *rows = nrows >= 0 ? PyList_New(nrows) : NULL;
+    PyObject *result = NULL;
+    if (!rows) {
+        if (!PyErr_Occurred()) result = Py_NewRef(Py_None);
+        goto done;
+    }
+    const unsigned char *p = data.buf, *end = p + data.len;
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        if (p >= end || ncol < 1) goto none;
+        uint64_t count;
+        unsigned char c = *p;
+        if (c >= 0x90 && c <= 0x9f) {
+            count = c & 0x0f;
+            p += 1;
+        } else if (c == 0xdc && end - p >= 3) {
+            count = be_at(p + 1, 2);
+            p += 3;
+        } else
+            goto none;
+        if (count != (uint64_t)ncol) goto none;
+        PyObject *row = PyTuple_New(ncol);
+        if (!row) goto done;
+        PyList_SET_ITEM(rows, r, row);
+        for (Py_ssize_t i = 0; i < ncol; i++) {
+            if (p >= end) goto none;
+            PyObject *v = sq_value(&p, end, kinds[i]);
+            if (!v) {
+                if (PyErr_Occurred()) {
+                    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) goto done;
+                    PyErr_Clear();
+                }
+                goto none;
+            }
+            PyTuple_SET_ITEM(row, i, v);
+        }
+    }
+    if (p != end) goto none;
+    result = Py_NewRef(rows);
+    goto done;
+none:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(rows);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 /* shares_sqlite(path of a shared object) -> whether that object reaches the very SQLite library
  * this module uses. Two copies of SQLite in one process do not see each other's POSIX locks on
  * a file, and closing one copy's descriptor drops the other's locks. */
@@ -1578,6 +1721,7 @@ static PyMethodDef methods[] = {
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
     {"whole_run", whole_run, METH_VARARGS, "a run of whole objects of a pack block, verified"},
+    {"sqlite_params", sqlite_params, METH_VARARGS, "records as SQLite parameters, or None"},
     {"pg_copy_rows", pg_copy_rows, METH_VARARGS, "records as PostgreSQL binary COPY tuples, or None"},
     {"set_ext_type", set_ext_type, METH_O, "the ExtType class the packer knows"},
     {"shares_sqlite", shares_sqlite, METH_O, "whether a loaded library uses this module's SQLite"},

@@ -8,6 +8,8 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
 * :func:`whole_run`: a run of objects of a pack block, each stored whole and verified against
   its id (the object store's bulk reads);
+* :func:`sqlite_params`: stored records as the parameters SQLite is given (a restore's rows);
+  its reference is the rows path (decode, then the SQLite converters of ``db.params``);
 * :func:`pg_copy_rows`: stored records as PostgreSQL's binary COPY tuples, never decoded (a
   restore's rows); its reference is the rows path (decode, check, convert, psycopg's COPY);
 * :func:`sqlite_reader`: a read-only SQLite connection whose rows come as Python's ``sqlite3``
@@ -36,6 +38,11 @@ __all__ = [
     "sorted_hits",
     "index_sole",
     "whole_run",
+    "sqlite_params",
+    "SQ_ANY",
+    "SQ_FLOAT",
+    "SQ_DATE",
+    "SQ_DATETIME",
     "pg_copy_rows",
     "PG_KINDS",
     "sqlite_reader",
@@ -140,6 +147,20 @@ def whole_run(data: Any, ends: list[int], i: int, oids: Sequence[bytes], j: int,
         start = end
         count += 1
     return count
+
+
+# what sqlite_params does with a column's values: the SQ_* of _native.c
+SQ_ANY, SQ_FLOAT, SQ_DATE, SQ_DATETIME = 0, 1, 2, 3
+
+
+def sqlite_params(data: bytes, n: int, kinds: bytes) -> list[tuple[Any, ...]] | None:
+    """The parameters of the ``n`` records joined in ``data`` as the rows path gives them to
+    SQLite (decoded, then converted with the canonical style), or None: without the
+    extension, or when a value is not a plain one (see ``_native.c``), which the rows path then
+    converts or refuses. ``kinds``: per value, what its column's converter does: :data:`SQ_ANY`
+    nothing, :data:`SQ_FLOAT` refuse NaN, :data:`SQ_DATE` and :data:`SQ_DATETIME` write dates
+    and datetimes as ISO text."""
+    return _native.sqlite_params(data, n, kinds) if _native is not None else None
 
 
 # PostgreSQL type name -> the kind of column pg_copy_rows writes (the PG_* of _native.c)

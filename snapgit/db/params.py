@@ -77,12 +77,14 @@ from typing import Any
 from snapgit.db.values import Converter, pg_interval_text
 from snapgit.encoding import Json, Spelled, canonical_json
 from snapgit.jsonvalue import to_json
+from snapgit.native import SQ_ANY, SQ_DATE, SQ_DATETIME, SQ_FLOAT
 
 __all__ = [
     "SqliteStyle",
     "SQLITE_CANONICAL",
     "column_write",
     "canonical_write",
+    "sqlite_param_kind",
     "WriteValueError",
     "SPELLABLE",
 ]
@@ -320,6 +322,21 @@ def column_write(dialect: str, portable: str, style: SqliteStyle | None = None) 
     if _base(portable) in SPELLABLE:
         return _spelled_aware(dialect, conv)
     return conv
+
+
+def sqlite_param_kind(portable: str) -> int | None:
+    """What :func:`canonical_write` does to a SQLite column's values (the default style), as a
+    kind of :func:`snapgit.native.sqlite_params`; None: something it does not do."""
+    base = _base(portable)
+    if _element(portable) is not None:
+        return None
+    if base in ("real", "double"):
+        return SQ_FLOAT
+    if base == "date":
+        return SQ_DATE
+    if base in ("timestamp", "timestamptz"):
+        return SQ_DATETIME
+    return SQ_ANY if canonical_write("sqlite", portable) is None else None
 
 
 def canonical_write(dialect: str, portable: str, style: SqliteStyle | None = None) -> Converter | None:

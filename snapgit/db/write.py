@@ -86,14 +86,14 @@ from snapgit.db.ddl import (
     with_referenced_types,
 )
 from snapgit.db.errors import DatabaseError, ForeignKeyViolationError, RowMatchError, driver_reason, one_line
-from snapgit.db.params import WriteValueError, canonical_write, column_write
+from snapgit.db.params import WriteValueError, canonical_write, column_write, sqlite_param_kind
 from snapgit.db.pgtypes import create_type_sql, existing_type_defs
 from snapgit.db.reflect import LIST_TABLES_SQL
 from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.encoding import encode_row
 from snapgit.jsonvalue import to_text
-from snapgit.native import pg_copy_rows
+from snapgit.native import pg_copy_rows, sqlite_params
 from snapgit.schema import ForeignKey, PgTypeDef, TableSchema
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class WriteTransaction:
         self._stream: CopyStream | None = None  # PostgreSQL: a COPY left open for the next batch
         # per table, insert_records' columns for pg_copy_rows (None: it cannot write the table)
         self._tuple_columns: dict[str, tuple[tuple[int, int, int], ...] | None] = {}
+        self._sqlite_kinds: dict[str, bytes | None] = {}  # per table, insert_records' kinds on SQLite
         self._stream_context: tuple[str, str, TableSchema, Sequence[Sequence[Any]]] | None = None
         self._formatters: dict[str, Callable[[Sequence[Sequence[Any]]], list[str]]] = {}
 
@@ -541,11 +542,7 @@ class WriteTransaction:
                 for _ in rows:
                     self._exec(sql, None if self.dialect == "sqlite" else ())
                 return
-            cols = ", ".join(self._q(n) for n in names)
-            values = ", ".join(self._value_sql(live, n) for n in names)
-            # explicit ids: what a restore writes, into a column that otherwise refuses them
-            overriding = " OVERRIDING SYSTEM VALUE" if live.always_identity & set(names) else ""
-            sql = f"INSERT INTO {t} ({cols}){overriding} VALUES ({values})"
+            sql = self._insert_sql(schema, live)
             prefix = (
                 f"INSERT INTO {quote(table, self.dialect)} ({', '.join(quote(n, self.dialect) for n in names)}) VALUES "
             )
@@ -580,6 +577,14 @@ class WriteTransaction:
                     else:
                         self._many(sql, params)
 
+    def _insert_sql(self, schema: TableSchema, live: _Live) -> str:
+        names = schema.sorted_names
+        cols = ", ".join(self._q(n) for n in names)
+        values = ", ".join(self._value_sql(live, n) for n in names)
+        # explicit ids: what a restore writes, into a column that otherwise refuses them
+        overriding = " OVERRIDING SYSTEM VALUE" if live.always_identity & set(names) else ""
+        return f"INSERT INTO {self._q(schema.name)} ({cols}){overriding} VALUES ({values})"
+
     def insert_records(
         self, schema: TableSchema, data: bytes, n: int, limits: dict[int, tuple[str, int, int]] | None
     ) -> bool:
@@ -589,9 +594,14 @@ class WriteTransaction:
         nothing was written, insert the decoded rows instead (:meth:`insert_rows`). Like
         ``insert_rows(background=True)``: the rows go into a COPY left open for the next call.
         ``limits``: the table's :class:`snapgit.db.fit.RowChecker` ``plain_limits`` ({}: the
-        rows are not checked; None: they must be, one by one)."""
-        if self.dialect != "postgresql" or limits is None or not n:
+        rows are not checked; None: they must be, one by one).
+
+        SQLite (unchecked rows only): the records become the statement's parameters in C
+        (:func:`snapgit.native.sqlite_params`), as the rows path converts them."""
+        if self.dialect == "mysql" or limits is None or not n:
             return False
+        if self.dialect == "sqlite":
+            return not limits and self._insert_sqlite_records(schema, data, n)
         self._start_rows()
         table = schema.name
         with self._errors("insert rows into", table, schema):
@@ -613,6 +623,23 @@ class WriteTransaction:
                 self._stream = CopyStream(self._raw, table, names, [live.pg_oids[n] for n in names], "tuples")
             self._stream_context = ("insert rows into", table, schema, ())
             self._stream.write_tuples(tuples)
+        return True
+
+    def _insert_sqlite_records(self, schema: TableSchema, data: bytes, n: int) -> bool:
+        table = schema.name
+        if table not in self._sqlite_kinds:
+            types = {c.name: c.type for c in schema.columns}
+            each = [sqlite_param_kind(types[name]) for name in schema.sorted_names]
+            self._sqlite_kinds[table] = bytes(k for k in each if k is not None) if each and None not in each else None
+        kinds = self._sqlite_kinds[table]
+        if kinds is None:
+            return False
+        params = sqlite_params(data, n, kinds)
+        if params is None:
+            return False
+        self._start_rows()
+        with self._errors("insert rows into", table, schema):
+            self._many(self._insert_sql(schema, self._live(schema)), params)
         return True
 
     def _mysql_packet(self) -> int:

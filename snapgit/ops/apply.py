@@ -184,31 +184,39 @@ def load_tables(
                     schema, entry = ordered[started]
                     report.table(schema.name, entry.rows)
 
-            batch: list = []
+            pending: list[bytes] = []  # records of the current table not yet written
+            held = 0  # how many
+
+            def write(index: int) -> None:
+                """The pending records of table ``index``: as they are stored where the database
+                takes them so, else decoded, checked and converted."""
+                nonlocal held
+                schema = ordered[index][0]
+                data, n = b"".join(pending), held
+                pending.clear()
+                held = 0
+                check = checkers.get(schema.name)
+                if not tx.insert_records(schema, data, n, {} if check is None else check.plain_limits):
+                    rows = decode_joined(data, n)
+                    if check is not None:
+                        check.check(rows)
+                    tx.insert_rows(schema, rows, background=True)
+                report.advance(n)
+
             current = 0
             records = leaf_records(objects, [e.root for _s, e in ordered], ahead=ahead)
             for i, data, n in _gc_paused(records):
                 if i != current:
-                    if batch:
-                        tx.insert_rows(ordered[current][0], batch, background=True)
-                        report.advance(len(batch))
-                    batch, current = [], i
+                    if held:
+                        write(current)
+                    current = i
                 reach(i)
-                check = checkers.get(ordered[i][0].name)
-                if tx.insert_records(ordered[i][0], data, n, {} if check is None else check.plain_limits):
-                    report.advance(n)
-                    continue
-                rows = decode_joined(data, n)
-                if check is not None:
-                    check.check(rows)
-                batch.extend(rows)
-                if len(batch) >= BATCH:
-                    tx.insert_rows(ordered[i][0], batch, background=True)
-                    report.advance(len(batch))
-                    batch = []
-            if batch:
-                tx.insert_rows(ordered[current][0], batch, background=True)
-                report.advance(len(batch))
+                pending.append(data)
+                held += n
+                if held >= BATCH:
+                    write(i)
+            if held:
+                write(current)
             reach(len(ordered) - 1)  # tables without rows
             _finish(tx, list(schemas), [schema for schema, _entry in tables])
         with db.write() as tx:
