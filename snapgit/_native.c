@@ -1437,6 +1437,24 @@ static int read_bytes(const unsigned char **pp, const unsigned char *end, int te
     return 1;
 }
 
+/* the msgpack array header of a record of ncol values at *p (fixarray or array16, the forms a
+ * row of fewer than 65536 values has); 0 when it is not one */
+static int row_header(const unsigned char **pp, const unsigned char *end, Py_ssize_t ncol) {
+    const unsigned char *p = *pp;
+    uint64_t count;
+    if (p >= end) return 0;
+    if (*p >= 0x90 && *p <= 0x9f) {
+        count = *p & 0x0f;
+        p += 1;
+    } else if (*p == 0xdc && end - p >= 3) {
+        count = be_at(p + 1, 2);
+        p += 3;
+    } else
+        return 0;
+    *pp = p;
+    return count == (uint64_t)ncol;
+}
+
 /* one value of the given column at *p, as a field; 0 when it is not one this writes */
 static int pg_field(Buf *b, const unsigned char **pp, const unsigned char *end, const PgColumn *col) {
     const unsigned char *p = *pp;
@@ -1527,18 +1545,7 @@ static PyObject *pg_copy_rows(PyObject *mod, PyObject *args) {
     const unsigned char *p = data.buf, *end = p + data.len;
     if (buf_reserve(&b, (size_t)data.len + (size_t)nrows * (size_t)ncol * 4 + 64)) goto done;
     for (Py_ssize_t r = 0; r < nrows; r++) {
-        if (p >= end) goto none;
-        uint64_t count;
-        unsigned char c = *p;
-        if (c >= 0x90 && c <= 0x9f) {
-            count = c & 0x0f;
-            p += 1;
-        } else if (c == 0xdc && end - p >= 3) {
-            count = be_at(p + 1, 2);
-            p += 3;
-        } else
-            goto none;
-        if (count != (uint64_t)ncol) goto none;
+        if (!row_header(&p, end, ncol)) goto none;
         if (put_be_raw(&b, (uint64_t)ncol, 2)) goto done;
         for (Py_ssize_t i = 0; i < ncol; i++) {
             if (p >= end) goto none;
@@ -1662,18 +1669,7 @@ static PyObject *sqlite_params(PyObject *mod, PyObject *args) {
     }
     const unsigned char *p = data.buf, *end = p + data.len;
     for (Py_ssize_t r = 0; r < nrows; r++) {
-        if (p >= end || ncol < 1) goto none;
-        uint64_t count;
-        unsigned char c = *p;
-        if (c >= 0x90 && c <= 0x9f) {
-            count = c & 0x0f;
-            p += 1;
-        } else if (c == 0xdc && end - p >= 3) {
-            count = be_at(p + 1, 2);
-            p += 3;
-        } else
-            goto none;
-        if (count != (uint64_t)ncol) goto none;
+        if (ncol < 1 || !row_header(&p, end, ncol)) goto none;
         PyObject *row = PyTuple_New(ncol);
         if (!row) goto done;
         PyList_SET_ITEM(rows, r, row);
