@@ -1349,6 +1349,8 @@ done:
  * writes for the decoded rows (the tests compare them through the database). */
 enum { PG_INT2 = 1, PG_INT4, PG_INT8, PG_FLOAT8, PG_BOOL, PG_TEXT, PG_BYTEA, PG_DATE, PG_TIMESTAMP, PG_TIMESTAMPTZ, PG_UUID };
 
+#define MAX_ORDINAL 3652059LL /* date.max.toordinal() */
+#define MAX_MICROS 315537897599999999LL /* datetime.max - datetime(1, 1, 1), in microseconds */
 #define PG_EPOCH_ORDINAL 730120LL /* date(2000, 1, 1).toordinal(): PostgreSQL's day 0 */
 #define PG_EPOCH_MICROS ((PG_EPOCH_ORDINAL - 1) * 86400LL * 1000000LL) /* since 0001-01-01 */
 
@@ -1503,6 +1505,7 @@ static int pg_field(Buf *b, const unsigned char **pp, const unsigned char *end, 
         /* fixext4, code 3: the ordinal, int32 big-endian */
         if (c != 0xd6 || end - p < 6 || p[1] != 3) return 0;
         v = (int32_t)be_at(p + 2, 4);
+        if (v < 1 || v > MAX_ORDINAL) return 0; /* no date: decoding it fails */
         *pp = p + 6;
         if (put_be_raw(b, 4, 4) || put_be_raw(b, (uint64_t)(v - PG_EPOCH_ORDINAL), 4)) return -1;
         return 1;
@@ -1511,6 +1514,7 @@ static int pg_field(Buf *b, const unsigned char **pp, const unsigned char *end, 
         /* fixext8, code 5 (naive) or 6 (aware, UTC): microseconds since 0001-01-01 */
         if (c != 0xd7 || end - p < 10 || p[1] != (col->kind == PG_TIMESTAMP ? 5 : 6)) return 0;
         v = (long long)be_at(p + 2, 8);
+        if (v < 0 || v > MAX_MICROS) return 0; /* no datetime: decoding it fails */
         *pp = p + 10;
         if (put_be_raw(b, 8, 4) || put_be_raw(b, (uint64_t)(v - PG_EPOCH_MICROS), 8)) return -1;
         return 1;
@@ -1581,8 +1585,6 @@ done:
 enum { SQ_ANY = 0, SQ_FLOAT = 1, SQ_DATE = 2, SQ_DATETIME = 3 };
 
 #define ORDINAL_1970 719163LL /* date(1970, 1, 1).toordinal() */
-#define MAX_ORDINAL 3652059LL /* date.max.toordinal() */
-#define MAX_MICROS 315537897599999999LL /* datetime.max - datetime(1, 1, 1), in microseconds */
 
 /* the calendar date of a proleptic Gregorian ordinal (1 is 0001-01-01): H. Hinnant's
  * civil_from_days */

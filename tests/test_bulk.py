@@ -277,6 +277,36 @@ def test_records_meet_the_checks_of_a_restore_from_another_engine(make_db_url: C
             assert tx.insert_records(target, encode_row((1, "a")), 1, None) is False
 
 
+def test_records_go_in_as_text_of_the_client_encoding(make_db_url: Callable[[str], str]) -> None:
+    """A binary COPY's text is read in the connection's encoding, which is the database's unless
+    set: into a LATIN1 database the records (UTF-8) must take the rows path, which encodes each
+    value for it. Found by reading back what a restore wrote: 'café' came back as 'cafÃ©'."""
+    import psycopg
+
+    url = sa.make_url(make_db_url("postgresql"))
+    name = f"{url.database}_latin1"
+    admin = url._replace(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        schema = TableSchema("t", (Column("id", "integer", False), Column("s", "varchar(10)")), ("id",))
+        with Database.connect(url._replace(database=name).render_as_string(hide_password=False)) as db:
+            _create(db, schema)
+            rows = [(1, "café"), (2, "naïve")]
+            with db.write() as tx:
+                assert tx.insert_records(schema, b"".join(encode_row(r) for r in rows), 2, {}) is False
+                tx.insert_rows(schema, rows)
+            with db.snapshot() as snap:
+                assert snap.query("SELECT id, length(s), s = 'café' FROM t ORDER BY id") == [
+                    (1, 4, True),
+                    (2, 5, False),
+                ]
+            assert _scan(db, schema) == rows
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_pg_copy_rows_refuses_records_that_are_not_what_a_commit_writes() -> None:
     """Damaged or foreign bytes never become tuples: the rows path decodes them and says why."""
     from snapgit import native
@@ -302,6 +332,16 @@ def test_pg_copy_rows_refuses_records_that_are_not_what_a_commit_writes() -> Non
     ):
         assert native.pg_copy_rows(data, n, cols) is None, data
     assert native.pg_copy_rows(b"", 0, cols) == b""
+    # a date or a datetime no Python value has (decoding it fails): the rows path names the damage
+    date = ((native.PG_KINDS["date"], 0, 0),)
+    stamp = ((native.PG_KINDS["timestamp"], 0, 0),)
+    assert native.pg_copy_rows(encode_row([dt.date.max]), 1, date) is not None
+    assert native.pg_copy_rows(b"\x91\xd6\x03" + (0).to_bytes(4, "big"), 1, date) is None
+    assert native.pg_copy_rows(b"\x91\xd6\x03" + (3652060).to_bytes(4, "big"), 1, date) is None
+    assert native.pg_copy_rows(encode_row([dt.datetime.max]), 1, stamp) is not None
+    too_late = (dt.datetime.max - dt.datetime.min) // dt.timedelta(microseconds=1) + 1
+    assert native.pg_copy_rows(b"\x91\xd7\x05" + too_late.to_bytes(8, "big"), 1, stamp) is None
+    assert native.pg_copy_rows(b"\x91\xd7\x05" + (2**64 - 1).to_bytes(8, "big"), 1, stamp) is None
 
 
 # --- SQLite: stored records straight to parameters ----------------------------------------------
@@ -415,6 +455,11 @@ def test_sqlite_params_leave_other_columns_and_damage_to_the_rows_path(make_db_u
             (b"\x92\x01\xc1", 1),
         ):
             assert native.sqlite_params(data, n, kinds) is None, data
+        too_late = (dt.datetime.max - dt.datetime.min) // dt.timedelta(microseconds=1) + 1
+        assert native.sqlite_params(b"\x92\x01\xd7\x05" + too_late.to_bytes(8, "big"), 1, kinds) is None
+        day = bytes([native.SQ_DATE])
+        assert native.sqlite_params(b"\x91\xd6\x03" + (0).to_bytes(4, "big"), 1, day) is None
+        assert native.sqlite_params(encode_row([dt.date.max]), 1, day) == [("9999-12-31",)]
 
 
 # --- MariaDB ------------------------------------------------------------------------------------

@@ -602,6 +602,9 @@ class WriteTransaction:
             return False
         if self.dialect == "sqlite":
             return not limits and self._insert_sqlite_records(schema, data, n)
+        if self._raw.info.encoding != "utf-8":
+            # the server reads a binary COPY's text in the client encoding; the records hold UTF-8
+            return False
         self._start_rows()
         table = schema.name
         with self._errors("insert rows into", table, schema):
