@@ -1307,7 +1307,7 @@ static PyObject *whole_run(PyObject *mod, PyObject *args) {
             PyErr_Clear();
             break;
         }
-        if (end > (size_t)data.len || end < start + 2 || buf[start] != 0) break;
+        if (end > (size_t)data.len || start > end || end - start < 2 || buf[start] != 0) break;
         PyObject *oid = PySequence_Fast_GET_ITEM(seq, j + count);
         if (!PyBytes_Check(oid) || PyBytes_GET_SIZE(oid) != 32) break;
         unsigned char md[32];

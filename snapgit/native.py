@@ -135,8 +135,10 @@ def whole_run(data: Any, ends: list[int], i: int, oids: Sequence[bytes], j: int,
     if _native is not None:
         return _native.whole_run(data, ends, i, oids, j, out)
     count = 0
+    if i < 0 or j < 0:
+        return 0
     start = ends[i - 1] if 0 < i <= len(ends) else 0
-    while 0 <= i + count < len(ends) and j + count < len(oids):
+    while i + count < len(ends) and j + count < len(oids):
         end = ends[i + count]
         if end > len(data) or end < start + 2 or data[start] != 0:
             break
