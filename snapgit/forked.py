@@ -15,12 +15,12 @@ import contextlib
 import fcntl
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-__all__ = ["aside", "end", "fork"]
+__all__ = ["aside", "end", "fork", "send_batched"]
 
 T = TypeVar("T")
 
@@ -83,3 +83,20 @@ def aside(fn: Callable[[], T]) -> Iterator[Callable[[], T | None]]:
 
 def _send_result(conn: Connection, fn: Callable[[], Any]) -> None:
     conn.send(("ok", fn()))
+
+
+def send_batched(conn: Connection, kind: str, items: Iterable[Any], size: Callable[[Any], int], limit: int) -> None:
+    """Send ``items`` to the other process as ``(kind, [item, ...])`` messages of about
+    ``limit`` bytes each (``size`` tells an item's), then ``("done",)``: the pipe's buffer is
+    the only queue, so the sender waits while the reader is behind."""
+    batch: list[Any] = []
+    held = 0
+    for item in items:
+        batch.append(item)
+        held += size(item)
+        if held >= limit:
+            conn.send((kind, batch))
+            batch, held = [], 0
+    if batch:
+        conn.send((kind, batch))
+    conn.send(("done",))

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from snapgit.db.ddl import quote
+from snapgit.native import PG_KINDS
 
 __all__ = ["BINARY_TYPES", "CopyStream", "pg_copy", "pg_copy_form", "pg_tuple_columns"]
 
@@ -190,8 +191,6 @@ def pg_tuple_columns(
     they are (no converter); ``limits``: by column position, what the table's
     :class:`snapgit.db.fit.RowChecker` asks (its ``plain_limits``; a column without is not
     checked). A value the tuples accept is one the rows path writes unchanged in binary form."""
-    from snapgit.native import PG_KINDS
-
     out = []
     for i, ((typname, _oid), plain) in enumerate(zip(types, passes, strict=True)):
         kind = PG_KINDS.get(typname)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from snapgit.errors import CorruptError, MissingObjectError, NotFoundError, SnapError
-from snapgit.forked import end, fork
+from snapgit.forked import end, fork, send_batched
 from snapgit.tree.prolly import iter_leaves
 
 __all__ = ["leaf_records", "worth_reading_ahead"]
@@ -75,17 +75,7 @@ def _reader(conn: Any, root: Path, roots: list[bytes]) -> None:
         from snapgit.store.objectstore import DiskObjectStore
 
         objects = DiskObjectStore(root)
-        batch: list[tuple[int, bytes, int]] = []
-        size = 0
-        for item in _leaves(objects, roots):
-            batch.append(item)
-            size += len(item[1])
-            if size >= _BATCH_BYTES:
-                conn.send(("leaves", batch))
-                batch, size = [], 0
-        if batch:
-            conn.send(("leaves", batch))
-        conn.send(("done",))
+        send_batched(conn, "leaves", _leaves(objects, roots), lambda item: len(item[1]), _BATCH_BYTES)
     except SnapError as exc:
         try:
             conn.send(("error", type(exc).__name__, exc.message, exc.hint))

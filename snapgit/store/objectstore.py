@@ -32,7 +32,7 @@ import zstandard as zstd
 
 from snapgit import native
 from snapgit.errors import CorruptError, DiskFullError, MissingObjectError, NotFoundError
-from snapgit.forked import end, fork
+from snapgit.forked import end, fork, send_batched
 from snapgit.store.pack import (
     DELTA,
     FULL,
@@ -1153,18 +1153,12 @@ def _read_ahead(conn: Any, root: Path, oids: list[bytes]) -> None:
     """The forked process of :class:`_Ahead`. Damage stops it without a word: the reader then
     reads the rest itself, and names the damage."""
     store = DiskObjectStore(root)
-    batch: list[tuple[bytes, bytes, int, list[tuple[bytes, bytes]]]] = []
-    size = 0
-    for oid in oids:
+
+    def found(oid: bytes) -> tuple[bytes, bytes, int, list[tuple[bytes, bytes]]]:
         full, depth = store._find(oid)
-        batch.append((oid, full, depth, store._chain_links(oid) if depth else []))
-        size += len(full)
-        if size >= _AHEAD_BATCH:
-            conn.send(("objects", batch))
-            batch, size = [], 0
-    if batch:
-        conn.send(("objects", batch))
-    conn.send(("done",))
+        return oid, full, depth, store._chain_links(oid) if depth else []
+
+    send_batched(conn, "objects", map(found, oids), lambda item: len(item[1]), _AHEAD_BATCH)
 
 
 class ReadCursor:
