@@ -9,17 +9,21 @@ last key meet the tree's right edge, whose nodes were closed where the rows ran 
 from __future__ import annotations
 
 import hashlib
+import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit.encoding import encode_key
 from snapgit.objects import Node, ObjType
+from snapgit.snapshot import capture
 from snapgit.snapshot.capture import _apply_edits
-from snapgit.snapshot.tablewriter import OldTree, TableWriter
-from snapgit.store.objectstore import MemoryObjectStore
+from snapgit.snapshot.tablewriter import OldTree, TableWriter, Unstored, leaf_size
+from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
 from snapgit.tree.diff import diff_trees
-from snapgit.tree.prolly import TreeBuilder
+from snapgit.tree.prolly import TreeBuilder, iter_leaves
+from storekit import disk_store
 from tests.test_prolly import small_nodes
 
 
@@ -88,3 +92,109 @@ def test_tree_from_the_log_is_the_tree_built_from_scratch(shape, size: int, hole
                 o, n = old_rows.get(k), new_rows.get(k)
                 if o == n:
                     assert encode_key([k]) not in listed
+
+
+# --- leaves patched by two processes -----------------------------------------------------------
+
+
+def _disk_run(root, old_rows: dict[int, int], logged: set[int], new_rows: dict[int, int], shared: bool, fail: bool):
+    """``_apply_edits`` on a disk store holding the tree of ``old_rows``, its leaves patched by
+    two processes (``shared``, every time there are two leaves to patch) or one; ``fail``: the
+    other process fails before it patches anything. (root, records and nodes written, packs)."""
+    store = disk_store(root)
+    old_root = build(store, old_rows)
+    changed = {encode_key([k]): record(k, v) for k, v in new_rows.items() if k in logged}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(capture, "_SHARED_MIN", 2 if shared else 1 << 40)
+        if fail:
+            mp.setattr(capture, "_patch_apart", _fails)
+        with store.writer() as w:
+            unstored = Unstored(store, w)
+            tw = TableWriter(store, w, OldTree(store, old_root), unstored, "t")
+            got, count = _apply_edits(tw, old_root, sorted(encode_key([k]) for k in logged), changed).finish()
+            found = unstored.flush().get("t", [0, 0])
+    assert count == len(new_rows)
+    store.close()
+    fresh = DiskObjectStore(root)  # what the other process wrote is published
+    assert sum(len(leaf.keys) for _nid, leaf in iter_leaves(fresh, got)) == len(new_rows)
+    for k in logged:
+        if k in new_rows and new_rows[k] != old_rows.get(k):  # a record the parent did not have
+            rid, payload = changed[encode_key([k])]
+            assert fresh.get(rid) == (ObjType.RECORD, payload)
+    packs = len(fresh.pack_names())
+    fresh.close()
+    return got, tw.records_written - found[0], tw.nodes_written - found[1], packs
+
+
+def _fails(*args) -> None:
+    raise RuntimeError("the other process fails")
+
+
+needs_two_cores = pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2 or os.environ.get("SNAP_WORKERS") == "0", reason="patching apart needs a second core"
+)
+
+
+@needs_two_cores
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(1, 400),
+    edits=st.lists(
+        st.tuples(st.integers(-5, 420), st.sampled_from(["update", "update", "delete", "same"])), max_size=80
+    ),
+    fail=st.booleans(),
+)
+def test_leaves_patched_by_two_processes_make_the_tree_one_makes(
+    tmp_path_factory, size: int, edits, fail: bool
+) -> None:
+    """Half of the leaves patched (rows changed in place) by a forked process, into packs of its
+    own, the rest by this one, and the walk taking them: the same tree, and the same counts of
+    what was written, as one process patching each leaf as the walk comes to it. So too when
+    the other process fails: this one patches its half."""
+    old_rows = dict.fromkeys(range(size), 0)
+    new_rows = dict(old_rows)
+    logged = set()
+    for k, op in edits:
+        logged.add(k)
+        if op == "update":
+            new_rows[k] = new_rows.get(k, 0) + 1
+        elif op == "delete":
+            new_rows.pop(k, None)
+    with small_nodes(*SHAPES[0]):
+        alone = _disk_run(tmp_path_factory.mktemp("alone"), old_rows, logged, new_rows, shared=False, fail=False)
+        two = _disk_run(tmp_path_factory.mktemp("two"), old_rows, logged, new_rows, shared=True, fail=fail)
+        want = build(MemoryObjectStore(), new_rows) if new_rows else alone[0]
+    assert two[:3] == alone[:3]
+    assert alone[0] == want
+
+
+@needs_two_cores
+def test_the_other_process_publishes_its_half_before_the_walk_refers_to_it(tmp_path) -> None:
+    """A spread change of rows in place: the other process's leaves and records are in a pack
+    of its own, published (the commit's tree refers to them), and the tree is the one a single
+    process makes."""
+    old_rows = dict.fromkeys(range(2000), 0)
+    logged = set(range(0, 2000, 7))
+    new_rows = {k: v + (k in logged) for k, v in old_rows.items()}
+    with small_nodes(*SHAPES[0]):
+        alone = _disk_run(tmp_path / "alone", old_rows, logged, new_rows, shared=False, fail=False)
+        two = _disk_run(tmp_path / "two", old_rows, logged, new_rows, shared=True, fail=False)
+        failed = _disk_run(tmp_path / "failed", old_rows, logged, new_rows, shared=True, fail=True)
+    assert two[:3] == alone[:3] == failed[:3]
+    assert alone[2] > 100  # leaves patched, each with its path
+    assert (alone[3], two[3], failed[3]) == (2, 3, 2)  # the first tree's pack, then the commit's (and the other's)
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    keys=st.lists(
+        st.one_of(st.binary(max_size=300), st.sampled_from([b"x" * 255, b"x" * 256, b"x" * 65535, b"x" * 65536])),
+        max_size=40,
+    ),
+    ids=st.sampled_from([0, 1, 7, 8, 2047, 2048, 4096]),
+)
+def test_leaf_size_is_the_length_of_the_leaf_encoded(keys: list[bytes], ids: int) -> None:
+    """A leaf is patched only when its bytes are as long as its canonical encoding (else it is
+    rebuilt): the length computed is the encoding's, across msgpack's header sizes."""
+    rids = [bytes([i % 256]) * 32 for i in range(ids)]
+    assert leaf_size(keys, 32 * ids) == len(Node(0, keys, rids).encode())

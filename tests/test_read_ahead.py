@@ -20,7 +20,8 @@ from snapgit.errors import CorruptError
 from snapgit.forked import aside
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
-from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore, read_ahead
+from snapgit.store.objectstore import SNAPSHOT_LEVELS, DiskObjectStore, MemoryObjectStore, read_ahead, restarts
+from snapgit.store.pack import MAX_DELTA_DEPTH
 from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaves_holding, load_node
 from storekit import disk_store
 from storekit import node_id as oid_of
@@ -136,6 +137,50 @@ def test_read_ahead_is_for_a_disk_store_and_enough_objects(chains, monkeypatch):
     with read_ahead(MemoryObjectStore(), ids):
         pass
     store.close()
+
+
+def test_the_snapshots_of_a_chain_that_will_restart_come_with_it(tmp_path):
+    """A node whose successor restarts its chain (at the bound, or one base in ten past the
+    snapshot levels) comes with the chain's snapshots: a writer then has every base it tries
+    without reading it, and writes what a store reading alone writes."""
+    root = tmp_path / "s"
+    store = disk_store(root)
+    ids, datas = chained_nodes(store, 60, MAX_DELTA_DEPTH + 1, seed=3)
+    store.close()
+    alone = DiskObjectStore(root)
+    depths = [alone.get_depth(oid) for oid in ids]
+    restarting = [i for i, oid in enumerate(ids) if restarts(oid, depths[i])]
+    assert MAX_DELTA_DEPTH in depths and any(SNAPSHOT_LEVELS <= depths[i] < MAX_DELTA_DEPTH for i in restarting)
+    ahead = DiskObjectStore(root)
+    with ahead.read_ahead(ids):
+        w_ahead, w_alone = ahead.writer(), alone.writer()
+        for i, oid in enumerate(ids):
+            assert ahead.get(oid) == (NODE, datas[i])
+            if i in restarting:
+                link, chain = oid, [oid]
+                while (base := alone.delta_base(link)) is not None:
+                    chain.append(base)
+                    link = base
+                for sid in chain[::-1][:SNAPSHOT_LEVELS]:  # the chain's root and first links
+                    assert ahead._full_cache.get(sid) == (bytes((NODE,)) + alone.get(sid)[1], alone.get_depth(sid))
+            new = bytearray(datas[i])
+            new[i] ^= 0x55
+            nid = oid_of(bytes(new))
+            w_ahead.add_delta(NODE, bytes(new), nid, oid)
+            w_alone.add_delta(NODE, bytes(new), nid, oid)
+        w_ahead.commit()
+        w_alone.commit()
+    ahead.refresh()
+    alone.refresh()
+    for i, oid in enumerate(ids):
+        new = bytearray(datas[i])
+        new[i] ^= 0x55
+        nid = oid_of(bytes(new))
+        assert ahead.get(nid) == alone.get(nid) == (NODE, bytes(new))
+        assert (ahead.get_depth(nid), ahead.delta_base(nid)) == (alone.get_depth(nid), alone.delta_base(nid))
+        assert restarts(oid, depths[i]) == (ahead.get_depth(nid) <= SNAPSHOT_LEVELS and depths[i] >= SNAPSHOT_LEVELS)
+    ahead.close()
+    alone.close()
 
 
 # --- the leaves keys fall in -------------------------------------------------------------------

@@ -16,7 +16,8 @@ import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
 from snapgit.forked import aside
@@ -25,10 +26,10 @@ from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
 from snapgit.snapshot.scan import scan_encoded
-from snapgit.snapshot.tablewriter import TableWriter
-from snapgit.store.objectstore import ObjectReader, read_ahead
+from snapgit.snapshot.tablewriter import COMMIT_BLOCK_BUDGET, OldTree, TableWriter, Unstored
+from snapgit.store.objectstore import DiskObjectStore, DiskWriter, ObjectReader, read_ahead
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
-from snapgit.tree.prolly import TreeBuilder, leaves_ending, leaves_holding, load_node, node_ends
+from snapgit.tree.prolly import TreeBuilder, leaf_spans, leaves_ending, leaves_holding, load_node, node_ends
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -312,9 +313,12 @@ def _apply_edits(
             if root.keys:
                 edit.leaf(old_root, root.keys[-1], len(root.keys))
         else:
+            spans = leaf_spans(tw.objects, old_root, edits)
+            edit.patched = _patch_shared(tw, spans, edits, changed)
+            left = [nid for nid, _, _ in spans if edit.patched.get(nid) is None]
             # reading the parent's leaves (their delta chains) is about half of the walk after
             # a spread change: a second process reads them while this one patches and writes
-            with read_ahead(tw.objects, leaves_holding(tw.objects, old_root, edits)):
+            with read_ahead(tw.objects, left):
                 edit.children(root)
     tail = [(k, rid) for k in edits[edit.ci :] if (rid := edit.record(k, None)) is not None]
     if tail:
@@ -331,6 +335,9 @@ class _Editor:
         self.tw, self.builder, self.edits, self.changed = tw, builder, edits, changed
         self.ci = 0
         self.written: set[bytes] = set()
+        # leaves patched before the walk (:func:`_patch_shared`): the id of each, by the
+        # parent's leaf and the edits applied to it
+        self.patched: dict[bytes, tuple[int, int, bytes]] = {}
 
     def record(self, k: bytes, old_rid: bytes | None) -> bytes | None:
         """The record id of key ``k`` now (None: deleted), its record stored when new."""
@@ -405,14 +412,26 @@ class _Editor:
             builder.add_batch(leaf.keys, leaf.ids)
             return
         self.ci = cj
+        done = self.patched.get(nid)
+        if done is not None and done[:2] == (ci, cj):
+            if builder.between_leaves() and node_ends(0, last, count):
+                builder.add_leaf_ref(last, last, done[2], count)
+                return
+            # rows the leaf before did not end on (it was rebuilt): its rows go on from there
+            leaf = tw.old.leaf(nid)
+            ids = list(leaf.ids)
+            for k in edits[ci:cj]:
+                ids[bisect_left(leaf.keys, k)] = self.changed[k][0]
+            builder.add_batch(leaf.keys, ids)
+            return
         patched = _patch(tw, nid, edits[ci:cj], self.changed)
         if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
-            new_nid, keys, ids, blob = patched
+            new_nid, keys, new_ids, blob = patched
             if builder.between_leaves() and node_ends(0, last, count):
                 builder.add_leaf_ref(last, last, new_nid, count)
             else:
                 old_ids = [blob[i : i + ID_LEN] for i in range(0, len(blob), ID_LEN)]
-                builder.add_batch(keys, [n if n is not None else o for n, o in zip(ids, old_ids, strict=True)])
+                builder.add_batch(keys, [n if n is not None else o for n, o in zip(new_ids, old_ids, strict=True)])
             return
         leaf = tw.old.leaf(nid)
         entries = dict(zip(leaf.keys, leaf.ids, strict=True))
@@ -424,6 +443,80 @@ class _Editor:
                 entries[k] = rid
         keys = sorted(entries)
         builder.add_batch(keys, [entries[k] for k in keys])
+
+
+def _patch_shared(
+    tw: TableWriter, spans: list[tuple[bytes, int, int]], edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+) -> dict[bytes, tuple[int, int, bytes]]:
+    """The parent's leaves of ``spans`` (a leaf, and the edits that fall in it: ``edits[lo:hi]``)
+    whose rows changed in place only, patched and stored: {leaf: (lo, hi, the new leaf's id)}.
+
+    Patching a leaf (reading it, writing its changed records and its delta) is most of a commit
+    after a spread change, and needs nothing of the leaves before it; so with enough of them and
+    a second core, a forked process patches the second half into packs of its own, published
+    before it answers, while this one patches the first. Empty when it does not pay: the walk
+    then patches each leaf as it comes to it. When the other process fails, its half is
+    patched here."""
+    writer = tw.writer
+    if (
+        len(spans) < _SHARED_MIN
+        or not isinstance(writer, DiskWriter)
+        or tw.old is None
+        or not _worth_a_second(len(spans))
+    ):
+        return {}
+    half = len(spans) // 2
+    store_root, old_root, owner = writer.store.root, tw.old.root, tw.owner
+
+    def theirs() -> tuple[dict[bytes, tuple[int, int, bytes]], int, int]:
+        return _patch_apart(store_root, old_root, owner, spans[half:], edits, changed)
+
+    with aside(theirs) as result:
+        out = _patch_spans(tw, spans[:half], edits, changed)
+        got = result()
+    if got is None:
+        out.update(_patch_spans(tw, spans[half:], edits, changed))
+    else:
+        done, records, nodes = got
+        out.update(done)
+        tw.records_written += records
+        tw.nodes_written += nodes
+    return out
+
+
+# leaves to patch: below, a fork and the other process's store cost more than half of them
+_SHARED_MIN = 512
+
+
+def _patch_spans(
+    tw: TableWriter, spans: list[tuple[bytes, int, int]], edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
+) -> dict[bytes, tuple[int, int, bytes]]:
+    out: dict[bytes, tuple[int, int, bytes]] = {}
+    for nid, lo, hi in spans:
+        patched = _patch(tw, nid, edits[lo:hi], changed)
+        if patched is not None:
+            out[nid] = (lo, hi, patched[0])
+    return out
+
+
+def _patch_apart(
+    store_root: Path,
+    old_root: bytes,
+    owner: Any,
+    spans: list[tuple[bytes, int, int]],
+    edits: list[bytes],
+    changed: dict[bytes, tuple[bytes, bytes]],
+) -> tuple[dict[bytes, tuple[int, int, bytes]], int, int]:
+    """The forked side of :func:`_patch_shared`: its own store and writer, whose packs are
+    published before the answer (the commit refers to them once it has it), and the records and
+    nodes it wrote that the store did not have."""
+    objects = DiskObjectStore(store_root, block_budget=COMMIT_BLOCK_BUDGET)
+    with objects.writer() as writer:  # published when the block ends, or nothing is
+        unstored = Unstored(objects, writer) if objects.pack_names() else None
+        tw = TableWriter(objects, writer, OldTree(objects, old_root), unstored, owner)
+        done = _patch_spans(tw, spans, edits, changed)
+        found = unstored.flush().get(owner, [0, 0]) if unstored is not None else [0, 0]
+    return done, tw.records_written - found[0], tw.nodes_written - found[1]
 
 
 def _patch(

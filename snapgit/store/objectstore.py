@@ -182,11 +182,19 @@ def _worth_delta(full: bytes, delta: bytes) -> bool:
 # it, in chains at most MAX_DELTA_DEPTH deep. A full chain restarts from an intermediate
 # snapshot: a delta against one of the chain's first SNAPSHOT_LEVELS nodes, the deepest that
 # is small enough (at most the full bytes >> its new depth, as Mercurial's sparse revlog), or
-# else a whole node. One node in EARLY_RESTART, chosen by its id, restarts before its chain is
-# full: the leaves of a table, all written by one first commit, would otherwise all fill their
-# chains, and all restart, in the same commit.
+# else a whole node. One base in EARLY_RESTART, chosen by its id, has the node that replaces it
+# restart before the chain is full: the leaves of a table, all written by one first commit, would
+# otherwise all fill their chains, and all restart, in the same commit. Chosen by the base's id,
+# not the new node's, so that whoever reads the base knows whether its snapshots will be wanted
+# (the read-ahead process sends them along).
 SNAPSHOT_LEVELS = 4
 EARLY_RESTART = 10
+
+
+def restarts(base: bytes, depth: int) -> bool:
+    """Whether a node replacing ``base``, which is stored ``depth`` deltas deep, restarts the
+    chain from one of its snapshots instead of being a delta against ``base``."""
+    return depth >= MAX_DELTA_DEPTH or (depth >= SNAPSHOT_LEVELS and base[-1] % EARLY_RESTART == 0)
 
 
 class _WriterBase:
@@ -278,8 +286,7 @@ class _WriterBase:
             return None
         base_full, base_depth = got
         full = bytes((otype,)) + data
-        restart = base_depth >= MAX_DELTA_DEPTH or (base_depth >= SNAPSHOT_LEVELS and oid[-1] % EARLY_RESTART == 0)
-        if not restart:
+        if not restarts(base, base_depth):
             frame = delta_compress(base_full, full)
             if not _worth_delta(full, frame):
                 return None
@@ -321,6 +328,11 @@ class DiskWriter(_WriterBase):
         # The names of the packs commit() published. A pack's name is the hash of its bytes, so one
         # may be the name of a pack there before (gc copying a pack's objects as they were).
         self.published: list[str] = []
+
+    @property
+    def store(self) -> DiskObjectStore:
+        """The store this writer publishes into."""
+        return self._disk
 
     def _current(self) -> PackWriter:
         if self._pack is None:
@@ -783,9 +795,7 @@ class DiskObjectStore:
         self._learn_bases((ids[k], ids[k + 1] if k + 1 < len(ids) else cur) for k in range(len(frames)))
         self._found_in = found_in[0]
         if full[0] != _RECORD:  # nodes and metadata are read again and again
-            self._full_cache[oid] = (full, depth)
-            if len(self._full_cache) > 256:
-                self._full_cache.popitem(last=False)
+            self._keep_full(oid, full, depth)
         return full, depth
 
     @contextlib.contextmanager
@@ -811,14 +821,28 @@ class DiskObjectStore:
             self._ahead = None
             ahead.close()
 
-    def _took(self, oid: bytes, full: bytes, depth: int, links: list[tuple[bytes, bytes]]) -> tuple[bytes, int]:
-        """What :meth:`_find` keeps of an object read by the other process (read_ahead)."""
+    def _took(
+        self,
+        oid: bytes,
+        full: bytes,
+        depth: int,
+        links: list[tuple[bytes, bytes]],
+        snapshots: list[tuple[bytes, bytes, int]],
+    ) -> tuple[bytes, int]:
+        """What :meth:`_find` keeps of an object read by the other process (read_ahead), and of
+        the snapshots of its chain the other process sent with it (a writer restarting the
+        chain asks for them next)."""
         self._learn_bases(links)
+        for sid, sfull, sdepth in snapshots:
+            self._keep_full(sid, sfull, sdepth)
         if full[0] != _RECORD:
-            self._full_cache[oid] = (full, depth)
-            if len(self._full_cache) > 256:
-                self._full_cache.popitem(last=False)
+            self._keep_full(oid, full, depth)
         return full, depth
+
+    def _keep_full(self, oid: bytes, full: bytes, depth: int) -> None:
+        self._full_cache[oid] = (full, depth)
+        if len(self._full_cache) > 256:
+            self._full_cache.popitem(last=False)
 
     def _learn_bases(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
         """Remember (object, the base its delta is against) of chains read, the last 65536."""
@@ -900,9 +924,7 @@ class DiskObjectStore:
                 self._answered(name, order)
                 self._found_in = name
                 if full[0] != _RECORD:  # nodes and metadata are read again and again
-                    self._full_cache[oid] = (full, depth)
-                    if len(self._full_cache) > 256:
-                        self._full_cache.popitem(last=False)
+                    self._keep_full(oid, full, depth)
                     if depth:
                         base = self._last_delta_base
                         assert base is not None  # _resolve sets it whenever it resolves a delta
@@ -1102,19 +1124,20 @@ class DiskObjectStore:
 class _Ahead:
     """The reading end of :meth:`DiskObjectStore.read_ahead`: a forked process reads the
     objects in order and sends them in batches of about _AHEAD_BATCH bytes, each as (id, full
-    bytes, depth, the links of its delta chain). The pipe's buffer is the only queue: the reader
+    bytes, depth, the links of its delta chain, and the snapshots of the chain when what replaces
+    the object will restart it: :func:`restarts`). The pipe's buffer is the only queue: the reader
     waits while this process is behind."""
 
     def __init__(self, root: Path, oids: list[bytes]) -> None:
         self._index = {oid: i for i, oid in enumerate(oids)}
-        self._got: dict[bytes, tuple[bytes, int, list[tuple[bytes, bytes]]]] = {}
+        self._got: dict[bytes, tuple[bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]]] = {}
         self._next = 0  # how far into oids the batches received go
         self._done = False
         # a process forked meanwhile (status's second walk) inherits this: the pipe is not its
         self._pid = os.getpid()
         self._conn, self._proc = fork(_read_ahead, root, oids, pipe_bytes=1 << 20)
 
-    def take(self, oid: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]]] | None:
+    def take(self, oid: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]] | None:
         """The object as the other process read it, or None: not one of its objects, or one it
         did not send (it failed, or was skipped past: an object asked for after those that
         follow it is read here)."""
@@ -1149,16 +1172,31 @@ _AHEAD_BATCH = 64 * 1024
 _AHEAD_BEHIND = 64  # objects behind the one asked for that are kept a while
 
 
+def _item_bytes(item: tuple[bytes, bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]]) -> int:
+    return len(item[1]) + sum(len(s[1]) for s in item[4])
+
+
 def _read_ahead(conn: Any, root: Path, oids: list[bytes]) -> None:
     """The forked process of :class:`_Ahead`. Damage stops it without a word: the reader then
     reads the rest itself, and names the damage."""
     store = DiskObjectStore(root)
 
-    def found(oid: bytes) -> tuple[bytes, bytes, int, list[tuple[bytes, bytes]]]:
+    def found(oid: bytes) -> tuple[bytes, bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]]:
         full, depth = store._find(oid)
-        return oid, full, depth, store._chain_links(oid) if depth else []
+        if not depth:
+            return oid, full, 0, [], []
+        links = store._chain_links(oid)
+        snapshots: list[tuple[bytes, bytes, int]] = []
+        if restarts(oid, depth) and len(links) == depth:
+            # what replaces this node will be a delta against one of these (or whole)
+            for sid in [base for _, base in reversed(links)][:SNAPSHOT_LEVELS]:
+                try:
+                    snapshots.append((sid, *store._find(sid)))
+                except (CorruptError, NotFoundError):
+                    break  # the writer reads it itself, and names the damage
+        return oid, full, depth, links, snapshots
 
-    send_batched(conn, "objects", map(found, oids), lambda item: len(item[1]), _AHEAD_BATCH)
+    send_batched(conn, "objects", map(found, oids), _item_bytes, _AHEAD_BATCH)
 
 
 class ReadCursor:

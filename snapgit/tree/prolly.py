@@ -42,6 +42,7 @@ __all__ = [
     "iter_leaves",
     "iter_entries",
     "leaves_holding",
+    "leaf_spans",
     "lookup",
     "leaf_index",
     "leaf_ends",
@@ -328,10 +329,17 @@ def leaves_holding(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> 
     each once: a key falls in the first leaf whose last key is at or above it, a key above
     every key of the tree in none. Reads the inner nodes on the way to them only, no leaf:
     what a walk down to the keys will read next, for a store to read ahead."""
+    return [nid for nid, _, _ in leaf_spans(reader, root, keys)]
+
+
+def leaf_spans(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> list[tuple[bytes, int, int]]:
+    """:func:`leaves_holding`, each leaf with the keys that fall in it: ``keys[lo:hi]``."""
     node = load_node(reader, root)
     if node.level == 0:
-        return [root] if keys and node.keys and keys[0] <= node.keys[-1] else []
-    out: list[bytes] = []
+        if not keys or not node.keys or keys[0] > node.keys[-1]:
+            return []
+        return [(root, 0, bisect_right(keys, node.keys[-1]))]
+    out: list[tuple[bytes, int, int]] = []
 
     def down(node: Node, lo: int, hi: int) -> None:
         ci = lo
@@ -339,7 +347,7 @@ def leaves_holding(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> 
             cj = bisect_right(keys, last, ci, hi)
             if cj > ci:
                 if node.level == 1:
-                    out.append(cid)
+                    out.append((cid, ci, cj))
                 else:
                     down(load_node(reader, cid), ci, cj)
                 ci = cj
