@@ -221,6 +221,10 @@ class IndexReader:
         return self._ordinals
 
     def _file(self) -> contextlib.nullcontext[int | None]:
+        """:meth:`_descriptor` for a ``with`` block."""
+        return contextlib.nullcontext(self._descriptor())
+
+    def _descriptor(self) -> int | None:
         """A descriptor of the index file for the reads of a look-up, or None where there is
         none (the file gone since, gc, or replaced, repair; no descriptor left): the map then
         reads. Descriptors are kept for the indexes looked in last (_Descriptors), not for
@@ -230,7 +234,7 @@ class IndexReader:
             fd = _descriptors.open(self)
         else:
             _descriptors.used(self)
-        return contextlib.nullcontext(fd)
+        return fd
 
     @staticmethod
     def _pread(fd: int | None, length: int, offset: int) -> bytes | None:
@@ -300,11 +304,11 @@ class IndexReader:
             hi = self.fanout[first]
             if lo == hi:
                 return -1
-            with self._file() as fd:
-                if fd is not None:
-                    got = index_sole(fd, self._p0, self._o0, lo, hi, int.from_bytes(oid[:8], "big"))
-                    if got is not None and got != -3:
-                        return got
+            fd = self._descriptor()
+            if fd is not None:
+                got = index_sole(fd, self._p0, self._o0, lo, hi, int.from_bytes(oid[:8], "big"))
+                if got is not None and got != -3:
+                    return got
         found = self.candidates(oid, mapped)
         return found[0] if len(found) == 1 else -2 if found else -1
 
