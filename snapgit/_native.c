@@ -480,6 +480,31 @@ static PyObject *index_sole(PyObject *mod, PyObject *args) {
     return PyLong_FromLong(result);
 }
 
+/* The length of msgpack's shortest encoding of [0, keys, ids] (keys: a list of bytes, ids: that
+   many bytes): a patched leaf's canonical length (TableWriter.patch_leaf). */
+static PyObject *leaf_size(PyObject *mod, PyObject *args) {
+    PyObject *keys;
+    Py_ssize_t ids_len;
+    if (!PyArg_ParseTuple(args, "O!n", &PyList_Type, &keys, &ids_len)) return NULL;
+    if (ids_len < 0) {
+        PyErr_SetString(PyExc_ValueError, "leaf_size: negative length");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    unsigned long long size = 2 + (n < 16 ? 1 : n < 65536 ? 3 : 5);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *k = PyList_GET_ITEM(keys, i);
+        if (!PyBytes_Check(k)) {
+            PyErr_SetString(PyExc_TypeError, "leaf_size: keys must be bytes");
+            return NULL;
+        }
+        Py_ssize_t m = PyBytes_GET_SIZE(k);
+        size += (unsigned long long)m + (m < 256 ? 2 : m < 65536 ? 3 : 5);
+    }
+    size += (unsigned long long)ids_len + (ids_len < 256 ? 2 : ids_len < 65536 ? 3 : 5);
+    return PyLong_FromUnsignedLongLong(size);
+}
+
 static PyObject *set_ext_type(PyObject *mod, PyObject *cls) {
     if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "ExtType must be a tuple subclass");
@@ -1718,6 +1743,7 @@ static PyMethodDef methods[] = {
     {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
+    {"leaf_size", leaf_size, METH_VARARGS, "the canonical length of a leaf of these keys and ids"},
     {"whole_run", whole_run, METH_VARARGS, "a run of whole objects of a pack block, verified"},
     {"sqlite_params", sqlite_params, METH_VARARGS, "records as SQLite parameters, or None"},
     {"pg_copy_rows", pg_copy_rows, METH_VARARGS, "records as PostgreSQL binary COPY tuples, or None"},

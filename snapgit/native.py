@@ -6,6 +6,7 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
 * :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
+* :func:`leaf_size`: the canonical length of a tree leaf (a leaf is patched only if so encoded);
 * :func:`whole_run`: a run of objects of a pack block, each stored whole and verified against
   its id (the object store's bulk reads);
 * :func:`sqlite_params`: stored records as the parameters SQLite is given (a restore's rows);
@@ -37,6 +38,7 @@ __all__ = [
     "index_entries",
     "sorted_hits",
     "index_sole",
+    "leaf_size",
     "whole_run",
     "sqlite_params",
     "SQ_ANY",
@@ -116,6 +118,16 @@ def sorted_hits(prefixes: Any, wanted: Any) -> set[int] | None:
     little-endian u64 column, ascending) hold, or None without the extension: the reference is
     ``IndexReader.prefix_hits``'s search in Python."""
     return set(_native.sorted_hits(prefixes, wanted)) if _native is not None else None
+
+
+def leaf_size(keys: list[bytes], ids_len: int) -> int:
+    """The length of msgpack's shortest encoding of ``[0, keys, ids]``, ``ids`` being ``ids_len``
+    bytes: a tree leaf as :meth:`snapgit.objects.Node.encode` writes it. Python's reference is
+    msgpack's own packer (a fifth of patching a leaf, where C sums the lengths in one call)."""
+    if _native is not None:
+        return _native.leaf_size(keys, ids_len)
+    head = 2 if ids_len < 256 else 3 if ids_len < 1 << 16 else 5
+    return 2 + len(msgpack.packb(keys, use_bin_type=True)) + head + ids_len
 
 
 def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefix: int) -> int | None:

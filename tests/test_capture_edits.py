@@ -19,7 +19,7 @@ from snapgit.encoding import encode_key
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.snapshot.capture import _apply_edits
-from snapgit.snapshot.tablewriter import OldTree, TableWriter, Unstored, leaf_size
+from snapgit.snapshot.tablewriter import OldTree, TableWriter, Unstored
 from snapgit.store.objectstore import DiskObjectStore, MemoryObjectStore
 from snapgit.tree.diff import diff_trees
 from snapgit.tree.prolly import TreeBuilder, iter_leaves
@@ -183,18 +183,3 @@ def test_the_other_process_publishes_its_half_before_the_walk_refers_to_it(tmp_p
     assert two[:3] == alone[:3] == failed[:3]
     assert alone[2] > 100  # leaves patched, each with its path
     assert (alone[3], two[3], failed[3]) == (2, 3, 2)  # the first tree's pack, then the commit's (and the other's)
-
-
-@settings(deadline=None, max_examples=200)
-@given(
-    keys=st.lists(
-        st.one_of(st.binary(max_size=300), st.sampled_from([b"x" * 255, b"x" * 256, b"x" * 65535, b"x" * 65536])),
-        max_size=40,
-    ),
-    ids=st.sampled_from([0, 1, 7, 8, 2047, 2048, 4096]),
-)
-def test_leaf_size_is_the_length_of_the_leaf_encoded(keys: list[bytes], ids: int) -> None:
-    """A leaf is patched only when its bytes are as long as its canonical encoding (else it is
-    rebuilt): the length computed is the encoding's, across msgpack's header sizes."""
-    rids = [bytes([i % 256]) * 32 for i in range(ids)]
-    assert leaf_size(keys, 32 * ids) == len(Node(0, keys, rids).encode())

@@ -19,6 +19,7 @@ from conftest import IN_CI
 from snapgit import Repo, native
 from snapgit.db import Database
 from snapgit.encoding import encode_row, packable
+from snapgit.objects import Node
 from snapgit.store.packindex import index_entries_py
 
 MAX_INTERVAL = datetime.timedelta(microseconds=2**63 - 1)  # the longest an interval can be
@@ -558,6 +559,25 @@ def test_a_block_longer_than_any_batch_goes_to_python_whole(tmp_path: Path) -> N
         got += batch.rows()
     reader.close()
     assert got == sorted([(5, f"v{i}") for i in range(200)]) + [(99, "last")]
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    keys=st.lists(
+        st.one_of(st.binary(max_size=300), st.sampled_from([b"x" * 255, b"x" * 256, b"x" * 65535, b"x" * 65536])),
+        max_size=40,
+    ),
+    ids=st.sampled_from([0, 1, 7, 8, 2047, 2048, 4096]),
+)
+def test_leaf_size_is_the_length_of_the_leaf_encoded(keys: list[bytes], ids: int) -> None:
+    """A leaf is patched only when its bytes are as long as its canonical encoding (else it is
+    rebuilt): the length C and Python compute is the encoding's, across msgpack's header sizes."""
+    rids = [bytes([i % 256]) * 32 for i in range(ids)]
+    encoded = len(Node(0, keys, rids).encode())
+    assert native.leaf_size(keys, 32 * ids) == encoded
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(native, "_native", None)
+        assert native.leaf_size(keys, 32 * ids) == encoded
 
 
 @needs_native

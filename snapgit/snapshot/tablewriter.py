@@ -22,14 +22,13 @@ from itertools import compress, count, repeat
 from operator import is_not
 from typing import Any, TypeGuard
 
-from msgpack import packb
-
 from snapgit.errors import CorruptError
+from snapgit.native import leaf_size
 from snapgit.objects import ID_LEN, Node, ObjType, unpack_canonical
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.tree.prolly import leaf_index, load_node
 
-__all__ = ["COMMIT_BLOCK_BUDGET", "UNSTORED_BUDGET", "OldTree", "TableWriter", "Unstored", "all_given", "leaf_size"]
+__all__ = ["COMMIT_BLOCK_BUDGET", "UNSTORED_BUDGET", "OldTree", "TableWriter", "Unstored", "all_given"]
 
 _sha256 = hashlib.sha256
 _NODE = b"\x02"
@@ -295,6 +294,8 @@ class TableWriter:
         if base is None:
             base = old.leaf_ids[j]
         data, old_keys, blob = stored if stored is not None else old.leaf_bytes(base)
+        # a leaf that decodes to these keys and ids and is this long is encoded so: msgpack has
+        # one shortest form of each value, and any other is longer
         if old_keys != keys or len(data) != leaf_size(keys, len(blob)):
             return None
         new = bytearray(blob)
@@ -322,13 +323,3 @@ def all_given(payloads: list[bytes | None]) -> TypeGuard[list[bytes]]:
     """Whether no payload (or record id) is None: none of the rows is one the row cache found
     unchanged."""
     return None not in payloads
-
-
-def leaf_size(keys: list[bytes], ids_len: int) -> int:
-    """The length of :meth:`Node.encode` of a leaf of these keys and ``ids_len`` bytes of ids:
-    a leaf that decodes to them and has this length is encoded so (msgpack has one shortest
-    form of each value, and any other is longer)."""
-    # [0, keys, ids]: fixarray(3) and 0, the keys as msgpack's C packer writes them (shortest
-    # forms, as Node.encode), then the ids' bin header and bytes
-    head = 2 if ids_len < 256 else 3 if ids_len < 1 << 16 else 5
-    return 2 + len(packb(keys, use_bin_type=True)) + head + ids_len
