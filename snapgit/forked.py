@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,9 @@ def fork(target: Callable[..., None], *args: Any, pipe_bytes: int = 0) -> tuple[
 
 def _main(conn: Connection, parent_end: Connection, target: Callable[..., None], args: tuple) -> None:
     parent_end.close()  # so a parent that dies breaks the pipe
+    # What the parent left for its garbage collector is the parent's: collected here, a
+    # finalizer (a database connection's close) would act on what the parent still uses.
+    gc.freeze()
     code = 0
     try:
         target(conn, *args)

@@ -285,6 +285,37 @@ def test_work_aside_comes_back_or_is_done_here():
         raise ZeroDivisionError  # the block fails: the process is ended all the same
 
 
+class _Closes:
+    """Stands for a database connection left in a garbage cycle: its finalizer acts on what the
+    parent shares with its forked processes (here, it notes which process ran it)."""
+
+    def __init__(self, path) -> None:
+        self.path = path
+        self.me = self  # a cycle: only the garbage collector frees it
+
+    def __del__(self) -> None:
+        with open(self.path, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+
+def test_a_forked_process_leaves_the_parents_garbage_to_the_parent(tmp_path):
+    """A forked process that collects garbage does not run the finalizers of what the parent
+    left uncollected: a connection closed from there would be closed under the parent."""
+    import gc
+
+    ran = tmp_path / "finalized"
+    gc.disable()
+    try:
+        _Closes(ran)  # garbage now, collected later
+        with aside(lambda: gc.collect() >= 0) as result:
+            assert result() is True
+        assert not ran.exists()  # the other process ran no finalizer of it
+        gc.collect()
+        assert ran.read_text() == f"{os.getpid()}\n"  # the parent did, once
+    finally:
+        gc.enable()
+
+
 def test_a_process_forked_during_read_ahead_reads_for_itself(chains):
     """A process forked while objects are read ahead (status's second walk, from a caller that
     reads ahead too) inherits the pipe: it must not read from it, or the two would take each

@@ -34,6 +34,7 @@ workers are forked for one table, sharing a smaller one out costs a query per ch
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -409,6 +410,7 @@ class _PipeProgress:
 
 
 def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: str) -> None:
+    gc.freeze()  # the commit's garbage is the commit's to collect (see snapgit.forked)
     code = 0
     for other in inherited:
         other.close()
