@@ -45,6 +45,18 @@ def build(store: MemoryObjectStore, rows: dict[int, int]) -> bytes:
         return b.finish()[0]
 
 
+def applied(rows: dict[int, int], edits: list[tuple[int, str]]) -> tuple[dict[int, int], set[int]]:
+    """The rows (key -> version) after the edits (an update adds a version, or the row), and
+    the keys the edits logged."""
+    new = dict(rows)
+    for k, op in edits:
+        if op == "update":
+            new[k] = new.get(k, 0) + 1
+        elif op == "delete":
+            new.pop(k, None)
+    return new, {k for k, _ in edits}
+
+
 _edit = st.tuples(st.integers(-20, 700), st.sampled_from(["update", "delete", "same"]))
 
 
@@ -67,17 +79,9 @@ def test_tree_from_the_log_is_the_tree_built_from_scratch(shape, size: int, hole
         store = MemoryObjectStore()
         old_rows = dict.fromkeys(old_keys, 0)
         old_root = build(store, old_rows) if old_rows else None
-        new_rows = dict(old_rows)
-        logged: set[int] = set()
         top = max(old_keys, default=0)
-        for k in range(top + 1, top + 1 + tail):  # rows added past the last key
-            edits = [*edits, (k, "update")]
-        for k, op in edits:
-            logged.add(k)
-            if op == "update":
-                new_rows[k] = new_rows.get(k, 0) + 1
-            elif op == "delete":
-                new_rows.pop(k, None)
+        added = [(k, "update") for k in range(top + 1, top + 1 + tail)]  # rows added past the last key
+        new_rows, logged = applied(old_rows, [*edits, *added])
         changed = {encode_key([k]): record(k, v) for k, v in new_rows.items() if k in logged}
         with store.writer() as w:
             tw = TableWriter(store, w, OldTree(store, old_root) if old_root is not None else None, None)
@@ -152,14 +156,7 @@ def test_leaves_patched_by_two_processes_make_the_tree_one_makes(
     what was written, as one process patching each leaf as the walk comes to it. So too when
     the other process fails: this one patches its half."""
     old_rows = dict.fromkeys(range(size), 0)
-    new_rows = dict(old_rows)
-    logged = set()
-    for k, op in edits:
-        logged.add(k)
-        if op == "update":
-            new_rows[k] = new_rows.get(k, 0) + 1
-        elif op == "delete":
-            new_rows.pop(k, None)
+    new_rows, logged = applied(old_rows, edits)
     with small_nodes(*SHAPES[0]):
         alone = _disk_run(tmp_path_factory.mktemp("alone"), old_rows, logged, new_rows, shared=False, fail=False)
         two = _disk_run(tmp_path_factory.mktemp("two"), old_rows, logged, new_rows, shared=True, fail=fail)
