@@ -20,7 +20,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from itertools import compress, count, repeat
 from operator import is_not
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from snapgit.errors import CorruptError
 from snapgit.native import leaf_size
@@ -293,27 +293,51 @@ class TableWriter:
         assert old is not None  # rows go by the parent's leaves only when there is a parent
         if base is None:
             base = old.leaf_ids[j]
-        data, old_keys, blob = stored if stored is not None else old.leaf_bytes(base)
+        stored = stored if stored is not None else old.leaf_bytes(base)
+        if stored[1] != keys:
+            return None
+        at = list(compress(count(), map(is_not, ids, repeat(None))))
+        rids = [ids[i] for i in at]
+        given = [payloads[i] for i in at]
+        assert None not in rids and None not in given  # a row not the parent's is encoded
+        return self.patch_at(base, stored, at, cast("list[bytes]", rids), cast("list[bytes]", given))
+
+    def patch_at(
+        self,
+        base: bytes,
+        stored: tuple[bytes, list[bytes], bytes],
+        at: list[int],
+        rids: list[bytes],
+        payloads: list[bytes],
+    ) -> bytes | None:
+        """:meth:`patch_leaf` of the parent's leaf ``base`` (``stored`` as
+        :meth:`OldTree.leaf_bytes` gave it), by the positions of its changed rows: the row at
+        ``at[k]`` gets the record id ``rids[k]`` and record ``payloads[k]``. None when the
+        leaf is not canonically encoded (it is then rebuilt)."""
+        old = self.old
+        assert old is not None
+        data, keys, blob = stored
         # a leaf that decodes to these keys and ids and is this long is encoded so: msgpack has
         # one shortest form of each value, and any other is longer
-        if old_keys != keys or len(data) != leaf_size(keys, len(blob)):
+        if len(data) != leaf_size(keys, len(blob)):
             return None
-        new = bytearray(blob)
+        start = len(data) - len(blob)  # the ids are the last field, of fixed length
+        new = bytearray(data)
         changed_ids: list[bytes] = []
         changed_payloads: list[bytes] = []
-        for i in compress(count(), map(is_not, ids, repeat(None))):
-            rid, payload = ids[i], payloads[i]
-            assert rid is not None and payload is not None  # a row not the parent's is encoded
-            at = i * ID_LEN
-            if new[at : at + ID_LEN] != rid:
-                new[at : at + ID_LEN] = rid
+        for i, rid, payload in zip(at, rids, payloads, strict=True):
+            o = start + i * ID_LEN
+            if new[o : o + ID_LEN] != rid:
+                new[o : o + ID_LEN] = rid
                 changed_ids.append(rid)
                 changed_payloads.append(payload)
         if not changed_ids:
             return base
         self.write_records(changed_ids, changed_payloads)
-        data = data[: len(data) - len(blob)] + new
-        nid = _sha256(_NODE + data).digest()
+        data = bytes(new)
+        digest = _sha256(_NODE)
+        digest.update(data)
+        nid = digest.digest()
         if not old.known_leaf(nid) and nid not in self._nodes:
             self._store_node(data, nid, base)
         return nid
