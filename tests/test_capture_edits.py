@@ -104,11 +104,22 @@ def test_tree_from_the_log_is_the_tree_built_from_scratch(shape, size: int, hole
 def _disk_run(root, old_rows: dict[int, int], logged: set[int], new_rows: dict[int, int], shared: bool, fail: bool):
     """``_apply_edits`` on a disk store holding the tree of ``old_rows``, its leaves patched by
     two processes (``shared``, every time there are two leaves to patch) or one; ``fail``: the
-    other process fails before it patches anything. (root, records and nodes written, packs)."""
+    other process fails before it patches anything. (root, records and nodes written, packs,
+    the leaves this process patched.)"""
     store = disk_store(root)
     old_root = build(store, old_rows)
     changed = {encode_key([k]): record(k, v) for k, v in new_rows.items() if k in logged}
+    patched_here = []
+    real_patch = capture._patch
+
+    def counted(tw, nid, edits, changed):
+        if os.getpid() == here:  # the other process counts in its own copy
+            patched_here.append(nid)
+        return real_patch(tw, nid, edits, changed)
+
+    here = os.getpid()
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(capture, "_patch", counted)
         mp.setattr(capture, "_SHARED_MIN", 2 if shared else 1 << 40)
         if fail:
             mp.setattr(capture, "_patch_apart", _fails)
@@ -127,7 +138,7 @@ def _disk_run(root, old_rows: dict[int, int], logged: set[int], new_rows: dict[i
             assert fresh.get(rid) == (ObjType.RECORD, payload)
     packs = len(fresh.pack_names())
     fresh.close()
-    return got, tw.records_written - found[0], tw.nodes_written - found[1], packs
+    return got, tw.records_written - found[0], tw.nodes_written - found[1], packs, len(patched_here)
 
 
 def _fails(*args) -> None:
@@ -180,3 +191,5 @@ def test_the_other_process_publishes_its_half_before_the_walk_refers_to_it(tmp_p
     assert two[:3] == alone[:3] == failed[:3]
     assert alone[2] > 100  # leaves patched, each with its path
     assert (alone[3], two[3], failed[3]) == (2, 3, 2)  # the first tree's pack, then the commit's (and the other's)
+    # the walk took the other process's leaves as they were: this one patched its half only
+    assert two[4] == alone[4] // 2 and failed[4] == alone[4]

@@ -22,7 +22,7 @@ from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.store.objectstore import SNAPSHOT_LEVELS, DiskObjectStore, MemoryObjectStore, read_ahead, restarts
 from snapgit.store.pack import MAX_DELTA_DEPTH
-from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaves_holding, load_node
+from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaf_spans, leaves_holding, load_node
 from storekit import disk_store
 from storekit import node_id as oid_of
 
@@ -215,6 +215,14 @@ def test_leaves_holding_are_the_leaves_the_keys_fall_in(n, asked):
         if j < len(leaves) and (not expect or expect[-1] != leaves[j][0]):
             expect.append(leaves[j][0])
     assert leaves_holding(store, root, keys) == expect
+    # leaf_spans: with each leaf, the asked keys that fall in it (the capture commit's other
+    # process patches a leaf by them, and the walk takes its work only where they are its own)
+    spans = leaf_spans(store, root, keys)
+    assert [nid for nid, _, _ in spans] == expect
+    for nid, lo, hi in spans:
+        j = next(i for i, (leaf_id, _leaf) in enumerate(leaves) if leaf_id == nid)
+        assert keys[lo:hi] == [k for k in keys if bisect_left(lasts, k) == j]
+    assert [lo for _, lo, _ in spans[1:]] == [hi for _, _, hi in spans[:-1]]  # contiguous
 
 
 # --- the split walk of status --------------------------------------------------------------------
