@@ -881,3 +881,47 @@ def open_index_descriptors(root: Path) -> list[str]:
         if target.startswith(str(root)) and target.endswith(".idx"):
             out.append(target)
     return out
+
+
+def test_a_scratch_store_reads_the_store_and_writes_only_its_own_packs(disk):
+    """scratch_store: reads the store's packs (a delta written into it may be against one of
+    the store's objects), writes into its own, sees what the store publishes later and a pack
+    gc moved to the store's trash; deleted, with its packs, once nothing holds it."""
+    import gc
+
+    base, new = versions(2)
+    (bid,) = put(disk, [(NODE, base)])
+    (unread,) = put(disk, [(RECORD, b"not read before gc moves its pack")])
+    store_files = sorted(disk.pack_dir.iterdir())
+    scratch = objectstore_mod.scratch_store(disk)
+    assert scratch is not None
+    root = scratch.root
+    assert root.parent == disk.tmp_dir and root.name.startswith("scratch-")
+    with scratch.writer() as w:
+        nid = w.add_delta(NODE, new, oid_of(NODE, new), bid)
+    assert scratch.get(nid) == (NODE, new) and scratch.get(bid) == (NODE, base)
+    assert scratch.delta_base(nid) == bid and scratch.get_depth(nid) == 1
+    assert not disk.contains(nid)  # nothing of the scratch store's is the store's
+    assert sorted(disk.pack_dir.iterdir()) == store_files
+    assert len(list((root / "objects" / "pack").glob("pack-*.idx"))) == 1
+    (later,) = put(disk, [(RECORD, b"published by the store afterwards")])
+    assert scratch.get(later) == (RECORD, b"published by the store afterwards")
+    # another process of the scratch store's (a worker, the read-ahead) reads the same
+    other = scratch.reopen()
+    assert other.get(nid) == (NODE, new) and other.also == (disk.root,)
+    other.close()
+    # gc moved a pack to the store's trash after the scratch store listed its index
+    (moved,) = [p for p in disk.pack_dir.glob("*.pack") if disk.index(p.name[5:-5]).candidates(unread)]
+    trash = disk.root / "objects" / "trash"
+    trash.mkdir()
+    os.replace(moved, trash / moved.name)
+    assert scratch.get(unread) == (RECORD, b"not read before gc moves its pack")
+    del scratch, w  # the writer holds its store too
+    gc.collect()
+    assert not root.exists()
+
+
+def test_no_scratch_store_where_tmp_cannot_take_one(disk):
+    disk.tmp_dir.rmdir()
+    disk.tmp_dir.write_bytes(b"")  # not a directory: even root cannot make one in it
+    assert objectstore_mod.scratch_store(disk) is None

@@ -54,6 +54,7 @@ from snapgit.version import __version__
 
 if TYPE_CHECKING:
     from snapgit.compare.diff import Side
+    from snapgit.store.objectstore import ObjectStore
 
 __all__ = [
     "NoDatabaseError",
@@ -517,7 +518,14 @@ def live_side(
     progress: Progress | None = None,
     listed: bool = False,
 ) -> Side:
-    """The live database as a diff side, built in memory (nothing is written to the store).
+    """The live database as a diff side, built as a commit would build it, into a scratch
+    store that nothing refers to (nothing is added to the store).
+
+    The scratch store (:func:`snapgit.store.objectstore.scratch_store`) is a directory in the
+    store's ``tmp/`` that reads the store's packs too, deleted once the side is gone: the
+    commit's worker processes can then read big tables with this process, as for a commit
+    (they write packs), and what is built is not held in memory. Where the store cannot have
+    one, the side is built in memory, by this process alone.
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
     recognised without keeping them; captured tables whose log is relative to its tables are
@@ -527,17 +535,20 @@ def live_side(
     """
     from snapgit.compare.diff import Side
     from snapgit.db import Database
-    from snapgit.store.objectstore import OverlayObjectStore
+    from snapgit.snapshot.scanpool import Parallel
+    from snapgit.store.objectstore import DiskObjectStore, OverlayObjectStore, scratch_store
 
     url = database_url(store, db_url)
-    overlay = OverlayObjectStore(store.objects)
+    scratch = scratch_store(store.objects) if isinstance(store.objects, DiskObjectStore) else None
+    objects: ObjectStore = scratch if scratch is not None else OverlayObjectStore(store.objects)
+    parallel = Parallel(url, scratch.root, also=scratch.also) if scratch is not None else None
     parent_root = Root(dict(against.tables)) if against is not None else None
     wanted = tables or store.config.tables
     from snapgit.db.capture import catalog_before, read_capture
 
     with Database.connect(url) as db:
         before = catalog_before(db)
-        with db.snapshot() as snap:
+        with db.snapshot() as snap, contextlib.closing(parallel) if parallel is not None else contextlib.nullcontext():
             view = read_capture(snap, before)
             names = snap.table_names()
             if tables:
@@ -546,19 +557,21 @@ def live_side(
             schemas = (
                 snap.reflect(wanted, cache=schema_cache_dir(store), ignored=ignored) if wanted is None or wanted else []
             )
-            written, results = snapshot_database(
-                overlay,
-                overlay.writer(),
-                snap,
-                schemas,
-                parent_root=parent_root,
-                keys=_keys(store.config),
-                progress=progress,
-                count_rows=progress is not None,
-                row_cache=row_cache_dir(store),
-                row_cache_write=False,
-                capture=logged_tables(view) if view is not None else None,
-                changes_only=listed,
-            )
+            with objects.writer() as w:
+                written, results = snapshot_database(
+                    objects,
+                    w,
+                    snap,
+                    schemas,
+                    parent_root=parent_root,
+                    keys=_keys(store.config),
+                    progress=progress,
+                    count_rows=progress is not None,
+                    parallel=parallel,
+                    row_cache=row_cache_dir(store),
+                    row_cache_write=False,
+                    capture=logged_tables(view) if view is not None else None,
+                    changes_only=listed,
+                )
     changes = {r.name: r.changes for r in results if r.changes is not None}
-    return Side(overlay, written, "the live database", changes)
+    return Side(objects, written, "the live database", changes)

@@ -24,8 +24,9 @@ prefix with a live one is kept (harmless), a live one is never dropped.
 3. move each old index, then its pack, to ``objects/trash/`` (the index first: it is what makes
    a pack visible). A reader that listed the old index before still finds the pack there;
 4. delete, in the trash, packs moved there longer ago than the grace period (by an earlier gc);
-   in ``tmp/``, files older than it (left by killed writers); in ``objects/pack``, packs without
-   an index older than it (a writer killed between the two renames).
+   in ``tmp/``, files and directories older than it (left by killed writers, and the scratch
+   stores of killed ``status`` and ``diff`` commands); in ``objects/pack``, packs without an
+   index older than it (a writer killed between the two renames).
 
 With ``--prune=now`` the grace period is 0: step 4 also empties what step 3 just moved. That is
 safe against killed processes (the lock covers running ones), not against readers that opened the
@@ -39,6 +40,7 @@ import json
 import operator
 import os
 import re
+import shutil
 import sys
 import time
 from array import array
@@ -352,6 +354,15 @@ def _delete(path: Path, report: GcReport, root: Path) -> None:
     report.deleted.append(path.relative_to(root).as_posix())
 
 
+def _delete_tree(path: Path, report: GcReport, root: Path) -> None:
+    size = sum(_size(p) for p in path.rglob("*") if p.is_file())
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        return  # not all of it could go: gc will try again
+    report.bytes_deleted += size
+    report.deleted.append(path.relative_to(root).as_posix() + "/")
+
+
 def _expire_reflogs(store, before: float) -> int:
     logs = store.root / "logs"
     dropped = 0
@@ -455,8 +466,11 @@ def collect_garbage(
             if _older(p, cutoff):
                 _delete(p, report, store.root)
     for p in sorted(store.root.joinpath("tmp").iterdir()):
-        if _older(p, cutoff) and p.is_file():
-            _delete(p, report, store.root)
+        if _older(p, cutoff):
+            if p.is_dir() and not p.is_symlink():  # a killed status's scratch store, and the like
+                _delete_tree(p, report, store.root)
+            elif p.is_file():
+                _delete(p, report, store.root)
     for p in stale_temporary_files(store.root):  # MERGE_HEAD.tmp and the like, of killed writers
         if _older(p, cutoff):
             _delete(p, report, store.root)

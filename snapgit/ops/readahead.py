@@ -49,7 +49,7 @@ def leaf_records(objects: Any, roots: Sequence[bytes], *, ahead: bool) -> Iterat
     if not ahead or not hasattr(objects, "root"):
         yield from _leaves(objects, roots)
         return
-    ours, proc = fork(_reader, Path(objects.root), list(roots))
+    ours, proc = fork(_reader, Path(objects.root), tuple(getattr(objects, "also", ())), list(roots))
     try:
         while True:
             try:
@@ -70,11 +70,11 @@ def leaf_records(objects: Any, roots: Sequence[bytes], *, ahead: bool) -> Iterat
         end(ours, proc)
 
 
-def _reader(conn: Any, root: Path, roots: list[bytes]) -> None:
+def _reader(conn: Any, root: Path, also: tuple[Path, ...], roots: list[bytes]) -> None:
     try:
         from snapgit.store.objectstore import DiskObjectStore
 
-        objects = DiskObjectStore(root)
+        objects = DiskObjectStore(root, also=also)
         send_batched(conn, "leaves", _leaves(objects, roots), lambda item: len(item[1]), _BATCH_BYTES)
     except SnapError as exc:
         try:

@@ -48,6 +48,7 @@ def diff(
     side_a = commit_side(store, a or "HEAD")
     if b is None:
         side_b = live_side(store, against=side_a, tables=tables, db_url=db_url, progress=progress, listed=True)
+        side_a = _read_with(side_a, side_b)
     else:
         side_b = commit_side(store, b)
     return diff_sides(side_a, side_b, tables)
@@ -62,7 +63,22 @@ def status(store: Store, *, db_url: str | None = None, progress: Progress | None
     else:
         side_a = commit_side(store, "HEAD")
     side_b = live_side(store, against=side_a, db_url=db_url, progress=progress, listed=True)
-    return diff_sides(side_a, side_b)
+    return diff_sides(_read_with(side_a, side_b), side_b)
+
+
+def _read_with(commit: Side, live: Side) -> Side:
+    """The commit's side read through the live side's store, when that one reads the commit's
+    store too (its scratch store, :func:`live_side`): the live side's changed leaves are
+    deltas against the commit's, so read through one store, each of the commit's leaves is
+    read once for both sides (its chain resolved once), not once for each."""
+    from dataclasses import replace
+
+    from snapgit.store.objectstore import DiskObjectStore
+
+    base, reader = commit.reader, live.reader
+    if isinstance(base, DiskObjectStore) and isinstance(reader, DiskObjectStore) and base.root in reader.also:
+        return replace(commit, reader=reader)
+    return commit
 
 
 def is_dirty(store: Store, db_url: str | None = None, *, schema: bool = True) -> bool:

@@ -16,7 +16,6 @@ import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
@@ -465,10 +464,10 @@ def _patch_shared(
     ):
         return {}
     half = len(spans) // 2
-    store_root, old_root, owner = writer.store.root, tw.old.root, tw.owner
+    store, old_root, owner = writer.store, tw.old.root, tw.owner
 
     def theirs() -> tuple[dict[bytes, tuple[int, int, bytes]], int, int]:
-        return _patch_apart(store_root, old_root, owner, spans[half:], edits, changed)
+        return _patch_apart(store, old_root, owner, spans[half:], edits, changed)
 
     with aside(theirs) as result:
         out = _patch_spans(tw, spans[:half], edits, changed)
@@ -514,7 +513,7 @@ def _patch_spans(
 
 
 def _patch_apart(
-    store_root: Path,
+    store: DiskObjectStore,
     old_root: bytes,
     owner: Any,
     spans: list[tuple[bytes, int, int]],
@@ -524,7 +523,7 @@ def _patch_apart(
     """The forked side of :func:`_patch_shared`: its own store and writer, whose packs are
     published before the answer (the commit refers to them once it has it), and the records and
     nodes it wrote that the store did not have."""
-    objects = DiskObjectStore(store_root, block_budget=COMMIT_BLOCK_BUDGET)
+    objects = store.reopen(block_budget=COMMIT_BLOCK_BUDGET)  # nothing of the commit's own
     with objects.writer() as writer:  # published when the block ends, or nothing is
         unstored = Unstored(objects, writer) if objects.pack_names() else None
         tw = TableWriter(objects, writer, OldTree(objects, old_root), unstored, owner)

@@ -78,9 +78,10 @@ class Parallel:
     """The offer of worker processes to one commit: started on first use (:meth:`get`), given
     up for good if they cannot start, stopped by :meth:`close`."""
 
-    def __init__(self, url: str, store_root: Path, size: int | None = None) -> None:
+    def __init__(self, url: str, store_root: Path, size: int | None = None, also: tuple[Path, ...] = ()) -> None:
         self.url = url
         self.store_root = store_root
+        self.also = also  # the stores the workers' store reads too (DiskObjectStore)
         self.size = workers_wanted() if size is None else size
         self.min_rows = _min_rows()
         self._pool: _Pool | None = None
@@ -95,7 +96,7 @@ class Parallel:
                 self._failed = True
                 return None
             try:
-                self._pool = _Pool(self.url, self.store_root, self.size, token)
+                self._pool = _Pool(self.url, self.store_root, self.size, token, self.also)
             except Exception:  # noqa: BLE001 - no workers is no error: the commit reads alone
                 self._failed = True
                 return None
@@ -144,7 +145,7 @@ class _Worker:
 class _Pool:
     """The workers of one commit, and the chunks of the tables they share with it."""
 
-    def __init__(self, url: str, store_root: Path, size: int, token: str) -> None:
+    def __init__(self, url: str, store_root: Path, size: int, token: str, also: tuple[Path, ...] = ()) -> None:
         ctx = multiprocessing.get_context("fork")
         self._workers: list[_Worker] = []
         self._jobs: list[_Job] = []
@@ -162,7 +163,9 @@ class _Pool:
                 # other end only the commit holds breaks when the commit dies, and so stops
                 # the worker at its next message.
                 inherited = [w.conn for w in self._workers] + [ours]
-                proc = ctx.Process(target=_worker, args=(theirs, inherited, url, str(store_root), token), daemon=True)
+                proc = ctx.Process(
+                    target=_worker, args=(theirs, inherited, url, str(store_root), token, also), daemon=True
+                )
                 proc.start()
                 theirs.close()
                 self._workers.append(_Worker(proc, ours))
@@ -409,7 +412,7 @@ class _PipeProgress:
         self._conn.send(("progress", self._job_id, rows))
 
 
-def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: str) -> None:
+def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: str, also: tuple[Path, ...]) -> None:
     gc.freeze()  # the commit's garbage is the commit's to collect (see snapgit.forked)
     code = 0
     for other in inherited:
@@ -419,7 +422,7 @@ def _worker(conn: Any, inherited: list[Any], url: str, store_root: str, token: s
         from snapgit.store.objectstore import DiskObjectStore
 
         with Database.connect(url) as db, db.snapshot(shared=token) as snap:
-            objects = DiskObjectStore(Path(store_root), block_budget=COMMIT_BLOCK_BUDGET)
+            objects = DiskObjectStore(Path(store_root), block_budget=COMMIT_BLOCK_BUDGET, also=also)
             probe = bool(objects.pack_names())
             conn.send(("ready", None))
             # One writer for every chunk: a pack per commit and worker, not per chunk. It is

@@ -21,6 +21,9 @@ import hashlib
 import itertools
 import os
 import secrets
+import shutil
+import tempfile
+import weakref
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
@@ -66,6 +69,7 @@ __all__ = [
     "ReadCursor",
     "read_ahead",
     "read_cursor",
+    "scratch_store",
 ]
 
 # A pack is sealed at this many objects: its id list and the sort that builds its index are the
@@ -474,13 +478,21 @@ class DiskWriter(_WriterBase):
 
 
 class DiskObjectStore:
-    """Packs and their indexes under ``objects/pack``; temporary files under ``tmp``."""
+    """Packs and their indexes under ``objects/pack``; temporary files under ``tmp``.
 
-    def __init__(self, root: Path, block_budget: int | None = None) -> None:
+    ``also``: the roots of other stores whose packs are read too, never written (as git's
+    alternates): a scratch store over the real one (:func:`scratch_store`) writes its own packs
+    and reads, and deltas against, the real store's."""
+
+    def __init__(self, root: Path, block_budget: int | None = None, also: Sequence[Path] = ()) -> None:
         self.root = root
+        self.also = tuple(also)
+        self._budget = block_budget
         self.pack_dir = root / "objects" / "pack"
         self.trash_dir = root / "objects" / "trash"
         self.tmp_dir = root / "tmp"
+        # where each pack read is (its store's objects/ directory), by pack name
+        self._dirs: dict[str, Path] = {}
         self._packs: dict[str, tuple[IndexReader, PackReader | None]] = {}
         self._order: list[str] = []
         self._full_cache: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
@@ -511,21 +523,28 @@ class DiskObjectStore:
 
     # -- discovery
 
+    def reopen(self, block_budget: int | None = None) -> DiskObjectStore:
+        """A store of its own over the same packs, for a forked process."""
+        return DiskObjectStore(self.root, block_budget, self.also)
+
     def refresh(self) -> None:
         """Pick up indexes published since the last look (by this or another process)."""
-        try:
-            names = sorted(p.name for p in self.pack_dir.iterdir() if p.name.endswith(".idx"))
-        except FileNotFoundError as exc:
-            raise CorruptError(f"object directory {self.pack_dir} is missing") from exc
+        found: dict[str, Path] = {}
+        for root in (*self.also, self.root):  # a pack in both is read from this store's
+            objects = root / "objects"
+            try:
+                names = [p.name for p in (objects / "pack").iterdir() if p.name.endswith(".idx")]
+            except FileNotFoundError as exc:
+                raise CorruptError(f"object directory {objects / 'pack'} is missing") from exc
+            found.update((fname[len("pack-") : -len(".idx")], objects) for fname in names)
         # gc moved these away (their objects are in newer packs, published first)
-        listed = {fname[len("pack-") : -len(".idx")] for fname in names}
-        for name in [n for n in self._order if n not in listed]:
+        for name in [n for n in self._order if n not in found]:
             self.forget(name)
-        for fname in names:
-            name = fname[len("pack-") : -len(".idx")]
+        for name in sorted(found):
             if name not in self._packs:
+                self._dirs[name] = found[name]
                 try:
-                    self._packs[name] = (IndexReader(self.pack_dir / fname), None)
+                    self._packs[name] = (IndexReader(found[name] / "pack" / f"pack-{name}.idx"), None)
                 except CorruptError as exc:
                     # One damaged index must not make the whole store unreadable (verify could not
                     # even report it): its objects are missing, and reading one says why.
@@ -543,11 +562,12 @@ class DiskObjectStore:
     def _reader(self, name: str) -> PackReader:
         idx, rd = self._packs[name]
         if rd is None:
-            path = self.pack_dir / f"pack-{name}.pack"
+            objects = self._dirs[name]
+            path = objects / "pack" / f"pack-{name}.pack"
             if not path.exists():
                 # gc moved it to the trash after this process listed its index: the objects are
                 # in a new pack too, but this reader still knows them here
-                path = self.trash_dir / f"pack-{name}.pack"
+                path = objects / "trash" / f"pack-{name}.pack"
             if not path.exists():
                 raise CorruptError(f"pack {name[:16]} is missing but its index is present")
             rd = PackReader(path, self._blocks)
@@ -557,7 +577,7 @@ class DiskObjectStore:
         return rd
 
     def _vanished(self) -> bool:
-        return any(not (self.pack_dir / f"pack-{n}.idx").exists() for n in self._order)
+        return any(not (self._dirs[n] / "pack" / f"pack-{n}.idx").exists() for n in self._order)
 
     def index(self, name: str) -> IndexReader:
         return self._packs[name][0]
@@ -568,6 +588,7 @@ class DiskObjectStore:
     def forget(self, name: str) -> None:
         """Stop reading a pack (gc is about to move it away)."""
         idx, rd = self._packs.pop(name)
+        self._dirs.pop(name, None)
         self._order.remove(name)
         self._mru.remove(name)
         self._base_mru.remove(name)
@@ -813,7 +834,7 @@ class DiskObjectStore:
         if self._ahead is not None or not wanted:
             yield
             return
-        ahead = _Ahead(self.root, wanted)
+        ahead = _Ahead(self, wanted)
         self._ahead = ahead
         try:
             yield
@@ -1128,14 +1149,14 @@ class _Ahead:
     the object will restart it: :func:`restarts`). The pipe's buffer is the only queue: the reader
     waits while this process is behind."""
 
-    def __init__(self, root: Path, oids: list[bytes]) -> None:
+    def __init__(self, store: DiskObjectStore, oids: list[bytes]) -> None:
         self._index = {oid: i for i, oid in enumerate(oids)}
         self._got: dict[bytes, tuple[bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]]] = {}
         self._next = 0  # how far into oids the batches received go
         self._done = False
         # a process forked meanwhile (status's second walk) inherits this: the pipe is not its
         self._pid = os.getpid()
-        self._conn, self._proc = fork(_read_ahead, root, oids, pipe_bytes=1 << 20)
+        self._conn, self._proc = fork(_read_ahead, store.root, store.also, oids, pipe_bytes=1 << 20)
 
     def take(self, oid: bytes) -> tuple[bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]] | None:
         """The object as the other process read it, or None: not one of its objects, or one it
@@ -1176,7 +1197,7 @@ def _item_bytes(item: tuple[bytes, bytes, int, list[tuple[bytes, bytes]], list[t
     return len(item[1]) + sum(len(s[1]) for s in item[4])
 
 
-def _read_ahead(conn: Any, root: Path, oids: list[bytes]) -> None:
+def _read_ahead(conn: Any, root: Path, also: tuple[Path, ...], oids: list[bytes]) -> None:
     """The forked process of :class:`_Ahead`. Damage stops it without a word: the reader then
     reads the rest itself, and names the damage."""
     store = DiskObjectStore(root)
@@ -1254,6 +1275,36 @@ def read_ahead(reader: ObjectReader, oids: Sequence[bytes]) -> contextlib.Abstra
 
 
 _AHEAD_MIN = 256  # objects: below, a fork (10-20 ms) costs more than it saves
+
+
+def scratch_store(store: DiskObjectStore) -> DiskObjectStore | None:
+    """A store of its own in ``store``'s ``tmp/``, that reads ``store``'s packs too: for
+    objects nothing will refer to (``status`` builds the live database's trees in one, with
+    the commit's worker processes). It is deleted, with what was written into it, once nothing
+    holds it, or at exit; gc deletes one left by a killed process. None when ``tmp/`` cannot
+    take it (a store on a read-only mount): the caller keeps its objects in memory."""
+    try:
+        root = Path(tempfile.mkdtemp(prefix="scratch-", dir=store.tmp_dir))
+    except OSError:
+        return None
+    try:
+        (root / "objects" / "pack").mkdir(parents=True)
+        (root / "tmp").mkdir()
+        scratch = DiskObjectStore(root, store._budget, also=(store.root, *store.also))
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    # its readers hold descriptors of their own (pread, not maps), which nothing else closes
+    weakref.finalize(scratch, _discard, scratch._packs, root)
+    return scratch
+
+
+def _discard(packs: dict[str, tuple[IndexReader, PackReader | None]], root: Path) -> None:
+    for idx, rd in packs.values():
+        idx.close()
+        if rd is not None:
+            rd.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 # --- memory ---------------------------------------------------------------------------------
