@@ -9,6 +9,7 @@ one test builds a big tree with the real parameters.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from contextlib import contextmanager
 
@@ -434,3 +435,131 @@ def test_diff_trees_gives_exactly_the_changed_entries(entries, edits, added):
     flip = {ADDED: REMOVED, REMOVED: ADDED, CHANGED: CHANGED}
     back = [(c.op, c.key, c.old, c.new) for c in diff_trees(store, b, store, a)]
     assert back == [(flip[op], k, n, o) for op, k, o, n in expected]
+
+
+def _edited(entries, edits, added):
+    old = dict(entries)
+    new = dict(entries)
+    for n, (pick, what) in enumerate(edits):
+        if not new:
+            break
+        key = sorted(new)[pick % len(new)]
+        if what == "remove":
+            del new[key]
+        else:
+            new[key] = rid(("changed", n))
+    for key in added:
+        new.setdefault(key, rid(("added", key)))
+    return old, new
+
+
+edits_st = st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(["change", "remove"])), max_size=40)
+added_st = st.lists(st.binary(min_size=1, max_size=6), max_size=10)
+
+
+@PROPS
+@given(entries=entry_sets, edits=edits_st, added=added_st, data=st.data())
+def test_diff_trees_between_two_keys_gives_the_changes_between_them(entries, edits, added, data):
+    """diff_trees(lo=, hi=): exactly the whole diff's changes of keys above lo and up to hi,
+    and the two halves at any key make the whole, reading only the nodes that hold such keys."""
+    from snapgit.tree.diff import diff_trees
+
+    old, new = _edited(entries, edits, added)
+    with small_nodes():
+        store = MemoryObjectStore()
+        a = build(store, sorted(old.items())) if old else None
+        b = build(store, sorted(new.items())) if new else None
+    whole = list(diff_trees(store, a, store, b))
+    keys = sorted(old.keys() | new.keys() | set(added)) or [b"k"]
+    bound = st.one_of(st.none(), st.sampled_from(keys), st.binary(max_size=6))
+    lo, hi = data.draw(bound), data.draw(bound)
+    inside = [c for c in whole if (lo is None or c.key > lo) and (hi is None or c.key <= hi)]
+    assert list(diff_trees(store, a, store, b, lo=lo, hi=hi)) == inside
+    split = data.draw(st.sampled_from(keys))
+    assert [*diff_trees(store, a, store, b, hi=split), *diff_trees(store, a, store, b, lo=split)] == whole
+
+
+def test_a_bounded_diff_reads_only_the_nodes_that_hold_its_keys():
+    from snapgit.tree import diff as diff_mod
+
+    entries = [(encode_key([i]), rid(i)) for i in range(4000)]
+    new = dict(entries)
+    for i in range(0, 4000, 7):
+        new[encode_key([i])] = rid(("changed", i))
+    with small_nodes():
+        store = MemoryObjectStore()
+        a = build(store, entries)
+        b = build(store, sorted(new.items()))
+    read: list[bytes] = []
+    real = diff_mod.load_node
+
+    def counted(reader, nid):
+        read.append(nid)
+        return real(reader, nid)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(diff_mod, "load_node", counted)
+        whole = list(diff_mod.diff_trees(store, a, store, b))
+        all_read = len(read)
+        read.clear()
+        tenth = list(diff_mod.diff_trees(store, a, store, b, lo=encode_key([1000]), hi=encode_key([1400])))
+    assert [c.key for c in tenth] == [encode_key([i]) for i in range(1001, 1401) if i % 7 == 0]
+    assert len(whole) == len(range(0, 4000, 7))
+    assert len(read) < all_read / 5
+
+
+@settings(deadline=None, max_examples=15, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=edits_st, added=added_st, fail_after=st.one_of(st.none(), st.integers(0, 3)), held=st.integers(1, 50))
+def test_a_diff_shared_with_another_process_is_the_diff(edits, added, fail_after, held):
+    """diff_trees_shared: the second half diffed by a forked process gives the same changes in
+    the same order, whether the process ends, fails after sending some batches, or waits while
+    this one holds as many of its changes as it may."""
+    from snapgit.tree import diff as diff_mod
+
+    entries = [(encode_key([i * 3]), rid(i)) for i in range(3000)]
+    old, new = _edited(entries, edits, [encode_key([1 + 3 * (x[0] % 3000)]) for x in added if x])
+    for i in range(0, 9000, 33):  # changes all along the keys: both halves have some
+        if encode_key([i]) in new:
+            new[encode_key([i])] = rid(("spread", i))
+    with small_nodes():
+        store = MemoryObjectStore()
+        a = build(store, sorted(old.items()))
+        b = build(store, sorted(new.items()))
+    whole = list(diff_mod.diff_trees(store, a, store, b))
+    real_send = diff_mod.send_batched
+
+    def send(conn, kind, items, size, limit):
+        if fail_after is None:
+            return real_send(conn, kind, items, size, 7)
+        batch = []
+        for n, item in enumerate(items):
+            batch.append(item)
+            if len(batch) == 7:
+                conn.send((kind, batch))
+                batch = []
+            if n == fail_after * 7 + 3:
+                raise RuntimeError("the other process fails half way")
+        return None
+
+    here = os.getpid()
+    real_diff = diff_mod.diff_trees
+    second_half_here = []
+
+    def diff_trees(*args, lo=None, hi=None):
+        if lo is not None and os.getpid() == here:
+            second_half_here.append(lo)
+        return real_diff(*args, lo=lo, hi=hi)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(diff_mod, "_SHARED_ROWS", 100)
+        mp.setattr(diff_mod, "_HELD", held)
+        mp.setattr(diff_mod, "send_batched", send)
+        mp.setattr(diff_mod, "diff_trees", diff_trees)
+        mp.setenv("SNAP_WORKERS", "1")
+        split = diff_mod._split_key(store, a, store, b)
+        assert split is not None
+        assert list(diff_mod.diff_trees_shared(store, a, store, b)) == whole
+    # the halves hold as many rows as each other, within a leaf (the root's children do not)
+    assert abs(sum(k <= split for k in new) - len(new) / 2) <= 12
+    # the other process's half is taken from it, unless it failed: then what it did not send
+    assert len(second_half_here) == (0 if fail_after is None else 1)

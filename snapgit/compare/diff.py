@@ -19,7 +19,7 @@ from snapgit.objects import ObjType, TableEntry, decode_schema
 from snapgit.schema import TableSchema
 from snapgit.store.history import read_table
 from snapgit.store.objectstore import ObjectReader
-from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees
+from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees, diff_trees_shared
 
 __all__ = [
     "Side",
@@ -217,7 +217,7 @@ class TableDiff:
             yield from diff_trees(self.a.reader, old_root, self.b.reader, None)
             yield from diff_trees(self.a.reader, None, self.b.reader, new_root)
             return
-        yield from diff_trees(self.a.reader, old_root, self.b.reader, new_root)
+        yield from diff_trees_shared(self.a.reader, old_root, self.b.reader, new_root)
 
     def stat(self) -> TableStat:
         st = TableStat(self.name, schema=list(self.schema))
