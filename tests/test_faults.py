@@ -509,6 +509,52 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
     assert {"objects", "fits"} <= phases and phases & {"ref", "lock"}, phases
 
 
+def test_status_on_a_full_disk_reads_into_memory_and_says_what_it_says_with_room(small_disk, tmp_path: Path) -> None:
+    """`snap status` and `snap diff` build the live side in a scratch store in tmp/: on a disk
+    too full for it they read again into memory, with the same answer, and leave nothing
+    behind. Where mounting is not allowed, a file size limit in the child (EFBIG) stands in."""
+    db = tmp_path / "db.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    rng = random.Random(SEED)
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(40_000)])
+    con.commit()
+    project = (small_disk or tmp_path) / "project"
+    project.mkdir()
+    ok(project, "init", "--db", f"sqlite:///{db}")
+    ok(project, "commit", "-m", "base")
+    # every row changed, to random text: the live side's records and leaves take megabytes
+    con.executemany(
+        "UPDATE t SET v = ? WHERE id = ?",
+        [("".join(rng.choice("abcdefghijklmnop") for _ in range(40)), i) for i in range(40_000)],
+    )
+    con.commit()
+    con.close()
+    store = project / ".snapstore"
+    with_room = {cmd: ok(project, *cmd) for cmd in (("status", "--json"), ("diff", "--stat"))}
+
+    def left() -> list[str]:
+        return sorted(p.name for p in (store / "tmp").iterdir())
+
+    if small_disk is None:
+
+        def limit() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+        for cmd, out in with_room.items():
+            proc = forkrun.start(project, *cmd, before=limit).result(list(cmd))
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout == out
+        assert left() == []
+        pytest.skip("tmpfs cannot be mounted here: checked with RLIMIT_FSIZE (EFBIG) only")
+    filler = fill(small_disk, 64 * 1024)
+    for cmd, out in with_room.items():
+        assert ok(project, *cmd) == out
+        assert left() == []
+    filler.unlink()
+
+
 def test_disk_full_while_logging_a_ref_move_leaves_no_torn_line(small_disk, template: Template) -> None:
     """A reflog append that only half fits (a short write at a page boundary) is undone: the ref
     does not move, the reflog has no torn line, and verify stays clean."""

@@ -525,7 +525,8 @@ def live_side(
     store's ``tmp/`` that reads the store's packs too, deleted once the side is gone: the
     commit's worker processes can then read big tables with this process, as for a commit
     (they write packs), and what is built is not held in memory. Where the store cannot have
-    one, the side is built in memory, by this process alone.
+    one, or the disk has no room for what it would hold, the side is built in memory, by this
+    process alone: a full disk does not stop a status.
 
     ``against`` is the side it will be compared with: its trees let unchanged leaves be
     recognised without keeping them; captured tables whose log is relative to its tables are
@@ -533,19 +534,37 @@ def live_side(
     changes against ``against`` (:attr:`Side.changes`), without a tree: for a diff only, not
     for anything that reads the side's trees.
     """
-    from snapgit.compare.diff import Side
-    from snapgit.db import Database
+    from snapgit.errors import DiskFullError
     from snapgit.snapshot.scanpool import Parallel
     from snapgit.store.objectstore import DiskObjectStore, OverlayObjectStore, scratch_store
 
     url = database_url(store, db_url)
     scratch = scratch_store(store.objects) if isinstance(store.objects, DiskObjectStore) else None
-    objects: ObjectStore = scratch if scratch is not None else OverlayObjectStore(store.objects)
-    parallel = Parallel(url, scratch.root, also=scratch.also) if scratch is not None else None
-    parent_root = Root(dict(against.tables)) if against is not None else None
-    wanted = tables or store.config.tables
+    if scratch is not None:
+        try:
+            parallel = Parallel(url, scratch.root, also=scratch.also)
+            return _live_side(store, url, scratch, parallel, against, tables, progress, listed)
+        except DiskFullError:
+            scratch = None  # its directory goes now, with what it holds; read again, into memory
+    return _live_side(store, url, OverlayObjectStore(store.objects), None, against, tables, progress, listed)
+
+
+def _live_side(
+    store: Store,
+    url: str,
+    objects: ObjectStore,
+    parallel: Any,
+    against: Side | None,
+    tables: list[str] | None,
+    progress: Progress | None,
+    listed: bool,
+) -> Side:
+    from snapgit.compare.diff import Side
+    from snapgit.db import Database
     from snapgit.db.capture import catalog_before, read_capture
 
+    parent_root = Root(dict(against.tables)) if against is not None else None
+    wanted = tables or store.config.tables
     with Database.connect(url) as db:
         before = catalog_before(db)
         with db.snapshot() as snap, contextlib.closing(parallel) if parallel is not None else contextlib.nullcontext():
