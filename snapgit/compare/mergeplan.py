@@ -37,7 +37,7 @@ from snapgit.objects import ObjType, TableEntry, decode_schema
 from snapgit.schema import TableSchema
 from snapgit.store.history import read_table
 from snapgit.store.objectstore import ObjectReader
-from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees
+from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange, diff_trees_shared
 
 __all__ = [
     "STRATEGIES",
@@ -209,8 +209,9 @@ def plan_table(
     ign = frozenset(names.index(c) for c in ignore or ())
     plan = TablePlan(name, schema, theirs.key)
     base_root = base.root if base is not None else None
-    d_ours = diff_trees(reader, base_root, reader, ours.root)
-    d_theirs = diff_trees(reader, base_root, reader, theirs.root)
+    # each read by two processes on a big table (the keys below and above its middle row)
+    d_ours = diff_trees_shared(reader, base_root, reader, ours.root)
+    d_theirs = diff_trees_shared(reader, base_root, reader, theirs.root)
     resolutions = resolutions or {}
     for key, o, t in _join(d_ours, d_theirs):
         if t is None:

@@ -77,7 +77,12 @@ def restore(
         else:
             safety = None
             if preview:
-                live = live_side(store, against=commit_side(store, theirs.hex()), db_url=db_url, progress=progress)
+                # read against HEAD, which the live database mostly is (its row cache and change log
+                # are HEAD's), not against the revision: the tree is the same, read much faster
+                near = head_commit(store)
+                live = live_side(
+                    store, against=commit_side(store, (near or theirs).hex()), db_url=db_url, progress=progress
+                )
                 ours_tables, reader, pre = live.tables, live.reader, head_commit(store)
             elif live_is is not None:
                 pre = live_is
