@@ -814,3 +814,55 @@ def _first_leaf(repo: Repo) -> bytes:
         nid = node.ids[0]
         node = load_node(repo.objects, nid)
     return nid
+
+
+@pytest.mark.parametrize("other_fails", [False, True])
+@pytest.mark.parametrize("damage", ["none", "flip", "truncate", "index"])
+def test_read_data_by_two_processes_reports_what_one_reports(
+    store: Path, monkeypatch, damage: str, other_fails: bool
+) -> None:
+    """verify --read-data with a second process reading about half the packs' bytes: the same
+    problems, garbage and counts, in the same order, as one process, whether the other process
+    ends or fails (its packs are then read here); and it did read its packs."""
+    from snapgit.ops import verify as verify_mod
+
+    commit_on_side(store, "side")  # more packs to deal out
+    all_packs = packs(store)
+    assert len(all_packs) >= 3
+    if damage == "flip":
+        for p in all_packs[::2]:
+            flip(p, p.stat().st_size // 3)
+    elif damage == "truncate":
+        os.chmod(all_packs[-1], 0o600)
+        os.truncate(all_packs[-1], all_packs[-1].stat().st_size // 2)
+    elif damage == "index":
+        all_packs[0].with_suffix(".idx").unlink()
+    here = os.getpid()
+    read_here: list[str] = []
+    real = verify_mod._read_packs
+
+    def read_packs(st, paths):
+        if os.getpid() == here:
+            read_here.extend(p.name for p in paths)
+        elif other_fails:
+            raise RuntimeError("the other process fails")
+        return real(st, paths)
+
+    monkeypatch.setattr(verify_mod, "_read_packs", read_packs)
+
+    def report(workers: str) -> tuple:
+        monkeypatch.setenv("SNAP_WORKERS", workers)
+        with Repo.open(store) as repo:
+            r = repo.verify(read_data=True)
+        return [p.to_json() for p in r.problems], r.garbage, r.objects_read, r.bytes_read
+
+    alone = report("0")
+    assert sorted(read_here) == [p.name for p in all_packs]
+    read_here.clear()
+    monkeypatch.setattr(verify_mod, "_SHARED_BYTES", 0)
+    assert report("1") == alone
+    if other_fails:
+        assert sorted(read_here) == [p.name for p in all_packs]
+    else:  # the other process read some of them, and this one did not
+        assert 0 < len(read_here) < len(all_packs)
+    assert (damage == "none") == (alone[0] == [] and alone[1] == [])
