@@ -563,3 +563,55 @@ def test_a_diff_shared_with_another_process_is_the_diff(edits, added, fail_after
     assert abs(sum(k <= split for k in new) - len(new) / 2) <= 12
     # the other process's half is taken from it, unless it failed: then what it did not send
     assert len(second_half_here) == (0 if fail_after is None else 1)
+
+
+def test_damage_in_the_other_processes_half_is_named_as_one_process_names_it(tmp_path, monkeypatch):
+    """A leaf of the new tree above the split is damaged (its pack holds only such leaves): the
+    other process fails on it, this one diffs that half itself and meets the damage where one
+    process meets it, having yielded the same changes before it."""
+    from snapgit.store.objectstore import DiskObjectStore
+    from snapgit.tree import diff as diff_mod
+
+    monkeypatch.setattr(diff_mod, "_SHARED_ROWS", 100)
+    monkeypatch.setenv("SNAP_WORKERS", "1")
+    entries = [(encode_key([i]), rid(i)) for i in range(3000)]
+    new = dict(entries)
+    for i in range(0, 3000, 5):
+        new[encode_key([i])] = rid(("changed", i))
+    (tmp_path / "objects" / "pack").mkdir(parents=True)
+    (tmp_path / "tmp").mkdir()
+    with small_nodes():
+        mem = MemoryObjectStore()
+        split = diff_mod._split_key(mem, build(mem, entries), mem, build(mem, sorted(new.items())))
+        assert split is not None
+        disk = DiskObjectStore(tmp_path)
+        a = build(disk, entries)
+        below, above = disk.writer(), disk.writer()
+
+        def emit(node: Node, payloads) -> bytes:
+            w = above if node.level == 0 and node.keys[0] > split else below
+            return w.add(ObjType.NODE, node.encode())
+
+        builder = TreeBuilder(emit)
+        builder.add_batch([k for k, _ in sorted(new.items())], [v for _, v in sorted(new.items())])
+        b, _count = builder.finish()
+        below.commit()
+        above.commit()
+    (name,) = above.published
+    pack = tmp_path / "objects" / "pack" / f"pack-{name}.pack"
+    os.chmod(pack, 0o600)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    pack.write_bytes(bytes(data))
+
+    def until_damage(diff) -> tuple[list, str]:
+        got = []
+        with pytest.raises(Exception) as failed:  # the type is the one one process raises
+            for ch in diff(DiskObjectStore(tmp_path), a, DiskObjectStore(tmp_path), b):
+                got.append(ch)
+        return got, f"{type(failed.value).__name__}: {failed.value}"
+
+    alone = until_damage(diff_mod.diff_trees)
+    assert "damaged" in alone[1] or "corrupt" in alone[1].lower(), alone[1]
+    assert all(c.key <= split for c in alone[0][: len(alone[0]) // 2])
+    assert until_damage(diff_mod.diff_trees_shared) == alone
