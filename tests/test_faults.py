@@ -434,6 +434,27 @@ def fill(mnt: Path, leave: int) -> Path:
     return filler
 
 
+def committed_project(root: Path, db: Path, rows: int) -> tuple[Path, sqlite3.Connection]:
+    """A table t of ``rows`` rows in ``db`` (kept apart from a small disk), and a project in
+    ``root`` that committed it; with the connection, for the test's next change."""
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(rows)])
+    con.commit()
+    project = root / "project"
+    project.mkdir()
+    ok(project, "init", "--db", f"sqlite:///{db}")
+    ok(project, "commit", "-m", "base")
+    return project, con
+
+
+def limit_file_size() -> None:
+    """In a forked child, where a tmpfs cannot be mounted: writes past 64 KB a file fail with
+    EFBIG (the signal that would kill the process ignored), a full disk's stand-in."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
 def assert_disk_full_error(proc, what: str) -> None:
     assert proc.returncode == 1 and clean_error(proc), proc.stderr
     assert f"no space left on device while writing {what}" in proc.stderr, proc.stderr
@@ -445,15 +466,7 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
     elsewhere): one clear line, exit 1, the branch unmoved, nothing half-written left behind,
     verify clean even on the full disk; once space is freed, the next commit works. Where
     mounting is not allowed, the same is checked with RLIMIT_FSIZE in the child (EFBIG)."""
-    db = tmp_path / "db.sqlite"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(500)])
-    con.commit()
-    project = (small_disk or tmp_path) / "project"
-    project.mkdir()
-    ok(project, "init", "--db", f"sqlite:///{db}")
-    ok(project, "commit", "-m", "base")
+    project, con = committed_project(small_disk or tmp_path, tmp_path / "db.sqlite", 500)
     rng = random.Random(SEED)
     con.executemany(
         "INSERT INTO t VALUES (?, ?)",
@@ -467,12 +480,7 @@ def test_disk_full_during_commit_is_a_clear_error_and_leaves_the_store_working(s
     head = (store / "refs" / "heads" / "main").read_text()
 
     if small_disk is None:  # the documented fallback: a file size limit gives EFBIG on the pack
-
-        def limit() -> None:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
-
-        proc = forkrun.start(project, "commit", "-m", "big", before=limit).result(["commit"])
+        proc = forkrun.start(project, "commit", "-m", "big", before=limit_file_size).result(["commit"])
         assert proc.returncode == 1 and clean_error(proc), proc.stderr
         assert "file size limit exceeded (ulimit -f) while writing objects" in proc.stderr
         assert not list((store / "tmp").iterdir())
@@ -513,16 +521,8 @@ def test_status_on_a_full_disk_reads_into_memory_and_says_what_it_says_with_room
     """`snap status` and `snap diff` build the live side in a scratch store in tmp/: on a disk
     too full for it they read again into memory, with the same answer, and leave nothing
     behind. Where mounting is not allowed, a file size limit in the child (EFBIG) stands in."""
-    db = tmp_path / "db.sqlite"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    project, con = committed_project(small_disk or tmp_path, tmp_path / "db.sqlite", 40_000)
     rng = random.Random(SEED)
-    con.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"value {i}") for i in range(40_000)])
-    con.commit()
-    project = (small_disk or tmp_path) / "project"
-    project.mkdir()
-    ok(project, "init", "--db", f"sqlite:///{db}")
-    ok(project, "commit", "-m", "base")
     # every row changed, to random text: the live side's records and leaves take megabytes
     con.executemany(
         "UPDATE t SET v = ? WHERE id = ?",
@@ -537,13 +537,8 @@ def test_status_on_a_full_disk_reads_into_memory_and_says_what_it_says_with_room
         return sorted(p.name for p in (store / "tmp").iterdir())
 
     if small_disk is None:
-
-        def limit() -> None:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
-
         for cmd, out in with_room.items():
-            proc = forkrun.start(project, *cmd, before=limit).result(list(cmd))
+            proc = forkrun.start(project, *cmd, before=limit_file_size).result(list(cmd))
             assert proc.returncode == 0, proc.stderr
             assert proc.stdout == out
         assert left() == []

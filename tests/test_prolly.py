@@ -394,18 +394,7 @@ def test_add_leaf_refuses_what_would_change_the_tree():
         assert not TreeBuilder(lambda node, _p: b"\0" * 32).add_leaf(*ends_early)
 
 
-@PROPS
-@given(
-    entries=entry_sets,
-    edits=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(["change", "remove"])), max_size=12),
-    added=st.lists(st.binary(min_size=1, max_size=6), max_size=6),
-)
-def test_diff_trees_gives_exactly_the_changed_entries(entries, edits, added):
-    """Deep trees (small nodes) that differ by changed, removed and added entries: the diff is
-    the entries' own, in key order, whichever way round, and trees with the same leaves' keys
-    are compared as whole leaves."""
-    from snapgit.tree.diff import ADDED, CHANGED, REMOVED, diff_trees
-
+def _edited(entries, edits, added):
     old = dict(entries)
     new = dict(entries)
     for n, (pick, what) in enumerate(edits):
@@ -418,6 +407,22 @@ def test_diff_trees_gives_exactly_the_changed_entries(entries, edits, added):
             new[key] = rid(("changed", n))
     for key in added:
         new.setdefault(key, rid(("added", key)))
+    return old, new
+
+
+@PROPS
+@given(
+    entries=entry_sets,
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(["change", "remove"])), max_size=12),
+    added=st.lists(st.binary(min_size=1, max_size=6), max_size=6),
+)
+def test_diff_trees_gives_exactly_the_changed_entries(entries, edits, added):
+    """Deep trees (small nodes) that differ by changed, removed and added entries: the diff is
+    the entries' own, in key order, whichever way round, and trees with the same leaves' keys
+    are compared as whole leaves."""
+    from snapgit.tree.diff import ADDED, CHANGED, REMOVED, diff_trees
+
+    old, new = _edited(entries, edits, added)
     expected = []
     for k in sorted(old.keys() | new.keys()):
         if k not in new:
@@ -435,22 +440,6 @@ def test_diff_trees_gives_exactly_the_changed_entries(entries, edits, added):
     flip = {ADDED: REMOVED, REMOVED: ADDED, CHANGED: CHANGED}
     back = [(c.op, c.key, c.old, c.new) for c in diff_trees(store, b, store, a)]
     assert back == [(flip[op], k, n, o) for op, k, o, n in expected]
-
-
-def _edited(entries, edits, added):
-    old = dict(entries)
-    new = dict(entries)
-    for n, (pick, what) in enumerate(edits):
-        if not new:
-            break
-        key = sorted(new)[pick % len(new)]
-        if what == "remove":
-            del new[key]
-        else:
-            new[key] = rid(("changed", n))
-    for key in added:
-        new.setdefault(key, rid(("added", key)))
-    return old, new
 
 
 edits_st = st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(["change", "remove"])), max_size=40)
