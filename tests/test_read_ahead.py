@@ -336,3 +336,32 @@ def test_a_process_forked_during_read_ahead_reads_for_itself(chains):
             assert theirs() == datas
         assert mine == datas
     store.close()
+
+
+def test_a_scratch_store_reads_ahead_the_packs_it_reads_from_its_store(chains, tmp_path):
+    """A scratch store (status and merge previews build into one) reads its store's packs:
+    so does the process reading ahead for it, which sends most of the objects."""
+    import shutil
+
+    from snapgit.store.objectstore import scratch_store
+
+    root, ids, datas = chains
+    copy = tmp_path / "store"
+    shutil.copytree(root, copy)
+    scratch = scratch_store(DiskObjectStore(copy))
+    assert scratch is not None
+    served = []
+    with scratch.read_ahead(ids):
+        ahead = scratch._ahead
+        assert ahead is not None
+        take = ahead.take
+
+        def counted(oid):
+            got = take(oid)
+            served.append(got is not None)
+            return got
+
+        ahead.take = counted  # type: ignore[method-assign]
+        for oid, data in zip(ids, datas, strict=True):
+            assert scratch.get(oid) == (NODE, data)
+    assert sum(served) > len(ids) // 2  # sent by the other process, not read here

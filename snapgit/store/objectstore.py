@@ -1200,7 +1200,7 @@ def _item_bytes(item: tuple[bytes, bytes, int, list[tuple[bytes, bytes]], list[t
 def _read_ahead(conn: Any, root: Path, also: tuple[Path, ...], oids: list[bytes]) -> None:
     """The forked process of :class:`_Ahead`. Damage stops it without a word: the reader then
     reads the rest itself, and names the damage."""
-    store = DiskObjectStore(root)
+    store = DiskObjectStore(root, also=also)
 
     def found(oid: bytes) -> tuple[bytes, bytes, int, list[tuple[bytes, bytes]], list[tuple[bytes, bytes, int]]]:
         full, depth = store._find(oid)
