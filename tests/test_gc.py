@@ -297,6 +297,28 @@ def test_orphan_pack_without_index_is_removed_after_the_grace_period(store) -> N
     assert repo.gc(prune="1h").deleted == [f"objects/pack/{orphan.name}"]
 
 
+def test_a_directory_in_tmp_goes_once_nothing_in_it_changed_for_the_grace_period(store) -> None:
+    """A scratch store a killed status left in tmp/: deleted with all it holds once everything
+    in it is older than the grace period. A directory's own mtime moves only when its entries
+    do: a status still writing packs deep inside (young files, an old directory) keeps it."""
+    tmp, con, repo = store
+    left = tmp / ".snapstore" / "tmp" / "scratch-killed"
+    deep = left / "objects" / "pack"
+    deep.mkdir(parents=True)
+    (deep / "pack-1.pack").write_bytes(b"x" * 1000)
+    (left / "tmp").mkdir()
+    writing = left / "tmp" / "pack-2.tmp"
+    writing.write_bytes(b"y" * 500)
+    everything = [writing, left / "tmp", deep / "pack-1.pack", deep, left / "objects", left]
+    age(everything[1:], 7200)  # all old but the pack being written
+    assert repo.gc(prune="1h").deleted == []
+    assert writing.exists()
+    age(everything, 7200)
+    report = repo.gc(prune="1h")
+    assert report.deleted == ["tmp/scratch-killed/"] and report.bytes_deleted >= 1500
+    assert not left.exists()
+
+
 # --- crashes and concurrency ---------------------------------------------------------------------
 
 

@@ -354,6 +354,16 @@ def _delete(path: Path, report: GcReport, root: Path) -> None:
     report.deleted.append(path.relative_to(root).as_posix())
 
 
+def _tree_older(path: Path, cutoff: float) -> bool:
+    """Whether nothing in the directory changed since ``cutoff``: a directory's own mtime
+    moves only when its entries do, and a status writing its packs deep inside keeps it young."""
+    try:
+        newest = max(p.lstat().st_mtime for p in [path, *path.rglob("*")])
+    except OSError:  # something went while looking: in use
+        return False
+    return newest <= cutoff
+
+
 def _delete_tree(path: Path, report: GcReport, root: Path) -> None:
     size = sum(_size(p) for p in path.rglob("*") if p.is_file())
     shutil.rmtree(path, ignore_errors=True)
@@ -466,11 +476,11 @@ def collect_garbage(
             if _older(p, cutoff):
                 _delete(p, report, store.root)
     for p in sorted(store.root.joinpath("tmp").iterdir()):
-        if _older(p, cutoff):
-            if p.is_dir() and not p.is_symlink():  # a killed status's scratch store, and the like
+        if p.is_dir() and not p.is_symlink():  # a killed status's scratch store, and the like
+            if _tree_older(p, cutoff):
                 _delete_tree(p, report, store.root)
-            elif p.is_file():
-                _delete(p, report, store.root)
+        elif _older(p, cutoff) and p.is_file():
+            _delete(p, report, store.root)
     for p in stale_temporary_files(store.root):  # MERGE_HEAD.tmp and the like, of killed writers
         if _older(p, cutoff):
             _delete(p, report, store.root)
