@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -604,3 +605,29 @@ def test_damage_in_the_other_processes_half_is_named_as_one_process_names_it(tmp
     assert "damaged" in alone[1] or "corrupt" in alone[1].lower(), alone[1]
     assert all(c.key <= split for c in alone[0][: len(alone[0]) // 2])
     assert until_damage(diff_mod.diff_trees_shared) == alone
+
+
+def test_a_shared_diff_left_early_leaves_no_process_behind(monkeypatch):
+    """`snap diff --limit N` stops reading a diff early: the generator closes, and the other
+    process, blocked on a full pipe with more changes to send, is gone with it."""
+    import multiprocessing
+
+    from snapgit.tree import diff as diff_mod
+
+    monkeypatch.setattr(diff_mod, "_SHARED_ROWS", 100)
+    monkeypatch.setattr(diff_mod, "_HELD", 1)  # this process takes in (almost) nothing
+    monkeypatch.setenv("SNAP_WORKERS", "1")
+    entries = [(encode_key([i]), rid(i)) for i in range(40_000)]
+    new = {k: rid(("changed", k)) for k, _ in entries}  # 20,000 changes to send: past the pipe
+    store = MemoryObjectStore()
+    a = build(store, entries)
+    b = build(store, sorted(new.items()))
+    before = set(multiprocessing.active_children())
+    changes = diff_mod.diff_trees_shared(store, a, store, b)
+    first = [next(changes) for _ in range(5)]
+    assert [c.key for c in first] == [k for k, _ in entries[:5]]
+    time.sleep(0.5)
+    [other] = set(multiprocessing.active_children()) - before  # still sending
+    changes.close()
+    assert not other.is_alive()
+    assert set(multiprocessing.active_children()) == before
