@@ -1,7 +1,7 @@
 """``diff`` and ``status``: what changed between two snapshots, schema and rows, cell by cell.
 
 A side of a diff is a snapshot tree (:class:`Side`): a commit's, or the live database's built
-into an in-memory overlay by the commit code. Tables are paired by name; for each pair the
+by the commit code into a scratch store (or an in-memory overlay: :func:`snapgit.ops.commit.live_side`). Tables are paired by name; for each pair the
 schemas are compared (:func:`schema_changes`) and the trees diffed (:mod:`snapgit.tree.diff`), which costs
 the size of the change. Row changes come out lazily, decoded on demand: ``--stat`` never
 decodes a record, ``--limit`` stops reading early.

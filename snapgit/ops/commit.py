@@ -19,8 +19,8 @@ commit to have read this very database, and no ``snap restore`` since (a restore
 rows whose change columns are old: :func:`restored_marker` is present until a full commit on
 HEAD records what the database holds again).
 
-:func:`live_side` reads the database the same way into memory (an overlay over the store,
-nothing written) for ``status``, ``diff`` and a merge preview.
+:func:`live_side` reads the database the same way into a scratch store that nothing refers to
+(or into memory, an overlay over the store), for ``status``, ``diff`` and a merge preview.
 
 The database layer (and SQLAlchemy with it), the reading processes (``scanpool``) and the diff
 engine are imported inside the functions that use them: ``Repo`` imports this module, and

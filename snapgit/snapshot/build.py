@@ -101,7 +101,7 @@ def snapshot_database(
     log is relative to the parent's table is read as the rows of its logged keys; the others
     are read in full, and their result says why.
 
-    ``changes_only`` (for status and diff, into an overlay): a table read through its change
+    ``changes_only`` (for status and diff, into a scratch store or an overlay): a table read through its change
     log gets no tree of its own: its result holds the row changes against the parent's table
     (:func:`snapgit.snapshot.capture.changes_from_log`), its records are written, and its
     table id is the parent's, whose schema and key it has (the log is trusted only then).

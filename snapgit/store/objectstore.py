@@ -1437,8 +1437,9 @@ class OverlayObjectStore:
     """A memory layer over a store: reads fall through to the base, writes stay in memory.
 
     ``status`` and ``diff`` against the live database build the live tables' trees with the same
-    code as ``commit``, into an overlay: nodes and records the store already has are read from it,
-    the rest live in memory for the length of the command, and nothing is written to disk.
+    code as ``commit`` into an overlay where the store cannot take a scratch store (no room in
+    ``tmp/``): nodes and records the store already has are read from it, the rest live in
+    memory for the length of the command, and nothing is written to disk.
     """
 
     def __init__(self, base: ObjectStore) -> None:
