@@ -1,11 +1,13 @@
 """Helpers of the store tests (gc, delta chains): a store in which only one tree stays
-reachable, through a commit of its own."""
+reachable, through a commit of its own; a table of spread integer keys on any engine."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from snapgit.objects import ObjType
 from snapgit.repo import Repo
@@ -44,3 +46,16 @@ def disk_store(root: Path) -> DiskObjectStore:
     (root / "objects" / "pack").mkdir(parents=True, exist_ok=True)
     (root / "tmp").mkdir(exist_ok=True)
     return DiskObjectStore(root)
+
+
+def spread_keys_table(engine: sa.Engine, rows: int = 1500) -> sa.Table:
+    """Table t (id BIGINT key, v VARCHAR(20)) of ``rows`` rows, ids 0, 7, 14, ...: a key range
+    the scan pool cuts into chunks on any engine."""
+    meta = sa.MetaData()
+    t = sa.Table(
+        "t", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20))
+    )
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(t.insert(), [{"id": i * 7, "v": f"v{i % 13}"} for i in range(rows)])
+    return t

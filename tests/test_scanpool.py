@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from snapgit import Repo
 from snapgit.objects import ObjType
 from snapgit.snapshot import tablewriter as tablewriter_mod
+from storekit import spread_keys_table
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -76,13 +77,7 @@ def test_ranges_joined_give_the_tree_of_one_process(tmp_path_factory, monkeypatc
 
 
 def test_every_database(db_url, db_kind, db_engine, tmp_path: Path, monkeypatch, small_leaves) -> None:
-    meta = sa.MetaData()
-    t = sa.Table(
-        "t", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20))
-    )
-    meta.create_all(db_engine)
-    with db_engine.begin() as conn:
-        conn.execute(t.insert(), [{"id": i * 7, "v": f"v{i % 13}"} for i in range(1500)])
+    spread_keys_table(db_engine)
     with Repo.init(tmp_path, db_url=db_url) as repo:
         _alone, split = trees_agree(monkeypatch, repo)
         # MariaDB cannot share a snapshot between connections: read by the commit alone

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit import Repo
 from snapgit.compare.diff import TableDiff
+from storekit import spread_keys_table
 
 IN_CI = os.environ.get("CI") == "true"
 
@@ -139,13 +139,7 @@ def test_without_room_for_a_scratch_store_status_builds_in_memory(tmp_path: Path
 
 
 def test_status_on_every_database(db_url, db_kind, db_engine, tmp_path: Path, monkeypatch, small_leaves) -> None:
-    meta = sa.MetaData()
-    t = sa.Table(
-        "t", meta, sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False), sa.Column("v", sa.String(20))
-    )
-    meta.create_all(db_engine)
-    with db_engine.begin() as conn:
-        conn.execute(t.insert(), [{"id": i * 7, "v": f"v{i % 13}"} for i in range(1500)])
+    t = spread_keys_table(db_engine)
     with Repo.init(tmp_path, db_url=db_url) as repo:
         repo.commit("first")
         with db_engine.begin() as conn:

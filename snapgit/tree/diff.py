@@ -178,17 +178,18 @@ def diff_trees_shared(
         return
     conn, proc = fork(_diff_apart, old_reader, old_root, new_reader, new_root, split, pipe_bytes=1 << 20)
     held: deque[RowChange] = deque()
-    state = {"done": False, "failed": False}
+    done = failed = False
 
     def take(wait: bool) -> None:
-        while not state["done"] and (wait or (len(held) < _HELD and conn.poll())):
+        nonlocal done, failed
+        while not done and (wait or (len(held) < _HELD and conn.poll())):
             try:
                 msg = conn.recv()
             except (EOFError, OSError):
-                state["done"] = state["failed"] = True
+                done = failed = True
                 return
             if msg[0] == "done":
-                state["done"] = True
+                done = True
             else:
                 held.extend(msg[1])
             if wait:
@@ -205,10 +206,10 @@ def diff_trees_shared(
                 ch = held.popleft()
                 last = ch.key
                 yield ch
-            if state["done"]:
+            if done:
                 break
             take(wait=True)
-        if state["failed"]:  # what the other process did not send, diffed here
+        if failed:  # what the other process did not send, diffed here
             yield from diff_trees(old_reader, old_root, new_reader, new_root, lo=last)
     finally:
         end(conn, proc)
