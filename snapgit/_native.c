@@ -17,6 +17,8 @@
  *   index_entries  a pack index's entries, sorted (128K ids in a few ms; in Python, 90 ms).
  *   sorted_hits  which of many sorted prefixes a pack index holds (a commit's batched probes).
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
+ *   patch_leaf   a tree leaf with some of its record ids replaced, and its new id (a commit
+ *                through the change log).
  *   whole_run    a run of objects of a pack block, each stored whole and verified against its
  *                id (a bulk read of records).
  *   sqlite_params  records as the parameters the rows path gives SQLite (None: it does it).
@@ -503,6 +505,141 @@ static PyObject *leaf_size(PyObject *mod, PyObject *args) {
     }
     size += (unsigned long long)ids_len + (ids_len < 256 ? 2 : ids_len < 65536 ? 3 : 5);
     return PyLong_FromUnsignedLongLong(size);
+}
+
+/* The length of a msgpack bin at p[*at..n) in its shortest form, *at moved past its header;
+   -1 when it is not one (another type, a longer header than needed, past the end). */
+static long long mp_bin(const unsigned char *p, size_t n, size_t *at) {
+    size_t a = *at, len, head;
+    if (a >= n) return -1;
+    if (p[a] == 0xc4 && a + 2 <= n) {
+        len = p[a + 1];
+        head = 2;
+    } else if (p[a] == 0xc5 && a + 3 <= n) {
+        len = (size_t)p[a + 1] << 8 | p[a + 2];
+        if (len < 256) return -1;
+        head = 3;
+    } else if (p[a] == 0xc6 && a + 5 <= n) {
+        len = (size_t)p[a + 1] << 24 | (size_t)p[a + 2] << 16 | (size_t)p[a + 3] << 8 | p[a + 4];
+        if (len < 65536) return -1;
+        head = 5;
+    } else
+        return -1;
+    if (len > n - a - head) return -1;
+    *at = a + head;
+    return (long long)len;
+}
+
+/* patch_leaf(data, edits, rids) -> (new data, its leaf id, changed) or None: the tree leaf
+   ``data`` (msgpack [0, [key...], ids], every header in its shortest form, as Node.encode
+   writes it) with the record id of the row of each key of ``edits`` (ascending) set to the
+   same place of ``rids``, the new leaf's id (SHA-256 of the node type byte and the bytes), and
+   which places of ``edits`` changed an id. (b"", b"", []) when none did; None when the leaf is
+   not so encoded or a key of ``edits`` is not one of its keys (rows added or removed: the
+   caller rebuilds the leaf). The reference is snapgit/native.py's, with msgpack. */
+static PyObject *patch_leaf(PyObject *mod, PyObject *args) {
+    Py_buffer d;
+    PyObject *edits, *rids;
+    if (!PyArg_ParseTuple(args, "y*O!O!", &d, &PyList_Type, &edits, &PyList_Type, &rids)) return NULL;
+    const unsigned char *p = d.buf;
+    size_t n = (size_t)d.len, at = 3, count;
+    Py_ssize_t ne = PyList_GET_SIZE(edits);
+    size_t *keys = NULL; /* where each key starts (its bytes, after the header) */
+    size_t *lens = NULL;
+    PyObject *out = NULL, *changed = NULL, *fresh = NULL;
+    if (PyList_GET_SIZE(rids) != ne) {
+        PyErr_SetString(PyExc_ValueError, "patch_leaf: edits and rids differ in length");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < ne; k++) {
+        PyObject *e = PyList_GET_ITEM(edits, k), *r = PyList_GET_ITEM(rids, k);
+        if (!PyBytes_Check(e) || !PyBytes_Check(r) || PyBytes_GET_SIZE(r) != 32) {
+            PyErr_SetString(PyExc_TypeError, "patch_leaf: edits must be bytes, rids 32 bytes each");
+            goto done;
+        }
+    }
+    if (n < 3 || p[0] != 0x93 || p[1] != 0x00) goto not_leaf;
+    if ((p[2] & 0xf0) == 0x90)
+        count = p[2] & 0x0f;
+    else if (p[2] == 0xdc && n >= 5) {
+        count = (size_t)p[3] << 8 | p[4];
+        if (count < 16) goto not_leaf;
+        at = 5;
+    } else if (p[2] == 0xdd && n >= 7) {
+        count = (size_t)p[3] << 24 | (size_t)p[4] << 16 | (size_t)p[5] << 8 | p[6];
+        if (count < 65536) goto not_leaf;
+        at = 7;
+    } else
+        goto not_leaf;
+    if (count > n) goto not_leaf; /* every key takes two bytes at least */
+    keys = PyMem_Malloc((count ? count : 1) * sizeof *keys);
+    lens = PyMem_Malloc((count ? count : 1) * sizeof *lens);
+    if (!keys || !lens) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t i = 0; i < count; i++) {
+        long long len = mp_bin(p, n, &at);
+        if (len < 0) goto not_leaf;
+        keys[i] = at;
+        lens[i] = (size_t)len;
+        at += (size_t)len;
+    }
+    long long idlen = mp_bin(p, n, &at);
+    if (idlen < 0 || (size_t)idlen != 32 * count || at + (size_t)idlen != n) goto not_leaf;
+    size_t ids_at = at;
+    fresh = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+    changed = PyList_New(0);
+    if (!fresh || !changed) goto done;
+    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(fresh);
+    for (Py_ssize_t k = 0; k < ne; k++) {
+        PyObject *e = PyList_GET_ITEM(edits, k);
+        const unsigned char *ep = (const unsigned char *)PyBytes_AS_STRING(e);
+        size_t el = (size_t)PyBytes_GET_SIZE(e), lo = 0, hi = count;
+        while (lo < hi) { /* the first key not below e, as bytes compare */
+            size_t m = lo + (hi - lo) / 2, kl = lens[m];
+            int c = memcmp(p + keys[m], ep, kl < el ? kl : el);
+            if (c < 0 || (c == 0 && kl < el)) lo = m + 1;
+            else hi = m;
+        }
+        if (lo == count || lens[lo] != el || memcmp(p + keys[lo], ep, el) != 0) goto not_leaf;
+        unsigned char *slot = q + ids_at + 32 * lo;
+        const char *rid = PyBytes_AS_STRING(PyList_GET_ITEM(rids, k));
+        if (memcmp(slot, rid, 32) != 0) {
+            memcpy(slot, rid, 32);
+            PyObject *kk = PyLong_FromSsize_t(k);
+            if (!kk || PyList_Append(changed, kk) < 0) {
+                Py_XDECREF(kk);
+                goto done;
+            }
+            Py_DECREF(kk);
+        }
+    }
+    if (PyList_GET_SIZE(changed) == 0) {
+        out = Py_BuildValue("(yyO)", "", "", changed);
+        goto done;
+    }
+    unsigned char id[32];
+    static const unsigned char node_type = 2;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int bad = digest(ctx, &node_type, 1, q, n, id);
+    EVP_MD_CTX_free(ctx);
+    if (bad) goto done;
+    out = Py_BuildValue("(Oy#O)", fresh, (const char *)id, (Py_ssize_t)32, changed);
+    goto done;
+not_leaf:
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(fresh);
+    Py_XDECREF(changed);
+    PyMem_Free(keys);
+    PyMem_Free(lens);
+    PyBuffer_Release(&d);
+    return out;
 }
 
 static PyObject *set_ext_type(PyObject *mod, PyObject *cls) {
@@ -1744,6 +1881,7 @@ static PyMethodDef methods[] = {
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
     {"leaf_size", leaf_size, METH_VARARGS, "the canonical length of a leaf of these keys and ids"},
+    {"patch_leaf", patch_leaf, METH_VARARGS, "a leaf with some record ids replaced, and its id"},
     {"whole_run", whole_run, METH_VARARGS, "a run of whole objects of a pack block, verified"},
     {"sqlite_params", sqlite_params, METH_VARARGS, "records as SQLite parameters, or None"},
     {"pg_copy_rows", pg_copy_rows, METH_VARARGS, "records as PostgreSQL binary COPY tuples, or None"},

@@ -7,6 +7,8 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
 * :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
 * :func:`leaf_size`: the canonical length of a tree leaf (a leaf is patched only if so encoded);
+* :func:`patch_leaf`: a canonically encoded tree leaf with some record ids replaced, and its id
+  (a commit through the change log patches most of the leaves it writes);
 * :func:`whole_run`: a run of objects of a pack block, each stored whole and verified against
   its id (the object store's bulk reads);
 * :func:`sqlite_params`: stored records as the parameters SQLite is given (a restore's rows);
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +42,7 @@ __all__ = [
     "sorted_hits",
     "index_sole",
     "leaf_size",
+    "patch_leaf",
     "whole_run",
     "sqlite_params",
     "SQ_ANY",
@@ -128,6 +132,48 @@ def leaf_size(keys: list[bytes], ids_len: int) -> int:
         return _native.leaf_size(keys, ids_len)
     head = 2 if ids_len < 256 else 3 if ids_len < 1 << 16 else 5
     return 2 + len(msgpack.packb(keys, use_bin_type=True)) + head + ids_len
+
+
+def patch_leaf(data: bytes, edits: list[bytes], rids: list[bytes]) -> tuple[bytes, bytes, list[int]] | None:
+    """The tree leaf ``data`` (``[0, [key...], ids]`` in msgpack's shortest form, as
+    :meth:`snapgit.objects.Node.encode` writes it) with the record id of the row of each key of
+    ``edits`` (ascending) set to the same place of ``rids``: (the new leaf's bytes, its id, the
+    places of ``edits`` whose id changed); ``(b"", b"", [])`` when none did. None when the leaf
+    is not so encoded, or a key of ``edits`` is not one of its keys (rows were added or removed:
+    the caller rebuilds the leaf). In C, one call; here, msgpack and :func:`leaf_size`."""
+    if _native is not None:
+        return _native.patch_leaf(data, edits, rids)
+    if len(edits) != len(rids) or any(len(r) != 32 for r in rids):
+        raise ValueError("patch_leaf: edits and rids differ in length, or a rid is not 32 bytes")
+    try:
+        level, keys, blob = msgpack.unpackb(data, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException):  # what bad input raises, unpacked or not
+        return None
+    if (
+        type(level) is not int
+        or level != 0
+        or not isinstance(keys, list)
+        or not all(type(k) is bytes for k in keys)
+        or type(blob) is not bytes
+        or len(blob) != 32 * len(keys)
+        or len(data) != leaf_size(keys, len(blob))  # any longer form is longer
+    ):
+        return None
+    start = len(data) - len(blob)  # the ids are the last field, of fixed length
+    new = bytearray(data)
+    changed: list[int] = []
+    for k, (key, rid) in enumerate(zip(edits, rids, strict=True)):
+        i = bisect_left(keys, key)
+        if i == len(keys) or keys[i] != key:
+            return None
+        o = start + 32 * i
+        if new[o : o + 32] != rid:
+            new[o : o + 32] = rid
+            changed.append(k)
+    if not changed:
+        return b"", b"", []
+    fresh = bytes(new)
+    return fresh, _sha256(b"\x02" + fresh).digest(), changed
 
 
 def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefix: int) -> int | None:

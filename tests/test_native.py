@@ -580,6 +580,62 @@ def test_leaf_size_is_the_length_of_the_leaf_encoded(keys: list[bytes], ids: int
         assert native.leaf_size(keys, 32 * ids) == encoded
 
 
+def _longer_bin(b: bytes) -> bytes:
+    """``b`` (under 64 KB) as a msgpack bin with a header longer than it needs (bin 32)."""
+    return b"\xc6" + len(b).to_bytes(4, "big") + b
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keys=st.lists(st.binary(min_size=0, max_size=300), max_size=40, unique=True).map(sorted),
+    picks=st.lists(st.tuples(st.integers(0, 39), st.booleans()), max_size=6),
+    absent=st.lists(st.binary(max_size=6), max_size=2),
+    encoding=st.sampled_from(["canonical", "long key", "long array", "level false", "trailing"]),
+)
+def test_patch_leaf_is_the_leaf_encoded_again(keys, picks, absent, encoding) -> None:
+    """patch_leaf in C and in Python: a canonically encoded leaf with some record ids replaced
+    is the leaf of those ids encoded again, with its id; a leaf encoded any other way, or an
+    edit that is not one of its keys, is None (the leaf is then rebuilt), and no changed id is
+    (b"", b"", [])."""
+    ids = [hashlib.sha256(k).digest() for k in keys]
+    data = Node(0, keys, ids).encode()
+    if encoding == "long key" and keys:
+        data = b"\x93\x00" + (bytes([0x90 | len(keys)]) if len(keys) < 16 else b"\xdc" + len(keys).to_bytes(2, "big"))
+        data += _longer_bin(keys[0]) + b"".join(msgpack.packb(k, use_bin_type=True) for k in keys[1:])
+        data += msgpack.packb(b"".join(ids), use_bin_type=True)
+    elif encoding == "long array":
+        data = b"\x93\x00\xdd" + len(keys).to_bytes(4, "big") + data[3 if len(keys) < 16 else 5 :]
+    elif encoding == "level false":
+        data = b"\x93\xc2" + data[2:]
+    elif encoding == "trailing":
+        data += b"\x00"
+    chosen = sorted({i % len(keys): same for i, same in picks}.items()) if keys else []
+    edits = [keys[i] for i, _ in chosen]
+    rids = [ids[i] if same else hashlib.sha256(b"new" + keys[i]).digest() for i, same in chosen]
+    if absent:
+        extra = sorted(set(absent) - set(keys))
+        edits, rids = edits + extra, rids + [b"\x01" * 32] * len(extra)
+        order = sorted(range(len(edits)), key=edits.__getitem__)
+        edits, rids = [edits[i] for i in order], [rids[i] for i in order]
+    got = native.patch_leaf(data, edits, rids)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(native, "_native", None)
+        assert native.patch_leaf(data, edits, rids) == got
+    canonical = encoding == "canonical" or (encoding == "long key" and not keys)
+    if not canonical or any(e not in keys for e in edits):
+        assert got is None
+        return
+    new_ids = list(ids)
+    for e, r in zip(edits, rids, strict=True):
+        new_ids[keys.index(e)] = r
+    changed = [k for k, (e, r) in enumerate(zip(edits, rids, strict=True)) if ids[keys.index(e)] != r]
+    if not changed:
+        assert got == (b"", b"", [])
+        return
+    fresh = Node(0, keys, new_ids).encode()
+    assert got == (fresh, hashlib.sha256(b"\x02" + fresh).digest(), changed)
+
+
 @needs_native
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(

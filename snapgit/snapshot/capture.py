@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
 from snapgit.forked import aside
-from snapgit.objects import Node, TableEntry, split_ids
+from snapgit.objects import Node, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
@@ -425,11 +425,12 @@ class _Editor:
             return
         patched = _patch(tw, nid, edits[ci:cj], self.changed)
         if patched is not None:  # rows changed in place only: the leaf's bytes with new ids
-            new_nid, keys, ids_now = patched
+            new_nid, data = patched
             if builder.between_leaves() and node_ends(0, last, count):
                 builder.add_leaf_ref(last, last, new_nid, count)
             else:
-                builder.add_batch(keys, ids_now.split())
+                node = Node.decode(data)
+                builder.add_batch(node.keys, node.ids)
             return
         leaf = tw.old.leaf(nid)
         entries = dict(zip(leaf.keys, leaf.ids, strict=True))
@@ -482,21 +483,6 @@ def _patch_shared(
     return out
 
 
-class _IdsNow:
-    """A patched leaf's record ids, split from the parent's when asked for."""
-
-    __slots__ = ("blob", "at", "rids")
-
-    def __init__(self, blob: bytes, at: list[int], rids: list[bytes]) -> None:
-        self.blob, self.at, self.rids = blob, at, rids
-
-    def split(self) -> list[bytes]:
-        ids = split_ids(self.blob)
-        for i, rid in zip(self.at, self.rids, strict=True):
-            ids[i] = rid
-        return ids
-
-
 # leaves to patch: below, a fork and the other process's store cost more than half of them
 _SHARED_MIN = 512
 
@@ -534,27 +520,18 @@ def _patch_apart(
 
 def _patch(
     tw: TableWriter, nid: bytes, edits: list[bytes], changed: dict[bytes, tuple[bytes, bytes]]
-) -> tuple[bytes, list[bytes], _IdsNow] | None:
+) -> tuple[bytes, bytes] | None:
     """The parent's leaf ``nid`` with the record ids of its edited rows replaced, stored
-    with their records (:meth:`TableWriter.patch_at`): (its id, its keys, its record ids); None
-    when an edit adds or removes a row (the leaf is then rebuilt). The leaf is read once, as
-    bytes, and its ids are split only when asked for (rarely: see :meth:`_Editor.leaf`)."""
+    with their records (:meth:`TableWriter.patch_edits`): (its id, its bytes); None when an
+    edit adds or removes a row (the leaf is then rebuilt). The leaf is read once, as bytes, and
+    decoded only when its rows are asked for (rarely: see :meth:`_Editor.leaf`)."""
     assert tw.old is not None
-    stored = tw.old.leaf_bytes(nid)
-    keys = stored[1]
-    n = len(keys)
-    at: list[int] = []
     rids: list[bytes] = []
     payloads: list[bytes] = []
     for k in edits:
-        i = bisect_left(keys, k)
         hit = changed.get(k)
-        if hit is None or i == n or keys[i] != k:
+        if hit is None:  # a row removed
             return None
-        at.append(i)
         rids.append(hit[0])
         payloads.append(hit[1])
-    new_nid = tw.patch_at(nid, stored, at, rids, payloads)
-    if new_nid is None:
-        return None
-    return new_nid, keys, _IdsNow(stored[2], at, rids)
+    return tw.patch_edits(nid, tw.old.leaf_data(nid), edits, rids, payloads)

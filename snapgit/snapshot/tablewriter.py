@@ -23,7 +23,7 @@ from operator import is_not
 from typing import Any, TypeGuard, cast
 
 from snapgit.errors import CorruptError
-from snapgit.native import leaf_size
+from snapgit.native import leaf_size, patch_leaf
 from snapgit.objects import ID_LEN, Node, ObjType, unpack_canonical
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
 from snapgit.tree.prolly import leaf_index, load_node
@@ -104,6 +104,13 @@ class OldTree:
                 del self._leaves[next(iter(self._leaves))]
             self._leaves[nid] = node
         return node
+
+    def leaf_data(self, nid: bytes) -> bytes:
+        """A leaf's bytes as stored, undecoded (:meth:`TableWriter.patch_edits` reads them)."""
+        otype, data = self.objects.get(nid)
+        if otype != ObjType.NODE:
+            raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
+        return data
 
     def leaf_bytes(self, nid: bytes) -> tuple[bytes, list[bytes], bytes]:
         """A leaf as stored: (its bytes, its keys, its record ids joined), without splitting the
@@ -341,6 +348,27 @@ class TableWriter:
         if not old.known_leaf(nid) and nid not in self._nodes:
             self._store_node(data, nid, base)
         return nid
+
+    def patch_edits(
+        self, base: bytes, data: bytes, edits: list[bytes], rids: list[bytes], payloads: list[bytes]
+    ) -> tuple[bytes, bytes] | None:
+        """:meth:`patch_leaf` by keys: the parent's leaf ``base``, stored as ``data``
+        (:meth:`OldTree.leaf_data`), with the row of each key of ``edits`` (ascending) given the
+        record id ``rids[k]`` and the record ``payloads[k]``: (the new leaf's id, its bytes),
+        stored with the records that changed unless the store has it. None when a key of
+        ``edits`` is not one of the leaf's (a row added or removed) or the leaf is not encoded
+        canonically: it is then rebuilt. The leaf is never decoded (:func:`native.patch_leaf`)."""
+        got = patch_leaf(data, edits, rids)
+        if got is None:
+            return None
+        fresh, nid, changed = got
+        if not changed:
+            return base, data
+        self.write_records([rids[k] for k in changed], [payloads[k] for k in changed])
+        old = self.old
+        if not (old is not None and old.known_leaf(nid)) and nid not in self._nodes:
+            self._store_node(fresh, nid, base)
+        return nid, fresh
 
 
 def all_given(payloads: list[bytes | None]) -> TypeGuard[list[bytes]]:

@@ -50,6 +50,7 @@ from snapgit.store.pack import (
     entry_depth,
     entry_frame,
     entry_full,
+    entry_in,
     entry_kind,
     entry_type,
     fsync_dir,
@@ -757,7 +758,8 @@ class DiskObjectStore:
         cannot give. Anything else (a prefix two objects share, a link not found, an entry
         that does not parse, a hash that differs) is None."""
         packs = self._packs
-        frames: list[bytes] = []
+        full_cache, links, mapped = self._full_cache, self._links, self._mapped
+        frames: list[memoryview] = []
         ids: list[bytes] = []  # the chain's objects read from packs, oid first
         found_in: list[str] = []  # the pack each was found in
         cur = oid
@@ -767,41 +769,43 @@ class DiskObjectStore:
         try:
             for link in range(MAX_DELTA_DEPTH + 1):
                 if link:
-                    cached = self._full_cache.get(cur) or self._links.get(cur)
+                    cached = full_cache.get(cur) or links.get(cur)
                     if cached is not None:
                         root = cached[0]
                         break
-                entry = b""
-                found = ""
+                block: memoryview | None = None
+                ends: list[int] = []
+                i = 0
                 for name in itertools.chain(prefer, (n for n in order if n not in prefer)) if prefer else order:
                     got = packs.get(name)
                     if got is None:
                         continue
-                    ordinal = got[0].sole(cur, self._mapped)
+                    ordinal = got[0].sole(cur, mapped)
                     if ordinal == -1:
                         continue
                     if ordinal < 0:  # several objects share the prefix: the careful road
                         return None
-                    entry, found = self._reader(name).entry(ordinal), name
+                    reader = got[1]
+                    block, ends, i = (reader if reader is not None else self._reader(name)).block_at(ordinal)
                     break
-                if len(entry) < 2:
+                if block is None:
                     return None
-                self._answered(found, order)
+                parsed = entry_in(block, ends[i - 1] if i else 0, ends[i])
+                if parsed is None:
+                    return None
+                if order[0] != name:
+                    self._answered(name, order)
                 ids.append(cur)
-                found_in.append(found)
-                kind = entry_kind(entry)
+                found_in.append(name)
+                kind, link_depth, base, rest = parsed
                 if kind == FULL:
-                    root = entry_full(entry)
+                    root = bytes(rest)
                     break
-                if kind != DELTA:
-                    return None
                 if not link:
-                    depth = entry_depth(entry)
-                cur = entry_base(entry)
-                if len(cur) != len(oid):
-                    return None
-                frames.append(entry_frame(entry))
-                prefer = self._base_packs.get(found)
+                    depth = link_depth
+                cur = base
+                frames.append(rest)
+                prefer = self._base_packs.get(name)
                 order = self._base_mru
             else:
                 return None
@@ -811,9 +815,10 @@ class DiskObjectStore:
         if hashlib.sha256(full).digest() != oid:
             return None
         # what the careful road would have learnt: where bases were, and each link's base
-        for k in range(1, len(found_in)):
-            self._hint(found_in[k - 1], found_in[k])
-        self._learn_bases((ids[k], ids[k + 1] if k + 1 < len(ids) else cur) for k in range(len(frames)))
+        if frames:
+            for k in range(1, len(found_in)):
+                self._hint(found_in[k - 1], found_in[k])
+            self._learn_bases((ids[k], ids[k + 1] if k + 1 < len(ids) else cur) for k in range(len(frames)))
         self._found_in = found_in[0]
         if full[0] != _RECORD:  # nodes and metadata are read again and again
             self._keep_full(oid, full, depth)

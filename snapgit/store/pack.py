@@ -147,6 +147,26 @@ def entry_base(entry: bytes | memoryview) -> bytes:
     return bytes(entry[_DEPTH + 1 : _BASE_END])
 
 
+def entry_in(block: memoryview, start: int, end: int) -> tuple[int, int, bytes, memoryview] | None:
+    """The entry ``block[start:end]`` of a decompressed block, taken apart without copying it:
+    (kind, depth, base, rest), where a :data:`FULL` entry has depth 0, no base and the full
+    bytes (type byte + data) as rest, and a :data:`DELTA` entry its frame; None when it is too
+    short for its kind or of another kind (damage). For reading delta chains link by link."""
+    if end - start < 2:
+        return None
+    kind = block[start + _KIND]
+    if kind == FULL:
+        return FULL, 0, b"", block[start + _TYPE : end]
+    if kind != DELTA or end - start < _BASE_END:
+        return None
+    return (
+        DELTA,
+        block[start + _DEPTH],
+        bytes(block[start + _DEPTH + 1 : start + _BASE_END]),
+        block[start + _BASE_END : end],
+    )
+
+
 def entry_frame(entry: _Buffer) -> _Buffer:
     """The zstd frame of a :data:`DELTA` entry (:func:`delta_decompress` reads it)."""
     return entry[_BASE_END:]
