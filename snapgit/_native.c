@@ -19,6 +19,7 @@
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
  *   patch_leaf   a tree leaf with some of its record ids replaced, and its new id (a commit
  *                through the change log).
+ *   leaf_ids     the record ids a tree leaf holds under some keys, not decoding it (status).
  *   whole_run    a run of objects of a pack block, each stored whole and verified against its
  *                id (a bulk read of records).
  *   sqlite_params  records as the parameters the rows path gives SQLite (None: it does it).
@@ -530,6 +531,85 @@ static long long mp_bin(const unsigned char *p, size_t n, size_t *at) {
     return (long long)len;
 }
 
+/* A tree leaf as Node.encode writes it, taken apart: msgpack [0, [key...], ids] with every
+   header in its shortest form and nothing after it. */
+typedef struct {
+    size_t count;  /* keys */
+    size_t *keys;  /* where each key's bytes start */
+    size_t *lens;  /* and their lengths */
+    size_t ids_at; /* where the record ids (32 bytes each, in key order) start */
+} Leaf;
+
+static void leaf_free(Leaf *leaf) {
+    PyMem_Free(leaf->keys);
+    PyMem_Free(leaf->lens);
+    leaf->keys = leaf->lens = NULL;
+}
+
+/* 1: parsed; 0: not a leaf so encoded; -1: an error set (memory). */
+static int leaf_parse(const unsigned char *p, size_t n, Leaf *leaf) {
+    size_t at = 3, count;
+    leaf->keys = leaf->lens = NULL;
+    if (n < 3 || p[0] != 0x93 || p[1] != 0x00) return 0;
+    if ((p[2] & 0xf0) == 0x90)
+        count = p[2] & 0x0f;
+    else if (p[2] == 0xdc && n >= 5) {
+        count = (size_t)p[3] << 8 | p[4];
+        if (count < 16) return 0;
+        at = 5;
+    } else if (p[2] == 0xdd && n >= 7) {
+        count = (size_t)p[3] << 24 | (size_t)p[4] << 16 | (size_t)p[5] << 8 | p[6];
+        if (count < 65536) return 0;
+        at = 7;
+    } else
+        return 0;
+    if (count > n) return 0; /* every key takes two bytes at least */
+    leaf->keys = PyMem_Malloc((count ? count : 1) * sizeof *leaf->keys);
+    leaf->lens = PyMem_Malloc((count ? count : 1) * sizeof *leaf->lens);
+    if (!leaf->keys || !leaf->lens) {
+        leaf_free(leaf);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        long long len = mp_bin(p, n, &at);
+        if (len < 0) goto no;
+        leaf->keys[i] = at;
+        leaf->lens[i] = (size_t)len;
+        at += (size_t)len;
+    }
+    long long idlen = mp_bin(p, n, &at);
+    if (idlen < 0 || (size_t)idlen != 32 * count || at + (size_t)idlen != n) goto no;
+    leaf->count = count;
+    leaf->ids_at = at;
+    return 1;
+no:
+    leaf_free(leaf);
+    return 0;
+}
+
+/* The place of key e among the leaf's keys, or -1 when it is not one (bytes compare). */
+static long long leaf_find(const unsigned char *p, const Leaf *leaf, const unsigned char *e, size_t el) {
+    size_t lo = 0, hi = leaf->count;
+    while (lo < hi) {
+        size_t m = lo + (hi - lo) / 2, kl = leaf->lens[m];
+        int c = memcmp(p + leaf->keys[m], e, kl < el ? kl : el);
+        if (c < 0 || (c == 0 && kl < el)) lo = m + 1;
+        else hi = m;
+    }
+    if (lo == leaf->count || leaf->lens[lo] != el || memcmp(p + leaf->keys[lo], e, el) != 0) return -1;
+    return (long long)lo;
+}
+
+static int all_bytes(PyObject *list, const char *what) {
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(list); k++)
+        if (!PyBytes_Check(PyList_GET_ITEM(list, k))) {
+            PyErr_Format(PyExc_TypeError, "%s must be bytes", what);
+            return -1;
+        }
+    return 0;
+}
+
 /* patch_leaf(data, edits, rids) -> (new data, its leaf id, changed) or None: the tree leaf
    ``data`` (msgpack [0, [key...], ids], every header in its shortest form, as Node.encode
    writes it) with the record id of the row of each key of ``edits`` (ascending) set to the
@@ -542,68 +622,32 @@ static PyObject *patch_leaf(PyObject *mod, PyObject *args) {
     PyObject *edits, *rids;
     if (!PyArg_ParseTuple(args, "y*O!O!", &d, &PyList_Type, &edits, &PyList_Type, &rids)) return NULL;
     const unsigned char *p = d.buf;
-    size_t n = (size_t)d.len, at = 3, count;
+    size_t n = (size_t)d.len;
     Py_ssize_t ne = PyList_GET_SIZE(edits);
-    size_t *keys = NULL; /* where each key starts (its bytes, after the header) */
-    size_t *lens = NULL;
+    Leaf leaf = {0};
     PyObject *out = NULL, *changed = NULL, *fresh = NULL;
     if (PyList_GET_SIZE(rids) != ne) {
         PyErr_SetString(PyExc_ValueError, "patch_leaf: edits and rids differ in length");
         goto done;
     }
-    for (Py_ssize_t k = 0; k < ne; k++) {
-        PyObject *e = PyList_GET_ITEM(edits, k), *r = PyList_GET_ITEM(rids, k);
-        if (!PyBytes_Check(e) || !PyBytes_Check(r) || PyBytes_GET_SIZE(r) != 32) {
-            PyErr_SetString(PyExc_TypeError, "patch_leaf: edits must be bytes, rids 32 bytes each");
+    if (all_bytes(edits, "patch_leaf: edits") < 0 || all_bytes(rids, "patch_leaf: rids") < 0) goto done;
+    for (Py_ssize_t k = 0; k < ne; k++)
+        if (PyBytes_GET_SIZE(PyList_GET_ITEM(rids, k)) != 32) {
+            PyErr_SetString(PyExc_ValueError, "patch_leaf: a rid is not 32 bytes");
             goto done;
         }
-    }
-    if (n < 3 || p[0] != 0x93 || p[1] != 0x00) goto not_leaf;
-    if ((p[2] & 0xf0) == 0x90)
-        count = p[2] & 0x0f;
-    else if (p[2] == 0xdc && n >= 5) {
-        count = (size_t)p[3] << 8 | p[4];
-        if (count < 16) goto not_leaf;
-        at = 5;
-    } else if (p[2] == 0xdd && n >= 7) {
-        count = (size_t)p[3] << 24 | (size_t)p[4] << 16 | (size_t)p[5] << 8 | p[6];
-        if (count < 65536) goto not_leaf;
-        at = 7;
-    } else
-        goto not_leaf;
-    if (count > n) goto not_leaf; /* every key takes two bytes at least */
-    keys = PyMem_Malloc((count ? count : 1) * sizeof *keys);
-    lens = PyMem_Malloc((count ? count : 1) * sizeof *lens);
-    if (!keys || !lens) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (size_t i = 0; i < count; i++) {
-        long long len = mp_bin(p, n, &at);
-        if (len < 0) goto not_leaf;
-        keys[i] = at;
-        lens[i] = (size_t)len;
-        at += (size_t)len;
-    }
-    long long idlen = mp_bin(p, n, &at);
-    if (idlen < 0 || (size_t)idlen != 32 * count || at + (size_t)idlen != n) goto not_leaf;
-    size_t ids_at = at;
+    int parsed = leaf_parse(p, n, &leaf);
+    if (parsed < 0) goto done;
+    if (parsed == 0) goto not_leaf;
     fresh = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
     changed = PyList_New(0);
     if (!fresh || !changed) goto done;
     unsigned char *q = (unsigned char *)PyBytes_AS_STRING(fresh);
     for (Py_ssize_t k = 0; k < ne; k++) {
         PyObject *e = PyList_GET_ITEM(edits, k);
-        const unsigned char *ep = (const unsigned char *)PyBytes_AS_STRING(e);
-        size_t el = (size_t)PyBytes_GET_SIZE(e), lo = 0, hi = count;
-        while (lo < hi) { /* the first key not below e, as bytes compare */
-            size_t m = lo + (hi - lo) / 2, kl = lens[m];
-            int c = memcmp(p + keys[m], ep, kl < el ? kl : el);
-            if (c < 0 || (c == 0 && kl < el)) lo = m + 1;
-            else hi = m;
-        }
-        if (lo == count || lens[lo] != el || memcmp(p + keys[lo], ep, el) != 0) goto not_leaf;
-        unsigned char *slot = q + ids_at + 32 * lo;
+        long long i = leaf_find(p, &leaf, (const unsigned char *)PyBytes_AS_STRING(e), (size_t)PyBytes_GET_SIZE(e));
+        if (i < 0) goto not_leaf;
+        unsigned char *slot = q + leaf.ids_at + 32 * (size_t)i;
         const char *rid = PyBytes_AS_STRING(PyList_GET_ITEM(rids, k));
         if (memcmp(slot, rid, 32) != 0) {
             memcpy(slot, rid, 32);
@@ -636,8 +680,44 @@ not_leaf:
 done:
     Py_XDECREF(fresh);
     Py_XDECREF(changed);
-    PyMem_Free(keys);
-    PyMem_Free(lens);
+    leaf_free(&leaf);
+    PyBuffer_Release(&d);
+    return out;
+}
+
+/* leaf_ids(data, keys) -> [record id or None for each key] or None: the record ids the tree
+   leaf ``data`` (encoded as patch_leaf takes it) holds under ``keys``, None for a key it does
+   not hold; None when the leaf is not so encoded (the caller decodes it). */
+static PyObject *leaf_ids(PyObject *mod, PyObject *args) {
+    Py_buffer d;
+    PyObject *keys;
+    if (!PyArg_ParseTuple(args, "y*O!", &d, &PyList_Type, &keys)) return NULL;
+    const unsigned char *p = d.buf;
+    Leaf leaf = {0};
+    PyObject *out = NULL;
+    if (all_bytes(keys, "leaf_ids: keys") < 0) goto done;
+    int parsed = leaf_parse(p, (size_t)d.len, &leaf);
+    if (parsed < 0) goto done;
+    if (parsed == 0) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_ssize_t nk = PyList_GET_SIZE(keys);
+    out = PyList_New(nk);
+    if (!out) goto done;
+    for (Py_ssize_t k = 0; k < nk; k++) {
+        PyObject *e = PyList_GET_ITEM(keys, k);
+        long long i = leaf_find(p, &leaf, (const unsigned char *)PyBytes_AS_STRING(e), (size_t)PyBytes_GET_SIZE(e));
+        PyObject *rid = i < 0 ? Py_NewRef(Py_None)
+                              : PyBytes_FromStringAndSize((const char *)p + leaf.ids_at + 32 * (size_t)i, 32);
+        if (!rid) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, k, rid);
+    }
+done:
+    leaf_free(&leaf);
     PyBuffer_Release(&d);
     return out;
 }
@@ -1882,6 +1962,7 @@ static PyMethodDef methods[] = {
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
     {"leaf_size", leaf_size, METH_VARARGS, "the canonical length of a leaf of these keys and ids"},
     {"patch_leaf", patch_leaf, METH_VARARGS, "a leaf with some record ids replaced, and its id"},
+    {"leaf_ids", leaf_ids, METH_VARARGS, "the record ids a leaf holds under some keys"},
     {"whole_run", whole_run, METH_VARARGS, "a run of whole objects of a pack block, verified"},
     {"sqlite_params", sqlite_params, METH_VARARGS, "records as SQLite parameters, or None"},
     {"pg_copy_rows", pg_copy_rows, METH_VARARGS, "records as PostgreSQL binary COPY tuples, or None"},

@@ -9,6 +9,7 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`leaf_size`: the canonical length of a tree leaf (a leaf is patched only if so encoded);
 * :func:`patch_leaf`: a canonically encoded tree leaf with some record ids replaced, and its id
   (a commit through the change log patches most of the leaves it writes);
+* :func:`leaf_ids`: the record ids such a leaf holds under some keys (status through the log);
 * :func:`whole_run`: a run of objects of a pack block, each stored whole and verified against
   its id (the object store's bulk reads);
 * :func:`sqlite_params`: stored records as the parameters SQLite is given (a restore's rows);
@@ -43,6 +44,7 @@ __all__ = [
     "index_sole",
     "leaf_size",
     "patch_leaf",
+    "leaf_ids",
     "whole_run",
     "sqlite_params",
     "SQ_ANY",
@@ -145,20 +147,10 @@ def patch_leaf(data: bytes, edits: list[bytes], rids: list[bytes]) -> tuple[byte
         return _native.patch_leaf(data, edits, rids)
     if len(edits) != len(rids) or any(len(r) != 32 for r in rids):
         raise ValueError("patch_leaf: edits and rids differ in length, or a rid is not 32 bytes")
-    try:
-        level, keys, blob = msgpack.unpackb(data, raw=False)
-    except (ValueError, TypeError, msgpack.UnpackException):  # what bad input raises, unpacked or not
+    parts = _leaf_parts(data)
+    if parts is None:
         return None
-    if (
-        type(level) is not int
-        or level != 0
-        or not isinstance(keys, list)
-        or not all(type(k) is bytes for k in keys)
-        or type(blob) is not bytes
-        or len(blob) != 32 * len(keys)
-        or len(data) != leaf_size(keys, len(blob))  # any longer form is longer
-    ):
-        return None
+    keys, blob = parts
     start = len(data) - len(blob)  # the ids are the last field, of fixed length
     new = bytearray(data)
     changed: list[int] = []
@@ -174,6 +166,42 @@ def patch_leaf(data: bytes, edits: list[bytes], rids: list[bytes]) -> tuple[byte
         return b"", b"", []
     fresh = bytes(new)
     return fresh, _sha256(b"\x02" + fresh).digest(), changed
+
+
+def leaf_ids(data: bytes, keys: list[bytes]) -> list[bytes | None] | None:
+    """The record ids the tree leaf ``data`` (encoded as :func:`patch_leaf` takes it) holds
+    under each of ``keys``, None for a key it does not hold; None when the leaf is not so
+    encoded (the caller decodes it, which names any damage). In C the leaf is not decoded."""
+    if _native is not None:
+        return _native.leaf_ids(data, keys)
+    parts = _leaf_parts(data)
+    if parts is None:
+        return None
+    have, blob = parts
+    out: list[bytes | None] = []
+    for key in keys:
+        i = bisect_left(have, key)
+        out.append(blob[32 * i : 32 * i + 32] if i < len(have) and have[i] == key else None)
+    return out
+
+
+def _leaf_parts(data: bytes) -> tuple[list[bytes], bytes] | None:
+    """(keys, ids joined) of a tree leaf encoded in msgpack's shortest form, else None."""
+    try:
+        level, keys, blob = msgpack.unpackb(data, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException):  # what bad input raises, unpacked or not
+        return None
+    if (
+        type(level) is not int
+        or level != 0
+        or not isinstance(keys, list)
+        or not all(type(k) is bytes for k in keys)
+        or type(blob) is not bytes
+        or len(blob) != 32 * len(keys)
+        or len(data) != leaf_size(keys, len(blob))  # any longer form is longer
+    ):
+        return None
+    return keys, blob
 
 
 def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefix: int) -> int | None:

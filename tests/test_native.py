@@ -585,19 +585,12 @@ def _longer_bin(b: bytes) -> bytes:
     return b"\xc6" + len(b).to_bytes(4, "big") + b
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    keys=st.lists(st.binary(min_size=0, max_size=300), max_size=40, unique=True).map(sorted),
-    picks=st.lists(st.tuples(st.integers(0, 39), st.booleans()), max_size=6),
-    absent=st.lists(st.binary(max_size=6), max_size=2),
-    encoding=st.sampled_from(["canonical", "long key", "long array", "level false", "trailing"]),
-)
-def test_patch_leaf_is_the_leaf_encoded_again(keys, picks, absent, encoding) -> None:
-    """patch_leaf in C and in Python: a canonically encoded leaf with some record ids replaced
-    is the leaf of those ids encoded again, with its id; a leaf encoded any other way, or an
-    edit that is not one of its keys, is None (the leaf is then rebuilt), and no changed id is
-    (b"", b"", [])."""
-    ids = [hashlib.sha256(k).digest() for k in keys]
+LEAF_ENCODINGS = ["canonical", "long key", "long array", "level false", "trailing"]
+
+
+def _encoded_leaf(keys: list[bytes], ids: list[bytes], encoding: str) -> tuple[bytes, bool]:
+    """The leaf of ``keys`` and ``ids`` encoded as ``encoding`` says, and whether that is the
+    canonical encoding (Node.encode's)."""
     data = Node(0, keys, ids).encode()
     if encoding == "long key" and keys:
         data = b"\x93\x00" + (bytes([0x90 | len(keys)]) if len(keys) < 16 else b"\xdc" + len(keys).to_bytes(2, "big"))
@@ -609,6 +602,23 @@ def test_patch_leaf_is_the_leaf_encoded_again(keys, picks, absent, encoding) -> 
         data = b"\x93\xc2" + data[2:]
     elif encoding == "trailing":
         data += b"\x00"
+    return data, encoding == "canonical" or (encoding == "long key" and not keys)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keys=st.lists(st.binary(min_size=0, max_size=300), max_size=40, unique=True).map(sorted),
+    picks=st.lists(st.tuples(st.integers(0, 39), st.booleans()), max_size=6),
+    absent=st.lists(st.binary(max_size=6), max_size=2),
+    encoding=st.sampled_from(LEAF_ENCODINGS),
+)
+def test_patch_leaf_is_the_leaf_encoded_again(keys, picks, absent, encoding) -> None:
+    """patch_leaf in C and in Python: a canonically encoded leaf with some record ids replaced
+    is the leaf of those ids encoded again, with its id; a leaf encoded any other way, or an
+    edit that is not one of its keys, is None (the leaf is then rebuilt), and no changed id is
+    (b"", b"", [])."""
+    ids = [hashlib.sha256(k).digest() for k in keys]
+    data, canonical = _encoded_leaf(keys, ids, encoding)
     chosen = sorted({i % len(keys): same for i, same in picks}.items()) if keys else []
     edits = [keys[i] for i, _ in chosen]
     rids = [ids[i] if same else hashlib.sha256(b"new" + keys[i]).digest() for i, same in chosen]
@@ -621,7 +631,6 @@ def test_patch_leaf_is_the_leaf_encoded_again(keys, picks, absent, encoding) -> 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(native, "_native", None)
         assert native.patch_leaf(data, edits, rids) == got
-    canonical = encoding == "canonical" or (encoding == "long key" and not keys)
     if not canonical or any(e not in keys for e in edits):
         assert got is None
         return
@@ -634,6 +643,28 @@ def test_patch_leaf_is_the_leaf_encoded_again(keys, picks, absent, encoding) -> 
         return
     fresh = Node(0, keys, new_ids).encode()
     assert got == (fresh, hashlib.sha256(b"\x02" + fresh).digest(), changed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.binary(min_size=0, max_size=300), max_size=40, unique=True).map(sorted),
+    asked=st.lists(st.binary(max_size=4), max_size=8),
+    picks=st.lists(st.integers(0, 39), max_size=8),
+    encoding=st.sampled_from(LEAF_ENCODINGS),
+)
+def test_leaf_ids_are_the_decoded_leafs(keys, asked, picks, encoding) -> None:
+    """leaf_ids in C and in Python: the record id a canonically encoded leaf holds under each
+    key asked for, None for a key it does not hold, as the decoded leaf has them; None for a
+    leaf encoded any other way (the caller decodes it)."""
+    ids = [hashlib.sha256(k).digest() for k in keys]
+    data, canonical = _encoded_leaf(keys, ids, encoding)
+    wanted = sorted(set(asked) | {keys[i % len(keys)] for i in picks if keys})
+    got = native.leaf_ids(data, wanted)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(native, "_native", None)
+        assert native.leaf_ids(data, wanted) == got
+    held = dict(zip(keys, ids, strict=True))
+    assert got == ([held.get(k) for k in wanted] if canonical else None)
 
 
 @needs_native

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
+from snapgit.errors import CorruptError
 from snapgit.forked import aside
-from snapgit.objects import Node, TableEntry
+from snapgit.native import leaf_ids
+from snapgit.objects import Node, ObjType, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
@@ -194,7 +196,14 @@ def _parent_ids(
     top: bytes = root
 
     def walk(nid: bytes, lo: int, hi: int) -> None:
-        node = load_node(objects, nid)
+        otype, data = objects.get(nid)
+        if otype != ObjType.NODE:
+            raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
+        found = leaf_ids(data, edits[lo:hi])  # a leaf, not decoded; None: decoded below
+        if found is not None:
+            out[lo:hi] = found
+            return
+        node = Node.decode(data)
         if node.level == 0:
             keys, ids = node.keys, node.ids
             for i in range(lo, hi):
