@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
-__all__ = ["aside", "end", "fork", "send_batched"]
+__all__ = ["Shares", "aside", "end", "fork", "send_batched"]
 
 T = TypeVar("T")
 
@@ -104,3 +104,56 @@ def send_batched(conn: Connection, kind: str, items: Iterable[Any], size: Callab
     if batch:
         conn.send((kind, batch))
     conn.send(("done",))
+
+
+class Shares:
+    """Items ``0 .. n - 1`` shared out in chunks between this process, which takes them from the
+    front, and a process forked after this is made, which takes them from the back, until the
+    two meet: whichever goes faster does more. (A forked process is the slower one as a rule:
+    every page of the parent's objects it touches is copied on its first write, a reference
+    count included.) The two ends are in memory both processes share, changed under a lock.
+
+    A side that cannot take the lock within a second takes nothing more: the other process
+    died holding it, or will take the rest itself. So this process knows, by :attr:`taken`,
+    where its own share ends: if the other process fails, the items from there on are to be
+    done here."""
+
+    def __init__(self, n: int, chunk: int) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._ends = ctx.RawArray("q", [0, n])  # the front's next item, the back's end
+        self._lock = ctx.Lock()
+        self.n = n
+        self.chunk = chunk
+        self.taken = 0  # this process's share is 0 .. taken - 1
+
+    def ends(self) -> tuple[int, int]:
+        """(the next item the front takes, the first item the back has taken: n before it takes any)."""
+        with self._lock:
+            return self._ends[0], self._ends[1]
+
+    def front(self) -> range | None:
+        """The next chunk from the front, for this process; None once the two have met."""
+        if not self._lock.acquire(timeout=1.0):
+            return None
+        try:
+            lo, hi = self._ends[0], self._ends[1]
+            if lo >= hi:
+                return None
+            end = self._ends[0] = min(lo + self.chunk, hi)
+        finally:
+            self._lock.release()
+        self.taken = end
+        return range(lo, end)
+
+    def back(self) -> range | None:
+        """The next chunk from the back, for the forked process; None once the two have met."""
+        if not self._lock.acquire(timeout=1.0):
+            return None
+        try:
+            lo, hi = self._ends[0], self._ends[1]
+            if lo >= hi:
+                return None
+            start = self._ends[1] = max(hi - self.chunk, lo)
+        finally:
+            self._lock.release()
+        return range(start, hi)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit.encoding import encode_key
+from snapgit.forked import Shares
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.snapshot.capture import _apply_edits
@@ -101,11 +103,12 @@ def test_tree_from_the_log_is_the_tree_built_from_scratch(shape, size: int, hole
 # --- leaves patched by two processes -----------------------------------------------------------
 
 
-def _disk_run(root, old_rows: dict[int, int], logged: set[int], new_rows: dict[int, int], shared: bool, fail: bool):
+def _disk_run(root, old_rows: dict[int, int], logged: set[int], new_rows: dict[int, int], shared: bool, fail: str):
     """``_apply_edits`` on a disk store holding the tree of ``old_rows``, its leaves patched by
     two processes (``shared``, every time there are two leaves to patch) or one; ``fail``: the
-    other process fails before it patches anything. (root, records and nodes written, packs,
-    the leaves this process patched.)"""
+    other process fails before it patches anything ("at once"), or after it patched the chunk it
+    took first ("late"), or not (""). (root, records and nodes written, packs, the leaves this
+    process patched.)"""
     store = disk_store(root)
     old_root = build(store, old_rows)
     changed = {encode_key([k]): record(k, v) for k, v in new_rows.items() if k in logged}
@@ -122,7 +125,7 @@ def _disk_run(root, old_rows: dict[int, int], logged: set[int], new_rows: dict[i
         mp.setattr(capture, "_patch", counted)
         mp.setattr(capture, "_SHARED_MIN", 2 if shared else 1 << 40)
         if fail:
-            mp.setattr(capture, "_patch_apart", _fails)
+            mp.setattr(capture, "_patch_apart", _fails if fail == "at once" else _fails_late)
         with store.writer() as w:
             unstored = Unstored(store, w)
             tw = TableWriter(store, w, OldTree(store, old_root), unstored, "t")
@@ -145,6 +148,30 @@ def _fails(*args) -> None:
     raise RuntimeError("the other process fails")
 
 
+class _WaitingShares(Shares):
+    """Shares whose front, the first time, waits until the other process has taken a chunk
+    (up to ten seconds): so that both patch some leaves, however long the fork takes."""
+
+    def front(self) -> range | None:
+        if self.taken == 0:
+            deadline = time.monotonic() + 10
+            while self.ends()[1] == self.n and time.monotonic() < deadline:
+                time.sleep(0.001)
+        return super().front()
+
+
+def _fails_late(store, old_root, owner, spans, shares, edits, changed) -> None:
+    """The other process, failing after it patched the first chunk it took, into packs it
+    never publishes."""
+    mine = shares.back()
+    if mine is not None:
+        objects = store.reopen()
+        with objects.writer() as writer:
+            tw = TableWriter(objects, writer, OldTree(objects, old_root), Unstored(objects, writer), owner)
+            capture._patch_spans(tw, spans[mine.start : mine.stop], edits, changed)
+            raise RuntimeError("the other process fails")
+
+
 needs_two_cores = pytest.mark.skipif(
     (os.cpu_count() or 1) < 2 or os.environ.get("SNAP_WORKERS") == "0", reason="patching apart needs a second core"
 )
@@ -157,19 +184,22 @@ needs_two_cores = pytest.mark.skipif(
     edits=st.lists(
         st.tuples(st.integers(-5, 420), st.sampled_from(["update", "update", "delete", "same"])), max_size=80
     ),
-    fail=st.booleans(),
+    fail=st.sampled_from(["", "at once", "late"]),
+    chunk=st.sampled_from([1, 3, 32]),
 )
 def test_leaves_patched_by_two_processes_make_the_tree_one_makes(
-    tmp_path_factory, size: int, edits, fail: bool
+    tmp_path_factory, size: int, edits, fail: str, chunk: int
 ) -> None:
-    """Half of the leaves patched (rows changed in place) by a forked process, into packs of its
-    own, the rest by this one, and the walk taking them: the same tree, and the same counts of
-    what was written, as one process patching each leaf as the walk comes to it. So too when
-    the other process fails: this one patches its half."""
+    """Leaves patched (rows changed in place) by a forked process from the last one back, into
+    packs of its own, the rest by this one, a chunk at a time each, and the walk taking them:
+    the same tree, and the same counts of what was written, as one process patching each leaf
+    as the walk comes to it. So too when the other process fails, at once or after a chunk:
+    this one patches what it took."""
     old_rows = dict.fromkeys(range(size), 0)
     new_rows, logged = applied(old_rows, edits)
-    with small_nodes(*SHAPES[0]):
-        alone = _disk_run(tmp_path_factory.mktemp("alone"), old_rows, logged, new_rows, shared=False, fail=False)
+    with small_nodes(*SHAPES[0]), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(capture, "_SHARE_CHUNK", chunk)
+        alone = _disk_run(tmp_path_factory.mktemp("alone"), old_rows, logged, new_rows, shared=False, fail="")
         two = _disk_run(tmp_path_factory.mktemp("two"), old_rows, logged, new_rows, shared=True, fail=fail)
         want = build(MemoryObjectStore(), new_rows) if new_rows else alone[0]
     assert two[:3] == alone[:3]
@@ -185,11 +215,16 @@ def test_the_other_process_publishes_its_half_before_the_walk_refers_to_it(tmp_p
     logged = set(range(0, 2000, 7))
     new_rows = {k: v + (k in logged) for k, v in old_rows.items()}
     with small_nodes(*SHAPES[0]):
-        alone = _disk_run(tmp_path / "alone", old_rows, logged, new_rows, shared=False, fail=False)
-        two = _disk_run(tmp_path / "two", old_rows, logged, new_rows, shared=True, fail=False)
-        failed = _disk_run(tmp_path / "failed", old_rows, logged, new_rows, shared=True, fail=True)
-    assert two[:3] == alone[:3] == failed[:3]
+        alone = _disk_run(tmp_path / "alone", old_rows, logged, new_rows, shared=False, fail="")
+        failed = _disk_run(tmp_path / "failed", old_rows, logged, new_rows, shared=True, fail="at once")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(capture, "Shares", _WaitingShares)
+            two = _disk_run(tmp_path / "two", old_rows, logged, new_rows, shared=True, fail="")
+            late = _disk_run(tmp_path / "late", old_rows, logged, new_rows, shared=True, fail="late")
+    assert two[:3] == alone[:3] == failed[:3] == late[:3]
     assert alone[2] > 100  # leaves patched, each with its path
-    assert (alone[3], two[3], failed[3]) == (2, 3, 2)  # the first tree's pack, then the commit's (and the other's)
-    # the walk took the other process's leaves as they were: this one patched its half only
-    assert two[4] == alone[4] // 2 and failed[4] == alone[4]
+    # the first tree's pack, then the commit's (and the other's, unless it failed)
+    assert (alone[3], two[3], failed[3], late[3]) == (2, 3, 2, 2)
+    # the walk took the other process's leaves as they were: this one patched the rest only,
+    # and every leaf when the other failed (at once, or after a chunk it never published)
+    assert two[4] < failed[4] == late[4]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
 from snapgit.errors import CorruptError
-from snapgit.forked import aside
+from snapgit.forked import Shares, aside
 from snapgit.native import leaf_ids
 from snapgit.objects import Node, ObjType, TableEntry
 from snapgit.progress import Progress
@@ -461,9 +461,10 @@ def _patch_shared(
 
     Patching a leaf (reading it, writing its changed records and its delta) is most of a commit
     after a spread change, and needs nothing of the leaves before it; so with enough of them and
-    a second core, a forked process patches the second half into packs of its own, published
-    before it answers, while this one patches the first. Empty when it does not pay: the walk
-    then patches each leaf as it comes to it. When the other process fails, its half is
+    a second core, a forked process patches leaves from the last one back into packs of its
+    own, published before it answers, while this one patches from the first on, a chunk at a
+    time each (:class:`Shares`), until they meet. Empty when it does not pay: the walk then
+    patches each leaf as it comes to it. When the other process fails, what it took is
     patched here."""
     writer = tw.writer
     if (
@@ -473,17 +474,19 @@ def _patch_shared(
         or not _worth_a_second(len(spans))
     ):
         return {}
-    half = len(spans) // 2
+    shares = Shares(len(spans), _SHARE_CHUNK)
     store, old_root, owner = writer.store, tw.old.root, tw.owner
 
     def theirs() -> tuple[dict[bytes, tuple[int, int, bytes]], int, int]:
-        return _patch_apart(store, old_root, owner, spans[half:], edits, changed)
+        return _patch_apart(store, old_root, owner, spans, shares, edits, changed)
 
+    out: dict[bytes, tuple[int, int, bytes]] = {}
     with aside(theirs) as result:
-        out = _patch_spans(tw, spans[:half], edits, changed)
+        while (mine := shares.front()) is not None:
+            out.update(_patch_spans(tw, spans[mine.start : mine.stop], edits, changed))
         got = result()
-    if got is None:
-        out.update(_patch_spans(tw, spans[half:], edits, changed))
+    if got is None:  # its packs were never published: what it took is patched here
+        out.update(_patch_spans(tw, spans[shares.taken :], edits, changed))
     else:
         done, records, nodes = got
         out.update(done)
@@ -491,6 +494,9 @@ def _patch_shared(
         tw.nodes_written += nodes
     return out
 
+
+# leaves each process takes at a time (Shares): a few milliseconds of patching
+_SHARE_CHUNK = 32
 
 # leaves to patch: below, a fork and the other process's store cost more than half of them
 _SHARED_MIN = 512
@@ -512,17 +518,20 @@ def _patch_apart(
     old_root: bytes,
     owner: Any,
     spans: list[tuple[bytes, int, int]],
+    shares: Shares,
     edits: list[bytes],
     changed: dict[bytes, tuple[bytes, bytes]],
 ) -> tuple[dict[bytes, tuple[int, int, bytes]], int, int]:
-    """The forked side of :func:`_patch_shared`: its own store and writer, whose packs are
-    published before the answer (the commit refers to them once it has it), and the records and
-    nodes it wrote that the store did not have."""
+    """The forked side of :func:`_patch_shared`, the spans it takes from the back: its own
+    store and writer, whose packs are published before the answer (the commit refers to them
+    once it has it), and the records and nodes it wrote that the store did not have."""
     objects = store.reopen(block_budget=COMMIT_BLOCK_BUDGET)  # nothing of the commit's own
     with objects.writer() as writer:  # published when the block ends, or nothing is
         unstored = Unstored(objects, writer) if objects.pack_names() else None
         tw = TableWriter(objects, writer, OldTree(objects, old_root), unstored, owner)
-        done = _patch_spans(tw, spans, edits, changed)
+        done: dict[bytes, tuple[int, int, bytes]] = {}
+        while (mine := shares.back()) is not None:
+            done.update(_patch_spans(tw, spans[mine.start : mine.stop], edits, changed))
         found = unstored.flush().get(owner, [0, 0]) if unstored is not None else [0, 0]
     return done, tw.records_written - found[0], tw.nodes_written - found[1]
 
