@@ -160,6 +160,10 @@ class _WaitingShares(Shares):
         return super().front()
 
 
+def _no_shared_memory(n: int, chunk: int) -> Shares:
+    raise OSError(38, "Function not implemented")  # what sem_open says without /dev/shm
+
+
 def _fails_late(store, old_root, owner, spans, shares, edits, changed) -> None:
     """The other process, failing after it patched the first chunk it took, into packs it
     never publishes."""
@@ -221,7 +225,11 @@ def test_the_other_process_publishes_its_half_before_the_walk_refers_to_it(tmp_p
             mp.setattr(capture, "Shares", _WaitingShares)
             two = _disk_run(tmp_path / "two", old_rows, logged, new_rows, shared=True, fail="")
             late = _disk_run(tmp_path / "late", old_rows, logged, new_rows, shared=True, fail="late")
-    assert two[:3] == alone[:3] == failed[:3] == late[:3]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(capture, "Shares", _no_shared_memory)
+            none = _disk_run(tmp_path / "none", old_rows, logged, new_rows, shared=True, fail="")
+    assert two[:3] == alone[:3] == failed[:3] == late[:3] == none[:3]
+    assert none[4] == alone[4]  # without shared memory for the chunks, this process patches all
     assert alone[2] > 100  # leaves patched, each with its path
     # the first tree's pack, then the commit's (and the other's, unless it failed)
     assert (alone[3], two[3], failed[3], late[3]) == (2, 3, 2, 2)

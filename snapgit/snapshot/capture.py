@@ -474,7 +474,10 @@ def _patch_shared(
         or not _worth_a_second(len(spans))
     ):
         return {}
-    shares = Shares(len(spans), _SHARE_CHUNK)
+    try:
+        shares = Shares(len(spans), _SHARE_CHUNK)
+    except OSError:  # no shared memory or semaphores here (a container without /dev/shm)
+        return {}
     store, old_root, owner = writer.store, tw.old.root, tw.owner
 
     def theirs() -> tuple[dict[bytes, tuple[int, int, bytes]], int, int]:
