@@ -538,6 +538,26 @@ def test_sorted_hits_finds_what_a_set_does(prefixes, wanted, shared) -> None:
 
 
 @needs_native
+@settings(max_examples=30)
+@given(count=st.integers(1, 20_000), asked=st.integers(1, 5_000), seed=st.integers(0, 2**32 - 1))
+def test_sorted_hits_in_a_big_index(count: int, asked: int, seed: int) -> None:
+    """Thousands of prefixes looked for at once in an index of thousands (a commit's probe),
+    each searched for from where the last was found: those held, their neighbours, and others,
+    at both ends of the range included."""
+    from array import array
+    from random import Random
+
+    rnd = Random(seed)
+    prefixes = [rnd.getrandbits(64) for _ in range(count)] + [0, 2**64 - 1]
+    near = [min(max(p + rnd.choice([-1, 0, 1]), 0), 2**64 - 1) for p in rnd.choices(prefixes, k=asked)]
+    wanted = sorted(set(near) | {rnd.getrandbits(64) for _ in range(asked)})
+    column = array("Q", sorted(prefixes))
+    if sys.byteorder != "little":
+        column.byteswap()
+    assert native.sorted_hits(column.tobytes(), array("Q", wanted)) == set(wanted) & set(prefixes)
+
+
+@needs_native
 def test_a_block_longer_than_any_batch_goes_to_python_whole(tmp_path: Path) -> None:
     # a key that is not unique (a natural key configured wrongly) makes one endless block:
     # the batch stops growing, is not cut, and its rows are all there for the Python path
