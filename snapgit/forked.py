@@ -133,27 +133,26 @@ class Shares:
 
     def front(self) -> range | None:
         """The next chunk from the front, for this process; None once the two have met."""
-        if not self._lock.acquire(timeout=1.0):
-            return None
-        try:
-            lo, hi = self._ends[0], self._ends[1]
-            if lo >= hi:
-                return None
-            end = self._ends[0] = min(lo + self.chunk, hi)
-        finally:
-            self._lock.release()
-        self.taken = end
-        return range(lo, end)
+        got = self._take(front=True)
+        if got is not None:
+            self.taken = got.stop
+        return got
 
     def back(self) -> range | None:
         """The next chunk from the back, for the forked process; None once the two have met."""
+        return self._take(front=False)
+
+    def _take(self, front: bool) -> range | None:
         if not self._lock.acquire(timeout=1.0):
             return None
         try:
             lo, hi = self._ends[0], self._ends[1]
             if lo >= hi:
                 return None
-            start = self._ends[1] = max(hi - self.chunk, lo)
+            if front:
+                self._ends[0] = min(lo + self.chunk, hi)
+                return range(lo, self._ends[0])
+            self._ends[1] = max(hi - self.chunk, lo)
+            return range(self._ends[1], hi)
         finally:
             self._lock.release()
-        return range(start, hi)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from snapgit.encoding import encode_key
-from snapgit.forked import Shares
+from snapgit.forked import Shares, aside
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.snapshot.capture import _apply_edits
@@ -179,6 +179,32 @@ def _fails_late(store, old_root, owner, spans, shares, edits, changed) -> None:
 needs_two_cores = pytest.mark.skipif(
     (os.cpu_count() or 1) < 2 or os.environ.get("SNAP_WORKERS") == "0", reason="patching apart needs a second core"
 )
+
+
+@needs_two_cores
+@settings(deadline=None, max_examples=20)
+@given(n=st.integers(0, 300), chunk=st.integers(1, 40), pause=st.sampled_from([0.0, 0.0005]))
+def test_shares_hand_each_item_to_one_process(n: int, chunk: int, pause: float) -> None:
+    """This process taking chunks from the front and a forked one from the back: between them
+    they get every item once, and this one's share is exactly 0 .. taken - 1."""
+    shares = Shares(n, chunk)
+
+    def theirs() -> list[int]:
+        got: list[int] = []
+        while (r := shares.back()) is not None:
+            got.extend(r)
+            time.sleep(pause)  # so that the two interleave
+        return got
+
+    mine: list[int] = []
+    with aside(theirs) as result:
+        while (r := shares.front()) is not None:
+            mine.extend(r)
+            time.sleep(pause)
+        other = result()
+    assert other is not None
+    assert sorted(mine + other) == list(range(n))
+    assert mine == list(range(shares.taken))
 
 
 @needs_two_cores
