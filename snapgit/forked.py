@@ -114,9 +114,7 @@ class Shares:
     count included.) The two ends are in memory both processes share, changed under a lock.
 
     A side that cannot take the lock within a second takes nothing more: the other process
-    died holding it, or will take the rest itself. So this process knows, by :attr:`taken`,
-    where its own share ends: if the other process fails, the items from there on are to be
-    done here."""
+    died holding it, or will take the rest itself."""
 
     def __init__(self, n: int, chunk: int) -> None:
         ctx = multiprocessing.get_context("fork")
@@ -124,7 +122,6 @@ class Shares:
         self._lock = ctx.Lock()
         self.n = n
         self.chunk = chunk
-        self.taken = 0  # this process's share is 0 .. taken - 1
 
     def ends(self) -> tuple[int, int]:
         """(the next item the front takes, the first item the back has taken: n before it takes any)."""
@@ -133,10 +130,7 @@ class Shares:
 
     def front(self) -> range | None:
         """The next chunk from the front, for this process; None once the two have met."""
-        got = self._take(front=True)
-        if got is not None:
-            self.taken = got.stop
-        return got
+        return self._take(front=True)
 
     def back(self) -> range | None:
         """The next chunk from the back, for the forked process; None once the two have met."""

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
-from snapgit.errors import CorruptError
 from snapgit.forked import Shares, aside
 from snapgit.native import leaf_ids
-from snapgit.objects import Node, ObjType, TableEntry
+from snapgit.objects import Node, TableEntry
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
 from snapgit.snapshot.incremental import Fallback, build_incremental
@@ -30,7 +29,7 @@ from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import COMMIT_BLOCK_BUDGET, OldTree, TableWriter, Unstored
 from snapgit.store.objectstore import DiskObjectStore, DiskWriter, ObjectReader, read_ahead
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
-from snapgit.tree.prolly import TreeBuilder, leaf_spans, leaves_ending, leaves_holding, load_node, node_ends
+from snapgit.tree.prolly import TreeBuilder, leaf_spans, leaves_ending, leaves_holding, load_node, node_data, node_ends
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -196,9 +195,7 @@ def _parent_ids(
     top: bytes = root
 
     def walk(nid: bytes, lo: int, hi: int) -> None:
-        otype, data = objects.get(nid)
-        if otype != ObjType.NODE:
-            raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
+        data = node_data(objects, nid)
         found = leaf_ids(data, edits[lo:hi])  # a leaf, not decoded; None: decoded below
         if found is not None:
             out[lo:hi] = found
@@ -464,8 +461,8 @@ def _patch_shared(
     a second core, a forked process patches leaves from the last one back into packs of its
     own, published before it answers, while this one patches from the first on, a chunk at a
     time each (:class:`Shares`), until they meet. Empty when it does not pay: the walk then
-    patches each leaf as it comes to it. When the other process fails, what it took is
-    patched here."""
+    patches each leaf as it comes to it, as it does the leaves the other process took when
+    that process fails."""
     writer = tw.writer
     if (
         len(spans) < _SHARED_MIN
@@ -488,9 +485,7 @@ def _patch_shared(
         while (mine := shares.front()) is not None:
             out.update(_patch_spans(tw, spans[mine.start : mine.stop], edits, changed))
         got = result()
-    if got is None:  # its packs were never published: what it took is patched here
-        out.update(_patch_spans(tw, spans[shares.taken :], edits, changed))
-    else:
+    if got is not None:  # else its packs were never published, and the walk patches what it took
         done, records, nodes = got
         out.update(done)
         tw.records_written += records

@@ -26,7 +26,7 @@ from snapgit.errors import CorruptError
 from snapgit.native import leaf_size, patch_leaf
 from snapgit.objects import ID_LEN, Node, ObjType, unpack_canonical
 from snapgit.store.objectstore import ObjectStore, ObjectWriter
-from snapgit.tree.prolly import leaf_index, load_node
+from snapgit.tree.prolly import leaf_index, load_node, node_data
 
 __all__ = ["COMMIT_BLOCK_BUDGET", "UNSTORED_BUDGET", "OldTree", "TableWriter", "Unstored", "all_given"]
 
@@ -107,17 +107,12 @@ class OldTree:
 
     def leaf_data(self, nid: bytes) -> bytes:
         """A leaf's bytes as stored, undecoded (:meth:`TableWriter.patch_edits` reads them)."""
-        otype, data = self.objects.get(nid)
-        if otype != ObjType.NODE:
-            raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
-        return data
+        return node_data(self.objects, nid)
 
     def leaf_bytes(self, nid: bytes) -> tuple[bytes, list[bytes], bytes]:
         """A leaf as stored: (its bytes, its keys, its record ids joined), without splitting the
         ids (a leaf that is patched, not rebuilt, needs them only as bytes)."""
-        otype, data = self.objects.get(nid)
-        if otype != ObjType.NODE:
-            raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
+        data = node_data(self.objects, nid)
         o = unpack_canonical(data, "tree node")
         try:
             level, keys, blob = o[0], o[1], o[2]

@@ -317,11 +317,16 @@ class TreeBuilder:
             level += 1
 
 
-def load_node(reader: ObjectReader, nid: bytes) -> Node:
+def node_data(reader: ObjectReader, nid: bytes) -> bytes:
+    """A tree node's bytes as stored, undecoded (CorruptError when the object is another kind)."""
     otype, data = reader.get(nid)
     if otype != ObjType.NODE:
         raise CorruptError(f"object {nid.hex()} is not a tree node (type {otype})")
-    return Node.decode(data)
+    return data
+
+
+def load_node(reader: ObjectReader, nid: bytes) -> Node:
+    return Node.decode(node_data(reader, nid))
 
 
 def leaves_holding(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> list[bytes]:
