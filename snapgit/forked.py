@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # multiprocessing is imported when a process is forked: most commands never do
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
 
 __all__ = ["Shares", "aside", "end", "fork", "send_batched"]
 
@@ -30,6 +31,8 @@ def fork(target: Callable[..., None], *args: Any, pipe_bytes: int = 0) -> tuple[
     """A forked process running ``target(conn, *args)``, ``conn`` the writing end of a pipe
     whose reading end comes back with the process. ``pipe_bytes``: ask Linux for a pipe that
     large (up to its limit, 1 MB by default), so that the child can run further ahead."""
+    import multiprocessing
+
     ctx = multiprocessing.get_context("fork")
     ours, theirs = ctx.Pipe(duplex=False)
     if pipe_bytes:
@@ -117,6 +120,8 @@ class Shares:
     died holding it, or will take the rest itself."""
 
     def __init__(self, n: int, chunk: int) -> None:
+        import multiprocessing
+
         ctx = multiprocessing.get_context("fork")
         self._ends = ctx.RawArray("q", [0, n])  # the front's next item, the back's end
         self._lock = ctx.Lock()

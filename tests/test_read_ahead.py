@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from bisect import bisect_left
 
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from snapgit.encoding import encode_key
 from snapgit.errors import CorruptError
-from snapgit.forked import aside
+from snapgit.forked import Shares, aside
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.store.objectstore import SNAPSHOT_LEVELS, DiskObjectStore, MemoryObjectStore, read_ahead, restarts
@@ -278,6 +279,50 @@ def test_status_reads_the_parents_ids_with_a_second_process_as_alone(big_table, 
     with capture._parent_ids(DiskObjectStore(root), tree, edits) as ids:
         assert ids() == expect
     store.close()
+
+
+class _BothTake(Shares):
+    """Shares whose front, the first time, waits until the other process has taken a chunk
+    (up to ten seconds): so that both read some leaves, however long the fork takes."""
+
+    def front(self) -> range | None:
+        if self.ends()[0] == 0:
+            deadline = time.monotonic() + 10
+            while self.ends()[1] == self.n and time.monotonic() < deadline:
+                time.sleep(0.001)
+        return super().front()
+
+
+class _BackFailsAfterOne(_BothTake):
+    """The other process takes one chunk of leaves, reads it, then fails before it answers."""
+
+    taken = 0
+
+    def back(self) -> range | None:
+        if self.taken:
+            raise RuntimeError("the other process fails")
+        self.taken += 1
+        return super().back()
+
+
+def _no_shared_memory(n: int, chunk: int) -> Shares:
+    raise OSError(38, "Function not implemented")  # what sem_open says without /dev/shm
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the leaves are shared out on two cores only")
+@pytest.mark.parametrize("shares", [_BothTake, _BackFailsAfterOne, _no_shared_memory])
+def test_status_shares_the_parents_leaves_out_and_reads_what_the_other_did_not_answer(big_table, monkeypatch, shares):
+    """The two processes take leaves a chunk at a time from either end (Shares): the ids are
+    those of one process reading alone when both took some, when the other failed after taking
+    a chunk (its leaves are read here), and without shared memory (all are read here)."""
+    root, tree, rows = big_table
+    rnd = random.Random(9)
+    edits = sorted(set(rnd.sample(sorted(rows), 8000)) | {encode_key([10**9])})
+    expect = [rows.get(k) for k in edits]
+    assert len(leaf_spans(DiskObjectStore(root), tree, edits)) >= 256  # shared out
+    monkeypatch.setattr(capture, "Shares", shares)
+    with capture._parent_ids(DiskObjectStore(root), tree, edits) as ids:
+        assert ids() == expect
 
 
 def test_work_aside_comes_back_or_is_done_here():

@@ -49,7 +49,7 @@ base no longer matches, and the next commit reads the table in full.
 from __future__ import annotations
 
 import json
-import secrets
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -201,7 +201,7 @@ def _create_state(cur: _Cursor) -> None:
     )
     cur.run(f"CREATE TABLE IF NOT EXISTS {DB_TABLE} (token VARCHAR(64) NOT NULL){innodb}")
     if not cur.run(f"SELECT token FROM {DB_TABLE}").all():
-        cur.run(f"INSERT INTO {DB_TABLE} (token) VALUES (?)", (secrets.token_hex(16),))
+        cur.run(f"INSERT INTO {DB_TABLE} (token) VALUES (?)", (os.urandom(16).hex(),))
 
 
 def _drop_table_capture(cur: _Cursor, n: int) -> None:

@@ -11,7 +11,7 @@ killed processes. Each command's engine is imported by its function: they are ra
 
 from __future__ import annotations
 
-import socket
+import os
 from typing import Any
 
 from snapgit.ops.audit import actor, audited
@@ -95,7 +95,7 @@ def unlock(store: Store) -> list[str]:
     owners, leases of other hosts) are removed: only safe when no other snap command is running
     on this store, or two writers could move a ref at once.
     """
-    host = socket.gethostname()
+    host = os.uname().nodename
     with audited(store, actor(store), "unlock", {}) as entry:
         locks = store.locks
         removed = locks.reclaim_dead()

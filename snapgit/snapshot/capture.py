@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from snapgit.encoding import key_encoder
+from snapgit.errors import CorruptError
 from snapgit.forked import Shares, aside
 from snapgit.native import leaf_ids
 from snapgit.objects import Node, TableEntry
@@ -29,7 +30,7 @@ from snapgit.snapshot.scan import scan_encoded
 from snapgit.snapshot.tablewriter import COMMIT_BLOCK_BUDGET, OldTree, TableWriter, Unstored
 from snapgit.store.objectstore import DiskObjectStore, DiskWriter, ObjectReader, read_ahead
 from snapgit.tree.diff import ADDED, CHANGED, REMOVED, RowChange
-from snapgit.tree.prolly import TreeBuilder, leaf_spans, leaves_ending, leaves_holding, load_node, node_data, node_ends
+from snapgit.tree.prolly import TreeBuilder, leaf_spans, leaves_ending, load_node, node_data, node_ends
 
 if TYPE_CHECKING:  # the database layer is imported by whoever opens the snapshot
     from snapgit.db import ReadSnapshot
@@ -182,67 +183,73 @@ def _parent_ids(
     objects: ObjectReader, root: bytes | None, edits: list[bytes], second: bool = True
 ) -> Iterator[Callable[[], list[bytes | None]]]:
     """A function giving the record id the tree ``root`` holds under each key of ``edits``
-    (sorted), or None: read from the nodes on the paths to the leaves the keys fall in, no
-    others.
+    (sorted), or None: read from the leaves the keys fall in, and the inner nodes on the way to
+    them, no others.
 
     Reading the leaves' delta chains is most of a status after a spread change: where it pays
-    (and ``second``), a second process starts on the second half of the keys at once, while the
-    caller does what it has to (read the rows) and then, calling the function, the first half."""
+    (and ``second``), a second process starts on the leaves at once, from the last one back,
+    while the caller does what it has to (read the rows); calling the function, the caller
+    reads leaves from the first on, a chunk at a time each (:class:`Shares`), until the two
+    meet. Leaves the second process took but did not answer for (it failed) are read here."""
     out: list[bytes | None] = [None] * len(edits)
     if root is None or not edits:
         yield lambda: out
         return
-    top: bytes = root
+    spans = leaf_spans(objects, root, edits)
 
-    def walk(nid: bytes, lo: int, hi: int) -> None:
-        data = node_data(objects, nid)
-        found = leaf_ids(data, edits[lo:hi])  # a leaf, not decoded; None: decoded below
-        if found is not None:
-            out[lo:hi] = found
-            return
-        node = Node.decode(data)
-        if node.level == 0:
-            keys, ids = node.keys, node.ids
-            for i in range(lo, hi):
-                j = bisect_left(keys, edits[i])
-                if j < len(keys) and keys[j] == edits[i]:
-                    out[i] = ids[j]
-            return
-        ci = lo
-        for last, cid in zip(node.keys, node.ids, strict=True):
-            cj = bisect_right(edits, last, ci, hi)
-            if cj > ci:
-                walk(cid, ci, cj)
-                ci = cj
-            if ci == hi:
-                return
+    def read(part: list[tuple[bytes, int, int]]) -> None:
+        for nid, lo, hi in part:
+            out[lo:hi] = _ids_in_leaf(node_data(objects, nid), nid, edits[lo:hi])
 
-    mid = len(edits) // 2
-    if not second or not _worth_a_second(len(leaves_holding(objects, top, edits[mid:]))):
+    shares = None
+    if second and _worth_a_second(len(spans)):
+        with contextlib.suppress(OSError):  # no shared memory or semaphores here: read alone
+            shares = Shares(len(spans), _SHARE_CHUNK)
+    if shares is None:
 
         def alone() -> list[bytes | None]:
-            walk(top, 0, len(edits))
+            read(spans)
             return out
 
         yield alone
         return
 
-    def theirs() -> list[bytes | None]:
-        walk(top, mid, len(edits))
-        return out[mid:]
+    def theirs() -> list[tuple[int, int, list[bytes | None]]]:
+        got = []
+        while (mine := shares.back()) is not None:
+            read(spans[mine.start : mine.stop])
+            got.append((mine.start, mine.stop, out[spans[mine.start][1] : spans[mine.stop - 1][2]]))
+        return got
 
     with aside(theirs) as result:
 
         def both() -> list[bytes | None]:
-            walk(top, 0, mid)
-            got = result()
-            if got is None:  # the other process failed (damage is named when this one reads it)
-                walk(top, mid, len(edits))
-            else:
-                out[mid:] = got
+            done = bytearray(len(spans))
+            while (mine := shares.front()) is not None:
+                read(spans[mine.start : mine.stop])
+                done[mine.start : mine.stop] = b"\1" * len(mine)
+            for start, stop, ids in result() or ():  # none: it failed, and its leaves are read here
+                out[spans[start][1] : spans[stop - 1][2]] = ids
+                done[start:stop] = b"\1" * (stop - start)
+            read([span for span, d in zip(spans, done, strict=True) if not d])
             return out
 
         yield both
+
+
+def _ids_in_leaf(data: bytes, nid: bytes, keys: list[bytes]) -> list[bytes | None]:
+    """The record id the leaf ``data`` holds under each of ``keys`` (sorted), or None."""
+    found = leaf_ids(data, keys)  # the leaf's bytes, not decoded; None: decoded here
+    if found is not None:
+        return found
+    node = Node.decode(data)
+    if node.level != 0:
+        raise CorruptError(f"tree node {nid.hex()} is not a leaf where its parent's level says it is")
+    ids: list[bytes | None] = []
+    for k in keys:
+        j = bisect_left(node.keys, k)
+        ids.append(node.ids[j] if j < len(node.keys) and node.keys[j] == k else None)
+    return ids
 
 
 def _worth_a_second(leaves: int) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import socket
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,7 +87,7 @@ def default_author(configured: str | None = None) -> str:
         user = getpass.getuser()
     except (KeyError, OSError):  # no user name on some containers (no passwd entry, no login)
         user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{os.uname().nodename}"  # what socket.gethostname() says, without importing it
 
 
 def stored(objects: ObjectStore, oid: bytes) -> bool:

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import struct
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
@@ -159,7 +158,7 @@ class RowCacheWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+        self._tmp = path.with_name(f"{path.name}.{os.urandom(4).hex()}.tmp")
         self._f: Any = None
         self._dir: list[list[Any]] = []
         self._offset = 0

@@ -35,11 +35,9 @@ workers are forked for one table, sharing a smaller one out costs a query per ch
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +144,8 @@ class _Pool:
     """The workers of one commit, and the chunks of the tables they share with it."""
 
     def __init__(self, url: str, store_root: Path, size: int, token: str, also: tuple[Path, ...] = ()) -> None:
+        import multiprocessing  # here: a commit that reads no table in full makes no pool
+
         ctx = multiprocessing.get_context("fork")
         self._workers: list[_Worker] = []
         self._jobs: list[_Job] = []
@@ -267,6 +267,8 @@ class _Pool:
         worker (a value it cannot encode, a full disk) is raised."""
         self._added_all = True
         self._feed()
+        from multiprocessing.connection import wait
+
         while any(w.alive and not w.flushed for w in self._workers):
             wait([w.conn for w in self._workers if w.alive and not w.flushed])
             for w in self._workers:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -121,7 +120,7 @@ class Store:
             raise StoreExistsError(f"a store already exists at {final}", hint="use it, or remove it to start over")
         if not directory.is_dir():
             raise NotFoundError(f"directory {directory} does not exist")
-        tmp = directory / f"{STORE_DIR}.tmp-{secrets.token_hex(4)}"
+        tmp = directory / f"{STORE_DIR}.tmp-{os.urandom(4).hex()}"
         old_umask = os.umask(0o077)
         try:
             tmp.mkdir(mode=0o700)

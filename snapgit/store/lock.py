@@ -28,8 +28,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,14 +39,14 @@ from snapgit.errors import DiskFullError, LockedError
 __all__ = ["LockInfo", "StoreLocks", "OWNER", "pid_alive"]
 
 # One owner id per process: a lease, the gc lock and the ref locks of one process share it.
-OWNER = secrets.token_hex(8)
+OWNER = os.urandom(8).hex()
 
 
 def _new_owner() -> None:
     # A forked child is another process, so another owner: two children of one parent must
     # not share a lease file (nor take each other's locks for their own).
     global OWNER
-    OWNER = secrets.token_hex(8)
+    OWNER = os.urandom(8).hex()
 
 
 os.register_at_fork(after_in_child=_new_owner)
@@ -134,7 +132,7 @@ class LockInfo:
 
     def dead(self) -> bool:
         """True only when the owner provably no longer runs (see the module docstring)."""
-        if self.host != socket.gethostname():
+        if self.host != os.uname().nodename:
             return False
         if self.owner == OWNER and self.pid == os.getpid():
             return False
@@ -190,7 +188,7 @@ class StoreLocks:
         self._depth = 0
 
     def _new(self, kind: str) -> LockInfo:
-        return LockInfo(kind, os.getpid(), socket.gethostname(), OWNER, time.time())
+        return LockInfo(kind, os.getpid(), os.uname().nodename, OWNER, time.time())
 
     def _mkdir(self) -> None:
         self.dir.mkdir(mode=0o700, exist_ok=True)

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import secrets
 import shutil
 import tempfile
 import weakref
@@ -341,7 +340,7 @@ class DiskWriter(_WriterBase):
 
     def _current(self) -> PackWriter:
         if self._pack is None:
-            tmp = self._disk.tmp_dir / f"pack-{secrets.token_hex(8)}.tmp"
+            tmp = self._disk.tmp_dir / f"pack-{os.urandom(8).hex()}.tmp"
             self._pack = PackWriter(tmp)
         return self._pack
 

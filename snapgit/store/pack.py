@@ -33,14 +33,16 @@ import zlib
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import zstandard as zstd
 
 from snapgit.errors import CorruptError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 if sys.version_info >= (3, 14):
     from compression import zstd as _std_zstd
@@ -320,7 +322,9 @@ class PackWriter:
         self._lanes = [_OpenBlock() for _ in range(LANES)]
         self._closed = 0  # entries in closed blocks: the ordinal of the next block's first
         self._blocks: list[bytes] = []
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snap-pack")
+        # made for the first block closed before finish(): a small pack is written whole
+        # in finish, without a thread (and without importing concurrent.futures)
+        self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
         # The ids of the closed blocks (all, after finish) in ordinal order, joined: a commit
         # seals packs of 128K objects, and 128K bytes objects would take 9 MB where this is 4.
@@ -365,7 +369,9 @@ class PackWriter:
                 o = self._lanes[lane]
         self.count += n
 
-    def _flush_block(self, lane: int) -> None:
+    def _flush_block(self, lane: int, here: bool = False) -> None:
+        """Close the lane's open block and write it: in the pool's thread, or with ``here``
+        in this one, after the blocks before it."""
         o = self._lanes[lane]
         if not o.ends:
             return
@@ -375,6 +381,14 @@ class PackWriter:
         self._ids += b"".join(o.ids)
         raw = struct.pack(f"<I{n}I", n, *o.ends) + b"".join(o.parts)
         self._lanes[lane] = _OpenBlock()
+        if here:
+            self._drain()
+            self._write_block(raw, first, n)
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snap-pack")
         while len(self._pending) >= 4:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(self._write_block, raw, first, n))
@@ -405,9 +419,10 @@ class PackWriter:
     def finish(self) -> str:
         """Write the block table and footer, fsync, close. Returns the pack name (hex)."""
         for lane in range(LANES):
-            self._flush_block(lane)
+            self._flush_block(lane, here=True)
         self._drain()
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
         table = b"".join(self._blocks)
         tail = table + _FOOTER.pack(self._offset, len(self._blocks), self.count, PACK_END)
         self._hash.update(tail)
@@ -424,7 +439,8 @@ class PackWriter:
                 self._drain()
             except Exception:  # noqa: BLE001 - aborting: the error that made us abort is the one to report
                 pass
-            self._pool.shutdown()
+            if self._pool is not None:
+                self._pool.shutdown()
             try:
                 self._f.close()
             except OSError:
