@@ -17,6 +17,8 @@
  *   index_entries  a pack index's entries, sorted (128K ids in a few ms; in Python, 90 ms).
  *   sorted_hits  which of many sorted prefixes a pack index holds (a commit's batched probes).
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
+ *   chain_walk   the links of a delta chain: each looked up in the packs' indexes and read from
+ *                the block cache, without Python between them.
  *   patch_leaf   a tree leaf with some of its record ids replaced, and its new id (a commit
  *                through the change log).
  *   leaf_ids     the record ids a tree leaf holds under some keys, not decoding it (status).
@@ -463,6 +465,30 @@ done:
     return out;
 }
 
+/* The ordinal of the one entry of a pack index (open as fd) whose prefix is x, among entries
+ * lo..hi-1: -1 none, -2 several, -3 a short read (or no memory for the bucket). */
+static long sole_in(int fd, long long prefix_at, long long ordinal_at, long long lo, long long hi, uint64_t x) {
+    size_t n = (size_t)(hi - lo);
+    if (n == 0) return -1;
+    unsigned char stack[8192];
+    unsigned char *p = n * 8 <= sizeof stack ? stack : PyMem_Malloc(n * 8);
+    if (!p) return -3;
+    long result = -3;
+    ssize_t got = pread(fd, p, n * 8, (off_t)(prefix_at + 8 * lo));
+    if (got == (ssize_t)(n * 8)) {
+        size_t a = le64_lower_bound(p, 0, n, x);
+        if (a == n || le64_at(p, a) != x) result = -1;
+        else if (a + 1 < n && le64_at(p, a + 1) == x) result = -2;
+        else {
+            unsigned char o[4];
+            if (pread(fd, o, 4, (off_t)(ordinal_at + 4 * (lo + (long long)a))) == 4)
+                result = (long)((uint32_t)o[0] | (uint32_t)o[1] << 8 | (uint32_t)o[2] << 16 | (uint32_t)o[3] << 24);
+        }
+    }
+    if (p != stack) PyMem_Free(p);
+    return result;
+}
+
 /* index_sole(fd, prefix_at, ordinal_at, lo, hi, prefix) -> the ordinal of the one entry whose
  * prefix is ``prefix`` among entries lo..hi-1 of a pack index (a fanout bucket), read from the
  * index file ``fd`` with pread: its prefixes start at byte ``prefix_at`` (little-endian u64,
@@ -477,25 +503,278 @@ static PyObject *index_sole(PyObject *mod, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "index_sole: bad bounds");
         return NULL;
     }
-    size_t n = (size_t)(hi - lo);
-    if (n == 0) return PyLong_FromLong(-1);
-    unsigned char stack[8192];
-    unsigned char *p = n * 8 <= sizeof stack ? stack : PyMem_Malloc(n * 8);
-    if (!p) return PyErr_NoMemory();
-    long result = -3;
-    ssize_t got = pread(fd, p, n * 8, (off_t)(prefix_at + 8 * lo));
-    if (got == (ssize_t)(n * 8)) {
-        size_t a = le64_lower_bound(p, 0, n, x);
-        if (a == n || le64_at(p, a) != x) result = -1;
-        else if (a + 1 < n && le64_at(p, a + 1) == x) result = -2;
-        else {
-            unsigned char o[4];
-            if (pread(fd, o, 4, (off_t)(ordinal_at + 4 * (lo + (long long)a))) == 4)
-                result = (long)((uint32_t)o[0] | (uint32_t)o[1] << 8 | (uint32_t)o[2] << 16 | (uint32_t)o[3] << 24);
-        }
+    return PyLong_FromLong(sole_in(fd, prefix_at, ordinal_at, lo, hi, x));
+}
+
+/* -- chain_walk: the links of a delta chain, from the packs' indexes and the block cache ---- */
+
+static inline uint32_t le32_at(const unsigned char *p, size_t n) {
+    return (uint32_t)p[4 * n] | (uint32_t)p[4 * n + 1] << 8 | (uint32_t)p[4 * n + 2] << 16 | (uint32_t)p[4 * n + 3] << 24;
+}
+
+/* What one probe of a pack gave: */
+enum { PROBE_MISS = 0, PROBE_FOUND = 1, PROBE_SLOW = 2, PROBE_ASK = 3, PROBE_ERROR = 4 };
+
+typedef struct {
+    PyObject *block;  /* the cached block's (view, ends) pair, borrowed from the cache */
+    Py_ssize_t start, end;
+} Found;
+
+/* Look for the object with id ``oid`` in pack ``name``: PROBE_FOUND with its entry's place in a
+ * cached block; PROBE_MISS; PROBE_ASK with *ask set to what Python must do first (open the
+ * pack's reader or index descriptor, or read a block into the cache); PROBE_SLOW where the
+ * careful road must answer (a prefix two objects share, a short read, anything odd). */
+static int probe_pack(PyObject *packs, PyObject *blocks, PyObject *name, const unsigned char *oid, Found *f,
+                      PyObject **ask) {
+    PyObject *pair = PyDict_GetItemWithError(packs, name); /* (IndexReader, PackReader or None) */
+    if (pair == NULL) return PyErr_Occurred() ? PROBE_ERROR : PROBE_MISS; /* a pack gone: as Python skips it */
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) return PROBE_SLOW;
+    PyObject *idx = PyTuple_GET_ITEM(pair, 0), *rd = PyTuple_GET_ITEM(pair, 1);
+    PyObject *layout = PyObject_GetAttrString(idx, "walk_layout"); /* (prefix_at, ordinal_at, fanout) */
+    if (layout == NULL) return PROBE_ERROR;
+    long long prefix_at, ordinal_at;
+    const char *fan;
+    Py_ssize_t fan_len;
+    if (!PyTuple_Check(layout) || PyTuple_GET_SIZE(layout) != 3 ||
+        !PyBytes_Check(PyTuple_GET_ITEM(layout, 2))) {
+        Py_DECREF(layout);
+        return PROBE_SLOW;
     }
-    if (p != stack) PyMem_Free(p);
-    return PyLong_FromLong(result);
+    prefix_at = PyLong_AsLongLong(PyTuple_GET_ITEM(layout, 0));
+    ordinal_at = PyLong_AsLongLong(PyTuple_GET_ITEM(layout, 1));
+    fan = PyBytes_AS_STRING(PyTuple_GET_ITEM(layout, 2));
+    fan_len = PyBytes_GET_SIZE(PyTuple_GET_ITEM(layout, 2));
+    Py_DECREF(layout); /* the idx holds the tuple, and so the bytes */
+    if (PyErr_Occurred()) return PROBE_ERROR;
+    if (fan_len != 1024) return PROBE_SLOW;
+    const unsigned char *fanout = (const unsigned char *)fan;
+    int first = oid[0];
+    long long lo = first ? le32_at(fanout, (size_t)first - 1) : 0, hi = le32_at(fanout, (size_t)first);
+    if (lo == hi) return PROBE_MISS;
+    if (hi < lo) return PROBE_SLOW;
+    PyObject *fdobj = PyObject_GetAttrString(idx, "open_fd");
+    if (fdobj == NULL) return PROBE_ERROR;
+    if (fdobj == Py_None) {
+        Py_DECREF(fdobj);
+        *ask = Py_BuildValue("(sO)", "fd", name);
+        return *ask ? PROBE_ASK : PROBE_ERROR;
+    }
+    long fd = PyLong_AsLong(fdobj);
+    Py_DECREF(fdobj);
+    if (fd == -1 && PyErr_Occurred()) return PROBE_ERROR;
+    uint64_t x = 0;
+    for (int k = 0; k < 8; k++) x = (x << 8) | oid[k];
+    long ordinal = sole_in((int)fd, prefix_at, ordinal_at, lo, hi, x);
+    if (ordinal == -1) return PROBE_MISS;
+    if (ordinal < 0) return PROBE_SLOW;
+    if (rd == Py_None) {
+        *ask = Py_BuildValue("(sO)", "reader", name);
+        return *ask ? PROBE_ASK : PROBE_ERROR;
+    }
+    PyObject *table = PyObject_GetAttrString(rd, "walk_blocks"); /* (firsts: u32 LE bytes, count) */
+    if (table == NULL) return PROBE_ERROR;
+    if (!PyTuple_Check(table) || PyTuple_GET_SIZE(table) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(table, 0))) {
+        Py_DECREF(table);
+        return PROBE_SLOW;
+    }
+    const unsigned char *firsts = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(table, 0));
+    size_t nblocks = (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(table, 0)) / 4;
+    long long count = PyLong_AsLongLong(PyTuple_GET_ITEM(table, 1));
+    Py_DECREF(table);
+    if (count == -1 && PyErr_Occurred()) return PROBE_ERROR;
+    if (ordinal >= count || nblocks == 0) return PROBE_SLOW;
+    /* the last block whose first ordinal is at or below the ordinal */
+    size_t a = 0, b = nblocks;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (le32_at(firsts, m) <= (uint32_t)ordinal) a = m + 1;
+        else b = m;
+    }
+    if (a == 0) return PROBE_SLOW;
+    size_t blk = a - 1;
+    PyObject *key = Py_BuildValue("(On)", name, (Py_ssize_t)blk);
+    if (key == NULL) return PROBE_ERROR;
+    PyObject *item = PyDict_GetItemWithError(blocks, key); /* ((view, ends), size) */
+    if (item == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return PROBE_ERROR;
+        }
+        *ask = Py_BuildValue("(sOn)", "block", name, (Py_ssize_t)blk);
+        Py_DECREF(key);
+        return *ask ? PROBE_ASK : PROBE_ERROR;
+    }
+    Py_DECREF(key);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) return PROBE_SLOW;
+    PyObject *entry = PyTuple_GET_ITEM(item, 0);
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyList_Check(PyTuple_GET_ITEM(entry, 1)))
+        return PROBE_SLOW;
+    PyObject *ends = PyTuple_GET_ITEM(entry, 1);
+    Py_ssize_t i = (Py_ssize_t)((uint32_t)ordinal - le32_at(firsts, blk));
+    if (i >= PyList_GET_SIZE(ends)) return PROBE_SLOW;
+    Py_ssize_t start = i ? PyLong_AsSsize_t(PyList_GET_ITEM(ends, i - 1)) : 0;
+    Py_ssize_t end = PyLong_AsSsize_t(PyList_GET_ITEM(ends, i));
+    if (PyErr_Occurred()) return PROBE_ERROR;
+    f->block = entry;
+    f->start = start;
+    f->end = end;
+    return PROBE_FOUND;
+}
+
+/* ``content`` in a zstd frame of raw blocks, its size declared: the first frame of a
+ * content-dictionary chain, as pack.py's _raw_frame makes it (magic, frame header 0xE0: an
+ * 8-byte content size, a single segment; each block a 3-byte little-endian header of the
+ * last-block bit, type 0 and the size, then the bytes). */
+static PyObject *raw_frame_of(const char *content, Py_ssize_t n) {
+    const Py_ssize_t most = 128 * 1024;
+    Py_ssize_t nblocks = n ? (n + most - 1) / most : 1;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, 4 + 1 + 8 + 3 * nblocks + n);
+    if (out == NULL) return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
+    const unsigned char magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+    memcpy(p, magic, 4);
+    p[4] = 0xE0;
+    for (int k = 0; k < 8; k++) p[5 + k] = (unsigned char)((uint64_t)n >> (8 * k));
+    p += 13;
+    Py_ssize_t off = 0;
+    for (Py_ssize_t b = 0; b < nblocks; b++) {
+        Py_ssize_t len = n - off < most ? n - off : most;
+        uint32_t head = (uint32_t)(b == nblocks - 1) | (uint32_t)len << 3;
+        p[0] = (unsigned char)head;
+        p[1] = (unsigned char)(head >> 8);
+        p[2] = (unsigned char)(head >> 16);
+        memcpy(p + 3, content + off, (size_t)len);
+        p += 3 + len;
+        off += len;
+    }
+    return out;
+}
+
+/* chain_walk(oid, order, base_mru, base_packs, packs, blocks, full_cache, links, max_links)
+ *   -> (root, frames, ids, found_in, depth, root_id) | ("block", name, b) | ("reader", name) | ("fd", name) | None
+ *
+ * DiskObjectStore._read_chain's walk down the delta chain of ``oid``, link by link, without
+ * Python between the links: each link is looked for in the packs in the order the Python walk
+ * takes (``order`` for the first; then the packs ``base_packs`` names for the pack the link
+ * before was in, then ``base_mru``), in each pack's index through its descriptor, and read from
+ * the block cache (``blocks``: (pack, block) -> ((view, ends), size)). From the second link
+ * on, an object in ``full_cache`` or ``links`` ends the walk as a whole object would.
+ *
+ * The result: the chain's root (the whole object's bytes: type byte + data; where there are
+ * frames, in a zstd frame of raw blocks, to start the chain's decompression), the frames of
+ * the deltas from ``oid`` down (ids: the objects read, ``oid`` first; found_in: the pack
+ * each was in), ``oid``'s depth as its entry says, and the root's id. Nothing is decompressed or checked:
+ * the caller decompresses the frames and checks the end's hash, as the Python walk does. A
+ * tuple naming a block, a reader or a descriptor asks the caller to load it and walk again; None
+ * sends the caller down the careful road. */
+static PyObject *chain_walk(PyObject *mod, PyObject *args) {
+    PyObject *oid_obj, *order, *base_mru, *base_packs, *packs, *blocks, *full_cache, *links;
+    int max_links;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!i", &PyBytes_Type, &oid_obj, &PyList_Type, &order, &PyList_Type,
+                          &base_mru, &PyDict_Type, &base_packs, &PyDict_Type, &packs, &PyDict_Type, &blocks,
+                          &PyDict_Type, &full_cache, &PyDict_Type, &links, &max_links))
+        return NULL;
+    if (PyBytes_GET_SIZE(oid_obj) != 32) Py_RETURN_NONE;
+    PyObject *frames = PyList_New(0), *ids = PyList_New(0), *found_in = PyList_New(0);
+    PyObject *cur = oid_obj, *root = NULL, *result = NULL;
+    Py_INCREF(cur);
+    long depth = 0;
+    if (!frames || !ids || !found_in) goto done;
+    PyObject *prev_name = NULL; /* borrowed from found_in */
+    int link;
+    for (link = 0; link <= max_links; link++) {
+        if (link) {
+            PyObject *cached = PyDict_GetItemWithError(full_cache, cur);
+            if (cached == NULL && !PyErr_Occurred()) cached = PyDict_GetItemWithError(links, cur);
+            if (cached == NULL && PyErr_Occurred()) goto done;
+            if (cached != NULL) {
+                if (!PyTuple_Check(cached) || PyTuple_GET_SIZE(cached) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(cached, 0)))
+                    goto slow;
+                PyObject *whole = PyTuple_GET_ITEM(cached, 0);
+                root = raw_frame_of(PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole)); /* link > 0: frames */
+                if (root == NULL) goto done;
+                break;
+            }
+        }
+        const unsigned char *oid = (const unsigned char *)PyBytes_AS_STRING(cur);
+        PyObject *prefer = NULL, *seq = order;
+        if (link) {
+            prefer = PyDict_GetItemWithError(base_packs, prev_name);
+            if (prefer == NULL && PyErr_Occurred()) goto done;
+            if (prefer != NULL && !PyList_Check(prefer)) goto slow;
+            seq = base_mru;
+        }
+        Found f = {NULL, 0, 0};
+        PyObject *where = NULL, *ask = NULL;
+        int state = PROBE_MISS;
+        Py_ssize_t np = prefer ? PyList_GET_SIZE(prefer) : 0;
+        for (Py_ssize_t k = 0; k < np + PyList_GET_SIZE(seq) && state == PROBE_MISS; k++) {
+            PyObject *name = k < np ? PyList_GET_ITEM(prefer, k) : PyList_GET_ITEM(seq, k - np);
+            if (k >= np && np) {
+                int in = PySequence_Contains(prefer, name);
+                if (in < 0) goto done;
+                if (in) continue;
+            }
+            state = probe_pack(packs, blocks, name, oid, &f, &ask);
+            if (state == PROBE_FOUND) where = name;
+        }
+        if (state == PROBE_ERROR) goto done;
+        if (state == PROBE_ASK) {
+            result = ask;
+            goto done;
+        }
+        if (state != PROBE_FOUND) goto slow; /* not found, or found oddly: the careful road */
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(f.block, 0), &view, PyBUF_SIMPLE) < 0) goto done;
+        const unsigned char *data = (const unsigned char *)view.buf;
+        if (f.start < 0 || f.end > view.len || f.end - f.start < 2) {
+            PyBuffer_Release(&view);
+            goto slow;
+        }
+        int kind = data[f.start];
+        if (PyList_Append(ids, cur) < 0 || PyList_Append(found_in, where) < 0) {
+            PyBuffer_Release(&view);
+            goto done;
+        }
+        prev_name = where;
+        if (kind == 0) { /* FULL: type byte + data */
+            const char *whole = (const char *)data + f.start + 1;
+            Py_ssize_t n = f.end - f.start - 1;
+            root = PyList_GET_SIZE(frames) ? raw_frame_of(whole, n) : PyBytes_FromStringAndSize(whole, n);
+            PyBuffer_Release(&view);
+            if (root == NULL) goto done;
+            break;
+        }
+        if (kind != 1 || f.end - f.start < 3 + 32) { /* DELTA: kind, type, depth, base id, frame */
+            PyBuffer_Release(&view);
+            goto slow;
+        }
+        if (!link) depth = data[f.start + 2];
+        PyObject *base = PyBytes_FromStringAndSize((const char *)data + f.start + 3, 32);
+        PyObject *frame = PyBytes_FromStringAndSize((const char *)data + f.start + 35, f.end - f.start - 35);
+        PyBuffer_Release(&view);
+        if (base == NULL || frame == NULL || PyList_Append(frames, frame) < 0) {
+            Py_XDECREF(base);
+            Py_XDECREF(frame);
+            goto done;
+        }
+        Py_DECREF(frame);
+        Py_DECREF(cur);
+        cur = base;
+    }
+    if (root == NULL) goto slow; /* longer than a chain may be */
+    result = Py_BuildValue("(OOOOlO)", root, frames, ids, found_in, depth, cur);
+    goto done;
+slow:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(root);
+    Py_XDECREF(cur);
+    Py_XDECREF(frames);
+    Py_XDECREF(ids);
+    Py_XDECREF(found_in);
+    return result;
 }
 
 /* The length of msgpack's shortest encoding of [0, keys, ids] (keys: a list of bytes, ids: that
@@ -1975,6 +2254,7 @@ static PyMethodDef methods[] = {
     {"index_entries", index_entries, METH_O, "the sorted entries of a pack index"},
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
+    {"chain_walk", chain_walk, METH_VARARGS, "the links of a delta chain, read from the block cache"},
     {"leaf_size", leaf_size, METH_VARARGS, "the canonical length of a leaf of these keys and ids"},
     {"patch_leaf", patch_leaf, METH_VARARGS, "a leaf with some record ids replaced, and its id"},
     {"leaf_ids", leaf_ids, METH_VARARGS, "the record ids a leaf holds under some keys"},

@@ -54,6 +54,7 @@ __all__ = [
     "pg_copy_rows",
     "PG_KINDS",
     "sqlite_reader",
+    "chain_walk",
     "Encoder",
     "NativeError",
 ]
@@ -210,6 +211,25 @@ def index_sole(fd: int, prefix_at: int, ordinal_at: int, lo: int, hi: int, prefi
     ``ordinal_at``), read with pread: -1 none, -2 several, -3 a short read; or None without the
     extension. The reference is ``IndexReader.candidates``."""
     return _native.index_sole(fd, prefix_at, ordinal_at, lo, hi, prefix) if _native is not None else None
+
+
+def chain_walk(
+    oid: bytes,
+    order: list[str],
+    base_mru: list[str],
+    base_packs: dict[str, list[str]],
+    packs: dict[str, Any],
+    blocks: dict[tuple[str, int], Any],
+    full_cache: dict[bytes, Any],
+    links: dict[bytes, Any],
+    max_links: int,
+) -> tuple[Any, ...] | None:
+    """The links of ``oid``'s delta chain, walked in C through the packs' indexes and the block
+    cache (``DiskObjectStore._walk_in_c`` says what comes back); None without the extension,
+    as for a chain the careful road must read. The reference is ``DiskObjectStore._walk``."""
+    if _native is None:
+        return None
+    return _native.chain_walk(oid, order, base_mru, base_packs, packs, blocks, full_cache, links, max_links)
 
 
 def whole_run(data: Any, ends: list[int], i: int, oids: Sequence[bytes], j: int, out: list[tuple[int, bytes]]) -> int:

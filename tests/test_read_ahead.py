@@ -16,13 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from snapgit import native
 from snapgit.encoding import encode_key
 from snapgit.errors import CorruptError
 from snapgit.forked import Shares, aside
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
+from snapgit.store import objectstore
 from snapgit.store.objectstore import SNAPSHOT_LEVELS, DiskObjectStore, MemoryObjectStore, read_ahead, restarts
-from snapgit.store.pack import MAX_DELTA_DEPTH
+from snapgit.store.pack import MAX_DELTA_DEPTH, DeltaDecoder
 from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaf_spans, leaves_holding, load_node
 from storekit import disk_store
 from storekit import node_id as oid_of
@@ -54,6 +56,62 @@ def chains(tmp_path_factory):
     ids, datas = chained_nodes(store, 300, 6)
     store.close()
     return root, ids, datas
+
+
+@pytest.mark.skipif(not native.available(), reason="the C extension is not built here")
+def test_the_c_walk_reads_every_chain_as_the_walk_in_python(chains):
+    """DiskObjectStore._walk_in_c (native.chain_walk) against _walk, on stores that read the
+    same objects in the same order: the same links in the same packs, the same depth and root,
+    and the same object in the end. Asked with nothing open, it asks for every reader,
+    descriptor and block it needs, and answers itself (never hands the walk to Python)."""
+    root, ids, datas = chains
+    in_c, in_python = DiskObjectStore(root), DiskObjectStore(root)
+    in_python._walk_c = False
+    asks = 0
+    real = native.chain_walk
+
+    def counting(*args):
+        nonlocal asks
+        got = real(*args)
+        asks += got is not None and isinstance(got[0], str)
+        return got
+
+    rnd = random.Random(5)
+    for oid, data in rnd.sample(list(zip(ids, datas, strict=True)), len(ids)):
+        walked = in_c._walk_in_c(oid, in_c._mru)
+        expect = in_python._walk(oid, in_python._mru)
+        assert isinstance(walked, tuple) and expect is not None
+        root_c, frames_c, *rest_c = walked
+        root_py, frames_py, *rest_py = expect
+        assert rest_c == rest_py  # ids, packs, depth, the root's id
+        assert [bytes(f) for f in frames_c] == [bytes(f) for f in frames_py]
+        decoder = DeltaDecoder()
+        full = decoder.decompress_framed_chain(root_c, frames_c[::-1]) if frames_c else root_c
+        assert full == (decoder.decompress_chain(root_py, frames_py[::-1]) if frames_py else root_py)
+        assert full == bytes([NODE]) + data
+        assert in_c.get(oid) == in_python.get(oid) == (NODE, data)
+    fresh = DiskObjectStore(root)
+    native.chain_walk, saved = counting, native.chain_walk
+    try:
+        assert [fresh.get(oid) for oid in ids] == [(NODE, d) for d in datas]
+    finally:
+        native.chain_walk = saved
+    assert asks > 0  # the readers, descriptors and blocks it asked for
+    for s in (in_c, in_python, fresh):
+        s.close()
+
+
+@pytest.mark.skipif(not native.available(), reason="the C extension is not built here")
+def test_a_block_cache_too_small_for_a_chain_sends_the_walk_to_python(chains):
+    """With room for one block, each block the C walk asks for pushes out the one before:
+    after its asks it hands the chain to the walk in Python, which reads it right."""
+    root, ids, datas = chains
+    tiny = DiskObjectStore(root, block_budget=1)
+    deep = [i for i, oid in enumerate(ids) if tiny.get_depth(oid) >= 3]
+    assert deep
+    assert tiny._walk_in_c(ids[deep[0]], tiny._mru) is objectstore._IN_PYTHON
+    assert [tiny.get(ids[i]) for i in deep] == [(NODE, datas[i]) for i in deep]
+    tiny.close()
 
 
 def test_objects_read_ahead_are_the_objects(chains):

@@ -28,7 +28,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import zstandard as zstd
 
@@ -174,6 +174,14 @@ class ObjectStore(ObjectReader, Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# a delta chain walked: (the root's full bytes, the frames from the object down, the ids read,
+# the packs they were in, the object's depth, the root's id); see DiskObjectStore._walk
+_Walked = tuple[bytes, list[Any], list[bytes], list[str], int, bytes]
+_IN_PYTHON = object()  # the C walk cannot answer this one: the walk in Python does
+# walks the C extension starts again for one object, each after loading what it asked for
+_WALK_ASKS = 2 * (MAX_DELTA_DEPTH + 1) + 4
 
 
 def _worth_delta(full: bytes, delta: bytes) -> bool:
@@ -509,6 +517,7 @@ class DiskObjectStore:
         self._base_mru: list[str] = []
         self.generation = 0  # counts changes to the packs read (ReadCursor follows them)
         self._mapped = False  # look-ups through the indexes' maps (mapped_lookups)
+        self._walk_c = native.available()  # delta chains walked in C (_walk_in_c)
         self._delta_bases: dict[bytes, bytes] = {}  # object stored as a delta -> its base
         self._last_delta_base: bytes | None = None
         self._base_packs: dict[str, list[str]] = {}  # pack -> the packs the last bases of its deltas were in
@@ -752,10 +761,81 @@ class DiskObjectStore:
         links, and the careful road resolved one link a call deep, each with its own look-up
         layers and decompression: three quarters of a ``snap status`` after a spread change at
         ten million rows. Here each link is looked up in the packs in the careful road's order
-        (the last bases' packs first) and taken when a pack has its prefix alone; the frames
-        are decompressed in one call, and the end is checked by ``oid``, which a wrong link
-        cannot give. Anything else (a prefix two objects share, a link not found, an entry
-        that does not parse, a hash that differs) is None."""
+        (the last bases' packs first) and taken when a pack has its prefix alone (in C where the
+        extension is built: :meth:`_walk_in_c`); the frames are decompressed in one call, and
+        the end is checked by ``oid``, which a wrong link cannot give. Anything else (a prefix
+        two objects share, a link not found, an entry that does not parse, a hash that
+        differs) is None."""
+        in_c = self._walk_in_c(oid, order) if self._walk_c and not self._mapped else _IN_PYTHON
+        walked = self._walk(oid, order) if in_c is _IN_PYTHON else cast("_Walked | None", in_c)
+        if walked is None:
+            return None
+        root, frames, ids, found_in, depth, cur = walked
+        try:
+            if not frames:
+                full = root
+            elif in_c is _IN_PYTHON:
+                full = self._deltas.decompress_chain(root, frames[::-1])
+            else:  # the C walk gives the root framed already
+                full = self._deltas.decompress_framed_chain(root, frames[::-1])
+        except zstd.ZstdError:
+            return None
+        if hashlib.sha256(full).digest() != oid:
+            return None
+        # what the careful road would have learnt: where bases were, and each link's base
+        if frames:
+            for k in range(1, len(found_in)):
+                self._hint(found_in[k - 1], found_in[k])
+            self._learn_bases((ids[k], ids[k + 1] if k + 1 < len(ids) else cur) for k in range(len(frames)))
+        self._found_in = found_in[0]
+        if full[0] != _RECORD:  # nodes and metadata are read again and again
+            self._keep_full(oid, full, depth)
+        return full, depth
+
+    def _walk_in_c(self, oid: bytes, order: list[str]) -> _Walked | None | object:
+        """:meth:`_walk` by the C extension (``native.chain_walk``), which walks the links
+        through the packs' index descriptors and the block cache; where it needs a pack's
+        reader or descriptor opened, or a block read into the cache, that is done here and the
+        walk starts again (the links before are in the cache then). _IN_PYTHON when it
+        keeps asking (a block cache too small for one chain's blocks) or a descriptor cannot
+        be opened: :meth:`_walk` then walks."""
+        for _ in range(_WALK_ASKS):
+            got = native.chain_walk(
+                oid,
+                order,
+                self._base_mru,
+                self._base_packs,
+                self._packs,
+                self._blocks.by_key,
+                self._full_cache,
+                self._links,
+                MAX_DELTA_DEPTH,
+            )
+            if got is None:
+                return None
+            if len(got) == 6:
+                found_in = got[3]
+                for k, name in enumerate(found_in):  # as the walk in Python moves them
+                    mru = order if k == 0 else self._base_mru
+                    if mru and mru[0] != name:
+                        self._answered(name, mru)
+                return got
+            ask, name = got[0], got[1]
+            try:
+                if ask == "block":
+                    self._reader(name).load_block(got[2])
+                elif ask == "reader":
+                    self._reader(name)
+                elif self._packs[name][0].descriptor() is None:
+                    return _IN_PYTHON
+            except CorruptError:
+                return None
+        return _IN_PYTHON
+
+    def _walk(self, oid: bytes, order: list[str]) -> _Walked | None:
+        """The links of ``oid``'s delta chain, read from the packs: (the root's full bytes,
+        the frames from ``oid`` down, the ids read, ``oid`` first, the pack each was in,
+        ``oid``'s depth, the root's id); None where the careful road must answer."""
         packs = self._packs
         full_cache, links, mapped = self._full_cache, self._links, self._mapped
         frames: list[memoryview] = []
@@ -808,20 +888,9 @@ class DiskObjectStore:
                 order = self._base_mru
             else:
                 return None
-            full = root if not frames else self._deltas.decompress_chain(root, frames[::-1])
-        except (CorruptError, zstd.ZstdError):
+        except CorruptError:
             return None
-        if hashlib.sha256(full).digest() != oid:
-            return None
-        # what the careful road would have learnt: where bases were, and each link's base
-        if frames:
-            for k in range(1, len(found_in)):
-                self._hint(found_in[k - 1], found_in[k])
-            self._learn_bases((ids[k], ids[k + 1] if k + 1 < len(ids) else cur) for k in range(len(frames)))
-        self._found_in = found_in[0]
-        if full[0] != _RECORD:  # nodes and metadata are read again and again
-            self._keep_full(oid, full, depth)
-        return full, depth
+        return root, frames, ids, found_in, depth, cur
 
     @contextlib.contextmanager
     def read_ahead(self, oids: Sequence[bytes]) -> Iterator[None]:

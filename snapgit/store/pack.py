@@ -267,6 +267,11 @@ class DeltaDecoder:
         one before. A damaged frame raises ``zstandard.ZstdError``."""
         return self._plain.decompress_content_dict_chain([_raw_frame(root_full), *map(bytes, frames)])
 
+    def decompress_framed_chain(self, root_frame: bytes, frames: Sequence[bytes]) -> bytes:
+        """:meth:`decompress_chain`, the root already in a frame of raw blocks (as the C
+        chain walk gives it) and the frames as bytes."""
+        return self._plain.decompress_content_dict_chain([root_frame, *frames])
+
     def __len__(self) -> int:
         return len(self._by_base)
 
@@ -475,6 +480,12 @@ class BlockCache:
         self._size += size
         self._evict(keep=1)  # the block just read is used next, even one over the budget
 
+    @property
+    def by_key(self) -> dict[tuple[str, int], tuple[tuple[memoryview, list[int]], int]]:
+        """The cached blocks by (pack, block): ((entries, where each ends), size), for the C
+        chain walk to read (never to change). Its reads do not count as uses."""
+        return self._items
+
     def drop(self, pack: str) -> None:
         for key in [k for k in self._items if k[0] == pack]:
             self._size -= self._items.pop(key)[1]
@@ -536,6 +547,9 @@ class PackReader:
         table = self._read(table_off, nblocks * _BLOCK.size)
         self._blocks = [_BLOCK.unpack_from(table, i * _BLOCK.size) for i in range(nblocks)]
         self._firsts = [b[3] for b in self._blocks]
+        # the C chain walk's view of the block table (native.chain_walk): the first ordinal
+        # of each block as little-endian u32, and the pack's object count
+        self.walk_blocks = (struct.pack(f"<{len(self._firsts)}I", *self._firsts), self.count)
         # The table is covered by the pack checksum only, which reads do not verify: check that
         # the blocks tile the file and the ordinals, so a damaged table is CorruptError, not an
         # IndexError or a wrong entry.
@@ -583,6 +597,13 @@ class PackReader:
         entry = (memoryview(raw)[base:], ends)
         self._cache.put((self.name, b), entry, rlen)
         return entry
+
+    def load_block(self, b: int) -> None:
+        """Read block ``b`` into the block cache (CorruptError when it is damaged): what the C
+        chain walk asks for when a link is in a block the cache does not hold."""
+        if not 0 <= b < len(self._blocks):
+            raise CorruptError(f"pack {self.name[:16]}: no block {b}")
+        self._block(b)
 
     def _where(self, ordinal: int) -> tuple[memoryview, int, int]:
         """(the decompressed block, start, end) of the entry with this ordinal."""

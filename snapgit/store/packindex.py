@@ -187,6 +187,9 @@ class IndexReader:
             raise CorruptError(f"index {path.name}: fanout is not ascending (damaged)")
         self._p0 = _HEADER.size + _FANOUT
         self._o0 = self._p0 + 8 * n
+        # where the C chain walk (native.chain_walk) finds an id's entry: the prefix and
+        # ordinal columns' offsets, and the fanout as 256 little-endian u32
+        self.walk_layout = (self._p0, self._o0, struct.pack("<256I", *self.fanout))
         self.pack_name = tail[:32].hex()
         self._prefixes: Sequence[int]
         self._ordinals: Sequence[int]
@@ -223,6 +226,16 @@ class IndexReader:
     def _file(self) -> contextlib.nullcontext[int | None]:
         """:meth:`_descriptor` for a ``with`` block."""
         return contextlib.nullcontext(self._descriptor())
+
+    @property
+    def open_fd(self) -> int | None:
+        """The descriptor open for look-ups now, or None (:meth:`descriptor` opens one)."""
+        return self._fd
+
+    def descriptor(self) -> int | None:
+        """:meth:`_descriptor`, for a caller that reads through the descriptor itself (the C
+        chain walk, which looks up :attr:`open_fd` and asks for this where it is None)."""
+        return self._descriptor()
 
     def _descriptor(self) -> int | None:
         """A descriptor of the index file for the reads of a look-up, or None where there is
