@@ -176,8 +176,9 @@ class ObjectStore(ObjectReader, Protocol):
     def close(self) -> None: ...
 
 
-# a delta chain walked: (the root's full bytes, the frames from the object down, the ids read,
-# the packs they were in, the object's depth, the root's id); see DiskObjectStore._walk
+# a delta chain walked: (the root's full bytes, in a raw zstd frame where the C walk read frames
+# too, the frames from the object down, the ids read, the packs they were in, the object's
+# depth, the root's id); see DiskObjectStore._walk
 _Walked = tuple[bytes, list[Any], list[bytes], list[str], int, bytes]
 _IN_PYTHON = object()  # the C walk cannot answer this one: the walk in Python does
 # walks the C extension starts again for one object, each after loading what it asked for
