@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shareskit import BothTake, no_shared_memory
 from snapgit.encoding import encode_key
 from snapgit.forked import Shares, aside
 from snapgit.objects import Node, ObjType
@@ -148,22 +149,6 @@ def _fails(*args) -> None:
     raise RuntimeError("the other process fails")
 
 
-class _WaitingShares(Shares):
-    """Shares whose front, the first time, waits until the other process has taken a chunk
-    (up to ten seconds): so that both patch some leaves, however long the fork takes."""
-
-    def front(self) -> range | None:
-        if self.ends()[0] == 0:  # the front has taken nothing yet
-            deadline = time.monotonic() + 10
-            while self.ends()[1] == self.n and time.monotonic() < deadline:
-                time.sleep(0.001)
-        return super().front()
-
-
-def _no_shared_memory(n: int, chunk: int) -> Shares:
-    raise OSError(38, "Function not implemented")  # what sem_open says without /dev/shm
-
-
 def _fails_late(store, old_root, owner, spans, shares, edits, changed) -> None:
     """The other process, failing after it patched the first chunk it took, into packs it
     never publishes."""
@@ -248,11 +233,11 @@ def test_the_other_process_publishes_its_half_before_the_walk_refers_to_it(tmp_p
         alone = _disk_run(tmp_path / "alone", old_rows, logged, new_rows, shared=False, fail="")
         failed = _disk_run(tmp_path / "failed", old_rows, logged, new_rows, shared=True, fail="at once")
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(capture, "Shares", _WaitingShares)
+            mp.setattr(capture, "Shares", BothTake)
             two = _disk_run(tmp_path / "two", old_rows, logged, new_rows, shared=True, fail="")
             late = _disk_run(tmp_path / "late", old_rows, logged, new_rows, shared=True, fail="late")
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(capture, "Shares", _no_shared_memory)
+            mp.setattr(capture, "Shares", no_shared_memory)
             none = _disk_run(tmp_path / "none", old_rows, logged, new_rows, shared=True, fail="")
     assert two[:3] == alone[:3] == failed[:3] == late[:3] == none[:3]
     assert none[4] == alone[4]  # without shared memory for the chunks, this process patches all

@@ -9,17 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import time
 from bisect import bisect_left
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shareskit import BothTake, no_shared_memory
 from snapgit import native
 from snapgit.encoding import encode_key
 from snapgit.errors import CorruptError
-from snapgit.forked import Shares, aside
+from snapgit.forked import aside
 from snapgit.objects import Node, ObjType
 from snapgit.snapshot import capture
 from snapgit.store import objectstore
@@ -339,19 +339,7 @@ def test_status_reads_the_parents_ids_with_a_second_process_as_alone(big_table, 
     store.close()
 
 
-class _BothTake(Shares):
-    """Shares whose front, the first time, waits until the other process has taken a chunk
-    (up to ten seconds): so that both read some leaves, however long the fork takes."""
-
-    def front(self) -> range | None:
-        if self.ends()[0] == 0:
-            deadline = time.monotonic() + 10
-            while self.ends()[1] == self.n and time.monotonic() < deadline:
-                time.sleep(0.001)
-        return super().front()
-
-
-class _BackFailsAfterOne(_BothTake):
+class _BackFailsAfterOne(BothTake):
     """The other process takes one chunk of leaves, reads it, then fails before it answers."""
 
     taken = 0
@@ -363,12 +351,8 @@ class _BackFailsAfterOne(_BothTake):
         return super().back()
 
 
-def _no_shared_memory(n: int, chunk: int) -> Shares:
-    raise OSError(38, "Function not implemented")  # what sem_open says without /dev/shm
-
-
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the leaves are shared out on two cores only")
-@pytest.mark.parametrize("shares", [_BothTake, _BackFailsAfterOne, _no_shared_memory])
+@pytest.mark.parametrize("shares", [BothTake, _BackFailsAfterOne, no_shared_memory])
 def test_status_shares_the_parents_leaves_out_and_reads_what_the_other_did_not_answer(big_table, monkeypatch, shares):
     """The two processes take leaves a chunk at a time from either end (Shares): the ids are
     those of one process reading alone when both took some, when the other failed after taking
