@@ -6,6 +6,9 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`index_entries`: the sorted entries of a pack index;
 * :func:`sorted_hits`: which of many prefixes a pack index holds (a commit's batched probes);
 * :func:`index_sole`: the one entry of a pack index with a prefix (the links of delta chains);
+* :func:`chain_walk`: the links of a delta chain, each looked up in the packs' indexes and read
+  from the block cache (an object store's reads); None without the extension, and its
+  reference is the store's walk in Python (``DiskObjectStore._walk``);
 * :func:`leaf_size`: the canonical length of a tree leaf (a leaf is patched only if so encoded);
 * :func:`patch_leaf`: a canonically encoded tree leaf with some record ids replaced, and its id
   (a commit through the change log patches most of the leaves it writes);
