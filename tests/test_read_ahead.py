@@ -59,7 +59,7 @@ def chains(tmp_path_factory):
 
 
 @pytest.mark.skipif(not native.available(), reason="the C extension is not built here")
-def test_the_c_walk_reads_every_chain_as_the_walk_in_python(chains):
+def test_the_c_walk_reads_every_chain_as_the_walk_in_python(chains, monkeypatch):
     """DiskObjectStore._walk_in_c (native.chain_walk) against _walk, on stores that read the
     same objects in the same order: the same links in the same packs, the same depth and root,
     and the same object in the end. Asked with nothing open, it asks for every reader,
@@ -91,11 +91,8 @@ def test_the_c_walk_reads_every_chain_as_the_walk_in_python(chains):
         assert full == bytes([NODE]) + data
         assert in_c.get(oid) == in_python.get(oid) == (NODE, data)
     fresh = DiskObjectStore(root)
-    native.chain_walk, saved = counting, native.chain_walk
-    try:
-        assert [fresh.get(oid) for oid in ids] == [(NODE, d) for d in datas]
-    finally:
-        native.chain_walk = saved
+    monkeypatch.setattr(native, "chain_walk", counting)
+    assert [fresh.get(oid) for oid in ids] == [(NODE, d) for d in datas]
     assert asks > 0  # the readers, descriptors and blocks it asked for
     for s in (in_c, in_python, fresh):
         s.close()
