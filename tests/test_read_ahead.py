@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 from bisect import bisect_left
 
 import pytest
@@ -25,7 +26,7 @@ from snapgit.snapshot import capture
 from snapgit.store import objectstore
 from snapgit.store.objectstore import SNAPSHOT_LEVELS, DiskObjectStore, MemoryObjectStore, read_ahead, restarts
 from snapgit.store.pack import MAX_DELTA_DEPTH, DeltaDecoder
-from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaf_spans, leaves_holding, load_node
+from snapgit.tree.prolly import TreeBuilder, iter_leaves, leaf_spans, load_node
 from storekit import disk_store
 from storekit import node_id as oid_of
 
@@ -109,6 +110,22 @@ def test_a_block_cache_too_small_for_a_chain_sends_the_walk_to_python(chains):
     assert tiny._walk_in_c(ids[deep[0]], tiny._mru) is objectstore._IN_PYTHON
     assert [tiny.get(ids[i]) for i in deep] == [(NODE, datas[i]) for i in deep]
     tiny.close()
+
+
+@pytest.mark.skipif(not native.available(), reason="the C extension is not built here")
+def test_an_index_gone_under_an_open_store_sends_the_walk_to_python(chains, tmp_path):
+    """The C walk reads through each index's descriptor; an index whose file went away after
+    the store opened it (gc moving it) gives none, and the walk in Python reads through the
+    index's map instead: the same objects."""
+    root, ids, datas = chains
+    copy = tmp_path / "store"
+    shutil.copytree(root, copy)
+    store = DiskObjectStore(copy)
+    for idx in (copy / "objects" / "pack").glob("*.idx"):
+        idx.rename(tmp_path / idx.name)
+    assert store._walk_in_c(ids[0], store._mru) is objectstore._IN_PYTHON
+    assert [store.get(oid) for oid in ids] == [(NODE, d) for d in datas]
+    store.close()
 
 
 def test_objects_read_ahead_are_the_objects(chains):
@@ -257,9 +274,10 @@ def build_tree(store, keys: list[bytes]) -> bytes:
     n=st.integers(0, 40_000),
     asked=st.lists(st.integers(-10, 41_000), max_size=300, unique=True),
 )
-def test_leaves_holding_are_the_leaves_the_keys_fall_in(n, asked):
+def test_leaf_spans_are_the_leaves_the_keys_fall_in(n, asked):
     """Each asked key falls in the first leaf whose last key is at or above it (none past the
-    last): leaves_holding lists those leaves, once each, in key order, reading no leaf."""
+    last): leaf_spans lists those leaves, once each, in key order, reading no leaf, each with
+    the asked keys that fall in it."""
     store = MemoryObjectStore()
     root = build_tree(store, [encode_key([i]) for i in range(n)])
     keys = sorted(encode_key([i]) for i in asked)
@@ -270,9 +288,8 @@ def test_leaves_holding_are_the_leaves_the_keys_fall_in(n, asked):
         j = bisect_left(lasts, k)
         if j < len(leaves) and (not expect or expect[-1] != leaves[j][0]):
             expect.append(leaves[j][0])
-    assert leaves_holding(store, root, keys) == expect
-    # leaf_spans: with each leaf, the asked keys that fall in it (the capture commit's other
-    # process patches a leaf by them, and the walk takes its work only where they are its own)
+    # with each leaf, the asked keys that fall in it (the capture commit's other process
+    # patches a leaf by them, and the walk takes its work only where they are its own)
     spans = leaf_spans(store, root, keys)
     assert [nid for nid, _, _ in spans] == expect
     for nid, lo, hi in spans:
@@ -322,7 +339,7 @@ def test_status_reads_the_parents_ids_with_a_second_process_as_alone(big_table, 
     edits = sorted(set(rnd.sample(keys, 8000)) | {encode_key([-1]), encode_key([10**9])})
     expect = [rows.get(k) for k in edits]
     store = DiskObjectStore(root)
-    assert len(leaves_holding(store, tree, edits[len(edits) // 2 :])) >= 256  # the split is taken
+    assert len(leaf_spans(store, tree, edits)) >= 256  # the leaves are shared out
     assert load_node(store, tree).level >= 2
     with capture._parent_ids(store, tree, edits) as ids:
         assert ids() == expect

@@ -41,7 +41,6 @@ __all__ = [
     "load_node",
     "iter_leaves",
     "iter_entries",
-    "leaves_holding",
     "leaf_spans",
     "lookup",
     "leaf_index",
@@ -329,16 +328,11 @@ def load_node(reader: ObjectReader, nid: bytes) -> Node:
     return Node.decode(node_data(reader, nid))
 
 
-def leaves_holding(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> list[bytes]:
-    """The ids of the leaves of the tree ``root`` that ``keys`` (sorted) fall in, in key order,
-    each once: a key falls in the first leaf whose last key is at or above it, a key above
-    every key of the tree in none. Reads the inner nodes on the way to them only, no leaf:
-    what a walk down to the keys will read next, for a store to read ahead."""
-    return [nid for nid, _, _ in leaf_spans(reader, root, keys)]
-
-
 def leaf_spans(reader: ObjectReader, root: bytes, keys: Sequence[bytes]) -> list[tuple[bytes, int, int]]:
-    """:func:`leaves_holding`, each leaf with the keys that fall in it: ``keys[lo:hi]``."""
+    """The leaves of the tree ``root`` that ``keys`` (sorted) fall in, in key order, each once
+    with the keys that fall in it (``keys[lo:hi]``): a key falls in the first leaf whose last
+    key is at or above it, a key above every key of the tree in none. Reads the inner nodes on
+    the way to them only, no leaf: what a walk down to the keys will read next."""
     node = load_node(reader, root)
     if node.level == 0:
         if not keys or not node.keys or keys[0] > node.keys[-1]:
