@@ -31,11 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from snapgit.errors import NotFoundError, SnapError
 from snapgit.objects import Commit, decode_schema
-from snapgit.ops import branches, maintenance, plumbing, remotes, status, transfer
+from snapgit.ops import branches, maintenance, plumbing, status, transfer
 from snapgit.ops import commit as commits
 from snapgit.ops.audit import on_behalf_of, read_log
 from snapgit.ops.commit import NoDatabaseError
-from snapgit.ops.remotes import RemoteInfo
 from snapgit.passphrase import PassphraseSource
 from snapgit.progress import Progress
 from snapgit.schema import TableSchema
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
     from snapgit.ops.fetch import FetchResult
     from snapgit.ops.mergeflow import MergeResult
     from snapgit.ops.push import PushResult
+    from snapgit.ops.remotes import RemoteInfo
 
 __all__ = ["Repo", "TableInfo", "MergeResult", "NoDatabaseError"]
 
@@ -393,6 +393,8 @@ class Repo:
 
     def remotes(self) -> list[RemoteInfo]:
         """The configured remotes, by name."""
+        from snapgit.ops import remotes
+
         return remotes.list_remotes(self.store)
 
     def remote_add(
@@ -403,6 +405,8 @@ class Repo:
         ``encrypt``: everything pushed to it is encrypted on this side (docs/encryption.md), with
         a key wrapped by ``passphrase`` (the passphrase, a callable asked for it, or None: the
         environment). An encrypted remote is opened with the passphrase by every command."""
+        from snapgit.ops import remotes
+
         return remotes.add_remote(self.store, name, url, encrypt=encrypt, passphrase=passphrase)
 
     @_writes
@@ -411,11 +415,15 @@ class Repo:
     ) -> tuple[str, str]:
         """Change the passphrase of an encrypted remote: its key is wrapped anew, nothing stored
         is re-encrypted. Returns the ids of the removed and the new key object."""
+        from snapgit.ops import remotes
+
         return remotes.change_remote_passphrase(self.store, name, old=old, new=new)
 
     @_writes
     def remote_remove(self, name: str) -> RemoteInfo:
         """Forget a remote and its remote-tracking refs (the remote itself is not touched)."""
+        from snapgit.ops import remotes
+
         return remotes.remove_remote(self.store, name)
 
     @_writes
@@ -455,6 +463,7 @@ class Repo:
     ) -> tuple[FetchResult, MergeResult]:
         """Fetch, then merge the remote's branch (default: the one named like the current
         branch) into the live database, as :meth:`merge` does."""
+        from snapgit.ops import remotes
         from snapgit.ops.fetch import fetch
 
         result = fetch(self.store, remote, progress)
@@ -472,6 +481,7 @@ class Repo:
 
     def ls_remote(self, remote: str | None = None) -> tuple[str, dict[str, str]]:
         """(the remote's name, its refs: name -> commit id in hex)."""
+        from snapgit.ops import remotes
         from snapgit.remote.layout import RemoteRepo
 
         name = remotes.default_remote(self.store, remote)

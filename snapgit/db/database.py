@@ -45,7 +45,6 @@ from snapgit.db.rows import batch_converter
 from snapgit.db.types import column_read
 from snapgit.db.url import dialect_of, parse_url, password_of, redact_url, sqlite_file
 from snapgit.db.values import register_pg_text_fallback
-from snapgit.db.write import WriteTransaction
 from snapgit.encoding import packable
 from snapgit.native import NativeError, sqlite_reader
 from snapgit.schema import TableSchema
@@ -53,6 +52,8 @@ from snapgit.schema import TableSchema
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.engine import URL, Connection, Engine
+
+    from snapgit.db.write import WriteTransaction
 
 __all__ = ["Database", "ReadSnapshot"]
 
@@ -254,6 +255,8 @@ class Database:
         """One write transaction (see :mod:`snapgit.db.write`): committed when the ``with`` block
         ends cleanly, rolled back on any exception, so that the database is then exactly as it
         was."""
+        from snapgit.db.write import WriteTransaction  # not read by a commit: imported when written
+
         conn = self._connect()
         try:
             with WriteTransaction.begin(conn, self.dialect, self.url_redacted, self._password) as tx:
