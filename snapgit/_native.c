@@ -19,6 +19,8 @@
  *   index_sole   the one entry of a pack index with a prefix, read with pread (delta chains).
  *   chain_walk   the links of a delta chain: each looked up in the packs' indexes and read from
  *                the block cache, without Python between them.
+ *   patch_make   the patch (git's delta encoding) from a base to an object as long that differs
+ *                from it in a few places; patch_apply applies patches (delta chains).
  *   patch_leaf   a tree leaf with some of its record ids replaced, and its new id (a commit
  *                through the change log).
  *   leaf_ids     the record ids a tree leaf holds under some keys, not decoding it (status).
@@ -621,35 +623,6 @@ static int probe_pack(PyObject *packs, PyObject *blocks, PyObject *name, const u
     return PROBE_FOUND;
 }
 
-/* ``content`` in a zstd frame of raw blocks, its size declared: the first frame of a
- * content-dictionary chain, as pack.py's _raw_frame makes it (magic, frame header 0xE0: an
- * 8-byte content size, a single segment; each block a 3-byte little-endian header of the
- * last-block bit, type 0 and the size, then the bytes). */
-static PyObject *raw_frame_of(const char *content, Py_ssize_t n) {
-    const Py_ssize_t most = 128 * 1024;
-    Py_ssize_t nblocks = n ? (n + most - 1) / most : 1;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, 4 + 1 + 8 + 3 * nblocks + n);
-    if (out == NULL) return NULL;
-    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(out);
-    const unsigned char magic[4] = {0x28, 0xB5, 0x2F, 0xFD};
-    memcpy(p, magic, 4);
-    p[4] = 0xE0;
-    for (int k = 0; k < 8; k++) p[5 + k] = (unsigned char)((uint64_t)n >> (8 * k));
-    p += 13;
-    Py_ssize_t off = 0;
-    for (Py_ssize_t b = 0; b < nblocks; b++) {
-        Py_ssize_t len = n - off < most ? n - off : most;
-        uint32_t head = (uint32_t)(b == nblocks - 1) | (uint32_t)len << 3;
-        p[0] = (unsigned char)head;
-        p[1] = (unsigned char)(head >> 8);
-        p[2] = (unsigned char)(head >> 16);
-        memcpy(p + 3, content + off, (size_t)len);
-        p += 3 + len;
-        off += len;
-    }
-    return out;
-}
-
 /* chain_walk(oid, order, base_mru, base_packs, packs, blocks, full_cache, links, max_links)
  *   -> (root, frames, ids, found_in, depth, root_id) | ("block", name, b) | ("reader", name) | ("fd", name) | None
  *
@@ -660,9 +633,8 @@ static PyObject *raw_frame_of(const char *content, Py_ssize_t n) {
  * the block cache (``blocks``: (pack, block) -> ((view, ends), size)). From the second link
  * on, an object in ``full_cache`` or ``links`` ends the walk as a whole object would.
  *
- * The result: the chain's root (the whole object's bytes: type byte + data; where there are
- * frames, in a zstd frame of raw blocks, to start the chain's decompression), the frames of
- * the deltas from ``oid`` down (ids: the objects read, ``oid`` first; found_in: the pack
+ * The result: the chain's root (the whole object's bytes: type byte + data), the payloads of
+ * the deltas from ``oid`` down (zstd frames or patches) (ids: the objects read, ``oid`` first; found_in: the pack
  * each was in), ``oid``'s depth as its entry says, and the root's id. Nothing is decompressed or checked:
  * the caller decompresses the frames and checks the end's hash, as the Python walk does. A
  * tuple naming a block, a reader or a descriptor asks the caller to load it and walk again; None
@@ -690,9 +662,8 @@ static PyObject *chain_walk(PyObject *mod, PyObject *args) {
             if (cached != NULL) {
                 if (!PyTuple_Check(cached) || PyTuple_GET_SIZE(cached) < 1 || !PyBytes_Check(PyTuple_GET_ITEM(cached, 0)))
                     goto slow;
-                PyObject *whole = PyTuple_GET_ITEM(cached, 0);
-                root = raw_frame_of(PyBytes_AS_STRING(whole), PyBytes_GET_SIZE(whole)); /* link > 0: frames */
-                if (root == NULL) goto done;
+                root = PyTuple_GET_ITEM(cached, 0);
+                Py_INCREF(root);
                 break;
             }
         }
@@ -740,7 +711,7 @@ static PyObject *chain_walk(PyObject *mod, PyObject *args) {
         if (kind == 0) { /* FULL: type byte + data */
             const char *whole = (const char *)data + f.start + 1;
             Py_ssize_t n = f.end - f.start - 1;
-            root = PyList_GET_SIZE(frames) ? raw_frame_of(whole, n) : PyBytes_FromStringAndSize(whole, n);
+            root = PyBytes_FromStringAndSize(whole, n);
             PyBuffer_Release(&view);
             if (root == NULL) goto done;
             break;
@@ -2248,6 +2219,220 @@ static PyObject *shares_sqlite(PyObject *mod, PyObject *arg) {
     return PyBool_FromLong(theirs != NULL && theirs == (void *)&sqlite3_open_v2);
 }
 
+/* -- patches: the deltas of objects that changed in place --------------------------------- */
+
+/* A patch turns a base into an object of the same length whose bytes differ in a few places (a
+ * leaf whose rows changed in place: some 32-byte record ids replaced). It is git's delta
+ * encoding (pack-format: "deltified representation") after a marker byte:
+ *
+ *   01 | varint base length | varint object length | instructions
+ *
+ * a varint being 7 bits a byte, low first, the high bit set on every byte but the last; an
+ * instruction is either a copy from the base (1xxxxxxx, then the offset's bytes the low four
+ * bits name, low first, then the size's bytes the next three bits name; size 0 means 0x10000)
+ * or an insert of the 1..127 bytes that follow (0xxxxxxx, not 0). A zstd frame starts with 28,
+ * so the marker tells the two kinds of DELTA payload apart. The reference is snapgit/native.py's
+ * (patch_make, patch_apply), which must give the same bytes. */
+
+#define PATCH_MARK 1
+#define PATCH_GAP 8 /* fewer equal bytes than this between two changes: one insert holds both */
+
+static unsigned char *put_varint(unsigned char *o, size_t v) {
+    while (v >= 0x80) {
+        *o++ = (unsigned char)(v & 0x7f) | 0x80;
+        v >>= 7;
+    }
+    *o++ = (unsigned char)v;
+    return o;
+}
+
+static unsigned char *put_copy(unsigned char *o, size_t off, size_t size) {
+    while (size) {
+        size_t n = size > 0xffffff ? 0xffffff : size;
+        unsigned char *op = o++;
+        unsigned char cmd = 0x80;
+        for (int b = 0; b < 4; b++)
+            if ((off >> (8 * b)) & 0xff) {
+                *o++ = (unsigned char)((off >> (8 * b)) & 0xff);
+                cmd |= (unsigned char)(1 << b);
+            }
+        for (int b = 0; b < 3; b++)
+            if ((n >> (8 * b)) & 0xff) {
+                *o++ = (unsigned char)((n >> (8 * b)) & 0xff);
+                cmd |= (unsigned char)(0x10 << b);
+            }
+        *op = cmd;
+        off += n;
+        size -= n;
+    }
+    return o;
+}
+
+static unsigned char *put_insert(unsigned char *o, const unsigned char *p, size_t size) {
+    while (size) {
+        size_t n = size > 127 ? 127 : size;
+        *o++ = (unsigned char)n;
+        memcpy(o, p, n);
+        o += n;
+        p += n;
+        size -= n;
+    }
+    return o;
+}
+
+/* patch_make(base, obj, limit): the patch from base to obj, when both are as long, their
+ * length fits in 32 bits and the patch is at most `limit` bytes; else None. */
+static PyObject *patch_make(PyObject *mod, PyObject *args) {
+    Py_buffer b, f;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "y*y*n", &b, &f, &limit)) return NULL;
+    PyObject *result = NULL;
+    size_t n = (size_t)f.len;
+    const unsigned char *bp = b.buf, *fp = f.buf;
+    if (b.len != f.len || n == 0 || n > 0xffffffffu || limit <= 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    /* the worst case fits: a change is followed by PATCH_GAP equal bytes or the end, and costs
+       its bytes, an insert header per 127 of them and a copy before it (8 bytes at most, and
+       8 more for every 0xffffff bytes it copies) */
+    size_t cap = 1 + 10 + 10 + n + n / 127 + 8 * (n / PATCH_GAP + 2) + 8 * (n / 0xffffff + 2) + 16;
+    unsigned char *out = PyMem_Malloc(cap), *o = out;
+    if (!out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    *o++ = PATCH_MARK;
+    o = put_varint(o, n);
+    o = put_varint(o, n);
+    size_t i = 0, copy_from = 0;
+    while (i < n) {
+        /* equal bytes, eight at a time where they can be */
+        while (i + 8 <= n) {
+            uint64_t x, y;
+            memcpy(&x, bp + i, 8);
+            memcpy(&y, fp + i, 8);
+            if (x != y) break;
+            i += 8;
+        }
+        while (i < n && bp[i] == fp[i]) i++;
+        if (i >= n) break;
+        size_t last = i, j = i + 1;
+        while (j < n && j - last <= PATCH_GAP) {
+            if (bp[j] != fp[j]) last = j;
+            j++;
+        }
+        o = put_copy(o, copy_from, i - copy_from);
+        o = put_insert(o, fp + i, last + 1 - i);
+        copy_from = i = last + 1;
+        if ((Py_ssize_t)(o - out) > limit) break;
+    }
+    o = put_copy(o, copy_from, n - copy_from);
+    if ((Py_ssize_t)(o - out) > limit) {
+        result = Py_None;
+        Py_INCREF(result);
+    } else {
+        result = PyBytes_FromStringAndSize((const char *)out, o - out);
+    }
+    PyMem_Free(out);
+done:
+    PyBuffer_Release(&b);
+    PyBuffer_Release(&f);
+    return result;
+}
+
+static int get_varint(const unsigned char **pp, const unsigned char *end, size_t *v) {
+    const unsigned char *p = *pp;
+    size_t r = 0;
+    int shift = 0;
+    for (;;) {
+        if (p >= end || shift > 56) return -1;
+        unsigned char c = *p++;
+        r |= (size_t)(c & 0x7f) << shift;
+        shift += 7;
+        if (!(c & 0x80)) break;
+    }
+    *pp = p;
+    *v = r;
+    return 0;
+}
+
+/* One patch applied to `base` (n bytes) into a new bytes object; NULL with ValueError set when
+ * the patch is damaged (any instruction out of bounds, a length that does not add up). */
+static PyObject *apply_one(const unsigned char *base, size_t n, const unsigned char *p, size_t len) {
+    const unsigned char *end = p + len;
+    size_t src, dst;
+    if (len < 1 || *p++ != PATCH_MARK || get_varint(&p, end, &src) < 0 || get_varint(&p, end, &dst) < 0 ||
+        src != n || dst > PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_ValueError, "damaged patch: its header does not fit its base");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)dst);
+    if (!out) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+    size_t left = dst;
+    while (p < end) {
+        unsigned char cmd = *p++;
+        if (cmd & 0x80) {
+            size_t off = 0, size = 0;
+            for (int b = 0; b < 4; b++)
+                if (cmd & (1 << b)) {
+                    if (p >= end) goto bad;
+                    off |= (size_t)*p++ << (8 * b);
+                }
+            for (int b = 0; b < 3; b++)
+                if (cmd & (0x10 << b)) {
+                    if (p >= end) goto bad;
+                    size |= (size_t)*p++ << (8 * b);
+                }
+            if (size == 0) size = 0x10000;
+            if (off > n || size > n - off || size > left) goto bad;
+            memcpy(o, base + off, size);
+            o += size;
+            left -= size;
+        } else if (cmd) {
+            if ((size_t)(end - p) < cmd || cmd > left) goto bad;
+            memcpy(o, p, cmd);
+            o += cmd;
+            p += cmd;
+            left -= cmd;
+        } else {
+            goto bad;
+        }
+    }
+    if (left == 0) return out;
+bad:
+    Py_DECREF(out);
+    PyErr_SetString(PyExc_ValueError, "damaged patch: an instruction does not fit");
+    return NULL;
+}
+
+/* patch_apply(base, patches): the object at the end of patches applied one after the other,
+ * the first to base (a list of bytes-like objects). */
+static PyObject *patch_apply(PyObject *mod, PyObject *args) {
+    Py_buffer b;
+    PyObject *patches;
+    if (!PyArg_ParseTuple(args, "y*O!", &b, &PyList_Type, &patches)) return NULL;
+    PyObject *cur = PyBytes_FromStringAndSize(b.buf, b.len);
+    PyBuffer_Release(&b);
+    if (!cur) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(patches); k++) {
+        Py_buffer pb;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(patches, k), &pb, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(cur);
+            return NULL;
+        }
+        PyObject *next = apply_one((const unsigned char *)PyBytes_AS_STRING(cur), (size_t)PyBytes_GET_SIZE(cur),
+                                   pb.buf, (size_t)pb.len);
+        PyBuffer_Release(&pb);
+        Py_DECREF(cur);
+        if (!next) return NULL;
+        cur = next;
+    }
+    return cur;
+}
+
 static PyMethodDef methods[] = {
     {"pack_digest", pack_digest, METH_VARARGS, "fingerprints of slices of rows"},
     {"records", records, METH_VARARGS, "record ids and payloads of rows"},
@@ -2255,6 +2440,8 @@ static PyMethodDef methods[] = {
     {"sorted_hits", sorted_hits, METH_VARARGS, "which sorted numbers a pack index's prefixes hold"},
     {"index_sole", index_sole, METH_VARARGS, "the ordinal of the one index entry with a prefix"},
     {"chain_walk", chain_walk, METH_VARARGS, "the links of a delta chain, read from the block cache"},
+    {"patch_make", patch_make, METH_VARARGS, "the patch from a base to an object as long, or None"},
+    {"patch_apply", patch_apply, METH_VARARGS, "patches applied one after the other to a base"},
     {"leaf_size", leaf_size, METH_VARARGS, "the canonical length of a leaf of these keys and ids"},
     {"patch_leaf", patch_leaf, METH_VARARGS, "a leaf with some record ids replaced, and its id"},
     {"leaf_ids", leaf_ids, METH_VARARGS, "the record ids a leaf holds under some keys"},

@@ -9,6 +9,8 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`chain_walk`: the links of a delta chain, each looked up in the packs' indexes and read
   from the block cache (an object store's reads); None without the extension, and its
   reference is the store's walk in Python (``DiskObjectStore._walk``);
+* :func:`patch_make`, :func:`patch_apply`: the patch (git's delta encoding) from a base to an
+  object as long that differs from it in a few places, and patches applied (delta chains);
 * :func:`leaf_size`: the canonical length of a tree leaf (a leaf is patched only if so encoded);
 * :func:`patch_leaf`: a canonically encoded tree leaf with some record ids replaced, and its id
   (a commit through the change log patches most of the leaves it writes);
@@ -233,6 +235,147 @@ def chain_walk(
     if _native is None:
         return None
     return _native.chain_walk(oid, order, base_mru, base_packs, packs, blocks, full_cache, links, max_links)
+
+
+PATCH_MARK = 1  # the first byte of a patch (a zstd frame's is 0x28)
+_PATCH_GAP = 8  # fewer equal bytes than this between two changes: one insert holds both
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def _copy_op(off: int, size: int) -> bytes:
+    out = bytearray()
+    while size:
+        n = min(size, 0xFFFFFF)
+        cmd, args = 0x80, bytearray()
+        for b in range(4):
+            if (off >> (8 * b)) & 0xFF:
+                args.append((off >> (8 * b)) & 0xFF)
+                cmd |= 1 << b
+        for b in range(3):
+            if (n >> (8 * b)) & 0xFF:
+                args.append((n >> (8 * b)) & 0xFF)
+                cmd |= 0x10 << b
+        out.append(cmd)
+        out += args
+        off += n
+        size -= n
+    return bytes(out)
+
+
+def _insert_op(data: bytes) -> bytes:
+    return b"".join(bytes((len(c),)) + c for c in (data[k : k + 127] for k in range(0, len(data), 127)))
+
+
+def patch_make(base: bytes, obj: bytes, limit: int) -> bytes | None:
+    """The patch from ``base`` to ``obj`` (git's delta encoding after :data:`PATCH_MARK`: copies
+    of the base's equal stretches, inserts of the bytes that changed) when both are as long,
+    the length fits in 32 bits and the patch is at most ``limit`` bytes; else None."""
+    if _native is not None:
+        return _native.patch_make(base, obj, limit)
+    n = len(obj)
+    if len(base) != n or n == 0 or n > 0xFFFFFFFF or limit <= 0:
+        return None
+    out = [bytes((PATCH_MARK,)), _varint(n), _varint(n)]
+    size = sum(map(len, out))
+    i = copy_from = 0
+    while i < n:
+        while i + 64 <= n and base[i : i + 64] == obj[i : i + 64]:  # equal stretches, quickly
+            i += 64
+        while i < n and base[i] == obj[i]:
+            i += 1
+        if i >= n:
+            break
+        last, j = i, i + 1
+        while j < n and j - last <= _PATCH_GAP:
+            if base[j] != obj[j]:
+                last = j
+            j += 1
+        ops = _copy_op(copy_from, i - copy_from) + _insert_op(obj[i : last + 1])
+        out.append(ops)
+        size += len(ops)
+        copy_from = i = last + 1
+        if size > limit:
+            break
+    tail = _copy_op(copy_from, n - copy_from)
+    if size + len(tail) > limit:
+        return None
+    out.append(tail)
+    return b"".join(out)
+
+
+def _read_varint(p: bytes | memoryview, at: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        if at >= len(p) or shift > 56:
+            raise ValueError("damaged patch: its header does not fit its base")
+        c = p[at]
+        at += 1
+        v |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return v, at
+
+
+def _apply_one(base: bytes, patch: bytes | memoryview) -> bytes:
+    p = bytes(patch)
+    if not p or p[0] != PATCH_MARK:
+        raise ValueError("damaged patch: its header does not fit its base")
+    src, at = _read_varint(p, 1)
+    dst, at = _read_varint(p, at)
+    if src != len(base):
+        raise ValueError("damaged patch: its header does not fit its base")
+    out = bytearray()
+    bad = ValueError("damaged patch: an instruction does not fit")
+    while at < len(p):
+        cmd = p[at]
+        at += 1
+        if cmd & 0x80:
+            off = size = 0
+            for b in range(4):
+                if cmd & (1 << b):
+                    if at >= len(p):
+                        raise bad
+                    off |= p[at] << (8 * b)
+                    at += 1
+            for b in range(3):
+                if cmd & (0x10 << b):
+                    if at >= len(p):
+                        raise bad
+                    size |= p[at] << (8 * b)
+                    at += 1
+            size = size or 0x10000
+            if off + size > len(base) or len(out) + size > dst:
+                raise bad
+            out += base[off : off + size]
+        elif cmd:
+            if at + cmd > len(p) or len(out) + cmd > dst:
+                raise bad
+            out += p[at : at + cmd]
+            at += cmd
+        else:
+            raise bad
+    if len(out) != dst:
+        raise bad
+    return bytes(out)
+
+
+def patch_apply(base: bytes, patches: list[Any]) -> bytes:
+    """``patches`` (made by :func:`patch_make`) applied one after the other, the first to
+    ``base``: the object at the end. A damaged patch raises ValueError."""
+    if _native is not None:
+        return _native.patch_apply(base, patches)
+    cur = bytes(base)
+    for patch in patches:
+        cur = _apply_one(cur, patch)
+    return cur
 
 
 def whole_run(data: Any, ends: list[int], i: int, oids: Sequence[bytes], j: int, out: list[tuple[int, bytes]]) -> int:

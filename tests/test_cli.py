@@ -61,7 +61,7 @@ def no_traceback(proc: subprocess.CompletedProcess) -> None:
 def test_init_creates_private_store(shop: Path) -> None:
     store = shop / ".snapstore"
     assert stat.S_IMODE(store.stat().st_mode) == 0o700
-    assert (store / "VERSION").read_text() == "snapgit store 2\n"
+    assert (store / "VERSION").read_text() == "snapgit store 3\n"
     assert "shop.db" in (store / "config.toml").read_text()
 
 

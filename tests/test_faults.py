@@ -328,7 +328,7 @@ def test_index_fanout_running_backwards_is_damage(template: Template, tmp_path: 
 
 def test_version_file_that_is_not_text_refuses_to_open(template: Template, tmp_path: Path) -> None:
     cwd = damaged_copy(template, tmp_path, "VERSION", b"snapgit \xe9tore 1\n")
-    assert_refuses(cwd, "verify", says=f"this snapgit reads formats 1 and {FORMAT_VERSION}")
+    assert_refuses(cwd, "verify", says=f"this snapgit reads formats 1 to {FORMAT_VERSION}")
 
 
 # --- concurrent committers ---------------------------------------------------------------------
@@ -637,7 +637,7 @@ def test_store_of_an_unknown_format_refuses_to_open(template: Template, tmp_path
     before = sorted((p.relative_to(cwd), p.stat().st_mtime_ns) for p in (cwd / ".snapstore").rglob("*"))
     proc = forkrun.run(cwd, *command)
     assert proc.returncode == 3 and clean_error(proc), proc.stderr
-    assert f"is a store of format {newer!r}; this snapgit reads formats 1 and {FORMAT_VERSION}" in proc.stderr
+    assert f"is a store of format {newer!r}; this snapgit reads formats 1 to {FORMAT_VERSION}" in proc.stderr
     assert "hint: use the snapgit version that wrote it" in proc.stderr
     assert sorted((p.relative_to(cwd), p.stat().st_mtime_ns) for p in (cwd / ".snapstore").rglob("*")) == before
 

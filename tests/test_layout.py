@@ -121,7 +121,7 @@ def test_open_reads_what_init_wrote(store, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text", ["snapgit store 3\n", "snapgit store 1", "snapgit store 1\n\n", "", "something else\n", "snapgit store 0\n"]
+    "text", ["snapgit store 4\n", "snapgit store 1", "snapgit store 1\n\n", "", "something else\n", "snapgit store 0\n"]
 )
 def test_open_refuses_another_version(store, tmp_path, text):
     (store.root / "VERSION").write_text(text)
@@ -131,12 +131,13 @@ def test_open_refuses_another_version(store, tmp_path, text):
     assert info.value.hint
 
 
-def test_open_upgrades_a_store_of_format_1(store, tmp_path):
-    """Format 2 only adds to format 1: such a store is read as it is, and marked as format 2 so
-    that a snapgit of format 1 refuses it from then on."""
-    (store.root / "VERSION").write_text("snapgit store 1\n")
+@pytest.mark.parametrize("earlier", [1, 2])
+def test_open_upgrades_a_store_of_an_earlier_format(store, tmp_path, earlier):
+    """Formats 2 and 3 only add to the ones before: such a store is read as it is, and marked as
+    format 3 so that an earlier snapgit refuses it from then on."""
+    (store.root / "VERSION").write_text(f"snapgit store {earlier}\n")
     Store.open(tmp_path).close()
-    assert (store.root / "VERSION").read_text() == "snapgit store 2\n"
+    assert (store.root / "VERSION").read_text() == "snapgit store 3\n"
     assert (store.root / "VERSION").stat().st_mode & 0o777 == 0o600
 
 

@@ -485,7 +485,7 @@ def _tables(repo: Repo, commit: str) -> dict[str, bytes]:
 def test_a_store_of_format_1_is_read_upgraded_and_canonical_values_keep_their_ids(v1_store: Path) -> None:
     db = f"sqlite:///{v1_store / 'app.db'}"
     with Repo.open(v1_store) as repo:
-        assert (v1_store / ".snapstore" / "VERSION").read_text() == "snapgit store 2\n"
+        assert (v1_store / ".snapstore" / "VERSION").read_text() == "snapgit store 3\n"
         assert [cid.hex() for cid, _commit in repo.log()] == [V1_COMMIT]
         assert repo.verify(read_data=True).ok
         old = _tables(repo, V1_COMMIT)

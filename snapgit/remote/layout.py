@@ -2,7 +2,9 @@
 
 ::
 
-    snapgit-remote               "snapgit remote 1\\n": the format; created by the first push
+    snapgit-remote               "snapgit remote 2\\n": the format; created by the first push
+                                 (a remote of format 1 is read as it is, and marked as
+                                 format 2 by the next push: its packs may be of version 2)
     HEAD                         "ref: refs/heads/<branch>\\n": the branch a clone checks out
     packs/pack-<name>.pack       a pack, byte for byte as in a store (store/pack.py)
     packs/pack-<name>.idx        its index (store/packindex.py); uploaded after the pack
@@ -33,7 +35,11 @@ from snapgit.store.refs import check_ref_name
 __all__ = ["RemoteRepo", "RemoteRef", "is_ref_key", "FORMAT_KEY", "FORMAT_TEXT", "PACKS", "check_pack", "check_index"]
 
 FORMAT_KEY = "snapgit-remote"
-FORMAT_TEXT = b"snapgit remote 1\n"
+FORMAT_TEXT = b"snapgit remote 2\n"
+# 2: packs of version 2 (store/pack.py: deltas may be patches). A remote of format 1 is one of
+# format 2; a push marks it as 2 before its packs arrive, so that an earlier snapgit refuses it
+# (with the message of RemoteRepo.exists) once it may hold packs that snapgit cannot read.
+_EARLIER = (b"snapgit remote 1\n",)
 PACKS = "packs/"
 _HEX64 = re.compile(rb"^[0-9a-f]{64}\n$")
 _PACK_KEY = re.compile(r"^packs/pack-([0-9a-f]{64})\.(pack|idx)$")
@@ -94,25 +100,31 @@ class RemoteRepo:
     # -- format
 
     def exists(self) -> bool:
-        """Whether a snapgit remote lives here (its format key is there, and of this version)."""
+        """Whether a snapgit remote lives here (its format key is there, and of this version or
+        an earlier one this version reads)."""
+        return self._format() is not None
+
+    def _format(self) -> bytes | None:
         try:
             text = self.remote.get(FORMAT_KEY)
         except RemoteMissing:
-            return False
-        if text != FORMAT_TEXT:
+            return None
+        if text != FORMAT_TEXT and text not in _EARLIER:
             found = text[:40].decode("utf-8", "replace").strip() or "(empty)"
             raise RemoteCorrupt(
                 f"{self.url} holds a remote of format {found!r}; this snapgit reads {FORMAT_TEXT.decode().strip()!r}",
                 hint="use the snapgit version that wrote it",
             )
-        return True
+        return text
 
     def create(self) -> None:
-        """Write the format key (a remote's first push); another pusher may have done it first."""
+        """Write the format key (a remote's first push; another pusher may have done it first),
+        or mark a remote of an earlier format as of this one (a push, before its packs)."""
         try:
             self.remote.put_new(FORMAT_KEY, FORMAT_TEXT)
         except RemoteExists:
-            self.exists()  # checks the version
+            if self._format() in _EARLIER:  # checks the version too
+                self.remote.put(FORMAT_KEY, FORMAT_TEXT)
 
     # -- refs
 

@@ -3,7 +3,7 @@
 ::
 
     .snapstore/            mode 0700: it holds copies of the data
-      VERSION              "snapgit store 2\\n"; a store of format 1 is upgraded when opened,
+      VERSION              "snapgit store 3\\n"; a store of format 1 or 2 is upgraded when opened,
                            one of another version refuses to open
       config.toml          config.py
       HEAD                 "ref: refs/heads/main\\n" or a commit id
@@ -36,13 +36,14 @@ from snapgit.store.refs import DiskRefs
 __all__ = ["Store", "STORE_DIR", "FORMAT_VERSION", "find_store", "StoreExistsError"]
 
 STORE_DIR = ".snapstore"
-# 2: values may be stored with their engine's spelling (encoding.Spelled, ext type 11). Every
-# store of format 1 is a store of format 2, so one is read as it is; its VERSION file is
-# rewritten when it is opened, so that a snapgit of format 1 refuses it (with the message of
-# _check_version) once it may hold objects that snapgit cannot decode.
-FORMAT_VERSION = 2
+# 2: values may be stored with their engine's spelling (encoding.Spelled, ext type 11).
+# 3: packs of version 2, whose deltas may be patches (store/pack.py).
+# Every store of an earlier format is a store of this one, so one is read as it is; its
+# VERSION file is rewritten when it is opened, so that an earlier snapgit refuses it (with the
+# message of _check_version) once it may hold what that snapgit cannot decode.
+FORMAT_VERSION = 3
 _VERSION_TEXT = f"snapgit store {FORMAT_VERSION}\n"
-_UPGRADABLE = {"snapgit store 1\n"}
+_UPGRADABLE = {"snapgit store 1\n", "snapgit store 2\n"}
 
 
 class StoreExistsError(SnapError):
@@ -100,7 +101,7 @@ class Store:
         if text != _VERSION_TEXT:
             found = text.strip()[:60] or "(empty)"
             raise CorruptError(
-                f"{self.root} is a store of format {found!r}; this snapgit reads formats 1 and {FORMAT_VERSION}",
+                f"{self.root} is a store of format {found!r}; this snapgit reads formats 1 to {FORMAT_VERSION}",
                 hint="use the snapgit version that wrote it",
             )
 

@@ -41,9 +41,10 @@ from snapgit.store.pack import (
     MAX_DELTA_DEPTH,
     BlockCache,
     DeltaDecoder,
+    DeltaError,
     PackReader,
     PackWriter,
-    delta_compress,
+    delta_encode,
     delta_entry,
     entry_base,
     entry_depth,
@@ -300,7 +301,7 @@ class _WriterBase:
         base_full, base_depth = got
         full = bytes((otype,)) + data
         if not restarts(base, base_depth):
-            frame = delta_compress(base_full, full)
+            frame = delta_encode(base_full, full)
             if not _worth_delta(full, frame):
                 return None
             return delta_entry(otype, base_depth + 1, base, frame), base_depth + 1
@@ -312,7 +313,7 @@ class _WriterBase:
             snap_full, snap_depth = got
             if snap_depth >= SNAPSHOT_LEVELS:  # a chain of other depths than it says: no snapshot
                 continue
-            frame = delta_compress(snap_full, full)
+            frame = delta_encode(snap_full, full)
             if len(frame) <= len(full) >> (snap_depth + 1) and _worth_delta(full, frame):
                 return delta_entry(otype, snap_depth + 1, snapshot, frame), snap_depth + 1
         return None
@@ -688,7 +689,7 @@ class DiskObjectStore:
             self._last_delta_base = base
             try:
                 full = self._deltas.decompress(base, base_full, entry_frame(entry))
-            except zstd.ZstdError as exc:
+            except (zstd.ZstdError, DeltaError) as exc:
                 raise CorruptError(f"pack {name[:16]}: delta does not decompress: {exc}") from exc
             if full[0] != entry_type(entry):
                 raise CorruptError(f"pack {name[:16]}: delta resolves to the wrong type")
@@ -773,13 +774,8 @@ class DiskObjectStore:
             return None
         root, frames, ids, found_in, depth, cur = walked
         try:
-            if not frames:
-                full = root
-            elif in_c is _IN_PYTHON:
-                full = self._deltas.decompress_chain(root, frames[::-1])
-            else:  # the C walk gives the root framed already
-                full = self._deltas.decompress_framed_chain(root, frames[::-1])
-        except zstd.ZstdError:
+            full = self._deltas.decompress_chain(root, frames[::-1]) if frames else root
+        except (zstd.ZstdError, DeltaError):
             return None
         if hashlib.sha256(full).digest() != oid:
             return None
