@@ -338,20 +338,14 @@ def _apply_one(base: bytes, patch: bytes | memoryview) -> bytes:
         cmd = p[at]
         at += 1
         if cmd & 0x80:
-            off = size = 0
-            for b in range(4):
+            fields = [0, 0]  # offset (bits 0-3 say which of its bytes follow), size (bits 4-6)
+            for b in range(7):
                 if cmd & (1 << b):
                     if at >= len(p):
                         raise bad
-                    off |= p[at] << (8 * b)
+                    fields[b >= 4] |= p[at] << (8 * (b if b < 4 else b - 4))
                     at += 1
-            for b in range(3):
-                if cmd & (0x10 << b):
-                    if at >= len(p):
-                        raise bad
-                    size |= p[at] << (8 * b)
-                    at += 1
-            size = size or 0x10000
+            off, size = fields[0], fields[1] or 0x10000
             if off + size > len(base) or len(out) + size > dst:
                 raise bad
             out += base[off : off + size]
