@@ -410,8 +410,38 @@ class _Editor:
                     k += 1
                 j = k
             if j < m:
+                k = self.patched_run(node, j)
+                if k > j:
+                    j = k
+                    continue
                 self.leaf(ids[j], keys[j], counts[j], bisect_right(edits, keys[j], self.ci))
                 j += 1
+
+    def patched_run(self, node: Node, j: int) -> int:
+        """The leaves of an inner node of level 1 from its ``j``-th on that were patched before
+        the walk with exactly the edits that fall in each, added at once by their new ids
+        (:meth:`TreeBuilder.add_leaf_refs`); where the run ends (``j``: none was). A leaf
+        patched in place keeps its keys, so it ends where the parent's did, and none but the
+        node's last child ends the node: after a spread change most of the walk is such runs,
+        which one leaf at a time cost about 10 us each."""
+        keys, ids, counts = node.keys, node.ids, node.counts
+        builder, edits, patched = self.builder, self.edits, self.patched
+        if not patched or not builder.between_leaves():
+            return j
+        ci, k, m = self.ci, j, len(keys)
+        new_ids: list[bytes] = []
+        while k < m:
+            cj = bisect_right(edits, keys[k], ci)
+            done = patched.get(ids[k])
+            if cj == ci or done is None or done[0] != ci or done[1] != cj or not node_ends(0, keys[k], counts[k]):
+                break
+            new_ids.append(done[2])
+            ci = cj
+            k += 1
+        if k > j:
+            builder.add_leaf_refs(keys[j:k], new_ids, counts[j:k], last_may_end=k == m)
+            self.ci = ci
+        return k
 
     def leaf(self, nid: bytes, last: bytes, count: int, cj: int | None = None) -> None:
         """One leaf of the parent's tree, with the edits up to its last key applied."""
