@@ -9,6 +9,8 @@ else in Python: the functions here give the same results either way (the tests c
 * :func:`chain_walk`: the links of a delta chain, each looked up in the packs' indexes and read
   from the block cache (an object store's reads); None without the extension, and its
   reference is the store's walk in Python (``DiskObjectStore._walk``);
+* :func:`ints_fit`: whether integer columns of a batch of rows are within their ranges, in one
+  pass (a restore's checks of what it writes); its reference is ``db.fit.IntRange``;
 * :func:`patch_make`, :func:`patch_apply`: the patch (git's delta encoding) from a base to an
   object as long that differs from it in a few places, and patches applied (delta chains);
 * :func:`leaf_size`: the canonical length of a tree leaf (a leaf is patched only if so encoded);
@@ -235,6 +237,14 @@ def chain_walk(
     if _native is None:
         return None
     return _native.chain_walk(oid, order, base_mru, base_packs, packs, blocks, full_cache, links, max_links)
+
+
+def ints_fit(rows: list[Any], cols: list[tuple[int, int, int]]) -> list[bool] | None:
+    """For each (position, lo, hi) of ``cols`` (lo and hi within 64 bits), whether every value
+    at that position of ``rows`` (tuples or lists) is None, a bool or an int within lo .. hi,
+    in one pass over the rows; None without the extension, or for rows it does not take (the
+    caller then checks each column: its reference is ``snapgit.db.fit.IntRange``)."""
+    return _native.ints_fit(rows, cols) if _native is not None else None
 
 
 PATCH_MARK = 1  # the first byte of a patch (a zstd frame's is 0x28)

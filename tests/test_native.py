@@ -713,3 +713,41 @@ def test_index_sole_answers_as_the_candidates_do(tmp_path: Path, ids, twins, abs
             assert idx.sole(oid, mapped=True) == idx.sole(oid)
     finally:
         idx.close()
+
+
+_int_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(1 << 70), 1 << 70),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+)
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.lists(_int_values, min_size=3, max_size=3), max_size=30),
+    as_tuples=st.booleans(),
+    cols=st.lists(
+        st.tuples(st.integers(0, 2), st.integers(-(1 << 63), 10), st.integers(-10, (1 << 63) - 1)), max_size=4
+    ),
+)
+def test_ints_fit_is_the_fast_check_of_each_integer_column(rows, as_tuples, cols) -> None:
+    """native.ints_fit, one pass over the rows for all of a table's integer columns, says of each
+    column what fit.IntRange says of its values (int and bool within the range, None; a float,
+    a text or an int beyond 64 bits is not)."""
+    from snapgit.db.fit import IntRange
+
+    batch = [tuple(r) if as_tuples else list(r) for r in rows]
+    expect = [IntRange(lo, hi)([row[i] for row in batch]) for i, lo, hi in cols]
+    assert native.ints_fit(batch, cols) == expect
+
+
+@needs_native
+def test_ints_fit_leaves_rows_it_does_not_take_to_the_caller() -> None:
+    """Rows that are not tuples or lists, or too short for a column: None (checked the slow way)."""
+    assert native.ints_fit([(1, 2), "ab"], [(0, 0, 9)]) is None
+    assert native.ints_fit([(1, 2), (3,)], [(1, 0, 9)]) is None
+    assert native.ints_fit([], [(0, 0, 9)]) == [True]
