@@ -261,7 +261,9 @@ def test_a_remote_of_format_1_is_read_and_marked_as_format_2_by_a_push(tmp_path:
         repo.push("origin")
         assert (remote_dir / FORMAT_KEY).read_bytes() == FORMAT_TEXT == b"snapgit remote 2\n"
         (remote_dir / FORMAT_KEY).write_bytes(b"snapgit remote 3\n")
-        with pytest.raises(SnapError, match="format 'snapgit remote 3'"):
+        with pytest.raises(
+            SnapError, match="format 'snapgit remote 3'; this snapgit reads 'snapgit remote 1' and 'snapgit remote 2'"
+        ):
             repo.fetch("origin")
     finally:
         repo.close()

@@ -112,7 +112,8 @@ class RemoteRepo:
         if text != FORMAT_TEXT and text not in _EARLIER:
             found = text[:40].decode("utf-8", "replace").strip() or "(empty)"
             raise RemoteCorrupt(
-                f"{self.url} holds a remote of format {found!r}; this snapgit reads {FORMAT_TEXT.decode().strip()!r}",
+                f"{self.url} holds a remote of format {found!r}; this snapgit reads "
+                + " and ".join(repr(t.decode().strip()) for t in (*_EARLIER, FORMAT_TEXT)),
                 hint="use the snapgit version that wrote it",
             )
         return text

@@ -17,11 +17,13 @@ of the object's ``type data`` compressed with the base object's ``type data`` as
 dictionary, the frame carrying its content size, or, in packs of version 2, a *patch* from the
 base's ``type data`` to the object's (``native.patch_make``: git's delta encoding after a byte
 01, for an object as long as its base that differs from it in a few places, as a leaf whose
-rows changed in place does); a zstd frame starts with 28, so the first byte tells which. ``type data`` is what the object's id hashes; the code calls it the
-object's *full* bytes. Entries are made by :func:`full_entry` and :func:`delta_entry` and read
-by the ``entry_*`` functions below, so that the layout is spelled out here only; the delta's
-payload is made by :func:`delta_encode` and read by :func:`delta_decompress`. Objects are numbered in the order they were written (their ordinal);
-the index maps ids to ordinals, the block table maps ordinals to blocks. Reading a pack in order
+rows changed in place does); a zstd frame starts with 28, so the first byte tells which.
+``type data`` is what the object's id hashes; the code calls it the object's *full* bytes.
+Entries are made by :func:`full_entry` and :func:`delta_entry` and read by the ``entry_*``
+functions below, so that the layout is spelled out here only; the delta's payload is made by
+:func:`delta_encode` and read by :func:`delta_decompress`. Objects are numbered in the order
+they were written (their ordinal); the index maps ids to ordinals, the block table maps
+ordinals to blocks. Reading a pack in order
 and hashing each object gives its index back; a delta's base may live in another pack, so
 resolving a delta may need the other packs of the store (gc keeps bases alive).
 """
