@@ -2435,8 +2435,11 @@ static int get_varint(const unsigned char **pp, const unsigned char *end, size_t
 static PyObject *apply_one(const unsigned char *base, size_t n, const unsigned char *p, size_t len) {
     const unsigned char *end = p + len;
     size_t src, dst;
+    /* an instruction gives at most the base's length (a copy) or 127 bytes (an insert): a
+       longer object is damage, found before it is allocated */
+    size_t most = n > 127 ? n : 127;
     if (len < 1 || *p++ != PATCH_MARK || get_varint(&p, end, &src) < 0 || get_varint(&p, end, &dst) < 0 ||
-        src != n || dst > PY_SSIZE_T_MAX) {
+        src != n || dst > PY_SSIZE_T_MAX || dst / most > len) {
         PyErr_SetString(PyExc_ValueError, "damaged patch: its header does not fit its base");
         return NULL;
     }

@@ -340,7 +340,8 @@ def _apply_one(base: bytes, patch: bytes | memoryview) -> bytes:
         raise ValueError("damaged patch: its header does not fit its base")
     src, at = _read_varint(p, 1)
     dst, at = _read_varint(p, at)
-    if src != len(base):
+    # an instruction gives at most the base's length (a copy) or 127 bytes (an insert)
+    if src != len(base) or dst // max(len(base), 127) > len(p):
         raise ValueError("damaged patch: its header does not fit its base")
     out = bytearray()
     bad = ValueError("damaged patch: an instruction does not fit")

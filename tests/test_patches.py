@@ -95,6 +95,21 @@ def test_no_patch_where_the_lengths_differ_or_it_would_be_too_long() -> None:
     assert delta_encode(base, base + b"x")[:4] == b"\x28\xb5\x2f\xfd"  # zstd frames then
 
 
+def test_a_patch_that_claims_a_huge_object_is_damage_found_before_allocating() -> None:
+    """A header claiming more bytes than its instructions could give (each gives at most the
+    base's length, or 127): DeltaError, in C and in Python, not a MemoryError."""
+    base = bytes(100)
+    huge = bytes((native.PATCH_MARK,)) + bytes([100]) + b"\xff\xff\xff\xff\xff\xff\x7f" + b"\x80"
+    for impl in (C, None) if C is not None else (None,):
+        saved = native._native
+        native._native = impl
+        try:
+            with pytest.raises(DeltaError):
+                delta_decompress(base, huge)
+        finally:
+            native._native = saved
+
+
 def test_copies_longer_than_the_size_field_are_split() -> None:
     """A copy's size has three bytes: a longer stretch is copied in several instructions."""
     base = bytes(range(256)) * (0x1000000 // 256 + 300)
