@@ -5,10 +5,12 @@ of version 2, stores of format 3, remotes of format 2."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,11 +40,18 @@ from snapgit.store.pack import (
 
 NODE = int(ObjType.NODE)
 C = native._native  # the extension, where it is built
+IMPLS = (C, None) if C is not None else (None,)
 
 
-@pytest.fixture
-def in_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native, "_native", None)
+@contextlib.contextmanager
+def implementation(impl: object) -> Iterator[None]:
+    """snapgit.native's functions through the extension ``impl``, or (None) its Python reference."""
+    saved = native._native
+    native._native = impl
+    try:
+        yield
+    finally:
+        native._native = saved
 
 
 def edited(base: bytes, edits: list[tuple[int, bytes]]) -> bytes:
@@ -65,14 +74,10 @@ def test_a_patch_gives_the_object_and_both_implementations_write_the_same_bytes(
     assert patch is None or (len(patch) <= limit and is_patch(patch))
     if patch is not None:
         assert native.patch_apply(base, [patch]) == obj
-    saved = native._native
-    native._native = None
-    try:
+    with implementation(None):
         assert native.patch_make(base, obj, limit) == patch  # the reference in Python
         if patch is not None:
             assert native.patch_apply(base, [patch]) == obj
-    finally:
-        native._native = saved
 
 
 def test_a_patch_of_a_leaf_holds_the_ids_that_changed_and_little_else() -> None:
@@ -100,28 +105,19 @@ def test_a_patch_that_claims_a_huge_object_is_damage_found_before_allocating() -
     base's length, or 127): DeltaError, in C and in Python, not a MemoryError."""
     base = bytes(100)
     huge = bytes((native.PATCH_MARK,)) + bytes([100]) + b"\xff\xff\xff\xff\xff\xff\x7f" + b"\x80"
-    for impl in (C, None) if C is not None else (None,):
-        saved = native._native
-        native._native = impl
-        try:
-            with pytest.raises(DeltaError):
-                delta_decompress(base, huge)
-        finally:
-            native._native = saved
+    for impl in IMPLS:
+        with implementation(impl), pytest.raises(DeltaError):
+            delta_decompress(base, huge)
 
 
 def test_copies_longer_than_the_size_field_are_split() -> None:
     """A copy's size has three bytes: a longer stretch is copied in several instructions."""
     base = bytes(range(256)) * (0x1000000 // 256 + 300)
     obj = edited(base, [(len(base) - 5, b"\xff\xfe")])
-    for impl in (C, None) if C is not None else (None,):
-        saved = native._native
-        native._native = impl
-        try:
+    for impl in IMPLS:
+        with implementation(impl):
             patch = native.patch_make(base, obj, 100)
             assert patch is not None and native.patch_apply(base, [patch]) == obj
-        finally:
-            native._native = saved
 
 
 def _damaged(patch: bytes, how: int, where: int) -> bytes:
@@ -146,15 +142,12 @@ def test_a_damaged_patch_raises_or_gives_other_bytes_never_anything_else(base, e
         return
     bad = _damaged(patch, how, where)
     answers = []
-    for impl in (C, None) if C is not None else (None,):
-        saved = native._native
-        native._native = impl
-        try:
-            answers.append(delta_decompress(base, bad))
-        except (DeltaError, zstd.ZstdError):
-            answers.append(None)
-        finally:
-            native._native = saved
+    for impl in IMPLS:
+        with implementation(impl):
+            try:
+                answers.append(delta_decompress(base, bad))
+            except (DeltaError, zstd.ZstdError):
+                answers.append(None)
     assert len(set(answers)) == 1
     if how == 2 or (how == 0 and where % len(patch) > 0):
         assert answers[0] is None  # a trailing byte, or a patch cut short, never fits exactly
@@ -209,16 +202,11 @@ def test_a_commit_after_rows_changed_in_place_stores_patches_in_packs_of_version
         assert repo.verify(read_data=True).ok
     finally:
         repo.close()
-    # a new process, and a walk in Python, read the same trees back
+    # a store opened afresh, and one reading through the Python reference, read the same trees
     with Repo.open(tmp_path / "a") as again:
         n = sum(d.stat().total for d in again.diff("HEAD~3", "HEAD"))
-    saved = native._native
-    native._native = None
-    try:
-        with Repo.open(tmp_path / "a") as slow:
-            assert sum(d.stat().total for d in slow.diff("HEAD~3", "HEAD")) == n > 0
-    finally:
-        native._native = saved
+    with implementation(None), Repo.open(tmp_path / "a") as slow:
+        assert sum(d.stat().total for d in slow.diff("HEAD~3", "HEAD")) == n > 0
 
 
 def _store(root: Path) -> DiskObjectStore:
